@@ -1,0 +1,305 @@
+//! The running agent: camera threads feed the newest frames to one detector thread, whose rules
+//! turn detections into alarms for the publisher.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use xueliang_proto::{Alarm, RuleKind};
+
+use crate::alarm::{AlarmContext, build};
+use crate::classes::{COCO, index_of};
+use crate::config::{AgentConfig, RuleKindConfig};
+use crate::detection::Detection;
+use crate::detector::{Detector, DetectorError, ort_library};
+use crate::evidence::Rgb;
+use crate::geometry::Polygon;
+use crate::publisher::Publisher;
+use crate::rules::ZoneIntrusion;
+use crate::source::{CameraEvent, CameraSource, FrameHub};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// GStreamer is missing or broken.
+    #[error("GStreamer: {0}")]
+    Gstreamer(String),
+    /// The detector could not be loaded.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+    /// The configuration refers to something the model or system lacks.
+    #[error("config: {0}")]
+    Config(String),
+    /// A thread could not be started.
+    #[error("cannot start thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// An agent whose model, rules and broker settings are checked and ready to run.
+pub struct Agent {
+    config: AgentConfig,
+    detector: Detector,
+    rules: Vec<ZoneIntrusion>,
+    publisher: Publisher,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("agent_id", &self.config.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Loads the model and resolves the rules: every problem is reported here, before any
+    /// camera is opened.
+    pub fn build(config: AgentConfig) -> Result<Self, AgentError> {
+        gst::init().map_err(|e| AgentError::Gstreamer(e.to_string()))?;
+        let library = ort_library(config.model.onnxruntime.as_deref());
+        let detector = Detector::load_nanodet(&config.model.path, &library, config.model.threads)?;
+        if detector.class_count() != COCO.len() {
+            return Err(AgentError::Config(format!(
+                "model {} has {} classes; the nanodet kind expects the {} COCO classes",
+                config.model.path.display(),
+                detector.class_count(),
+                COCO.len()
+            )));
+        }
+        let mut rules = Vec::new();
+        for r in &config.rules {
+            match r.kind {
+                RuleKindConfig::ZoneIntrusion => {}
+            }
+            let zone = config
+                .zones
+                .iter()
+                .find(|z| z.id == r.zone)
+                .ok_or_else(|| AgentError::Config(format!("rule {}: no zone {}", r.id, r.zone)))?;
+            let camera = config
+                .cameras
+                .iter()
+                .position(|c| c.id == zone.camera)
+                .ok_or_else(|| AgentError::Config(format!("zone {}: no camera", zone.id)))?;
+            let polygon = Polygon::new(&zone.points)
+                .map_err(|e| AgentError::Config(format!("zone {}: {e}", zone.id)))?;
+            let classes = r
+                .classes
+                .iter()
+                .map(|name| {
+                    index_of(&COCO, name).ok_or_else(|| {
+                        AgentError::Config(format!(
+                            "rule {}: class {name:?} is not a class of model {} (e.g. \"person\", \"car\", \"truck\")",
+                            r.id, config.model.id
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.push(ZoneIntrusion::new(r, camera, polygon, classes));
+        }
+        let publisher =
+            Publisher::new(&config.mqtt, &config.agent_id).map_err(AgentError::Config)?;
+        Ok(Self {
+            config,
+            detector,
+            rules,
+            publisher,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled: cameras, detection, rules and publishing.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let Self {
+            config,
+            detector,
+            rules,
+            publisher,
+        } = self;
+        let stop = Arc::new(AtomicBool::new(false));
+        let hub = Arc::new(FrameHub::new(config.cameras.len()));
+        let (event_tx, event_rx) = std::sync::mpsc::channel();
+        let mut cameras = Vec::new();
+        for (i, cam) in config.cameras.iter().enumerate() {
+            cameras.push(CameraSource::spawn(
+                i,
+                cam.clone(),
+                hub.clone(),
+                event_tx.clone(),
+                stop.clone(),
+            )?);
+        }
+        let (alarm_tx, alarm_rx) = mpsc::channel::<Alarm>(256);
+        let loop_state = DetectLoop {
+            config: config.clone(),
+            detector,
+            rules,
+            hub,
+            events: event_rx,
+            alarms: alarm_tx,
+            stop: stop.clone(),
+        };
+        let detect_thread = std::thread::Builder::new()
+            .name("detector".into())
+            .spawn(move || loop_state.run())?;
+        info!(
+            agent = %config.agent_id,
+            cameras = config.cameras.len(),
+            rules = config.rules.len(),
+            "agent running"
+        );
+        publisher.run(alarm_rx, shutdown.clone()).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = detect_thread.join();
+            for c in cameras {
+                c.join();
+            }
+        })
+        .await;
+        info!("agent stopped");
+        Ok(())
+    }
+}
+
+struct DetectLoop {
+    config: AgentConfig,
+    detector: Detector,
+    rules: Vec<ZoneIntrusion>,
+    hub: Arc<FrameHub>,
+    events: std::sync::mpsc::Receiver<CameraEvent>,
+    alarms: mpsc::Sender<Alarm>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DetectLoop {
+    fn run(mut self) {
+        let n = self.config.cameras.len();
+        let intervals: Vec<Duration> =
+            self.config.cameras.iter().map(|c| c.detect_interval()).collect();
+        let mut last_served: Vec<Option<Instant>> = vec![None; n];
+        let mut next = 0usize;
+        let mut detections: Vec<Detection> = Vec::with_capacity(256);
+        let mut stats = Stats::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            while let Ok(ev) = self.events.try_recv() {
+                self.camera_event(ev);
+            }
+            let order = (0..n).map(|k| (next + k) % n);
+            let now = Instant::now();
+            let due = |i: usize| last_served[i].is_none_or(|t| now.duration_since(t) >= intervals[i]);
+            let Some(frame) = self.hub.take_next(order, due, Duration::from_millis(20)) else {
+                continue;
+            };
+            let cam = frame.camera;
+            last_served[cam] = Some(Instant::now());
+            next = (cam + 1) % n;
+            let result = frame.with_yuv(|yuv| self.detector.detect(yuv, &mut detections));
+            match result {
+                Ok(Ok(times)) => stats.add(times.infer),
+                Ok(Err(e)) => {
+                    error!(camera = %self.config.cameras[cam].id, "{e}");
+                    continue;
+                }
+                Err(e) => {
+                    error!(camera = %self.config.cameras[cam].id, "{e}");
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            for ri in 0..self.rules.len() {
+                if self.rules[ri].camera != cam {
+                    continue;
+                }
+                if let Some(hits) = self.rules[ri].update(&detections, now) {
+                    self.raise(ri, &frame, &hits);
+                }
+            }
+            stats.maybe_log();
+        }
+    }
+
+    fn camera_event(&self, ev: CameraEvent) {
+        match ev {
+            CameraEvent::Online { camera } => {
+                info!(camera = %self.config.cameras[camera].id, "camera online")
+            }
+            CameraEvent::Offline { camera, reason } => {
+                warn!(camera = %self.config.cameras[camera].id, "camera offline: {reason}")
+            }
+        }
+    }
+
+    fn raise(&self, rule: usize, frame: &crate::frame::Frame, hits: &[Detection]) {
+        let r = &self.rules[rule];
+        let snap = &self.config.snapshot;
+        let jpeg = frame
+            .with_yuv(|yuv| {
+                let mut rgb = Rgb::from_yuv(yuv);
+                rgb.draw_polygon(&r.zone);
+                rgb.draw_boxes(hits);
+                rgb.to_jpeg(snap.quality, snap.max_bytes)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let jpeg = jpeg.unwrap_or_else(|e| {
+            warn!(rule = %r.id, "alarm sent without snapshot: {e}");
+            Vec::new()
+        });
+        let ctx = AlarmContext {
+            agent_id: &self.config.agent_id,
+            camera_id: &self.config.cameras[r.camera].id,
+            rule_id: &r.id,
+            kind: RuleKind::ZoneIntrusion,
+            severity: r.severity,
+            zone_id: &r.zone_id,
+            model: (&self.config.model.id, &self.config.model.version),
+            class_names: &COCO,
+        };
+        let alarm = build(&ctx, hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
+        info!(
+            alarm = %alarm.id,
+            camera = %ctx.camera_id,
+            rule = %r.id,
+            objects = hits.len(),
+            "zone intrusion"
+        );
+        if self.alarms.blocking_send(alarm).is_err() {
+            warn!("publisher stopped; alarm not sent");
+        }
+    }
+}
+
+/// Inference counts for a periodic log line.
+#[derive(Debug, Default)]
+struct Stats {
+    frames: u32,
+    infer: Duration,
+    since: Option<Instant>,
+}
+
+impl Stats {
+    fn add(&mut self, infer: Duration) {
+        self.frames += 1;
+        self.infer += infer;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn maybe_log(&mut self) {
+        let Some(since) = self.since else { return };
+        let elapsed = since.elapsed();
+        if elapsed >= Duration::from_secs(30) {
+            info!(
+                "inferred {} frames in {:.0}s ({:.1}/s), mean inference {:.1} ms",
+                self.frames,
+                elapsed.as_secs_f32(),
+                self.frames as f32 / elapsed.as_secs_f32(),
+                self.infer.as_secs_f32() * 1000.0 / self.frames.max(1) as f32
+            );
+            *self = Self::default();
+        }
+    }
+}

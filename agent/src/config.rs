@@ -1,0 +1,494 @@
+//! The agent's TOML configuration: parsing, defaults and validation before the first frame.
+//!
+//! Every problem is reported at start-up with the option it concerns, never at the first event.
+//! Syntax and type errors carry the file's line and column (from the TOML parser).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use xueliang_proto::topics::is_valid_id;
+
+use crate::geometry::Polygon;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not match the schema.
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// The values are inconsistent or out of range.
+    #[error("config {path}: {}", problems.join("; "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This box's id: one MQTT topic level, e.g. `village-7`.
+    pub agent_id: String,
+    /// Where the durable state lives.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The broker connection.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// The detector model.
+    pub model: ModelConfig,
+    /// The cameras this box watches.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+    /// Polygons on camera images, in normalized coordinates.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Rules that turn detections in zones into alarms.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Evidence pictures.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/xueliang-agent")
+}
+
+/// How the agent reaches the MQTT broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port`.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// Username (the agent id when empty and a password is set).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Topic prefix.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Keep-alive interval in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_prefix() -> String {
+    xueliang_proto::topics::DEFAULT_PREFIX.into()
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: default_mqtt_url(),
+            username: None,
+            password: None,
+            topic_prefix: default_prefix(),
+            keep_alive_s: default_keep_alive(),
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Host and port of `url`.
+    pub fn host_port(&self) -> Result<(String, u16), String> {
+        xueliang_proto::endpoint::parse_mqtt_url(&self.url).map_err(|e| format!("mqtt.url: {e}"))
+    }
+}
+
+/// Which detector head the model has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// NanoDet (the default model): per-stride class and distribution-box outputs.
+    Nanodet,
+}
+
+/// The detector model and how to run it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Path of the `.onnx` file.
+    pub path: PathBuf,
+    /// The head layout.
+    #[serde(default = "default_model_kind")]
+    pub kind: ModelKind,
+    /// Model id reported in alarms.
+    #[serde(default = "default_model_id")]
+    pub id: String,
+    /// Model version reported in alarms.
+    #[serde(default = "default_model_version")]
+    pub version: String,
+    /// ONNX Runtime intra-op threads (1 leaves a core for video decoding on a 2-core box).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// The ONNX Runtime library; defaults to `$ORT_DYLIB_PATH`, then the installed location.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+fn default_model_kind() -> ModelKind {
+    ModelKind::Nanodet
+}
+fn default_model_id() -> String {
+    "nanodet-g-416-coco".into()
+}
+fn default_model_version() -> String {
+    "1".into()
+}
+fn default_threads() -> usize {
+    1
+}
+
+/// How RTSP data travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// UDP first, then TCP (rtspsrc's default).
+    #[default]
+    Auto,
+    /// Interleaved in the RTSP TCP connection (for NAT and lossy links).
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// One camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera id: one MQTT topic level.
+    pub id: String,
+    /// `rtsp://…` (or `file://…` to replay a recording at its own pace).
+    pub url: String,
+    /// RTSP transport.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Detections per second on this camera.
+    #[serde(default = "default_detect_fps")]
+    pub detect_fps: f32,
+    /// Seconds without a frame before the camera counts as lost.
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout_s: f32,
+}
+
+fn default_detect_fps() -> f32 {
+    5.0
+}
+fn default_frame_timeout() -> f32 {
+    5.0
+}
+
+impl CameraConfig {
+    /// Time between two inferences on this camera.
+    pub fn detect_interval(&self) -> Duration {
+        Duration::from_secs_f32(1.0 / self.detect_fps)
+    }
+}
+
+/// A named polygon on one camera's image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Zone id.
+    pub id: String,
+    /// The camera whose image the points refer to.
+    pub camera: String,
+    /// Vertices `[x, y]`, normalized: 0..1 from the image's left and top edges.
+    pub points: Vec<[f32; 2]>,
+}
+
+/// The kinds of rule this agent evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKindConfig {
+    /// An object of a watched class stands in the zone (its box's bottom-centre is inside).
+    ZoneIntrusion,
+}
+
+/// Alarm urgency, as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityConfig {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    #[default]
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Rule id, reported in alarms.
+    pub id: String,
+    /// What the rule looks for.
+    pub kind: RuleKindConfig,
+    /// The zone it watches.
+    pub zone: String,
+    /// Classes that count (model class names).
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+    /// Minimum detection score (0..1).
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// Consecutive inferred frames the condition must hold before an alarm.
+    #[serde(default = "default_min_frames")]
+    pub min_frames: u32,
+    /// Seconds after an alarm during which the rule stays quiet.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_s: f32,
+    /// Urgency of the alarm.
+    #[serde(default)]
+    pub severity: SeverityConfig,
+}
+
+fn default_classes() -> Vec<String> {
+    vec!["person".into()]
+}
+fn default_min_score() -> f32 {
+    0.5
+}
+fn default_min_frames() -> u32 {
+    2
+}
+fn default_cooldown() -> f32 {
+    30.0
+}
+
+/// Evidence pictures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// JPEG quality 1..100 of the first attempt.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// Largest JPEG sent with an alarm, in bytes; bigger pictures are re-encoded smaller.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_quality() -> u8 {
+    80
+}
+fn default_max_bytes() -> usize {
+    512 * 1024
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            quality: default_quality(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.model.path = base.join(&config.model.path);
+        config.model.onnxruntime = config.model.onnxruntime.map(|p| base.join(p));
+        config.data_dir = base.join(&config.data_dir);
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Every inconsistency in the config, each naming the option.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !is_valid_id(&self.agent_id) {
+            p.push(format!(
+                "agent_id {:?} must be 1-64 letters, digits, '-' or '_'",
+                self.agent_id
+            ));
+        }
+        if let Err(e) = self.mqtt.host_port() {
+            p.push(e);
+        }
+        if self.model.threads == 0 {
+            p.push("model.threads must be at least 1".into());
+        }
+        if self.cameras.is_empty() {
+            p.push("no [[cameras]]: add at least one camera with an id and a url".into());
+        }
+        check_unique("cameras", self.cameras.iter().map(|c| c.id.as_str()), &mut p);
+        for (i, c) in self.cameras.iter().enumerate() {
+            if !is_valid_id(&c.id) {
+                p.push(format!(
+                    "cameras[{i}].id {:?} must be 1-64 letters, digits, '-' or '_'",
+                    c.id
+                ));
+            }
+            if !(c.url.starts_with("rtsp://")
+                || c.url.starts_with("rtsps://")
+                || c.url.starts_with("file://"))
+            {
+                p.push(format!(
+                    "cameras[{i}].url {:?} must start with rtsp://, rtsps:// or file://",
+                    c.url
+                ));
+            }
+            if !(c.detect_fps > 0.0 && c.detect_fps <= 60.0) {
+                p.push(format!("cameras[{i}].detect_fps must be in (0, 60]"));
+            }
+            if !(c.frame_timeout_s >= 1.0) {
+                p.push(format!("cameras[{i}].frame_timeout_s must be at least 1"));
+            }
+        }
+        check_unique("zones", self.zones.iter().map(|z| z.id.as_str()), &mut p);
+        for (i, z) in self.zones.iter().enumerate() {
+            if !self.cameras.iter().any(|c| c.id == z.camera) {
+                p.push(format!("zones[{i}] ({}): no camera with id {:?}", z.id, z.camera));
+            }
+            if let Err(e) = Polygon::new(&z.points) {
+                p.push(format!("zones[{i}] ({}): {e}", z.id));
+            }
+        }
+        check_unique("rules", self.rules.iter().map(|r| r.id.as_str()), &mut p);
+        for (i, r) in self.rules.iter().enumerate() {
+            if !self.zones.iter().any(|z| z.id == r.zone) {
+                p.push(format!("rules[{i}] ({}): no zone with id {:?}", r.id, r.zone));
+            }
+            if r.classes.is_empty() {
+                p.push(format!("rules[{i}] ({}): classes is empty", r.id));
+            }
+            if !(0.0..=1.0).contains(&r.min_score) {
+                p.push(format!("rules[{i}] ({}): min_score must be in 0..1", r.id));
+            }
+            if r.min_frames == 0 {
+                p.push(format!("rules[{i}] ({}): min_frames must be at least 1", r.id));
+            }
+            if !(r.cooldown_s >= 0.0) {
+                p.push(format!("rules[{i}] ({}): cooldown_s must not be negative", r.id));
+            }
+        }
+        if !(1..=100).contains(&self.snapshot.quality) {
+            p.push("snapshot.quality must be in 1..100".into());
+        }
+        if self.snapshot.max_bytes < 16 * 1024
+            || self.snapshot.max_bytes > xueliang_proto::MAX_MESSAGE_BYTES / 2
+        {
+            p.push(format!(
+                "snapshot.max_bytes must be between 16384 and {}",
+                xueliang_proto::MAX_MESSAGE_BYTES / 2
+            ));
+        }
+        p
+    }
+}
+
+fn check_unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            problems.push(format!("{what}: id {id:?} is used twice"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+agent_id = "village-7"
+[model]
+path = "model.onnx"
+[[cameras]]
+id = "gate"
+url = "rtsp://10.0.0.5/stream1"
+[[zones]]
+id = "walkway"
+camera = "gate"
+points = [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
+[[rules]]
+id = "walkway-intrusion"
+kind = "zone_intrusion"
+zone = "walkway"
+"#;
+
+    #[test]
+    fn a_minimal_config_gets_sensible_defaults() {
+        let c = AgentConfig::parse(GOOD, Path::new("/etc/xl/agent.toml")).expect("valid");
+        assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"));
+        assert_eq!(c.mqtt.host_port().unwrap(), ("127.0.0.1".into(), 1883));
+        assert_eq!(c.cameras[0].detect_fps, 5.0);
+        assert_eq!(c.rules[0].classes, ["person"]);
+        assert_eq!(c.rules[0].min_score, 0.5);
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err = AgentConfig::parse("agent_id = \"a\"\n[model\n", Path::new("a.toml"))
+            .expect_err("broken");
+        let msg = err.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        let err = AgentConfig::parse(&format!("{GOOD}\nbogus = 1\n"), Path::new("a.toml"))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn inconsistencies_are_all_reported_with_their_option() {
+        let bad = GOOD
+            .replace("camera = \"gate\"", "camera = \"nowhere\"")
+            .replace("zone = \"walkway\"", "zone = \"lake\"")
+            .replace("rtsp://10.0.0.5/stream1", "http://x");
+        let msg = AgentConfig::parse(&bad, Path::new("a.toml"))
+            .expect_err("invalid")
+            .to_string();
+        for needle in [
+            "no camera with id \"nowhere\"",
+            "no zone with id \"lake\"",
+            "cameras[0].url",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing in {msg}");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The xueliang edge agent.
+//!
+//! ```text
+//! source (GStreamer, newest frame only) → frame (I420, no copy)
+//!   → detector (preprocess → ONNX Runtime → NanoDet head → class-wise NMS)
+//!   → rules (zone intrusion) → evidence (JPEG, zone and boxes drawn) → alarm
+//!   → publisher (MQTT QoS 1, retained status, last will)
+//! ```
+//!
+//! [`config`] is checked whole before anything starts; [`agent::Agent::build`] loads the model
+//! and resolves the rules, so a bad model or config fails at start-up, while cameras and the
+//! broker are retried for as long as the agent runs.
+
+pub mod agent;
+pub mod alarm;
+pub mod classes;
+pub mod config;
+pub mod detection;
+pub mod detector;
+pub mod evidence;
+pub mod frame;
+pub mod geometry;
+pub mod nanodet;
+pub mod preprocess;
+pub mod publisher;
+pub mod rules;
+pub mod source;
+pub mod yuv;

@@ -1,0 +1,348 @@
+//! Camera sources: one thread per camera owns its GStreamer pipeline, its bus and its reconnect
+//! loop; the rest of the agent sees only the newest frame and online/offline events.
+//!
+//! Pipeline: `uridecodebin uri=… ! videoconvert ! video/x-raw,format=I420 ! appsink
+//! max-buffers=1 drop=true`. The decoders' I420 passes through `videoconvert` untouched, so
+//! frames are not converted unless they are inferred; the appsink keeps only the newest one,
+//! so a slow detector never builds latency. Audio streams go to a `fakesink`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tracing::{debug, info, warn};
+
+use crate::config::{CameraConfig, Transport};
+use crate::frame::Frame;
+use xueliang_proto::endpoint::now_ms;
+
+/// The newest frame of every camera, shared between the camera threads and the detector.
+#[derive(Debug)]
+pub struct FrameHub {
+    slots: Mutex<Vec<Option<Frame>>>,
+    ready: Condvar,
+}
+
+impl FrameHub {
+    /// A hub for `cameras` cameras.
+    pub fn new(cameras: usize) -> Self {
+        Self {
+            slots: Mutex::new(vec![None; cameras]),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn put(&self, frame: Frame) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let i = frame.camera;
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(frame);
+        }
+        self.ready.notify_all();
+    }
+
+    /// Takes the newest frame of the first camera (in `order`) that has one and is due,
+    /// waiting up to `timeout`. `due(i)` says whether camera `i` may be served now.
+    pub fn take_next(
+        &self,
+        order: impl Iterator<Item = usize> + Clone,
+        due: impl Fn(usize) -> bool,
+        timeout: Duration,
+    ) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            for i in order.clone() {
+                if due(i) && slots.get(i).is_some_and(Option::is_some) {
+                    return slots[i].take();
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            slots = self
+                .ready
+                .wait_timeout(slots, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A change in a camera's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CameraEvent {
+    /// Frames are arriving.
+    Online {
+        /// Camera index.
+        camera: usize,
+    },
+    /// The stream was lost or could not be opened.
+    Offline {
+        /// Camera index.
+        camera: usize,
+        /// What went wrong, for the log and the duty officer.
+        reason: String,
+    },
+}
+
+/// Why one connection to a camera ended.
+enum End {
+    Shutdown,
+    Lost(String),
+}
+
+/// A running camera thread.
+#[derive(Debug)]
+pub struct CameraSource {
+    handle: Option<JoinHandle<()>>,
+}
+
+impl CameraSource {
+    /// Starts the thread for camera `index`; it reconnects until `shutdown` is set.
+    pub fn spawn(
+        index: usize,
+        config: CameraConfig,
+        hub: Arc<FrameHub>,
+        events: std::sync::mpsc::Sender<CameraEvent>,
+        shutdown: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
+        let handle = std::thread::Builder::new()
+            .name(format!("camera-{}", config.id))
+            .spawn(move || {
+                let camera = Camera {
+                    index,
+                    config,
+                    hub,
+                    events,
+                    shutdown,
+                };
+                camera.run();
+            })?;
+        Ok(Self {
+            handle: Some(handle),
+        })
+    }
+
+    /// Waits for the thread to end (after shutdown was set).
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Camera {
+    index: usize,
+    config: CameraConfig,
+    hub: Arc<FrameHub>,
+    events: std::sync::mpsc::Sender<CameraEvent>,
+    shutdown: Arc<AtomicBool>,
+}
+
+/// Reconnect delays: 0.5 s doubling to 4 s, with ±20 % jitter so cameras do not retry in step.
+fn backoff_delay(attempt: u32) -> Duration {
+    let base = 0.5 * 2f64.powi(attempt.min(3) as i32);
+    Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()))
+}
+
+impl Camera {
+    fn run(self) {
+        let mut attempt = 0;
+        let mut online = false;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let mut got_frames = false;
+            let end = self.connect_and_pull(&mut got_frames, &mut online);
+            match end {
+                End::Shutdown => break,
+                End::Lost(reason) => {
+                    if got_frames {
+                        attempt = 0;
+                    }
+                    let delay = backoff_delay(attempt);
+                    attempt += 1;
+                    warn!(
+                        camera = %self.config.id,
+                        url = %self.config.url,
+                        "camera {}: {reason}; retrying in {:.1}s",
+                        self.config.id,
+                        delay.as_secs_f32()
+                    );
+                    if online || attempt == 1 {
+                        let _ = self.events.send(CameraEvent::Offline {
+                            camera: self.index,
+                            reason,
+                        });
+                        online = false;
+                    }
+                    self.sleep(delay);
+                }
+            }
+        }
+        debug!(camera = %self.config.id, "camera thread stopped");
+    }
+
+    fn sleep(&self, total: Duration) {
+        let until = Instant::now() + total;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+
+    fn build(&self) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+        let pipeline = gst::Pipeline::with_name(&format!("camera-{}", self.config.id));
+        let make = |factory: &str| {
+            gst::ElementFactory::make(factory)
+                .build()
+                .map_err(|_| format!("GStreamer element {factory} is missing (run `make setup`)"))
+        };
+        let src = make("uridecodebin")?;
+        src.set_property("uri", &self.config.url);
+        let convert = make("videoconvert")?;
+        let is_file = self.config.url.starts_with("file://");
+        let sink = gst_app::AppSink::builder()
+            .caps(
+                &gst::Caps::builder("video/x-raw")
+                    .field("format", "I420")
+                    .build(),
+            )
+            .max_buffers(1)
+            .drop(true)
+            // A recording is replayed at its own pace, as a camera would deliver it.
+            .sync(is_file)
+            .build();
+        pipeline
+            .add_many([&src, &convert, sink.upcast_ref()])
+            .map_err(|e| e.to_string())?;
+        convert
+            .link(&sink)
+            .map_err(|e| format!("cannot link converter to sink: {e}"))?;
+
+        let transport = self.config.transport;
+        src.connect("source-setup", false, move |args| {
+            if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                && source.has_property("latency")
+                && source.has_property("protocols")
+            {
+                source.set_property("latency", 200u32);
+                match transport {
+                    Transport::Auto => {}
+                    Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
+                    Transport::Udp => source.set_property_from_str("protocols", "udp"),
+                }
+            }
+            None
+        });
+        let convert_weak = convert.downgrade();
+        let pipeline_weak = pipeline.downgrade();
+        src.connect_pad_added(move |_, pad| {
+            let is_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            let sink_pad = if is_video {
+                convert_weak.upgrade().and_then(|c| c.static_pad("sink"))
+            } else {
+                // Audio and data streams are consumed and ignored.
+                pipeline_weak.upgrade().and_then(|p| {
+                    let fake = gst::ElementFactory::make("fakesink")
+                        .property("sync", false)
+                        .build()
+                        .ok()?;
+                    p.add(&fake).ok()?;
+                    fake.sync_state_with_parent().ok()?;
+                    fake.static_pad("sink")
+                })
+            };
+            if let Some(sp) = sink_pad
+                && !sp.is_linked()
+                && let Err(e) = pad.link(&sp)
+            {
+                warn!("cannot link decoded stream: {e:?}");
+            }
+        });
+        Ok((pipeline, sink))
+    }
+
+    /// One connection: build, play, pull frames until loss or shutdown, tear down.
+    fn connect_and_pull(&self, got_frames: &mut bool, online: &mut bool) -> End {
+        let (pipeline, sink) = match self.build() {
+            Ok(p) => p,
+            Err(e) => return End::Lost(e),
+        };
+        let end = self.pull(&pipeline, &sink, got_frames, online);
+        let _ = pipeline.set_state(gst::State::Null);
+        end
+    }
+
+    fn pull(
+        &self,
+        pipeline: &gst::Pipeline,
+        sink: &gst_app::AppSink,
+        got_frames: &mut bool,
+        online: &mut bool,
+    ) -> End {
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            return End::Lost(format!("cannot start pipeline: {e}"));
+        }
+        let Some(bus) = pipeline.bus() else {
+            return End::Lost("pipeline has no bus".into());
+        };
+        let timeout = Duration::from_secs_f32(self.config.frame_timeout_s);
+        // Opening a stream (DNS, RTSP handshake, first keyframe) may take longer than a gap.
+        let first_timeout = timeout.max(Duration::from_secs(10));
+        let mut last_frame = Instant::now();
+        loop {
+            if self.shutdown.load(Ordering::Relaxed) {
+                return End::Shutdown;
+            }
+            if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+                last_frame = Instant::now();
+                match Frame::new(self.index, sample, now_ms()) {
+                    Ok(frame) => {
+                        if !*online {
+                            info!(camera = %self.config.id, "camera {} online: {}x{}", self.config.id, frame.width(), frame.height());
+                            let _ = self.events.send(CameraEvent::Online { camera: self.index });
+                            *online = true;
+                        }
+                        *got_frames = true;
+                        self.hub.put(frame);
+                    }
+                    Err(e) => return End::Lost(e.to_string()),
+                }
+            }
+            while let Some(msg) = bus.pop() {
+                use gst::MessageView;
+                match msg.view() {
+                    MessageView::Error(err) => {
+                        let detail = err
+                            .debug()
+                            .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
+                            .unwrap_or_default();
+                        return End::Lost(format!("stream error: {}{detail}", err.error()));
+                    }
+                    // A live camera does not end: end-of-stream means the stream was lost.
+                    MessageView::Eos(_) => return End::Lost("end of stream".into()),
+                    MessageView::Element(e)
+                        if e.structure().is_some_and(|s| s.name() == "GstRTSPSrcTimeout") =>
+                    {
+                        return End::Lost("RTSP timeout".into());
+                    }
+                    MessageView::Warning(w) => {
+                        debug!(camera = %self.config.id, "GStreamer warning: {}", w.error());
+                    }
+                    _ => {}
+                }
+            }
+            let limit = if *got_frames { timeout } else { first_timeout };
+            if last_frame.elapsed() > limit {
+                return End::Lost(format!("no frame for {:.0}s", limit.as_secs_f32()));
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Borrowed I420 (planar 4:2:0) images and their conversion to RGB.
+//!
+//! Decoders hand out I420; converting only what is needed (the model-sized input, or a snapshot
+//! when an alarm fires) is far cheaper than converting every decoded frame to RGB.
+
+/// YUV → RGB coefficients for one colour matrix and range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvToRgb {
+    y_offset: f32,
+    y_gain: f32,
+    rv: f32,
+    gu: f32,
+    gv: f32,
+    bu: f32,
+}
+
+impl YuvToRgb {
+    /// BT.601 (SD video), limited range 16..235.
+    pub const BT601: Self = Self {
+        y_offset: 16.0,
+        y_gain: 1.164,
+        rv: 1.596,
+        gu: 0.392,
+        gv: 0.813,
+        bu: 2.017,
+    };
+    /// BT.709 (HD video), limited range.
+    pub const BT709: Self = Self {
+        y_offset: 16.0,
+        y_gain: 1.164,
+        rv: 1.793,
+        gu: 0.213,
+        gv: 0.533,
+        bu: 2.112,
+    };
+    /// BT.601, full range 0..255 (JPEG-style cameras).
+    pub const BT601_FULL: Self = Self {
+        y_offset: 0.0,
+        y_gain: 1.0,
+        rv: 1.402,
+        gu: 0.344,
+        gv: 0.714,
+        bu: 1.772,
+    };
+
+    /// RGB of one sample, each channel 0..255 (not rounded).
+    #[inline(always)]
+    pub fn rgb(&self, y: u8, u: u8, v: u8) -> [f32; 3] {
+        let c = (y as f32 - self.y_offset) * self.y_gain;
+        let d = u as f32 - 128.0;
+        let e = v as f32 - 128.0;
+        [
+            (c + self.rv * e).clamp(0.0, 255.0),
+            (c - self.gu * d - self.gv * e).clamp(0.0, 255.0),
+            (c + self.bu * d).clamp(0.0, 255.0),
+        ]
+    }
+}
+
+/// A borrowed I420 image.
+#[derive(Debug, Clone, Copy)]
+pub struct Yuv<'a> {
+    /// Luma plane.
+    pub y: &'a [u8],
+    /// Blue-difference plane (half width, half height, rounded up).
+    pub u: &'a [u8],
+    /// Red-difference plane.
+    pub v: &'a [u8],
+    /// Bytes per luma row.
+    pub y_stride: usize,
+    /// Bytes per chroma row.
+    pub uv_stride: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Colour conversion.
+    pub matrix: YuvToRgb,
+}
+
+/// Why plane data does not describe an image.
+#[derive(Debug, thiserror::Error)]
+#[error("I420 planes too small for {width}x{height}")]
+pub struct PlaneSizeError {
+    width: usize,
+    height: usize,
+}
+
+impl<'a> Yuv<'a> {
+    /// Checks that the planes hold a `width`×`height` image with these strides.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        y: &'a [u8],
+        u: &'a [u8],
+        v: &'a [u8],
+        y_stride: usize,
+        uv_stride: usize,
+        width: usize,
+        height: usize,
+        matrix: YuvToRgb,
+    ) -> Result<Self, PlaneSizeError> {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let ok = width > 0
+            && height > 0
+            && y_stride >= width
+            && uv_stride >= cw
+            && y.len() >= y_stride * (height - 1) + width
+            && u.len() >= uv_stride * (ch - 1) + cw
+            && v.len() >= uv_stride * (ch - 1) + cw;
+        if ok {
+            Ok(Self {
+                y,
+                u,
+                v,
+                y_stride,
+                uv_stride,
+                width,
+                height,
+                matrix,
+            })
+        } else {
+            Err(PlaneSizeError { width, height })
+        }
+    }
+
+    /// Converts the whole image to packed RGB8 (`width*height*3` bytes) into `out`.
+    pub fn to_rgb(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.width * self.height * 3);
+        for row in 0..self.height {
+            let yr = &self.y[row * self.y_stride..][..self.width];
+            let ur = &self.u[(row / 2) * self.uv_stride..];
+            let vr = &self.v[(row / 2) * self.uv_stride..];
+            for (col, &yv) in yr.iter().enumerate() {
+                let [r, g, b] = self.matrix.rgb(yv, ur[col / 2], vr[col / 2]);
+                out.extend_from_slice(&[(r + 0.5) as u8, (g + 0.5) as u8, (b + 0.5) as u8]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An I420 image of one flat colour (Y, U, V).
+    pub(crate) fn flat(width: usize, height: usize, yuv: (u8, u8, u8)) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        (vec![yuv.0; width * height], vec![yuv.1; cw * ch], vec![yuv.2; cw * ch])
+    }
+
+    #[test]
+    fn limited_range_black_white_and_red() {
+        let m = YuvToRgb::BT601;
+        assert_eq!(m.rgb(16, 128, 128).map(|c| c.round()), [0.0, 0.0, 0.0]);
+        assert_eq!(m.rgb(235, 128, 128).map(|c| c.round()), [255.0, 255.0, 255.0]);
+        let [r, g, b] = m.rgb(81, 90, 240);
+        assert!(r > 250.0 && g < 5.0 && b < 5.0, "{r} {g} {b}");
+    }
+
+    #[test]
+    fn short_planes_are_refused() {
+        let (y, u, v) = flat(4, 4, (16, 128, 128));
+        assert!(Yuv::new(&y, &u, &v, 4, 2, 4, 4, YuvToRgb::BT601).is_ok());
+        assert!(Yuv::new(&y[..10], &u, &v, 4, 2, 4, 4, YuvToRgb::BT601).is_err());
+        assert!(Yuv::new(&y, &u, &v, 4, 2, 5, 4, YuvToRgb::BT601).is_err());
+    }
+
+    #[test]
+    fn odd_sizes_convert_to_rgb() {
+        let (y, u, v) = flat(5, 3, (235, 128, 128));
+        let img = Yuv::new(&y, &u, &v, 5, 3, 5, 3, YuvToRgb::BT601).unwrap();
+        let mut rgb = Vec::new();
+        img.to_rgb(&mut rgb);
+        assert_eq!(rgb.len(), 5 * 3 * 3);
+        assert!(rgb.iter().all(|&c| c == 255));
+    }
+}

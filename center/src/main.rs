@@ -1,0 +1,127 @@
+//! `xl-center`: the county center's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use xueliang_center::ingest::BrokerConnection;
+use xueliang_proto::endpoint::parse_mqtt_url;
+
+#[derive(Parser)]
+#[command(name = "xl-center", version, about = "xueliang county center: alarm ingest, store and API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the center until interrupted.
+    Serve {
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+        /// HTTP API listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Listen address of the embedded MQTT broker (ignored with --broker-url).
+        #[arg(long, default_value = "0.0.0.0:1883")]
+        mqtt_listen: SocketAddr,
+        /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
+        #[arg(long)]
+        broker_url: Option<String>,
+        /// Username at the external broker.
+        #[arg(long, requires = "broker_url")]
+        broker_username: Option<String>,
+        /// Password at the external broker (or the XL_BROKER_PASSWORD environment variable).
+        #[arg(long, env = "XL_BROKER_PASSWORD", hide_env_values = true, requires = "broker_url")]
+        broker_password: Option<String>,
+        /// MQTT topic prefix.
+        #[arg(long, default_value = xueliang_proto::topics::DEFAULT_PREFIX)]
+        topic_prefix: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve {
+        data_dir,
+        http,
+        mqtt_listen,
+        broker_url,
+        broker_username,
+        broker_password,
+        topic_prefix,
+    } = cli.command;
+    let broker = match broker_url {
+        None => BrokerChoice::Embedded {
+            listen: mqtt_listen,
+        },
+        Some(url) => {
+            let (host, port) = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            BrokerChoice::External(BrokerConnection {
+                host,
+                port,
+                credentials: broker_password
+                    .map(|p| (broker_username.unwrap_or_else(|| "xl-center".into()), p)),
+            })
+        }
+    };
+    let config = CenterConfig {
+        data_dir,
+        http_listen: http,
+        broker,
+        topic_prefix,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let center = start(config, shutdown.clone()).await?;
+        eprintln!(
+            "xl-center: API http://{}/api/alarms, MQTT {}",
+            center.http_addr, center.mqtt_addr
+        );
+        wait_for_signal().await;
+        shutdown.cancel();
+        center.join().await;
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop).
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

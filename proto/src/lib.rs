@@ -1,0 +1,52 @@
+//! The protobuf contract between xueliang agents and the center, and its MQTT topic layout.
+//!
+//! Messages are generated from `proto/xueliang/v1/xueliang.proto` by prost (compiled with protox,
+//! no system `protoc`). [`topics`] names every topic so both sides build them the same way.
+
+/// Generated types of package `xueliang.v1`.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/xueliang.v1.rs"));
+}
+
+pub mod endpoint;
+pub mod topics;
+
+pub use prost::Message;
+pub use v1::{
+    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, ConfigAck, Detection, Dispatch, Health,
+    Receipt, RuleKind, SchemaVersion, Severity,
+};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion::SchemaVersion1;
+
+/// Largest encoded message either side accepts (an alarm with a size-capped snapshot fits).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Why a payload could not be read as a message.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// The bytes are not a valid protobuf encoding of the message.
+    #[error("payload is not a valid {message}: {source}")]
+    Malformed {
+        message: &'static str,
+        source: prost::DecodeError,
+    },
+}
+
+/// Decodes `M` from untrusted bytes, refusing payloads over [`MAX_MESSAGE_BYTES`].
+pub fn decode_limited<M: Message + Default>(bytes: &[u8]) -> Result<M, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    M::decode(bytes).map_err(|source| DecodeError::Malformed {
+        message: std::any::type_name::<M>().rsplit("::").next().unwrap_or("message"),
+        source,
+    })
+}

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# One idempotent set-up for `make demo` and `make test` on Debian 12 x86_64:
+# system packages, the ONNX Runtime C library, the detector model and the demo
+# footage. Everything downloaded lands under .cache/ (git-ignored). A run with
+# everything present only verifies checksums and takes seconds.
+#
+# Environment:
+#   XL_MODEL_CACHE_DIR  where models/fetch.sh looks for a ready model
+#                       (default ../shared/models beside the repo)
+set -euEo pipefail
+export LC_ALL=C
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+CACHE=$ROOT/.cache
+
+# GStreamer for the camera pipelines and the demo's RTSP server, Mosquitto
+# for tests against a real broker. python3-venv/pip are added below only when
+# the python3 on PATH lacks them (pyenv's CPython has both).
+APT_PACKAGES=(
+  pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  mosquitto mosquitto-clients
+)
+
+# ONNX Runtime has no Debian package; its PyPI wheel carries the plain C library.
+ORT_VERSION=1.31.1
+ORT_WHEEL=onnxruntime-$ORT_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_WHEEL_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+ORT_LIB=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
+ORT_LIB_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+
+# PETS2009 S2.L1 as shipped in Debian's opencv-doc (768x576, 10 fps, 795 frames).
+FOOTAGE=$CACHE/footage/vtest.avi
+FOOTAGE_SHA256=45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
+FOOTAGE_IN_DEB=./usr/share/doc/opencv-doc/examples/data/vtest.avi
+
+STEP=setup
+HINT=""
+MAIN_PID=$BASHPID
+
+# --- helpers -----------------------------------------------------------------
+
+us_now() { local t=$EPOCHREALTIME; echo "${t//[.,]/}"; }
+elapsed() { local us=$(($(us_now) - $1)); printf '%d.%d s' $((us / 1000000)) $((us / 100000 % 10)); }
+
+fail() {
+  printf 'setup: FAILED in step "%s": %s\n' "$STEP" "$*" >&2
+  exit 1
+}
+
+# Any unexpected failing command: name the step and what to try. Only the main
+# shell reports, so a failure inside $(...) is not reported twice.
+on_err() {
+  [[ $BASHPID == "$MAIN_PID" ]] || return 0
+  printf 'setup: FAILED in step "%s" (line %s: exit %s)%s\n' "$STEP" "$2" "$1" "${HINT:+ — $HINT}" >&2
+}
+trap 'on_err $? $LINENO' ERR
+
+# Temp dirs live under .cache/tmp so that a final `mv` is an atomic rename on
+# the same file system; their names carry our pid so a later run can tell a
+# dead run's leftovers from a live one's.
+new_tmp() { mkdir -p "$CACHE/tmp" && mktemp -d "$CACHE/tmp/$1.$MAIN_PID.XXXXXX"; }
+cleanup() { rm -rf "$CACHE"/tmp/*."$MAIN_PID".* 2>/dev/null || true; }
+clean_stale_tmp() {
+  local d pid
+  for d in "$CACHE"/tmp/*.*.*; do
+    [[ -e $d ]] || continue
+    pid=${d#"$CACHE"/tmp/*.}; pid=${pid%%.*}
+    [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null && rm -rf "$d"
+  done
+  return 0
+}
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+has_sha256() { [[ -f $1 ]] && [[ $(sha256_of "$1") == "$2" ]]; }
+
+# Prints the packages among "$@" that are not fully installed.
+missing_packages() {
+  local -A ok=()
+  local name status
+  while read -r name status; do
+    [[ $status == ii* ]] && ok[$name]=1
+  done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true)
+  for name in "$@"; do
+    [[ -n ${ok[$name]:-} ]] || echo "$name"
+  done
+}
+
+SUDO=()
+need_root() { # WHAT-TO-RUN-AS-ROOT
+  ((EUID == 0)) && return 0
+  command -v sudo >/dev/null || fail "not root and no sudo; as root run: $1"
+  SUDO=(sudo)
+}
+
+# A private archive dir: this image's apt hook deletes .debs after each dpkg
+# run, and a shared one breaks when two apt runs overlap.
+apt_opts() {
+  APT_OPTS=(-o DPkg::Lock::Timeout=300 -o Dir::Cache::archives="$1" -o APT::Sandbox::User=root)
+}
+
+run_step() { # NAME FUNCTION HINT
+  STEP=$1 HINT=$3 RESULT=""
+  local t0
+  t0=$(us_now)
+  "$2"
+  printf 'setup: %-12s %-58s %s\n' "$1" "$RESULT" "$(elapsed "$t0")"
+}
+
+# --- steps -------------------------------------------------------------------
+
+step_toolchain() {
+  # Only looked up, not run: rustup's proxy may try to install a toolchain.
+  local cargo
+  cargo=$(command -v cargo) || fail "cargo is not on PATH: install Rust with rustup, then run 'source \$HOME/.cargo/env' (or add ~/.cargo/bin to PATH)"
+  RESULT="cargo at $cargo"
+}
+
+step_packages() {
+  local wanted=("${APT_PACKAGES[@]}") missing=()
+  if ! command -v python3 >/dev/null; then
+    wanted+=(python3 python3-venv python3-pip)
+  else
+    python3 -c 'import ensurepip' 2>/dev/null || wanted+=(python3-venv)
+    python3 -m pip --version >/dev/null 2>&1 || wanted+=(python3-pip)
+  fi
+  mapfile -t missing < <(missing_packages "${wanted[@]}")
+  if ((${#missing[@]} == 0)); then
+    RESULT="all ${#wanted[@]} installed"
+    return
+  fi
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  need_root "apt-get install -y ${missing[*]}"
+  local tmp
+  tmp=$(new_tmp apt)
+  mkdir -p "$tmp/partial"
+  apt_opts "$tmp"
+  "${SUDO[@]}" apt-get "${APT_OPTS[@]}" -q update >"$tmp/update.log" 2>&1 ||
+    { tail -n 20 "$tmp/update.log" >&2; fail "apt-get update failed (log above); check the Debian mirror is reachable"; }
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" -q install -y "${missing[@]}" >"$tmp/install.log" 2>&1 ||
+    { tail -n 20 "$tmp/install.log" >&2; fail "apt-get install failed (log above); rerun this script, or run: apt-get install -y ${missing[*]}"; }
+  local still=()
+  mapfile -t still < <(missing_packages "${missing[@]}")
+  ((${#still[@]} == 0)) || fail "still not installed after apt-get: ${still[*]}"
+  RESULT="installed ${missing[*]}"
+}
+
+step_onnxruntime() {
+  if has_sha256 "$ORT_LIB" "$ORT_LIB_SHA256"; then
+    RESULT="present, sha256 ok"
+    return
+  fi
+  [[ $(uname -m) == x86_64 ]] ||
+    fail "only x86_64 is supported (this machine is $(uname -m)); the pinned ONNX Runtime wheel is x86_64"
+  local tmp part
+  tmp=$(new_tmp ort)
+  # --no-cache-dir: keep downloads under .cache/, not in ~/.cache/pip.
+  python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
+    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
+    "onnxruntime==$ORT_VERSION" -d "$tmp"
+  has_sha256 "$tmp/$ORT_WHEEL" "$ORT_WHEEL_SHA256" ||
+    fail "$ORT_WHEEL has sha256 $(sha256_of "$tmp/$ORT_WHEEL"), expected $ORT_WHEEL_SHA256"
+  mkdir -p "$(dirname "$ORT_LIB")"
+  part=$tmp/$(basename "$ORT_LIB").part
+  python3 - "$tmp/$ORT_WHEEL" "onnxruntime/capi/$(basename "$ORT_LIB")" "$part" <<'EOF'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+EOF
+  has_sha256 "$part" "$ORT_LIB_SHA256" ||
+    fail "extracted library has sha256 $(sha256_of "$part"), expected $ORT_LIB_SHA256"
+  mv -f "$part" "$ORT_LIB"
+  RESULT="extracted from onnxruntime $ORT_VERSION wheel"
+}
+
+step_model() {
+  bash "$ROOT/models/fetch.sh"
+  RESULT=".cache/models/nanodet_g416_coco.onnx"
+}
+
+# apt-get download needs package lists; a fresh image may have none.
+download_deb() { # PACKAGE DIR
+  local opts=(-o APT::Sandbox::User=root)
+  (cd "$2" && apt-get "${opts[@]}" -q download "$1") >"$2/download.log" 2>&1 && return 0
+  need_root "apt-get update"
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 -q update >"$2/update.log" 2>&1 ||
+    { tail -n 20 "$2/update.log" >&2; fail "apt-get update failed (log above)"; }
+  (cd "$2" && apt-get "${opts[@]}" -q download "$1") >"$2/download.log" 2>&1 ||
+    { tail -n 20 "$2/download.log" >&2; fail "apt-get download $1 failed (log above)"; }
+}
+
+step_footage() {
+  if has_sha256 "$FOOTAGE" "$FOOTAGE_SHA256"; then
+    RESULT="vtest.avi present, sha256 ok"
+    return
+  fi
+  local tmp src=${FOOTAGE_IN_DEB#.}
+  tmp=$(new_tmp footage)
+  mkdir -p "$(dirname "$FOOTAGE")"
+  if has_sha256 "$src" "$FOOTAGE_SHA256"; then
+    cp "$src" "$tmp/vtest.avi"
+    RESULT="vtest.avi copied from installed opencv-doc"
+  else
+    # Only the one 8 MB file is wanted from the 96 MB package: no install.
+    download_deb opencv-doc "$tmp"
+    local deb
+    deb=$(echo "$tmp"/opencv-doc_*.deb)
+    [[ -f $deb ]] || fail "apt-get download opencv-doc produced no .deb"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" "$FOOTAGE_IN_DEB"
+    mv "$tmp/$FOOTAGE_IN_DEB" "$tmp/vtest.avi"
+    RESULT="vtest.avi extracted from $(basename "$deb")"
+  fi
+  has_sha256 "$tmp/vtest.avi" "$FOOTAGE_SHA256" ||
+    fail "vtest.avi has sha256 $(sha256_of "$tmp/vtest.avi"), expected $FOOTAGE_SHA256 (a changed opencv-doc package?)"
+  mv -f "$tmp/vtest.avi" "$FOOTAGE"
+}
+
+main() {
+  local t0
+  t0=$(us_now)
+  mkdir -p "$CACHE"
+  trap cleanup EXIT
+  # One run at a time: `make demo` and `make test` may start together.
+  exec 9>"$CACHE/.setup.lock"
+  if ! flock -n 9; then
+    echo "setup: waiting for another setup run to finish"
+    flock 9
+  fi
+  clean_stale_tmp
+
+  run_step toolchain step_toolchain "install Rust with rustup"
+  run_step packages step_packages "see the apt log above; rerun when the Debian mirror is reachable"
+  run_step onnxruntime step_onnxruntime "pip must reach PyPI; rerun to retry"
+  run_step model step_model "see models/fetch.sh output above and models/README.md"
+  run_step footage step_footage "apt-get must reach the Debian mirror; rerun to retry"
+
+  STEP=summary
+  printf 'setup: done in %s (ORT_DYLIB_PATH=%s)\n' "$(elapsed "$t0")" "${ORT_LIB#"$ROOT"/}"
+}
+
+# Sourcing the file (for tests of its helpers) defines functions only.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

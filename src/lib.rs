@@ -1,0 +1,5 @@
+//! Shared pieces of the xueliang demo and end-to-end tests: a real RTSP server that serves a
+//! video file as a camera would, and helpers to find the set-up's cached files.
+
+pub mod rtsp_server;
+pub mod setup_paths;
