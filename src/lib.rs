@@ -2,4 +2,4 @@
 //! video file as a camera would, and helpers to find the set-up's cached files.
 
 pub mod rtsp_server;
-pub mod setup_paths;
+pub mod scenario;

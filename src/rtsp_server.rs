@@ -1,0 +1,110 @@
+//! An in-process RTSP server (gst-rtsp-server) that serves a video file as a camera would:
+//! H.264 over RTP, on an ephemeral port, restarting the clip for each new client.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RtspServerError {
+    /// GStreamer is not usable.
+    #[error("GStreamer: {0}")]
+    Gstreamer(String),
+    /// The clip is absent.
+    #[error("video file {0} not found (run `make setup`)")]
+    Missing(String),
+    /// The server could not bind.
+    #[error("RTSP server cannot listen: {0}")]
+    Bind(String),
+}
+
+/// A running RTSP server; stops when dropped.
+#[derive(Debug)]
+pub struct RtspServer {
+    port: u16,
+    main_loop: glib::MainLoop,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RtspServer {
+    /// Serves `clip` (any format GStreamer decodes), re-encoded as H.264, at `/{mount}` on
+    /// 127.0.0.1 and a free port.
+    pub fn serve_file(clip: &Path, mount: &str) -> Result<Self, RtspServerError> {
+        gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
+        if !clip.is_file() {
+            return Err(RtspServerError::Missing(clip.display().to_string()));
+        }
+        let location = clip.display().to_string().replace('"', "\\\"");
+        let launch = format!(
+            "( filesrc location=\"{location}\" ! decodebin ! videoconvert ! \
+             x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
+             video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        );
+        let mount = format!("/{}", mount.trim_start_matches('/'));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rtsp-server".into())
+            .spawn(move || {
+                let ctx = glib::MainContext::new();
+                let main_loop = glib::MainLoop::new(Some(&ctx), false);
+                let server = rtsp::RTSPServer::new();
+                server.set_address("127.0.0.1");
+                server.set_service("0");
+                let factory = rtsp::RTSPMediaFactory::new();
+                factory.set_launch(&launch);
+                // Each client gets its own pipeline, so a reconnecting camera replays the clip.
+                factory.set_shared(false);
+                if let Some(mounts) = server.mount_points() {
+                    mounts.add_factory(&mount, factory);
+                }
+                let attached = ctx
+                    .with_thread_default(|| server.attach(Some(&ctx)))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                match attached {
+                    Ok(_id) => {
+                        let _ = tx.send(Ok((server.bound_port(), main_loop.clone())));
+                        ctx.with_thread_default(|| main_loop.run()).ok();
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| RtspServerError::Bind(e.to_string()))?;
+        let (port, main_loop) = rx
+            .recv()
+            .map_err(|e| RtspServerError::Bind(e.to_string()))?
+            .map_err(RtspServerError::Bind)?;
+        let port = u16::try_from(port).map_err(|_| RtspServerError::Bind(format!("port {port}")))?;
+        Ok(Self {
+            port,
+            main_loop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of a mount, e.g. `rtsp://127.0.0.1:PORT/walkway`.
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{}", self.port, mount.trim_start_matches('/'))
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `xl-demo`: a real clip through a real agent to the center, on one machine.
+//!
+//! Starts `xl-center` (embedded broker, sled store in a fresh directory), serves `vtest.avi` over
+//! RTSP as a camera, starts `xl-agent` with a zone over the walkway, and prints alarms as the
+//! center stores them. Runs until Ctrl-C, or for `--for DURATION`; then prints
+//! `demo: N alarms stored` and exits 0 only if N ≥ 1.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tokio::process::{Child, Command};
+use xueliang::rtsp_server::RtspServer;
+use xueliang::scenario;
+
+#[derive(Parser)]
+#[command(name = "xl-demo", about = "Run center + RTSP camera (vtest.avi) + agent and show alarms")]
+struct Args {
+    /// Stop after this long (e.g. 90s, 5m); without it, run until Ctrl-C.
+    #[arg(long = "for", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Where the center and the agent keep their data (default: a new temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP address of the center's API (default 127.0.0.1:8080, or a free port if taken).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if !path.is_file() {
+        bail!(
+            "{} not found next to {} (build the workspace: cargo build --release --workspace)",
+            path.display(),
+            exe.display()
+        );
+    }
+    Ok(path)
+}
+
+fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    Command::new(bin)
+        .args(args)
+        .env(
+            "ORT_DYLIB_PATH",
+            std::env::var_os("ORT_DYLIB_PATH")
+                .map(PathBuf::from)
+                .unwrap_or_else(scenario::onnxruntime),
+        )
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))
+}
+
+fn tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(n) if n >= 1 => std::process::ExitCode::SUCCESS,
+        Ok(_) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<usize> {
+    let center_bin = sibling_binary("xl-center")?;
+    let agent_bin = sibling_binary("xl-agent")?;
+    let _tmp;
+    let dir = match args.data_dir {
+        Some(d) => d,
+        None => {
+            _tmp = tempfile::tempdir()?;
+            _tmp.path().to_owned()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+
+    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway")?;
+    let camera_url = camera.url("campus-walkway");
+    println!("demo: camera (vtest.avi over RTSP) at {camera_url}");
+
+    let http = match args.http {
+        Some(a) => a,
+        None if TcpListener::bind("127.0.0.1:8080").is_ok() => "127.0.0.1:8080".parse()?,
+        None => SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+    };
+    let mqtt_port = free_port()?;
+    let center_log = dir.join("center.log");
+    let store_dir = dir.join("center-store");
+    let mut center = spawn(
+        &center_bin,
+        &[
+            "serve",
+            "--data-dir",
+            &store_dir.display().to_string(),
+            "--http",
+            &http.to_string(),
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt_port}"),
+        ],
+        &center_log,
+    )?;
+    let api = format!("http://{http}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let started = Instant::now();
+    while client.get(format!("{api}/healthz")).send().await.is_err() {
+        if let Some(status) = center.try_wait()? {
+            bail!("xl-center exited ({status}):\n{}", tail(&center_log, 10));
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("xl-center did not answer in 20 s:\n{}", tail(&center_log, 10));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("demo: center API at {api}/api/alarms (log {})", center_log.display());
+
+    let config_path = dir.join("agent.toml");
+    std::fs::write(
+        &config_path,
+        scenario::agent_toml(
+            "demo-village",
+            &camera_url,
+            &format!("mqtt://127.0.0.1:{mqtt_port}"),
+            &dir.join("agent"),
+        ),
+    )?;
+    let agent_log = dir.join("agent.log");
+    let mut agent = spawn(
+        &agent_bin,
+        &["run", "--config", &config_path.display().to_string()],
+        &agent_log,
+    )?;
+    println!(
+        "demo: agent running with {} (log {})",
+        config_path.display(),
+        agent_log.display()
+    );
+    match args.duration {
+        Some(d) => println!("demo: running for {:.0}s", d.as_secs_f32()),
+        None => println!("demo: running until Ctrl-C"),
+    }
+
+    let mut seen = HashSet::new();
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+            _ = tick.tick() => {}
+        }
+        if let Some(status) = agent.try_wait()? {
+            bail!("xl-agent exited ({status}):\n{}", tail(&agent_log, 10));
+        }
+        if let Some(status) = center.try_wait()? {
+            bail!("xl-center exited ({status}):\n{}", tail(&center_log, 10));
+        }
+        print_new_alarms(&client, &api, &mut seen).await;
+    }
+
+    // Stop the agent first, take the last alarms it sent, then stop the center.
+    stop(&mut agent, "agent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    print_new_alarms(&client, &api, &mut seen).await;
+    stop(&mut center, "center").await;
+    let n = seen.len();
+    println!("demo: {n} alarms stored");
+    drop(camera);
+    Ok(n)
+}
+
+/// Asks the center for its newest alarms and prints those not printed yet, oldest first.
+async fn print_new_alarms(client: &reqwest::Client, api: &str, seen: &mut HashSet<String>) {
+    let Ok(resp) = client.get(format!("{api}/api/alarms?limit=500")).send().await else {
+        return;
+    };
+    let Ok(body) = resp.json::<serde_json::Value>().await else {
+        return;
+    };
+    let alarms = body["alarms"].as_array().cloned().unwrap_or_default();
+    for a in alarms.iter().rev() {
+        let id = a["id"].as_str().unwrap_or_default().to_owned();
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        println!(
+            "alarm {id}  {}/{}  {} ({})  {} object(s)  snapshot {} KB  {api}/api/alarms/{id}/snapshot",
+            a["agent_id"].as_str().unwrap_or_default(),
+            a["camera_id"].as_str().unwrap_or_default(),
+            a["kind"].as_str().unwrap_or_default(),
+            a["severity"].as_str().unwrap_or_default(),
+            a["detections"].as_array().map_or(0, Vec::len),
+            a["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
+        );
+    }
+}
+
+/// SIGTERM, so the process shuts down cleanly; SIGKILL if it has not stopped in 10 s.
+async fn stop(child: &mut Child, name: &str) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+        eprintln!("demo: {name} did not stop in 10 s; killing it");
+        let _ = child.kill().await;
+    }
+}

@@ -1,0 +1,79 @@
+//! Shared steps of the end-to-end tests: a real agent run in-process against a real center.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use xueliang::scenario;
+use xueliang_agent::agent::Agent;
+use xueliang_agent::config::AgentConfig;
+use xueliang_center::store::AlarmRecord;
+
+/// Builds the walkway-scenario agent and runs it until `shutdown`.
+pub fn start_agent(
+    agent_id: &str,
+    camera_url: &str,
+    mqtt_url: &str,
+    dir: &Path,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, &dir.join("agent"));
+    let config = AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
+    let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
+    tokio::spawn(async move {
+        agent.run(shutdown).await.expect("agent runs");
+    })
+}
+
+/// Polls `GET /api/alarms` until an alarm arrives or `timeout` passes.
+pub async fn wait_for_alarm(http: SocketAddr, timeout: Duration) -> Option<AlarmRecord> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(resp) = client.get(format!("http://{http}/api/alarms")).send().await {
+            assert_eq!(resp.status(), 200);
+            let body: serde_json::Value = resp.json().await.expect("alarm list is JSON");
+            let alarms: Vec<AlarmRecord> =
+                serde_json::from_value(body["alarms"].clone()).expect("alarm records");
+            if let Some(a) = alarms.into_iter().next() {
+                return Some(a);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Fetches an alarm's snapshot and checks it is a JPEG of the camera's frame size.
+pub async fn assert_snapshot_decodes(http: SocketAddr, alarm: &AlarmRecord) {
+    let resp = reqwest::get(format!("http://{http}/api/alarms/{}/snapshot", alarm.id))
+        .await
+        .expect("snapshot request");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let bytes = resp.bytes().await.expect("snapshot body");
+    assert_eq!(bytes.len(), alarm.snapshot_bytes);
+    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
+        .expect("snapshot is a JPEG that decodes");
+    assert_eq!((img.width(), img.height()), (alarm.frame_width, alarm.frame_height));
+    assert_eq!((img.width(), img.height()), (768, 576), "vtest.avi at full resolution");
+}
+
+/// Checks the alarm says what the walkway scenario should say.
+pub fn assert_walkway_intrusion(alarm: &AlarmRecord, agent_id: &str) {
+    assert_eq!(alarm.agent_id, agent_id);
+    assert_eq!(alarm.camera_id, "campus-walkway");
+    assert_eq!(alarm.rule_id, "walkway-intrusion");
+    assert_eq!(alarm.kind, "zone_intrusion");
+    assert_eq!(alarm.severity, "high");
+    assert_eq!(alarm.zone_id, "walkway");
+    assert!(!alarm.detections.is_empty());
+    for d in &alarm.detections {
+        assert_eq!(d.class, "person");
+        assert!(d.score >= 0.5, "{d:?}");
+        // The box's bottom-centre (where the person stands) lies in the walkway zone.
+        let (x, y) = ((d.bbox[0] + d.bbox[2]) / 2.0, d.bbox[3]);
+        assert!((0.05..=0.95).contains(&x) && (0.35..=0.98).contains(&y), "{d:?}");
+    }
+}

@@ -1,0 +1,123 @@
+//! Interop with a real Mosquitto started by the test on a free loopback port: the agent
+//! publishes through it, the center ingests through it, and `mosquitto_sub` (a client nobody
+//! here wrote) sees the alarm on its topic.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use xueliang::rtsp_server::RtspServer;
+use xueliang::scenario;
+use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use xueliang_center::ingest::BrokerConnection;
+
+/// Kills the child process when the test ends, however it ends.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_mosquitto(dir: &std::path::Path) -> (Reaper, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+    )
+    .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is installed (make setup)");
+    let reaper = Reaper(child);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (reaper, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_mosquitto, port) = start_mosquitto(dir.path());
+    // A client nobody here wrote: prints the topic of the first alarm it sees, then exits.
+    let sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", "xl/v1/+/alarm", "-C", "1", "-F", "%t %l"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is installed (make setup)");
+    let sub = Reaper(sub);
+
+    let shutdown = CancellationToken::new();
+    let center = start(
+        CenterConfig {
+            data_dir: dir.path().join("center"),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            broker: BrokerChoice::External(BrokerConnection {
+                host: "127.0.0.1".into(),
+                port,
+                credentials: None,
+            }),
+            topic_prefix: "xl/v1".into(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("center starts");
+    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
+    let agent = common::start_agent(
+        "mosq-village",
+        &camera.url("campus-walkway"),
+        &format!("mqtt://127.0.0.1:{port}"),
+        dir.path(),
+        shutdown.clone(),
+    );
+
+    let alarm = common::wait_for_alarm(center.http_addr, Duration::from_secs(60))
+        .await
+        .expect("an alarm through Mosquitto within 60 s");
+    common::assert_walkway_intrusion(&alarm, "mosq-village");
+    common::assert_snapshot_decodes(center.http_addr, &alarm).await;
+
+    // mosquitto_sub saw the same alarm topic; its payload length matches an alarm with snapshot.
+    let mut sub = sub;
+    let output = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        loop {
+            match sub.0.try_wait().unwrap() {
+                Some(_) => break,
+                None if start.elapsed() > Duration::from_secs(10) => break,
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        let mut out = String::new();
+        if let Some(mut stdout) = sub.0.stdout.take() {
+            use std::io::Read;
+            let _ = stdout.read_to_string(&mut out);
+        }
+        out
+    })
+    .await
+    .unwrap();
+    let mut parts = output.split_whitespace();
+    assert_eq!(parts.next(), Some("xl/v1/mosq-village/alarm"), "mosquitto_sub printed {output:?}");
+    let len: usize = parts.next().and_then(|l| l.parse().ok()).expect("payload length");
+    assert!(len > alarm.snapshot_bytes, "payload {len} B holds the {} B snapshot", alarm.snapshot_bytes);
+
+    shutdown.cancel();
+    agent.await.unwrap();
+    center.join().await;
+}
