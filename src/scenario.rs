@@ -1,7 +1,7 @@
 //! The walkway scenario shared by the demo and the end-to-end tests: where `make setup` leaves
 //! the model, the ONNX Runtime library and `vtest.avi`, and an agent config watching the clip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The repository root (this package's manifest directory).
 pub fn repo_root() -> PathBuf {
@@ -28,14 +28,13 @@ pub const VTEST_WALKWAY: [[f32; 2]; 4] = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.9
 
 /// An agent config (TOML) with one camera at `camera_url` and a person-intrusion rule on the
 /// walkway, publishing to the broker at `mqtt_url`.
-pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str, data_dir: &Path) -> String {
+pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str) -> String {
     let zone: Vec<String> = VTEST_WALKWAY
         .iter()
         .map(|[x, y]| format!("[{x}, {y}]"))
         .collect();
     format!(
         r#"agent_id = "{agent_id}"
-data_dir = "{data}"
 
 [mqtt]
 url = "{mqtt_url}"
@@ -64,7 +63,6 @@ min_frames = 3
 cooldown_s = 10
 severity = "high"
 "#,
-        data = data_dir.display(),
         model = model().display(),
         zone = zone.join(", "),
     )

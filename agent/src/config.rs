@@ -37,9 +37,6 @@ pub enum ConfigError {
 pub struct AgentConfig {
     /// This box's id: one MQTT topic level, e.g. `village-7`.
     pub agent_id: String,
-    /// Where the durable state lives.
-    #[serde(default = "default_data_dir")]
-    pub data_dir: PathBuf,
     /// The broker connection.
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -57,10 +54,6 @@ pub struct AgentConfig {
     /// Evidence pictures.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("/var/lib/xueliang-agent")
 }
 
 /// How the agent reaches the MQTT broker.
@@ -327,7 +320,6 @@ impl AgentConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.model.path = base.join(&config.model.path);
         config.model.onnxruntime = config.model.onnxruntime.map(|p| base.join(p));
-        config.data_dir = base.join(&config.data_dir);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -490,5 +482,13 @@ zone = "walkway"
         ] {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../deploy/agent.example.toml");
+        let c = AgentConfig::parse(text, Path::new("/etc/xueliang/agent.toml")).expect("valid");
+        assert_eq!((c.cameras.len(), c.zones.len(), c.rules.len()), (2, 2, 2));
+        assert_eq!(c.cameras[0].transport, Transport::Tcp);
     }
 }

@@ -161,7 +161,6 @@ async fn run(args: Args) -> anyhow::Result<usize> {
             "demo-village",
             &camera_url,
             &format!("mqtt://127.0.0.1:{mqtt_port}"),
-            &dir.join("agent"),
         ),
     )?;
     let agent_log = dir.join("agent.log");

@@ -18,7 +18,7 @@ pub fn start_agent(
     dir: &Path,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, &dir.join("agent"));
+    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url);
     let config = AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
     let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
     tokio::spawn(async move {
