@@ -6,36 +6,17 @@ mod common;
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
-use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use common::Scenario;
+use xueliang_center::center::BrokerChoice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let shutdown = CancellationToken::new();
-    let center = start(
-        CenterConfig {
-            data_dir: dir.path().join("center"),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            broker: BrokerChoice::Embedded {
-                listen: "127.0.0.1:0".parse().unwrap(),
-            },
-            topic_prefix: "xl/v1".into(),
-        },
-        shutdown.clone(),
-    )
-    .await
-    .expect("center starts");
-    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
-    let agent = common::start_agent(
-        "e2e-village",
-        &camera.url("campus-walkway"),
-        &format!("mqtt://{}", center.mqtt_addr),
-        dir.path(),
-        shutdown.clone(),
-    );
+    let embedded = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let run = Scenario::start(dir.path(), "e2e-village", embedded).await;
+    let center = &run.center;
 
     let alarm = common::wait_for_alarm(center.http_addr, Duration::from_secs(60))
         .await
@@ -58,7 +39,5 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("no snapshot"));
 
-    shutdown.cancel();
-    agent.await.unwrap();
-    center.join().await;
+    run.stop().await;
 }

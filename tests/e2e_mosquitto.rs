@@ -8,10 +8,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
-use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use common::Scenario;
+use xueliang_center::center::BrokerChoice;
 use xueliang_center::ingest::BrokerConnection;
 
 /// Kills the child process when the test ends, however it ends.
@@ -61,30 +59,13 @@ async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
         .expect("mosquitto_sub is installed (make setup)");
     let sub = Reaper(sub);
 
-    let shutdown = CancellationToken::new();
-    let center = start(
-        CenterConfig {
-            data_dir: dir.path().join("center"),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            broker: BrokerChoice::External(BrokerConnection {
-                host: "127.0.0.1".into(),
-                port,
-                credentials: None,
-            }),
-            topic_prefix: "xl/v1".into(),
-        },
-        shutdown.clone(),
-    )
-    .await
-    .expect("center starts");
-    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
-    let agent = common::start_agent(
-        "mosq-village",
-        &camera.url("campus-walkway"),
-        &format!("mqtt://127.0.0.1:{port}"),
-        dir.path(),
-        shutdown.clone(),
-    );
+    let external = BrokerChoice::External(BrokerConnection {
+        host: "127.0.0.1".into(),
+        port,
+        credentials: None,
+    });
+    let run = Scenario::start(dir.path(), "mosq-village", external).await;
+    let center = &run.center;
 
     let alarm = common::wait_for_alarm(center.http_addr, Duration::from_secs(60))
         .await
@@ -117,7 +98,5 @@ async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
     let len: usize = parts.next().and_then(|l| l.parse().ok()).expect("payload length");
     assert!(len > alarm.snapshot_bytes, "payload {len} B holds the {} B snapshot", alarm.snapshot_bytes);
 
-    shutdown.cancel();
-    agent.await.unwrap();
-    center.join().await;
+    run.stop().await;
 }

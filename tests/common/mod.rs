@@ -5,13 +5,60 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
+use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
 use xueliang_center::store::AlarmRecord;
 
+/// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
+pub struct Scenario {
+    /// The center.
+    pub center: RunningCenter,
+    _camera: RtspServer,
+    agent: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Scenario {
+    /// Starts the center on `broker` (store in `dir`), the camera, and agent `agent_id`
+    /// publishing to the broker the center uses.
+    pub async fn start(dir: &Path, agent_id: &str, broker: BrokerChoice) -> Self {
+        let shutdown = CancellationToken::new();
+        let center = start(
+            CenterConfig {
+                data_dir: dir.join("center"),
+                http_listen: "127.0.0.1:0".parse().unwrap(),
+                broker,
+                topic_prefix: "xl/v1".into(),
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("center starts");
+        let camera =
+            RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
+        let agent = start_agent(
+            agent_id,
+            &camera.url("campus-walkway"),
+            &format!("mqtt://{}", center.mqtt_addr),
+            dir,
+            shutdown.clone(),
+        );
+        Self { center, _camera: camera, agent, shutdown }
+    }
+
+    /// Stops the agent and the center cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.agent.await.expect("agent task");
+        self.center.join().await;
+    }
+}
+
 /// Builds the walkway-scenario agent and runs it until `shutdown`.
-pub fn start_agent(
+fn start_agent(
     agent_id: &str,
     camera_url: &str,
     mqtt_url: &str,
