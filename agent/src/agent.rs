@@ -13,7 +13,7 @@ use xueliang_proto::{Alarm, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
 use crate::classes::{COCO, index_of};
-use crate::config::{AgentConfig, RuleKindConfig};
+use crate::config::AgentConfig;
 use crate::detection::Detection;
 use crate::detector::{Detector, DetectorError, ort_library};
 use crate::evidence::Rgb;
@@ -72,9 +72,6 @@ impl Agent {
         }
         let mut rules = Vec::new();
         for r in &config.rules {
-            match r.kind {
-                RuleKindConfig::ZoneIntrusion => {}
-            }
             let zone = config
                 .zones
                 .iter()

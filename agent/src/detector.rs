@@ -96,7 +96,6 @@ pub struct Detector {
     output_names: Vec<String>,
     head: NanodetHead,
     preprocessor: Preprocessor,
-    candidates: Vec<Detection>,
     /// Score below which candidates are discarded before NMS.
     pub score_threshold: f32,
     /// IoU above which a box is suppressed by a better one of its class.
@@ -191,7 +190,6 @@ impl Detector {
             output_names,
             head,
             preprocessor: Preprocessor::new(width, height, NANODET_NORMALIZATION),
-            candidates: Vec::with_capacity(1024),
             score_threshold: 0.3,
             nms_iou: 0.6,
         })
@@ -208,7 +206,8 @@ impl Detector {
         self.head.classes
     }
 
-    /// Detects objects in `img`; results (after NMS) replace the contents of `out`.
+    /// Detects objects in `img`; results (after NMS) replace the contents of `out`, whose
+    /// capacity is reused from frame to frame.
     pub fn detect(
         &mut self,
         img: &Yuv<'_>,
@@ -223,7 +222,7 @@ impl Detector {
             .run_binding(&self.binding)
             .map_err(|e| DetectorError::Run(e.to_string()))?;
         let t2 = Instant::now();
-        self.candidates.clear();
+        out.clear();
         for level in &self.head.levels {
             let scores = outputs[self.output_names[level.scores].as_str()]
                 .try_extract_tensor::<f32>()
@@ -234,11 +233,9 @@ impl Detector {
                 .map_err(|e| DetectorError::Run(e.to_string()))?
                 .1;
             self.head
-                .decode_level(level, scores, boxes, self.score_threshold, &mut self.candidates);
+                .decode_level(level, scores, boxes, self.score_threshold, out);
         }
-        nms_classwise(&mut self.candidates, self.nms_iou);
-        out.clear();
-        out.extend_from_slice(&self.candidates);
+        nms_classwise(out, self.nms_iou);
         Ok(StageTimes {
             preprocess: t1 - t0,
             infer: t2 - t1,

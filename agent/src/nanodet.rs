@@ -73,16 +73,12 @@ impl NanodetHead {
                 .iter()
                 .position(|&(bn, bc)| bn == n && bc == box_ch)
                 .ok_or_else(|| format!("no box output for the {n}-anchor score output"))?;
-            let stride = (0..=6)
+            // Grids round up, as the network's strided convolutions do.
+            let stride = (2..=6)
                 .map(|p| 1usize << p)
-                .find(|s| (width / s) * (height / s) == n || width.div_ceil(*s) * height.div_ceil(*s) == n)
-                .filter(|s| *s >= 4)
+                .find(|s| width.div_ceil(*s) * height.div_ceil(*s) == n)
                 .ok_or_else(|| format!("{n} anchors match no stride for a {width}x{height} input"))?;
-            let (cols, rows) = if (width / stride) * (height / stride) == n {
-                (width / stride, height / stride)
-            } else {
-                (width.div_ceil(stride), height.div_ceil(stride))
-            };
+            let (cols, rows) = (width.div_ceil(stride), height.div_ceil(stride));
             levels.push(Level { stride, cols, rows, scores: si, boxes: bi });
         }
         levels.sort_by_key(|l| l.stride);

@@ -49,17 +49,18 @@ fn run_to_exit(toml: &str) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn error_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("error:")).collect()
+/// Checks the exit code and that stderr has exactly one `error:` line, containing `needle`.
+fn assert_one_error(code: i32, stderr: &str, expected_code: i32, needle: &str) {
+    assert_eq!(code, expected_code, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(needle), "{needle:?} missing in {stderr}");
 }
 
 #[test]
 fn a_missing_model_is_named_and_stops_the_agent() {
     let (code, err) = run_to_exit(&config(Path::new("/nonexistent/m.onnx"), "rtsp://127.0.0.1:1/x", "mqtt://127.0.0.1:1"));
-    assert_eq!(code, 1, "{err}");
-    let lines = error_lines(&err);
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("model file /nonexistent/m.onnx not found"), "{err}");
+    assert_one_error(code, &err, 1, "model file /nonexistent/m.onnx not found");
 }
 
 #[test]
@@ -68,19 +69,14 @@ fn a_corrupt_model_is_named_and_stops_the_agent() {
     let bad = dir.path().join("corrupt.onnx");
     std::fs::write(&bad, b"this is not an ONNX protobuf at all").unwrap();
     let (code, err) = run_to_exit(&config(&bad, "rtsp://127.0.0.1:1/x", "mqtt://127.0.0.1:1"));
-    assert_eq!(code, 1, "{err}");
-    let lines = error_lines(&err);
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("corrupt.onnx is not a usable ONNX model"), "{err}");
+    assert_one_error(code, &err, 1, "corrupt.onnx is not a usable ONNX model");
 }
 
 #[test]
 fn a_malformed_config_names_file_line_and_key() {
     let (code, err) = run_to_exit("agent_id = \"a\"\n[model\npath = 1\n");
-    assert_eq!(code, 2, "{err}");
-    let lines = error_lines(&err);
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("agent.toml") && lines[0].contains("line 2"), "{err}");
+    assert_one_error(code, &err, 2, "agent.toml");
+    assert!(err.contains("line 2"), "{err}");
 
     let (code, err) = run_to_exit(&config(&model(), "http://camera", "mqtt://127.0.0.1:1").replace("zone = \"yard\"", "zone = \"pond\""));
     assert_eq!(code, 2, "{err}");
