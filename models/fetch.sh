@@ -92,6 +92,11 @@ TMP=$(mktemp -d "$CACHE/tmp/fetch.$$.XXXXXX")
 KEEP_TMP=0
 trap '[[ $KEEP_TMP == 1 ]] || rm -rf "$TMP"' EXIT
 
+# The model card travels with the model (the agent looks for NAME.card.toml beside it).
+CARD=${NAME%.onnx}.card.toml
+cp "$ROOT/models/$CARD" "$TMP/$CARD"
+mv -f "$TMP/$CARD" "$CACHE/models/$CARD"
+
 have_model() {
   [[ -f $MODEL ]] || return 1
   local sha

@@ -12,11 +12,12 @@ use tracing::{error, info, warn};
 use xueliang_proto::{Alarm, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
-use crate::classes::{COCO, index_of};
 use crate::config::AgentConfig;
 use crate::detection::Detection;
-use crate::detector::{Detector, DetectorError, ort_library};
+use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
+use crate::model_card::{CardError, ModelCard};
 use crate::evidence::Rgb;
+use crate::frame::Frame;
 use crate::geometry::Polygon;
 use crate::publisher::Publisher;
 use crate::rules::ZoneIntrusion;
@@ -31,6 +32,9 @@ pub enum AgentError {
     /// The detector could not be loaded.
     #[error(transparent)]
     Detector(#[from] DetectorError),
+    /// The model card is missing or wrong.
+    #[error(transparent)]
+    Card(#[from] CardError),
     /// The configuration refers to something the model or system lacks.
     #[error("config: {0}")]
     Config(String),
@@ -60,16 +64,17 @@ impl Agent {
     /// camera is opened.
     pub fn build(config: AgentConfig) -> Result<Self, AgentError> {
         gst::init().map_err(|e| AgentError::Gstreamer(e.to_string()))?;
-        let library = ort_library(config.model.onnxruntime.as_deref());
-        let detector = Detector::load_nanodet(&config.model.path, &library, config.model.threads)?;
-        if detector.class_count() != COCO.len() {
-            return Err(AgentError::Config(format!(
-                "model {} has {} classes; the nanodet kind expects the {} COCO classes",
-                config.model.path.display(),
-                detector.class_count(),
-                COCO.len()
-            )));
+        if !config.model.path.is_file() {
+            return Err(DetectorError::ModelMissing(config.model.path.clone()).into());
         }
+        let card = ModelCard::load(&config.model.card_path())?;
+        let options = DetectorOptions {
+            library: ort_library(config.model.onnxruntime.as_deref()),
+            threads: config.model.threads,
+            max_batch: config.cameras.len(),
+        };
+        let detector = Detector::load(&config.model.path, card, &options)?;
+        let card = detector.card();
         let mut rules = Vec::new();
         for r in &config.rules {
             let zone = config
@@ -88,10 +93,13 @@ impl Agent {
                 .classes
                 .iter()
                 .map(|name| {
-                    index_of(&COCO, name).ok_or_else(|| {
+                    card.class_index(name).ok_or_else(|| {
                         AgentError::Config(format!(
-                            "rule {}: class {name:?} is not a class of model {} (e.g. \"person\", \"car\", \"truck\")",
-                            r.id, config.model.id
+                            "rule {}: class {name:?} is not a class of model {} (its classes: {})",
+                            r.id,
+                            card.name,
+                            card.classes.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                                + if card.classes.len() > 8 { ", …" } else { "" }
                         ))
                     })
                 })
@@ -179,7 +187,10 @@ impl DetectLoop {
             self.config.cameras.iter().map(|c| c.detect_interval()).collect();
         let mut last_served: Vec<Option<Instant>> = vec![None; n];
         let mut next = 0usize;
-        let mut detections: Vec<Detection> = Vec::with_capacity(256);
+        let max_batch = self.detector.max_batch();
+        let mut frames: Vec<Frame> = Vec::with_capacity(max_batch);
+        let mut detections: Vec<Vec<Detection>> =
+            (0..max_batch).map(|_| Vec::with_capacity(256)).collect();
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(ev) = self.events.try_recv() {
@@ -188,31 +199,41 @@ impl DetectLoop {
             let order = (0..n).map(|k| (next + k) % n);
             let now = Instant::now();
             let due = |i: usize| last_served[i].is_none_or(|t| now.duration_since(t) >= intervals[i]);
-            let Some(frame) = self.hub.take_next(order, due, Duration::from_millis(20)) else {
+            if !self.hub.take_batch(order, due, max_batch, Duration::from_millis(20), &mut frames) {
                 continue;
-            };
-            let cam = frame.camera;
-            last_served[cam] = Some(Instant::now());
-            next = (cam + 1) % n;
-            let result = frame.with_yuv(|yuv| self.detector.detect(yuv, &mut detections));
-            match result {
-                Ok(Ok(times)) => stats.add(times.infer),
-                Ok(Err(e)) => {
-                    error!(camera = %self.config.cameras[cam].id, "{e}");
-                    continue;
+            }
+            let now = Instant::now();
+            for f in &frames {
+                last_served[f.camera] = Some(now);
+            }
+            next = (frames[frames.len() - 1].camera + 1) % n;
+            let batch = frames.len();
+            let mut prepared = true;
+            for (slot, frame) in frames.iter().enumerate() {
+                if let Err(e) = frame.with_yuv(|yuv| self.detector.prepare(batch, slot, yuv)) {
+                    error!(camera = %self.config.cameras[frame.camera].id, "{e}");
+                    prepared = false;
                 }
+            }
+            if !prepared {
+                continue;
+            }
+            match self.detector.infer(batch, &mut detections) {
+                Ok((infer, _)) => stats.add(batch, infer),
                 Err(e) => {
-                    error!(camera = %self.config.cameras[cam].id, "{e}");
+                    error!("{e}");
                     continue;
                 }
             }
             let now = Instant::now();
-            for ri in 0..self.rules.len() {
-                if self.rules[ri].camera != cam {
-                    continue;
-                }
-                if let Some(hits) = self.rules[ri].update(&detections, now) {
-                    self.raise(ri, &frame, &hits);
+            for (frame, dets) in frames.iter().zip(&detections) {
+                for ri in 0..self.rules.len() {
+                    if self.rules[ri].camera != frame.camera {
+                        continue;
+                    }
+                    if let Some(hits) = self.rules[ri].update(dets, now) {
+                        self.raise(ri, frame, &hits);
+                    }
                 }
             }
             stats.maybe_log();
@@ -230,8 +251,9 @@ impl DetectLoop {
         }
     }
 
-    fn raise(&self, rule: usize, frame: &crate::frame::Frame, hits: &[Detection]) {
+    fn raise(&self, rule: usize, frame: &Frame, hits: &[Detection]) {
         let r = &self.rules[rule];
+        let card = self.detector.card();
         let snap = &self.config.snapshot;
         let jpeg = frame
             .with_yuv(|yuv| {
@@ -253,8 +275,8 @@ impl DetectLoop {
             kind: RuleKind::ZoneIntrusion,
             severity: r.severity,
             zone_id: &r.zone_id,
-            model: (&self.config.model.id, &self.config.model.version),
-            class_names: &COCO,
+            model: (&card.name, &card.version),
+            class_names: &card.classes,
         };
         let alarm = build(&ctx, hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
         info!(
@@ -279,8 +301,8 @@ struct Stats {
 }
 
 impl Stats {
-    fn add(&mut self, infer: Duration) {
-        self.frames += 1;
+    fn add(&mut self, frames: usize, infer: Duration) {
+        self.frames += frames as u32;
         self.infer += infer;
         self.since.get_or_insert_with(Instant::now);
     }

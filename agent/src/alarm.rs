@@ -23,7 +23,7 @@ pub struct AlarmContext<'a> {
     /// Model id and version.
     pub model: (&'a str, &'a str),
     /// Class names of the model.
-    pub class_names: &'a [&'a str],
+    pub class_names: &'a [String],
 }
 
 impl From<SeverityConfig> for Severity {
@@ -61,7 +61,7 @@ pub fn build(
                 class_name: ctx
                     .class_names
                     .get(d.class as usize)
-                    .copied()
+                    .map(String::as_str)
                     .unwrap_or("unknown")
                     .to_owned(),
                 class_id: d.class as u32,

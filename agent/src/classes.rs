@@ -13,8 +13,3 @@ pub const COCO: [&str; 80] = [
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
     "teddy bear", "hair drier", "toothbrush",
 ];
-
-/// The index of `name` in `classes`.
-pub fn index_of(classes: &[&str], name: &str) -> Option<u16> {
-    classes.iter().position(|c| *c == name).map(|i| i as u16)
-}

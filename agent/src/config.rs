@@ -15,10 +15,10 @@ use crate::geometry::Polygon;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML does not parse or does not match the schema.
     #[error("config {path}: {message}")]
@@ -106,29 +106,15 @@ impl MqttConfig {
     }
 }
 
-/// Which detector head the model has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// NanoDet (the default model): per-stride class and distribution-box outputs.
-    Nanodet,
-}
-
 /// The detector model and how to run it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Path of the `.onnx` file.
     pub path: PathBuf,
-    /// The head layout.
-    #[serde(default = "default_model_kind")]
-    pub kind: ModelKind,
-    /// Model id reported in alarms.
-    #[serde(default = "default_model_id")]
-    pub id: String,
-    /// Model version reported in alarms.
-    #[serde(default = "default_model_version")]
-    pub version: String,
+    /// Its model card (head, preprocessing, classes); defaults to `NAME.card.toml` beside it.
+    #[serde(default)]
+    pub card: Option<PathBuf>,
     /// ONNX Runtime intra-op threads (1 leaves a core for video decoding on a 2-core box).
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -137,15 +123,15 @@ pub struct ModelConfig {
     pub onnxruntime: Option<PathBuf>,
 }
 
-fn default_model_kind() -> ModelKind {
-    ModelKind::Nanodet
+impl ModelConfig {
+    /// The model card's path.
+    pub fn card_path(&self) -> PathBuf {
+        self.card
+            .clone()
+            .unwrap_or_else(|| crate::model_card::ModelCard::default_path(&self.path))
+    }
 }
-fn default_model_id() -> String {
-    "nanodet-g-416-coco".into()
-}
-fn default_model_version() -> String {
-    "1".into()
-}
+
 fn default_threads() -> usize {
     1
 }
@@ -304,9 +290,9 @@ impl Default for SnapshotConfig {
 impl AgentConfig {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
@@ -320,6 +306,7 @@ impl AgentConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.model.path = base.join(&config.model.path);
         config.model.onnxruntime = config.model.onnxruntime.map(|p| base.join(p));
+        config.model.card = config.model.card.map(|p| base.join(p));
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)

@@ -1,7 +1,8 @@
-//! The object detector: one ONNX Runtime session, a reused input tensor, and the head decoder.
+//! The object detector: one ONNX Runtime session, reused input tensors, and the head decoder.
 //!
-//! Inputs and outputs are bound once (IoBinding) to tensors allocated at load time, so a
-//! detection writes into the same memory every frame and allocates nothing for tensors.
+//! Inputs and outputs are bound once (IoBinding) to tensors allocated at load time, one set per
+//! batch size, so a detection writes into the same memory every frame and allocates nothing for
+//! tensors. Models with a dynamic batch dimension take frames of several cameras in one run.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -12,8 +13,9 @@ use ort::session::{IoBinding, Session};
 use ort::value::Tensor;
 
 use crate::detection::{Detection, nms_classwise};
-use crate::nanodet::NanodetHead;
-use crate::preprocess::{ChannelOrder, Normalization, Preprocessor};
+use crate::head::Head;
+use crate::model_card::ModelCard;
+use crate::preprocess::Preprocessor;
 use crate::yuv::Yuv;
 
 /// Where the installer puts the ONNX Runtime library on an edge box.
@@ -38,13 +40,6 @@ pub enum DetectorError {
     #[error("inference failed: {0}")]
     Run(String),
 }
-
-/// NanoDet's normalization (from its model card): BGR, ImageNet-style mean and std on 0..255.
-pub const NANODET_NORMALIZATION: Normalization = Normalization {
-    order: ChannelOrder::Bgr,
-    mean: [103.53, 116.28, 123.675],
-    std: [57.375, 57.12, 58.395],
-};
 
 /// Time spent in each stage of one detection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,14 +83,24 @@ fn environment(library: &Path) -> Result<&'static Environment, DetectorError> {
     })
 }
 
+/// One batch size's bound input and outputs.
+struct Bound {
+    binding: IoBinding,
+    input: Tensor<f32>,
+}
+
 /// A loaded model ready to detect objects in frames.
 pub struct Detector {
     session: Session,
-    binding: IoBinding,
-    input: Tensor<f32>,
+    /// `batches[b - 1]` serves a batch of b images.
+    batches: Vec<Bound>,
+    input_name: String,
     output_names: Vec<String>,
-    head: NanodetHead,
-    preprocessor: Preprocessor,
+    head: Head,
+    card: ModelCard,
+    /// One per batch slot: each camera's frame size gives its own letterbox.
+    preprocessors: Vec<Preprocessor>,
+    input_size: (usize, usize),
     /// Score below which candidates are discarded before NMS.
     pub score_threshold: f32,
     /// IoU above which a box is suppressed by a better one of its class.
@@ -105,20 +110,34 @@ pub struct Detector {
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Detector")
+            .field("model", &self.card.name)
             .field("outputs", &self.output_names)
             .field("head", &self.head)
+            .field("max_batch", &self.batches.len())
             .finish_non_exhaustive()
     }
 }
 
+/// Options for loading a detector.
+#[derive(Debug, Clone)]
+pub struct DetectorOptions {
+    /// The ONNX Runtime library.
+    pub library: PathBuf,
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Largest batch to prepare when the model's batch dimension is dynamic.
+    pub max_batch: usize,
+}
+
 impl Detector {
-    /// Loads a NanoDet-layout model with `threads` intra-op threads.
-    pub fn load_nanodet(
+    /// Loads `model` as its `card` describes it; the model is run once here on a blank image,
+    /// so a model that cannot run fails at start-up rather than at the first frame.
+    pub fn load(
         model: &Path,
-        library: &Path,
-        threads: usize,
+        card: ModelCard,
+        options: &DetectorOptions,
     ) -> Result<Self, DetectorError> {
-        let env = environment(library)?;
+        let env = environment(&options.library)?;
         if !model.is_file() {
             return Err(DetectorError::ModelMissing(model.to_owned()));
         }
@@ -130,9 +149,9 @@ impl Detector {
             path: model.to_owned(),
             message,
         };
-        let session = Session::builder(env)
+        let mut session = Session::builder(env)
             .map_err(|e| invalid(e))?
-            .with_intra_threads(threads)
+            .with_intra_threads(options.threads.max(1))
             .map_err(|e| invalid(e.into()))?
             .with_inter_threads(1)
             .map_err(|e| invalid(e.into()))?
@@ -153,43 +172,71 @@ impl Detector {
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
-        let (height, width) = match shape.as_slice() {
-            [1 | -1, 3, h, w] if *h > 0 && *w > 0 => (*h as usize, *w as usize),
+        let (dynamic_batch, height, width) = match shape.as_slice() {
+            [b @ (1 | -1), 3, h, w] if *h > 0 && *w > 0 => (*b == -1, *h as usize, *w as usize),
             other => {
                 return Err(layout(format!(
-                    "input {:?} has shape {other:?}, expected [1, 3, H, W]",
+                    "input {:?} has shape {other:?}, expected [1, 3, H, W] (an RGB image of fixed size)",
                     input_outlet.name()
                 )));
             }
         };
+        if let Some((cw, ch)) = card.input_size
+            && (cw, ch) != (width, height)
+        {
+            return Err(layout(format!(
+                "input is {width}x{height} but its model card says {cw}x{ch}: the card belongs to another model"
+            )));
+        }
         let input_name = input_outlet.name().to_owned();
-        let output_shapes: Vec<Vec<i64>> = session
-            .outputs()
-            .iter()
-            .map(|o| o.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default())
-            .collect();
-        let head = NanodetHead::from_output_shapes(&output_shapes, width, height)
-            .map_err(|m| layout(format!("not a NanoDet head: {m}")))?;
         let output_names: Vec<String> =
             session.outputs().iter().map(|o| o.name().to_owned()).collect();
 
+        // One run on a blank image proves the model runs and gives concrete output shapes.
         let run_err = |e: ort::Error| DetectorError::Run(e.to_string());
-        let input = Tensor::<f32>::new(session.allocator(), [1usize, 3, height, width])
+        let blank = Tensor::<f32>::new(session.allocator(), [1usize, 3, height, width])
             .map_err(run_err)?;
-        let mut binding = session.create_binding().map_err(run_err)?;
-        binding.bind_input(input_name, &input).map_err(run_err)?;
-        for (name, shape) in output_names.iter().zip(&output_shapes) {
-            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            let t = Tensor::<f32>::new(session.allocator(), dims).map_err(run_err)?;
-            binding.bind_output(name.clone(), t).map_err(run_err)?;
+        let output_shapes: Vec<Vec<i64>> = {
+            let outputs = session
+                .run(ort::inputs![input_name.as_str() => &blank])
+                .map_err(|e| invalid(e))?;
+            output_names
+                .iter()
+                .map(|n| outputs[n.as_str()].shape().to_vec())
+                .collect()
+        };
+        let head = Head::new(card.head, &output_shapes, width, height, card.classes.len())
+            .map_err(layout)?;
+
+        let max_batch = if dynamic_batch { options.max_batch.clamp(1, 8) } else { 1 };
+        let mut batches = Vec::with_capacity(max_batch);
+        for b in 1..=max_batch {
+            let input = Tensor::<f32>::new(session.allocator(), [b, 3, height, width])
+                .map_err(run_err)?;
+            let mut binding = session.create_binding().map_err(run_err)?;
+            binding.bind_input(input_name.clone(), &input).map_err(run_err)?;
+            for (name, shape) in output_names.iter().zip(&output_shapes) {
+                let mut dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                if let Some(d0) = dims.first_mut() {
+                    *d0 = b;
+                }
+                let t = Tensor::<f32>::new(session.allocator(), dims).map_err(run_err)?;
+                binding.bind_output(name.clone(), t).map_err(run_err)?;
+            }
+            batches.push(Bound { binding, input });
         }
+        let preprocessors = (0..max_batch)
+            .map(|_| Preprocessor::new(width, height, card.normalization, card.resize))
+            .collect();
         Ok(Self {
             session,
-            binding,
-            input,
+            batches,
+            input_name,
             output_names,
             head,
-            preprocessor: Preprocessor::new(width, height, NANODET_NORMALIZATION),
+            card,
+            preprocessors,
+            input_size: (width, height),
             score_threshold: 0.3,
             nms_iou: 0.6,
         })
@@ -197,16 +244,70 @@ impl Detector {
 
     /// The model's input size (width, height).
     pub fn input_size(&self) -> (usize, usize) {
-        let l = &self.head.levels[0];
-        (l.cols * l.stride, l.rows * l.stride)
+        self.input_size
     }
 
-    /// Number of classes the model knows.
-    pub fn class_count(&self) -> usize {
-        self.head.classes
+    /// The model card the detector runs by.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
     }
 
-    /// Detects objects in `img`; results (after NMS) replace the contents of `out`, whose
+    /// The largest batch one inference takes (1 unless the model's batch size is dynamic).
+    pub fn max_batch(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Writes `img` into slot `slot` of the input of a `batch`-image inference.
+    ///
+    /// # Panics
+    /// If `batch` exceeds [`Self::max_batch`] or `slot` ≥ `batch` (programming errors).
+    pub fn prepare(&mut self, batch: usize, slot: usize, img: &Yuv<'_>) {
+        let pre = &mut self.preprocessors[slot];
+        let len = pre.len();
+        let (_, data) = self.batches[batch - 1].input.extract_tensor_mut();
+        pre.run(img, &mut data[slot * len..][..len]);
+    }
+
+    /// Runs a `batch`-image inference on the prepared slots; `outs[i]` receives image i's
+    /// detections (after NMS, normalized frame coordinates), reusing its capacity.
+    pub fn infer(
+        &mut self,
+        batch: usize,
+        outs: &mut [Vec<Detection>],
+    ) -> Result<(Duration, Duration), DetectorError> {
+        let t0 = Instant::now();
+        let outputs = self
+            .session
+            .run_binding(&self.batches[batch - 1].binding)
+            .map_err(|e| DetectorError::Run(e.to_string()))?;
+        let t1 = Instant::now();
+        let mut slices: [&[f32]; 8] = [&[]; 8];
+        let n_out = self.output_names.len().min(slices.len());
+        let mut whole: [&[f32]; 8] = [&[]; 8];
+        for (k, name) in self.output_names.iter().take(n_out).enumerate() {
+            whole[k] = outputs[name.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| DetectorError::Run(e.to_string()))?
+                .1;
+        }
+        for (i, out) in outs.iter_mut().take(batch).enumerate() {
+            for k in 0..n_out {
+                let per = whole[k].len() / batch;
+                slices[k] = &whole[k][i * per..][..per];
+            }
+            out.clear();
+            self.head.decode(&slices[..n_out], self.score_threshold, out);
+            let content = self.preprocessors[i].content();
+            for d in out.iter_mut() {
+                let b = d.bbox;
+                d.bbox = content.to_frame(b.x1, b.y1, b.x2, b.y2);
+            }
+            nms_classwise(out, self.nms_iou);
+        }
+        Ok((t1 - t0, t1.elapsed()))
+    }
+
+    /// Detects objects in one image; results (after NMS) replace the contents of `out`, whose
     /// capacity is reused from frame to frame.
     pub fn detect(
         &mut self,
@@ -214,32 +315,35 @@ impl Detector {
         out: &mut Vec<Detection>,
     ) -> Result<StageTimes, DetectorError> {
         let t0 = Instant::now();
-        let (_, data) = self.input.extract_tensor_mut();
-        self.preprocessor.run(img, data);
-        let t1 = Instant::now();
-        let outputs = self
-            .session
-            .run_binding(&self.binding)
-            .map_err(|e| DetectorError::Run(e.to_string()))?;
-        let t2 = Instant::now();
-        out.clear();
-        for level in &self.head.levels {
-            let scores = outputs[self.output_names[level.scores].as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| DetectorError::Run(e.to_string()))?
-                .1;
-            let boxes = outputs[self.output_names[level.boxes].as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| DetectorError::Run(e.to_string()))?
-                .1;
-            self.head
-                .decode_level(level, scores, boxes, self.score_threshold, out);
-        }
-        nms_classwise(out, self.nms_iou);
+        self.prepare(1, 0, img);
+        let preprocess = t0.elapsed();
+        let (infer, postprocess) = self.infer(1, std::slice::from_mut(out))?;
         Ok(StageTimes {
-            preprocess: t1 - t0,
-            infer: t2 - t1,
-            postprocess: t2.elapsed(),
+            preprocess,
+            infer,
+            postprocess,
         })
+    }
+
+    /// Times `runs` bare `session.run` calls on the last prepared single image, the way a
+    /// minimal program would call ONNX Runtime: the baseline the detection loop is measured
+    /// against.
+    pub fn time_bare_runs(&mut self, runs: usize) -> Result<Duration, DetectorError> {
+        let err = |e: ort::Error| DetectorError::Run(e.to_string());
+        let (w, h) = self.input_size;
+        let mut input = Tensor::<f32>::new(self.session.allocator(), [1usize, 3, h, w]).map_err(err)?;
+        input
+            .extract_tensor_mut()
+            .1
+            .copy_from_slice(self.batches[0].input.extract_tensor().1);
+        let t0 = Instant::now();
+        for _ in 0..runs {
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => &input])
+                .map_err(err)?;
+            std::hint::black_box(&outputs);
+        }
+        Ok(t0.elapsed())
     }
 }

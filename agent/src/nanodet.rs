@@ -31,8 +31,6 @@ pub struct NanodetHead {
     pub classes: usize,
     /// Bins per side (R + 1).
     pub bins: usize,
-    input_w: f32,
-    input_h: f32,
 }
 
 impl NanodetHead {
@@ -89,12 +87,11 @@ impl NanodetHead {
             levels,
             classes,
             bins: box_ch / 4,
-            input_w: width as f32,
-            input_h: height as f32,
         })
     }
 
-    /// Appends every (anchor, class) with score ≥ `threshold` of one level to `out`.
+    /// Appends every (anchor, class) with score ≥ `threshold` of one level to `out`, boxes in
+    /// input pixels.
     pub fn decode_level(
         &self,
         level: &Level,
@@ -122,10 +119,10 @@ impl NanodetHead {
                     let d = &boxes[i * 4 * nb..][..4 * nb];
                     let side = |k: usize| expectation(&d[k * nb..][..nb]) * s;
                     BoxN {
-                        x1: ((cx - side(0)) / self.input_w).clamp(0.0, 1.0),
-                        y1: ((cy - side(1)) / self.input_h).clamp(0.0, 1.0),
-                        x2: ((cx + side(2)) / self.input_w).clamp(0.0, 1.0),
-                        y2: ((cy + side(3)) / self.input_h).clamp(0.0, 1.0),
+                        x1: cx - side(0),
+                        y1: cy - side(1),
+                        x2: cx + side(2),
+                        y2: cy + side(3),
                     }
                 });
                 out.push(Detection { class: class as u16, score, bbox });
@@ -192,8 +189,7 @@ mod tests {
         h.decode_level(level, &scores, &boxes, 0.5, &mut out);
         assert_eq!(out.len(), 1);
         let b = out[0].bbox;
-        let px = |v: f32| v * 416.0;
-        assert!((px(b.x1) - 144.0).abs() < 0.5 && (px(b.x2) - 272.0).abs() < 0.5, "{b:?}");
-        assert!((px(b.y1) - 144.0).abs() < 0.5 && (px(b.y2) - 272.0).abs() < 0.5, "{b:?}");
+        assert!((b.x1 - 144.0).abs() < 0.5 && (b.x2 - 272.0).abs() < 0.5, "{b:?}");
+        assert!((b.y1 - 144.0).abs() < 0.5 && (b.y2 - 272.0).abs() < 0.5, "{b:?}");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One pass does scaling (bilinear luma, nearest chroma), colour conversion, channel order and
 //! normalization, so no intermediate RGB image is made. Index tables are rebuilt only when the
-//! source size changes: nothing is allocated per frame.
+//! source size changes: nothing is allocated per frame. Frames are stretched to the input or
+//! letterboxed (aspect kept, the rest padded), as the model card says.
 
 use crate::yuv::Yuv;
 
@@ -26,6 +27,40 @@ pub struct Normalization {
     pub std: [f32; 3],
 }
 
+/// How a frame is fitted into the model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// The whole frame scaled to the input size, aspect ratio not kept.
+    Stretch,
+    /// Scaled to fit with its aspect ratio, centred, the border filled with grey `pad` (0..255).
+    Letterbox {
+        /// Border value on every channel before normalization.
+        pad: u8,
+    },
+}
+
+/// Where the frame landed in the model input, in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Content {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+impl Content {
+    /// Maps a box in input pixels to normalized frame coordinates, clamped to the frame.
+    pub fn to_frame(&self, x1: f32, y1: f32, x2: f32, y2: f32) -> crate::geometry::BoxN {
+        let nx = |v: f32| ((v - self.x) / self.w).clamp(0.0, 1.0);
+        let ny = |v: f32| ((v - self.y) / self.h).clamp(0.0, 1.0);
+        crate::geometry::BoxN { x1: nx(x1), y1: ny(y1), x2: nx(x2), y2: ny(y2) }
+    }
+}
+
 /// One output coordinate's two source neighbours and the weight of the second.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tap {
@@ -43,21 +78,25 @@ pub struct Preprocessor {
     scale: [f32; 3],
     bias: [f32; 3],
     order: ChannelOrder,
+    resize: Resize,
     src: (usize, usize),
+    content: Content,
     xs: Vec<Tap>,
     ys: Vec<Tap>,
 }
 
 impl Preprocessor {
     /// A preprocessor producing `width`×`height` planes.
-    pub fn new(width: usize, height: usize, norm: Normalization) -> Self {
+    pub fn new(width: usize, height: usize, norm: Normalization, resize: Resize) -> Self {
         Self {
             width,
             height,
             scale: norm.std.map(|s| 1.0 / s),
             bias: [0, 1, 2].map(|i| -norm.mean[i] / norm.std[i]),
             order: norm.order,
+            resize,
             src: (0, 0),
+            content: Content::default(),
             xs: Vec::with_capacity(width),
             ys: Vec::with_capacity(height),
         }
@@ -91,28 +130,56 @@ impl Preprocessor {
         }
     }
 
-    /// Writes `img`, stretched to the model size, into `out` (length [`Self::len`]).
+    /// Where the last frame landed in the input (for mapping boxes back to the frame).
+    pub fn content(&self) -> Content {
+        self.content
+    }
+
+    /// Recomputes the fit and the index tables for a new source size.
+    fn fit(&mut self, src_w: usize, src_h: usize) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let (cw, ch) = match self.resize {
+            Resize::Stretch => (self.width, self.height),
+            Resize::Letterbox { .. } => {
+                let s = (w / src_w as f32).min(h / src_h as f32);
+                let fit = |v: usize, max: usize| ((v as f32 * s).round() as usize).clamp(1, max);
+                (fit(src_w, self.width), fit(src_h, self.height))
+            }
+        };
+        let (x0, y0) = ((self.width - cw) / 2, (self.height - ch) / 2);
+        self.content = Content { x: x0 as f32, y: y0 as f32, w: cw as f32, h: ch as f32 };
+        Self::taps(cw, src_w, &mut self.xs);
+        Self::taps(ch, src_h, &mut self.ys);
+        self.src = (src_w, src_h);
+    }
+
+    /// Writes `img`, fitted to the model size, into `out` (length [`Self::len`]).
     ///
     /// # Panics
     /// If `out` has the wrong length: that is a programming error, not an input error.
     pub fn run(&mut self, img: &Yuv<'_>, out: &mut [f32]) {
         assert_eq!(out.len(), self.len(), "model input buffer size");
         if self.src != (img.width, img.height) {
-            Self::taps(self.width, img.width, &mut self.xs);
-            Self::taps(self.height, img.height, &mut self.ys);
-            self.src = (img.width, img.height);
+            self.fit(img.width, img.height);
         }
         let plane = self.width * self.height;
         let (p0, rest) = out.split_at_mut(plane);
         let (p1, p2) = rest.split_at_mut(plane);
         let bgr = self.order == ChannelOrder::Bgr;
         let (sc, bs) = (self.scale, self.bias);
+        if let Resize::Letterbox { pad } = self.resize {
+            let pad = pad as f32;
+            p0.fill(pad * sc[0] + bs[0]);
+            p1.fill(pad * sc[1] + bs[1]);
+            p2.fill(pad * sc[2] + bs[2]);
+        }
+        let (x0, y0) = (self.content.x as usize, self.content.y as usize);
         for (oy, ty) in self.ys.iter().enumerate() {
             let r0 = &img.y[ty.lo as usize * img.y_stride..];
             let r1 = &img.y[ty.hi as usize * img.y_stride..];
             let ur = &img.u[ty.chroma as usize * img.uv_stride..];
             let vr = &img.v[ty.chroma as usize * img.uv_stride..];
-            let row = oy * self.width;
+            let row = (y0 + oy) * self.width + x0;
             for (ox, tx) in self.xs.iter().enumerate() {
                 let (a, b) = (tx.lo as usize, tx.hi as usize);
                 let top = r0[a] as f32 + (r0[b] as f32 - r0[a] as f32) * tx.w;
@@ -146,7 +213,7 @@ mod tests {
         // Pure red in BT.601 limited range.
         let (y, u, v) = flat(64, 48, (81, 90, 240));
         let img = Yuv::new(&y, &u, &v, 64, 32, 64, 48, YuvToRgb::BT601).unwrap();
-        let mut p = Preprocessor::new(16, 16, NANODET);
+        let mut p = Preprocessor::new(16, 16, NANODET, Resize::Stretch);
         let mut out = vec![0.0; p.len()];
         p.run(&img, &mut out);
         let (b, g, r) = (out[0], out[256], out[512]);
@@ -168,12 +235,31 @@ mod tests {
         let (_, u, v) = flat(w, h, (0, 128, 128));
         let img = Yuv::new(&y, &u, &v, w, w / 2, w, h, YuvToRgb::BT601).unwrap();
         let rgb = Normalization { order: ChannelOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] };
-        let mut p = Preprocessor::new(10, 5, rgb);
+        let mut p = Preprocessor::new(10, 5, rgb, Resize::Stretch);
         let mut out = vec![0.0; p.len()];
         p.run(&img, &mut out);
         let row: Vec<f32> = out[..10].to_vec();
         assert!(row.windows(2).all(|w| w[1] > w[0]), "{row:?}");
         // Output pixel 0 covers source columns 0..10, centre 4.5: luma 16 + 9 → ~10.5 in RGB.
         assert!((row[0] - 1.164 * 9.0).abs() < 1.5, "{}", row[0]);
+    }
+
+    #[test]
+    fn letterbox_centres_the_frame_and_pads_the_rest() {
+        // A 4:3 frame into a square input: bands above and below.
+        let (y, u, v) = flat(64, 48, (235, 128, 128));
+        let img = Yuv::new(&y, &u, &v, 64, 32, 64, 48, YuvToRgb::BT601).unwrap();
+        let plain = Normalization { order: ChannelOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] };
+        let mut p = Preprocessor::new(32, 32, plain, Resize::Letterbox { pad: 114 });
+        let mut out = vec![0.0; p.len()];
+        p.run(&img, &mut out);
+        let c = p.content();
+        assert_eq!((c.x, c.y, c.w, c.h), (0.0, 4.0, 32.0, 24.0));
+        assert_eq!(out[0], 114.0, "top band");
+        assert_eq!(out[31 * 32], 114.0, "bottom band");
+        assert!(out[16 * 32 + 16] > 250.0, "white content {}", out[16 * 32 + 16]);
+        // A box covering the content maps back to the whole frame.
+        let b = c.to_frame(0.0, 4.0, 32.0, 28.0);
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.0, 0.0, 1.0, 1.0));
     }
 }

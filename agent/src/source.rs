@@ -45,23 +45,36 @@ impl FrameHub {
         self.ready.notify_all();
     }
 
-    /// Takes the newest frame of the first camera (in `order`) that has one and is due,
-    /// waiting up to `timeout`. `due(i)` says whether camera `i` may be served now.
-    pub fn take_next(
+    /// Moves into `out` the newest frames of up to `max` cameras (in `order`) that have one and
+    /// are due, waiting up to `timeout` for the first. `due(i)` says whether camera `i` may be
+    /// served now. Returns whether any frame was taken.
+    pub fn take_batch(
         &self,
         order: impl Iterator<Item = usize> + Clone,
         due: impl Fn(usize) -> bool,
+        max: usize,
         timeout: Duration,
-    ) -> Option<Frame> {
+        out: &mut Vec<Frame>,
+    ) -> bool {
+        out.clear();
         let deadline = Instant::now() + timeout;
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             for i in order.clone() {
-                if due(i) && slots.get(i).is_some_and(Option::is_some) {
-                    return slots[i].take();
+                if out.len() < max && due(i) {
+                    if let Some(frame) = slots.get_mut(i).and_then(Option::take) {
+                        out.push(frame);
+                    }
                 }
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
+            if !out.is_empty() {
+                // A camera thread waiting for its slot to empty (replay on demand) may go on.
+                self.ready.notify_all();
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
             slots = self
                 .ready
                 .wait_timeout(slots, left)

@@ -13,6 +13,10 @@ fn model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/models/nanodet_g416_coco.onnx")
 }
 
+fn shipped_card() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/nanodet_g416_coco.card.toml")
+}
+
 fn config(model: &Path, camera_url: &str, mqtt_url: &str) -> String {
     format!(
         r#"agent_id = "cli-test"
@@ -20,6 +24,7 @@ fn config(model: &Path, camera_url: &str, mqtt_url: &str) -> String {
 url = "{mqtt_url}"
 [model]
 path = "{}"
+card = "{}"
 [[cameras]]
 id = "gate"
 url = "{camera_url}"
@@ -32,7 +37,8 @@ id = "yard-intrusion"
 kind = "zone_intrusion"
 zone = "yard"
 "#,
-        model.display()
+        model.display(),
+        shipped_card().display()
     )
 }
 
@@ -70,6 +76,15 @@ fn a_corrupt_model_is_named_and_stops_the_agent() {
     std::fs::write(&bad, b"this is not an ONNX protobuf at all").unwrap();
     let (code, err) = run_to_exit(&config(&bad, "rtsp://127.0.0.1:1/x", "mqtt://127.0.0.1:1"));
     assert_one_error(code, &err, 1, "corrupt.onnx is not a usable ONNX model");
+}
+
+#[test]
+fn a_missing_model_card_is_named_and_stops_the_agent() {
+    let toml = config(&model(), "rtsp://127.0.0.1:1/x", "mqtt://127.0.0.1:1")
+        .replace(&shipped_card().display().to_string(), "/nonexistent/m.card.toml");
+    let (code, err) = run_to_exit(&toml);
+    assert_one_error(code, &err, 1, "model card /nonexistent/m.card.toml: No such file");
+    assert!(err.contains("every model needs a card"), "{err}");
 }
 
 #[test]

@@ -11,10 +11,10 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The listen address is taken or not ours.
-    #[error("embedded MQTT broker cannot listen on {addr}: {source} (choose another --mqtt-listen, or stop what uses it)")]
+    #[error("embedded MQTT broker cannot listen on {addr}: {error} (choose another --mqtt-listen, or stop what uses it)")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// rumqttd refused the configuration.
     #[error("embedded MQTT broker: {0}")]
@@ -26,13 +26,13 @@ pub enum BrokerError {
 /// A port of 0 picks a free port.
 pub fn start(listen: SocketAddr, max_payload: usize) -> Result<SocketAddr, BrokerError> {
     // rumqttd only logs a failed bind from its own thread; binding first gives a clear error.
-    let probe = TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+    let probe = TcpListener::bind(listen).map_err(|error| BrokerError::Bind {
         addr: listen,
-        source,
+        error,
     })?;
-    let addr = probe.local_addr().map_err(|source| BrokerError::Bind {
+    let addr = probe.local_addr().map_err(|error| BrokerError::Bind {
         addr: listen,
-        source,
+        error,
     })?;
     drop(probe);
     let server = ServerSettings {

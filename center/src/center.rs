@@ -42,16 +42,16 @@ pub struct CenterConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum CenterError {
     /// The store could not be opened.
-    #[error("cannot open the alarm store in {dir}: {source}")]
-    Store { dir: PathBuf, source: StoreError },
+    #[error("cannot open the alarm store in {dir}: {error}")]
+    Store { dir: PathBuf, error: StoreError },
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
     /// The HTTP port could not be bound.
-    #[error("HTTP API cannot listen on {addr}: {source}")]
+    #[error("HTTP API cannot listen on {addr}: {error}")]
     Http {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -83,9 +83,9 @@ pub async fn start(
     config: CenterConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningCenter, CenterError> {
-    let store = Store::open(&config.data_dir).map_err(|source| CenterError::Store {
+    let store = Store::open(&config.data_dir).map_err(|error| CenterError::Store {
         dir: config.data_dir.clone(),
-        source,
+        error,
     })?;
     let conn = match &config.broker {
         BrokerChoice::Embedded { listen } => {
@@ -107,13 +107,13 @@ pub async fn start(
     let mqtt_addr = format!("{}:{}", conn.host, conn.port);
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
-        .map_err(|source| CenterError::Http {
+        .map_err(|error| CenterError::Http {
             addr: config.http_listen,
-            source,
+            error,
         })?;
-    let http_addr = listener.local_addr().map_err(|source| CenterError::Http {
+    let http_addr = listener.local_addr().map_err(|error| CenterError::Http {
         addr: config.http_listen,
-        source,
+        error,
     })?;
     info!("HTTP API on http://{http_addr}/api/alarms");
     let stats = Arc::new(IngestStats::default());

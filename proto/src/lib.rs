@@ -30,10 +30,10 @@ pub enum DecodeError {
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     /// The bytes are not a valid protobuf encoding of the message.
-    #[error("payload is not a valid {message}: {source}")]
+    #[error("payload is not a valid {message}: {error}")]
     Malformed {
         message: &'static str,
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
 }
 
@@ -45,8 +45,8 @@ pub fn decode_limited<M: Message + Default>(bytes: &[u8]) -> Result<M, DecodeErr
             limit: MAX_MESSAGE_BYTES,
         });
     }
-    M::decode(bytes).map_err(|source| DecodeError::Malformed {
+    M::decode(bytes).map_err(|error| DecodeError::Malformed {
         message: std::any::type_name::<M>().rsplit("::").next().unwrap_or("message"),
-        source,
+        error,
     })
 }

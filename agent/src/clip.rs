@@ -1,0 +1,106 @@
+//! Recorded clips, decoded frame by frame in order, every frame (for `eval` and `bench`).
+//!
+//! Unlike a camera source this drops nothing and does not pace: the reader asks for the next
+//! frame and the decoder produces it. The decoder's output passes through `videoconvert` as
+//! I420 untouched, exactly as in a camera pipeline.
+
+use std::path::{Path, PathBuf};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::frame::Frame;
+
+/// Why a clip could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    /// The file is absent.
+    #[error("clip {0} not found")]
+    Missing(PathBuf),
+    /// GStreamer could not build or run the decoding pipeline.
+    #[error("clip {path}: {message}")]
+    Decode { path: PathBuf, message: String },
+}
+
+/// A clip being decoded.
+#[derive(Debug)]
+pub struct ClipReader {
+    path: PathBuf,
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    /// Frames returned so far.
+    pub frames: usize,
+}
+
+impl ClipReader {
+    /// Opens `path` and starts decoding.
+    pub fn open(path: &Path) -> Result<Self, ClipError> {
+        if !path.is_file() {
+            return Err(ClipError::Missing(path.to_owned()));
+        }
+        let err = |message: String| ClipError::Decode {
+            path: path.to_owned(),
+            message,
+        };
+        gst::init().map_err(|e| err(e.to_string()))?;
+        let abs = std::fs::canonicalize(path).map_err(|e| err(e.to_string()))?;
+        let uri = gst::glib::filename_to_uri(&abs, None).map_err(|e| err(e.to_string()))?;
+        let pipeline = gst::parse::launch(&format!(
+            "uridecodebin uri=\"{uri}\" ! videoconvert ! \
+             video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=4 drop=false"
+        ))
+        .map_err(|e| err(format!("cannot build decoder: {e} (run `make setup`)")))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| err("not a pipeline".into()))?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| err("no appsink".into()))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| err(format!("cannot start decoding: {e}")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            pipeline,
+            sink,
+            frames: 0,
+        })
+    }
+
+    /// The next frame, or `None` at the end of the clip.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, ClipError> {
+        let err = |message: String| ClipError::Decode {
+            path: self.path.clone(),
+            message,
+        };
+        let bus = self.pipeline.bus().ok_or_else(|| err("pipeline has no bus".into()))?;
+        loop {
+            // Pull in slices: a decoding error never reaches the appsink, only the bus.
+            if let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+                let frame = Frame::new(0, sample, xueliang_proto::endpoint::now_ms())
+                    .map_err(|e| err(e.to_string()))?;
+                self.frames += 1;
+                return Ok(Some(frame));
+            }
+            if self.sink.is_eos() {
+                return Ok(None);
+            }
+            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(e) = msg.view()
+            {
+                let detail = e
+                    .debug()
+                    .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
+                    .unwrap_or_default();
+                return Err(err(format!("{}{detail}", e.error())));
+            }
+        }
+    }
+}
+
+impl Drop for ClipReader {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
