@@ -19,9 +19,11 @@ use crate::model_card::{CardError, ModelCard};
 use crate::evidence::Rgb;
 use crate::frame::Frame;
 use crate::geometry::Polygon;
+use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
+use crate::motion::{MotionGate, MotionSettings};
 use crate::publisher::Publisher;
 use crate::rules::ZoneIntrusion;
-use crate::source::{CameraEvent, CameraSource, FrameHub};
+use crate::source::{CameraEvent, CameraSource, FrameHub, Pace};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -135,14 +137,15 @@ impl Agent {
                 hub.clone(),
                 event_tx.clone(),
                 stop.clone(),
+                Pace::Live,
             )?);
         }
         let (alarm_tx, alarm_rx) = mpsc::channel::<Alarm>(256);
+        let slots = camera_slots(&config)?;
         let loop_state = DetectLoop {
             config: config.clone(),
-            detector,
+            inference: InferenceLoop::new(detector, hub, slots),
             rules,
-            hub,
             events: event_rx,
             alarms: alarm_tx,
             stop: stop.clone(),
@@ -170,11 +173,38 @@ impl Agent {
     }
 }
 
+/// Each camera's detection interval and motion gate, from its config.
+fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
+    config
+        .cameras
+        .iter()
+        .map(|c| {
+            let gate = if c.motion.enabled {
+                let masks = c
+                    .motion
+                    .masks
+                    .iter()
+                    .map(|m| Polygon::new(m))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| AgentError::Config(format!("camera {} motion mask: {e}", c.id)))?;
+                Some(MotionGate::new(MotionSettings {
+                    cell_delta: c.motion.cell_delta,
+                    min_changed: c.motion.min_changed,
+                    refresh: Duration::from_secs_f32(c.motion.refresh_s),
+                    masks,
+                }))
+            } else {
+                None
+            };
+            Ok(CameraSlot { interval: c.detect_interval(), gate })
+        })
+        .collect()
+}
+
 struct DetectLoop {
     config: AgentConfig,
-    detector: Detector,
+    inference: InferenceLoop,
     rules: Vec<ZoneIntrusion>,
-    hub: Arc<FrameHub>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
     alarms: mpsc::Sender<Alarm>,
     stop: Arc<AtomicBool>,
@@ -182,51 +212,22 @@ struct DetectLoop {
 
 impl DetectLoop {
     fn run(mut self) {
-        let n = self.config.cameras.len();
-        let intervals: Vec<Duration> =
-            self.config.cameras.iter().map(|c| c.detect_interval()).collect();
-        let mut last_served: Vec<Option<Instant>> = vec![None; n];
-        let mut next = 0usize;
-        let max_batch = self.detector.max_batch();
-        let mut frames: Vec<Frame> = Vec::with_capacity(max_batch);
-        let mut detections: Vec<Vec<Detection>> =
-            (0..max_batch).map(|_| Vec::with_capacity(256)).collect();
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             while let Ok(ev) = self.events.try_recv() {
                 self.camera_event(ev);
             }
-            let order = (0..n).map(|k| (next + k) % n);
-            let now = Instant::now();
-            let due = |i: usize| last_served[i].is_none_or(|t| now.duration_since(t) >= intervals[i]);
-            if !self.hub.take_batch(order, due, max_batch, Duration::from_millis(20), &mut frames) {
-                continue;
-            }
-            let now = Instant::now();
-            for f in &frames {
-                last_served[f.camera] = Some(now);
-            }
-            next = (frames[frames.len() - 1].camera + 1) % n;
-            let batch = frames.len();
-            let mut prepared = true;
-            for (slot, frame) in frames.iter().enumerate() {
-                if let Err(e) = frame.with_yuv(|yuv| self.detector.prepare(batch, slot, yuv)) {
-                    error!(camera = %self.config.cameras[frame.camera].id, "{e}");
-                    prepared = false;
-                }
-            }
-            if !prepared {
-                continue;
-            }
-            match self.detector.infer(batch, &mut detections) {
-                Ok((infer, _)) => stats.add(batch, infer),
+            match self.inference.step(Duration::from_millis(20)) {
+                Ok(true) => {}
+                Ok(false) => continue,
                 Err(e) => {
                     error!("{e}");
                     continue;
                 }
             }
             let now = Instant::now();
-            for (frame, dets) in frames.iter().zip(&detections) {
+            for frame in &self.inference.frames {
+                let dets = &self.inference.detections[frame.camera];
                 for ri in 0..self.rules.len() {
                     if self.rules[ri].camera != frame.camera {
                         continue;
@@ -236,7 +237,7 @@ impl DetectLoop {
                     }
                 }
             }
-            stats.maybe_log();
+            stats.maybe_log(&self.inference.stats);
         }
     }
 
@@ -253,7 +254,7 @@ impl DetectLoop {
 
     fn raise(&self, rule: usize, frame: &Frame, hits: &[Detection]) {
         let r = &self.rules[rule];
-        let card = self.detector.card();
+        let card = self.inference.detector().card();
         let snap = &self.config.snapshot;
         let jpeg = frame
             .with_yuv(|yuv| {
@@ -292,33 +293,32 @@ impl DetectLoop {
     }
 }
 
-/// Inference counts for a periodic log line.
+/// A periodic log line of the loop's rates.
 #[derive(Debug, Default)]
 struct Stats {
-    frames: u32,
-    infer: Duration,
-    since: Option<Instant>,
+    since: Option<(Instant, LoopStats)>,
 }
 
 impl Stats {
-    fn add(&mut self, frames: usize, infer: Duration) {
-        self.frames += frames as u32;
-        self.infer += infer;
-        self.since.get_or_insert_with(Instant::now);
-    }
-
-    fn maybe_log(&mut self) {
-        let Some(since) = self.since else { return };
+    fn maybe_log(&mut self, now: &LoopStats) {
+        let Some((since, then)) = self.since else {
+            self.since = Some((Instant::now(), *now));
+            return;
+        };
         let elapsed = since.elapsed();
         if elapsed >= Duration::from_secs(30) {
+            let inferred = now.inferred - then.inferred;
+            let runs = (now.runs - then.runs).max(1) as f32;
             info!(
-                "inferred {} frames in {:.0}s ({:.1}/s), mean inference {:.1} ms",
-                self.frames,
+                "{} frames in {:.0}s, {} inferred ({:.1}/s; the motion gate skipped {}), mean inference {:.1} ms",
+                now.frames - then.frames,
                 elapsed.as_secs_f32(),
-                self.frames as f32 / elapsed.as_secs_f32(),
-                self.infer.as_secs_f32() * 1000.0 / self.frames.max(1) as f32
+                inferred,
+                inferred as f32 / elapsed.as_secs_f32(),
+                (now.frames - then.frames) - inferred,
+                (now.infer - then.infer).as_secs_f32() * 1000.0 / runs
             );
-            *self = Self::default();
+            self.since = Some((Instant::now(), *now));
         }
     }
 }

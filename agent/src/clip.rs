@@ -5,6 +5,8 @@
 //! I420 untouched, exactly as in a camera pipeline.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -29,8 +31,17 @@ pub struct ClipReader {
     path: PathBuf,
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
+    convert: Arc<Mutex<ConvertTimer>>,
     /// Frames returned so far.
     pub frames: usize,
+}
+
+/// Time spent inside `videoconvert`, from a probe on each of its pads (both run in the
+/// streaming thread, one after the other, for each buffer).
+#[derive(Debug, Default)]
+struct ConvertTimer {
+    entered: Option<Instant>,
+    total: Duration,
 }
 
 impl ClipReader {
@@ -47,7 +58,7 @@ impl ClipReader {
         let abs = std::fs::canonicalize(path).map_err(|e| err(e.to_string()))?;
         let uri = gst::glib::filename_to_uri(&abs, None).map_err(|e| err(e.to_string()))?;
         let pipeline = gst::parse::launch(&format!(
-            "uridecodebin uri=\"{uri}\" ! videoconvert ! \
+            "uridecodebin uri=\"{uri}\" ! videoconvert name=convert ! \
              video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=4 drop=false"
         ))
         .map_err(|e| err(format!("cannot build decoder: {e} (run `make setup`)")))?
@@ -57,6 +68,23 @@ impl ClipReader {
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| err("no appsink".into()))?;
+        let convert = Arc::new(Mutex::new(ConvertTimer::default()));
+        let element = pipeline.by_name("convert").ok_or_else(|| err("no videoconvert".into()))?;
+        for (pad, entering) in [("sink", true), ("src", false)] {
+            let timer = convert.clone();
+            element
+                .static_pad(pad)
+                .ok_or_else(|| err("videoconvert has no pads".into()))?
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    let mut t = timer.lock().unwrap_or_else(|p| p.into_inner());
+                    if entering {
+                        t.entered = Some(Instant::now());
+                    } else if let Some(at) = t.entered.take() {
+                        t.total += at.elapsed();
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+        }
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| err(format!("cannot start decoding: {e}")))?;
@@ -64,8 +92,15 @@ impl ClipReader {
             path: path.to_owned(),
             pipeline,
             sink,
+            convert,
             frames: 0,
         })
+    }
+
+    /// Time spent converting the frames decoded so far (near zero when the decoder's I420
+    /// passes through untouched).
+    pub fn convert_time(&self) -> Duration {
+        self.convert.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
     /// The next frame, or `None` at the end of the clip.

@@ -166,6 +166,55 @@ pub struct CameraConfig {
     /// Seconds without a frame before the camera counts as lost.
     #[serde(default = "default_frame_timeout")]
     pub frame_timeout_s: f32,
+    /// The motion gate: still scenes are not inferred again.
+    #[serde(default)]
+    pub motion: MotionConfig,
+}
+
+/// Motion gate settings of one camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotionConfig {
+    /// Whether frames of a still scene skip inference.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mean luma change (0..255) of a grid cell that counts as a change.
+    #[serde(default = "default_cell_delta")]
+    pub cell_delta: u8,
+    /// Fraction (0..1) of the unmasked grid cells that must change to infer a frame.
+    #[serde(default = "default_min_changed")]
+    pub min_changed: f32,
+    /// Infer at least every this many seconds, even in a still scene.
+    #[serde(default = "default_refresh")]
+    pub refresh_s: f32,
+    /// Polygons (normalized) whose changes the gate ignores: trees, water, a busy road.
+    #[serde(default)]
+    pub masks: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_cell_delta() -> u8 {
+    10
+}
+fn default_min_changed() -> f32 {
+    0.001
+}
+fn default_refresh() -> f32 {
+    2.0
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cell_delta: default_cell_delta(),
+            min_changed: default_min_changed(),
+            refresh_s: default_refresh(),
+            masks: Vec::new(),
+        }
+    }
 }
 
 fn default_detect_fps() -> f32 {
@@ -358,6 +407,18 @@ impl AgentConfig {
             }
             if !(c.frame_timeout_s >= 1.0) {
                 p.push(format!("cameras[{i}].frame_timeout_s must be at least 1"));
+            }
+            let m = &c.motion;
+            if !(m.min_changed >= 0.0 && m.min_changed <= 1.0) {
+                p.push(format!("cameras[{i}].motion.min_changed must be in [0, 1]"));
+            }
+            if !(m.refresh_s > 0.0) {
+                p.push(format!("cameras[{i}].motion.refresh_s must be positive"));
+            }
+            for (k, mask) in m.masks.iter().enumerate() {
+                if let Err(e) = Polygon::new(mask) {
+                    p.push(format!("cameras[{i}].motion.masks[{k}]: {e}"));
+                }
             }
         }
         check_unique("zones", self.zones.iter().map(|z| z.id.as_str()), &mut p);

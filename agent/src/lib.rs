@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod alarm;
+pub mod bench;
 pub mod classes;
 pub mod clip;
 pub mod config;
@@ -23,8 +24,10 @@ pub mod evidence;
 pub mod frame;
 pub mod geometry;
 pub mod head;
+pub mod inference;
 pub mod model_card;
 pub mod mot;
+pub mod motion;
 pub mod nanodet;
 pub mod preprocess;
 pub mod publisher;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
+use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::config::AgentConfig;
 use xueliang_agent::detector::{Detector, DetectorError, DetectorOptions, ort_library};
 use xueliang_agent::eval::EvalOptions;
@@ -56,6 +57,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the inference loop on a clip: per-stage time, frames/s, CPU per frame, and the
+    /// ratio to bare session.run on the same model and threads.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The recording every camera plays (looped).
+        #[arg(long)]
+        clip: PathBuf,
+        /// Simultaneous cameras playing the clip.
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Frames through the loop.
+        #[arg(long, default_value_t = 300)]
+        frames: u64,
+        /// Bare session.run calls for the baseline.
+        #[arg(long, default_value_t = 150)]
+        bare_runs: usize,
+        /// Also run with the motion gate and report the CPU it saves.
+        #[arg(long)]
+        motion: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which model to load and how.
@@ -73,18 +98,20 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     fn load(&self, max_batch: usize) -> anyhow::Result<Detector> {
         if !self.model.is_file() {
             return Err(DetectorError::ModelMissing(self.model.clone()).into());
         }
         let card_path = self.card.clone().unwrap_or_else(|| ModelCard::default_path(&self.model));
         let card = ModelCard::load(&card_path)?;
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = DetectorOptions {
             library: ort_library(None),
-            threads,
+            threads: self.threads(),
             max_batch,
         };
         Ok(Detector::load(&self.model, card, &options)?)
@@ -114,6 +141,10 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Eval { model, clip, gt, class, every, threshold, json } => {
             eval(&model, clip, &gt, &class, every, threshold, json).map_err(|e| (1, e))
+        }
+        Command::Bench { model, clip, cameras, frames, bare_runs, motion, json } => {
+            let options = BenchOptions { clip, cameras: cameras.max(1), frames, bare_runs, motion };
+            bench(&model, &options, json).map_err(|e| (1, e))
         }
     };
     match result {
@@ -177,6 +208,18 @@ fn eval(
         println!("  AP50       {:.3}", report.ap50);
         println!("  recall     {:.3} at score ≥ {threshold}", report.recall);
         println!("  precision  {:.3} at score ≥ {threshold}", report.precision);
+    }
+    Ok(())
+}
+
+fn bench(model: &ModelArgs, options: &BenchOptions, json: bool) -> anyhow::Result<()> {
+    gstreamer::init().context("GStreamer")?;
+    let detector = model.load(options.cameras)?;
+    let report = options.run(detector, model.threads())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
     }
     Ok(())
 }

@@ -36,6 +36,16 @@ impl FrameHub {
         }
     }
 
+    /// Waits until camera `i`'s slot is empty (its frame was taken), up to `timeout`.
+    fn wait_taken(&self, i: usize, timeout: Duration) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let (slots, _) = self
+            .ready
+            .wait_timeout_while(slots, timeout, |s| s.get(i).is_some_and(Option::is_some))
+            .unwrap_or_else(|p| p.into_inner());
+        slots.get(i).is_none_or(Option::is_none)
+    }
+
     fn put(&self, frame: Frame) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let i = frame.camera;
@@ -101,6 +111,17 @@ pub enum CameraEvent {
     },
 }
 
+/// How a source delivers frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As the camera sends them (recordings replayed at their own frame rate); the newest
+    /// frame replaces an untaken one.
+    Live,
+    /// A recording decoded only as fast as its frames are taken, looping at its end: every
+    /// decoded frame is inferred (for `xl-agent bench`).
+    OnDemand,
+}
+
 /// Why one connection to a camera ended.
 enum End {
     Shutdown,
@@ -121,6 +142,7 @@ impl CameraSource {
         hub: Arc<FrameHub>,
         events: std::sync::mpsc::Sender<CameraEvent>,
         shutdown: Arc<AtomicBool>,
+        pace: Pace,
     ) -> std::io::Result<Self> {
         let handle = std::thread::Builder::new()
             .name(format!("camera-{}", config.id))
@@ -131,6 +153,7 @@ impl CameraSource {
                     hub,
                     events,
                     shutdown,
+                    pace,
                 };
                 camera.run();
             })?;
@@ -153,6 +176,7 @@ struct Camera {
     hub: Arc<FrameHub>,
     events: std::sync::mpsc::Sender<CameraEvent>,
     shutdown: Arc<AtomicBool>,
+    pace: Pace,
 }
 
 /// Reconnect delays: 0.5 s doubling to 4 s, with ±20 % jitter so cameras do not retry in step.
@@ -218,6 +242,7 @@ impl Camera {
         src.set_property("uri", &self.config.url);
         let convert = make("videoconvert")?;
         let is_file = self.config.url.starts_with("file://");
+        let on_demand = self.pace == Pace::OnDemand;
         let sink = gst_app::AppSink::builder()
             .caps(
                 &gst::Caps::builder("video/x-raw")
@@ -225,9 +250,10 @@ impl Camera {
                     .build(),
             )
             .max_buffers(1)
-            .drop(true)
+            // On demand, a full sink holds the decoder back instead of discarding its work.
+            .drop(!on_demand)
             // A recording is replayed at its own pace, as a camera would deliver it.
-            .sync(is_file)
+            .sync(is_file && !on_demand)
             .build();
         pipeline
             .add_many([&src, &convert, sink.upcast_ref()])
@@ -314,6 +340,10 @@ impl Camera {
             if self.shutdown.load(Ordering::Relaxed) {
                 return End::Shutdown;
             }
+            if self.pace == Pace::OnDemand && !self.hub.wait_taken(self.index, Duration::from_millis(100)) {
+                last_frame = Instant::now();
+                continue;
+            }
             if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
                 last_frame = Instant::now();
                 match Frame::new(self.index, sample, now_ms()) {
@@ -338,6 +368,14 @@ impl Camera {
                             .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
                             .unwrap_or_default();
                         return End::Lost(format!("stream error: {}{detail}", err.error()));
+                    }
+                    MessageView::Eos(_) if self.pace == Pace::OnDemand => {
+                        if let Err(e) = pipeline.seek_simple(
+                            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                            gst::ClockTime::ZERO,
+                        ) {
+                            return End::Lost(format!("cannot loop the recording: {e}"));
+                        }
                     }
                     // A live camera does not end: end-of-stream means the stream was lost.
                     MessageView::Eos(_) => return End::Lost("end of stream".into()),
