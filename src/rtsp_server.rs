@@ -23,10 +23,20 @@ pub enum RtspServerError {
     Bind(String),
 }
 
+/// The video codec a served stream is encoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 baseline.
+    H264,
+    /// H.265 (HEVC).
+    H265,
+}
+
 /// A running RTSP server; stops when dropped.
 #[derive(Debug)]
 pub struct RtspServer {
     port: u16,
+    server: rtsp::RTSPServer,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,15 +45,34 @@ impl RtspServer {
     /// Serves `clip` (any format GStreamer decodes), re-encoded as H.264, at `/{mount}` on
     /// 127.0.0.1 and a free port.
     pub fn serve_file(clip: &Path, mount: &str) -> Result<Self, RtspServerError> {
+        Self::serve_file_on(clip, mount, 0)
+    }
+
+    /// Like [`Self::serve_file`] on a given port (0: any free one), so a test can stop a
+    /// camera and bring it back at the same address.
+    pub fn serve_file_on(clip: &Path, mount: &str, port: u16) -> Result<Self, RtspServerError> {
+        Self::serve(clip, mount, port, Codec::H264)
+    }
+
+    /// Serves `clip` re-encoded with `codec` at `/{mount}` on `port` (0: any free one).
+    pub fn serve(clip: &Path, mount: &str, port: u16, codec: Codec) -> Result<Self, RtspServerError> {
         gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
         if !clip.is_file() {
             return Err(RtspServerError::Missing(clip.display().to_string()));
         }
         let location = clip.display().to_string().replace('"', "\\\"");
+        let encode = match codec {
+            Codec::H264 => {
+                "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
+                 video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1"
+            }
+            Codec::H265 => {
+                "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
+                 rtph265pay name=pay0 pt=96 config-interval=1"
+            }
+        };
         let launch = format!(
-            "( filesrc location=\"{location}\" ! decodebin ! videoconvert ! \
-             x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
-             video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+            "( filesrc location=\"{location}\" ! decodebin ! videoconvert ! {encode} )"
         );
         let mount = format!("/{}", mount.trim_start_matches('/'));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -54,7 +83,7 @@ impl RtspServer {
                 let main_loop = glib::MainLoop::new(Some(&ctx), false);
                 let server = rtsp::RTSPServer::new();
                 server.set_address("127.0.0.1");
-                server.set_service("0");
+                server.set_service(&port.to_string());
                 let factory = rtsp::RTSPMediaFactory::new();
                 factory.set_launch(&launch);
                 // Each client gets its own pipeline, so a reconnecting camera replays the clip.
@@ -68,7 +97,7 @@ impl RtspServer {
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 match attached {
                     Ok(_id) => {
-                        let _ = tx.send(Ok((server.bound_port(), main_loop.clone())));
+                        let _ = tx.send(Ok((server.bound_port(), main_loop.clone(), server.clone())));
                         ctx.with_thread_default(|| main_loop.run()).ok();
                     }
                     Err(e) => {
@@ -77,13 +106,14 @@ impl RtspServer {
                 }
             })
             .map_err(|e| RtspServerError::Bind(e.to_string()))?;
-        let (port, main_loop) = rx
+        let (port, main_loop, server) = rx
             .recv()
             .map_err(|e| RtspServerError::Bind(e.to_string()))?
             .map_err(RtspServerError::Bind)?;
         let port = u16::try_from(port).map_err(|_| RtspServerError::Bind(format!("port {port}")))?;
         Ok(Self {
             port,
+            server,
             main_loop,
             thread: Some(thread),
         })
@@ -102,6 +132,9 @@ impl RtspServer {
 
 impl Drop for RtspServer {
     fn drop(&mut self) {
+        // Cut every client, as a camera that loses power would; their media stop with them.
+        self.server
+            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
         self.main_loop.quit();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

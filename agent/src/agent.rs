@@ -9,10 +9,11 @@ use gstreamer as gst;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
+use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, SeverityConfig};
 use crate::detection::Detection;
 use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
 use crate::model_card::{CardError, ModelCard};
@@ -143,6 +144,7 @@ impl Agent {
         let (alarm_tx, alarm_rx) = mpsc::channel::<Alarm>(256);
         let slots = camera_slots(&config)?;
         let loop_state = DetectLoop {
+            offline: vec![false; config.cameras.len()],
             config: config.clone(),
             inference: InferenceLoop::new(detector, hub, slots),
             rules,
@@ -203,6 +205,8 @@ fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
 
 struct DetectLoop {
     config: AgentConfig,
+    /// Cameras whose loss was reported (a return is reported only after a loss).
+    offline: Vec<bool>,
     inference: InferenceLoop,
     rules: Vec<ZoneIntrusion>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
@@ -241,14 +245,38 @@ impl DetectLoop {
         }
     }
 
-    fn camera_event(&self, ev: CameraEvent) {
-        match ev {
-            CameraEvent::Online { camera } => {
-                info!(camera = %self.config.cameras[camera].id, "camera online")
-            }
+    /// Camera loss and return become alarms of their own: a dead camera is an event the duty
+    /// officer must see (a cut cable is how trouble often starts).
+    fn camera_event(&mut self, ev: CameraEvent) {
+        let (camera, kind, rule_id, severity) = match &ev {
             CameraEvent::Offline { camera, reason } => {
-                warn!(camera = %self.config.cameras[camera].id, "camera offline: {reason}")
+                warn!(camera = %self.config.cameras[*camera].id, "camera offline: {reason}");
+                self.offline[*camera] = true;
+                (*camera, RuleKind::CameraOffline, "camera-offline", SeverityConfig::High)
             }
+            CameraEvent::Online { camera } => {
+                info!(camera = %self.config.cameras[*camera].id, "camera online");
+                if !std::mem::take(&mut self.offline[*camera]) {
+                    return;
+                }
+                (*camera, RuleKind::CameraBack, "camera-back", SeverityConfig::Info)
+            }
+        };
+        let card = self.inference.detector().card();
+        let ctx = AlarmContext {
+            agent_id: &self.config.agent_id,
+            camera_id: &self.config.cameras[camera].id,
+            rule_id,
+            kind,
+            severity,
+            zone_id: "",
+            model: (&card.name, &card.version),
+            class_names: &card.classes,
+        };
+        let alarm = build(&ctx, &[], now_ms(), (0, 0), Vec::new());
+        info!(alarm = %alarm.id, camera = %ctx.camera_id, "{rule_id}");
+        if self.alarms.blocking_send(alarm).is_err() {
+            warn!("publisher stopped; alarm not sent");
         }
     }
 
