@@ -56,11 +56,6 @@ impl RtspServer {
 
     /// Serves `clip` re-encoded with `codec` at `/{mount}` on `port` (0: any free one).
     pub fn serve(clip: &Path, mount: &str, port: u16, codec: Codec) -> Result<Self, RtspServerError> {
-        gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
-        if !clip.is_file() {
-            return Err(RtspServerError::Missing(clip.display().to_string()));
-        }
-        let location = clip.display().to_string().replace('"', "\\\"");
         let encode = match codec {
             Codec::H264 => {
                 "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
@@ -71,10 +66,38 @@ impl RtspServer {
                  rtph265pay name=pay0 pt=96 config-interval=1"
             }
         };
-        let launch = format!(
-            "( filesrc location=\"{location}\" ! decodebin ! videoconvert ! {encode} )"
-        );
-        let mount = format!("/{}", mount.trim_start_matches('/'));
+        let launch = |location: &str| {
+            format!("( filesrc location=\"{location}\" ! decodebin ! videoconvert ! {encode} )")
+        };
+        Self::serve_mounts(clip, &[mount.to_owned()], port, launch)
+    }
+
+    /// Serves an H.264 MP4 as it is (no re-encoding, so serving costs next to no CPU) at each
+    /// of `mounts`: many synthetic cameras for capacity measurements.
+    pub fn serve_h264_mp4(mp4: &Path, mounts: &[String]) -> Result<Self, RtspServerError> {
+        let launch = |location: &str| {
+            format!(
+                "( filesrc location=\"{location}\" ! qtdemux ! h264parse ! \
+                 rtph264pay name=pay0 pt=96 config-interval=1 )"
+            )
+        };
+        Self::serve_mounts(mp4, mounts, 0, launch)
+    }
+
+    fn serve_mounts(
+        clip: &Path,
+        mounts: &[String],
+        port: u16,
+        launch: impl Fn(&str) -> String,
+    ) -> Result<Self, RtspServerError> {
+        gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
+        if !clip.is_file() {
+            return Err(RtspServerError::Missing(clip.display().to_string()));
+        }
+        let launch = launch(&clip.display().to_string().replace('"', "\\\""));
+        let mounts: Vec<String> =
+            mounts.iter().map(|m| format!("/{}", m.trim_start_matches('/'))).collect();
+
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rtsp-server".into())
@@ -84,12 +107,14 @@ impl RtspServer {
                 let server = rtsp::RTSPServer::new();
                 server.set_address("127.0.0.1");
                 server.set_service(&port.to_string());
-                let factory = rtsp::RTSPMediaFactory::new();
-                factory.set_launch(&launch);
-                // Each client gets its own pipeline, so a reconnecting camera replays the clip.
-                factory.set_shared(false);
-                if let Some(mounts) = server.mount_points() {
-                    mounts.add_factory(&mount, factory);
+                if let Some(points) = server.mount_points() {
+                    for mount in &mounts {
+                        let factory = rtsp::RTSPMediaFactory::new();
+                        factory.set_launch(&launch);
+                        // Each client gets its own pipeline: a reconnecting camera replays the clip.
+                        factory.set_shared(false);
+                        points.add_factory(mount, factory);
+                    }
                 }
                 let attached = ctx
                     .with_thread_default(|| server.attach(Some(&ctx)))

@@ -21,6 +21,7 @@ fn camera(id: &str, url: String, transport: Transport) -> CameraConfig {
         detect_fps: 5.0,
         frame_timeout_s: 2.0,
         motion: MotionConfig::default(),
+        keyframes_only: false,
     }
 }
 
@@ -127,5 +128,23 @@ fn an_h265_camera_decodes_at_full_resolution() {
     let mut frames = Vec::new();
     assert!(cams.hub.take_batch(0..1, |_| true, 1, Duration::from_secs(5), &mut frames));
     assert_eq!((frames[0].width(), frames[0].height()), (768, 576));
+    cams.stop();
+}
+
+#[test]
+fn keyframe_only_decoding_delivers_one_frame_per_group_of_pictures() {
+    let clip = scenario::vtest();
+    // The server sends a keyframe every 25 frames: 2.5 s of this 10 fps clip.
+    let server = RtspServer::serve_file(&clip, "weak").unwrap();
+    let mut keyframes = camera("weak", server.url("weak"), Transport::Tcp);
+    keyframes.keyframes_only = true;
+    keyframes.frame_timeout_s = 5.0;
+    let all = camera("full", server.url("weak"), Transport::Tcp);
+    let mut cams = Cameras::start(vec![keyframes, all]);
+    cams.until_event(Duration::from_secs(20), |e| *e == CameraEvent::Online { camera: 0 });
+    let (counts, events) = cams.collect(Duration::from_secs(6));
+    assert!((1..=4).contains(&counts[0]), "keyframes only: {counts:?}");
+    assert!(counts[1] > 30, "every frame: {counts:?}");
+    assert!(!events.iter().any(|e| matches!(e, CameraEvent::Offline { .. })), "{events:?}");
     cams.stop();
 }

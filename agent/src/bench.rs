@@ -207,6 +207,7 @@ impl BenchOptions {
                 detect_fps: 60.0,
                 frame_timeout_s: 10.0,
                 motion: MotionConfig::default(),
+                keyframes_only: false,
             };
             sources.push(
                 CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand)

@@ -169,6 +169,10 @@ pub struct CameraConfig {
     /// The motion gate: still scenes are not inferred again.
     #[serde(default)]
     pub motion: MotionConfig,
+    /// Decode keyframes only (one frame per group of pictures, a small fraction of the CPU), for
+    /// very weak boxes; `frame_timeout_s` must exceed the camera's keyframe interval.
+    #[serde(default)]
+    pub keyframes_only: bool,
 }
 
 /// Motion gate settings of one camera.

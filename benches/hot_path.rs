@@ -1,0 +1,105 @@
+//! Criterion benchmarks of the agent's per-frame CPU work outside ONNX Runtime: preprocessing
+//! (I420 frame → normalized model input), NanoDet head decode, class-wise NMS, and the motion
+//! gate. Run: `make bench` (or `cargo bench --bench hot_path`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use xueliang_agent::detection::{Detection, nms_classwise};
+use xueliang_agent::geometry::BoxN;
+use xueliang_agent::head::Head;
+use xueliang_agent::model_card::{HeadKind, ModelCard};
+use xueliang_agent::motion::{MotionGate, MotionSettings};
+use xueliang_agent::preprocess::Preprocessor;
+use xueliang_agent::yuv::{Yuv, YuvToRgb};
+
+/// A 768×576 frame (vtest.avi's size) with texture, so no branch is predictable by accident.
+fn frame() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (w, h) = (768, 576);
+    let y = (0..w * h).map(|i| ((i * 7 + i / w * 13) % 220 + 16) as u8).collect();
+    let c = (0..(w / 2) * (h / 2)).map(|i| (i % 64 + 96) as u8).collect();
+    (y, c, (0..(w / 2) * (h / 2)).map(|i| (i % 48 + 104) as u8).collect())
+}
+
+fn card() -> ModelCard {
+    ModelCard::parse(include_str!("../models/nanodet_g416_coco.card.toml")).expect("shipped card")
+}
+
+fn preprocess(c: &mut Criterion) {
+    let planes = frame();
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let card = card();
+    let mut pre = Preprocessor::new(416, 416, card.normalization, card.resize);
+    let mut out = vec![0.0f32; pre.len()];
+    c.bench_function("preprocess 768x576 I420 → 416x416 BGR f32", |b| {
+        b.iter(|| pre.run(black_box(&img), &mut out))
+    });
+}
+
+fn head_decode(c: &mut Criterion) {
+    let shapes: Vec<Vec<i64>> = [2704, 676, 169]
+        .iter()
+        .flat_map(|&n| [vec![1, n, 80], vec![1, n, 44]])
+        .collect();
+    let head = Head::new(HeadKind::Nanodet, &shapes, 416, 416, 80).expect("nanodet head");
+    // Scores as a real frame has them: nearly all tiny, a few dozen over the threshold.
+    let mut rng = fastrand::Rng::with_seed(7);
+    let outputs: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|s| {
+            let n = (s[1] * s[2]) as usize;
+            if s[2] == 80 {
+                (0..n).map(|_| if rng.u32(0..2000) == 0 { 0.6 } else { rng.f32() * 0.05 }).collect()
+            } else {
+                (0..n).map(|_| rng.f32() * 4.0).collect()
+            }
+        })
+        .collect();
+    let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+    let mut dets = Vec::with_capacity(512);
+    c.bench_function("nanodet head decode 416 (3549 anchors × 80 classes)", |b| {
+        b.iter(|| {
+            dets.clear();
+            head.decode(black_box(&slices), 0.3, &mut dets);
+        })
+    });
+}
+
+fn nms(c: &mut Criterion) {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let candidates: Vec<Detection> = (0..300)
+        .map(|_| {
+            let (x, y) = (rng.f32() * 0.9, rng.f32() * 0.9);
+            Detection {
+                class: rng.u16(0..3),
+                score: rng.f32(),
+                bbox: BoxN { x1: x, y1: y, x2: x + 0.05 + rng.f32() * 0.05, y2: y + 0.1 },
+            }
+        })
+        .collect();
+    let mut dets = Vec::with_capacity(300);
+    c.bench_function("class-wise NMS, 300 candidates", |b| {
+        b.iter(|| {
+            dets.clear();
+            dets.extend_from_slice(&candidates);
+            nms_classwise(black_box(&mut dets), 0.6);
+        })
+    });
+}
+
+fn motion_gate(c: &mut Criterion) {
+    let planes = frame();
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let mut gate = MotionGate::new(MotionSettings {
+        cell_delta: 10,
+        min_changed: 0.001,
+        refresh: Duration::from_secs(3600),
+        masks: Vec::new(),
+    });
+    let now = Instant::now();
+    c.bench_function("motion gate check 768x576", |b| b.iter(|| gate.check(black_box(&img), now)));
+}
+
+criterion_group!(benches, preprocess, head_decode, nms, motion_gate);
+criterion_main!(benches);

@@ -1,0 +1,75 @@
+//! `xl-capacity`: how many 720p H.264 25 fps cameras at 5 detections/s this box sustains.
+//!
+//! Serves synthetic cameras (real footage, see `xueliang::capacity`) from an in-process RTSP
+//! server and runs them through the agent's inference loop: with `--cameras N` one run, otherwise
+//! 1, 2, 3, … cameras until one is not sustained. Prints one line per run and the capacity.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use xueliang::{capacity, scenario};
+
+#[derive(Parser)]
+#[command(name = "xl-capacity", about = "Measure how many 720p25 cameras at 5 detections/s this box sustains")]
+struct Args {
+    /// Run this many cameras once (default: search upwards from 1).
+    #[arg(long)]
+    cameras: Option<usize>,
+    /// Stop the search here.
+    #[arg(long, default_value_t = 12)]
+    max: usize,
+    /// Seconds measured per run (after a 6 s warm-up).
+    #[arg(long, default_value_t = 25)]
+    seconds: u64,
+    /// ONNX Runtime intra-op threads (the agent's default is 1).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// The model (default: the set-up's NanoDet).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print the runs as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let model = args.model.unwrap_or_else(scenario::model);
+    let period = Duration::from_secs(args.seconds);
+    let counts: Vec<usize> = match args.cameras {
+        Some(n) => vec![n],
+        None => (1..=args.max).collect(),
+    };
+    let mut best = None;
+    for n in counts {
+        let run = capacity::run(&model, args.threads, n, period)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&run)?);
+        } else {
+            println!(
+                "{:>2} cameras: slowest {:.2} det/s (target {}), mean {:.2}; frame age p50 {} ms, p95 {} ms; CPU {:.2} cores; RSS {:.0} MiB; {}",
+                run.cameras,
+                run.min_fps,
+                run.target_fps,
+                run.mean_fps,
+                run.frame_age_p50_ms,
+                run.frame_age_p95_ms,
+                run.cpu_cores,
+                run.rss_mib,
+                if run.sustained { "sustained" } else { "falls behind" }
+            );
+        }
+        if !run.sustained {
+            break;
+        }
+        best = Some(n);
+    }
+    if args.cameras.is_none() && !args.json {
+        match best {
+            Some(n) => println!("capacity: {n} cameras (720p H.264 25 fps, {} detections/s each, {} inference thread(s))", capacity::DETECT_FPS, args.threads),
+            None => println!("capacity: not even one camera is sustained"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Capacity of one box: how many 720p H.264 25 fps cameras at 5 detections/s it sustains.
+//!
+//! Synthetic cameras are served by the in-process RTSP server from one 720p25 H.264 file made
+//! from real footage (vtest.avi, scaled; test patterns decode too cheaply to measure). Serving
+//! passes the H.264 through untouched, so the box's CPU goes to the agent's work: RTSP, decode
+//! of every frame, the inference loop. A camera count is sustained when every camera gets at
+//! least 95 % of its detections per second.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+use xueliang_agent::config::{CameraConfig, MotionConfig, Transport};
+use xueliang_agent::detector::{Detector, DetectorOptions};
+use xueliang_agent::inference::{CameraSlot, InferenceLoop};
+use xueliang_agent::model_card::ModelCard;
+use xueliang_agent::source::{CameraSource, FrameHub, Pace};
+use xueliang_proto::endpoint::now_ms;
+
+use crate::rtsp_server::RtspServer;
+use crate::scenario;
+
+/// Detections per second each camera asks for.
+pub const DETECT_FPS: f32 = 5.0;
+
+/// The 720p25 clip, made once from vtest.avi (40 s, H.264 main profile, 3 Mbit/s).
+pub fn clip_720p() -> anyhow::Result<PathBuf> {
+    let path = scenario::repo_root().join(".cache/footage/vtest_720p25.mp4");
+    if path.is_file() {
+        return Ok(path);
+    }
+    gst::init()?;
+    let tmp = path.with_extension("mp4.partial");
+    let src = gst::glib::filename_to_uri(std::fs::canonicalize(scenario::vtest())?, None)?;
+    let pipeline = gst::parse::launch(&format!(
+        "uridecodebin uri=\"{src}\" ! videoconvert ! videoscale ! videorate ! \
+         video/x-raw,width=1280,height=720,framerate=25/1,format=I420 ! identity eos-after=1000 ! \
+         x264enc speed-preset=veryfast key-int-max=50 bitrate=3000 ! video/x-h264,profile=main ! \
+         h264parse ! mp4mux ! filesink location=\"{}\"",
+        tmp.display()
+    ))?;
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().context("pipeline has no bus")?;
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(300)) else {
+            break Err(anyhow::anyhow!("making {} timed out", path.display()));
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => break Err(anyhow::anyhow!("making {}: {}", path.display(), e.error())),
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null)?;
+    result?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// What one run with a given number of cameras achieved.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityRun {
+    /// Cameras.
+    pub cameras: usize,
+    /// Detections per second asked of each camera.
+    pub target_fps: f32,
+    /// The slowest camera's detections per second.
+    pub min_fps: f32,
+    /// Mean over cameras.
+    pub mean_fps: f32,
+    /// Age of frames when inferred (received → inference starts), median and 95th percentile.
+    pub frame_age_p50_ms: i64,
+    /// 95th percentile of the frame age.
+    pub frame_age_p95_ms: i64,
+    /// Process CPU, in cores (2.0 = both cores of a 2-core box busy).
+    pub cpu_cores: f32,
+    /// Resident memory at the end, MiB.
+    pub rss_mib: f32,
+    /// Every camera got ≥ 95 % of its detections.
+    pub sustained: bool,
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn rss_mib() -> f32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f32>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Runs `cameras` synthetic cameras through the inference loop for `period` after a warm-up.
+pub fn run(model: &Path, threads: usize, cameras: usize, period: Duration) -> anyhow::Result<CapacityRun> {
+    let mp4 = clip_720p()?;
+    let mounts: Vec<String> = (0..cameras).map(|i| format!("cam{i}")).collect();
+    let server = RtspServer::serve_h264_mp4(&mp4, &mounts)?;
+    let card = ModelCard::load(&ModelCard::default_path(model))?;
+    let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
+    let detector = Detector::load(model, card, &options)?;
+
+    let hub = Arc::new(FrameHub::new(cameras));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events, _events_rx) = std::sync::mpsc::channel();
+    let mut sources = Vec::new();
+    for (i, mount) in mounts.iter().enumerate() {
+        let config = CameraConfig {
+            id: mount.clone(),
+            url: server.url(mount),
+            transport: Transport::Tcp,
+            detect_fps: DETECT_FPS,
+            frame_timeout_s: 5.0,
+            motion: MotionConfig::default(),
+            keyframes_only: false,
+        };
+        sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live)?);
+    }
+    // The motion gate is off: every scheduled frame is inferred, the worst case.
+    let slots = (0..cameras)
+        .map(|_| CameraSlot { interval: Duration::from_secs_f32(1.0 / DETECT_FPS), gate: None })
+        .collect();
+    let mut inference = InferenceLoop::new(detector, hub, slots);
+
+    let warm_until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < warm_until {
+        inference.step(Duration::from_millis(50))?;
+    }
+    let mut per_camera = vec![0u32; cameras];
+    let mut ages = Vec::new();
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    while t0.elapsed() < period {
+        if !inference.step(Duration::from_millis(50))? {
+            continue;
+        }
+        for f in &inference.frames {
+            per_camera[f.camera] += 1;
+            ages.push(now_ms() - f.captured_ms);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f32();
+    let cpu = (cpu_time() - cpu0).as_secs_f32();
+    let rss = rss_mib();
+    stop.store(true, Ordering::Relaxed);
+    for s in sources {
+        s.join();
+    }
+    drop(server);
+    if ages.is_empty() {
+        bail!("no frame arrived from the synthetic cameras");
+    }
+    ages.sort_unstable();
+    let rates: Vec<f32> = per_camera.iter().map(|&n| n as f32 / wall).collect();
+    let min_fps = rates.iter().copied().fold(f32::INFINITY, f32::min);
+    Ok(CapacityRun {
+        cameras,
+        target_fps: DETECT_FPS,
+        min_fps,
+        mean_fps: rates.iter().sum::<f32>() / cameras as f32,
+        frame_age_p50_ms: ages[ages.len() / 2],
+        frame_age_p95_ms: ages[ages.len() * 95 / 100],
+        cpu_cores: cpu / wall,
+        rss_mib: rss,
+        sustained: min_fps >= 0.95 * DETECT_FPS,
+    })
+}
