@@ -6,7 +6,12 @@
 ORT_DYLIB_PATH := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1.31.1
 export ORT_DYLIB_PATH
 
-.PHONY: setup build demo test
+MODEL := .cache/models/nanodet_g416_coco.onnx
+VTEST := .cache/footage/vtest.avi
+STILL := .cache/footage/still.mp4
+PETS_GT ?= ../shared/eval/PETS09-S2L1/gt.txt
+
+.PHONY: setup build demo test bench
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +24,15 @@ demo: build
 
 test: setup
 	cargo test --locked --workspace
+
+# Figures for sizing a box (see README, "Measuring"): criterion benches of the per-frame CPU
+# work, the inference loop against bare session.run (moving and still scene), detection
+# accuracy on PETS09-S2L1, and how many 720p25 cameras the box sustains.
+bench: build
+	cargo bench --locked --bench hot_path
+	@test -f $(STILL) || gst-launch-1.0 -q filesrc location=$(VTEST) ! decodebin ! imagefreeze num-buffers=300 ! \
+	  videoconvert ! x264enc speed-preset=veryfast ! mp4mux ! filesink location=$(STILL)
+	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --motion
+	target/release/xl-agent bench --model $(MODEL) --clip $(STILL) --motion
+	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT)
+	target/release/xl-capacity

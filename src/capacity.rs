@@ -3,7 +3,8 @@
 //! Synthetic cameras are served by the in-process RTSP server from one 720p25 H.264 file made
 //! from real footage (vtest.avi, scaled; test patterns decode too cheaply to measure). Serving
 //! passes the H.264 through untouched, so the box's CPU goes to the agent's work: RTSP, decode
-//! of every frame, the inference loop. A camera count is sustained when every camera gets at
+//! of every frame, the inference loop. The server runs in a child process so the figures
+//! (CPU, memory) are the agent's alone. A camera count is sustained when every camera gets at
 //! least 95 % of its detections per second.
 
 use std::path::{Path, PathBuf};
@@ -104,11 +105,15 @@ fn rss_mib() -> f32 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Runs `cameras` synthetic cameras through the inference loop for `period` after a warm-up.
-pub fn run(model: &Path, threads: usize, cameras: usize, period: Duration) -> anyhow::Result<CapacityRun> {
-    let mp4 = clip_720p()?;
+/// Serves `cameras` synthetic cameras (mounts `cam0`, `cam1`, …) until dropped.
+pub fn serve(cameras: usize) -> anyhow::Result<RtspServer> {
     let mounts: Vec<String> = (0..cameras).map(|i| format!("cam{i}")).collect();
-    let server = RtspServer::serve_h264_mp4(&mp4, &mounts)?;
+    Ok(RtspServer::serve_h264_mp4(&clip_720p()?, &mounts)?)
+}
+
+/// Runs the cameras at `urls` through the inference loop for `period` after a warm-up.
+pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> anyhow::Result<CapacityRun> {
+    let cameras = urls.len();
     let card = ModelCard::load(&ModelCard::default_path(model))?;
     let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
     let detector = Detector::load(model, card, &options)?;
@@ -117,15 +122,16 @@ pub fn run(model: &Path, threads: usize, cameras: usize, period: Duration) -> an
     let stop = Arc::new(AtomicBool::new(false));
     let (events, _events_rx) = std::sync::mpsc::channel();
     let mut sources = Vec::new();
-    for (i, mount) in mounts.iter().enumerate() {
+    for (i, url) in urls.iter().enumerate() {
         let config = CameraConfig {
-            id: mount.clone(),
-            url: server.url(mount),
+            id: format!("cam{i}"),
+            url: url.clone(),
             transport: Transport::Tcp,
             detect_fps: DETECT_FPS,
             frame_timeout_s: 5.0,
             motion: MotionConfig::default(),
             keyframes_only: false,
+            decode_threads: 1,
         };
         sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live)?);
     }
@@ -159,7 +165,6 @@ pub fn run(model: &Path, threads: usize, cameras: usize, period: Duration) -> an
     for s in sources {
         s.join();
     }
-    drop(server);
     if ages.is_empty() {
         bail!("no frame arrived from the synthetic cameras");
     }

@@ -22,6 +22,7 @@ fn camera(id: &str, url: String, transport: Transport) -> CameraConfig {
         frame_timeout_s: 2.0,
         motion: MotionConfig::default(),
         keyframes_only: false,
+        decode_threads: 1,
     }
 }
 

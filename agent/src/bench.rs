@@ -208,6 +208,7 @@ impl BenchOptions {
                 frame_timeout_s: 10.0,
                 motion: MotionConfig::default(),
                 keyframes_only: false,
+                decode_threads: 1,
             };
             sources.push(
                 CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand)

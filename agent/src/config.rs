@@ -173,6 +173,14 @@ pub struct CameraConfig {
     /// very weak boxes; `frame_timeout_s` must exceed the camera's keyframe interval.
     #[serde(default)]
     pub keyframes_only: bool,
+    /// Decoder threads (0: one per core). One suits a box with several cameras: they decode in
+    /// parallel anyway, and every extra thread holds frames in memory.
+    #[serde(default = "default_decode_threads")]
+    pub decode_threads: u32,
+}
+
+fn default_decode_threads() -> u32 {
+    1
 }
 
 /// Motion gate settings of one camera.

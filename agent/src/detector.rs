@@ -66,10 +66,9 @@ pub fn ort_library(configured: Option<&Path>) -> PathBuf {
 fn environment(library: &Path) -> Result<&'static Environment, DetectorError> {
     let env = ENVIRONMENT.get_or_init(|| {
         if !library.exists() {
-            return Err(format!(
-                "not found (run `make setup`, set ORT_DYLIB_PATH, or set model.onnxruntime) at {}",
-                library.display()
-            ));
+            return Err(
+                "not found (run `make setup`, set ORT_DYLIB_PATH, or set model.onnxruntime)".into(),
+            );
         }
         let builder = ort::init_from(library).map_err(|e| e.to_string())?;
         builder

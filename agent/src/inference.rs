@@ -47,7 +47,9 @@ pub struct InferenceLoop {
     detector: Detector,
     hub: Arc<FrameHub>,
     cameras: Vec<CameraSlot>,
-    last_served: Vec<Option<Instant>>,
+    /// When each camera is next due; a camera keeps its cadence (5/s stays 5/s whatever the
+    /// frame timing) but never bursts to catch up after a stall.
+    next_due: Vec<Option<Instant>>,
     next: usize,
     /// The frames of the last step, in the order they were taken.
     pub frames: Vec<Frame>,
@@ -67,7 +69,7 @@ impl InferenceLoop {
         Self {
             detector,
             hub,
-            last_served: vec![None; n],
+            next_due: vec![None; n],
             next: 0,
             frames: Vec::with_capacity(max_batch),
             detections: (0..n).map(|_| Vec::with_capacity(256)).collect(),
@@ -98,9 +100,9 @@ impl InferenceLoop {
     pub fn step(&mut self, timeout: Duration) -> Result<bool, DetectorError> {
         let n = self.cameras.len();
         let order = (0..n).map(|k| (self.next + k) % n);
-        let now = Instant::now();
-        let (cameras, served) = (&self.cameras, &self.last_served);
-        let due = |i: usize| served[i].is_none_or(|t| now.duration_since(t) >= cameras[i].interval);
+        let next_due = &self.next_due;
+        // Evaluated while waiting, so a camera that becomes due during the wait is served.
+        let due = |i: usize| next_due[i].is_none_or(|d| Instant::now() >= d);
         let max = self.detector.max_batch();
         if !self.hub.take_batch(order, due, max, timeout, &mut self.frames) {
             return Ok(false);
@@ -114,7 +116,9 @@ impl InferenceLoop {
         // Gate, then write each frame that needs inference into the next batch slot.
         self.batch_cameras.clear();
         for frame in &self.frames {
-            self.last_served[frame.camera] = Some(now);
+            let interval = self.cameras[frame.camera].interval;
+            let on_time = self.next_due[frame.camera].filter(|d| now.duration_since(*d) < interval);
+            self.next_due[frame.camera] = Some(on_time.unwrap_or(now) + interval);
             let t = Instant::now();
             let infer = match &mut self.cameras[frame.camera].gate {
                 Some(gate) => frame.with_yuv(|yuv| gate.check(yuv, now)).unwrap_or(true),

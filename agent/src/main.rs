@@ -92,17 +92,12 @@ struct ModelArgs {
     /// Its model card (default: NAME.card.toml beside the model).
     #[arg(long)]
     card: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// ONNX Runtime intra-op threads (the agent's default: 1, leaving a core to decoding).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 impl ModelArgs {
-    fn threads(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-
     fn load(&self, max_batch: usize) -> anyhow::Result<Detector> {
         if !self.model.is_file() {
             return Err(DetectorError::ModelMissing(self.model.clone()).into());
@@ -111,7 +106,7 @@ impl ModelArgs {
         let card = ModelCard::load(&card_path)?;
         let options = DetectorOptions {
             library: ort_library(None),
-            threads: self.threads(),
+            threads: self.threads,
             max_batch,
         };
         Ok(Detector::load(&self.model, card, &options)?)
@@ -215,7 +210,7 @@ fn eval(
 fn bench(model: &ModelArgs, options: &BenchOptions, json: bool) -> anyhow::Result<()> {
     gstreamer::init().context("GStreamer")?;
     let detector = model.load(options.cameras)?;
-    let report = options.run(detector, model.threads())?;
+    let report = options.run(detector, model.threads)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

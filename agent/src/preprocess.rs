@@ -5,7 +5,7 @@
 //! source size changes: nothing is allocated per frame. Frames are stretched to the input or
 //! letterboxed (aspect kept, the rest padded), as the model card says.
 
-use crate::yuv::Yuv;
+use crate::yuv::{RgbTables, Yuv, YuvToRgb};
 
 /// Order of the colour planes in the model input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +61,13 @@ impl Content {
     }
 }
 
-/// One output coordinate's two source neighbours and the weight of the second.
+/// One output coordinate's two source neighbours, the weight of the second (0..=256), and
+/// the nearest chroma sample.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tap {
     lo: u32,
     hi: u32,
-    w: f32,
+    w: u32,
     chroma: u32,
 }
 
@@ -83,6 +84,10 @@ pub struct Preprocessor {
     content: Content,
     xs: Vec<Tap>,
     ys: Vec<Tap>,
+    /// Colour tables of the last frame's matrix.
+    tables: Option<(YuvToRgb, Box<RgbTables>)>,
+    /// One output row's chroma terms (R, G, B), reused.
+    chroma_row: Vec<[f32; 3]>,
 }
 
 impl Preprocessor {
@@ -99,6 +104,8 @@ impl Preprocessor {
             content: Content::default(),
             xs: Vec::with_capacity(width),
             ys: Vec::with_capacity(height),
+            tables: None,
+            chroma_row: Vec::with_capacity(width),
         }
     }
 
@@ -124,7 +131,7 @@ impl Preprocessor {
             out.push(Tap {
                 lo: lo as u32,
                 hi: hi as u32,
-                w: s - lo,
+                w: ((s - lo) * 256.0).round() as u32,
                 chroma: (centre.min(src as u32 - 1)) / 2,
             });
         }
@@ -173,25 +180,45 @@ impl Preprocessor {
             p1.fill(pad * sc[1] + bs[1]);
             p2.fill(pad * sc[2] + bs[2]);
         }
+        if self.tables.as_ref().is_none_or(|(m, _)| *m != img.matrix) {
+            self.tables = Some((img.matrix, Box::new(img.matrix.tables())));
+        }
+        let Some((_, t)) = &self.tables else { return };
         let (x0, y0) = (self.content.x as usize, self.content.y as usize);
+        let (first, last) = if bgr { (2, 0) } else { (0, 2) };
+        let cw = self.xs.len();
+        self.chroma_row.resize(cw, [0.0; 3]);
+        let mut chroma_of = usize::MAX;
         for (oy, ty) in self.ys.iter().enumerate() {
-            let r0 = &img.y[ty.lo as usize * img.y_stride..];
-            let r1 = &img.y[ty.hi as usize * img.y_stride..];
-            let ur = &img.u[ty.chroma as usize * img.uv_stride..];
-            let vr = &img.v[ty.chroma as usize * img.uv_stride..];
+            // Chroma terms change every other source row only.
+            if ty.chroma as usize != chroma_of {
+                chroma_of = ty.chroma as usize;
+                let ur = &img.u[chroma_of * img.uv_stride..];
+                let vr = &img.v[chroma_of * img.uv_stride..];
+                for (c, tx) in self.chroma_row.iter_mut().zip(&self.xs) {
+                    let (u, v) = (ur[tx.chroma as usize] as usize, vr[tx.chroma as usize] as usize);
+                    *c = [t.r_v[v], t.g_uv.0[u] + t.g_uv.1[v], t.b_u[u]];
+                }
+            }
+            let r0 = &img.y[ty.lo as usize * img.y_stride..][..img.width];
+            let r1 = &img.y[ty.hi as usize * img.y_stride..][..img.width];
+            let (wy1, wy0) = (ty.w, 256 - ty.w);
             let row = (y0 + oy) * self.width + x0;
-            for (ox, tx) in self.xs.iter().enumerate() {
+            let (o0, o1, o2) = (&mut p0[row..][..cw], &mut p1[row..][..cw], &mut p2[row..][..cw]);
+            for (ox, (tx, c)) in self.xs.iter().zip(&self.chroma_row).enumerate() {
                 let (a, b) = (tx.lo as usize, tx.hi as usize);
-                let top = r0[a] as f32 + (r0[b] as f32 - r0[a] as f32) * tx.w;
-                let bot = r1[a] as f32 + (r1[b] as f32 - r1[a] as f32) * tx.w;
-                let luma = (top + (bot - top) * ty.w + 0.5) as u8;
-                let c = tx.chroma as usize;
-                let rgb = img.matrix.rgb(luma, ur[c], vr[c]);
-                let i = row + ox;
-                let (first, last) = if bgr { (rgb[2], rgb[0]) } else { (rgb[0], rgb[2]) };
-                p0[i] = first * sc[0] + bs[0];
-                p1[i] = rgb[1] * sc[1] + bs[1];
-                p2[i] = last * sc[2] + bs[2];
+                let (wx1, wx0) = (tx.w, 256 - tx.w);
+                let top = r0[a] as u32 * wx0 + r0[b] as u32 * wx1;
+                let bot = r1[a] as u32 * wx0 + r1[b] as u32 * wx1;
+                let luma = t.luma[((top * wy0 + bot * wy1 + (1 << 15)) >> 16) as usize];
+                let rgb = [
+                    (luma + c[0]).clamp(0.0, 255.0),
+                    (luma + c[1]).clamp(0.0, 255.0),
+                    (luma + c[2]).clamp(0.0, 255.0),
+                ];
+                o0[ox] = rgb[first] * sc[0] + bs[0];
+                o1[ox] = rgb[1] * sc[1] + bs[1];
+                o2[ox] = rgb[last] * sc[2] + bs[2];
             }
         }
     }

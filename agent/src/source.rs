@@ -232,6 +232,7 @@ impl Camera {
     }
 
     fn build(&self) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+        gst::init().map_err(|e| format!("GStreamer cannot start: {e}"))?;
         let pipeline = gst::Pipeline::with_name(&format!("camera-{}", self.config.id));
         let make = |factory: &str| {
             gst::ElementFactory::make(factory)
@@ -262,28 +263,33 @@ impl Camera {
             .link(&sink)
             .map_err(|e| format!("cannot link converter to sink: {e}"))?;
 
-        if self.config.keyframes_only {
-            // Delta frames are dropped before they reach the video decoder, so only keyframes
-            // are decoded at all.
-            pipeline.connect_deep_element_added(|_, _, element| {
-                let is_video_decoder = element.factory().is_some_and(|f| {
-                    let klass = f.klass();
-                    klass.contains("Decoder") && klass.contains("Video")
-                });
-                if let Some(pad) = element.static_pad("sink").filter(|_| is_video_decoder) {
-                    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
-                        Some(gst::PadProbeData::Buffer(b))
-                            if b.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
-                        {
-                            // Handled, not Drop: the binding owns the buffer and frees it here.
-                            info.data.take();
-                            gst::PadProbeReturn::Handled
-                        }
-                        _ => gst::PadProbeReturn::Ok,
-                    });
-                }
+        let (keyframes_only, decode_threads) = (self.config.keyframes_only, self.config.decode_threads);
+        pipeline.connect_deep_element_added(move |_, _, element| {
+            let is_video_decoder = element.factory().is_some_and(|f| {
+                let klass = f.klass();
+                klass.contains("Decoder") && klass.contains("Video")
             });
-        }
+            if !is_video_decoder {
+                return;
+            }
+            if element.has_property("max-threads") {
+                // Frame threads cost a frame buffer each; cameras decode in parallel anyway.
+                element.set_property("max-threads", decode_threads as i32);
+            }
+            if let Some(pad) = element.static_pad("sink").filter(|_| keyframes_only) {
+                // Delta frames are dropped before the decoder: only keyframes are decoded.
+                pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
+                    Some(gst::PadProbeData::Buffer(b))
+                        if b.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
+                    {
+                        // Handled, not Drop: the binding owns the buffer and frees it here.
+                        info.data.take();
+                        gst::PadProbeReturn::Handled
+                    }
+                    _ => gst::PadProbeReturn::Ok,
+                });
+            }
+        });
         let transport = self.config.transport;
         src.connect("source-setup", false, move |args| {
             if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())

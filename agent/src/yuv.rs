@@ -44,6 +44,20 @@ impl YuvToRgb {
     };
 
     /// RGB of one sample, each channel 0..255 (not rounded).
+    /// Per-value tables of the matrix: luma term, and the chroma terms of R, G and B.
+    pub fn tables(&self) -> RgbTables {
+        let mut t = RgbTables { luma: [0.0; 256], r_v: [0.0; 256], g_uv: ([0.0; 256], [0.0; 256]), b_u: [0.0; 256] };
+        for i in 0..256 {
+            let x = i as f32;
+            t.luma[i] = (x - self.y_offset) * self.y_gain;
+            t.r_v[i] = self.rv * (x - 128.0);
+            t.g_uv.0[i] = -self.gu * (x - 128.0);
+            t.g_uv.1[i] = -self.gv * (x - 128.0);
+            t.b_u[i] = self.bu * (x - 128.0);
+        }
+        t
+    }
+
     #[inline(always)]
     pub fn rgb(&self, y: u8, u: u8, v: u8) -> [f32; 3] {
         let c = (y as f32 - self.y_offset) * self.y_gain;
@@ -55,6 +69,19 @@ impl YuvToRgb {
             (c + self.bu * d).clamp(0.0, 255.0),
         ]
     }
+}
+
+/// [`YuvToRgb`] as lookup tables: R = luma + r_v, G = luma + g_u + g_v, B = luma + b_u.
+#[derive(Debug, Clone)]
+pub struct RgbTables {
+    /// Luma term by Y.
+    pub luma: [f32; 256],
+    /// Red's V term.
+    pub r_v: [f32; 256],
+    /// Green's U and V terms.
+    pub g_uv: ([f32; 256], [f32; 256]),
+    /// Blue's U term.
+    pub b_u: [f32; 256],
 }
 
 /// A borrowed I420 image.

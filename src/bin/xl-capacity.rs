@@ -7,6 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
 use clap::Parser;
 use xueliang::{capacity, scenario};
 
@@ -31,10 +35,48 @@ struct Args {
     /// Print the runs as JSON lines.
     #[arg(long)]
     json: bool,
+    /// (internal) Serve this many synthetic cameras, print the port, run until stdin closes.
+    #[arg(long, hide = true)]
+    serve: Option<usize>,
+}
+
+/// Serves the cameras from a child process, so its CPU and memory are not counted.
+struct Server(std::process::Child, u16);
+
+impl Server {
+    fn start(cameras: usize) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve", &cameras.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let port = line.trim().parse().with_context(|| format!("camera server said {line:?}"))?;
+        Ok(Self(child, port))
+    }
+
+    fn urls(&self, cameras: usize) -> Vec<String> {
+        (0..cameras).map(|i| format!("rtsp://127.0.0.1:{}/cam{i}", self.1)).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(n) = args.serve {
+        let server = capacity::serve(n)?;
+        println!("{}", server.port());
+        // Until the parent closes our stdin (or dies).
+        std::io::stdin().read_line(&mut String::new())?;
+        return Ok(());
+    }
     let model = args.model.unwrap_or_else(scenario::model);
     let period = Duration::from_secs(args.seconds);
     let counts: Vec<usize> = match args.cameras {
@@ -43,7 +85,9 @@ fn main() -> anyhow::Result<()> {
     };
     let mut best = None;
     for n in counts {
-        let run = capacity::run(&model, args.threads, n, period)?;
+        let server = Server::start(n)?;
+        let run = capacity::run(&model, args.threads, &server.urls(n), period)?;
+        drop(server);
         if args.json {
             println!("{}", serde_json::to_string(&run)?);
         } else {
