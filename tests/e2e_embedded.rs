@@ -1,6 +1,7 @@
 //! End to end on embedded defaults: `vtest.avi` served by a real RTSP server, a real agent
 //! (GStreamer, ONNX Runtime, NanoDet), the center with its embedded broker and a sled store;
-//! a person-intrusion alarm with a decodable JPEG must come out of the HTTP API.
+//! a person-intrusion alarm with a decodable JPEG must come out of the HTTP API, and a camera
+//! that goes dark and comes back must be reported both times.
 
 mod common;
 
@@ -39,5 +40,31 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("no snapshot"));
 
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_goes_dark_and_returns_raises_offline_and_back_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let mut run = Scenario::start(dir.path(), "dark-village", embedded).await;
+    let http = run.center.http_addr;
+    common::wait_for_alarm(http, Duration::from_secs(60)).await.expect("the camera works first");
+
+    run.cut_camera();
+    let offline = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_offline")
+        .await
+        .expect("a camera_offline alarm within 30 s");
+    assert_eq!((offline.camera_id.as_str(), offline.rule_id.as_str()), ("campus-walkway", "camera-offline"));
+    assert_eq!(offline.severity, "high");
+
+    run.restore_camera();
+    let back = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_back")
+        .await
+        .expect("a camera_back alarm within 30 s of the camera's return");
+    assert_eq!(back.camera_id, "campus-walkway");
+    assert!(back.event_time_ms > offline.event_time_ms);
     run.stop().await;
 }

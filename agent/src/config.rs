@@ -115,7 +115,8 @@ pub struct ModelConfig {
     /// Its model card (head, preprocessing, classes); defaults to `NAME.card.toml` beside it.
     #[serde(default)]
     pub card: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads (1 leaves a core for video decoding on a 2-core box).
+    /// ONNX Runtime intra-op threads; by default one per core but one, which is left to video
+    /// decoding (1 on a 2-core box).
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// The ONNX Runtime library; defaults to `$ORT_DYLIB_PATH`, then the installed location.
@@ -133,7 +134,7 @@ impl ModelConfig {
 }
 
 fn default_threads() -> usize {
-    1
+    crate::detector::default_threads()
 }
 
 /// How RTSP data travels.

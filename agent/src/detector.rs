@@ -54,6 +54,11 @@ pub struct StageTimes {
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
+/// Intra-op threads sized to the box: every core but one, which decodes video (at least 1).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 /// The ONNX Runtime library to load: the configured one, `$ORT_DYLIB_PATH`, or the installed one.
 pub fn ort_library(configured: Option<&Path>) -> PathBuf {
     configured
@@ -81,6 +86,9 @@ fn environment(library: &Path) -> Result<&'static Environment, DetectorError> {
         message: message.clone(),
     })
 }
+
+/// Most outputs a supported head has (NanoDet: two per stride, up to four strides).
+const MAX_OUTPUTS: usize = 8;
 
 /// One batch size's bound input and outputs.
 struct Bound {
@@ -190,6 +198,12 @@ impl Detector {
         let input_name = input_outlet.name().to_owned();
         let output_names: Vec<String> =
             session.outputs().iter().map(|o| o.name().to_owned()).collect();
+        if output_names.len() > MAX_OUTPUTS {
+            return Err(layout(format!(
+                "has {} outputs; detector heads have at most {MAX_OUTPUTS}",
+                output_names.len()
+            )));
+        }
 
         // One run on a blank image proves the model runs and gives concrete output shapes.
         let run_err = |e: ort::Error| DetectorError::Run(e.to_string());
@@ -280,9 +294,9 @@ impl Detector {
             .run_binding(&self.batches[batch - 1].binding)
             .map_err(|e| DetectorError::Run(e.to_string()))?;
         let t1 = Instant::now();
-        let mut slices: [&[f32]; 8] = [&[]; 8];
-        let n_out = self.output_names.len().min(slices.len());
-        let mut whole: [&[f32]; 8] = [&[]; 8];
+        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
+        let n_out = self.output_names.len();
+        let mut whole: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
         for (k, name) in self.output_names.iter().take(n_out).enumerate() {
             whole[k] = outputs[name.as_str()]
                 .try_extract_tensor::<f32>()

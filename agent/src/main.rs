@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::detector::{Detector, DetectorError, DetectorOptions, ort_library};
+use xueliang_agent::detector::{Detector, DetectorError, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::eval::EvalOptions;
 use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::mot::GroundTruth;
@@ -92,8 +92,8 @@ struct ModelArgs {
     /// Its model card (default: NAME.card.toml beside the model).
     #[arg(long)]
     card: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads (the agent's default: 1, leaving a core to decoding).
-    #[arg(long, default_value_t = 1)]
+    /// ONNX Runtime intra-op threads (default as the agent's: every core but one, at least 1).
+    #[arg(long, default_value_t = default_threads())]
     threads: usize,
 }
 

@@ -1,5 +1,8 @@
 //! Shared steps of the end-to-end tests: a real agent run in-process against a real center.
 
+// Each test file compiles this module for itself and uses part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,7 +19,8 @@ use xueliang_center::store::AlarmRecord;
 pub struct Scenario {
     /// The center.
     pub center: RunningCenter,
-    _camera: RtspServer,
+    camera: Option<RtspServer>,
+    camera_port: u16,
     agent: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
@@ -46,7 +50,21 @@ impl Scenario {
             dir,
             shutdown.clone(),
         );
-        Self { center, _camera: camera, agent, shutdown }
+        let camera_port = camera.port();
+        Self { center, camera: Some(camera), camera_port, agent, shutdown }
+    }
+
+    /// Cuts the camera off, as a power cut or a broken cable would.
+    pub fn cut_camera(&mut self) {
+        self.camera = None;
+    }
+
+    /// Brings the camera back at its old address.
+    pub fn restore_camera(&mut self) {
+        self.camera = Some(
+            RtspServer::serve_file_on(&scenario::vtest(), "campus-walkway", self.camera_port)
+                .expect("RTSP server on its old port"),
+        );
     }
 
     /// Stops the agent and the center cleanly.
@@ -75,6 +93,15 @@ fn start_agent(
 
 /// Polls `GET /api/alarms` until an alarm arrives or `timeout` passes.
 pub async fn wait_for_alarm(http: SocketAddr, timeout: Duration) -> Option<AlarmRecord> {
+    wait_for_alarm_where(http, timeout, |_| true).await
+}
+
+/// Polls `GET /api/alarms` until an alarm for which `pred` holds arrives, or `timeout` passes.
+pub async fn wait_for_alarm_where(
+    http: SocketAddr,
+    timeout: Duration,
+    pred: impl Fn(&AlarmRecord) -> bool,
+) -> Option<AlarmRecord> {
     let client = reqwest::Client::new();
     let start = Instant::now();
     while start.elapsed() < timeout {
@@ -83,7 +110,7 @@ pub async fn wait_for_alarm(http: SocketAddr, timeout: Duration) -> Option<Alarm
             let body: serde_json::Value = resp.json().await.expect("alarm list is JSON");
             let alarms: Vec<AlarmRecord> =
                 serde_json::from_value(body["alarms"].clone()).expect("alarm records");
-            if let Some(a) = alarms.into_iter().next() {
+            if let Some(a) = alarms.into_iter().find(&pred) {
                 return Some(a);
             }
         }
