@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xueliang_agent::config::{CameraConfig, MotionConfig, Transport};
 use xueliang_agent::detector::{Detector, DetectorOptions};
 use xueliang_agent::inference::{CameraSlot, InferenceLoop};
@@ -64,7 +64,7 @@ pub fn clip_720p() -> anyhow::Result<PathBuf> {
 }
 
 /// What one run with a given number of cameras achieved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapacityRun {
     /// Cameras.
     pub cameras: usize,

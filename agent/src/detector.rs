@@ -213,10 +213,15 @@ impl Detector {
             let outputs = session
                 .run(ort::inputs![input_name.as_str() => &blank])
                 .map_err(|e| invalid(e))?;
-            output_names
-                .iter()
-                .map(|n| outputs[n.as_str()].shape().to_vec())
-                .collect()
+            let mut shapes = Vec::with_capacity(output_names.len());
+            for n in &output_names {
+                let value = &outputs[n.as_str()];
+                if value.try_extract_tensor::<f32>().is_err() {
+                    return Err(layout(format!("output {n:?} is not a float32 tensor")));
+                }
+                shapes.push(value.shape().to_vec());
+            }
+            shapes
         };
         let head = Head::new(card.head, &output_shapes, width, height, card.classes.len())
             .map_err(layout)?;
@@ -241,6 +246,10 @@ impl Detector {
         let preprocessors = (0..max_batch)
             .map(|_| Preprocessor::new(width, height, card.normalization, card.resize))
             .collect();
+        // The bound path the frames take is proven here too, not at the first frame.
+        session
+            .run_binding(&batches[0].binding)
+            .map_err(|e| invalid(e))?;
         Ok(Self {
             session,
             batches,

@@ -79,16 +79,47 @@ fn main() -> anyhow::Result<()> {
     }
     let model = args.model.unwrap_or_else(scenario::model);
     let period = Duration::from_secs(args.seconds);
-    let counts: Vec<usize> = match args.cameras {
-        Some(n) => vec![n],
-        None => (1..=args.max).collect(),
-    };
-    let mut best = None;
-    for n in counts {
+    if let Some(n) = args.cameras {
+        // One run, in this process.
         let server = Server::start(n)?;
         let run = capacity::run(&model, args.threads, &server.urls(n), period)?;
         drop(server);
-        if args.json {
+        return report(&run, args.json);
+    }
+    let mut best = None;
+    for n in 1..=args.max {
+        // Each count in a fresh process, so memory left over from a smaller run is not counted.
+        let out = Command::new(std::env::current_exe()?)
+            .args(["--cameras", &n.to_string(), "--json"])
+            .args(["--seconds", &args.seconds.to_string(), "--threads", &args.threads.to_string()])
+            .arg("--model")
+            .arg(&model)
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            anyhow::bail!("the run with {n} cameras failed");
+        }
+        let run: capacity::CapacityRun = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("run with {n} cameras printed {:?}", String::from_utf8_lossy(&out.stdout)))?;
+        report(&run, args.json)?;
+        if !run.sustained {
+            break;
+        }
+        best = Some(n);
+    }
+    if !args.json {
+        match best {
+            Some(n) => println!("capacity: {n} cameras (720p H.264 25 fps, {} detections/s each, {} inference thread(s))", capacity::DETECT_FPS, args.threads),
+            None => println!("capacity: not even one camera is sustained"),
+        }
+    }
+    Ok(())
+}
+
+/// Prints one run, as a line of text or of JSON.
+fn report(run: &capacity::CapacityRun, json: bool) -> anyhow::Result<()> {
+    {
+        if json {
             println!("{}", serde_json::to_string(&run)?);
         } else {
             println!(
@@ -103,16 +134,6 @@ fn main() -> anyhow::Result<()> {
                 run.rss_mib,
                 if run.sustained { "sustained" } else { "falls behind" }
             );
-        }
-        if !run.sustained {
-            break;
-        }
-        best = Some(n);
-    }
-    if args.cameras.is_none() && !args.json {
-        match best {
-            Some(n) => println!("capacity: {n} cameras (720p H.264 25 fps, {} detections/s each, {} inference thread(s))", capacity::DETECT_FPS, args.threads),
-            None => println!("capacity: not even one camera is sustained"),
         }
     }
     Ok(())
