@@ -21,6 +21,7 @@ use xueliang_agent::detector::{Detector, DetectorOptions};
 use xueliang_agent::inference::{CameraSlot, InferenceLoop};
 use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::source::{CameraSource, FrameHub, Pace};
+use xueliang_agent::usage::{cpu_time, rss_mib};
 use xueliang_proto::endpoint::now_ms;
 
 use crate::rtsp_server::RtspServer;
@@ -86,25 +87,6 @@ pub struct CapacityRun {
     pub sustained: bool,
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-fn rss_mib() -> f32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f32>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// Serves `cameras` synthetic cameras (mounts `cam0`, `cam1`, …) until dropped.
 pub fn serve(cameras: usize) -> anyhow::Result<RtspServer> {
     let mounts: Vec<String> = (0..cameras).map(|i| format!("cam{i}")).collect();
@@ -160,7 +142,7 @@ pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> a
     }
     let wall = t0.elapsed().as_secs_f32();
     let cpu = (cpu_time() - cpu0).as_secs_f32();
-    let rss = rss_mib();
+    let rss = rss_mib() as f32;
     stop.store(true, Ordering::Relaxed);
     for s in sources {
         s.join();

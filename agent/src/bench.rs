@@ -21,6 +21,7 @@ use crate::detector::{Detector, DetectorError};
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
 use crate::motion::{MotionGate, MotionSettings};
 use crate::source::{CameraSource, FrameHub, Pace};
+use crate::usage::{cpu_time, peak_rss_mib};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -114,15 +115,6 @@ pub enum BenchError {
     Source(String),
 }
 
-/// Process CPU time (user + system, all threads) and peak resident memory in KiB.
-fn rusage() -> (Duration, u64) {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as u64)
-}
-
 fn ms(d: Duration, n: u64) -> f64 {
     d.as_secs_f64() * 1000.0 / n.max(1) as f64
 }
@@ -168,19 +160,19 @@ impl BenchOptions {
             bare_runs_per_s,
             gated,
             gate_saving,
-            max_rss_mib: rusage().1 as f64 / 1024.0,
+            max_rss_mib: peak_rss_mib(),
         })
     }
 
     /// Decodes the clip once, alone: CPU ms per frame for decode and for convert, and the size.
     fn decode_phase(&self) -> Result<(f64, f64, usize, usize), BenchError> {
         let mut clip = ClipReader::open(&self.clip)?;
-        let (cpu0, _) = rusage();
+        let cpu0 = cpu_time();
         let mut size = (0, 0);
         while let Some(frame) = clip.next_frame()? {
             size = (frame.width(), frame.height());
         }
-        let cpu = rusage().0 - cpu0;
+        let cpu = cpu_time() - cpu0;
         let n = clip.frames as u64;
         if n == 0 {
             return Err(BenchError::Source(format!("clip {} has no video frames", self.clip.display())));
@@ -247,13 +239,13 @@ impl BenchOptions {
             step(inference)?;
         }
         let start: LoopStats = inference.stats;
-        let (cpu0, _) = rusage();
+        let cpu0 = cpu_time();
         let t0 = Instant::now();
         while inference.stats.frames - start.frames < self.frames {
             step(inference)?;
         }
         let wall = t0.elapsed();
-        let cpu = rusage().0 - cpu0;
+        let cpu = cpu_time() - cpu0;
         let s = inference.stats;
         let frames = s.frames - start.frames;
         let inferred = s.inferred - start.inferred;

@@ -33,5 +33,6 @@ pub mod preprocess;
 pub mod publisher;
 pub mod rules;
 pub mod source;
+pub mod usage;
 pub mod yolo;
 pub mod yuv;
