@@ -35,6 +35,8 @@ pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str) -> String {
         .collect();
     format!(
         r#"agent_id = "{agent_id}"
+# Beside this file: the outbox of alarms awaiting the center's receipt.
+data_dir = "agent-data"
 
 [mqtt]
 url = "{mqtt_url}"

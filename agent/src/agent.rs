@@ -22,6 +22,7 @@ use crate::frame::Frame;
 use crate::geometry::Polygon;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
 use crate::motion::{MotionGate, MotionSettings};
+use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::Publisher;
 use crate::rules::ZoneIntrusion;
 use crate::source::{CameraEvent, CameraSource, FrameHub, Pace};
@@ -41,6 +42,9 @@ pub enum AgentError {
     /// The configuration refers to something the model or system lacks.
     #[error("config: {0}")]
     Config(String),
+    /// The outbox could not be opened.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -52,6 +56,7 @@ pub struct Agent {
     detector: Detector,
     rules: Vec<ZoneIntrusion>,
     publisher: Publisher,
+    outbox: Outbox,
 }
 
 impl std::fmt::Debug for Agent {
@@ -111,11 +116,16 @@ impl Agent {
         }
         let publisher =
             Publisher::new(&config.mqtt, &config.agent_id).map_err(AgentError::Config)?;
+        let outbox = Outbox::open(&config.data_dir.join("outbox"))?;
+        if !outbox.is_empty() {
+            info!("{} alarms from before the restart wait in the outbox", outbox.len());
+        }
         Ok(Self {
             config,
             detector,
             rules,
             publisher,
+            outbox,
         })
     }
 
@@ -126,6 +136,7 @@ impl Agent {
             detector,
             rules,
             publisher,
+            outbox,
         } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let hub = Arc::new(FrameHub::new(config.cameras.len()));
@@ -141,7 +152,8 @@ impl Agent {
                 Pace::Live,
             )?);
         }
-        let (alarm_tx, alarm_rx) = mpsc::channel::<Alarm>(256);
+        // A wake-up per new alarm; one pending wake-up is enough.
+        let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
         let slots = camera_slots(&config)?;
         let loop_state = DetectLoop {
             offline: vec![false; config.cameras.len()],
@@ -149,7 +161,8 @@ impl Agent {
             inference: InferenceLoop::new(detector, hub, slots),
             rules,
             events: event_rx,
-            alarms: alarm_tx,
+            outbox: outbox.clone(),
+            wake: wake_tx,
             stop: stop.clone(),
         };
         let detect_thread = std::thread::Builder::new()
@@ -161,7 +174,7 @@ impl Agent {
             rules = config.rules.len(),
             "agent running"
         );
-        publisher.run(alarm_rx, shutdown.clone()).await;
+        publisher.run(outbox, wake_rx, shutdown.clone()).await;
         stop.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
             let _ = detect_thread.join();
@@ -210,7 +223,8 @@ struct DetectLoop {
     inference: InferenceLoop,
     rules: Vec<ZoneIntrusion>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
-    alarms: mpsc::Sender<Alarm>,
+    outbox: Outbox,
+    wake: mpsc::Sender<()>,
     stop: Arc<AtomicBool>,
 }
 
@@ -275,8 +289,16 @@ impl DetectLoop {
         };
         let alarm = build(&ctx, &[], now_ms(), (0, 0), Vec::new());
         info!(alarm = %alarm.id, camera = %ctx.camera_id, "{rule_id}");
-        if self.alarms.blocking_send(alarm).is_err() {
-            warn!("publisher stopped; alarm not sent");
+        self.send(&alarm);
+    }
+
+    /// Stores the alarm in the outbox (flushed), then wakes the publisher.
+    fn send(&self, alarm: &Alarm) {
+        match self.outbox.push(alarm) {
+            Ok(_) => {
+                let _ = self.wake.try_send(());
+            }
+            Err(e) => error!(alarm = %alarm.id, camera = %alarm.camera_id, "alarm lost: {e}"),
         }
     }
 
@@ -315,9 +337,7 @@ impl DetectLoop {
             objects = hits.len(),
             "zone intrusion"
         );
-        if self.alarms.blocking_send(alarm).is_err() {
-            warn!("publisher stopped; alarm not sent");
-        }
+        self.send(&alarm);
     }
 }
 

@@ -37,6 +37,9 @@ pub enum ConfigError {
 pub struct AgentConfig {
     /// This box's id: one MQTT topic level, e.g. `village-7`.
     pub agent_id: String,
+    /// Where the agent keeps its state (the outbox of alarms awaiting the center's receipt).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
     /// The broker connection.
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -75,6 +78,10 @@ pub struct MqttConfig {
     /// Keep-alive interval in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/xueliang")
 }
 
 fn default_mqtt_url() -> String {
@@ -369,6 +376,7 @@ impl AgentConfig {
         config.model.path = base.join(&config.model.path);
         config.model.onnxruntime = config.model.onnxruntime.map(|p| base.join(p));
         config.model.card = config.model.card.map(|p| base.join(p));
+        config.data_dir = base.join(&config.data_dir);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)

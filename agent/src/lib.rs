@@ -29,6 +29,7 @@ pub mod model_card;
 pub mod mot;
 pub mod motion;
 pub mod nanodet;
+pub mod outbox;
 pub mod preprocess;
 pub mod publisher;
 pub mod rules;

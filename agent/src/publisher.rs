@@ -1,16 +1,22 @@
 //! The MQTT publisher: connects to the broker, announces the agent (retained status, last will),
-//! and publishes alarms at QoS 1. It retries the broker for as long as the agent runs.
+//! and publishes the outbox's alarms at QoS 1 until the center's receipts name them. It retries
+//! the broker for as long as the agent runs.
+//!
+//! Two tasks: one polls the connection and forwards what matters (connected, disconnected,
+//! receipts); the other publishes, so a full request queue never blocks the polling.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::v1::agent_status::State;
-use xueliang_proto::{AgentStatus, Alarm, Message, SCHEMA_VERSION, topics::Topics};
+use xueliang_proto::{AgentStatus, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
 
 use crate::config::MqttConfig;
+use crate::outbox::Outbox;
 use xueliang_proto::endpoint::now_ms;
 
 /// The agent's MQTT connection.
@@ -77,8 +83,10 @@ impl Publisher {
         })
     }
 
-    /// Publishes alarms from `alarms` until `shutdown`; reconnects with backoff on any error.
-    pub async fn run(self, mut alarms: mpsc::Receiver<Alarm>, shutdown: CancellationToken) {
+    /// Publishes the outbox's alarms until `shutdown`: the newest when `wake` says one was
+    /// added, all unreceipted ones after every (re)connect, and again any whose receipt has not
+    /// come within [`RECEIPT_TIMEOUT`]. Reconnects with backoff on any error.
+    pub async fn run(self, outbox: Outbox, wake: mpsc::Receiver<()>, shutdown: CancellationToken) {
         let Self {
             client,
             mut eventloop,
@@ -87,29 +95,20 @@ impl Publisher {
             broker,
             online_status,
         } = self;
-        let alarm_topic = topics.alarm(&agent_id);
         let status_topic = topics.status(&agent_id);
-        let sender = {
-            let client = client.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                loop {
-                    let alarm = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        a = alarms.recv() => match a { Some(a) => a, None => break },
-                    };
-                    let id = alarm.id.clone();
-                    if let Err(e) = client
-                        .publish(&alarm_topic, QoS::AtLeastOnce, false, alarm.encode_to_vec())
-                        .await
-                    {
-                        warn!("alarm {id}: cannot queue for publishing: {e}");
-                    } else {
-                        info!(alarm = %id, camera = %alarm.camera_id, rule = %alarm.rule_id, "alarm published");
-                    }
-                }
-            })
-        };
+        let receipt_topic = topics.receipt(&agent_id);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(
+            Sender {
+                client: client.clone(),
+                outbox,
+                alarm_topic: topics.alarm(&agent_id),
+                receipt_topic: receipt_topic.clone(),
+                connected: false,
+                in_flight: HashMap::new(),
+            }
+            .run(control_rx, wake, shutdown.clone()),
+        );
         let mut delay = Duration::from_millis(500);
         loop {
             let event = tokio::select! {
@@ -120,6 +119,7 @@ impl Publisher {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     info!("connected to MQTT broker {broker}");
                     delay = Duration::from_millis(500);
+                    let _ = control_tx.send(Control::Connected);
                     if let Err(e) = client.try_publish(
                         &status_topic,
                         QoS::AtLeastOnce,
@@ -130,8 +130,17 @@ impl Publisher {
                     }
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => debug!(pkid = ack.pkid, "puback"),
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
+                    match decode_limited::<Receipt>(&p.payload) {
+                        Ok(r) => {
+                            let _ = control_tx.send(Control::Receipt(r.alarm_ids));
+                        }
+                        Err(e) => warn!("ignoring a malformed receipt: {e}"),
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
+                    let _ = control_tx.send(Control::Disconnected);
                     warn!(
                         "MQTT broker {broker} unreachable: {e}; retrying in {:.1}s",
                         delay.as_secs_f32()
@@ -160,5 +169,99 @@ impl Publisher {
             }
         }
         sender.abort();
+    }
+}
+
+/// An alarm published but not receipted within this long is published again.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Alarms published and awaiting receipts at once: an outbox drains at the center's pace.
+const WINDOW: usize = 32;
+
+/// What the connection task tells the sending task.
+#[derive(Debug)]
+enum Control {
+    Connected,
+    Disconnected,
+    Receipt(Vec<String>),
+}
+
+/// The sending task's state.
+struct Sender {
+    client: AsyncClient,
+    outbox: Outbox,
+    alarm_topic: String,
+    receipt_topic: String,
+    connected: bool,
+    /// Published since the last connect and not yet receipted: id → when.
+    in_flight: HashMap<String, Instant>,
+}
+
+impl Sender {
+    async fn run(
+        mut self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut wake: mpsc::Receiver<()>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                c = control.recv() => match c {
+                    None => break,
+                    Some(Control::Connected) => {
+                        self.connected = true;
+                        // Whatever was in flight may be lost with the old connection.
+                        self.in_flight.clear();
+                        if let Err(e) = self.client.subscribe(&self.receipt_topic, QoS::AtLeastOnce).await {
+                            warn!("cannot subscribe to receipts: {e}");
+                        }
+                    }
+                    Some(Control::Disconnected) => self.connected = false,
+                    Some(Control::Receipt(ids)) => {
+                        for id in ids {
+                            self.in_flight.remove(&id);
+                            match self.outbox.remove(&id) {
+                                Ok(true) => debug!(alarm = %id, "receipted; left the outbox"),
+                                Ok(false) => {}
+                                Err(e) => warn!(alarm = %id, "{e}"),
+                            }
+                        }
+                    }
+                },
+                w = wake.recv() => if w.is_none() { break },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.in_flight.retain(|_, sent| now.duration_since(*sent) < RECEIPT_TIMEOUT);
+                }
+            }
+            self.publish_due().await;
+        }
+    }
+
+    /// Publishes the oldest unreceipted alarms not in flight, up to the window.
+    async fn publish_due(&mut self) {
+        if !self.connected || self.in_flight.len() >= WINDOW {
+            return;
+        }
+        let room = WINDOW - self.in_flight.len();
+        let due = self.outbox.oldest(room, |id| self.in_flight.contains_key(id));
+        for p in due {
+            match self
+                .client
+                .publish(&self.alarm_topic, QoS::AtLeastOnce, false, p.payload)
+                .await
+            {
+                Ok(()) => {
+                    debug!(alarm = %p.id, seq = p.seq, "alarm published");
+                    self.in_flight.insert(p.id, Instant::now());
+                }
+                Err(e) => {
+                    warn!(alarm = %p.id, "cannot queue for publishing: {e}");
+                    return;
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@ fn shipped_card() -> PathBuf {
 fn config(model: &Path, camera_url: &str, mqtt_url: &str) -> String {
     format!(
         r#"agent_id = "cli-test"
+data_dir = "data"
 [mqtt]
 url = "{mqtt_url}"
 [model]

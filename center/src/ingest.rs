@@ -1,6 +1,7 @@
 //! MQTT ingest: alarms from every agent are validated, stored in batches (one flush per batch)
 //! and only then acknowledged to the broker, so an acknowledged alarm is on disk.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, decode_limited, topics::Topics};
+use xueliang_proto::{Alarm, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
 
 use crate::store::{Inserted, Store};
 
@@ -140,16 +141,20 @@ async fn write_batches(
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
         let mut stored = Vec::new();
+        // Every alarm held by the store, new or seen before, is receipted to its agent.
+        let mut receipts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in &batch {
             match validate(&topics, &p.topic, &p.payload) {
                 Ok(alarm) => match store.insert(&alarm, now) {
                     Ok(Inserted::New) => {
                         stats.stored.fetch_add(1, Ordering::Relaxed);
+                        receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
                         stored.push(alarm);
                     }
                     Ok(Inserted::Duplicate) => {
                         stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        debug!(alarm = %alarm.id, "duplicate alarm ignored");
+                        debug!(alarm = %alarm.id, "duplicate alarm stored before; receipted again");
+                        receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
                     }
                     Err(e) => {
                         // Not acknowledged: the broker will deliver it again.
@@ -183,13 +188,27 @@ async fn write_batches(
                 warn!("cannot acknowledge: {e}");
             }
         }
+        for (agent, alarm_ids) in receipts {
+            let receipt = Receipt {
+                schema_version: SCHEMA_VERSION as i32,
+                agent_id: agent.clone(),
+                alarm_ids,
+                time_ms: now_ms(),
+            };
+            if let Err(e) = client
+                .publish(topics.receipt(&agent), QoS::AtLeastOnce, false, receipt.encode_to_vec())
+                .await
+            {
+                // The agent publishes again until a receipt comes; nothing is lost.
+                warn!(agent = %agent, "cannot send receipt: {e}");
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xueliang_proto::Message;
 
     #[test]
     fn alarms_must_come_on_their_own_agents_topic() {

@@ -76,7 +76,7 @@ impl Scenario {
 }
 
 /// Builds the walkway-scenario agent and runs it until `shutdown`.
-fn start_agent(
+pub fn start_agent(
     agent_id: &str,
     camera_url: &str,
     mqtt_url: &str,

@@ -1,0 +1,74 @@
+//! Delivery that loses nothing: alarms raised while the county broker is unreachable wait in the
+//! agent's durable outbox, survive an agent restart, and reach the center once it is up; each
+//! leaves the outbox only when the center's receipt names it.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use xueliang::rtsp_server::RtspServer;
+use xueliang::scenario;
+use xueliang_agent::outbox::Outbox;
+use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receipted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mqtt = format!("mqtt://127.0.0.1:{port}");
+    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway").unwrap();
+    let url = camera.url("campus-walkway");
+    let outbox_dir = dir.path().join("agent-data/outbox");
+
+    // The agent runs with nothing listening on the broker's port: people on the walkway raise
+    // alarms, which can only wait. Then the box loses power (the agent stops).
+    let shutdown = CancellationToken::new();
+    let agent = common::start_agent("outage-village", &url, &mqtt, dir.path(), shutdown.clone());
+    // People cross the walkway all the time: 15 s are plenty for several alarms.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    shutdown.cancel();
+    agent.await.unwrap();
+    let pending: Vec<String> = Outbox::open(&outbox_dir).unwrap().oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
+    assert!(!pending.is_empty(), "alarms wait in the outbox while the broker is down");
+
+    // The county center comes up on that port; the agent restarts and drains its outbox.
+    let shutdown = CancellationToken::new();
+    let center = start(
+        CenterConfig {
+            data_dir: dir.path().join("center"),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            broker: BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap() },
+            topic_prefix: "xl/v1".into(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let agent = common::start_agent("outage-village", &url, &mqtt, dir.path(), shutdown.clone());
+    let client = reqwest::Client::new();
+    for id in &pending {
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let r = client.get(format!("http://{}/api/alarms/{id}", center.http_addr)).send().await;
+                if r.is_ok_and(|r| r.status() == 200) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "alarm {id} from before the restart reached the center");
+    }
+    // Receipts take them out of the outbox.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    shutdown.cancel();
+    agent.await.unwrap();
+    center.join().await;
+    let outbox = Outbox::open(&outbox_dir).unwrap();
+    let left: Vec<String> = outbox.oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
+    for id in &pending {
+        assert!(!left.contains(id), "{id} was stored yet still waits in the outbox: {left:?}");
+    }
+}
