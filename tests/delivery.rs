@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
+use xueliang_agent::config::OutboxConfig;
 use xueliang_agent::outbox::Outbox;
 use xueliang_center::center::{BrokerChoice, CenterConfig, start};
 
@@ -30,7 +31,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     tokio::time::sleep(Duration::from_secs(15)).await;
     shutdown.cancel();
     agent.await.unwrap();
-    let pending: Vec<String> = Outbox::open(&outbox_dir).unwrap().oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
+    let pending: Vec<String> = Outbox::open(&outbox_dir, OutboxConfig::default().limits()).unwrap().oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
     assert!(!pending.is_empty(), "alarms wait in the outbox while the broker is down");
 
     // The county center comes up on that port; the agent restarts and drains its outbox.
@@ -66,7 +67,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     shutdown.cancel();
     agent.await.unwrap();
     center.join().await;
-    let outbox = Outbox::open(&outbox_dir).unwrap();
+    let outbox = Outbox::open(&outbox_dir, OutboxConfig::default().limits()).unwrap();
     let left: Vec<String> = outbox.oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
     for id in &pending {
         assert!(!left.contains(id), "{id} was stored yet still waits in the outbox: {left:?}");

@@ -116,7 +116,7 @@ impl Agent {
         }
         let publisher =
             Publisher::new(&config.mqtt, &config.agent_id).map_err(AgentError::Config)?;
-        let outbox = Outbox::open(&config.data_dir.join("outbox"))?;
+        let outbox = Outbox::open(&config.data_dir.join("outbox"), config.outbox.limits())?;
         if !outbox.is_empty() {
             info!("{} alarms from before the restart wait in the outbox", outbox.len());
         }

@@ -57,6 +57,46 @@ pub struct AgentConfig {
     /// Evidence pictures.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// Bounds of the outbox of alarms awaiting the center's receipt.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+/// Bounds of the outbox. When full, it gives up low-severity snapshots first, then
+/// low-severity alarms, then other snapshots, and high-severity alarms last; every drop is
+/// logged and counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Largest size of the waiting alarms, MiB.
+    #[serde(default = "default_outbox_mib")]
+    pub max_mib: u64,
+    /// Alarms older than this many days are dropped unsent.
+    #[serde(default = "default_outbox_days")]
+    pub max_age_days: f32,
+}
+
+fn default_outbox_mib() -> u64 {
+    512
+}
+fn default_outbox_days() -> f32 {
+    7.0
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { max_mib: default_outbox_mib(), max_age_days: default_outbox_days() }
+    }
+}
+
+impl OutboxConfig {
+    /// The limits in the outbox's units.
+    pub fn limits(&self) -> crate::outbox::Limits {
+        crate::outbox::Limits {
+            max_bytes: self.max_mib.saturating_mul(1 << 20),
+            max_age_ms: (self.max_age_days as f64 * 86_400_000.0) as i64,
+        }
+    }
 }
 
 /// How the agent reaches the MQTT broker.
@@ -399,6 +439,12 @@ impl AgentConfig {
         }
         if let Err(e) = self.mqtt.host_port() {
             p.push(e);
+        }
+        if self.outbox.max_mib == 0 {
+            p.push("outbox.max_mib must be at least 1".into());
+        }
+        if !(self.outbox.max_age_days > 0.0) {
+            p.push("outbox.max_age_days must be positive".into());
         }
         if self.model.threads == 0 {
             p.push("model.threads must be at least 1".into());

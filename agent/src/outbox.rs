@@ -6,9 +6,13 @@
 //! across restarts; `index` (alarm id → sequence number) finds an alarm named by a receipt.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sled::Transactional;
-use xueliang_proto::{Alarm, Message, decode_limited};
+use tracing::warn;
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::{Alarm, Message, Severity, decode_limited};
 
 /// Why the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +36,121 @@ pub struct Pending {
     pub payload: Vec<u8>,
 }
 
+/// How much the outbox may hold before it gives things up.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of encoded alarms (snapshots included).
+    pub max_bytes: u64,
+    /// Age of an alarm (from its event time), milliseconds.
+    pub max_age_ms: i64,
+}
+
+/// What the outbox gave up, since it was opened (for Health).
+#[derive(Debug, Default)]
+pub struct Drops {
+    /// Snapshots removed from waiting alarms (the alarm itself still waits).
+    pub snapshots: AtomicU64,
+    /// Whole alarms removed because the outbox was full.
+    pub alarms: AtomicU64,
+    /// Alarms removed because they were older than the age limit.
+    pub expired: AtomicU64,
+}
+
 /// The agent's outbox.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     db: sled::Db,
     queue: sled::Tree,
     index: sled::Tree,
+    limits: Limits,
+    bytes: Arc<AtomicU64>,
+    /// What was given up to stay within the limits.
+    pub drops: Arc<Drops>,
+}
+
+/// What the full-outbox policy does to one waiting alarm.
+enum Relief {
+    StripSnapshot,
+    Drop,
 }
 
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, OutboxError> {
+    pub fn open(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
         let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
         let db = sled::open(dir).map_err(open_err)?;
         let queue = db.open_tree("queue").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
-        Ok(Self { db, queue, index })
+        let bytes: u64 = queue.iter().values().flatten().map(|v| v.len() as u64).sum();
+        Ok(Self {
+            db,
+            queue,
+            index,
+            limits,
+            bytes: Arc::new(AtomicU64::new(bytes)),
+            drops: Arc::default(),
+        })
+    }
+
+    /// Bytes of the waiting alarms.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Applies the limits. Expired alarms go first; then, while over the byte limit, the policy
+    /// gives up the least important thing left, in this order: the snapshot of the oldest
+    /// alarm below high severity, such an alarm itself, the snapshot of the oldest alarm of any
+    /// severity, and last the oldest alarm. Every step is logged and counted.
+    fn enforce(&self) -> Result<(), OutboxError> {
+        let oldest_allowed = now_ms() - self.limits.max_age_ms;
+        for (_, alarm) in self.scan() {
+            if alarm.event_time_ms >= oldest_allowed {
+                break;
+            }
+            warn!(alarm = %alarm.id, camera = %alarm.camera_id, "outbox: alarm older than the age limit dropped unsent");
+            self.remove(&alarm.id)?;
+            self.drops.expired.fetch_add(1, Ordering::Relaxed);
+        }
+        let low = |a: &Alarm| a.severity < Severity::High as i32;
+        let steps: [(&dyn Fn(&Alarm) -> bool, Relief); 4] = [
+            (&|a| low(a) && !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
+            (&low, Relief::Drop),
+            (&|a| !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
+            (&|_| true, Relief::Drop),
+        ];
+        for (pick, relief) in steps {
+            while self.bytes() > self.limits.max_bytes {
+                let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { break };
+                match relief {
+                    Relief::StripSnapshot => {
+                        warn!(alarm = %alarm.id, bytes = alarm.snapshot_jpeg.len(), "outbox full: snapshot dropped, the alarm still waits");
+                        let stripped = Alarm { snapshot_jpeg: Default::default(), ..alarm };
+                        let payload = stripped.encode_to_vec();
+                        let old = self
+                            .queue
+                            .insert(seq.to_be_bytes(), payload.as_slice())
+                            .map_err(|e| OutboxError::Write(e.to_string()))?;
+                        let old_len = old.map_or(0, |v| v.len() as u64);
+                        self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
+                        self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Relief::Drop => {
+                        warn!(alarm = %alarm.id, camera = %alarm.camera_id, severity = alarm.severity, "outbox full: alarm dropped unsent");
+                        self.remove(&alarm.id)?;
+                        self.drops.alarms.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waiting alarms, oldest first.
+    fn scan(&self) -> impl Iterator<Item = (u64, Alarm)> + '_ {
+        self.queue.iter().flatten().filter_map(|(k, v)| {
+            let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
+            Some((seq, decode_limited::<Alarm>(&v).ok()?))
+        })
     }
 
     /// Stores `alarm` durably (flushed to disk) at the end of the queue.
@@ -62,6 +165,8 @@ impl Outbox {
                 Ok(())
             })
             .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        self.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.enforce()?;
         self.db.flush().map_err(|e| write(e.to_string()))?;
         Ok(seq)
     }
@@ -88,15 +193,18 @@ impl Outbox {
     /// Forgets the alarm `id` (its receipt came); false if it was not here.
     pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
-        (&self.queue, &self.index)
+        let removed = (&self.queue, &self.index)
             .transaction(|(queue, index)| {
                 let Some(seq) = index.remove(id.as_bytes())? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
-                queue.remove(seq)?;
-                Ok(true)
+                Ok(queue.remove(seq)?.map(|v| v.len() as u64))
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))
+            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        if let Some(len) = removed {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        Ok(removed.is_some())
     }
 
     /// Alarms waiting for a receipt.
@@ -114,22 +222,67 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    const ROOMY: Limits = Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2 };
+
     fn alarm(id: &str) -> Alarm {
-        Alarm { id: id.into(), agent_id: "a".into(), ..Default::default() }
+        Alarm { id: id.into(), agent_id: "a".into(), event_time_ms: now_ms(), ..Default::default() }
+    }
+
+    fn with(id: &str, severity: Severity, snapshot: usize) -> Alarm {
+        Alarm { severity: severity as i32, snapshot_jpeg: vec![7; snapshot].into(), ..alarm(id) }
+    }
+
+    fn waiting(o: &Outbox) -> Vec<(String, usize)> {
+        o.scan().map(|(_, a)| (a.id, a.snapshot_jpeg.len())).collect()
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_low_severity_evidence_first_and_high_alarms_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_bytes: 25_000, ..ROOMY }).unwrap();
+        o.push(&with("low-old", Severity::Low, 10_000)).unwrap();
+        o.push(&with("high-old", Severity::High, 10_000)).unwrap();
+        o.push(&with("low-new", Severity::Low, 0)).unwrap();
+        assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
+        // Over the limit: the low alarm's picture goes, the alarm stays.
+        o.push(&with("high-new", Severity::High, 10_000)).unwrap();
+        assert_eq!(
+            waiting(&o),
+            [("low-old".into(), 0), ("high-old".into(), 10_000), ("low-new".into(), 0), ("high-new".into(), 10_000)]
+        );
+        // Further over: low alarms go, then high alarms lose their pictures, oldest first.
+        o.push(&with("critical", Severity::Critical, 10_000)).unwrap();
+        let ids: Vec<(String, usize)> = waiting(&o);
+        assert!(!ids.iter().any(|(id, _)| id.starts_with("low")), "{ids:?}");
+        assert_eq!(ids.last().unwrap(), &("critical".to_string(), 10_000), "the newest keeps its picture");
+        assert!(o.bytes() <= 25_000, "{}", o.bytes());
+        assert_eq!(o.drops.alarms.load(Ordering::Relaxed), 2);
+        assert!(o.drops.snapshots.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn alarms_past_the_age_limit_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_age_ms: 60_000, ..ROOMY }).unwrap();
+        o.push(&Alarm { event_time_ms: now_ms() - 120_000, ..alarm("stale") }).unwrap();
+        o.push(&alarm("fresh")).unwrap();
+        assert_eq!(waiting(&o), [("fresh".to_string(), 0)]);
+        assert_eq!(o.drops.expired.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn alarms_wait_in_order_across_a_restart_until_receipted() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let o = Outbox::open(dir.path()).unwrap();
+            let o = Outbox::open(dir.path(), ROOMY).unwrap();
             for id in ["a1", "a2", "a3"] {
                 o.push(&alarm(id)).unwrap();
             }
             assert!(o.remove("a2").unwrap());
             assert!(!o.remove("a2").unwrap(), "a second receipt is harmless");
         }
-        let o = Outbox::open(dir.path()).unwrap();
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        assert_eq!(o.bytes(), 2 * alarm("a1").encode_to_vec().len() as u64);
         let ids: Vec<String> = o.oldest(10, |_| false).into_iter().map(|p| p.id).collect();
         assert_eq!(ids, ["a1", "a3"]);
         let unsent: Vec<String> = o.oldest(10, |id| id == "a1").into_iter().map(|p| p.id).collect();
