@@ -115,7 +115,7 @@ pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> a
             keyframes_only: false,
             decode_threads: 1,
         };
-        sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live)?);
+        sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live, Arc::default())?);
     }
     // The motion gate is off: every scheduled frame is inferred, the worst case.
     let slots = (0..cameras)

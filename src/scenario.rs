@@ -40,6 +40,7 @@ data_dir = "agent-data"
 
 [mqtt]
 url = "{mqtt_url}"
+health_interval_s = 5
 
 [model]
 path = "{model}"

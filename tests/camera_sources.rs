@@ -42,7 +42,7 @@ impl Cameras {
         let sources = configs
             .into_iter()
             .enumerate()
-            .map(|(i, c)| CameraSource::spawn(i, c, hub.clone(), tx.clone(), stop.clone(), Pace::Live).unwrap())
+            .map(|(i, c)| CameraSource::spawn(i, c, hub.clone(), tx.clone(), stop.clone(), Pace::Live, Arc::default()).unwrap())
             .collect();
         Self { hub, events, stop, sources, frames: Vec::new() }
     }

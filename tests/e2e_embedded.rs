@@ -40,6 +40,15 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("no snapshot"));
 
+    // The agent reports its health every 5 s: the camera decoding and inferring, the outbox.
+    let health = common::next_health(&run.center.mqtt_addr, "e2e-village", Duration::from_secs(20)).await;
+    let cam = &health.cameras[0];
+    assert_eq!(cam.camera_id, "campus-walkway");
+    assert!(cam.online, "{health:?}");
+    assert!(cam.decode_fps > 5.0 && cam.infer_fps > 1.0, "{health:?}");
+    assert!(cam.inference_ms > 1.0, "{health:?}");
+    assert!(health.outbox_depth <= 2 && health.outbox_dropped == 0, "receipted alarms leave: {health:?}");
+
     run.stop().await;
 }
 

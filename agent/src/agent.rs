@@ -1,6 +1,7 @@
 //! The running agent: camera threads feed the newest frames to one detector thread, whose rules
 //! turn detections into alarms for the publisher.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, RuleKind};
+use xueliang_proto::{Alarm, Health, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
 use crate::config::{AgentConfig, SeverityConfig};
@@ -20,12 +21,13 @@ use crate::model_card::{CardError, ModelCard};
 use crate::evidence::Rgb;
 use crate::frame::Frame;
 use crate::geometry::Polygon;
+use crate::health::HealthReporter;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
 use crate::motion::{MotionGate, MotionSettings};
 use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::Publisher;
 use crate::rules::ZoneIntrusion;
-use crate::source::{CameraEvent, CameraSource, FrameHub, Pace};
+use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,8 @@ impl Agent {
         } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let hub = Arc::new(FrameHub::new(config.cameras.len()));
+        let counters: Vec<Arc<CameraCounters>> =
+            config.cameras.iter().map(|_| Arc::default()).collect();
         let (event_tx, event_rx) = std::sync::mpsc::channel();
         let mut cameras = Vec::new();
         for (i, cam) in config.cameras.iter().enumerate() {
@@ -150,10 +154,18 @@ impl Agent {
                 event_tx.clone(),
                 stop.clone(),
                 Pace::Live,
+                counters[i].clone(),
             )?);
         }
         // A wake-up per new alarm; one pending wake-up is enough.
         let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
+        let (health_tx, health_rx) = mpsc::channel::<Health>(1);
+        let health = HealthReporter::new(
+            &config.agent_id,
+            config.cameras.iter().map(|c| c.id.clone()).collect(),
+            counters,
+            Duration::from_secs(config.mqtt.health_interval_s.max(1)),
+        );
         let slots = camera_slots(&config)?;
         let loop_state = DetectLoop {
             offline: vec![false; config.cameras.len()],
@@ -163,6 +175,9 @@ impl Agent {
             events: event_rx,
             outbox: outbox.clone(),
             wake: wake_tx,
+            health,
+            health_tx,
+            errors: Cell::new(0),
             stop: stop.clone(),
         };
         let detect_thread = std::thread::Builder::new()
@@ -174,7 +189,7 @@ impl Agent {
             rules = config.rules.len(),
             "agent running"
         );
-        publisher.run(outbox, wake_rx, shutdown.clone()).await;
+        publisher.run(outbox, wake_rx, health_rx, shutdown.clone()).await;
         stop.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
             let _ = detect_thread.join();
@@ -225,6 +240,10 @@ struct DetectLoop {
     events: std::sync::mpsc::Receiver<CameraEvent>,
     outbox: Outbox,
     wake: mpsc::Sender<()>,
+    health: HealthReporter,
+    health_tx: mpsc::Sender<Health>,
+    /// Inference failures and alarms that could not be stored, since start.
+    errors: Cell<u64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -235,11 +254,16 @@ impl DetectLoop {
             while let Ok(ev) = self.events.try_recv() {
                 self.camera_event(ev);
             }
+            if let Some(h) = self.health.due(&self.inference.camera_stats, &self.outbox, self.errors.get()) {
+                // A report the publisher has not taken yet is simply superseded next time.
+                let _ = self.health_tx.try_send(h);
+            }
             match self.inference.step(Duration::from_millis(20)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
                     error!("{e}");
+                    self.errors.set(self.errors.get() + 1);
                     continue;
                 }
             }
@@ -298,7 +322,10 @@ impl DetectLoop {
             Ok(_) => {
                 let _ = self.wake.try_send(());
             }
-            Err(e) => error!(alarm = %alarm.id, camera = %alarm.camera_id, "alarm lost: {e}"),
+            Err(e) => {
+                self.errors.set(self.errors.get() + 1);
+                error!(alarm = %alarm.id, camera = %alarm.camera_id, "alarm lost: {e}");
+            }
         }
     }
 

@@ -203,7 +203,7 @@ impl BenchOptions {
                 decode_threads: 1,
             };
             sources.push(
-                CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand)
+                CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand, Arc::default())
                     .map_err(|e| BenchError::Source(e.to_string()))?,
             );
         }

@@ -118,6 +118,13 @@ pub struct MqttConfig {
     /// Keep-alive interval in seconds.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
+    /// Seconds between two Health reports.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_s: u64,
+}
+
+fn default_health_interval() -> u64 {
+    30
 }
 
 fn default_data_dir() -> PathBuf {
@@ -142,6 +149,7 @@ impl Default for MqttConfig {
             password: None,
             topic_prefix: default_prefix(),
             keep_alive_s: default_keep_alive(),
+            health_interval_s: default_health_interval(),
         }
     }
 }

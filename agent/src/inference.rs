@@ -32,6 +32,15 @@ pub struct LoopStats {
     pub postprocess: Duration,
 }
 
+/// One camera's share of the loop's work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CameraLoopStats {
+    /// Frames of this camera inferred.
+    pub inferred: u64,
+    /// Its share of `session.run` time (a batch's time split evenly among its frames).
+    pub infer: Duration,
+}
+
 /// One camera's place in the loop.
 #[derive(Debug)]
 pub struct CameraSlot {
@@ -59,6 +68,8 @@ pub struct InferenceLoop {
     batch_cameras: Vec<usize>,
     /// Totals since the loop started.
     pub stats: LoopStats,
+    /// Per camera, since the loop started.
+    pub camera_stats: Vec<CameraLoopStats>,
 }
 
 impl InferenceLoop {
@@ -77,6 +88,7 @@ impl InferenceLoop {
             batch_cameras: Vec::with_capacity(max_batch),
             cameras,
             stats: LoopStats::default(),
+            camera_stats: vec![CameraLoopStats::default(); n],
         }
     }
 
@@ -151,10 +163,13 @@ impl InferenceLoop {
         self.stats.infer += infer;
         self.stats.postprocess += post;
         self.stats.runs += 1;
+        let share = infer / batch as u32;
         for (slot, &camera) in self.batch_cameras.iter().enumerate() {
             if let Some(dets) = self.detections.get_mut(camera) {
                 std::mem::swap(dets, &mut self.batch_out[slot]);
                 self.stats.inferred += 1;
+                self.camera_stats[camera].inferred += 1;
+                self.camera_stats[camera].infer += share;
             }
         }
         Ok(true)

@@ -24,6 +24,7 @@ pub mod evidence;
 pub mod frame;
 pub mod geometry;
 pub mod head;
+pub mod health;
 pub mod inference;
 pub mod model_card;
 pub mod mot;

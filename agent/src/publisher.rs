@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::v1::agent_status::State;
-use xueliang_proto::{AgentStatus, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
+use xueliang_proto::{AgentStatus, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
 
 use crate::config::MqttConfig;
 use crate::outbox::Outbox;
@@ -86,7 +86,13 @@ impl Publisher {
     /// Publishes the outbox's alarms until `shutdown`: the newest when `wake` says one was
     /// added, all unreceipted ones after every (re)connect, and again any whose receipt has not
     /// come within [`RECEIPT_TIMEOUT`]. Reconnects with backoff on any error.
-    pub async fn run(self, outbox: Outbox, wake: mpsc::Receiver<()>, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        outbox: Outbox,
+        wake: mpsc::Receiver<()>,
+        health: mpsc::Receiver<Health>,
+        shutdown: CancellationToken,
+    ) {
         let Self {
             client,
             mut eventloop,
@@ -103,11 +109,12 @@ impl Publisher {
                 client: client.clone(),
                 outbox,
                 alarm_topic: topics.alarm(&agent_id),
+                health_topic: topics.health(&agent_id),
                 receipt_topic: receipt_topic.clone(),
                 connected: false,
                 in_flight: HashMap::new(),
             }
-            .run(control_rx, wake, shutdown.clone()),
+            .run(control_rx, wake, health, shutdown.clone()),
         );
         let mut delay = Duration::from_millis(500);
         loop {
@@ -191,6 +198,7 @@ struct Sender {
     client: AsyncClient,
     outbox: Outbox,
     alarm_topic: String,
+    health_topic: String,
     receipt_topic: String,
     connected: bool,
     /// Published since the last connect and not yet receipted: id → when.
@@ -202,6 +210,7 @@ impl Sender {
         mut self,
         mut control: mpsc::UnboundedReceiver<Control>,
         mut wake: mpsc::Receiver<()>,
+        mut health: mpsc::Receiver<Health>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -231,6 +240,16 @@ impl Sender {
                     }
                 },
                 w = wake.recv() => if w.is_none() { break },
+                h = health.recv() => match h {
+                    None => break,
+                    // Health is periodic: one lost while disconnected is replaced by the next.
+                    Some(h) if self.connected => {
+                        if let Err(e) = self.client.try_publish(&self.health_topic, QoS::AtMostOnce, false, h.encode_to_vec()) {
+                            debug!("health not sent: {e}");
+                        }
+                    }
+                    Some(_) => {}
+                },
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.in_flight.retain(|_, sent| now.duration_since(*sent) < RECEIPT_TIMEOUT);

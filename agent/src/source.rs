@@ -6,7 +6,7 @@
 //! frames are not converted unless they are inferred; the appsink keeps only the newest one,
 //! so a slow detector never builds latency. Audio streams go to a `fakesink`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -94,6 +94,19 @@ impl FrameHub {
     }
 }
 
+/// Counters of one camera, shared with whoever reports health.
+#[derive(Debug, Default)]
+pub struct CameraCounters {
+    /// Frames decoded since start.
+    pub frames: AtomicU64,
+    /// Connections lost since start.
+    pub reconnects: AtomicU64,
+    /// Whether frames are arriving.
+    pub online: AtomicBool,
+    /// The last reason the stream was lost.
+    pub last_error: Mutex<String>,
+}
+
 /// A change in a camera's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraEvent {
@@ -143,6 +156,7 @@ impl CameraSource {
         events: std::sync::mpsc::Sender<CameraEvent>,
         shutdown: Arc<AtomicBool>,
         pace: Pace,
+        counters: Arc<CameraCounters>,
     ) -> std::io::Result<Self> {
         let handle = std::thread::Builder::new()
             .name(format!("camera-{}", config.id))
@@ -154,6 +168,7 @@ impl CameraSource {
                     events,
                     shutdown,
                     pace,
+                    counters,
                 };
                 camera.run();
             })?;
@@ -177,6 +192,7 @@ struct Camera {
     events: std::sync::mpsc::Sender<CameraEvent>,
     shutdown: Arc<AtomicBool>,
     pace: Pace,
+    counters: Arc<CameraCounters>,
 }
 
 /// Reconnect delays: 0.5 s doubling to 4 s, with ±20 % jitter so cameras do not retry in step.
@@ -198,6 +214,9 @@ impl Camera {
                     if got_frames {
                         attempt = 0;
                     }
+                    self.counters.online.store(false, Ordering::Relaxed);
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    *self.counters.last_error.lock().unwrap_or_else(|p| p.into_inner()) = reason.clone();
                     let delay = backoff_delay(attempt);
                     attempt += 1;
                     warn!(
@@ -382,6 +401,8 @@ impl Camera {
                             *online = true;
                         }
                         *got_frames = true;
+                        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+                        self.counters.online.store(true, Ordering::Relaxed);
                         self.hub.put(frame);
                     }
                     Err(e) => return End::Lost(e.to_string()),

@@ -151,3 +151,22 @@ pub fn assert_walkway_intrusion(alarm: &AlarmRecord, agent_id: &str) {
         assert!((0.05..=0.95).contains(&x) && (0.35..=0.98).contains(&y), "{d:?}");
     }
 }
+
+/// Subscribes to `agent`'s health topic on the broker at `mqtt` and returns the first report.
+pub async fn next_health(mqtt: &str, agent: &str, timeout: Duration) -> xueliang_proto::Health {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mqtt: SocketAddr = mqtt.parse().expect("broker address host:port");
+    let opts = MqttOptions::new(format!("health-watch-{agent}"), mqtt.ip().to_string(), mqtt.port());
+    let (client, mut eventloop) = AsyncClient::new(opts, 10);
+    let topic = xueliang_proto::topics::Topics::default().health(agent);
+    client.subscribe(&topic, QoS::AtMostOnce).await.expect("subscribe");
+    tokio::time::timeout(timeout, async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await {
+                return xueliang_proto::decode_limited(&p.payload).expect("a Health message");
+            }
+        }
+    })
+    .await
+    .expect("a health report in time")
+}
