@@ -1,0 +1,115 @@
+//! The shipped Mosquitto set-up (`deploy/mosquitto/`) on a real Mosquitto: agents authenticate,
+//! an agent cannot speak on another agent's topics nor read its receipts, a wrong password is
+//! refused, and the center's account sees everything.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto")
+}
+
+/// Starts Mosquitto with the shipped config and ACL; only the port and file locations change.
+fn start(dir: &Path) -> (Reaper, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let passwd = dir.join("passwd");
+    for (i, (user, pw)) in [("xl-center", "center-pw"), ("agent-a", "a-pw"), ("agent-b", "b-pw")].iter().enumerate() {
+        let mut cmd = Command::new("mosquitto_passwd");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let ok = cmd.arg("-b").arg(&passwd).args([user, pw]).status().expect("mosquitto_passwd (make setup)");
+        assert!(ok.success());
+    }
+    let shipped = std::fs::read_to_string(deploy().join("xueliang.conf")).unwrap();
+    let mut conf = String::new();
+    for line in shipped.lines() {
+        let line = match line.split_whitespace().next() {
+            Some("listener") => format!("listener {port} 127.0.0.1"),
+            Some("password_file") => format!("password_file {}", passwd.display()),
+            Some("acl_file") => format!("acl_file {}", deploy().join("xueliang.acl").display()),
+            _ => line.to_owned(),
+        };
+        conf.push_str(&line);
+        conf.push('\n');
+    }
+    // Test-only: keep the persistence file here, and stay the user who owns this directory.
+    conf.push_str(&format!("persistence_location {}/\nuser root\n", dir.display()));
+    std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto (make setup)");
+    let reaper = Reaper(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "mosquitto did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (reaper, port)
+}
+
+fn client(tool: &str, port: u16, user: &str, pw: &str) -> Command {
+    let mut c = Command::new(tool);
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", pw, "-q", "1"]);
+    c
+}
+
+fn publish(port: u16, user: &str, pw: &str, topic: &str, msg: &str) -> Output {
+    client("mosquitto_pub", port, user, pw).args(["-t", topic, "-m", msg]).output().unwrap()
+}
+
+/// Subscribes as `user` to `topic` for `secs` seconds, running `during` meanwhile; returns
+/// what arrived, one `topic payload` line each.
+fn watch(port: u16, user: &str, pw: &str, topic: &str, secs: u32, during: impl FnOnce()) -> String {
+    let sub = client("mosquitto_sub", port, user, pw)
+        .args(["-t", topic, "-v", "-W", &secs.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    during();
+    String::from_utf8_lossy(&sub.wait_with_output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn each_agent_speaks_and_hears_only_on_its_own_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_mosquitto, port) = start(dir.path());
+
+    let seen = watch(port, "xl-center", "center-pw", "xl/v1/+/alarm", 3, || {
+        let forged = publish(port, "agent-a", "a-pw", "xl/v1/agent-b/alarm", "forged");
+        // MQTT 3.1.1 acknowledges a denied publish like any other: the broker drops it.
+        assert!(forged.status.success(), "{forged:?}");
+        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-a/alarm", "genuine").status.success());
+    });
+    assert_eq!(seen.trim(), "xl/v1/agent-a/alarm genuine", "the center saw: {seen:?}");
+
+    let eavesdropped = watch(port, "agent-a", "a-pw", "xl/v1/agent-b/receipt", 2, || {
+        assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r1").status.success());
+    });
+    assert_eq!(eavesdropped, "", "agent-a read agent-b's receipts");
+    let own = watch(port, "agent-b", "b-pw", "xl/v1/agent-b/receipt", 2, || {
+        assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r2").status.success());
+    });
+    assert_eq!(own.trim(), "xl/v1/agent-b/receipt r2");
+
+    let wrong = publish(port, "agent-a", "not-the-password", "xl/v1/agent-a/alarm", "x");
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr).to_lowercase();
+    assert!(err.contains("not authori"), "{err}");
+}
