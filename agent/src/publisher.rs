@@ -273,7 +273,7 @@ impl Sender {
                 .await
             {
                 Ok(()) => {
-                    debug!(alarm = %p.id, seq = p.seq, "alarm published");
+                    info!(alarm = %p.id, seq = p.seq, "alarm published");
                     self.in_flight.insert(p.id, Instant::now());
                 }
                 Err(e) => {
