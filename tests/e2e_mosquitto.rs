@@ -4,52 +4,17 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Scenario;
+use common::{Reaper, Scenario, start_mosquitto};
 use xueliang_center::center::BrokerChoice;
 use xueliang_center::ingest::BrokerConnection;
-
-/// Kills the child process when the test ends, however it ends.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mosquitto(dir: &std::path::Path) -> (Reaper, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto is installed (make setup)");
-    let reaper = Reaper(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (reaper, port)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (_mosquitto, port) = start_mosquitto(dir.path());
+    let (_mosquitto, port) = start_mosquitto(dir.path(), 0);
     // A client nobody here wrote: prints the topic of the first alarm it sees, then exits.
     let sub = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])

@@ -170,3 +170,43 @@ pub async fn next_health(mqtt: &str, agent: &str, timeout: Duration) -> xueliang
     .await
     .expect("a health report in time")
 }
+
+/// Kills the child process when the test ends, however it ends.
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Mosquitto (anonymous, in memory) on loopback `port` (0: a free one) with its files in
+/// `dir`; returns it and its port once it listens.
+pub fn start_mosquitto(dir: &Path, port: u16) -> (Reaper, u16) {
+    use std::process::{Command, Stdio};
+    let port = match port {
+        0 => std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+        p => p,
+    };
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+    )
+    .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is installed (make setup)");
+    let reaper = Reaper(child);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (reaper, port)
+}
