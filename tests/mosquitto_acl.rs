@@ -2,19 +2,14 @@
 //! an agent cannot speak on another agent's topics nor read its receipts, a wrong password is
 //! refused, and the center's account sees everything.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Reaper;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto")
@@ -55,11 +50,7 @@ fn start(dir: &Path) -> (Reaper, u16) {
         .spawn()
         .expect("mosquitto (make setup)");
     let reaper = Reaper(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "mosquitto did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_listening(port);
     (reaper, port)
 }
 

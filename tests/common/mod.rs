@@ -203,10 +203,15 @@ pub fn start_mosquitto(dir: &Path, port: u16) -> (Reaper, u16) {
         .spawn()
         .expect("mosquitto is installed (make setup)");
     let reaper = Reaper(child);
+    wait_listening(port);
+    (reaper, port)
+}
+
+/// Waits (up to 10 s) until something accepts connections on loopback `port`.
+pub fn wait_listening(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {port}");
+        assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (reaper, port)
 }
