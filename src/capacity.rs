@@ -16,10 +16,9 @@ use anyhow::{Context, bail};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::{Deserialize, Serialize};
-use xueliang_agent::config::{CameraConfig, MotionConfig, Transport};
+use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::detector::{Detector, DetectorOptions};
 use xueliang_agent::inference::{CameraSlot, InferenceLoop};
-use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::source::{CameraSource, FrameHub, Pace};
 use xueliang_agent::usage::{cpu_time, rss_mib};
 use xueliang_proto::endpoint::now_ms;
@@ -96,9 +95,8 @@ pub fn serve(cameras: usize) -> anyhow::Result<RtspServer> {
 /// Runs the cameras at `urls` through the inference loop for `period` after a warm-up.
 pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> anyhow::Result<CapacityRun> {
     let cameras = urls.len();
-    let card = ModelCard::load(&ModelCard::default_path(model))?;
     let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
-    let detector = Detector::load(model, card, &options)?;
+    let detector = Detector::open(model, None, &options)?;
 
     let hub = Arc::new(FrameHub::new(cameras));
     let stop = Arc::new(AtomicBool::new(false));
@@ -106,14 +104,9 @@ pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> a
     let mut sources = Vec::new();
     for (i, url) in urls.iter().enumerate() {
         let config = CameraConfig {
-            id: format!("cam{i}"),
-            url: url.clone(),
             transport: Transport::Tcp,
             detect_fps: DETECT_FPS,
-            frame_timeout_s: 5.0,
-            motion: MotionConfig::default(),
-            keyframes_only: false,
-            decode_threads: 1,
+            ..CameraConfig::new(format!("cam{i}"), url.clone())
         };
         sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live, Arc::default())?);
     }

@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 
 use xueliang::rtsp_server::{Codec, RtspServer};
 use xueliang::scenario;
-use xueliang_agent::config::{CameraConfig, MotionConfig, Transport};
+use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::frame::Frame;
 use xueliang_agent::source::{CameraEvent, CameraSource, FrameHub, Pace};
 
 fn camera(id: &str, url: String, transport: Transport) -> CameraConfig {
-    CameraConfig {
-        id: id.into(),
-        url,
-        transport,
-        detect_fps: 5.0,
-        frame_timeout_s: 2.0,
-        motion: MotionConfig::default(),
-        keyframes_only: false,
-        decode_threads: 1,
-    }
+    CameraConfig { transport, frame_timeout_s: 2.0, ..CameraConfig::new(id, url) }
 }
 
 struct Cameras {

@@ -17,13 +17,11 @@ use crate::alarm::{AlarmContext, build};
 use crate::config::{AgentConfig, SeverityConfig};
 use crate::detection::Detection;
 use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
-use crate::model_card::{CardError, ModelCard};
 use crate::evidence::Rgb;
 use crate::frame::Frame;
 use crate::geometry::Polygon;
 use crate::health::HealthReporter;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
-use crate::motion::{MotionGate, MotionSettings};
 use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::Publisher;
 use crate::rules::ZoneIntrusion;
@@ -38,9 +36,6 @@ pub enum AgentError {
     /// The detector could not be loaded.
     #[error(transparent)]
     Detector(#[from] DetectorError),
-    /// The model card is missing or wrong.
-    #[error(transparent)]
-    Card(#[from] CardError),
     /// The configuration refers to something the model or system lacks.
     #[error("config: {0}")]
     Config(String),
@@ -74,16 +69,12 @@ impl Agent {
     /// camera is opened.
     pub fn build(config: AgentConfig) -> Result<Self, AgentError> {
         gst::init().map_err(|e| AgentError::Gstreamer(e.to_string()))?;
-        if !config.model.path.is_file() {
-            return Err(DetectorError::ModelMissing(config.model.path.clone()).into());
-        }
-        let card = ModelCard::load(&config.model.card_path())?;
         let options = DetectorOptions {
             library: ort_library(config.model.onnxruntime.as_deref()),
             threads: config.model.threads,
             max_batch: config.cameras.len(),
         };
-        let detector = Detector::load(&config.model.path, card, &options)?;
+        let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
         let card = detector.card();
         let mut rules = Vec::new();
         for r in &config.rules {
@@ -209,23 +200,10 @@ fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
         .cameras
         .iter()
         .map(|c| {
-            let gate = if c.motion.enabled {
-                let masks = c
-                    .motion
-                    .masks
-                    .iter()
-                    .map(|m| Polygon::new(m))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| AgentError::Config(format!("camera {} motion mask: {e}", c.id)))?;
-                Some(MotionGate::new(MotionSettings {
-                    cell_delta: c.motion.cell_delta,
-                    min_changed: c.motion.min_changed,
-                    refresh: Duration::from_secs_f32(c.motion.refresh_s),
-                    masks,
-                }))
-            } else {
-                None
-            };
+            let gate = c
+                .motion
+                .gate()
+                .map_err(|e| AgentError::Config(format!("camera {}: {e}", c.id)))?;
             Ok(CameraSlot { interval: c.detect_interval(), gate })
         })
         .collect()

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::clip::{ClipError, ClipReader};
-use crate::config::{CameraConfig, MotionConfig, Transport};
+use crate::config::{CameraConfig, MotionConfig};
 use crate::detector::{Detector, DetectorError};
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
-use crate::motion::{MotionGate, MotionSettings};
 use crate::source::{CameraSource, FrameHub, Pace};
 use crate::usage::{cpu_time, peak_rss_mib};
 
@@ -193,34 +192,20 @@ impl BenchOptions {
         let mut sources = Vec::new();
         for i in 0..self.cameras {
             let config = CameraConfig {
-                id: format!("bench-{i}"),
-                url: url.clone(),
-                transport: Transport::Auto,
                 detect_fps: 60.0,
                 frame_timeout_s: 10.0,
-                motion: MotionConfig::default(),
-                keyframes_only: false,
-                decode_threads: 1,
+                ..CameraConfig::new(format!("bench-{i}"), url.clone())
             };
             sources.push(
                 CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand, Arc::default())
                     .map_err(|e| BenchError::Source(e.to_string()))?,
             );
         }
-        let defaults = MotionConfig::default();
-        let slots = (0..self.cameras)
-            .map(|_| CameraSlot {
-                interval: Duration::ZERO,
-                gate: gated.then(|| {
-                    MotionGate::new(MotionSettings {
-                        cell_delta: defaults.cell_delta,
-                        min_changed: defaults.min_changed,
-                        refresh: Duration::from_secs_f32(defaults.refresh_s),
-                        masks: Vec::new(),
-                    })
-                }),
-            })
-            .collect();
+        let mut slots = Vec::with_capacity(self.cameras);
+        for _ in 0..self.cameras {
+            let gate = if gated { MotionConfig::default().gate().map_err(BenchError::Source)? } else { None };
+            slots.push(CameraSlot { interval: Duration::ZERO, gate });
+        }
         Ok((InferenceLoop::new(detector, hub, slots), sources, stop))
     }
 

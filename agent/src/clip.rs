@@ -124,11 +124,7 @@ impl ClipReader {
             if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
                 && let gst::MessageView::Error(e) = msg.view()
             {
-                let detail = e
-                    .debug()
-                    .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
-                    .unwrap_or_default();
-                return Err(err(format!("{}{detail}", e.error())));
+                return Err(err(crate::source::error_text(e)));
             }
         }
     }

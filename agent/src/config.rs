@@ -179,14 +179,6 @@ pub struct ModelConfig {
     pub onnxruntime: Option<PathBuf>,
 }
 
-impl ModelConfig {
-    /// The model card's path.
-    pub fn card_path(&self) -> PathBuf {
-        self.card
-            .clone()
-            .unwrap_or_else(|| crate::model_card::ModelCard::default_path(&self.path))
-    }
-}
 
 fn default_threads() -> usize {
     crate::detector::default_threads()
@@ -273,6 +265,27 @@ fn default_refresh() -> f32 {
     2.0
 }
 
+impl MotionConfig {
+    /// The motion gate these settings describe, or `None` when it is disabled.
+    pub fn gate(&self) -> Result<Option<crate::motion::MotionGate>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let masks = self
+            .masks
+            .iter()
+            .map(|m| Polygon::new(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("motion mask: {e}"))?;
+        Ok(Some(crate::motion::MotionGate::new(crate::motion::MotionSettings {
+            cell_delta: self.cell_delta,
+            min_changed: self.min_changed,
+            refresh: Duration::from_secs_f32(self.refresh_s),
+            masks,
+        })))
+    }
+}
+
 impl Default for MotionConfig {
     fn default() -> Self {
         Self {
@@ -293,6 +306,20 @@ fn default_frame_timeout() -> f32 {
 }
 
 impl CameraConfig {
+    /// A camera at `url` with every other setting at its default.
+    pub fn new(id: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            transport: Transport::default(),
+            detect_fps: default_detect_fps(),
+            frame_timeout_s: default_frame_timeout(),
+            motion: MotionConfig::default(),
+            keyframes_only: false,
+            decode_threads: default_decode_threads(),
+        }
+    }
+
     /// Time between two inferences on this camera.
     pub fn detect_interval(&self) -> Duration {
         Duration::from_secs_f32(1.0 / self.detect_fps)

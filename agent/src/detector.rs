@@ -14,7 +14,7 @@ use ort::value::Tensor;
 
 use crate::detection::{Detection, nms_classwise};
 use crate::head::Head;
-use crate::model_card::ModelCard;
+use crate::model_card::{CardError, ModelCard};
 use crate::preprocess::Preprocessor;
 use crate::yuv::Yuv;
 
@@ -36,6 +36,9 @@ pub enum DetectorError {
     /// The model loads but its inputs or outputs are not of the configured kind.
     #[error("model {path}: {message}")]
     ModelLayout { path: PathBuf, message: String },
+    /// The model's card is missing or wrong.
+    #[error(transparent)]
+    Card(#[from] CardError),
     /// Inference failed.
     #[error("inference failed: {0}")]
     Run(String),
@@ -137,6 +140,16 @@ pub struct DetectorOptions {
 }
 
 impl Detector {
+    /// Loads `model` with the card at `card` (`NAME.card.toml` beside it when `None`): a
+    /// missing model is named before a missing card.
+    pub fn open(model: &Path, card: Option<&Path>, options: &DetectorOptions) -> Result<Self, DetectorError> {
+        if !model.is_file() {
+            return Err(DetectorError::ModelMissing(model.to_owned()));
+        }
+        let card_path = card.map_or_else(|| ModelCard::default_path(model), Path::to_owned);
+        Self::load(model, ModelCard::load(&card_path)?, options)
+    }
+
     /// Loads `model` as its `card` describes it; the model is run once here on a blank image,
     /// so a model that cannot run fails at start-up rather than at the first frame.
     pub fn load(

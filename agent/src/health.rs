@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, CameraHealth, Health, SCHEMA_VERSION, decode_limited};
+use xueliang_proto::{CameraHealth, Health, SCHEMA_VERSION};
 
 use crate::inference::CameraLoopStats;
 use crate::outbox::Outbox;
@@ -71,10 +71,8 @@ impl HealthReporter {
             self.last_loop[i] = now;
         }
         let oldest = outbox
-            .oldest(1, |_| false)
-            .first()
-            .and_then(|p| decode_limited::<Alarm>(&p.payload).ok())
-            .map_or(0, |a| (now_ms() - a.event_time_ms).max(0) as u64);
+            .oldest_event_time_ms()
+            .map_or(0, |t| (now_ms() - t).max(0) as u64);
         let drops = &outbox.drops;
         Some(Health {
             schema_version: SCHEMA_VERSION as i32,

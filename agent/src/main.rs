@@ -9,9 +9,8 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::detector::{Detector, DetectorError, DetectorOptions, default_threads, ort_library};
+use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::eval::EvalOptions;
-use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::mot::GroundTruth;
 
 #[derive(Parser)]
@@ -99,17 +98,12 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self, max_batch: usize) -> anyhow::Result<Detector> {
-        if !self.model.is_file() {
-            return Err(DetectorError::ModelMissing(self.model.clone()).into());
-        }
-        let card_path = self.card.clone().unwrap_or_else(|| ModelCard::default_path(&self.model));
-        let card = ModelCard::load(&card_path)?;
         let options = DetectorOptions {
             library: ort_library(None),
             threads: self.threads,
             max_batch,
         };
-        Ok(Detector::load(&self.model, card, &options)?)
+        Ok(Detector::open(&self.model, self.card.as_deref(), &options)?)
     }
 }
 

@@ -147,10 +147,22 @@ impl Outbox {
 
     /// Waiting alarms, oldest first.
     fn scan(&self) -> impl Iterator<Item = (u64, Alarm)> + '_ {
+        self.entries().map(|(seq, alarm, _)| (seq, alarm))
+    }
+
+    /// Waiting alarms, oldest first, with their encoded form. Only this agent writes the
+    /// queue, so every value decodes; one that does not is skipped.
+    fn entries(&self) -> impl Iterator<Item = (u64, Alarm, sled::IVec)> + '_ {
         self.queue.iter().flatten().filter_map(|(k, v)| {
             let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
-            Some((seq, decode_limited::<Alarm>(&v).ok()?))
+            let alarm = decode_limited::<Alarm>(&v).ok()?;
+            Some((seq, alarm, v))
         })
+    }
+
+    /// Event time of the oldest waiting alarm, UTC milliseconds.
+    pub fn oldest_event_time_ms(&self) -> Option<i64> {
+        self.scan().next().map(|(_, a)| a.event_time_ms)
     }
 
     /// Stores `alarm` durably (flushed to disk) at the end of the queue.
@@ -173,21 +185,11 @@ impl Outbox {
 
     /// Up to `limit` alarms in publishing order, skipping those `skip` says to.
     pub fn oldest(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        let mut out = Vec::new();
-        for (key, value) in self.queue.iter().flatten() {
-            if out.len() >= limit {
-                break;
-            }
-            let Ok(seq) = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) else {
-                continue;
-            };
-            // Only this agent writes the queue, so every value decodes; skip one that does not.
-            let Ok(alarm) = decode_limited::<Alarm>(&value) else { continue };
-            if !skip(&alarm.id) {
-                out.push(Pending { seq, id: alarm.id, payload: value.to_vec() });
-            }
-        }
-        out
+        self.entries()
+            .filter(|(_, alarm, _)| !skip(&alarm.id))
+            .take(limit)
+            .map(|(seq, alarm, value)| Pending { seq, id: alarm.id, payload: value.to_vec() })
+            .collect()
     }
 
     /// Forgets the alarm `id` (its receipt came); false if it was not here.

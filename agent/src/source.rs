@@ -107,6 +107,15 @@ pub struct CameraCounters {
     pub last_error: Mutex<String>,
 }
 
+/// A GStreamer error with the last line of its debug detail: what broke, and where.
+pub(crate) fn error_text(err: &gst::message::Error) -> String {
+    let detail = err
+        .debug()
+        .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
+        .unwrap_or_default();
+    format!("{}{detail}", err.error())
+}
+
 /// A change in a camera's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraEvent {
@@ -412,11 +421,7 @@ impl Camera {
                 use gst::MessageView;
                 match msg.view() {
                     MessageView::Error(err) => {
-                        let detail = err
-                            .debug()
-                            .map(|d| format!(" ({})", d.lines().last().unwrap_or_default()))
-                            .unwrap_or_default();
-                        return End::Lost(format!("stream error: {}{detail}", err.error()));
+                        return End::Lost(format!("stream error: {}", error_text(err)));
                     }
                     MessageView::Eos(_) if self.pace == Pace::OnDemand => {
                         if let Err(e) = pipeline.seek_simple(

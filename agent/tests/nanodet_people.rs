@@ -5,7 +5,6 @@ use std::path::Path;
 
 use xueliang_agent::clip::ClipReader;
 use xueliang_agent::detector::{Detector, DetectorOptions, ort_library};
-use xueliang_agent::model_card::ModelCard;
 
 /// The three walkers of frame 1 as the PETS09 labels place them (x, y, w, h in pixels).
 const PEOPLE: [[f32; 4]; 3] = [[499.0, 158.0, 31.0, 75.0], [258.0, 219.0, 33.0, 89.0], [633.0, 242.0, 42.0, 81.0]];
@@ -15,9 +14,8 @@ fn nanodet_finds_the_people_of_a_real_frame_where_they_are() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let model = root.join(".cache/models/nanodet_g416_coco.onnx");
     assert!(model.is_file(), "run `make setup` first: {} is missing", model.display());
-    let card = ModelCard::load(&ModelCard::default_path(&model)).unwrap();
     let options = DetectorOptions { library: ort_library(None), threads: 1, max_batch: 1 };
-    let mut detector = Detector::load(&model, card, &options).unwrap();
+    let mut detector = Detector::open(&model, None, &options).unwrap();
 
     let mut clip = ClipReader::open(&root.join(".cache/footage/vtest.avi")).unwrap();
     let frame = clip.next_frame().unwrap().expect("a first frame");
