@@ -1,7 +1,10 @@
 //! The walkway scenario shared by the demo and the end-to-end tests: where `make setup` leaves
 //! the model, the ONNX Runtime library and `vtest.avi`, and an agent config watching the clip.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use xueliang_agent::identity::Sealer;
+use xueliang_proto::signing::SigningKey;
 
 /// The repository root (this package's manifest directory).
 pub fn repo_root() -> PathBuf {
@@ -26,9 +29,32 @@ pub fn vtest() -> PathBuf {
 /// A zone over the walkway of `vtest.avi`, where pedestrians pass all the time.
 pub const VTEST_WALKWAY: [[f32; 2]; 4] = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]];
 
+/// Adds an agent's line (`agent = "key"`, as `xl-agent key` prints it) to the center's key
+/// registry `keys_file`.
+pub fn register_agent(keys_file: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if !keys_file.exists() {
+        if let Some(dir) = keys_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(keys_file, "[agents]\n")?;
+    }
+    writeln!(std::fs::OpenOptions::new().append(true).open(keys_file)?, "{line}")
+}
+
+/// Keys for a center storing in `center_dir` and agent `agent_id` keeping its state in
+/// `agent_data_dir`: the center's key is made (the center uses it when it starts) and the
+/// agent's is registered with it. Returns the center's public key, for the agent's config.
+pub fn prepare_keys(center_dir: &Path, agent_id: &str, agent_data_dir: &Path) -> anyhow::Result<String> {
+    let center = SigningKey::load_or_create(&xueliang_center::center::key_path(center_dir))?;
+    let agent = Sealer::open(agent_data_dir)?;
+    register_agent(&center_dir.join("agent-keys.toml"), &format!("{agent_id} = \"{}\"", agent.public_key()))?;
+    Ok(center.public_key())
+}
+
 /// An agent config (TOML) with one camera at `camera_url` and a person-intrusion rule on the
-/// walkway, publishing to the broker at `mqtt_url`.
-pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str) -> String {
+/// walkway, publishing to the broker at `mqtt_url` and trusting the center key `center_key`.
+pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str, center_key: &str) -> String {
     let zone: Vec<String> = VTEST_WALKWAY
         .iter()
         .map(|[x, y]| format!("[{x}, {y}]"))
@@ -40,6 +66,7 @@ data_dir = "agent-data"
 
 [mqtt]
 url = "{mqtt_url}"
+center_key = "{center_key}"
 health_interval_s = 5
 
 [model]

@@ -12,7 +12,7 @@ use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
 use xueliang_agent::outbox::Outbox;
-use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use xueliang_center::center::{BrokerChoice, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receipted() {
@@ -25,8 +25,9 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 
     // The agent runs with nothing listening on the broker's port: people on the walkway raise
     // alarms, which can only wait. Then the box loses power (the agent stops).
+    let center_key = common::prepare_keys(dir.path(), "outage-village");
     let shutdown = CancellationToken::new();
-    let agent = common::start_agent("outage-village", &url, &mqtt, dir.path(), shutdown.clone());
+    let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, dir.path(), shutdown.clone());
     // People cross the walkway all the time: 15 s are plenty for several alarms.
     tokio::time::sleep(Duration::from_secs(15)).await;
     shutdown.cancel();
@@ -36,18 +37,9 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 
     // The county center comes up on that port; the agent restarts and drains its outbox.
     let shutdown = CancellationToken::new();
-    let center = start(
-        CenterConfig {
-            data_dir: dir.path().join("center"),
-            http_listen: "127.0.0.1:0".parse().unwrap(),
-            broker: BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap() },
-            topic_prefix: "xl/v1".into(),
-        },
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let agent = common::start_agent("outage-village", &url, &mqtt, dir.path(), shutdown.clone());
+    let broker = BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap() };
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
+    let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, dir.path(), shutdown.clone());
     let client = reqwest::Client::new();
     for id in &pending {
         let found = tokio::time::timeout(Duration::from_secs(60), async {

@@ -1,5 +1,6 @@
 //! The running agent: camera threads feed the newest frames to one detector thread, whose rules
-//! turn detections into alarms for the publisher.
+//! turn detections into sealed alarms in the outbox for the publisher. A config pushed by the
+//! center replaces the cameras and the detector thread; the outbox and the connection stay.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -7,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Health, RuleKind};
+use xueliang_proto::{Alarm, ConfigAck, Health, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
 use crate::config::{AgentConfig, SeverityConfig};
@@ -21,9 +22,11 @@ use crate::evidence::Rgb;
 use crate::frame::Frame;
 use crate::geometry::Polygon;
 use crate::health::HealthReporter;
+use crate::identity::Sealer;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
 use crate::outbox::{Outbox, OutboxError};
-use crate::publisher::Publisher;
+use crate::publisher::{Links, Publisher};
+use crate::remote_config::{PushError, RemoteConfig};
 use crate::rules::ZoneIntrusion;
 use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace};
 
@@ -42,6 +45,9 @@ pub enum AgentError {
     /// The outbox could not be opened.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// The agent's signing key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] xueliang_proto::signing::SignatureError),
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -49,26 +55,37 @@ pub enum AgentError {
 
 /// An agent whose model, rules and broker settings are checked and ready to run.
 pub struct Agent {
+    /// The local file's config; pushed configs are applied on top of it.
+    local: AgentConfig,
+    /// The config in force (the local one, or it with the last pushed one applied).
     config: AgentConfig,
-    detector: Detector,
-    rules: Vec<ZoneIntrusion>,
+    /// Version of the pushed config in force (0: the local file).
+    config_version: u64,
+    prepared: Prepared,
     publisher: Publisher,
     outbox: Outbox,
+    sealer: Arc<Sealer>,
+    remote: RemoteConfig,
 }
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("agent_id", &self.config.agent_id)
+            .field("config_version", &self.config_version)
             .finish_non_exhaustive()
     }
 }
 
-impl Agent {
-    /// Loads the model and resolves the rules: every problem is reported here, before any
-    /// camera is opened.
-    pub fn build(config: AgentConfig) -> Result<Self, AgentError> {
-        gst::init().map_err(|e| AgentError::Gstreamer(e.to_string()))?;
+/// A config's model and rules, loaded and resolved: what cameras need to start.
+struct Prepared {
+    detector: Detector,
+    rules: Vec<ZoneIntrusion>,
+}
+
+impl Prepared {
+    /// Loads the model and resolves the rules against it.
+    fn build(config: &AgentConfig) -> Result<Self, AgentError> {
         let options = DetectorOptions {
             library: ort_library(config.model.onnxruntime.as_deref()),
             threads: config.model.threads,
@@ -107,35 +124,172 @@ impl Agent {
                 .collect::<Result<Vec<_>, _>>()?;
             rules.push(ZoneIntrusion::new(r, camera, polygon, classes));
         }
+        Ok(Self { detector, rules })
+    }
+}
+
+/// Where the detection side hands alarms and reports over (shared by every pipeline).
+#[derive(Clone)]
+struct Delivery {
+    outbox: Outbox,
+    wake: mpsc::Sender<()>,
+    health: mpsc::Sender<Health>,
+    sealer: Arc<Sealer>,
+}
+
+impl Agent {
+    /// Loads the model and resolves the rules: every problem is reported here, before any
+    /// camera is opened. A config pushed by the center and applied before the last stop is
+    /// run instead of the local one, if it still fits.
+    pub fn build(local: AgentConfig) -> Result<Self, AgentError> {
+        gst::init().map_err(|e| AgentError::Gstreamer(e.to_string()))?;
+        let remote = RemoteConfig::new(&local);
+        let saved = remote.load_saved().and_then(|pushed| match RemoteConfig::merge(&local, &pushed) {
+            Ok(config) => match Prepared::build(&config) {
+                Ok(prepared) => Some((config, pushed.version, prepared)),
+                Err(e) => {
+                    warn!("the pushed config version {} no longer runs here ({e}); running the local config", pushed.version);
+                    None
+                }
+            },
+            Err(e) => {
+                warn!("the pushed config version {} no longer fits the local file ({e}); running the local config", pushed.version);
+                None
+            }
+        });
+        let (config, config_version, prepared) = match saved {
+            Some((config, version, prepared)) => {
+                info!("running config version {version} pushed by the center (kept in {})", remote.saved_path().display());
+                (config, version, prepared)
+            }
+            None => (local.clone(), 0, Prepared::build(&local)?),
+        };
         let publisher =
             Publisher::new(&config.mqtt, &config.agent_id).map_err(AgentError::Config)?;
         let outbox = Outbox::open(&config.data_dir.join("outbox"), config.outbox.limits())?;
         if !outbox.is_empty() {
             info!("{} alarms from before the restart wait in the outbox", outbox.len());
         }
+        let sealer = Arc::new(Sealer::open(&config.data_dir)?);
         Ok(Self {
+            local,
             config,
-            detector,
-            rules,
+            config_version,
+            prepared,
             publisher,
             outbox,
+            sealer,
+            remote,
         })
     }
 
-    /// Runs until `shutdown` is cancelled: cameras, detection, rules and publishing.
+    /// The public key the center must have registered for this agent.
+    pub fn public_key(&self) -> String {
+        self.sealer.public_key()
+    }
+
+    /// Runs until `shutdown` is cancelled: cameras, detection, rules and publishing; applies
+    /// configs the center pushes without stopping.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let Self {
-            config,
-            detector,
-            rules,
+            local,
+            mut config,
+            config_version,
+            prepared,
             publisher,
             outbox,
+            sealer,
+            remote,
         } = self;
+        // A wake-up per new alarm; one pending wake-up is enough.
+        let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
+        let (health_tx, health_rx) = mpsc::channel::<Health>(1);
+        let (config_tx, mut config_rx) = mpsc::channel::<Vec<u8>>(4);
+        let (ack_tx, ack_rx) = mpsc::channel::<ConfigAck>(4);
+        let (version_tx, version_rx) = watch::channel(config_version);
+        let delivery = Delivery { outbox: outbox.clone(), wake: wake_tx, health: health_tx, sealer };
+        let links = Links { wake: wake_rx, health: health_rx, configs: config_tx, acks: ack_rx, config_version: version_rx };
+        let publishing = tokio::spawn(publisher.run(outbox, links, shutdown.clone()));
+        let mut pipeline = Pipeline::start(&config, prepared, &delivery)?;
+        loop {
+            let payload = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = config_rx.recv() => match p {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            let pushed = match remote.open(&payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!("pushed config refused: {e}");
+                    let _ = ack_tx.send(remote.ack(0, Err(e.to_string()))).await;
+                    continue;
+                }
+            };
+            let running = *version_tx.borrow();
+            let result = if pushed.version < running {
+                Err(format!("version {} is older than the version {running} this box runs", pushed.version))
+            } else if pushed.version == running {
+                // The retained config again, after a reconnect: already in force.
+                Ok(())
+            } else {
+                match Self::prepare(&local, &pushed).await {
+                    Ok((next, prepared)) => {
+                        pipeline.stop().await;
+                        pipeline = Pipeline::start(&next, prepared, &delivery)?;
+                        if next.outbox.limits() != config.outbox.limits() {
+                            warn!("new outbox limits take effect at the next start");
+                        }
+                        config = next;
+                        if let Err(e) = remote.save(&payload) {
+                            warn!("config version {} applied but not kept for the next start: {e}", pushed.version);
+                        }
+                        info!(version = pushed.version, cameras = config.cameras.len(), rules = config.rules.len(), "pushed config applied");
+                        version_tx.send_replace(pushed.version);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            if let Err(reason) = &result {
+                warn!(version = pushed.version, "pushed config refused, the running one stays: {reason}");
+            }
+            let _ = ack_tx.send(remote.ack(pushed.version, result)).await;
+        }
+        pipeline.stop().await;
+        let _ = publishing.await;
+        info!("agent stopped");
+        Ok(())
+    }
+
+    /// Checks a pushed config against the local one and loads what it needs (off the async
+    /// threads: a model takes a moment to load).
+    async fn prepare(local: &AgentConfig, pushed: &xueliang_proto::AgentConfig) -> Result<(AgentConfig, Prepared), PushError> {
+        let next = RemoteConfig::merge(local, pushed)?;
+        tokio::task::spawn_blocking(move || Prepared::build(&next).map(|p| (next, p)))
+            .await
+            .map_err(|e| PushError::Unusable(e.to_string()))?
+            .map_err(|e| PushError::Unusable(e.to_string()))
+    }
+}
+
+/// The cameras and the detector thread of one config.
+struct Pipeline {
+    stop: Arc<AtomicBool>,
+    detector: std::thread::JoinHandle<()>,
+    cameras: Vec<CameraSource>,
+}
+
+impl Pipeline {
+    /// Opens the cameras of `config` and starts detecting.
+    fn start(config: &AgentConfig, prepared: Prepared, delivery: &Delivery) -> Result<Self, AgentError> {
         let stop = Arc::new(AtomicBool::new(false));
         let hub = Arc::new(FrameHub::new(config.cameras.len()));
         let counters: Vec<Arc<CameraCounters>> =
             config.cameras.iter().map(|_| Arc::default()).collect();
         let (event_tx, event_rx) = std::sync::mpsc::channel();
+        let slots = camera_slots(config)?;
         let mut cameras = Vec::new();
         for (i, cam) in config.cameras.iter().enumerate() {
             cameras.push(CameraSource::spawn(
@@ -148,49 +302,46 @@ impl Agent {
                 counters[i].clone(),
             )?);
         }
-        // A wake-up per new alarm; one pending wake-up is enough.
-        let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
-        let (health_tx, health_rx) = mpsc::channel::<Health>(1);
         let health = HealthReporter::new(
             &config.agent_id,
             config.cameras.iter().map(|c| c.id.clone()).collect(),
             counters,
             Duration::from_secs(config.mqtt.health_interval_s.max(1)),
         );
-        let slots = camera_slots(&config)?;
         let loop_state = DetectLoop {
             offline: vec![false; config.cameras.len()],
             config: config.clone(),
-            inference: InferenceLoop::new(detector, hub, slots),
-            rules,
+            inference: InferenceLoop::new(prepared.detector, hub, slots),
+            rules: prepared.rules,
             events: event_rx,
-            outbox: outbox.clone(),
-            wake: wake_tx,
+            delivery: delivery.clone(),
             health,
-            health_tx,
             errors: Cell::new(0),
             stop: stop.clone(),
         };
-        let detect_thread = std::thread::Builder::new()
+        let detector = std::thread::Builder::new()
             .name("detector".into())
             .spawn(move || loop_state.run())?;
         info!(
             agent = %config.agent_id,
             cameras = config.cameras.len(),
             rules = config.rules.len(),
-            "agent running"
+            "detecting"
         );
-        publisher.run(outbox, wake_rx, health_rx, shutdown.clone()).await;
-        stop.store(true, Ordering::Relaxed);
+        Ok(Self { stop, detector, cameras })
+    }
+
+    /// Stops detecting and closes the cameras.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let Self { detector, cameras, .. } = self;
         let _ = tokio::task::spawn_blocking(move || {
-            let _ = detect_thread.join();
+            let _ = detector.join();
             for c in cameras {
                 c.join();
             }
         })
         .await;
-        info!("agent stopped");
-        Ok(())
     }
 }
 
@@ -216,10 +367,8 @@ struct DetectLoop {
     inference: InferenceLoop,
     rules: Vec<ZoneIntrusion>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
-    outbox: Outbox,
-    wake: mpsc::Sender<()>,
+    delivery: Delivery,
     health: HealthReporter,
-    health_tx: mpsc::Sender<Health>,
     /// Inference failures and alarms that could not be stored, since start.
     errors: Cell<u64>,
     stop: Arc<AtomicBool>,
@@ -232,9 +381,9 @@ impl DetectLoop {
             while let Ok(ev) = self.events.try_recv() {
                 self.camera_event(ev);
             }
-            if let Some(h) = self.health.due(&self.inference.camera_stats, &self.outbox, self.errors.get()) {
+            if let Some(h) = self.health.due(&self.inference.camera_stats, &self.delivery.outbox, self.errors.get()) {
                 // A report the publisher has not taken yet is simply superseded next time.
-                let _ = self.health_tx.try_send(h);
+                let _ = self.delivery.health.try_send(h);
             }
             match self.inference.step(Duration::from_millis(20)) {
                 Ok(true) => {}
@@ -291,18 +440,23 @@ impl DetectLoop {
         };
         let alarm = build(&ctx, &[], now_ms(), (0, 0), Vec::new());
         info!(alarm = %alarm.id, camera = %ctx.camera_id, "{rule_id}");
-        self.send(&alarm);
+        self.send(alarm);
     }
 
-    /// Stores the alarm in the outbox (flushed), then wakes the publisher.
-    fn send(&self, alarm: &Alarm) {
-        match self.outbox.push(alarm) {
+    /// Seals the alarm, stores it in the outbox (flushed), then wakes the publisher.
+    fn send(&self, alarm: Alarm) {
+        let (id, camera) = (alarm.id.clone(), alarm.camera_id.clone());
+        let stored = match self.delivery.sealer.seal(alarm) {
+            Ok(payload) => self.delivery.outbox.push(&id, &payload).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
             Ok(_) => {
-                let _ = self.wake.try_send(());
+                let _ = self.delivery.wake.try_send(());
             }
             Err(e) => {
                 self.errors.set(self.errors.get() + 1);
-                error!(alarm = %alarm.id, camera = %alarm.camera_id, "alarm lost: {e}");
+                error!(alarm = %id, camera = %camera, "alarm lost: {e}");
             }
         }
     }
@@ -342,7 +496,7 @@ impl DetectLoop {
             objects = hits.len(),
             "zone intrusion"
         );
-        self.send(&alarm);
+        self.send(alarm);
     }
 }
 

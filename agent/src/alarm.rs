@@ -82,5 +82,7 @@ pub fn build(
         frame_width: frame_size.0 as u32,
         frame_height: frame_size.1 as u32,
         signature: Default::default(),
+        // Set with the signature, by the sealer.
+        snapshot_sha256: Default::default(),
     }
 }

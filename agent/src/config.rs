@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_id;
 
 use crate::geometry::Polygon;
@@ -60,6 +61,33 @@ pub struct AgentConfig {
     /// Bounds of the outbox of alarms awaiting the center's receipt.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The directory of the local config file: relative paths, pushed ones too, start here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// What the center may push (see [`AgentConfig::with_pushed`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushedConfig {
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    data_dir: Option<toml::Value>,
+    #[serde(default)]
+    mqtt: Option<toml::Value>,
+    #[serde(default)]
+    model: Option<ModelConfig>,
+    #[serde(default)]
+    cameras: Vec<CameraConfig>,
+    #[serde(default)]
+    zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+    #[serde(default)]
+    snapshot: Option<SnapshotConfig>,
+    #[serde(default)]
+    outbox: Option<OutboxConfig>,
 }
 
 /// Bounds of the outbox. When full, it gives up low-severity snapshots first, then
@@ -121,6 +149,11 @@ pub struct MqttConfig {
     /// Seconds between two Health reports.
     #[serde(default = "default_health_interval")]
     pub health_interval_s: u64,
+    /// The center's public key (`xl-center` prints it at start). With it, receipts and pushed
+    /// configs must carry the center's signature; without it, receipts are trusted as they come
+    /// and pushed configs are refused.
+    #[serde(default)]
+    pub center_key: Option<String>,
 }
 
 fn default_health_interval() -> u64 {
@@ -150,6 +183,7 @@ impl Default for MqttConfig {
             topic_prefix: default_prefix(),
             keep_alive_s: default_keep_alive(),
             health_interval_s: default_health_interval(),
+            center_key: None,
         }
     }
 }
@@ -182,6 +216,15 @@ pub struct ModelConfig {
 
 fn default_threads() -> usize {
     crate::detector::default_threads()
+}
+
+impl ModelConfig {
+    /// Makes relative paths relative to `base`.
+    fn resolve(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+        self.onnxruntime = self.onnxruntime.take().map(|p| base.join(p));
+        self.card = self.card.take().map(|p| base.join(p));
+    }
 }
 
 /// How RTSP data travels.
@@ -443,18 +486,49 @@ impl AgentConfig {
 
     /// Parses and validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let mut config: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let mut config: AgentConfig = from_toml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.model.path = base.join(&config.model.path);
-        config.model.onnxruntime = config.model.onnxruntime.map(|p| base.join(p));
-        config.model.card = config.model.card.map(|p| base.join(p));
+        config.base_dir = base.to_owned();
+        config.model.resolve(base);
         config.data_dir = base.join(&config.data_dir);
-        let problems = config.problems();
+        config.checked(path)
+    }
+
+    /// This config with what the center pushed: the sections `text` sets (model, cameras,
+    /// zones, rules, snapshot, outbox) replace the local ones. The box's identity, data
+    /// directory and broker settings stay local: they hold secrets, and a wrong broker pushed
+    /// would cut the box off for good. `origin` names the push in errors.
+    pub fn with_pushed(&self, text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let pushed: PushedConfig = from_toml(text, origin)?;
+        let mut refused = Vec::new();
+        if pushed.agent_id.as_ref().is_some_and(|id| *id != self.agent_id) {
+            refused.push(format!("agent_id {:?} is not this agent ({:?})", pushed.agent_id.unwrap_or_default(), self.agent_id));
+        }
+        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("mqtt", pushed.mqtt.is_some())] {
+            if set {
+                refused.push(format!("{key} is set in the box's local file only; remove it from the pushed config"));
+            }
+        }
+        if !refused.is_empty() {
+            return Err(ConfigError::Invalid { path: origin.to_owned(), problems: refused });
+        }
+        let mut config = self.clone();
+        if let Some(mut model) = pushed.model {
+            model.resolve(&self.base_dir);
+            config.model = model;
+        }
+        config.cameras = pushed.cameras;
+        config.zones = pushed.zones;
+        config.rules = pushed.rules;
+        config.snapshot = pushed.snapshot.unwrap_or_default();
+        config.outbox = pushed.outbox.unwrap_or_default();
+        config.checked(origin)
+    }
+
+    fn checked(self, path: &Path) -> Result<Self, ConfigError> {
+        let problems = self.problems();
         if problems.is_empty() {
-            Ok(config)
+            Ok(self)
         } else {
             Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -474,6 +548,9 @@ impl AgentConfig {
         }
         if let Err(e) = self.mqtt.host_port() {
             p.push(e);
+        }
+        if let Some(Err(e)) = self.mqtt.center_key.as_deref().map(str::parse::<VerifyingKey>) {
+            p.push(format!("mqtt.center_key: {e}"));
         }
         if self.outbox.max_mib == 0 {
             p.push("outbox.max_mib must be at least 1".into());
@@ -565,6 +642,14 @@ impl AgentConfig {
     }
 }
 
+/// Parses TOML into `T`, with line and column in the error.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
 fn check_unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     for id in ids {
@@ -632,6 +717,37 @@ zone = "walkway"
         ] {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
+    }
+
+    #[test]
+    fn a_push_replaces_cameras_and_rules_but_never_the_broker_or_identity() {
+        let local = AgentConfig::parse(GOOD, Path::new("/etc/xl/agent.toml")).unwrap();
+        let origin = Path::new("pushed config v2");
+        let pushed = r#"
+[[cameras]]
+id = "pond"
+url = "rtsp://10.0.0.6/stream1"
+"#;
+        let c = local.with_pushed(pushed, origin).expect("valid push");
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].id, "pond");
+        assert!(c.rules.is_empty() && c.zones.is_empty(), "sections the push leaves out are emptied");
+        assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"), "the local model stays");
+        assert_eq!(c.agent_id, "village-7");
+
+        let with_model = format!("{pushed}[model]\npath = \"m2.onnx\"\n");
+        assert_eq!(local.with_pushed(&with_model, origin).unwrap().model.path, Path::new("/etc/xl/m2.onnx"));
+
+        let hostile = format!("agent_id = \"village-8\"\n{pushed}[mqtt]\nurl = \"mqtt://evil:1883\"\n");
+        let msg = local.with_pushed(&hostile, origin).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "config pushed config v2: agent_id \"village-8\" is not this agent (\"village-7\"); \
+             mqtt is set in the box's local file only; remove it from the pushed config"
+        );
+        let bad_rule = format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
+        let msg = local.with_pushed(&bad_rule, origin).unwrap_err().to_string();
+        assert!(msg.contains("rules[0] (r): no zone with id \"lake\""), "{msg}");
     }
 
     #[test]

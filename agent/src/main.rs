@@ -11,6 +11,7 @@ use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::config::AgentConfig;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::eval::EvalOptions;
+use xueliang_agent::identity::Sealer;
 use xueliang_agent::mot::GroundTruth;
 
 #[derive(Parser)]
@@ -25,6 +26,13 @@ enum Command {
     /// Run the agent until interrupted.
     Run {
         /// The agent's TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print this box's public key (made on first use, in the data directory), for the center's
+    /// registry of agent keys.
+    Key {
+        /// The agent's TOML config (its agent_id and data_dir).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -128,6 +136,12 @@ fn main() -> ExitCode {
             );
         }).map_err(|e| (2, anyhow::Error::from(e))),
         Command::Run { config } => run(&config),
+        Command::Key { config } => AgentConfig::load(&config).map_err(|e| (2, e.into())).and_then(|c| {
+            let sealer = Sealer::open(&c.data_dir).map_err(|e| (1, e.into()))?;
+            // The line to paste into the center's agent-keys.toml.
+            println!("{} = \"{}\"", c.agent_id, sealer.public_key());
+            Ok(())
+        }),
         Command::Eval { model, clip, gt, class, every, threshold, json } => {
             eval(&model, clip, &gt, &class, every, threshold, json).map_err(|e| (1, e))
         }

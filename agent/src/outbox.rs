@@ -37,7 +37,7 @@ pub struct Pending {
 }
 
 /// How much the outbox may hold before it gives things up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of encoded alarms (snapshots included).
     pub max_bytes: u64,
@@ -165,18 +165,24 @@ impl Outbox {
         self.scan().next().map(|(_, a)| a.event_time_ms)
     }
 
-    /// Stores `alarm` durably (flushed to disk) at the end of the queue.
-    pub fn push(&self, alarm: &Alarm) -> Result<u64, OutboxError> {
+    /// Stores the sealed alarm `id` (its encoded `payload`) durably, flushed to disk, at the end
+    /// of the queue. An id already waiting is not stored twice.
+    pub fn push(&self, id: &str, payload: &[u8]) -> Result<u64, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
         let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
-        let payload = alarm.encode_to_vec();
-        (&self.queue, &self.index)
+        let stored = (&self.queue, &self.index)
             .transaction(|(queue, index)| {
-                queue.insert(&seq.to_be_bytes(), payload.as_slice())?;
-                index.insert(alarm.id.as_bytes(), &seq.to_be_bytes())?;
-                Ok(())
+                if let Some(existing) = index.get(id.as_bytes())? {
+                    return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
+                }
+                queue.insert(&seq.to_be_bytes(), payload)?;
+                index.insert(id.as_bytes(), &seq.to_be_bytes())?;
+                Ok(None)
             })
             .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        if let Some(existing) = stored {
+            return Ok(existing);
+        }
         self.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
         self.enforce()?;
         self.db.flush().map_err(|e| write(e.to_string()))?;
@@ -234,6 +240,10 @@ mod tests {
         Alarm { severity: severity as i32, snapshot_jpeg: vec![7; snapshot].into(), ..alarm(id) }
     }
 
+    fn push(o: &Outbox, a: &Alarm) {
+        o.push(&a.id, &a.encode_to_vec()).unwrap();
+    }
+
     fn waiting(o: &Outbox) -> Vec<(String, usize)> {
         o.scan().map(|(_, a)| (a.id, a.snapshot_jpeg.len())).collect()
     }
@@ -242,18 +252,18 @@ mod tests {
     fn a_full_outbox_gives_up_low_severity_evidence_first_and_high_alarms_last() {
         let dir = tempfile::tempdir().unwrap();
         let o = Outbox::open(dir.path(), Limits { max_bytes: 25_000, ..ROOMY }).unwrap();
-        o.push(&with("low-old", Severity::Low, 10_000)).unwrap();
-        o.push(&with("high-old", Severity::High, 10_000)).unwrap();
-        o.push(&with("low-new", Severity::Low, 0)).unwrap();
+        push(&o, &with("low-old", Severity::Low, 10_000));
+        push(&o, &with("high-old", Severity::High, 10_000));
+        push(&o, &with("low-new", Severity::Low, 0));
         assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
         // Over the limit: the low alarm's picture goes, the alarm stays.
-        o.push(&with("high-new", Severity::High, 10_000)).unwrap();
+        push(&o, &with("high-new", Severity::High, 10_000));
         assert_eq!(
             waiting(&o),
             [("low-old".into(), 0), ("high-old".into(), 10_000), ("low-new".into(), 0), ("high-new".into(), 10_000)]
         );
         // Further over: low alarms go, then high alarms lose their pictures, oldest first.
-        o.push(&with("critical", Severity::Critical, 10_000)).unwrap();
+        push(&o, &with("critical", Severity::Critical, 10_000));
         let ids: Vec<(String, usize)> = waiting(&o);
         assert!(!ids.iter().any(|(id, _)| id.starts_with("low")), "{ids:?}");
         assert_eq!(ids.last().unwrap(), &("critical".to_string(), 10_000), "the newest keeps its picture");
@@ -266,8 +276,8 @@ mod tests {
     fn alarms_past_the_age_limit_are_dropped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let o = Outbox::open(dir.path(), Limits { max_age_ms: 60_000, ..ROOMY }).unwrap();
-        o.push(&Alarm { event_time_ms: now_ms() - 120_000, ..alarm("stale") }).unwrap();
-        o.push(&alarm("fresh")).unwrap();
+        push(&o, &Alarm { event_time_ms: now_ms() - 120_000, ..alarm("stale") });
+        push(&o, &alarm("fresh"));
         assert_eq!(waiting(&o), [("fresh".to_string(), 0)]);
         assert_eq!(o.drops.expired.load(Ordering::Relaxed), 1);
     }
@@ -277,8 +287,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let o = Outbox::open(dir.path(), ROOMY).unwrap();
-            for id in ["a1", "a2", "a3"] {
-                o.push(&alarm(id)).unwrap();
+            // a1 pushed again (re-raised after a crash) waits once.
+            for id in ["a1", "a2", "a3", "a1"] {
+                push(&o, &alarm(id));
             }
             assert!(o.remove("a2").unwrap());
             assert!(!o.remove("a2").unwrap(), "a second receipt is harmless");

@@ -1,19 +1,23 @@
-//! The MQTT publisher: connects to the broker, announces the agent (retained status, last will),
-//! and publishes the outbox's alarms at QoS 1 until the center's receipts name them. It retries
+//! The MQTT publisher: connects to the broker, announces the agent (retained status with the
+//! config version, last will), publishes the outbox's alarms at QoS 1 until the center's
+//! receipts name them, and passes pushed configs to the agent and its answers back. It retries
 //! the broker for as long as the agent runs.
 //!
 //! Two tasks: one polls the connection and forwards what matters (connected, disconnected,
-//! receipts); the other publishes, so a full request queue never blocks the polling.
+//! receipts, configs); the other publishes, so a full request queue never blocks the polling.
+//! The session is persistent: receipts and configs sent while the box was away wait at the
+//! broker.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::v1::agent_status::State;
-use xueliang_proto::{AgentStatus, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
+use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::{AgentStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
 
 use crate::config::MqttConfig;
 use crate::outbox::Outbox;
@@ -26,7 +30,22 @@ pub struct Publisher {
     topics: Topics,
     agent_id: String,
     broker: String,
-    online_status: Vec<u8>,
+    center_key: Option<VerifyingKey>,
+}
+
+/// What the publisher exchanges with the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    /// A message per new alarm in the outbox (one pending is enough).
+    pub wake: mpsc::Receiver<()>,
+    /// Health reports to send.
+    pub health: mpsc::Receiver<Health>,
+    /// Pushed configs (raw AgentConfig payloads) for the agent to check and apply.
+    pub configs: mpsc::Sender<Vec<u8>>,
+    /// The agent's answers to pushed configs.
+    pub acks: mpsc::Receiver<ConfigAck>,
+    /// The version of the config the agent runs, announced in the retained status.
+    pub config_version: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -55,8 +74,22 @@ impl Publisher {
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
         let (host, port) = cfg.host_port()?;
         let topics = Topics::new(cfg.topic_prefix.clone());
+        let center_key = cfg
+            .center_key
+            .as_deref()
+            .map(str::parse::<VerifyingKey>)
+            .transpose()
+            .map_err(|e| format!("mqtt.center_key: {e}"))?;
+        if center_key.is_none() {
+            warn!("mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused");
+        }
         let mut opts = MqttOptions::new(format!("xl-agent-{agent_id}"), host.clone(), port);
+        // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
+        // keep-alive; the default 30 s costs a few bytes a minute.
         opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
+        // Persistent session: the broker keeps our subscriptions and the receipts and configs
+        // sent to us while we were away.
+        opts.set_clean_session(false);
         // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
         opts.set_max_packet_size(
             xueliang_proto::MAX_MESSAGE_BYTES + 4096,
@@ -72,37 +105,42 @@ impl Publisher {
             let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
             opts.set_credentials(user, password.clone());
         }
-        let (client, eventloop) = AsyncClient::new(opts, 64);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        // A slow link needs longer than rumqttc's 5 s to set up TCP and MQTT (and TLS).
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_connection_timeout(20);
+        eventloop.set_network_options(network);
         Ok(Self {
             client,
             eventloop,
-            online_status: status(agent_id, State::Online, 0),
             topics,
             agent_id: agent_id.to_owned(),
             broker: format!("{host}:{port}"),
+            center_key,
         })
     }
 
     /// Publishes the outbox's alarms until `shutdown`: the newest when `wake` says one was
     /// added, all unreceipted ones after every (re)connect, and again any whose receipt has not
     /// come within [`RECEIPT_TIMEOUT`]. Reconnects with backoff on any error.
-    pub async fn run(
-        self,
-        outbox: Outbox,
-        wake: mpsc::Receiver<()>,
-        health: mpsc::Receiver<Health>,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run(self, outbox: Outbox, links: Links, shutdown: CancellationToken) {
         let Self {
             client,
             mut eventloop,
             topics,
             agent_id,
             broker,
-            online_status,
+            center_key,
         } = self;
+        let Links { wake, health, configs, acks, mut config_version } = links;
         let status_topic = topics.status(&agent_id);
         let receipt_topic = topics.receipt(&agent_id);
+        let config_topic = topics.config(&agent_id);
+        let announce = |version: u64| {
+            if let Err(e) = client.try_publish(&status_topic, QoS::AtLeastOnce, true, status(&agent_id, State::Online, version)) {
+                warn!("cannot announce status: {e}");
+            }
+        };
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let sender = tokio::spawn(
             Sender {
@@ -110,16 +148,21 @@ impl Publisher {
                 outbox,
                 alarm_topic: topics.alarm(&agent_id),
                 health_topic: topics.health(&agent_id),
-                receipt_topic: receipt_topic.clone(),
+                ack_topic: topics.config_ack(&agent_id),
+                subscriptions: [receipt_topic.clone(), config_topic.clone()],
                 connected: false,
                 in_flight: HashMap::new(),
             }
-            .run(control_rx, wake, health, shutdown.clone()),
+            .run(control_rx, wake, health, acks, shutdown.clone()),
         );
         let mut delay = Duration::from_millis(500);
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                Ok(()) = config_version.changed() => {
+                    announce(*config_version.borrow_and_update());
+                    continue;
+                }
                 e = eventloop.poll() => e,
             };
             match event {
@@ -127,22 +170,21 @@ impl Publisher {
                     info!("connected to MQTT broker {broker}");
                     delay = Duration::from_millis(500);
                     let _ = control_tx.send(Control::Connected);
-                    if let Err(e) = client.try_publish(
-                        &status_topic,
-                        QoS::AtLeastOnce,
-                        true,
-                        online_status.clone(),
-                    ) {
-                        warn!("cannot announce status: {e}");
-                    }
+                    announce(*config_version.borrow());
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => debug!(pkid = ack.pkid, "puback"),
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipt_topic => {
-                    match decode_limited::<Receipt>(&p.payload) {
-                        Ok(r) => {
-                            let _ = control_tx.send(Control::Receipt(r.alarm_ids));
+                    match read_receipt(&p.payload, center_key.as_ref()) {
+                        Ok(ids) => {
+                            let _ = control_tx.send(Control::Receipt(ids));
                         }
-                        Err(e) => warn!("ignoring a malformed receipt: {e}"),
+                        Err(e) => warn!("ignoring a receipt: {e}"),
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == config_topic => {
+                    // An empty retained message clears the topic: nothing to apply.
+                    if !p.payload.is_empty() && configs.try_send(p.payload.to_vec()).is_err() {
+                        warn!("a pushed config arrived while another is being applied; the broker keeps the newest");
                     }
                 }
                 Ok(_) => {}
@@ -185,6 +227,15 @@ pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Alarms published and awaiting receipts at once: an outbox drains at the center's pace.
 const WINDOW: usize = 32;
 
+/// The alarm ids a receipt names, if it is well-formed and, when the center's key is known,
+/// signed by the center.
+fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
+    if let Some(key) = center_key {
+        key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center").map_err(|e| e.to_string())?;
+    }
+    Ok(decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?.alarm_ids)
+}
+
 /// What the connection task tells the sending task.
 #[derive(Debug)]
 enum Control {
@@ -199,7 +250,9 @@ struct Sender {
     outbox: Outbox,
     alarm_topic: String,
     health_topic: String,
-    receipt_topic: String,
+    ack_topic: String,
+    /// Receipts and configs.
+    subscriptions: [String; 2],
     connected: bool,
     /// Published since the last connect and not yet receipted: id → when.
     in_flight: HashMap<String, Instant>,
@@ -211,6 +264,7 @@ impl Sender {
         mut control: mpsc::UnboundedReceiver<Control>,
         mut wake: mpsc::Receiver<()>,
         mut health: mpsc::Receiver<Health>,
+        mut acks: mpsc::Receiver<ConfigAck>,
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -223,8 +277,10 @@ impl Sender {
                         self.connected = true;
                         // Whatever was in flight may be lost with the old connection.
                         self.in_flight.clear();
-                        if let Err(e) = self.client.subscribe(&self.receipt_topic, QoS::AtLeastOnce).await {
-                            warn!("cannot subscribe to receipts: {e}");
+                        for topic in &self.subscriptions {
+                            if let Err(e) = self.client.subscribe(topic, QoS::AtLeastOnce).await {
+                                warn!("cannot subscribe to {topic}: {e}");
+                            }
                         }
                     }
                     Some(Control::Disconnected) => self.connected = false,
@@ -249,6 +305,15 @@ impl Sender {
                         }
                     }
                     Some(_) => {}
+                },
+                a = acks.recv() => match a {
+                    None => break,
+                    // Queued in the client while disconnected, sent after the reconnect.
+                    Some(ack) => {
+                        if let Err(e) = self.client.publish(&self.ack_topic, QoS::AtLeastOnce, false, ack.encode_to_vec()).await {
+                            warn!(version = ack.version, "cannot answer the pushed config: {e}");
+                        }
+                    }
                 },
                 _ = tick.tick() => {
                     let now = Instant::now();

@@ -9,8 +9,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use xueliang_proto::topics::Topics;
 
+use xueliang_proto::signing::SigningKey;
+
+use crate::agent_keys::{AgentKeys, KeysError};
+use crate::api::ApiState;
 use crate::broker::{self, BrokerError};
-use crate::ingest::{self, BrokerConnection, IngestStats};
+use crate::config_push::ConfigPush;
+use crate::dead_letters::DeadLetters;
+use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
 use crate::store::{Store, StoreError};
 
 /// Which broker the center uses.
@@ -36,6 +42,22 @@ pub struct CenterConfig {
     pub broker: BrokerChoice,
     /// MQTT topic prefix.
     pub topic_prefix: String,
+    /// The registry of agents' public keys (created empty if absent).
+    pub agent_keys: PathBuf,
+}
+
+impl CenterConfig {
+    /// A center storing in `data_dir`, with the default topic prefix and the key registry
+    /// `agent-keys.toml` in `data_dir`.
+    pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
+        Self {
+            agent_keys: data_dir.join("agent-keys.toml"),
+            data_dir,
+            http_listen,
+            broker,
+            topic_prefix: xueliang_proto::topics::DEFAULT_PREFIX.into(),
+        }
+    }
 }
 
 /// Why the center could not start.
@@ -47,6 +69,12 @@ pub enum CenterError {
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The registry of agent keys is unusable.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// The center's own key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] xueliang_proto::signing::SignatureError),
     /// The HTTP port could not be bound.
     #[error("HTTP API cannot listen on {addr}: {error}")]
     Http {
@@ -66,6 +94,11 @@ pub struct RunningCenter {
     pub store: Store,
     /// Ingest counters.
     pub stats: Arc<IngestStats>,
+    /// The center's public key, which agents need (`mqtt.center_key`) to trust receipts and
+    /// pushed configs.
+    pub center_key: String,
+    /// Configuration push.
+    pub configs: ConfigPush,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -76,6 +109,11 @@ impl RunningCenter {
             let _ = t.await;
         }
     }
+}
+
+/// The center's signing key inside its data directory.
+pub fn key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("center.key")
 }
 
 /// Starts the center; it runs until `shutdown` is cancelled.
@@ -117,14 +155,25 @@ pub async fn start(
     })?;
     info!("HTTP API on http://{http_addr}/api/alarms");
     let stats = Arc::new(IngestStats::default());
-    let ingest = tokio::spawn(ingest::run(
-        conn,
-        Topics::new(config.topic_prefix.clone()),
-        store.clone(),
-        stats.clone(),
-        shutdown.clone(),
-    ));
-    let app = crate::api::router(store.clone());
+    let keys = Arc::new(AgentKeys::open(&config.agent_keys)?);
+    let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
+    info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
+    let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
+    let topics = Topics::new(config.topic_prefix.clone());
+    let (client, eventloop) = ingest::connect(&conn);
+    let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;
+    let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
+    let context = Ingest {
+        topics,
+        store: store.clone(),
+        dead_letters: dead_letters.clone(),
+        keys,
+        center_key: center_key.clone(),
+        configs: configs.clone(),
+        stats: stats.clone(),
+    };
+    let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
+    let app = crate::api::router(ApiState { store: store.clone(), configs: configs.clone(), dead_letters, stats: stats.clone() });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
@@ -138,6 +187,8 @@ pub async fn start(
         mqtt_addr,
         store,
         stats,
+        center_key: center_key.public_key(),
+        configs,
         tasks: vec![ingest, http],
     })
 }

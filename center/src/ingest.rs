@@ -1,5 +1,8 @@
-//! MQTT ingest: alarms from every agent are validated, stored in batches (one flush per batch)
-//! and only then acknowledged to the broker, so an acknowledged alarm is on disk.
+//! MQTT ingest: alarms from every agent are validated (well-formed, on their own agent's topic,
+//! signed with its registered key), stored in batches (one flush per batch) and only then
+//! acknowledged to the broker and receipted to the agent, so an acknowledged alarm is on disk.
+//! What fails validation is dead-lettered, never dropped silently. Agents' answers to pushed
+//! configs come in here too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
+use xueliang_proto::signing::{
+    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, RECEIPT_SIGNATURE_FIELD, SigningKey, sha256,
+};
+use xueliang_proto::{Alarm, ConfigAck, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
 
+use crate::agent_keys::AgentKeys;
+use crate::config_push::ConfigPush;
+use crate::dead_letters::DeadLetters;
 use crate::store::{Inserted, Store};
 
 /// Where the center's MQTT client connects.
@@ -33,16 +42,26 @@ pub struct IngestStats {
     pub stored: AtomicU64,
     /// Redeliveries of stored alarms.
     pub duplicates: AtomicU64,
-    /// Payloads refused (undecodable or invalid).
-    pub rejected: AtomicU64,
+    /// Payloads refused (undecodable, invalid, unsigned or forged) and dead-lettered.
+    pub dead_lettered: AtomicU64,
 }
 
-/// Why an alarm payload was refused.
-fn validate(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Alarm, String> {
+/// The alarm in `payload`, or why it is refused.
+fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> Result<Alarm, String> {
     let agent = topics
         .agent_of(topic, "alarm")
         .ok_or_else(|| format!("topic {topic} is not an agent alarm topic"))?;
+    let key = keys.get(agent).ok_or_else(|| {
+        format!(
+            "no key registered for agent {agent:?}: add its line (`xl-agent key` on the box prints it) to {}",
+            keys.path().display()
+        )
+    })?;
+    key.verify(payload, ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD], agent).map_err(|e| e.to_string())?;
     let alarm: Alarm = decode_limited(payload).map_err(|e| e.to_string())?;
+    if !alarm.snapshot_jpeg.is_empty() && sha256(&alarm.snapshot_jpeg) != alarm.snapshot_sha256.as_ref() {
+        return Err("the snapshot does not match the hash the agent signed".into());
+    }
     if alarm.agent_id != agent {
         return Err(format!(
             "alarm names agent {:?} but came on {agent:?}'s topic",
@@ -55,42 +74,67 @@ fn validate(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Alarm, Strin
     Ok(alarm)
 }
 
-/// Runs ingest until `shutdown`: subscribes to `{prefix}/+/alarm` and stores what arrives.
-pub async fn run(
-    conn: BrokerConnection,
-    topics: Topics,
-    store: Store,
-    stats: Arc<IngestStats>,
-    shutdown: CancellationToken,
-) {
+/// What ingest works with.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// Topic names.
+    pub topics: Topics,
+    /// The alarm store.
+    pub store: Store,
+    /// Where refused payloads go.
+    pub dead_letters: DeadLetters,
+    /// The agents' registered keys.
+    pub keys: Arc<AgentKeys>,
+    /// The center's key, which signs receipts.
+    pub center_key: Arc<SigningKey>,
+    /// Pushed configs (republished on connect; acks recorded).
+    pub configs: ConfigPush,
+    /// Counters.
+    pub stats: Arc<IngestStats>,
+}
+
+/// The center's MQTT client for `conn` (nothing is sent before the event loop is polled).
+pub fn connect(conn: &BrokerConnection) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(
         xueliang_proto::MAX_MESSAGE_BYTES + 4096,
         xueliang_proto::MAX_MESSAGE_BYTES + 4096,
     );
+    // A persistent session: alarms published while the center is down wait at the broker.
     opts.set_clean_session(false);
     // Acknowledge only after the batch is flushed to disk.
     opts.set_manual_acks(true);
     if let Some((u, p)) = &conn.credentials {
         opts.set_credentials(u.clone(), p.clone());
     }
-    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    AsyncClient::new(opts, 1024)
+}
+
+/// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and
+/// handles what arrives.
+pub async fn run(
+    conn: BrokerConnection,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    ingest: Ingest,
+    shutdown: CancellationToken,
+) {
     let (tx, rx) = mpsc::unbounded_channel::<Publish>();
-    let writer = tokio::spawn(write_batches(rx, client.clone(), topics.clone(), store, stats));
-    poll(eventloop, client, &topics, &conn, tx, shutdown).await;
+    let writer = tokio::spawn(write_batches(rx, client.clone(), ingest.clone()));
+    poll(eventloop, client, &ingest, &conn, tx, shutdown).await;
     let _ = writer.await;
 }
 
 async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    topics: &Topics,
+    ingest: &Ingest,
     conn: &BrokerConnection,
     tx: mpsc::UnboundedSender<Publish>,
     shutdown: CancellationToken,
 ) {
-    let filter = topics.all_agents("alarm");
+    let filters = [ingest.topics.all_agents("alarm"), ingest.topics.all_agents("config/ack")];
     let mut delay = Duration::from_millis(200);
     loop {
         let event = tokio::select! {
@@ -101,9 +145,14 @@ async fn poll(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!("ingest connected to MQTT broker {}:{}", conn.host, conn.port);
                 delay = Duration::from_millis(200);
-                if let Err(e) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
-                    warn!("cannot subscribe to {filter}: {e}");
+                for filter in &filters {
+                    if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
+                        warn!("cannot subscribe to {filter}: {e}");
+                    }
                 }
+                // Off this loop: publishing waits for room the loop itself makes.
+                let configs = ingest.configs.clone();
+                tokio::spawn(async move { configs.republish_all().await });
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if tx.send(p).is_err() {
@@ -128,43 +177,57 @@ async fn poll(
     }
 }
 
-/// Group commit: take every publish waiting, store them all, flush once, then acknowledge.
-async fn write_batches(
-    mut rx: mpsc::UnboundedReceiver<Publish>,
-    client: AsyncClient,
-    topics: Topics,
-    store: Store,
-    stats: Arc<IngestStats>,
-) {
+/// Group commit: take every publish waiting, store them all, flush once, then acknowledge and
+/// receipt.
+async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncClient, ingest: Ingest) {
     const MAX_BATCH: usize = 1000;
+    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
         let mut stored = Vec::new();
         // Every alarm held by the store, new or seen before, is receipted to its agent.
         let mut receipts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in &batch {
-            match validate(&topics, &p.topic, &p.payload) {
-                Ok(alarm) => match store.insert(&alarm, now) {
-                    Ok(Inserted::New) => {
-                        stats.stored.fetch_add(1, Ordering::Relaxed);
-                        receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
-                        stored.push(alarm);
+        let mut unstored = Vec::new();
+        for (i, p) in batch.iter().enumerate() {
+            if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
+                match decode_limited::<ConfigAck>(&p.payload) {
+                    Ok(ack) if ack.agent_id == agent => {
+                        if let Err(e) = configs.record_ack(&ack) {
+                            warn!("cannot record a config answer: {e}");
+                        }
                     }
-                    Ok(Inserted::Duplicate) => {
-                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        debug!(alarm = %alarm.id, "duplicate alarm stored before; receipted again");
-                        receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
-                    }
-                    Err(e) => {
-                        // Not acknowledged: the broker will deliver it again.
-                        warn!(alarm = %alarm.id, "cannot store alarm: {e}");
-                        continue;
-                    }
-                },
+                    Ok(_) => warn!(topic = %p.topic, "config answer names another agent; ignored"),
+                    Err(e) => warn!(topic = %p.topic, "malformed config answer: {e}"),
+                }
+                continue;
+            }
+            let alarm = match validate(&topics, &keys, &p.topic, &p.payload) {
+                Ok(alarm) => alarm,
                 Err(reason) => {
-                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    warn!(topic = %p.topic, bytes = p.payload.len(), "rejected payload: {reason}");
+                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    warn!(topic = %p.topic, bytes = p.payload.len(), "dead letter: {reason}");
+                    if let Err(e) = dead_letters.add(&p.topic, &p.payload, &reason, now) {
+                        warn!("cannot keep the dead letter: {e}");
+                    }
+                    continue;
+                }
+            };
+            match store.insert(&alarm, now) {
+                Ok(Inserted::New) => {
+                    stats.stored.fetch_add(1, Ordering::Relaxed);
+                    receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
+                    stored.push(alarm);
+                }
+                Ok(Inserted::Duplicate) => {
+                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    debug!(alarm = %alarm.id, "duplicate alarm stored before; receipted again");
+                    receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
+                }
+                Err(e) => {
+                    // Neither acknowledged nor receipted: the agent publishes it again.
+                    warn!(alarm = %alarm.id, "cannot store alarm: {e}");
+                    unstored.push(i);
                 }
             }
         }
@@ -183,7 +246,10 @@ async fn write_batches(
                 "alarm stored"
             );
         }
-        for p in batch.drain(..) {
+        for (i, p) in batch.drain(..).enumerate() {
+            if unstored.contains(&i) {
+                continue;
+            }
             if let Err(e) = client.ack(&p).await {
                 warn!("cannot acknowledge: {e}");
             }
@@ -194,11 +260,16 @@ async fn write_batches(
                 agent_id: agent.clone(),
                 alarm_ids,
                 time_ms: now_ms(),
+                signature: Default::default(),
             };
-            if let Err(e) = client
-                .publish(topics.receipt(&agent), QoS::AtLeastOnce, false, receipt.encode_to_vec())
-                .await
-            {
+            let payload = match center_key.sign(receipt.encode_to_vec(), RECEIPT_SIGNATURE_FIELD, &[]) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!("cannot sign a receipt: {e}");
+                    continue;
+                }
+            };
+            if let Err(e) = client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await {
                 // The agent publishes again until a receipt comes; nothing is lost.
                 warn!(agent = %agent, "cannot send receipt: {e}");
             }
@@ -211,19 +282,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alarms_must_come_on_their_own_agents_topic() {
+    fn alarms_must_be_signed_by_their_own_agent_and_come_on_its_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
+        let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
+        let keys_file = dir.path().join("agent-keys.toml");
+        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\nv2 = \"{}\"\n", v1.public_key(), v2.public_key())).unwrap();
+        let keys = AgentKeys::open(&keys_file).unwrap();
         let t = Topics::default();
-        let a = Alarm {
-            id: "0199-abc".into(),
-            agent_id: "v1".into(),
-            ..Default::default()
-        };
-        let bytes = a.encode_to_vec();
-        assert!(validate(&t, "xl/v1/v1/alarm", &bytes).is_ok());
-        let err = validate(&t, "xl/v1/v2/alarm", &bytes).unwrap_err();
+        let seal = |key: &SigningKey, a: &Alarm| key.sign(a.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap();
+        let a = Alarm { id: "0199-abc".into(), agent_id: "v1".into(), ..Default::default() };
+
+        assert!(validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &a)).is_ok());
+        // v2 speaking for v1, on v1's topic or on its own.
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v2, &a)).unwrap_err();
+        assert_eq!(err, "the signature does not verify against the key registered for \"v1\"");
+        let err = validate(&t, &keys, "xl/v1/v2/alarm", &seal(&v2, &a)).unwrap_err();
         assert!(err.contains("came on \"v2\"'s topic"), "{err}");
-        assert!(validate(&t, "xl/v1/v1/alarm", b"\xff\xff").unwrap_err().contains("not a valid Alarm"));
-        let no_id = Alarm { agent_id: "v1".into(), ..Default::default() }.encode_to_vec();
-        assert!(validate(&t, "xl/v1/v1/alarm", &no_id).unwrap_err().contains("not a valid id"));
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &a.encode_to_vec()).unwrap_err();
+        assert_eq!(err, "the message is not signed");
+        let err = validate(&t, &keys, "xl/v1/v3/alarm", &seal(&v1, &a)).unwrap_err();
+        assert!(err.starts_with("no key registered for agent \"v3\": add its line"), "{err}");
+        assert!(validate(&t, &keys, "xl/v1/v1/alarm", b"\xff\xff").unwrap_err().contains("malformed"));
+        let no_id = Alarm { agent_id: "v1".into(), ..Default::default() };
+        assert!(validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &no_id)).unwrap_err().contains("not a valid id"));
+        // A snapshot swapped on the way: the signed hash does not match.
+        let mut with_picture = a.clone();
+        with_picture.snapshot_sha256 = sha256(b"the real picture").into();
+        let mut swapped = Alarm::decode(seal(&v1, &with_picture).as_slice()).unwrap();
+        swapped.snapshot_jpeg = b"another picture".to_vec().into();
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &swapped.encode_to_vec()).unwrap_err();
+        assert_eq!(err, "the snapshot does not match the hash the agent signed");
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! ```text
 //! agents ─MQTT─▶ broker (embedded rumqttd, or Mosquitto/EMQX)
-//!   ─▶ ingest (validate, group commit, then ack) ─▶ store (sled, idempotent by alarm id)
-//!   ─▶ HTTP API (axum): /api/alarms, /api/alarms/{id}/snapshot
+//!   ─▶ ingest (validate, verify signature, group commit, then ack and receipt)
+//!   ─▶ store (sled, idempotent by alarm id); refused payloads ─▶ dead letters
+//!   ─▶ HTTP API (axum): /api/alarms, /api/alarms/{id}/snapshot, /api/agents/{id}/config
+//! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
 //! ```
 
+pub mod agent_keys;
 pub mod api;
 pub mod broker;
 pub mod center;
+pub mod config_push;
+pub mod dead_letters;
 pub mod ingest;
 pub mod store;

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_proto::endpoint::parse_mqtt_url;
+use xueliang_proto::signing::SigningKey;
 
 #[derive(Parser)]
 #[command(name = "xl-center", version, about = "xueliang county center: alarm ingest, store and API")]
@@ -19,30 +20,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the center until interrupted.
-    Serve {
+    /// Print the center's public key (made on first use, in the data directory) as the line
+    /// for agents' configs, under [mqtt].
+    Key {
         /// Directory of the alarm store.
         #[arg(long, default_value = "/var/lib/xueliang-center")]
         data_dir: PathBuf,
-        /// HTTP API listen address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
-        /// Listen address of the embedded MQTT broker (ignored with --broker-url).
-        #[arg(long, default_value = "0.0.0.0:1883")]
-        mqtt_listen: SocketAddr,
-        /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
-        #[arg(long)]
-        broker_url: Option<String>,
-        /// Username at the external broker.
-        #[arg(long, requires = "broker_url")]
-        broker_username: Option<String>,
-        /// Password at the external broker (or the XL_BROKER_PASSWORD environment variable).
-        #[arg(long, env = "XL_BROKER_PASSWORD", hide_env_values = true, requires = "broker_url")]
-        broker_password: Option<String>,
-        /// MQTT topic prefix.
-        #[arg(long, default_value = xueliang_proto::topics::DEFAULT_PREFIX)]
-        topic_prefix: String,
     },
+    /// Run the center until interrupted.
+    Serve(ServeArgs),
+}
+
+/// How the center runs.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory of the alarm store.
+    #[arg(long, default_value = "/var/lib/xueliang-center")]
+    data_dir: PathBuf,
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Listen address of the embedded MQTT broker (ignored with --broker-url).
+    #[arg(long, default_value = "0.0.0.0:1883")]
+    mqtt_listen: SocketAddr,
+    /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
+    #[arg(long)]
+    broker_url: Option<String>,
+    /// Username at the external broker.
+    #[arg(long, requires = "broker_url")]
+    broker_username: Option<String>,
+    /// Password at the external broker (or the XL_BROKER_PASSWORD environment variable).
+    #[arg(long, env = "XL_BROKER_PASSWORD", hide_env_values = true, requires = "broker_url")]
+    broker_password: Option<String>,
+    /// MQTT topic prefix.
+    #[arg(long, default_value = xueliang_proto::topics::DEFAULT_PREFIX)]
+    topic_prefix: String,
+    /// The registry of agents' public keys (default: agent-keys.toml in the data directory).
+    #[arg(long)]
+    agent_keys: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -65,7 +80,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve {
+    match cli.command {
+        Command::Key { data_dir } => {
+            let key = SigningKey::load_or_create(&key_path(&data_dir))?;
+            println!("center_key = \"{}\"", key.public_key());
+            Ok(())
+        }
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
         data_dir,
         http,
         mqtt_listen,
@@ -73,7 +99,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         broker_username,
         broker_password,
         topic_prefix,
-    } = cli.command;
+        agent_keys,
+    } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
             listen: mqtt_listen,
@@ -88,12 +115,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     };
-    let config = CenterConfig {
-        data_dir,
-        http_listen: http,
-        broker,
-        topic_prefix,
-    };
+    let mut config = CenterConfig::new(data_dir, http, broker);
+    config.topic_prefix = topic_prefix;
+    if let Some(path) = agent_keys {
+        config.agent_keys = path;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -101,8 +127,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let center = start(config, shutdown.clone()).await?;
         eprintln!(
-            "xl-center: API http://{}/api/alarms, MQTT {}",
-            center.http_addr, center.mqtt_addr
+            "xl-center: API http://{}/api/alarms, MQTT {}, center key {}",
+            center.http_addr, center.mqtt_addr, center.center_key
         );
         wait_for_signal().await;
         shutdown.cancel();

@@ -153,6 +153,11 @@ impl Store {
         })
     }
 
+    /// Another tree of the same database (made durable by the same [`Store::flush`]).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Stores an alarm unless its id is already stored. Not durable until [`Store::flush`].
     pub fn insert(&self, alarm: &Alarm, received_time_ms: i64) -> Result<Inserted, StoreError> {
         let record = AlarmRecord::from_alarm(alarm, received_time_ms);

@@ -9,6 +9,7 @@ pub mod v1 {
 }
 
 pub mod endpoint;
+pub mod signing;
 pub mod topics;
 
 pub use prost::Message;

@@ -39,7 +39,8 @@ fn sample_alarm() -> Alarm {
         model_version: "1".into(),
         frame_width: 768,
         frame_height: 576,
-        signature: Default::default(),
+        signature: vec![0x5a; 64].into(),
+        snapshot_sha256: xueliang_proto::signing::sha256(&[0xff, 0xd8, 0xff, 0xd9]).into(),
     }
 }
 
@@ -82,6 +83,7 @@ fn sample_config() -> AgentConfig {
         version: 3,
         config_toml: "agent_id = \"village-7\"\n".into(),
         issued_time_ms: 1_763_800_000_000,
+        signature: vec![0x5b; 64].into(),
     }
 }
 
@@ -102,6 +104,7 @@ fn sample_receipt() -> Receipt {
         agent_id: "village-7".into(),
         alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8091".into()],
         time_ms: 1_763_800_000_000,
+        signature: vec![0x5c; 64].into(),
     }
 }
 

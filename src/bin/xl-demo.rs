@@ -82,6 +82,15 @@ fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("start {}", bin.display()))
 }
 
+/// What `bin args` prints, or why it failed.
+async fn output(bin: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin).args(args).output().await.with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("{} {} failed: {}", bin.display(), args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 fn tail(log: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -125,12 +134,37 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let mqtt_port = free_port()?;
     let center_log = dir.join("center.log");
     let store_dir = dir.join("center-store");
+    let store_arg = store_dir.display().to_string();
+    let config_path = dir.join("agent.toml");
+    let config_arg = config_path.display().to_string();
+
+    // Keys as an installer exchanges them: the center's goes into the agent's config, the
+    // agent's into the center's registry.
+    let center_key = output(&center_bin, &["key", "--data-dir", &store_arg]).await?;
+    let center_key = center_key
+        .trim()
+        .strip_prefix("center_key = ")
+        .context("`xl-center key` printed no key")?
+        .trim_matches('"')
+        .to_owned();
+    std::fs::write(
+        &config_path,
+        scenario::agent_toml(
+            "demo-village",
+            &camera_url,
+            &format!("mqtt://127.0.0.1:{mqtt_port}"),
+            &center_key,
+        ),
+    )?;
+    let agent_line = output(&agent_bin, &["key", "--config", &config_arg]).await?;
+    scenario::register_agent(&store_dir.join("agent-keys.toml"), agent_line.trim())?;
+
     let mut center = spawn(
         &center_bin,
         &[
             "serve",
             "--data-dir",
-            &store_dir.display().to_string(),
+            &store_arg,
             "--http",
             &http.to_string(),
             "--mqtt-listen",
@@ -154,19 +188,10 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     }
     println!("demo: center API at {api}/api/alarms (log {})", center_log.display());
 
-    let config_path = dir.join("agent.toml");
-    std::fs::write(
-        &config_path,
-        scenario::agent_toml(
-            "demo-village",
-            &camera_url,
-            &format!("mqtt://127.0.0.1:{mqtt_port}"),
-        ),
-    )?;
     let agent_log = dir.join("agent.log");
     let mut agent = spawn(
         &agent_bin,
-        &["run", "--config", &config_path.display().to_string()],
+        &["run", "--config", &config_arg],
         &agent_log,
     )?;
     println!(

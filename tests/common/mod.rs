@@ -30,23 +30,15 @@ impl Scenario {
     /// publishing to the broker the center uses.
     pub async fn start(dir: &Path, agent_id: &str, broker: BrokerChoice) -> Self {
         let shutdown = CancellationToken::new();
-        let center = start(
-            CenterConfig {
-                data_dir: dir.join("center"),
-                http_listen: "127.0.0.1:0".parse().unwrap(),
-                broker,
-                topic_prefix: "xl/v1".into(),
-            },
-            shutdown.clone(),
-        )
-        .await
-        .expect("center starts");
+        let center_key = prepare_keys(dir, agent_id);
+        let center = start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
         let camera =
             RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
         let agent = start_agent(
             agent_id,
             &camera.url("campus-walkway"),
             &format!("mqtt://{}", center.mqtt_addr),
+            &center_key,
             dir,
             shutdown.clone(),
         );
@@ -75,15 +67,27 @@ impl Scenario {
     }
 }
 
-/// Builds the walkway-scenario agent and runs it until `shutdown`.
+/// The config of a center storing in `dir/center` (HTTP on a free port).
+pub fn center_config(dir: &Path, broker: BrokerChoice) -> CenterConfig {
+    CenterConfig::new(dir.join("center"), "127.0.0.1:0".parse().unwrap(), broker)
+}
+
+/// Keys for the center of [`center_config`] and the agent of [`start_agent`] in `dir`: the
+/// agent registered, and the center's public key returned.
+pub fn prepare_keys(dir: &Path, agent_id: &str) -> String {
+    scenario::prepare_keys(&dir.join("center"), agent_id, &dir.join("agent-data")).expect("keys")
+}
+
+/// Builds the walkway-scenario agent (state in `dir/agent-data`) and runs it until `shutdown`.
 pub fn start_agent(
     agent_id: &str,
     camera_url: &str,
     mqtt_url: &str,
+    center_key: &str,
     dir: &Path,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url);
+    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, center_key);
     let config = AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
     let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
     tokio::spawn(async move {

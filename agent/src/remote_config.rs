@@ -1,0 +1,111 @@
+//! Configuration pushed by the center: checked for the center's signature and this agent's id,
+//! answered with a ConfigAck, and kept on disk once applied so the box runs it after a restart
+//! even while the broker is out of reach.
+
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::signing::{CONFIG_SIGNATURE_FIELD, SignatureError, VerifyingKey};
+use xueliang_proto::{AgentConfig as Pushed, ConfigAck, DecodeError, SCHEMA_VERSION, decode_limited};
+
+use crate::config::{AgentConfig, ConfigError};
+
+/// Why a pushed config was refused (the reason goes back to the center in the ConfigAck).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The box has no center key to check the push with.
+    #[error("this box has no mqtt.center_key, so it cannot tell a pushed config from a forged one")]
+    NoCenterKey,
+    /// The signature is missing or wrong.
+    #[error("not signed by the center: {0}")]
+    Signature(#[from] SignatureError),
+    /// The payload is not an AgentConfig.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The push names another agent.
+    #[error("the config is for agent {0:?}")]
+    OtherAgent(String),
+    /// The TOML is invalid for this box.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config is valid but the model or a rule cannot run on this box.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// The agent's side of configuration push.
+#[derive(Debug)]
+pub struct RemoteConfig {
+    agent_id: String,
+    center_key: Option<VerifyingKey>,
+    saved: PathBuf,
+}
+
+impl RemoteConfig {
+    /// Pushes for the agent of `local` (whose center key checks them).
+    pub fn new(local: &AgentConfig) -> Self {
+        Self {
+            agent_id: local.agent_id.clone(),
+            center_key: local.mqtt.center_key.as_deref().and_then(|k| k.parse().ok()),
+            saved: local.data_dir.join("pushed-config.pb"),
+        }
+    }
+
+    /// Checks a pushed message: signed by the center, for this agent.
+    pub fn open(&self, payload: &[u8]) -> Result<Pushed, PushError> {
+        let key = self.center_key.as_ref().ok_or(PushError::NoCenterKey)?;
+        key.verify(payload, CONFIG_SIGNATURE_FIELD, &[], "the center")?;
+        let pushed: Pushed = decode_limited(payload)?;
+        if pushed.agent_id != self.agent_id {
+            return Err(PushError::OtherAgent(pushed.agent_id));
+        }
+        Ok(pushed)
+    }
+
+    /// `local` with the pushed config applied; `Err` says why it cannot be.
+    pub fn merge(local: &AgentConfig, pushed: &Pushed) -> Result<AgentConfig, PushError> {
+        let origin = PathBuf::from(format!("pushed config version {}", pushed.version));
+        Ok(local.with_pushed(&pushed.config_toml, &origin)?)
+    }
+
+    /// Keeps the applied message (signed, as received) for the next start.
+    pub fn save(&self, payload: &[u8]) -> std::io::Result<()> {
+        let tmp = self.saved.with_extension("pb.tmp");
+        std::fs::write(&tmp, payload)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.saved)
+    }
+
+    /// The config applied before the last stop, checked again, if there is one.
+    pub fn load_saved(&self) -> Option<Pushed> {
+        let payload = match std::fs::read(&self.saved) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                warn!("cannot read {}: {e}; running the local config", self.saved.display());
+                return None;
+            }
+        };
+        self.open(&payload)
+            .inspect_err(|e| warn!("{} is unusable ({e}); running the local config", self.saved.display()))
+            .ok()
+    }
+
+    /// Where the applied config is kept.
+    pub fn saved_path(&self) -> &Path {
+        &self.saved
+    }
+
+    /// The answer to version `version`: applied, or refused with `reason`.
+    pub fn ack(&self, version: u64, result: Result<(), String>) -> ConfigAck {
+        ConfigAck {
+            schema_version: SCHEMA_VERSION as i32,
+            agent_id: self.agent_id.clone(),
+            version,
+            applied: result.is_ok(),
+            reason: result.err().unwrap_or_default(),
+            time_ms: now_ms(),
+        }
+    }
+}
