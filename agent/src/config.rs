@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use xueliang_proto::signing::VerifyingKey;
-use xueliang_proto::topics::is_valid_id;
+use xueliang_proto::topics::{is_valid_agent_id, is_valid_id};
 
 use crate::geometry::Polygon;
 
@@ -149,6 +149,13 @@ pub struct MqttConfig {
     /// Seconds between two Health reports.
     #[serde(default = "default_health_interval")]
     pub health_interval_s: u64,
+    /// Ask the broker to keep this agent's session across disconnects, so receipts sent while
+    /// the link was down are not missed and the alarms they name are not sent again. Worth it
+    /// with Mosquitto or EMQX on a weak link; leave it off with the center's embedded broker
+    /// (rumqttd 0.20), which does not answer a resumed session's subscriptions. Nothing is lost
+    /// either way: an alarm without a receipt is published again and the center stores it once.
+    #[serde(default)]
+    pub persistent_session: bool,
     /// The center's public key (`xl-center` prints it at start). With it, receipts and pushed
     /// configs must carry the center's signature; without it, receipts are trusted as they come
     /// and pushed configs are refused.
@@ -183,6 +190,7 @@ impl Default for MqttConfig {
             topic_prefix: default_prefix(),
             keep_alive_s: default_keep_alive(),
             health_interval_s: default_health_interval(),
+            persistent_session: false,
             center_key: None,
         }
     }
@@ -540,10 +548,11 @@ impl AgentConfig {
     /// Every inconsistency in the config, each naming the option.
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if !is_valid_id(&self.agent_id) {
+        if !is_valid_agent_id(&self.agent_id) {
             p.push(format!(
-                "agent_id {:?} must be 1-64 letters, digits, '-' or '_'",
-                self.agent_id
+                "agent_id {:?} must be 1-64 letters, digits, '-' or '_', and not {}",
+                self.agent_id,
+                xueliang_proto::topics::RESERVED_IDS.join(" or ")
             ));
         }
         if let Err(e) = self.mqtt.host_port() {

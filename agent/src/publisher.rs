@@ -5,8 +5,7 @@
 //!
 //! Two tasks: one polls the connection and forwards what matters (connected, disconnected,
 //! receipts, configs); the other publishes, so a full request queue never blocks the polling.
-//! The session is persistent: receipts and configs sent while the box was away wait at the
-//! broker.
+//! With `mqtt.persistent_session`, receipts sent while the box was away wait at the broker.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
-use xueliang_proto::{AgentStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
+use xueliang_proto::{
+    AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
+};
 
 use crate::config::MqttConfig;
 use crate::outbox::Outbox;
@@ -87,9 +88,7 @@ impl Publisher {
         // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
         // keep-alive; the default 30 s costs a few bytes a minute.
         opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
-        // Persistent session: the broker keeps our subscriptions and the receipts and configs
-        // sent to us while we were away.
-        opts.set_clean_session(false);
+        opts.set_clean_session(!cfg.persistent_session);
         // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
         opts.set_max_packet_size(
             xueliang_proto::MAX_MESSAGE_BYTES + 4096,
@@ -136,6 +135,7 @@ impl Publisher {
         let status_topic = topics.status(&agent_id);
         let receipt_topic = topics.receipt(&agent_id);
         let config_topic = topics.config(&agent_id);
+        let center_topic = topics.center_status();
         let announce = |version: u64| {
             if let Err(e) = client.try_publish(&status_topic, QoS::AtLeastOnce, true, status(&agent_id, State::Online, version)) {
                 warn!("cannot announce status: {e}");
@@ -149,8 +149,9 @@ impl Publisher {
                 alarm_topic: topics.alarm(&agent_id),
                 health_topic: topics.health(&agent_id),
                 ack_topic: topics.config_ack(&agent_id),
-                subscriptions: [receipt_topic.clone(), config_topic.clone()],
+                subscriptions: [receipt_topic.clone(), config_topic.clone(), center_topic.clone()],
                 connected: false,
+                center_online: false,
                 in_flight: HashMap::new(),
             }
             .run(control_rx, wake, health, acks, shutdown.clone()),
@@ -179,6 +180,14 @@ impl Publisher {
                             let _ = control_tx.send(Control::Receipt(ids));
                         }
                         Err(e) => warn!("ignoring a receipt: {e}"),
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == center_topic => {
+                    match decode_limited::<CenterStatus>(&p.payload) {
+                        Ok(s) => {
+                            let _ = control_tx.send(Control::Center(s.online));
+                        }
+                        Err(e) => warn!("ignoring a malformed center status: {e}"),
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == config_topic => {
@@ -242,6 +251,8 @@ enum Control {
     Connected,
     Disconnected,
     Receipt(Vec<String>),
+    /// The center said it is (or is not) ingesting.
+    Center(bool),
 }
 
 /// The sending task's state.
@@ -251,9 +262,12 @@ struct Sender {
     alarm_topic: String,
     health_topic: String,
     ack_topic: String,
-    /// Receipts and configs.
-    subscriptions: [String; 2],
+    /// Receipts, configs and the center's status.
+    subscriptions: [String; 3],
     connected: bool,
+    /// Whether the center's retained status says it ingests: alarms published while it does
+    /// not would go to a broker with no one subscribed.
+    center_online: bool,
     /// Published since the last connect and not yet receipted: id → when.
     in_flight: HashMap<String, Instant>,
 }
@@ -283,7 +297,23 @@ impl Sender {
                             }
                         }
                     }
-                    Some(Control::Disconnected) => self.connected = false,
+                    Some(Control::Disconnected) => {
+                        self.connected = false;
+                        // Learnt again from the retained status after the reconnect.
+                        self.center_online = false;
+                    }
+                    Some(Control::Center(online)) => {
+                        if online != self.center_online {
+                            if online {
+                                info!("the center is ingesting; publishing");
+                            } else {
+                                warn!("the center is offline; alarms wait in the outbox");
+                            }
+                        }
+                        self.center_online = online;
+                        // Whatever was in flight may not have reached it.
+                        self.in_flight.clear();
+                    }
                     Some(Control::Receipt(ids)) => {
                         for id in ids {
                             self.in_flight.remove(&id);
@@ -326,7 +356,7 @@ impl Sender {
 
     /// Publishes the oldest unreceipted alarms not in flight, up to the window.
     async fn publish_due(&mut self) {
-        if !self.connected || self.in_flight.len() >= WINDOW {
+        if !self.connected || !self.center_online || self.in_flight.len() >= WINDOW {
             return;
         }
         let room = WINDOW - self.in_flight.len();

@@ -160,7 +160,7 @@ pub async fn start(
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
     let topics = Topics::new(config.topic_prefix.clone());
-    let (client, eventloop) = ingest::connect(&conn);
+    let (client, eventloop) = ingest::connect(&conn, &topics);
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
     let context = Ingest {

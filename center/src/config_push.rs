@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{CONFIG_SIGNATURE_FIELD, SigningKey};
-use xueliang_proto::topics::{Topics, is_valid_id};
+use xueliang_proto::topics::{Topics, is_valid_agent_id};
 use xueliang_proto::{AgentConfig, ConfigAck, Message, SCHEMA_VERSION};
 
 use crate::store::{Store, StoreError};
@@ -21,7 +21,7 @@ pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The agent id is not a valid topic level.
-    #[error("{0:?} is not a valid agent id (1-64 letters, digits, '-' or '_')")]
+    #[error("{0:?} is not a valid agent id (1-64 letters, digits, '-' or '_'; not center or dispatch)")]
     AgentId(String),
     /// The document is not TOML, or too big.
     #[error("the config is not valid TOML: {0}")]
@@ -87,7 +87,7 @@ impl ConfigPush {
 
     /// Stores `config_toml` as the agent's next version and publishes it.
     pub async fn push(&self, agent: &str, config_toml: String) -> Result<ConfigRecord, PushError> {
-        if !is_valid_id(agent) {
+        if !is_valid_agent_id(agent) {
             return Err(PushError::AgentId(agent.to_owned()));
         }
         if config_toml.len() > MAX_CONFIG_BYTES {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -17,7 +17,9 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{
     ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, RECEIPT_SIGNATURE_FIELD, SigningKey, sha256,
 };
-use xueliang_proto::{Alarm, ConfigAck, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics};
+use xueliang_proto::{
+    Alarm, CenterStatus, ConfigAck, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
+};
 
 use crate::agent_keys::AgentKeys;
 use crate::config_push::ConfigPush;
@@ -93,9 +95,21 @@ pub struct Ingest {
     pub stats: Arc<IngestStats>,
 }
 
+/// The retained CenterStatus payload.
+fn center_status(online: bool) -> Vec<u8> {
+    CenterStatus {
+        schema_version: SCHEMA_VERSION as i32,
+        online,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        time_ms: now_ms(),
+    }
+    .encode_to_vec()
+}
+
 /// The center's MQTT client for `conn` (nothing is sent before the event loop is polled).
-pub fn connect(conn: &BrokerConnection) -> (AsyncClient, EventLoop) {
+pub fn connect(conn: &BrokerConnection, topics: &Topics) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
+    opts.set_last_will(LastWill::new(topics.center_status(), center_status(false), QoS::AtLeastOnce, true));
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(
         xueliang_proto::MAX_MESSAGE_BYTES + 4096,
@@ -135,7 +149,10 @@ async fn poll(
     shutdown: CancellationToken,
 ) {
     let filters = [ingest.topics.all_agents("alarm"), ingest.topics.all_agents("config/ack")];
+    let status_topic = ingest.topics.center_status();
     let mut delay = Duration::from_millis(200);
+    // Subscriptions confirmed since the last connect; at all of them, agents may publish.
+    let mut subscribed = 0;
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -145,6 +162,7 @@ async fn poll(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!("ingest connected to MQTT broker {}:{}", conn.host, conn.port);
                 delay = Duration::from_millis(200);
+                subscribed = 0;
                 for filter in &filters {
                     if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
                         warn!("cannot subscribe to {filter}: {e}");
@@ -153,6 +171,15 @@ async fn poll(
                 // Off this loop: publishing waits for room the loop itself makes.
                 let configs = ingest.configs.clone();
                 tokio::spawn(async move { configs.republish_all().await });
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subscribed += 1;
+                if subscribed == filters.len() {
+                    if let Err(e) = client.try_publish(&status_topic, QoS::AtLeastOnce, true, center_status(true)) {
+                        warn!("cannot announce the center online: {e}");
+                    }
+                    info!("ingesting: agents may publish");
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if tx.send(p).is_err() {
@@ -173,6 +200,15 @@ async fn poll(
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+    // A clean disconnect does not fire the last will: say offline, so agents hold their alarms.
+    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, center_status(false));
+    let _ = client.try_disconnect();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
+        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+            break;
         }
     }
 }

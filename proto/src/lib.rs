@@ -14,7 +14,7 @@ pub mod topics;
 
 pub use prost::Message;
 pub use v1::{
-    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, ConfigAck, Detection, Dispatch, Health,
+    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection, Dispatch, Health,
     Receipt, RuleKind, SchemaVersion, Severity,
 };
 

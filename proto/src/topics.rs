@@ -59,6 +59,11 @@ impl Topics {
         format!("{}/{agent}/receipt", self.prefix)
     }
 
+    /// `{prefix}/center/status`.
+    pub fn center_status(&self) -> String {
+        format!("{}/center/status", self.prefix)
+    }
+
     /// `{prefix}/dispatch/{station}`.
     pub fn dispatch(&self, station: &str) -> String {
         format!("{}/dispatch/{station}", self.prefix)
@@ -85,6 +90,14 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Topic levels beside the agents' under the prefix; no agent may take these ids.
+pub const RESERVED_IDS: [&str; 2] = ["center", "dispatch"];
+
+/// Whether `id` may name an agent: a valid id that is not reserved.
+pub fn is_valid_agent_id(id: &str) -> bool {
+    is_valid_id(id) && !RESERVED_IDS.contains(&id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +121,7 @@ mod tests {
         for bad in ["", "a/b", "a+", "#", "a b", &"x".repeat(65)] {
             assert!(!is_valid_id(bad), "{bad:?} accepted");
         }
+        assert!(is_valid_agent_id("village-7"));
+        assert!(!is_valid_agent_id("center") && !is_valid_agent_id("dispatch"));
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use prost::Message;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentConfig, AgentStatus, Alarm, Box, ConfigAck, Detection, Dispatch, Health, Receipt,
+    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health, Receipt,
     RuleKind, SCHEMA_VERSION, Severity, decode_limited,
 };
 
@@ -162,6 +162,10 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
     check("config_ack", sample_ack());
     check("receipt", sample_receipt());
     check("dispatch", sample_dispatch());
+    check(
+        "center_status",
+        CenterStatus { schema_version: SCHEMA_VERSION as i32, online: true, version: "0.1.0".into(), time_ms: 1_763_800_000_000 },
+    );
 }
 
 #[test]

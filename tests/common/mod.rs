@@ -3,6 +3,8 @@
 // Each test file compiles this module for itself and uses part of it.
 #![allow(dead_code)]
 
+pub mod chaos_proxy;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -218,4 +220,14 @@ pub fn wait_listening(port: u16) {
         assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A binary of the workspace (`xl-center`, `xl-agent`), built beside this test by
+/// `cargo test --workspace` (as `make test` runs it).
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let bin = exe.parent().and_then(Path::parent).expect("target directory").join(name);
+    assert!(bin.exists(), "{} is not built: run `cargo test --workspace` (make test) or `cargo build --bins`", bin.display());
+    bin
 }
