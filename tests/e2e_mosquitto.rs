@@ -28,6 +28,7 @@ async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
         host: "127.0.0.1".into(),
         port,
         credentials: None,
+        tls: None,
     });
     let run = Scenario::start(dir.path(), "mosq-village", external).await;
     let center = &run.center;

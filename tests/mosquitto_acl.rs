@@ -1,6 +1,7 @@
 //! The shipped Mosquitto set-up (`deploy/mosquitto/`) on a real Mosquitto: agents authenticate,
-//! an agent cannot speak on another agent's topics nor read its receipts, a wrong password is
-//! refused, and the center's account sees everything.
+//! an agent cannot speak on another agent's topics nor read its receipts, every agent hears the
+//! center's status and none can forge it, a wrong password is refused, and the center's account
+//! sees everything.
 
 mod common;
 
@@ -98,6 +99,13 @@ fn each_agent_speaks_and_hears_only_on_its_own_topics() {
         assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r2").status.success());
     });
     assert_eq!(own.trim(), "xl/v1/agent-b/receipt r2");
+
+    // Every agent hears whether the center ingests, and none can say it for the center.
+    let status = watch(port, "agent-a", "a-pw", "xl/v1/center/status", 2, || {
+        assert!(publish(port, "agent-b", "b-pw", "xl/v1/center/status", "forged").status.success());
+        assert!(publish(port, "xl-center", "center-pw", "xl/v1/center/status", "online").status.success());
+    });
+    assert_eq!(status.trim(), "xl/v1/center/status online");
 
     let wrong = publish(port, "agent-a", "not-the-password", "xl/v1/agent-a/alarm", "x");
     assert!(!wrong.status.success());

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::VerifyingKey;
+use xueliang_proto::tls::TlsFiles;
 use xueliang_proto::topics::{is_valid_agent_id, is_valid_id};
 
 use crate::geometry::Polygon;
@@ -131,9 +133,18 @@ impl OutboxConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port`, or `mqtts://host:port` over TLS.
     #[serde(default = "default_mqtt_url")]
     pub url: String,
+    /// With `mqtts://`: the CA certificate (PEM) that signed the broker's certificate.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// With `mqtts://`, for a broker that requires client certificates: this box's (PEM).
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
     /// Username (the agent id when empty and a password is set).
     #[serde(default)]
     pub username: Option<String>,
@@ -185,6 +196,9 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             url: default_mqtt_url(),
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
             username: None,
             password: None,
             topic_prefix: default_prefix(),
@@ -197,9 +211,32 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    /// Host and port of `url`.
-    pub fn host_port(&self) -> Result<(String, u16), String> {
+    /// The broker `url` names.
+    pub fn broker(&self) -> Result<BrokerUrl, String> {
         xueliang_proto::endpoint::parse_mqtt_url(&self.url).map_err(|e| format!("mqtt.url: {e}"))
+    }
+
+    /// The TLS files, when `url` is `mqtts://`.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, String> {
+        let tls = self.broker()?.tls;
+        let client = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => return Err("mqtt.tls_client_cert and mqtt.tls_client_key go together: set both or neither".into()),
+        };
+        match (&self.tls_ca, tls) {
+            (Some(ca), true) => Ok(Some(TlsFiles { ca: ca.clone(), client })),
+            (None, true) => Err("mqtt.url is mqtts://: set mqtt.tls_ca to the CA certificate that signed the broker's".into()),
+            (None, false) if client.is_none() => Ok(None),
+            _ => Err("mqtt.tls_* are set but mqtt.url is mqtt://: use mqtts:// for TLS".into()),
+        }
+    }
+
+    /// Makes relative paths relative to `base`.
+    fn resolve(&mut self, base: &Path) {
+        for p in [&mut self.tls_ca, &mut self.tls_client_cert, &mut self.tls_client_key] {
+            *p = p.take().map(|p| base.join(p));
+        }
     }
 }
 
@@ -498,6 +535,7 @@ impl AgentConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.base_dir = base.to_owned();
         config.model.resolve(base);
+        config.mqtt.resolve(base);
         config.data_dir = base.join(&config.data_dir);
         config.checked(path)
     }
@@ -555,7 +593,7 @@ impl AgentConfig {
                 xueliang_proto::topics::RESERVED_IDS.join(" or ")
             ));
         }
-        if let Err(e) = self.mqtt.host_port() {
+        if let Err(e) = self.mqtt.tls() {
             p.push(e);
         }
         if let Some(Err(e)) = self.mqtt.center_key.as_deref().map(str::parse::<VerifyingKey>) {
@@ -693,7 +731,7 @@ zone = "walkway"
     fn a_minimal_config_gets_sensible_defaults() {
         let c = AgentConfig::parse(GOOD, Path::new("/etc/xl/agent.toml")).expect("valid");
         assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"));
-        assert_eq!(c.mqtt.host_port().unwrap(), ("127.0.0.1".into(), 1883));
+        assert_eq!(c.mqtt.broker().unwrap(), BrokerUrl { host: "127.0.0.1".into(), port: 1883, tls: false });
         assert_eq!(c.cameras[0].detect_fps, 5.0);
         assert_eq!(c.rules[0].classes, ["person"]);
         assert_eq!(c.rules[0].min_score, 0.5);
@@ -757,6 +795,22 @@ url = "rtsp://10.0.0.6/stream1"
         let bad_rule = format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
         let msg = local.with_pushed(&bad_rule, origin).unwrap_err().to_string();
         assert!(msg.contains("rules[0] (r): no zone with id \"lake\""), "{msg}");
+    }
+
+    #[test]
+    fn tls_settings_must_fit_the_url() {
+        let with = |mqtt: &str| AgentConfig::parse(&GOOD.replace("[model]", &format!("[mqtt]\n{mqtt}\n[model]")), Path::new("/etc/xl/a.toml"));
+        let c = with("url = \"mqtts://broker.county\"\ntls_ca = \"ca.pem\"").unwrap();
+        assert_eq!(c.mqtt.tls().unwrap().unwrap().ca, Path::new("/etc/xl/ca.pem"));
+        assert_eq!(c.mqtt.broker().unwrap().port, 8883);
+        for (mqtt, problem) in [
+            ("url = \"mqtts://broker.county\"", "set mqtt.tls_ca"),
+            ("tls_ca = \"ca.pem\"", "use mqtts:// for TLS"),
+            ("url = \"mqtts://b\"\ntls_ca = \"ca.pem\"\ntls_client_cert = \"a.pem\"", "set both or neither"),
+        ] {
+            let err = with(mqtt).unwrap_err().to_string();
+            assert!(err.contains(problem), "{mqtt}: {err}");
+        }
     }
 
     #[test]

@@ -10,12 +10,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use std::sync::Arc;
+
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::v1::agent_status::State;
+use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::tls::client_config;
 use xueliang_proto::{
     AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
 };
@@ -73,7 +77,7 @@ fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
 impl Publisher {
     /// Prepares the connection (nothing is sent until [`Publisher::run`]).
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
-        let (host, port) = cfg.host_port()?;
+        let BrokerUrl { host, port, .. } = cfg.broker()?;
         let topics = Topics::new(cfg.topic_prefix.clone());
         let center_key = cfg
             .center_key
@@ -89,6 +93,10 @@ impl Publisher {
         // keep-alive; the default 30 s costs a few bytes a minute.
         opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
         opts.set_clean_session(!cfg.persistent_session);
+        if let Some(files) = cfg.tls()? {
+            let tls = client_config(&files).map_err(|e| format!("mqtt TLS: {e}"))?;
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+        }
         // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
         opts.set_max_packet_size(
             xueliang_proto::MAX_MESSAGE_BYTES + 4096,

@@ -26,9 +26,9 @@ pub enum PushError {
     /// The push names another agent.
     #[error("the config is for agent {0:?}")]
     OtherAgent(String),
-    /// The TOML is invalid for this box.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    /// The TOML is invalid for this box: every problem, with its option.
+    #[error("{0}")]
+    Config(String),
     /// The config is valid but the model or a rule cannot run on this box.
     #[error("{0}")]
     Unusable(String),
@@ -66,7 +66,13 @@ impl RemoteConfig {
     /// `local` with the pushed config applied; `Err` says why it cannot be.
     pub fn merge(local: &AgentConfig, pushed: &Pushed) -> Result<AgentConfig, PushError> {
         let origin = PathBuf::from(format!("pushed config version {}", pushed.version));
-        Ok(local.with_pushed(&pushed.config_toml, &origin)?)
+        local.with_pushed(&pushed.config_toml, &origin).map_err(|e| {
+            PushError::Config(match e {
+                ConfigError::Invalid { problems, .. } => problems.join("; "),
+                ConfigError::Syntax { message, .. } => message,
+                other => other.to_string(),
+            })
+        })
     }
 
     /// Keeps the applied message (signed, as received) for the next start.
@@ -107,5 +113,53 @@ impl RemoteConfig {
             reason: result.err().unwrap_or_default(),
             time_ms: now_ms(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xueliang_proto::Message;
+    use xueliang_proto::signing::SigningKey;
+
+    fn local(dir: &Path, center_key: Option<&str>) -> AgentConfig {
+        let key = center_key.map_or(String::new(), |k| format!("center_key = \"{k}\"\n"));
+        let toml = format!(
+            "agent_id = \"v7\"\ndata_dir = \"data\"\n[mqtt]\n{key}[model]\npath = \"m.onnx\"\n\
+             [[cameras]]\nid = \"gate\"\nurl = \"rtsp://10.0.0.5/1\"\n"
+        );
+        AgentConfig::parse(&toml, &dir.join("agent.toml")).unwrap()
+    }
+
+    fn signed(center: &SigningKey, agent: &str, version: u64) -> Vec<u8> {
+        let m = Pushed { agent_id: agent.into(), version, config_toml: "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/1\"\n".into(), ..Default::default() };
+        center.sign(m.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[]).unwrap()
+    }
+
+    #[test]
+    fn only_the_centers_signed_config_for_this_agent_is_taken_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let center = SigningKey::load_or_create(&dir.path().join("center.key")).unwrap();
+        let impostor = SigningKey::load_or_create(&dir.path().join("impostor.key")).unwrap();
+        let remote = RemoteConfig::new(&local(dir.path(), Some(&center.public_key())));
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+
+        let good = signed(&center, "v7", 3);
+        let pushed = remote.open(&good).unwrap();
+        assert_eq!(RemoteConfig::merge(&local(dir.path(), None), &pushed).unwrap().cameras[0].id, "pond");
+        assert!(matches!(remote.open(&signed(&impostor, "v7", 4)), Err(PushError::Signature(_))));
+        assert_eq!(remote.open(&signed(&center, "v8", 4)).unwrap_err().to_string(), "the config is for agent \"v8\"");
+        let unkeyed = RemoteConfig::new(&local(dir.path(), None));
+        assert!(matches!(unkeyed.open(&good), Err(PushError::NoCenterKey)));
+
+        // Kept for the next start; a file changed on disk is not run.
+        assert!(remote.load_saved().is_none());
+        remote.save(&good).unwrap();
+        assert_eq!(remote.load_saved().unwrap().version, 3);
+        let mut tampered = good.clone();
+        let at = tampered.iter().position(|&b| b == b'p').unwrap();
+        tampered[at] = b'q';
+        std::fs::write(remote.saved_path(), tampered).unwrap();
+        assert!(remote.load_saved().is_none());
     }
 }

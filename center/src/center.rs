@@ -72,6 +72,9 @@ pub enum CenterError {
     /// The registry of agent keys is unusable.
     #[error(transparent)]
     Keys(#[from] KeysError),
+    /// The broker's TLS files are unusable.
+    #[error("broker TLS: {0}")]
+    Tls(#[from] xueliang_proto::tls::TlsError),
     /// The center's own key could not be read or made.
     #[error(transparent)]
     Key(#[from] xueliang_proto::signing::SignatureError),
@@ -138,6 +141,7 @@ pub async fn start(
                 host,
                 port: addr.port(),
                 credentials: None,
+                tls: None,
             }
         }
         BrokerChoice::External(c) => c.clone(),
@@ -160,7 +164,7 @@ pub async fn start(
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
     let topics = Topics::new(config.topic_prefix.clone());
-    let (client, eventloop) = ingest::connect(&conn, &topics);
+    let (client, eventloop) = ingest::connect(&conn, &topics)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
     let context = Ingest {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -17,6 +19,7 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{
     ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, RECEIPT_SIGNATURE_FIELD, SigningKey, sha256,
 };
+use xueliang_proto::tls::{TlsError, TlsFiles, client_config};
 use xueliang_proto::{
     Alarm, CenterStatus, ConfigAck, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
 };
@@ -35,6 +38,8 @@ pub struct BrokerConnection {
     pub port: u16,
     /// Optional username and password.
     pub credentials: Option<(String, String)>,
+    /// TLS (`mqtts://`): the CA, and a client certificate if the broker requires one.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Counters of what ingest has seen.
@@ -107,7 +112,7 @@ fn center_status(online: bool) -> Vec<u8> {
 }
 
 /// The center's MQTT client for `conn` (nothing is sent before the event loop is polled).
-pub fn connect(conn: &BrokerConnection, topics: &Topics) -> (AsyncClient, EventLoop) {
+pub fn connect(conn: &BrokerConnection, topics: &Topics) -> Result<(AsyncClient, EventLoop), TlsError> {
     let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
     opts.set_last_will(LastWill::new(topics.center_status(), center_status(false), QoS::AtLeastOnce, true));
     opts.set_keep_alive(Duration::from_secs(30));
@@ -122,7 +127,11 @@ pub fn connect(conn: &BrokerConnection, topics: &Topics) -> (AsyncClient, EventL
     if let Some((u, p)) = &conn.credentials {
         opts.set_credentials(u.clone(), p.clone());
     }
-    AsyncClient::new(opts, 1024)
+    if let Some(files) = &conn.tls {
+        let tls = client_config(files)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    Ok(AsyncClient::new(opts, 1024))
 }
 
 /// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
-use xueliang_proto::endpoint::parse_mqtt_url;
+use anyhow::bail;
+use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
+use xueliang_proto::tls::TlsFiles;
 use xueliang_proto::signing::SigningKey;
 
 #[derive(Parser)]
@@ -46,6 +48,15 @@ struct ServeArgs {
     /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
     #[arg(long)]
     broker_url: Option<String>,
+    /// With an mqtts:// broker URL: the CA certificate (PEM) that signed the broker's.
+    #[arg(long, requires = "broker_url")]
+    broker_ca: Option<PathBuf>,
+    /// With mqtts://, for a broker that requires client certificates: the center's (PEM).
+    #[arg(long, requires = "broker_client_key")]
+    broker_client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "broker_client_cert")]
+    broker_client_key: Option<PathBuf>,
     /// Username at the external broker.
     #[arg(long, requires = "broker_url")]
     broker_username: Option<String>,
@@ -98,6 +109,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker_url,
         broker_username,
         broker_password,
+        broker_ca,
+        broker_client_cert,
+        broker_client_key,
         topic_prefix,
         agent_keys,
     } = args;
@@ -106,12 +120,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen: mqtt_listen,
         },
         Some(url) => {
-            let (host, port) = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            let BrokerUrl { host, port, tls } = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            let tls = match (tls, broker_ca) {
+                (true, Some(ca)) => Some(TlsFiles { ca, client: broker_client_cert.zip(broker_client_key) }),
+                (true, None) => bail!("--broker-url is mqtts://: give --broker-ca, the CA certificate that signed the broker's"),
+                (false, None) if broker_client_cert.is_none() => None,
+                (false, _) => bail!("--broker-ca and --broker-client-cert need an mqtts:// --broker-url"),
+            };
             BrokerChoice::External(BrokerConnection {
                 host,
                 port,
                 credentials: broker_password
                     .map(|p| (broker_username.unwrap_or_else(|| "xl-center".into()), p)),
+                tls,
             })
         }
     };

@@ -10,6 +10,7 @@ pub mod v1 {
 
 pub mod endpoint;
 pub mod signing;
+pub mod tls;
 pub mod topics;
 
 pub use prost::Message;

@@ -48,6 +48,11 @@ impl Scenario {
         Self { center, camera: Some(camera), camera_port, agent, shutdown }
     }
 
+    /// The camera's RTSP URL.
+    pub fn camera_url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/campus-walkway", self.camera_port)
+    }
+
     /// Cuts the camera off, as a power cut or a broken cable would.
     pub fn cut_camera(&mut self) {
         self.camera = None;
@@ -190,6 +195,11 @@ impl Drop for Reaper {
 /// Starts Mosquitto (anonymous, in memory) on loopback `port` (0: a free one) with its files in
 /// `dir`; returns it and its port once it listens.
 pub fn start_mosquitto(dir: &Path, port: u16) -> (Reaper, u16) {
+    start_mosquitto_with(dir, port, "")
+}
+
+/// [`start_mosquitto`] with `extra` lines for the listener (TLS files, say).
+pub fn start_mosquitto_with(dir: &Path, port: u16, extra: &str) -> (Reaper, u16) {
     use std::process::{Command, Stdio};
     let port = match port {
         0 => std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
@@ -198,7 +208,7 @@ pub fn start_mosquitto(dir: &Path, port: u16) -> (Reaper, u16) {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+        format!("listener {port} 127.0.0.1\n{extra}\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
     )
     .unwrap();
     let child = Command::new("mosquitto")

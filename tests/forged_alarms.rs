@@ -1,0 +1,76 @@
+//! The embedded broker has no topic ACLs, so signatures keep agents honest: agent A's alarm
+//! published as agent B is dead-lettered, as are unsigned alarms, alarms from an agent nobody
+//! registered, and garbage; B's genuine alarm is stored, and ingest goes on.
+
+mod common;
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use tokio_util::sync::CancellationToken;
+use xueliang::scenario;
+use xueliang_agent::identity::Sealer;
+use xueliang_center::center::{BrokerChoice, start};
+use xueliang_proto::{Alarm, Message};
+
+fn alarm(id: &str, agent: &str) -> Alarm {
+    Alarm { id: id.into(), agent_id: agent.into(), camera_id: "gate".into(), event_time_ms: 1, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let center_dir = dir.path().join("center");
+    for agent in ["village-a", "village-b"] {
+        scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
+    }
+    let a = Sealer::open(&dir.path().join("village-a")).unwrap();
+    let b = Sealer::open(&dir.path().join("village-b")).unwrap();
+    let unregistered = Sealer::open(&dir.path().join("village-x")).unwrap();
+    let shutdown = CancellationToken::new();
+    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap() };
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
+
+    let addr: std::net::SocketAddr = center.mqtt_addr.parse().unwrap();
+    let mut opts = MqttOptions::new("intruder", addr.ip().to_string(), addr.port());
+    opts.set_max_packet_size(2 << 20, 2 << 20);
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let sends: [(&str, Vec<u8>); 5] = [
+        ("village-b", a.seal(alarm("forged-by-a", "village-b")).unwrap()),
+        ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
+        ("village-x", unregistered.seal(alarm("from-nobody", "village-x")).unwrap()),
+        ("village-a", b"\xff\x00 not protobuf".to_vec()),
+        ("village-b", b.seal(alarm("genuine-from-b", "village-b")).unwrap()),
+    ];
+    for (agent, payload) in sends {
+        client.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
+    assert_eq!(stored.expect("the genuine alarm").id, "genuine-from-b");
+    let body: serde_json::Value = reqwest::get(format!("http://{}/api/dead-letters", center.http_addr)).await.unwrap().json().await.unwrap();
+    let mut reasons: Vec<(String, String)> = body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["topic"].as_str().unwrap().to_owned(), d["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    reasons.sort();
+    let keys = center_dir.join("agent-keys.toml");
+    assert_eq!(
+        reasons,
+        [
+            ("xl/v1/village-a/alarm".to_owned(), "malformed protobuf: unsupported wire type".to_owned()),
+            ("xl/v1/village-b/alarm".to_owned(), "the message is not signed".to_owned()),
+            ("xl/v1/village-b/alarm".to_owned(), "the signature does not verify against the key registered for \"village-b\"".to_owned()),
+            (
+                "xl/v1/village-x/alarm".to_owned(),
+                format!("no key registered for agent \"village-x\": add its line (`xl-agent key` on the box prints it) to {}", keys.display())
+            ),
+        ]
+    );
+    assert_eq!(center.store.len(), 1, "only the genuine alarm is stored");
+    shutdown.cancel();
+    center.join().await;
+}
