@@ -37,11 +37,11 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let (client, mut events) = AsyncClient::new(opts, 10);
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let sends: [(&str, Vec<u8>); 5] = [
-        ("village-b", a.seal(alarm("forged-by-a", "village-b")).unwrap()),
+        ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
         ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
-        ("village-x", unregistered.seal(alarm("from-nobody", "village-x")).unwrap()),
+        ("village-x", unregistered.seal(alarm("from-nobody", "village-x"), usize::MAX).unwrap().alarm),
         ("village-a", b"\xff\x00 not protobuf".to_vec()),
-        ("village-b", b.seal(alarm("genuine-from-b", "village-b")).unwrap()),
+        ("village-b", b.seal(alarm("genuine-from-b", "village-b"), usize::MAX).unwrap().alarm),
     ];
     for (agent, payload) in sends {
         client.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, payload).await.unwrap();

@@ -446,8 +446,8 @@ impl DetectLoop {
     /// Seals the alarm, stores it in the outbox (flushed), then wakes the publisher.
     fn send(&self, alarm: Alarm) {
         let (id, camera) = (alarm.id.clone(), alarm.camera_id.clone());
-        let stored = match self.delivery.sealer.seal(alarm) {
-            Ok(payload) => self.delivery.outbox.push(&id, &payload).map_err(|e| e.to_string()),
+        let stored = match self.delivery.sealer.seal(alarm, self.config.snapshot.send_after_bytes) {
+            Ok(sealed) => self.delivery.outbox.push(&sealed).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match stored {

@@ -84,5 +84,6 @@ pub fn build(
         signature: Default::default(),
         // Set with the signature, by the sealer.
         snapshot_sha256: Default::default(),
+        snapshot_follows: false,
     }
 }

@@ -498,9 +498,17 @@ pub struct SnapshotConfig {
     /// JPEG quality 1..100 of the first attempt.
     #[serde(default = "default_quality")]
     pub quality: u8,
-    /// Largest JPEG sent with an alarm, in bytes; bigger pictures are re-encoded smaller.
+    /// Largest JPEG kept as evidence, in bytes; bigger pictures are re-encoded smaller.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
+    /// A JPEG larger than this travels after its alarm, once the alarm is receipted, so a slow
+    /// link never holds an alarm back behind its picture.
+    #[serde(default = "default_send_after")]
+    pub send_after_bytes: usize,
+}
+
+fn default_send_after() -> usize {
+    128 * 1024
 }
 
 fn default_quality() -> u8 {
@@ -515,6 +523,7 @@ impl Default for SnapshotConfig {
         Self {
             quality: default_quality(),
             max_bytes: default_max_bytes(),
+            send_after_bytes: default_send_after(),
         }
     }
 }
@@ -673,6 +682,9 @@ impl AgentConfig {
             if !(r.cooldown_s >= 0.0) {
                 p.push(format!("rules[{i}] ({}): cooldown_s must not be negative", r.id));
             }
+        }
+        if self.snapshot.send_after_bytes < 1024 {
+            p.push("snapshot.send_after_bytes must be at least 1024".into());
         }
         if !(1..=100).contains(&self.snapshot.quality) {
             p.push("snapshot.quality must be in 1..100".into());

@@ -3,8 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
-use xueliang_proto::signing::{ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, SignatureError, SigningKey, sha256};
-use xueliang_proto::{Alarm, Message};
+use xueliang_proto::signing::{
+    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, SignatureError, SigningKey, sha256, signed_part,
+};
+use xueliang_proto::{Alarm, Message, SCHEMA_VERSION, Snapshot};
+
+/// A sealed alarm, ready for the outbox.
+#[derive(Debug)]
+pub struct Sealed {
+    /// The alarm's id.
+    pub id: String,
+    /// The encoded, signed alarm.
+    pub alarm: Vec<u8>,
+    /// The encoded Snapshot message that follows the alarm, when its picture was too big to
+    /// travel with it.
+    pub snapshot: Option<Vec<u8>>,
+}
 
 /// The key file inside the agent's data directory.
 pub fn key_path(data_dir: &Path) -> PathBuf {
@@ -29,11 +43,28 @@ impl Sealer {
     }
 
     /// Encodes `alarm` with its snapshot's hash and the signature over everything but the
-    /// snapshot (which may be stripped or sent later without breaking the seal).
-    pub fn seal(&self, mut alarm: Alarm) -> Result<Vec<u8>, SignatureError> {
+    /// snapshot (which may be stripped or sent later without breaking the seal). A snapshot
+    /// over `send_after` bytes is cut out of the alarm into a Snapshot message of its own.
+    pub fn seal(&self, mut alarm: Alarm, send_after: usize) -> Result<Sealed, SignatureError> {
         alarm.snapshot_sha256 =
             if alarm.snapshot_jpeg.is_empty() { Default::default() } else { sha256(&alarm.snapshot_jpeg).into() };
+        alarm.snapshot_follows = alarm.snapshot_jpeg.len() > send_after;
         alarm.signature = Default::default();
-        self.key.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD])
+        let signed = self.key.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD])?;
+        if !alarm.snapshot_follows {
+            return Ok(Sealed { id: alarm.id, alarm: signed, snapshot: None });
+        }
+        let snapshot = Snapshot {
+            schema_version: SCHEMA_VERSION as i32,
+            agent_id: alarm.agent_id,
+            alarm_id: alarm.id.clone(),
+            jpeg: alarm.snapshot_jpeg,
+        };
+        Ok(Sealed {
+            // The signature does not cover the picture: cutting it out keeps the seal intact.
+            alarm: signed_part(&signed, &[ALARM_SNAPSHOT_FIELD])?,
+            snapshot: Some(snapshot.encode_to_vec()),
+            id: alarm.id,
+        })
     }
 }

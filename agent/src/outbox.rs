@@ -2,8 +2,11 @@
 //! leaves only when the center's receipt names it. A broker's PUBACK is not enough: brokers and
 //! rumqttc lose what they hold across restarts; the center's receipt means "stored".
 //!
-//! Two sled trees: `queue` (sequence number, big-endian → encoded alarm) keeps publishing order
-//! across restarts; `index` (alarm id → sequence number) finds an alarm named by a receipt.
+//! Three sled trees: `queue` (sequence number, big-endian → encoded alarm) keeps publishing order
+//! across restarts; `following` (sequence number → encoded Snapshot) holds pictures too big to
+//! travel with their alarm, sent once the alarm is receipted; `index` (id → sequence number)
+//! finds what a receipt names: an alarm by its id, a following snapshot by
+//! [`snapshot_id`]`(alarm id)`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sled::Transactional;
 use tracing::warn;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Message, Severity, decode_limited};
+use xueliang_proto::{Alarm, Message, Severity, Snapshot, decode_limited};
+
+use crate::identity::Sealed;
 
 /// Why the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +30,20 @@ pub enum OutboxError {
     Write(String),
 }
 
-/// One alarm waiting for its receipt.
+/// What ends the outbox id of a snapshot that follows its alarm (ids have no '/').
+const SNAPSHOT_SUFFIX: &str = "/snapshot";
+
+/// Whether outbox id `id` is a following snapshot's (else an alarm's).
+pub fn is_snapshot_id(id: &str) -> bool {
+    id.ends_with(SNAPSHOT_SUFFIX)
+}
+
+/// The outbox id of the snapshot that follows alarm `alarm_id`.
+pub fn snapshot_id(alarm_id: &str) -> String {
+    format!("{alarm_id}{SNAPSHOT_SUFFIX}")
+}
+
+/// One alarm (or following snapshot) waiting for its receipt.
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// Position in publishing order.
@@ -61,6 +79,7 @@ pub struct Drops {
 pub struct Outbox {
     db: sled::Db,
     queue: sled::Tree,
+    following: sled::Tree,
     index: sled::Tree,
     limits: Limits,
     bytes: Arc<AtomicU64>,
@@ -80,11 +99,14 @@ impl Outbox {
         let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
         let db = sled::open(dir).map_err(open_err)?;
         let queue = db.open_tree("queue").map_err(open_err)?;
+        let following = db.open_tree("following").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
-        let bytes: u64 = queue.iter().values().flatten().map(|v| v.len() as u64).sum();
+        let bytes: u64 =
+            queue.iter().values().chain(following.iter().values()).flatten().map(|v| v.len() as u64).sum();
         Ok(Self {
             db,
             queue,
+            following,
             index,
             limits,
             bytes: Arc::new(AtomicU64::new(bytes)),
@@ -99,8 +121,9 @@ impl Outbox {
 
     /// Applies the limits. Expired alarms go first; then, while over the byte limit, the policy
     /// gives up the least important thing left, in this order: the snapshot of the oldest
-    /// alarm below high severity, such an alarm itself, the snapshot of the oldest alarm of any
-    /// severity, and last the oldest alarm. Every step is logged and counted.
+    /// alarm below high severity, such an alarm itself, the oldest snapshot waiting to follow
+    /// its alarm, the snapshot of the oldest alarm of any severity, and last the oldest alarm.
+    /// Every step is logged and counted.
     fn enforce(&self) -> Result<(), OutboxError> {
         let oldest_allowed = now_ms() - self.limits.max_age_ms;
         for (_, alarm) in self.scan() {
@@ -109,6 +132,7 @@ impl Outbox {
             }
             warn!(alarm = %alarm.id, camera = %alarm.camera_id, "outbox: alarm older than the age limit dropped unsent");
             self.remove(&alarm.id)?;
+            self.remove(&snapshot_id(&alarm.id))?;
             self.drops.expired.fetch_add(1, Ordering::Relaxed);
         }
         let low = |a: &Alarm| a.severity < Severity::High as i32;
@@ -118,7 +142,15 @@ impl Outbox {
             (&|a| !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
             (&|_| true, Relief::Drop),
         ];
-        for (pick, relief) in steps {
+        for (step, (pick, relief)) in steps.into_iter().enumerate() {
+            if step == 2 {
+                while self.bytes() > self.limits.max_bytes {
+                    let Some(id) = self.waiting_snapshots().next() else { break };
+                    warn!(snapshot = %id, "outbox full: a snapshot waiting to follow its alarm dropped");
+                    self.remove(&id)?;
+                    self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             while self.bytes() > self.limits.max_bytes {
                 let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { break };
                 match relief {
@@ -137,6 +169,7 @@ impl Outbox {
                     Relief::Drop => {
                         warn!(alarm = %alarm.id, camera = %alarm.camera_id, severity = alarm.severity, "outbox full: alarm dropped unsent");
                         self.remove(&alarm.id)?;
+                        self.remove(&snapshot_id(&alarm.id))?;
                         self.drops.alarms.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -165,28 +198,59 @@ impl Outbox {
         self.scan().next().map(|(_, a)| a.event_time_ms)
     }
 
-    /// Stores the sealed alarm `id` (its encoded `payload`) durably, flushed to disk, at the end
-    /// of the queue. An id already waiting is not stored twice.
-    pub fn push(&self, id: &str, payload: &[u8]) -> Result<u64, OutboxError> {
+    /// Stores a sealed alarm (and the snapshot that follows it, if any) durably, flushed to
+    /// disk, at the end of the queue. An id already waiting is not stored twice.
+    pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
         let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
-        let stored = (&self.queue, &self.index)
-            .transaction(|(queue, index)| {
-                if let Some(existing) = index.get(id.as_bytes())? {
+        let after = self.db.generate_id().map_err(|e| write(e.to_string()))?;
+        let follow_id = snapshot_id(&sealed.id);
+        let stored = (&self.queue, &self.following, &self.index)
+            .transaction(|(queue, following, index)| {
+                if let Some(existing) = index.get(sealed.id.as_bytes())? {
                     return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
                 }
-                queue.insert(&seq.to_be_bytes(), payload)?;
-                index.insert(id.as_bytes(), &seq.to_be_bytes())?;
+                queue.insert(&seq.to_be_bytes(), sealed.alarm.as_slice())?;
+                index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
+                if let Some(snapshot) = &sealed.snapshot {
+                    following.insert(&after.to_be_bytes(), snapshot.as_slice())?;
+                    index.insert(follow_id.as_bytes(), &after.to_be_bytes())?;
+                }
                 Ok(None)
             })
             .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
         if let Some(existing) = stored {
             return Ok(existing);
         }
-        self.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let added = sealed.alarm.len() + sealed.snapshot.as_ref().map_or(0, Vec::len);
+        self.bytes.fetch_add(added as u64, Ordering::Relaxed);
         self.enforce()?;
         self.db.flush().map_err(|e| write(e.to_string()))?;
         Ok(seq)
+    }
+
+    /// Ids of the snapshots waiting to follow their alarms, oldest first.
+    fn waiting_snapshots(&self) -> impl Iterator<Item = String> + '_ {
+        self.following.iter().values().flatten().filter_map(|v| {
+            decode_limited::<Snapshot>(&v).ok().map(|s| snapshot_id(&s.alarm_id))
+        })
+    }
+
+    /// Up to `limit` snapshots whose alarms are receipted, in order, skipping those `skip`
+    /// says to.
+    pub fn following(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        self.following
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
+                let snapshot = decode_limited::<Snapshot>(&v).ok()?;
+                let id = snapshot_id(&snapshot.alarm_id);
+                let alarm_waits = self.index.contains_key(snapshot.alarm_id.as_bytes()).unwrap_or(true);
+                (!alarm_waits && !skip(&id)).then(|| Pending { seq, id, payload: v.to_vec() })
+            })
+            .take(limit)
+            .collect()
     }
 
     /// Up to `limit` alarms in publishing order, skipping those `skip` says to.
@@ -198,15 +262,17 @@ impl Outbox {
             .collect()
     }
 
-    /// Forgets the alarm `id` (its receipt came); false if it was not here.
+    /// Forgets the alarm or following snapshot `id` (its receipt came); false if it was not
+    /// here.
     pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
-        let removed = (&self.queue, &self.index)
-            .transaction(|(queue, index)| {
+        let tree = if is_snapshot_id(id) { &self.following } else { &self.queue };
+        let removed = (tree, &self.index)
+            .transaction(|(tree, index)| {
                 let Some(seq) = index.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
-                Ok(queue.remove(seq)?.map(|v| v.len() as u64))
+                Ok(tree.remove(seq)?.map(|v| v.len() as u64))
             })
             .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
         if let Some(len) = removed {
@@ -215,14 +281,14 @@ impl Outbox {
         Ok(removed.is_some())
     }
 
-    /// Alarms waiting for a receipt.
+    /// Alarms and following snapshots waiting for a receipt.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.following.len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && self.following.is_empty()
     }
 }
 
@@ -241,7 +307,7 @@ mod tests {
     }
 
     fn push(o: &Outbox, a: &Alarm) {
-        o.push(&a.id, &a.encode_to_vec()).unwrap();
+        o.push(&Sealed { id: a.id.clone(), alarm: a.encode_to_vec(), snapshot: None }).unwrap();
     }
 
     fn waiting(o: &Outbox) -> Vec<(String, usize)> {
@@ -270,6 +336,23 @@ mod tests {
         assert!(o.bytes() <= 25_000, "{}", o.bytes());
         assert_eq!(o.drops.alarms.load(Ordering::Relaxed), 2);
         assert!(o.drops.snapshots.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn a_snapshot_that_follows_is_due_once_its_alarm_is_receipted() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        let a = alarm("big");
+        let snapshot = Snapshot { alarm_id: "big".into(), jpeg: vec![7; 5000].into(), ..Default::default() };
+        o.push(&Sealed { id: "big".into(), alarm: a.encode_to_vec(), snapshot: Some(snapshot.encode_to_vec()) }).unwrap();
+        assert_eq!(o.len(), 2);
+        assert!(o.following(10, |_| false).is_empty(), "not before its alarm is stored");
+        assert!(o.remove("big").unwrap());
+        let due: Vec<String> = o.following(10, |_| false).into_iter().map(|p| p.id).collect();
+        assert_eq!(due, ["big/snapshot"]);
+        assert!(o.remove("big/snapshot").unwrap());
+        assert!(o.is_empty());
+        assert_eq!(o.bytes(), 0);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use xueliang_proto::{
 };
 
 use crate::config::MqttConfig;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, is_snapshot_id, snapshot_id};
 use xueliang_proto::endpoint::now_ms;
 
 /// The agent's MQTT connection.
@@ -104,6 +104,7 @@ impl Publisher {
         );
         opts.set_last_will(LastWill::new(
             topics.status(agent_id),
+            // Set before connecting, so it cannot know a config pushed later: 0.
             status(agent_id, State::Offline, 0),
             QoS::AtLeastOnce,
             true,
@@ -156,6 +157,7 @@ impl Publisher {
                 outbox,
                 alarm_topic: topics.alarm(&agent_id),
                 health_topic: topics.health(&agent_id),
+                snapshot_topic: topics.snapshot(&agent_id),
                 ack_topic: topics.config_ack(&agent_id),
                 subscriptions: [receipt_topic.clone(), config_topic.clone(), center_topic.clone()],
                 connected: false,
@@ -224,7 +226,7 @@ impl Publisher {
             &status_topic,
             QoS::AtLeastOnce,
             true,
-            status(&agent_id, State::Offline, 0),
+            status(&agent_id, State::Offline, *config_version.borrow()),
         );
         let _ = client.try_disconnect();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
@@ -244,13 +246,15 @@ pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Alarms published and awaiting receipts at once: an outbox drains at the center's pace.
 const WINDOW: usize = 32;
 
-/// The alarm ids a receipt names, if it is well-formed and, when the center's key is known,
-/// signed by the center.
+/// The outbox ids a receipt names (alarms, and snapshots that followed theirs), if it is
+/// well-formed and, when the center's key is known, signed by the center.
 fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
     if let Some(key) = center_key {
         key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center").map_err(|e| e.to_string())?;
     }
-    Ok(decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?.alarm_ids)
+    let receipt = decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?;
+    let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
+    Ok(receipt.alarm_ids.into_iter().chain(snapshots).collect())
 }
 
 /// What the connection task tells the sending task.
@@ -268,6 +272,7 @@ struct Sender {
     client: AsyncClient,
     outbox: Outbox,
     alarm_topic: String,
+    snapshot_topic: String,
     health_topic: String,
     ack_topic: String,
     /// Receipts, configs and the center's status.
@@ -362,25 +367,26 @@ impl Sender {
         }
     }
 
-    /// Publishes the oldest unreceipted alarms not in flight, up to the window.
+    /// Publishes the oldest unreceipted alarms not in flight, up to the window, and with the
+    /// room left the snapshots that follow receipted alarms: a picture never holds an alarm up.
     async fn publish_due(&mut self) {
         if !self.connected || !self.center_online || self.in_flight.len() >= WINDOW {
             return;
         }
         let room = WINDOW - self.in_flight.len();
-        let due = self.outbox.oldest(room, |id| self.in_flight.contains_key(id));
+        let mut due = self.outbox.oldest(room, |id| self.in_flight.contains_key(id));
+        if due.len() < room {
+            due.extend(self.outbox.following(room - due.len(), |id| self.in_flight.contains_key(id)));
+        }
         for p in due {
-            match self
-                .client
-                .publish(&self.alarm_topic, QoS::AtLeastOnce, false, p.payload)
-                .await
-            {
+            let topic = if is_snapshot_id(&p.id) { &self.snapshot_topic } else { &self.alarm_topic };
+            match self.client.publish(topic, QoS::AtLeastOnce, false, p.payload).await {
                 Ok(()) => {
-                    info!(alarm = %p.id, seq = p.seq, "alarm published");
+                    info!(id = %p.id, seq = p.seq, "published");
                     self.in_flight.insert(p.id, Instant::now());
                 }
                 Err(e) => {
-                    warn!(alarm = %p.id, "cannot queue for publishing: {e}");
+                    warn!(id = %p.id, "cannot queue for publishing: {e}");
                     return;
                 }
             }

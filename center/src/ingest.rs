@@ -21,13 +21,13 @@ use xueliang_proto::signing::{
 };
 use xueliang_proto::tls::{TlsError, TlsFiles, client_config};
 use xueliang_proto::{
-    Alarm, CenterStatus, ConfigAck, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
+    Alarm, CenterStatus, ConfigAck, Message, Receipt, SCHEMA_VERSION, Snapshot, decode_limited, topics::Topics,
 };
 
 use crate::agent_keys::AgentKeys;
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
-use crate::store::{Inserted, Store};
+use crate::store::{Attached, Inserted, Store};
 
 /// Where the center's MQTT client connects.
 #[derive(Debug, Clone)]
@@ -157,7 +157,11 @@ async fn poll(
     tx: mpsc::UnboundedSender<Publish>,
     shutdown: CancellationToken,
 ) {
-    let filters = [ingest.topics.all_agents("alarm"), ingest.topics.all_agents("config/ack")];
+    let filters = [
+        ingest.topics.all_agents("alarm"),
+        ingest.topics.all_agents("snapshot"),
+        ingest.topics.all_agents("config/ack"),
+    ];
     let status_topic = ingest.topics.center_status();
     let mut delay = Duration::from_millis(200);
     // Subscriptions confirmed since the last connect; at all of them, agents may publish.
@@ -222,6 +226,15 @@ async fn poll(
     }
 }
 
+/// The receipt being gathered for `agent`.
+fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> &'a mut Receipt {
+    receipts.entry(agent.to_owned()).or_insert_with(|| Receipt {
+        schema_version: SCHEMA_VERSION as i32,
+        agent_id: agent.to_owned(),
+        ..Default::default()
+    })
+}
+
 /// Group commit: take every publish waiting, store them all, flush once, then acknowledge and
 /// receipt.
 async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncClient, ingest: Ingest) {
@@ -230,9 +243,18 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
+        let dead_letter = |topic: &str, payload: &[u8], reason: &str| {
+            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            warn!(topic = %topic, bytes = payload.len(), "dead letter: {reason}");
+            if let Err(e) = dead_letters.add(topic, payload, reason, now) {
+                warn!("cannot keep the dead letter: {e}");
+            }
+        };
         let mut stored = Vec::new();
-        // Every alarm held by the store, new or seen before, is receipted to its agent.
-        let mut receipts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Every alarm (and following snapshot) held by the store, new or seen before, is
+        // receipted to its agent.
+        let mut receipts: BTreeMap<String, Receipt> = BTreeMap::new();
+
         let mut unstored = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
@@ -247,27 +269,51 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 }
                 continue;
             }
+            if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
+                let refused = match decode_limited::<Snapshot>(&p.payload) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(snap) => match store.attach_snapshot(agent, &snap.alarm_id, &snap.jpeg) {
+                        Ok(Attached::New | Attached::Duplicate) => {
+                            receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(snap.alarm_id);
+                            None
+                        }
+                        Ok(Attached::NoAlarm) => {
+                            debug!(alarm = %snap.alarm_id, "a snapshot came before its alarm; the agent sends it again");
+                            None
+                        }
+                        Ok(Attached::Mismatch) => Some(format!(
+                            "snapshot for alarm {:?}: no alarm of this agent signed for this picture",
+                            snap.alarm_id
+                        )),
+                        Err(e) => {
+                            warn!(alarm = %snap.alarm_id, "cannot store snapshot: {e}");
+                            unstored.push(i);
+                            None
+                        }
+                    },
+                };
+                if let Some(reason) = refused {
+                    dead_letter(&p.topic, &p.payload, &reason);
+                }
+                continue;
+            }
             let alarm = match validate(&topics, &keys, &p.topic, &p.payload) {
                 Ok(alarm) => alarm,
                 Err(reason) => {
-                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                    warn!(topic = %p.topic, bytes = p.payload.len(), "dead letter: {reason}");
-                    if let Err(e) = dead_letters.add(&p.topic, &p.payload, &reason, now) {
-                        warn!("cannot keep the dead letter: {e}");
-                    }
+                    dead_letter(&p.topic, &p.payload, &reason);
                     continue;
                 }
             };
             match store.insert(&alarm, now) {
                 Ok(Inserted::New) => {
                     stats.stored.fetch_add(1, Ordering::Relaxed);
-                    receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
+                    receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());
                     stored.push(alarm);
                 }
                 Ok(Inserted::Duplicate) => {
                     stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     debug!(alarm = %alarm.id, "duplicate alarm stored before; receipted again");
-                    receipts.entry(alarm.agent_id.clone()).or_default().push(alarm.id.clone());
+                    receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());
                 }
                 Err(e) => {
                     // Neither acknowledged nor receipted: the agent publishes it again.
@@ -299,14 +345,8 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 warn!("cannot acknowledge: {e}");
             }
         }
-        for (agent, alarm_ids) in receipts {
-            let receipt = Receipt {
-                schema_version: SCHEMA_VERSION as i32,
-                agent_id: agent.clone(),
-                alarm_ids,
-                time_ms: now_ms(),
-                signature: Default::default(),
-            };
+        for (agent, mut receipt) in receipts {
+            receipt.time_ms = now_ms();
             let payload = match center_key.sign(receipt.encode_to_vec(), RECEIPT_SIGNATURE_FIELD, &[]) {
                 Ok(p) => p,
                 Err(e) => {

@@ -58,8 +58,14 @@ pub struct AlarmRecord {
     pub zone_id: String,
     /// What was detected.
     pub detections: Vec<DetectionRecord>,
-    /// Size of the JPEG snapshot in bytes (0 = none).
+    /// Size of the JPEG snapshot in bytes (0 = none, or not arrived yet).
     pub snapshot_bytes: usize,
+    /// SHA-256 (hex) of the snapshot the agent signed for (empty = none).
+    #[serde(default)]
+    pub snapshot_sha256: String,
+    /// The snapshot travels after the alarm (it may not have arrived yet).
+    #[serde(default)]
+    pub snapshot_follows: bool,
     /// Frame size the boxes refer to.
     pub frame_width: u32,
     /// Frame height.
@@ -106,6 +112,8 @@ impl AlarmRecord {
                 })
                 .collect(),
             snapshot_bytes: a.snapshot_jpeg.len(),
+            snapshot_sha256: a.snapshot_sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            snapshot_follows: a.snapshot_follows,
             frame_width: a.frame_width,
             frame_height: a.frame_height,
             model_id: a.model_id.clone(),
@@ -122,6 +130,19 @@ pub enum Inserted {
     New,
     /// The id was already stored; nothing changed.
     Duplicate,
+}
+
+/// What attaching a snapshot that followed its alarm did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// Stored now.
+    New,
+    /// It was stored before.
+    Duplicate,
+    /// No such alarm is stored (yet): the agent sends it again later.
+    NoAlarm,
+    /// The picture is not the one the alarm's signature covers.
+    Mismatch,
 }
 
 /// The center's alarm database.
@@ -180,6 +201,34 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<std::convert::Infallible>>(Inserted::New)
             },
         );
+        match result {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Err(TransactionError::Abort(never)) => match never {},
+        }
+    }
+
+    /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
+    /// alarm's signed hash names. Not durable until [`Store::flush`].
+    pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
+        let hash: String = xueliang_proto::signing::sha256(jpeg).iter().map(|b| format!("{b:02x}")).collect();
+        let key = id.as_bytes();
+        let result = (&self.alarms, &self.snapshots).transaction(|(alarms, snapshots)| {
+            let Some(bytes) = alarms.get(key)? else { return Ok(Attached::NoAlarm) };
+            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else { return Ok(Attached::NoAlarm) };
+            if record.agent_id != agent || !record.snapshot_follows || record.snapshot_sha256 != hash {
+                return Ok(Attached::Mismatch);
+            }
+            if snapshots.get(key)?.is_some() {
+                return Ok(Attached::Duplicate);
+            }
+            snapshots.insert(key, jpeg)?;
+            record.snapshot_bytes = jpeg.len();
+            // Plain fields and strings: serializing cannot fail.
+            let json = serde_json::to_vec(&record).expect("an AlarmRecord serializes");
+            alarms.insert(key, json)?;
+            Ok::<_, ConflictableTransactionError<std::convert::Infallible>>(Attached::New)
+        });
         match result {
             Ok(r) => Ok(r),
             Err(TransactionError::Storage(e)) => Err(e.into()),
@@ -273,6 +322,26 @@ mod tests {
         let r = s.get("x").unwrap().unwrap();
         assert_eq!((r.camera_id.as_str(), r.kind.as_str(), r.severity.as_str()), ("c", "zone_intrusion", "high"));
         assert_eq!(s.snapshot("x").unwrap().unwrap().as_ref(), &[0xff, 0xd8, 0xff, 0xd9]);
+    }
+
+    #[test]
+    fn a_following_snapshot_is_kept_only_if_it_is_the_signed_picture() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let picture = b"the picture".to_vec();
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::NoAlarm);
+        let mut a = alarm("late", 1);
+        a.snapshot_jpeg = Default::default();
+        a.snapshot_follows = true;
+        a.snapshot_sha256 = xueliang_proto::signing::sha256(&picture).into();
+        s.insert(&a, 2).unwrap();
+        assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, 0);
+        assert_eq!(s.attach_snapshot("a", "late", b"another picture").unwrap(), Attached::Mismatch);
+        assert_eq!(s.attach_snapshot("b", "late", &picture).unwrap(), Attached::Mismatch, "another agent's");
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::New);
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::Duplicate);
+        assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, picture.len());
+        assert_eq!(s.snapshot("late").unwrap().unwrap().as_ref(), picture.as_slice());
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ pub mod topics;
 pub use prost::Message;
 pub use v1::{
     AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection, Dispatch, Health,
-    Receipt, RuleKind, SchemaVersion, Severity,
+    Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
 };
 
 /// The schema version this build writes.

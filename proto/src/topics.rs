@@ -54,6 +54,11 @@ impl Topics {
         format!("{}/{agent}/config/ack", self.prefix)
     }
 
+    /// `{prefix}/{agent}/snapshot`.
+    pub fn snapshot(&self, agent: &str) -> String {
+        format!("{}/{agent}/snapshot", self.prefix)
+    }
+
     /// `{prefix}/{agent}/receipt`.
     pub fn receipt(&self, agent: &str) -> String {
         format!("{}/{agent}/receipt", self.prefix)

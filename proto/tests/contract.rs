@@ -8,7 +8,7 @@ use prost::Message;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health, Receipt,
-    RuleKind, SCHEMA_VERSION, Severity, decode_limited,
+    RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
 };
 
 fn sample_alarm() -> Alarm {
@@ -41,6 +41,7 @@ fn sample_alarm() -> Alarm {
         frame_height: 576,
         signature: vec![0x5a; 64].into(),
         snapshot_sha256: xueliang_proto::signing::sha256(&[0xff, 0xd8, 0xff, 0xd9]).into(),
+        snapshot_follows: false,
     }
 }
 
@@ -105,6 +106,7 @@ fn sample_receipt() -> Receipt {
         alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8091".into()],
         time_ms: 1_763_800_000_000,
         signature: vec![0x5c; 64].into(),
+        snapshot_alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8092".into()],
     }
 }
 
@@ -162,6 +164,15 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
     check("config_ack", sample_ack());
     check("receipt", sample_receipt());
     check("dispatch", sample_dispatch());
+    check(
+        "snapshot",
+        Snapshot {
+            schema_version: SCHEMA_VERSION as i32,
+            agent_id: "village-7".into(),
+            alarm_id: "019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8092".into(),
+            jpeg: vec![0xff, 0xd8, 0xff, 0xd9].into(),
+        },
+    );
     check(
         "center_status",
         CenterStatus { schema_version: SCHEMA_VERSION as i32, online: true, version: "0.1.0".into(), time_ms: 1_763_800_000_000 },

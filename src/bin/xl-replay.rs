@@ -87,8 +87,7 @@ fn main() -> anyhow::Result<()> {
         for i in first..args.count {
             pace.tick().await;
             let a = alarm(&config.agent_id, i, args.cameras, args.snapshot_bytes);
-            let id = a.id.clone();
-            outbox.push(&id, &sealer.seal(a)?)?;
+            outbox.push(&sealer.seal(a, config.snapshot.send_after_bytes)?)?;
             std::fs::write(&progress, (i + 1).to_string()).context("cannot record progress")?;
             let _ = wake_tx.try_send(());
         }

@@ -31,6 +31,11 @@ impl Scenario {
     /// Starts the center on `broker` (store in `dir`), the camera, and agent `agent_id`
     /// publishing to the broker the center uses.
     pub async fn start(dir: &Path, agent_id: &str, broker: BrokerChoice) -> Self {
+        Self::start_with(dir, agent_id, broker, "").await
+    }
+
+    /// [`Scenario::start`] with `extra` TOML appended to the agent's config.
+    pub async fn start_with(dir: &Path, agent_id: &str, broker: BrokerChoice, extra: &str) -> Self {
         let shutdown = CancellationToken::new();
         let center_key = prepare_keys(dir, agent_id);
         let center = start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
@@ -41,6 +46,7 @@ impl Scenario {
             &camera.url("campus-walkway"),
             &format!("mqtt://{}", center.mqtt_addr),
             &center_key,
+            extra,
             dir,
             shutdown.clone(),
         );
@@ -85,16 +91,18 @@ pub fn prepare_keys(dir: &Path, agent_id: &str) -> String {
     scenario::prepare_keys(&dir.join("center"), agent_id, &dir.join("agent-data")).expect("keys")
 }
 
-/// Builds the walkway-scenario agent (state in `dir/agent-data`) and runs it until `shutdown`.
+/// Builds the walkway-scenario agent (state in `dir/agent-data`, `extra` TOML appended to its
+/// config) and runs it until `shutdown`.
 pub fn start_agent(
     agent_id: &str,
     camera_url: &str,
     mqtt_url: &str,
     center_key: &str,
+    extra: &str,
     dir: &Path,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, center_key);
+    let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, center_key) + extra;
     let config = AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
     let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
     tokio::spawn(async move {
