@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::identity::Sealer;
@@ -35,6 +35,20 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let mut opts = MqttOptions::new("intruder", addr.ip().to_string(), addr.port());
     opts.set_max_packet_size(2 << 20, 2 << 20);
     let (client, mut events) = AsyncClient::new(opts, 10);
+    // Like an agent, wait until the center says it ingests: before, nobody is subscribed.
+    client.subscribe("xl/v1/center/status", QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
+                let status: xueliang_proto::CenterStatus = xueliang_proto::decode_limited(&p.payload).unwrap();
+                if status.online {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the center says it ingests");
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let sends: [(&str, Vec<u8>); 5] = [
         ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
