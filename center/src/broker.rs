@@ -1,11 +1,31 @@
 //! The embedded MQTT broker (rumqttd), so a county can run the center with nothing else
 //! installed. It keeps everything in memory: delivery guarantees come from the agents' outbox
-//! and the center's receipts, not from the broker.
+//! and the center's receipts, not from the broker. With TLS, agents connect to a TLS listener
+//! and the center's own client to a second, plain one on loopback.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+
+/// The certificate and key (PEM) of the agents' TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The broker's certificate (chain).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// Where the broker listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// For agents (TLS when configured).
+    pub agents: SocketAddr,
+    /// For the center's own client (the same listener without TLS).
+    pub center: SocketAddr,
+}
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -19,26 +39,23 @@ pub enum BrokerError {
     /// rumqttd refused the configuration.
     #[error("embedded MQTT broker: {0}")]
     Start(String),
+    /// The TLS certificate or key is unusable.
+    #[error("embedded MQTT broker TLS: {0}")]
+    Tls(#[from] xueliang_proto::tls::TlsError),
 }
 
-/// Starts the broker on its own threads (rumqttd never returns) and returns the bound address.
-///
-/// A port of 0 picks a free port.
-pub fn start(listen: SocketAddr, max_payload: usize) -> Result<SocketAddr, BrokerError> {
-    // rumqttd only logs a failed bind from its own thread; binding first gives a clear error.
-    let probe = TcpListener::bind(listen).map_err(|error| BrokerError::Bind {
-        addr: listen,
-        error,
-    })?;
-    let addr = probe.local_addr().map_err(|error| BrokerError::Bind {
-        addr: listen,
-        error,
-    })?;
-    drop(probe);
-    let server = ServerSettings {
+/// Binds `listen` to learn the address (port 0 picks one); rumqttd only logs a failed bind from
+/// its own thread, so binding first gives a clear error.
+fn probe(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let bind = |error| BrokerError::Bind { addr: listen, error };
+    TcpListener::bind(listen).and_then(|l| l.local_addr()).map_err(bind)
+}
+
+fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> ServerSettings {
+    ServerSettings {
         name: "v4".into(),
-        listen: addr,
-        tls: None,
+        listen,
+        tls,
         next_connection_delay_ms: 1,
         connections: ConnectionSettings {
             connection_timeout_ms: 60_000,
@@ -48,6 +65,32 @@ pub fn start(listen: SocketAddr, max_payload: usize) -> Result<SocketAddr, Broke
             external_auth: None,
             dynamic_filters: true,
         },
+    }
+}
+
+/// Starts the broker on its own threads (rumqttd never returns) and returns where it listens.
+///
+/// A port of 0 picks a free port.
+pub fn start(listen: SocketAddr, max_payload: usize, tls: Option<&ServerTls>) -> Result<Listening, BrokerError> {
+    let agents = probe(listen)?;
+    let mut servers = HashMap::new();
+    let center = match tls {
+        None => {
+            servers.insert("v4".to_owned(), server(agents, max_payload, None));
+            agents
+        }
+        Some(t) => {
+            xueliang_proto::tls::check_server_files(&t.cert, &t.key)?;
+            let rustls = TlsConfig::Rustls {
+                capath: None,
+                certpath: t.cert.display().to_string(),
+                keypath: t.key.display().to_string(),
+            };
+            servers.insert("agents".to_owned(), server(agents, max_payload, Some(rustls)));
+            let center = probe("127.0.0.1:0".parse().expect("a loopback address"))?;
+            servers.insert("center".to_owned(), server(center, max_payload, None));
+            center
+        }
     };
     let config = Config {
         id: 0,
@@ -60,7 +103,7 @@ pub fn start(listen: SocketAddr, max_payload: usize) -> Result<SocketAddr, Broke
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(HashMap::from([("v4".to_owned(), server)])),
+        v4: Some(servers),
         ..Default::default()
     };
     let mut broker = Broker::new(config);
@@ -72,5 +115,5 @@ pub fn start(listen: SocketAddr, max_payload: usize) -> Result<SocketAddr, Broke
             }
         })
         .map_err(|e| BrokerError::Start(e.to_string()))?;
-    Ok(addr)
+    Ok(Listening { agents, center })
 }

@@ -13,7 +13,7 @@ use xueliang_proto::signing::SigningKey;
 
 use crate::agent_keys::{AgentKeys, KeysError};
 use crate::api::ApiState;
-use crate::broker::{self, BrokerError};
+use crate::broker::{self, BrokerError, ServerTls};
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
 use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
@@ -26,6 +26,8 @@ pub enum BrokerChoice {
     Embedded {
         /// Listen address for agents.
         listen: SocketAddr,
+        /// TLS for agents' connections.
+        tls: Option<ServerTls>,
     },
     /// Connect to an external broker (Mosquitto, EMQX).
     External(BrokerConnection),
@@ -128,25 +130,26 @@ pub async fn start(
         dir: config.data_dir.clone(),
         error,
     })?;
-    let conn = match &config.broker {
-        BrokerChoice::Embedded { listen } => {
-            let addr = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096)?;
-            info!("embedded MQTT broker listening on {addr}");
-            let host = if addr.ip().is_unspecified() {
+    let (conn, mqtt_addr) = match &config.broker {
+        BrokerChoice::Embedded { listen, tls } => {
+            let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref())?;
+            let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
+            info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
+            let host = if at.center.ip().is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {
-                addr.ip().to_string()
+                at.center.ip().to_string()
             };
-            BrokerConnection {
-                host,
-                port: addr.port(),
-                credentials: None,
-                tls: None,
-            }
+            let conn = BrokerConnection { host, port: at.center.port(), credentials: None, tls: None };
+            let agents = if at.agents.ip().is_unspecified() {
+                format!("127.0.0.1:{}", at.agents.port())
+            } else {
+                at.agents.to_string()
+            };
+            (conn, agents)
         }
-        BrokerChoice::External(c) => c.clone(),
+        BrokerChoice::External(c) => (c.clone(), format!("{}:{}", c.host, c.port)),
     };
-    let mqtt_addr = format!("{}:{}", conn.host, conn.port);
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .map_err(|error| CenterError::Http {

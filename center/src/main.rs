@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use xueliang_center::broker::ServerTls;
 use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
 use anyhow::bail;
@@ -45,6 +46,12 @@ struct ServeArgs {
     /// Listen address of the embedded MQTT broker (ignored with --broker-url).
     #[arg(long, default_value = "0.0.0.0:1883")]
     mqtt_listen: SocketAddr,
+    /// TLS for the embedded broker's agents: its certificate (PEM); agents then use mqtts://.
+    #[arg(long, requires = "mqtt_tls_key", conflicts_with = "broker_url")]
+    mqtt_tls_cert: Option<PathBuf>,
+    /// The embedded broker's private key (PEM).
+    #[arg(long, requires = "mqtt_tls_cert")]
+    mqtt_tls_key: Option<PathBuf>,
     /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
     #[arg(long)]
     broker_url: Option<String>,
@@ -106,6 +113,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir,
         http,
         mqtt_listen,
+        mqtt_tls_cert,
+        mqtt_tls_key,
         broker_url,
         broker_username,
         broker_password,
@@ -118,6 +127,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
             listen: mqtt_listen,
+            tls: mqtt_tls_cert.zip(mqtt_tls_key).map(|(cert, key)| ServerTls { cert, key }),
         },
         Some(url) => {
             let BrokerUrl { host, port, tls } = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;

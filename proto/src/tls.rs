@@ -40,6 +40,14 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Checks that a server's certificate and key files hold what a TLS listener needs.
+pub fn check_server_files(cert: &Path, key: &Path) -> Result<(), TlsError> {
+    certs(cert)?;
+    PrivateKeyDer::from_pem_file(key)
+        .map(drop)
+        .map_err(|e| TlsError::File { path: key.to_owned(), message: format!("no usable private key: {e}") })
+}
+
 /// The rustls client configuration for `files`.
 pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
