@@ -1,6 +1,7 @@
 //! The embedded broker has no topic ACLs, so signatures keep agents honest: agent A's alarm
 //! published as agent B is dead-lettered, as are unsigned alarms, alarms from an agent nobody
-//! registered, and garbage; B's genuine alarm is stored, and ingest goes on.
+//! registered, and garbage; B's genuine alarm is stored, and ingest goes on. An oversized
+//! payload, which a broker may pass on, is dead-lettered too instead of breaking ingest.
 
 mod common;
 
@@ -17,25 +18,13 @@ fn alarm(id: &str, agent: &str) -> Alarm {
     Alarm { id: id.into(), agent_id: agent.into(), camera_id: "gate".into(), event_time_ms: 1, ..Default::default() }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
-    let dir = tempfile::tempdir().unwrap();
-    let center_dir = dir.path().join("center");
-    for agent in ["village-a", "village-b"] {
-        scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
-    }
-    let a = Sealer::open(&dir.path().join("village-a")).unwrap();
-    let b = Sealer::open(&dir.path().join("village-b")).unwrap();
-    let unregistered = Sealer::open(&dir.path().join("village-x")).unwrap();
-    let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
-    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
-
-    let addr: std::net::SocketAddr = center.mqtt_addr.parse().unwrap();
+/// A client of the broker at `addr`, once the center says it ingests (before, nobody is
+/// subscribed and a broker drops what is published).
+async fn connect_when_ingesting(addr: &str) -> AsyncClient {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
     let mut opts = MqttOptions::new("intruder", addr.ip().to_string(), addr.port());
-    opts.set_max_packet_size(2 << 20, 2 << 20);
+    opts.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut events) = AsyncClient::new(opts, 10);
-    // Like an agent, wait until the center says it ingests: before, nobody is subscribed.
     client.subscribe("xl/v1/center/status", QoS::AtLeastOnce).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -50,6 +39,24 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     .await
     .expect("the center says it ingests");
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let center_dir = dir.path().join("center");
+    for agent in ["village-a", "village-b"] {
+        scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
+    }
+    let a = Sealer::open(&dir.path().join("village-a")).unwrap();
+    let b = Sealer::open(&dir.path().join("village-b")).unwrap();
+    let unregistered = Sealer::open(&dir.path().join("village-x")).unwrap();
+    let shutdown = CancellationToken::new();
+    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
+
+    let client = connect_when_ingesting(&center.mqtt_addr).await;
     let sends: [(&str, Vec<u8>); 5] = [
         ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
         ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
@@ -85,6 +92,34 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
         ]
     );
     assert_eq!(center.store.len(), 1, "only the genuine alarm is stored");
+    shutdown.cancel();
+    center.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes_on() {
+    use xueliang_center::ingest::BrokerConnection;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mosquitto, port) = common::start_mosquitto(dir.path(), 0);
+    scenario::prepare_keys(&dir.path().join("center"), "village-b", &dir.path().join("village-b")).unwrap();
+    let b = Sealer::open(&dir.path().join("village-b")).unwrap();
+    let shutdown = CancellationToken::new();
+    let broker = BrokerChoice::External(BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None });
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
+
+    let client = connect_when_ingesting(&center.mqtt_addr).await;
+    let big = vec![0u8; xueliang_proto::MAX_MESSAGE_BYTES + 30_000];
+    client.publish("xl/v1/village-b/alarm", QoS::AtLeastOnce, false, big).await.unwrap();
+    let genuine = b.seal(alarm("after-the-big-one", "village-b"), usize::MAX).unwrap().alarm;
+    client.publish("xl/v1/village-b/alarm", QoS::AtLeastOnce, false, genuine).await.unwrap();
+
+    let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
+    assert_eq!(stored.expect("ingest went on").id, "after-the-big-one");
+    let body: serde_json::Value = reqwest::get(format!("http://{}/api/dead-letters", center.http_addr)).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        body["dead_letters"][0]["reason"],
+        format!("payload of {} bytes exceeds the limit of {} bytes", xueliang_proto::MAX_MESSAGE_BYTES + 30_000, xueliang_proto::MAX_MESSAGE_BYTES)
+    );
     shutdown.cancel();
     center.join().await;
 }

@@ -58,6 +58,9 @@ fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> R
     let agent = topics
         .agent_of(topic, "alarm")
         .ok_or_else(|| format!("topic {topic} is not an agent alarm topic"))?;
+    if payload.len() > xueliang_proto::MAX_MESSAGE_BYTES {
+        return Err(xueliang_proto::DecodeError::TooLarge { size: payload.len(), limit: xueliang_proto::MAX_MESSAGE_BYTES }.to_string());
+    }
     let key = keys.get(agent).ok_or_else(|| {
         format!(
             "no key registered for agent {agent:?}: add its line (`xl-agent key` on the box prints it) to {}",
@@ -116,10 +119,10 @@ pub fn connect(conn: &BrokerConnection, topics: &Topics) -> Result<(AsyncClient,
     let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
     opts.set_last_will(LastWill::new(topics.center_status(), center_status(false), QoS::AtLeastOnce, true));
     opts.set_keep_alive(Duration::from_secs(30));
-    opts.set_max_packet_size(
-        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
-        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
-    );
+    // Take in more than any message may be: an oversized one must reach validation and be
+    // dead-lettered. Refused by the client, it would break the connection, and the broker
+    // would deliver it again after every reconnect.
+    opts.set_max_packet_size(4 * xueliang_proto::MAX_MESSAGE_BYTES, 4 * xueliang_proto::MAX_MESSAGE_BYTES);
     // A persistent session: alarms published while the center is down wait at the broker.
     opts.set_clean_session(false);
     // Acknowledge only after the batch is flushed to disk.
