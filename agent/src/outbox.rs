@@ -3,9 +3,9 @@
 //! rumqttc lose what they hold across restarts; the center's receipt means "stored".
 //!
 //! Three sled trees: `queue` (sequence number, big-endian → encoded alarm) keeps publishing order
-//! across restarts; `following` (sequence number → encoded Snapshot) holds pictures too big to
-//! travel with their alarm, sent once the alarm is receipted; `index` (id → sequence number)
-//! finds what a receipt names: an alarm by its id, a following snapshot by
+//! across restarts; `following` (sequence number and alarm id → encoded Snapshot) holds pictures
+//! too big to travel with their alarm, sent once the alarm is receipted; `index` (id → key in
+//! its tree) finds what a receipt names: an alarm by its id, a following snapshot by
 //! [`snapshot_id`]`(alarm id)`.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sled::Transactional;
 use tracing::warn;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Message, Severity, Snapshot, decode_limited};
+use xueliang_proto::{Alarm, Message, Severity, decode_limited};
 
 use crate::identity::Sealed;
 
@@ -145,7 +145,7 @@ impl Outbox {
         for (step, (pick, relief)) in steps.into_iter().enumerate() {
             if step == 2 {
                 while self.bytes() > self.limits.max_bytes {
-                    let Some(id) = self.waiting_snapshots().next() else { break };
+                    let Some(id) = self.waiting_snapshots().next().map(|(_, alarm)| snapshot_id(&alarm)) else { break };
                     warn!(snapshot = %id, "outbox full: a snapshot waiting to follow its alarm dropped");
                     self.remove(&id)?;
                     self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +203,9 @@ impl Outbox {
     pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
         let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
-        let after = self.db.generate_id().map_err(|e| write(e.to_string()))?;
+        // The alarm id in the key tells whose picture it is without decoding the picture.
+        let mut after = self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
+        after.extend_from_slice(sealed.id.as_bytes());
         let follow_id = snapshot_id(&sealed.id);
         let stored = (&self.queue, &self.following, &self.index)
             .transaction(|(queue, following, index)| {
@@ -213,8 +215,8 @@ impl Outbox {
                 queue.insert(&seq.to_be_bytes(), sealed.alarm.as_slice())?;
                 index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
                 if let Some(snapshot) = &sealed.snapshot {
-                    following.insert(&after.to_be_bytes(), snapshot.as_slice())?;
-                    index.insert(follow_id.as_bytes(), &after.to_be_bytes())?;
+                    following.insert(after.as_slice(), snapshot.as_slice())?;
+                    index.insert(follow_id.as_bytes(), after.as_slice())?;
                 }
                 Ok(None)
             })
@@ -229,27 +231,27 @@ impl Outbox {
         Ok(seq)
     }
 
-    /// Ids of the snapshots waiting to follow their alarms, oldest first.
-    fn waiting_snapshots(&self) -> impl Iterator<Item = String> + '_ {
-        self.following.iter().values().flatten().filter_map(|v| {
-            decode_limited::<Snapshot>(&v).ok().map(|s| snapshot_id(&s.alarm_id))
+    /// Sequence number and alarm id of each snapshot waiting to follow its alarm, oldest first.
+    fn waiting_snapshots(&self) -> impl Iterator<Item = (u64, String)> + '_ {
+        self.following.iter().keys().flatten().filter_map(|k| {
+            let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+            Some((seq, String::from_utf8(k[8..].to_vec()).ok()?))
         })
     }
 
     /// Up to `limit` snapshots whose alarms are receipted, in order, skipping those `skip`
     /// says to.
     pub fn following(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        self.following
-            .iter()
-            .flatten()
-            .filter_map(|(k, v)| {
-                let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
-                let snapshot = decode_limited::<Snapshot>(&v).ok()?;
-                let id = snapshot_id(&snapshot.alarm_id);
-                let alarm_waits = self.index.contains_key(snapshot.alarm_id.as_bytes()).unwrap_or(true);
-                (!alarm_waits && !skip(&id)).then(|| Pending { seq, id, payload: v.to_vec() })
-            })
+        self.waiting_snapshots()
+            .filter(|(_, alarm)| !self.index.contains_key(alarm.as_bytes()).unwrap_or(true))
+            .map(|(seq, alarm)| (seq, snapshot_id(&alarm)))
+            .filter(|(_, id)| !skip(id))
             .take(limit)
+            .filter_map(|(seq, id)| {
+                let key = self.index.get(id.as_bytes()).ok()??;
+                let payload = self.following.get(key).ok()??.to_vec();
+                Some(Pending { seq, id, payload })
+            })
             .collect()
     }
 
@@ -295,6 +297,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xueliang_proto::Snapshot;
 
     const ROOMY: Limits = Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2 };
 
