@@ -93,7 +93,7 @@ async fn wait_for_cameras(mqtt: &str, cameras: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
+    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
     let s = Scenario::start(dir.path(), AGENT, broker).await;
     let (http, mqtt) = (s.center.http_addr, s.center.mqtt_addr.clone());
     assert_eq!(wait_for_cameras(&mqtt, 1).await, ["campus-walkway"]);

@@ -37,7 +37,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 
     // The county center comes up on that port; the agent restarts and drains its outbox.
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap(), tls: None };
+    let broker = BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap(), tls: None, passwords: false };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, "", dir.path(), shutdown.clone());
     let client = reqwest::Client::new();
@@ -69,7 +69,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_over_the_limit_follows_its_alarm_and_is_verified_against_its_signed_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
+    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
     // D1 snapshots are ~90 KB: with a 16 KiB limit every picture travels on its own.
     let s = common::Scenario::start_with(dir.path(), "slow-link", broker, "[snapshot]\nsend_after_bytes = 16384\n").await;
     let http = s.center.http_addr;

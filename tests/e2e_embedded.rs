@@ -13,7 +13,7 @@ use xueliang_center::center::BrokerChoice;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
+    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
     let run = Scenario::start(dir.path(), "e2e-village", embedded).await;
     let center = &run.center;
 
@@ -53,7 +53,7 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_that_goes_dark_and_returns_raises_offline_and_back_alarms() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None };
+    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
     let mut run = Scenario::start(dir.path(), "dark-village", embedded).await;
     let http = run.center.http_addr;
     common::wait_for_alarm(http, Duration::from_secs(60)).await.expect("the camera works first");

@@ -2,12 +2,21 @@
 //! a box prints its line). An alarm counts only if it verifies against the key registered for
 //! the agent whose topic it came on. The file is read again when it changes, so a new box is
 //! accepted without restarting the center.
+//!
+//! The same file holds the agents' passwords at the embedded broker, as PBKDF2 hashes
+//! (`xl-center broker-password AGENT` makes one), used when the broker requires them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::num::NonZeroU32;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::pbkdf2;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Deserialize;
 use tracing::{error, info};
 use xueliang_proto::signing::VerifyingKey;
@@ -24,10 +33,14 @@ pub enum KeysError {
 }
 
 const TEMPLATE: &str = "\
+# With `xl-center serve --mqtt-passwords`, each agent's password at the embedded broker, hashed:
+#   village-7 = \"pbkdf2-sha256$...\"   (`xl-center broker-password village-7` makes one)
+[passwords]
+
 # Public keys of the agents whose alarms this center accepts, one line per box:
 #   village-7 = \"<44 characters of base64>\"
-# On the box, `xl-agent key --config /etc/xueliang/agent.toml` prints its line.
-# The center reads this file again when it changes.
+# On the box, `xl-agent key --config /etc/xueliang/agent.toml` prints its line; it can be
+# appended to this file as it is. The center reads this file again when it changes.
 [agents]
 ";
 
@@ -36,10 +49,13 @@ const TEMPLATE: &str = "\
 struct KeysFile {
     #[serde(default)]
     agents: BTreeMap<String, String>,
+    #[serde(default)]
+    passwords: BTreeMap<String, String>,
 }
 
 struct Loaded {
     keys: HashMap<String, VerifyingKey>,
+    passwords: HashMap<String, PasswordHash>,
     modified: Option<SystemTime>,
     checked: Instant,
 }
@@ -60,7 +76,63 @@ impl std::fmt::Debug for Loaded {
 /// How often at most the file's modification time is looked at.
 const RECHECK: Duration = Duration::from_secs(1);
 
-fn read(path: &Path) -> Result<(HashMap<String, VerifyingKey>, Option<SystemTime>), KeysError> {
+/// A PBKDF2-HMAC-SHA256 password hash: `pbkdf2-sha256$ITERATIONS$SALT$HASH` (base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHash {
+    iterations: NonZeroU32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// Iterations of new hashes: passwords are generated (high entropy), and a broker restart makes
+/// every box log in at once.
+const ITERATIONS: u32 = 10_000;
+
+impl PasswordHash {
+    /// A fresh hash of `password`.
+    pub fn new(password: &str) -> Self {
+        let mut salt = vec![0u8; 16];
+        let _ = SystemRandom::new().fill(&mut salt);
+        let iterations = NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN);
+        let mut hash = vec![0u8; 32];
+        pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, iterations, &salt, password.as_bytes(), &mut hash);
+        Self { iterations, salt, hash }
+    }
+
+    /// Whether `password` is the one hashed.
+    pub fn verify(&self, password: &str) -> bool {
+        pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, self.iterations, &self.salt, password.as_bytes(), &self.hash).is_ok()
+    }
+}
+
+impl std::fmt::Display for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pbkdf2-sha256${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(&self.hash))
+    }
+}
+
+impl std::str::FromStr for PasswordHash {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a password hash (`xl-center broker-password` makes one)");
+        let mut parts = s.split('$');
+        let (Some("pbkdf2-sha256"), Some(n), Some(salt), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Self {
+            iterations: n.parse().map_err(|_| bad())?,
+            salt: B64.decode(salt).map_err(|_| bad())?,
+            hash: B64.decode(hash).map_err(|_| bad())?,
+        })
+    }
+}
+
+type Registry = (HashMap<String, VerifyingKey>, HashMap<String, PasswordHash>, Option<SystemTime>);
+
+fn read(path: &Path) -> Result<Registry, KeysError> {
     let io = |error| KeysError::Io { path: path.to_owned(), error };
     let text = std::fs::read_to_string(path).map_err(io)?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -71,7 +143,12 @@ fn read(path: &Path) -> Result<(HashMap<String, VerifyingKey>, Option<SystemTime
         let key = key.parse().map_err(|e| invalid(format!("agents.{agent}: {e}")))?;
         keys.insert(agent, key);
     }
-    Ok((keys, modified))
+    let mut passwords = HashMap::new();
+    for (agent, hash) in file.passwords {
+        let hash = hash.parse().map_err(|e| invalid(format!("passwords.{agent}: {e}")))?;
+        passwords.insert(agent, hash);
+    }
+    Ok((keys, passwords, modified))
 }
 
 impl AgentKeys {
@@ -83,9 +160,9 @@ impl AgentKeys {
             }
             std::fs::write(path, TEMPLATE).map_err(|error| KeysError::Io { path: path.to_owned(), error })?;
         }
-        let (keys, modified) = read(path)?;
+        let (keys, passwords, modified) = read(path)?;
         info!("{} agent keys registered in {}", keys.len(), path.display());
-        Ok(Self { path: path.to_owned(), loaded: Mutex::new(Loaded { keys, modified, checked: Instant::now() }) })
+        Ok(Self { path: path.to_owned(), loaded: Mutex::new(Loaded { keys, passwords, modified, checked: Instant::now() }) })
     }
 
     /// The registry file.
@@ -96,15 +173,25 @@ impl AgentKeys {
     /// The key registered for `agent`, reading the file again if it changed. An edit that
     /// breaks the file is logged and the keys read before stay in force.
     pub fn get(&self, agent: &str) -> Option<VerifyingKey> {
+        self.current(|l| l.keys.get(agent).cloned())
+    }
+
+    /// Whether `password` is the one registered for `agent` at the embedded broker.
+    pub fn check_password(&self, agent: &str, password: &str) -> bool {
+        self.current(|l| l.passwords.get(agent).cloned()).is_some_and(|h| h.verify(password))
+    }
+
+    /// Looks at the registry, read again first if the file changed.
+    fn current<T>(&self, look: impl FnOnce(&Loaded) -> T) -> T {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if loaded.checked.elapsed() >= RECHECK {
             loaded.checked = Instant::now();
             let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
             if modified != loaded.modified {
                 match read(&self.path) {
-                    Ok((keys, modified)) => {
+                    Ok((keys, passwords, modified)) => {
                         info!("{} agent keys registered in {} (file changed)", keys.len(), self.path.display());
-                        *loaded = Loaded { keys, modified, checked: Instant::now() };
+                        *loaded = Loaded { keys, passwords, modified, checked: Instant::now() };
                     }
                     Err(e) => {
                         error!("{e}; the keys read before stay in force");
@@ -113,7 +200,7 @@ impl AgentKeys {
                 }
             }
         }
-        loaded.keys.get(agent).cloned()
+        look(&loaded)
     }
 }
 
@@ -137,6 +224,22 @@ mod tests {
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         std::fs::write(&path, "[agents]\nvillage-7 = \"short\"\n").unwrap();
         assert!(keys.get("village-7").is_some());
+    }
+
+    #[test]
+    fn broker_passwords_are_checked_against_their_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-keys.toml");
+        let hash = PasswordHash::new("s3cret");
+        assert_eq!(hash.to_string().parse::<PasswordHash>().unwrap(), hash);
+        std::fs::write(&path, format!("[passwords]\nvillage-7 = \"{hash}\"\n")).unwrap();
+        let keys = AgentKeys::open(&path).unwrap();
+        assert!(keys.check_password("village-7", "s3cret"));
+        assert!(!keys.check_password("village-7", "guess"));
+        assert!(!keys.check_password("village-8", "s3cret"));
+        std::fs::write(&path, "[passwords]\nvillage-7 = \"plain\"\n").unwrap();
+        let err = AgentKeys::open(&path).unwrap_err().to_string();
+        assert!(err.contains("passwords.village-7: \"plain\" is not a password hash"), "{err}");
     }
 
     #[test]

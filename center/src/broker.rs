@@ -1,13 +1,16 @@
 //! The embedded MQTT broker (rumqttd), so a county can run the center with nothing else
 //! installed. It keeps everything in memory: delivery guarantees come from the agents' outbox
-//! and the center's receipts, not from the broker. With TLS, agents connect to a TLS listener
-//! and the center's own client to a second, plain one on loopback.
+//! and the center's receipts, not from the broker. With TLS or passwords, agents connect to
+//! their own listener and the center's client to a second, plain one on loopback.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+
+use crate::agent_keys::AgentKeys;
 
 /// The certificate and key (PEM) of the agents' TLS listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +26,7 @@ pub struct ServerTls {
 pub struct Listening {
     /// For agents (TLS when configured).
     pub agents: SocketAddr,
-    /// For the center's own client (the same listener without TLS).
+    /// For the center's own client (the agents' one when it has neither TLS nor passwords).
     pub center: SocketAddr,
 }
 
@@ -69,28 +72,45 @@ fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> Ser
 }
 
 /// Starts the broker on its own threads (rumqttd never returns) and returns where it listens.
+/// With `passwords`, an agent logs in as its agent id with the password registered there.
 ///
 /// A port of 0 picks a free port.
-pub fn start(listen: SocketAddr, max_payload: usize, tls: Option<&ServerTls>) -> Result<Listening, BrokerError> {
+pub fn start(
+    listen: SocketAddr,
+    max_payload: usize,
+    tls: Option<&ServerTls>,
+    passwords: Option<Arc<AgentKeys>>,
+) -> Result<Listening, BrokerError> {
     let agents = probe(listen)?;
-    let mut servers = HashMap::new();
-    let center = match tls {
-        None => {
-            servers.insert("v4".to_owned(), server(agents, max_payload, None));
-            agents
-        }
+    let rustls = match tls {
+        None => None,
         Some(t) => {
             xueliang_proto::tls::check_server_files(&t.cert, &t.key)?;
-            let rustls = TlsConfig::Rustls {
+            Some(TlsConfig::Rustls {
                 capath: None,
                 certpath: t.cert.display().to_string(),
                 keypath: t.key.display().to_string(),
-            };
-            servers.insert("agents".to_owned(), server(agents, max_payload, Some(rustls)));
-            let center = probe("127.0.0.1:0".parse().expect("a loopback address"))?;
-            servers.insert("center".to_owned(), server(center, max_payload, None));
-            center
+            })
         }
+    };
+    let plain = rustls.is_none() && passwords.is_none();
+    let mut for_agents = server(agents, max_payload, rustls);
+    if let Some(registry) = passwords {
+        for_agents.set_auth_handler(move |_client, user, password| {
+            let ok = registry.check_password(&user, &password);
+            if !ok {
+                tracing::warn!(user = %user, "embedded broker: wrong or unknown agent password");
+            }
+            std::future::ready(ok)
+        });
+    }
+    let mut servers = HashMap::from([("agents".to_owned(), for_agents)]);
+    let center = if plain {
+        agents
+    } else {
+        let center = probe("127.0.0.1:0".parse().expect("a loopback address"))?;
+        servers.insert("center".to_owned(), server(center, max_payload, None));
+        center
     };
     let config = Config {
         id: 0,

@@ -28,6 +28,8 @@ pub enum BrokerChoice {
         listen: SocketAddr,
         /// TLS for agents' connections.
         tls: Option<ServerTls>,
+        /// Agents must log in with the password registered for them (in the key registry).
+        passwords: bool,
     },
     /// Connect to an external broker (Mosquitto, EMQX).
     External(BrokerConnection),
@@ -130,9 +132,11 @@ pub async fn start(
         dir: config.data_dir.clone(),
         error,
     })?;
+    let keys = Arc::new(AgentKeys::open(&config.agent_keys)?);
     let (conn, mqtt_addr) = match &config.broker {
-        BrokerChoice::Embedded { listen, tls } => {
-            let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref())?;
+        BrokerChoice::Embedded { listen, tls, passwords } => {
+            let passwords = passwords.then(|| keys.clone());
+            let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref(), passwords)?;
             let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
             info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
             let host = if at.center.ip().is_unspecified() {
@@ -162,7 +166,6 @@ pub async fn start(
     })?;
     info!("HTTP API on http://{http_addr}/api/alarms");
     let stats = Arc::new(IngestStats::default());
-    let keys = Arc::new(AgentKeys::open(&config.agent_keys)?);
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };

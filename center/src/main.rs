@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use xueliang_center::agent_keys::PasswordHash;
 use xueliang_center::broker::ServerTls;
 use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
@@ -30,6 +31,12 @@ enum Command {
         #[arg(long, default_value = "/var/lib/xueliang-center")]
         data_dir: PathBuf,
     },
+    /// Make a password for an agent at the embedded broker: prints the line for the agent's
+    /// config ([mqtt] password) and the line for the key registry's [passwords].
+    BrokerPassword {
+        /// The agent id (its username at the broker).
+        agent: String,
+    },
     /// Run the center until interrupted.
     Serve(ServeArgs),
 }
@@ -52,6 +59,10 @@ struct ServeArgs {
     /// The embedded broker's private key (PEM).
     #[arg(long, requires = "mqtt_tls_cert")]
     mqtt_tls_key: Option<PathBuf>,
+    /// The embedded broker accepts only agents logging in as their agent id with the password
+    /// registered for them (the key registry's [passwords]; `xl-center broker-password`).
+    #[arg(long, conflicts_with = "broker_url")]
+    mqtt_passwords: bool,
     /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
     #[arg(long)]
     broker_url: Option<String>,
@@ -104,6 +115,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("center_key = \"{}\"", key.public_key());
             Ok(())
         }
+        Command::BrokerPassword { agent } => {
+            let mut secret = [0u8; 18];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+                .map_err(|_| anyhow::anyhow!("no randomness for a password"))?;
+            let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+            println!("# in the agent's config, under [mqtt]:\npassword = \"{password}\"");
+            println!("# in the center's agent-keys.toml, under [passwords]:\n{agent} = \"{}\"", PasswordHash::new(&password));
+            Ok(())
+        }
         Command::Serve(args) => serve(args),
     }
 }
@@ -115,6 +135,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mqtt_listen,
         mqtt_tls_cert,
         mqtt_tls_key,
+        mqtt_passwords,
         broker_url,
         broker_username,
         broker_password,
@@ -128,6 +149,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => BrokerChoice::Embedded {
             listen: mqtt_listen,
             tls: mqtt_tls_cert.zip(mqtt_tls_key).map(|(cert, key)| ServerTls { cert, key }),
+            passwords: mqtt_passwords,
         },
         Some(url) => {
             let BrokerUrl { host, port, tls } = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;

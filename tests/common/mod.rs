@@ -249,3 +249,37 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     assert!(bin.exists(), "{} is not built: run `cargo test --workspace` (make test) or `cargo build --bins`", bin.display());
     bin
 }
+
+/// An `xl-replay` agent `agent` (state in `dir/{agent}`, log in `dir/{agent}.log`) raising
+/// `count` alarms through the broker at `mqtt_url`, with `mqtt` lines added to its [mqtt]
+/// section; it exits once every alarm is receipted.
+pub fn start_replay(dir: &Path, agent: &str, mqtt_url: &str, center_key: &str, mqtt: &str, count: u32) -> Reaper {
+    let toml = scenario::agent_toml(agent, "rtsp://127.0.0.1:9/unused", mqtt_url, center_key)
+        .replace("[mqtt]\n", &format!("[mqtt]\n{mqtt}\n"))
+        .replace("data_dir = \"agent-data\"", &format!("data_dir = \"{agent}\""));
+    let config = dir.join(format!("{agent}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{agent}.log"))).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_xl-replay"))
+        .args(["--config", config.to_str().unwrap(), "--count", &count.to_string(), "--per-second", "20", "--exit-when-delivered"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Reaper(child)
+}
+
+/// Waits (up to 60 s) until the `xl-replay` agent `name` has every alarm receipted and exits.
+pub async fn wait_delivered(dir: &Path, agent: &mut Reaper, name: &str) {
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(t0.elapsed() < Duration::from_secs(60), "{name} delivered within 60 s:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status.success());
+}
