@@ -84,7 +84,6 @@ async fn a_snapshot_over_the_limit_follows_its_alarm_and_is_verified_against_its
         .expect("the snapshot followed");
     common::assert_snapshot_decodes(http, &with_picture).await;
     let jpeg = reqwest::get(format!("http://{http}/api/alarms/{}/snapshot", alarm.id)).await.unwrap().bytes().await.unwrap();
-    let hash: String = xueliang_proto::signing::sha256(&jpeg).iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hash, alarm.snapshot_sha256);
+    assert_eq!(xueliang_proto::signing::hex(&xueliang_proto::signing::sha256(&jpeg)), alarm.snapshot_sha256);
     s.stop().await;
 }

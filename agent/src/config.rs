@@ -216,6 +216,15 @@ impl MqttConfig {
         xueliang_proto::endpoint::parse_mqtt_url(&self.url).map_err(|e| format!("mqtt.url: {e}"))
     }
 
+    /// The center's key, if set (`Err` says why it is not a key).
+    pub fn center_key(&self) -> Result<Option<VerifyingKey>, String> {
+        self.center_key
+            .as_deref()
+            .map(str::parse::<VerifyingKey>)
+            .transpose()
+            .map_err(|e| format!("mqtt.center_key: {e}"))
+    }
+
     /// The TLS files, when `url` is `mqtts://`.
     pub fn tls(&self) -> Result<Option<TlsFiles>, String> {
         let tls = self.broker()?.tls;
@@ -605,8 +614,8 @@ impl AgentConfig {
         if let Err(e) = self.mqtt.tls() {
             p.push(e);
         }
-        if let Some(Err(e)) = self.mqtt.center_key.as_deref().map(str::parse::<VerifyingKey>) {
-            p.push(format!("mqtt.center_key: {e}"));
+        if let Err(e) = self.mqtt.center_key() {
+            p.push(e);
         }
         if self.outbox.max_mib == 0 {
             p.push("outbox.max_mib must be at least 1".into());

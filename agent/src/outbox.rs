@@ -87,10 +87,12 @@ pub struct Outbox {
     pub drops: Arc<Drops>,
 }
 
-/// What the full-outbox policy does to one waiting alarm.
+/// What the full-outbox policy gives up, one at a time.
 enum Relief {
     StripSnapshot,
     Drop,
+    /// Drop the oldest snapshot waiting to follow its alarm (whatever `pick` says).
+    DropFollowing,
 }
 
 impl Outbox {
@@ -131,50 +133,58 @@ impl Outbox {
                 break;
             }
             warn!(alarm = %alarm.id, camera = %alarm.camera_id, "outbox: alarm older than the age limit dropped unsent");
-            self.remove(&alarm.id)?;
-            self.remove(&snapshot_id(&alarm.id))?;
+            self.forget(&alarm.id)?;
             self.drops.expired.fetch_add(1, Ordering::Relaxed);
         }
         let low = |a: &Alarm| a.severity < Severity::High as i32;
-        let steps: [(&dyn Fn(&Alarm) -> bool, Relief); 4] = [
+        let any = |_: &Alarm| true;
+        let steps: [(&dyn Fn(&Alarm) -> bool, Relief); 5] = [
             (&|a| low(a) && !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
             (&low, Relief::Drop),
+            (&any, Relief::DropFollowing),
             (&|a| !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
-            (&|_| true, Relief::Drop),
+            (&any, Relief::Drop),
         ];
-        for (step, (pick, relief)) in steps.into_iter().enumerate() {
-            if step == 2 {
-                while self.bytes() > self.limits.max_bytes {
-                    let Some(id) = self.waiting_snapshots().next().map(|(_, alarm)| snapshot_id(&alarm)) else { break };
-                    warn!(snapshot = %id, "outbox full: a snapshot waiting to follow its alarm dropped");
-                    self.remove(&id)?;
-                    self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            while self.bytes() > self.limits.max_bytes {
-                let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { break };
-                match relief {
-                    Relief::StripSnapshot => {
-                        warn!(alarm = %alarm.id, bytes = alarm.snapshot_jpeg.len(), "outbox full: snapshot dropped, the alarm still waits");
-                        let stripped = Alarm { snapshot_jpeg: Default::default(), ..alarm };
-                        let payload = stripped.encode_to_vec();
-                        let old = self
-                            .queue
-                            .insert(seq.to_be_bytes(), payload.as_slice())
-                            .map_err(|e| OutboxError::Write(e.to_string()))?;
-                        let old_len = old.map_or(0, |v| v.len() as u64);
-                        self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
-                        self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Relief::Drop => {
-                        warn!(alarm = %alarm.id, camera = %alarm.camera_id, severity = alarm.severity, "outbox full: alarm dropped unsent");
-                        self.remove(&alarm.id)?;
-                        self.remove(&snapshot_id(&alarm.id))?;
-                        self.drops.alarms.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
+        for (pick, relief) in steps {
+            while self.bytes() > self.limits.max_bytes && self.relieve(&relief, pick)? {}
         }
+        Ok(())
+    }
+
+    /// Gives up one thing by `relief` (to the oldest alarm `pick` accepts); false if there was
+    /// nothing to give up.
+    fn relieve(&self, relief: &Relief, pick: &dyn Fn(&Alarm) -> bool) -> Result<bool, OutboxError> {
+        if let Relief::DropFollowing = relief {
+            let Some((_, alarm_id)) = self.waiting_snapshots().next() else { return Ok(false) };
+            warn!(alarm = %alarm_id, "outbox full: a snapshot waiting to follow its alarm dropped");
+            self.remove(&snapshot_id(&alarm_id))?;
+            self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { return Ok(false) };
+        if let Relief::StripSnapshot = relief {
+            warn!(alarm = %alarm.id, bytes = alarm.snapshot_jpeg.len(), "outbox full: snapshot dropped, the alarm still waits");
+            let stripped = Alarm { snapshot_jpeg: Default::default(), ..alarm };
+            let payload = stripped.encode_to_vec();
+            let old = self
+                .queue
+                .insert(seq.to_be_bytes(), payload.as_slice())
+                .map_err(|e| OutboxError::Write(e.to_string()))?;
+            let old_len = old.map_or(0, |v| v.len() as u64);
+            self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
+            self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+        } else {
+            warn!(alarm = %alarm.id, camera = %alarm.camera_id, severity = alarm.severity, "outbox full: alarm dropped unsent");
+            self.forget(&alarm.id)?;
+            self.drops.alarms.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// Removes alarm `id` and the snapshot that would follow it.
+    fn forget(&self, id: &str) -> Result<(), OutboxError> {
+        self.remove(id)?;
+        self.remove(&snapshot_id(id))?;
         Ok(())
     }
 

@@ -79,12 +79,7 @@ impl Publisher {
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
         let BrokerUrl { host, port, .. } = cfg.broker()?;
         let topics = Topics::new(cfg.topic_prefix.clone());
-        let center_key = cfg
-            .center_key
-            .as_deref()
-            .map(str::parse::<VerifyingKey>)
-            .transpose()
-            .map_err(|e| format!("mqtt.center_key: {e}"))?;
+        let center_key = cfg.center_key()?;
         if center_key.is_none() {
             warn!("mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused");
         }

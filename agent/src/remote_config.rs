@@ -47,7 +47,8 @@ impl RemoteConfig {
     pub fn new(local: &AgentConfig) -> Self {
         Self {
             agent_id: local.agent_id.clone(),
-            center_key: local.mqtt.center_key.as_deref().and_then(|k| k.parse().ok()),
+            // A config that passed validation holds a valid key or none.
+            center_key: local.mqtt.center_key().ok().flatten(),
             saved: local.data_dir.join("pushed-config.pb"),
         }
     }

@@ -118,6 +118,11 @@ impl RunningCenter {
     }
 }
 
+/// `addr` as this host reaches it: a wildcard listen address becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
 /// The center's signing key inside its data directory.
 pub fn key_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("center.key")
@@ -128,10 +133,8 @@ pub async fn start(
     config: CenterConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningCenter, CenterError> {
-    let store = Store::open(&config.data_dir).map_err(|error| CenterError::Store {
-        dir: config.data_dir.clone(),
-        error,
-    })?;
+    let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
+    let store = Store::open(&config.data_dir).map_err(store_err)?;
     let keys = Arc::new(AgentKeys::open(&config.agent_keys)?);
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
@@ -139,18 +142,9 @@ pub async fn start(
             let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref(), passwords)?;
             let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
             info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
-            let host = if at.center.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                at.center.ip().to_string()
-            };
-            let conn = BrokerConnection { host, port: at.center.port(), credentials: None, tls: None };
-            let agents = if at.agents.ip().is_unspecified() {
-                format!("127.0.0.1:{}", at.agents.port())
-            } else {
-                at.agents.to_string()
-            };
-            (conn, agents)
+            let center = reachable(at.center);
+            let conn = BrokerConnection { host: center.ip().to_string(), port: center.port(), credentials: None, tls: None };
+            (conn, reachable(at.agents).to_string())
         }
         BrokerChoice::External(c) => (c.clone(), format!("{}:{}", c.host, c.port)),
     };
@@ -168,7 +162,6 @@ pub async fn start(
     let stats = Arc::new(IngestStats::default());
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
-    let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
     let topics = Topics::new(config.topic_prefix.clone());
     let (client, eventloop) = ingest::connect(&conn, &topics)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;

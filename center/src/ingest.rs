@@ -58,9 +58,7 @@ fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> R
     let agent = topics
         .agent_of(topic, "alarm")
         .ok_or_else(|| format!("topic {topic} is not an agent alarm topic"))?;
-    if payload.len() > xueliang_proto::MAX_MESSAGE_BYTES {
-        return Err(xueliang_proto::DecodeError::TooLarge { size: payload.len(), limit: xueliang_proto::MAX_MESSAGE_BYTES }.to_string());
-    }
+    xueliang_proto::check_size(payload).map_err(|e| e.to_string())?;
     let key = keys.get(agent).ok_or_else(|| {
         format!(
             "no key registered for agent {agent:?}: add its line (`xl-agent key` on the box prints it) to {}",
@@ -229,6 +227,41 @@ async fn poll(
     }
 }
 
+/// What became of a snapshot that followed its alarm.
+enum Taken {
+    /// Stored (now or before): receipt it under this alarm id.
+    Stored(String),
+    /// Its alarm is not stored yet: the agent sends it again.
+    Later,
+    /// Not a picture any alarm of this agent signed for: dead-letter it.
+    Refused(String),
+    /// The store failed: leave it unacknowledged.
+    Failed,
+}
+
+/// Attaches a snapshot from `agent` to its stored alarm.
+fn take_snapshot(store: &Store, agent: &str, payload: &[u8]) -> Taken {
+    let snap = match decode_limited::<Snapshot>(payload) {
+        Ok(s) => s,
+        Err(e) => return Taken::Refused(e.to_string()),
+    };
+    match store.attach_snapshot(agent, &snap.alarm_id, &snap.jpeg) {
+        Ok(Attached::New | Attached::Duplicate) => Taken::Stored(snap.alarm_id),
+        Ok(Attached::NoAlarm) => {
+            debug!(alarm = %snap.alarm_id, "a snapshot came before its alarm; the agent sends it again");
+            Taken::Later
+        }
+        Ok(Attached::Mismatch) => Taken::Refused(format!(
+            "snapshot for alarm {:?}: no alarm of this agent signed for this picture",
+            snap.alarm_id
+        )),
+        Err(e) => {
+            warn!(alarm = %snap.alarm_id, "cannot store snapshot: {e}");
+            Taken::Failed
+        }
+    }
+}
+
 /// The receipt being gathered for `agent`.
 fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> &'a mut Receipt {
     receipts.entry(agent.to_owned()).or_insert_with(|| Receipt {
@@ -257,7 +290,6 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
         // Every alarm (and following snapshot) held by the store, new or seen before, is
         // receipted to its agent.
         let mut receipts: BTreeMap<String, Receipt> = BTreeMap::new();
-
         let mut unstored = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
@@ -273,30 +305,11 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
-                let refused = match decode_limited::<Snapshot>(&p.payload) {
-                    Err(e) => Some(e.to_string()),
-                    Ok(snap) => match store.attach_snapshot(agent, &snap.alarm_id, &snap.jpeg) {
-                        Ok(Attached::New | Attached::Duplicate) => {
-                            receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(snap.alarm_id);
-                            None
-                        }
-                        Ok(Attached::NoAlarm) => {
-                            debug!(alarm = %snap.alarm_id, "a snapshot came before its alarm; the agent sends it again");
-                            None
-                        }
-                        Ok(Attached::Mismatch) => Some(format!(
-                            "snapshot for alarm {:?}: no alarm of this agent signed for this picture",
-                            snap.alarm_id
-                        )),
-                        Err(e) => {
-                            warn!(alarm = %snap.alarm_id, "cannot store snapshot: {e}");
-                            unstored.push(i);
-                            None
-                        }
-                    },
-                };
-                if let Some(reason) = refused {
-                    dead_letter(&p.topic, &p.payload, &reason);
+                match take_snapshot(&store, agent, &p.payload) {
+                    Taken::Stored(alarm_id) => receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(alarm_id),
+                    Taken::Later => {}
+                    Taken::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
+                    Taken::Failed => unstored.push(i),
                 }
                 continue;
             }

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use xueliang_proto::signing::{hex, sha256};
 use xueliang_proto::{Alarm, RuleKind, Severity};
 
 /// Why the store failed.
@@ -112,7 +113,7 @@ impl AlarmRecord {
                 })
                 .collect(),
             snapshot_bytes: a.snapshot_jpeg.len(),
-            snapshot_sha256: a.snapshot_sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            snapshot_sha256: hex(&a.snapshot_sha256),
             snapshot_follows: a.snapshot_follows,
             frame_width: a.frame_width,
             frame_height: a.frame_height,
@@ -211,7 +212,7 @@ impl Store {
     /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
     /// alarm's signed hash names. Not durable until [`Store::flush`].
     pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
-        let hash: String = xueliang_proto::signing::sha256(jpeg).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
         let result = (&self.alarms, &self.snapshots).transaction(|(alarms, snapshots)| {
             let Some(bytes) = alarms.get(key)? else { return Ok(Attached::NoAlarm) };

@@ -39,14 +39,20 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes `M` from untrusted bytes, refusing payloads over [`MAX_MESSAGE_BYTES`].
-pub fn decode_limited<M: Message + Default>(bytes: &[u8]) -> Result<M, DecodeError> {
+/// Refuses a payload over [`MAX_MESSAGE_BYTES`] before any work is spent on it.
+pub fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge {
             size: bytes.len(),
             limit: MAX_MESSAGE_BYTES,
         });
     }
+    Ok(())
+}
+
+/// Decodes `M` from untrusted bytes, refusing payloads over [`MAX_MESSAGE_BYTES`].
+pub fn decode_limited<M: Message + Default>(bytes: &[u8]) -> Result<M, DecodeError> {
+    check_size(bytes)?;
     M::decode(bytes).map_err(|error| DecodeError::Malformed {
         message: std::any::type_name::<M>().rsplit("::").next().unwrap_or("message"),
         error,

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use prost::Message;
+use xueliang_proto::signing::hex;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health, Receipt,
@@ -127,10 +128,6 @@ fn golden_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.hex"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares the encoding with the committed golden file (or writes it under `XL_BLESS=1`).
