@@ -7,30 +7,18 @@
 //! (`xl-center broker-password AGENT` makes one), used when the broker requires them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
-
 use std::num::NonZeroU32;
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::pbkdf2;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Deserialize;
-use tracing::{error, info};
+use tracing::info;
 use xueliang_proto::signing::VerifyingKey;
 
-/// Why the key file is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum KeysError {
-    /// It cannot be read or created.
-    #[error("agent keys {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
-    /// It does not parse, or a key is malformed.
-    #[error("agent keys {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+use crate::watched_file::{WatchError, WatchedFile};
 
 const TEMPLATE: &str = "\
 # With `xl-center serve --mqtt-passwords`, each agent's password at the embedded broker, hashed:
@@ -53,28 +41,17 @@ struct KeysFile {
     passwords: BTreeMap<String, String>,
 }
 
-struct Loaded {
+/// The registry's content.
+struct Registry {
     keys: HashMap<String, VerifyingKey>,
     passwords: HashMap<String, PasswordHash>,
-    modified: Option<SystemTime>,
-    checked: Instant,
 }
 
 /// The agents' keys, from their file.
 #[derive(Debug)]
 pub struct AgentKeys {
-    path: PathBuf,
-    loaded: Mutex<Loaded>,
+    file: WatchedFile<Registry>,
 }
-
-impl std::fmt::Debug for Loaded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} keys", self.keys.len())
-    }
-}
-
-/// How often at most the file's modification time is looked at.
-const RECHECK: Duration = Duration::from_secs(1);
 
 /// A PBKDF2-HMAC-SHA256 password hash: `pbkdf2-sha256$ITERATIONS$SALT$HASH` (base64).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,77 +107,48 @@ impl std::str::FromStr for PasswordHash {
     }
 }
 
-type Registry = (HashMap<String, VerifyingKey>, HashMap<String, PasswordHash>, Option<SystemTime>);
-
-fn read(path: &Path) -> Result<Registry, KeysError> {
-    let io = |error| KeysError::Io { path: path.to_owned(), error };
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let invalid = |message: String| KeysError::Invalid { path: path.to_owned(), message };
-    let file: KeysFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+fn parse(text: &str) -> Result<Registry, String> {
+    let file: KeysFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
     let mut keys = HashMap::new();
     for (agent, key) in file.agents {
-        let key = key.parse().map_err(|e| invalid(format!("agents.{agent}: {e}")))?;
-        keys.insert(agent, key);
+        keys.insert(agent.clone(), key.parse().map_err(|e| format!("agents.{agent}: {e}"))?);
     }
     let mut passwords = HashMap::new();
     for (agent, hash) in file.passwords {
-        let hash = hash.parse().map_err(|e| invalid(format!("passwords.{agent}: {e}")))?;
-        passwords.insert(agent, hash);
+        passwords.insert(agent.clone(), hash.parse().map_err(|e| format!("passwords.{agent}: {e}"))?);
     }
-    Ok((keys, passwords, modified))
+    Ok(Registry { keys, passwords })
 }
 
 impl AgentKeys {
     /// Reads the registry at `path`, creating an empty, commented one if there is none.
-    pub fn open(path: &Path) -> Result<Self, KeysError> {
-        if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|error| KeysError::Io { path: path.to_owned(), error })?;
-            }
-            std::fs::write(path, TEMPLATE).map_err(|error| KeysError::Io { path: path.to_owned(), error })?;
-        }
-        let (keys, passwords, modified) = read(path)?;
-        info!("{} agent keys registered in {}", keys.len(), path.display());
-        Ok(Self { path: path.to_owned(), loaded: Mutex::new(Loaded { keys, passwords, modified, checked: Instant::now() }) })
+    pub fn open(path: &Path) -> Result<Self, WatchError> {
+        let file = WatchedFile::open(path, Some(TEMPLATE), parse)?;
+        info!("{} agent keys registered in {}", file.current().keys.len(), path.display());
+        Ok(Self { file })
     }
 
     /// The registry file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The key registered for `agent`, reading the file again if it changed. An edit that
     /// breaks the file is logged and the keys read before stay in force.
     pub fn get(&self, agent: &str) -> Option<VerifyingKey> {
-        self.current(|l| l.keys.get(agent).cloned())
+        self.file.current().keys.get(agent).cloned()
+    }
+
+    /// The agents with a registered key.
+    pub fn agents(&self) -> Vec<String> {
+        let mut agents: Vec<String> = self.file.current().keys.keys().cloned().collect();
+        agents.sort();
+        agents
     }
 
     /// Whether `password` is the one registered for `agent` at the embedded broker.
     pub fn check_password(&self, agent: &str, password: &str) -> bool {
-        self.current(|l| l.passwords.get(agent).cloned()).is_some_and(|h| h.verify(password))
-    }
-
-    /// Looks at the registry, read again first if the file changed.
-    fn current<T>(&self, look: impl FnOnce(&Loaded) -> T) -> T {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.checked.elapsed() >= RECHECK {
-            loaded.checked = Instant::now();
-            let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-            if modified != loaded.modified {
-                match read(&self.path) {
-                    Ok((keys, passwords, modified)) => {
-                        info!("{} agent keys registered in {} (file changed)", keys.len(), self.path.display());
-                        *loaded = Loaded { keys, passwords, modified, checked: Instant::now() };
-                    }
-                    Err(e) => {
-                        error!("{e}; the keys read before stay in force");
-                        loaded.modified = modified;
-                    }
-                }
-            }
-        }
-        look(&loaded)
+        self.file.current().passwords.get(agent).is_some_and(|h| h.verify(password))
     }
 }
 
@@ -217,13 +165,10 @@ mod tests {
         let keys = AgentKeys::open(&path).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("xl-agent key"));
         assert!(keys.get("village-7").is_none());
-        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        std::thread::sleep(crate::watched_file::RECHECK + std::time::Duration::from_millis(50));
         std::fs::write(&path, format!("{TEMPLATE}village-7 = \"{KEY}\"\n")).unwrap();
         assert_eq!(keys.get("village-7"), Some(KEY.parse().unwrap()));
-        // A broken edit keeps the keys in force.
-        std::thread::sleep(RECHECK + Duration::from_millis(50));
-        std::fs::write(&path, "[agents]\nvillage-7 = \"short\"\n").unwrap();
-        assert!(keys.get("village-7").is_some());
+        assert_eq!(keys.agents(), ["village-7"]);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use xueliang_proto::topics::Topics;
 
 use xueliang_proto::signing::SigningKey;
 
-use crate::agent_keys::{AgentKeys, KeysError};
+use crate::agent_keys::AgentKeys;
+use crate::watched_file::WatchError;
 use crate::api::ApiState;
 use crate::broker::{self, BrokerError, ServerTls};
 use crate::config_push::ConfigPush;
@@ -74,8 +75,8 @@ pub enum CenterError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
     /// The registry of agent keys is unusable.
-    #[error(transparent)]
-    Keys(#[from] KeysError),
+    #[error("agent keys {0}")]
+    Keys(#[from] WatchError),
     /// The broker's TLS files are unusable.
     #[error("broker TLS: {0}")]
     Tls(#[from] xueliang_proto::tls::TlsError),

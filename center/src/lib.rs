@@ -15,4 +15,8 @@ pub mod center;
 pub mod config_push;
 pub mod dead_letters;
 pub mod ingest;
+pub mod routing;
 pub mod store;
+pub mod users;
+pub mod watched_file;
+pub mod webhooks;
