@@ -32,8 +32,9 @@ fn pushed(camera_url: &str, extra: &str) -> String {
 }
 
 async fn push(http: std::net::SocketAddr, toml: String) -> ConfigRecord {
-    let resp = reqwest::Client::new()
-        .put(format!("http://{http}/api/agents/{AGENT}/config"))
+    let resp = common::Api::admin(http)
+        .await
+        .put(&format!("/api/agents/{AGENT}/config"))
         .body(toml)
         .send()
         .await
@@ -45,13 +46,9 @@ async fn push(http: std::net::SocketAddr, toml: String) -> ConfigRecord {
 /// Polls the center until the agent has answered version `version`.
 async fn answer(http: std::net::SocketAddr, version: u64) -> ConfigRecord {
     let t0 = Instant::now();
+    let api = common::Api::admin(http).await;
     loop {
-        let record: ConfigRecord = reqwest::get(format!("http://{http}/api/agents/{AGENT}/config"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record: ConfigRecord = serde_json::from_value(api.json(&format!("/api/agents/{AGENT}/config")).await).unwrap();
         if record.ack.as_ref().is_some_and(|a| a.version == version) {
             return record;
         }
@@ -119,8 +116,9 @@ async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_rea
     assert_eq!(announced_version(&mqtt).await, 1);
     assert_eq!(wait_for_cameras(&mqtt, 2).await, ["campus-walkway", "walkway-second"]);
     // Not TOML at all: the center refuses it before any agent sees it.
-    let resp = reqwest::Client::new()
-        .put(format!("http://{http}/api/agents/{AGENT}/config"))
+    let resp = common::Api::admin(http)
+        .await
+        .put(&format!("/api/agents/{AGENT}/config"))
         .body("[[cameras]\n")
         .send()
         .await

@@ -40,11 +40,11 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     let broker = BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap(), tls: None, passwords: false };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, "", dir.path(), shutdown.clone());
-    let client = reqwest::Client::new();
+    let api = common::Api::admin(center.http_addr).await;
     for id in &pending {
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
-                let r = client.get(format!("http://{}/api/alarms/{id}", center.http_addr)).send().await;
+                let r = api.get(&format!("/api/alarms/{id}")).send().await;
                 if r.is_ok_and(|r| r.status() == 200) {
                     return;
                 }
@@ -83,7 +83,8 @@ async fn a_snapshot_over_the_limit_follows_its_alarm_and_is_verified_against_its
         .await
         .expect("the snapshot followed");
     common::assert_snapshot_decodes(http, &with_picture).await;
-    let jpeg = reqwest::get(format!("http://{http}/api/alarms/{}/snapshot", alarm.id)).await.unwrap().bytes().await.unwrap();
+    let api = common::Api::admin(http).await;
+    let jpeg = api.get(&format!("/api/alarms/{}/snapshot", alarm.id)).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(xueliang_proto::signing::hex(&xueliang_proto::signing::sha256(&jpeg)), alarm.snapshot_sha256);
     s.stop().await;
 }

@@ -23,20 +23,13 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     common::assert_walkway_intrusion(&alarm, "e2e-village");
     common::assert_snapshot_decodes(center.http_addr, &alarm).await;
     // The record also reads back by id, and an unknown id is a JSON 404.
-    let by_id: serde_json::Value =
-        reqwest::get(format!("http://{}/api/alarms/{}", center.http_addr, alarm.id))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let api = common::Api::admin(center.http_addr).await;
+    let by_id = api.json(&format!("/api/alarms/{}", alarm.id)).await;
     assert_eq!(by_id["id"], alarm.id.as_str());
-    let missing = reqwest::get(format!("http://{}/api/alarms/nope/snapshot", center.http_addr))
-        .await
-        .unwrap();
+    let missing = api.get("/api/alarms/nope/snapshot").send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let body: serde_json::Value = missing.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("no snapshot"));
+    assert_eq!(body["error"], "no alarm nope");
 
     // The agent reports its health every 5 s: the camera decoding and inferring, the outbox.
     let health = common::next_health(&run.center.mqtt_addr, "e2e-village", Duration::from_secs(20)).await;

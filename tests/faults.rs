@@ -48,6 +48,8 @@ struct Rig {
     agent: Option<Reaper>,
     /// Redeliveries the center counted, summed over its restarts.
     redeliveries: u64,
+    /// Logged in once: the session is kept in the store across the center's restarts.
+    api: tokio::sync::OnceCell<common::Api>,
 }
 
 impl Rig {
@@ -64,8 +66,10 @@ impl Rig {
             center: None,
             agent: None,
             redeliveries: 0,
+            api: tokio::sync::OnceCell::new(),
             dir,
         };
+        common::add_test_admin(&rig.path("center"));
         rig.agent_via(rig.broker_port);
         if broker == Broker::Mosquitto {
             rig.start_mosquitto();
@@ -147,8 +151,9 @@ impl Rig {
     }
 
     async fn stat(&self, name: &str) -> Option<u64> {
-        let url = format!("http://127.0.0.1:{}/api/stats", self.http_port);
-        let stats: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        let http = ([127, 0, 0, 1], self.http_port).into();
+        let api = self.api.get_or_init(|| common::Api::admin(http)).await;
+        let stats: serde_json::Value = api.get("/api/stats").send().await.ok()?.json().await.ok()?;
         stats[name].as_u64()
     }
 
@@ -195,7 +200,7 @@ impl Rig {
             let _ = center.0.wait();
         }
         let store = Store::open(&self.path("center")).unwrap();
-        let records = store.newest(ALARMS as usize * 2).unwrap();
+        let records = store.query(&Default::default(), None, ALARMS as usize * 2).unwrap().alarms;
         let expected: HashSet<String> = (0..ALARMS).map(|i| format!("{AGENT}-cam-{}-{i:05}", i % 2)).collect();
         let held: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
         let lost = expected.difference(&held).count();

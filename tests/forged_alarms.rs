@@ -70,7 +70,7 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
 
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
     assert_eq!(stored.expect("the genuine alarm").id, "genuine-from-b");
-    let body: serde_json::Value = reqwest::get(format!("http://{}/api/dead-letters", center.http_addr)).await.unwrap().json().await.unwrap();
+    let body = common::Api::admin(center.http_addr).await.json("/api/dead-letters").await;
     let mut reasons: Vec<(String, String)> = body["dead_letters"]
         .as_array()
         .unwrap()
@@ -115,7 +115,7 @@ async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes
 
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
     assert_eq!(stored.expect("ingest went on").id, "after-the-big-one");
-    let body: serde_json::Value = reqwest::get(format!("http://{}/api/dead-letters", center.http_addr)).await.unwrap().json().await.unwrap();
+    let body = common::Api::admin(center.http_addr).await.json("/api/dead-letters").await;
     assert_eq!(
         body["dead_letters"][0]["reason"],
         format!("payload of {} bytes exceeds the limit of {} bytes", xueliang_proto::MAX_MESSAGE_BYTES + 30_000, xueliang_proto::MAX_MESSAGE_BYTES)

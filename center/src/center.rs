@@ -6,14 +6,25 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use std::time::Duration;
+
+use tracing::{info, warn};
 use xueliang_proto::topics::Topics;
 
 use xueliang_proto::signing::SigningKey;
 
 use crate::agent_keys::AgentKeys;
-use crate::watched_file::WatchError;
 use crate::api::ApiState;
+use crate::audit::AuditLog;
+use crate::cases::{Cases, run_escalation};
+use crate::dispatch::Dispatcher;
+use crate::fleet::Fleet;
+use crate::retention::{Retention, run_retention};
+use crate::routing::Routing;
+use crate::sessions::Sessions;
+use crate::users::Users;
+use crate::watched_file::WatchError;
+use crate::webhooks::{RetryPolicy, Webhooks};
 use crate::broker::{self, BrokerError, ServerTls};
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
@@ -49,14 +60,30 @@ pub struct CenterConfig {
     pub topic_prefix: String,
     /// The registry of agents' public keys (created empty if absent).
     pub agent_keys: PathBuf,
+    /// User accounts (`xl-center user add`); none if absent.
+    pub users: PathBuf,
+    /// Routing rules; none if absent.
+    pub routing: PathBuf,
+    /// How long alarms and snapshots are kept.
+    pub retention: Retention,
+    /// Retries of webhook deliveries.
+    pub webhook_retry: RetryPolicy,
+    /// How often alarms are checked for escalation.
+    pub escalation_check: Duration,
 }
 
 impl CenterConfig {
-    /// A center storing in `data_dir`, with the default topic prefix and the key registry
-    /// `agent-keys.toml` in `data_dir`.
+    /// A center storing in `data_dir`, with the default topic prefix; the key registry
+    /// `agent-keys.toml`, the users `users.toml` and the routing rules `routing.toml` in
+    /// `data_dir`; alarms kept 365 days, snapshots 90.
     pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
         Self {
             agent_keys: data_dir.join("agent-keys.toml"),
+            users: data_dir.join("users.toml"),
+            routing: data_dir.join("routing.toml"),
+            retention: Retention { alarm_days: 365, snapshot_days: 90 },
+            webhook_retry: RetryPolicy::default(),
+            escalation_check: Duration::from_secs(1),
             data_dir,
             http_listen,
             broker,
@@ -74,9 +101,9 @@ pub enum CenterError {
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    /// The registry of agent keys is unusable.
-    #[error("agent keys {0}")]
-    Keys(#[from] WatchError),
+    /// The registry of agent keys, the users or the routing rules are unusable.
+    #[error("{what} {error}")]
+    File { what: &'static str, error: WatchError },
     /// The broker's TLS files are unusable.
     #[error("broker TLS: {0}")]
     Tls(#[from] xueliang_proto::tls::TlsError),
@@ -136,7 +163,13 @@ pub async fn start(
 ) -> Result<RunningCenter, CenterError> {
     let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
     let store = Store::open(&config.data_dir).map_err(store_err)?;
-    let keys = Arc::new(AgentKeys::open(&config.agent_keys)?);
+    let file = |what| move |error| CenterError::File { what, error };
+    let keys = Arc::new(AgentKeys::open(&config.agent_keys).map_err(file("agent keys"))?);
+    let users = Arc::new(Users::open(&config.users).map_err(file("users"))?);
+    if users.is_empty() {
+        warn!("no users in {}: nobody can log in until `xl-center user add` makes one", config.users.display());
+    }
+    let routing = Arc::new(Routing::open(&config.routing).map_err(file("routing"))?);
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
             let passwords = passwords.then(|| keys.clone());
@@ -167,17 +200,41 @@ pub async fn start(
     let (client, eventloop) = ingest::connect(&conn, &topics)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
+    let audit = AuditLog::open(&store).map_err(store_err)?;
+    let fleet = Fleet::open(&store).map_err(store_err)?;
+    let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
+    let dispatcher = Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
+    let cases = Cases { store: store.clone(), audit: audit.clone(), dispatcher, routing: routing.clone() };
     let context = Ingest {
         topics,
         store: store.clone(),
         dead_letters: dead_letters.clone(),
-        keys,
+        keys: keys.clone(),
         center_key: center_key.clone(),
         configs: configs.clone(),
         stats: stats.clone(),
+        routing,
+        fleet: fleet.clone(),
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
-    let app = crate::api::router(ApiState { store: store.clone(), configs: configs.clone(), dead_letters, stats: stats.clone() });
+    let background = [
+        tokio::spawn(webhooks.clone().run(shutdown.clone())),
+        tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
+        tokio::spawn(run_retention(store.clone(), audit.clone(), config.retention, Duration::from_secs(3600), shutdown.clone())),
+    ];
+    let app = crate::api::router(ApiState {
+        store: store.clone(),
+        cases,
+        configs: configs.clone(),
+        dead_letters,
+        stats: stats.clone(),
+        users,
+        sessions: Sessions::open(&store).map_err(store_err)?,
+        audit,
+        fleet,
+        keys,
+        webhooks,
+    });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
@@ -193,6 +250,6 @@ pub async fn start(
         stats,
         center_key: center_key.public_key(),
         configs,
-        tasks: vec![ingest, http],
+        tasks: [ingest, http].into_iter().chain(background).collect(),
     })
 }

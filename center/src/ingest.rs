@@ -21,13 +21,18 @@ use xueliang_proto::signing::{
 };
 use xueliang_proto::tls::{TlsError, TlsFiles, client_config};
 use xueliang_proto::{
-    Alarm, CenterStatus, ConfigAck, Message, Receipt, SCHEMA_VERSION, Snapshot, decode_limited, topics::Topics,
+    AgentStatus, Alarm, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, Snapshot, decode_limited,
+    topics::{Topics, is_valid_agent_id},
 };
 
 use crate::agent_keys::AgentKeys;
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
-use crate::store::{Attached, Inserted, Store};
+use crate::cases::facts;
+use crate::fleet::Fleet;
+use crate::routing::Routing;
+use crate::store::{AlarmRecord, Attached, Inserted, Store};
+use crate::watched_file::WatchedFile;
 
 /// Where the center's MQTT client connects.
 #[derive(Debug, Clone)]
@@ -99,6 +104,10 @@ pub struct Ingest {
     pub configs: ConfigPush,
     /// Counters.
     pub stats: Arc<IngestStats>,
+    /// Routing rules, which suggest each new alarm's units.
+    pub routing: Arc<WatchedFile<Routing>>,
+    /// Agents' statuses and health.
+    pub fleet: Fleet,
 }
 
 /// The retained CenterStatus payload.
@@ -162,6 +171,8 @@ async fn poll(
         ingest.topics.all_agents("alarm"),
         ingest.topics.all_agents("snapshot"),
         ingest.topics.all_agents("config/ack"),
+        ingest.topics.all_agents("status"),
+        ingest.topics.all_agents("health"),
     ];
     let status_topic = ingest.topics.center_status();
     let mut delay = Duration::from_millis(200);
@@ -275,7 +286,7 @@ fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> 
 /// receipt.
 async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncClient, ingest: Ingest) {
     const MAX_BATCH: usize = 1000;
-    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats } = ingest;
+    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats, routing, fleet } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
@@ -304,6 +315,34 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 }
                 continue;
             }
+            if let Some(agent) = topics.agent_of(&p.topic, "status").filter(|a| is_valid_agent_id(a)) {
+                match decode_limited::<AgentStatus>(&p.payload) {
+                    Ok(s) if s.agent_id == agent => {
+                        if let Err(e) = fleet.record_status(&s, now) {
+                            warn!("cannot record an agent status: {e}");
+                        }
+                    }
+                    Ok(_) => warn!(topic = %p.topic, "status names another agent; ignored"),
+                    Err(e) => warn!(topic = %p.topic, "malformed agent status: {e}"),
+                }
+                continue;
+            }
+            if let Some(agent) = topics.agent_of(&p.topic, "health") {
+                match decode_limited::<Health>(&p.payload) {
+                    Ok(h) if h.agent_id == agent => {
+                        if let Err(e) = fleet.record_health(&h, now) {
+                            warn!("cannot record agent health: {e}");
+                        }
+                    }
+                    Ok(_) => warn!(topic = %p.topic, "health names another agent; ignored"),
+                    Err(e) => warn!(topic = %p.topic, "malformed agent health: {e}"),
+                }
+                continue;
+            }
+            if topics.agent_of(&p.topic, "status").is_some() {
+                // The center's own retained status.
+                continue;
+            }
             if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
                 match take_snapshot(&store, agent, &p.payload) {
                     Taken::Stored(alarm_id) => receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(alarm_id),
@@ -320,7 +359,11 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                     continue;
                 }
             };
-            match store.insert(&alarm, now) {
+            let mut record = AlarmRecord::from_alarm(&alarm, now);
+            let rules = routing.current();
+            record.routed_to = rules.route(&facts(&record));
+            record.location = rules.location(&record.agent_id, &record.camera_id).unwrap_or_default();
+            match store.insert(&record, &alarm.snapshot_jpeg) {
                 Ok(Inserted::New) => {
                     stats.stored.fetch_add(1, Ordering::Relaxed);
                     receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());

@@ -9,14 +9,22 @@
 //! ```
 
 pub mod agent_keys;
+pub mod audit;
 pub mod api;
 pub mod broker;
+pub mod cases;
 pub mod center;
 pub mod config_push;
 pub mod dead_letters;
+pub mod dispatch;
+pub mod fleet;
 pub mod ingest;
+pub mod query;
+pub mod retention;
 pub mod routing;
+pub mod sessions;
 pub mod store;
 pub mod users;
 pub mod watched_file;
 pub mod webhooks;
+pub mod workflow;

@@ -10,7 +10,13 @@ use xueliang_center::agent_keys::PasswordHash;
 use xueliang_center::broker::ServerTls;
 use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+use std::io::Write;
+use std::path::Path;
+use xueliang_center::query::AlarmFilter;
+use xueliang_center::retention::Retention;
+use xueliang_center::store::{Store, StoreError};
+use xueliang_center::users::{Role, Users, add_user, generate_password, set_password};
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
 use xueliang_proto::tls::TlsFiles;
 use xueliang_proto::signing::SigningKey;
@@ -39,6 +45,63 @@ enum Command {
     },
     /// Run the center until interrupted.
     Serve(ServeArgs),
+    /// Manage the users who log in to the API and console (users.toml in the data directory).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Write every alarm record as JSON Lines, oldest first (for backups and statistics). The
+    /// center must be stopped; while it runs, use `GET /api/export` as an admin.
+    Export {
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+        /// Only alarms at or after this time (UTC ms or RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; prints the generated password unless --password-stdin.
+    Add {
+        /// Login name.
+        login: String,
+        /// admin, duty_officer, police or installer.
+        #[arg(long)]
+        role: Role,
+        /// For role police: the responder unit (its id in routing.toml).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Display name, e.g. 张三.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
+    /// Set a user's password; prints the generated one unless --password-stdin.
+    Passwd {
+        /// Login name.
+        login: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
+    /// List the users.
+    List {
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
 }
 
 /// How the center runs.
@@ -87,6 +150,15 @@ struct ServeArgs {
     /// The registry of agents' public keys (default: agent-keys.toml in the data directory).
     #[arg(long)]
     agent_keys: Option<PathBuf>,
+    /// Routing rules (default: routing.toml in the data directory; none if absent).
+    #[arg(long)]
+    routing: Option<PathBuf>,
+    /// Days alarm records are kept.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    retention_days: u32,
+    /// Days snapshots are kept (at most --retention-days).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
+    snapshot_retention_days: u32,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +197,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
+        Command::User(command) => user(command),
+        Command::Export { data_dir, from, output } => export(&data_dir, from.as_deref(), output.as_deref()),
     }
 }
 
@@ -144,6 +218,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker_client_key,
         topic_prefix,
         agent_keys,
+        routing,
+        retention_days,
+        snapshot_retention_days,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -173,6 +250,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = agent_keys {
         config.agent_keys = path;
     }
+    if let Some(path) = routing {
+        config.routing = path;
+    }
+    config.retention = Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -188,6 +269,81 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         center.join().await;
         Ok(())
     })
+}
+
+fn users_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("users.toml")
+}
+
+/// The password from standard input (first line), or a generated one to print.
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+}
+
+fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { login, role, unit, name, password_stdin, data_dir } => {
+            let (password, generated) = password(password_stdin)?;
+            let user = add_user(&users_file(&data_dir), &login, name.as_deref(), role, unit.as_deref(), &password)?;
+            println!("added {} ({}{})", user.login, user.role, user.unit.map(|u| format!(", unit {u}")).unwrap_or_default());
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::Passwd { login, password_stdin, data_dir } => {
+            let (password, generated) = password(password_stdin)?;
+            set_password(&users_file(&data_dir), &login, &password)?;
+            println!("password of {login} changed");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::List { data_dir } => {
+            let users = Users::open(&users_file(&data_dir))?;
+            if users.is_empty() {
+                println!("no users yet: `xl-center user add LOGIN --role admin` makes one");
+            }
+            for u in users.list() {
+                println!("{:<24} {:<13} {:<16} {}", u.login, u.role.to_string(), u.unit.unwrap_or_default(), u.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn export(data_dir: &Path, from: Option<&str>, output: Option<&Path>) -> anyhow::Result<()> {
+    let from_ms = from
+        .map(|t| t.parse::<i64>().or_else(|_| t.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())))
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("--from {from:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"))?;
+    if !data_dir.join("db").exists() {
+        bail!("{} holds no alarm store (give --data-dir)", data_dir.display());
+    }
+    let store = Store::open(data_dir).map_err(|e| match e {
+        StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+            anyhow::anyhow!("the store in {} is in use by a running xl-center: stop it first, or use GET /api/export as an admin", data_dir.display())
+        }
+        e => e.into(),
+    })?;
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let filter = AlarmFilter { from_ms, ..Default::default() };
+    let mut count = 0u64;
+    store.for_each(&filter, |r| {
+        serde_json::to_writer(&mut out, &r)?;
+        count += 1;
+        out.write_all(b"\n")
+    })?;
+    out.flush()?;
+    eprintln!("exported {count} alarms");
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM (systemd's stop).

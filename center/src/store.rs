@@ -1,15 +1,21 @@
-//! The alarm store (sled): one record per alarm id, snapshots kept apart, a time index.
+//! The alarm store (sled): one record per alarm id, snapshots kept apart, and indexes by event
+//! time, camera, agent, workflow status and responder unit, kept in step with the records by
+//! transactions.
 //!
 //! Inserting is idempotent: a redelivered alarm (same id) leaves the first record untouched.
 //! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
+//! Querying is in `query.rs`, retention in `retention.rs`.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use xueliang_proto::signing::{hex, sha256};
 use xueliang_proto::{Alarm, RuleKind, Severity};
+
+use crate::workflow::Status;
+use crate::workflow::Step;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +82,25 @@ pub struct AlarmRecord {
     /// Model version.
     pub model_version: String,
     /// Workflow state: `new` on arrival.
-    pub status: String,
+    pub status: Status,
+    /// Units routing suggests (police stations first).
+    #[serde(default)]
+    pub routed_to: Vec<String>,
+    /// Units it was dispatched to (by a duty officer, or by escalation).
+    #[serde(default)]
+    pub dispatched_to: Vec<String>,
+    /// Where the camera is (its routing group's name), if routing knows.
+    #[serde(default)]
+    pub location: String,
+    /// Whether it escalated (its severity was raised).
+    #[serde(default)]
+    pub escalated: bool,
+    /// The snapshot was deleted by retention (the record stays longer).
+    #[serde(default)]
+    pub snapshot_expired: bool,
+    /// Every workflow step, oldest first.
+    #[serde(default)]
+    pub timeline: Vec<Step>,
 }
 
 /// `RULE_KIND_ZONE_INTRUSION` → `zone_intrusion`.
@@ -119,7 +143,13 @@ impl AlarmRecord {
             frame_height: a.frame_height,
             model_id: a.model_id.clone(),
             model_version: a.model_version.clone(),
-            status: "new".into(),
+            status: Status::New,
+            routed_to: Vec::new(),
+            dispatched_to: Vec::new(),
+            location: String::new(),
+            escalated: false,
+            snapshot_expired: false,
+            timeline: Vec::new(),
         }
     }
 }
@@ -146,33 +176,126 @@ pub enum Attached {
     Mismatch,
 }
 
+/// Why an update did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError<E> {
+    /// No alarm has this id.
+    #[error("no alarm {0}")]
+    NotFound(String),
+    /// The change refused itself.
+    #[error(transparent)]
+    Refused(E),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Positions of the trees in [`Store::trees`].
+pub(crate) const ALARMS: usize = 0;
+const SNAPSHOTS: usize = 1;
+pub(crate) const BY_TIME: usize = 2;
+pub(crate) const BY_CAMERA: usize = 3;
+pub(crate) const BY_AGENT: usize = 4;
+pub(crate) const BY_STATUS: usize = 5;
+pub(crate) const BY_UNIT: usize = 6;
+const TREE_NAMES: [&str; 7] =
+    ["alarms", "snapshots", "alarms_by_time", "alarms_by_camera", "alarms_by_agent", "alarms_by_status", "alarms_by_unit"];
+
+/// Version of the index layout; a store written with an older one is re-indexed at open.
+const INDEX_VERSION: &[u8] = b"2";
+
 /// The center's alarm database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    alarms: sled::Tree,
-    snapshots: sled::Tree,
-    by_time: sled::Tree,
+    /// alarms, snapshots and the indexes, in the order of the constants above.
+    pub(crate) trees: [sled::Tree; 7],
 }
 
 /// Time-index key: event time (big-endian, offset so negatives sort first), then the id.
-fn time_key(event_time_ms: i64, id: &str) -> Vec<u8> {
+pub(crate) fn time_key(event_time_ms: i64, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + id.len());
     k.extend_from_slice(&((event_time_ms as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
 }
 
+/// The prefix of an index's entries for one value: its parts, each ended by a NUL (ids never
+/// hold one).
+pub(crate) fn index_prefix(parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for p in parts {
+        k.extend_from_slice(p.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// Every index entry of `r`: (tree, key).
+fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
+    let t = time_key(r.event_time_ms, &r.id);
+    let with = |parts: &[&str]| {
+        let mut k = index_prefix(parts);
+        k.extend_from_slice(&t);
+        k
+    };
+    let mut out = vec![
+        (BY_TIME, t.clone()),
+        (BY_CAMERA, with(&[&r.agent_id, &r.camera_id])),
+        (BY_AGENT, with(&[&r.agent_id])),
+        (BY_STATUS, with(&[r.status.as_str()])),
+    ];
+    out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
+    out
+}
+
+fn to_json(r: &AlarmRecord) -> Vec<u8> {
+    // Plain fields and strings: serializing cannot fail.
+    serde_json::to_vec(r).expect("an AlarmRecord serializes")
+}
+
+/// Runs a transaction over every tree, mapping sled's error types.
+fn transact<T, E>(
+    trees: &[sled::Tree],
+    f: impl Fn(&[TransactionalTree]) -> Result<T, ConflictableTransactionError<E>>,
+) -> Result<Result<T, E>, StoreError> {
+    match trees.transaction(|t| f(t)) {
+        Ok(r) => Ok(Ok(r)),
+        Err(TransactionError::Abort(e)) => Ok(Err(e)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }
+}
+
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, re-indexing a store written by an older version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(Self {
-            alarms: db.open_tree("alarms")?,
-            snapshots: db.open_tree("snapshots")?,
-            by_time: db.open_tree("alarms_by_time")?,
-            db,
-        })
+        let trees = TREE_NAMES.map(|name| db.open_tree(name));
+        let [a, b, c, d, e, f, g] = trees;
+        let store = Self { trees: [a?, b?, c?, d?, e?, f?, g?], db };
+        let meta = store.db.open_tree("meta")?;
+        if meta.get("index_version")?.as_deref() != Some(INDEX_VERSION) {
+            store.reindex()?;
+            meta.insert("index_version", INDEX_VERSION)?;
+            store.db.flush()?;
+        }
+        Ok(store)
+    }
+
+    /// Rebuilds every index from the records.
+    fn reindex(&self) -> Result<(), StoreError> {
+        for t in &self.trees[BY_TIME..] {
+            t.clear()?;
+        }
+        for entry in self.trees[ALARMS].iter() {
+            let (id, bytes) = entry?;
+            let r = parse(&String::from_utf8_lossy(&id), &bytes)?;
+            for (tree, key) in index_entries(&r) {
+                self.trees[tree].insert(key, &[])?;
+            }
+        }
+        tracing::info!("alarm indexes rebuilt for {} alarms", self.trees[ALARMS].len());
+        Ok(())
     }
 
     /// Another tree of the same database (made durable by the same [`Store::flush`]).
@@ -180,33 +303,59 @@ impl Store {
         Ok(self.db.open_tree(name)?)
     }
 
-    /// Stores an alarm unless its id is already stored. Not durable until [`Store::flush`].
-    pub fn insert(&self, alarm: &Alarm, received_time_ms: i64) -> Result<Inserted, StoreError> {
-        let record = AlarmRecord::from_alarm(alarm, received_time_ms);
-        let json = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
-            id: alarm.id.clone(),
-            message: e.to_string(),
+    /// A fresh id from the database, increasing (for append-only logs).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Stores `record` and its snapshot unless its id is already stored. Not durable until
+    /// [`Store::flush`].
+    pub fn insert(&self, record: &AlarmRecord, snapshot: &[u8]) -> Result<Inserted, StoreError> {
+        let json = to_json(record);
+        let entries = index_entries(record);
+        let id = record.id.as_bytes();
+        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+            if t[ALARMS].get(id)?.is_some() {
+                return Ok(Inserted::Duplicate);
+            }
+            t[ALARMS].insert(id, json.as_slice())?;
+            if !snapshot.is_empty() {
+                t[SNAPSHOTS].insert(id, snapshot)?;
+            }
+            for (tree, key) in &entries {
+                t[*tree].insert(key.as_slice(), &[])?;
+            }
+            Ok(Inserted::New)
         })?;
-        let id = alarm.id.as_bytes();
-        let tkey = time_key(alarm.event_time_ms, &alarm.id);
-        let result = (&self.alarms, &self.snapshots, &self.by_time).transaction(
-            |(alarms, snapshots, by_time)| {
-                if alarms.get(id)?.is_some() {
-                    return Ok(Inserted::Duplicate);
-                }
-                alarms.insert(id, json.as_slice())?;
-                if !alarm.snapshot_jpeg.is_empty() {
-                    snapshots.insert(id, alarm.snapshot_jpeg.as_ref())?;
-                }
-                by_time.insert(tkey.as_slice(), &[])?;
-                Ok::<_, ConflictableTransactionError<std::convert::Infallible>>(Inserted::New)
-            },
-        );
-        match result {
-            Ok(r) => Ok(r),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-            Err(TransactionError::Abort(never)) => match never {},
-        }
+        Ok(r.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Changes alarm `id` with `change` (which may run more than once, so it must depend only
+    /// on the record) and keeps the indexes in step. Not durable until [`Store::flush`].
+    pub fn update<T, E>(
+        &self,
+        id: &str,
+        change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
+    ) -> Result<(AlarmRecord, T), UpdateError<E>> {
+        let key = id.as_bytes();
+        let r = transact(&self.trees, |t| {
+            let Some(bytes) = t[ALARMS].get(key)? else {
+                return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(id.to_owned())));
+            };
+            let mut record = parse(id, &bytes).map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
+            let before = index_entries(&record);
+            let out = change(&mut record).map_err(|e| ConflictableTransactionError::Abort(UpdateError::Refused(e)))?;
+            let after = index_entries(&record);
+            for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
+                t[*tree].remove(k.as_slice())?;
+            }
+            for (tree, k) in after.iter().filter(|e| !before.contains(e)) {
+                t[*tree].insert(k.as_slice(), &[])?;
+            }
+            t[ALARMS].insert(key, to_json(&record))?;
+            Ok((record, out))
+        })?;
+        r
     }
 
     /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
@@ -214,30 +363,58 @@ impl Store {
     pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        let result = (&self.alarms, &self.snapshots).transaction(|(alarms, snapshots)| {
-            let Some(bytes) = alarms.get(key)? else { return Ok(Attached::NoAlarm) };
+        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+            let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else { return Ok(Attached::NoAlarm) };
             if record.agent_id != agent || !record.snapshot_follows || record.snapshot_sha256 != hash {
                 return Ok(Attached::Mismatch);
             }
-            if snapshots.get(key)?.is_some() {
+            if t[SNAPSHOTS].get(key)?.is_some() || record.snapshot_expired {
                 return Ok(Attached::Duplicate);
             }
-            snapshots.insert(key, jpeg)?;
+            t[SNAPSHOTS].insert(key, jpeg)?;
             record.snapshot_bytes = jpeg.len();
-            // Plain fields and strings: serializing cannot fail.
-            let json = serde_json::to_vec(&record).expect("an AlarmRecord serializes");
-            alarms.insert(key, json)?;
-            Ok::<_, ConflictableTransactionError<std::convert::Infallible>>(Attached::New)
-        });
-        match result {
-            Ok(r) => Ok(r),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-            Err(TransactionError::Abort(never)) => match never {},
-        }
+            t[ALARMS].insert(key, to_json(&record))?;
+            Ok(Attached::New)
+        })?;
+        Ok(r.unwrap_or_else(|never| match never {}))
     }
 
-    /// Makes every insert so far durable.
+    /// Removes alarm `id`, its snapshot and its index entries (retention).
+    pub(crate) fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let key = id.as_bytes();
+        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+            if let Some(bytes) = t[ALARMS].get(key)? {
+                if let Ok(record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                    for (tree, k) in index_entries(&record) {
+                        t[tree].remove(k)?;
+                    }
+                }
+                t[ALARMS].remove(key)?;
+                t[SNAPSHOTS].remove(key)?;
+            }
+            Ok(())
+        })?;
+        Ok(r.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Deletes alarm `id`'s snapshot, marking the record (retention).
+    pub(crate) fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
+        let key = id.as_bytes();
+        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+            if let Some(bytes) = t[ALARMS].get(key)? {
+                if let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                    record.snapshot_expired = true;
+                    t[ALARMS].insert(key, to_json(&record))?;
+                }
+                t[SNAPSHOTS].remove(key)?;
+            }
+            Ok(())
+        })?;
+        Ok(r.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
@@ -245,45 +422,26 @@ impl Store {
 
     /// One alarm by id.
     pub fn get(&self, id: &str) -> Result<Option<AlarmRecord>, StoreError> {
-        self.alarms
-            .get(id.as_bytes())?
-            .map(|v| parse(id, &v))
-            .transpose()
+        self.trees[ALARMS].get(id.as_bytes())?.map(|v| parse(id, &v)).transpose()
     }
 
     /// The JPEG snapshot of an alarm, if it has one.
     pub fn snapshot(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.snapshots.get(id.as_bytes())?)
-    }
-
-    /// Up to `limit` alarms, newest event first.
-    pub fn newest(&self, limit: usize) -> Result<Vec<AlarmRecord>, StoreError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for entry in self.by_time.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = entry?;
-            let id = String::from_utf8_lossy(&key[8..]).into_owned();
-            if let Some(r) = self.get(&id)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        Ok(self.trees[SNAPSHOTS].get(id.as_bytes())?)
     }
 
     /// Number of stored alarms.
     pub fn len(&self) -> usize {
-        self.alarms.len()
+        self.trees[ALARMS].len()
     }
 
     /// Whether no alarm is stored.
     pub fn is_empty(&self) -> bool {
-        self.alarms.is_empty()
+        self.trees[ALARMS].is_empty()
     }
 }
 
-fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
+pub(crate) fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         id: id.to_owned(),
         message: e.to_string(),
@@ -291,8 +449,10 @@ fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::query::AlarmFilter;
+    use crate::workflow::{Action, Request, apply};
 
     fn alarm(id: &str, t: i64) -> Alarm {
         Alarm {
@@ -307,15 +467,24 @@ mod tests {
         }
     }
 
+    /// A stored-alarm record for tests.
+    pub(crate) fn record(id: &str) -> AlarmRecord {
+        AlarmRecord::from_alarm(&alarm(id, 1), 2)
+    }
+
+    fn insert(s: &Store, a: &Alarm, received: i64) -> Inserted {
+        s.insert(&AlarmRecord::from_alarm(a, received), &a.snapshot_jpeg).unwrap()
+    }
+
     #[tokio::test]
     async fn a_redelivered_alarm_is_stored_once_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            assert_eq!(s.insert(&alarm("x", 5), 1).unwrap(), Inserted::New);
+            assert_eq!(insert(&s, &alarm("x", 5), 1), Inserted::New);
             let mut again = alarm("x", 5);
             again.camera_id = "changed".into();
-            assert_eq!(s.insert(&again, 2).unwrap(), Inserted::Duplicate);
+            assert_eq!(insert(&s, &again, 2), Inserted::Duplicate);
             s.flush().await.unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
@@ -335,7 +504,7 @@ mod tests {
         a.snapshot_jpeg = Default::default();
         a.snapshot_follows = true;
         a.snapshot_sha256 = xueliang_proto::signing::sha256(&picture).into();
-        s.insert(&a, 2).unwrap();
+        insert(&s, &a, 2);
         assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, 0);
         assert_eq!(s.attach_snapshot("a", "late", b"another picture").unwrap(), Attached::Mismatch);
         assert_eq!(s.attach_snapshot("b", "late", &picture).unwrap(), Attached::Mismatch, "another agent's");
@@ -345,15 +514,40 @@ mod tests {
         assert_eq!(s.snapshot("late").unwrap().unwrap().as_ref(), picture.as_slice());
     }
 
-    #[tokio::test]
-    async fn newest_orders_by_event_time_including_negative_times() {
+    #[test]
+    fn time_order_includes_negative_times() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         for (id, t) in [("b", 20), ("a", 10), ("c", 30), ("old", -5)] {
-            s.insert(&alarm(id, t), 0).unwrap();
+            insert(&s, &alarm(id, t), 0);
         }
-        let ids: Vec<String> = s.newest(10).unwrap().into_iter().map(|r| r.id).collect();
+        let ids: Vec<String> = s.query(&AlarmFilter::default(), None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["c", "b", "a", "old"]);
-        assert_eq!(s.newest(2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn updates_move_index_entries_and_a_refused_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        insert(&s, &alarm("x", 5), 1);
+        let step = |action, units: &[String]| {
+            s.update("x", |r| apply(r, &Request { action, by: "zhang", at_ms: 9, note: "", units }))
+        };
+        step(Action::Acknowledge, &[]).unwrap();
+        let (r, ()) = step(Action::Dispatch, &["pcs-1".to_string()]).unwrap();
+        assert_eq!(r.status, Status::Dispatched);
+        assert!(matches!(step(Action::Acknowledge, &[]), Err(UpdateError::Refused(_))));
+        assert!(matches!(s.update("nope", |_| Ok::<_, ()>(())), Err(UpdateError::NotFound(_))));
+        let count = |f: AlarmFilter| s.query(&f, None, 10).unwrap().alarms.len();
+        assert_eq!(count(AlarmFilter { status: Some(Status::New), ..Default::default() }), 0);
+        assert_eq!(count(AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }), 1);
+        assert_eq!(count(AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() }), 1);
+        assert_eq!(s.get("x").unwrap().unwrap().timeline.len(), 2);
+        // Indexes written by an older version are rebuilt at open.
+        s.trees[BY_STATUS].clear().unwrap();
+        s.open_tree("meta").unwrap().remove("index_version").unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.query(&AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }, None, 10).unwrap().alarms.len(), 1);
     }
 }

@@ -48,13 +48,18 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Reads and parses the file; a missing file is read as empty text (nothing configured yet).
 fn read<T>(path: &Path, parse: Parser<T>) -> Result<T, WatchError> {
-    let text = std::fs::read_to_string(path).map_err(|error| WatchError::Io { path: path.to_owned(), error })?;
+    let text = match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        r => r.map_err(|error| WatchError::Io { path: path.to_owned(), error })?,
+    };
     parse(&text).map_err(|message| WatchError::Invalid { path: path.to_owned(), message })
 }
 
 impl<T> WatchedFile<T> {
-    /// Reads and parses `path`; with `template`, a missing file is first created with it.
+    /// Reads and parses `path`; with `template`, a missing file is first created with it,
+    /// without, it is read as empty text until it appears.
     pub fn open(path: &Path, template: Option<&str>, parse: Parser<T>) -> Result<Self, WatchError> {
         if let (false, Some(template)) = (path.exists(), template) {
             let io = |error| WatchError::Io { path: path.to_owned(), error };
@@ -114,6 +119,9 @@ mod tests {
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         std::fs::write(&path, "two").unwrap();
         assert_eq!(*file.current(), 2);
+        std::fs::remove_file(&path).unwrap();
+        let empty = WatchedFile::open(&path, None, |t| Ok(t.len())).unwrap();
+        assert_eq!(*empty.current(), 0, "a missing file reads as empty");
         std::fs::write(&path, "x").unwrap();
         let err = WatchedFile::open(&path, None, number).unwrap_err().to_string();
         assert!(err.ends_with("n.txt: not a number: invalid digit found in string"), "{err}");

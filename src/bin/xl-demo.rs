@@ -17,6 +17,51 @@ use tokio::process::{Child, Command};
 use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 
+/// The demo users' password (a demo only: a real center has no default password).
+const DEMO_PASSWORD: &str = "xueliang-demo";
+
+/// One user per role: login, role, unit.
+const DEMO_USERS: [(&str, &str, Option<&str>); 4] = [
+    ("admin", "admin", None),
+    ("duty", "duty_officer", None),
+    ("police", "police", Some("pcs-dongcheng")),
+    ("installer", "installer", None),
+];
+
+/// The demo county's responder units and routing.
+const DEMO_ROUTING: &str = r#"time_zone = "Asia/Shanghai"
+
+[[unit]]
+id = "pcs-dongcheng"
+name = "东城派出所"
+type = "police_station"
+
+[[unit]]
+id = "patrol-demo-village"
+name = "示范村网格员"
+type = "village_patrol"
+
+[[unit]]
+id = "township-dongcheng"
+name = "东城镇综治办"
+type = "township_office"
+
+[[group]]
+id = "demo-village"
+name = "示范村 校园步道"
+cameras = ["demo-village/*"]
+
+[[route]]
+id = "intrusion"
+groups = ["demo-village"]
+kinds = ["zone_intrusion"]
+units = ["patrol-demo-village", "pcs-dongcheng"]
+
+[escalation]
+after_s = 300
+units = ["township-dongcheng"]
+"#;
+
 #[derive(Parser)]
 #[command(name = "xl-demo", about = "Run center + RTSP camera (vtest.avi) + agent and show alarms")]
 struct Args {
@@ -82,9 +127,19 @@ fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("start {}", bin.display()))
 }
 
-/// What `bin args` prints, or why it failed.
-async fn output(bin: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(bin).args(args).output().await.with_context(|| format!("cannot run {}", bin.display()))?;
+/// What `bin args` prints given `input` on its standard input, or why it failed.
+async fn output(bin: &Path, args: &[&str], input: &str) -> anyhow::Result<String> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
     if !out.status.success() {
         bail!("{} {} failed: {}", bin.display(), args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -140,7 +195,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
 
     // Keys as an installer exchanges them: the center's goes into the agent's config, the
     // agent's into the center's registry.
-    let center_key = output(&center_bin, &["key", "--data-dir", &store_arg]).await?;
+    let center_key = output(&center_bin, &["key", "--data-dir", &store_arg], "").await?;
     let center_key = center_key
         .trim()
         .strip_prefix("center_key = ")
@@ -156,8 +211,16 @@ async fn run(args: Args) -> anyhow::Result<usize> {
             &center_key,
         ),
     )?;
-    let agent_line = output(&agent_bin, &["key", "--config", &config_arg]).await?;
+    let agent_line = output(&agent_bin, &["key", "--config", &config_arg], "").await?;
     scenario::register_agent(&store_dir.join("agent-keys.toml"), agent_line.trim())?;
+
+    // The county's responder units and routing, and one user per role, as county IT sets them up.
+    std::fs::write(store_dir.join("routing.toml"), DEMO_ROUTING)?;
+    for (login, role, unit) in DEMO_USERS {
+        let mut args = vec!["user", "add", login, "--role", role, "--password-stdin", "--data-dir", &store_arg];
+        args.extend(unit.iter().flat_map(|u| ["--unit", u]));
+        output(&center_bin, &args, DEMO_PASSWORD).await?;
+    }
 
     let mut center = spawn(
         &center_bin,
@@ -173,11 +236,8 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         &center_log,
     )?;
     let api = format!("http://{http}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
     let started = Instant::now();
-    while client.get(format!("{api}/healthz")).send().await.is_err() {
+    while reqwest::get(format!("{api}/healthz")).await.is_err() {
         if let Some(status) = center.try_wait()? {
             bail!("xl-center exited ({status}):\n{}", tail(&center_log, 10));
         }
@@ -187,6 +247,9 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("demo: center API at {api}/api/alarms (log {})", center_log.display());
+    let logins: Vec<&str> = DEMO_USERS.iter().map(|(login, ..)| *login).collect();
+    println!("demo: users {} with password {DEMO_PASSWORD} (POST {api}/api/login)", logins.join(", "));
+    let client = logged_in(&api, "duty").await?;
 
     let agent_log = dir.join("agent.log");
     let mut agent = spawn(
@@ -231,6 +294,23 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     println!("demo: {n} alarms stored");
     drop(camera);
     Ok(n)
+}
+
+/// A client holding a session of `login` at the center.
+async fn logged_in(api: &str, login: &str) -> anyhow::Result<reqwest::Client> {
+    let resp = reqwest::Client::new()
+        .post(format!("{api}/api/login"))
+        .json(&serde_json::json!({ "login": login, "password": DEMO_PASSWORD }))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("the center refused the demo login {login}: {}", resp.text().await.unwrap_or_default());
+    }
+    let body: serde_json::Value = resp.json().await?;
+    let token = body["token"].as_str().context("no token in the login answer")?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(5)).default_headers(headers).build()?)
 }
 
 /// Asks the center for its newest alarms and prints those not printed yet, oldest first.

@@ -16,6 +16,7 @@ use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
 use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
 use xueliang_center::store::AlarmRecord;
+use xueliang_center::users::{Role, add_user};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {
@@ -80,9 +81,76 @@ impl Scenario {
     }
 }
 
-/// The config of a center storing in `dir/center` (HTTP on a free port).
+/// The config of a center storing in `dir/center` (HTTP on a free port), with the test admin.
 pub fn center_config(dir: &Path, broker: BrokerChoice) -> CenterConfig {
+    add_test_admin(&dir.join("center"));
     CenterConfig::new(dir.join("center"), "127.0.0.1:0".parse().unwrap(), broker)
+}
+
+/// Login and password of the admin the tests' centers have.
+pub const TEST_ADMIN: (&str, &str) = ("test-admin", "test-admin-password");
+
+/// Adds [`TEST_ADMIN`] to the users of the center storing in `center_dir` (once).
+pub fn add_test_admin(center_dir: &Path) {
+    let path = center_dir.join("users.toml");
+    if !path.exists() {
+        add_user(&path, TEST_ADMIN.0, None, Role::Admin, None, TEST_ADMIN.1).expect("test admin added");
+    }
+}
+
+/// A logged-in API client.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://host:port`.
+    pub base: String,
+    /// Sends the session's bearer token.
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    /// Logs in to the center at `http` as `login`; panics if refused.
+    pub async fn login(http: SocketAddr, login: &str, password: &str) -> Self {
+        let base = format!("http://{http}");
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({ "login": login, "password": password }))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(resp.status(), 200, "login as {login}: {}", resp.text().await.unwrap_or_default());
+        let body: serde_json::Value = resp.json().await.expect("login answer");
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", body["token"].as_str().expect("token"));
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().expect("header value"));
+        Self { base, client: reqwest::Client::builder().default_headers(headers).build().expect("client") }
+    }
+
+    /// Logs in as [`TEST_ADMIN`].
+    pub async fn admin(http: SocketAddr) -> Self {
+        Self::login(http, TEST_ADMIN.0, TEST_ADMIN.1).await
+    }
+
+    /// `GET {base}{path}`.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.base))
+    }
+
+    /// `POST {base}{path}`.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.base))
+    }
+
+    /// `PUT {base}{path}`.
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(format!("{}{path}", self.base))
+    }
+
+    /// `GET {base}{path}` as JSON, asserting 200.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let resp = self.get(path).send().await.expect("API request");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("JSON body")
+    }
 }
 
 /// Keys for the center of [`center_config`] and the agent of [`start_agent`] in `dir`: the
@@ -121,10 +189,10 @@ pub async fn wait_for_alarm_where(
     timeout: Duration,
     pred: impl Fn(&AlarmRecord) -> bool,
 ) -> Option<AlarmRecord> {
-    let client = reqwest::Client::new();
+    let api = Api::admin(http).await;
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if let Ok(resp) = client.get(format!("http://{http}/api/alarms")).send().await {
+        if let Ok(resp) = api.get("/api/alarms").send().await {
             assert_eq!(resp.status(), 200);
             let body: serde_json::Value = resp.json().await.expect("alarm list is JSON");
             let alarms: Vec<AlarmRecord> =
@@ -140,9 +208,7 @@ pub async fn wait_for_alarm_where(
 
 /// Fetches an alarm's snapshot and checks it is a JPEG of the camera's frame size.
 pub async fn assert_snapshot_decodes(http: SocketAddr, alarm: &AlarmRecord) {
-    let resp = reqwest::get(format!("http://{http}/api/alarms/{}/snapshot", alarm.id))
-        .await
-        .expect("snapshot request");
+    let resp = Api::admin(http).await.get(&format!("/api/alarms/{}/snapshot", alarm.id)).send().await.expect("snapshot request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     let bytes = resp.bytes().await.expect("snapshot body");

@@ -1,0 +1,215 @@
+//! Alarms: the filtered, paged list; one alarm with its dispatches; its snapshot; its audit
+//! trail; and the workflow steps.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use xueliang_proto::endpoint::now_ms;
+
+use super::access::{Caller, Permission};
+use super::{ApiError, ApiState, blocking};
+use crate::audit::AuditEntry;
+use crate::dispatch::dispatch_id;
+use crate::query::{AlarmFilter, Cursor};
+use crate::store::AlarmRecord;
+use crate::users::Role;
+use crate::webhooks::WebhookStatus;
+use crate::workflow::{Action, Status};
+
+/// Query of `GET /api/alarms`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmQuery {
+    /// Event time at or after: UTC ms, or RFC 3339 (`2026-07-01T18:00:00+08:00`).
+    pub from: Option<String>,
+    /// Event time before: UTC ms, or RFC 3339.
+    pub to: Option<String>,
+    /// Agent id.
+    pub agent: Option<String>,
+    /// Camera id.
+    pub camera: Option<String>,
+    /// Rule kind, e.g. `zone_intrusion`.
+    pub kind: Option<String>,
+    /// Severity, e.g. `high`.
+    pub severity: Option<String>,
+    /// Workflow status: new, acknowledged, dispatched, resolved, false_alarm.
+    pub status: Option<String>,
+    /// Dispatched to this unit (a police station, office or patrol).
+    pub unit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1..=500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// Body of `GET /api/alarms`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlarmList {
+    /// Alarms, newest event first.
+    pub alarms: Vec<AlarmRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `GET /api/alarms/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlarmDetail {
+    /// The alarm.
+    #[serde(flatten)]
+    pub alarm: AlarmRecord,
+    /// Webhook deliveries of its dispatches.
+    pub webhooks: Vec<WebhookStatus>,
+}
+
+/// Body of a workflow step (`POST /api/alarms/{id}/{action}`); may be empty.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// Why, what was seen, what was done.
+    #[serde(default)]
+    pub note: String,
+    /// For `dispatch`: the units (default: those routing suggests).
+    #[serde(default)]
+    pub units: Vec<String>,
+}
+
+/// Page size from a query's `limit`.
+pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be between 1 and 500, got {limit}")));
+    }
+    Ok(limit)
+}
+
+/// A time bound: UTC milliseconds or RFC 3339.
+fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    text.parse::<jiff::Timestamp>().map(|t| Some(t.as_millisecond())).map_err(|_| {
+        ApiError::bad_request(format!("{name}={text:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"))
+    })
+}
+
+/// The filter a query asks for, narrowed to what `caller` may see.
+fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!("no status {s:?} (statuses: {})", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let mut unit = q.unit.clone();
+    if caller.user.role == Role::Police {
+        let own = caller.user.unit.clone();
+        if unit.is_some() && unit != own {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "a police user sees only its own unit's alarms"));
+        }
+        unit = own;
+    }
+    Ok(AlarmFilter {
+        from_ms: time_bound("from", q.from.as_deref())?,
+        to_ms: time_bound("to", q.to.as_deref())?,
+        agent: q.agent.clone(),
+        camera: q.camera.clone(),
+        kind: q.kind.clone(),
+        severity: q.severity.clone(),
+        status,
+        unit,
+    })
+}
+
+/// `GET /api/alarms`.
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    query: Result<Query<AlarmQuery>, QueryRejection>,
+) -> Result<Json<AlarmList>, ApiError> {
+    caller.require(Permission::ReadAlarms)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = filter(&q, &caller)?;
+    let limit = page_size(q.limit)?;
+    let cursor = q.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::bad_request)?;
+    let store = state.store.clone();
+    let page = blocking(move || Ok(store.query(&filter, cursor.as_ref(), limit)?)).await?;
+    Ok(Json(AlarmList { alarms: page.alarms, next_cursor: page.next.map(|c| c.encode()) }))
+}
+
+/// The alarm `id` if `caller` may see it.
+async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRecord, ApiError> {
+    let record = state.store.get(id)?.ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))?;
+    caller.may_see(&record)?;
+    Ok(record)
+}
+
+/// `GET /api/alarms/{id}`.
+pub(super) async fn detail(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<AlarmDetail>, ApiError> {
+    let alarm = visible(&state, &caller, &id).await?;
+    let mut webhooks = Vec::new();
+    for unit in &alarm.dispatched_to {
+        webhooks.extend(state.webhooks.status(&dispatch_id(&id, unit))?);
+    }
+    state.audit.record(now_ms(), caller.login(), "view_alarm", &id, "")?;
+    Ok(Json(AlarmDetail { alarm, webhooks }))
+}
+
+/// `GET /api/alarms/{id}/snapshot`: the JPEG; each view is audited.
+pub(super) async fn snapshot(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let alarm = visible(&state, &caller, &id).await?;
+    let Some(jpeg) = state.store.snapshot(&id)? else {
+        if alarm.snapshot_expired {
+            return Err(ApiError::new(StatusCode::GONE, format!("the snapshot of alarm {id} was deleted by retention")));
+        }
+        return Err(ApiError::not_found(format!("alarm {id} has no snapshot")));
+    };
+    state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, "")?;
+    state.store.flush().await?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], jpeg.to_vec()).into_response())
+}
+
+/// `GET /api/alarms/{id}/audit`: who viewed it and who did what, newest first.
+pub(super) async fn trail(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    caller.require(Permission::ActOnAlarms)?;
+    visible(&state, &caller, &id).await?;
+    Ok(Json(state.audit.list(Some(&id), None, 500)?))
+}
+
+/// `POST /api/alarms/{id}/{action}`: acknowledge, dispatch, resolve, false-alarm.
+pub(super) async fn act(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<AlarmRecord>, ApiError> {
+    caller.require(Permission::ActOnAlarms)?;
+    let action = Action::from_url(&action).ok_or_else(|| {
+        ApiError::not_found(format!("no action {action:?} (actions: acknowledge, dispatch, resolve, false-alarm)"))
+    })?;
+    let req: ActionRequest = match body.is_empty() {
+        true => ActionRequest::default(),
+        false => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("{e}; send {{\"note\": ..., \"units\": [...]}} or nothing")))?,
+    };
+    let mut units = req.units;
+    if action == Action::Dispatch {
+        let record = visible(&state, &caller, &id).await?;
+        if units.is_empty() {
+            units = record.routed_to;
+        }
+        if units.is_empty() {
+            return Err(ApiError::bad_request("routing suggests no unit for this alarm: name the units"));
+        }
+        state.cases.check_units(&units).map_err(|e| ApiError::bad_request(e.0))?;
+    }
+    Ok(Json(state.cases.act(&id, action, caller.login(), &req.note, &units).await?))
+}

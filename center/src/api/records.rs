@@ -1,0 +1,130 @@
+//! Records kept beside the alarms: dead letters, ingest counters, the audit log, and the
+//! JSON Lines export.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use xueliang_proto::endpoint::now_ms;
+
+use super::access::{Caller, Permission};
+use super::alarms::page_size;
+use super::{ApiError, ApiState, blocking};
+use crate::audit::AuditEntry;
+use crate::dead_letters::DeadLetter;
+
+/// Body of `GET /api/stats`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stats {
+    /// Alarms in the store.
+    pub alarms: usize,
+    /// New alarms stored since the center started.
+    pub stored: u64,
+    /// Redeliveries of stored alarms (receipted again, not stored again) since start.
+    pub duplicates: u64,
+    /// Payloads refused and dead-lettered since start.
+    pub dead_lettered: u64,
+}
+
+/// Body of `GET /api/dead-letters`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeadLetterList {
+    /// Refused payloads, most recently refused first.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Query of `GET /api/dead-letters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// At most this many, 1..=500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only entries about this alarm, agent or login.
+    pub target: Option<String>,
+    /// Entries before this sequence number (the last `seq` of the previous page).
+    pub before: Option<u64>,
+    /// Page size, 1..=500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// Body of `GET /api/audit`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditList {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// `GET /api/dead-letters`: payloads ingest refused, and why.
+pub(super) async fn dead_letters(
+    State(state): State<ApiState>,
+    caller: Caller,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Json<DeadLetterList>, ApiError> {
+    caller.require(Permission::ReadDeadLetters)?;
+    let limit = page_size(query(q)?.limit)?;
+    let dead_letters = blocking(move || Ok(state.dead_letters.list(limit)?)).await?;
+    Ok(Json(DeadLetterList { dead_letters }))
+}
+
+/// `GET /api/stats`: the store's size and ingest's counters.
+pub(super) async fn stats(State(state): State<ApiState>, _caller: Caller) -> Json<Stats> {
+    let c = &state.stats;
+    Json(Stats {
+        alarms: state.store.len(),
+        stored: c.stored.load(Ordering::Relaxed),
+        duplicates: c.duplicates.load(Ordering::Relaxed),
+        dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+    })
+}
+
+/// `GET /api/audit`: the audit log, newest first.
+pub(super) async fn audit(
+    State(state): State<ApiState>,
+    caller: Caller,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<AuditList>, ApiError> {
+    caller.require(Permission::Administer)?;
+    let q = query(q)?;
+    let limit = page_size(q.limit)?;
+    let entries = blocking(move || Ok(state.audit.list(q.target.as_deref(), q.before, limit)?)).await?;
+    Ok(Json(AuditList { entries }))
+}
+
+/// `GET /api/export`: every alarm record as JSON Lines, oldest first (the same as
+/// `xl-center export`, while the center runs).
+pub(super) async fn export(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Permission::Administer)?;
+    state.audit.record(now_ms(), caller.login(), "export", "", "")?;
+    state.store.flush().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(64);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = store.for_each(&Default::default(), |r| {
+            // Plain fields: serializing cannot fail.
+            let mut line = serde_json::to_vec(&r).expect("an AlarmRecord serializes");
+            line.push(b'\n');
+            tx.blocking_send(Ok(line)).map_err(|_| std::io::Error::other("the client went away"))
+        });
+        if let Err(e) = result {
+            tracing::warn!("export: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+}
