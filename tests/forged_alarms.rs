@@ -18,30 +18,6 @@ fn alarm(id: &str, agent: &str) -> Alarm {
     Alarm { id: id.into(), agent_id: agent.into(), camera_id: "gate".into(), event_time_ms: 1, ..Default::default() }
 }
 
-/// A client of the broker at `addr`, once the center says it ingests (before, nobody is
-/// subscribed and a broker drops what is published).
-async fn connect_when_ingesting(addr: &str) -> AsyncClient {
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let mut opts = MqttOptions::new("intruder", addr.ip().to_string(), addr.port());
-    opts.set_max_packet_size(4 << 20, 4 << 20);
-    let (client, mut events) = AsyncClient::new(opts, 10);
-    client.subscribe("xl/v1/center/status", QoS::AtLeastOnce).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
-                let status: xueliang_proto::CenterStatus = xueliang_proto::decode_limited(&p.payload).unwrap();
-                if status.online {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the center says it ingests");
-    tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +32,7 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
-    let client = connect_when_ingesting(&center.mqtt_addr).await;
+    let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
     let sends: [(&str, Vec<u8>); 5] = [
         ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
         ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
@@ -107,7 +83,7 @@ async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes
     let broker = BrokerChoice::External(BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None });
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
-    let client = connect_when_ingesting(&center.mqtt_addr).await;
+    let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
     let big = vec![0u8; xueliang_proto::MAX_MESSAGE_BYTES + 30_000];
     client.publish("xl/v1/village-b/alarm", QoS::AtLeastOnce, false, big).await.unwrap();
     let genuine = b.seal(alarm("after-the-big-one", "village-b"), usize::MAX).unwrap().alarm;

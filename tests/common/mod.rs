@@ -16,7 +16,7 @@ use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
 use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
 use xueliang_center::store::AlarmRecord;
-use xueliang_center::users::{Role, add_user};
+use xueliang_center::users::{Role, Users, add_user};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {
@@ -93,7 +93,7 @@ pub const TEST_ADMIN: (&str, &str) = ("test-admin", "test-admin-password");
 /// Adds [`TEST_ADMIN`] to the users of the center storing in `center_dir` (once).
 pub fn add_test_admin(center_dir: &Path) {
     let path = center_dir.join("users.toml");
-    if !path.exists() {
+    if Users::open(&path).expect("users file").get(TEST_ADMIN.0).is_none() {
         add_user(&path, TEST_ADMIN.0, None, Role::Admin, None, TEST_ADMIN.1).expect("test admin added");
     }
 }
@@ -348,4 +348,40 @@ pub async fn wait_delivered(dir: &Path, agent: &mut Reaper, name: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(status.success());
+}
+
+/// A client of the broker at `addr` named `client_id`, once the center says it ingests
+/// (before, nobody is subscribed and a broker drops what is published), and what arrives on
+/// the topics it subscribes to.
+pub async fn connect_when_ingesting(
+    addr: &str,
+    client_id: &str,
+) -> (rumqttc::AsyncClient, tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut opts = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    opts.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut events) = AsyncClient::new(opts, 100);
+    client.subscribe("xl/v1/center/status", QoS::AtLeastOnce).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
+                let status: xueliang_proto::CenterStatus = xueliang_proto::decode_limited(&p.payload).unwrap();
+                if status.online {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the center says it ingests");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let _ = tx.send(p);
+            }
+        }
+    });
+    (client, rx)
 }
