@@ -40,6 +40,20 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     assert!(cam.inference_ms > 1.0, "{health:?}");
     assert!(health.outbox_depth <= 2 && health.outbox_dropped == 0, "receipted alarms leave: {health:?}");
 
+    // The center's fleet page shows the same: the agent online, its camera inferring.
+    let t0 = std::time::Instant::now();
+    let agent = loop {
+        let fleet = api.json("/api/fleet").await;
+        let agent = fleet["agents"][0].clone();
+        if agent["health"]["cameras"][0]["infer_fps"].as_f64().unwrap_or(0.0) > 1.0 {
+            break agent;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{fleet}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!((agent["agent_id"].as_str(), agent["online"].as_bool(), agent["registered"].as_bool()), (Some("e2e-village"), Some(true), Some(true)));
+    assert_eq!(agent["health"]["cameras"][0]["camera_id"], "campus-walkway");
+
     run.stop().await;
 }
 

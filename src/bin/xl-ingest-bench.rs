@@ -1,0 +1,430 @@
+//! `xl-ingest-bench`: durable, deduplicated ingest through a real MQTT broker on loopback.
+//!
+//! Starts a real center in-process (sled store in a temporary directory, the embedded broker or
+//! a Mosquitto child process), registers `--agents` agents, seals every alarm before timing
+//! (sealing is the agent's cost), then publishes them as fast as the window allows, QoS 1, one
+//! client per agent, `--duplicates` % of them a second time shortly after the first. An alarm
+//! counts when the center's signed Receipt names it: the center sends it only after the batch
+//! is flushed to disk, so the latency is "publish → durably stored and confirmed".
+//!
+//! Prints the distinct alarms/s, the messages/s (duplicates included), latency percentiles,
+//! CPU and peak RSS; exits non-zero unless the center ends with exactly the alarms sent, each
+//! receipted. Run: `target/release/xl-ingest-bench [--broker mosquitto] [--snapshot-bytes 102400]`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use xueliang::scenario::register_agent;
+use xueliang_agent::identity::Sealer;
+use xueliang_center::center::{BrokerChoice, CenterConfig, start};
+use xueliang_center::ingest::BrokerConnection;
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::{Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited};
+
+/// The center's retained status topic (default prefix).
+const STATUS_TOPIC: &str = "xl/v1/center/status";
+/// A duplicate goes out this many alarms after its first copy.
+const DUPLICATE_LAG: usize = 8;
+
+#[derive(Parser)]
+#[command(name = "xl-ingest-bench", about = "Measure durable, deduplicated alarm ingest through a real MQTT broker")]
+struct Args {
+    /// The broker: the center's embedded rumqttd, or Mosquitto (/usr/sbin/mosquitto) as a child.
+    #[arg(long, value_enum, default_value_t = Broker::Embedded)]
+    broker: Broker,
+    /// Distinct alarms, spread over the agents.
+    #[arg(long, default_value_t = 20_000)]
+    alarms: usize,
+    /// Bytes of each alarm's snapshot (sent inside the alarm); 0: none.
+    #[arg(long, default_value_t = 0)]
+    snapshot_bytes: usize,
+    /// Agents, each with its own key and MQTT connection.
+    #[arg(long, default_value_t = 4)]
+    agents: usize,
+    /// Percentage of alarms published a second time.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    duplicates: u8,
+    /// Alarms per agent published and not yet receipted, at most.
+    #[arg(long, default_value_t = 500)]
+    in_flight: usize,
+    /// Mosquitto's max_inflight_messages (unacknowledged QoS 1 messages towards the center).
+    #[arg(long, default_value_t = 1000)]
+    mosquitto_inflight: usize,
+}
+
+/// Which broker carries the alarms.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Broker {
+    Embedded,
+    Mosquitto,
+}
+
+/// One agent's sealed alarms, the order it publishes them in, and what came back.
+struct Agent {
+    /// Agent id (also the MQTT client id).
+    id: String,
+    /// Sealed alarm `i`, ready to publish on the agent's alarm topic.
+    alarms: Vec<Publish>,
+    /// Publish order: (alarm index, is a duplicate).
+    order: Vec<(usize, bool)>,
+    /// Publish instants and receipt latencies.
+    track: Mutex<Track>,
+    /// Room in the agent's window of unreceipted alarms.
+    window: Semaphore,
+}
+
+/// Per-alarm timing of one agent.
+struct Track {
+    /// When alarm `i` was first published.
+    sent: Vec<Option<Instant>>,
+    /// Whether alarm `i` has been receipted.
+    receipted: Vec<bool>,
+    /// Publish → first receipt, per receipted alarm.
+    latencies: Vec<Duration>,
+}
+
+/// What all agents have had receipted so far.
+#[derive(Default, Clone, Copy)]
+struct Progress {
+    /// Distinct alarms sent.
+    target: usize,
+    /// Distinct alarms receipted.
+    distinct: usize,
+    /// Receipt entries (an alarm and its duplicate are two).
+    entries: usize,
+    /// When the last distinct alarm was receipted.
+    distinct_done: Option<Instant>,
+}
+
+/// Mosquitto as a child process, killed on drop.
+struct Mosquitto(std::process::Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Mosquitto on a free loopback port with its config in `dir`; returns it and the port.
+fn start_mosquitto(dir: &std::path::Path, inflight: usize) -> anyhow::Result<(Mosquitto, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 4194304\n\
+             max_inflight_messages {inflight}\nmax_queued_messages 100000\n"
+        ),
+    )?;
+    let child = std::process::Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start /usr/sbin/mosquitto (make setup installs it)")?;
+    let mosquitto = Mosquitto(child);
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            bail!("Mosquitto does not listen on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((mosquitto, port))
+}
+
+/// Alarm `i` of `agent`, with a snapshot of `bytes` pseudo-random bytes.
+fn alarm(agent: &str, i: usize, bytes: usize, time_ms: i64) -> Alarm {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let snapshot: Vec<u8> = (0..bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    Alarm {
+        schema_version: SCHEMA_VERSION as i32,
+        id: format!("{agent}-{i:06}"),
+        agent_id: agent.to_owned(),
+        camera_id: "gate".into(),
+        rule_id: "gate-intrusion".into(),
+        kind: RuleKind::ZoneIntrusion as i32,
+        severity: Severity::High as i32,
+        event_time_ms: time_ms,
+        zone_id: "gate".into(),
+        detections: vec![Detection {
+            class_name: "person".into(),
+            score: 0.9,
+            r#box: Some(xueliang_proto::Box { x1: 0.2, y1: 0.3, x2: 0.4, y2: 0.9 }),
+            ..Default::default()
+        }],
+        snapshot_jpeg: snapshot.into(),
+        frame_width: 768,
+        frame_height: 576,
+        ..Default::default()
+    }
+}
+
+/// Publish order of `n` alarms: each in turn, `pct` % of them again `DUPLICATE_LAG` later.
+fn publish_order(n: usize, pct: usize) -> Vec<(usize, bool)> {
+    let duplicated = |i: usize| (i + 1) * pct / 100 > i * pct / 100;
+    let mut order = Vec::with_capacity(n + n * pct / 100);
+    for i in 0..n + DUPLICATE_LAG {
+        if i < n {
+            order.push((i, false));
+        }
+        if let Some(d) = i.checked_sub(DUPLICATE_LAG).filter(|&d| d < n && duplicated(d)) {
+            order.push((d, true));
+        }
+    }
+    order
+}
+
+/// Polls `agent`'s connection: says when it may publish (both subscriptions confirmed and the
+/// center online), and records receipts.
+async fn listen(agent: Arc<Agent>, mut events: EventLoop, ready: oneshot::Sender<()>, progress: Arc<watch::Sender<Progress>>) {
+    let (mut ready, mut subscribed, mut online) = (Some(ready), 0, false);
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => subscribed += 1,
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == STATUS_TOPIC => {
+                online = decode_limited::<CenterStatus>(&p.payload).is_ok_and(|s| s.online);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => on_receipt(&agent, &p.payload, &progress),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("{}: MQTT connection: {e}", agent.id);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if subscribed == 2 && online {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Records a receipt: latencies of alarms receipted the first time, room in the window.
+fn on_receipt(agent: &Agent, payload: &[u8], progress: &watch::Sender<Progress>) {
+    let receipt = match decode_limited::<Receipt>(payload) {
+        Ok(r) => r,
+        Err(e) => return tracing::warn!("{}: undecodable receipt: {e}", agent.id),
+    };
+    let now = Instant::now();
+    let (mut fresh, mut entries) = (0, 0);
+    if let Ok(mut t) = agent.track.lock() {
+        for id in &receipt.alarm_ids {
+            let Some(i) = id.rsplit_once('-').and_then(|(_, n)| n.parse::<usize>().ok()).filter(|&i| i < t.sent.len())
+            else {
+                continue;
+            };
+            entries += 1;
+            if let (false, Some(at)) = (t.receipted[i], t.sent[i]) {
+                t.receipted[i] = true;
+                t.latencies.push(now - at);
+                fresh += 1;
+            }
+        }
+    }
+    agent.window.add_permits(fresh);
+    progress.send_modify(|p| {
+        p.distinct += fresh;
+        p.entries += entries;
+        if fresh > 0 && p.distinct == p.target {
+            p.distinct_done = Some(now);
+        }
+    });
+}
+
+/// Publishes `agent`'s alarms in order, first copies only while its window has room.
+async fn publish(agent: Arc<Agent>, client: AsyncClient) -> anyhow::Result<()> {
+    for &(i, duplicate) in &agent.order {
+        if !duplicate {
+            agent.window.acquire().await?.forget();
+            if let Ok(mut t) = agent.track.lock() {
+                t.sent[i] = Some(Instant::now());
+            }
+        }
+        let p = &agent.alarms[i];
+        client.publish_bytes(p.topic.clone(), QoS::AtLeastOnce, false, p.payload.clone()).await?;
+    }
+    Ok(())
+}
+
+/// This process's CPU time (user + system) and peak RSS in MiB.
+fn rusage() -> (Duration, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
+}
+
+/// CPU time (user + system) of process `pid`, from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<u64> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // After the command name: state (not a number, dropped), ppid, …; utime and stime are the
+    // 14th and 15th fields of the line, here the 11th and 12th numbers.
+    Duration::from_secs_f64(fields.get(10..12).map_or(0, |f| f[0] + f[1]) as f64 / hz)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,xueliang_center::center=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if args.agents == 0 || args.alarms < args.agents || args.in_flight == 0 {
+        bail!("need at least one agent, one alarm per agent and an in-flight window of at least 1");
+    }
+    if args.snapshot_bytes + 4096 > xueliang_proto::MAX_MESSAGE_BYTES {
+        bail!("a snapshot of {} bytes does not fit in a message", args.snapshot_bytes);
+    }
+    let dir = tempfile::tempdir()?;
+    let center_dir = dir.path().join("center");
+    let pct = args.duplicates as usize;
+    let time0 = now_ms();
+    let mut agents = Vec::new();
+    for a in 0..args.agents {
+        let id = format!("bench-{a}");
+        let sealer = Sealer::open(&dir.path().join(&id))?;
+        register_agent(&center_dir.join("agent-keys.toml"), &format!("{id} = \"{}\"", sealer.public_key()))?;
+        let n = args.alarms / args.agents + usize::from(a < args.alarms % args.agents);
+        let topic = format!("xl/v1/{id}/alarm");
+        let alarms = (0..n)
+            .map(|i| {
+                let sealed = sealer.seal(alarm(&id, i, args.snapshot_bytes, time0 + (i * args.agents + a) as i64), usize::MAX)?;
+                Ok(Publish::new(&topic, QoS::AtLeastOnce, sealed.alarm))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let track = Track { sent: vec![None; n], receipted: vec![false; n], latencies: Vec::with_capacity(n) };
+        let (order, window) = (publish_order(n, pct), Semaphore::new(args.in_flight));
+        agents.push(Arc::new(Agent { id, alarms, order, track: Mutex::new(track), window }));
+    }
+    let duplicates: usize = agents.iter().map(|a| a.order.len() - a.alarms.len()).sum();
+
+    let (mosquitto, broker) = match args.broker {
+        Broker::Embedded => {
+            (None, BrokerChoice::Embedded { listen: "127.0.0.1:0".parse()?, tls: None, passwords: false })
+        }
+        Broker::Mosquitto => {
+            let (m, port) = start_mosquitto(dir.path(), args.mosquitto_inflight)?;
+            (Some(m), BrokerChoice::External(BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None }))
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let center = start(CenterConfig::new(center_dir, "127.0.0.1:0".parse()?, broker), shutdown.clone()).await?;
+    let addr: std::net::SocketAddr = center.mqtt_addr.parse()?;
+
+    let progress = Arc::new(watch::Sender::new(Progress { target: args.alarms, ..Progress::default() }));
+    let (mut clients, mut listeners) = (Vec::new(), Vec::new());
+    for agent in &agents {
+        let mut opts = MqttOptions::new(agent.id.clone(), addr.ip().to_string(), addr.port());
+        opts.set_max_packet_size(4 << 20, 4 << 20);
+        opts.set_inflight(args.in_flight.min(u16::MAX as usize) as u16);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, events) = AsyncClient::new(opts, 10_000);
+        client.subscribe(STATUS_TOPIC, QoS::AtLeastOnce).await?;
+        client.subscribe(format!("xl/v1/{}/receipt", agent.id), QoS::AtLeastOnce).await?;
+        let (tx, rx) = oneshot::channel();
+        listeners.push(tokio::spawn(listen(agent.clone(), events, tx, progress.clone())));
+        clients.push((client, rx));
+    }
+    let mut ready = Vec::new();
+    for (client, rx) in clients {
+        tokio::time::timeout(Duration::from_secs(20), rx).await.context("the center never said it ingests")??;
+        ready.push(client);
+    }
+
+    let (cpu0, _) = rusage();
+    let mosquitto_cpu0 = mosquitto.as_ref().map(|m| cpu_of(m.0.id()));
+    let t0 = Instant::now();
+    let publishers: Vec<_> =
+        agents.iter().zip(ready).map(|(a, client)| tokio::spawn(publish(a.clone(), client))).collect();
+    let total = args.alarms + duplicates;
+    let limit = Duration::from_secs(120 + args.alarms as u64 / 1000);
+    let mut rx = progress.subscribe();
+    let waited = tokio::time::timeout(limit, rx.wait_for(|p| p.distinct >= args.alarms && p.entries >= total)).await;
+    let t_all = t0.elapsed();
+    let (cpu1, peak_rss) = rusage();
+    let mosquitto_cpu = mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.0.id()).saturating_sub(c0));
+    let p = *progress.borrow();
+    for task in publishers {
+        if task.is_finished() {
+            task.await?.context("publishing")?;
+        } else {
+            task.abort();
+        }
+    }
+    if waited.is_err() {
+        bail!(
+            "after {:.0} s only {} of {} alarms receipted ({} of {} receipt entries); stored {}",
+            limit.as_secs_f64(), p.distinct, args.alarms, p.entries, total, center.store.len()
+        );
+    }
+    let stored = center.store.len();
+    let (dups_seen, dead) = (
+        center.stats.duplicates.load(std::sync::atomic::Ordering::Relaxed) as usize,
+        center.stats.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    for l in listeners {
+        l.abort();
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), center.join()).await;
+    drop(mosquitto);
+    if stored != args.alarms || dups_seen != duplicates || dead != 0 {
+        bail!("the center stored {stored} of {} alarms, saw {dups_seen} of {duplicates} duplicates, dead-lettered {dead}", args.alarms);
+    }
+
+    let t_distinct = p.distinct_done.map_or(t_all, |at| at - t0);
+    let mut lat: Vec<Duration> = agents.iter().filter_map(|a| a.track.lock().ok()).flat_map(|t| t.latencies.clone()).collect();
+    lat.sort();
+    let pick = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    let cpu = (cpu1 - cpu0).as_secs_f64();
+    let broker = match args.broker {
+        Broker::Embedded => "embedded broker".to_owned(),
+        Broker::Mosquitto => format!("Mosquitto (max_inflight_messages {})", args.mosquitto_inflight),
+    };
+    println!(
+        "ingest-bench: {broker}, {} alarms (+{duplicates} duplicates), {}-byte snapshots, {} agents, {} in flight each",
+        args.alarms, args.snapshot_bytes, args.agents, args.in_flight
+    );
+    println!("  stored        {stored} (exactly once; {dups_seen} duplicates receipted again)");
+    println!(
+        "  throughput    {:.0} alarms/s ({:.0} messages/s) over {:.2} s",
+        args.alarms as f64 / t_distinct.as_secs_f64(),
+        total as f64 / t_all.as_secs_f64(),
+        t_distinct.as_secs_f64()
+    );
+    println!(
+        "  publish → stored and receipted: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pick(0.5), pick(0.9), pick(0.99), pick(1.0)
+    );
+    let extra = mosquitto_cpu.map_or(String::new(), |c| format!(" + Mosquitto {:.2} cores", c.as_secs_f64() / t_all.as_secs_f64()));
+    println!(
+        "  CPU           {:.2} cores{extra} ({:.0} µs per alarm in this process), peak RSS {peak_rss:.0} MiB",
+        cpu / t_all.as_secs_f64(),
+        cpu * 1e6 / args.alarms as f64
+    );
+    Ok(())
+}
