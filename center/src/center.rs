@@ -3,33 +3,31 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use std::time::Duration;
-
 use tracing::{info, warn};
-use xueliang_proto::topics::Topics;
-
 use xueliang_proto::signing::SigningKey;
+use xueliang_proto::topics::Topics;
 
 use crate::agent_keys::AgentKeys;
 use crate::api::ApiState;
 use crate::audit::AuditLog;
+use crate::broker::{self, BrokerError, ServerTls};
 use crate::cases::{Cases, run_escalation};
+use crate::config_push::ConfigPush;
+use crate::dead_letters::DeadLetters;
 use crate::dispatch::Dispatcher;
 use crate::fleet::Fleet;
+use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
 use crate::retention::{Retention, run_retention};
 use crate::routing::Routing;
 use crate::sessions::Sessions;
+use crate::store::{Store, StoreError};
 use crate::users::Users;
 use crate::watched_file::WatchError;
 use crate::webhooks::{RetryPolicy, Webhooks};
-use crate::broker::{self, BrokerError, ServerTls};
-use crate::config_push::ConfigPush;
-use crate::dead_letters::DeadLetters;
-use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
-use crate::store::{Store, StoreError};
 
 /// Which broker the center uses.
 #[derive(Debug, Clone)]

@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! agents ─MQTT─▶ broker (embedded rumqttd, or Mosquitto/EMQX)
-//!   ─▶ ingest (validate, verify signature, group commit, then ack and receipt)
-//!   ─▶ store (sled, idempotent by alarm id); refused payloads ─▶ dead letters
-//!   ─▶ HTTP API (axum): /api/alarms, /api/alarms/{id}/snapshot, /api/agents/{id}/config
+//!   ─▶ ingest (validate, verify signature, route, group commit, then ack and receipt)
+//!   ─▶ store (sled, idempotent by alarm id; indexes by time, camera, agent, status, unit)
+//!        refused payloads ─▶ dead letters; agents' status and health ─▶ fleet
+//!   ─▶ cases (workflow steps, escalation) ─▶ dispatch: MQTT xl/v1/dispatch/{unit}, webhooks
+//!   ─▶ HTTP API (axum, users and roles, sessions; every view and step in the audit log)
 //! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
+//! retention: old snapshots, then old alarms, deleted with their index entries
 //! ```
 
 pub mod agent_keys;

@@ -29,6 +29,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of `serve`'s arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Print the center's public key (made on first use, in the data directory) as the line
     /// for agents' configs, under [mqtt].
@@ -316,6 +318,23 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn is_locked(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
+}
+
+/// Opens the store, waiting up to 3 s for a center that is stopping to let go of it.
+fn open_when_free(data_dir: &Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match Store::open(data_dir) {
+            Err(StoreError::Sled(sled::Error::Io(io))) if is_locked(&io) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn export(data_dir: &Path, from: Option<&str>, output: Option<&Path>) -> anyhow::Result<()> {
     let from_ms = from
         .map(|t| t.parse::<i64>().or_else(|_| t.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())))
@@ -324,10 +343,11 @@ fn export(data_dir: &Path, from: Option<&str>, output: Option<&Path>) -> anyhow:
     if !data_dir.join("db").exists() {
         bail!("{} holds no alarm store (give --data-dir)", data_dir.display());
     }
-    let store = Store::open(data_dir).map_err(|e| match e {
-        StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-            anyhow::anyhow!("the store in {} is in use by a running xl-center: stop it first, or use GET /api/export as an admin", data_dir.display())
-        }
+    let store = open_when_free(data_dir).map_err(|e| match e {
+        StoreError::Sled(sled::Error::Io(io)) if is_locked(&io) => anyhow::anyhow!(
+            "the store in {} is in use by a running xl-center: stop it first, or use GET /api/export as an admin",
+            data_dir.display()
+        ),
         e => e.into(),
     })?;
     let mut out: Box<dyn Write> = match output {

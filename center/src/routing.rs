@@ -53,20 +53,9 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::store::{KINDS, SEVERITIES};
 use crate::watched_file::{WatchError, WatchedFile};
 
-const KINDS: [&str; 9] = [
-    "zone_intrusion",
-    "line_crossing",
-    "loitering",
-    "crowding",
-    "vehicle_stopped",
-    "fire_smoke",
-    "camera_offline",
-    "camera_tamper",
-    "camera_back",
-];
-const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
 
 /// What kind of responder a unit is; also the order in which units are listed.
@@ -516,6 +505,17 @@ mod tests {
         let time: jiff::civil::DateTime = format!("2026-07-01T{time}").parse().unwrap();
         let zoned = time.to_zoned(TimeZone::get("Asia/Shanghai").unwrap()).unwrap();
         AlarmFacts { agent_id, camera_id, kind, severity, event_time_ms: zoned.timestamp().as_millisecond() }
+    }
+
+    #[test]
+    fn the_shipped_county_example_routes_a_dusk_intrusion_at_the_reservoir() {
+        let r = Routing::parse(include_str!("../../deploy/center/routing.example.toml")).unwrap();
+        let at = |time| alarm("qingshan-village/reservoir-east", "zone_intrusion", "medium", time);
+        assert_eq!(r.route(&at("19:30")), ["pcs-qingshan", "patrol-qingshan-1"]);
+        assert!(r.route(&at("12:00")).is_empty(), "daytime, medium: nobody");
+        assert_eq!(r.escalation_units(&at("19:30")), ["township-qingshan"]);
+        assert_eq!(r.location("qingshan-village", "reservoir-east").as_deref(), Some("青山村 水库东岸"));
+        assert_eq!(r.route(&alarm("xiaohe-village/road", "camera_offline", "high", "03:00")), ["pcs-qingshan", "patrol-xiaohe"]);
     }
 
     #[test]

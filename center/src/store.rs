@@ -103,6 +103,22 @@ pub struct AlarmRecord {
     pub timeline: Vec<Step>,
 }
 
+/// Rule kinds as records name them.
+pub const KINDS: [&str; 9] = [
+    "zone_intrusion",
+    "line_crossing",
+    "loitering",
+    "crowding",
+    "vehicle_stopped",
+    "fire_smoke",
+    "camera_offline",
+    "camera_tamper",
+    "camera_back",
+];
+
+/// Severities as records name them, lowest first.
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
 /// `RULE_KIND_ZONE_INTRUSION` → `zone_intrusion`.
 fn enum_name(full: &str, prefix: &str) -> String {
     full.strip_prefix(prefix).unwrap_or(full).to_ascii_lowercase()
@@ -266,6 +282,14 @@ fn transact<T, E>(
     }
 }
 
+/// [`transact`] for changes that cannot refuse themselves.
+fn write<T>(
+    trees: &[sled::Tree],
+    f: impl Fn(&[TransactionalTree]) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
+) -> Result<T, StoreError> {
+    transact(trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, re-indexing a store written by an older version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -314,7 +338,7 @@ impl Store {
         let json = to_json(record);
         let entries = index_entries(record);
         let id = record.id.as_bytes();
-        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+        write(&self.trees, |t| {
             if t[ALARMS].get(id)?.is_some() {
                 return Ok(Inserted::Duplicate);
             }
@@ -326,8 +350,7 @@ impl Store {
                 t[*tree].insert(key.as_slice(), &[])?;
             }
             Ok(Inserted::New)
-        })?;
-        Ok(r.unwrap_or_else(|never| match never {}))
+        })
     }
 
     /// Changes alarm `id` with `change` (which may run more than once, so it must depend only
@@ -338,7 +361,7 @@ impl Store {
         change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
     ) -> Result<(AlarmRecord, T), UpdateError<E>> {
         let key = id.as_bytes();
-        let r = transact(&self.trees, |t| {
+        transact(&self.trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
                 return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(id.to_owned())));
             };
@@ -354,8 +377,7 @@ impl Store {
             }
             t[ALARMS].insert(key, to_json(&record))?;
             Ok((record, out))
-        })?;
-        r
+        })?
     }
 
     /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
@@ -363,7 +385,7 @@ impl Store {
     pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+        write(&self.trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else { return Ok(Attached::NoAlarm) };
             if record.agent_id != agent || !record.snapshot_follows || record.snapshot_sha256 != hash {
@@ -376,14 +398,13 @@ impl Store {
             record.snapshot_bytes = jpeg.len();
             t[ALARMS].insert(key, to_json(&record))?;
             Ok(Attached::New)
-        })?;
-        Ok(r.unwrap_or_else(|never| match never {}))
+        })
     }
 
     /// Removes alarm `id`, its snapshot and its index entries (retention).
     pub(crate) fn remove(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+        write(&self.trees, |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
                     for (tree, k) in index_entries(&record) {
@@ -394,14 +415,13 @@ impl Store {
                 t[SNAPSHOTS].remove(key)?;
             }
             Ok(())
-        })?;
-        Ok(r.unwrap_or_else(|never| match never {}))
+        })
     }
 
     /// Deletes alarm `id`'s snapshot, marking the record (retention).
     pub(crate) fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        let r = transact::<_, std::convert::Infallible>(&self.trees, |t| {
+        write(&self.trees, |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
                     record.snapshot_expired = true;
@@ -410,8 +430,7 @@ impl Store {
                 t[SNAPSHOTS].remove(key)?;
             }
             Ok(())
-        })?;
-        Ok(r.unwrap_or_else(|never| match never {}))
+        })
     }
 
     /// Makes every write so far durable.
@@ -474,6 +493,14 @@ pub(crate) mod tests {
 
     fn insert(s: &Store, a: &Alarm, received: i64) -> Inserted {
         s.insert(&AlarmRecord::from_alarm(a, received), &a.snapshot_jpeg).unwrap()
+    }
+
+    #[test]
+    fn the_names_of_kinds_and_severities_are_those_of_the_contract() {
+        let kinds: Vec<String> = (1..).map_while(|k| RuleKind::try_from(k).ok()).map(|k| enum_name(k.as_str_name(), "RULE_KIND_")).collect();
+        assert_eq!(kinds, KINDS);
+        let severities: Vec<String> = (1..).map_while(|s| Severity::try_from(s).ok()).map(|s| enum_name(s.as_str_name(), "SEVERITY_")).collect();
+        assert_eq!(severities, SEVERITIES);
     }
 
     #[tokio::test]

@@ -43,9 +43,9 @@ impl Status {
     }
 }
 
-/// A step someone (or the center) takes on an alarm.
+/// A step someone (or the center) takes on an alarm; named as in its URL everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// A duty officer has seen it.
     Acknowledge,

@@ -185,7 +185,7 @@ fn every_operation_has_a_summary_a_unique_id_and_a_success_answer() {
     let mut faults = Vec::new();
     for (method, path, op) in operations(&doc) {
         let name = format!("{} {path}", method.to_uppercase());
-        if !op["summary"].as_str().is_some_and(|s| !s.trim().is_empty()) {
+        if op["summary"].as_str().is_none_or(|s| s.trim().is_empty()) {
             faults.push(format!("{name}: no summary"));
         }
         match op["operationId"].as_str().filter(|s| !s.trim().is_empty()) {

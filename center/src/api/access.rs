@@ -24,10 +24,10 @@ pub enum Permission {
     ReadAlarms,
     /// Acknowledge, dispatch, resolve, mark false alarms; read an alarm's audit trail.
     ActOnAlarms,
-    /// See the fleet and agents' configs.
+    /// See the fleet.
     ReadFleet,
-    /// Push configs to agents.
-    PushConfig,
+    /// Read and push agents' configs (they may hold camera passwords).
+    Configure,
     /// See refused payloads.
     ReadDeadLetters,
     /// Read the whole audit log and export the store.
@@ -41,7 +41,7 @@ impl Permission {
             Permission::ReadAlarms => matches!(role, Admin | DutyOfficer | Police),
             Permission::ActOnAlarms => matches!(role, Admin | DutyOfficer),
             Permission::ReadFleet => matches!(role, Admin | DutyOfficer | Installer),
-            Permission::PushConfig | Permission::ReadDeadLetters => matches!(role, Admin | Installer),
+            Permission::Configure | Permission::ReadDeadLetters => matches!(role, Admin | Installer),
             Permission::Administer => role == Admin,
         }
     }
@@ -51,7 +51,7 @@ impl Permission {
             Permission::ReadAlarms => "read alarms or their pictures",
             Permission::ActOnAlarms => "act on alarms",
             Permission::ReadFleet => "see the fleet",
-            Permission::PushConfig => "push configs",
+            Permission::Configure => "read or push agents' configs",
             Permission::ReadDeadLetters => "see dead letters",
             Permission::Administer => "read the audit log or export the store",
         }
@@ -94,8 +94,9 @@ impl Caller {
 
 /// The session token of a request: the bearer token, else the session cookie.
 fn token(headers: &HeaderMap) -> Option<String> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return auth.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        return Some(token.trim().to_owned());
     }
     headers
         .get_all(header::COOKIE)

@@ -14,7 +14,7 @@ use super::{ApiError, ApiState, blocking};
 use crate::audit::AuditEntry;
 use crate::dispatch::dispatch_id;
 use crate::query::{AlarmFilter, Cursor};
-use crate::store::AlarmRecord;
+use crate::store::{AlarmRecord, KINDS, SEVERITIES};
 use crate::users::Role;
 use crate::webhooks::WebhookStatus;
 use crate::workflow::{Action, Status};
@@ -112,11 +112,17 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
     let mut unit = q.unit.clone();
     if caller.user.role == Role::Police {
         let own = caller.user.unit.clone();
-        if unit.is_some() && unit != own {
+        if own.is_none() || (unit.is_some() && unit != own) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "a police user sees only its own unit's alarms"));
         }
         unit = own;
     }
+    let known = |what: &str, value: &Option<String>, names: &[&str]| match value {
+        Some(v) if !names.contains(&v.as_str()) => Err(ApiError::bad_request(format!("no {what} {v:?} ({what}s: {})", names.join(", ")))),
+        _ => Ok(()),
+    };
+    known("kind", &q.kind, &KINDS)?;
+    known("severity", &q.severity, &SEVERITIES)?;
     Ok(AlarmFilter {
         from_ms: time_bound("from", q.from.as_deref())?,
         to_ms: time_bound("to", q.to.as_deref())?,
@@ -160,6 +166,7 @@ pub(super) async fn detail(State(state): State<ApiState>, caller: Caller, Path(i
         webhooks.extend(state.webhooks.status(&dispatch_id(&id, unit))?);
     }
     state.audit.record(now_ms(), caller.login(), "view_alarm", &id, "")?;
+    state.store.flush().await?;
     Ok(Json(AlarmDetail { alarm, webhooks }))
 }
 

@@ -59,7 +59,7 @@ pub(super) async fn units(State(state): State<ApiState>, caller: Caller) -> Resu
 
 /// `GET /api/agents/{id}/config`: the pushed config and the agent's last answer.
 pub(super) async fn config(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ConfigRecord>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
+    caller.require(Permission::Configure)?;
     state.configs.get(&id)?.map(Json).ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn push_config(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Json<ConfigRecord>, ApiError> {
-    caller.require(Permission::PushConfig)?;
+    caller.require(Permission::Configure)?;
     let record = state.configs.push(&id, body).await?;
     state.audit.record(now_ms(), caller.login(), "push_config", &id, &format!("version {}", record.version))?;
     state.store.flush().await?;

@@ -1,6 +1,6 @@
-//! The HTTP API (axum). Every route but `/healthz` and `/api/openapi.json` needs a logged-in
-//! user (`POST /api/login`; a bearer token or the session cookie), and each checks the user's
-//! role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
+//! The HTTP API (axum). Every route but `/healthz`, `/api/openapi.json` and `/api/login` needs
+//! a logged-in user (a bearer token or the session cookie `POST /api/login` hands out), and each
+//! checks the user's role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
 //! described in `openapi.json`, served at `/api/openapi.json`.
 
 mod access;
@@ -149,6 +149,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/audit", get(records::audit))
         .route("/api/export", get(records::export))
         .fallback(|| async { ApiError::not_found("no such route; GET /api/openapi.json lists them".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method; GET /api/openapi.json lists them")
+        })
         .with_state(state)
 }
 
