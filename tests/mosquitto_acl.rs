@@ -90,6 +90,12 @@ fn each_agent_speaks_and_hears_only_on_its_own_topics() {
         assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-a/alarm", "genuine").status.success());
     });
     assert_eq!(seen.trim(), "xl/v1/agent-a/alarm genuine", "the center saw: {seen:?}");
+    // A big snapshot travels after its alarm, on the agent's own snapshot topic.
+    let pictures = watch(port, "xl-center", "center-pw", "xl/v1/+/snapshot", 2, || {
+        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-b/snapshot", "forged").status.success());
+        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-a/snapshot", "picture").status.success());
+    });
+    assert_eq!(pictures.trim(), "xl/v1/agent-a/snapshot picture");
 
     let eavesdropped = watch(port, "agent-a", "a-pw", "xl/v1/agent-b/receipt", 2, || {
         assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r1").status.success());
