@@ -262,6 +262,10 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     let (code, body) = step(&duty, id, "dispatch", json!({ "units": ["pcs-x"] })).await;
     assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "no unit \"pcs-x\" (units: pcs-a, patrol-a, pcs-b, township)"));
+    // Station A's console listens for what concerns it.
+    let police_a = login(&rig, "police-a").await;
+    let mut live = police_a.get("/api/events").send().await.unwrap();
+    assert_eq!(live.status(), 200);
     let (code, body) = step(&duty, id, "dispatch", json!({ "note": "请出警" })).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["dispatched_to"], json!(["pcs-a", "patrol-a"]), "routing's suggestion");
@@ -281,6 +285,23 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     .expect("a dispatch on xl/v1/dispatch/pcs-a");
     assert_eq!((dispatch.station_id.as_str(), dispatch.dispatched_by.as_str(), dispatch.note.as_str()), ("pcs-a", "duty", "请出警"));
     assert_eq!((dispatch.alarm.as_ref().unwrap().id.as_str(), dispatch.location.as_str()), (id, "A村水库"));
+
+    // ... and its open console got it live, as an update of an alarm it may now see.
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut text = String::new();
+        while let Some(chunk) = live.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
+                return serde_json::from_str::<Value>(&line["data: ".len()..]).unwrap();
+            }
+        }
+        panic!("the event stream ended");
+    })
+    .await
+    .expect("an event within 5 s");
+    assert_eq!((event["change"].as_str(), event["alarm"]["id"].as_str()), (Some("updated"), Some(id)));
+    assert_eq!(event["alarm"]["status"], "dispatched");
+    drop(live);
 
     // Its webhook failed twice and got it the third time, the same signed bytes each time.
     let t0 = Instant::now();
@@ -319,7 +340,6 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "wrong login or password");
-    let police_a = login(&rig, "police-a").await;
     assert_eq!(ids(&police_a.json("/api/alarms").await), [id], "station A sees only what was dispatched to it");
     assert_eq!(police_a.get(&format!("/api/alarms/{id}/snapshot")).send().await.unwrap().bytes().await.unwrap().as_ref(), b"picture of 29");
     let police_b = login(&rig, "police-b").await;
@@ -339,6 +359,18 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     assert_eq!(installer.get("/api/fleet").send().await.unwrap().status(), 200);
     assert_eq!(duty.get("/api/audit").send().await.unwrap().status(), 403);
 
+    // The station reports back: received, on scene, closed with its feedback, in that order.
+    let (code, body) = step(&police_a, id, "close", json!({})).await;
+    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::CONFLICT, "pcs-a not received it yet: it cannot mark alarm village-a-029 closed"));
+    for (action, note) in [("receive", "收到"), ("on-scene", ""), ("close", "已劝离，无人落水")] {
+        let (code, body) = step(&police_a, id, action, json!({ "note": note })).await;
+        assert_eq!(code, StatusCode::OK, "{action}: {body}");
+        assert_eq!(body["status"], "dispatched", "the unit's steps leave the case to the duty officer");
+    }
+    assert_eq!(step(&police_b, id, "receive", json!({})).await.0, StatusCode::FORBIDDEN);
+    let (code, body) = step(&duty, id, "receive", json!({})).await;
+    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "role duty_officer may not report on a dispatch (only a unit's user does)"));
+
     // Closed, with every step on the alarm's timeline and in the audit log.
     let (code, body) = step(&duty, id, "resolve", json!({ "note": "已处置" })).await;
     assert_eq!(code, StatusCode::OK, "{body}");
@@ -348,8 +380,18 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         .iter()
         .map(|s| (s["action"].as_str().unwrap().into(), s["by"].as_str().unwrap().into(), s["note"].as_str().unwrap().into()))
         .collect();
-    let step_of = |a: &str, n: &str| (a.to_owned(), "duty".to_owned(), n.to_owned());
-    assert_eq!(steps, [step_of("acknowledge", "看到了"), step_of("dispatch", "请出警"), step_of("resolve", "已处置")]);
+    let step_of = |a: &str, by: &str, n: &str| (a.to_owned(), by.to_owned(), n.to_owned());
+    assert_eq!(
+        steps,
+        [
+            step_of("acknowledge", "duty", "看到了"),
+            step_of("dispatch", "duty", "请出警"),
+            step_of("receive", "police-a", "收到"),
+            step_of("on-scene", "police-a", ""),
+            step_of("close", "police-a", "已劝离，无人落水"),
+            step_of("resolve", "duty", "已处置"),
+        ]
+    );
     let admin = Api::admin(rig.center.http_addr).await;
     let audit = admin.json(&format!("/api/audit?target={id}")).await;
     let trail: HashSet<(String, String)> = audit["entries"]

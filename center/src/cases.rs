@@ -12,6 +12,7 @@ use xueliang_proto::endpoint::now_ms;
 
 use crate::audit::AuditLog;
 use crate::dispatch::Dispatcher;
+use crate::live::{Change, Live};
 use crate::query::AlarmFilter;
 use crate::routing::{AlarmFacts, Routing};
 use crate::store::{AlarmRecord, Store, StoreError, UpdateError};
@@ -32,6 +33,8 @@ pub struct Cases {
     pub dispatcher: Dispatcher,
     /// Routing rules.
     pub routing: Arc<WatchedFile<Routing>>,
+    /// Consoles watching.
+    pub live: Live,
 }
 
 /// The routing facts of a stored alarm.
@@ -71,6 +74,7 @@ impl Cases {
         };
         self.audit.record(now, by, action.as_str(), id, detail.trim_end_matches("; "))?;
         self.store.flush().await?;
+        self.live.publish(Change::Updated, record.clone());
         Ok(record)
     }
 

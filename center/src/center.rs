@@ -21,6 +21,7 @@ use crate::dead_letters::DeadLetters;
 use crate::dispatch::Dispatcher;
 use crate::fleet::Fleet;
 use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
+use crate::live::Live;
 use crate::retention::{Retention, run_retention};
 use crate::routing::Routing;
 use crate::sessions::Sessions;
@@ -202,7 +203,8 @@ pub async fn start(
     let fleet = Fleet::open(&store).map_err(store_err)?;
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
     let dispatcher = Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
-    let cases = Cases { store: store.clone(), audit: audit.clone(), dispatcher, routing: routing.clone() };
+    let live = Live::default();
+    let cases = Cases { store: store.clone(), audit: audit.clone(), dispatcher, routing: routing.clone(), live: live.clone() };
     let context = Ingest {
         topics,
         store: store.clone(),
@@ -213,6 +215,7 @@ pub async fn start(
         stats: stats.clone(),
         routing,
         fleet: fleet.clone(),
+        live: live.clone(),
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
     let background = [
@@ -232,6 +235,7 @@ pub async fn start(
         fleet,
         keys,
         webhooks,
+        live,
     });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {

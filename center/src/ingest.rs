@@ -30,6 +30,7 @@ use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
 use crate::cases::facts;
 use crate::fleet::Fleet;
+use crate::live::{Change, Live};
 use crate::routing::Routing;
 use crate::store::{AlarmRecord, Attached, Inserted, Store};
 use crate::watched_file::WatchedFile;
@@ -108,6 +109,8 @@ pub struct Ingest {
     pub routing: Arc<WatchedFile<Routing>>,
     /// Agents' statuses and health.
     pub fleet: Fleet,
+    /// Consoles watching.
+    pub live: Live,
 }
 
 /// The retained CenterStatus payload.
@@ -286,7 +289,7 @@ fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> 
 /// receipt.
 async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncClient, ingest: Ingest) {
     const MAX_BATCH: usize = 1000;
-    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats, routing, fleet } = ingest;
+    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats, routing, fleet, live } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
@@ -298,6 +301,8 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
             }
         };
         let mut stored = Vec::new();
+        // Alarms whose following snapshot arrived.
+        let mut pictured = Vec::new();
         // Every alarm (and following snapshot) held by the store, new or seen before, is
         // receipted to its agent.
         let mut receipts: BTreeMap<String, Receipt> = BTreeMap::new();
@@ -345,7 +350,10 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
             }
             if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
                 match take_snapshot(&store, agent, &p.payload) {
-                    Taken::Stored(alarm_id) => receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(alarm_id),
+                    Taken::Stored(alarm_id) => {
+                        pictured.push(alarm_id.clone());
+                        receipt_for(&mut receipts, agent).snapshot_alarm_ids.push(alarm_id);
+                    }
                     Taken::Later => {}
                     Taken::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
                     Taken::Failed => unstored.push(i),
@@ -367,7 +375,7 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 Ok(Inserted::New) => {
                     stats.stored.fetch_add(1, Ordering::Relaxed);
                     receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());
-                    stored.push(alarm);
+                    stored.push(record);
                 }
                 Ok(Inserted::Duplicate) => {
                     stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -386,15 +394,12 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
             batch.clear();
             continue;
         }
-        for a in &stored {
-            info!(
-                alarm = %a.id,
-                agent = %a.agent_id,
-                camera = %a.camera_id,
-                rule = %a.rule_id,
-                snapshot_bytes = a.snapshot_jpeg.len(),
-                "alarm stored"
-            );
+        for r in stored {
+            info!(alarm = %r.id, agent = %r.agent_id, camera = %r.camera_id, rule = %r.rule_id, snapshot_bytes = r.snapshot_bytes, "alarm stored");
+            live.publish(Change::New, r);
+        }
+        for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
+            live.publish(Change::Updated, r);
         }
         for (i, p) in batch.drain(..).enumerate() {
             if unstored.contains(&i) {

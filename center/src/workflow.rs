@@ -57,6 +57,12 @@ pub enum Action {
     FalseAlarm,
     /// Left unacknowledged too long: raised and sent to the second route (by the center).
     Escalate,
+    /// A unit it was dispatched to has received it (by the unit's user).
+    Receive,
+    /// The unit is on the scene.
+    OnScene,
+    /// The unit has finished, with its feedback in the note.
+    Close,
 }
 
 impl Action {
@@ -68,14 +74,30 @@ impl Action {
             Action::Resolve => "resolve",
             Action::FalseAlarm => "false-alarm",
             Action::Escalate => "escalate",
+            Action::Receive => "receive",
+            Action::OnScene => "on-scene",
+            Action::Close => "close",
         }
     }
 
     /// The action a person may take named `name` in a URL (escalation is not one).
     pub fn from_url(name: &str) -> Option<Self> {
-        [Action::Acknowledge, Action::Dispatch, Action::Resolve, Action::FalseAlarm]
-            .into_iter()
-            .find(|a| a.as_str() == name)
+        [
+            Action::Acknowledge,
+            Action::Dispatch,
+            Action::Resolve,
+            Action::FalseAlarm,
+            Action::Receive,
+            Action::OnScene,
+            Action::Close,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
+
+    /// Whether a responder unit takes this step on its dispatch (rather than the center).
+    pub fn by_unit(self) -> bool {
+        matches!(self, Action::Receive | Action::OnScene | Action::Close)
     }
 }
 
@@ -113,8 +135,13 @@ pub struct Request<'a> {
     pub at_ms: i64,
     /// Their note.
     pub note: &'a str,
-    /// For dispatch and escalation: the units.
+    /// For dispatch and escalation: the units; for a unit's step: that unit.
     pub units: &'a [String],
+}
+
+/// The last step `unit` took on its dispatch of `record`, if any.
+pub fn unit_progress(record: &AlarmRecord, unit: &str) -> Option<Action> {
+    record.timeline.iter().rev().find(|s| s.action.by_unit() && s.units.iter().any(|u| u == unit)).map(|s| s.action)
 }
 
 /// Takes the step on `record`, or says why it may not be taken now.
@@ -130,6 +157,7 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         _ => Vec::new(),
     };
     let to = match (req.action, from) {
+        (Action::Receive | Action::OnScene | Action::Close, _) => return unit_step(record, req),
         (_, Resolved | FalseAlarm) => return refuse("it is closed"),
         (Action::Acknowledge, New) => Acknowledged,
         (Action::Acknowledge, _) => return refuse("it was acknowledged already"),
@@ -165,6 +193,38 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
     Ok(())
 }
 
+/// A responder unit's step on its dispatch: receive, then on scene (may be skipped), then close.
+/// The alarm's status stays: the duty officer resolves the case.
+fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
+    let [unit] = req.units else { return Err(Refused("a unit's step names exactly its unit".into())) };
+    if !record.dispatched_to.contains(unit) {
+        return Err(Refused(format!("alarm {} was not dispatched to {unit}", record.id)));
+    }
+    let done = unit_progress(record, unit);
+    let allowed = match req.action {
+        Action::Receive => done.is_none(),
+        Action::OnScene => done == Some(Action::Receive),
+        _ => matches!(done, Some(Action::Receive | Action::OnScene)),
+    };
+    if !allowed {
+        let state = done.map_or("not received it yet", |a| match a {
+            Action::Receive => "received it",
+            Action::OnScene => "is on the scene",
+            _ => "closed it",
+        });
+        return Err(Refused(format!("{unit} {state}: it cannot mark alarm {} {}", record.id, past(req.action))));
+    }
+    record.timeline.push(Step {
+        action: req.action,
+        status: record.status,
+        by: req.by.to_owned(),
+        at_ms: req.at_ms,
+        note: req.note.to_owned(),
+        units: vec![unit.clone()],
+    });
+    Ok(())
+}
+
 fn past(action: Action) -> &'static str {
     match action {
         Action::Acknowledge => "acknowledged",
@@ -172,6 +232,9 @@ fn past(action: Action) -> &'static str {
         Action::Resolve => "resolved",
         Action::FalseAlarm => "marked a false alarm",
         Action::Escalate => "escalated",
+        Action::Receive => "received",
+        Action::OnScene => "on scene",
+        Action::Close => "closed",
     }
 }
 
@@ -223,6 +286,23 @@ mod tests {
             "alarm a1 is false_alarm (by zhang): it cannot be dispatched; it is closed"
         );
         assert_eq!(r.timeline.len(), 2, "refused steps leave no trace on the alarm");
+    }
+
+    #[test]
+    fn a_unit_receives_goes_on_scene_and_closes_its_own_dispatch_in_order() {
+        let mut r = record("a1");
+        assert_eq!(step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0, "alarm a1 was not dispatched to pcs-1");
+        step(&mut r, Action::Acknowledge, &[]).unwrap();
+        step(&mut r, Action::Dispatch, &["pcs-1", "patrol-2"]).unwrap();
+        assert_eq!(step(&mut r, Action::Close, &["pcs-1"]).unwrap_err().0, "pcs-1 not received it yet: it cannot mark alarm a1 closed");
+        step(&mut r, Action::Receive, &["pcs-1"]).unwrap();
+        assert_eq!(step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0, "pcs-1 received it: it cannot mark alarm a1 received");
+        step(&mut r, Action::Receive, &["patrol-2"]).unwrap();
+        step(&mut r, Action::OnScene, &["pcs-1"]).unwrap();
+        step(&mut r, Action::Close, &["pcs-1"]).unwrap();
+        assert_eq!((unit_progress(&r, "pcs-1"), unit_progress(&r, "patrol-2")), (Some(Action::Close), Some(Action::Receive)));
+        assert_eq!(r.status, Status::Dispatched, "the duty officer resolves the case");
+        assert_eq!(Action::from_url("on-scene"), Some(Action::OnScene));
     }
 
     #[test]

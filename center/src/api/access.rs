@@ -24,6 +24,8 @@ pub enum Permission {
     ReadAlarms,
     /// Acknowledge, dispatch, resolve, mark false alarms; read an alarm's audit trail.
     ActOnAlarms,
+    /// Report on a dispatch to one's unit: received, on scene, closed.
+    Respond,
     /// See the fleet.
     ReadFleet,
     /// Read and push agents' configs (they may hold camera passwords).
@@ -40,6 +42,7 @@ impl Permission {
         match self {
             Permission::ReadAlarms => matches!(role, Admin | DutyOfficer | Police),
             Permission::ActOnAlarms => matches!(role, Admin | DutyOfficer),
+            Permission::Respond => role == Police,
             Permission::ReadFleet => matches!(role, Admin | DutyOfficer | Installer),
             Permission::Configure | Permission::ReadDeadLetters => matches!(role, Admin | Installer),
             Permission::Administer => role == Admin,
@@ -50,6 +53,7 @@ impl Permission {
         match self {
             Permission::ReadAlarms => "read alarms or their pictures",
             Permission::ActOnAlarms => "act on alarms",
+            Permission::Respond => "report on a dispatch (only a unit's user does)",
             Permission::ReadFleet => "see the fleet",
             Permission::Configure => "read or push agents' configs",
             Permission::ReadDeadLetters => "see dead letters",

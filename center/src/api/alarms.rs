@@ -5,7 +5,11 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use std::convert::Infallible;
+use tokio::sync::broadcast::error::RecvError;
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
@@ -191,23 +195,30 @@ pub(super) async fn trail(State(state): State<ApiState>, caller: Caller, Path(id
     Ok(Json(state.audit.list(Some(&id), None, 500)?))
 }
 
-/// `POST /api/alarms/{id}/{action}`: acknowledge, dispatch, resolve, false-alarm.
+/// `POST /api/alarms/{id}/{action}`: acknowledge, dispatch, resolve, false-alarm by the
+/// center; receive, on-scene, close by a unit it was dispatched to.
 pub(super) async fn act(
     State(state): State<ApiState>,
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<AlarmRecord>, ApiError> {
-    caller.require(Permission::ActOnAlarms)?;
     let action = Action::from_url(&action).ok_or_else(|| {
-        ApiError::not_found(format!("no action {action:?} (actions: acknowledge, dispatch, resolve, false-alarm)"))
+        ApiError::not_found(format!(
+            "no action {action:?} (actions: acknowledge, dispatch, resolve, false-alarm; a unit's: receive, on-scene, close)"
+        ))
     })?;
+    caller.require(if action.by_unit() { Permission::Respond } else { Permission::ActOnAlarms })?;
     let req: ActionRequest = match body.is_empty() {
         true => ActionRequest::default(),
         false => serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("{e}; send {{\"note\": ..., \"units\": [...]}} or nothing")))?,
     };
     let mut units = req.units;
+    if action.by_unit() {
+        visible(&state, &caller, &id).await?;
+        units = caller.user.unit.clone().into_iter().collect();
+    }
     if action == Action::Dispatch {
         let record = visible(&state, &caller, &id).await?;
         if units.is_empty() {
@@ -219,4 +230,24 @@ pub(super) async fn act(
         state.cases.check_units(&units).map_err(|e| ApiError::bad_request(e.0))?;
     }
     Ok(Json(state.cases.act(&id, action, caller.login(), &req.note, &units).await?))
+}
+
+/// `GET /api/events`: server-sent events, one `alarm` event (`{"change": "new"|"updated",
+/// "alarm": {...}}`) per alarm stored or changed that the caller may see; `resync` when the
+/// console fell behind and should reload its list.
+pub(super) async fn events(State(state): State<ApiState>, caller: Caller) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Permission::ReadAlarms)?;
+    let rx = state.live.subscribe();
+    let stream = futures_util::stream::unfold((rx, caller), |(mut rx, caller)| async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) if caller.may_see(&e.alarm).is_ok() => Event::default().event("alarm").json_data(&*e).ok()?,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => Event::default().event("resync").data("reload the list"),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (rx, caller)));
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

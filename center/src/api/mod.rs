@@ -22,6 +22,7 @@ use crate::config_push::{ConfigPush, PushError};
 use crate::dead_letters::DeadLetters;
 use crate::fleet::Fleet;
 use crate::ingest::IngestStats;
+use crate::live::Live;
 use crate::sessions::Sessions;
 use crate::store::{Store, StoreError, UpdateError};
 use crate::users::Users;
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub keys: Arc<AgentKeys>,
     /// Webhook deliveries.
     pub webhooks: Webhooks,
+    /// Live alarm events.
+    pub live: Live,
 }
 
 /// An API error: a status code and a JSON body `{"error": "..."}`.
@@ -137,6 +140,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logout", post(access::logout))
         .route("/api/me", get(access::me))
         .route("/api/alarms", get(alarms::list))
+        .route("/api/events", get(alarms::events))
         .route("/api/alarms/{id}", get(alarms::detail))
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
@@ -148,6 +152,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/stats", get(records::stats))
         .route("/api/audit", get(records::audit))
         .route("/api/export", get(records::export))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route; GET /api/openapi.json lists them".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method; GET /api/openapi.json lists them")
