@@ -195,8 +195,6 @@ impl Webhooks {
     /// Delivers until `shutdown`: pending deliveries whose time has come, oldest first; after a
     /// restart, what was pending is resumed.
     pub async fn run(self, shutdown: CancellationToken) {
-        // reqwest is built without a default TLS provider; install ring's unless one is set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(self.policy.timeout)
             .user_agent(concat!("xueliang-center/", env!("CARGO_PKG_VERSION")))

@@ -246,9 +246,12 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("demo: center API at {api}/api/alarms (log {})", center_log.display());
+    println!("demo: console at {api}/ (log {})", center_log.display());
     let logins: Vec<&str> = DEMO_USERS.iter().map(|(login, ..)| *login).collect();
-    println!("demo: users {} with password {DEMO_PASSWORD} (POST {api}/api/login)", logins.join(", "));
+    println!(
+        "demo: log in as {} with password {DEMO_PASSWORD} (duty: the duty officer's console; police: the station's view on a phone)",
+        logins.join(", ")
+    );
     let client = logged_in(&api, "duty").await?;
 
     let agent_log = dir.join("agent.log");
