@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make demo` and `make test` on Debian 12 x86_64:
-# system packages, the ONNX Runtime C library, the detector model and the demo
-# footage. Everything downloaded lands under .cache/ (git-ignored). A run with
+# system packages, the ONNX Runtime C library, the detector model, the demo
+# footage, and the console's browser test (Chromium, playwright-core).
+# Everything downloaded lands under .cache/ (git-ignored). A run with
 # everything present only verifies checksums and takes seconds.
 #
 # Environment:
@@ -15,15 +16,26 @@ ROOT=$PWD
 CACHE=$ROOT/.cache
 
 # GStreamer for the camera pipelines and the demo's RTSP server, Mosquitto
-# for tests against a real broker. python3-venv/pip are added below only when
-# the python3 on PATH lacks them (pyenv's CPython has both).
+# for tests against a real broker, Chromium (and a CJK font for its
+# screenshots) for the console's browser test. python3-venv/pip and
+# nodejs/npm are added below only when the machine lacks them (pyenv's CPython
+# has both; a Node.js already installed is kept).
 APT_PACKAGES=(
   pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
+  chromium fonts-droid-fallback
 )
+
+# The console's browser test (tests/console.rs runs tests/browser/console.mjs):
+# playwright-core from npm, pinned by package-lock.json, driving Debian's
+# Chromium (it downloads no browser). node_modules is installed again when
+# package.json or package-lock.json change.
+BROWSER_DIR=$ROOT/tests/browser
+BROWSER_STAMP=$BROWSER_DIR/node_modules/.xl-installed
+NODE_MIN_MAJOR=18
 
 # ONNX Runtime has no Debian package; its PyPI wheel carries the plain C library.
 ORT_VERSION=1.31.1
@@ -127,6 +139,11 @@ step_packages() {
     python3 -c 'import ensurepip' 2>/dev/null || wanted+=(python3-venv)
     python3 -m pip --version >/dev/null 2>&1 || wanted+=(python3-pip)
   fi
+  if ! command -v node >/dev/null; then
+    wanted+=(nodejs npm)
+  elif ! command -v npm >/dev/null; then
+    wanted+=(npm)
+  fi
   mapfile -t missing < <(missing_packages "${wanted[@]}")
   if ((${#missing[@]} == 0)); then
     RESULT="all ${#wanted[@]} installed"
@@ -218,6 +235,29 @@ step_footage() {
   mv -f "$tmp/vtest.avi" "$FOOTAGE"
 }
 
+# What the browser test's node_modules were installed from.
+browser_lock_sum() { cat "$BROWSER_DIR/package.json" "$BROWSER_DIR/package-lock.json" | sha256sum | cut -d' ' -f1; }
+
+step_browser() {
+  local want major tmp
+  want=$(browser_lock_sum)
+  if [[ -f $BROWSER_STAMP && $(<"$BROWSER_STAMP") == "$want" ]]; then
+    RESULT="tests/browser/node_modules up to date"
+    return
+  fi
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  ((major >= NODE_MIN_MAJOR)) ||
+    fail "Node.js $(node --version) is too old for playwright-core; install Node.js >= $NODE_MIN_MAJOR"
+  tmp=$(new_tmp npm)
+  # npm's cache under .cache/ like every other download; playwright-core downloads no browser,
+  # the variable only makes sure of it.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$BROWSER_DIR" --cache "$CACHE/npm" \
+    --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1 ||
+    { tail -n 20 "$tmp/npm.log" >&2; fail "npm ci in tests/browser failed (log above); npm must reach the npm registry"; }
+  echo "$want" >"$BROWSER_STAMP"
+  RESULT="npm ci: playwright-core $(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
+}
+
 main() {
   local t0
   t0=$(us_now)
@@ -236,6 +276,7 @@ main() {
   run_step onnxruntime step_onnxruntime "pip must reach PyPI; rerun to retry"
   run_step model step_model "see models/fetch.sh output above and models/README.md"
   run_step footage step_footage "apt-get must reach the Debian mirror; rerun to retry"
+  run_step browser step_browser "see the npm log above; rerun when the npm registry is reachable"
 
   STEP=summary
   printf 'setup: done in %s (ORT_DYLIB_PATH=%s)\n' "$(elapsed "$t0")" "${ORT_LIB#"$ROOT"/}"

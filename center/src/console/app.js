@@ -110,15 +110,14 @@ function applyLanguage() {
 function showLogin(message = "") {
   if (state.events) { state.events.close(); state.events = null; }
   state.me = null;
-  $("#top").hidden = true;
+  setLoggedIn(false);
   const error = el("p", { id: "login-error", class: "error", role: "alert" }, message);
   const form = el("form", { id: "login-form", class: "login" },
     el("h1", {}, t("title")),
     el("label", {}, t("user"), el("input", { id: "login-user", name: "login", autocomplete: "username", required: true })),
     el("label", {}, t("password"), el("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true })),
     error,
-    el("button", { id: "login-submit", class: "primary", type: "submit" }, t("login")),
-    el("p", {}, el("button", { type: "button", onclick: () => { toggleLanguage(); showLogin(); } }, t("lang"))));
+    el("button", { id: "login-submit", class: "primary", type: "submit" }, t("login")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
@@ -132,6 +131,11 @@ function showLogin(message = "") {
   $("#login-user").focus();
 }
 
+/** The header's language button stays usable on the log-in page; the rest needs a user. */
+function setLoggedIn(on) {
+  for (const id of ["nav", "unack", "who", "logout"]) $(`#${id}`).hidden = !on;
+}
+
 function toggleLanguage() {
   state.lang = state.lang === "zh-CN" ? "en" : "zh-CN";
   localStorage.setItem("xl-lang", state.lang);
@@ -141,7 +145,7 @@ function toggleLanguage() {
 // ── After log-in ─────────────────────────────────────────────────────────────────────────
 async function start() {
   state.me = await api("/api/me");
-  $("#top").hidden = false;
+  setLoggedIn(true);
   $("#who").textContent = `${state.me.name} (${state.me.role})`;
   const views = { admin: ["alarms", "fleet"], duty_officer: ["alarms", "fleet"], installer: ["fleet"], police: ["alarms"] }[state.me.role] || [];
   $("#nav").replaceChildren(...views.map((v) => el("a", { href: `#${v}`, "data-t": v }, t(v))));
@@ -293,6 +297,7 @@ async function renderDetail(id) {
     if (action === "dispatch") body.units = [...document.querySelectorAll('input[name="unit"]:checked')].map((i) => i.value);
     try {
       const updated = await post(`/api/alarms/${encodeURIComponent(id)}/${action}`, body);
+      note.value = "";
       state.alarms.set(id, updated);
       if (updated.status === "new") state.unack.add(id); else state.unack.delete(id);
       refresh(id, false);
@@ -301,7 +306,7 @@ async function renderDetail(id) {
   const allowed = { new: ["acknowledge"], acknowledged: ["dispatch", "resolve", "false-alarm"], dispatched: ["dispatch", "resolve", "false-alarm"] }[a.status] || [];
   pane.replaceChildren(
     el("h2", {}, `${label("kinds", a.kind)} · ${a.location || a.camera_id}`),
-    el("p", {}, el("span", { id: "detail-status", class: "status", "data-status": a.status }, a.status), " ",
+    el("p", {}, el("span", { id: "detail-status", class: "status", "data-status": a.status }, label("statuses", a.status)), " ",
       el("span", { class: `sev-${a.severity}` }, label("severities", a.severity)), " ",
       el("span", { class: "muted" }, `${fmtTime(a.event_time_ms)} · ${a.agent_id}/${a.camera_id} · ${a.detections.length}× ${[...new Set(a.detections.map((d) => d.class))].join(", ")}`)),
     snapshot(a),
@@ -345,6 +350,8 @@ async function showStation() {
       el("p", { class: "muted" }, fmtTime(a.event_time_ms)),
       snapshot(a),
       el("p", {}, `${t("progress")}: `, el("span", { class: "progress", "data-progress": done }, label("progresses", done))),
+      el("ol", { class: "steps" }, ...(a.timeline || []).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
+        el("li", { "data-action": s.action }, `${fmtTime(s.at_ms)} ${label("actions", s.action)}${s.note ? ": " + s.note : ""}`))),
       done === "close" ? null : feedback,
       el("div", { class: "actions" }, ...["receive", "on-scene", "close"].map((action) => el("button", {
         type: "button", "data-action": action, class: next[done] === action ? "primary" : null,
@@ -375,7 +382,7 @@ async function showFleet() {
 }
 
 // ── Wiring ───────────────────────────────────────────────────────────────────────────────
-$("#lang").addEventListener("click", () => { toggleLanguage(); route(); });
+$("#lang").addEventListener("click", () => { toggleLanguage(); if (state.me) route(); else showLogin(); });
 $("#logout").addEventListener("click", async () => { await post("/api/logout", {}).catch(() => {}); showLogin(); });
 window.addEventListener("hashchange", route);
 applyLanguage();

@@ -1,0 +1,448 @@
+// The center's web console in a real browser (Debian's Chromium, driven by playwright-core).
+// Run by tests/console.rs, which starts the center and answers this script's requests:
+//
+//   stdout, one line each:  need-alarm ID   publish alarm ID now (as agent village-a)
+//                           shot PATH       a screenshot was written
+//                           fail: WHY       the test failed (what a user would see)
+//                           done            every check passed
+//                           anything else   progress, printed by the Rust side
+//   environment:            XL_URL, XL_SHOTS, XL_DUTY_USER, XL_DUTY_PASSWORD, XL_POLICE_USER,
+//                           XL_POLICE_PASSWORD, XL_EARLIER_ALARM (stored before login, routed to
+//                           nobody), XL_CHROMIUM (default /usr/bin/chromium)
+//
+// By hand, against a center you started: XL_URL=http://127.0.0.1:8080 ... node console.mjs
+// (it then waits for someone to publish the alarms it asks for).
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const say = (line) => process.stdout.write(`${line}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A failed check, worded as what the user would see. */
+class Failure extends Error {}
+const fail = (why) => {
+  throw new Failure(why);
+};
+
+function env(name, fallback) {
+  const value = process.env[name] ?? fallback;
+  if (!value) {
+    say(`fail: ${name} is not set (tests/console.rs sets it)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const BASE = env('XL_URL').replace(/\/$/, '');
+const SHOTS = env('XL_SHOTS');
+const DUTY = { user: env('XL_DUTY_USER'), password: env('XL_DUTY_PASSWORD') };
+const POLICE = { user: env('XL_POLICE_USER'), password: env('XL_POLICE_PASSWORD') };
+const EARLIER = env('XL_EARLIER_ALARM', 'village-b-000');
+const CHROMIUM = env('XL_CHROMIUM', '/usr/bin/chromium');
+/** The alarm this script asks for; tests/console.rs publishes it for agent village-a. */
+const ALARM = 'village-a-001';
+/** The snapshots' widths (tests/console.rs): they tell which alarm a picture is. */
+const WIDTH = { [ALARM]: 320, [EARLIER]: 160 };
+/** routing.toml's name of village A's cameras' place. */
+const PLACE = 'A村水库';
+const FEEDBACK = '已到场，系村民钓鱼，已劝离水库';
+/** This script gives up (and says where it was) before tests/console.rs does. */
+const OWN_DEADLINE_MS = 70_000;
+
+let stage = 'starting';
+const pages = {}; // name → page, for screenshots when a check fails
+const pageErrors = [];
+const assetErrors = [];
+const shots = [];
+
+// --- helpers ---------------------------------------------------------------------------------
+
+/** Polls `probe` (→ { ok, seen }) until ok; fails after `ms` with `what` and what was seen last. */
+async function until(ms, what, probe) {
+  const t0 = Date.now();
+  let seen = '';
+  for (;;) {
+    try {
+      const r = await probe();
+      if (r.ok) return r;
+      seen = r.seen ?? seen;
+    } catch (e) {
+      seen = String(e.message).split('\n')[0];
+    }
+    if (Date.now() - t0 >= ms) fail(seen ? `${what} (${seen})` : what);
+    await sleep(50);
+  }
+}
+
+/** In the page: what `selector` finds, or null. */
+function inspect(page, selector) {
+  return page.evaluate((sel) => {
+    const e = document.querySelector(sel);
+    if (!e) return null;
+    return {
+      text: e.textContent.trim().replace(/\s+/g, ' '),
+      shown: e.checkVisibility({ visibilityProperty: true }),
+      attrs: Object.fromEntries([...e.attributes].map((a) => [a.name, a.value])),
+      img: e instanceof HTMLImageElement ? { complete: e.complete, width: e.naturalWidth, src: e.currentSrc } : null,
+      checked: e instanceof HTMLInputElement ? e.checked : null,
+    };
+  }, selector);
+}
+
+async function waitShown(page, selector, ms, what) {
+  await until(ms, what, async () => {
+    const e = await inspect(page, selector);
+    return { ok: e?.shown, seen: e ? `${selector} is there but hidden` : `no ${selector} in the page` };
+  });
+}
+
+async function isShown(page, selector) {
+  return (await inspect(page, selector))?.shown ?? false;
+}
+
+/** Waits until `selector`'s text (trimmed) is `expected`. */
+async function waitText(page, selector, expected, ms, what) {
+  await until(ms, what, async () => {
+    const e = await inspect(page, selector);
+    return { ok: e?.text === expected, seen: e ? `it says "${e.text}"` : `no ${selector}` };
+  });
+}
+
+/** Waits until the picture `selector` has loaded, `width` pixels wide, with a non-empty alt. */
+async function waitPicture(page, selector, width, ms, what) {
+  const e = await until(ms, what, async () => {
+    const e = await inspect(page, selector);
+    if (!e) return { ok: false, seen: `no ${selector}` };
+    const { complete, width: w, src } = e.img ?? {};
+    return { ok: complete && w === width, seen: `naturalWidth ${w}, complete ${complete}, src ${src}`, e };
+  });
+  if (!(e.e.attrs.alt ?? '').trim()) fail(`${what}: the picture has no text alternative (alt is empty)`);
+}
+
+async function unackCount(page, what) {
+  const { n } = await until(5000, what, async () => {
+    const e = await inspect(page, '#unack-count');
+    const n = e && /^\d+$/.test(e.text) ? Number(e.text) : NaN;
+    return { ok: Number.isInteger(n), n, seen: e ? `#unack-count says "${e.text}"` : 'no #unack-count' };
+  });
+  return n;
+}
+
+async function screenshot(page, name) {
+  const path = join(SHOTS, name);
+  await page.screenshot({ path, fullPage: true });
+  shots.push(path);
+  say(`shot ${path}`);
+}
+
+async function open(context, name) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(5000);
+  page.setDefaultNavigationTimeout(10_000);
+  pages[name] = page;
+  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && console.error(`[${name}] console: ${m.text()}`));
+  page.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    // The API's refusals are checked where they matter; the browser's own favicon request is no file of the console.
+    if (r.status() >= 400 && !path.startsWith('/api/') && path !== '/favicon.ico') assetErrors.push(`${path} answered ${r.status()}`);
+  });
+  const resp = await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+  if (!resp?.ok()) fail(`GET ${BASE}/ answered ${resp?.status()}: the console is not served`);
+  return page;
+}
+
+async function logIn(page, { user, password }) {
+  await waitShown(page, '#login-form', 10_000, `no login form (#login-form) at ${BASE}/ within 10 s`);
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', password);
+  await page.click('#login-submit');
+}
+
+/** Every control in view is reachable with Tab; every picture has a text alternative. */
+async function checkKeyboardAndPictures(page, view) {
+  const found = await page.evaluate(() => {
+    const describe = (e) => {
+      const id = e.id ? `#${e.id}` : '';
+      const action = e.dataset.action ? `[data-action=${e.dataset.action}]` : '';
+      const label = (e.textContent || e.value || e.getAttribute('aria-label') || e.name || '').trim().slice(0, 24);
+      return `${e.tagName.toLowerCase()}${id}${action}${label ? ` "${label}"` : ''}`;
+    };
+    const out = { negative: [], noHref: [], disabled: 0, targets: [], noAlt: [] };
+    document.querySelectorAll('button, a, input, select, textarea').forEach((e, i) => {
+      e.dataset.xlTab = String(i);
+      if (!e.checkVisibility({ visibilityProperty: true }) || (e.tagName === 'INPUT' && e.type === 'hidden')) return;
+      if (Number(e.getAttribute('tabindex')) < 0) out.negative.push(describe(e));
+      if (e.tagName === 'A' && !e.hasAttribute('href')) out.noHref.push(describe(e));
+      if (e.disabled) {
+        out.disabled += 1;
+        return;
+      }
+      out.targets.push({ i: String(i), name: describe(e), radio: e.type === 'radio' ? e.name : null });
+    });
+    document.querySelectorAll('img').forEach((e) => {
+      if (!(e.getAttribute('alt') ?? '').trim()) out.noAlt.push(`img src=${e.getAttribute('src')}`);
+    });
+    return out;
+  });
+  if (found.negative.length) fail(`in the ${view}, Tab skips these controls (tabindex=-1): ${found.negative.join(', ')}`);
+  if (found.noHref.length) fail(`in the ${view}, these links have no href, so the keyboard cannot reach them: ${found.noHref.join(', ')}`);
+  if (found.noAlt.length) fail(`in the ${view}, these pictures have no text alternative (alt): ${found.noAlt.join(', ')}`);
+  if (!found.targets.length) fail(`the ${view} shows no control at all`);
+
+  await page.evaluate(() => document.activeElement?.blur());
+  const reached = new Set();
+  for (let n = 0; n < found.targets.length * 2 + 20; n += 1) {
+    await page.keyboard.press('Tab');
+    const at = await page.evaluate(() => document.activeElement?.dataset?.xlTab ?? null);
+    if (at !== null) reached.add(at);
+  }
+  const reachedRadio = new Set(found.targets.filter((t) => t.radio && reached.has(t.i)).map((t) => t.radio));
+  const missed = found.targets.filter((t) => !reached.has(t.i) && !(t.radio && reachedRadio.has(t.radio)));
+  if (missed.length) fail(`in the ${view}, Tab never reaches: ${missed.map((t) => t.name).join(', ')}`);
+  say(`${view}: ${found.targets.length} controls reached with Tab (${found.disabled} disabled skipped)`);
+}
+
+// --- the test --------------------------------------------------------------------------------
+
+async function main(browser) {
+  // 1. A wrong password.
+  stage = 'logging in with a wrong password';
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  const duty = await open(desk, 'duty');
+  await waitShown(duty, '#login-form', 10_000, `no login form (#login-form) at ${BASE}/ within 10 s`);
+  await until(3000, 'the console does not open in Chinese', async () => {
+    const l = await duty.evaluate(() => document.documentElement.lang);
+    return { ok: l === 'zh-CN', seen: `html[lang="${l}"]` };
+  });
+  await logIn(duty, { user: DUTY.user, password: `${DUTY.password}-wrong` });
+  await waitText(duty, '#login-error', '用户名或密码错误', 5000, 'after a wrong password, #login-error does not say 用户名或密码错误');
+  // The language can be chosen before logging in.
+  await duty.click('#lang');
+  await waitText(duty, '#login-submit', 'Log in', 3000, 'on the login page, #lang does not switch to English');
+  await duty.click('#lang');
+  await waitText(duty, '#login-submit', '登录', 3000, 'on the login page, #lang does not switch back to Chinese');
+  const error = await inspect(duty, '#login-error');
+  if (!error.shown) fail('after a wrong password, the error #login-error is not shown');
+  if (error.attrs.role !== 'alert') fail(`#login-error is not announced (role="${error.attrs.role ?? ''}", not "alert")`);
+
+  // 2. The duty officer logs in; a new alarm arrives live.
+  stage = 'logging in as the duty officer';
+  const stream = duty
+    .waitForResponse((r) => new URL(r.url()).pathname === '/api/events', { timeout: 10_000 })
+    .catch(() => null);
+  await logIn(duty, DUTY);
+  await waitShown(duty, '#alarm-list', 10_000, `after logging in as ${DUTY.user}, no alarm list (#alarm-list) within 10 s`);
+  if (await isShown(duty, '#login-form')) fail('after logging in, the login form is still shown');
+  const events = await stream;
+  if (!events) fail('the console opened no live event stream (GET /api/events) within 10 s of logging in');
+  if (events.status() !== 200) fail(`the console's live event stream GET /api/events answered ${events.status()}`);
+  await waitShown(duty, `tr[data-alarm-id="${EARLIER}"]`, 5000, `alarm ${EARLIER}, stored before logging in, is not in the list within 5 s`);
+  const unackBefore = await unackCount(duty, 'the unacknowledged counter #unack-count shows no number');
+  await duty.evaluate(() => {
+    window.xlNotReloaded = true;
+  });
+
+  stage = `waiting for alarm ${ALARM} to arrive live`;
+  const row = duty.locator(`tr[data-alarm-id="${ALARM}"]`);
+  // What is measured: from this script writing the request line to the row being visible in the
+  // page. That includes the Rust side reading the line, sealing and publishing the alarm over
+  // MQTT, the center's ingest and store, the server-sent event and the console's render: an
+  // upper bound on the publish-to-screen time, which must be under 2 s.
+  say(`need-alarm ${ALARM}`);
+  const asked = performance.now();
+  try {
+    await row.waitFor({ state: 'visible', timeout: 15_000 });
+  } catch {
+    fail(`no alarm row for ${ALARM} within 2 s (nor 15 s) of asking for it: the list did not update without a reload`);
+  }
+  const took = Math.round(performance.now() - asked);
+  if (took > 2000) fail(`the alarm row for ${ALARM} appeared ${(took / 1000).toFixed(1)} s after asking for it (more than 2 s)`);
+  say(`alarm row for ${ALARM} shown ${took} ms after asking for it`);
+  if (!(await duty.evaluate(() => window.xlNotReloaded))) fail(`the page reloaded to show ${ALARM}`);
+  const status = await row.getAttribute('data-status');
+  if (status !== 'new') fail(`the new alarm's row has data-status="${status}", not "new"`);
+  const { n: unackNew } = await until(2000, `the unacknowledged counter did not go up from ${unackBefore} when ${ALARM} arrived`, async () => {
+    const n = Number((await inspect(duty, '#unack-count'))?.text);
+    return { ok: n >= unackBefore + 1, n, seen: `it says ${n}` };
+  });
+  await screenshot(duty, 'list.png');
+
+  // 3. Opened by keyboard and by mouse; acknowledged, dispatched.
+  stage = 'opening an alarm with the keyboard';
+  const earlierRow = duty.locator(`tr[data-alarm-id="${EARLIER}"]`);
+  await earlierRow.focus();
+  if (!(await earlierRow.evaluate((e) => document.activeElement === e))) {
+    fail(`the alarm row ${EARLIER} cannot take keyboard focus (a row needs tabindex="0")`);
+  }
+  await duty.keyboard.press('Enter');
+  await waitShown(duty, '#detail', 3000, `Enter on the focused row ${EARLIER} opened no detail pane (#detail)`);
+  await waitPicture(duty, '#detail-snapshot', WIDTH[EARLIER], 5000, `after Enter on the row ${EARLIER}, the detail pane does not show its picture`);
+
+  stage = `opening alarm ${ALARM} with the mouse`;
+  await row.click();
+  await waitPicture(duty, '#detail-snapshot', WIDTH[ALARM], 5000, `after clicking the row ${ALARM}, the detail pane does not show its picture`);
+  await waitStatus(duty, 'new');
+
+  stage = `acknowledging ${ALARM}`;
+  await duty.fill('#action-note', '已看到，正在核实');
+  await duty.click('#detail button[data-action="acknowledge"]');
+  await waitStatus(duty, 'acknowledged');
+  await waitShown(duty, '#timeline li[data-action="acknowledge"]', 3000, 'the timeline shows no acknowledge step');
+  await until(3000, `the row of ${ALARM} does not say acknowledged`, async () => {
+    const s = await row.getAttribute('data-status', { timeout: 500 });
+    return { ok: s === 'acknowledged', seen: `data-status="${s}"` };
+  });
+  await until(3000, `the unacknowledged counter did not go down from ${unackNew} after acknowledging`, async () => {
+    const n = Number((await inspect(duty, '#unack-count'))?.text);
+    return { ok: n === unackNew - 1, seen: `it says ${n}` };
+  });
+
+  stage = `dispatching ${ALARM}`;
+  const units = await duty.evaluate(() =>
+    [...document.querySelectorAll('input[name="unit"]')].map((e) => ({ id: e.value, checked: e.checked })),
+  );
+  const offered = units.map((u) => `${u.id} ${u.checked ? '☑' : '☐'}`).join(', ') || 'none';
+  for (const unit of ['pcs-a', 'patrol-a']) {
+    if (!units.find((u) => u.id === unit)?.checked) fail(`unit ${unit}, which routing suggests, is not pre-checked (units offered: ${offered})`);
+  }
+  await duty.fill('#action-note', '请A镇派出所出警');
+  await duty.click('#detail button[data-action="dispatch"]');
+  await waitStatus(duty, 'dispatched');
+  await waitShown(duty, '#timeline li[data-action="dispatch"]', 3000, 'the timeline shows no dispatch step');
+  await screenshot(duty, 'detail.png');
+
+  // 4. The police station, on a phone.
+  stage = `station ${POLICE.user} working ${ALARM} on a phone`;
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    locale: 'zh-CN',
+  });
+  const station = await open(phone, 'station');
+  await logIn(station, POLICE);
+  await waitShown(station, '#station-list', 10_000, `after logging in as ${POLICE.user}, no station view (#station-list) within 10 s`);
+  if (await isShown(station, '#alarm-list')) fail(`${POLICE.user} (police) sees the duty officers' alarm list`);
+  const card = `article[data-alarm-id="${ALARM}"]`;
+  await waitShown(station, card, 5000, `the station view does not list ${ALARM}, dispatched to its unit, within 5 s`);
+  if (await station.locator(`article[data-alarm-id="${EARLIER}"]`).count()) {
+    fail(`the station view lists ${EARLIER}, which was never dispatched to its unit`);
+  }
+  await waitPicture(station, `${card} img`, WIDTH[ALARM], 5000, `the station's card of ${ALARM} does not show its picture`);
+  const location = (await inspect(station, `${card} .location`))?.text ?? '';
+  if (!location.includes(PLACE)) fail(`the station's card says the place is "${location}", not ${PLACE}`);
+  const wide = await station.evaluate(() => document.documentElement.scrollWidth);
+  if (wide > 390) fail(`the station view is ${wide} px wide on a 390 px phone screen (it scrolls sideways)`);
+  await waitProgress(station, card, 'none');
+  await station.locator(`${card} button[data-action="receive"]`).tap();
+  await waitProgress(station, card, 'receive');
+  await station.locator(`${card} button[data-action="on-scene"]`).tap();
+  await waitProgress(station, card, 'on-scene');
+  await station.locator(`${card} textarea[name="feedback"]`).fill(FEEDBACK);
+  await station.locator(`${card} button[data-action="close"]`).tap();
+  await waitProgress(station, card, 'close');
+  await screenshot(station, 'station.png');
+
+  // 5. The duty officer's page, not reloaded, shows it.
+  stage = "the duty officer's open page following the station";
+  await waitShown(duty, '#timeline li[data-action="close"]', 3000, `the duty officer's open page shows no close step (#timeline li[data-action=close]) within 3 s of the station closing ${ALARM}`);
+  for (const action of ['receive', 'on-scene']) {
+    if (!(await isShown(duty, `#timeline li[data-action="${action}"]`))) fail(`the duty officer's timeline shows no ${action} step`);
+  }
+  if (!(await inspect(duty, '#detail'))?.text.includes(FEEDBACK)) fail(`the duty officer's detail pane does not show the station's feedback "${FEEDBACK}"`);
+  if (!(await duty.evaluate(() => window.xlNotReloaded))) fail("the duty officer's page reloaded");
+
+  // 6. Keyboard and pictures, in the alarms view (detail open) and the fleet view.
+  stage = 'checking keyboard access';
+  await checkKeyboardAndPictures(duty, 'alarms view');
+  await duty.click('a[href="#fleet"]');
+  await waitShown(duty, '#fleet-table', 5000, 'the fleet link shows no fleet table (#fleet-table)');
+  for (const agent of ['village-a', 'village-b']) {
+    await waitShown(duty, `#fleet-table tr[data-agent-id="${agent}"]`, 5000, `the fleet table has no row for registered agent ${agent}`);
+  }
+  await checkKeyboardAndPictures(duty, 'fleet view');
+  await duty.click('a[href="#alarms"]');
+  await waitShown(duty, '#alarm-list', 5000, 'the alarms link does not bring the alarm list back');
+
+  // 7. The language toggle (#lang, in the header), and the login page in the language chosen.
+  stage = 'switching the language';
+  await duty.click('#lang');
+  await until(3000, 'after pressing #lang, the page is not in English', async () => {
+    const l = await duty.evaluate(() => document.documentElement.lang);
+    return { ok: l === 'en', seen: `html[lang="${l}"]` };
+  });
+  await waitText(duty, '#logout', 'Log out', 3000, 'after switching to English, the log-out button does not say "Log out"');
+  await waitText(duty, 'a[href="#alarms"]', 'Alarms', 3000, 'after switching to English, the alarms link does not say "Alarms"');
+  await screenshot(duty, 'english.png');
+
+  stage = 'logging out';
+  await duty.click('#logout');
+  await waitShown(duty, '#login-form', 5000, 'after pressing #logout, no login form');
+  const me = await duty.evaluate(async () => (await fetch('/api/me')).status);
+  if (me !== 401) fail(`after logging out, GET /api/me answers ${me}, not 401: the session goes on`);
+  await waitText(duty, '#login-submit', 'Log in', 3000, 'after logging out in English, the login button does not say "Log in"');
+  const lang = await duty.evaluate(() => document.documentElement.lang);
+  if (lang !== 'en') fail(`after logging out in English, the login page is in "${lang}"`);
+
+  if (pageErrors.length) fail(`the console threw in the browser: ${pageErrors.join('; ')}`);
+  if (assetErrors.length) fail(`the console's files failed to load: ${assetErrors.join('; ')}`);
+}
+
+/** What the detail pane says for each status, in Chinese. */
+const STATUS_ZH = { new: '新告警', acknowledged: '已确认', dispatched: '已派警', resolved: '已处置', false_alarm: '误报' };
+
+async function waitStatus(page, expected) {
+  await until(5000, `the detail pane's status does not become ${expected}`, async () => {
+    const e = await inspect(page, '#detail-status');
+    return {
+      ok: e?.text === STATUS_ZH[expected] && e.attrs['data-status'] === expected,
+      seen: e ? `#detail-status says "${e.text}", data-status="${e.attrs['data-status']}"` : 'no #detail-status',
+    };
+  });
+}
+
+async function waitProgress(page, card, expected) {
+  await until(5000, `the station's progress of ${ALARM} does not become ${expected}`, async () => {
+    const e = await inspect(page, `${card} .progress`);
+    return { ok: e?.attrs['data-progress'] === expected, seen: e ? `data-progress="${e.attrs['data-progress']}"` : 'no .progress' };
+  });
+}
+
+// --- run -------------------------------------------------------------------------------------
+
+mkdirSync(SHOTS, { recursive: true });
+setTimeout(() => {
+  say(`fail: the browser test took over ${OWN_DEADLINE_MS / 1000} s (while ${stage})`);
+  process.exit(1);
+}, OWN_DEADLINE_MS).unref();
+
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Chinese date inputs; this machine's network is closed: no background fetches, no QUIC.
+    args: ['--lang=zh-CN', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  await main(browser);
+  say('done');
+} catch (e) {
+  const why = e instanceof Failure ? e.message : `while ${stage}: ${String(e.message).split('\n')[0]}`;
+  if (!(e instanceof Failure)) console.error(e.stack);
+  for (const [name, page] of Object.entries(pages)) {
+    const path = join(SHOTS, `failure-${name}.png`);
+    try {
+      await page.screenshot({ path, fullPage: true, timeout: 3000 });
+      say(`shot ${path}`);
+    } catch {
+      // the page is gone
+    }
+  }
+  say(`fail: ${why}`);
+  process.exitCode = 1;
+} finally {
+  await browser?.close();
+}

@@ -1,0 +1,234 @@
+//! The web console in a real browser: Debian's Chromium driven by playwright-core
+//! (`tests/browser/console.mjs`) against a center started here, fed signed alarms over its real
+//! MQTT broker. A duty officer logs in (after a wrong password), sees a new alarm arrive live,
+//! opens it by keyboard and by mouse, acknowledges and dispatches it; a police station's user on
+//! a phone-sized screen receives it, goes on scene and closes it with feedback, which the duty
+//! officer's open page shows without a reload; every control is reachable with Tab, every
+//! picture has a text alternative, and the language toggles. Screenshots are left in
+//! `target/console-screenshots/`.
+//!
+//! The script asks for alarms on its stdout (`need-alarm ID`): this side seals and publishes it
+//! as agent `village-a` and answers nothing, so the browser can only learn of it live. It ends
+//! with `done`; a `fail: ...` line or a non-zero exit fails this test with the script's stderr.
+//! Needs `scripts/setup.sh` (Debian's `chromium`, `npm ci` in `tests/browser`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::QoS;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+use xueliang::scenario;
+use xueliang_agent::identity::Sealer;
+use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::users::{Role, add_user};
+use xueliang_proto::{Alarm, Detection, RuleKind, Severity};
+
+const DUTY_PASSWORD: &str = "duty-officer-password";
+const POLICE_PASSWORD: &str = "police-a-password";
+/// Stored before the browser starts, routed to nobody: the duty officer sees it, station A not.
+const EARLIER_ALARM: &str = "village-b-000";
+/// The whole test, browser included.
+const DEADLINE: Duration = Duration::from_secs(75);
+
+const ROUTING: &str = r#"
+[[unit]]
+id = "pcs-a"
+name = "A镇派出所"
+type = "police_station"
+
+[[unit]]
+id = "patrol-a"
+name = "A村网格员"
+type = "village_patrol"
+
+[[group]]
+id = "area-a"
+name = "A村水库"
+cameras = ["village-a/*"]
+
+[[route]]
+id = "a"
+groups = ["area-a"]
+units = ["pcs-a", "patrol-a"]
+"#;
+
+/// A real JPEG a browser renders: grey, a red rectangle where the "person" is. The earlier
+/// alarm's is half the size, so the detail pane's picture tells which alarm it shows.
+fn snapshot(width: u32, height: u32) -> Vec<u8> {
+    let (x0, y0, x1, y1) = (width * 2 / 5, height / 4, width * 3 / 5, height * 3 / 4);
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let inside = (x0..=x1).contains(&x) && (y0..=y1).contains(&y);
+        let border = inside && (x - x0 < 3 || x1 - x < 3 || y - y0 < 3 || y1 - y < 3);
+        if border { image::Rgb([220, 30, 30]) } else { image::Rgb([128, 128, 128]) }
+    });
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).expect("JPEG encodes");
+    jpeg
+}
+
+/// Seals alarm `id` as `agent` (camera `pond`) and publishes it on the agent's alarm topic.
+async fn publish_alarm(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, agent: &str, id: &str, (w, h): (u32, u32)) {
+    let alarm = Alarm {
+        id: id.into(),
+        agent_id: agent.into(),
+        camera_id: "pond".into(),
+        rule_id: "pond-intrusion".into(),
+        kind: RuleKind::ZoneIntrusion as i32,
+        severity: Severity::High as i32,
+        event_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
+        zone_id: "reservoir".into(),
+        detections: vec![Detection { class_name: "person".into(), score: 0.9, ..Default::default() }],
+        snapshot_jpeg: snapshot(w, h).into(),
+        frame_width: w,
+        frame_height: h,
+        ..Default::default()
+    };
+    let sealed = sealer.seal(alarm, usize::MAX).expect("alarm sealed");
+    mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm).await.expect("alarm published");
+}
+
+/// `tests/browser`, checked ready: node, its modules and the browser.
+fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("XL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "{}/node_modules/playwright-core is missing: run scripts/setup.sh (it runs npm ci there)",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let browser = browser_dir();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for old in std::fs::read_dir(&shots).unwrap().flatten() {
+        let _ = std::fs::remove_file(old.path());
+    }
+
+    // The center: one police station and one village patrol for village A's cameras.
+    let dir = tempfile::tempdir().unwrap();
+    let center_dir = dir.path().join("center");
+    for agent in ["village-a", "village-b"] {
+        scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
+    }
+    std::fs::write(center_dir.join("routing.toml"), ROUTING).unwrap();
+    let users = center_dir.join("users.toml");
+    add_user(&users, "duty", Some("值班员"), Role::DutyOfficer, None, DUTY_PASSWORD).unwrap();
+    add_user(&users, "police-a", Some("A镇民警"), Role::Police, Some("pcs-a"), POLICE_PASSWORD).unwrap();
+    let shutdown = CancellationToken::new();
+    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.expect("center starts");
+    let (mqtt, _incoming) = common::connect_when_ingesting(&center.mqtt_addr, "console-test-agents").await;
+    let sealer_a = Sealer::open(&dir.path().join("village-a")).unwrap();
+    let sealer_b = Sealer::open(&dir.path().join("village-b")).unwrap();
+
+    // One alarm already there when the duty officer logs in.
+    publish_alarm(&mqtt, &sealer_b, "village-b", EARLIER_ALARM, (160, 120)).await;
+    let t0 = Instant::now();
+    while center.store.is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{EARLIER_ALARM} stored within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(browser.join("console.mjs"))
+        .current_dir(&browser)
+        .env("XL_URL", format!("http://{}", center.http_addr))
+        .env("XL_SHOTS", &shots)
+        .env("XL_DUTY_USER", "duty")
+        .env("XL_DUTY_PASSWORD", DUTY_PASSWORD)
+        .env("XL_POLICE_USER", "police-a")
+        .env("XL_POLICE_PASSWORD", POLICE_PASSWORD)
+        .env("XL_EARLIER_ALARM", EARLIER_ALARM)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (Node.js ≥ 18 on PATH; scripts/setup.sh)");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut err_pipe = child.stderr.take().unwrap();
+    let err_sink = stderr.clone();
+    let err_task = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err_pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            err_sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    // Reads the script's protocol lines until `done`, or returns why the run failed.
+    let outcome: Result<Vec<String>, String> = async {
+        let mut shots_taken = Vec::new();
+        loop {
+            let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                Err(_) => return Err(format!("the browser test did not finish within {} s", DEADLINE.as_secs())),
+                Ok(Err(e)) => return Err(format!("reading the script's output: {e}")),
+                Ok(Ok(None)) => return Err("the script ended without saying done".into()),
+                Ok(Ok(Some(line))) => line,
+            };
+            if let Some(id) = line.strip_prefix("need-alarm ") {
+                let t = Instant::now();
+                publish_alarm(&mqtt, &sealer_a, "village-a", id.trim(), (320, 240)).await;
+                eprintln!("console: published {id} ({} ms after the request was read)", t.elapsed().as_millis());
+            } else if let Some(path) = line.strip_prefix("shot ") {
+                shots_taken.push(path.trim().to_owned());
+            } else if let Some(what) = line.strip_prefix("fail: ") {
+                return Err(what.to_owned());
+            } else if line == "done" {
+                return Ok(shots_taken);
+            } else {
+                eprintln!("console: {line}");
+            }
+        }
+    }
+    .await;
+
+    // After `done` or `fail:` the script closes the browser and exits by itself.
+    let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(status) => Some(status),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), err_task).await;
+    let stderr = stderr.lock().unwrap().clone();
+    let stderr_tail: String = {
+        let lines: Vec<&str> = stderr.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    shutdown.cancel();
+    center.join().await;
+
+    let shots_taken = match outcome {
+        Err(why) => panic!("console in the browser: {why}\n--- script stderr ---\n{stderr_tail}\n--- screenshots in {} ---", shots.display()),
+        Ok(shots) => shots,
+    };
+    match status {
+        Some(Ok(s)) if s.success() => {}
+        Some(Ok(s)) => panic!("the browser script said done but exited with {s}\n{stderr_tail}"),
+        Some(Err(e)) => panic!("waiting for the browser script: {e}"),
+        None => panic!("the browser script said done but did not exit within 10 s\n{stderr_tail}"),
+    }
+    for shot in &shots_taken {
+        assert!(Path::new(shot).is_file(), "screenshot {shot} is missing");
+        eprintln!("console: screenshot {shot}");
+    }
+    eprintln!("console: passed in {:.1} s", started.elapsed().as_secs_f64());
+    drop(mqtt);
+    drop(dir);
+}
