@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -88,6 +88,23 @@ fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> R
     Ok(alarm)
 }
 
+/// [`validate`] for every publish on an alarm topic, on several threads: checking signatures
+/// is the bulk of ingest's CPU. The others are `None`.
+fn validate_all(topics: &Topics, keys: &AgentKeys, batch: &[Publish]) -> Vec<Option<Result<Alarm, String>>> {
+    let check = |p: &Publish| topics.agent_of(&p.topic, "alarm").map(|_| validate(topics, keys, &p.topic, &p.payload));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if batch.len() < 64 || threads == 1 {
+        return batch.iter().map(check).collect();
+    }
+    let chunk = batch.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> =
+            batch.chunks(chunk).map(|c| (c.len(), s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))).collect();
+        // A panicking check would be a bug; its publishes are then validated again in the loop.
+        parts.into_iter().flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![None; n])).collect()
+    })
+}
+
 /// What ingest works with.
 #[derive(Debug, Clone)]
 pub struct Ingest {
@@ -144,7 +161,13 @@ pub fn connect(conn: &BrokerConnection, topics: &Topics) -> Result<(AsyncClient,
         let tls = client_config(files)?;
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
     }
-    Ok(AsyncClient::new(opts, 1024))
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Acknowledgements and receipts are small: sent at once, not held back by Nagle's algorithm
+    // waiting for the broker's delayed ACK (~40 ms per round trip otherwise).
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    Ok((client, eventloop))
 }
 
 /// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and
@@ -307,6 +330,9 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
         // receipted to its agent.
         let mut receipts: BTreeMap<String, Receipt> = BTreeMap::new();
         let mut unstored = Vec::new();
+        let mut verdicts = validate_all(&topics, &keys, &batch);
+        // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
+        let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
                 match decode_limited::<ConfigAck>(&p.payload) {
@@ -360,7 +386,8 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 }
                 continue;
             }
-            let alarm = match validate(&topics, &keys, &p.topic, &p.payload) {
+            let verdict = verdicts[i].take().unwrap_or_else(|| validate(&topics, &keys, &p.topic, &p.payload));
+            let alarm = match verdict {
                 Ok(alarm) => alarm,
                 Err(reason) => {
                     dead_letter(&p.topic, &p.payload, &reason);
@@ -371,22 +398,26 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
             let rules = routing.current();
             record.routed_to = rules.route(&facts(&record));
             record.location = rules.location(&record.agent_id, &record.camera_id).unwrap_or_default();
-            match store.insert(&record, &alarm.snapshot_jpeg) {
-                Ok(Inserted::New) => {
-                    stats.stored.fetch_add(1, Ordering::Relaxed);
-                    receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());
-                    stored.push(record);
+            valid.push((i, record, alarm));
+        }
+        let rows: Vec<(&AlarmRecord, &[u8])> = valid.iter().map(|(_, r, a)| (r, a.snapshot_jpeg.as_ref())).collect();
+        match store.insert_batch(&rows) {
+            Ok(inserted) => {
+                for ((_, record, _), inserted) in valid.into_iter().zip(inserted) {
+                    receipt_for(&mut receipts, &record.agent_id).alarm_ids.push(record.id.clone());
+                    if inserted == Inserted::New {
+                        stats.stored.fetch_add(1, Ordering::Relaxed);
+                        stored.push(record);
+                    } else {
+                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        debug!(alarm = %record.id, "duplicate alarm stored before; receipted again");
+                    }
                 }
-                Ok(Inserted::Duplicate) => {
-                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    debug!(alarm = %alarm.id, "duplicate alarm stored before; receipted again");
-                    receipt_for(&mut receipts, &alarm.agent_id).alarm_ids.push(alarm.id.clone());
-                }
-                Err(e) => {
-                    // Neither acknowledged nor receipted: the agent publishes it again.
-                    warn!(alarm = %alarm.id, "cannot store alarm: {e}");
-                    unstored.push(i);
-                }
+            }
+            Err(e) => {
+                // Neither acknowledged nor receipted: the agents publish them again.
+                warn!("cannot store {} alarms: {e}", valid.len());
+                unstored.extend(valid.iter().map(|(i, ..)| *i));
             }
         }
         if let Err(e) = store.flush().await {
