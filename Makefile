@@ -36,3 +36,7 @@ bench: build
 	target/release/xl-agent bench --model $(MODEL) --clip $(STILL) --motion
 	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT)
 	target/release/xl-capacity
+	target/release/xl-ingest-bench
+	target/release/xl-ingest-bench --broker mosquitto
+	target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000
+	target/release/xl-ingest-bench --broker mosquitto --snapshot-bytes 102400 --alarms 3000
