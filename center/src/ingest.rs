@@ -1,8 +1,9 @@
 //! MQTT ingest: alarms from every agent are validated (well-formed, on their own agent's topic,
 //! signed with its registered key), stored in batches (one flush per batch) and only then
 //! acknowledged to the broker and receipted to the agent, so an acknowledged alarm is on disk.
-//! What fails validation is dead-lettered, never dropped silently. Agents' answers to pushed
-//! configs come in here too.
+//! What fails validation is dead-lettered, never dropped silently. A batch's signatures are
+//! checked on every core and its alarms stored in one transaction. Agents' answers to pushed
+//! configs, their retained status (and last will) and their Health come in here too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
