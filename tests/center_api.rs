@@ -427,6 +427,18 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     let resolved = duty.json(&format!("/api/alarms/{id}")).await;
     assert_eq!((resolved["escalated"].as_bool(), resolved["severity"].as_str()), (Some(false), Some("high")), "acknowledged in time");
 
+    // Prometheus reads the counts without logging in.
+    let metrics = anonymous.get(format!("http://{}/metrics", rig.center.http_addr)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "xl_center_alarms_stored_total 35",
+        "xl_center_alarms 35",
+        "xl_center_alarms_unacknowledged 34",
+        "xl_center_agents{state=\"unknown\"} 2",
+        "# TYPE xl_center_dead_letters_total counter",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line:?} in\n{metrics}");
+    }
+
     // The export holds every alarm once.
     let export = admin.get("/api/export").send().await.unwrap().text().await.unwrap();
     let exported: HashSet<String> = export.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned()).collect();

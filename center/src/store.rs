@@ -461,6 +461,11 @@ impl Store {
         Ok(self.trees[SNAPSHOTS].get(id.as_bytes())?)
     }
 
+    /// Number of stored alarms with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.trees[BY_STATUS].scan_prefix(index_prefix(&[status.as_str()])).count()
+    }
+
     /// Number of stored alarms.
     pub fn len(&self) -> usize {
         self.trees[ALARMS].len()

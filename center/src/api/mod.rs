@@ -1,4 +1,4 @@
-//! The HTTP API (axum). Every route but `/healthz`, `/api/openapi.json` and `/api/login` needs
+//! The HTTP API (axum). Every route but `/healthz`, `/metrics`, `/api/openapi.json` and `/api/login` needs
 //! a logged-in user (a bearer token or the session cookie `POST /api/login` hands out), and each
 //! checks the user's role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
 //! described in `openapi.json`, served at `/api/openapi.json`.
@@ -136,6 +136,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/openapi.json", get(openapi))
+        .route("/metrics", get(records::metrics))
         .route("/api/login", post(access::login))
         .route("/api/logout", post(access::logout))
         .route("/api/me", get(access::me))

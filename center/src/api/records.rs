@@ -17,6 +17,7 @@ use super::alarms::page_size;
 use super::{ApiError, ApiState, blocking};
 use crate::audit::AuditEntry;
 use crate::dead_letters::DeadLetter;
+use crate::workflow::Status;
 
 /// Body of `GET /api/stats`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,6 +91,41 @@ pub(super) async fn stats(State(state): State<ApiState>, _caller: Caller) -> Jso
         duplicates: c.duplicates.load(Ordering::Relaxed),
         dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
     })
+}
+
+/// `GET /metrics`: counters and gauges in Prometheus' text format (counts only, no alarm
+/// content, so it needs no log-in).
+pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let text = blocking(move || {
+        let c = &state.stats;
+        let agents = state.fleet.list(&state.keys.agents())?;
+        let agents_in = |online: Option<bool>| agents.iter().filter(|a| a.online == online).count();
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        metric("xl_center_alarms_stored_total", "counter", "New alarms stored since the center started.", &[("", c.stored.load(Ordering::Relaxed))]);
+        metric("xl_center_alarms_duplicate_total", "counter", "Redelivered alarms receipted again, not stored again.", &[("", c.duplicates.load(Ordering::Relaxed))]);
+        metric("xl_center_dead_letters_total", "counter", "Payloads refused and dead-lettered since start.", &[("", c.dead_lettered.load(Ordering::Relaxed))]);
+        metric("xl_center_alarms", "gauge", "Alarms in the store.", &[("", state.store.len() as u64)]);
+        metric("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", &[("", state.store.count(Status::New) as u64)]);
+        metric(
+            "xl_center_agents",
+            "gauge",
+            "Agents by their last retained status (unknown: registered, never heard from).",
+            &[
+                ("{state=\"online\"}", agents_in(Some(true)) as u64),
+                ("{state=\"offline\"}", agents_in(Some(false)) as u64),
+                ("{state=\"unknown\"}", agents_in(None) as u64),
+            ],
+        );
+        Ok(out)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// `GET /api/audit`: the audit log, newest first.
