@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::identity::Sealer;
