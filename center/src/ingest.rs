@@ -300,6 +300,26 @@ fn take_snapshot(store: &Store, agent: &str, payload: &[u8]) -> Taken {
     }
 }
 
+/// Decodes a report `agent` sent on its own topic and hands it to `record`; one that does not
+/// decode or names another agent is logged and ignored (it is not an alarm: nothing to keep).
+fn take_report<M: Message + Default>(
+    p: &Publish,
+    agent: &str,
+    what: &str,
+    agent_of: impl Fn(&M) -> &str,
+    record: impl FnOnce(&M) -> Result<(), crate::store::StoreError>,
+) {
+    match decode_limited::<M>(&p.payload) {
+        Ok(m) if agent_of(&m) == agent => {
+            if let Err(e) = record(&m) {
+                warn!("cannot record the {what}: {e}");
+            }
+        }
+        Ok(_) => warn!(topic = %p.topic, "{what} names another agent; ignored"),
+        Err(e) => warn!(topic = %p.topic, "malformed {what}: {e}"),
+    }
+}
+
 /// The receipt being gathered for `agent`.
 fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> &'a mut Receipt {
     receipts.entry(agent.to_owned()).or_insert_with(|| Receipt {
@@ -332,47 +352,23 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
         let mut receipts: BTreeMap<String, Receipt> = BTreeMap::new();
         let mut unstored = Vec::new();
         let mut verdicts = validate_all(&topics, &keys, &batch);
+        let rules = routing.current();
         // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
         let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
-                match decode_limited::<ConfigAck>(&p.payload) {
-                    Ok(ack) if ack.agent_id == agent => {
-                        if let Err(e) = configs.record_ack(&ack) {
-                            warn!("cannot record a config answer: {e}");
-                        }
-                    }
-                    Ok(_) => warn!(topic = %p.topic, "config answer names another agent; ignored"),
-                    Err(e) => warn!(topic = %p.topic, "malformed config answer: {e}"),
-                }
+                take_report(p, agent, "config answer", |a: &ConfigAck| &a.agent_id, |a| configs.record_ack(a));
                 continue;
             }
-            if let Some(agent) = topics.agent_of(&p.topic, "status").filter(|a| is_valid_agent_id(a)) {
-                match decode_limited::<AgentStatus>(&p.payload) {
-                    Ok(s) if s.agent_id == agent => {
-                        if let Err(e) = fleet.record_status(&s, now) {
-                            warn!("cannot record an agent status: {e}");
-                        }
-                    }
-                    Ok(_) => warn!(topic = %p.topic, "status names another agent; ignored"),
-                    Err(e) => warn!(topic = %p.topic, "malformed agent status: {e}"),
+            if let Some(agent) = topics.agent_of(&p.topic, "status") {
+                // The center's own retained status comes back on `center/status`: not an agent's.
+                if is_valid_agent_id(agent) {
+                    take_report(p, agent, "agent status", |s: &AgentStatus| &s.agent_id, |s| fleet.record_status(s, now));
                 }
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "health") {
-                match decode_limited::<Health>(&p.payload) {
-                    Ok(h) if h.agent_id == agent => {
-                        if let Err(e) = fleet.record_health(&h, now) {
-                            warn!("cannot record agent health: {e}");
-                        }
-                    }
-                    Ok(_) => warn!(topic = %p.topic, "health names another agent; ignored"),
-                    Err(e) => warn!(topic = %p.topic, "malformed agent health: {e}"),
-                }
-                continue;
-            }
-            if topics.agent_of(&p.topic, "status").is_some() {
-                // The center's own retained status.
+                take_report(p, agent, "agent health", |h: &Health| &h.agent_id, |h| fleet.record_health(h, now));
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
@@ -396,7 +392,6 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 }
             };
             let mut record = AlarmRecord::from_alarm(&alarm, now);
-            let rules = routing.current();
             record.routed_to = rules.route(&facts(&record));
             record.location = rules.location(&record.agent_id, &record.camera_id).unwrap_or_default();
             valid.push((i, record, alarm));

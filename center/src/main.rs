@@ -13,7 +13,7 @@ use xueliang_center::ingest::BrokerConnection;
 use anyhow::{Context as _, bail};
 use std::io::Write;
 use std::path::Path;
-use xueliang_center::query::AlarmFilter;
+use xueliang_center::query::{AlarmFilter, parse_time};
 use xueliang_center::retention::Retention;
 use xueliang_center::store::{Store, StoreError};
 use xueliang_center::users::{Role, Users, add_user, generate_password, set_password};
@@ -337,9 +337,8 @@ fn open_when_free(data_dir: &Path) -> Result<Store, StoreError> {
 
 fn export(data_dir: &Path, from: Option<&str>, output: Option<&Path>) -> anyhow::Result<()> {
     let from_ms = from
-        .map(|t| t.parse::<i64>().or_else(|_| t.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())))
-        .transpose()
-        .map_err(|_| anyhow::anyhow!("--from {from:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"))?;
+        .map(|t| parse_time(t).ok_or_else(|| anyhow::anyhow!("--from {t:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)")))
+        .transpose()?;
     if !data_dir.join("db").exists() {
         bail!("{} holds no alarm store (give --data-dir)", data_dir.display());
     }

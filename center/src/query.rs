@@ -59,6 +59,12 @@ impl AlarmFilter {
     }
 }
 
+/// A time as UTC milliseconds or RFC 3339 (`2026-07-01T18:00:00+08:00`), as filters and the
+/// export take it.
+pub fn parse_time(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok().or_else(|| text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()))
+}
+
 /// Where the next page starts: just before this (event time, id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {

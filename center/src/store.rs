@@ -9,8 +9,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
 use xueliang_proto::{Alarm, RuleKind, Severity};
 
@@ -270,12 +269,15 @@ fn to_json(r: &AlarmRecord) -> Vec<u8> {
     serde_json::to_vec(r).expect("an AlarmRecord serializes")
 }
 
-/// Runs a transaction over every tree, mapping sled's error types.
-fn transact<T, E>(
-    trees: &[sled::Tree],
-    f: impl Fn(&[TransactionalTree]) -> Result<T, ConflictableTransactionError<E>>,
-) -> Result<Result<T, E>, StoreError> {
-    match trees.transaction(|t| f(t)) {
+/// Runs a transaction over `trees` (a slice or a tuple of trees), mapping sled's error types.
+pub(crate) fn transact<Trees, T, E>(
+    trees: &Trees,
+    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<E>>,
+) -> Result<Result<T, E>, StoreError>
+where
+    Trees: sled::Transactional<E> + ?Sized,
+{
+    match trees.transaction(f) {
         Ok(r) => Ok(Ok(r)),
         Err(TransactionError::Abort(e)) => Ok(Err(e)),
         Err(TransactionError::Storage(e)) => Err(e.into()),
@@ -283,10 +285,13 @@ fn transact<T, E>(
 }
 
 /// [`transact`] for changes that cannot refuse themselves.
-fn write<T>(
-    trees: &[sled::Tree],
-    f: impl Fn(&[TransactionalTree]) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
-) -> Result<T, StoreError> {
+pub(crate) fn write<Trees, T>(
+    trees: &Trees,
+    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
+) -> Result<T, StoreError>
+where
+    Trees: sled::Transactional<std::convert::Infallible> + ?Sized,
+{
     transact(trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
 }
 
@@ -341,11 +346,12 @@ impl Store {
     /// [`Store::insert`] for many alarms in one transaction (a sled commit costs far more than
     /// its writes); an id twice in the batch is stored once. Not durable until [`Store::flush`].
     pub fn insert_batch(&self, batch: &[(&AlarmRecord, &[u8])]) -> Result<Vec<Inserted>, StoreError> {
-        let prepared: Vec<(Vec<u8>, Vec<(usize, Vec<u8>)>)> =
-            batch.iter().map(|(r, _)| (to_json(r), index_entries(r))).collect();
-        write(&self.trees, |t| {
+        // Outside the transaction, which sled may run more than once.
+        let jsons: Vec<Vec<u8>> = batch.iter().map(|(r, _)| to_json(r)).collect();
+        let entries: Vec<_> = batch.iter().map(|(r, _)| index_entries(r)).collect();
+        write(&self.trees[..], |t| {
             let mut out = Vec::with_capacity(batch.len());
-            for ((record, snapshot), (json, entries)) in batch.iter().zip(&prepared) {
+            for (((record, snapshot), json), entries) in batch.iter().zip(&jsons).zip(&entries) {
                 let id = record.id.as_bytes();
                 // Reads in a transaction see its own writes: a repeat within the batch too.
                 if t[ALARMS].get(id)?.is_some() {
@@ -373,7 +379,7 @@ impl Store {
         change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
     ) -> Result<(AlarmRecord, T), UpdateError<E>> {
         let key = id.as_bytes();
-        transact(&self.trees, |t| {
+        transact(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
                 return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(id.to_owned())));
             };
@@ -397,7 +403,7 @@ impl Store {
     pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        write(&self.trees, |t| {
+        write(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else { return Ok(Attached::NoAlarm) };
             if record.agent_id != agent || !record.snapshot_follows || record.snapshot_sha256 != hash {
@@ -416,7 +422,7 @@ impl Store {
     /// Removes alarm `id`, its snapshot and its index entries (retention).
     pub(crate) fn remove(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        write(&self.trees, |t| {
+        write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
                     for (tree, k) in index_entries(&record) {
@@ -433,7 +439,7 @@ impl Store {
     /// Deletes alarm `id`'s snapshot, marking the record (retention).
     pub(crate) fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        write(&self.trees, |t| {
+        write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
                     record.snapshot_expired = true;

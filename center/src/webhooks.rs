@@ -13,15 +13,13 @@ use std::time::Duration;
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::hex;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, write};
 
 /// Deliveries in flight at once, so one slow (timing-out) station does not hold up the others.
 const CONCURRENCY: usize = 4;
@@ -132,18 +130,6 @@ fn entry_json(e: &Entry) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(e).map_err(|err| corrupt(&e.status.dispatch_id, err))
 }
 
-/// Runs `f` on both trees atomically.
-fn transact<T>(
-    trees: (&sled::Tree, &sled::Tree),
-    f: impl Fn(&TransactionalTree, &TransactionalTree) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
-) -> Result<T, StoreError> {
-    match trees.transaction(|(a, b)| f(a, b)) {
-        Ok(r) => Ok(r),
-        Err(TransactionError::Storage(e)) => Err(e.into()),
-        Err(TransactionError::Abort(never)) => match never {},
-    }
-}
-
 /// The error in a few words: what failed, then the innermost cause (e.g. "Connection refused").
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
@@ -174,7 +160,7 @@ impl Webhooks {
         let entry = Entry { status, secret: secret.map(str::to_owned), body: body.to_string() };
         let json = entry_json(&entry)?;
         let key = due_key(now, dispatch_id);
-        transact((&self.entries, &self.due), |entries, due| {
+        write(&(&self.entries, &self.due), |(entries, due)| {
             if entries.get(dispatch_id.as_bytes())?.is_none() {
                 entries.insert(dispatch_id.as_bytes(), json.as_slice())?;
                 due.insert(key.as_slice(), &[])?;
@@ -297,7 +283,7 @@ impl Webhooks {
         }
         let json = entry_json(&entry)?;
         let next = entry.status.next_attempt_ms.map(|t| due_key(t, id));
-        transact((&self.entries, &self.due), |entries, due| {
+        write(&(&self.entries, &self.due), |(entries, due)| {
             due.remove(key)?;
             if let Some(next) = &next {
                 due.insert(next.as_slice(), &[])?;

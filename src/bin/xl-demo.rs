@@ -252,7 +252,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         "demo: log in as {} with password {DEMO_PASSWORD} (duty: the duty officer's console; police: the station's view on a phone)",
         logins.join(", ")
     );
-    let client = logged_in(&api, "duty").await?;
+    let client = xueliang::center_client::login(&api, "duty", DEMO_PASSWORD, Some(Duration::from_secs(5))).await?;
 
     let agent_log = dir.join("agent.log");
     let mut agent = spawn(
@@ -297,23 +297,6 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     println!("demo: {n} alarms stored");
     drop(camera);
     Ok(n)
-}
-
-/// A client holding a session of `login` at the center.
-async fn logged_in(api: &str, login: &str) -> anyhow::Result<reqwest::Client> {
-    let resp = reqwest::Client::new()
-        .post(format!("{api}/api/login"))
-        .json(&serde_json::json!({ "login": login, "password": DEMO_PASSWORD }))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("the center refused the demo login {login}: {}", resp.text().await.unwrap_or_default());
-    }
-    let body: serde_json::Value = resp.json().await?;
-    let token = body["token"].as_str().context("no token in the login answer")?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(5)).default_headers(headers).build()?)
 }
 
 /// Asks the center for its newest alarms and prints those not printed yet, oldest first.

@@ -111,18 +111,8 @@ impl Api {
     /// Logs in to the center at `http` as `login`; panics if refused.
     pub async fn login(http: SocketAddr, login: &str, password: &str) -> Self {
         let base = format!("http://{http}");
-        let resp = reqwest::Client::new()
-            .post(format!("{base}/api/login"))
-            .json(&serde_json::json!({ "login": login, "password": password }))
-            .send()
-            .await
-            .expect("login request");
-        assert_eq!(resp.status(), 200, "login as {login}: {}", resp.text().await.unwrap_or_default());
-        let body: serde_json::Value = resp.json().await.expect("login answer");
-        let mut headers = reqwest::header::HeaderMap::new();
-        let bearer = format!("Bearer {}", body["token"].as_str().expect("token"));
-        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().expect("header value"));
-        Self { base, client: reqwest::Client::builder().default_headers(headers).build().expect("client") }
+        let client = xueliang::center_client::login(&base, login, password, None).await.expect("logged in");
+        Self { base, client }
     }
 
     /// Logs in as [`TEST_ADMIN`].

@@ -17,7 +17,7 @@ use super::access::{Caller, Permission};
 use super::{ApiError, ApiState, blocking};
 use crate::audit::AuditEntry;
 use crate::dispatch::dispatch_id;
-use crate::query::{AlarmFilter, Cursor};
+use crate::query::{AlarmFilter, Cursor, parse_time};
 use crate::store::{AlarmRecord, KINDS, SEVERITIES};
 use crate::users::Role;
 use crate::webhooks::WebhookStatus;
@@ -93,10 +93,7 @@ pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
 /// A time bound: UTC milliseconds or RFC 3339.
 fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(text) = text else { return Ok(None) };
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    text.parse::<jiff::Timestamp>().map(|t| Some(t.as_millisecond())).map_err(|_| {
+    parse_time(text).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!("{name}={text:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"))
     })
 }
@@ -146,7 +143,7 @@ pub(super) async fn list(
     query: Result<Query<AlarmQuery>, QueryRejection>,
 ) -> Result<Json<AlarmList>, ApiError> {
     caller.require(Permission::ReadAlarms)?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = super::records::query(query)?;
     let filter = filter(&q, &caller)?;
     let limit = page_size(q.limit)?;
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::bad_request)?;

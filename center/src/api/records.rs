@@ -66,7 +66,8 @@ pub struct AuditList {
     pub entries: Vec<AuditEntry>,
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+/// A query string's parameters, or a 400 saying what is wrong with them.
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
