@@ -111,7 +111,7 @@ async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_rea
     assert_eq!(push(http, pushed(&s.camera_url(), bad_rule)).await.version, 2);
     let ack = answer(http, 2).await.ack.unwrap();
     assert!(!ack.applied);
-    assert_eq!(ack.reason, "rules[2] (lake-watch): no zone with id \"lake\"");
+    assert_eq!(ack.reason, "rules[2].zone: no zone with id \"lake\"");
     // Still version 1: both cameras decoded and inferred.
     assert_eq!(announced_version(&mqtt).await, 1);
     assert_eq!(wait_for_cameras(&mqtt, 2).await, ["campus-walkway", "walkway-second"]);

@@ -16,18 +16,16 @@ use xueliang_proto::{Alarm, ConfigAck, Health, RuleKind};
 
 use crate::alarm::{AlarmContext, build};
 use crate::config::{AgentConfig, SeverityConfig};
-use crate::detection::Detection;
 use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
-use crate::evidence::Rgb;
+use crate::evidence::snapshot;
 use crate::frame::Frame;
-use crate::geometry::Polygon;
 use crate::health::HealthReporter;
 use crate::identity::Sealer;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
 use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::{Links, Publisher};
 use crate::remote_config::{PushError, RemoteConfig};
-use crate::rules::ZoneIntrusion;
+use crate::rules::{Event, RuleSet};
 use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace};
 
 /// Why the agent could not start.
@@ -80,7 +78,8 @@ impl std::fmt::Debug for Agent {
 /// A config's model and rules, loaded and resolved: what cameras need to start.
 struct Prepared {
     detector: Detector,
-    rules: Vec<ZoneIntrusion>,
+    /// One rule set per camera, in camera order.
+    rules: Vec<RuleSet>,
 }
 
 impl Prepared {
@@ -92,38 +91,9 @@ impl Prepared {
             max_batch: config.cameras.len(),
         };
         let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
-        let card = detector.card();
-        let mut rules = Vec::new();
-        for r in &config.rules {
-            let zone = config
-                .zones
-                .iter()
-                .find(|z| z.id == r.zone)
-                .ok_or_else(|| AgentError::Config(format!("rule {}: no zone {}", r.id, r.zone)))?;
-            let camera = config
-                .cameras
-                .iter()
-                .position(|c| c.id == zone.camera)
-                .ok_or_else(|| AgentError::Config(format!("zone {}: no camera", zone.id)))?;
-            let polygon = Polygon::new(&zone.points)
-                .map_err(|e| AgentError::Config(format!("zone {}: {e}", zone.id)))?;
-            let classes = r
-                .classes
-                .iter()
-                .map(|name| {
-                    card.class_index(name).ok_or_else(|| {
-                        AgentError::Config(format!(
-                            "rule {}: class {name:?} is not a class of model {} (its classes: {})",
-                            r.id,
-                            card.name,
-                            card.classes.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
-                                + if card.classes.len() > 8 { ", …" } else { "" }
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            rules.push(ZoneIntrusion::new(r, camera, polygon, classes));
-        }
+        let rules = (0..config.cameras.len())
+            .map(|camera| RuleSet::new(config, camera, detector.card()).map_err(AgentError::Config))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { detector, rules })
     }
 }
@@ -365,7 +335,8 @@ struct DetectLoop {
     /// Cameras whose loss was reported (a return is reported only after a loss).
     offline: Vec<bool>,
     inference: InferenceLoop,
-    rules: Vec<ZoneIntrusion>,
+    /// Per camera.
+    rules: Vec<RuleSet>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
     delivery: Delivery,
     health: HealthReporter,
@@ -394,19 +365,24 @@ impl DetectLoop {
                     continue;
                 }
             }
-            let now = Instant::now();
-            for frame in &self.inference.frames {
-                let dets = &self.inference.detections[frame.camera];
-                for ri in 0..self.rules.len() {
-                    if self.rules[ri].camera != frame.camera {
-                        continue;
-                    }
-                    if let Some(hits) = self.rules[ri].update(dets, now) {
-                        self.raise(ri, frame, &hits);
+            let frames = std::mem::take(&mut self.inference.frames);
+            for frame in &frames {
+                let rules = &mut self.rules[frame.camera];
+                let mut events = rules.update(&self.inference.detections[frame.camera], frame.captured_ms);
+                if rules.watches_picture() {
+                    match frame.with_yuv(|yuv| rules.check_picture(yuv, frame.captured_ms)) {
+                        Ok(more) => events.extend(more),
+                        Err(e) => warn!(camera = %self.config.cameras[frame.camera].id, "tamper check skipped: {e}"),
                     }
                 }
+                for event in events {
+                    self.raise(&event, frame);
+                }
             }
-            stats.maybe_log(&self.inference.stats);
+            self.inference.frames = frames;
+            if stats.maybe_log(&self.inference.stats) {
+                self.log_counts();
+            }
         }
     }
 
@@ -461,40 +437,44 @@ impl DetectLoop {
         }
     }
 
-    fn raise(&self, rule: usize, frame: &Frame, hits: &[Detection]) {
-        let r = &self.rules[rule];
+    /// The line counts so far, with the periodic rates.
+    fn log_counts(&self) {
+        for set in &self.rules {
+            for rule in &set.rules {
+                if let Some(c) = rule.counts() {
+                    info!(camera = %self.config.cameras[set.camera].id, rule = %rule.id, "line crossings since start: A→B {}, B→A {}", c.a_to_b, c.b_to_a);
+                }
+            }
+        }
+    }
+
+    fn raise(&self, event: &Event, frame: &Frame) {
+        let rules = &self.rules[frame.camera];
+        let r = &rules.rules[event.rule];
         let card = self.inference.detector().card();
-        let snap = &self.config.snapshot;
-        let jpeg = frame
-            .with_yuv(|yuv| {
-                let mut rgb = Rgb::from_yuv(yuv);
-                rgb.draw_polygon(&r.zone);
-                rgb.draw_boxes(hits);
-                rgb.to_jpeg(snap.quality, snap.max_bytes)
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let jpeg = jpeg.unwrap_or_else(|e| {
+        let jpeg = snapshot(frame, &r.shape, &event.hits, rules.masks(), &self.config.snapshot).unwrap_or_else(|e| {
             warn!(rule = %r.id, "alarm sent without snapshot: {e}");
             Vec::new()
         });
         let ctx = AlarmContext {
             agent_id: &self.config.agent_id,
-            camera_id: &self.config.cameras[r.camera].id,
+            camera_id: &self.config.cameras[frame.camera].id,
             rule_id: &r.id,
-            kind: RuleKind::ZoneIntrusion,
+            kind: r.kind,
             severity: r.severity,
-            zone_id: &r.zone_id,
+            zone_id: &r.place,
             model: (&card.name, &card.version),
             class_names: &card.classes,
         };
-        let alarm = build(&ctx, hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
+        let alarm = build(&ctx, &event.hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
         info!(
             alarm = %alarm.id,
             camera = %ctx.camera_id,
             rule = %r.id,
-            objects = hits.len(),
-            "zone intrusion"
+            objects = event.hits.len(),
+            "{}: {}",
+            r.kind.as_str_name(),
+            event.detail
         );
         self.send(alarm);
     }
@@ -507,10 +487,11 @@ struct Stats {
 }
 
 impl Stats {
-    fn maybe_log(&mut self, now: &LoopStats) {
+    /// Logs the rates every 30 s; returns whether it did.
+    fn maybe_log(&mut self, now: &LoopStats) -> bool {
         let Some((since, then)) = self.since else {
             self.since = Some((Instant::now(), *now));
-            return;
+            return false;
         };
         let elapsed = since.elapsed();
         if elapsed >= Duration::from_secs(30) {
@@ -526,6 +507,8 @@ impl Stats {
                 (now.infer - then.infer).as_secs_f32() * 1000.0 / runs
             );
             self.since = Some((Instant::now(), *now));
+            return true;
         }
+        false
     }
 }

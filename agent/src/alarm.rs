@@ -3,7 +3,7 @@
 use xueliang_proto::{self as proto, RuleKind, SCHEMA_VERSION, Severity};
 
 use crate::config::SeverityConfig;
-use crate::detection::Detection;
+use crate::rules::Hit;
 
 /// Everything an alarm says besides its detections and picture.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct AlarmContext<'a> {
     pub kind: RuleKind,
     /// Its urgency.
     pub severity: SeverityConfig,
-    /// The zone it watches.
+    /// The zone or line it watches.
     pub zone_id: &'a str,
     /// Model id and version.
     pub model: (&'a str, &'a str),
@@ -41,7 +41,7 @@ impl From<SeverityConfig> for Severity {
 /// Builds an alarm with a fresh time-ordered id (UUIDv7), the idempotency key downstream.
 pub fn build(
     ctx: &AlarmContext<'_>,
-    detections: &[Detection],
+    hits: &[Hit],
     event_time_ms: i64,
     frame_size: (usize, usize),
     snapshot_jpeg: Vec<u8>,
@@ -55,9 +55,9 @@ pub fn build(
         kind: ctx.kind as i32,
         severity: Severity::from(ctx.severity) as i32,
         event_time_ms,
-        detections: detections
+        detections: hits
             .iter()
-            .map(|d| proto::Detection {
+            .map(|&Hit { track, detection: d }| proto::Detection {
                 class_name: ctx
                     .class_names
                     .get(d.class as usize)
@@ -72,7 +72,7 @@ pub fn build(
                     x2: d.bbox.x2,
                     y2: d.bbox.y2,
                 }),
-                track_id: 0,
+                track_id: track,
             })
             .collect(),
         zone_id: ctx.zone_id.to_owned(),

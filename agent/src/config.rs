@@ -12,7 +12,9 @@ use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::tls::TlsFiles;
 use xueliang_proto::topics::{is_valid_agent_id, is_valid_id};
 
-use crate::geometry::Polygon;
+use crate::geometry::{Line, Polygon};
+use crate::model_card::ModelCard;
+use crate::schedule::{Schedule, ScheduleConfig};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -25,13 +27,50 @@ pub enum ConfigError {
     },
     /// The TOML does not parse or does not match the schema.
     #[error("config {path}: {message}")]
-    Syntax { path: PathBuf, message: String },
+    Syntax {
+        path: PathBuf,
+        message: String,
+        /// Line and column (from 1) of the error, when the parser knows.
+        at: Option<(usize, usize)>,
+        /// The parser's message alone, without the excerpt of the file.
+        short: String,
+    },
     /// The values are inconsistent or out of range.
-    #[error("config {path}: {}", problems.join("; "))]
+    #[error("config {path}: {}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "))]
     Invalid {
         path: PathBuf,
-        problems: Vec<String>,
+        problems: Vec<Problem>,
     },
+}
+
+/// One problem in a config: the option it concerns, what is wrong, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The option's key path, e.g. `rules[2].zone` (`crate::config_locate` finds its line).
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when that is not obvious from the message.
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    /// A problem at `at`.
+    pub fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { at: at.into(), message: message.into(), hint: None }
+    }
+
+    /// The same problem with a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
 }
 
 /// The whole agent configuration.
@@ -54,9 +93,15 @@ pub struct AgentConfig {
     /// Polygons on camera images, in normalized coordinates.
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
-    /// Rules that turn detections in zones into alarms.
+    /// Counting lines on camera images, in normalized coordinates.
+    #[serde(default)]
+    pub lines: Vec<LineConfig>,
+    /// Rules that turn tracked objects in zones, across lines, or camera tampering into alarms.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// The time zone rule schedules are written in (IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
     /// Evidence pictures.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
@@ -85,7 +130,11 @@ struct PushedConfig {
     #[serde(default)]
     zones: Vec<ZoneConfig>,
     #[serde(default)]
+    lines: Vec<LineConfig>,
+    #[serde(default)]
     rules: Vec<RuleConfig>,
+    #[serde(default)]
+    timezone: Option<String>,
     #[serde(default)]
     snapshot: Option<SnapshotConfig>,
     #[serde(default)]
@@ -104,6 +153,10 @@ pub struct OutboxConfig {
     /// Alarms older than this many days are dropped unsent.
     #[serde(default = "default_outbox_days")]
     pub max_age_days: f32,
+}
+
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
 }
 
 fn default_outbox_mib() -> u64 {
@@ -322,6 +375,10 @@ pub struct CameraConfig {
     /// parallel anyway, and every extra thread holds frames in memory.
     #[serde(default = "default_decode_threads")]
     pub decode_threads: u32,
+    /// Polygons (normalized) that must never be seen: windows and yards of homes. They are
+    /// blacked out of every picture before it is encoded, and detections inside are dropped.
+    #[serde(default)]
+    pub privacy_masks: Vec<Vec<[f32; 2]>>,
 }
 
 fn default_decode_threads() -> u32 {
@@ -414,6 +471,7 @@ impl CameraConfig {
             motion: MotionConfig::default(),
             keyframes_only: false,
             decode_threads: default_decode_threads(),
+            privacy_masks: Vec::new(),
         }
     }
 
@@ -435,12 +493,108 @@ pub struct ZoneConfig {
     pub points: Vec<[f32; 2]>,
 }
 
+/// A counting line on one camera's image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineConfig {
+    /// Line id.
+    pub id: String,
+    /// The camera whose image the points refer to.
+    pub camera: String,
+    /// Its two ends `[x, y]`, normalized. Side A is on the left of someone walking from the
+    /// first point to the second, reading the picture as a map (top = north).
+    pub points: Vec<[f32; 2]>,
+}
+
 /// The kinds of rule this agent evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKindConfig {
-    /// An object of a watched class stands in the zone (its box's bottom-centre is inside).
+    /// A tracked object stands in the zone (its box's bottom-centre is inside).
     ZoneIntrusion,
+    /// A tracked object crosses the line in the watched direction.
+    LineCrossing,
+    /// A tracked object stays in the zone longer than `dwell_s`.
+    Loitering,
+    /// At least `min_count` objects are in the zone for `dwell_s`.
+    Crowding,
+    /// A vehicle stands still in the zone longer than `dwell_s`.
+    VehicleStopped,
+    /// Fire or smoke, with a model whose card has such classes.
+    FireSmoke,
+    /// The camera is covered, blurred or sprayed, or turned away.
+    CameraTamper,
+}
+
+impl RuleKindConfig {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ZoneIntrusion => "zone_intrusion",
+            Self::LineCrossing => "line_crossing",
+            Self::Loitering => "loitering",
+            Self::Crowding => "crowding",
+            Self::VehicleStopped => "vehicle_stopped",
+            Self::FireSmoke => "fire_smoke",
+            Self::CameraTamper => "camera_tamper",
+        }
+    }
+
+    /// What the rule is drawn on: a zone, a line, or the whole camera.
+    pub fn needs(self) -> Needs {
+        match self {
+            Self::LineCrossing => Needs::Line,
+            Self::CameraTamper => Needs::Camera,
+            Self::FireSmoke => Needs::ZoneOrCamera,
+            _ => Needs::Zone,
+        }
+    }
+
+    /// The classes watched when the rule names none.
+    fn default_classes(self) -> &'static [&'static str] {
+        match self {
+            Self::VehicleStopped => &["car", "truck", "bus", "motorcycle"],
+            Self::FireSmoke => &["fire", "smoke"],
+            Self::CameraTamper => &[],
+            _ => &["person"],
+        }
+    }
+
+    /// How long the condition must last when the rule does not say, seconds.
+    fn default_dwell_s(self) -> f32 {
+        match self {
+            Self::Loitering => 60.0,
+            Self::VehicleStopped => 120.0,
+            Self::Crowding => 10.0,
+            _ => 0.0,
+        }
+    }
+}
+
+/// What a rule kind is drawn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `zone = "…"`.
+    Zone,
+    /// `line = "…"`.
+    Line,
+    /// `camera = "…"`.
+    Camera,
+    /// `zone = "…"`, or `camera = "…"` for the whole picture.
+    ZoneOrCamera,
+}
+
+/// Which crossings of a line raise alarms (all are counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectionConfig {
+    /// From side A to side B.
+    AToB,
+    /// From side B to side A.
+    BToA,
+    /// Either way.
+    #[default]
+    Both,
 }
 
 /// Alarm urgency, as written in the config.
@@ -468,33 +622,77 @@ pub struct RuleConfig {
     pub id: String,
     /// What the rule looks for.
     pub kind: RuleKindConfig,
-    /// The zone it watches.
-    pub zone: String,
-    /// Classes that count (model class names).
-    #[serde(default = "default_classes")]
-    pub classes: Vec<String>,
+    /// The zone it watches (zone rules).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// The line it watches (`line_crossing`).
+    #[serde(default)]
+    pub line: Option<String>,
+    /// The camera it watches (`camera_tamper`, or `fire_smoke` on the whole picture).
+    #[serde(default)]
+    pub camera: Option<String>,
+    /// Classes that count (model class names); each kind has a default.
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
     /// Minimum detection score (0..1).
     #[serde(default = "default_min_score")]
     pub min_score: f32,
+    /// Smallest box `[width, height]` that counts, as fractions of the picture.
+    #[serde(default)]
+    pub min_size: [f32; 2],
+    /// Largest box `[width, height]` that counts, as fractions of the picture.
+    #[serde(default = "default_max_size")]
+    pub max_size: [f32; 2],
     /// Consecutive inferred frames the condition must hold before an alarm.
     #[serde(default = "default_min_frames")]
     pub min_frames: u32,
-    /// Seconds after an alarm during which the rule stays quiet.
+    /// Seconds: dwell for `loitering`, stillness for `vehicle_stopped`, duration for `crowding`.
+    #[serde(default)]
+    pub dwell_s: Option<f32>,
+    /// Objects in the zone that make a crowd (`crowding`).
+    #[serde(default = "default_min_count")]
+    pub min_count: u32,
+    /// Which crossings raise alarms (`line_crossing`).
+    #[serde(default)]
+    pub direction: DirectionConfig,
+    /// Seconds after an alarm during which the same object (or, for rules about the whole
+    /// zone or camera, the rule) raises no other.
     #[serde(default = "default_cooldown")]
     pub cooldown_s: f32,
     /// Urgency of the alarm.
     #[serde(default)]
     pub severity: SeverityConfig,
+    /// When the rule is armed; always when absent.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
 }
 
-fn default_classes() -> Vec<String> {
-    vec!["person".into()]
+impl RuleConfig {
+    /// The class names the rule watches.
+    pub fn class_names(&self) -> Vec<String> {
+        match &self.classes {
+            Some(c) => c.clone(),
+            None => self.kind.default_classes().iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// Dwell, stillness or crowd duration, seconds.
+    pub fn dwell_s(&self) -> f32 {
+        self.dwell_s.unwrap_or(self.kind.default_dwell_s())
+    }
 }
+
 fn default_min_score() -> f32 {
     0.5
 }
+fn default_max_size() -> [f32; 2] {
+    [1.0, 1.0]
+}
 fn default_min_frames() -> u32 {
     2
+}
+fn default_min_count() -> u32 {
+    5
 }
 fn default_cooldown() -> f32 {
     30.0
@@ -549,13 +747,19 @@ impl AgentConfig {
 
     /// Parses and validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_unchecked(text, path)?.checked(path)
+    }
+
+    /// Parses config text without checking its values (see [`Self::problems`]), for
+    /// `check-config`, which reports every problem with its place.
+    pub fn parse_unchecked(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut config: AgentConfig = from_toml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.base_dir = base.to_owned();
         config.model.resolve(base);
         config.mqtt.resolve(base);
         config.data_dir = base.join(&config.data_dir);
-        config.checked(path)
+        Ok(config)
     }
 
     /// This config with what the center pushed: the sections `text` sets (model, cameras,
@@ -566,11 +770,12 @@ impl AgentConfig {
         let pushed: PushedConfig = from_toml(text, origin)?;
         let mut refused = Vec::new();
         if pushed.agent_id.as_ref().is_some_and(|id| *id != self.agent_id) {
-            refused.push(format!("agent_id {:?} is not this agent ({:?})", pushed.agent_id.unwrap_or_default(), self.agent_id));
+            let id = pushed.agent_id.unwrap_or_default();
+            refused.push(Problem::new("agent_id", format!("{id:?} is not this agent ({:?})", self.agent_id)));
         }
         for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("mqtt", pushed.mqtt.is_some())] {
             if set {
-                refused.push(format!("{key} is set in the box's local file only; remove it from the pushed config"));
+                refused.push(Problem::new(key, "is set in the box's local file only; remove it from the pushed config"));
             }
         }
         if !refused.is_empty() {
@@ -583,7 +788,9 @@ impl AgentConfig {
         }
         config.cameras = pushed.cameras;
         config.zones = pushed.zones;
+        config.lines = pushed.lines;
         config.rules = pushed.rules;
+        config.timezone = pushed.timezone.unwrap_or_else(default_timezone);
         config.snapshot = pushed.snapshot.unwrap_or_default();
         config.outbox = pushed.outbox.unwrap_or_default();
         config.checked(origin)
@@ -601,110 +808,207 @@ impl AgentConfig {
         }
     }
 
-    /// Every inconsistency in the config, each naming the option.
-    fn problems(&self) -> Vec<String> {
+    /// Every inconsistency in the config, each naming its option.
+    pub fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         if !is_valid_agent_id(&self.agent_id) {
-            p.push(format!(
-                "agent_id {:?} must be 1-64 letters, digits, '-' or '_', and not {}",
+            p.push(Problem::new("agent_id", format!(
+                "{:?} must be 1-64 letters, digits, '-' or '_', and not {}",
                 self.agent_id,
                 xueliang_proto::topics::RESERVED_IDS.join(" or ")
-            ));
+            )));
         }
         if let Err(e) = self.mqtt.tls() {
-            p.push(e);
+            p.push(Problem::new("mqtt", e));
         }
         if let Err(e) = self.mqtt.center_key() {
-            p.push(e);
+            p.push(Problem::new("mqtt.center_key", e));
+        }
+        if let Err(e) = crate::schedule::time_zone(&self.timezone) {
+            p.push(Problem::new("timezone", e).hint("all of China is \"Asia/Shanghai\""));
         }
         if self.outbox.max_mib == 0 {
-            p.push("outbox.max_mib must be at least 1".into());
+            p.push(Problem::new("outbox.max_mib", "must be at least 1"));
         }
         if !(self.outbox.max_age_days > 0.0) {
-            p.push("outbox.max_age_days must be positive".into());
+            p.push(Problem::new("outbox.max_age_days", "must be positive"));
         }
         if self.model.threads == 0 {
-            p.push("model.threads must be at least 1".into());
+            p.push(Problem::new("model.threads", "must be at least 1"));
         }
         if self.cameras.is_empty() {
-            p.push("no [[cameras]]: add at least one camera with an id and a url".into());
+            p.push(Problem::new("cameras", "no [[cameras]]").hint("add at least one camera with an id and a url"));
         }
         check_unique("cameras", self.cameras.iter().map(|c| c.id.as_str()), &mut p);
         for (i, c) in self.cameras.iter().enumerate() {
+            let at = |key: &str| format!("cameras[{i}].{key}");
             if !is_valid_id(&c.id) {
-                p.push(format!(
-                    "cameras[{i}].id {:?} must be 1-64 letters, digits, '-' or '_'",
-                    c.id
-                ));
+                p.push(Problem::new(at("id"), format!("{:?} must be 1-64 letters, digits, '-' or '_'", c.id)));
             }
-            if !(c.url.starts_with("rtsp://")
-                || c.url.starts_with("rtsps://")
-                || c.url.starts_with("file://"))
-            {
-                p.push(format!(
-                    "cameras[{i}].url {:?} must start with rtsp://, rtsps:// or file://",
-                    c.url
-                ));
+            if !(c.url.starts_with("rtsp://") || c.url.starts_with("rtsps://") || c.url.starts_with("file://")) {
+                p.push(Problem::new(at("url"), format!("{:?} must start with rtsp://, rtsps:// or file://", c.url)));
             }
             if !(c.detect_fps > 0.0 && c.detect_fps <= 60.0) {
-                p.push(format!("cameras[{i}].detect_fps must be in (0, 60]"));
+                p.push(Problem::new(at("detect_fps"), "must be in (0, 60]"));
             }
             if !(c.frame_timeout_s >= 1.0) {
-                p.push(format!("cameras[{i}].frame_timeout_s must be at least 1"));
+                p.push(Problem::new(at("frame_timeout_s"), "must be at least 1"));
             }
             let m = &c.motion;
             if !(m.min_changed >= 0.0 && m.min_changed <= 1.0) {
-                p.push(format!("cameras[{i}].motion.min_changed must be in [0, 1]"));
+                p.push(Problem::new(at("motion.min_changed"), "must be in [0, 1]"));
             }
             if !(m.refresh_s > 0.0) {
-                p.push(format!("cameras[{i}].motion.refresh_s must be positive"));
+                p.push(Problem::new(at("motion.refresh_s"), "must be positive"));
             }
             for (k, mask) in m.masks.iter().enumerate() {
-                if let Err(e) = Polygon::new(mask) {
-                    p.push(format!("cameras[{i}].motion.masks[{k}]: {e}"));
-                }
+                check_polygon(&at(&format!("motion.masks[{k}]")), mask, &mut p);
+            }
+            for (k, mask) in c.privacy_masks.iter().enumerate() {
+                check_polygon(&at(&format!("privacy_masks[{k}]")), mask, &mut p);
             }
         }
+        let camera_ids = ids(self.cameras.iter().map(|c| c.id.as_str()));
+        let check_camera = |at: String, camera: &str, p: &mut Vec<Problem>| {
+            if !camera_ids.contains(&camera) {
+                p.push(Problem::new(at, format!("no camera with id {camera:?}")).hint(format!("cameras: {}", camera_ids.join(", "))));
+            }
+        };
         check_unique("zones", self.zones.iter().map(|z| z.id.as_str()), &mut p);
         for (i, z) in self.zones.iter().enumerate() {
-            if !self.cameras.iter().any(|c| c.id == z.camera) {
-                p.push(format!("zones[{i}] ({}): no camera with id {:?}", z.id, z.camera));
-            }
-            if let Err(e) = Polygon::new(&z.points) {
-                p.push(format!("zones[{i}] ({}): {e}", z.id));
+            check_camera(format!("zones[{i}].camera"), &z.camera, &mut p);
+            check_polygon(&format!("zones[{i}].points"), &z.points, &mut p);
+        }
+        check_unique("lines", self.lines.iter().map(|l| l.id.as_str()), &mut p);
+        for (i, l) in self.lines.iter().enumerate() {
+            check_camera(format!("lines[{i}].camera"), &l.camera, &mut p);
+            if let Err(e) = Line::new(&l.points) {
+                p.push(Problem::new(format!("lines[{i}].points"), e));
             }
         }
         check_unique("rules", self.rules.iter().map(|r| r.id.as_str()), &mut p);
         for (i, r) in self.rules.iter().enumerate() {
-            if !self.zones.iter().any(|z| z.id == r.zone) {
-                p.push(format!("rules[{i}] ({}): no zone with id {:?}", r.id, r.zone));
-            }
-            if r.classes.is_empty() {
-                p.push(format!("rules[{i}] ({}): classes is empty", r.id));
-            }
-            if !(0.0..=1.0).contains(&r.min_score) {
-                p.push(format!("rules[{i}] ({}): min_score must be in 0..1", r.id));
-            }
-            if r.min_frames == 0 {
-                p.push(format!("rules[{i}] ({}): min_frames must be at least 1", r.id));
-            }
-            if !(r.cooldown_s >= 0.0) {
-                p.push(format!("rules[{i}] ({}): cooldown_s must not be negative", r.id));
-            }
+            self.rule_problems(i, r, &mut p);
         }
         if self.snapshot.send_after_bytes < 1024 {
-            p.push("snapshot.send_after_bytes must be at least 1024".into());
+            p.push(Problem::new("snapshot.send_after_bytes", "must be at least 1024"));
         }
         if !(1..=100).contains(&self.snapshot.quality) {
-            p.push("snapshot.quality must be in 1..100".into());
+            p.push(Problem::new("snapshot.quality", "must be in 1..100"));
         }
-        if self.snapshot.max_bytes < 16 * 1024
-            || self.snapshot.max_bytes > xueliang_proto::MAX_MESSAGE_BYTES / 2
-        {
-            p.push(format!(
-                "snapshot.max_bytes must be between 16384 and {}",
-                xueliang_proto::MAX_MESSAGE_BYTES / 2
+        if self.snapshot.max_bytes < 16 * 1024 || self.snapshot.max_bytes > xueliang_proto::MAX_MESSAGE_BYTES / 2 {
+            p.push(Problem::new(
+                "snapshot.max_bytes",
+                format!("must be between 16384 and {}", xueliang_proto::MAX_MESSAGE_BYTES / 2),
             ));
+        }
+        p
+    }
+
+    fn rule_problems(&self, i: usize, r: &RuleConfig, p: &mut Vec<Problem>) {
+        let at = |key: &str| format!("rules[{i}].{key}");
+        let kind = r.kind.name();
+        let needs = r.kind.needs();
+        let zone_ok = matches!(needs, Needs::Zone | Needs::ZoneOrCamera);
+        match (&r.zone, zone_ok) {
+            (Some(z), true) if !self.zones.iter().any(|zone| zone.id == *z) => {
+                let ids = ids(self.zones.iter().map(|z| z.id.as_str()));
+                p.push(Problem::new(at("zone"), format!("no zone with id {z:?}")).hint(format!("zones: {}", ids.join(", "))));
+            }
+            (Some(_), false) => p.push(Problem::new(at("zone"), format!("a {kind} rule has no zone")).hint(hint_for(needs))),
+            (None, true) if needs == Needs::Zone => {
+                p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a zone")).hint(hint_for(needs)))
+            }
+            _ => {}
+        }
+        match (&r.line, needs == Needs::Line) {
+            (Some(l), true) if !self.lines.iter().any(|line| line.id == *l) => {
+                let ids = ids(self.lines.iter().map(|l| l.id.as_str()));
+                p.push(Problem::new(at("line"), format!("no line with id {l:?}")).hint(format!("lines: {}", ids.join(", "))));
+            }
+            (Some(_), false) => p.push(Problem::new(at("line"), format!("a {kind} rule has no line")).hint(hint_for(needs))),
+            (None, true) => p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a line")).hint(hint_for(needs))),
+            _ => {}
+        }
+        let camera_ok = matches!(needs, Needs::Camera | Needs::ZoneOrCamera);
+        match (&r.camera, camera_ok) {
+            (Some(c), true) => {
+                if !self.cameras.iter().any(|cam| cam.id == *c) {
+                    let ids = ids(self.cameras.iter().map(|c| c.id.as_str()));
+                    p.push(Problem::new(at("camera"), format!("no camera with id {c:?}")).hint(format!("cameras: {}", ids.join(", "))));
+                }
+                if r.zone.is_some() {
+                    p.push(Problem::new(at("camera"), "set zone or camera, not both").hint("the zone already names its camera"));
+                }
+            }
+            (Some(_), false) => p.push(Problem::new(at("camera"), format!("a {kind} rule takes its camera from its {}", if needs == Needs::Line { "line" } else { "zone" }))),
+            (None, true) if needs == Needs::Camera || r.zone.is_none() => {
+                p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a camera")).hint(hint_for(needs)))
+            }
+            _ => {}
+        }
+        if r.classes.as_ref().is_some_and(Vec::is_empty) {
+            p.push(Problem::new(at("classes"), "is empty").hint("leave it out for the kind's default classes"));
+        }
+        if !(0.0..=1.0).contains(&r.min_score) {
+            p.push(Problem::new(at("min_score"), "must be in 0..1"));
+        }
+        for (key, [w, h]) in [("min_size", r.min_size), ("max_size", r.max_size)] {
+            if !((0.0..=1.0).contains(&w) && (0.0..=1.0).contains(&h)) {
+                p.push(Problem::new(at(key), "width and height are fractions of the picture, 0..1"));
+            }
+        }
+        if r.min_size[0] > r.max_size[0] || r.min_size[1] > r.max_size[1] {
+            p.push(Problem::new(at("max_size"), "is smaller than min_size: no object can match"));
+        }
+        if r.min_frames == 0 {
+            p.push(Problem::new(at("min_frames"), "must be at least 1"));
+        }
+        if let Some(d) = r.dwell_s {
+            if !(d >= 0.0) {
+                p.push(Problem::new(at("dwell_s"), "must not be negative"));
+            }
+            if !matches!(r.kind, RuleKindConfig::Loitering | RuleKindConfig::VehicleStopped | RuleKindConfig::Crowding) {
+                p.push(Problem::new(at("dwell_s"), format!("a {kind} rule has no dwell time")).hint("dwell_s is for loitering, vehicle_stopped and crowding"));
+            }
+        }
+        if r.kind == RuleKindConfig::Crowding && r.min_count < 2 {
+            p.push(Problem::new(at("min_count"), "a crowd is at least 2 objects"));
+        }
+        if !(r.cooldown_s >= 0.0) {
+            p.push(Problem::new(at("cooldown_s"), "must not be negative"));
+        }
+        if let Err(problems) = Schedule::new(&r.schedule) {
+            p.extend(problems.into_iter().map(|s| Problem {
+                at: at(&format!("schedule.{}", s.at)),
+                message: s.message,
+                hint: s.hint,
+            }));
+        }
+    }
+
+    /// Problems only the model can reveal: classes it does not know.
+    pub fn class_problems(&self, card: &ModelCard) -> Vec<Problem> {
+        let mut p = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let unknown: Vec<String> = r.class_names().into_iter().filter(|c| card.class_index(c).is_none()).collect();
+            if unknown.is_empty() {
+                continue;
+            }
+            let at = if r.classes.is_some() { format!("rules[{i}].classes") } else { format!("rules[{i}].kind") };
+            let listed = card.classes.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+                + if card.classes.len() > 12 { ", …" } else { "" };
+            let message = if r.kind == RuleKindConfig::FireSmoke && r.classes.is_none() {
+                format!("model {} has no fire or smoke class", card.name)
+            } else {
+                format!("{} not a class of model {}", unknown.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ") + if unknown.len() == 1 { " is" } else { " are" }, card.name)
+            };
+            let hint = if r.kind == RuleKindConfig::FireSmoke {
+                "fire_smoke needs a model trained on fire and smoke (see models/README.md)".to_string()
+            } else {
+                format!("its classes: {listed}")
+            };
+            p.push(Problem::new(at, message).hint(hint));
         }
         p
     }
@@ -715,15 +1019,59 @@ fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<
     toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
         message: e.to_string().trim_end().to_owned(),
+        at: e.span().map(|s| crate::config_locate::line_col(text, s.start)),
+        short: e.message().trim_end().to_owned(),
     })
 }
 
-fn check_unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut Vec<String>) {
-    let mut seen = std::collections::HashSet::new();
-    for id in ids {
-        if !seen.insert(id) {
-            problems.push(format!("{what}: id {id:?} is used twice"));
+/// Ids as a hint lists them: in order, each once.
+fn ids<'a>(all: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for id in all {
+        if !out.contains(&id) {
+            out.push(id);
         }
+    }
+    out
+}
+
+/// Duplicate ids in the `what` array, reported at the second use.
+fn check_unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if let Some(first) = seen.insert(id, i) {
+            problems.push(
+                Problem::new(format!("{what}[{i}].id"), format!("{id:?} is already the id of {what}[{first}]"))
+                    .hint("ids must be unique: rename one"),
+            );
+        }
+    }
+}
+
+/// A polygon's points: at least 3, on the picture, edges not crossing.
+fn check_polygon(at: &str, points: &[[f32; 2]], problems: &mut Vec<Problem>) {
+    match Polygon::new(points) {
+        Err(e) if points.iter().flatten().any(|c| *c > 1.0) => problems.push(
+            Problem::new(at, e).hint("divide pixels by the picture's width and height (probe-camera prints them): x 120 of 768 is 0.156"),
+        ),
+        Err(e) => problems.push(Problem::new(at, e)),
+        Ok(poly) => {
+            if let Some((i, j)) = poly.self_intersection() {
+                problems.push(
+                    Problem::new(at, format!("the polygon crosses itself (edge {i} crosses edge {j})"))
+                        .hint("list the points in order around the area, clockwise or anticlockwise"),
+                );
+            }
+        }
+    }
+}
+
+fn hint_for(needs: Needs) -> &'static str {
+    match needs {
+        Needs::Zone => "set zone = \"<id of a [[zones]] entry>\"",
+        Needs::Line => "set line = \"<id of a [[lines]] entry>\"",
+        Needs::Camera => "set camera = \"<id of a [[cameras]] entry>\"",
+        Needs::ZoneOrCamera => "set zone = \"…\" for part of the picture, or camera = \"…\" for all of it",
     }
 }
 
@@ -754,7 +1102,7 @@ zone = "walkway"
         assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"));
         assert_eq!(c.mqtt.broker().unwrap(), BrokerUrl { host: "127.0.0.1".into(), port: 1883, tls: false });
         assert_eq!(c.cameras[0].detect_fps, 5.0);
-        assert_eq!(c.rules[0].classes, ["person"]);
+        assert_eq!(c.rules[0].class_names(), ["person"]);
         assert_eq!(c.rules[0].min_score, 0.5);
     }
 
@@ -810,12 +1158,12 @@ url = "rtsp://10.0.0.6/stream1"
         let msg = local.with_pushed(&hostile, origin).unwrap_err().to_string();
         assert_eq!(
             msg,
-            "config pushed config v2: agent_id \"village-8\" is not this agent (\"village-7\"); \
-             mqtt is set in the box's local file only; remove it from the pushed config"
+            "config pushed config v2: agent_id: \"village-8\" is not this agent (\"village-7\"); \
+             mqtt: is set in the box's local file only; remove it from the pushed config"
         );
         let bad_rule = format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
         let msg = local.with_pushed(&bad_rule, origin).unwrap_err().to_string();
-        assert!(msg.contains("rules[0] (r): no zone with id \"lake\""), "{msg}");
+        assert!(msg.contains("rules[0].zone: no zone with id \"lake\""), "{msg}");
     }
 
     #[test]
@@ -838,7 +1186,7 @@ url = "rtsp://10.0.0.6/stream1"
     fn the_documented_example_is_valid() {
         let text = include_str!("../../deploy/agent.example.toml");
         let c = AgentConfig::parse(text, Path::new("/etc/xueliang/agent.toml")).expect("valid");
-        assert_eq!((c.cameras.len(), c.zones.len(), c.rules.len()), (2, 2, 2));
+        assert_eq!((c.cameras.len(), c.zones.len(), c.lines.len(), c.rules.len()), (2, 2, 1, 6));
         assert_eq!(c.cameras[0].transport, Transport::Tcp);
     }
 }

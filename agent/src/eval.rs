@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     fn gt(x: f32, ignore: bool) -> GtBox {
-        GtBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0, ignore }
+        GtBox { id: 1, x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0, ignore }
     }
     fn det(x: f32, s: f32) -> (BoxN, f32) {
         (BoxN { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 }, s)

@@ -60,6 +60,11 @@ impl Frame {
         self.info.height() as usize
     }
 
+    /// The frame's presentation time in its stream, ms (a recording's own clock).
+    pub fn pts_ms(&self) -> Option<i64> {
+        self.sample.buffer()?.pts().map(|t| t.mseconds() as i64)
+    }
+
     /// Runs `f` on the frame's planes, mapped read-only for the duration of the call.
     pub fn with_yuv<R>(&self, f: impl FnOnce(&Yuv<'_>) -> R) -> Result<R, FrameError> {
         let buffer = self

@@ -37,6 +37,11 @@ impl BoxN {
         if union > 0.0 { inter / union } else { 0.0 }
     }
 
+    /// The centre.
+    pub fn centre(&self) -> Point {
+        Point { x: (self.x1 + self.x2) * 0.5, y: (self.y1 + self.y2) * 0.5 }
+    }
+
     /// The middle of the bottom edge: where a standing person or a vehicle touches the ground.
     pub fn bottom_centre(&self) -> Point {
         Point {
@@ -79,6 +84,26 @@ impl Polygon {
         &self.points
     }
 
+    /// The first pair of edges that cross each other (by the index of their first vertex), if
+    /// any: such a polygon's inside is not what its author meant.
+    pub fn self_intersection(&self) -> Option<(usize, usize)> {
+        let n = self.points.len();
+        let edge = |i: usize| (self.points[i], self.points[(i + 1) % n]);
+        for i in 0..n {
+            for j in i + 2..n {
+                // Edges i and j share a vertex when j is the edge before i (wrapping).
+                if (j + 1) % n == i {
+                    continue;
+                }
+                let ((a, b), (c, d)) = (edge(i), edge(j));
+                if segments_cross(a, b, c, d) {
+                    return Some((i, j));
+                }
+            }
+        }
+        None
+    }
+
     /// Whether `p` lies inside (even-odd rule).
     pub fn contains(&self, p: Point) -> bool {
         let mut inside = false;
@@ -92,6 +117,83 @@ impl Polygon {
             j = i;
         }
         inside
+    }
+}
+
+/// `> 0` when `p` is to the right of the direction `a → b` on the picture (y grows downwards),
+/// `< 0` to its left, 0 on the line.
+fn cross(a: Point, b: Point, p: Point) -> f32 {
+    (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x)
+}
+
+/// Whether segments `a–b` and `c–d` cross at a point inside both.
+fn segments_cross(a: Point, b: Point, c: Point, d: Point) -> bool {
+    let (d1, d2) = (cross(c, d, a), cross(c, d, b));
+    let (d3, d4) = (cross(a, b, c), cross(a, b, d));
+    (d1 > 0.0) != (d2 > 0.0) && (d3 > 0.0) != (d4 > 0.0) && d1 != 0.0 && d2 != 0.0 && d3 != 0.0 && d4 != 0.0
+}
+
+/// Which side of a counting line a point is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// On the left of someone walking the line from its first point to its second, with the
+    /// picture read as a map (top = north): for a line drawn downwards, the right of the picture.
+    A,
+    /// The other side.
+    B,
+}
+
+/// A counting line: a segment between two normalized points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// First point.
+    pub a: Point,
+    /// Second point.
+    pub b: Point,
+}
+
+impl Line {
+    /// Builds a line from exactly two `[x, y]` points on the image, not equal.
+    pub fn new(points: &[[f32; 2]]) -> Result<Self, String> {
+        let [[ax, ay], [bx, by]] = points else {
+            return Err(format!("a line has exactly 2 points, not {}", points.len()));
+        };
+        if let Some([x, y]) = points
+            .iter()
+            .find(|[x, y]| !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y))
+        {
+            return Err(format!(
+                "point [{x}, {y}] is outside the image: coordinates are normalized to 0..1"
+            ));
+        }
+        if (ax - bx).hypot(ay - by) < 0.01 {
+            return Err("the two points are the same place: a line needs length".into());
+        }
+        Ok(Self { a: Point { x: *ax, y: *ay }, b: Point { x: *bx, y: *by } })
+    }
+
+    /// Signed distance of `p` from the line (normalized units): negative on side A.
+    pub fn distance(&self, p: Point) -> f32 {
+        cross(self.a, self.b, p) / (self.b.x - self.a.x).hypot(self.b.y - self.a.y)
+    }
+
+    /// The side `p` is on, or `None` within `margin` of the line (where jitter would flip it).
+    pub fn side(&self, p: Point, margin: f32) -> Option<Side> {
+        let d = self.distance(p);
+        if d < -margin {
+            Some(Side::A)
+        } else if d > margin {
+            Some(Side::B)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the move `from → to` passes through the segment itself (not its extension).
+    pub fn crossed_by(&self, from: Point, to: Point) -> bool {
+        let (d1, d2) = (cross(from, to, self.a), cross(from, to, self.b));
+        let (d3, d4) = (cross(self.a, self.b, from), cross(self.a, self.b, to));
+        (d1 >= 0.0) != (d2 >= 0.0) && (d3 >= 0.0) != (d4 >= 0.0)
     }
 }
 
@@ -122,6 +224,29 @@ mod tests {
         assert!(Polygon::new(&[[0.0, 0.0], [1.5, 1.0], [0.0, 1.0]])
             .unwrap_err()
             .contains("normalized"));
+    }
+
+    #[test]
+    fn self_intersections_are_found() {
+        let bowtie = Polygon::new(&[[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]).unwrap();
+        assert_eq!(bowtie.self_intersection(), Some((0, 2)));
+        let square = Polygon::new(&[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]).unwrap();
+        assert_eq!(square.self_intersection(), None);
+    }
+
+    #[test]
+    fn line_sides_and_crossings() {
+        // Drawn downwards: side A is the right of the picture.
+        let line = Line::new(&[[0.5, 0.2], [0.5, 0.8]]).unwrap();
+        let (right, left) = (Point { x: 0.6, y: 0.5 }, Point { x: 0.4, y: 0.5 });
+        assert_eq!(line.side(right, 0.01), Some(Side::A));
+        assert_eq!(line.side(left, 0.01), Some(Side::B));
+        assert_eq!(line.side(Point { x: 0.505, y: 0.5 }, 0.01), None);
+        assert!(line.crossed_by(right, left));
+        // Past the end of the segment: not a crossing.
+        assert!(!line.crossed_by(Point { x: 0.6, y: 0.9 }, Point { x: 0.4, y: 0.9 }));
+        assert!(Line::new(&[[0.5, 0.5], [0.5, 0.5]]).is_err());
+        assert!(Line::new(&[[0.5, 0.5]]).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! ```text
 //! source (GStreamer, newest frame only) → frame (I420, no copy)
 //!   → detector (preprocess → ONNX Runtime → NanoDet head → class-wise NMS)
-//!   → rules (zone intrusion) → evidence (JPEG, zone and boxes drawn) → alarm
+//!   → rules (privacy masks → tracker → zone, line, dwell, crowd and tamper rules on schedules)
+//!   → evidence (JPEG, shape and tracks drawn, masks blacked out) → alarm
 //!   → publisher (MQTT QoS 1, retained status, last will)
 //! ```
 //!
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod classes;
 pub mod clip;
 pub mod config;
+pub mod config_locate;
 pub mod detection;
 pub mod detector;
 pub mod eval;
@@ -33,10 +35,15 @@ pub mod motion;
 pub mod nanodet;
 pub mod outbox;
 pub mod preprocess;
+pub mod probe;
 pub mod publisher;
 pub mod remote_config;
+pub mod replay;
 pub mod rules;
+pub mod schedule;
 pub mod source;
+pub mod tamper;
+pub mod tracker;
 pub mod usage;
 pub mod yolo;
 pub mod yuv;

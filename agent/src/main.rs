@@ -1,14 +1,22 @@
 //! `xl-agent`: the edge agent's command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::bench::BenchOptions;
-use xueliang_agent::config::AgentConfig;
+use xueliang_agent::config::{AgentConfig, ConfigError, Problem, Transport};
+use xueliang_agent::evidence::Rgb;
+use xueliang_agent::geometry::{Line, Polygon};
+use xueliang_agent::probe::probe;
+use xueliang_agent::rules::Shape;
+use xueliang_agent::config_locate::locate;
+use xueliang_agent::model_card::ModelCard;
+use xueliang_agent::replay::ReplayOptions;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::eval::EvalOptions;
 use xueliang_agent::identity::Sealer;
@@ -36,10 +44,55 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Check a config file and report every problem; exits non-zero if there is one.
+    /// Check a config file and report every problem (file:line:column, and a hint); exits
+    /// non-zero if there is one.
     CheckConfig {
         /// The TOML config to check.
         file: PathBuf,
+    },
+    /// Connect to a camera as the agent would: print its codec, resolution, frame rate and
+    /// latency, and save a picture with the configured zones, lines and privacy masks drawn.
+    ProbeCamera {
+        /// The camera's URL (rtsp://user:password@host:554/path, or file:// for a recording).
+        url: String,
+        /// An agent config whose geometry to draw on the picture.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The camera of that config (default: the one with this URL).
+        #[arg(long)]
+        camera: Option<String>,
+        /// RTSP transport: auto, tcp or udp (default: the camera's in the config, else auto).
+        #[arg(long)]
+        transport: Option<String>,
+        /// Seconds to measure the frame rate over.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f32,
+        /// Where to save the picture (default: probe-CAMERA.jpg).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a recorded clip through the detector and one camera's rules, every frame in order,
+    /// and print the events and line counts: to tune rules on footage from the site.
+    Replay {
+        /// The agent's TOML config (its rules, zones, lines and masks; the model).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The recording (any format GStreamer decodes).
+        #[arg(long)]
+        clip: PathBuf,
+        /// The camera whose rules apply (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// Local time of the clip's first frame, for schedules: RFC 3339 (2026-07-01T19:30:00+08:00)
+        /// or civil time in the config's time zone (2026-07-01T19:30). Default: now.
+        #[arg(long)]
+        start: Option<String>,
+        /// Infer every Nth frame (2 = 5/s for a 10 fps clip, as detect_fps = 5 would).
+        #[arg(long, default_value_t = 2)]
+        every: usize,
+        /// Write each event's JPEG into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure detection accuracy on a labelled clip: AP50, recall and precision.
     Eval {
@@ -126,15 +179,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::CheckConfig { file } => AgentConfig::load(&file).map(|c| {
-            println!(
-                "{}: ok ({} cameras, {} zones, {} rules)",
-                file.display(),
-                c.cameras.len(),
-                c.zones.len(),
-                c.rules.len()
-            );
-        }).map_err(|e| (2, anyhow::Error::from(e))),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::ProbeCamera { url, config, camera, transport, seconds, out } => {
+            probe_camera(&url, config.as_deref(), camera, transport.as_deref(), seconds, out).map_err(|e| (1, e))
+        }
+        Command::Replay { config, clip, camera, start, every, out } => {
+            replay(&config, clip, camera, start.as_deref(), every, out.as_deref()).map_err(|e| (1, e))
+        }
         Command::Run { config } => run(&config),
         Command::Key { config } => AgentConfig::load(&config).map_err(|e| (2, e.into())).and_then(|c| {
             let sealer = Sealer::open(&c.data_dir).map_err(|e| (1, e.into()))?;
@@ -157,6 +208,163 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `check-config`: every problem with its place and a hint; exit 2 if there is one.
+fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}", file.display()))
+        .map_err(|e| (2, e))?;
+    let config = match AgentConfig::parse_unchecked(&text, file) {
+        Ok(c) => c,
+        Err(ConfigError::Syntax { at, short, .. }) => {
+            let (line, col) = at.unwrap_or((1, 1));
+            println!("{}:{line}:{col}: {short}", file.display());
+            return Err((2, anyhow::anyhow!("1 problem in {}", file.display())));
+        }
+        Err(e) => return Err((2, e.into())),
+    };
+    let mut problems = config.problems();
+    let card = config.model.card.clone().unwrap_or_else(|| ModelCard::default_path(&config.model.path));
+    if !config.model.path.is_file() {
+        problems.push(
+            Problem::new("model.path", format!("no model file at {}", config.model.path.display()))
+                .hint("install the model (deploy/agent/install.sh, or `make setup` in a checkout) or fix the path"),
+        );
+    }
+    match ModelCard::load(&card) {
+        Ok(card) => problems.extend(config.class_problems(&card)),
+        Err(e) => problems.push(Problem::new("model.card", e.to_string()).hint("the card lists the model's classes; it lies beside the model as NAME.card.toml")),
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: ok ({} cameras, {} zones, {} lines, {} rules)",
+            file.display(),
+            config.cameras.len(),
+            config.zones.len(),
+            config.lines.len(),
+            config.rules.len()
+        );
+        return Ok(());
+    }
+    let mut placed: Vec<((usize, usize), &Problem)> = problems.iter().map(|p| (locate(&text, &p.at).unwrap_or((1, 1)), p)).collect();
+    // In file order, as an installer fixes them.
+    placed.sort_by_key(|(at, _)| *at);
+    for ((line, col), p) in placed {
+        println!("{}:{line}:{col}: {p}", file.display());
+        if let Some(hint) = &p.hint {
+            println!("    hint: {hint}");
+        }
+    }
+    let n = problems.len();
+    Err((2, anyhow::anyhow!("{n} problem{} in {}", if n == 1 { "" } else { "s" }, file.display())))
+}
+
+/// `probe-camera`: what the camera sends, and a picture of the geometry on its view.
+fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transport: Option<&str>, seconds: f32, out: Option<PathBuf>) -> anyhow::Result<()> {
+    gstreamer::init().context("GStreamer")?;
+    let config = config.map(AgentConfig::load).transpose()?;
+    let camera = match (&config, camera) {
+        (None, c) => c.map(|id| (id, None)),
+        (Some(cfg), id) => {
+            let found = match &id {
+                Some(id) => cfg.cameras.iter().find(|c| c.id == *id),
+                None => cfg.cameras.iter().find(|c| c.url == url),
+            };
+            let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
+            let cam = found.with_context(|| match id {
+                Some(id) => format!("no camera {id:?} in the config (cameras: {})", ids.join(", ")),
+                None => format!("no camera with this URL in the config: name one with --camera (cameras: {})", ids.join(", ")),
+            })?;
+            Some((cam.id.clone(), Some(cam.clone())))
+        }
+    };
+    let transport = match transport {
+        Some(t) => serde_json::from_value::<Transport>(serde_json::Value::String(t.to_owned()))
+            .map_err(|_| anyhow::anyhow!("--transport {t:?}: write auto, tcp or udp"))?,
+        None => camera.as_ref().and_then(|(_, c)| c.as_ref()).map_or(Transport::Auto, |c| c.transport),
+    };
+    let report = probe(url, transport, Duration::from_secs_f32(seconds.max(0.5)))?;
+    print!("{}", report.text());
+    let name = camera.as_ref().map_or("camera", |(id, _)| id.as_str());
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("probe-{name}.jpg")));
+    let jpeg = report
+        .frame
+        .with_yuv(|yuv| {
+            let mut rgb = Rgb::from_yuv(yuv);
+            if let (Some(cfg), Some((id, _))) = (&config, &camera) {
+                let masks = cfg.cameras.iter().find(|c| c.id == *id).map_or(Vec::new(), |c| c.privacy_masks.iter().filter_map(|m| Polygon::new(m).ok()).collect());
+                rgb.black_out(&masks);
+                for m in &masks {
+                    rgb.draw_mask(m);
+                }
+                for z in cfg.zones.iter().filter(|z| z.camera == *id) {
+                    if let Ok(p) = Polygon::new(&z.points) {
+                        rgb.draw_shape(&Shape::Zone(p));
+                    }
+                }
+                for l in cfg.lines.iter().filter(|l| l.camera == *id) {
+                    if let Ok(line) = Line::new(&l.points) {
+                        rgb.draw_shape(&Shape::Line(line));
+                    }
+                }
+            }
+            rgb.to_jpeg(90, 8 << 20, &[])
+        })??;
+    std::fs::write(&out, jpeg).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("picture           {}", out.display());
+    Ok(())
+}
+
+/// `replay`: a clip through one camera's rules, events and counts printed.
+fn replay(config: &Path, clip: PathBuf, camera: Option<String>, start: Option<&str>, every: usize, out: Option<&Path>) -> anyhow::Result<()> {
+    let config = AgentConfig::load(config)?;
+    gstreamer::init().context("GStreamer")?;
+    let camera = match camera {
+        Some(c) => c,
+        None => config.cameras.first().map(|c| c.id.clone()).context("the config has no camera")?,
+    };
+    let tz = xueliang_agent::schedule::time_zone(&config.timezone).map_err(anyhow::Error::msg)?;
+    let start_ms = match start {
+        None => xueliang_proto::endpoint::now_ms(),
+        Some(s) => parse_start(s, &tz)?,
+    };
+    let options = DetectorOptions { library: ort_library(config.model.onnxruntime.as_deref()), threads: config.model.threads, max_batch: 1 };
+    let mut detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
+    let replay = ReplayOptions { clip, camera, start_ms, every, snapshots: out.is_some() };
+    let report = replay.run(&config, &mut detector)?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let class_name = |c: u16| detector.card().classes.get(c as usize).map_or("?", String::as_str).to_owned();
+    for (k, e) in report.events.iter().enumerate() {
+        let local = jiff::Timestamp::from_millisecond(e.time_ms).map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string()).unwrap_or_default();
+        let objects: Vec<String> = e.hits.iter().map(|h| match h.track {
+            0 => class_name(h.detection.class),
+            id => format!("{} #{id}", class_name(h.detection.class)),
+        }).collect();
+        println!("frame {:>5}  {local}  {:<20} {}: {} [{}]", e.frame, e.rule_id, e.kind.as_str_name().trim_start_matches("RULE_KIND_").to_lowercase(), e.detail, objects.join(", "));
+        if let Some(dir) = out {
+            let path = dir.join(format!("{:03}-{}-frame{}.jpg", k + 1, e.rule_id, e.frame));
+            std::fs::write(&path, &e.jpeg).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    for (rule, c) in &report.counts {
+        println!("line {rule}: A→B {}, B→A {}", c.a_to_b, c.b_to_a);
+    }
+    println!("{} frames, {} inferred, {} events", report.frames, report.detections.len(), report.events.len());
+    Ok(())
+}
+
+/// A start time: RFC 3339, or civil time in `tz`.
+fn parse_start(s: &str, tz: &jiff::tz::TimeZone) -> anyhow::Result<i64> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_millisecond());
+    }
+    let civil: jiff::civil::DateTime = s
+        .parse()
+        .with_context(|| format!("--start {s:?}: write 2026-07-01T19:30 (local) or 2026-07-01T19:30:00+08:00"))?;
+    Ok(civil.to_zoned(tz.clone())?.timestamp().as_millisecond())
 }
 
 fn run(config: &std::path::Path) -> Result<(), (u8, anyhow::Error)> {

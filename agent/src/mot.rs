@@ -7,6 +7,8 @@ use std::path::Path;
 /// One labelled box, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GtBox {
+    /// The labelled object's id (one per person through the sequence).
+    pub id: u32,
     /// Left.
     pub x1: f32,
     /// Top.
@@ -55,6 +57,7 @@ impl GroundTruth {
             let (x, y, w, h) = (num(2)?, num(3)?, num(4)?, num(5)?);
             let flag = if f.len() > 6 { num(6)? } else { 1.0 };
             gt.frames.entry(frame as u32).or_default().push(GtBox {
+                id: num(1)? as u32,
                 x1: x,
                 y1: y,
                 x2: x + w,
@@ -68,6 +71,20 @@ impl GroundTruth {
     /// The boxes of frame `frame` (1-based).
     pub fn frame(&self, frame: u32) -> &[GtBox] {
         self.frames.get(&frame).map_or(&[], Vec::as_slice)
+    }
+
+    /// Each object's boxes in frame order, by id: its track through the sequence.
+    pub fn tracks(&self) -> std::collections::BTreeMap<u32, Vec<(u32, GtBox)>> {
+        let mut tracks: std::collections::BTreeMap<u32, Vec<(u32, GtBox)>> = Default::default();
+        for (&frame, boxes) in &self.frames {
+            for b in boxes.iter().filter(|b| !b.ignore) {
+                tracks.entry(b.id).or_default().push((frame, *b));
+            }
+        }
+        for t in tracks.values_mut() {
+            t.sort_by_key(|(f, _)| *f);
+        }
+        tracks
     }
 
     /// The last labelled frame.
@@ -88,6 +105,9 @@ mod tests {
         assert!(gt.frame(1)[1].ignore);
         assert!(gt.frame(2).is_empty());
         assert_eq!(gt.last_frame(), 3);
+        let tracks = gt.tracks();
+        assert_eq!(tracks[&9].iter().map(|(f, _)| *f).collect::<Vec<_>>(), [1, 3]);
+        assert!(!tracks.contains_key(&2), "ignore regions are not objects");
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl RemoteConfig {
         let origin = PathBuf::from(format!("pushed config version {}", pushed.version));
         local.with_pushed(&pushed.config_toml, &origin).map_err(|e| {
             PushError::Config(match e {
-                ConfigError::Invalid { problems, .. } => problems.join("; "),
+                ConfigError::Invalid { problems, .. } => problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
                 ConfigError::Syntax { message, .. } => message,
                 other => other.to_string(),
             })

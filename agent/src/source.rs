@@ -204,6 +204,116 @@ struct Camera {
     counters: Arc<CameraCounters>,
 }
 
+/// The pipeline of one camera connection (see the module documentation), not yet playing.
+pub(crate) fn build_pipeline(config: &CameraConfig, pace: Pace) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+    gst::init().map_err(|e| format!("GStreamer cannot start: {e}"))?;
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{}", config.id));
+    let make = |factory: &str| {
+        gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|_| format!("GStreamer element {factory} is missing (run `make setup`)"))
+    };
+    let src = make("uridecodebin")?;
+    src.set_property("uri", &config.url);
+    let convert = make("videoconvert")?;
+    let is_file = config.url.starts_with("file://");
+    let on_demand = pace == Pace::OnDemand;
+    let sink = gst_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        )
+        .max_buffers(1)
+        // On demand, a full sink holds the decoder back instead of discarding its work.
+        .drop(!on_demand)
+        // A recording is replayed at its own pace, as a camera would deliver it.
+        .sync(is_file && !on_demand)
+        .build();
+    pipeline
+        .add_many([&src, &convert, sink.upcast_ref()])
+        .map_err(|e| e.to_string())?;
+    convert
+        .link(&sink)
+        .map_err(|e| format!("cannot link converter to sink: {e}"))?;
+
+    let (keyframes_only, decode_threads) = (config.keyframes_only, config.decode_threads);
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let is_video_decoder = element.factory().is_some_and(|f| {
+            let klass = f.klass();
+            klass.contains("Decoder") && klass.contains("Video")
+        });
+        if !is_video_decoder {
+            return;
+        }
+        if element.has_property("max-threads") {
+            // Frame threads cost a frame buffer each; cameras decode in parallel anyway.
+            element.set_property("max-threads", decode_threads as i32);
+        }
+        if let Some(pad) = element.static_pad("sink").filter(|_| keyframes_only) {
+            // Delta frames are dropped before the decoder: only keyframes are decoded.
+            pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
+                Some(gst::PadProbeData::Buffer(b))
+                    if b.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
+                {
+                    // Handled, not Drop: the binding owns the buffer and frees it here.
+                    info.data.take();
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            });
+        }
+    });
+    let transport = config.transport;
+    src.connect("source-setup", false, move |args| {
+        if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+            && source.has_property("latency")
+            && source.has_property("protocols")
+        {
+            source.set_property("latency", 200u32);
+            match transport {
+                Transport::Auto => {}
+                Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
+                Transport::Udp => source.set_property_from_str("protocols", "udp"),
+            }
+        }
+        None
+    });
+    let convert_weak = convert.downgrade();
+    let pipeline_weak = pipeline.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let is_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        let sink_pad = if is_video {
+            convert_weak.upgrade().and_then(|c| c.static_pad("sink"))
+        } else {
+            // Audio and data streams are consumed and ignored.
+            pipeline_weak.upgrade().and_then(|p| {
+                let fake = gst::ElementFactory::make("fakesink")
+                    .property("sync", false)
+                    .build()
+                    .ok()?;
+                p.add(&fake).ok()?;
+                fake.sync_state_with_parent().ok()?;
+                fake.static_pad("sink")
+            })
+        };
+        if let Some(sp) = sink_pad
+            && !sp.is_linked()
+            && let Err(e) = pad.link(&sp)
+        {
+            warn!("cannot link decoded stream: {e:?}");
+        }
+    });
+    Ok((pipeline, sink))
+}
+
+/// How long rtspsrc holds RTP packets to reorder them (ms): enough for a village link's jitter,
+/// small beside the time a rule needs to confirm an event.
+pub const RTSP_LATENCY_MS: u32 = 200;
+
 /// Reconnect delays: 0.5 s doubling to 4 s, with ±20 % jitter so cameras do not retry in step.
 fn backoff_delay(attempt: u32) -> Duration {
     let base = 0.5 * 2f64.powi(attempt.min(3) as i32);
@@ -259,114 +369,9 @@ impl Camera {
         }
     }
 
-    fn build(&self) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
-        gst::init().map_err(|e| format!("GStreamer cannot start: {e}"))?;
-        let pipeline = gst::Pipeline::with_name(&format!("camera-{}", self.config.id));
-        let make = |factory: &str| {
-            gst::ElementFactory::make(factory)
-                .build()
-                .map_err(|_| format!("GStreamer element {factory} is missing (run `make setup`)"))
-        };
-        let src = make("uridecodebin")?;
-        src.set_property("uri", &self.config.url);
-        let convert = make("videoconvert")?;
-        let is_file = self.config.url.starts_with("file://");
-        let on_demand = self.pace == Pace::OnDemand;
-        let sink = gst_app::AppSink::builder()
-            .caps(
-                &gst::Caps::builder("video/x-raw")
-                    .field("format", "I420")
-                    .build(),
-            )
-            .max_buffers(1)
-            // On demand, a full sink holds the decoder back instead of discarding its work.
-            .drop(!on_demand)
-            // A recording is replayed at its own pace, as a camera would deliver it.
-            .sync(is_file && !on_demand)
-            .build();
-        pipeline
-            .add_many([&src, &convert, sink.upcast_ref()])
-            .map_err(|e| e.to_string())?;
-        convert
-            .link(&sink)
-            .map_err(|e| format!("cannot link converter to sink: {e}"))?;
-
-        let (keyframes_only, decode_threads) = (self.config.keyframes_only, self.config.decode_threads);
-        pipeline.connect_deep_element_added(move |_, _, element| {
-            let is_video_decoder = element.factory().is_some_and(|f| {
-                let klass = f.klass();
-                klass.contains("Decoder") && klass.contains("Video")
-            });
-            if !is_video_decoder {
-                return;
-            }
-            if element.has_property("max-threads") {
-                // Frame threads cost a frame buffer each; cameras decode in parallel anyway.
-                element.set_property("max-threads", decode_threads as i32);
-            }
-            if let Some(pad) = element.static_pad("sink").filter(|_| keyframes_only) {
-                // Delta frames are dropped before the decoder: only keyframes are decoded.
-                pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
-                    Some(gst::PadProbeData::Buffer(b))
-                        if b.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
-                    {
-                        // Handled, not Drop: the binding owns the buffer and frees it here.
-                        info.data.take();
-                        gst::PadProbeReturn::Handled
-                    }
-                    _ => gst::PadProbeReturn::Ok,
-                });
-            }
-        });
-        let transport = self.config.transport;
-        src.connect("source-setup", false, move |args| {
-            if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                && source.has_property("latency")
-                && source.has_property("protocols")
-            {
-                source.set_property("latency", 200u32);
-                match transport {
-                    Transport::Auto => {}
-                    Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
-                    Transport::Udp => source.set_property_from_str("protocols", "udp"),
-                }
-            }
-            None
-        });
-        let convert_weak = convert.downgrade();
-        let pipeline_weak = pipeline.downgrade();
-        src.connect_pad_added(move |_, pad| {
-            let is_video = pad
-                .current_caps()
-                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-                .unwrap_or(false);
-            let sink_pad = if is_video {
-                convert_weak.upgrade().and_then(|c| c.static_pad("sink"))
-            } else {
-                // Audio and data streams are consumed and ignored.
-                pipeline_weak.upgrade().and_then(|p| {
-                    let fake = gst::ElementFactory::make("fakesink")
-                        .property("sync", false)
-                        .build()
-                        .ok()?;
-                    p.add(&fake).ok()?;
-                    fake.sync_state_with_parent().ok()?;
-                    fake.static_pad("sink")
-                })
-            };
-            if let Some(sp) = sink_pad
-                && !sp.is_linked()
-                && let Err(e) = pad.link(&sp)
-            {
-                warn!("cannot link decoded stream: {e:?}");
-            }
-        });
-        Ok((pipeline, sink))
-    }
-
     /// One connection: build, play, pull frames until loss or shutdown, tear down.
     fn connect_and_pull(&self, got_frames: &mut bool, online: &mut bool) -> End {
-        let (pipeline, sink) = match self.build() {
+        let (pipeline, sink) = match build_pipeline(&self.config, self.pace) {
             Ok(p) => p,
             Err(e) => return End::Lost(e),
         };
