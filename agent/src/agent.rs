@@ -88,7 +88,8 @@ impl Prepared {
         let options = DetectorOptions {
             library: ort_library(config.model.onnxruntime.as_deref()),
             threads: config.model.threads,
-            max_batch: config.cameras.len(),
+            // A box just enrolled may have no camera yet: it waits for the center's config.
+            max_batch: config.cameras.len().max(1),
         };
         let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
         let rules = (0..config.cameras.len())
@@ -180,6 +181,9 @@ impl Agent {
         let delivery = Delivery { outbox: outbox.clone(), wake: wake_tx, health: health_tx, sealer };
         let links = Links { wake: wake_rx, health: health_rx, configs: config_tx, acks: ack_rx, config_version: version_rx };
         let publishing = tokio::spawn(publisher.run(outbox, links, shutdown.clone()));
+        if config.cameras.is_empty() {
+            warn!("no cameras configured: waiting for the county center to push a config");
+        }
         let mut pipeline = Pipeline::start(&config, prepared, &delivery)?;
         loop {
             let payload = tokio::select! {

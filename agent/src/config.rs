@@ -836,9 +836,6 @@ impl AgentConfig {
         if self.model.threads == 0 {
             p.push(Problem::new("model.threads", "must be at least 1"));
         }
-        if self.cameras.is_empty() {
-            p.push(Problem::new("cameras", "no [[cameras]]").hint("add at least one camera with an id and a url"));
-        }
         check_unique("cameras", self.cameras.iter().map(|c| c.id.as_str()), &mut p);
         for (i, c) in self.cameras.iter().enumerate() {
             let at = |key: &str| format!("cameras[{i}].{key}");

@@ -18,6 +18,7 @@ use xueliang_agent::config_locate::locate;
 use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::replay::ReplayOptions;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
+use xueliang_agent::enroll::EnrollOptions;
 use xueliang_agent::eval::EvalOptions;
 use xueliang_agent::identity::Sealer;
 use xueliang_agent::mot::GroundTruth;
@@ -43,6 +44,22 @@ enum Command {
         /// The agent's TOML config (its agent_id and data_dir).
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Register this box with the county center using a one-time token from its administrator;
+    /// writes the broker settings, the center's key and the box's config into the config file.
+    Enroll {
+        /// The center's HTTP address, e.g. http://10.20.0.2:8080.
+        #[arg(long)]
+        center: String,
+        /// The enrolment token (XXXXX-XXXXX-XXXXX-XXXXX).
+        #[arg(long)]
+        token: String,
+        /// The config file to write (edited if it exists).
+        #[arg(long, short, default_value = "/etc/xueliang/agent.toml")]
+        config: PathBuf,
+        /// The data directory holding this box's key (default: the config's, else /var/lib/xueliang).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Check a config file and report every problem (file:line:column, and a hint); exits
     /// non-zero if there is one.
@@ -180,6 +197,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Enroll { center, token, config, data_dir } => enroll(EnrollOptions { center, token, config, data_dir }).map_err(|e| (1, e)),
         Command::ProbeCamera { url, config, camera, transport, seconds, out } => {
             probe_camera(&url, config.as_deref(), camera, transport.as_deref(), seconds, out).map_err(|e| (1, e))
         }
@@ -258,6 +276,22 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
     }
     let n = problems.len();
     Err((2, anyhow::anyhow!("{n} problem{} in {}", if n == 1 { "" } else { "s" }, file.display())))
+}
+
+/// `enroll`: the token redeemed, the config written.
+fn enroll(options: EnrollOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let enrolled = runtime.block_on(options.run())?;
+    println!("enrolled as {} with the center at {}", enrolled.agent_id, options.center);
+    println!("broker            {}{}", enrolled.mqtt_url, if enrolled.mqtt_password.is_some() { " (with this box's own password)" } else { "" });
+    println!("config            {} (mode 0640)", options.config.display());
+    if enrolled.config_toml.trim().is_empty() {
+        println!("cameras           none yet: add them to the config, or the county pushes them");
+    } else {
+        println!("cameras and rules as the county configured them");
+    }
+    println!("next              xl-agent check-config {0} && systemctl restart xl-agent", options.config.display());
+    Ok(())
 }
 
 /// `probe-camera`: what the camera sends, and a picture of the geometry on its view.

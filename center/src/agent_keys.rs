@@ -51,6 +51,8 @@ struct Registry {
 #[derive(Debug)]
 pub struct AgentKeys {
     file: WatchedFile<Registry>,
+    /// Serializes the center's own edits (enrolments).
+    writing: std::sync::Mutex<()>,
 }
 
 /// A PBKDF2-HMAC-SHA256 password hash: `pbkdf2-sha256$ITERATIONS$SALT$HASH` (base64).
@@ -125,7 +127,32 @@ impl AgentKeys {
     pub fn open(path: &Path) -> Result<Self, WatchError> {
         let file = WatchedFile::open(path, Some(TEMPLATE), parse)?;
         info!("{} agent keys registered in {}", file.current().keys.len(), path.display());
-        Ok(Self { file })
+        Ok(Self { file, writing: std::sync::Mutex::new(()) })
+    }
+
+    /// Registers `agent` with `key` (and its broker password's hash), replacing what was
+    /// registered for it (a box replaced on site enrols again). The file is edited line by line,
+    /// so the administrator's comments and order stay, and replaced whole (write, then rename).
+    pub fn register(&self, agent: &str, key: &str, password: Option<&PasswordHash>) -> std::io::Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.file.path();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TEMPLATE.to_owned(),
+            Err(e) => return Err(e),
+        };
+        let mut text = set_entry(&text, "agents", agent, key);
+        if let Some(hash) = password {
+            text = set_entry(&text, "passwords", agent, &hash.to_string());
+        }
+        let tmp = path.with_extension("toml.new");
+        std::fs::write(&tmp, text)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)?;
+        info!(agent, "registered in {}", path.display());
+        Ok(())
     }
 
     /// The registry file.
@@ -150,6 +177,36 @@ impl AgentKeys {
     pub fn check_password(&self, agent: &str, password: &str) -> bool {
         self.file.current().passwords.get(agent).is_some_and(|h| h.verify(password))
     }
+}
+
+/// `text` with `agent = "value"` as the only entry for `agent` in table `[table]` (added, with
+/// the table if need be).
+fn set_entry(text: &str, table: &str, agent: &str, value: &str) -> String {
+    let header = format!("[{table}]");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut placed = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            current = trimmed.to_owned();
+        }
+        let is_entry = current == header
+            && trimmed.split_once('=').is_some_and(|(k, _)| k.trim().trim_matches('"') == agent);
+        if is_entry {
+            continue;
+        }
+        out.push(line.to_owned());
+        if trimmed == header && !placed {
+            out.push(format!("{agent} = \"{value}\""));
+            placed = true;
+        }
+    }
+    if !placed {
+        out.push(header);
+        out.push(format!("{agent} = \"{value}\""));
+    }
+    out.join("\n") + "\n"
 }
 
 #[cfg(test)]
@@ -185,6 +242,27 @@ mod tests {
         std::fs::write(&path, "[passwords]\nvillage-7 = \"plain\"\n").unwrap();
         let err = AgentKeys::open(&path).unwrap_err().to_string();
         assert!(err.contains("passwords.village-7: \"plain\" is not a password hash"), "{err}");
+    }
+
+    #[test]
+    fn registering_replaces_an_agents_entries_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-keys.toml");
+        std::fs::write(&path, "# county boxes\n[agents]\nvillage-1 = \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\" # the school\nvillage-7 = \"old\"\n").unwrap();
+        let keys = AgentKeys::open(&path).unwrap_err();
+        assert!(keys.to_string().contains("village-7"), "an unusable old key is refused at open: {keys}");
+        std::fs::write(&path, format!("# county boxes\n[agents]\nvillage-1 = \"{KEY}\" # the school\n")).unwrap();
+        let keys = AgentKeys::open(&path).unwrap();
+        let hash = PasswordHash::new("pw");
+        keys.register("village-7", KEY, Some(&hash)).unwrap();
+        keys.register("village-7", KEY, Some(&hash)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# county boxes\n[agents]\nvillage-7 = "), "{text}");
+        assert!(text.contains("# the school"), "{text}");
+        assert_eq!(text.matches("village-7 =").count(), 2, "one key and one password: {text}");
+        std::thread::sleep(crate::watched_file::RECHECK + std::time::Duration::from_millis(50));
+        assert_eq!(keys.get("village-7"), Some(KEY.parse().unwrap()));
+        assert!(keys.check_password("village-7", "pw"));
     }
 
     #[test]

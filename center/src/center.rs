@@ -12,13 +12,14 @@ use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 
 use crate::agent_keys::AgentKeys;
-use crate::api::ApiState;
+use crate::api::{ApiState, EnrolSettings};
 use crate::audit::AuditLog;
 use crate::broker::{self, BrokerError, ServerTls};
 use crate::cases::{Cases, run_escalation};
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
 use crate::dispatch::Dispatcher;
+use crate::enrolment::Enrolments;
 use crate::fleet::Fleet;
 use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
 use crate::live::Live;
@@ -69,6 +70,9 @@ pub struct CenterConfig {
     pub webhook_retry: RetryPolicy,
     /// How often alarms are checked for escalation.
     pub escalation_check: Duration,
+    /// The broker URL enrolling boxes are given; by default the embedded broker's port on the
+    /// host name the box reached the API by.
+    pub agent_mqtt_url: Option<String>,
 }
 
 impl CenterConfig {
@@ -83,6 +87,7 @@ impl CenterConfig {
             retention: Retention { alarm_days: 365, snapshot_days: 90 },
             webhook_retry: RetryPolicy::default(),
             escalation_check: Duration::from_secs(1),
+            agent_mqtt_url: None,
             data_dir,
             http_listen,
             broker,
@@ -169,12 +174,14 @@ pub async fn start(
         warn!("no users in {}: nobody can log in until `xl-center user add` makes one", config.users.display());
     }
     let routing = Arc::new(Routing::open(&config.routing).map_err(file("routing"))?);
+    let mut embedded = None;
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
             let passwords = passwords.then(|| keys.clone());
             let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref(), passwords)?;
             let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
             info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
+            embedded = Some((at.agents.port(), tls.is_some()));
             let center = reachable(at.center);
             let conn = BrokerConnection { host: center.ip().to_string(), port: center.port(), credentials: None, tls: None };
             (conn, reachable(at.agents).to_string())
@@ -236,6 +243,13 @@ pub async fn start(
         keys,
         webhooks,
         live,
+        enrolments: Enrolments::open(&store).map_err(store_err)?,
+        enrol: EnrolSettings {
+            mqtt_url: config.agent_mqtt_url.clone(),
+            embedded,
+            passwords: matches!(config.broker, BrokerChoice::Embedded { passwords: true, .. }),
+            center_key: center_key.public_key(),
+        },
     });
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {

@@ -21,6 +21,7 @@ pub mod config_push;
 pub mod console;
 pub mod dead_letters;
 pub mod dispatch;
+pub mod enrolment;
 pub mod fleet;
 pub mod ingest;
 pub mod live;

@@ -161,6 +161,11 @@ struct ServeArgs {
     /// Days snapshots are kept (at most --retention-days).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
     snapshot_retention_days: u32,
+    /// The broker URL enrolling boxes are given (`xl-agent enroll`), as they reach it, e.g.
+    /// mqtts://county.example:8883. Default, with the embedded broker: its port on the host name
+    /// the box reached this API by. Required with an external broker.
+    #[arg(long)]
+    agent_mqtt_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -223,6 +228,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         routing,
         retention_days,
         snapshot_retention_days,
+        agent_mqtt_url,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -256,6 +262,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.routing = path;
     }
     config.retention = Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
+    if let Some(url) = &agent_mqtt_url {
+        parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--agent-mqtt-url: {e}"))?;
+    }
+    config.agent_mqtt_url = agent_mqtt_url;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

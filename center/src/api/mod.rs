@@ -1,10 +1,12 @@
-//! The HTTP API (axum). Every route but `/healthz`, `/metrics`, `/api/openapi.json` and `/api/login` needs
+//! The HTTP API (axum). Every route but `/healthz`, `/metrics`, `/api/openapi.json`, `/api/login` and
+//! `/api/enroll` (a box with its one-time token) needs
 //! a logged-in user (a bearer token or the session cookie `POST /api/login` hands out), and each
 //! checks the user's role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
 //! described in `openapi.json`, served at `/api/openapi.json`.
 
 mod access;
 mod alarms;
+mod enrolment;
 mod fleet;
 mod records;
 
@@ -20,6 +22,7 @@ use crate::audit::AuditLog;
 use crate::cases::Cases;
 use crate::config_push::{ConfigPush, PushError};
 use crate::dead_letters::DeadLetters;
+use crate::enrolment::Enrolments;
 use crate::fleet::Fleet;
 use crate::ingest::IngestStats;
 use crate::live::Live;
@@ -31,6 +34,7 @@ use crate::workflow::Refused;
 
 pub use access::{Caller, LoginRequest, LoginResponse, Permission, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
+pub use enrolment::{EnrolSettings, Enrolled, EnrollRequest, EnrolmentCreated, EnrolmentRequest};
 pub use fleet::FleetList;
 pub use records::{AuditList, DeadLetterList, Stats};
 
@@ -61,6 +65,10 @@ pub struct ApiState {
     pub webhooks: Webhooks,
     /// Live alarm events.
     pub live: Live,
+    /// Enrolment tokens.
+    pub enrolments: Enrolments,
+    /// What enrolling boxes are told.
+    pub enrol: EnrolSettings,
 }
 
 /// An API error: a status code and a JSON body `{"error": "..."}`.
@@ -149,6 +157,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/units", get(fleet::units))
         .route("/api/fleet", get(fleet::list))
         .route("/api/agents/{id}/config", get(fleet::config).put(fleet::push_config))
+        .route("/api/enrolments", get(enrolment::list).post(enrolment::create))
+        .route("/api/enroll", post(enrolment::enroll))
         .route("/api/dead-letters", get(records::dead_letters))
         .route("/api/stats", get(records::stats))
         .route("/api/audit", get(records::audit))
