@@ -82,6 +82,10 @@ pub struct AgentConfig {
     /// Where the agent keeps its state (the outbox of alarms awaiting the center's receipt).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The county center's HTTP address (written by `xl-agent enroll`; `doctor` checks the
+    /// clock against it).
+    #[serde(default)]
+    pub center_url: Option<String>,
     /// The broker connection.
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -121,6 +125,8 @@ struct PushedConfig {
     agent_id: Option<String>,
     #[serde(default)]
     data_dir: Option<toml::Value>,
+    #[serde(default)]
+    center_url: Option<toml::Value>,
     #[serde(default)]
     mqtt: Option<toml::Value>,
     #[serde(default)]
@@ -773,7 +779,7 @@ impl AgentConfig {
             let id = pushed.agent_id.unwrap_or_default();
             refused.push(Problem::new("agent_id", format!("{id:?} is not this agent ({:?})", self.agent_id)));
         }
-        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("mqtt", pushed.mqtt.is_some())] {
+        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("center_url", pushed.center_url.is_some()), ("mqtt", pushed.mqtt.is_some())] {
             if set {
                 refused.push(Problem::new(key, "is set in the box's local file only; remove it from the pushed config"));
             }

@@ -134,6 +134,7 @@ impl EnrollOptions {
         let enrolled: Enrolled = response.json().await.map_err(|e| unreachable(format!("not an enrolment answer ({e}): is this the center's address?")))?;
 
         doc["agent_id"] = value(enrolled.agent_id.clone());
+        doc["center_url"] = value(self.center.trim_end_matches('/').to_owned());
         if self.data_dir.is_some() || doc.get("data_dir").is_none() {
             doc["data_dir"] = value(data_dir.display().to_string());
         }

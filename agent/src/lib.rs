@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_locate;
 pub mod detection;
 pub mod detector;
+pub mod doctor;
 pub mod enroll;
 pub mod eval;
 pub mod evidence;

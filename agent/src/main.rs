@@ -18,6 +18,7 @@ use xueliang_agent::config_locate::locate;
 use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::replay::ReplayOptions;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
+use xueliang_agent::doctor;
 use xueliang_agent::enroll::EnrollOptions;
 use xueliang_agent::eval::EvalOptions;
 use xueliang_agent::identity::Sealer;
@@ -60,6 +61,17 @@ enum Command {
         /// The data directory holding this box's key (default: the config's, else /var/lib/xueliang).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Check what breaks on site: ONNX Runtime and the model, GStreamer plugins, each camera, the
+    /// broker with this box's credentials, the clock against the center's, free disk; one line
+    /// per check with a fix. Exits non-zero if one fails.
+    Doctor {
+        /// The agent's TOML config.
+        #[arg(long, short, default_value = "/etc/xueliang/agent.toml")]
+        config: PathBuf,
+        /// Seconds to watch each camera.
+        #[arg(long, default_value_t = 3.0)]
+        camera_seconds: f32,
     },
     /// Check a config file and report every problem (file:line:column, and a hint); exits
     /// non-zero if there is one.
@@ -197,6 +209,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Doctor { config, camera_seconds } => doctor(&config, camera_seconds),
         Command::Enroll { center, token, config, data_dir } => enroll(EnrollOptions { center, token, config, data_dir }).map_err(|e| (1, e)),
         Command::ProbeCamera { url, config, camera, transport, seconds, out } => {
             probe_camera(&url, config.as_deref(), camera, transport.as_deref(), seconds, out).map_err(|e| (1, e))
@@ -276,6 +289,25 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
     }
     let n = problems.len();
     Err((2, anyhow::anyhow!("{n} problem{} in {}", if n == 1 { "" } else { "s" }, file.display())))
+}
+
+/// `doctor`: every check, one line each; exit 1 if one failed.
+fn doctor(config: &Path, camera_seconds: f32) -> Result<(), (u8, anyhow::Error)> {
+    // Unchecked: a broken config is one failed check among the others, not the end.
+    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display())).map_err(|e| (2, e))?;
+    let config = AgentConfig::parse_unchecked(&text, config).map_err(|e| (2, e.into()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime").map_err(|e| (1, e))?;
+    let checks = runtime.block_on(doctor::run(&config, Duration::from_secs_f32(camera_seconds.max(0.5))));
+    for c in &checks {
+        println!("{}", c.line());
+    }
+    let failed = checks.iter().filter(|c| c.outcome == doctor::Outcome::Fail).count();
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+        Ok(())
+    } else {
+        Err((1, anyhow::anyhow!("{failed} of {} checks failed", checks.len())))
+    }
 }
 
 /// `enroll`: the token redeemed, the config written.

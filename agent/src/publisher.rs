@@ -74,6 +74,27 @@ fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Connection options for this box at the broker of `cfg`, as `client_id`: address, TLS,
+/// credentials, keep-alive and packet size (`xl-agent doctor` logs in with them too).
+pub fn mqtt_options(cfg: &MqttConfig, client_id: &str, agent_id: &str) -> Result<MqttOptions, String> {
+    let BrokerUrl { host, port, .. } = cfg.broker()?;
+    let mut opts = MqttOptions::new(client_id, host, port);
+    // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
+    // keep-alive; the default 30 s costs a few bytes a minute.
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
+    if let Some(files) = cfg.tls()? {
+        let tls = client_config(&files).map_err(|e| format!("mqtt TLS: {e}"))?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
+    opts.set_max_packet_size(xueliang_proto::MAX_MESSAGE_BYTES + 4096, xueliang_proto::MAX_MESSAGE_BYTES + 4096);
+    if let Some(password) = &cfg.password {
+        let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
+        opts.set_credentials(user, password.clone());
+    }
+    Ok(opts)
+}
+
 impl Publisher {
     /// Prepares the connection (nothing is sent until [`Publisher::run`]).
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
@@ -83,20 +104,8 @@ impl Publisher {
         if center_key.is_none() {
             warn!("mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused");
         }
-        let mut opts = MqttOptions::new(format!("xl-agent-{agent_id}"), host.clone(), port);
-        // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
-        // keep-alive; the default 30 s costs a few bytes a minute.
-        opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
+        let mut opts = mqtt_options(cfg, &format!("xl-agent-{agent_id}"), agent_id)?;
         opts.set_clean_session(!cfg.persistent_session);
-        if let Some(files) = cfg.tls()? {
-            let tls = client_config(&files).map_err(|e| format!("mqtt TLS: {e}"))?;
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
-        }
-        // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
-        opts.set_max_packet_size(
-            xueliang_proto::MAX_MESSAGE_BYTES + 4096,
-            xueliang_proto::MAX_MESSAGE_BYTES + 4096,
-        );
         opts.set_last_will(LastWill::new(
             topics.status(agent_id),
             // Set before connecting, so it cannot know a config pushed later: 0.
@@ -104,10 +113,6 @@ impl Publisher {
             QoS::AtLeastOnce,
             true,
         ));
-        if let Some(password) = &cfg.password {
-            let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
-            opts.set_credentials(user, password.clone());
-        }
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         // A slow link needs longer than rumqttc's 5 s to set up TCP and MQTT (and TLS).
         let mut network = rumqttc::NetworkOptions::new();
