@@ -27,6 +27,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
   chromium fonts-droid-fallback
+  systemd curl
 )
 
 # The console's browser test (tests/console.rs runs tests/browser/console.mjs):

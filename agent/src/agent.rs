@@ -2,9 +2,10 @@
 //! turn detections into sealed alarms in the outbox for the publisher. A config pushed by the
 //! center replaces the cameras and the detector thread; the outbox and the connection stay.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -22,6 +23,7 @@ use crate::frame::Frame;
 use crate::health::HealthReporter;
 use crate::identity::Sealer;
 use crate::inference::{CameraSlot, InferenceLoop, LoopStats};
+use crate::metrics::{Metrics, Sample, render};
 use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::{Links, Publisher};
 use crate::remote_config::{PushError, RemoteConfig};
@@ -106,6 +108,12 @@ struct Delivery {
     wake: mpsc::Sender<()>,
     health: mpsc::Sender<Health>,
     sealer: Arc<Sealer>,
+    /// When the detector loop last went round, UTC ms: the watchdog's proof of life.
+    alive: Arc<AtomicI64>,
+    /// The metrics page the detector loop keeps up to date.
+    metrics: Arc<Metrics>,
+    /// The config version in force, for the metrics.
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Agent {
@@ -178,13 +186,27 @@ impl Agent {
         let (config_tx, mut config_rx) = mpsc::channel::<Vec<u8>>(4);
         let (ack_tx, ack_rx) = mpsc::channel::<ConfigAck>(4);
         let (version_tx, version_rx) = watch::channel(config_version);
-        let delivery = Delivery { outbox: outbox.clone(), wake: wake_tx, health: health_tx, sealer };
+        let alive = Arc::new(AtomicI64::new(now_ms()));
+        let metrics = Arc::new(Metrics::default());
+        if let Some(listen) = &config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(listen.as_str())
+                .await
+                .map_err(|e| AgentError::Config(format!("metrics_listen {listen}: {e}")))?;
+            info!("Prometheus metrics on http://{listen}/metrics");
+            tokio::spawn(crate::metrics::serve(listener, metrics.clone(), shutdown.clone()));
+        }
+        let version = Arc::new(std::sync::atomic::AtomicU64::new(config_version));
+        let delivery = Delivery { outbox: outbox.clone(), wake: wake_tx, health: health_tx, sealer, alive: alive.clone(), metrics, version: version.clone() };
         let links = Links { wake: wake_rx, health: health_rx, configs: config_tx, acks: ack_rx, config_version: version_rx };
         let publishing = tokio::spawn(publisher.run(outbox, links, shutdown.clone()));
         if config.cameras.is_empty() {
             warn!("no cameras configured: waiting for the county center to push a config");
         }
         let mut pipeline = Pipeline::start(&config, prepared, &delivery)?;
+        crate::systemd::notify("READY=1");
+        if let Some(every) = crate::systemd::watchdog_interval() {
+            tokio::spawn(watchdog(alive, every, shutdown.clone()));
+        }
         loop {
             let payload = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -221,6 +243,7 @@ impl Agent {
                         }
                         info!(version = pushed.version, cameras = config.cameras.len(), rules = config.rules.len(), "pushed config applied");
                         version_tx.send_replace(pushed.version);
+                        version.store(pushed.version, Ordering::Relaxed);
                         Ok(())
                     }
                     Err(e) => Err(e.to_string()),
@@ -231,6 +254,7 @@ impl Agent {
             }
             let _ = ack_tx.send(remote.ack(pushed.version, result)).await;
         }
+        crate::systemd::notify("STOPPING=1");
         pipeline.stop().await;
         let _ = publishing.await;
         info!("agent stopped");
@@ -245,6 +269,24 @@ impl Agent {
             .await
             .map_err(|e| PushError::Unusable(e.to_string()))?
             .map_err(|e| PushError::Unusable(e.to_string()))
+    }
+}
+
+/// Tells systemd the agent lives while its detector loop goes round; a loop stuck for longer
+/// than the watchdog's period (a hung decoder or inference) stops the pings, and systemd
+/// restarts the agent.
+async fn watchdog(alive: Arc<AtomicI64>, every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let stale_ms = now_ms() - alive.load(Ordering::Relaxed);
+        if stale_ms < every.as_millis() as i64 * 2 {
+            crate::systemd::notify("WATCHDOG=1");
+        } else {
+            warn!("the detector loop has not gone round for {} s: no watchdog ping", stale_ms / 1000);
+        }
     }
 }
 
@@ -279,7 +321,7 @@ impl Pipeline {
         let health = HealthReporter::new(
             &config.agent_id,
             config.cameras.iter().map(|c| c.id.clone()).collect(),
-            counters,
+            counters.clone(),
             Duration::from_secs(config.mqtt.health_interval_s.max(1)),
         );
         let loop_state = DetectLoop {
@@ -292,6 +334,10 @@ impl Pipeline {
             health,
             errors: Cell::new(0),
             stop: stop.clone(),
+            camera_ids: config.cameras.iter().map(|c| c.id.clone()).collect(),
+            counters,
+            raised: RefCell::new(BTreeMap::new()),
+            metrics_due: Instant::now(),
         };
         let detector = std::thread::Builder::new()
             .name("detector".into())
@@ -347,12 +393,32 @@ struct DetectLoop {
     /// Inference failures and alarms that could not be stored, since start.
     errors: Cell<u64>,
     stop: Arc<AtomicBool>,
+    camera_ids: Vec<String>,
+    counters: Vec<Arc<CameraCounters>>,
+    /// Alarms raised by rule id and kind, for the metrics.
+    raised: RefCell<BTreeMap<(String, String), u64>>,
+    /// When the metrics page is next written.
+    metrics_due: Instant,
 }
 
 impl DetectLoop {
     fn run(mut self) {
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
+            self.delivery.alive.store(now_ms(), Ordering::Relaxed);
+            if Instant::now() >= self.metrics_due {
+                self.metrics_due = Instant::now() + Duration::from_secs(1);
+                self.delivery.metrics.set(render(&Sample {
+                    cameras: &self.camera_ids,
+                    counters: &self.counters,
+                    inference: &self.inference.camera_stats,
+                    rules: &self.rules,
+                    raised: &self.raised.borrow(),
+                    outbox: &self.delivery.outbox,
+                    errors: self.errors.get(),
+                    config_version: self.delivery.version.load(Ordering::Relaxed),
+                }));
+            }
             while let Ok(ev) = self.events.try_recv() {
                 self.camera_event(ev);
             }
@@ -425,6 +491,8 @@ impl DetectLoop {
 
     /// Seals the alarm, stores it in the outbox (flushed), then wakes the publisher.
     fn send(&self, alarm: Alarm) {
+        let kind = RuleKind::try_from(alarm.kind).map_or("unspecified", |k| k.as_str_name()).trim_start_matches("RULE_KIND_").to_ascii_lowercase();
+        *self.raised.borrow_mut().entry((alarm.rule_id.clone(), kind)).or_default() += 1;
         let (id, camera) = (alarm.id.clone(), alarm.camera_id.clone());
         let stored = match self.delivery.sealer.seal(alarm, self.config.snapshot.send_after_bytes) {
             Ok(sealed) => self.delivery.outbox.push(&sealed).map_err(|e| e.to_string()),

@@ -86,6 +86,9 @@ pub struct AgentConfig {
     /// clock against it).
     #[serde(default)]
     pub center_url: Option<String>,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9464`; off when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// The broker connection.
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -127,6 +130,8 @@ struct PushedConfig {
     data_dir: Option<toml::Value>,
     #[serde(default)]
     center_url: Option<toml::Value>,
+    #[serde(default)]
+    metrics_listen: Option<toml::Value>,
     #[serde(default)]
     mqtt: Option<toml::Value>,
     #[serde(default)]
@@ -779,7 +784,7 @@ impl AgentConfig {
             let id = pushed.agent_id.unwrap_or_default();
             refused.push(Problem::new("agent_id", format!("{id:?} is not this agent ({:?})", self.agent_id)));
         }
-        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("center_url", pushed.center_url.is_some()), ("mqtt", pushed.mqtt.is_some())] {
+        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("center_url", pushed.center_url.is_some()), ("metrics_listen", pushed.metrics_listen.is_some()), ("mqtt", pushed.mqtt.is_some())] {
             if set {
                 refused.push(Problem::new(key, "is set in the box's local file only; remove it from the pushed config"));
             }
@@ -829,6 +834,11 @@ impl AgentConfig {
         }
         if let Err(e) = self.mqtt.center_key() {
             p.push(Problem::new("mqtt.center_key", e));
+        }
+        if let Some(listen) = &self.metrics_listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.push(Problem::new("metrics_listen", format!("{listen:?} is not an address and port")).hint("e.g. \"127.0.0.1:9464\", or \"0.0.0.0:9464\" for the county's Prometheus"));
         }
         if let Err(e) = crate::schedule::time_zone(&self.timezone) {
             p.push(Problem::new("timezone", e).hint("all of China is \"Asia/Shanghai\""));

@@ -4,6 +4,8 @@
 //! taken by the center for alarms left unacknowledged too long.
 
 use std::sync::Arc;
+
+use xueliang_proto::metrics::Histogram;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -35,7 +37,13 @@ pub struct Cases {
     pub routing: Arc<WatchedFile<Routing>>,
     /// Consoles watching.
     pub live: Live,
+    /// From arrival to first dispatch, for `/metrics`.
+    pub dispatch_latency: Arc<Histogram>,
 }
+
+/// Bucket bounds of the dispatch latency, seconds: a duty officer takes seconds to minutes;
+/// escalation catches the rest.
+pub const DISPATCH_LATENCY_BOUNDS: [f64; 10] = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0];
 
 /// The routing facts of a stored alarm.
 pub fn facts(r: &AlarmRecord) -> AlarmFacts<'_> {
@@ -62,11 +70,19 @@ impl Cases {
         }
         let now = now_ms();
         let req = Request { action, by, at_ms: now, note, units };
-        let (record, ()) = self.store.update(id, |r| apply(r, &req))?;
+        // The transaction may run its closure again on a conflict: the last run's view counts.
+        let first_dispatch = std::cell::Cell::new(false);
+        let (record, ()) = self.store.update(id, |r| {
+            first_dispatch.set(r.dispatched_to.is_empty());
+            apply(r, &req)
+        })?;
         let step = record.timeline.last().cloned();
         let sent = step.as_ref().map(|s| s.units.clone()).unwrap_or_default();
         if !sent.is_empty() {
             self.dispatcher.send(&record, &sent, by, note, now).await?;
+            if first_dispatch.get() {
+                self.dispatch_latency.observe_ms(now.saturating_sub(record.received_time_ms).max(0) as u64);
+            }
         }
         let detail = match sent.is_empty() {
             true => note.to_owned(),

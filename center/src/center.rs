@@ -15,7 +15,8 @@ use crate::agent_keys::AgentKeys;
 use crate::api::{ApiState, EnrolSettings};
 use crate::audit::AuditLog;
 use crate::broker::{self, BrokerError, ServerTls};
-use crate::cases::{Cases, run_escalation};
+use crate::cases::{Cases, DISPATCH_LATENCY_BOUNDS, run_escalation};
+use xueliang_proto::metrics::Histogram;
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
 use crate::dispatch::Dispatcher;
@@ -211,7 +212,14 @@ pub async fn start(
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
     let dispatcher = Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
     let live = Live::default();
-    let cases = Cases { store: store.clone(), audit: audit.clone(), dispatcher, routing: routing.clone(), live: live.clone() };
+    let cases = Cases {
+        store: store.clone(),
+        audit: audit.clone(),
+        dispatcher,
+        routing: routing.clone(),
+        live: live.clone(),
+        dispatch_latency: Arc::new(Histogram::new(&DISPATCH_LATENCY_BOUNDS)),
+    };
     let context = Ingest {
         topics,
         store: store.clone(),

@@ -9,6 +9,7 @@ pub mod v1 {
 }
 
 pub mod endpoint;
+pub mod metrics;
 pub mod signing;
 pub mod tls;
 pub mod topics;

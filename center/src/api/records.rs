@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use xueliang_proto::metrics::{Exposition, labels};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -101,29 +102,28 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         let c = &state.stats;
         let agents = state.fleet.list(&state.keys.agents())?;
         let agents_in = |online: Option<bool>| agents.iter().filter(|a| a.online == online).count();
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (labels, value) in samples {
-                out.push_str(&format!("{name}{labels} {value}\n"));
-            }
-        };
-        metric("xl_center_alarms_stored_total", "counter", "New alarms stored since the center started.", &[("", c.stored.load(Ordering::Relaxed))]);
-        metric("xl_center_alarms_duplicate_total", "counter", "Redelivered alarms receipted again, not stored again.", &[("", c.duplicates.load(Ordering::Relaxed))]);
-        metric("xl_center_dead_letters_total", "counter", "Payloads refused and dead-lettered since start.", &[("", c.dead_lettered.load(Ordering::Relaxed))]);
-        metric("xl_center_alarms", "gauge", "Alarms in the store.", &[("", state.store.len() as u64)]);
-        metric("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", &[("", state.store.count(Status::New) as u64)]);
-        metric(
+        let mut e = Exposition::default();
+        e.single("xl_center_alarms_stored_total", "counter", "New alarms stored since the center started (its rate is the ingest rate).", c.stored.load(Ordering::Relaxed));
+        e.single("xl_center_alarms_duplicate_total", "counter", "Redelivered alarms receipted again, not stored again.", c.duplicates.load(Ordering::Relaxed));
+        e.single("xl_center_dead_letters_total", "counter", "Payloads refused and dead-lettered since start.", c.dead_lettered.load(Ordering::Relaxed));
+        e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
+        e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);
+        e.family(
             "xl_center_agents",
             "gauge",
             "Agents by their last retained status (unknown: registered, never heard from).",
             &[
-                ("{state=\"online\"}", agents_in(Some(true)) as u64),
-                ("{state=\"offline\"}", agents_in(Some(false)) as u64),
-                ("{state=\"unknown\"}", agents_in(None) as u64),
+                (labels(&[("state", "online")]), agents_in(Some(true))),
+                (labels(&[("state", "offline")]), agents_in(Some(false))),
+                (labels(&[("state", "unknown")]), agents_in(None)),
             ],
         );
-        Ok(out)
+        e.histogram(
+            "xl_center_dispatch_latency_seconds",
+            "From an alarm's arrival at the center to its first dispatch to a unit (by a duty officer or by escalation).",
+            &state.cases.dispatch_latency,
+        );
+        Ok(e.finish())
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
