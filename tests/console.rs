@@ -149,6 +149,8 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         .env("XL_DUTY_PASSWORD", DUTY_PASSWORD)
         .env("XL_POLICE_USER", "police-a")
         .env("XL_POLICE_PASSWORD", POLICE_PASSWORD)
+        .env("XL_ADMIN_USER", common::TEST_ADMIN.0)
+        .env("XL_ADMIN_PASSWORD", common::TEST_ADMIN.1)
         .env("XL_EARLIER_ALARM", EARLIER_ALARM)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -207,6 +209,9 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), err_task).await;
     let stderr = stderr.lock().unwrap().clone();
+    // The token the administrator created in the browser is in the center, unused.
+    let enrolments = common::Api::admin(center.http_addr).await.json("/api/enrolments").await;
+    let made_in_browser = enrolments.as_array().is_some_and(|all| all.iter().any(|e| e["agent_id"] == "village-c" && e["used_ms"].is_null()));
     let stderr_tail: String = {
         let lines: Vec<&str> = stderr.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
@@ -224,6 +229,7 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         Some(Err(e)) => panic!("waiting for the browser script: {e}"),
         None => panic!("the browser script said done but did not exit within 10 s\n{stderr_tail}"),
     }
+    assert!(made_in_browser, "no unused enrolment for village-c after the browser made one: {enrolments}");
     for shot in &shots_taken {
         assert!(Path::new(shot).is_file(), "screenshot {shot} is missing");
         eprintln!("console: screenshot {shot}");

@@ -229,8 +229,8 @@ async fn clock_check(config: &AgentConfig) -> Check {
     let response = reqwest::Client::new().get(&url).timeout(Duration::from_secs(10)).send().await;
     let received = std::time::SystemTime::now();
     let date = match &response {
-        Ok(r) => r.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(|d| httpdate(d)),
-        Err(e) => return Check::bad(Outcome::Fail, name, format!("cannot reach {url}: {e}"), "check center_url and the network to the county"),
+        Ok(r) => r.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(httpdate),
+        Err(e) => return Check::bad(Outcome::Fail, name, format!("cannot reach {url}: {}", crate::enroll::error_chain(e)), "check center_url and the network to the county"),
     };
     let Some(center_time) = date else {
         return Check::bad(Outcome::Warn, name, format!("{url} sent no Date header"), "is center_url the county center?");

@@ -165,7 +165,7 @@ impl EnrollOptions {
 }
 
 /// A reqwest error with its causes (the first line alone says only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -28,16 +28,12 @@
 # passes `xl-agent check-config`; until then the installer says how to enrol.
 set -euo pipefail
 
-say() { printf 'install: %s\n' "$*"; }
-die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-}
-
 args="$*"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh"
+messages_as install
 
 root="" bin="" ort="" model="" agent_id=""
 while (($#)); do
@@ -64,27 +60,10 @@ while (($#)); do
     esac
 done
 
-if [[ -z $root ]]; then
-    ((EUID == 0)) || die "run as root: sudo $0 $args"
-else
-    mkdir -p "$root" || die "cannot create --root $root"
-    root=$(cd "$root" && pwd)
-    [[ $root != / ]] || root=""
-fi
+resolve_root "$args"
 
 # --- artifacts ------------------------------------------------------------------------------
-if [[ -z $bin ]]; then
-    if [[ -x $repo/target/release/xl-agent ]]; then
-        bin=$repo/target/release/xl-agent
-        say "using the release build $bin"
-    elif [[ -x $repo/target/debug/xl-agent ]]; then
-        bin=$repo/target/debug/xl-agent
-        say "using the debug build $bin (no release build; \`make build\` makes a faster one)"
-    else
-        die "no xl-agent in $repo/target/release or target/debug: run \`make build\` in $repo, or pass --bin PATH"
-    fi
-fi
-[[ -f $bin && -x $bin ]] || die "--bin $bin is not an executable file"
+find_binary xl-agent "$repo"
 ort=${ort:-$repo/.cache/onnxruntime/libonnxruntime.so.1.31.1}
 [[ -f $ort ]] || die "no ONNX Runtime library at $ort: run \`make setup\` in $repo, or pass --onnxruntime PATH"
 model=${model:-$repo/.cache/models/nanodet_g416_coco.onnx}
@@ -92,9 +71,7 @@ model=${model:-$repo/.cache/models/nanodet_g416_coco.onnx}
 [[ $model == *.onnx ]] || die "--model $model: the model file must end in .onnx"
 card=${model%.onnx}.card.toml
 [[ -f $card ]] || die "no model card at $card (the card lies beside the model as NAME.card.toml): run \`make setup\` in $repo"
-for f in "$here/xl-agent.service" "$here/agent.toml.template" "$here/sysusers.conf" "$here/tmpfiles.conf"; do
-    [[ -f $f ]] || die "$f is missing: run this script from a complete xueliang checkout"
-done
+require_files "$here/xl-agent.service" "$here/agent.toml.template" "$here/sysusers.conf" "$here/tmpfiles.conf"
 for tool in systemd-sysusers systemd-tmpfiles sha256sum install; do
     command -v "$tool" >/dev/null || die "$tool not found: apt-get install systemd coreutils"
 done
@@ -117,33 +94,10 @@ if [[ -z $root ]]; then
 fi
 
 # --- files ----------------------------------------------------------------------------------
-# Owner of installed files: root, when we are root (also under --root).
-own=()
-((EUID != 0)) || own=(-o 0 -g 0)
-changed=0
+start_puts
 tmp=$(mktemp -d)
 cleanup() { rm -rf "$tmp"; rm -f "${pending:-/nonexistent}"; }
 trap cleanup EXIT
-
-# put SRC DEST MODE: installs SRC as $root/DEST, atomically (a running agent keeps its old file).
-put() {
-    local src=$1 dest=$root$2 mode=$3
-    if [[ -f $dest && ! -L $dest ]] && cmp -s "$src" "$dest"; then
-        chmod "$mode" "$dest"
-        ((EUID != 0)) || chown 0:0 "$dest"
-        say "$2 unchanged"
-        return
-    fi
-    local verb=installed
-    [[ -e $dest ]] && verb=upgraded
-    mkdir -p "$(dirname "$dest")"
-    pending=$dest.xl-new
-    install "${own[@]}" -m "$mode" "$src" "$pending"
-    mv -f "$pending" "$dest"
-    pending=""
-    changed=1
-    say "$verb $2"
-}
 
 name=$(basename "$model")
 models=/usr/share/xueliang/models
@@ -206,18 +160,13 @@ next_enrol() {
 
 # --- service --------------------------------------------------------------------------------
 if [[ -n $root ]]; then
-    # What `systemctl enable` makes, without a running systemd.
-    wants=$root/etc/systemd/system/multi-user.target.wants
-    mkdir -p "$wants"
-    ln -sfn /etc/systemd/system/xl-agent.service "$wants/xl-agent.service"
-    say "installed into $root: xl-agent.service enabled (no systemctl under --root)"
+    enable_in_root xl-agent
     ((enrolled)) || next_enrol
     exit 0
 fi
 
 if [[ ! -d /run/systemd/system ]]; then
-    systemctl enable xl-agent.service 2>&1 | sed 's/^/install: /' || true
-    say "systemd is not running here: xl-agent starts at the next boot (if its config passes check-config)"
+    enable_for_next_boot xl-agent "(if its config passes check-config)"
     ((enrolled)) || next_enrol
     exit 0
 fi

@@ -28,18 +28,17 @@
 # center: XL_SYSTEMCTL stop|start|is-active xl-center.service (a test substitutes its own).
 set -euo pipefail
 
-say() { printf 'backup: %s\n' "$*"; }
-die() { printf 'backup: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-
-unit=xl-center.service
-read -r -a systemctl <<<"${XL_SYSTEMCTL:-systemctl}"
-((${#systemctl[@]})) || systemctl=(systemctl)
+# The helpers: deploy/lib.sh in a checkout, else (installed as /usr/sbin/xl-center-backup)
+# /usr/lib/xueliang/deploy-lib.sh, which deploy/center/install.sh installs with it.
+here=$(dirname "$(readlink -f -- "${BASH_SOURCE[0]}")")
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh" 2>/dev/null || source "$here/../lib/xueliang/deploy-lib.sh"
+center_script backup
 data_dir="" out=/var/backups/xueliang keep=0 export_only=0 url=http://127.0.0.1:8080
 while (($#)); do
     case $1 in
         --data-dir | --out | --keep | --url)
-            { (($# >= 2)) && [[ -n $2 ]]; } || die "$1 needs a value (see --help)"
+            need_value "$@"
             case $1 in
                 --data-dir) data_dir=$2 ;;
                 --out) out=$2 ;;

@@ -18,18 +18,17 @@
 # Environment: XL_SYSTEMCTL (default systemctl), as for backup.sh.
 set -euo pipefail
 
-say() { printf 'restore: %s\n' "$*"; }
-die() { printf 'restore: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-
-unit=xl-center.service
-read -r -a systemctl <<<"${XL_SYSTEMCTL:-systemctl}"
-((${#systemctl[@]})) || systemctl=(systemctl)
+# The helpers: deploy/lib.sh in a checkout, else (installed as /usr/sbin/xl-center-restore)
+# /usr/lib/xueliang/deploy-lib.sh, which deploy/center/install.sh installs with it.
+here=$(dirname "$(readlink -f -- "${BASH_SOURCE[0]}")")
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh" 2>/dev/null || source "$here/../lib/xueliang/deploy-lib.sh"
+center_script restore
 archive="" data_dir="" start=1
 while (($#)); do
     case $1 in
         --data-dir)
-            { (($# >= 2)) && [[ -n $2 ]]; } || die "$1 needs a value (see --help)"
+            need_value "$@"
             data_dir=$2
             shift 2
             ;;

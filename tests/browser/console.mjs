@@ -7,8 +7,9 @@
 //                           done            every check passed
 //                           anything else   progress, printed by the Rust side
 //   environment:            XL_URL, XL_SHOTS, XL_DUTY_USER, XL_DUTY_PASSWORD, XL_POLICE_USER,
-//                           XL_POLICE_PASSWORD, XL_EARLIER_ALARM (stored before login, routed to
-//                           nobody), XL_CHROMIUM (default /usr/bin/chromium)
+//                           XL_POLICE_PASSWORD, XL_ADMIN_USER, XL_ADMIN_PASSWORD, XL_EARLIER_ALARM
+//                           (stored before login, routed to nobody), XL_CHROMIUM (default
+//                           /usr/bin/chromium)
 //
 // By hand, against a center you started: XL_URL=http://127.0.0.1:8080 ... node console.mjs
 // (it then waits for someone to publish the alarms it asks for).
@@ -365,6 +366,7 @@ async function main(browser) {
     await waitShown(duty, `#fleet-table tr[data-agent-id="${agent}"]`, 5000, `the fleet table has no row for registered agent ${agent}`);
   }
   await checkKeyboardAndPictures(duty, 'fleet view');
+  if (await isShown(duty, '#enrol-form')) fail('the duty officer sees the enrolment form, which is for administrators');
   await duty.click('a[href="#alarms"]');
   await waitShown(duty, '#alarm-list', 5000, 'the alarms link does not bring the alarm list back');
 
@@ -387,6 +389,24 @@ async function main(browser) {
   await waitText(duty, '#login-submit', 'Log in', 3000, 'after logging out in English, the login button does not say "Log in"');
   const lang = await duty.evaluate(() => document.documentElement.lang);
   if (lang !== 'en') fail(`after logging out in English, the login page is in "${lang}"`);
+
+  // 8. An administrator enrols a new box from the fleet page, in Chinese.
+  stage = 'creating an enrolment token as the administrator';
+  const office = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  const admin = await open(office, 'admin');
+  await logIn(admin, { user: env('XL_ADMIN_USER'), password: env('XL_ADMIN_PASSWORD') });
+  await admin.click('a[href="#fleet"]');
+  await waitShown(admin, '#enrol-form', 5000, 'the administrator\'s fleet page has no enrolment form (#enrol-form)');
+  await waitText(admin, '#enrol-form h2', '登记新设备', 3000, 'the enrolment form is not titled 登记新设备');
+  await admin.fill('#enrol-agent', 'village-c');
+  await admin.click('#enrol-submit');
+  await waitShown(admin, '#enrol-token', 5000, 'no token (#enrol-token) after pressing 生成登记码');
+  const token = (await admin.textContent('#enrol-token')).trim();
+  if (!/^[A-Z2-9]{5}(-[A-Z2-9]{5}){3}$/.test(token)) fail(`the token shown is not 4 groups of 5 letters and digits: "${token}"`);
+  const command = (await admin.textContent('#enrol-command')).trim();
+  if (!command.startsWith('xl-agent enroll --center http') || !command.endsWith(`--token ${token}`)) fail(`the command shown is not the enrol command with the token: "${command}"`);
+  say(`enrolment-token ${token}`);
+  await screenshot(admin, 'enrol.png');
 
   if (pageErrors.length) fail(`the console threw in the browser: ${pageErrors.join('; ')}`);
   if (assetErrors.length) fail(`the console's files failed to load: ${assetErrors.join('; ')}`);

@@ -13,7 +13,9 @@ const TEXT = {
     never: "从未上线", since: "自", decode: "解码帧率", infer: "推理帧率", inferMs: "推理耗时",
     outbox: "待发告警", config: "配置版本", lastSeen: "最近联系", dispatches: "派警任务",
     feedback: "反馈", progress: "进展", newAlarm: "新告警", failed: "操作失败", none: "暂无",
-    by: "操作人",
+    by: "操作人", enrolTitle: "登记新设备", enrolAgent: "设备编号", enrolHours: "有效时长（小时）",
+    enrolCreate: "生成登记码", enrolToken: "登记码", enrolRun: "请安装人员在设备上以 root 身份运行：",
+    enrolUntil: "有效期至", enrolOnce: "登记码只能使用一次，且只在此显示一次。",
     kinds: { zone_intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowding: "人员聚集",
       vehicle_stopped: "车辆违停", fire_smoke: "烟火", camera_offline: "摄像机离线",
       camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复" },
@@ -34,7 +36,10 @@ const TEXT = {
     never: "Never seen", since: "since", decode: "Decode fps", infer: "Infer fps",
     inferMs: "Inference", outbox: "Outbox", config: "Config version", lastSeen: "Last seen",
     dispatches: "Dispatches", feedback: "Feedback", progress: "Progress", newAlarm: "New alarm",
-    failed: "Failed", none: "None", by: "By",
+    failed: "Failed", none: "None", by: "By", enrolTitle: "Enrol a box", enrolAgent: "Agent id",
+    enrolHours: "Valid for (hours)", enrolCreate: "Create a token", enrolToken: "Token",
+    enrolRun: "On the box, as root, the installer runs:", enrolUntil: "Valid until",
+    enrolOnce: "The token works once and is shown only now.",
     kinds: { zone_intrusion: "Zone intrusion", line_crossing: "Line crossing", loitering: "Loitering",
       crowding: "Crowding", vehicle_stopped: "Vehicle stopped", fire_smoke: "Fire/smoke",
       camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back" },
@@ -378,7 +383,32 @@ async function showFleet() {
       el("td", {}, a.health ? String(a.health.outbox_depth) : ""),
       el("td", {}, String(a.config_version), a.config_ack && !a.config_ack.applied ? el("div", { class: "error" }, a.config_ack.reason) : null),
       el("td", {}, fmtTime(a.last_seen_ms))))));
-  $("#main").replaceChildren(el("h1", {}, t("fleet")), table);
+  $("#main").replaceChildren(el("h1", {}, t("fleet")), table, state.me.role === "admin" ? enrolForm() : "");
+}
+
+/** An administrator's form for a new box's one-time enrolment token. */
+function enrolForm() {
+  const result = el("div", { id: "enrol-result", role: "status" });
+  const form = el("form", { id: "enrol-form", class: "enrol" },
+    el("h2", {}, t("enrolTitle")),
+    el("label", {}, t("enrolAgent"), el("input", { id: "enrol-agent", name: "agent_id", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", placeholder: "dongcun-01" })),
+    el("label", {}, t("enrolHours"), el("input", { id: "enrol-hours", name: "valid_hours", type: "number", min: "1", max: "720", value: "24", required: true })),
+    el("button", { id: "enrol-submit", class: "primary", type: "submit" }, t("enrolCreate")),
+    result);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await post("/api/enrolments", { agent_id: $("#enrol-agent").value.trim(), valid_hours: Number($("#enrol-hours").value) });
+      result.replaceChildren(
+        el("p", {}, `${t("enrolToken")}: `, el("code", { id: "enrol-token" }, r.token)),
+        el("p", {}, t("enrolRun")),
+        el("pre", { id: "enrol-command" }, r.command),
+        el("p", { class: "muted" }, `${t("enrolUntil")} ${fmtTime(r.expires_ms)}. ${t("enrolOnce")}`));
+    } catch (e) {
+      result.replaceChildren(el("p", { class: "error", role: "alert" }, `${t("failed")}: ${e.message}`));
+    }
+  });
+  return form;
 }
 
 // ── Wiring ───────────────────────────────────────────────────────────────────────────────
