@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the agent's per-frame CPU work outside ONNX Runtime: preprocessing
-//! (I420 frame → normalized model input), NanoDet head decode, class-wise NMS, and the motion
-//! gate. Run: `make bench` (or `cargo bench --bench hot_path`).
+//! (I420 frame → normalized model input), NanoDet head decode, class-wise NMS, the motion gate,
+//! the tracker and rules, and the tamper check. Run: `make bench` (or `cargo bench --bench
+//! hot_path`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -12,6 +13,9 @@ use xueliang_agent::head::Head;
 use xueliang_agent::model_card::{HeadKind, ModelCard};
 use xueliang_agent::motion::{MotionGate, MotionSettings};
 use xueliang_agent::preprocess::Preprocessor;
+use xueliang_agent::config::AgentConfig;
+use xueliang_agent::rules::RuleSet;
+use xueliang_agent::tamper::{TamperDetector, TamperSettings};
 use xueliang_agent::yuv::{Yuv, YuvToRgb};
 
 /// A 768×576 frame (vtest.avi's size) with texture, so no branch is predictable by accident.
@@ -101,5 +105,85 @@ fn motion_gate(c: &mut Criterion) {
     c.bench_function("motion gate check 768x576", |b| b.iter(|| gate.check(black_box(&img), now)));
 }
 
-criterion_group!(benches, preprocess, head_decode, nms, motion_gate);
+/// One camera's privacy mask, tracker and six rules of every tracked kind, fed 20 people
+/// walking: the per-frame cost of turning detections into events.
+fn rules(c: &mut Criterion) {
+    let text = r#"agent_id = "bench"
+[model]
+path = "m.onnx"
+[[cameras]]
+id = "cam"
+url = "rtsp://x/"
+privacy_masks = [[[0.8, 0.0], [1.0, 0.0], [1.0, 0.2], [0.8, 0.2]]]
+[[zones]]
+id = "z"
+camera = "cam"
+points = [[0.05, 0.3], [0.95, 0.3], [0.95, 0.98], [0.05, 0.98]]
+[[lines]]
+id = "l"
+camera = "cam"
+points = [[0.5, 0.2], [0.5, 1.0]]
+[[rules]]
+id = "intrusion"
+kind = "zone_intrusion"
+zone = "z"
+[[rules]]
+id = "loitering"
+kind = "loitering"
+zone = "z"
+[[rules]]
+id = "crowd"
+kind = "crowding"
+zone = "z"
+[[rules]]
+id = "parked"
+kind = "vehicle_stopped"
+zone = "z"
+[[rules]]
+id = "line"
+kind = "line_crossing"
+line = "l"
+[[rules]]
+id = "dusk"
+kind = "zone_intrusion"
+zone = "z"
+schedule = { windows = [{ from = "18:00", to = "22:00" }], dates = [{ from = "06-01", to = "09-15" }] }
+"#;
+    let config = AgentConfig::parse(text, std::path::Path::new("/tmp/bench.toml")).expect("bench config");
+    let mut set = RuleSet::new(&config, 0, &card()).expect("rules");
+    let walkers = |k: i64| -> Vec<Detection> {
+        (0..20)
+            .map(|i| {
+                let x = ((i as f32 * 0.05 + k as f32 * 0.004) % 0.9) + 0.05;
+                let y = 0.35 + i as f32 * 0.03;
+                Detection { class: 0, score: 0.8, bbox: BoxN { x1: x - 0.02, y1: y - 0.12, x2: x + 0.02, y2: y } }
+            })
+            .collect()
+    };
+    let frames: Vec<Vec<Detection>> = (0..100).map(walkers).collect();
+    let mut k = 0usize;
+    let mut t = 1_782_878_400_000i64;
+    c.bench_function("tracker + 6 rules, 20 people (per frame)", |b| {
+        b.iter(|| {
+            k = (k + 1) % frames.len();
+            t += 200;
+            black_box(set.update(black_box(&frames[k]), t))
+        })
+    });
+}
+
+fn tamper(c: &mut Criterion) {
+    let planes = frame();
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let mut detector = TamperDetector::new(TamperSettings::default());
+    let mut t = 0i64;
+    c.bench_function("tamper check 768x576", |b| {
+        b.iter(|| {
+            t += 200;
+            black_box(detector.check(black_box(&img), t))
+        })
+    });
+}
+
+criterion_group!(benches, preprocess, head_decode, nms, motion_gate, rules, tamper);
 criterion_main!(benches);

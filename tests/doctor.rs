@@ -85,7 +85,9 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
 
     // A camera that is not there.
     let gone = dir.path().join("camera-gone.toml");
-    std::fs::write(&gone, text.replace(&camera.url("gate"), "rtsp://127.0.0.1:1/gate")).unwrap();
+    // In the box's own file this time, with a data directory holding no pushed config.
+    let local_camera = "\n[[cameras]]\nid = \"gate\"\nurl = \"rtsp://127.0.0.1:1/gate\"\n";
+    std::fs::write(&gone, text.replace("data_dir = \"data\"", "data_dir = \"gone-data\"") + local_camera).unwrap();
     let (code, out) = doctor(&gone, &[]);
     assert_eq!(code, 1);
     let camera_line = line(&out, "camera gate");

@@ -76,26 +76,37 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let text = std::fs::read_to_string(&config).unwrap();
     assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o640);
     assert!(text.starts_with("# written by the installer\n"), "the installer's file is edited, not replaced:\n{text}");
-    for needle in ["agent_id = \"east-village\"", "username = \"east-village\"", "password = \"", "center_key = \"", "walkway-intrusion"] {
+    for needle in ["agent_id = \"east-village\"", "username = \"east-village\"", "password = \"", "center_key = \"", "center_url = \""] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
     assert!(text.contains(&format!("url = \"mqtt://127.0.0.1:{}\"", center.mqtt_addr.rsplit(':').next().unwrap())), "{text}");
+    // The county's config is kept as the pushed config in force (signed), not merged into the file.
+    assert!(box_dir.join("data/pushed-config.pb").is_file(), "the county's config is kept for the first start");
+    assert!(out.contains("its config version 1"), "{out}");
     let check = Command::new(common::workspace_binary("xl-agent")).arg("check-config").arg(&config).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     // The box runs as enrolled: its alarms get through the password-checking broker and verify.
+    let log = box_dir.join("agent.log");
     let mut agent = common::Reaper(
         Command::new(common::workspace_binary("xl-agent"))
             .args(["run", "--config"])
             .arg(&config)
-            .stderr(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap(),
     );
     let alarm = common::wait_for_alarm_where(center.http_addr, Duration::from_secs(90), |a| a.agent_id == "east-village").await;
     let alarm = alarm.expect("an alarm from the enrolled box");
     assert_eq!((alarm.camera_id.as_str(), alarm.rule_id.as_str()), ("gate", "walkway-intrusion"));
+    // Connected, it receives the retained version 1: already in force, not applied again (which
+    // would restart the camera and raise the same people's alarm twice).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = agent.0.kill();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("running config version 1 pushed by the center"), "{log}");
+    assert!(!log.contains("pushed config applied"), "{log}");
 
     // A token works once.
     let (code, _, err) = enroll(&base, &token, &box_dir.join("again.toml"));

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, ConfigAck, Health, RuleKind};
 
-use crate::alarm::{AlarmContext, build};
+use crate::alarm::{AlarmContext, build, kind_name};
 use crate::config::{AgentConfig, SeverityConfig};
 use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
 use crate::evidence::snapshot;
@@ -491,7 +491,7 @@ impl DetectLoop {
 
     /// Seals the alarm, stores it in the outbox (flushed), then wakes the publisher.
     fn send(&self, alarm: Alarm) {
-        let kind = RuleKind::try_from(alarm.kind).map_or("unspecified", |k| k.as_str_name()).trim_start_matches("RULE_KIND_").to_ascii_lowercase();
+        let kind = kind_name(RuleKind::try_from(alarm.kind).unwrap_or(RuleKind::Unspecified));
         *self.raised.borrow_mut().entry((alarm.rule_id.clone(), kind)).or_default() += 1;
         let (id, camera) = (alarm.id.clone(), alarm.camera_id.clone());
         let stored = match self.delivery.sealer.seal(alarm, self.config.snapshot.send_after_bytes) {
@@ -545,7 +545,7 @@ impl DetectLoop {
             rule = %r.id,
             objects = event.hits.len(),
             "{}: {}",
-            r.kind.as_str_name(),
+            kind_name(r.kind),
             event.detail
         );
         self.send(alarm);

@@ -38,6 +38,11 @@ impl From<SeverityConfig> for Severity {
     }
 }
 
+/// A rule kind as records and logs name it: `zone_intrusion`, not `RULE_KIND_ZONE_INTRUSION`.
+pub fn kind_name(kind: RuleKind) -> String {
+    kind.as_str_name().trim_start_matches("RULE_KIND_").to_ascii_lowercase()
+}
+
 /// Builds an alarm with a fresh time-ordered id (UUIDv7), the idempotency key downstream.
 pub fn build(
     ctx: &AlarmContext<'_>,

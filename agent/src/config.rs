@@ -492,6 +492,20 @@ impl CameraConfig {
     }
 }
 
+/// `url` with the password of its user part hidden (`rtsp://admin:***@host/…`): camera URLs
+/// go into logs and printed reports, their passwords must not.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let host_start = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_start].rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}:***@{host}{}", &rest[host_start..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// A named polygon on one camera's image.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1117,6 +1131,13 @@ zone = "walkway"
         assert_eq!(c.cameras[0].detect_fps, 5.0);
         assert_eq!(c.rules[0].class_names(), ["person"]);
         assert_eq!(c.rules[0].min_score, 0.5);
+    }
+
+    #[test]
+    fn camera_passwords_are_hidden() {
+        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101"), "rtsp://admin:***@10.0.0.5:554/Streaming/101");
+        assert_eq!(redact_url("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
+        assert_eq!(redact_url("file:///tmp/x.avi"), "file:///tmp/x.avi");
     }
 
     #[test]

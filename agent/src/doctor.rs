@@ -11,6 +11,7 @@ use crate::config::AgentConfig;
 use crate::detector::{Detector, DetectorError, DetectorOptions, ort_library};
 use crate::probe::probe;
 use crate::publisher::mqtt_options;
+use crate::remote_config::RemoteConfig;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +75,16 @@ const ELEMENTS: [(&str, &str); 10] = [
     ("avdec_h265", "gstreamer1.0-libav"),
 ];
 
-/// Runs every check on `config`; cameras are watched for `camera_time` each.
-pub async fn run(config: &AgentConfig, camera_time: Duration) -> Vec<Check> {
+/// Runs every check on the config in force (the box's file, with the config the center pushed,
+/// if there is one); cameras are watched for `camera_time` each.
+pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
+    let (in_force, version) = RemoteConfig::in_force(local);
+    let config = &in_force;
+    let from = version.map_or(String::new(), |v| format!(" (the file with the center's config version {v})"));
     let problems = config.problems();
     checks.push(if problems.is_empty() {
-        Check::ok("config", format!("{} cameras, {} rules", config.cameras.len(), config.rules.len()))
+        Check::ok("config", format!("{} cameras, {} rules{from}", config.cameras.len(), config.rules.len()))
     } else {
         Check::bad(Outcome::Fail, "config", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "run `xl-agent check-config` on the file for places and hints")
     });

@@ -1,6 +1,7 @@
 //! `xl-agent enroll`: registers this box with the county center using a one-time token, and
 //! writes what the center answers into the box's config: its agent id, the broker's URL and this
-//! box's password there, the center's key, and the config the center has for it.
+//! box's password there, the center's key; the config the center has for it is kept as a pushed
+//! config (signed), as if it had arrived over MQTT.
 //!
 //! The config file is edited, not rewritten: an installer's comments and cameras stay. It holds
 //! a broker password, so it is written mode 0640, readable by the group of the data directory
@@ -13,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, Item, value};
 
+use crate::config::AgentConfig;
 use crate::identity::Sealer;
+use crate::remote_config::RemoteConfig;
 
 /// Why enrolment failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,12 @@ pub struct Enrolled {
     pub center_key: String,
     /// The config the center has for this agent (TOML; may be empty).
     pub config_toml: String,
+    /// Its version (0: none).
+    #[serde(default)]
+    pub config_version: u64,
+    /// The same, as the signed message (base64), kept as the config in force.
+    #[serde(default)]
+    pub config_message: Option<String>,
 }
 
 /// A config for a box that has none yet: the installed model, the data directory.
@@ -81,9 +90,6 @@ timezone = "Asia/Shanghai"
 [model]
 path = "/usr/share/xueliang/models/nanodet_g416_coco.onnx"
 "#;
-
-/// Keys of the center's config that the box's own file may take (what a push may set).
-const PUSHABLE: [&str; 8] = ["model", "cameras", "zones", "lines", "rules", "timezone", "snapshot", "outbox"];
 
 impl EnrollOptions {
     /// Enrols: makes or reads the box's key, redeems the token, writes the config.
@@ -150,18 +156,26 @@ impl EnrollOptions {
         if let Some(password) = &enrolled.mqtt_password {
             mqtt["password"] = value(password.clone());
         }
-        if !enrolled.config_toml.trim().is_empty()
-            && let Ok(pushed) = enrolled.config_toml.parse::<DocumentMut>()
-        {
-            for key in PUSHABLE {
-                if let Some(item) = pushed.get(key) {
-                    doc[key] = item.clone();
-                }
-            }
+        let text = doc.to_string();
+        write_private(&self.config, &text, &data_dir).map_err(io(&self.config))?;
+        if let Some(message) = &enrolled.config_message {
+            keep_pushed(&text, &self.config, message)?;
+            hand_over(&data_dir).map_err(io(&data_dir))?;
         }
-        write_private(&self.config, &doc.to_string(), &data_dir).map_err(io(&self.config))?;
         Ok(enrolled)
     }
+}
+
+/// Keeps the county's config for this box (the signed message, checked against the center's
+/// key just received) where the agent keeps a pushed config: it runs from the first start, and
+/// the retained copy it receives on connecting is already in force.
+fn keep_pushed(config_text: &str, config_path: &Path, message: &str) -> Result<(), EnrollError> {
+    let bad = |error: String| EnrollError::Refused(format!("the center's config for this box is unusable: {error}"));
+    let config = AgentConfig::parse_unchecked(config_text, config_path).map_err(|e| bad(e.to_string()))?;
+    let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, message).map_err(|e| bad(e.to_string()))?;
+    let remote = RemoteConfig::new(&config);
+    remote.open(&payload).map_err(|e| bad(e.to_string()))?;
+    remote.save(&payload).map_err(|error| EnrollError::Io { path: remote.saved_path().to_owned(), error })
 }
 
 /// A reqwest error with its causes (the first line alone says only "error sending request").

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::bench::BenchOptions;
+use xueliang_agent::alarm::kind_name;
 use xueliang_agent::config::{AgentConfig, ConfigError, Problem, Transport};
 use xueliang_agent::evidence::Rgb;
 use xueliang_agent::geometry::{Line, Polygon};
@@ -16,6 +17,7 @@ use xueliang_agent::probe::probe;
 use xueliang_agent::rules::Shape;
 use xueliang_agent::config_locate::locate;
 use xueliang_agent::model_card::ModelCard;
+use xueliang_agent::remote_config::RemoteConfig;
 use xueliang_agent::replay::ReplayOptions;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::doctor;
@@ -317,10 +319,10 @@ fn enroll(options: EnrollOptions) -> anyhow::Result<()> {
     println!("enrolled as {} with the center at {}", enrolled.agent_id, options.center);
     println!("broker            {}{}", enrolled.mqtt_url, if enrolled.mqtt_password.is_some() { " (with this box's own password)" } else { "" });
     println!("config            {} (mode 0640)", options.config.display());
-    if enrolled.config_toml.trim().is_empty() {
+    if enrolled.config_message.is_none() {
         println!("cameras           none yet: add them to the config, or the county pushes them");
     } else {
-        println!("cameras and rules as the county configured them");
+        println!("cameras and rules as the county configured them (its config version {})", enrolled.config_version);
     }
     println!("next              xl-agent check-config {0} && systemctl restart xl-agent", options.config.display());
     Ok(())
@@ -329,7 +331,8 @@ fn enroll(options: EnrollOptions) -> anyhow::Result<()> {
 /// `probe-camera`: what the camera sends, and a picture of the geometry on its view.
 fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transport: Option<&str>, seconds: f32, out: Option<PathBuf>) -> anyhow::Result<()> {
     gstreamer::init().context("GStreamer")?;
-    let config = config.map(AgentConfig::load).transpose()?;
+    // What the agent runs: the file, with the config the center pushed if it kept one.
+    let config = config.map(AgentConfig::load).transpose()?.map(|c| RemoteConfig::in_force(&c).0);
     let camera = match (&config, camera) {
         (None, c) => c.map(|id| (id, None)),
         (Some(cfg), id) => {
@@ -384,7 +387,7 @@ fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transp
 
 /// `replay`: a clip through one camera's rules, events and counts printed.
 fn replay(config: &Path, clip: PathBuf, camera: Option<String>, start: Option<&str>, every: usize, out: Option<&Path>) -> anyhow::Result<()> {
-    let config = AgentConfig::load(config)?;
+    let (config, _) = RemoteConfig::in_force(&AgentConfig::load(config)?);
     gstreamer::init().context("GStreamer")?;
     let camera = match camera {
         Some(c) => c,
@@ -409,7 +412,7 @@ fn replay(config: &Path, clip: PathBuf, camera: Option<String>, start: Option<&s
             0 => class_name(h.detection.class),
             id => format!("{} #{id}", class_name(h.detection.class)),
         }).collect();
-        println!("frame {:>5}  {local}  {:<20} {}: {} [{}]", e.frame, e.rule_id, e.kind.as_str_name().trim_start_matches("RULE_KIND_").to_lowercase(), e.detail, objects.join(", "));
+        println!("frame {:>5}  {local}  {:<20} {}: {} [{}]", e.frame, e.rule_id, kind_name(e.kind), e.detail, objects.join(", "));
         if let Some(dir) = out {
             let path = dir.join(format!("{:03}-{}-frame{}.jpg", k + 1, e.rule_id, e.frame));
             std::fs::write(&path, &e.jpeg).with_context(|| format!("cannot write {}", path.display()))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::config::{CameraConfig, Transport};
+use crate::config::{CameraConfig, Transport, redact_url};
 use crate::frame::Frame;
 use crate::source::{Pace, build_pipeline, error_text};
 
@@ -70,7 +70,7 @@ pub fn probe(url: &str, transport: Transport, duration: Duration) -> Result<Prob
     let mut camera = CameraConfig::new("probe", url);
     camera.transport = transport;
     let (pipeline, sink) = build_pipeline(&camera, Pace::Live).map_err(ProbeError::Pipeline)?;
-    let stream = |reason: String| ProbeError::Stream { url: url.to_owned(), reason };
+    let stream = |reason: String| ProbeError::Stream { url: redact_url(url), reason };
     let result = (|| {
         let start = Instant::now();
         pipeline.set_state(gst::State::Playing).map_err(|e| stream(format!("cannot start: {e}")))?;

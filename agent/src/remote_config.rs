@@ -76,6 +76,15 @@ impl RemoteConfig {
         })
     }
 
+    /// The config in force on this box: `local` with the kept pushed config applied (and its
+    /// version), or `local` alone. For the installer's tools, which must see what the agent runs.
+    pub fn in_force(local: &AgentConfig) -> (AgentConfig, Option<u64>) {
+        match Self::new(local).load_saved().and_then(|p| Self::merge(local, &p).ok().map(|c| (c, p.version))) {
+            Some((config, version)) => (config, Some(version)),
+            None => (local.clone(), None),
+        }
+    }
+
     /// Keeps the applied message (signed, as received) for the next start.
     pub fn save(&self, payload: &[u8]) -> std::io::Result<()> {
         let tmp = self.saved.with_extension("pb.tmp");

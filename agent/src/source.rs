@@ -16,7 +16,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
-use crate::config::{CameraConfig, Transport};
+use crate::config::{CameraConfig, Transport, redact_url};
 use crate::frame::Frame;
 use xueliang_proto::endpoint::now_ms;
 
@@ -340,7 +340,7 @@ impl Camera {
                     attempt += 1;
                     warn!(
                         camera = %self.config.id,
-                        url = %self.config.url,
+                        url = %redact_url(&self.config.url),
                         "camera {}: {reason}; retrying in {:.1}s",
                         self.config.id,
                         delay.as_secs_f32()

@@ -151,6 +151,8 @@ impl AgentKeys {
             std::fs::set_permissions(&tmp, meta.permissions())?;
         }
         std::fs::rename(&tmp, path)?;
+        // At once, not at the next periodic check: the box logs in to the broker right away.
+        self.file.reload().map_err(std::io::Error::other)?;
         info!(agent, "registered in {}", path.display());
         Ok(())
     }
@@ -260,8 +262,7 @@ mod tests {
         assert!(text.starts_with("# county boxes\n[agents]\nvillage-7 = "), "{text}");
         assert!(text.contains("# the school"), "{text}");
         assert_eq!(text.matches("village-7 =").count(), 2, "one key and one password: {text}");
-        std::thread::sleep(crate::watched_file::RECHECK + std::time::Duration::from_millis(50));
-        assert_eq!(keys.get("village-7"), Some(KEY.parse().unwrap()));
+        assert_eq!(keys.get("village-7"), Some(KEY.parse().unwrap()), "in force at once");
         assert!(keys.check_password("village-7", "pw"));
     }
 

@@ -116,7 +116,9 @@ impl ConfigPush {
         Ok(record)
     }
 
-    async fn publish(&self, record: &ConfigRecord) -> Result<(), PushError> {
+    /// The signed `AgentConfig` message of `record`, as published (enrolment hands it to a new
+    /// box, which keeps it as the config in force).
+    pub fn signed(&self, record: &ConfigRecord) -> Result<Vec<u8>, PushError> {
         let message = AgentConfig {
             schema_version: SCHEMA_VERSION as i32,
             agent_id: record.agent_id.clone(),
@@ -125,10 +127,11 @@ impl ConfigPush {
             issued_time_ms: record.issued_time_ms,
             signature: Default::default(),
         };
-        let payload = self
-            .key
-            .sign(message.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[])
-            .map_err(|e| PushError::Sign(e.to_string()))?;
+        self.key.sign(message.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[]).map_err(|e| PushError::Sign(e.to_string()))
+    }
+
+    async fn publish(&self, record: &ConfigRecord) -> Result<(), PushError> {
+        let payload = self.signed(record)?;
         self.client
             .publish(self.topics.config(&record.agent_id), QoS::AtLeastOnce, true, payload)
             .await

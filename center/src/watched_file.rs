@@ -78,6 +78,15 @@ impl<T> WatchedFile<T> {
         &self.path
     }
 
+    /// Reads the file again now (after this process changed it, so the change counts at once).
+    pub fn reload(&self) -> Result<(), WatchError> {
+        let when = modified(&self.path);
+        let value = read(&self.path, self.parse)?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = State { value: Arc::new(value), modified: when, checked: Instant::now() };
+        Ok(())
+    }
+
     /// The content, read again first if the file changed (at most once per [`RECHECK`]).
     pub fn current(&self) -> Arc<T> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -64,8 +64,14 @@ pub struct Enrolled {
     pub mqtt_password: Option<String>,
     /// The center's public key, to trust receipts and pushed configs.
     pub center_key: String,
-    /// The config pushed to this agent id so far, if any (TOML), to run from the first start.
+    /// The config pushed to this agent id so far, if any (TOML; empty if none).
     pub config_toml: String,
+    /// Its version (0: none).
+    pub config_version: u64,
+    /// The same config as the signed message the broker carries (base64), which the box keeps
+    /// as the config in force: it runs from the first start, and the retained copy it then
+    /// receives is already in force, not applied a second time.
+    pub config_message: Option<String>,
 }
 
 /// What the center tells enrolling boxes about its broker.
@@ -150,7 +156,12 @@ pub(super) async fn enroll(State(state): State<ApiState>, headers: HeaderMap, bo
     let detail = if req.hostname.is_empty() { String::new() } else { format!("from host {}", req.hostname) };
     state.audit.record(now, &format!("agent:{agent_id}"), "enrol", &agent_id, &detail)?;
     state.store.flush().await?;
-    let config_toml = state.configs.get(&agent_id)?.map(|c| c.config_toml).unwrap_or_default();
+    let pushed = state.configs.get(&agent_id)?;
+    let config_message = match &pushed {
+        Some(record) => Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, state.configs.signed(record)?)),
+        None => None,
+    };
+    let (config_toml, config_version) = pushed.map_or((String::new(), 0), |c| (c.config_toml, c.version));
     Ok(Json(Enrolled {
         mqtt_username: password.as_ref().map(|_| agent_id.clone()),
         mqtt_password: password,
@@ -158,5 +169,7 @@ pub(super) async fn enroll(State(state): State<ApiState>, headers: HeaderMap, bo
         mqtt_url,
         center_key: settings.center_key,
         config_toml,
+        config_version,
+        config_message,
     }))
 }
