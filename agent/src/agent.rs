@@ -113,7 +113,7 @@ struct Delivery {
     /// The metrics page the detector loop keeps up to date.
     metrics: Arc<Metrics>,
     /// The config version in force, for the metrics.
-    version: Arc<std::sync::atomic::AtomicU64>,
+    version: watch::Receiver<u64>,
 }
 
 impl Agent {
@@ -195,8 +195,15 @@ impl Agent {
             info!("Prometheus metrics on http://{listen}/metrics");
             tokio::spawn(crate::metrics::serve(listener, metrics.clone(), shutdown.clone()));
         }
-        let version = Arc::new(std::sync::atomic::AtomicU64::new(config_version));
-        let delivery = Delivery { outbox: outbox.clone(), wake: wake_tx, health: health_tx, sealer, alive: alive.clone(), metrics, version: version.clone() };
+        let delivery = Delivery {
+            outbox: outbox.clone(),
+            wake: wake_tx,
+            health: health_tx,
+            sealer,
+            alive: alive.clone(),
+            metrics,
+            version: version_rx.clone(),
+        };
         let links = Links { wake: wake_rx, health: health_rx, configs: config_tx, acks: ack_rx, config_version: version_rx };
         let publishing = tokio::spawn(publisher.run(outbox, links, shutdown.clone()));
         if config.cameras.is_empty() {
@@ -243,7 +250,6 @@ impl Agent {
                         }
                         info!(version = pushed.version, cameras = config.cameras.len(), rules = config.rules.len(), "pushed config applied");
                         version_tx.send_replace(pushed.version);
-                        version.store(pushed.version, Ordering::Relaxed);
                         Ok(())
                     }
                     Err(e) => Err(e.to_string()),
@@ -416,7 +422,7 @@ impl DetectLoop {
                     raised: &self.raised.borrow(),
                     outbox: &self.delivery.outbox,
                     errors: self.errors.get(),
-                    config_version: self.delivery.version.load(Ordering::Relaxed),
+                    config_version: *self.delivery.version.borrow(),
                 }));
             }
             while let Ok(ev) = self.events.try_recv() {
