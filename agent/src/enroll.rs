@@ -11,7 +11,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+pub use xueliang_proto::enrolment::Enrolled;
+use xueliang_proto::enrolment::EnrollRequest;
 use toml_edit::{DocumentMut, Item, value};
 
 use crate::config::AgentConfig;
@@ -49,36 +50,6 @@ pub struct EnrollOptions {
     pub config: PathBuf,
     /// The data directory (for the key); by default the config's, else `/var/lib/xueliang`.
     pub data_dir: Option<PathBuf>,
-}
-
-#[derive(Serialize)]
-struct EnrollRequest<'a> {
-    token: &'a str,
-    public_key: &'a str,
-    hostname: String,
-}
-
-/// What the center answers (see the center's `POST /api/enroll`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Enrolled {
-    /// This box's agent id.
-    pub agent_id: String,
-    /// The broker.
-    pub mqtt_url: String,
-    /// Login at the broker, if it checks passwords.
-    pub mqtt_username: Option<String>,
-    /// Password there.
-    pub mqtt_password: Option<String>,
-    /// The center's public key.
-    pub center_key: String,
-    /// The config the center has for this agent (TOML; may be empty).
-    pub config_toml: String,
-    /// Its version (0: none).
-    #[serde(default)]
-    pub config_version: u64,
-    /// The same, as the signed message (base64), kept as the config in force.
-    #[serde(default)]
-    pub config_message: Option<String>,
 }
 
 /// A config for a box that has none yet: the installed model, the data directory.
@@ -124,7 +95,7 @@ impl EnrollOptions {
         let response = reqwest::Client::new()
             .post(&url)
             .timeout(std::time::Duration::from_secs(20))
-            .json(&EnrollRequest { token: &self.token, public_key: &public_key, hostname })
+            .json(&EnrollRequest { token: self.token.clone(), public_key, hostname })
             .send()
             .await
             .map_err(|e| unreachable(error_chain(&e)))?;

@@ -639,23 +639,4 @@ mod tests {
         assert_eq!(Tamper::Blurred.describe(), "view blurred or sprayed");
         assert_eq!(Tamper::Moved.describe(), "view moved");
     }
-
-    /// `cargo test -p xueliang-agent --release --lib tamper::tests::cost -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn cost_of_a_1080p_check() {
-        let (w, h) = (1920, 1080);
-        let planes = frame(w, h, |x, y| scene_luma(x / 6, y / 6));
-        let img = image(&planes, w, w, h);
-        let mut det = detector();
-        let n = 500;
-        let start = std::time::Instant::now();
-        for i in 0..n {
-            std::hint::black_box(det.check(std::hint::black_box(&img), i * STEP));
-        }
-        println!(
-            "tamper check, 1920x1080: {:.1} µs per frame",
-            start.elapsed().as_secs_f64() * 1e6 / n as f64
-        );
-    }
 }

@@ -9,6 +9,7 @@ pub mod v1 {
 }
 
 pub mod endpoint;
+pub mod enrolment;
 pub mod metrics;
 pub mod signing;
 pub mod tls;

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
+pub use xueliang_proto::enrolment::{EnrollRequest, Enrolled};
 use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_agent_id;
 
@@ -37,41 +38,6 @@ pub struct EnrolmentCreated {
     pub expires_ms: i64,
     /// The command to run on the box.
     pub command: String,
-}
-
-/// Body of `POST /api/enroll`, sent by the box.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EnrollRequest {
-    /// The token.
-    pub token: String,
-    /// The box's public key (`xl-agent key`).
-    pub public_key: String,
-    /// The box's host name, for the audit log.
-    #[serde(default)]
-    pub hostname: String,
-}
-
-/// What an enrolled box receives.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Enrolled {
-    /// Its agent id.
-    pub agent_id: String,
-    /// The broker agents connect to.
-    pub mqtt_url: String,
-    /// Its login at the broker, when the broker checks passwords.
-    pub mqtt_username: Option<String>,
-    /// Its password there (generated now; the center keeps only a hash).
-    pub mqtt_password: Option<String>,
-    /// The center's public key, to trust receipts and pushed configs.
-    pub center_key: String,
-    /// The config pushed to this agent id so far, if any (TOML; empty if none).
-    pub config_toml: String,
-    /// Its version (0: none).
-    pub config_version: u64,
-    /// The same config as the signed message the broker carries (base64), which the box keeps
-    /// as the config in force: it runs from the first start, and the retained copy it then
-    /// receives is already in force, not applied a second time.
-    pub config_message: Option<String>,
 }
 
 /// What the center tells enrolling boxes about its broker.
