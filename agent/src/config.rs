@@ -849,6 +849,11 @@ impl AgentConfig {
         if let Err(e) = self.mqtt.center_key() {
             p.push(Problem::new("mqtt.center_key", e));
         }
+        if let Some(url) = &self.center_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            p.push(Problem::new("center_url", format!("{url:?} must start with http:// or https://")).hint("the center's console address, e.g. \"http://10.20.0.2:8080\""));
+        }
         if let Some(listen) = &self.metrics_listen
             && listen.parse::<std::net::SocketAddr>().is_err()
         {
