@@ -110,8 +110,8 @@ struct Delivery {
     sealer: Arc<Sealer>,
     /// When the detector loop last went round, UTC ms: the watchdog's proof of life.
     alive: Arc<AtomicI64>,
-    /// The metrics page the detector loop keeps up to date.
-    metrics: Arc<Metrics>,
+    /// The metrics page the detector loop keeps up to date, when an endpoint serves it.
+    metrics: Option<Arc<Metrics>>,
     /// The config version in force, for the metrics.
     version: watch::Receiver<u64>,
 }
@@ -187,8 +187,8 @@ impl Agent {
         let (ack_tx, ack_rx) = mpsc::channel::<ConfigAck>(4);
         let (version_tx, version_rx) = watch::channel(config_version);
         let alive = Arc::new(AtomicI64::new(now_ms()));
-        let metrics = Arc::new(Metrics::default());
-        if let Some(listen) = &config.metrics_listen {
+        let metrics = config.metrics_listen.as_ref().map(|_| Arc::new(Metrics::default()));
+        if let (Some(listen), Some(metrics)) = (&config.metrics_listen, &metrics) {
             let listener = tokio::net::TcpListener::bind(listen.as_str())
                 .await
                 .map_err(|e| AgentError::Config(format!("metrics_listen {listen}: {e}")))?;
@@ -412,9 +412,9 @@ impl DetectLoop {
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             self.delivery.alive.store(now_ms(), Ordering::Relaxed);
-            if Instant::now() >= self.metrics_due {
+            if let Some(metrics) = self.delivery.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due) {
                 self.metrics_due = Instant::now() + Duration::from_secs(1);
-                self.delivery.metrics.set(render(&Sample {
+                metrics.set(render(&Sample {
                     cameras: &self.camera_ids,
                     counters: &self.counters,
                     inference: &self.inference.camera_stats,

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use super::Hit;
 use super::cooldown::PerTrack;
 use crate::config::DirectionConfig;
-use crate::detection::Detection;
 use crate::geometry::{Line, Point, Side};
 use crate::tracker::Track;
 
@@ -69,7 +68,7 @@ impl Crossing {
             if watched && self.cooldown.ready(t.id, t_ms) {
                 self.cooldown.fire(t.id, t_ms);
                 way = name;
-                hits.push(Hit { track: t.id, detection: Detection { class: t.class, score: t.score, bbox: t.bbox } });
+                hits.push(Hit::of(t));
             }
         }
         let detail = format!("crossed {way} (A→B {}, B→A {})", self.counts.a_to_b, self.counts.b_to_a);

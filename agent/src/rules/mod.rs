@@ -35,6 +35,13 @@ pub struct Hit {
     pub detection: Detection,
 }
 
+impl Hit {
+    /// A tracked object as it was seen last.
+    pub fn of(t: &Track) -> Self {
+        Self { track: t.id, detection: Detection { class: t.class, score: t.score, bbox: t.bbox } }
+    }
+}
+
 /// A rule's decision that an event happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -15,10 +15,6 @@ use crate::tracker::Track;
 /// What a zone rule reports when it fires: the objects, and a short description.
 pub type Firing = (Vec<Hit>, String);
 
-fn hit(t: &Track) -> Hit {
-    Hit { track: t.id, detection: Detection { class: t.class, score: t.score, bbox: t.bbox } }
-}
-
 /// Zone intrusion: a track in the zone for `min_frames` consecutive inferred frames.
 #[derive(Debug, Clone)]
 pub struct Intrusion {
@@ -49,7 +45,7 @@ impl Intrusion {
         if !tracks.iter().filter(ready).any(|t| self.frames_in[&t.id] >= self.min_frames) {
             return None;
         }
-        let hits: Vec<Hit> = tracks.iter().filter(ready).map(|t| hit(t)).collect();
+        let hits: Vec<Hit> = tracks.iter().filter(ready).map(|t| Hit::of(t)).collect();
         for h in &hits {
             self.cooldown.fire(h.track, t_ms);
         }
@@ -87,7 +83,7 @@ impl Loitering {
             if t_ms - since >= self.dwell_ms && self.cooldown.ready(t.id, t_ms) {
                 self.cooldown.fire(t.id, t_ms);
                 longest = longest.max(t_ms - since);
-                hits.push(hit(t));
+                hits.push(Hit::of(t));
             }
         }
         (!hits.is_empty()).then(|| (hits, format!("stayed {} s", longest / 1000)))
@@ -131,7 +127,7 @@ impl Stopped {
             if zone.contains(p) && still >= self.dwell_ms && self.cooldown.ready(t.id, t_ms) {
                 self.cooldown.fire(t.id, t_ms);
                 longest = longest.max(still);
-                hits.push(hit(t));
+                hits.push(Hit::of(t));
             }
         }
         (!hits.is_empty()).then(|| (hits, format!("still for {} s", longest / 1000)))
@@ -177,7 +173,7 @@ impl Crowding {
             self.armed = false;
             self.cooldown.fire(t_ms);
             let detail = format!("{} objects for {} s", inside.len(), (t_ms - since) / 1000);
-            return Some((inside.into_iter().map(|t| hit(t)).collect(), detail));
+            return Some((inside.into_iter().map(|t| Hit::of(t)).collect(), detail));
         }
         None
     }
