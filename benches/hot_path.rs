@@ -7,13 +7,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use xueliang_agent::config::AgentConfig;
 use xueliang_agent::detection::{Detection, nms_classwise};
 use xueliang_agent::geometry::BoxN;
 use xueliang_agent::head::Head;
 use xueliang_agent::model_card::{HeadKind, ModelCard};
 use xueliang_agent::motion::{MotionGate, MotionSettings};
 use xueliang_agent::preprocess::Preprocessor;
-use xueliang_agent::config::AgentConfig;
 use xueliang_agent::rules::RuleSet;
 use xueliang_agent::tamper::{TamperDetector, TamperSettings};
 use xueliang_agent::yuv::{Yuv, YuvToRgb};
@@ -32,7 +32,8 @@ fn card() -> ModelCard {
 
 fn preprocess(c: &mut Criterion) {
     let planes = frame();
-    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601)
+        .expect("planes");
     let card = card();
     let mut pre = Preprocessor::new(416, 416, card.normalization, card.resize);
     let mut out = vec![0.0f32; pre.len()];
@@ -42,10 +43,8 @@ fn preprocess(c: &mut Criterion) {
 }
 
 fn head_decode(c: &mut Criterion) {
-    let shapes: Vec<Vec<i64>> = [2704, 676, 169]
-        .iter()
-        .flat_map(|&n| [vec![1, n, 80], vec![1, n, 44]])
-        .collect();
+    let shapes: Vec<Vec<i64>> =
+        [2704, 676, 169].iter().flat_map(|&n| [vec![1, n, 80], vec![1, n, 44]]).collect();
     let head = Head::new(HeadKind::Nanodet, &shapes, 416, 416, 80).expect("nanodet head");
     // Scores as a real frame has them: nearly all tiny, a few dozen over the threshold.
     let mut rng = fastrand::Rng::with_seed(7);
@@ -94,7 +93,8 @@ fn nms(c: &mut Criterion) {
 
 fn motion_gate(c: &mut Criterion) {
     let planes = frame();
-    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601)
+        .expect("planes");
     let mut gate = MotionGate::new(MotionSettings {
         cell_delta: 10,
         min_changed: 0.001,
@@ -149,14 +149,19 @@ kind = "zone_intrusion"
 zone = "z"
 schedule = { windows = [{ from = "18:00", to = "22:00" }], dates = [{ from = "06-01", to = "09-15" }] }
 "#;
-    let config = AgentConfig::parse(text, std::path::Path::new("/tmp/bench.toml")).expect("bench config");
+    let config =
+        AgentConfig::parse(text, std::path::Path::new("/tmp/bench.toml")).expect("bench config");
     let mut set = RuleSet::new(&config, 0, &card()).expect("rules");
     let walkers = |k: i64| -> Vec<Detection> {
         (0..20)
             .map(|i| {
                 let x = ((i as f32 * 0.05 + k as f32 * 0.004) % 0.9) + 0.05;
                 let y = 0.35 + i as f32 * 0.03;
-                Detection { class: 0, score: 0.8, bbox: BoxN { x1: x - 0.02, y1: y - 0.12, x2: x + 0.02, y2: y } }
+                Detection {
+                    class: 0,
+                    score: 0.8,
+                    bbox: BoxN { x1: x - 0.02, y1: y - 0.12, x2: x + 0.02, y2: y },
+                }
             })
             .collect()
     };
@@ -174,7 +179,8 @@ schedule = { windows = [{ from = "18:00", to = "22:00" }], dates = [{ from = "06
 
 fn tamper(c: &mut Criterion) {
     let planes = frame();
-    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601).expect("planes");
+    let img = Yuv::new(&planes.0, &planes.1, &planes.2, 768, 384, 768, 576, YuvToRgb::BT601)
+        .expect("planes");
     let mut detector = TamperDetector::new(TamperSettings::default());
     let mut t = 0i64;
     c.bench_function("tamper check 768x576", |b| {

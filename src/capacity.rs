@@ -53,7 +53,9 @@ pub fn clip_720p() -> anyhow::Result<PathBuf> {
         };
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => break Err(anyhow::anyhow!("making {}: {}", path.display(), e.error())),
+            gst::MessageView::Error(e) => {
+                break Err(anyhow::anyhow!("making {}: {}", path.display(), e.error()));
+            }
             _ => {}
         }
     };
@@ -93,7 +95,12 @@ pub fn serve(cameras: usize) -> anyhow::Result<RtspServer> {
 }
 
 /// Runs the cameras at `urls` through the inference loop for `period` after a warm-up.
-pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> anyhow::Result<CapacityRun> {
+pub fn run(
+    model: &Path,
+    threads: usize,
+    urls: &[String],
+    period: Duration,
+) -> anyhow::Result<CapacityRun> {
     let cameras = urls.len();
     let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
     let detector = Detector::open(model, None, &options)?;
@@ -108,7 +115,15 @@ pub fn run(model: &Path, threads: usize, urls: &[String], period: Duration) -> a
             detect_fps: DETECT_FPS,
             ..CameraConfig::new(format!("cam{i}"), url.clone())
         };
-        sources.push(CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::Live, Arc::default())?);
+        sources.push(CameraSource::spawn(
+            i,
+            config,
+            hub.clone(),
+            events.clone(),
+            stop.clone(),
+            Pace::Live,
+            Arc::default(),
+        )?);
     }
     // The motion gate is off: every scheduled frame is inferred, the worst case.
     let slots = (0..cameras)

@@ -15,7 +15,12 @@ pub enum LoginError {
 
 /// Logs in to the center at `base` (`http://host:port`) as `login` and returns a client that
 /// sends the session's bearer token with every request, each request given `timeout`.
-pub async fn login(base: &str, login: &str, password: &str, timeout: Option<Duration>) -> Result<reqwest::Client, LoginError> {
+pub async fn login(
+    base: &str,
+    login: &str,
+    password: &str,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client, LoginError> {
     let resp = reqwest::Client::new()
         .post(format!("{base}/api/login"))
         .json(&serde_json::json!({ "login": login, "password": password }))

@@ -55,7 +55,12 @@ impl RtspServer {
     }
 
     /// Serves `clip` re-encoded with `codec` at `/{mount}` on `port` (0: any free one).
-    pub fn serve(clip: &Path, mount: &str, port: u16, codec: Codec) -> Result<Self, RtspServerError> {
+    pub fn serve(
+        clip: &Path,
+        mount: &str,
+        port: u16,
+        codec: Codec,
+    ) -> Result<Self, RtspServerError> {
         let encode = match codec {
             Codec::H264 => {
                 "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=2000 ! \
@@ -122,7 +127,8 @@ impl RtspServer {
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 match attached {
                     Ok(_id) => {
-                        let _ = tx.send(Ok((server.bound_port(), main_loop.clone(), server.clone())));
+                        let _ =
+                            tx.send(Ok((server.bound_port(), main_loop.clone(), server.clone())));
                         ctx.with_thread_default(|| main_loop.run()).ok();
                     }
                     Err(e) => {
@@ -135,13 +141,9 @@ impl RtspServer {
             .recv()
             .map_err(|e| RtspServerError::Bind(e.to_string()))?
             .map_err(RtspServerError::Bind)?;
-        let port = u16::try_from(port).map_err(|_| RtspServerError::Bind(format!("port {port}")))?;
-        Ok(Self {
-            port,
-            server,
-            main_loop,
-            thread: Some(thread),
-        })
+        let port =
+            u16::try_from(port).map_err(|_| RtspServerError::Bind(format!("port {port}")))?;
+        Ok(Self { port, server, main_loop, thread: Some(thread) })
     }
 
     /// The bound port.
@@ -158,8 +160,7 @@ impl RtspServer {
 impl Drop for RtspServer {
     fn drop(&mut self) {
         // Cut every client, as a camera that loses power would; their media stop with them.
-        self.server
-            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+        self.server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
         self.main_loop.quit();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

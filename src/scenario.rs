@@ -45,20 +45,24 @@ pub fn register_agent(keys_file: &Path, line: &str) -> std::io::Result<()> {
 /// Keys for a center storing in `center_dir` and agent `agent_id` keeping its state in
 /// `agent_data_dir`: the center's key is made (the center uses it when it starts) and the
 /// agent's is registered with it. Returns the center's public key, for the agent's config.
-pub fn prepare_keys(center_dir: &Path, agent_id: &str, agent_data_dir: &Path) -> anyhow::Result<String> {
+pub fn prepare_keys(
+    center_dir: &Path,
+    agent_id: &str,
+    agent_data_dir: &Path,
+) -> anyhow::Result<String> {
     let center = SigningKey::load_or_create(&xueliang_center::center::key_path(center_dir))?;
     let agent = Sealer::open(agent_data_dir)?;
-    register_agent(&center_dir.join("agent-keys.toml"), &format!("{agent_id} = \"{}\"", agent.public_key()))?;
+    register_agent(
+        &center_dir.join("agent-keys.toml"),
+        &format!("{agent_id} = \"{}\"", agent.public_key()),
+    )?;
     Ok(center.public_key())
 }
 
 /// An agent config (TOML) with one camera at `camera_url` and a person-intrusion rule on the
 /// walkway, publishing to the broker at `mqtt_url` and trusting the center key `center_key`.
 pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str, center_key: &str) -> String {
-    let zone: Vec<String> = VTEST_WALKWAY
-        .iter()
-        .map(|[x, y]| format!("[{x}, {y}]"))
-        .collect();
+    let zone: Vec<String> = VTEST_WALKWAY.iter().map(|[x, y]| format!("[{x}, {y}]")).collect();
     format!(
         r#"agent_id = "{agent_id}"
 # Beside this file: the outbox of alarms awaiting the center's receipt.

@@ -19,24 +19,47 @@ async fn only_agents_with_their_registered_password_get_in() {
         center_key = scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
     }
     // The installer's step: one command gives the agent's line and the registry's line.
-    let out = Command::new(common::workspace_binary("xl-center")).args(["broker-password", "pw-village"]).output().unwrap();
+    let out = Command::new(common::workspace_binary("xl-center"))
+        .args(["broker-password", "pw-village"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     let [agent_line, registry_line] = lines[..] else { panic!("two lines: {text}") };
-    assert!(agent_line.starts_with("password = \"") && registry_line.starts_with("pw-village = \"pbkdf2-sha256$"), "{text}");
+    assert!(
+        agent_line.starts_with("password = \"")
+            && registry_line.starts_with("pw-village = \"pbkdf2-sha256$"),
+        "{text}"
+    );
     let registry = center_dir.join("agent-keys.toml");
     let keys = std::fs::read_to_string(&registry).unwrap();
     std::fs::write(&registry, format!("[passwords]\n{registry_line}\n{keys}")).unwrap();
 
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: true };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: true,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let url = format!("mqtt://{}", center.mqtt_addr);
-    let mut agent = common::start_replay(dir.path(), "pw-village", &url, &center_key, agent_line, 20);
-    let _guesser = common::start_replay(dir.path(), "guessing-village", &url, &center_key, "password = \"guess\"", 20);
+    let mut agent =
+        common::start_replay(dir.path(), "pw-village", &url, &center_key, agent_line, 20);
+    let _guesser = common::start_replay(
+        dir.path(),
+        "guessing-village",
+        &url,
+        &center_key,
+        "password = \"guess\"",
+        20,
+    );
     common::wait_delivered(dir.path(), &mut agent, "pw-village").await;
-    assert_eq!(center.store.len(), 20, "the agent with its password got every alarm through, the guesser none");
+    assert_eq!(
+        center.store.len(),
+        20,
+        "the agent with its password got every alarm through, the guesser none"
+    );
     let refused = std::fs::read_to_string(dir.path().join("guessing-village.log")).unwrap();
     // rumqttd closes the connection without a refusal code; the center's log names the user.
     assert!(refused.contains("unreachable"), "{refused}");

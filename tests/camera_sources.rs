@@ -33,7 +33,18 @@ impl Cameras {
         let sources = configs
             .into_iter()
             .enumerate()
-            .map(|(i, c)| CameraSource::spawn(i, c, hub.clone(), tx.clone(), stop.clone(), Pace::Live, Arc::default()).unwrap())
+            .map(|(i, c)| {
+                CameraSource::spawn(
+                    i,
+                    c,
+                    hub.clone(),
+                    tx.clone(),
+                    stop.clone(),
+                    Pace::Live,
+                    Arc::default(),
+                )
+                .unwrap()
+            })
             .collect();
         Self { hub, events, stop, sources, frames: Vec::new() }
     }
@@ -56,7 +67,11 @@ impl Cameras {
 
     /// Takes frames until `pred` holds for an event, at most `limit`; returns frames per camera
     /// meanwhile and the time it took.
-    fn until_event(&mut self, limit: Duration, pred: impl Fn(&CameraEvent) -> bool) -> ([usize; 2], Duration) {
+    fn until_event(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&CameraEvent) -> bool,
+    ) -> ([usize; 2], Duration) {
         let t0 = Instant::now();
         let mut counts = [0; 2];
         while t0.elapsed() < limit {
@@ -88,22 +103,29 @@ fn a_lost_camera_is_reported_and_comes_back_while_the_other_keeps_flowing() {
         camera("gate", flaky.url("gate"), Transport::Tcp),
         camera("road", steady.url("road"), Transport::Udp),
     ]);
-    let (counts, _) = cams.until_event(Duration::from_secs(20), |e| *e == CameraEvent::Online { camera: 0 });
+    let (counts, _) =
+        cams.until_event(Duration::from_secs(20), |e| *e == CameraEvent::Online { camera: 0 });
     let (more, _) = cams.collect(Duration::from_secs(2));
     assert!(more[0] > 5 && counts[1] + more[1] > 5, "both cameras deliver: {counts:?} {more:?}");
 
     // The gate camera's server dies mid-stream.
     drop(flaky);
-    let (during, took) = cams.until_event(Duration::from_secs(15), |e| matches!(e, CameraEvent::Offline { camera: 0, .. }));
+    let (during, took) = cams.until_event(Duration::from_secs(15), |e| {
+        matches!(e, CameraEvent::Offline { camera: 0, .. })
+    });
     assert!(took < Duration::from_secs(8), "offline reported after {took:?}");
     let (outage, events) = cams.collect(Duration::from_secs(3));
     assert_eq!(outage[0], 0, "no frames from a dead camera");
     assert!(during[1] + outage[1] > 10, "the other camera kept flowing: {during:?} {outage:?}");
-    assert!(!events.iter().any(|e| matches!(e, CameraEvent::Offline { camera: 1, .. })), "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, CameraEvent::Offline { camera: 1, .. })),
+        "{events:?}"
+    );
 
     // The server returns at the same address: the camera reconnects by itself.
     let back = RtspServer::serve_file_on(&clip, "gate", port).unwrap();
-    let (_, took) = cams.until_event(Duration::from_secs(20), |e| *e == CameraEvent::Online { camera: 0 });
+    let (_, took) =
+        cams.until_event(Duration::from_secs(20), |e| *e == CameraEvent::Online { camera: 0 });
     assert!(took < Duration::from_secs(12), "back after {took:?}");
     let (after, _) = cams.collect(Duration::from_secs(2));
     assert!(after[0] > 5 && after[1] > 5, "frames resume: {after:?}");

@@ -22,7 +22,9 @@ use xueliang_center::center::{BrokerChoice, RunningCenter, start};
 use xueliang_center::users::{Role, add_user};
 use xueliang_center::webhooks::RetryPolicy;
 use xueliang_proto::v1::agent_status::State;
-use xueliang_proto::{AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity};
+use xueliang_proto::{
+    AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,
+};
 
 const PASSWORD: &str = "a-long-test-password";
 /// 2026-07-01 12:00 in Shanghai.
@@ -95,10 +97,20 @@ async fn webhook_server() -> Webhook {
         axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let seen = seen.clone();
             async move {
-                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let header = |name: &str| {
+                    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+                };
                 let mut seen = seen.lock().unwrap();
-                seen.push((header("idempotency-key"), header("x-xueliang-signature"), body.to_vec()));
-                if seen.len() <= 2 { axum::http::StatusCode::SERVICE_UNAVAILABLE } else { axum::http::StatusCode::OK }
+                seen.push((
+                    header("idempotency-key"),
+                    header("x-xueliang-signature"),
+                    body.to_vec(),
+                ));
+                if seen.len() <= 2 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
             }
         }),
     );
@@ -155,15 +167,24 @@ async fn rig() -> Rig {
         add_user(&users, login, None, role, unit, PASSWORD).unwrap();
     }
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let mut config = common::center_config(dir.path(), broker);
-    config.webhook_retry = RetryPolicy { first: Duration::from_millis(100), ..RetryPolicy::default() };
+    config.webhook_retry =
+        RetryPolicy { first: Duration::from_millis(100), ..RetryPolicy::default() };
     config.escalation_check = Duration::from_millis(200);
     let center = start(config, shutdown.clone()).await.unwrap();
 
-    let (mqtt, dispatches) = common::connect_when_ingesting(&center.mqtt_addr, "pcs-a-console").await;
+    let (mqtt, dispatches) =
+        common::connect_when_ingesting(&center.mqtt_addr, "pcs-a-console").await;
     mqtt.subscribe("xl/v1/dispatch/pcs-a", QoS::AtLeastOnce).await.unwrap();
-    let sealers = [("village-a", Sealer::open(&dir.path().join("village-a")).unwrap()), ("village-b", Sealer::open(&dir.path().join("village-b")).unwrap())];
+    let sealers = [
+        ("village-a", Sealer::open(&dir.path().join("village-a")).unwrap()),
+        ("village-b", Sealer::open(&dir.path().join("village-b")).unwrap()),
+    ];
     for (agent, camera, kind, i) in alarms() {
         let sealer = &sealers.iter().find(|(a, _)| *a == agent).unwrap().1;
         let alarm = Alarm {
@@ -174,17 +195,27 @@ async fn rig() -> Rig {
             kind: kind as i32,
             severity: Severity::High as i32,
             event_time_ms: T0 + i as i64 * 60_000,
-            detections: vec![Detection { class_name: "person".into(), score: 0.9, ..Default::default() }],
+            detections: vec![Detection {
+                class_name: "person".into(),
+                score: 0.9,
+                ..Default::default()
+            }],
             snapshot_jpeg: format!("picture of {i}").into_bytes().into(),
             ..Default::default()
         };
         let sealed = sealer.seal(alarm, usize::MAX).unwrap();
-        mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm).await.unwrap();
+        mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm)
+            .await
+            .unwrap();
     }
     let published = Instant::now();
     let t0 = Instant::now();
     while center.store.len() < 35 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "35 alarms stored, {} are", center.store.len());
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "35 alarms stored, {} are",
+            center.store.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Rig { center, shutdown, dir, webhook, mqtt, dispatches, published }
@@ -195,7 +226,12 @@ async fn login(rig: &Rig, user: &str) -> Api {
 }
 
 fn ids(list: &Value) -> Vec<String> {
-    list["alarms"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+    list["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Posts a workflow step; returns the status code and the body.
@@ -220,7 +256,8 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
             None => break,
         }
     }
-    let mut expected: Vec<String> = alarms().iter().map(|(agent, _, _, i)| alarm_id(agent, *i)).collect();
+    let mut expected: Vec<String> =
+        alarms().iter().map(|(agent, _, _, i)| alarm_id(agent, *i)).collect();
     expected.reverse();
     assert_eq!(seen, expected);
 
@@ -234,12 +271,22 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     assert_eq!(ids(&duty.json(&window).await).last().map(String::as_str), Some("village-a-010"));
     assert_eq!(count(&duty.json(&window).await), 10);
     let rfc3339 = duty.json("/api/alarms?from=2026-07-01T12:20:00%2B08:00&agent=village-a").await;
-    assert_eq!(ids(&rfc3339).last().map(String::as_str), Some("village-a-020"), "T0 is 12:00 in Shanghai");
+    assert_eq!(
+        ids(&rfc3339).last().map(String::as_str),
+        Some("village-a-020"),
+        "T0 is 12:00 in Shanghai"
+    );
     for (query, message) in [
-        ("status=open", "no status \"open\" (statuses: new, acknowledged, dispatched, resolved, false_alarm)"),
+        (
+            "status=open",
+            "no status \"open\" (statuses: new, acknowledged, dispatched, resolved, false_alarm)",
+        ),
         ("cursor=xyz", "cursor \"xyz\" is not one this API handed out (use next_cursor as it is)"),
         ("limit=0", "limit must be between 1 and 500, got 0"),
-        ("from=yesterday", "from=\"yesterday\" is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"),
+        (
+            "from=yesterday",
+            "from=\"yesterday\" is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)",
+        ),
     ] {
         let resp = duty.get(&format!("/api/alarms?{query}")).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{query}");
@@ -255,13 +302,22 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
 
     // The workflow, with its refusals.
     let (code, body) = step(&duty, id, "resolve", json!({})).await;
-    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::CONFLICT, "alarm village-a-029 is new: it cannot be resolved; acknowledge it first"));
+    assert_eq!(
+        (code, body["error"].as_str().unwrap()),
+        (
+            StatusCode::CONFLICT,
+            "alarm village-a-029 is new: it cannot be resolved; acknowledge it first"
+        )
+    );
     let (code, body) = step(&duty, id, "acknowledge", json!({ "note": "看到了" })).await;
     assert_eq!((code, body["status"].as_str().unwrap()), (StatusCode::OK, "acknowledged"));
     let (code, body) = step(&duty, id, "acknowledge", json!({})).await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     let (code, body) = step(&duty, id, "dispatch", json!({ "units": ["pcs-x"] })).await;
-    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "no unit \"pcs-x\" (units: pcs-a, patrol-a, pcs-b, township)"));
+    assert_eq!(
+        (code, body["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "no unit \"pcs-x\" (units: pcs-a, patrol-a, pcs-b, township)")
+    );
     // Station A's console listens for what concerns it.
     let police_a = login(&rig, "police-a").await;
     let mut live = police_a.get("/api/events").send().await.unwrap();
@@ -283,8 +339,14 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     })
     .await
     .expect("a dispatch on xl/v1/dispatch/pcs-a");
-    assert_eq!((dispatch.station_id.as_str(), dispatch.dispatched_by.as_str(), dispatch.note.as_str()), ("pcs-a", "duty", "请出警"));
-    assert_eq!((dispatch.alarm.as_ref().unwrap().id.as_str(), dispatch.location.as_str()), (id, "A村水库"));
+    assert_eq!(
+        (dispatch.station_id.as_str(), dispatch.dispatched_by.as_str(), dispatch.note.as_str()),
+        ("pcs-a", "duty", "请出警")
+    );
+    assert_eq!(
+        (dispatch.alarm.as_ref().unwrap().id.as_str(), dispatch.location.as_str()),
+        (id, "A村水库")
+    );
 
     // ... and its open console got it live, as an update of an alarm it may now see.
     let event = tokio::time::timeout(Duration::from_secs(5), async {
@@ -299,7 +361,10 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     })
     .await
     .expect("an event within 5 s");
-    assert_eq!((event["change"].as_str(), event["alarm"]["id"].as_str()), (Some("updated"), Some(id)));
+    assert_eq!(
+        (event["change"].as_str(), event["alarm"]["id"].as_str()),
+        (Some("updated"), Some(id))
+    );
     assert_eq!(event["alarm"]["status"], "dispatched");
     drop(live);
 
@@ -320,15 +385,20 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     assert!(requests.iter().all(|r| r == &requests[0]), "retries repeat the same request");
     let (key, signature, body) = &requests[0];
     assert_eq!(key, &format!("{id}~pcs-a"));
-    let mac = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"shared-secret"), body);
+    let mac =
+        ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"shared-secret"), body);
     assert_eq!(signature, &format!("sha256={}", xueliang_proto::signing::hex(mac.as_ref())));
     let body: Value = serde_json::from_slice(body).unwrap();
-    assert_eq!((body["alarm"]["id"].as_str(), body["unit"]["name"].as_str()), (Some(id), Some("A镇派出所")));
+    assert_eq!(
+        (body["alarm"]["id"].as_str(), body["unit"]["name"].as_str()),
+        (Some(id), Some("A镇派出所"))
+    );
 
     // Who sees what.
     let anonymous = reqwest::Client::new();
     for path in ["/api/alarms", &format!("/api/alarms/{id}/snapshot"), "/api/fleet", "/api/stats"] {
-        let resp = anonymous.get(format!("http://{}{path}", rig.center.http_addr)).send().await.unwrap();
+        let resp =
+            anonymous.get(format!("http://{}{path}", rig.center.http_addr)).send().await.unwrap();
         assert_eq!(resp.status(), 401, "{path}");
         assert_eq!(resp.json::<Value>().await.unwrap()["error"], "log in first: POST /api/login");
     }
@@ -340,36 +410,73 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "wrong login or password");
-    assert_eq!(ids(&police_a.json("/api/alarms").await), [id], "station A sees only what was dispatched to it");
-    assert_eq!(police_a.get(&format!("/api/alarms/{id}/snapshot")).send().await.unwrap().bytes().await.unwrap().as_ref(), b"picture of 29");
+    assert_eq!(
+        ids(&police_a.json("/api/alarms").await),
+        [id],
+        "station A sees only what was dispatched to it"
+    );
+    assert_eq!(
+        police_a
+            .get(&format!("/api/alarms/{id}/snapshot"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        b"picture of 29"
+    );
     let police_b = login(&rig, "police-b").await;
     assert!(ids(&police_b.json("/api/alarms").await).is_empty());
     for path in [format!("/api/alarms/{id}"), format!("/api/alarms/{id}/snapshot")] {
         let resp = police_b.get(&path).send().await.unwrap();
         assert_eq!(resp.status(), 403, "{path}");
-        assert_eq!(resp.json::<Value>().await.unwrap()["error"], format!("alarm {id} was not dispatched to your unit"));
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"],
+            format!("alarm {id} was not dispatched to your unit")
+        );
     }
     assert_eq!(police_b.get("/api/alarms?unit=pcs-a").send().await.unwrap().status(), 403);
     assert_eq!(step(&police_a, id, "resolve", json!({})).await.0, StatusCode::FORBIDDEN);
     let installer = login(&rig, "installer").await;
     let resp = installer.get(&format!("/api/alarms/{id}/snapshot")).send().await.unwrap();
     assert_eq!(resp.status(), 403);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "role installer may not read alarms or their pictures");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "role installer may not read alarms or their pictures"
+    );
     assert_eq!(installer.get("/api/alarms").send().await.unwrap().status(), 403);
     assert_eq!(installer.get("/api/fleet").send().await.unwrap().status(), 200);
     assert_eq!(duty.get("/api/audit").send().await.unwrap().status(), 403);
 
     // The station reports back: received, on scene, closed with its feedback, in that order.
     let (code, body) = step(&police_a, id, "close", json!({})).await;
-    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::CONFLICT, "pcs-a not received it yet: it cannot mark alarm village-a-029 closed"));
-    for (action, note) in [("receive", "收到"), ("on-scene", ""), ("close", "已劝离，无人落水")] {
+    assert_eq!(
+        (code, body["error"].as_str().unwrap()),
+        (
+            StatusCode::CONFLICT,
+            "pcs-a not received it yet: it cannot mark alarm village-a-029 closed"
+        )
+    );
+    for (action, note) in [("receive", "收到"), ("on-scene", ""), ("close", "已劝离，无人落水")]
+    {
         let (code, body) = step(&police_a, id, action, json!({ "note": note })).await;
         assert_eq!(code, StatusCode::OK, "{action}: {body}");
-        assert_eq!(body["status"], "dispatched", "the unit's steps leave the case to the duty officer");
+        assert_eq!(
+            body["status"], "dispatched",
+            "the unit's steps leave the case to the duty officer"
+        );
     }
     assert_eq!(step(&police_b, id, "receive", json!({})).await.0, StatusCode::FORBIDDEN);
     let (code, body) = step(&duty, id, "receive", json!({})).await;
-    assert_eq!((code, body["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "role duty_officer may not report on a dispatch (only a unit's user does)"));
+    assert_eq!(
+        (code, body["error"].as_str().unwrap()),
+        (
+            StatusCode::FORBIDDEN,
+            "role duty_officer may not report on a dispatch (only a unit's user does)"
+        )
+    );
 
     // Closed, with every step on the alarm's timeline and in the audit log.
     let (code, body) = step(&duty, id, "resolve", json!({ "note": "已处置" })).await;
@@ -378,7 +485,13 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["action"].as_str().unwrap().into(), s["by"].as_str().unwrap().into(), s["note"].as_str().unwrap().into()))
+        .map(|s| {
+            (
+                s["action"].as_str().unwrap().into(),
+                s["by"].as_str().unwrap().into(),
+                s["note"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let step_of = |a: &str, by: &str, n: &str| (a.to_owned(), by.to_owned(), n.to_owned());
     assert_eq!(
@@ -400,12 +513,27 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         .iter()
         .map(|e| (e["user"].as_str().unwrap().into(), e["action"].as_str().unwrap().into()))
         .collect();
-    for (user, action) in [("duty", "acknowledge"), ("duty", "dispatch"), ("duty", "resolve"), ("police-a", "view_snapshot"), ("duty", "view_alarm")] {
-        assert!(trail.contains(&(user.to_owned(), action.to_owned())), "{user} {action} audited: {trail:?}");
+    for (user, action) in [
+        ("duty", "acknowledge"),
+        ("duty", "dispatch"),
+        ("duty", "resolve"),
+        ("police-a", "view_snapshot"),
+        ("duty", "view_alarm"),
+    ] {
+        assert!(
+            trail.contains(&(user.to_owned(), action.to_owned())),
+            "{user} {action} audited: {trail:?}"
+        );
     }
-    assert_eq!(duty.json(&format!("/api/alarms/{id}/audit")).await.as_array().unwrap().len(), audit["entries"].as_array().unwrap().len());
+    assert_eq!(
+        duty.json(&format!("/api/alarms/{id}/audit")).await.as_array().unwrap().len(),
+        audit["entries"].as_array().unwrap().len()
+    );
     let failed = admin.json("/api/audit?target=duty").await;
-    assert!(failed["entries"].as_array().unwrap().iter().any(|e| e["action"] == "login_failed"), "{failed}");
+    assert!(
+        failed["entries"].as_array().unwrap().iter().any(|e| e["action"] == "login_failed"),
+        "{failed}"
+    );
 
     // Escalation: alarms left new are raised and sent to the second route, not before time.
     let escalated = loop {
@@ -413,22 +541,46 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         if page["alarms"].as_array().unwrap().iter().all(|a| a["escalated"] == true) {
             break page;
         }
-        assert!(rig.published.elapsed() < Duration::from_secs(ESCALATE_AFTER_S as u64 + 10), "escalated: {page}");
+        assert!(
+            rig.published.elapsed() < Duration::from_secs(ESCALATE_AFTER_S as u64 + 10),
+            "escalated: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     for a in escalated["alarms"].as_array().unwrap() {
-        assert_eq!((a["status"].as_str(), a["severity"].as_str()), (Some("new"), Some("critical")), "{a}");
+        assert_eq!(
+            (a["status"].as_str(), a["severity"].as_str()),
+            (Some("new"), Some("critical")),
+            "{a}"
+        );
         assert_eq!(a["dispatched_to"], json!(["township"]));
         let step = &a["timeline"][0];
-        assert_eq!((step["action"].as_str(), step["by"].as_str()), (Some("escalate"), Some("system")));
+        assert_eq!(
+            (step["action"].as_str(), step["by"].as_str()),
+            (Some("escalate"), Some("system"))
+        );
         let waited = step["at_ms"].as_i64().unwrap() - a["received_time_ms"].as_i64().unwrap();
-        assert!((ESCALATE_AFTER_S * 1000..ESCALATE_AFTER_S * 1000 + 2000).contains(&waited), "escalated after {waited} ms");
+        assert!(
+            (ESCALATE_AFTER_S * 1000..ESCALATE_AFTER_S * 1000 + 2000).contains(&waited),
+            "escalated after {waited} ms"
+        );
     }
     let resolved = duty.json(&format!("/api/alarms/{id}")).await;
-    assert_eq!((resolved["escalated"].as_bool(), resolved["severity"].as_str()), (Some(false), Some("high")), "acknowledged in time");
+    assert_eq!(
+        (resolved["escalated"].as_bool(), resolved["severity"].as_str()),
+        (Some(false), Some("high")),
+        "acknowledged in time"
+    );
 
     // Prometheus reads the counts without logging in.
-    let metrics = anonymous.get(format!("http://{}/metrics", rig.center.http_addr)).send().await.unwrap().text().await.unwrap();
+    let metrics = anonymous
+        .get(format!("http://{}/metrics", rig.center.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "xl_center_alarms_stored_total 35",
         "xl_center_alarms 35",
@@ -441,7 +593,10 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
 
     // The export holds every alarm once.
     let export = admin.get("/api/export").send().await.unwrap().text().await.unwrap();
-    let exported: HashSet<String> = export.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned()).collect();
+    let exported: HashSet<String> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(exported.len(), 35);
     assert_eq!(export.lines().count(), 35);
 
@@ -459,12 +614,27 @@ async fn the_fleet_shows_agents_online_offline_and_never_heard_from() {
         let topic = topic.to_owned();
         async move { mqtt.publish(topic, QoS::AtLeastOnce, retain, payload).await.unwrap() }
     };
-    let status = |agent: &str, state: State| AgentStatus { agent_id: agent.into(), state: state as i32, version: "0.1.0".into(), config_version: 4, ..Default::default() }.encode_to_vec();
+    let status = |agent: &str, state: State| {
+        AgentStatus {
+            agent_id: agent.into(),
+            state: state as i32,
+            version: "0.1.0".into(),
+            config_version: 4,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
     publish("xl/v1/village-a/status", status("village-a", State::Online), true).await;
     let health = Health {
         agent_id: "village-a".into(),
         outbox_depth: 2,
-        cameras: vec![CameraHealth { camera_id: "pond".into(), online: true, decode_fps: 25.0, infer_fps: 5.0, ..Default::default() }],
+        cameras: vec![CameraHealth {
+            camera_id: "pond".into(),
+            online: true,
+            decode_fps: 25.0,
+            infer_fps: 5.0,
+            ..Default::default()
+        }],
         ..Default::default()
     };
     publish("xl/v1/village-a/health", health.encode_to_vec(), false).await;
@@ -475,13 +645,16 @@ async fn the_fleet_shows_agents_online_offline_and_never_heard_from() {
     let agents = loop {
         let fleet = installer.json("/api/fleet").await;
         let agents = fleet["agents"].as_array().unwrap().clone();
-        if agents.iter().any(|a| a["health"]["outbox_depth"] == 2) && agents.iter().any(|a| a["online"] == false) {
+        if agents.iter().any(|a| a["health"]["outbox_depth"] == 2)
+            && agents.iter().any(|a| a["online"] == false)
+        {
             break agents;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "fleet: {fleet}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let summary: Vec<(&str, Value)> = agents.iter().map(|a| (a["agent_id"].as_str().unwrap(), a["online"].clone())).collect();
+    let summary: Vec<(&str, Value)> =
+        agents.iter().map(|a| (a["agent_id"].as_str().unwrap(), a["online"].clone())).collect();
     assert_eq!(summary, [("village-b", json!(false)), ("village-a", json!(true))], "offline first");
     assert_eq!(agents[1]["config_version"], 4);
     assert_eq!(agents[1]["health"]["cameras"][0]["camera_id"], "pond");

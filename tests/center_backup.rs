@@ -133,20 +133,34 @@ impl Drop for Service {
 
 /// Runs a deploy/center script with `XL_SYSTEMCTL` set.
 fn script(name: &str, systemctl: &Path, args: &[&str]) -> Output {
-    Command::new(repo().join("deploy/center").join(name)).env("XL_SYSTEMCTL", systemctl).args(args).output().unwrap()
+    Command::new(repo().join("deploy/center").join(name))
+        .env("XL_SYSTEMCTL", systemctl)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// The ids of the alarms the center at `http` serves.
 async fn served_ids(http: SocketAddr) -> Vec<String> {
     let body = common::Api::admin(http).await.json("/api/alarms?limit=500").await;
-    let mut ids: Vec<String> = body["alarms"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = body["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
     ids.sort();
     ids
 }
 
 /// `xl-center export --data-dir DIR` (the center stopped): JSON Lines.
 fn export(data: &Path) -> String {
-    let out = Command::new(common::workspace_binary("xl-center")).arg("export").arg("--data-dir").arg(data).output().unwrap();
+    let out = Command::new(common::workspace_binary("xl-center"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -154,7 +168,12 @@ fn export(data: &Path) -> String {
 fn ids_of(jsonl: &str) -> Vec<String> {
     let mut ids: Vec<String> = jsonl
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     ids.sort();
     ids
@@ -162,7 +181,9 @@ fn ids_of(jsonl: &str) -> Vec<String> {
 
 fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -178,20 +199,36 @@ async fn a_backup_restores_to_the_same_alarms() {
     center.start();
 
     // An agent delivers its alarms.
-    let mut agent = common::start_replay(dir.path(), AGENT, &format!("mqtt://{}", center.mqtt), &center_key, "", ALARMS);
+    let mut agent = common::start_replay(
+        dir.path(),
+        AGENT,
+        &format!("mqtt://{}", center.mqtt),
+        &center_key,
+        "",
+        ALARMS,
+    );
     common::wait_delivered(dir.path(), &mut agent, AGENT).await;
     let stored = served_ids(center.http).await;
     assert_eq!(stored.len(), ALARMS as usize, "{}", center.log());
 
     // A backup that cannot stop the center refuses to copy a store in use.
     let backups = dir.path().join("backups");
-    let out = script("backup.sh", Path::new("true"), &["--data-dir", data.to_str().unwrap(), "--out", backups.to_str().unwrap()]);
-    assert!(!out.status.success() && text(&out).contains("still holds the store"), "{}", text(&out));
+    let out = script(
+        "backup.sh",
+        Path::new("true"),
+        &["--data-dir", data.to_str().unwrap(), "--out", backups.to_str().unwrap()],
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("still holds the store"),
+        "{}",
+        text(&out)
+    );
     assert!(files_in(&backups, ".tar.gz").is_empty(), "no archive of a store in use");
     center.take_calls();
 
     // The full backup: stop, archive, start.
-    let args = ["--data-dir", data.to_str().unwrap(), "--out", backups.to_str().unwrap(), "--keep", "2"];
+    let args =
+        ["--data-dir", data.to_str().unwrap(), "--out", backups.to_str().unwrap(), "--keep", "2"];
     let out = script("backup.sh", &center.systemctl, &args);
     let report = text(&out);
     assert!(out.status.success(), "{report}\n{}", center.log());
@@ -200,7 +237,14 @@ async fn a_backup_restores_to_the_same_alarms() {
     let archives = files_in(&backups, ".tar.gz");
     assert_eq!(archives.len(), 1, "{report}");
     let archive = archives[0].clone();
-    assert!(report.contains(&format!("archived {} to {}", data.canonicalize().unwrap().display(), archive.display())), "{report}");
+    assert!(
+        report.contains(&format!(
+            "archived {} to {}",
+            data.canonicalize().unwrap().display(),
+            archive.display()
+        )),
+        "{report}"
+    );
     assert!(report.contains("center down ") && report.contains("outboxes"), "{report}");
     assert_eq!(served_ids(center.http).await, stored, "the restarted center serves what it had");
 
@@ -252,36 +296,62 @@ async fn a_backup_restores_to_the_same_alarms() {
     assert_eq!(ids_of(&original), stored);
 
     // Restore the newest archive into a fresh directory; the stand-in starts a center on it.
-    let newest = rotated.iter().max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap()).unwrap();
+    let newest =
+        rotated.iter().max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap()).unwrap();
     let restored = dir.path().join("restored");
     let second = Service::new(dir.path(), "restored-center", &restored);
-    let out = script("restore.sh", &second.systemctl, &[newest.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]);
+    let out = script(
+        "restore.sh",
+        &second.systemctl,
+        &[newest.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}\n{}", text(&out), second.log());
     assert_eq!(second.take_calls(), ["start"], "nothing to stop, then started");
-    assert_eq!(served_ids(second.http).await, stored, "the restored center serves the same alarms (and its users log in)");
+    assert_eq!(
+        served_ids(second.http).await,
+        stored,
+        "the restored center serves the same alarms (and its users log in)"
+    );
     second.stop();
     assert_eq!(export(&restored), original, "exactly the same alarm records, timelines included");
 
     // Restoring over an existing store moves it aside first (the center stopped, left stopped).
     std::fs::write(restored.join("marker"), "the store before the restore").unwrap();
-    let out = script("restore.sh", &second.systemctl, &[rotated[0].to_str().unwrap(), "--data-dir", restored.to_str().unwrap(), "--no-start"]);
+    let out = script(
+        "restore.sh",
+        &second.systemctl,
+        &[rotated[0].to_str().unwrap(), "--data-dir", restored.to_str().unwrap(), "--no-start"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(!second.is_active());
     assert!(!restored.join("marker").exists());
     let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("restored.before-restore-"))
+        .filter(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("restored.before-restore-")
+        })
         .collect();
     assert_eq!(aside.len(), 1, "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(aside[0].join("marker")).unwrap(), "the store before the restore");
+    assert_eq!(
+        std::fs::read_to_string(aside[0].join("marker")).unwrap(),
+        "the store before the restore"
+    );
     assert_eq!(ids_of(&export(&restored)), stored);
 
     // Not an archive of backup.sh: refused before anything stops.
     let junk = dir.path().join("junk.tar.gz");
     std::fs::write(&junk, b"not a tarball").unwrap();
     second.take_calls();
-    let out = script("restore.sh", &second.systemctl, &[junk.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]);
-    assert!(!out.status.success() && text(&out).contains("does not read as a .tar.gz"), "{}", text(&out));
+    let out = script(
+        "restore.sh",
+        &second.systemctl,
+        &[junk.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()],
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("does not read as a .tar.gz"),
+        "{}",
+        text(&out)
+    );
     assert!(second.take_calls().is_empty());
 }

@@ -20,7 +20,9 @@ fn pushed(camera_url: &str, extra: &str) -> String {
     let zone: Vec<String> = VTEST_WALKWAY.iter().map(|[x, y]| format!("[{x}, {y}]")).collect();
     let zone = zone.join(", ");
     let mut toml = String::new();
-    for (camera, rule) in [("campus-walkway", "walkway-intrusion"), ("walkway-second", "second-intrusion")] {
+    for (camera, rule) in
+        [("campus-walkway", "walkway-intrusion"), ("walkway-second", "second-intrusion")]
+    {
         toml.push_str(&format!(
             "[[cameras]]\nid = \"{camera}\"\nurl = \"{camera_url}\"\ntransport = \"tcp\"\n\n\
              [[zones]]\nid = \"{camera}-zone\"\ncamera = \"{camera}\"\npoints = [{zone}]\n\n\
@@ -48,11 +50,15 @@ async fn answer(http: std::net::SocketAddr, version: u64) -> ConfigRecord {
     let t0 = Instant::now();
     let api = common::Api::admin(http).await;
     loop {
-        let record: ConfigRecord = serde_json::from_value(api.json(&format!("/api/agents/{AGENT}/config")).await).unwrap();
+        let record: ConfigRecord =
+            serde_json::from_value(api.json(&format!("/api/agents/{AGENT}/config")).await).unwrap();
         if record.ack.as_ref().is_some_and(|a| a.version == version) {
             return record;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no answer to version {version}: {record:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no answer to version {version}: {record:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -61,12 +67,14 @@ async fn answer(http: std::net::SocketAddr, version: u64) -> ConfigRecord {
 async fn announced_version(mqtt: &str) -> u64 {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let addr: std::net::SocketAddr = mqtt.parse().unwrap();
-    let (client, mut events) = AsyncClient::new(MqttOptions::new("status-watch", addr.ip().to_string(), addr.port()), 10);
+    let (client, mut events) =
+        AsyncClient::new(MqttOptions::new("status-watch", addr.ip().to_string(), addr.port()), 10);
     client.subscribe(format!("xl/v1/{AGENT}/status"), QoS::AtLeastOnce).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
-                let status: xueliang_proto::AgentStatus = xueliang_proto::decode_limited(&p.payload).unwrap();
+                let status: xueliang_proto::AgentStatus =
+                    xueliang_proto::decode_limited(&p.payload).unwrap();
                 return status.config_version;
             }
         }
@@ -80,7 +88,9 @@ async fn wait_for_cameras(mqtt: &str, cameras: usize) -> Vec<String> {
     let t0 = Instant::now();
     loop {
         let h = common::next_health(mqtt, AGENT, Duration::from_secs(15)).await;
-        if h.cameras.len() == cameras && h.cameras.iter().all(|c| c.online && c.decode_fps > 0.0 && c.infer_fps > 0.0) {
+        if h.cameras.len() == cameras
+            && h.cameras.iter().all(|c| c.online && c.decode_fps > 0.0 && c.infer_fps > 0.0)
+        {
             return h.cameras.into_iter().map(|c| c.camera_id).collect();
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "{cameras} cameras running: {h:?}");
@@ -90,7 +100,11 @@ async fn wait_for_cameras(mqtt: &str, cameras: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let s = Scenario::start(dir.path(), AGENT, broker).await;
     let (http, mqtt) = (s.center.http_addr, s.center.mqtt_addr.clone());
     assert_eq!(wait_for_cameras(&mqtt, 1).await, ["campus-walkway"]);
@@ -103,7 +117,10 @@ async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_rea
     assert!(ack.applied, "{ack:?}");
     assert_eq!(wait_for_cameras(&mqtt, 2).await, ["campus-walkway", "walkway-second"]);
     assert_eq!(announced_version(&mqtt).await, 1);
-    let from_new_rule = common::wait_for_alarm_where(http, Duration::from_secs(60), |a| a.rule_id == "second-intrusion").await;
+    let from_new_rule = common::wait_for_alarm_where(http, Duration::from_secs(60), |a| {
+        a.rule_id == "second-intrusion"
+    })
+    .await;
     assert_eq!(from_new_rule.expect("an alarm from the pushed rule").camera_id, "walkway-second");
 
     // Version 2 has a rule on a zone that does not exist: refused, version 1 keeps running.
@@ -125,6 +142,12 @@ async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_rea
         .unwrap();
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().starts_with("the config is not valid TOML: TOML parse error at line 1"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the config is not valid TOML: TOML parse error at line 1"),
+        "{body}"
+    );
     s.stop().await;
 }

@@ -66,12 +66,20 @@ fn snapshot(width: u32, height: u32) -> Vec<u8> {
         if border { image::Rgb([220, 30, 30]) } else { image::Rgb([128, 128, 128]) }
     });
     let mut jpeg = Vec::new();
-    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).expect("JPEG encodes");
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .expect("JPEG encodes");
     jpeg
 }
 
 /// Seals alarm `id` as `agent` (camera `pond`) and publishes it on the agent's alarm topic.
-async fn publish_alarm(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, agent: &str, id: &str, (w, h): (u32, u32)) {
+async fn publish_alarm(
+    mqtt: &rumqttc::AsyncClient,
+    sealer: &Sealer,
+    agent: &str,
+    id: &str,
+    (w, h): (u32, u32),
+) {
     let alarm = Alarm {
         id: id.into(),
         agent_id: agent.into(),
@@ -79,23 +87,35 @@ async fn publish_alarm(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, agent: &str
         rule_id: "pond-intrusion".into(),
         kind: RuleKind::ZoneIntrusion as i32,
         severity: Severity::High as i32,
-        event_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
+        event_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
         zone_id: "reservoir".into(),
-        detections: vec![Detection { class_name: "person".into(), score: 0.9, ..Default::default() }],
+        detections: vec![Detection {
+            class_name: "person".into(),
+            score: 0.9,
+            ..Default::default()
+        }],
         snapshot_jpeg: snapshot(w, h).into(),
         frame_width: w,
         frame_height: h,
         ..Default::default()
     };
     let sealed = sealer.seal(alarm, usize::MAX).expect("alarm sealed");
-    mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm).await.expect("alarm published");
+    mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm)
+        .await
+        .expect("alarm published");
 }
 
 /// `tests/browser`, checked ready: node, its modules and the browser.
 fn browser_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("XL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)"
+    );
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
         "{}/node_modules/playwright-core is missing: run scripts/setup.sh (it runs npm ci there)",
@@ -124,11 +144,19 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     std::fs::write(center_dir.join("routing.toml"), ROUTING).unwrap();
     let users = center_dir.join("users.toml");
     add_user(&users, "duty", Some("值班员"), Role::DutyOfficer, None, DUTY_PASSWORD).unwrap();
-    add_user(&users, "police-a", Some("A镇民警"), Role::Police, Some("pcs-a"), POLICE_PASSWORD).unwrap();
+    add_user(&users, "police-a", Some("A镇民警"), Role::Police, Some("pcs-a"), POLICE_PASSWORD)
+        .unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
-    let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.expect("center starts");
-    let (mqtt, _incoming) = common::connect_when_ingesting(&center.mqtt_addr, "console-test-agents").await;
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
+    let center = start(common::center_config(dir.path(), broker), shutdown.clone())
+        .await
+        .expect("center starts");
+    let (mqtt, _incoming) =
+        common::connect_when_ingesting(&center.mqtt_addr, "console-test-agents").await;
     let sealer_a = Sealer::open(&dir.path().join("village-a")).unwrap();
     let sealer_b = Sealer::open(&dir.path().join("village-b")).unwrap();
 
@@ -177,7 +205,12 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         let mut shots_taken = Vec::new();
         loop {
             let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
-                Err(_) => return Err(format!("the browser test did not finish within {} s", DEADLINE.as_secs())),
+                Err(_) => {
+                    return Err(format!(
+                        "the browser test did not finish within {} s",
+                        DEADLINE.as_secs()
+                    ));
+                }
                 Ok(Err(e)) => return Err(format!("reading the script's output: {e}")),
                 Ok(Ok(None)) => return Err("the script ended without saying done".into()),
                 Ok(Ok(Some(line))) => line,
@@ -185,7 +218,10 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
             if let Some(id) = line.strip_prefix("need-alarm ") {
                 let t = Instant::now();
                 publish_alarm(&mqtt, &sealer_a, "village-a", id.trim(), (320, 240)).await;
-                eprintln!("console: published {id} ({} ms after the request was read)", t.elapsed().as_millis());
+                eprintln!(
+                    "console: published {id} ({} ms after the request was read)",
+                    t.elapsed().as_millis()
+                );
             } else if let Some(path) = line.strip_prefix("shot ") {
                 shots_taken.push(path.trim().to_owned());
             } else if let Some(what) = line.strip_prefix("fail: ") {
@@ -211,7 +247,9 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     let stderr = stderr.lock().unwrap().clone();
     // The token the administrator created in the browser is in the center, unused.
     let enrolments = common::Api::admin(center.http_addr).await.json("/api/enrolments").await;
-    let made_in_browser = enrolments.as_array().is_some_and(|all| all.iter().any(|e| e["agent_id"] == "village-c" && e["used_ms"].is_null()));
+    let made_in_browser = enrolments.as_array().is_some_and(|all| {
+        all.iter().any(|e| e["agent_id"] == "village-c" && e["used_ms"].is_null())
+    });
     let stderr_tail: String = {
         let lines: Vec<&str> = stderr.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
@@ -220,7 +258,10 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     center.join().await;
 
     let shots_taken = match outcome {
-        Err(why) => panic!("console in the browser: {why}\n--- script stderr ---\n{stderr_tail}\n--- screenshots in {} ---", shots.display()),
+        Err(why) => panic!(
+            "console in the browser: {why}\n--- script stderr ---\n{stderr_tail}\n--- screenshots in {} ---",
+            shots.display()
+        ),
         Ok(shots) => shots,
     };
     match status {
@@ -229,7 +270,10 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         Some(Err(e)) => panic!("waiting for the browser script: {e}"),
         None => panic!("the browser script said done but did not exit within 10 s\n{stderr_tail}"),
     }
-    assert!(made_in_browser, "no unused enrolment for village-c after the browser made one: {enrolments}");
+    assert!(
+        made_in_browser,
+        "no unused enrolment for village-c after the browser made one: {enrolments}"
+    );
     for shot in &shots_taken {
         assert!(Path::new(shot).is_file(), "screenshot {shot} is missing");
         eprintln!("console: screenshot {shot}");

@@ -27,19 +27,44 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     // alarms, which can only wait. Then the box loses power (the agent stops).
     let center_key = common::prepare_keys(dir.path(), "outage-village");
     let shutdown = CancellationToken::new();
-    let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, "", dir.path(), shutdown.clone());
+    let agent = common::start_agent(
+        "outage-village",
+        &url,
+        &mqtt,
+        &center_key,
+        "",
+        dir.path(),
+        shutdown.clone(),
+    );
     // People cross the walkway all the time: 15 s are plenty for several alarms.
     tokio::time::sleep(Duration::from_secs(15)).await;
     shutdown.cancel();
     agent.await.unwrap();
-    let pending: Vec<String> = Outbox::open(&outbox_dir, OutboxConfig::default().limits()).unwrap().oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
+    let pending: Vec<String> = Outbox::open(&outbox_dir, OutboxConfig::default().limits())
+        .unwrap()
+        .oldest(1000, |_| false)
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     assert!(!pending.is_empty(), "alarms wait in the outbox while the broker is down");
 
     // The county center comes up on that port; the agent restarts and drains its outbox.
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: format!("127.0.0.1:{port}").parse().unwrap(), tls: None, passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
-    let agent = common::start_agent("outage-village", &url, &mqtt, &center_key, "", dir.path(), shutdown.clone());
+    let agent = common::start_agent(
+        "outage-village",
+        &url,
+        &mqtt,
+        &center_key,
+        "",
+        dir.path(),
+        shutdown.clone(),
+    );
     let api = common::Api::admin(center.http_addr).await;
     for id in &pending {
         let found = tokio::time::timeout(Duration::from_secs(60), async {
@@ -69,22 +94,45 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_over_the_limit_follows_its_alarm_and_is_verified_against_its_signed_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     // D1 snapshots are ~90 KB: with a 16 KiB limit every picture travels on its own.
-    let s = common::Scenario::start_with(dir.path(), "slow-link", broker, "[snapshot]\nsend_after_bytes = 16384\n").await;
+    let s = common::Scenario::start_with(
+        dir.path(),
+        "slow-link",
+        broker,
+        "[snapshot]\nsend_after_bytes = 16384\n",
+    )
+    .await;
     let http = s.center.http_addr;
-    let alarm = common::wait_for_alarm_where(http, Duration::from_secs(60), |a| a.kind == "zone_intrusion")
-        .await
-        .expect("an intrusion alarm");
+    let alarm =
+        common::wait_for_alarm_where(http, Duration::from_secs(60), |a| a.kind == "zone_intrusion")
+            .await
+            .expect("an intrusion alarm");
     assert!(alarm.snapshot_follows, "{alarm:?}");
     assert_eq!(alarm.snapshot_sha256.len(), 64);
     // The picture arrives after its alarm and is kept only if it is the one the agent signed for.
-    let with_picture = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.id == alarm.id && a.snapshot_bytes > 16384)
-        .await
-        .expect("the snapshot followed");
+    let with_picture = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| {
+        a.id == alarm.id && a.snapshot_bytes > 16384
+    })
+    .await
+    .expect("the snapshot followed");
     common::assert_snapshot_decodes(http, &with_picture).await;
     let api = common::Api::admin(http).await;
-    let jpeg = api.get(&format!("/api/alarms/{}/snapshot", alarm.id)).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(xueliang_proto::signing::hex(&xueliang_proto::signing::sha256(&jpeg)), alarm.snapshot_sha256);
+    let jpeg = api
+        .get(&format!("/api/alarms/{}/snapshot", alarm.id))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        xueliang_proto::signing::hex(&xueliang_proto::signing::sha256(&jpeg)),
+        alarm.snapshot_sha256
+    );
     s.stop().await;
 }

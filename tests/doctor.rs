@@ -26,36 +26,74 @@ fn doctor(config: &Path, env: &[(&str, &str)]) -> (i32, String) {
 
 /// The line of check `name`.
 fn line<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines().find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name))).unwrap_or_else(|| panic!("no {name} line in\n{out}"))
+    out.lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name)))
+        .unwrap_or_else(|| panic!("no {name} line in\n{out}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: true };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: true,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let api = common::Api::admin(center.http_addr).await;
     let camera = RtspServer::serve_file(&scenario::vtest(), "gate").expect("RTSP server");
-    let pushed = format!("[[cameras]]\nid = \"gate\"\nurl = \"{}\"\ntransport = \"tcp\"\n", camera.url("gate"));
-    assert_eq!(api.put("/api/agents/doctor-village/config").body(pushed).send().await.unwrap().status(), 200);
-    let created: serde_json::Value =
-        api.post("/api/enrolments").json(&serde_json::json!({ "agent_id": "doctor-village" })).send().await.unwrap().json().await.unwrap();
+    let pushed = format!(
+        "[[cameras]]\nid = \"gate\"\nurl = \"{}\"\ntransport = \"tcp\"\n",
+        camera.url("gate")
+    );
+    assert_eq!(
+        api.put("/api/agents/doctor-village/config").body(pushed).send().await.unwrap().status(),
+        200
+    );
+    let created: serde_json::Value = api
+        .post("/api/enrolments")
+        .json(&serde_json::json!({ "agent_id": "doctor-village" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     // The installed model: links to the fetched one, with the checksum the installer writes.
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
     let model = models.join("nanodet_g416_coco.onnx");
     std::os::unix::fs::symlink(scenario::model(), &model).unwrap();
-    std::os::unix::fs::symlink(scenario::model().with_extension("card.toml"), models.join("nanodet_g416_coco.card.toml")).unwrap();
+    std::os::unix::fs::symlink(
+        scenario::model().with_extension("card.toml"),
+        models.join("nanodet_g416_coco.card.toml"),
+    )
+    .unwrap();
     let sum = Command::new("sha256sum").arg(scenario::model()).output().unwrap();
     let hex = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_owned();
-    std::fs::write(models.join("nanodet_g416_coco.onnx.sha256"), format!("{hex}  nanodet_g416_coco.onnx\n")).unwrap();
+    std::fs::write(
+        models.join("nanodet_g416_coco.onnx.sha256"),
+        format!("{hex}  nanodet_g416_coco.onnx\n"),
+    )
+    .unwrap();
 
     let config = dir.path().join("agent.toml");
-    std::fs::write(&config, format!("data_dir = \"data\"\n[model]\npath = \"{}\"\n", model.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("data_dir = \"data\"\n[model]\npath = \"{}\"\n", model.display()),
+    )
+    .unwrap();
     let enrolled = Command::new(common::workspace_binary("xl-agent"))
-        .args(["enroll", "--center", &format!("http://{}", center.http_addr), "--token", created["token"].as_str().unwrap(), "--config"])
+        .args([
+            "enroll",
+            "--center",
+            &format!("http://{}", center.http_addr),
+            "--token",
+            created["token"].as_str().unwrap(),
+            "--config",
+        ])
         .arg(&config)
         .output()
         .unwrap();
@@ -76,22 +114,35 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
     let start_pw = text.find("password = \"").unwrap() + "password = \"".len();
     let end_pw = start_pw + text[start_pw..].find('"').unwrap();
     let wrong = dir.path().join("wrong-password.toml");
-    std::fs::write(&wrong, format!("{}not-the-password{}", &text[..start_pw], &text[end_pw..])).unwrap();
+    std::fs::write(&wrong, format!("{}not-the-password{}", &text[..start_pw], &text[end_pw..]))
+        .unwrap();
     let (code, out) = doctor(&wrong, &[]);
     assert_eq!(code, 1);
     let broker = line(&out, "broker");
-    assert!(broker.starts_with("FAIL") && out.contains("fix: the embedded broker closes it on a wrong password"), "{out}");
+    assert!(
+        broker.starts_with("FAIL")
+            && out.contains("fix: the embedded broker closes it on a wrong password"),
+        "{out}"
+    );
     assert!(line(&out, "camera gate").starts_with("ok"), "only the broker is named: {out}");
 
     // A camera that is not there.
     let gone = dir.path().join("camera-gone.toml");
     // In the box's own file this time, with a data directory holding no pushed config.
     let local_camera = "\n[[cameras]]\nid = \"gate\"\nurl = \"rtsp://127.0.0.1:1/gate\"\n";
-    std::fs::write(&gone, text.replace("data_dir = \"data\"", "data_dir = \"gone-data\"") + local_camera).unwrap();
+    std::fs::write(
+        &gone,
+        text.replace("data_dir = \"data\"", "data_dir = \"gone-data\"") + local_camera,
+    )
+    .unwrap();
     let (code, out) = doctor(&gone, &[]);
     assert_eq!(code, 1);
     let camera_line = line(&out, "camera gate");
-    assert!(camera_line.starts_with("FAIL") && camera_line.contains("rtsp://127.0.0.1:1/gate: Could not open resource"), "{out}");
+    assert!(
+        camera_line.starts_with("FAIL")
+            && camera_line.contains("rtsp://127.0.0.1:1/gate: Could not open resource"),
+        "{out}"
+    );
     assert!(line(&out, "broker").starts_with("ok"), "{out}");
 
     // GStreamer with none of its plugins (an empty plugin path and a fresh registry).
@@ -108,14 +159,23 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
     );
     assert_eq!(code, 1);
     let gst_line = line(&out, "gstreamer");
-    assert!(gst_line.starts_with("FAIL") && gst_line.contains("missing elements: uridecodebin, videoconvert, appsink, rtspsrc"), "{out}");
+    assert!(
+        gst_line.starts_with("FAIL")
+            && gst_line.contains("missing elements: uridecodebin, videoconvert, appsink, rtspsrc"),
+        "{out}"
+    );
     assert!(out.contains("fix: apt install gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav"), "{out}");
 
     // A damaged model.
     let damaged = dir.path().join("damaged-model.toml");
-    std::fs::write(models.join("other.onnx.sha256"), format!("{}  other.onnx\n", "0".repeat(64))).unwrap();
+    std::fs::write(models.join("other.onnx.sha256"), format!("{}  other.onnx\n", "0".repeat(64)))
+        .unwrap();
     std::os::unix::fs::symlink(scenario::model(), models.join("other.onnx")).unwrap();
-    std::os::unix::fs::symlink(scenario::model().with_extension("card.toml"), models.join("other.card.toml")).unwrap();
+    std::os::unix::fs::symlink(
+        scenario::model().with_extension("card.toml"),
+        models.join("other.card.toml"),
+    )
+    .unwrap();
     std::fs::write(&damaged, text.replace("nanodet_g416_coco.onnx", "other.onnx")).unwrap();
     let (code, out) = doctor(&damaged, &[]);
     assert_eq!(code, 1);

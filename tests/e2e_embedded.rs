@@ -13,7 +13,11 @@ use xueliang_center::center::BrokerChoice;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let embedded = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let run = Scenario::start(dir.path(), "e2e-village", embedded).await;
     let center = &run.center;
 
@@ -32,13 +36,17 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     assert_eq!(body["error"], "no alarm nope");
 
     // The agent reports its health every 5 s: the camera decoding and inferring, the outbox.
-    let health = common::next_health(&run.center.mqtt_addr, "e2e-village", Duration::from_secs(20)).await;
+    let health =
+        common::next_health(&run.center.mqtt_addr, "e2e-village", Duration::from_secs(20)).await;
     let cam = &health.cameras[0];
     assert_eq!(cam.camera_id, "campus-walkway");
     assert!(cam.online, "{health:?}");
     assert!(cam.decode_fps > 5.0 && cam.infer_fps > 1.0, "{health:?}");
     assert!(cam.inference_ms > 1.0, "{health:?}");
-    assert!(health.outbox_depth <= 2 && health.outbox_dropped == 0, "receipted alarms leave: {health:?}");
+    assert!(
+        health.outbox_depth <= 2 && health.outbox_dropped == 0,
+        "receipted alarms leave: {health:?}"
+    );
 
     // The center's fleet page shows the same: the agent online, its camera inferring.
     let t0 = std::time::Instant::now();
@@ -51,7 +59,10 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
         assert!(t0.elapsed() < Duration::from_secs(20), "{fleet}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    assert_eq!((agent["agent_id"].as_str(), agent["online"].as_bool(), agent["registered"].as_bool()), (Some("e2e-village"), Some(true), Some(true)));
+    assert_eq!(
+        (agent["agent_id"].as_str(), agent["online"].as_bool(), agent["registered"].as_bool()),
+        (Some("e2e-village"), Some(true), Some(true))
+    );
     assert_eq!(agent["health"]["cameras"][0]["camera_id"], "campus-walkway");
 
     run.stop().await;
@@ -60,22 +71,31 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_that_goes_dark_and_returns_raises_offline_and_back_alarms() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let embedded = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let mut run = Scenario::start(dir.path(), "dark-village", embedded).await;
     let http = run.center.http_addr;
     common::wait_for_alarm(http, Duration::from_secs(60)).await.expect("the camera works first");
 
     run.cut_camera();
-    let offline = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_offline")
-        .await
-        .expect("a camera_offline alarm within 30 s");
-    assert_eq!((offline.camera_id.as_str(), offline.rule_id.as_str()), ("campus-walkway", "camera-offline"));
+    let offline =
+        common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_offline")
+            .await
+            .expect("a camera_offline alarm within 30 s");
+    assert_eq!(
+        (offline.camera_id.as_str(), offline.rule_id.as_str()),
+        ("campus-walkway", "camera-offline")
+    );
     assert_eq!(offline.severity, "high");
 
     run.restore_camera();
-    let back = common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_back")
-        .await
-        .expect("a camera_back alarm within 30 s of the camera's return");
+    let back =
+        common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_back")
+            .await
+            .expect("a camera_back alarm within 30 s of the camera's return");
     assert_eq!(back.camera_id, "campus-walkway");
     assert!(back.event_time_ms > offline.event_time_ms);
     run.stop().await;

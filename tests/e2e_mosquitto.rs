@@ -62,7 +62,11 @@ async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {
     let mut parts = output.split_whitespace();
     assert_eq!(parts.next(), Some("xl/v1/mosq-village/alarm"), "mosquitto_sub printed {output:?}");
     let len: usize = parts.next().and_then(|l| l.parse().ok()).expect("payload length");
-    assert!(len > alarm.snapshot_bytes, "payload {len} B holds the {} B snapshot", alarm.snapshot_bytes);
+    assert!(
+        len > alarm.snapshot_bytes,
+        "payload {len} B holds the {} B snapshot",
+        alarm.snapshot_bytes
+    );
 
     run.stop().await;
 }

@@ -22,14 +22,22 @@ fn enroll(center: &str, token: &str, config: &std::path::Path) -> (i32, String, 
         .arg(config)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let dir = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: true };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: true,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let api = common::Api::admin(center.http_addr).await;
     let base = format!("http://{}", center.http_addr);
@@ -42,7 +50,10 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
          [[rules]]\nid = \"walkway-intrusion\"\nkind = \"zone_intrusion\"\nzone = \"walkway\"\nseverity = \"high\"\n",
         camera.url("gate")
     );
-    assert_eq!(api.put("/api/agents/east-village/config").body(pushed).send().await.unwrap().status(), 200);
+    assert_eq!(
+        api.put("/api/agents/east-village/config").body(pushed).send().await.unwrap().status(),
+        200
+    );
 
     let create = |agent: &str, hours: f64| {
         let api = api.clone();
@@ -56,9 +67,19 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let created = create("east-village", 24.0).await;
     let token = created["token"].as_str().unwrap().to_owned();
     assert_eq!(created["command"], format!("xl-agent enroll --center {base} --token {token}"));
-    let bad = api.post("/api/enrolments").json(&serde_json::json!({ "agent_id": "east/village" })).send().await.unwrap();
+    let bad = api
+        .post("/api/enrolments")
+        .json(&serde_json::json!({ "agent_id": "east/village" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
-    let anonymous = reqwest::Client::new().post(format!("{base}/api/enrolments")).json(&serde_json::json!({ "agent_id": "x" })).send().await.unwrap();
+    let anonymous = reqwest::Client::new()
+        .post(format!("{base}/api/enrolments"))
+        .json(&serde_json::json!({ "agent_id": "x" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
 
     // On the box: the installer's starting config (as install.sh writes it), then enrol.
@@ -67,7 +88,10 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let config = box_dir.join("agent.toml");
     std::fs::write(
         &config,
-        format!("# written by the installer\ndata_dir = \"data\"\n\n[model]\npath = \"{}\"\n", scenario::model().display()),
+        format!(
+            "# written by the installer\ndata_dir = \"data\"\n\n[model]\npath = \"{}\"\n",
+            scenario::model().display()
+        ),
     )
     .unwrap();
     let (code, out, err) = enroll(&base, &token.to_lowercase(), &config);
@@ -75,15 +99,37 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     assert!(out.contains("enrolled as east-village"), "{out}");
     let text = std::fs::read_to_string(&config).unwrap();
     assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o640);
-    assert!(text.starts_with("# written by the installer\n"), "the installer's file is edited, not replaced:\n{text}");
-    for needle in ["agent_id = \"east-village\"", "username = \"east-village\"", "password = \"", "center_key = \"", "center_url = \""] {
+    assert!(
+        text.starts_with("# written by the installer\n"),
+        "the installer's file is edited, not replaced:\n{text}"
+    );
+    for needle in [
+        "agent_id = \"east-village\"",
+        "username = \"east-village\"",
+        "password = \"",
+        "center_key = \"",
+        "center_url = \"",
+    ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    assert!(text.contains(&format!("url = \"mqtt://127.0.0.1:{}\"", center.mqtt_addr.rsplit(':').next().unwrap())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "url = \"mqtt://127.0.0.1:{}\"",
+            center.mqtt_addr.rsplit(':').next().unwrap()
+        )),
+        "{text}"
+    );
     // The county's config is kept as the pushed config in force (signed), not merged into the file.
-    assert!(box_dir.join("data/pushed-config.pb").is_file(), "the county's config is kept for the first start");
+    assert!(
+        box_dir.join("data/pushed-config.pb").is_file(),
+        "the county's config is kept for the first start"
+    );
     assert!(out.contains("its config version 1"), "{out}");
-    let check = Command::new(common::workspace_binary("xl-agent")).arg("check-config").arg(&config).output().unwrap();
+    let check = Command::new(common::workspace_binary("xl-agent"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
     // The box runs as enrolled: its alarms get through the password-checking broker and verify.
@@ -97,7 +143,10 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
             .spawn()
             .unwrap(),
     );
-    let alarm = common::wait_for_alarm_where(center.http_addr, Duration::from_secs(90), |a| a.agent_id == "east-village").await;
+    let alarm = common::wait_for_alarm_where(center.http_addr, Duration::from_secs(90), |a| {
+        a.agent_id == "east-village"
+    })
+    .await;
     let alarm = alarm.expect("an alarm from the enrolled box");
     assert_eq!((alarm.camera_id.as_str(), alarm.rule_id.as_str()), ("gate", "walkway-intrusion"));
     // Connected, it receives the retained version 1: already in force, not applied again (which
@@ -111,7 +160,12 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     // A token works once.
     let (code, _, err) = enroll(&base, &token, &box_dir.join("again.toml"));
     assert_eq!(code, 1);
-    assert!(err.contains("the center refused the enrolment: this enrolment token was already used, at ") && err.contains("to enrol east-village: a token works once"), "{err}");
+    assert!(
+        err.contains(
+            "the center refused the enrolment: this enrolment token was already used, at "
+        ) && err.contains("to enrol east-village: a token works once"),
+        "{err}"
+    );
     // An expired one.
     let late = create("west-village", 0.0003).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -129,7 +183,13 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
 
     // The administrator sees who used what, and the audit log has the enrolment.
     let list = api.json("/api/enrolments").await;
-    let used: Vec<_> = list.as_array().unwrap().iter().filter(|e| !e["used_ms"].is_null()).map(|e| e["agent_id"].clone()).collect();
+    let used: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["used_ms"].is_null())
+        .map(|e| e["agent_id"].clone())
+        .collect();
     assert_eq!(used, [serde_json::json!("east-village")]);
     let audit = api.json("/api/audit?target=east-village").await.to_string();
     assert!(audit.contains("\"enrol\"") && audit.contains("create_enrolment"), "{audit}");

@@ -55,8 +55,12 @@ struct Rig {
 impl Rig {
     async fn new(broker: Broker) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let center_key =
-            scenario::prepare_keys(&dir.path().join("center"), AGENT, &dir.path().join("agent-data")).unwrap();
+        let center_key = scenario::prepare_keys(
+            &dir.path().join("center"),
+            AGENT,
+            &dir.path().join("agent-data"),
+        )
+        .unwrap();
         let mut rig = Self {
             broker,
             broker_port: free_port(),
@@ -83,13 +87,19 @@ impl Rig {
     }
 
     fn log(&self, name: &str) -> Stdio {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(self.path(name)).unwrap();
+        let f =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.path(name)).unwrap();
         Stdio::from(f)
     }
 
     /// Writes the agent's config, connecting to loopback `port` (the broker, or a proxy).
     fn agent_via(&self, port: u16) {
-        let mut toml = scenario::agent_toml(AGENT, "rtsp://127.0.0.1:9/unused", &format!("mqtt://127.0.0.1:{port}"), &self.center_key);
+        let mut toml = scenario::agent_toml(
+            AGENT,
+            "rtsp://127.0.0.1:9/unused",
+            &format!("mqtt://127.0.0.1:{port}"),
+            &self.center_key,
+        );
         if self.broker == Broker::Mosquitto {
             // Mosquitto resumes sessions: receipts missed during a drop still arrive.
             toml = toml.replace("[mqtt]\n", "[mqtt]\npersistent_session = true\n");
@@ -106,8 +116,11 @@ impl Rig {
         let http = format!("127.0.0.1:{}", self.http_port);
         let mut args = vec!["serve".to_string(), "--data-dir".into(), data, "--http".into(), http];
         match self.broker {
-            Broker::Embedded => args.extend(["--mqtt-listen".into(), format!("127.0.0.1:{}", self.broker_port)]),
-            Broker::Mosquitto => args.extend(["--broker-url".into(), format!("mqtt://127.0.0.1:{}", self.broker_port)]),
+            Broker::Embedded => {
+                args.extend(["--mqtt-listen".into(), format!("127.0.0.1:{}", self.broker_port)])
+            }
+            Broker::Mosquitto => args
+                .extend(["--broker-url".into(), format!("mqtt://127.0.0.1:{}", self.broker_port)]),
         }
         let child = Command::new(common::workspace_binary("xl-center"))
             .args(&args)
@@ -127,7 +140,12 @@ impl Rig {
 
     fn start_agent(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_xl-replay"))
-            .args(["--config", self.path("agent.toml").to_str().unwrap(), "--count", &ALARMS.to_string()])
+            .args([
+                "--config",
+                self.path("agent.toml").to_str().unwrap(),
+                "--count",
+                &ALARMS.to_string(),
+            ])
             .args(["--per-second", RATE, "--exit-when-delivered"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -153,7 +171,8 @@ impl Rig {
     async fn stat(&self, name: &str) -> Option<u64> {
         let http = ([127, 0, 0, 1], self.http_port).into();
         let api = self.api.get_or_init(|| common::Api::admin(http)).await;
-        let stats: serde_json::Value = api.get("/api/stats").send().await.ok()?.json().await.ok()?;
+        let stats: serde_json::Value =
+            api.get("/api/stats").send().await.ok()?.json().await.ok()?;
         stats[name].as_u64()
     }
 
@@ -175,8 +194,14 @@ impl Rig {
         let mut raised_all: Option<Instant> = None;
         let t0 = Instant::now();
         while self.stat("alarms").await.unwrap_or(0) < ALARMS as u64 {
-            assert!(t0.elapsed() < Duration::from_secs(180), "all {ALARMS} stored within 180 s\n{}", self.logs());
-            if raised_all.is_none() && std::fs::read_to_string(&progress).is_ok_and(|p| p.trim() == ALARMS.to_string()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(180),
+                "all {ALARMS} stored within 180 s\n{}",
+                self.logs()
+            );
+            if raised_all.is_none()
+                && std::fs::read_to_string(&progress).is_ok_and(|p| p.trim() == ALARMS.to_string())
+            {
                 raised_all = Some(Instant::now());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -185,10 +210,15 @@ impl Rig {
         let caught_up = raised_all.map_or(Duration::ZERO, |t| t.elapsed());
         let t0 = Instant::now();
         let status = loop {
-            if let Some(status) = self.agent.as_mut().expect("the agent runs").0.try_wait().unwrap() {
+            if let Some(status) = self.agent.as_mut().expect("the agent runs").0.try_wait().unwrap()
+            {
                 break status;
             }
-            assert!(t0.elapsed() < Duration::from_secs(90), "every alarm receipted within 90 s of being stored\n{}", self.logs());
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "every alarm receipted within 90 s of being stored\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert!(status.success(), "xl-replay failed\n{}", self.logs());
@@ -201,7 +231,8 @@ impl Rig {
         }
         let store = Store::open(&self.path("center")).unwrap();
         let records = store.query(&Default::default(), None, ALARMS as usize * 2).unwrap().alarms;
-        let expected: HashSet<String> = (0..ALARMS).map(|i| format!("{AGENT}-cam-{}-{i:05}", i % 2)).collect();
+        let expected: HashSet<String> =
+            (0..ALARMS).map(|i| format!("{AGENT}-cam-{}-{i:05}", i % 2)).collect();
         let held: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
         let lost = expected.difference(&held).count();
         let foreign = held.difference(&expected).count();
@@ -225,10 +256,17 @@ impl Rig {
         for (camera, mut alarms) in by_camera {
             alarms.sort();
             for w in alarms.windows(2) {
-                assert!(w[0].1 <= w[1].1, "{camera}: alarm {} stored after alarm {}", w[0].0, w[1].0);
+                assert!(
+                    w[0].1 <= w[1].1,
+                    "{camera}: alarm {} stored after alarm {}",
+                    w[0].0,
+                    w[1].0
+                );
             }
         }
-        let outbox = Outbox::open(&self.path("agent-data/outbox"), OutboxConfig::default().limits()).unwrap();
+        let outbox =
+            Outbox::open(&self.path("agent-data/outbox"), OutboxConfig::default().limits())
+                .unwrap();
         assert!(outbox.is_empty(), "receipts emptied the outbox");
     }
 }
@@ -315,14 +353,20 @@ async fn center_killed_during_ingest_with_the_embedded_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_that_drops_and_stalls_at_random() {
     let mut rig = Rig::new(Broker::Mosquitto).await;
-    let seed = std::env::var("XL_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    let seed = std::env::var("XL_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
     let proxy = ChaosProxy::start(rig.broker_port, Duration::from_secs(25), seed).await;
     rig.agent_via(proxy.port);
     rig.start_agent();
     let mut calm = proxy.calm.clone();
     let recovered = *calm.wait_for(Option::is_some).await.unwrap();
     let m = &proxy.mischief;
-    let (cuts, stalls) = (m.cuts.load(std::sync::atomic::Ordering::Relaxed), m.stalls.load(std::sync::atomic::Ordering::Relaxed));
+    let (cuts, stalls) = (
+        m.cuts.load(std::sync::atomic::Ordering::Relaxed),
+        m.stalls.load(std::sync::atomic::Ordering::Relaxed),
+    );
     eprintln!("chaos proxy: {cuts} cuts and {stalls} stalls in 25 s");
     assert!(cuts + stalls >= 5, "the link misbehaved");
     rig.verify("4: flaky link", recovered.unwrap()).await;

@@ -15,7 +15,13 @@ use xueliang_center::center::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Message};
 
 fn alarm(id: &str, agent: &str) -> Alarm {
-    Alarm { id: id.into(), agent_id: agent.into(), camera_id: "gate".into(), event_time_ms: 1, ..Default::default() }
+    Alarm {
+        id: id.into(),
+        agent_id: agent.into(),
+        camera_id: "gate".into(),
+        event_time_ms: 1,
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,19 +35,29 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let b = Sealer::open(&dir.path().join("village-b")).unwrap();
     let unregistered = Sealer::open(&dir.path().join("village-x")).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
     let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
     let sends: [(&str, Vec<u8>); 5] = [
         ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
         ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
-        ("village-x", unregistered.seal(alarm("from-nobody", "village-x"), usize::MAX).unwrap().alarm),
+        (
+            "village-x",
+            unregistered.seal(alarm("from-nobody", "village-x"), usize::MAX).unwrap().alarm,
+        ),
         ("village-a", b"\xff\x00 not protobuf".to_vec()),
         ("village-b", b.seal(alarm("genuine-from-b", "village-b"), usize::MAX).unwrap().alarm),
     ];
     for (agent, payload) in sends {
-        client.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, payload).await.unwrap();
+        client
+            .publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
     }
 
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
@@ -51,19 +67,31 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["topic"].as_str().unwrap().to_owned(), d["reason"].as_str().unwrap().to_owned()))
+        .map(|d| {
+            (d["topic"].as_str().unwrap().to_owned(), d["reason"].as_str().unwrap().to_owned())
+        })
         .collect();
     reasons.sort();
     let keys = center_dir.join("agent-keys.toml");
     assert_eq!(
         reasons,
         [
-            ("xl/v1/village-a/alarm".to_owned(), "malformed protobuf: unsupported wire type".to_owned()),
+            (
+                "xl/v1/village-a/alarm".to_owned(),
+                "malformed protobuf: unsupported wire type".to_owned()
+            ),
             ("xl/v1/village-b/alarm".to_owned(), "the message is not signed".to_owned()),
-            ("xl/v1/village-b/alarm".to_owned(), "the signature does not verify against the key registered for \"village-b\"".to_owned()),
+            (
+                "xl/v1/village-b/alarm".to_owned(),
+                "the signature does not verify against the key registered for \"village-b\""
+                    .to_owned()
+            ),
             (
                 "xl/v1/village-x/alarm".to_owned(),
-                format!("no key registered for agent \"village-x\": add its line (`xl-agent key` on the box prints it) to {}", keys.display())
+                format!(
+                    "no key registered for agent \"village-x\": add its line (`xl-agent key` on the box prints it) to {}",
+                    keys.display()
+                )
             ),
         ]
     );
@@ -77,10 +105,16 @@ async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes
     use xueliang_center::ingest::BrokerConnection;
     let dir = tempfile::tempdir().unwrap();
     let (_mosquitto, port) = common::start_mosquitto(dir.path(), 0);
-    scenario::prepare_keys(&dir.path().join("center"), "village-b", &dir.path().join("village-b")).unwrap();
+    scenario::prepare_keys(&dir.path().join("center"), "village-b", &dir.path().join("village-b"))
+        .unwrap();
     let b = Sealer::open(&dir.path().join("village-b")).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::External(BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None });
+    let broker = BrokerChoice::External(BrokerConnection {
+        host: "127.0.0.1".into(),
+        port,
+        credentials: None,
+        tls: None,
+    });
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
     let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
@@ -94,7 +128,11 @@ async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes
     let body = common::Api::admin(center.http_addr).await.json("/api/dead-letters").await;
     assert_eq!(
         body["dead_letters"][0]["reason"],
-        format!("payload of {} bytes exceeds the limit of {} bytes", xueliang_proto::MAX_MESSAGE_BYTES + 30_000, xueliang_proto::MAX_MESSAGE_BYTES)
+        format!(
+            "payload of {} bytes exceeds the limit of {} bytes",
+            xueliang_proto::MAX_MESSAGE_BYTES + 30_000,
+            xueliang_proto::MAX_MESSAGE_BYTES
+        )
     );
     shutdown.cancel();
     center.join().await;

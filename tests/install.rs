@@ -27,7 +27,11 @@ fn repo() -> &'static Path {
 /// An artifact `make setup` puts in `.cache/`.
 fn cached(rel: &str) -> PathBuf {
     let path = repo().join(".cache").join(rel);
-    assert!(path.is_file(), "{} is missing: run `make setup` (it fetches ONNX Runtime and the model)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup` (it fetches ONNX Runtime and the model)",
+        path.display()
+    );
     path
 }
 
@@ -44,7 +48,11 @@ fn run(cmd: &mut Command) -> String {
 
 fn assert_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the installer tests check root-owned files: run them as root (make test does)");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the installer tests check root-owned files: run them as root (make test does)"
+    );
 }
 
 /// The agent's installer into `root`, with the workspace's binary and `make setup`'s artifacts.
@@ -62,7 +70,11 @@ fn install_agent(root: &Path, extra: &[&str]) -> String {
 }
 
 fn install_center(root: &Path) -> String {
-    run(Command::new(repo().join("deploy/center/install.sh")).arg("--root").arg(root).arg("--bin").arg(common::workspace_binary("xl-center")))
+    run(Command::new(repo().join("deploy/center/install.sh"))
+        .arg("--root")
+        .arg(root)
+        .arg("--bin")
+        .arg(common::workspace_binary("xl-center")))
 }
 
 /// Field `field` (2: uid/gid) of entry `name` in `root`'s `/etc/{file}`.
@@ -79,7 +91,12 @@ fn etc_entry(root: &Path, file: &str, name: &str) -> Vec<String> {
 fn assert_owned(root: &Path, rel: &str, mode: u32, uid: u32, gid: u32) {
     let path = root.join(rel);
     let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{rel} installed: {e}"));
-    assert_eq!(meta.permissions().mode() & 0o7777, mode, "{rel}: mode {:o}, expected {mode:o}", meta.permissions().mode() & 0o7777);
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        mode,
+        "{rel}: mode {:o}, expected {mode:o}",
+        meta.permissions().mode() & 0o7777
+    );
     assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{rel}: owner");
 }
 
@@ -98,7 +115,12 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     let out = Command::new(repo().join("deploy/agent/install.sh"))
         .arg("--root")
         .arg(&root)
-        .args(["--bin", common::workspace_binary("xl-agent").to_str().unwrap(), "--model", "/nonexistent/m.onnx"])
+        .args([
+            "--bin",
+            common::workspace_binary("xl-agent").to_str().unwrap(),
+            "--model",
+            "/nonexistent/m.onnx",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success() && text(&out).contains("make setup"), "{}", text(&out));
@@ -106,7 +128,11 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
 
     let log = install_agent(&root, &["--agent-id", AGENT_ID]);
     assert!(log.contains("install: installed /usr/bin/xl-agent"), "{log}");
-    assert!(log.contains("next: enrol this box") && log.contains("xl-agent enroll --center URL --token T"), "{log}");
+    assert!(
+        log.contains("next: enrol this box")
+            && log.contains("xl-agent enroll --center URL --token T"),
+        "{log}"
+    );
 
     // The user and group systemd-sysusers made in the root.
     let user = etc_entry(&root, "passwd", "xueliang");
@@ -131,11 +157,23 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
         assert_owned(&root, rel, mode, 0, 0);
     }
     assert!(same_file(&common::workspace_binary("xl-agent"), &root.join("usr/bin/xl-agent")));
-    assert!(same_file(&cached("onnxruntime/libonnxruntime.so.1.31.1"), &root.join("usr/lib/xueliang/libonnxruntime.so.1")));
-    assert!(same_file(&cached("models/nanodet_g416_coco.card.toml"), &root.join(MODELS).join("nanodet_g416_coco.card.toml")));
-    assert!(same_file(&repo().join("deploy/agent/xl-agent.service"), &root.join("etc/systemd/system/xl-agent.service")));
+    assert!(same_file(
+        &cached("onnxruntime/libonnxruntime.so.1.31.1"),
+        &root.join("usr/lib/xueliang/libonnxruntime.so.1")
+    ));
+    assert!(same_file(
+        &cached("models/nanodet_g416_coco.card.toml"),
+        &root.join(MODELS).join("nanodet_g416_coco.card.toml")
+    ));
+    assert!(same_file(
+        &repo().join("deploy/agent/xl-agent.service"),
+        &root.join("etc/systemd/system/xl-agent.service")
+    ));
     assert_eq!(
-        std::fs::read_link(root.join("etc/systemd/system/multi-user.target.wants/xl-agent.service")).unwrap(),
+        std::fs::read_link(
+            root.join("etc/systemd/system/multi-user.target.wants/xl-agent.service")
+        )
+        .unwrap(),
         Path::new("/etc/systemd/system/xl-agent.service"),
         "enabled as `systemctl enable` would"
     );
@@ -144,10 +182,18 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     assert_owned(&root, "etc/xueliang/agent.toml", 0o640, 0, gid);
 
     // The checksum the agent's doctor checks the model against: sha256sum's format, and right.
-    let sums = std::fs::read_to_string(root.join(MODELS).join("nanodet_g416_coco.onnx.sha256")).unwrap();
+    let sums =
+        std::fs::read_to_string(root.join(MODELS).join("nanodet_g416_coco.onnx.sha256")).unwrap();
     let (hash, name) = sums.trim_end().split_once("  ").expect("HASH  NAME");
-    assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) && name == "nanodet_g416_coco.onnx", "{sums}");
-    run(Command::new("sha256sum").args(["--strict", "-c", "nanodet_g416_coco.onnx.sha256"]).current_dir(root.join(MODELS)));
+    assert!(
+        hash.len() == 64
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && name == "nanodet_g416_coco.onnx",
+        "{sums}"
+    );
+    run(Command::new("sha256sum")
+        .args(["--strict", "-c", "nanodet_g416_coco.onnx.sha256"])
+        .current_dir(root.join(MODELS)));
 
     // The config from the template.
     let config_path = root.join("etc/xueliang/agent.toml");
@@ -162,19 +208,36 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     ] {
         assert!(config.lines().any(|l| l == line), "the config has the line {line}:\n{config}");
     }
-    assert!(config.contains("xl-agent enroll --center URL --token T"), "it says how to enrol:\n{config}");
-    let placeholder = config.split('@').skip(1).step_by(2).find(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+    assert!(
+        config.contains("xl-agent enroll --center URL --token T"),
+        "it says how to enrol:\n{config}"
+    );
+    let placeholder = config
+        .split('@')
+        .skip(1)
+        .step_by(2)
+        .find(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
     assert_eq!(placeholder, None, "every @PLACEHOLDER@ filled:\n{config}");
     // check-config (on a copy whose model path points into the root) accepts it as it is: no
     // cameras yet (enrolment brings them), and a placeholder broker it does not try to reach.
-    let in_root = |text: &str| text.replace("/usr/share/xueliang", root.join("usr/share/xueliang").to_str().unwrap());
+    let in_root = |text: &str| {
+        text.replace("/usr/share/xueliang", root.join("usr/share/xueliang").to_str().unwrap())
+    };
     let check = |text: &str| {
         let copy = dir.path().join("check.toml");
         std::fs::write(&copy, text).unwrap();
-        Command::new(common::workspace_binary("xl-agent")).arg("check-config").arg(&copy).output().unwrap()
+        Command::new(common::workspace_binary("xl-agent"))
+            .arg("check-config")
+            .arg(&copy)
+            .output()
+            .unwrap()
     };
     let out = check(&in_root(&config));
-    assert!(out.status.success() && text(&out).contains("ok (0 cameras, 0 zones, 0 lines, 0 rules)"), "{}", text(&out));
+    assert!(
+        out.status.success() && text(&out).contains("ok (0 cameras, 0 zones, 0 lines, 0 rules)"),
+        "{}",
+        text(&out)
+    );
     // Its commented example (lines starting with '#' and no space) is a valid config too.
     let uncommented: String = config
         .lines()
@@ -185,34 +248,66 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
         .map(|l| format!("{l}\n"))
         .collect();
     let out = check(&in_root(&uncommented));
-    assert!(out.status.success() && text(&out).contains("ok (1 cameras, 1 zones, 0 lines, 1 rules)"), "{}", text(&out));
+    assert!(
+        out.status.success() && text(&out).contains("ok (1 cameras, 1 zones, 0 lines, 1 rules)"),
+        "{}",
+        text(&out)
+    );
 
     // Enrolment against a live center edits the installed config in place.
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: true };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: true,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let api = common::Api::admin(center.http_addr).await;
-    let resp = api.post("/api/enrolments").json(&serde_json::json!({ "agent_id": "east-village-03" })).send().await.unwrap();
+    let resp = api
+        .post("/api/enrolments")
+        .json(&serde_json::json!({ "agent_id": "east-village-03" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
-    let token = resp.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let token =
+        resp.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     // --data-dir: the root's data directory (on the box it is the config's, /var/lib/xueliang).
     let data_dir = root.join("var/lib/xueliang");
     run(Command::new(common::workspace_binary("xl-agent"))
-        .args(["enroll", "--center", &format!("http://{}", center.http_addr), "--token", &token, "--config"])
+        .args([
+            "enroll",
+            "--center",
+            &format!("http://{}", center.http_addr),
+            "--token",
+            &token,
+            "--config",
+        ])
         .arg(&config_path)
         .arg("--data-dir")
         .arg(&data_dir));
     shutdown.cancel();
     center.join().await;
     let enrolled = std::fs::read_to_string(&config_path).unwrap();
-    assert!(enrolled.starts_with("# xl-agent configuration of this edge box"), "the template's comments stay:\n{enrolled}");
-    assert!(enrolled.contains("agent_id = \"east-village-03\"") && !enrolled.contains("xl-center.invalid"), "{enrolled}");
+    assert!(
+        enrolled.starts_with("# xl-agent configuration of this edge box"),
+        "the template's comments stay:\n{enrolled}"
+    );
+    assert!(
+        enrolled.contains("agent_id = \"east-village-03\"")
+            && !enrolled.contains("xl-center.invalid"),
+        "{enrolled}"
+    );
     assert_owned(&root, "etc/xueliang/agent.toml", 0o640, 0, gid);
     let out = check(&in_root(&enrolled));
     assert!(out.status.success(), "the enrolled config passes check-config: {}", text(&out));
     for key in std::fs::read_dir(&data_dir).unwrap() {
         let meta = key.unwrap().metadata().unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "the box's key belongs to the service's user");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (uid, gid),
+            "the box's key belongs to the service's user"
+        );
     }
 
     // Upgrade: the enrolled box holds undelivered alarms, and runs an older xl-agent.
@@ -220,7 +315,8 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     std::fs::create_dir_all(&outbox).unwrap();
     std::fs::write(outbox.join("undelivered-alarm"), b"an alarm waiting for its receipt").unwrap();
     let kept_mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
-    let (config_mtime, outbox_mtime) = (kept_mtime(&config_path), kept_mtime(&outbox.join("undelivered-alarm")));
+    let (config_mtime, outbox_mtime) =
+        (kept_mtime(&config_path), kept_mtime(&outbox.join("undelivered-alarm")));
     std::fs::write(root.join("usr/bin/xl-agent"), b"#!/bin/sh\necho an older xl-agent\n").unwrap();
 
     let log = install_agent(&root, &["--agent-id", "another-id"]);
@@ -228,16 +324,31 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     assert!(log.contains("/usr/share/xueliang/models/nanodet_g416_coco.onnx unchanged"), "{log}");
     assert!(log.contains("/etc/xueliang/agent.toml kept as it is"), "{log}");
     assert!(!log.contains("next: enrol"), "the box is enrolled: {log}");
-    assert!(same_file(&common::workspace_binary("xl-agent"), &root.join("usr/bin/xl-agent")), "the binary was replaced");
+    assert!(
+        same_file(&common::workspace_binary("xl-agent"), &root.join("usr/bin/xl-agent")),
+        "the binary was replaced"
+    );
     assert_owned(&root, "usr/bin/xl-agent", 0o755, 0, 0);
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), enrolled, "the config is untouched");
     assert_eq!(kept_mtime(&config_path), config_mtime);
     assert_owned(&root, "etc/xueliang/agent.toml", 0o640, 0, gid);
-    assert_eq!(std::fs::read(outbox.join("undelivered-alarm")).unwrap(), b"an alarm waiting for its receipt");
-    assert_eq!(kept_mtime(&outbox.join("undelivered-alarm")), outbox_mtime, "the outbox is untouched");
+    assert_eq!(
+        std::fs::read(outbox.join("undelivered-alarm")).unwrap(),
+        b"an alarm waiting for its receipt"
+    );
+    assert_eq!(
+        kept_mtime(&outbox.join("undelivered-alarm")),
+        outbox_mtime,
+        "the outbox is untouched"
+    );
     assert_owned(&root, "var/lib/xueliang", 0o750, uid, gid);
-    assert_eq!(etc_entry(&root, "passwd", "xueliang")[2].parse::<u32>().unwrap(), uid, "the same user");
-    let leftovers: Vec<_> = walk(&root).into_iter().filter(|p| p.to_string_lossy().ends_with(".xl-new")).collect();
+    assert_eq!(
+        etc_entry(&root, "passwd", "xueliang")[2].parse::<u32>().unwrap(),
+        uid,
+        "the same user"
+    );
+    let leftovers: Vec<_> =
+        walk(&root).into_iter().filter(|p| p.to_string_lossy().ends_with(".xl-new")).collect();
     assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
 }
 
@@ -268,16 +379,26 @@ fn center_installs_then_upgrades_in_place_keeping_its_settings() {
     ] {
         assert_owned(root, rel, mode, 0, 0);
     }
-    assert!(same_file(&repo().join("deploy/center/center.env.embedded"), &root.join("etc/xueliang/center.env")));
+    assert!(same_file(
+        &repo().join("deploy/center/center.env.embedded"),
+        &root.join("etc/xueliang/center.env")
+    ));
     assert!(root.join("etc/systemd/system/multi-user.target.wants/xl-center.service").is_symlink());
 
     let env = root.join("etc/xueliang/center.env");
     std::fs::write(&env, "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n").unwrap();
     std::fs::write(root.join("usr/bin/xl-center"), b"old").unwrap();
     let log = install_center(root);
-    assert!(log.contains("upgraded /usr/bin/xl-center") && log.contains("/etc/xueliang/center.env kept"), "{log}");
+    assert!(
+        log.contains("upgraded /usr/bin/xl-center")
+            && log.contains("/etc/xueliang/center.env kept"),
+        "{log}"
+    );
     assert!(same_file(&common::workspace_binary("xl-center"), &root.join("usr/bin/xl-center")));
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n"
+    );
     assert_owned(root, "etc/xueliang/center.env", 0o600, 0, 0);
 }
 
@@ -291,13 +412,23 @@ fn the_center_settings_examples_use_only_real_flags() {
             .find_map(|l| l.strip_prefix("XL_CENTER_OPTS=\"")?.strip_suffix('"'))
             .unwrap_or_else(|| panic!("{example}: one line XL_CENTER_OPTS=\"…\""));
         // clap checks every flag and value before it prints the help, and starts nothing.
-        let out = Command::new(common::workspace_binary("xl-center")).arg("serve").args(opts.split_whitespace()).arg("--help").output().unwrap();
+        let out = Command::new(common::workspace_binary("xl-center"))
+            .arg("serve")
+            .args(opts.split_whitespace())
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{example}: xl-center serve {opts}\n{}", text(&out));
         // Every flag the comments mention exists too.
         let help = String::from_utf8_lossy(&out.stdout).to_string();
         let words = env.split(|c: char| c.is_whitespace() || c == '(' || c == ')');
-        for flag in words.filter(|w| w.starts_with("--")).map(|w| w.trim_end_matches(['.', ',', ':', ';'])) {
-            assert!(help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")), "{example} mentions {flag}, which xl-center serve does not have");
+        for flag in
+            words.filter(|w| w.starts_with("--")).map(|w| w.trim_end_matches(['.', ',', ':', ';']))
+        {
+            assert!(
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                "{example} mentions {flag}, which xl-center serve does not have"
+            );
         }
     }
 }
@@ -312,7 +443,10 @@ fn systemd_accepts_both_units() {
     // What the base system of an image brings: systemd's own units (sysinit.target,
     // network-online.target…) and chown (the center's ExecStartPre).
     std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
-    run(Command::new("cp").arg("-a").arg("/usr/lib/systemd/system").arg(root.join("usr/lib/systemd/")));
+    run(Command::new("cp")
+        .arg("-a")
+        .arg("/usr/lib/systemd/system")
+        .arg(root.join("usr/lib/systemd/")));
     std::fs::copy("/usr/bin/chown", root.join("usr/bin/chown")).unwrap();
 
     // verify checks the units' syntax, their dependencies and that their programs exist in the
@@ -328,7 +462,8 @@ fn systemd_accepts_both_units() {
     let out = verify();
     let report = text(&out);
     assert!(out.status.success(), "systemd-analyze verify:\n{report}");
-    let about_ours: Vec<&str> = report.lines().filter(|l| l.contains("xl-agent") || l.contains("xl-center")).collect();
+    let about_ours: Vec<&str> =
+        report.lines().filter(|l| l.contains("xl-agent") || l.contains("xl-center")).collect();
     assert!(about_ours.is_empty(), "systemd-analyze verify warns:\n{report}");
     // It does look at the installed programs.
     std::fs::remove_file(root.join("usr/bin/xl-agent")).unwrap();
@@ -343,7 +478,8 @@ fn systemd_accepts_both_units() {
         .output()
         .unwrap();
     let report = text(&out);
-    let scores: Vec<&str> = report.lines().filter(|l| l.contains("Overall exposure level")).collect();
+    let scores: Vec<&str> =
+        report.lines().filter(|l| l.contains("Overall exposure level")).collect();
     println!("{}", scores.join("\n"));
     assert!(out.status.success() && scores.len() == 2, "systemd-analyze security:\n{report}");
 }

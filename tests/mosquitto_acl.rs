@@ -20,12 +20,19 @@ fn deploy() -> PathBuf {
 fn start(dir: &Path) -> (Reaper, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let passwd = dir.join("passwd");
-    for (i, (user, pw)) in [("xl-center", "center-pw"), ("agent-a", "a-pw"), ("agent-b", "b-pw")].iter().enumerate() {
+    for (i, (user, pw)) in
+        [("xl-center", "center-pw"), ("agent-a", "a-pw"), ("agent-b", "b-pw")].iter().enumerate()
+    {
         let mut cmd = Command::new("mosquitto_passwd");
         if i == 0 {
             cmd.arg("-c");
         }
-        let ok = cmd.arg("-b").arg(&passwd).args([user, pw]).status().expect("mosquitto_passwd (make setup)");
+        let ok = cmd
+            .arg("-b")
+            .arg(&passwd)
+            .args([user, pw])
+            .status()
+            .expect("mosquitto_passwd (make setup)");
         assert!(ok.success());
     }
     let shipped = std::fs::read_to_string(deploy().join("xueliang.conf")).unwrap();
@@ -87,29 +94,43 @@ fn each_agent_speaks_and_hears_only_on_its_own_topics() {
         let forged = publish(port, "agent-a", "a-pw", "xl/v1/agent-b/alarm", "forged");
         // MQTT 3.1.1 acknowledges a denied publish like any other: the broker drops it.
         assert!(forged.status.success(), "{forged:?}");
-        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-a/alarm", "genuine").status.success());
+        assert!(
+            publish(port, "agent-a", "a-pw", "xl/v1/agent-a/alarm", "genuine").status.success()
+        );
     });
     assert_eq!(seen.trim(), "xl/v1/agent-a/alarm genuine", "the center saw: {seen:?}");
     // A big snapshot travels after its alarm, on the agent's own snapshot topic.
     let pictures = watch(port, "xl-center", "center-pw", "xl/v1/+/snapshot", 2, || {
-        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-b/snapshot", "forged").status.success());
-        assert!(publish(port, "agent-a", "a-pw", "xl/v1/agent-a/snapshot", "picture").status.success());
+        assert!(
+            publish(port, "agent-a", "a-pw", "xl/v1/agent-b/snapshot", "forged").status.success()
+        );
+        assert!(
+            publish(port, "agent-a", "a-pw", "xl/v1/agent-a/snapshot", "picture").status.success()
+        );
     });
     assert_eq!(pictures.trim(), "xl/v1/agent-a/snapshot picture");
 
     let eavesdropped = watch(port, "agent-a", "a-pw", "xl/v1/agent-b/receipt", 2, || {
-        assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r1").status.success());
+        assert!(
+            publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r1").status.success()
+        );
     });
     assert_eq!(eavesdropped, "", "agent-a read agent-b's receipts");
     let own = watch(port, "agent-b", "b-pw", "xl/v1/agent-b/receipt", 2, || {
-        assert!(publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r2").status.success());
+        assert!(
+            publish(port, "xl-center", "center-pw", "xl/v1/agent-b/receipt", "r2").status.success()
+        );
     });
     assert_eq!(own.trim(), "xl/v1/agent-b/receipt r2");
 
     // Every agent hears whether the center ingests, and none can say it for the center.
     let status = watch(port, "agent-a", "a-pw", "xl/v1/center/status", 2, || {
         assert!(publish(port, "agent-b", "b-pw", "xl/v1/center/status", "forged").status.success());
-        assert!(publish(port, "xl-center", "center-pw", "xl/v1/center/status", "online").status.success());
+        assert!(
+            publish(port, "xl-center", "center-pw", "xl/v1/center/status", "online")
+                .status
+                .success()
+        );
     });
     assert_eq!(status.trim(), "xl/v1/center/status online");
 

@@ -85,5 +85,10 @@ fn probing_a_camera_that_is_not_there_says_so() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rtsp://127.0.0.1:1/nothing"), "{err}");
-    assert!(err.contains("Could not open resource") || err.contains("refused") || err.contains("no frame"), "{err}");
+    assert!(
+        err.contains("Could not open resource")
+            || err.contains("refused")
+            || err.contains("no frame"),
+        "{err}"
+    );
 }

@@ -51,17 +51,29 @@ async fn agents_and_the_center_talk_over_tls_with_client_certificates() {
         host: "127.0.0.1".into(),
         port,
         credentials: None,
-        tls: Some(TlsFiles { ca: certs.join("ca.pem"), client: Some((certs.join("xl-center.pem"), certs.join("xl-center.key"))) }),
+        tls: Some(TlsFiles {
+            ca: certs.join("ca.pem"),
+            client: Some((certs.join("xl-center.pem"), certs.join("xl-center.key"))),
+        }),
     });
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
     let ca = format!("tls_ca = \"{}\"", pem("ca.pem"));
-    let with_cert = format!("{ca}\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"", pem("tls-village.pem"), pem("tls-village.key"));
+    let with_cert = format!(
+        "{ca}\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"",
+        pem("tls-village.pem"),
+        pem("tls-village.key")
+    );
     let url = format!("mqtts://127.0.0.1:{port}");
-    let mut agent = common::start_replay(dir.path(), "tls-village", &url, &center_key, &with_cert, 20);
+    let mut agent =
+        common::start_replay(dir.path(), "tls-village", &url, &center_key, &with_cert, 20);
     let _no_cert = common::start_replay(dir.path(), "no-cert-village", &url, &center_key, &ca, 20);
     common::wait_delivered(dir.path(), &mut agent, "tls-village").await;
-    assert_eq!(center.store.len(), 20, "the agent with a certificate got every alarm through, the other none");
+    assert_eq!(
+        center.store.len(),
+        20,
+        "the agent with a certificate got every alarm through, the other none"
+    );
     let refused = std::fs::read_to_string(dir.path().join("no-cert-village.log")).unwrap();
     assert!(refused.contains("unreachable"), "{refused}");
     shutdown.cancel();
@@ -72,10 +84,19 @@ async fn agents_and_the_center_talk_over_tls_with_client_certificates() {
 async fn agents_reach_the_embedded_broker_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());
-    let center_key = scenario::prepare_keys(&dir.path().join("center"), "tls-village", &dir.path().join("tls-village")).unwrap();
+    let center_key = scenario::prepare_keys(
+        &dir.path().join("center"),
+        "tls-village",
+        &dir.path().join("tls-village"),
+    )
+    .unwrap();
     let shutdown = CancellationToken::new();
     let tls = ServerTls { cert: certs.join("server.pem"), key: certs.join("server.key") };
-    let broker = BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: Some(tls), passwords: false };
+    let broker = BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(tls),
+        passwords: false,
+    };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let ca = format!("tls_ca = \"{}\"", certs.join("ca.pem").display());
     let url = format!("mqtts://{}", center.mqtt_addr);

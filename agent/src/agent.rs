@@ -138,7 +138,10 @@ impl Agent {
         });
         let (config, config_version, prepared) = match saved {
             Some((config, version, prepared)) => {
-                info!("running config version {version} pushed by the center (kept in {})", remote.saved_path().display());
+                info!(
+                    "running config version {version} pushed by the center (kept in {})",
+                    remote.saved_path().display()
+                );
                 (config, version, prepared)
             }
             None => (local.clone(), 0, Prepared::build(&local)?),
@@ -150,16 +153,7 @@ impl Agent {
             info!("{} alarms from before the restart wait in the outbox", outbox.len());
         }
         let sealer = Arc::new(Sealer::open(&config.data_dir)?);
-        Ok(Self {
-            local,
-            config,
-            config_version,
-            prepared,
-            publisher,
-            outbox,
-            sealer,
-            remote,
-        })
+        Ok(Self { local, config, config_version, prepared, publisher, outbox, sealer, remote })
     }
 
     /// The public key the center must have registered for this agent.
@@ -170,16 +164,8 @@ impl Agent {
     /// Runs until `shutdown` is cancelled: cameras, detection, rules and publishing; applies
     /// configs the center pushes without stopping.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
-        let Self {
-            local,
-            mut config,
-            config_version,
-            prepared,
-            publisher,
-            outbox,
-            sealer,
-            remote,
-        } = self;
+        let Self { local, mut config, config_version, prepared, publisher, outbox, sealer, remote } =
+            self;
         // A wake-up per new alarm; one pending wake-up is enough.
         let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
         let (health_tx, health_rx) = mpsc::channel::<Health>(1);
@@ -204,7 +190,13 @@ impl Agent {
             metrics,
             version: version_rx.clone(),
         };
-        let links = Links { wake: wake_rx, health: health_rx, configs: config_tx, acks: ack_rx, config_version: version_rx };
+        let links = Links {
+            wake: wake_rx,
+            health: health_rx,
+            configs: config_tx,
+            acks: ack_rx,
+            config_version: version_rx,
+        };
         let publishing = tokio::spawn(publisher.run(outbox, links, shutdown.clone()));
         if config.cameras.is_empty() {
             warn!("no cameras configured: waiting for the county center to push a config");
@@ -232,7 +224,10 @@ impl Agent {
             };
             let running = *version_tx.borrow();
             let result = if pushed.version < running {
-                Err(format!("version {} is older than the version {running} this box runs", pushed.version))
+                Err(format!(
+                    "version {} is older than the version {running} this box runs",
+                    pushed.version
+                ))
             } else if pushed.version == running {
                 // The retained config again, after a reconnect: already in force.
                 Ok(())
@@ -246,9 +241,17 @@ impl Agent {
                         }
                         config = next;
                         if let Err(e) = remote.save(&payload) {
-                            warn!("config version {} applied but not kept for the next start: {e}", pushed.version);
+                            warn!(
+                                "config version {} applied but not kept for the next start: {e}",
+                                pushed.version
+                            );
                         }
-                        info!(version = pushed.version, cameras = config.cameras.len(), rules = config.rules.len(), "pushed config applied");
+                        info!(
+                            version = pushed.version,
+                            cameras = config.cameras.len(),
+                            rules = config.rules.len(),
+                            "pushed config applied"
+                        );
                         version_tx.send_replace(pushed.version);
                         Ok(())
                     }
@@ -256,7 +259,10 @@ impl Agent {
                 }
             };
             if let Err(reason) = &result {
-                warn!(version = pushed.version, "pushed config refused, the running one stays: {reason}");
+                warn!(
+                    version = pushed.version,
+                    "pushed config refused, the running one stays: {reason}"
+                );
             }
             let _ = ack_tx.send(remote.ack(pushed.version, result)).await;
         }
@@ -269,7 +275,10 @@ impl Agent {
 
     /// Checks a pushed config against the local one and loads what it needs (off the async
     /// threads: a model takes a moment to load).
-    async fn prepare(local: &AgentConfig, pushed: &xueliang_proto::AgentConfig) -> Result<(AgentConfig, Prepared), PushError> {
+    async fn prepare(
+        local: &AgentConfig,
+        pushed: &xueliang_proto::AgentConfig,
+    ) -> Result<(AgentConfig, Prepared), PushError> {
         let next = RemoteConfig::merge(local, pushed)?;
         tokio::task::spawn_blocking(move || Prepared::build(&next).map(|p| (next, p)))
             .await
@@ -291,7 +300,10 @@ async fn watchdog(alive: Arc<AtomicI64>, every: Duration, shutdown: Cancellation
         if stale_ms < every.as_millis() as i64 * 2 {
             crate::systemd::notify("WATCHDOG=1");
         } else {
-            warn!("the detector loop has not gone round for {} s: no watchdog ping", stale_ms / 1000);
+            warn!(
+                "the detector loop has not gone round for {} s: no watchdog ping",
+                stale_ms / 1000
+            );
         }
     }
 }
@@ -305,7 +317,11 @@ struct Pipeline {
 
 impl Pipeline {
     /// Opens the cameras of `config` and starts detecting.
-    fn start(config: &AgentConfig, prepared: Prepared, delivery: &Delivery) -> Result<Self, AgentError> {
+    fn start(
+        config: &AgentConfig,
+        prepared: Prepared,
+        delivery: &Delivery,
+    ) -> Result<Self, AgentError> {
         let stop = Arc::new(AtomicBool::new(false));
         let hub = Arc::new(FrameHub::new(config.cameras.len()));
         let counters: Vec<Arc<CameraCounters>> =
@@ -345,9 +361,8 @@ impl Pipeline {
             raised: RefCell::new(BTreeMap::new()),
             metrics_due: Instant::now(),
         };
-        let detector = std::thread::Builder::new()
-            .name("detector".into())
-            .spawn(move || loop_state.run())?;
+        let detector =
+            std::thread::Builder::new().name("detector".into()).spawn(move || loop_state.run())?;
         info!(
             agent = %config.agent_id,
             cameras = config.cameras.len(),
@@ -377,10 +392,8 @@ fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
         .cameras
         .iter()
         .map(|c| {
-            let gate = c
-                .motion
-                .gate()
-                .map_err(|e| AgentError::Config(format!("camera {}: {e}", c.id)))?;
+            let gate =
+                c.motion.gate().map_err(|e| AgentError::Config(format!("camera {}: {e}", c.id)))?;
             Ok(CameraSlot { interval: c.detect_interval(), gate })
         })
         .collect()
@@ -412,7 +425,9 @@ impl DetectLoop {
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             self.delivery.alive.store(now_ms(), Ordering::Relaxed);
-            if let Some(metrics) = self.delivery.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due) {
+            if let Some(metrics) =
+                self.delivery.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due)
+            {
                 self.metrics_due = Instant::now() + Duration::from_secs(1);
                 metrics.set(render(&Sample {
                     cameras: &self.camera_ids,
@@ -428,7 +443,11 @@ impl DetectLoop {
             while let Ok(ev) = self.events.try_recv() {
                 self.camera_event(ev);
             }
-            if let Some(h) = self.health.due(&self.inference.camera_stats, &self.delivery.outbox, self.errors.get()) {
+            if let Some(h) = self.health.due(
+                &self.inference.camera_stats,
+                &self.delivery.outbox,
+                self.errors.get(),
+            ) {
                 // A report the publisher has not taken yet is simply superseded next time.
                 let _ = self.delivery.health.try_send(h);
             }
@@ -444,11 +463,14 @@ impl DetectLoop {
             let frames = std::mem::take(&mut self.inference.frames);
             for frame in &frames {
                 let rules = &mut self.rules[frame.camera];
-                let mut events = rules.update(&self.inference.detections[frame.camera], frame.captured_ms);
+                let mut events =
+                    rules.update(&self.inference.detections[frame.camera], frame.captured_ms);
                 if rules.watches_picture() {
                     match frame.with_yuv(|yuv| rules.check_picture(yuv, frame.captured_ms)) {
                         Ok(more) => events.extend(more),
-                        Err(e) => warn!(camera = %self.config.cameras[frame.camera].id, "tamper check skipped: {e}"),
+                        Err(e) => {
+                            warn!(camera = %self.config.cameras[frame.camera].id, "tamper check skipped: {e}")
+                        }
                     }
                 }
                 for event in events {
@@ -530,10 +552,11 @@ impl DetectLoop {
         let rules = &self.rules[frame.camera];
         let r = &rules.rules[event.rule];
         let card = self.inference.detector().card();
-        let jpeg = snapshot(frame, &r.shape, &event.hits, rules.masks(), &self.config.snapshot).unwrap_or_else(|e| {
-            warn!(rule = %r.id, "alarm sent without snapshot: {e}");
-            Vec::new()
-        });
+        let jpeg = snapshot(frame, &r.shape, &event.hits, rules.masks(), &self.config.snapshot)
+            .unwrap_or_else(|e| {
+                warn!(rule = %r.id, "alarm sent without snapshot: {e}");
+                Vec::new()
+            });
         let ctx = AlarmContext {
             agent_id: &self.config.agent_id,
             camera_id: &self.config.cameras[frame.camera].id,
@@ -544,7 +567,8 @@ impl DetectLoop {
             model: (&card.name, &card.version),
             class_names: &card.classes,
         };
-        let alarm = build(&ctx, &event.hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
+        let alarm =
+            build(&ctx, &event.hits, frame.captured_ms, (frame.width(), frame.height()), jpeg);
         info!(
             alarm = %alarm.id,
             camera = %ctx.camera_id,

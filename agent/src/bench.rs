@@ -174,7 +174,10 @@ impl BenchOptions {
         let cpu = cpu_time() - cpu0;
         let n = clip.frames as u64;
         if n == 0 {
-            return Err(BenchError::Source(format!("clip {} has no video frames", self.clip.display())));
+            return Err(BenchError::Source(format!(
+                "clip {} has no video frames",
+                self.clip.display()
+            )));
         }
         let convert = clip.convert_time();
         Ok((ms(cpu.saturating_sub(convert), n), ms(convert, n), size.0, size.1))
@@ -197,13 +200,25 @@ impl BenchOptions {
                 ..CameraConfig::new(format!("bench-{i}"), url.clone())
             };
             sources.push(
-                CameraSource::spawn(i, config, hub.clone(), events.clone(), stop.clone(), Pace::OnDemand, Arc::default())
-                    .map_err(|e| BenchError::Source(e.to_string()))?,
+                CameraSource::spawn(
+                    i,
+                    config,
+                    hub.clone(),
+                    events.clone(),
+                    stop.clone(),
+                    Pace::OnDemand,
+                    Arc::default(),
+                )
+                .map_err(|e| BenchError::Source(e.to_string()))?,
             );
         }
         let mut slots = Vec::with_capacity(self.cameras);
         for _ in 0..self.cameras {
-            let gate = if gated { MotionConfig::default().gate().map_err(BenchError::Source)? } else { None };
+            let gate = if gated {
+                MotionConfig::default().gate().map_err(BenchError::Source)?
+            } else {
+                None
+            };
             slots.push(CameraSlot { interval: Duration::ZERO, gate });
         }
         Ok((InferenceLoop::new(detector, hub, slots), sources, stop))
@@ -268,7 +283,13 @@ impl BenchReport {
     pub fn text(&self) -> String {
         let mut out = format!(
             "bench: {} on {} ({}x{}), {} camera(s), {} inference thread(s), batch ≤ {}\n",
-            self.model, self.clip, self.width, self.height, self.cameras, self.threads, self.max_batch
+            self.model,
+            self.clip,
+            self.width,
+            self.height,
+            self.cameras,
+            self.threads,
+            self.max_batch
         );
         let stage_lines = |f: &LoopFigures, out: &mut String| {
             let s = &f.stages;
@@ -298,7 +319,10 @@ impl BenchReport {
         if let (Some(g), Some(saving)) = (&self.gated, self.gate_saving) {
             out.push_str("  with the motion gate:\n");
             stage_lines(g, &mut out);
-            out.push_str(&format!("  motion gate saves {:.0} % of CPU per frame\n", saving * 100.0));
+            out.push_str(&format!(
+                "  motion gate saves {:.0} % of CPU per frame\n",
+                saving * 100.0
+            ));
         }
         out.push_str(&format!("  peak resident memory {:.0} MiB\n", self.max_rss_mib));
         out

@@ -50,10 +50,7 @@ impl ClipReader {
         if !path.is_file() {
             return Err(ClipError::Missing(path.to_owned()));
         }
-        let err = |message: String| ClipError::Decode {
-            path: path.to_owned(),
-            message,
-        };
+        let err = |message: String| ClipError::Decode { path: path.to_owned(), message };
         gst::init().map_err(|e| err(e.to_string()))?;
         let abs = std::fs::canonicalize(path).map_err(|e| err(e.to_string()))?;
         let uri = gst::glib::filename_to_uri(&abs, None).map_err(|e| err(e.to_string()))?;
@@ -88,13 +85,7 @@ impl ClipReader {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| err(format!("cannot start decoding: {e}")))?;
-        Ok(Self {
-            path: path.to_owned(),
-            pipeline,
-            sink,
-            convert,
-            frames: 0,
-        })
+        Ok(Self { path: path.to_owned(), pipeline, sink, convert, frames: 0 })
     }
 
     /// Time spent converting the frames decoded so far (near zero when the decoder's I420
@@ -105,10 +96,7 @@ impl ClipReader {
 
     /// The next frame, or `None` at the end of the clip.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ClipError> {
-        let err = |message: String| ClipError::Decode {
-            path: self.path.clone(),
-            message,
-        };
+        let err = |message: String| ClipError::Decode { path: self.path.clone(), message };
         let bus = self.pipeline.bus().ok_or_else(|| err("pipeline has no bus".into()))?;
         loop {
             // Pull in slices: a decoding error never reaches the appsink, only the bus.

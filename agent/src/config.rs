@@ -21,10 +21,7 @@ use crate::schedule::{Schedule, ScheduleConfig};
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
     /// The TOML does not parse or does not match the schema.
     #[error("config {path}: {message}")]
     Syntax {
@@ -37,10 +34,7 @@ pub enum ConfigError {
     },
     /// The values are inconsistent or out of range.
     #[error("config {path}: {}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid {
-        path: PathBuf,
-        problems: Vec<Problem>,
-    },
+    Invalid { path: PathBuf, problems: Vec<Problem> },
 }
 
 /// One problem in a config: the option it concerns, what is wrong, and how to fix it.
@@ -292,11 +286,15 @@ impl MqttConfig {
     /// The TLS files, when `url` is `mqtts://`.
     pub fn tls(&self) -> Result<Option<TlsFiles>, String> {
         let tls = self.broker()?.tls;
-        let client = match (&self.tls_client_cert, &self.tls_client_key) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            (None, None) => None,
-            _ => return Err("mqtt.tls_client_cert and mqtt.tls_client_key go together: set both or neither".into()),
-        };
+        let client =
+            match (&self.tls_client_cert, &self.tls_client_key) {
+                (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                (None, None) => None,
+                _ => return Err(
+                    "mqtt.tls_client_cert and mqtt.tls_client_key go together: set both or neither"
+                        .into(),
+                ),
+            };
         match (&self.tls_ca, tls) {
             (Some(ca), true) => Ok(Some(TlsFiles { ca: ca.clone(), client })),
             (None, true) => Err("mqtt.url is mqtts://: set mqtt.tls_ca to the CA certificate that signed the broker's".into()),
@@ -330,7 +328,6 @@ pub struct ModelConfig {
     #[serde(default)]
     pub onnxruntime: Option<PathBuf>,
 }
-
 
 fn default_threads() -> usize {
     crate::detector::default_threads()
@@ -763,10 +760,8 @@ impl Default for SnapshotConfig {
 impl AgentConfig {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         Self::parse(&text, path)
     }
 
@@ -796,11 +791,22 @@ impl AgentConfig {
         let mut refused = Vec::new();
         if pushed.agent_id.as_ref().is_some_and(|id| *id != self.agent_id) {
             let id = pushed.agent_id.unwrap_or_default();
-            refused.push(Problem::new("agent_id", format!("{id:?} is not this agent ({:?})", self.agent_id)));
+            refused.push(Problem::new(
+                "agent_id",
+                format!("{id:?} is not this agent ({:?})", self.agent_id),
+            ));
         }
-        for (key, set) in [("data_dir", pushed.data_dir.is_some()), ("center_url", pushed.center_url.is_some()), ("metrics_listen", pushed.metrics_listen.is_some()), ("mqtt", pushed.mqtt.is_some())] {
+        for (key, set) in [
+            ("data_dir", pushed.data_dir.is_some()),
+            ("center_url", pushed.center_url.is_some()),
+            ("metrics_listen", pushed.metrics_listen.is_some()),
+            ("mqtt", pushed.mqtt.is_some()),
+        ] {
             if set {
-                refused.push(Problem::new(key, "is set in the box's local file only; remove it from the pushed config"));
+                refused.push(Problem::new(
+                    key,
+                    "is set in the box's local file only; remove it from the pushed config",
+                ));
             }
         }
         if !refused.is_empty() {
@@ -826,10 +832,7 @@ impl AgentConfig {
         if problems.is_empty() {
             Ok(self)
         } else {
-            Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                problems,
-            })
+            Err(ConfigError::Invalid { path: path.to_owned(), problems })
         }
     }
 
@@ -837,11 +840,14 @@ impl AgentConfig {
     pub fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         if !is_valid_agent_id(&self.agent_id) {
-            p.push(Problem::new("agent_id", format!(
-                "{:?} must be 1-64 letters, digits, '-' or '_', and not {}",
-                self.agent_id,
-                xueliang_proto::topics::RESERVED_IDS.join(" or ")
-            )));
+            p.push(Problem::new(
+                "agent_id",
+                format!(
+                    "{:?} must be 1-64 letters, digits, '-' or '_', and not {}",
+                    self.agent_id,
+                    xueliang_proto::topics::RESERVED_IDS.join(" or ")
+                ),
+            ));
         }
         if let Err(e) = self.mqtt.tls() {
             p.push(Problem::new("mqtt", e));
@@ -852,12 +858,20 @@ impl AgentConfig {
         if let Some(url) = &self.center_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            p.push(Problem::new("center_url", format!("{url:?} must start with http:// or https://")).hint("the center's console address, e.g. \"http://10.20.0.2:8080\""));
+            p.push(
+                Problem::new("center_url", format!("{url:?} must start with http:// or https://"))
+                    .hint("the center's console address, e.g. \"http://10.20.0.2:8080\""),
+            );
         }
         if let Some(listen) = &self.metrics_listen
             && listen.parse::<std::net::SocketAddr>().is_err()
         {
-            p.push(Problem::new("metrics_listen", format!("{listen:?} is not an address and port")).hint("e.g. \"127.0.0.1:9464\", or \"0.0.0.0:9464\" for the county's Prometheus"));
+            p.push(
+                Problem::new("metrics_listen", format!("{listen:?} is not an address and port"))
+                    .hint(
+                        "e.g. \"127.0.0.1:9464\", or \"0.0.0.0:9464\" for the county's Prometheus",
+                    ),
+            );
         }
         if let Err(e) = crate::schedule::time_zone(&self.timezone) {
             p.push(Problem::new("timezone", e).hint("all of China is \"Asia/Shanghai\""));
@@ -875,10 +889,19 @@ impl AgentConfig {
         for (i, c) in self.cameras.iter().enumerate() {
             let at = |key: &str| format!("cameras[{i}].{key}");
             if !is_valid_id(&c.id) {
-                p.push(Problem::new(at("id"), format!("{:?} must be 1-64 letters, digits, '-' or '_'", c.id)));
+                p.push(Problem::new(
+                    at("id"),
+                    format!("{:?} must be 1-64 letters, digits, '-' or '_'", c.id),
+                ));
             }
-            if !(c.url.starts_with("rtsp://") || c.url.starts_with("rtsps://") || c.url.starts_with("file://")) {
-                p.push(Problem::new(at("url"), format!("{:?} must start with rtsp://, rtsps:// or file://", c.url)));
+            if !(c.url.starts_with("rtsp://")
+                || c.url.starts_with("rtsps://")
+                || c.url.starts_with("file://"))
+            {
+                p.push(Problem::new(
+                    at("url"),
+                    format!("{:?} must start with rtsp://, rtsps:// or file://", c.url),
+                ));
             }
             if !(c.detect_fps > 0.0 && c.detect_fps <= 60.0) {
                 p.push(Problem::new(at("detect_fps"), "must be in (0, 60]"));
@@ -903,7 +926,10 @@ impl AgentConfig {
         let camera_ids = ids(self.cameras.iter().map(|c| c.id.as_str()));
         let check_camera = |at: String, camera: &str, p: &mut Vec<Problem>| {
             if !camera_ids.contains(&camera) {
-                p.push(Problem::new(at, format!("no camera with id {camera:?}")).hint(format!("cameras: {}", camera_ids.join(", "))));
+                p.push(
+                    Problem::new(at, format!("no camera with id {camera:?}"))
+                        .hint(format!("cameras: {}", camera_ids.join(", "))),
+                );
             }
         };
         check_unique("zones", self.zones.iter().map(|z| z.id.as_str()), &mut p);
@@ -928,7 +954,9 @@ impl AgentConfig {
         if !(1..=100).contains(&self.snapshot.quality) {
             p.push(Problem::new("snapshot.quality", "must be in 1..100"));
         }
-        if self.snapshot.max_bytes < 16 * 1024 || self.snapshot.max_bytes > xueliang_proto::MAX_MESSAGE_BYTES / 2 {
+        if self.snapshot.max_bytes < 16 * 1024
+            || self.snapshot.max_bytes > xueliang_proto::MAX_MESSAGE_BYTES / 2
+        {
             p.push(Problem::new(
                 "snapshot.max_bytes",
                 format!("must be between 16384 and {}", xueliang_proto::MAX_MESSAGE_BYTES / 2),
@@ -945,21 +973,37 @@ impl AgentConfig {
         match (&r.zone, zone_ok) {
             (Some(z), true) if !self.zones.iter().any(|zone| zone.id == *z) => {
                 let ids = ids(self.zones.iter().map(|z| z.id.as_str()));
-                p.push(Problem::new(at("zone"), format!("no zone with id {z:?}")).hint(format!("zones: {}", ids.join(", "))));
+                p.push(
+                    Problem::new(at("zone"), format!("no zone with id {z:?}"))
+                        .hint(format!("zones: {}", ids.join(", "))),
+                );
             }
-            (Some(_), false) => p.push(Problem::new(at("zone"), format!("a {kind} rule has no zone")).hint(hint_for(needs))),
-            (None, true) if needs == Needs::Zone => {
-                p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a zone")).hint(hint_for(needs)))
-            }
+            (Some(_), false) => p.push(
+                Problem::new(at("zone"), format!("a {kind} rule has no zone"))
+                    .hint(hint_for(needs)),
+            ),
+            (None, true) if needs == Needs::Zone => p.push(
+                Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a zone"))
+                    .hint(hint_for(needs)),
+            ),
             _ => {}
         }
         match (&r.line, needs == Needs::Line) {
             (Some(l), true) if !self.lines.iter().any(|line| line.id == *l) => {
                 let ids = ids(self.lines.iter().map(|l| l.id.as_str()));
-                p.push(Problem::new(at("line"), format!("no line with id {l:?}")).hint(format!("lines: {}", ids.join(", "))));
+                p.push(
+                    Problem::new(at("line"), format!("no line with id {l:?}"))
+                        .hint(format!("lines: {}", ids.join(", "))),
+                );
             }
-            (Some(_), false) => p.push(Problem::new(at("line"), format!("a {kind} rule has no line")).hint(hint_for(needs))),
-            (None, true) => p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a line")).hint(hint_for(needs))),
+            (Some(_), false) => p.push(
+                Problem::new(at("line"), format!("a {kind} rule has no line"))
+                    .hint(hint_for(needs)),
+            ),
+            (None, true) => p.push(
+                Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a line"))
+                    .hint(hint_for(needs)),
+            ),
             _ => {}
         }
         let camera_ok = matches!(needs, Needs::Camera | Needs::ZoneOrCamera);
@@ -967,27 +1011,46 @@ impl AgentConfig {
             (Some(c), true) => {
                 if !self.cameras.iter().any(|cam| cam.id == *c) {
                     let ids = ids(self.cameras.iter().map(|c| c.id.as_str()));
-                    p.push(Problem::new(at("camera"), format!("no camera with id {c:?}")).hint(format!("cameras: {}", ids.join(", "))));
+                    p.push(
+                        Problem::new(at("camera"), format!("no camera with id {c:?}"))
+                            .hint(format!("cameras: {}", ids.join(", "))),
+                    );
                 }
                 if r.zone.is_some() {
-                    p.push(Problem::new(at("camera"), "set zone or camera, not both").hint("the zone already names its camera"));
+                    p.push(
+                        Problem::new(at("camera"), "set zone or camera, not both")
+                            .hint("the zone already names its camera"),
+                    );
                 }
             }
-            (Some(_), false) => p.push(Problem::new(at("camera"), format!("a {kind} rule takes its camera from its {}", if needs == Needs::Line { "line" } else { "zone" }))),
-            (None, true) if needs == Needs::Camera || r.zone.is_none() => {
-                p.push(Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a camera")).hint(hint_for(needs)))
-            }
+            (Some(_), false) => p.push(Problem::new(
+                at("camera"),
+                format!(
+                    "a {kind} rule takes its camera from its {}",
+                    if needs == Needs::Line { "line" } else { "zone" }
+                ),
+            )),
+            (None, true) if needs == Needs::Camera || r.zone.is_none() => p.push(
+                Problem::new(format!("rules[{i}]"), format!("a {kind} rule needs a camera"))
+                    .hint(hint_for(needs)),
+            ),
             _ => {}
         }
         if r.classes.as_ref().is_some_and(Vec::is_empty) {
-            p.push(Problem::new(at("classes"), "is empty").hint("leave it out for the kind's default classes"));
+            p.push(
+                Problem::new(at("classes"), "is empty")
+                    .hint("leave it out for the kind's default classes"),
+            );
         }
         if !(0.0..=1.0).contains(&r.min_score) {
             p.push(Problem::new(at("min_score"), "must be in 0..1"));
         }
         for (key, [w, h]) in [("min_size", r.min_size), ("max_size", r.max_size)] {
             if !((0.0..=1.0).contains(&w) && (0.0..=1.0).contains(&h)) {
-                p.push(Problem::new(at(key), "width and height are fractions of the picture, 0..1"));
+                p.push(Problem::new(
+                    at(key),
+                    "width and height are fractions of the picture, 0..1",
+                ));
             }
         }
         if r.min_size[0] > r.max_size[0] || r.min_size[1] > r.max_size[1] {
@@ -1000,8 +1063,16 @@ impl AgentConfig {
             if !(d >= 0.0) {
                 p.push(Problem::new(at("dwell_s"), "must not be negative"));
             }
-            if !matches!(r.kind, RuleKindConfig::Loitering | RuleKindConfig::VehicleStopped | RuleKindConfig::Crowding) {
-                p.push(Problem::new(at("dwell_s"), format!("a {kind} rule has no dwell time")).hint("dwell_s is for loitering, vehicle_stopped and crowding"));
+            if !matches!(
+                r.kind,
+                RuleKindConfig::Loitering
+                    | RuleKindConfig::VehicleStopped
+                    | RuleKindConfig::Crowding
+            ) {
+                p.push(
+                    Problem::new(at("dwell_s"), format!("a {kind} rule has no dwell time"))
+                        .hint("dwell_s is for loitering, vehicle_stopped and crowding"),
+                );
             }
         }
         if r.kind == RuleKindConfig::Crowding && r.min_count < 2 {
@@ -1023,20 +1094,31 @@ impl AgentConfig {
     pub fn class_problems(&self, card: &ModelCard) -> Vec<Problem> {
         let mut p = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
-            let unknown: Vec<String> = r.class_names().into_iter().filter(|c| card.class_index(c).is_none()).collect();
+            let unknown: Vec<String> =
+                r.class_names().into_iter().filter(|c| card.class_index(c).is_none()).collect();
             if unknown.is_empty() {
                 continue;
             }
-            let at = if r.classes.is_some() { format!("rules[{i}].classes") } else { format!("rules[{i}].kind") };
+            let at = if r.classes.is_some() {
+                format!("rules[{i}].classes")
+            } else {
+                format!("rules[{i}].kind")
+            };
             let listed = card.classes.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
                 + if card.classes.len() > 12 { ", …" } else { "" };
             let message = if r.kind == RuleKindConfig::FireSmoke && r.classes.is_none() {
                 format!("model {} has no fire or smoke class", card.name)
             } else {
-                format!("{} not a class of model {}", unknown.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ") + if unknown.len() == 1 { " is" } else { " are" }, card.name)
+                format!(
+                    "{} not a class of model {}",
+                    unknown.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                        + if unknown.len() == 1 { " is" } else { " are" },
+                    card.name
+                )
             };
             let hint = if r.kind == RuleKindConfig::FireSmoke {
-                "fire_smoke needs a model trained on fire and smoke (see models/README.md)".to_string()
+                "fire_smoke needs a model trained on fire and smoke (see models/README.md)"
+                    .to_string()
             } else {
                 format!("its classes: {listed}")
             };
@@ -1073,8 +1155,11 @@ fn check_unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &m
     for (i, id) in ids.enumerate() {
         if let Some(first) = seen.insert(id, i) {
             problems.push(
-                Problem::new(format!("{what}[{i}].id"), format!("{id:?} is already the id of {what}[{first}]"))
-                    .hint("ids must be unique: rename one"),
+                Problem::new(
+                    format!("{what}[{i}].id"),
+                    format!("{id:?} is already the id of {what}[{first}]"),
+                )
+                .hint("ids must be unique: rename one"),
             );
         }
     }
@@ -1103,7 +1188,9 @@ fn hint_for(needs: Needs) -> &'static str {
         Needs::Zone => "set zone = \"<id of a [[zones]] entry>\"",
         Needs::Line => "set line = \"<id of a [[lines]] entry>\"",
         Needs::Camera => "set camera = \"<id of a [[cameras]] entry>\"",
-        Needs::ZoneOrCamera => "set zone = \"…\" for part of the picture, or camera = \"…\" for all of it",
+        Needs::ZoneOrCamera => {
+            "set zone = \"…\" for part of the picture, or camera = \"…\" for all of it"
+        }
     }
 }
 
@@ -1132,7 +1219,10 @@ zone = "walkway"
     fn a_minimal_config_gets_sensible_defaults() {
         let c = AgentConfig::parse(GOOD, Path::new("/etc/xl/agent.toml")).expect("valid");
         assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"));
-        assert_eq!(c.mqtt.broker().unwrap(), BrokerUrl { host: "127.0.0.1".into(), port: 1883, tls: false });
+        assert_eq!(
+            c.mqtt.broker().unwrap(),
+            BrokerUrl { host: "127.0.0.1".into(), port: 1883, tls: false }
+        );
         assert_eq!(c.cameras[0].detect_fps, 5.0);
         assert_eq!(c.rules[0].class_names(), ["person"]);
         assert_eq!(c.rules[0].min_score, 0.5);
@@ -1140,7 +1230,10 @@ zone = "walkway"
 
     #[test]
     fn camera_passwords_are_hidden() {
-        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101"), "rtsp://admin:***@10.0.0.5:554/Streaming/101");
+        assert_eq!(
+            redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101"),
+            "rtsp://admin:***@10.0.0.5:554/Streaming/101"
+        );
         assert_eq!(redact_url("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
         assert_eq!(redact_url("file:///tmp/x.avi"), "file:///tmp/x.avi");
     }
@@ -1162,14 +1255,10 @@ zone = "walkway"
             .replace("camera = \"gate\"", "camera = \"nowhere\"")
             .replace("zone = \"walkway\"", "zone = \"lake\"")
             .replace("rtsp://10.0.0.5/stream1", "http://x");
-        let msg = AgentConfig::parse(&bad, Path::new("a.toml"))
-            .expect_err("invalid")
-            .to_string();
-        for needle in [
-            "no camera with id \"nowhere\"",
-            "no zone with id \"lake\"",
-            "cameras[0].url",
-        ] {
+        let msg = AgentConfig::parse(&bad, Path::new("a.toml")).expect_err("invalid").to_string();
+        for needle in
+            ["no camera with id \"nowhere\"", "no zone with id \"lake\"", "cameras[0].url"]
+        {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
     }
@@ -1186,35 +1275,51 @@ url = "rtsp://10.0.0.6/stream1"
         let c = local.with_pushed(pushed, origin).expect("valid push");
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.cameras[0].id, "pond");
-        assert!(c.rules.is_empty() && c.zones.is_empty(), "sections the push leaves out are emptied");
+        assert!(
+            c.rules.is_empty() && c.zones.is_empty(),
+            "sections the push leaves out are emptied"
+        );
         assert_eq!(c.model.path, Path::new("/etc/xl/model.onnx"), "the local model stays");
         assert_eq!(c.agent_id, "village-7");
 
         let with_model = format!("{pushed}[model]\npath = \"m2.onnx\"\n");
-        assert_eq!(local.with_pushed(&with_model, origin).unwrap().model.path, Path::new("/etc/xl/m2.onnx"));
+        assert_eq!(
+            local.with_pushed(&with_model, origin).unwrap().model.path,
+            Path::new("/etc/xl/m2.onnx")
+        );
 
-        let hostile = format!("agent_id = \"village-8\"\n{pushed}[mqtt]\nurl = \"mqtt://evil:1883\"\n");
+        let hostile =
+            format!("agent_id = \"village-8\"\n{pushed}[mqtt]\nurl = \"mqtt://evil:1883\"\n");
         let msg = local.with_pushed(&hostile, origin).unwrap_err().to_string();
         assert_eq!(
             msg,
             "config pushed config v2: agent_id: \"village-8\" is not this agent (\"village-7\"); \
              mqtt: is set in the box's local file only; remove it from the pushed config"
         );
-        let bad_rule = format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
+        let bad_rule =
+            format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
         let msg = local.with_pushed(&bad_rule, origin).unwrap_err().to_string();
         assert!(msg.contains("rules[0].zone: no zone with id \"lake\""), "{msg}");
     }
 
     #[test]
     fn tls_settings_must_fit_the_url() {
-        let with = |mqtt: &str| AgentConfig::parse(&GOOD.replace("[model]", &format!("[mqtt]\n{mqtt}\n[model]")), Path::new("/etc/xl/a.toml"));
+        let with = |mqtt: &str| {
+            AgentConfig::parse(
+                &GOOD.replace("[model]", &format!("[mqtt]\n{mqtt}\n[model]")),
+                Path::new("/etc/xl/a.toml"),
+            )
+        };
         let c = with("url = \"mqtts://broker.county\"\ntls_ca = \"ca.pem\"").unwrap();
         assert_eq!(c.mqtt.tls().unwrap().unwrap().ca, Path::new("/etc/xl/ca.pem"));
         assert_eq!(c.mqtt.broker().unwrap().port, 8883);
         for (mqtt, problem) in [
             ("url = \"mqtts://broker.county\"", "set mqtt.tls_ca"),
             ("tls_ca = \"ca.pem\"", "use mqtts:// for TLS"),
-            ("url = \"mqtts://b\"\ntls_ca = \"ca.pem\"\ntls_client_cert = \"a.pem\"", "set both or neither"),
+            (
+                "url = \"mqtts://b\"\ntls_ca = \"ca.pem\"\ntls_client_cert = \"a.pem\"",
+                "set both or neither",
+            ),
         ] {
             let err = with(mqtt).unwrap_err().to_string();
             assert!(err.contains(problem), "{mqtt}: {err}");

@@ -46,7 +46,9 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
     for step in steps {
         let value = match step {
-            Step::Key(k) => table.and_then(|t| t.iter().find(|(key, _)| key.get_ref().as_ref() == k).map(|(_, v)| v)),
+            Step::Key(k) => table.and_then(|t| {
+                t.iter().find(|(key, _)| key.get_ref().as_ref() == k).map(|(_, v)| v)
+            }),
             Step::Index(i) => array.and_then(|a| a.get(i)),
         };
         let Some(value) = value else { break };
@@ -89,13 +91,26 @@ schedule = { windows = [{ from = "18:00", to = "1800" }] }
     fn an_option_left_to_its_default_points_at_its_table() {
         let (line, _) = locate(TEXT, "rules[0].min_score").unwrap();
         assert!((3..=4).contains(&line), "{line}");
-        assert_eq!(locate(TEXT, "rules[7].zone").map(|(l, _)| l), Some(3), "the nearest: the rules");
+        assert_eq!(
+            locate(TEXT, "rules[7].zone").map(|(l, _)| l),
+            Some(3),
+            "the nearest: the rules"
+        );
         assert_eq!(locate("not toml [", "agent_id"), None);
     }
 
     #[test]
     fn paths_split_into_keys_and_indices() {
-        assert_eq!(steps("a.b[2][3].c"), Some(vec![Step::Key("a"), Step::Key("b"), Step::Index(2), Step::Index(3), Step::Key("c")]));
+        assert_eq!(
+            steps("a.b[2][3].c"),
+            Some(vec![
+                Step::Key("a"),
+                Step::Key("b"),
+                Step::Index(2),
+                Step::Index(3),
+                Step::Key("c")
+            ])
+        );
         assert_eq!(steps("a[x]"), None);
     }
 }

@@ -18,11 +18,7 @@ pub struct Detection {
 /// Sorts `dets` in place (by class, then score) and truncates it to the survivors, so the
 /// caller's buffer is reused and nothing is allocated.
 pub fn nms_classwise(dets: &mut Vec<Detection>, iou: f32) {
-    dets.sort_unstable_by(|a, b| {
-        a.class
-            .cmp(&b.class)
-            .then(b.score.total_cmp(&a.score))
-    });
+    dets.sort_unstable_by(|a, b| a.class.cmp(&b.class).then(b.score.total_cmp(&a.score)));
     let mut kept = 0;
     for i in 0..dets.len() {
         let cand = dets[i];
@@ -45,11 +41,7 @@ mod tests {
     use super::*;
 
     fn det(class: u16, score: f32, x: f32) -> Detection {
-        Detection {
-            class,
-            score,
-            bbox: BoxN { x1: x, y1: 0.0, x2: x + 0.2, y2: 0.2 },
-        }
+        Detection { class, score, bbox: BoxN { x1: x, y1: 0.0, x2: x + 0.2, y2: 0.2 } }
     }
 
     #[test]

@@ -79,10 +79,7 @@ fn environment(library: &Path) -> Result<&'static Environment, DetectorError> {
             );
         }
         let builder = ort::init_from(library).map_err(|e| e.to_string())?;
-        builder
-            .with_name("xueliang")
-            .build()
-            .map_err(|e| e.to_string())
+        builder.with_name("xueliang").build().map_err(|e| e.to_string())
     });
     env.as_ref().map_err(|message| DetectorError::Runtime {
         path: library.to_owned(),
@@ -142,7 +139,11 @@ pub struct DetectorOptions {
 impl Detector {
     /// Loads `model` with the card at `card` (`NAME.card.toml` beside it when `None`): a
     /// missing model is named before a missing card.
-    pub fn open(model: &Path, card: Option<&Path>, options: &DetectorOptions) -> Result<Self, DetectorError> {
+    pub fn open(
+        model: &Path,
+        card: Option<&Path>,
+        options: &DetectorOptions,
+    ) -> Result<Self, DetectorError> {
         if !model.is_file() {
             return Err(DetectorError::ModelMissing(model.to_owned()));
         }
@@ -165,10 +166,8 @@ impl Detector {
             path: model.to_owned(),
             message: e.to_string(),
         };
-        let layout = |message: String| DetectorError::ModelLayout {
-            path: model.to_owned(),
-            message,
-        };
+        let layout =
+            |message: String| DetectorError::ModelLayout { path: model.to_owned(), message };
         let mut session = Session::builder(env)
             .map_err(|e| invalid(e))?
             .with_intra_threads(options.threads.max(1))
@@ -187,11 +186,7 @@ impl Detector {
                 session.inputs().len()
             )));
         };
-        let shape = input_outlet
-            .dtype()
-            .tensor_shape()
-            .map(|s| s.to_vec())
-            .unwrap_or_default();
+        let shape = input_outlet.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         let (dynamic_batch, height, width) = match shape.as_slice() {
             [b @ (1 | -1), 3, h, w] if *h > 0 && *w > 0 => (*b == -1, *h as usize, *w as usize),
             other => {
@@ -220,12 +215,11 @@ impl Detector {
 
         // One run on a blank image proves the model runs and gives concrete output shapes.
         let run_err = |e: ort::Error| DetectorError::Run(e.to_string());
-        let blank = Tensor::<f32>::new(session.allocator(), [1usize, 3, height, width])
-            .map_err(run_err)?;
+        let blank =
+            Tensor::<f32>::new(session.allocator(), [1usize, 3, height, width]).map_err(run_err)?;
         let output_shapes: Vec<Vec<i64>> = {
-            let outputs = session
-                .run(ort::inputs![input_name.as_str() => &blank])
-                .map_err(|e| invalid(e))?;
+            let outputs =
+                session.run(ort::inputs![input_name.as_str() => &blank]).map_err(|e| invalid(e))?;
             let mut shapes = Vec::with_capacity(output_names.len());
             for n in &output_names {
                 let value = &outputs[n.as_str()];
@@ -242,8 +236,8 @@ impl Detector {
         let max_batch = if dynamic_batch { options.max_batch.clamp(1, 8) } else { 1 };
         let mut batches = Vec::with_capacity(max_batch);
         for b in 1..=max_batch {
-            let input = Tensor::<f32>::new(session.allocator(), [b, 3, height, width])
-                .map_err(run_err)?;
+            let input =
+                Tensor::<f32>::new(session.allocator(), [b, 3, height, width]).map_err(run_err)?;
             let mut binding = session.create_binding().map_err(run_err)?;
             binding.bind_input(input_name.clone(), &input).map_err(run_err)?;
             for (name, shape) in output_names.iter().zip(&output_shapes) {
@@ -260,9 +254,7 @@ impl Detector {
             .map(|_| Preprocessor::new(width, height, card.normalization, card.resize))
             .collect();
         // The bound path the frames take is proven here too, not at the first frame.
-        session
-            .run_binding(&batches[0].binding)
-            .map_err(|e| invalid(e))?;
+        session.run_binding(&batches[0].binding).map_err(|e| invalid(e))?;
         Ok(Self {
             session,
             batches,
@@ -353,11 +345,7 @@ impl Detector {
         self.prepare(1, 0, img);
         let preprocess = t0.elapsed();
         let (infer, postprocess) = self.infer(1, std::slice::from_mut(out))?;
-        Ok(StageTimes {
-            preprocess,
-            infer,
-            postprocess,
-        })
+        Ok(StageTimes { preprocess, infer, postprocess })
     }
 
     /// Times `runs` bare `session.run` calls on the last prepared single image, the way a
@@ -366,17 +354,13 @@ impl Detector {
     pub fn time_bare_runs(&mut self, runs: usize) -> Result<Duration, DetectorError> {
         let err = |e: ort::Error| DetectorError::Run(e.to_string());
         let (w, h) = self.input_size;
-        let mut input = Tensor::<f32>::new(self.session.allocator(), [1usize, 3, h, w]).map_err(err)?;
-        input
-            .extract_tensor_mut()
-            .1
-            .copy_from_slice(self.batches[0].input.extract_tensor().1);
+        let mut input =
+            Tensor::<f32>::new(self.session.allocator(), [1usize, 3, h, w]).map_err(err)?;
+        input.extract_tensor_mut().1.copy_from_slice(self.batches[0].input.extract_tensor().1);
         let t0 = Instant::now();
         for _ in 0..runs {
-            let outputs = self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => &input])
-                .map_err(err)?;
+            let outputs =
+                self.session.run(ort::inputs![self.input_name.as_str() => &input]).map_err(err)?;
             std::hint::black_box(&outputs);
         }
         Ok(t0.elapsed())

@@ -42,7 +42,12 @@ impl Check {
         Self { name: name.into(), outcome: Outcome::Ok, detail: detail.into(), hint: None }
     }
 
-    fn bad(outcome: Outcome, name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Self {
+    fn bad(
+        outcome: Outcome,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self { name: name.into(), outcome, detail: detail.into(), hint: Some(hint.into()) }
     }
 
@@ -81,12 +86,21 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
     let (in_force, version) = RemoteConfig::in_force(local);
     let config = &in_force;
-    let from = version.map_or(String::new(), |v| format!(" (the file with the center's config version {v})"));
+    let from = version
+        .map_or(String::new(), |v| format!(" (the file with the center's config version {v})"));
     let problems = config.problems();
     checks.push(if problems.is_empty() {
-        Check::ok("config", format!("{} cameras, {} rules{from}", config.cameras.len(), config.rules.len()))
+        Check::ok(
+            "config",
+            format!("{} cameras, {} rules{from}", config.cameras.len(), config.rules.len()),
+        )
     } else {
-        Check::bad(Outcome::Fail, "config", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "run `xl-agent check-config` on the file for places and hints")
+        Check::bad(
+            Outcome::Fail,
+            "config",
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            "run `xl-agent check-config` on the file for places and hints",
+        )
     });
     checks.extend(model_checks(config));
     let plugins = plugin_check();
@@ -95,7 +109,12 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
     for camera in &config.cameras {
         let name = format!("camera {}", camera.id);
         if !plugins_ok {
-            checks.push(Check::bad(Outcome::Fail, name, "not tried: GStreamer plugins are missing", "install the plugins above first"));
+            checks.push(Check::bad(
+                Outcome::Fail,
+                name,
+                "not tried: GStreamer plugins are missing",
+                "install the plugins above first",
+            ));
             continue;
         }
         let (url, transport) = (camera.url.clone(), camera.transport);
@@ -120,14 +139,32 @@ fn model_checks(config: &AgentConfig) -> Vec<Check> {
     match Detector::open(&config.model.path, config.model.card.as_deref(), &options) {
         Ok(d) => {
             checks.push(Check::ok("onnxruntime", format!("loaded {}", library.display())));
-            checks.push(Check::ok("model", format!("{} {} loads and runs ({} classes)", d.card().name, d.card().version, d.card().classes.len())));
+            checks.push(Check::ok(
+                "model",
+                format!(
+                    "{} {} loads and runs ({} classes)",
+                    d.card().name,
+                    d.card().version,
+                    d.card().classes.len()
+                ),
+            ));
         }
         Err(e @ DetectorError::Runtime { .. }) => {
-            checks.push(Check::bad(Outcome::Fail, "onnxruntime", e.to_string(), "reinstall with deploy/agent/install.sh, or set model.onnxruntime / ORT_DYLIB_PATH"));
+            checks.push(Check::bad(
+                Outcome::Fail,
+                "onnxruntime",
+                e.to_string(),
+                "reinstall with deploy/agent/install.sh, or set model.onnxruntime / ORT_DYLIB_PATH",
+            ));
         }
         Err(e) => {
             checks.push(Check::ok("onnxruntime", format!("loaded {}", library.display())));
-            checks.push(Check::bad(Outcome::Fail, "model", e.to_string(), "reinstall the model with deploy/agent/install.sh, or fix model.path"));
+            checks.push(Check::bad(
+                Outcome::Fail,
+                "model",
+                e.to_string(),
+                "reinstall the model with deploy/agent/install.sh, or fix model.path",
+            ));
         }
     }
     checks.push(checksum_check(&config.model.path));
@@ -136,39 +173,77 @@ fn model_checks(config: &AgentConfig) -> Vec<Check> {
 
 /// The model against `MODEL.sha256` beside it (`sha256sum` format, written at install).
 fn checksum_check(model: &Path) -> Check {
-    let sums = model.with_file_name(format!("{}.sha256", model.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned())));
+    let sums = model.with_file_name(format!(
+        "{}.sha256",
+        model.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned())
+    ));
     let Ok(expected) = std::fs::read_to_string(&sums) else {
-        return Check::bad(Outcome::Warn, "model sha256", format!("no {} to check against", sums.display()), "deploy/agent/install.sh writes it beside the model");
+        return Check::bad(
+            Outcome::Warn,
+            "model sha256",
+            format!("no {} to check against", sums.display()),
+            "deploy/agent/install.sh writes it beside the model",
+        );
     };
     let expected = expected.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
     match std::fs::read(model) {
         Ok(bytes) => {
-            let actual: String = xueliang_proto::signing::sha256(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let actual: String = xueliang_proto::signing::sha256(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             if actual == expected {
                 Check::ok("model sha256", format!("{}… matches", &actual[..16]))
             } else {
-                Check::bad(Outcome::Fail, "model sha256", format!("{}… but {} says {}…", &actual[..16], sums.display(), expected.get(..16).unwrap_or(&expected)), "the model file is damaged or not the installed one: reinstall it")
+                Check::bad(
+                    Outcome::Fail,
+                    "model sha256",
+                    format!(
+                        "{}… but {} says {}…",
+                        &actual[..16],
+                        sums.display(),
+                        expected.get(..16).unwrap_or(&expected)
+                    ),
+                    "the model file is damaged or not the installed one: reinstall it",
+                )
             }
         }
-        Err(e) => Check::bad(Outcome::Fail, "model sha256", format!("{}: {e}", model.display()), "reinstall the model"),
+        Err(e) => Check::bad(
+            Outcome::Fail,
+            "model sha256",
+            format!("{}: {e}", model.display()),
+            "reinstall the model",
+        ),
     }
 }
 
 /// Every element the pipelines use is registered.
 fn plugin_check() -> Check {
     if let Err(e) = gst::init() {
-        return Check::bad(Outcome::Fail, "gstreamer", e.to_string(), "apt install gstreamer1.0-tools gstreamer1.0-plugins-base");
+        return Check::bad(
+            Outcome::Fail,
+            "gstreamer",
+            e.to_string(),
+            "apt install gstreamer1.0-tools gstreamer1.0-plugins-base",
+        );
     }
-    let missing: Vec<(&str, &str)> = ELEMENTS.iter().copied().filter(|(e, _)| gst::ElementFactory::find(e).is_none()).collect();
+    let missing: Vec<(&str, &str)> =
+        ELEMENTS.iter().copied().filter(|(e, _)| gst::ElementFactory::find(e).is_none()).collect();
     if missing.is_empty() {
-        return Check::ok("gstreamer", format!("{}, all {} elements present", gst::version_string(), ELEMENTS.len()));
+        return Check::ok(
+            "gstreamer",
+            format!("{}, all {} elements present", gst::version_string(), ELEMENTS.len()),
+        );
     }
     let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
     packages.dedup();
     Check::bad(
         Outcome::Fail,
         "gstreamer",
-        format!("missing elements: {}", missing.iter().map(|(e, _)| *e).collect::<Vec<_>>().join(", ")),
+        format!(
+            "missing elements: {}",
+            missing.iter().map(|(e, _)| *e).collect::<Vec<_>>().join(", ")
+        ),
         format!("apt install {}", packages.join(" ")),
     )
 }
@@ -178,9 +253,20 @@ fn plugin_check() -> Check {
 async fn broker_check(config: &AgentConfig) -> Check {
     let name = "broker";
     let url = config.mqtt.url.clone();
-    let opts = match mqtt_options(&config.mqtt, &format!("xl-agent-{}-doctor", config.agent_id), &config.agent_id) {
+    let opts = match mqtt_options(
+        &config.mqtt,
+        &format!("xl-agent-{}-doctor", config.agent_id),
+        &config.agent_id,
+    ) {
         Ok(o) => o,
-        Err(e) => return Check::bad(Outcome::Fail, name, e, "fix [mqtt] in the config (`xl-agent check-config`)"),
+        Err(e) => {
+            return Check::bad(
+                Outcome::Fail,
+                name,
+                e,
+                "fix [mqtt] in the config (`xl-agent check-config`)",
+            );
+        }
     };
     let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 8);
     let login = async {
@@ -194,13 +280,36 @@ async fn broker_check(config: &AgentConfig) -> Check {
     };
     let result = tokio::time::timeout(Duration::from_secs(15), login).await;
     let _ = client.disconnect().await;
-    let who = if config.mqtt.password.is_some() { "with this box's password" } else { "without a password" };
+    let who = if config.mqtt.password.is_some() {
+        "with this box's password"
+    } else {
+        "without a password"
+    };
     match result {
-        Ok(Ok(rumqttc::ConnectReturnCode::Success)) => Check::ok(name, format!("{url}: logged in {who}")),
-        Ok(Ok(code)) => Check::bad(Outcome::Fail, name, format!("{url}: login refused ({code:?})"), "the broker password is wrong or unknown there: enrol again, or fix mqtt.password"),
-        Ok(Err(rumqttc::ConnectionError::ConnectionRefused(code))) => Check::bad(Outcome::Fail, name, format!("{url}: login refused ({code:?})"), "the broker password is wrong or unknown there: enrol again, or fix mqtt.password"),
-        Ok(Err(rumqttc::ConnectionError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Check::bad(Outcome::Fail, name, format!("{url}: connection refused"), "nothing listens there: check mqtt.url and that the center (or its broker) runs")
+        Ok(Ok(rumqttc::ConnectReturnCode::Success)) => {
+            Check::ok(name, format!("{url}: logged in {who}"))
+        }
+        Ok(Ok(code)) => Check::bad(
+            Outcome::Fail,
+            name,
+            format!("{url}: login refused ({code:?})"),
+            "the broker password is wrong or unknown there: enrol again, or fix mqtt.password",
+        ),
+        Ok(Err(rumqttc::ConnectionError::ConnectionRefused(code))) => Check::bad(
+            Outcome::Fail,
+            name,
+            format!("{url}: login refused ({code:?})"),
+            "the broker password is wrong or unknown there: enrol again, or fix mqtt.password",
+        ),
+        Ok(Err(rumqttc::ConnectionError::Io(e)))
+            if e.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            Check::bad(
+                Outcome::Fail,
+                name,
+                format!("{url}: connection refused"),
+                "nothing listens there: check mqtt.url and that the center (or its broker) runs",
+            )
         }
         Ok(Err(e)) if config.mqtt.password.is_some() && is_closed(&e) => Check::bad(
             Outcome::Fail,
@@ -208,16 +317,36 @@ async fn broker_check(config: &AgentConfig) -> Check {
             format!("{url}: the broker closed the connection at login ({e})"),
             "the embedded broker closes it on a wrong password: enrol again, or fix mqtt.password",
         ),
-        Ok(Err(e)) => Check::bad(Outcome::Fail, name, format!("{url}: {e}"), "check mqtt.url, the network to the county, and TLS settings"),
-        Err(_) => Check::bad(Outcome::Fail, name, format!("{url}: no answer in 15 s"), "a firewall may drop the traffic: check the route to the county network"),
+        Ok(Err(e)) => Check::bad(
+            Outcome::Fail,
+            name,
+            format!("{url}: {e}"),
+            "check mqtt.url, the network to the county, and TLS settings",
+        ),
+        Err(_) => Check::bad(
+            Outcome::Fail,
+            name,
+            format!("{url}: no answer in 15 s"),
+            "a firewall may drop the traffic: check the route to the county network",
+        ),
     }
 }
 
 /// Whether the broker hung up (what rumqttd does to a wrong password).
 fn is_closed(e: &rumqttc::ConnectionError) -> bool {
     match e {
-        rumqttc::ConnectionError::Io(io) => matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof),
-        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Io(io)) => matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof),
+        rumqttc::ConnectionError::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ),
         rumqttc::ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => true,
         _ => false,
     }
@@ -227,18 +356,37 @@ fn is_closed(e: &rumqttc::ConnectionError) -> bool {
 async fn clock_check(config: &AgentConfig) -> Check {
     let name = "clock";
     let Some(center) = &config.center_url else {
-        return Check::bad(Outcome::Warn, name, "not compared: no center_url in the config", "`xl-agent enroll` writes it; or add center_url = \"http://…\"");
+        return Check::bad(
+            Outcome::Warn,
+            name,
+            "not compared: no center_url in the config",
+            "`xl-agent enroll` writes it; or add center_url = \"http://…\"",
+        );
     };
     let url = format!("{}/healthz", center.trim_end_matches('/'));
     let sent = std::time::SystemTime::now();
     let response = reqwest::Client::new().get(&url).timeout(Duration::from_secs(10)).send().await;
     let received = std::time::SystemTime::now();
     let date = match &response {
-        Ok(r) => r.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(httpdate),
-        Err(e) => return Check::bad(Outcome::Fail, name, format!("cannot reach {url}: {}", crate::enroll::error_chain(e)), "check center_url and the network to the county"),
+        Ok(r) => {
+            r.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(httpdate)
+        }
+        Err(e) => {
+            return Check::bad(
+                Outcome::Fail,
+                name,
+                format!("cannot reach {url}: {}", crate::enroll::error_chain(e)),
+                "check center_url and the network to the county",
+            );
+        }
     };
     let Some(center_time) = date else {
-        return Check::bad(Outcome::Warn, name, format!("{url} sent no Date header"), "is center_url the county center?");
+        return Check::bad(
+            Outcome::Warn,
+            name,
+            format!("{url} sent no Date header"),
+            "is center_url the county center?",
+        );
     };
     // The center's second is somewhere in the round trip: compare with its middle.
     let round_trip = received.duration_since(sent).unwrap_or_default();
@@ -251,14 +399,21 @@ async fn clock_check(config: &AgentConfig) -> Check {
     if skew.abs() <= 2.0 {
         Check::ok(name, format!("within {:.0} s of the center's", skew.abs().ceil()))
     } else {
-        Check::bad(Outcome::Fail, name, format!("{skew:+.0} s against the center's"), "turn on time sync: `timedatectl set-ntp true` (or chrony, pointed at the county's NTP server)")
+        Check::bad(
+            Outcome::Fail,
+            name,
+            format!("{skew:+.0} s against the center's"),
+            "turn on time sync: `timedatectl set-ntp true` (or chrony, pointed at the county's NTP server)",
+        )
     }
 }
 
 /// An HTTP date (`Sun, 22 Nov 2026 21:30:00 GMT`).
 fn httpdate(text: &str) -> Option<std::time::SystemTime> {
     let t = jiff::fmt::rfc2822::parse(text).ok()?;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp().as_second()).ok()?))
+    Some(
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp().as_second()).ok()?),
+    )
 }
 
 /// Free space where the outbox lives, against its configured bound.
@@ -267,18 +422,44 @@ fn disk_check(config: &AgentConfig) -> Check {
     let dir = &config.data_dir;
     let probe_file = dir.join(".doctor-write-test");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe_file, b"ok")) {
-        return Check::bad(Outcome::Fail, name, format!("cannot write in {}: {e}", dir.display()), "the service user must own the data directory (deploy/agent/install.sh sets it up)");
+        return Check::bad(
+            Outcome::Fail,
+            name,
+            format!("cannot write in {}: {e}", dir.display()),
+            "the service user must own the data directory (deploy/agent/install.sh sets it up)",
+        );
     }
     let _ = std::fs::remove_file(&probe_file);
     let Some(free) = free_bytes(dir) else {
-        return Check::bad(Outcome::Warn, name, format!("cannot read the free space of {}", dir.display()), "check the file system");
+        return Check::bad(
+            Outcome::Warn,
+            name,
+            format!("cannot read the free space of {}", dir.display()),
+            "check the file system",
+        );
     };
     let need = config.outbox.max_mib.saturating_mul(1 << 20);
     let free_mib = free >> 20;
     if free >= need {
-        Check::ok(name, format!("{free_mib} MiB free in {} (the outbox may use {} MiB)", dir.display(), config.outbox.max_mib))
+        Check::ok(
+            name,
+            format!(
+                "{free_mib} MiB free in {} (the outbox may use {} MiB)",
+                dir.display(),
+                config.outbox.max_mib
+            ),
+        )
     } else {
-        Check::bad(Outcome::Warn, name, format!("{free_mib} MiB free in {}, less than outbox.max_mib = {}", dir.display(), config.outbox.max_mib), "free space, or lower outbox.max_mib: alarms beyond it are dropped (low severity first) while the link is down")
+        Check::bad(
+            Outcome::Warn,
+            name,
+            format!(
+                "{free_mib} MiB free in {}, less than outbox.max_mib = {}",
+                dir.display(),
+                config.outbox.max_mib
+            ),
+            "free space, or lower outbox.max_mib: alarms beyond it are dropped (low severity first) while the link is down",
+        )
     }
 }
 

@@ -11,9 +11,9 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub use xueliang_proto::enrolment::Enrolled;
-use xueliang_proto::enrolment::EnrollRequest;
 use toml_edit::{DocumentMut, Item, value};
+use xueliang_proto::enrolment::EnrollRequest;
+pub use xueliang_proto::enrolment::Enrolled;
 
 use crate::config::AgentConfig;
 use crate::identity::Sealer;
@@ -23,7 +23,9 @@ use crate::remote_config::RemoteConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
     /// The center could not be reached.
-    #[error("cannot reach the center at {url}: {error}; check the address and that this box reaches the county network")]
+    #[error(
+        "cannot reach the center at {url}: {error}; check the address and that this box reaches the county network"
+    )]
     Unreachable { url: String, error: String },
     /// The center refused (a used, expired or mistyped token, …).
     #[error("the center refused the enrolment: {0}")]
@@ -74,23 +76,29 @@ impl EnrollOptions {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(&self.config)(e)),
         };
-        let mut doc: DocumentMut = existing
-            .as_deref()
-            .unwrap_or(NEW_CONFIG)
-            .parse()
-            .map_err(|e: toml_edit::TomlError| EnrollError::Config { path: self.config.clone(), error: e.to_string() })?;
+        let mut doc: DocumentMut = existing.as_deref().unwrap_or(NEW_CONFIG).parse().map_err(
+            |e: toml_edit::TomlError| EnrollError::Config {
+                path: self.config.clone(),
+                error: e.to_string(),
+            },
+        )?;
         let base = self.config.parent().unwrap_or(Path::new("/"));
         let data_dir = match &self.data_dir {
             Some(d) => d.clone(),
-            None => doc.get("data_dir").and_then(Item::as_str).map_or_else(|| PathBuf::from("/var/lib/xueliang"), |d| base.join(d)),
+            None => doc
+                .get("data_dir")
+                .and_then(Item::as_str)
+                .map_or_else(|| PathBuf::from("/var/lib/xueliang"), |d| base.join(d)),
         };
         std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
         let sealer = Sealer::open(&data_dir)?;
         hand_over(&data_dir).map_err(io(&data_dir))?;
 
         let url = format!("{}/api/enroll", self.center.trim_end_matches('/'));
-        let unreachable = |error: String| EnrollError::Unreachable { url: self.center.clone(), error };
-        let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_owned();
+        let unreachable =
+            |error: String| EnrollError::Unreachable { url: self.center.clone(), error };
+        let hostname =
+            std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_owned();
         let public_key = sealer.public_key();
         let response = reqwest::Client::new()
             .post(&url)
@@ -108,7 +116,9 @@ impl EnrollOptions {
                 .unwrap_or_else(|| format!("HTTP {status}: {body}"));
             return Err(EnrollError::Refused(message));
         }
-        let enrolled: Enrolled = response.json().await.map_err(|e| unreachable(format!("not an enrolment answer ({e}): is this the center's address?")))?;
+        let enrolled: Enrolled = response.json().await.map_err(|e| {
+            unreachable(format!("not an enrolment answer ({e}): is this the center's address?"))
+        })?;
 
         doc["agent_id"] = value(enrolled.agent_id.clone());
         doc["center_url"] = value(self.center.trim_end_matches('/').to_owned());
@@ -141,12 +151,18 @@ impl EnrollOptions {
 /// key just received) where the agent keeps a pushed config: it runs from the first start, and
 /// the retained copy it receives on connecting is already in force.
 fn keep_pushed(config_text: &str, config_path: &Path, message: &str) -> Result<(), EnrollError> {
-    let bad = |error: String| EnrollError::Refused(format!("the center's config for this box is unusable: {error}"));
-    let config = AgentConfig::parse_unchecked(config_text, config_path).map_err(|e| bad(e.to_string()))?;
-    let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, message).map_err(|e| bad(e.to_string()))?;
+    let bad = |error: String| {
+        EnrollError::Refused(format!("the center's config for this box is unusable: {error}"))
+    };
+    let config =
+        AgentConfig::parse_unchecked(config_text, config_path).map_err(|e| bad(e.to_string()))?;
+    let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, message)
+        .map_err(|e| bad(e.to_string()))?;
     let remote = RemoteConfig::new(&config);
     remote.open(&payload).map_err(|e| bad(e.to_string()))?;
-    remote.save(&payload).map_err(|error| EnrollError::Io { path: remote.saved_path().to_owned(), error })
+    remote
+        .save(&payload)
+        .map_err(|error| EnrollError::Io { path: remote.saved_path().to_owned(), error })
 }
 
 /// A reqwest error with its causes (the first line alone says only "error sending request").

@@ -68,11 +68,7 @@ impl Rgb {
     pub fn from_yuv(img: &Yuv<'_>) -> Self {
         let mut data = Vec::new();
         img.to_rgb(&mut data);
-        Self {
-            data,
-            width: img.width,
-            height: img.height,
-        }
+        Self { data, width: img.width, height: img.height }
     }
 
     fn put(&mut self, x: i64, y: i64, c: [u8; 3]) {
@@ -207,14 +203,19 @@ impl Rgb {
             for bx in 0..bw {
                 let near = |dx: i64, dy: i64| {
                     let (x, y) = (bx as i64 + dx, by as i64 + dy);
-                    x >= 0 && y >= 0 && (x as usize) < bw && (y as usize) < bh && touched[y as usize * bw + x as usize]
+                    x >= 0
+                        && y >= 0
+                        && (x as usize) < bw
+                        && (y as usize) < bh
+                        && touched[y as usize * bw + x as usize]
                 };
                 if !(-1..=1).any(|dy| (-1..=1).any(|dx| near(dx, dy))) {
                     continue;
                 }
                 for y in by * BLOCK..((by + 1) * BLOCK).min(self.height) {
                     let row = y * self.width * 3;
-                    self.data[row + bx * BLOCK * 3..row + ((bx + 1) * BLOCK).min(self.width) * 3].fill(0);
+                    self.data[row + bx * BLOCK * 3..row + ((bx + 1) * BLOCK).min(self.width) * 3]
+                        .fill(0);
                 }
             }
         }
@@ -227,8 +228,11 @@ impl Rgb {
         for y in 0..h {
             for x in 0..w {
                 for c in 0..3 {
-                    let at = |xx: usize, yy: usize| self.data[(yy * self.width + xx) * 3 + c] as u32;
-                    let sum = at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1)
+                    let at =
+                        |xx: usize, yy: usize| self.data[(yy * self.width + xx) * 3 + c] as u32;
+                    let sum = at(2 * x, 2 * y)
+                        + at(2 * x + 1, 2 * y)
+                        + at(2 * x, 2 * y + 1)
                         + at(2 * x + 1, 2 * y + 1);
                     data.push((sum / 4) as u8);
                 }
@@ -239,7 +243,12 @@ impl Rgb {
 
     /// Encodes as JPEG at `quality`, lowering quality and then size until it fits `max_bytes`,
     /// with `masks` blacked out of every attempt.
-    pub fn to_jpeg(&self, quality: u8, max_bytes: usize, masks: &[Polygon]) -> Result<Vec<u8>, EvidenceError> {
+    pub fn to_jpeg(
+        &self,
+        quality: u8,
+        max_bytes: usize,
+        masks: &[Polygon],
+    ) -> Result<Vec<u8>, EvidenceError> {
         let mut img = std::borrow::Cow::Borrowed(self);
         loop {
             if !masks.is_empty() {
@@ -267,7 +276,13 @@ impl Rgb {
 
 /// The evidence picture of an event on `frame`: the rule's shape and the objects drawn, the
 /// camera's privacy masks blacked out, encoded within the configured cap.
-pub fn snapshot(frame: &Frame, shape: &Shape, hits: &[Hit], masks: &[Polygon], cfg: &SnapshotConfig) -> Result<Vec<u8>, String> {
+pub fn snapshot(
+    frame: &Frame,
+    shape: &Shape,
+    hits: &[Hit],
+    masks: &[Polygon],
+    cfg: &SnapshotConfig,
+) -> Result<Vec<u8>, String> {
     frame
         .with_yuv(|yuv| {
             let mut rgb = Rgb::from_yuv(yuv);
@@ -295,7 +310,8 @@ fn row_spans(poly: &Polygon, y: usize, width: usize, height: usize) -> Vec<(usiz
         .filter_map(|pair| {
             // Pixel x is inside when its centre (x + 0.5) / width lies between the crossings.
             let x0 = (pair[0] * width as f32 - 0.5).ceil().max(0.0) as usize;
-            let x1 = ((pair[1] * width as f32 - 0.5).floor() + 1.0).clamp(0.0, width as f32) as usize;
+            let x1 =
+                ((pair[1] * width as f32 - 0.5).floor() + 1.0).clamp(0.0, width as f32) as usize;
             (x0 < x1).then_some((x0, x1))
         })
         .collect()
@@ -316,7 +332,11 @@ mod tests {
         rgb.draw_shape(&Shape::Zone(Polygon::new(&[[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]).unwrap()));
         rgb.draw_hits(&[Hit {
             track: 12,
-            detection: Detection { class: 0, score: 0.9, bbox: BoxN { x1: 0.2, y1: 0.2, x2: 0.4, y2: 0.6 } },
+            detection: Detection {
+                class: 0,
+                score: 0.9,
+                bbox: BoxN { x1: 0.2, y1: 0.2, x2: 0.4, y2: 0.6 },
+            },
         }]);
         // A box corner is red.
         let i = ((0.2f32 * 239.0) as usize * 320 + (0.2f32 * 319.0) as usize) * 3;
@@ -351,7 +371,8 @@ mod tests {
 
     #[test]
     fn row_spans_follow_pixel_centres() {
-        let square = Polygon::new(&[[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]).unwrap();
+        let square =
+            Polygon::new(&[[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]).unwrap();
         assert_eq!(row_spans(&square, 5, 8, 8), vec![(2, 6)]);
         assert!(row_spans(&square, 0, 8, 8).is_empty());
     }

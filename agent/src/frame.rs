@@ -31,23 +31,16 @@ pub struct Frame {
 impl Frame {
     /// Wraps an appsink sample whose caps are `video/x-raw,format=I420`.
     pub fn new(camera: usize, sample: gst::Sample, captured_ms: i64) -> Result<Self, FrameError> {
-        let caps = sample
-            .caps()
-            .ok_or_else(|| FrameError::Format("no caps".into()))?;
-        let info = gst_video::VideoInfo::from_caps(caps)
-            .map_err(|e| FrameError::Format(e.to_string()))?;
+        let caps = sample.caps().ok_or_else(|| FrameError::Format("no caps".into()))?;
+        let info =
+            gst_video::VideoInfo::from_caps(caps).map_err(|e| FrameError::Format(e.to_string()))?;
         if info.format() != gst_video::VideoFormat::I420 {
             return Err(FrameError::Format(format!("{:?}", info.format())));
         }
         if sample.buffer().is_none() {
             return Err(FrameError::Format("no buffer".into()));
         }
-        Ok(Self {
-            camera,
-            captured_ms,
-            sample,
-            info,
-        })
+        Ok(Self { camera, captured_ms, sample, info })
     }
 
     /// Width in pixels.
@@ -67,10 +60,7 @@ impl Frame {
 
     /// Runs `f` on the frame's planes, mapped read-only for the duration of the call.
     pub fn with_yuv<R>(&self, f: impl FnOnce(&Yuv<'_>) -> R) -> Result<R, FrameError> {
-        let buffer = self
-            .sample
-            .buffer()
-            .ok_or_else(|| FrameError::Format("no buffer".into()))?;
+        let buffer = self.sample.buffer().ok_or_else(|| FrameError::Format("no buffer".into()))?;
         let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &self.info)
             .map_err(|e| FrameError::Map(e.to_string()))?;
         let plane = |i: u32| vf.plane_data(i).map_err(|e| FrameError::Map(e.to_string()));

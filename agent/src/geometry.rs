@@ -44,10 +44,7 @@ impl BoxN {
 
     /// The middle of the bottom edge: where a standing person or a vehicle touches the ground.
     pub fn bottom_centre(&self) -> Point {
-        Point {
-            x: (self.x1 + self.x2) * 0.5,
-            y: self.y2,
-        }
+        Point { x: (self.x1 + self.x2) * 0.5, y: self.y2 }
     }
 }
 
@@ -61,22 +58,16 @@ impl Polygon {
     /// Builds a polygon from `[x, y]` pairs, refusing fewer than 3 points or points off the image.
     pub fn new(points: &[[f32; 2]]) -> Result<Self, String> {
         if points.len() < 3 {
-            return Err(format!(
-                "polygon has {} points, needs at least 3",
-                points.len()
-            ));
+            return Err(format!("polygon has {} points, needs at least 3", points.len()));
         }
-        if let Some([x, y]) = points
-            .iter()
-            .find(|[x, y]| !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y))
+        if let Some([x, y]) =
+            points.iter().find(|[x, y]| !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y))
         {
             return Err(format!(
                 "point [{x}, {y}] is outside the image: coordinates are normalized to 0..1"
             ));
         }
-        Ok(Self {
-            points: points.iter().map(|&[x, y]| Point { x, y }).collect(),
-        })
+        Ok(Self { points: points.iter().map(|&[x, y]| Point { x, y }).collect() })
     }
 
     /// The vertices.
@@ -130,7 +121,12 @@ fn cross(a: Point, b: Point, p: Point) -> f32 {
 fn segments_cross(a: Point, b: Point, c: Point, d: Point) -> bool {
     let (d1, d2) = (cross(c, d, a), cross(c, d, b));
     let (d3, d4) = (cross(a, b, c), cross(a, b, d));
-    (d1 > 0.0) != (d2 > 0.0) && (d3 > 0.0) != (d4 > 0.0) && d1 != 0.0 && d2 != 0.0 && d3 != 0.0 && d4 != 0.0
+    (d1 > 0.0) != (d2 > 0.0)
+        && (d3 > 0.0) != (d4 > 0.0)
+        && d1 != 0.0
+        && d2 != 0.0
+        && d3 != 0.0
+        && d4 != 0.0
 }
 
 /// Which side of a counting line a point is on.
@@ -158,9 +154,8 @@ impl Line {
         let [[ax, ay], [bx, by]] = points else {
             return Err(format!("a line has exactly 2 points, not {}", points.len()));
         };
-        if let Some([x, y]) = points
-            .iter()
-            .find(|[x, y]| !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y))
+        if let Some([x, y]) =
+            points.iter().find(|[x, y]| !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y))
         {
             return Err(format!(
                 "point [{x}, {y}] is outside the image: coordinates are normalized to 0..1"
@@ -204,15 +199,9 @@ mod tests {
     #[test]
     fn point_in_polygon_handles_concave_shapes() {
         // An L shape.
-        let l = Polygon::new(&[
-            [0.0, 0.0],
-            [0.5, 0.0],
-            [0.5, 0.5],
-            [1.0, 0.5],
-            [1.0, 1.0],
-            [0.0, 1.0],
-        ])
-        .unwrap();
+        let l =
+            Polygon::new(&[[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]])
+                .unwrap();
         assert!(l.contains(Point { x: 0.25, y: 0.25 }));
         assert!(l.contains(Point { x: 0.75, y: 0.75 }));
         assert!(!l.contains(Point { x: 0.75, y: 0.25 }));
@@ -221,9 +210,9 @@ mod tests {
     #[test]
     fn polygons_are_validated() {
         assert!(Polygon::new(&[[0.0, 0.0], [1.0, 1.0]]).is_err());
-        assert!(Polygon::new(&[[0.0, 0.0], [1.5, 1.0], [0.0, 1.0]])
-            .unwrap_err()
-            .contains("normalized"));
+        assert!(
+            Polygon::new(&[[0.0, 0.0], [1.5, 1.0], [0.0, 1.0]]).unwrap_err().contains("normalized")
+        );
     }
 
     #[test]

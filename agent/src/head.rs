@@ -48,7 +48,13 @@ impl Head {
         match self {
             Self::Nanodet(head) => {
                 for level in &head.levels {
-                    head.decode_level(level, outputs[level.scores], outputs[level.boxes], threshold, out);
+                    head.decode_level(
+                        level,
+                        outputs[level.scores],
+                        outputs[level.boxes],
+                        threshold,
+                        out,
+                    );
                 }
             }
             Self::Yolo(head) => head.decode(outputs[0], threshold, out),

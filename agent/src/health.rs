@@ -26,7 +26,12 @@ pub struct HealthReporter {
 
 impl HealthReporter {
     /// A reporter for cameras `camera_ids` (in loop order) with their source counters.
-    pub fn new(agent_id: &str, camera_ids: Vec<String>, counters: Vec<Arc<CameraCounters>>, interval: Duration) -> Self {
+    pub fn new(
+        agent_id: &str,
+        camera_ids: Vec<String>,
+        counters: Vec<Arc<CameraCounters>>,
+        interval: Duration,
+    ) -> Self {
         let n = camera_ids.len();
         Self {
             agent_id: agent_id.to_owned(),
@@ -40,7 +45,12 @@ impl HealthReporter {
     }
 
     /// A report, when the interval has passed since the last one.
-    pub fn due(&mut self, loop_stats: &[CameraLoopStats], outbox: &Outbox, errors: u64) -> Option<Health> {
+    pub fn due(
+        &mut self,
+        loop_stats: &[CameraLoopStats],
+        outbox: &Outbox,
+        errors: u64,
+    ) -> Option<Health> {
         let elapsed = self.last.elapsed();
         if elapsed < self.interval {
             return None;
@@ -70,9 +80,7 @@ impl HealthReporter {
             self.last_frames[i] = frames;
             self.last_loop[i] = now;
         }
-        let oldest = outbox
-            .oldest_event_time_ms()
-            .map_or(0, |t| (now_ms() - t).max(0) as u64);
+        let oldest = outbox.oldest_event_time_ms().map_or(0, |t| (now_ms() - t).max(0) as u64);
         let drops = &outbox.drops;
         Some(Health {
             schema_version: SCHEMA_VERSION as i32,
@@ -81,7 +89,8 @@ impl HealthReporter {
             cameras,
             outbox_depth: outbox.len() as u64,
             outbox_oldest_age_ms: oldest,
-            outbox_dropped: drops.alarms.load(Ordering::Relaxed) + drops.expired.load(Ordering::Relaxed),
+            outbox_dropped: drops.alarms.load(Ordering::Relaxed)
+                + drops.expired.load(Ordering::Relaxed),
             errors,
         })
     }

@@ -46,11 +46,15 @@ impl Sealer {
     /// snapshot (which may be stripped or sent later without breaking the seal). A snapshot
     /// over `send_after` bytes is cut out of the alarm into a Snapshot message of its own.
     pub fn seal(&self, mut alarm: Alarm, send_after: usize) -> Result<Sealed, SignatureError> {
-        alarm.snapshot_sha256 =
-            if alarm.snapshot_jpeg.is_empty() { Default::default() } else { sha256(&alarm.snapshot_jpeg).into() };
+        alarm.snapshot_sha256 = if alarm.snapshot_jpeg.is_empty() {
+            Default::default()
+        } else {
+            sha256(&alarm.snapshot_jpeg).into()
+        };
         alarm.snapshot_follows = alarm.snapshot_jpeg.len() > send_after;
         alarm.signature = Default::default();
-        let signed = self.key.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD])?;
+        let signed =
+            self.key.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD])?;
         if !alarm.snapshot_follows {
             return Ok(Sealed { id: alarm.id, alarm: signed, snapshot: None });
         }

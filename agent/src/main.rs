@@ -8,26 +8,30 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::agent::Agent;
-use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::alarm::kind_name;
+use xueliang_agent::bench::BenchOptions;
 use xueliang_agent::config::{AgentConfig, ConfigError, Problem, Transport};
-use xueliang_agent::evidence::Rgb;
-use xueliang_agent::geometry::{Line, Polygon};
-use xueliang_agent::probe::probe;
-use xueliang_agent::rules::Shape;
 use xueliang_agent::config_locate::locate;
-use xueliang_agent::model_card::ModelCard;
-use xueliang_agent::remote_config::RemoteConfig;
-use xueliang_agent::replay::ReplayOptions;
 use xueliang_agent::detector::{Detector, DetectorOptions, default_threads, ort_library};
 use xueliang_agent::doctor;
 use xueliang_agent::enroll::EnrollOptions;
 use xueliang_agent::eval::EvalOptions;
+use xueliang_agent::evidence::Rgb;
+use xueliang_agent::geometry::{Line, Polygon};
 use xueliang_agent::identity::Sealer;
+use xueliang_agent::model_card::ModelCard;
 use xueliang_agent::mot::GroundTruth;
+use xueliang_agent::probe::probe;
+use xueliang_agent::remote_config::RemoteConfig;
+use xueliang_agent::replay::ReplayOptions;
+use xueliang_agent::rules::Shape;
 
 #[derive(Parser)]
-#[command(name = "xl-agent", version, about = "xueliang edge agent: cameras → detection → alarms over MQTT")]
+#[command(
+    name = "xl-agent",
+    version,
+    about = "xueliang edge agent: cameras → detection → alarms over MQTT"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -190,11 +194,8 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self, max_batch: usize) -> anyhow::Result<Detector> {
-        let options = DetectorOptions {
-            library: ort_library(None),
-            threads: self.threads,
-            max_batch,
-        };
+        let options =
+            DetectorOptions { library: ort_library(None), threads: self.threads, max_batch };
         Ok(Detector::open(&self.model, self.card.as_deref(), &options)?)
     }
 }
@@ -203,8 +204,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -212,20 +212,26 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Doctor { config, camera_seconds } => doctor(&config, camera_seconds),
-        Command::Enroll { center, token, config, data_dir } => enroll(EnrollOptions { center, token, config, data_dir }).map_err(|e| (1, e)),
+        Command::Enroll { center, token, config, data_dir } => {
+            enroll(EnrollOptions { center, token, config, data_dir }).map_err(|e| (1, e))
+        }
         Command::ProbeCamera { url, config, camera, transport, seconds, out } => {
-            probe_camera(&url, config.as_deref(), camera, transport.as_deref(), seconds, out).map_err(|e| (1, e))
+            probe_camera(&url, config.as_deref(), camera, transport.as_deref(), seconds, out)
+                .map_err(|e| (1, e))
         }
         Command::Replay { config, clip, camera, start, every, out } => {
-            replay(&config, clip, camera, start.as_deref(), every, out.as_deref()).map_err(|e| (1, e))
+            replay(&config, clip, camera, start.as_deref(), every, out.as_deref())
+                .map_err(|e| (1, e))
         }
         Command::Run { config } => run(&config),
-        Command::Key { config } => AgentConfig::load(&config).map_err(|e| (2, e.into())).and_then(|c| {
-            let sealer = Sealer::open(&c.data_dir).map_err(|e| (1, e.into()))?;
-            // The line to paste into the center's agent-keys.toml.
-            println!("{} = \"{}\"", c.agent_id, sealer.public_key());
-            Ok(())
-        }),
+        Command::Key { config } => {
+            AgentConfig::load(&config).map_err(|e| (2, e.into())).and_then(|c| {
+                let sealer = Sealer::open(&c.data_dir).map_err(|e| (1, e.into()))?;
+                // The line to paste into the center's agent-keys.toml.
+                println!("{} = \"{}\"", c.agent_id, sealer.public_key());
+                Ok(())
+            })
+        }
         Command::Eval { model, clip, gt, class, every, threshold, json } => {
             eval(&model, clip, &gt, &class, every, threshold, json).map_err(|e| (1, e))
         }
@@ -258,7 +264,8 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
         Err(e) => return Err((2, e.into())),
     };
     let mut problems = config.problems();
-    let card = config.model.card.clone().unwrap_or_else(|| ModelCard::default_path(&config.model.path));
+    let card =
+        config.model.card.clone().unwrap_or_else(|| ModelCard::default_path(&config.model.path));
     if !config.model.path.is_file() {
         problems.push(
             Problem::new("model.path", format!("no model file at {}", config.model.path.display()))
@@ -267,7 +274,9 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
     }
     match ModelCard::load(&card) {
         Ok(card) => problems.extend(config.class_problems(&card)),
-        Err(e) => problems.push(Problem::new("model.card", e.to_string()).hint("the card lists the model's classes; it lies beside the model as NAME.card.toml")),
+        Err(e) => problems.push(Problem::new("model.card", e.to_string()).hint(
+            "the card lists the model's classes; it lies beside the model as NAME.card.toml",
+        )),
     }
     if problems.is_empty() {
         println!(
@@ -280,7 +289,8 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
         );
         return Ok(());
     }
-    let mut placed: Vec<((usize, usize), &Problem)> = problems.iter().map(|p| (locate(&text, &p.at).unwrap_or((1, 1)), p)).collect();
+    let mut placed: Vec<((usize, usize), &Problem)> =
+        problems.iter().map(|p| (locate(&text, &p.at).unwrap_or((1, 1)), p)).collect();
     // In file order, as an installer fixes them.
     placed.sort_by_key(|(at, _)| *at);
     for ((line, col), p) in placed {
@@ -296,10 +306,18 @@ fn check_config(file: &Path) -> Result<(), (u8, anyhow::Error)> {
 /// `doctor`: every check, one line each; exit 1 if one failed.
 fn doctor(config: &Path, camera_seconds: f32) -> Result<(), (u8, anyhow::Error)> {
     // Unchecked: a broken config is one failed check among the others, not the end.
-    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display())).map_err(|e| (2, e))?;
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))
+        .map_err(|e| (2, e))?;
     let config = AgentConfig::parse_unchecked(&text, config).map_err(|e| (2, e.into()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime").map_err(|e| (1, e))?;
-    let checks = runtime.block_on(doctor::run(&config, Duration::from_secs_f32(camera_seconds.max(0.5))));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(|e| (1, e))?;
+    let checks =
+        runtime.block_on(doctor::run(&config, Duration::from_secs_f32(camera_seconds.max(0.5))));
     for c in &checks {
         println!("{}", c.line());
     }
@@ -314,22 +332,42 @@ fn doctor(config: &Path, camera_seconds: f32) -> Result<(), (u8, anyhow::Error)>
 
 /// `enroll`: the token redeemed, the config written.
 fn enroll(options: EnrollOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let enrolled = runtime.block_on(options.run())?;
     println!("enrolled as {} with the center at {}", enrolled.agent_id, options.center);
-    println!("broker            {}{}", enrolled.mqtt_url, if enrolled.mqtt_password.is_some() { " (with this box's own password)" } else { "" });
+    println!(
+        "broker            {}{}",
+        enrolled.mqtt_url,
+        if enrolled.mqtt_password.is_some() { " (with this box's own password)" } else { "" }
+    );
     println!("config            {} (mode 0640)", options.config.display());
     if enrolled.config_message.is_none() {
         println!("cameras           none yet: add them to the config, or the county pushes them");
     } else {
-        println!("cameras and rules as the county configured them (its config version {})", enrolled.config_version);
+        println!(
+            "cameras and rules as the county configured them (its config version {})",
+            enrolled.config_version
+        );
     }
-    println!("next              xl-agent check-config {0} && systemctl restart xl-agent", options.config.display());
+    println!(
+        "next              xl-agent check-config {0} && systemctl restart xl-agent",
+        options.config.display()
+    );
     Ok(())
 }
 
 /// `probe-camera`: what the camera sends, and a picture of the geometry on its view.
-fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transport: Option<&str>, seconds: f32, out: Option<PathBuf>) -> anyhow::Result<()> {
+fn probe_camera(
+    url: &str,
+    config: Option<&Path>,
+    camera: Option<String>,
+    transport: Option<&str>,
+    seconds: f32,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
     gstreamer::init().context("GStreamer")?;
     // What the agent runs: the file, with the config the center pushed if it kept one.
     let config = config.map(AgentConfig::load).transpose()?.map(|c| RemoteConfig::in_force(&c).0);
@@ -343,7 +381,10 @@ fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transp
             let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
             let cam = found.with_context(|| match id {
                 Some(id) => format!("no camera {id:?} in the config (cameras: {})", ids.join(", ")),
-                None => format!("no camera with this URL in the config: name one with --camera (cameras: {})", ids.join(", ")),
+                None => format!(
+                    "no camera with this URL in the config: name one with --camera (cameras: {})",
+                    ids.join(", ")
+                ),
             })?;
             Some((cam.id.clone(), Some(cam.clone())))
         }
@@ -351,42 +392,51 @@ fn probe_camera(url: &str, config: Option<&Path>, camera: Option<String>, transp
     let transport = match transport {
         Some(t) => serde_json::from_value::<Transport>(serde_json::Value::String(t.to_owned()))
             .map_err(|_| anyhow::anyhow!("--transport {t:?}: write auto, tcp or udp"))?,
-        None => camera.as_ref().and_then(|(_, c)| c.as_ref()).map_or(Transport::Auto, |c| c.transport),
+        None => {
+            camera.as_ref().and_then(|(_, c)| c.as_ref()).map_or(Transport::Auto, |c| c.transport)
+        }
     };
     let report = probe(url, transport, Duration::from_secs_f32(seconds.max(0.5)))?;
     print!("{}", report.text());
     let name = camera.as_ref().map_or("camera", |(id, _)| id.as_str());
     let out = out.unwrap_or_else(|| PathBuf::from(format!("probe-{name}.jpg")));
-    let jpeg = report
-        .frame
-        .with_yuv(|yuv| {
-            let mut rgb = Rgb::from_yuv(yuv);
-            if let (Some(cfg), Some((id, _))) = (&config, &camera) {
-                let masks = cfg.cameras.iter().find(|c| c.id == *id).map_or(Vec::new(), |c| c.privacy_masks.iter().filter_map(|m| Polygon::new(m).ok()).collect());
-                rgb.black_out(&masks);
-                for m in &masks {
-                    rgb.draw_mask(m);
-                }
-                for z in cfg.zones.iter().filter(|z| z.camera == *id) {
-                    if let Ok(p) = Polygon::new(&z.points) {
-                        rgb.draw_shape(&Shape::Zone(p));
-                    }
-                }
-                for l in cfg.lines.iter().filter(|l| l.camera == *id) {
-                    if let Ok(line) = Line::new(&l.points) {
-                        rgb.draw_shape(&Shape::Line(line));
-                    }
+    let jpeg = report.frame.with_yuv(|yuv| {
+        let mut rgb = Rgb::from_yuv(yuv);
+        if let (Some(cfg), Some((id, _))) = (&config, &camera) {
+            let masks = cfg.cameras.iter().find(|c| c.id == *id).map_or(Vec::new(), |c| {
+                c.privacy_masks.iter().filter_map(|m| Polygon::new(m).ok()).collect()
+            });
+            rgb.black_out(&masks);
+            for m in &masks {
+                rgb.draw_mask(m);
+            }
+            for z in cfg.zones.iter().filter(|z| z.camera == *id) {
+                if let Ok(p) = Polygon::new(&z.points) {
+                    rgb.draw_shape(&Shape::Zone(p));
                 }
             }
-            rgb.to_jpeg(90, 8 << 20, &[])
-        })??;
+            for l in cfg.lines.iter().filter(|l| l.camera == *id) {
+                if let Ok(line) = Line::new(&l.points) {
+                    rgb.draw_shape(&Shape::Line(line));
+                }
+            }
+        }
+        rgb.to_jpeg(90, 8 << 20, &[])
+    })??;
     std::fs::write(&out, jpeg).with_context(|| format!("cannot write {}", out.display()))?;
     println!("picture           {}", out.display());
     Ok(())
 }
 
 /// `replay`: a clip through one camera's rules, events and counts printed.
-fn replay(config: &Path, clip: PathBuf, camera: Option<String>, start: Option<&str>, every: usize, out: Option<&Path>) -> anyhow::Result<()> {
+fn replay(
+    config: &Path,
+    clip: PathBuf,
+    camera: Option<String>,
+    start: Option<&str>,
+    every: usize,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
     let (config, _) = RemoteConfig::in_force(&AgentConfig::load(config)?);
     gstreamer::init().context("GStreamer")?;
     let camera = match camera {
@@ -398,30 +448,54 @@ fn replay(config: &Path, clip: PathBuf, camera: Option<String>, start: Option<&s
         None => xueliang_proto::endpoint::now_ms(),
         Some(s) => parse_start(s, &tz)?,
     };
-    let options = DetectorOptions { library: ort_library(config.model.onnxruntime.as_deref()), threads: config.model.threads, max_batch: 1 };
+    let options = DetectorOptions {
+        library: ort_library(config.model.onnxruntime.as_deref()),
+        threads: config.model.threads,
+        max_batch: 1,
+    };
     let mut detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
     let replay = ReplayOptions { clip, camera, start_ms, every, snapshots: out.is_some() };
     let report = replay.run(&config, &mut detector)?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let class_name = |c: u16| detector.card().classes.get(c as usize).map_or("?", String::as_str).to_owned();
+    let class_name =
+        |c: u16| detector.card().classes.get(c as usize).map_or("?", String::as_str).to_owned();
     for (k, e) in report.events.iter().enumerate() {
-        let local = jiff::Timestamp::from_millisecond(e.time_ms).map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string()).unwrap_or_default();
-        let objects: Vec<String> = e.hits.iter().map(|h| match h.track {
-            0 => class_name(h.detection.class),
-            id => format!("{} #{id}", class_name(h.detection.class)),
-        }).collect();
-        println!("frame {:>5}  {local}  {:<20} {}: {} [{}]", e.frame, e.rule_id, kind_name(e.kind), e.detail, objects.join(", "));
+        let local = jiff::Timestamp::from_millisecond(e.time_ms)
+            .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string())
+            .unwrap_or_default();
+        let objects: Vec<String> = e
+            .hits
+            .iter()
+            .map(|h| match h.track {
+                0 => class_name(h.detection.class),
+                id => format!("{} #{id}", class_name(h.detection.class)),
+            })
+            .collect();
+        println!(
+            "frame {:>5}  {local}  {:<20} {}: {} [{}]",
+            e.frame,
+            e.rule_id,
+            kind_name(e.kind),
+            e.detail,
+            objects.join(", ")
+        );
         if let Some(dir) = out {
             let path = dir.join(format!("{:03}-{}-frame{}.jpg", k + 1, e.rule_id, e.frame));
-            std::fs::write(&path, &e.jpeg).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, &e.jpeg)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     for (rule, c) in &report.counts {
         println!("line {rule}: A→B {}, B→A {}", c.a_to_b, c.b_to_a);
     }
-    println!("{} frames, {} inferred, {} events", report.frames, report.detections.len(), report.events.len());
+    println!(
+        "{} frames, {} inferred, {} events",
+        report.frames,
+        report.detections.len(),
+        report.events.len()
+    );
     Ok(())
 }
 
@@ -430,9 +504,9 @@ fn parse_start(s: &str, tz: &jiff::tz::TimeZone) -> anyhow::Result<i64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_millisecond());
     }
-    let civil: jiff::civil::DateTime = s
-        .parse()
-        .with_context(|| format!("--start {s:?}: write 2026-07-01T19:30 (local) or 2026-07-01T19:30:00+08:00"))?;
+    let civil: jiff::civil::DateTime = s.parse().with_context(|| {
+        format!("--start {s:?}: write 2026-07-01T19:30 (local) or 2026-07-01T19:30:00+08:00")
+    })?;
     Ok(civil.to_zoned(tz.clone())?.timestamp().as_millisecond())
 }
 
@@ -445,16 +519,17 @@ fn run(config: &std::path::Path) -> Result<(), (u8, anyhow::Error)> {
         .build()
         .context("cannot start the async runtime")
         .map_err(|e| (1, e))?;
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            on_signal.cancel();
-        });
-        agent.run(shutdown).await
-    })
-    .map_err(|e| (1, e.into()))
+    runtime
+        .block_on(async {
+            let shutdown = CancellationToken::new();
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                on_signal.cancel();
+            });
+            agent.run(shutdown).await
+        })
+        .map_err(|e| (1, e.into()))
 }
 
 fn eval(

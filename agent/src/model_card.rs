@@ -15,11 +15,10 @@ use crate::preprocess::{ChannelOrder, Normalization, Resize};
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
     /// The card file could not be read.
-    #[error("model card {path}: {error} (every model needs a card beside it; see models/README.md)")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error(
+        "model card {path}: {error} (every model needs a card beside it; see models/README.md)"
+    )]
+    Read { path: PathBuf, error: std::io::Error },
     /// The card does not parse or its values are out of range.
     #[error("model card {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -119,19 +118,15 @@ impl ModelCard {
 
     /// Reads and checks the card at `path`.
     pub fn load(path: &Path) -> Result<Self, CardError> {
-        let text = std::fs::read_to_string(path).map_err(|error| CardError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        Self::parse(&text).map_err(|message| CardError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| CardError::Read { path: path.to_owned(), error })?;
+        Self::parse(&text).map_err(|message| CardError::Invalid { path: path.to_owned(), message })
     }
 
     /// Parses and checks card text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let card: CardFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let card: CardFile =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let classes = match card.classes {
             ClassesSection::Named(n) if n == "coco" => COCO.iter().map(|s| s.to_string()).collect(),
             ClassesSection::Named(n) => {

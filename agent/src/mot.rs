@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn parses_boxes_and_ignore_flags() {
-        let gt = GroundTruth::parse("1,9,499,158,31,75,1,-4.1,-7.3,0\n1,2,10,10,5,5,0,0,0,0\n3,9,1,2,3,4,1\n").unwrap();
+        let gt = GroundTruth::parse(
+            "1,9,499,158,31,75,1,-4.1,-7.3,0\n1,2,10,10,5,5,0,0,0,0\n3,9,1,2,3,4,1\n",
+        )
+        .unwrap();
         assert_eq!(gt.frame(1).len(), 2);
         assert_eq!(gt.frame(1)[0].x2, 530.0);
         assert!(gt.frame(1)[1].ignore);

@@ -68,9 +68,7 @@ impl MotionGate {
     /// Whether `img` must be inferred; if so, it becomes the new reference.
     pub fn check(&mut self, img: &Yuv<'_>, now: Instant) -> bool {
         thumbnail(img, &mut self.current);
-        let due = self
-            .last_inferred
-            .is_none_or(|t| now.duration_since(t) >= self.settings.refresh);
+        let due = self.last_inferred.is_none_or(|t| now.duration_since(t) >= self.settings.refresh);
         let infer = due || self.changed_fraction() >= self.settings.min_changed;
         if infer {
             std::mem::swap(&mut self.reference, &mut self.current);
@@ -141,7 +139,8 @@ mod tests {
     }
 
     fn check(gate: &mut MotionGate, planes: &(Vec<u8>, Vec<u8>, Vec<u8>), t: Instant) -> bool {
-        let img = Yuv::new(&planes.0, &planes.1, &planes.2, 320, 160, 320, 180, YuvToRgb::BT601).unwrap();
+        let img =
+            Yuv::new(&planes.0, &planes.1, &planes.2, 320, 160, 320, 180, YuvToRgb::BT601).unwrap();
         gate.check(&img, t)
     }
 
@@ -154,7 +153,10 @@ mod tests {
         assert!(!check(&mut gate, &still, t0 + Duration::from_secs(1)));
         assert!(check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(2)));
         assert!(!check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(3)));
-        assert!(check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(13)), "refresh");
+        assert!(
+            check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(13)),
+            "refresh"
+        );
     }
 
     #[test]
@@ -163,7 +165,10 @@ mod tests {
         let mask = Polygon::new(&[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]).unwrap();
         let mut gate = MotionGate::new(settings(vec![mask]));
         assert!(check(&mut gate, &scene(None), t0));
-        assert!(!check(&mut gate, &scene(Some((40, 80))), t0 + Duration::from_secs(1)), "left half masked");
+        assert!(
+            !check(&mut gate, &scene(Some((40, 80))), t0 + Duration::from_secs(1)),
+            "left half masked"
+        );
         assert!(check(&mut gate, &scene(Some((240, 80))), t0 + Duration::from_secs(2)));
     }
 }

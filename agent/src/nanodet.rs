@@ -75,7 +75,9 @@ impl NanodetHead {
             let stride = (2..=6)
                 .map(|p| 1usize << p)
                 .find(|s| width.div_ceil(*s) * height.div_ceil(*s) == n)
-                .ok_or_else(|| format!("{n} anchors match no stride for a {width}x{height} input"))?;
+                .ok_or_else(|| {
+                    format!("{n} anchors match no stride for a {width}x{height} input")
+                })?;
             let (cols, rows) = (width.div_ceil(stride), height.div_ceil(stride));
             levels.push(Level { stride, cols, rows, scores: si, boxes: bi });
         }
@@ -83,11 +85,7 @@ impl NanodetHead {
         if levels.is_empty() {
             return Err("no score outputs".into());
         }
-        Ok(Self {
-            levels,
-            classes,
-            bins: box_ch / 4,
-        })
+        Ok(Self { levels, classes, bins: box_ch / 4 })
     }
 
     /// Appends every (anchor, class) with score ≥ `threshold` of one level to `out`, boxes in
@@ -118,12 +116,7 @@ impl NanodetHead {
                     let (cx, cy) = ((col as f32 + 0.5) * s, (row as f32 + 0.5) * s);
                     let d = &boxes[i * 4 * nb..][..4 * nb];
                     let side = |k: usize| expectation(&d[k * nb..][..nb]) * s;
-                    BoxN {
-                        x1: cx - side(0),
-                        y1: cy - side(1),
-                        x2: cx + side(2),
-                        y2: cy + side(3),
-                    }
+                    BoxN { x1: cx - side(0), y1: cy - side(1), x2: cx + side(2), y2: cy + side(3) }
                 });
                 out.push(Detection { class: class as u16, score, bbox });
             }
@@ -163,7 +156,8 @@ mod tests {
         let h = NanodetHead::from_output_shapes(&shapes(), 416, 416).unwrap();
         assert_eq!(h.classes, 80);
         assert_eq!(h.bins, 11);
-        let strides: Vec<_> = h.levels.iter().map(|l| (l.stride, l.cols, l.scores, l.boxes)).collect();
+        let strides: Vec<_> =
+            h.levels.iter().map(|l| (l.stride, l.cols, l.scores, l.boxes)).collect();
         assert_eq!(strides, [(8, 52, 0, 1), (16, 26, 2, 3), (32, 13, 4, 5)]);
     }
 

@@ -23,7 +23,9 @@ use crate::identity::Sealed;
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     /// The database could not be opened (disk, permissions, another agent using it).
-    #[error("cannot open the outbox in {dir}: {error} (is another agent running with this data_dir?)")]
+    #[error(
+        "cannot open the outbox in {dir}: {error} (is another agent running with this data_dir?)"
+    )]
     Open { dir: PathBuf, error: sled::Error },
     /// A write or flush failed (a full disk, say): the alarm is not stored.
     #[error("outbox write failed: {0}")]
@@ -103,8 +105,13 @@ impl Outbox {
         let queue = db.open_tree("queue").map_err(open_err)?;
         let following = db.open_tree("following").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
-        let bytes: u64 =
-            queue.iter().values().chain(following.iter().values()).flatten().map(|v| v.len() as u64).sum();
+        let bytes: u64 = queue
+            .iter()
+            .values()
+            .chain(following.iter().values())
+            .flatten()
+            .map(|v| v.len() as u64)
+            .sum();
         Ok(Self {
             db,
             queue,
@@ -214,7 +221,8 @@ impl Outbox {
         let write = |e: String| OutboxError::Write(e);
         let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
         // The alarm id in the key tells whose picture it is without decoding the picture.
-        let mut after = self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
+        let mut after =
+            self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
         after.extend_from_slice(sealed.id.as_bytes());
         let follow_id = snapshot_id(&sealed.id);
         let stored = (&self.queue, &self.following, &self.index)
@@ -339,13 +347,22 @@ mod tests {
         push(&o, &with("high-new", Severity::High, 10_000));
         assert_eq!(
             waiting(&o),
-            [("low-old".into(), 0), ("high-old".into(), 10_000), ("low-new".into(), 0), ("high-new".into(), 10_000)]
+            [
+                ("low-old".into(), 0),
+                ("high-old".into(), 10_000),
+                ("low-new".into(), 0),
+                ("high-new".into(), 10_000)
+            ]
         );
         // Further over: low alarms go, then high alarms lose their pictures, oldest first.
         push(&o, &with("critical", Severity::Critical, 10_000));
         let ids: Vec<(String, usize)> = waiting(&o);
         assert!(!ids.iter().any(|(id, _)| id.starts_with("low")), "{ids:?}");
-        assert_eq!(ids.last().unwrap(), &("critical".to_string(), 10_000), "the newest keeps its picture");
+        assert_eq!(
+            ids.last().unwrap(),
+            &("critical".to_string(), 10_000),
+            "the newest keeps its picture"
+        );
         assert!(o.bytes() <= 25_000, "{}", o.bytes());
         assert_eq!(o.drops.alarms.load(Ordering::Relaxed), 2);
         assert!(o.drops.snapshots.load(Ordering::Relaxed) >= 2);
@@ -356,8 +373,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let o = Outbox::open(dir.path(), ROOMY).unwrap();
         let a = alarm("big");
-        let snapshot = Snapshot { alarm_id: "big".into(), jpeg: vec![7; 5000].into(), ..Default::default() };
-        o.push(&Sealed { id: "big".into(), alarm: a.encode_to_vec(), snapshot: Some(snapshot.encode_to_vec()) }).unwrap();
+        let snapshot =
+            Snapshot { alarm_id: "big".into(), jpeg: vec![7; 5000].into(), ..Default::default() };
+        o.push(&Sealed {
+            id: "big".into(),
+            alarm: a.encode_to_vec(),
+            snapshot: Some(snapshot.encode_to_vec()),
+        })
+        .unwrap();
         assert_eq!(o.len(), 2);
         assert!(o.following(10, |_| false).is_empty(), "not before its alarm is stored");
         assert!(o.remove("big").unwrap());

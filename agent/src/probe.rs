@@ -47,9 +47,13 @@ pub struct ProbeReport {
 impl ProbeReport {
     /// The report as the installer reads it.
     pub fn text(&self) -> String {
-        let nominal = self.nominal_fps.map_or(String::new(), |f| format!(" (stream announces {f:.1})"));
+        let nominal =
+            self.nominal_fps.map_or(String::new(), |f| format!(" (stream announces {f:.1})"));
         let latency = if self.rtsp {
-            format!("\nbuffering         {} ms (RTSP jitter buffer, set by the agent)", crate::source::RTSP_LATENCY_MS)
+            format!(
+                "\nbuffering         {} ms (RTSP jitter buffer, set by the agent)",
+                crate::source::RTSP_LATENCY_MS
+            )
         } else {
             String::new()
         };
@@ -66,14 +70,20 @@ impl ProbeReport {
 
 /// Connects to `url` over `transport`, reads frames for `duration` after the first, and
 /// reports. Nothing runs after it returns.
-pub fn probe(url: &str, transport: Transport, duration: Duration) -> Result<ProbeReport, ProbeError> {
+pub fn probe(
+    url: &str,
+    transport: Transport,
+    duration: Duration,
+) -> Result<ProbeReport, ProbeError> {
     let mut camera = CameraConfig::new("probe", url);
     camera.transport = transport;
     let (pipeline, sink) = build_pipeline(&camera, Pace::Live).map_err(ProbeError::Pipeline)?;
     let stream = |reason: String| ProbeError::Stream { url: redact_url(url), reason };
     let result = (|| {
         let start = Instant::now();
-        pipeline.set_state(gst::State::Playing).map_err(|e| stream(format!("cannot start: {e}")))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| stream(format!("cannot start: {e}")))?;
         let bus = pipeline.bus().ok_or_else(|| stream("pipeline has no bus".into()))?;
         let mut first: Option<(Duration, Instant)> = None;
         let mut frames = 0u32;
@@ -90,7 +100,8 @@ pub fn probe(url: &str, transport: Transport, duration: Duration) -> Result<Prob
                 break;
             }
             if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
-                let frame = Frame::new(0, sample, xueliang_proto::endpoint::now_ms()).map_err(|e| stream(e.to_string()))?;
+                let frame = Frame::new(0, sample, xueliang_proto::endpoint::now_ms())
+                    .map_err(|e| stream(e.to_string()))?;
                 if first.is_none() {
                     first = Some((start.elapsed(), Instant::now()));
                 } else {
@@ -129,7 +140,8 @@ fn stream_format(pipeline: &gst::Pipeline) -> (String, Option<f32>) {
     let decoder = pipeline.iterate_recurse().into_iter().flatten().find(|e| {
         e.factory().is_some_and(|f| f.klass().contains("Decoder") && f.klass().contains("Video"))
     });
-    let Some(caps) = decoder.and_then(|d| d.static_pad("sink")).and_then(|p| p.current_caps()) else {
+    let Some(caps) = decoder.and_then(|d| d.static_pad("sink")).and_then(|p| p.current_caps())
+    else {
         return ("unknown".into(), None);
     };
     let Some(s) = caps.structure(0) else {
@@ -146,6 +158,10 @@ fn stream_format(pipeline: &gst::Pipeline) -> (String, Option<f32>) {
         Ok(p) => format!("{name} ({p})"),
         Err(_) => name,
     };
-    let fps = s.get::<gst::Fraction>("framerate").ok().filter(|f| f.numer() > 0 && f.denom() > 0).map(|f| f.numer() as f32 / f.denom() as f32);
+    let fps = s
+        .get::<gst::Fraction>("framerate")
+        .ok()
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .map(|f| f.numer() as f32 / f.denom() as f32);
     (codec, fps)
 }

@@ -12,16 +12,19 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
 use xueliang_proto::tls::client_config;
+use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
+    AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited,
+    topics::Topics,
 };
 
 use crate::config::MqttConfig;
@@ -76,7 +79,11 @@ fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
 
 /// Connection options for this box at the broker of `cfg`, as `client_id`: address, TLS,
 /// credentials, keep-alive and packet size (`xl-agent doctor` logs in with them too).
-pub fn mqtt_options(cfg: &MqttConfig, client_id: &str, agent_id: &str) -> Result<MqttOptions, String> {
+pub fn mqtt_options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    agent_id: &str,
+) -> Result<MqttOptions, String> {
     let BrokerUrl { host, port, .. } = cfg.broker()?;
     let mut opts = MqttOptions::new(client_id, host, port);
     // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
@@ -87,7 +94,10 @@ pub fn mqtt_options(cfg: &MqttConfig, client_id: &str, agent_id: &str) -> Result
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
     }
     // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
-    opts.set_max_packet_size(xueliang_proto::MAX_MESSAGE_BYTES + 4096, xueliang_proto::MAX_MESSAGE_BYTES + 4096);
+    opts.set_max_packet_size(
+        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+    );
     if let Some(password) = &cfg.password {
         let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
         opts.set_credentials(user, password.clone());
@@ -102,7 +112,9 @@ impl Publisher {
         let topics = Topics::new(cfg.topic_prefix.clone());
         let center_key = cfg.center_key()?;
         if center_key.is_none() {
-            warn!("mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused");
+            warn!(
+                "mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused"
+            );
         }
         let mut opts = mqtt_options(cfg, &format!("xl-agent-{agent_id}"), agent_id)?;
         opts.set_clean_session(!cfg.persistent_session);
@@ -132,21 +144,19 @@ impl Publisher {
     /// added, all unreceipted ones after every (re)connect, and again any whose receipt has not
     /// come within [`RECEIPT_TIMEOUT`]. Reconnects with backoff on any error.
     pub async fn run(self, outbox: Outbox, links: Links, shutdown: CancellationToken) {
-        let Self {
-            client,
-            mut eventloop,
-            topics,
-            agent_id,
-            broker,
-            center_key,
-        } = self;
+        let Self { client, mut eventloop, topics, agent_id, broker, center_key } = self;
         let Links { wake, health, configs, acks, mut config_version } = links;
         let status_topic = topics.status(&agent_id);
         let receipt_topic = topics.receipt(&agent_id);
         let config_topic = topics.config(&agent_id);
         let center_topic = topics.center_status();
         let announce = |version: u64| {
-            if let Err(e) = client.try_publish(&status_topic, QoS::AtLeastOnce, true, status(&agent_id, State::Online, version)) {
+            if let Err(e) = client.try_publish(
+                &status_topic,
+                QoS::AtLeastOnce,
+                true,
+                status(&agent_id, State::Online, version),
+            ) {
                 warn!("cannot announce status: {e}");
             }
         };
@@ -203,7 +213,9 @@ impl Publisher {
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == config_topic => {
                     // An empty retained message clears the topic: nothing to apply.
                     if !p.payload.is_empty() && configs.try_send(p.payload.to_vec()).is_err() {
-                        warn!("a pushed config arrived while another is being applied; the broker keeps the newest");
+                        warn!(
+                            "a pushed config arrived while another is being applied; the broker keeps the newest"
+                        );
                     }
                 }
                 Ok(_) => {}
@@ -232,7 +244,9 @@ impl Publisher {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
-                Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => {
+                    break;
+                }
                 Ok(Ok(_)) => {}
             }
         }
@@ -250,7 +264,8 @@ const WINDOW: usize = 32;
 /// well-formed and, when the center's key is known, signed by the center.
 fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
     if let Some(key) = center_key {
-        key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center").map_err(|e| e.to_string())?;
+        key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center")
+            .map_err(|e| e.to_string())?;
     }
     let receipt = decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
@@ -376,10 +391,13 @@ impl Sender {
         let room = WINDOW - self.in_flight.len();
         let mut due = self.outbox.oldest(room, |id| self.in_flight.contains_key(id));
         if due.len() < room {
-            due.extend(self.outbox.following(room - due.len(), |id| self.in_flight.contains_key(id)));
+            due.extend(
+                self.outbox.following(room - due.len(), |id| self.in_flight.contains_key(id)),
+            );
         }
         for p in due {
-            let topic = if is_snapshot_id(&p.id) { &self.snapshot_topic } else { &self.alarm_topic };
+            let topic =
+                if is_snapshot_id(&p.id) { &self.snapshot_topic } else { &self.alarm_topic };
             match self.client.publish(topic, QoS::AtLeastOnce, false, p.payload).await {
                 Ok(()) => {
                     info!(id = %p.id, seq = p.seq, "published");

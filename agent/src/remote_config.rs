@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{CONFIG_SIGNATURE_FIELD, SignatureError, VerifyingKey};
-use xueliang_proto::{AgentConfig as Pushed, ConfigAck, DecodeError, SCHEMA_VERSION, decode_limited};
+use xueliang_proto::{
+    AgentConfig as Pushed, ConfigAck, DecodeError, SCHEMA_VERSION, decode_limited,
+};
 
 use crate::config::{AgentConfig, ConfigError};
 
@@ -69,7 +71,9 @@ impl RemoteConfig {
         let origin = PathBuf::from(format!("pushed config version {}", pushed.version));
         local.with_pushed(&pushed.config_toml, &origin).map_err(|e| {
             PushError::Config(match e {
-                ConfigError::Invalid { problems, .. } => problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                ConfigError::Invalid { problems, .. } => {
+                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                }
                 ConfigError::Syntax { message, .. } => message,
                 other => other.to_string(),
             })
@@ -79,7 +83,10 @@ impl RemoteConfig {
     /// The config in force on this box: `local` with the kept pushed config applied (and its
     /// version), or `local` alone. For the installer's tools, which must see what the agent runs.
     pub fn in_force(local: &AgentConfig) -> (AgentConfig, Option<u64>) {
-        match Self::new(local).load_saved().and_then(|p| Self::merge(local, &p).ok().map(|c| (c, p.version))) {
+        match Self::new(local)
+            .load_saved()
+            .and_then(|p| Self::merge(local, &p).ok().map(|c| (c, p.version)))
+        {
             Some((config, version)) => (config, Some(version)),
             None => (local.clone(), None),
         }
@@ -104,7 +111,9 @@ impl RemoteConfig {
             }
         };
         self.open(&payload)
-            .inspect_err(|e| warn!("{} is unusable ({e}); running the local config", self.saved.display()))
+            .inspect_err(|e| {
+                warn!("{} is unusable ({e}); running the local config", self.saved.display())
+            })
             .ok()
     }
 
@@ -142,7 +151,12 @@ mod tests {
     }
 
     fn signed(center: &SigningKey, agent: &str, version: u64) -> Vec<u8> {
-        let m = Pushed { agent_id: agent.into(), version, config_toml: "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/1\"\n".into(), ..Default::default() };
+        let m = Pushed {
+            agent_id: agent.into(),
+            version,
+            config_toml: "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/1\"\n".into(),
+            ..Default::default()
+        };
         center.sign(m.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[]).unwrap()
     }
 
@@ -156,9 +170,15 @@ mod tests {
 
         let good = signed(&center, "v7", 3);
         let pushed = remote.open(&good).unwrap();
-        assert_eq!(RemoteConfig::merge(&local(dir.path(), None), &pushed).unwrap().cameras[0].id, "pond");
+        assert_eq!(
+            RemoteConfig::merge(&local(dir.path(), None), &pushed).unwrap().cameras[0].id,
+            "pond"
+        );
         assert!(matches!(remote.open(&signed(&impostor, "v7", 4)), Err(PushError::Signature(_))));
-        assert_eq!(remote.open(&signed(&center, "v8", 4)).unwrap_err().to_string(), "the config is for agent \"v8\"");
+        assert_eq!(
+            remote.open(&signed(&center, "v8", 4)).unwrap_err().to_string(),
+            "the config is for agent \"v8\""
+        );
         let unkeyed = RemoteConfig::new(&local(dir.path(), None));
         assert!(matches!(unkeyed.open(&good), Err(PushError::NoCenterKey)));
 

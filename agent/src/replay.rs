@@ -80,7 +80,11 @@ pub struct ReplayReport {
 
 impl ReplayOptions {
     /// Runs the clip through `detector` and the rules of `config` for the chosen camera.
-    pub fn run(&self, config: &AgentConfig, detector: &mut Detector) -> Result<ReplayReport, ReplayError> {
+    pub fn run(
+        &self,
+        config: &AgentConfig,
+        detector: &mut Detector,
+    ) -> Result<ReplayReport, ReplayError> {
         let camera = config.cameras.iter().position(|c| c.id == self.camera).ok_or_else(|| {
             ReplayError::Config(format!(
                 "no camera {:?} in the config (cameras: {})",
@@ -88,7 +92,8 @@ impl ReplayOptions {
                 config.cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let mut rules = RuleSet::new(config, camera, detector.card()).map_err(ReplayError::Config)?;
+        let mut rules =
+            RuleSet::new(config, camera, detector.card()).map_err(ReplayError::Config)?;
         let mut clip = ClipReader::open(&self.clip)?;
         let mut report = ReplayReport::default();
         let mut dets = Vec::with_capacity(256);
@@ -114,7 +119,8 @@ impl ReplayOptions {
             for event in events.drain(..) {
                 let rule = &rules.rules[event.rule];
                 let jpeg = if self.snapshots {
-                    snapshot(&frame, &rule.shape, &event.hits, rules.masks(), &config.snapshot).map_err(ReplayError::Config)?
+                    snapshot(&frame, &rule.shape, &event.hits, rules.masks(), &config.snapshot)
+                        .map_err(ReplayError::Config)?
                 } else {
                     Vec::new()
                 };
@@ -129,7 +135,8 @@ impl ReplayOptions {
                 });
             }
         }
-        report.counts = rules.rules.iter().filter_map(|r| Some((r.id.clone(), r.counts()?))).collect();
+        report.counts =
+            rules.rules.iter().filter_map(|r| Some((r.id.clone(), r.counts()?))).collect();
         Ok(report)
     }
 }

@@ -128,10 +128,7 @@ enum DateEnd {
 impl Schedule {
     /// Always active (no schedule configured).
     pub fn always() -> Self {
-        Self {
-            spans: Vec::new(),
-            dates: Vec::new(),
-        }
+        Self { spans: Vec::new(), dates: Vec::new() }
     }
 
     /// Checks and compiles a schedule; every problem is reported, not just the first.
@@ -213,11 +210,7 @@ impl DateRange {
         match self {
             Self::Yearly { from, to } => {
                 let day = (date.month(), date.day());
-                if from <= to {
-                    from <= day && day <= to
-                } else {
-                    from <= day || day <= to
-                }
+                if from <= to { from <= day && day <= to } else { from <= day || day <= to }
             }
             Self::Once { from, to } => from <= date && date <= to,
         }
@@ -260,17 +253,10 @@ fn check_window(
     if !days_known {
         return None;
     }
-    let length = if from < to {
-        to - from
-    } else {
-        to + DAY - from
-    };
+    let length = if from < to { to - from } else { to + DAY - from };
     let spans = (0..7).filter(|&day| days[day as usize]).map(|day| {
         let start = day * DAY + from;
-        Span {
-            start,
-            end: start + length,
-        }
+        Span { start, end: start + length }
     });
     Some(spans.collect())
 }
@@ -289,9 +275,7 @@ fn parse_time(text: &str, end: bool) -> Option<i32> {
 /// Where the earliest overlap in the week of two windows' spans is, as "Sat from 22:00 to
 /// 02:00" (the day it starts on, like a window).
 fn first_overlap(earlier: &[Span], later: &[Span]) -> Option<String> {
-    let pairs = earlier
-        .iter()
-        .flat_map(|a| later.iter().map(move |b| (a, b)));
+    let pairs = earlier.iter().flat_map(|a| later.iter().map(move |b| (a, b)));
     // A span runs at most a day past the end of the week, so shifting the later window by a
     // week either way finds every overlap across that boundary.
     let overlaps = pairs.flat_map(|(a, b)| {
@@ -305,12 +289,7 @@ fn first_overlap(earlier: &[Span], later: &[Span]) -> Option<String> {
     // Spans are at most a day long, so the overlap ends today (maybe at 24:00) or tomorrow.
     let to = from + length;
     let to = if to > DAY { to - DAY } else { to };
-    Some(format!(
-        "{} from {} to {}",
-        DAY_TITLES[day as usize],
-        clock(from),
-        clock(to)
-    ))
+    Some(format!("{} from {} to {}", DAY_TITLES[day as usize], clock(from), clock(to)))
 }
 
 /// `HH:MM` of minutes since midnight (`24:00` for the end of the day).
@@ -333,23 +312,16 @@ fn check_dates(
     let (from, to) = (end("from", &dates.from), end("to", &dates.to));
     let (message, hint) = match (from?, to?) {
         (DateEnd::Yearly(fm, fd), DateEnd::Yearly(tm, td)) => {
-            return Some(DateRange::Yearly {
-                from: (fm, fd),
-                to: (tm, td),
-            });
+            return Some(DateRange::Yearly { from: (fm, fd), to: (tm, td) });
         }
         (DateEnd::Once(from), DateEnd::Once(to)) if from <= to => {
             return Some(DateRange::Once { from, to });
         }
-        (DateEnd::Once(from), DateEnd::Once(to)) => (
-            format!("the range is empty: to {to} is before from {from}"),
-            EMPTY_DATES_HINT,
-        ),
+        (DateEnd::Once(from), DateEnd::Once(to)) => {
+            (format!("the range is empty: to {to} is before from {from}"), EMPTY_DATES_HINT)
+        }
         _ => (
-            format!(
-                "{:?} to {:?} mixes MM-DD and YYYY-MM-DD",
-                dates.from, dates.to
-            ),
+            format!("{:?} to {:?} mixes MM-DD and YYYY-MM-DD", dates.from, dates.to),
             MIXED_DATES_HINT,
         ),
     };
@@ -375,11 +347,7 @@ fn parse_date(text: &str) -> Result<DateEnd, (String, &'static str)> {
     // Two digits always fit an i8.
     let date = Date::new(year, month as i8, day as i8)
         .map_err(|_| (format!("there is no date {text:?}"), NO_SUCH_DATE_HINT))?;
-    Ok(if yearly {
-        DateEnd::Yearly(date.month(), date.day())
-    } else {
-        DateEnd::Once(date)
-    })
+    Ok(if yearly { DateEnd::Yearly(date.month(), date.day()) } else { DateEnd::Once(date) })
 }
 
 /// The number written by ASCII decimal digits (at most four, so it fits).
@@ -392,11 +360,7 @@ fn decimal(digits: &[u8]) -> Option<i16> {
 
 /// A problem with a hint.
 fn problem(at: String, message: String, hint: &str) -> ScheduleProblem {
-    ScheduleProblem {
-        at,
-        message,
-        hint: Some(hint.to_owned()),
-    }
+    ScheduleProblem { at, message, hint: Some(hint.to_owned()) }
 }
 
 #[cfg(test)]
@@ -410,11 +374,7 @@ mod tests {
     /// UTC ms of local `date_time` ("2026-07-01T19:30") in `zone`.
     fn ms(date_time: &str, zone: &str) -> i64 {
         let civil: jiff::civil::DateTime = date_time.parse().unwrap();
-        civil
-            .to_zoned(time_zone(zone).unwrap())
-            .unwrap()
-            .timestamp()
-            .as_millisecond()
+        civil.to_zoned(time_zone(zone).unwrap()).unwrap().timestamp().as_millisecond()
     }
 
     /// Whether `schedule` is active at local `date_time` in Asia/Shanghai.
@@ -449,16 +409,11 @@ mod tests {
     #[test]
     fn missing_or_empty_days_mean_every_day() {
         for days in ["", r#"days = [], "#] {
-            let s = schedule(&format!(
-                r#"windows = [{{ {days}from = "08:00", to = "09:00" }}]"#
-            ))
-            .unwrap();
+            let s = schedule(&format!(r#"windows = [{{ {days}from = "08:00", to = "09:00" }}]"#))
+                .unwrap();
             for day in 1..=7 {
                 assert!(active(&s, &format!("2026-07-0{day}T08:30")), "{days} {day}");
-                assert!(
-                    !active(&s, &format!("2026-07-0{day}T09:00")),
-                    "{days} {day}"
-                );
+                assert!(!active(&s, &format!("2026-07-0{day}T09:00")), "{days} {day}");
             }
         }
     }
@@ -564,10 +519,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let (shanghai, utc) = (
-            time_zone("Asia/Shanghai").unwrap(),
-            time_zone("UTC").unwrap(),
-        );
+        let (shanghai, utc) = (time_zone("Asia/Shanghai").unwrap(), time_zone("UTC").unwrap());
         // 11:30 UTC is 19:30 in Shanghai.
         let instant = ms("2026-07-01T11:30", "UTC");
         assert!(s.active(instant, &shanghai));
@@ -583,10 +535,7 @@ mod tests {
     #[test]
     fn no_schedule_is_always_active() {
         let shanghai = time_zone("Asia/Shanghai").unwrap();
-        for s in [
-            Schedule::always(),
-            Schedule::new(&ScheduleConfig::default()).unwrap(),
-        ] {
+        for s in [Schedule::always(), Schedule::new(&ScheduleConfig::default()).unwrap()] {
             assert!(s.active(0, &shanghai));
             assert!(s.active(ms("2026-07-01T03:00", "UTC"), &shanghai));
         }
@@ -625,11 +574,7 @@ mod tests {
         let typo = toml::from_str::<ScheduleConfig>(
             r#"windows = [{ day = ["mon"], from = "18:00", to = "22:00" }]"#,
         );
-        assert!(
-            typo.unwrap_err()
-                .to_string()
-                .contains("unknown field `day`")
-        );
+        assert!(typo.unwrap_err().to_string().contains("unknown field `day`"));
     }
 
     #[test]
@@ -644,18 +589,10 @@ mod tests {
             ("", "to"),
             ("１８:00", "to"),
         ] {
-            let (from, to) = if at == "from" {
-                (bad, "22:00")
-            } else {
-                ("18:00", bad)
-            };
+            let (from, to) = if at == "from" { (bad, "22:00") } else { ("18:00", bad) };
             let text = format!(r#"windows = [{{ from = "{from}", to = "{to}" }}]"#);
             let message = format!("{bad:?} is not a time of day");
-            assert_eq!(
-                problems(&text),
-                one(&format!("windows[0].{at}"), &message),
-                "{bad}"
-            );
+            assert_eq!(problems(&text), one(&format!("windows[0].{at}"), &message), "{bad}");
         }
         let problems = schedule(r#"windows = [{ from = "7:5", to = "22:00" }]"#).unwrap_err();
         assert_eq!(
@@ -670,10 +607,7 @@ mod tests {
             r#"windows = [{ days = ["mon", "Tuesday", "daily"], from = "18:00", to = "22:00" }]"#;
         let found = schedule(text).unwrap_err();
         assert_eq!(
-            found
-                .iter()
-                .map(|p| (p.at.as_str(), p.message.as_str()))
-                .collect::<Vec<_>>(),
+            found.iter().map(|p| (p.at.as_str(), p.message.as_str())).collect::<Vec<_>>(),
             [
                 ("windows[0].days", "unknown day \"Tuesday\""),
                 ("windows[0].days", "unknown day \"daily\"")
@@ -690,10 +624,7 @@ mod tests {
         let text = r#"windows = [{ from = "08:00", to = "09:00" }, { days = ["sun"], from = "18:00", to = "18:00" }]"#;
         assert_eq!(
             problems(text),
-            one(
-                "windows[1]",
-                "the window is empty: from and to are both 18:00"
-            )
+            one("windows[1]", "the window is empty: from and to are both 18:00")
         );
     }
 
@@ -724,10 +655,7 @@ mod tests {
         for (windows, message) in cases {
             let found = schedule(&format!("windows = {windows}")).unwrap_err();
             assert_eq!(found.len(), 1, "{windows}");
-            assert_eq!(
-                (found[0].at.as_str(), found[0].message.as_str()),
-                ("windows[1]", message)
-            );
+            assert_eq!((found[0].at.as_str(), found[0].message.as_str()), ("windows[1]", message));
             assert_eq!(
                 found[0].hint.as_deref(),
                 Some("merge them into one window or change the times")
@@ -756,14 +684,8 @@ mod tests {
         assert_eq!(
             problems(text),
             [
-                (
-                    "windows[1]",
-                    "windows[1] overlaps windows[0] on Mon from 19:00 to 20:00"
-                ),
-                (
-                    "windows[2]",
-                    "windows[2] overlaps windows[0] on Mon from 21:00 to 22:00"
-                ),
+                ("windows[1]", "windows[1] overlaps windows[0] on Mon from 19:00 to 20:00"),
+                ("windows[2]", "windows[2] overlaps windows[0] on Mon from 21:00 to 22:00"),
             ]
             .map(|(at, message)| (at.to_owned(), message.to_owned()))
         );
@@ -771,16 +693,7 @@ mod tests {
 
     #[test]
     fn malformed_dates() {
-        for bad in [
-            "6-1",
-            "06/01",
-            "2026/10/01",
-            "06-01x",
-            "2026-1-01",
-            "",
-            "+6-01",
-            "06-0１",
-        ] {
+        for bad in ["6-1", "06/01", "2026/10/01", "06-01x", "2026-1-01", "", "+6-01", "06-0１"] {
             let text = format!(r#"dates = [{{ from = "{bad}", to = "09-15" }}]"#);
             assert_eq!(
                 problems(&text),
@@ -793,10 +706,7 @@ mod tests {
             (found[0].at.as_str(), found[0].message.as_str()),
             ("dates[0].to", "\"0915\" is not a date")
         );
-        assert_eq!(
-            found[0].hint.as_deref(),
-            Some("write MM-DD (every year) or YYYY-MM-DD (once)")
-        );
+        assert_eq!(found[0].hint.as_deref(), Some("write MM-DD (every year) or YYYY-MM-DD (once)"));
     }
 
     #[test]
@@ -829,17 +739,11 @@ mod tests {
             r#"dates = [{ from = "06-01", to = "09-15" }, { from = "06-01", to = "2026-09-15" }]"#;
         assert_eq!(
             problems(text),
-            one(
-                "dates[1]",
-                r#""06-01" to "2026-09-15" mixes MM-DD and YYYY-MM-DD"#
-            )
+            one("dates[1]", r#""06-01" to "2026-09-15" mixes MM-DD and YYYY-MM-DD"#)
         );
         let text = r#"dates = [{ from = "2026-06-01", to = "09-15" }]"#;
         let found = schedule(text).unwrap_err();
-        assert_eq!(
-            found[0].message,
-            r#""2026-06-01" to "09-15" mixes MM-DD and YYYY-MM-DD"#
-        );
+        assert_eq!(found[0].message, r#""2026-06-01" to "09-15" mixes MM-DD and YYYY-MM-DD"#);
         assert_eq!(
             found[0].hint.as_deref(),
             Some("write both as MM-DD (every year) or both as YYYY-MM-DD (once)")
@@ -852,15 +756,9 @@ mod tests {
         let found = schedule(text).unwrap_err();
         assert_eq!(
             (found[0].at.as_str(), found[0].message.as_str()),
-            (
-                "dates[0]",
-                "the range is empty: to 2026-10-01 is before from 2026-10-07"
-            )
+            ("dates[0]", "the range is empty: to 2026-10-01 is before from 2026-10-07")
         );
-        assert_eq!(
-            found[0].hint.as_deref(),
-            Some("put the earlier date in from")
-        );
+        assert_eq!(found[0].hint.as_deref(), Some("put the earlier date in from"));
     }
 
     #[test]
@@ -884,26 +782,14 @@ mod tests {
         let expected = [
             ("windows[0].from", "\"18.00\" is not a time of day"),
             ("windows[0].days", "unknown day \"funday\""),
-            (
-                "windows[1]",
-                "the window is empty: from and to are both 08:00",
-            ),
-            (
-                "windows[3]",
-                "windows[3] overlaps windows[2] on Tue from 08:30 to 09:00",
-            ),
+            ("windows[1]", "the window is empty: from and to are both 08:00"),
+            ("windows[3]", "windows[3] overlaps windows[2] on Tue from 08:30 to 09:00"),
             ("dates[0].from", "there is no date \"02-30\""),
-            (
-                "dates[1]",
-                "the range is empty: to 2026-10-01 is before from 2026-10-07",
-            ),
+            ("dates[1]", "the range is empty: to 2026-10-01 is before from 2026-10-07"),
             ("dates[2].to", "\"9-15\" is not a date"),
         ];
         assert_eq!(
-            found
-                .iter()
-                .map(|p| (p.at.as_str(), p.message.as_str()))
-                .collect::<Vec<_>>(),
+            found.iter().map(|p| (p.at.as_str(), p.message.as_str())).collect::<Vec<_>>(),
             expected
         );
         assert!(found.iter().all(|p| p.hint.is_some()));

@@ -30,10 +30,7 @@ pub struct FrameHub {
 impl FrameHub {
     /// A hub for `cameras` cameras.
     pub fn new(cameras: usize) -> Self {
-        Self {
-            slots: Mutex::new(vec![None; cameras]),
-            ready: Condvar::new(),
-        }
+        Self { slots: Mutex::new(vec![None; cameras]), ready: Condvar::new() }
     }
 
     /// Waits until camera `i`'s slot is empty (its frame was taken), up to `timeout`.
@@ -85,11 +82,7 @@ impl FrameHub {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return false;
             };
-            slots = self
-                .ready
-                .wait_timeout(slots, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            slots = self.ready.wait_timeout(slots, left).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 }
@@ -167,23 +160,12 @@ impl CameraSource {
         pace: Pace,
         counters: Arc<CameraCounters>,
     ) -> std::io::Result<Self> {
-        let handle = std::thread::Builder::new()
-            .name(format!("camera-{}", config.id))
-            .spawn(move || {
-                let camera = Camera {
-                    index,
-                    config,
-                    hub,
-                    events,
-                    shutdown,
-                    pace,
-                    counters,
-                };
+        let handle =
+            std::thread::Builder::new().name(format!("camera-{}", config.id)).spawn(move || {
+                let camera = Camera { index, config, hub, events, shutdown, pace, counters };
                 camera.run();
             })?;
-        Ok(Self {
-            handle: Some(handle),
-        })
+        Ok(Self { handle: Some(handle) })
     }
 
     /// Waits for the thread to end (after shutdown was set).
@@ -205,7 +187,10 @@ struct Camera {
 }
 
 /// The pipeline of one camera connection (see the module documentation), not yet playing.
-pub(crate) fn build_pipeline(config: &CameraConfig, pace: Pace) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+pub(crate) fn build_pipeline(
+    config: &CameraConfig,
+    pace: Pace,
+) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
     gst::init().map_err(|e| format!("GStreamer cannot start: {e}"))?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", config.id));
     let make = |factory: &str| {
@@ -230,12 +215,8 @@ pub(crate) fn build_pipeline(config: &CameraConfig, pace: Pace) -> Result<(gst::
         // A recording is replayed at its own pace, as a camera would deliver it.
         .sync(is_file && !on_demand)
         .build();
-    pipeline
-        .add_many([&src, &convert, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    convert
-        .link(&sink)
-        .map_err(|e| format!("cannot link converter to sink: {e}"))?;
+    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+    convert.link(&sink).map_err(|e| format!("cannot link converter to sink: {e}"))?;
 
     let (keyframes_only, decode_threads) = (config.keyframes_only, config.decode_threads);
     pipeline.connect_deep_element_added(move |_, _, element| {
@@ -291,10 +272,8 @@ pub(crate) fn build_pipeline(config: &CameraConfig, pace: Pace) -> Result<(gst::
         } else {
             // Audio and data streams are consumed and ignored.
             pipeline_weak.upgrade().and_then(|p| {
-                let fake = gst::ElementFactory::make("fakesink")
-                    .property("sync", false)
-                    .build()
-                    .ok()?;
+                let fake =
+                    gst::ElementFactory::make("fakesink").property("sync", false).build().ok()?;
                 p.add(&fake).ok()?;
                 fake.sync_state_with_parent().ok()?;
                 fake.static_pad("sink")
@@ -335,7 +314,8 @@ impl Camera {
                     }
                     self.counters.online.store(false, Ordering::Relaxed);
                     self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                    *self.counters.last_error.lock().unwrap_or_else(|p| p.into_inner()) = reason.clone();
+                    *self.counters.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        reason.clone();
                     let delay = backoff_delay(attempt);
                     attempt += 1;
                     warn!(
@@ -346,10 +326,8 @@ impl Camera {
                         delay.as_secs_f32()
                     );
                     if online || attempt == 1 {
-                        let _ = self.events.send(CameraEvent::Offline {
-                            camera: self.index,
-                            reason,
-                        });
+                        let _ =
+                            self.events.send(CameraEvent::Offline { camera: self.index, reason });
                         online = false;
                     }
                     self.sleep(delay);
@@ -401,7 +379,9 @@ impl Camera {
             if self.shutdown.load(Ordering::Relaxed) {
                 return End::Shutdown;
             }
-            if self.pace == Pace::OnDemand && !self.hub.wait_taken(self.index, Duration::from_millis(100)) {
+            if self.pace == Pace::OnDemand
+                && !self.hub.wait_taken(self.index, Duration::from_millis(100))
+            {
                 last_frame = Instant::now();
                 continue;
             }

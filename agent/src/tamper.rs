@@ -104,12 +104,7 @@ impl Features {
     /// Sets `mean` and `spread` from the grid.
     fn summarize(&mut self) {
         self.mean = self.grid.iter().sum::<f32>() / CELLS as f32;
-        let var = self
-            .grid
-            .iter()
-            .map(|g| (g - self.mean).powi(2))
-            .sum::<f32>()
-            / CELLS as f32;
+        let var = self.grid.iter().map(|g| (g - self.mean).powi(2)).sum::<f32>() / CELLS as f32;
         self.spread = var.sqrt();
     }
 }
@@ -166,18 +161,13 @@ impl TamperDetector {
     /// `min_duration_ms`.
     pub fn check(&mut self, img: &Yuv<'_>, t_ms: i64) -> Option<Tamper> {
         let cur = measure(img)?;
-        let step = self
-            .last_t_ms
-            .map_or(0, |last| t_ms.saturating_sub(last).max(0));
+        let step = self.last_t_ms.map_or(0, |last| t_ms.saturating_sub(last).max(0));
         self.clock = self.clock.saturating_add(step);
         self.last_t_ms = Some(t_ms);
         let clock = self.clock;
 
         let size = (img.width, img.height);
-        let Some(reference) = self
-            .reference
-            .as_mut()
-            .filter(|r| (r.width, r.height) == size)
+        let Some(reference) = self.reference.as_mut().filter(|r| (r.width, r.height) == size)
         else {
             // First frame, or the camera's resolution changed: nothing to compare with yet.
             self.reference = Some(Reference {
@@ -268,11 +258,7 @@ fn follow(r: &mut Reference, cur: &Features, clock: i64, tau_ms: i64) {
     // Capped at one time constant: a single frame after a gap (it may hold a passing truck)
     // never replaces the reference outright.
     let dt = (clock - r.updated).clamp(0, tau_ms.max(0));
-    let alpha = if tau_ms > 0 {
-        1.0 - (-(dt as f32) / tau_ms as f32).exp()
-    } else {
-        1.0
-    };
+    let alpha = if tau_ms > 0 { 1.0 - (-(dt as f32) / tau_ms as f32).exp() } else { 1.0 };
     r.updated = clock;
     let f = &mut r.features;
     for (g, c) in f.grid.iter_mut().zip(&cur.grid) {
@@ -292,12 +278,7 @@ fn measure(img: &Yuv<'_>) -> Option<Features> {
     }
     let row = |y: usize| &img.y[y * stride..][..w];
 
-    let mut f = Features {
-        grid: [0.0; CELLS],
-        mean: 0.0,
-        spread: 0.0,
-        sharpness: 0.0,
-    };
+    let mut f = Features { grid: [0.0; CELLS], mean: 0.0, spread: 0.0, sharpness: 0.0 };
     // About 8-15 samples a side per cell, whatever the resolution.
     for (cell, value) in f.grid.iter_mut().enumerate() {
         let (cx, cy) = (cell % COLS, cell / COLS);
@@ -335,11 +316,7 @@ fn measure(img: &Yuv<'_>) -> Option<Features> {
             .sum::<u32>() as u64;
         n += cols as u64 - 1;
     }
-    f.sharpness = if n == 0 {
-        0.0
-    } else {
-        (sum as f64 / n as f64).sqrt() as f32
-    };
+    f.sharpness = if n == 0 { 0.0 } else { (sum as f64 / n as f64).sqrt() as f32 };
     Some(f)
 }
 
@@ -437,18 +414,8 @@ mod tests {
         let (sharp, blurred) = (scene(W, H), box_blur(&scene(W, H), 8));
         let measured = |p: &Planes| measure(&image(p, W, W, H)).unwrap();
         let (s, b) = (measured(&sharp), measured(&blurred));
-        assert!(
-            s.spread > 30.0 && s.sharpness > 10.0,
-            "{} {}",
-            s.spread,
-            s.sharpness
-        );
-        assert!(
-            b.sharpness < 0.25 * s.sharpness,
-            "{} {}",
-            b.sharpness,
-            s.sharpness
-        );
+        assert!(s.spread > 30.0 && s.sharpness > 10.0, "{} {}", s.spread, s.sharpness);
+        assert!(b.sharpness < 0.25 * s.sharpness, "{} {}", b.sharpness, s.sharpness);
         assert!(b.spread > 0.5 * s.spread, "{} {}", b.spread, s.spread);
     }
 
@@ -459,10 +426,7 @@ mod tests {
         // A 60×40 bright square (4 % of the image) crossing again and again for 60 s.
         let mut alarms = vec![];
         for t in (0..60_000).step_by(STEP as usize) {
-            let (sx, sy) = (
-                (t / 100) as usize % (W - 60),
-                30 + (t / 400) as usize % (H - 70),
-            );
+            let (sx, sy) = ((t / 100) as usize % (W - 60), 30 + (t / 400) as usize % (H - 70));
             let walker = frame(W, H, |x, y| {
                 let inside = (sx..sx + 60).contains(&x) && (sy..sy + 40).contains(&y);
                 if inside { 230 } else { base.0[y * W + x] }
@@ -496,17 +460,10 @@ mod tests {
         alarms.extend(feed(&mut det, &base, 22_000, 30_000));
         assert_eq!(alarms, []);
         alarms.extend(feed(&mut det, &black, 30_000, 35_000));
-        assert_eq!(
-            alarms,
-            [(33_000, Tamper::Covered)],
-            "once, 3 s into the cover"
-        );
+        assert_eq!(alarms, [(33_000, Tamper::Covered)], "once, 3 s into the cover");
         alarms.extend(feed(&mut det, &base, 35_000, 45_000));
         alarms.extend(feed(&mut det, &black, 45_000, 50_000));
-        assert_eq!(
-            alarms,
-            [(33_000, Tamper::Covered), (48_000, Tamper::Covered)]
-        );
+        assert_eq!(alarms, [(33_000, Tamper::Covered), (48_000, Tamper::Covered)]);
     }
 
     #[test]
@@ -527,11 +484,7 @@ mod tests {
         let mut alarms = feed(&mut det, &night, 0, 30_000);
         assert_eq!(alarms, []);
         alarms.extend(feed(&mut det, &flat(W, H, (16, 128, 128)), 30_000, 35_000));
-        assert_eq!(
-            alarms,
-            [(33_000, Tamper::Covered)],
-            "flat, though not darker by much"
-        );
+        assert_eq!(alarms, [(33_000, Tamper::Covered)], "flat, though not darker by much");
     }
 
     #[test]
@@ -579,15 +532,7 @@ mod tests {
         let mut det = detector();
         let mut alarms = feed(&mut det, &scene(W, H), 0, 10_000);
         let mut t = 10_000;
-        for (w, h) in [
-            (640, 360),
-            (321, 181),
-            (1, 1),
-            (2, 1),
-            (1, 3),
-            (31, 17),
-            (W, H),
-        ] {
+        for (w, h) in [(640, 360), (321, 181), (1, 1), (2, 1), (1, 3), (31, 17), (W, H)] {
             let planes = scene(w, h);
             for _ in 0..25 {
                 alarms.extend(check(&mut det, &planes, w, h, t).map(|a| (t, a)));
@@ -600,20 +545,11 @@ mod tests {
         let planes = scene(W, H);
         let good = image(&planes, W, W, H);
         for bad in [
-            Yuv {
-                y: &planes.0[..W * H - 1],
-                ..good
-            },
-            Yuv {
-                y_stride: W - 1,
-                ..good
-            },
+            Yuv { y: &planes.0[..W * H - 1], ..good },
+            Yuv { y_stride: W - 1, ..good },
             Yuv { width: 0, ..good },
             Yuv { height: 0, ..good },
-            Yuv {
-                y_stride: usize::MAX,
-                ..good
-            },
+            Yuv { y_stride: usize::MAX, ..good },
         ] {
             assert_eq!(det.check(&bad, t), None);
         }

@@ -36,12 +36,7 @@ pub struct TrackerSettings {
 
 impl Default for TrackerSettings {
     fn default() -> Self {
-        Self {
-            high_score: 0.5,
-            match_iou: 0.2,
-            max_lost_ms: 2000,
-            min_hits: 2,
-        }
+        Self { high_score: 0.5, match_iou: 0.2, max_lost_ms: 2000, min_hits: 2 }
     }
 }
 
@@ -93,9 +88,7 @@ impl Track {
 
     /// The box moved to where its centre should be at `t_ms`, size kept.
     fn predict(&self, t_ms: i64) -> BoxN {
-        let dt = t_ms
-            .saturating_sub(self.last_seen_ms)
-            .clamp(0, MAX_PREDICT_MS) as f32;
+        let dt = t_ms.saturating_sub(self.last_seen_ms).clamp(0, MAX_PREDICT_MS) as f32;
         let (dx, dy) = (self.vx * dt, self.vy * dt);
         BoxN {
             x1: self.bbox.x1 + dx,
@@ -146,12 +139,7 @@ pub struct Tracker {
 impl Tracker {
     /// An empty tracker.
     pub fn new(settings: TrackerSettings) -> Self {
-        Self {
-            settings,
-            tracks: Vec::new(),
-            next_id: 1,
-            scratch: Scratch::default(),
-        }
+        Self { settings, tracks: Vec::new(), next_id: 1, scratch: Scratch::default() }
     }
 
     /// Feeds one frame's detections at time `t_ms`; returns every live track (seen now or lost
@@ -162,13 +150,11 @@ impl Tracker {
     pub fn update(&mut self, detections: &[Detection], t_ms: i64) -> &[Track] {
         let s = &self.settings;
         // If frames stopped coming for a while, tracks lost before the pause may have expired.
-        self.tracks
-            .retain(|t| t.seen_now || t_ms.saturating_sub(t.last_seen_ms) < s.max_lost_ms);
+        self.tracks.retain(|t| t.seen_now || t_ms.saturating_sub(t.last_seen_ms) < s.max_lost_ms);
 
         let sc = &mut self.scratch;
         sc.predicted.clear();
-        sc.predicted
-            .extend(self.tracks.iter().map(|t| t.predict(t_ms)));
+        sc.predicted.extend(self.tracks.iter().map(|t| t.predict(t_ms)));
         sc.assigned.clear();
         sc.assigned.resize(self.tracks.len(), None);
         sc.det_used.clear();
@@ -181,13 +167,7 @@ impl Tracker {
             (iou >= s.match_iou && iou > 0.0).then_some(1.0 - iou)
         };
         // Stage 1: confident detections against every track, by overlap with the prediction.
-        sc.stage(
-            &self.tracks,
-            detections,
-            |_| true,
-            |d| d.score >= high,
-            iou_cost,
-        );
+        sc.stage(&self.tracks, detections, |_| true, |d| d.score >= high, iou_cost);
         // Stage 1b: small fast objects at low frame rates may not overlap their prediction.
         sc.stage(
             &self.tracks,
@@ -203,13 +183,7 @@ impl Tracker {
         );
         // Stage 2: weak detections only extend tracks seen in the previous frame (ByteTrack), as
         // a weak detection is too often a false one to revive a lost track or start a new one.
-        sc.stage(
-            &self.tracks,
-            detections,
-            |t| t.seen_now,
-            |d| d.score < high,
-            iou_cost,
-        );
+        sc.stage(&self.tracks, detections, |t| t.seen_now, |d| d.score < high, iou_cost);
 
         for (t, a) in self.tracks.iter_mut().zip(&sc.assigned) {
             match *a {
@@ -223,8 +197,7 @@ impl Tracker {
         });
         for (d, &used) in detections.iter().zip(&sc.det_used) {
             if !used && d.score >= high {
-                self.tracks
-                    .push(Track::new(self.next_id, d, t_ms, s.min_hits));
+                self.tracks.push(Track::new(self.next_id, d, t_ms, s.min_hits));
                 self.next_id += 1;
             }
         }
@@ -323,12 +296,7 @@ mod tests {
         Detection {
             class,
             score,
-            bbox: BoxN {
-                x1: cx - w / 2.0,
-                y1: cy - h / 2.0,
-                x2: cx + w / 2.0,
-                y2: cy + h / 2.0,
-            },
+            bbox: BoxN { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 },
         }
     }
 
@@ -508,10 +476,7 @@ mod tests {
         for k in 0..20i64 {
             // A real walker, and a one-frame false detection alternating between two places.
             let flicker = if k % 2 == 0 { 0.6 } else { 0.9 };
-            let tracks = tr.update(
-                &[person(0.1 + 0.01 * k as f32), person(flicker)],
-                k * FRAME_MS,
-            );
+            let tracks = tr.update(&[person(0.1 + 0.01 * k as f32), person(flicker)], k * FRAME_MS);
             // The previous flicker is gone at once, not kept for max_lost_ms.
             assert_eq!(tracks.len(), 2, "frame {k}");
             assert_eq!(tracks[0].id, 1);
@@ -532,12 +497,7 @@ mod tests {
         inf_box.bbox.y1 = f32::NEG_INFINITY;
         let mut empty = person(0.5);
         empty.bbox.x2 = empty.bbox.x1;
-        let bad = [
-            det(0, f32::NAN, 0.5, 0.5, 0.05, 0.12),
-            nan_box,
-            inf_box,
-            empty,
-        ];
+        let bad = [det(0, f32::NAN, 0.5, 0.5, 0.05, 0.12), nan_box, inf_box, empty];
         for k in 0..5 {
             assert!(tr.update(&bad, k * FRAME_MS).is_empty());
         }

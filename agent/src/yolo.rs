@@ -49,11 +49,7 @@ impl YoloHead {
                 "output [1, {a}, {b}] fits neither [1, 4 + {classes}, N] (v8/v11) nor [1, N, 5 + {classes}] (v5) for the card's {classes} classes"
             ));
         };
-        Ok(Self {
-            layout,
-            candidates,
-            classes,
-        })
+        Ok(Self { layout, candidates, classes })
     }
 
     /// Number of f32 values of one image's output.

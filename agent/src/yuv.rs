@@ -16,37 +16,24 @@ pub struct YuvToRgb {
 
 impl YuvToRgb {
     /// BT.601 (SD video), limited range 16..235.
-    pub const BT601: Self = Self {
-        y_offset: 16.0,
-        y_gain: 1.164,
-        rv: 1.596,
-        gu: 0.392,
-        gv: 0.813,
-        bu: 2.017,
-    };
+    pub const BT601: Self =
+        Self { y_offset: 16.0, y_gain: 1.164, rv: 1.596, gu: 0.392, gv: 0.813, bu: 2.017 };
     /// BT.709 (HD video), limited range.
-    pub const BT709: Self = Self {
-        y_offset: 16.0,
-        y_gain: 1.164,
-        rv: 1.793,
-        gu: 0.213,
-        gv: 0.533,
-        bu: 2.112,
-    };
+    pub const BT709: Self =
+        Self { y_offset: 16.0, y_gain: 1.164, rv: 1.793, gu: 0.213, gv: 0.533, bu: 2.112 };
     /// BT.601, full range 0..255 (JPEG-style cameras).
-    pub const BT601_FULL: Self = Self {
-        y_offset: 0.0,
-        y_gain: 1.0,
-        rv: 1.402,
-        gu: 0.344,
-        gv: 0.714,
-        bu: 1.772,
-    };
+    pub const BT601_FULL: Self =
+        Self { y_offset: 0.0, y_gain: 1.0, rv: 1.402, gu: 0.344, gv: 0.714, bu: 1.772 };
 
     /// RGB of one sample, each channel 0..255 (not rounded).
     /// Per-value tables of the matrix: luma term, and the chroma terms of R, G and B.
     pub fn tables(&self) -> RgbTables {
-        let mut t = RgbTables { luma: [0.0; 256], r_v: [0.0; 256], g_uv: ([0.0; 256], [0.0; 256]), b_u: [0.0; 256] };
+        let mut t = RgbTables {
+            luma: [0.0; 256],
+            r_v: [0.0; 256],
+            g_uv: ([0.0; 256], [0.0; 256]),
+            b_u: [0.0; 256],
+        };
         for i in 0..256 {
             let x = i as f32;
             t.luma[i] = (x - self.y_offset) * self.y_gain;
@@ -135,16 +122,7 @@ impl<'a> Yuv<'a> {
             && u.len() >= uv_stride * (ch - 1) + cw
             && v.len() >= uv_stride * (ch - 1) + cw;
         if ok {
-            Ok(Self {
-                y,
-                u,
-                v,
-                y_stride,
-                uv_stride,
-                width,
-                height,
-                matrix,
-            })
+            Ok(Self { y, u, v, y_stride, uv_stride, width, height, matrix })
         } else {
             Err(PlaneSizeError { width, height })
         }
@@ -171,7 +149,11 @@ pub(crate) mod tests {
     use super::*;
 
     /// An I420 image of one flat colour (Y, U, V).
-    pub(crate) fn flat(width: usize, height: usize, yuv: (u8, u8, u8)) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    pub(crate) fn flat(
+        width: usize,
+        height: usize,
+        yuv: (u8, u8, u8),
+    ) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         (vec![yuv.0; width * height], vec![yuv.1; cw * ch], vec![yuv.2; cw * ch])
     }

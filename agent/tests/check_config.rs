@@ -15,7 +15,8 @@ fn every_broken_config_gets_its_exact_messages() {
     assert!(files.len() >= 9, "{files:?}");
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
+        let expected: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
         assert!(!expected.is_empty(), "{} states no # expect: lines", file.display());
         let out = Command::new(BIN).arg("check-config").arg(&file).output().unwrap();
         let prefix = format!("{}:", file.display());
@@ -37,8 +38,18 @@ fn the_documented_example_passes_with_the_real_model() {
     let example = std::fs::read_to_string(root.join("deploy/agent.example.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
-    std::fs::write(&path, example.replace("/usr/share/xueliang/models/nanodet_g416_coco.onnx", &model.display().to_string())).unwrap();
+    std::fs::write(
+        &path,
+        example.replace(
+            "/usr/share/xueliang/models/nanodet_g416_coco.onnx",
+            &model.display().to_string(),
+        ),
+    )
+    .unwrap();
     let out = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok (2 cameras, 2 zones, 1 lines, 6 rules)\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with(": ok (2 cameras, 2 zones, 1 lines, 6 rules)\n")
+    );
 }

@@ -48,11 +48,7 @@ fn run_to_exit(toml: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&path).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -66,7 +62,11 @@ fn assert_one_error(code: i32, stderr: &str, expected_code: i32, needle: &str) {
 
 #[test]
 fn a_missing_model_is_named_and_stops_the_agent() {
-    let (code, err) = run_to_exit(&config(Path::new("/nonexistent/m.onnx"), "rtsp://127.0.0.1:1/x", "mqtt://127.0.0.1:1"));
+    let (code, err) = run_to_exit(&config(
+        Path::new("/nonexistent/m.onnx"),
+        "rtsp://127.0.0.1:1/x",
+        "mqtt://127.0.0.1:1",
+    ));
     assert_one_error(code, &err, 1, "model file /nonexistent/m.onnx not found");
 }
 
@@ -94,7 +94,10 @@ fn a_malformed_config_names_file_line_and_key() {
     assert_one_error(code, &err, 2, "agent.toml");
     assert!(err.contains("line 2"), "{err}");
 
-    let (code, err) = run_to_exit(&config(&model(), "http://camera", "mqtt://127.0.0.1:1").replace("zone = \"yard\"", "zone = \"pond\""));
+    let (code, err) = run_to_exit(
+        &config(&model(), "http://camera", "mqtt://127.0.0.1:1")
+            .replace("zone = \"yard\"", "zone = \"pond\""),
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cameras[0].url: \"http://camera\" must start with rtsp://"), "{err}");
     assert!(err.contains("rules[0].zone: no zone with id \"pond\""), "{err}");
@@ -106,7 +109,8 @@ fn an_unreachable_camera_and_broker_are_named_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
     // Nothing listens on port 1 of loopback: both connections are refused.
-    std::fs::write(&path, config(&model(), "rtsp://127.0.0.1:1/nothing", "mqtt://127.0.0.1:1")).unwrap();
+    std::fs::write(&path, config(&model(), "rtsp://127.0.0.1:1/nothing", "mqtt://127.0.0.1:1"))
+        .unwrap();
     let mut child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&path)
@@ -129,10 +133,8 @@ fn an_unreachable_camera_and_broker_are_named_and_retried() {
     child.kill().unwrap();
     child.wait().unwrap();
     let log = reader.join().unwrap();
-    let camera_retries = log
-        .lines()
-        .filter(|l| l.contains("camera gate:") && l.contains("retrying in"))
-        .count();
+    let camera_retries =
+        log.lines().filter(|l| l.contains("camera gate:") && l.contains("retrying in")).count();
     let broker_retries = log
         .lines()
         .filter(|l| l.contains("MQTT broker 127.0.0.1:1 unreachable") && l.contains("retrying in"))
@@ -140,5 +142,8 @@ fn an_unreachable_camera_and_broker_are_named_and_retried() {
     assert!(camera_retries >= 2, "camera retries {camera_retries}:\n{log}");
     assert!(broker_retries >= 2, "broker retries {broker_retries}:\n{log}");
     let first_camera = log.lines().find(|l| l.contains("camera gate:")).unwrap();
-    assert!(first_camera.contains("rtsp://127.0.0.1:1/nothing"), "the line names the URL: {first_camera}");
+    assert!(
+        first_camera.contains("rtsp://127.0.0.1:1/nothing"),
+        "the line names the URL: {first_camera}"
+    );
 }

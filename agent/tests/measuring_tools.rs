@@ -44,8 +44,16 @@ fn eval_reproduces_the_reference_accuracy_on_pets09() {
     };
     let (m, c) = (model(), clip());
     let r = run_json(&[
-        "eval", "--model", m.to_str().unwrap(), "--clip", c.to_str().unwrap(),
-        "--gt", gt.to_str().unwrap(), "--class", "person", "--json",
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--clip",
+        c.to_str().unwrap(),
+        "--gt",
+        gt.to_str().unwrap(),
+        "--class",
+        "person",
+        "--json",
     ]);
     assert_eq!(r["frames"], 159, "{r}");
     assert_eq!(r["labels"], 895, "{r}");
@@ -76,8 +84,19 @@ fn eval_refuses_labels_that_do_not_fit_the_clip() {
 fn bench_reports_every_stage_and_the_ratio_to_bare_runs() {
     let (m, c) = (model(), clip());
     let r = run_json(&[
-        "bench", "--model", m.to_str().unwrap(), "--clip", c.to_str().unwrap(),
-        "--cameras", "2", "--frames", "40", "--bare-runs", "10", "--motion", "--json",
+        "bench",
+        "--model",
+        m.to_str().unwrap(),
+        "--clip",
+        c.to_str().unwrap(),
+        "--cameras",
+        "2",
+        "--frames",
+        "40",
+        "--bare-runs",
+        "10",
+        "--motion",
+        "--json",
     ]);
     assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(768), Some(576)), "{r}");
     let loop_ = &r["ungated"];

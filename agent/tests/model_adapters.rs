@@ -108,7 +108,8 @@ fn load_error(model: &[u8], card: &str) -> String {
 
 #[test]
 fn outputs_that_fit_no_adapter_are_refused_at_load() {
-    let odd = mean_model([Some(1), Some(3), Some(64), Some(64)], &[6, 7], vec![0.0; 42], vec![0.0; 42]);
+    let odd =
+        mean_model([Some(1), Some(3), Some(64), Some(64)], &[6, 7], vec![0.0; 42], vec![0.0; 42]);
     let err = load_error(&odd, &YOLO_CARD.replace("[\"person\", \"car\"]", "\"coco\""));
     assert!(err.contains("not a YOLO head") && err.contains("fits neither"), "{err}");
     let nanodet = YOLO_CARD.replace("\"yolo\"", "\"nanodet\"");
@@ -121,7 +122,8 @@ fn a_model_of_the_wrong_input_size_or_kind_is_refused_at_load() {
     let shipped = include_str!("../../models/nanodet_g416_coco.card.toml");
     let err = load_error(&tiny_yolo(Some(1)), shipped);
     assert!(err.contains("input is 64x64 but its model card says 416x416"), "{err}");
-    let grey = mean_model([Some(1), Some(1), Some(64), Some(64)], &[6, 3], vec![0.0; 18], vec![0.0; 18]);
+    let grey =
+        mean_model([Some(1), Some(1), Some(64), Some(64)], &[6, 3], vec![0.0; 18], vec![0.0; 18]);
     let err = load_error(&grey, YOLO_CARD);
     assert!(err.contains("expected [1, 3, H, W]"), "{err}");
 }

@@ -7,7 +7,8 @@ use xueliang_agent::clip::ClipReader;
 use xueliang_agent::detector::{Detector, DetectorOptions, ort_library};
 
 /// The three walkers of frame 1 as the PETS09 labels place them (x, y, w, h in pixels).
-const PEOPLE: [[f32; 4]; 3] = [[499.0, 158.0, 31.0, 75.0], [258.0, 219.0, 33.0, 89.0], [633.0, 242.0, 42.0, 81.0]];
+const PEOPLE: [[f32; 4]; 3] =
+    [[499.0, 158.0, 31.0, 75.0], [258.0, 219.0, 33.0, 89.0], [633.0, 242.0, 42.0, 81.0]];
 
 #[test]
 fn nanodet_finds_the_people_of_a_real_frame_where_they_are() {

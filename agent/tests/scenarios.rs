@@ -29,7 +29,9 @@ fn vtest() -> PathBuf {
 
 /// The PETS09 labels of `vtest.avi`, when this machine has them.
 fn ground_truth() -> Option<GroundTruth> {
-    let path = std::env::var_os("PETS_GT").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/eval/PETS09-S2L1/gt.txt"));
+    let path = std::env::var_os("PETS_GT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/eval/PETS09-S2L1/gt.txt"));
     path.is_file().then(|| GroundTruth::load(&path).expect("readable labels"))
 }
 
@@ -72,10 +74,20 @@ fn config(dir: &Path, clip: &Path, camera_extra: &str, extra: &str) -> AgentConf
 /// Replays `clip` from 2026-07-01 12:00 Beijing time, every other frame.
 fn replay(config: &AgentConfig, clip: &Path, snapshots: bool) -> ReplayReport {
     gst::init().unwrap();
-    let options = DetectorOptions { library: ort_library(config.model.onnxruntime.as_deref()), threads: 1, max_batch: 1 };
+    let options = DetectorOptions {
+        library: ort_library(config.model.onnxruntime.as_deref()),
+        threads: 1,
+        max_batch: 1,
+    };
     let mut detector = Detector::open(&config.model.path, None, &options).expect("the model loads");
     let start_ms = "2026-07-01T12:00:00+08:00".parse::<jiff::Timestamp>().unwrap().as_millisecond();
-    let options = ReplayOptions { clip: clip.to_owned(), camera: "walkway".into(), start_ms, every: 2, snapshots };
+    let options = ReplayOptions {
+        clip: clip.to_owned(),
+        camera: "walkway".into(),
+        start_ms,
+        every: 2,
+        snapshots,
+    };
     options.run(config, &mut detector).expect("the clip replays")
 }
 
@@ -83,7 +95,10 @@ fn replay(config: &AgentConfig, clip: &Path, snapshots: bool) -> ReplayReport {
 fn labelled_crossings(gt: &GroundTruth, line: &Line) -> (u64, u64) {
     let (mut a_to_b, mut b_to_a) = (0, 0);
     for boxes in gt.tracks().values() {
-        let feet: Vec<Point> = boxes.iter().map(|(_, b)| Point { x: (b.x1 + b.x2) / 2.0 / WIDTH, y: b.y2 / HEIGHT }).collect();
+        let feet: Vec<Point> = boxes
+            .iter()
+            .map(|(_, b)| Point { x: (b.x1 + b.x2) / 2.0 / WIDTH, y: b.y2 / HEIGHT })
+            .collect();
         for pair in feet.windows(2) {
             let (d0, d1) = (line.distance(pair[0]), line.distance(pair[1]));
             if (d0 < 0.0) != (d1 < 0.0) && line.crossed_by(pair[0], pair[1]) {
@@ -158,7 +173,8 @@ camera = "walkway"
     let report = replay(&config(dir.path(), &vtest(), "", &rules), &vtest(), false);
     assert_eq!(report.frames, 795);
     let gt = ground_truth();
-    let events = |rule: &str| report.events.iter().filter(|e| e.rule_id == rule).collect::<Vec<_>>();
+    let events =
+        |rule: &str| report.events.iter().filter(|e| e.rule_id == rule).collect::<Vec<_>>();
 
     // Line crossing: both directions within ±15 % of the labels.
     let line = Line::new(&LINE).unwrap();
@@ -171,12 +187,33 @@ camera = "walkway"
         None => LABELLED_CROSSINGS,
     };
     let counts = report.counts.iter().find(|(id, _)| id == "crossings").expect("line counts").1;
-    eprintln!("crossings A→B {} (labels {}), B→A {} (labels {})", counts.a_to_b, expected.0, counts.b_to_a, expected.1);
-    assert!(within(counts.a_to_b, expected.0, 0.15), "A→B {} against {} labelled", counts.a_to_b, expected.0);
-    assert!(within(counts.b_to_a, expected.1, 0.15), "B→A {} against {} labelled", counts.b_to_a, expected.1);
+    eprintln!(
+        "crossings A→B {} (labels {}), B→A {} (labels {})",
+        counts.a_to_b, expected.0, counts.b_to_a, expected.1
+    );
+    assert!(
+        within(counts.a_to_b, expected.0, 0.15),
+        "A→B {} against {} labelled",
+        counts.a_to_b,
+        expected.0
+    );
+    assert!(
+        within(counts.b_to_a, expected.1, 0.15),
+        "B→A {} against {} labelled",
+        counts.b_to_a,
+        expected.1
+    );
     let alarmed: usize = events("crossings").iter().map(|e| e.hits.len()).sum();
-    assert_eq!(alarmed as u64, counts.a_to_b + counts.b_to_a, "direction both: every crossing alarms");
-    assert!(events("crossings").iter().all(|e| e.kind == RuleKind::LineCrossing && e.hits.iter().all(|h| h.track != 0)));
+    assert_eq!(
+        alarmed as u64,
+        counts.a_to_b + counts.b_to_a,
+        "direction both: every crossing alarms"
+    );
+    assert!(
+        events("crossings")
+            .iter()
+            .all(|e| e.kind == RuleKind::LineCrossing && e.hits.iter().all(|h| h.track != 0))
+    );
 
     // Loitering: the two who stay ~15 s fire (8 s dwell); the dozen who walk through do not.
     let loitering = events("loitering");
@@ -186,7 +223,11 @@ camera = "walkway"
         assert!(Polygon::new(&MEETING_POINT).unwrap().contains(hit.bottom_centre()));
         if let Some(gt) = &gt {
             let who = labelled_person(gt, e.frame, hit);
-            assert!(who.is_some_and(|id| STAYERS.contains(&id)), "loitering at frame {} by labelled person {who:?}, not one who stays", e.frame);
+            assert!(
+                who.is_some_and(|id| STAYERS.contains(&id)),
+                "loitering at frame {} by labelled person {who:?}, not one who stays",
+                e.frame
+            );
         }
     }
 
@@ -206,7 +247,16 @@ fn a_privacy_mask_hides_people_from_the_rules_and_every_picture() {
     let mask = Polygon::new(&MASK).unwrap();
     if let Some(gt) = ground_truth() {
         // The labels put people under the mask for the first ~15 s: there is something to hide.
-        let hidden = (1..150).filter(|&f| gt.frame(f).iter().any(|b| mask.contains(Point { x: (b.x1 + b.x2) / 2.0 / WIDTH, y: (b.y1 + b.y2) / 2.0 / HEIGHT }))).count();
+        let hidden = (1..150)
+            .filter(|&f| {
+                gt.frame(f).iter().any(|b| {
+                    mask.contains(Point {
+                        x: (b.x1 + b.x2) / 2.0 / WIDTH,
+                        y: (b.y1 + b.y2) / 2.0 / HEIGHT,
+                    })
+                })
+            })
+            .count();
         assert!(hidden > 100, "{hidden}");
     }
     let rules = "[[zones]]\nid = \"all\"\ncamera = \"walkway\"\npoints = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\
@@ -227,7 +277,12 @@ fn a_privacy_mask_hides_people_from_the_rules_and_every_picture() {
         for (x, y, px) in img.enumerate_pixels() {
             let p = Point { x: (x as f32 + 0.5) / w as f32, y: (y as f32 + 0.5) / h as f32 };
             if mask.contains(p) {
-                assert_eq!(px.0, [0, 0, 0], "pixel ({x}, {y}) under the mask in the picture of frame {}", e.frame);
+                assert_eq!(
+                    px.0,
+                    [0, 0, 0],
+                    "pixel ({x}, {y}) under the mask in the picture of frame {}",
+                    e.frame
+                );
             } else if px.0.iter().any(|&c| c > 40) {
                 lit_outside += 1;
             }
@@ -238,7 +293,12 @@ fn a_privacy_mask_hides_people_from_the_rules_and_every_picture() {
 
 /// Writes the first `frames` frames of `src` to `dst` (H.264 in Matroska, 10 fps), with `edit`
 /// applied to each frame's planes (Y, U, V; width, height) before encoding.
-fn splice(src: &Path, dst: &Path, frames: usize, edit: impl Fn(usize, &mut [u8], &mut [u8], &mut [u8], usize, usize)) {
+fn splice(
+    src: &Path,
+    dst: &Path,
+    frames: usize,
+    edit: impl Fn(usize, &mut [u8], &mut [u8], &mut [u8], usize, usize),
+) {
     gst::init().unwrap();
     let mut clip = ClipReader::open(src).unwrap();
     let pipeline = gst::parse::launch(&format!(
@@ -258,11 +318,14 @@ fn splice(src: &Path, dst: &Path, frames: usize, edit: impl Fn(usize, &mut [u8],
         frame
             .with_yuv(|img| {
                 for r in 0..h {
-                    y[r * w..(r + 1) * w].copy_from_slice(&img.y[r * img.y_stride..r * img.y_stride + w]);
+                    y[r * w..(r + 1) * w]
+                        .copy_from_slice(&img.y[r * img.y_stride..r * img.y_stride + w]);
                 }
                 for r in 0..ch {
-                    u[r * cw..(r + 1) * cw].copy_from_slice(&img.u[r * img.uv_stride..r * img.uv_stride + cw]);
-                    v[r * cw..(r + 1) * cw].copy_from_slice(&img.v[r * img.uv_stride..r * img.uv_stride + cw]);
+                    u[r * cw..(r + 1) * cw]
+                        .copy_from_slice(&img.u[r * img.uv_stride..r * img.uv_stride + cw]);
+                    v[r * cw..(r + 1) * cw]
+                        .copy_from_slice(&img.v[r * img.uv_stride..r * img.uv_stride + cw]);
                 }
             })
             .unwrap();
@@ -282,8 +345,14 @@ fn splice(src: &Path, dst: &Path, frames: usize, edit: impl Fn(usize, &mut [u8],
     }
     appsrc.end_of_stream().unwrap();
     let bus = pipeline.bus().unwrap();
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]);
-    assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "encoding: {msg:?}");
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(120),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    assert!(
+        matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))),
+        "encoding: {msg:?}"
+    );
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
@@ -293,13 +362,15 @@ fn blur(y: &mut [u8], w: usize, h: usize, r: usize) {
     for row in 0..h {
         for x in 0..w {
             let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
-            tmp[row * w + x] = (y[row * w + a..row * w + b].iter().map(|&p| p as u32).sum::<u32>() / (b - a) as u32) as u8;
+            tmp[row * w + x] = (y[row * w + a..row * w + b].iter().map(|&p| p as u32).sum::<u32>()
+                / (b - a) as u32) as u8;
         }
     }
     for x in 0..w {
         for row in 0..h {
             let (a, b) = (row.saturating_sub(r), (row + r + 1).min(h));
-            y[row * w + x] = ((a..b).map(|k| tmp[k * w + x] as u32).sum::<u32>() / (b - a) as u32) as u8;
+            y[row * w + x] =
+                ((a..b).map(|k| tmp[k * w + x] as u32).sum::<u32>() / (b - a) as u32) as u8;
         }
     }
 }
@@ -320,7 +391,8 @@ fn covering_or_blurring_the_lens_raises_one_tamper_alarm_each() {
     });
     let rules = "[[rules]]\nid = \"tamper\"\nkind = \"camera_tamper\"\ncamera = \"walkway\"\ncooldown_s = 5\n";
     let report = replay(&config(dir.path(), &clip, "", rules), &clip, true);
-    let seen: Vec<(usize, &str)> = report.events.iter().map(|e| (e.frame, e.detail.as_str())).collect();
+    let seen: Vec<(usize, &str)> =
+        report.events.iter().map(|e| (e.frame, e.detail.as_str())).collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0].1, "lens covered");
     assert!((230..=250).contains(&seen[0].0), "about 3 s into the covering: {seen:?}");

@@ -58,7 +58,9 @@ fn ready_watchdog_pings_and_metrics() {
     let mut buf = [0u8; 256];
     let mut states = Vec::new();
     let start = Instant::now();
-    while states.iter().filter(|s: &&String| *s == "WATCHDOG=1").count() < 8 && start.elapsed() < Duration::from_secs(30) {
+    while states.iter().filter(|s: &&String| *s == "WATCHDOG=1").count() < 8
+        && start.elapsed() < Duration::from_secs(30)
+    {
         match socket.recv(&mut buf) {
             Ok(n) => states.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(_) => break,
@@ -68,13 +70,20 @@ fn ready_watchdog_pings_and_metrics() {
     let _ = agent.kill();
     let _ = agent.wait();
     assert_eq!(states.first().map(String::as_str), Some("READY=1"), "{states:?}");
-    assert_eq!(states[1..].iter().filter(|s| *s == "WATCHDOG=1").count(), 8, "a ping every half period: {states:?}");
+    assert_eq!(
+        states[1..].iter().filter(|s| *s == "WATCHDOG=1").count(),
+        8,
+        "a ping every half period: {states:?}"
+    );
 
     // About 4 s of a 10 fps clip.
     assert!(value(&page, "xl_agent_frames_decoded_total{camera=\"walkway\"}") >= 20.0, "{page}");
     assert!(value(&page, "xl_agent_frames_inferred_total{camera=\"walkway\"}") >= 5.0, "{page}");
     assert_eq!(value(&page, "xl_agent_camera_online{camera=\"walkway\"}"), 1.0);
-    value(&page, "xl_agent_line_crossings_total{camera=\"walkway\",rule=\"count\",direction=\"a_to_b\"}");
+    value(
+        &page,
+        "xl_agent_line_crossings_total{camera=\"walkway\",rule=\"count\",direction=\"a_to_b\"}",
+    );
     // No broker: every alarm raised waits in the outbox.
     let raised: f64 = page
         .lines()

@@ -74,19 +74,38 @@ impl PasswordHash {
         let _ = SystemRandom::new().fill(&mut salt);
         let iterations = NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN);
         let mut hash = vec![0u8; 32];
-        pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, iterations, &salt, password.as_bytes(), &mut hash);
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            &salt,
+            password.as_bytes(),
+            &mut hash,
+        );
         Self { iterations, salt, hash }
     }
 
     /// Whether `password` is the one hashed.
     pub fn verify(&self, password: &str) -> bool {
-        pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, self.iterations, &self.salt, password.as_bytes(), &self.hash).is_ok()
+        pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            self.iterations,
+            &self.salt,
+            password.as_bytes(),
+            &self.hash,
+        )
+        .is_ok()
     }
 }
 
 impl std::fmt::Display for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pbkdf2-sha256${}${}${}", self.iterations, B64.encode(&self.salt), B64.encode(&self.hash))
+        write!(
+            f,
+            "pbkdf2-sha256${}${}${}",
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(&self.hash)
+        )
     }
 }
 
@@ -94,7 +113,8 @@ impl std::str::FromStr for PasswordHash {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a password hash (`xl-center broker-password` makes one)");
+        let bad =
+            || format!("{s:?} is not a password hash (`xl-center broker-password` makes one)");
         let mut parts = s.split('$');
         let (Some("pbkdf2-sha256"), Some(n), Some(salt), Some(hash), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -117,7 +137,8 @@ fn parse(text: &str) -> Result<Registry, String> {
     }
     let mut passwords = HashMap::new();
     for (agent, hash) in file.passwords {
-        passwords.insert(agent.clone(), hash.parse().map_err(|e| format!("passwords.{agent}: {e}"))?);
+        passwords
+            .insert(agent.clone(), hash.parse().map_err(|e| format!("passwords.{agent}: {e}"))?);
     }
     Ok(Registry { keys, passwords })
 }
@@ -133,7 +154,12 @@ impl AgentKeys {
     /// Registers `agent` with `key` (and its broker password's hash), replacing what was
     /// registered for it (a box replaced on site enrols again). The file is edited line by line,
     /// so the administrator's comments and order stay, and replaced whole (write, then rename).
-    pub fn register(&self, agent: &str, key: &str, password: Option<&PasswordHash>) -> std::io::Result<()> {
+    pub fn register(
+        &self,
+        agent: &str,
+        key: &str,
+        password: Option<&PasswordHash>,
+    ) -> std::io::Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.file.path();
         let text = match std::fs::read_to_string(path) {
@@ -252,8 +278,15 @@ mod tests {
         let path = dir.path().join("agent-keys.toml");
         std::fs::write(&path, "# county boxes\n[agents]\nvillage-1 = \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\" # the school\nvillage-7 = \"old\"\n").unwrap();
         let keys = AgentKeys::open(&path).unwrap_err();
-        assert!(keys.to_string().contains("village-7"), "an unusable old key is refused at open: {keys}");
-        std::fs::write(&path, format!("# county boxes\n[agents]\nvillage-1 = \"{KEY}\" # the school\n")).unwrap();
+        assert!(
+            keys.to_string().contains("village-7"),
+            "an unusable old key is refused at open: {keys}"
+        );
+        std::fs::write(
+            &path,
+            format!("# county boxes\n[agents]\nvillage-1 = \"{KEY}\" # the school\n"),
+        )
+        .unwrap();
         let keys = AgentKeys::open(&path).unwrap();
         let hash = PasswordHash::new("pw");
         keys.register("village-7", KEY, Some(&hash)).unwrap();

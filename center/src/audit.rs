@@ -35,11 +35,22 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens the log kept in `store`'s database.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self { store: store.clone(), entries: store.open_tree("audit")?, by_target: store.open_tree("audit_by_target")? })
+        Ok(Self {
+            store: store.clone(),
+            entries: store.open_tree("audit")?,
+            by_target: store.open_tree("audit_by_target")?,
+        })
     }
 
     /// Appends an entry (durable with the store's next flush).
-    pub fn record(&self, time_ms: i64, user: &str, action: &str, target: &str, detail: &str) -> Result<AuditEntry, StoreError> {
+    pub fn record(
+        &self,
+        time_ms: i64,
+        user: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<AuditEntry, StoreError> {
         let seq = self.store.next_id()?;
         let entry = AuditEntry {
             seq,
@@ -62,7 +73,12 @@ impl AuditLog {
 
     /// Up to `limit` entries before sequence number `before` (all if none), newest first; only
     /// those about `target` if given.
-    pub fn list(&self, target: Option<&str>, before: Option<u64>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    pub fn list(
+        &self,
+        target: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let end = before.unwrap_or(u64::MAX).to_be_bytes();
         let seqs: Vec<[u8; 8]> = match target {
             Some(t) => {
@@ -111,10 +127,16 @@ mod tests {
         log.record(2, "li", "acknowledge", "a2", "on it").unwrap();
         let third = log.record(3, "zhang", "resolve", "a1", "done").unwrap();
         let actions = |v: Vec<AuditEntry>| v.into_iter().map(|e| e.action).collect::<Vec<_>>();
-        assert_eq!(actions(log.list(None, None, 10).unwrap()), ["resolve", "acknowledge", "view_snapshot"]);
+        assert_eq!(
+            actions(log.list(None, None, 10).unwrap()),
+            ["resolve", "acknowledge", "view_snapshot"]
+        );
         assert_eq!(actions(log.list(Some("a1"), None, 10).unwrap()), ["resolve", "view_snapshot"]);
         assert_eq!(actions(log.list(Some("a1"), Some(third.seq), 10).unwrap()), ["view_snapshot"]);
         assert_eq!(actions(log.list(None, None, 1).unwrap()), ["resolve"]);
-        assert!(log.list(Some("a"), None, 10).unwrap().is_empty(), "a prefix of a target is another target");
+        assert!(
+            log.list(Some("a"), None, 10).unwrap().is_empty(),
+            "a prefix of a target is another target"
+        );
     }
 }

@@ -34,11 +34,10 @@ pub struct Listening {
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The listen address is taken or not ours.
-    #[error("embedded MQTT broker cannot listen on {addr}: {error} (choose another --mqtt-listen, or stop what uses it)")]
-    Bind {
-        addr: SocketAddr,
-        error: std::io::Error,
-    },
+    #[error(
+        "embedded MQTT broker cannot listen on {addr}: {error} (choose another --mqtt-listen, or stop what uses it)"
+    )]
+    Bind { addr: SocketAddr, error: std::io::Error },
     /// rumqttd refused the configuration.
     #[error("embedded MQTT broker: {0}")]
     Start(String),

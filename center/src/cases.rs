@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use xueliang_proto::metrics::Histogram;
 use std::time::Duration;
+use xueliang_proto::metrics::Histogram;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -43,11 +43,18 @@ pub struct Cases {
 
 /// Bucket bounds of the dispatch latency, seconds: a duty officer takes seconds to minutes;
 /// escalation catches the rest.
-pub const DISPATCH_LATENCY_BOUNDS: [f64; 10] = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0];
+pub const DISPATCH_LATENCY_BOUNDS: [f64; 10] =
+    [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0];
 
 /// The routing facts of a stored alarm.
 pub fn facts(r: &AlarmRecord) -> AlarmFacts<'_> {
-    AlarmFacts { agent_id: &r.agent_id, camera_id: &r.camera_id, kind: &r.kind, severity: &r.severity, event_time_ms: r.event_time_ms }
+    AlarmFacts {
+        agent_id: &r.agent_id,
+        camera_id: &r.camera_id,
+        kind: &r.kind,
+        severity: &r.severity,
+        event_time_ms: r.event_time_ms,
+    }
 }
 
 impl Cases {
@@ -64,7 +71,14 @@ impl Cases {
     }
 
     /// Takes `action` on alarm `id` as `by`; returns the alarm as it is now.
-    pub async fn act(&self, id: &str, action: Action, by: &str, note: &str, units: &[String]) -> Result<AlarmRecord, UpdateError<Refused>> {
+    pub async fn act(
+        &self,
+        id: &str,
+        action: Action,
+        by: &str,
+        note: &str,
+        units: &[String],
+    ) -> Result<AlarmRecord, UpdateError<Refused>> {
         if action == Action::Dispatch {
             self.check_units(units).map_err(UpdateError::Refused)?;
         }
@@ -81,7 +95,8 @@ impl Cases {
         if !sent.is_empty() {
             self.dispatcher.send(&record, &sent, by, note, now).await?;
             if first_dispatch.get() {
-                self.dispatch_latency.observe_ms(now.saturating_sub(record.received_time_ms).max(0) as u64);
+                self.dispatch_latency
+                    .observe_ms(now.saturating_sub(record.received_time_ms).max(0) as u64);
             }
         }
         let detail = match sent.is_empty() {
@@ -104,7 +119,11 @@ impl Cases {
         let mut cursor = None;
         loop {
             let page = self.store.query(&filter, cursor.as_ref(), 500)?;
-            due.extend(page.alarms.into_iter().filter(|r| !r.escalated && r.received_time_ms <= due_before));
+            due.extend(
+                page.alarms
+                    .into_iter()
+                    .filter(|r| !r.escalated && r.received_time_ms <= due_before),
+            );
             match page.next {
                 Some(c) => cursor = Some(c),
                 None => break,

@@ -16,7 +16,6 @@ use crate::api::{ApiState, EnrolSettings};
 use crate::audit::AuditLog;
 use crate::broker::{self, BrokerError, ServerTls};
 use crate::cases::{Cases, DISPATCH_LATENCY_BOUNDS, run_escalation};
-use xueliang_proto::metrics::Histogram;
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
 use crate::dispatch::Dispatcher;
@@ -31,6 +30,7 @@ use crate::store::{Store, StoreError};
 use crate::users::Users;
 use crate::watched_file::WatchError;
 use crate::webhooks::{RetryPolicy, Webhooks};
+use xueliang_proto::metrics::Histogram;
 
 /// Which broker the center uses.
 #[derive(Debug, Clone)]
@@ -117,10 +117,7 @@ pub enum CenterError {
     Key(#[from] xueliang_proto::signing::SignatureError),
     /// The HTTP port could not be bound.
     #[error("HTTP API cannot listen on {addr}: {error}")]
-    Http {
-        addr: SocketAddr,
-        error: std::io::Error,
-    },
+    Http { addr: SocketAddr, error: std::io::Error },
 }
 
 /// A started center.
@@ -172,45 +169,56 @@ pub async fn start(
     let keys = Arc::new(AgentKeys::open(&config.agent_keys).map_err(file("agent keys"))?);
     let users = Arc::new(Users::open(&config.users).map_err(file("users"))?);
     if users.is_empty() {
-        warn!("no users in {}: nobody can log in until `xl-center user add` makes one", config.users.display());
+        warn!(
+            "no users in {}: nobody can log in until `xl-center user add` makes one",
+            config.users.display()
+        );
     }
     let routing = Arc::new(Routing::open(&config.routing).map_err(file("routing"))?);
     let mut embedded = None;
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
             let passwords = passwords.then(|| keys.clone());
-            let at = broker::start(*listen, xueliang_proto::MAX_MESSAGE_BYTES + 4096, tls.as_ref(), passwords)?;
+            let at = broker::start(
+                *listen,
+                xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+                tls.as_ref(),
+                passwords,
+            )?;
             let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
             info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
             embedded = Some((at.agents.port(), tls.is_some()));
             let center = reachable(at.center);
-            let conn = BrokerConnection { host: center.ip().to_string(), port: center.port(), credentials: None, tls: None };
+            let conn = BrokerConnection {
+                host: center.ip().to_string(),
+                port: center.port(),
+                credentials: None,
+                tls: None,
+            };
             (conn, reachable(at.agents).to_string())
         }
         BrokerChoice::External(c) => (c.clone(), format!("{}:{}", c.host, c.port)),
     };
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
-        .map_err(|error| CenterError::Http {
-            addr: config.http_listen,
-            error,
-        })?;
-    let http_addr = listener.local_addr().map_err(|error| CenterError::Http {
-        addr: config.http_listen,
-        error,
-    })?;
+        .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
     info!("HTTP API on http://{http_addr}/api/alarms");
     let stats = Arc::new(IngestStats::default());
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let topics = Topics::new(config.topic_prefix.clone());
     let (client, eventloop) = ingest::connect(&conn, &topics)?;
-    let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone()).map_err(store_err)?;
+    let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
+        .map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
     let audit = AuditLog::open(&store).map_err(store_err)?;
     let fleet = Fleet::open(&store).map_err(store_err)?;
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
-    let dispatcher = Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
+    let dispatcher =
+        Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
     let live = Live::default();
     let cases = Cases {
         store: store.clone(),
@@ -236,7 +244,13 @@ pub async fn start(
     let background = [
         tokio::spawn(webhooks.clone().run(shutdown.clone())),
         tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
-        tokio::spawn(run_retention(store.clone(), audit.clone(), config.retention, Duration::from_secs(3600), shutdown.clone())),
+        tokio::spawn(run_retention(
+            store.clone(),
+            audit.clone(),
+            config.retention,
+            Duration::from_secs(3600),
+            shutdown.clone(),
+        )),
     ];
     let app = crate::api::router(ApiState {
         store: store.clone(),

@@ -21,7 +21,9 @@ pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     /// The agent id is not a valid topic level.
-    #[error("{0:?} is not a valid agent id (1-64 letters, digits, '-' or '_'; not center or dispatch)")]
+    #[error(
+        "{0:?} is not a valid agent id (1-64 letters, digits, '-' or '_'; not center or dispatch)"
+    )]
     AgentId(String),
     /// The document is not TOML, or too big.
     #[error("the config is not valid TOML: {0}")]
@@ -76,13 +78,25 @@ pub struct ConfigPush {
 }
 
 fn parse(bytes: &[u8]) -> Result<ConfigRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { id: "agent config".into(), message: e.to_string() })
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { id: "agent config".into(), message: e.to_string() })
 }
 
 impl ConfigPush {
     /// Configs kept in `store`, published through `client`, signed with `key`.
-    pub fn new(store: &Store, client: AsyncClient, topics: Topics, key: Arc<SigningKey>) -> Result<Self, StoreError> {
-        Ok(Self { configs: store.open_tree("agent_configs")?, store: store.clone(), client, topics, key })
+    pub fn new(
+        store: &Store,
+        client: AsyncClient,
+        topics: Topics,
+        key: Arc<SigningKey>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            configs: store.open_tree("agent_configs")?,
+            store: store.clone(),
+            client,
+            topics,
+            key,
+        })
     }
 
     /// Stores `config_toml` as the agent's next version and publishes it.
@@ -91,25 +105,34 @@ impl ConfigPush {
             return Err(PushError::AgentId(agent.to_owned()));
         }
         if config_toml.len() > MAX_CONFIG_BYTES {
-            return Err(PushError::Toml(format!("{} bytes is over the limit of {MAX_CONFIG_BYTES}", config_toml.len())));
+            return Err(PushError::Toml(format!(
+                "{} bytes is over the limit of {MAX_CONFIG_BYTES}",
+                config_toml.len()
+            )));
         }
-        toml::from_str::<toml::Table>(&config_toml).map_err(|e| PushError::Toml(e.to_string().trim_end().to_owned()))?;
+        toml::from_str::<toml::Table>(&config_toml)
+            .map_err(|e| PushError::Toml(e.to_string().trim_end().to_owned()))?;
         let issued_time_ms = now_ms();
-        let updated = self.configs.update_and_fetch(agent.as_bytes(), |old| {
-            let old = old.and_then(|b| parse(b).ok());
-            let record = ConfigRecord {
-                agent_id: agent.to_owned(),
-                version: old.as_ref().map_or(1, |r| r.version + 1),
-                config_toml: config_toml.clone(),
-                issued_time_ms,
-                ack: old.and_then(|r| r.ack),
-            };
-            serde_json::to_vec(&record).ok()
-        }).map_err(StoreError::from)?;
-        let record = updated.as_deref().map(parse).transpose()?.ok_or_else(|| PushError::Store(StoreError::Corrupt {
-            id: "agent config".into(),
-            message: "not written".into(),
-        }))?;
+        let updated = self
+            .configs
+            .update_and_fetch(agent.as_bytes(), |old| {
+                let old = old.and_then(|b| parse(b).ok());
+                let record = ConfigRecord {
+                    agent_id: agent.to_owned(),
+                    version: old.as_ref().map_or(1, |r| r.version + 1),
+                    config_toml: config_toml.clone(),
+                    issued_time_ms,
+                    ack: old.and_then(|r| r.ack),
+                };
+                serde_json::to_vec(&record).ok()
+            })
+            .map_err(StoreError::from)?;
+        let record = updated.as_deref().map(parse).transpose()?.ok_or_else(|| {
+            PushError::Store(StoreError::Corrupt {
+                id: "agent config".into(),
+                message: "not written".into(),
+            })
+        })?;
         self.store.flush().await?;
         self.publish(&record).await?;
         info!(agent, version = record.version, "config pushed");
@@ -127,7 +150,9 @@ impl ConfigPush {
             issued_time_ms: record.issued_time_ms,
             signature: Default::default(),
         };
-        self.key.sign(message.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[]).map_err(|e| PushError::Sign(e.to_string()))
+        self.key
+            .sign(message.encode_to_vec(), CONFIG_SIGNATURE_FIELD, &[])
+            .map_err(|e| PushError::Sign(e.to_string()))
     }
 
     async fn publish(&self, record: &ConfigRecord) -> Result<(), PushError> {
@@ -159,7 +184,12 @@ impl ConfigPush {
 
     /// Records an agent's answer.
     pub fn record_ack(&self, ack: &ConfigAck) -> Result<(), StoreError> {
-        let answer = AckRecord { version: ack.version, applied: ack.applied, reason: ack.reason.clone(), time_ms: ack.time_ms };
+        let answer = AckRecord {
+            version: ack.version,
+            applied: ack.applied,
+            reason: ack.reason.clone(),
+            time_ms: ack.time_ms,
+        };
         if ack.applied {
             info!(agent = %ack.agent_id, version = ack.version, "config applied by the agent");
         } else {

@@ -37,18 +37,28 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Opens the dead letters kept in `store`'s database.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self { records: store.open_tree("dead_letters")?, payloads: store.open_tree("dead_letter_payloads")? })
+        Ok(Self {
+            records: store.open_tree("dead_letters")?,
+            payloads: store.open_tree("dead_letter_payloads")?,
+        })
     }
 
     /// Keeps `payload` refused on `topic` for `reason` (durable with the next flush).
-    pub fn add(&self, topic: &str, payload: &[u8], reason: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub fn add(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut key = sha256(topic.as_bytes());
         key.extend_from_slice(&sha256(payload));
         let key = &sha256(&key)[..16];
         let record = match self.records.get(key)? {
             Some(old) => {
-                let mut r: DeadLetter = serde_json::from_slice(&old)
-                    .map_err(|e| StoreError::Corrupt { id: "dead letter".into(), message: e.to_string() })?;
+                let mut r: DeadLetter = serde_json::from_slice(&old).map_err(|e| {
+                    StoreError::Corrupt { id: "dead letter".into(), message: e.to_string() }
+                })?;
                 r.last_ms = now_ms;
                 r.count += 1;
                 r
@@ -56,10 +66,20 @@ impl DeadLetters {
             None if self.records.len() >= MAX_ENTRIES => return Ok(()),
             None => {
                 self.payloads.insert(key, payload)?;
-                DeadLetter { topic: topic.to_owned(), reason: reason.to_owned(), bytes: payload.len(), first_ms: now_ms, last_ms: now_ms, count: 1 }
+                DeadLetter {
+                    topic: topic.to_owned(),
+                    reason: reason.to_owned(),
+                    bytes: payload.len(),
+                    first_ms: now_ms,
+                    last_ms: now_ms,
+                    count: 1,
+                }
             }
         };
-        let json = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt { id: "dead letter".into(), message: e.to_string() })?;
+        let json = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+            id: "dead letter".into(),
+            message: e.to_string(),
+        })?;
         self.records.insert(key, json)?;
         Ok(())
     }

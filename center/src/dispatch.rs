@@ -8,7 +8,9 @@ use rumqttc::{AsyncClient, QoS};
 use serde_json::json;
 use tracing::{info, warn};
 use xueliang_proto::topics::Topics;
-use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, RuleKind, SCHEMA_VERSION, Severity};
+use xueliang_proto::{
+    Alarm, Box as BBox, Detection, Dispatch, Message, RuleKind, SCHEMA_VERSION, Severity,
+};
 
 use crate::routing::Routing;
 use crate::store::{AlarmRecord, StoreError};
@@ -22,8 +24,11 @@ pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
 
 /// The alarm as a protobuf message again, without its snapshot (units fetch it over HTTP).
 fn alarm_message(r: &AlarmRecord) -> Alarm {
-    let kind = RuleKind::from_str_name(&format!("RULE_KIND_{}", r.kind.to_ascii_uppercase())).unwrap_or(RuleKind::Unspecified);
-    let severity = Severity::from_str_name(&format!("SEVERITY_{}", r.severity.to_ascii_uppercase())).unwrap_or(Severity::Unspecified);
+    let kind = RuleKind::from_str_name(&format!("RULE_KIND_{}", r.kind.to_ascii_uppercase()))
+        .unwrap_or(RuleKind::Unspecified);
+    let severity =
+        Severity::from_str_name(&format!("SEVERITY_{}", r.severity.to_ascii_uppercase()))
+            .unwrap_or(Severity::Unspecified);
     Alarm {
         schema_version: SCHEMA_VERSION as i32,
         id: r.id.clone(),
@@ -64,13 +69,25 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher publishing with `client` and queueing webhooks in `webhooks`.
-    pub fn new(client: AsyncClient, topics: Topics, webhooks: Webhooks, routing: Arc<WatchedFile<Routing>>) -> Self {
+    pub fn new(
+        client: AsyncClient,
+        topics: Topics,
+        webhooks: Webhooks,
+        routing: Arc<WatchedFile<Routing>>,
+    ) -> Self {
         Self { client, topics, webhooks, routing }
     }
 
     /// Sends `record` to each of `units`, as `by` with `note`. Webhook deliveries are queued
     /// in the store (durable with its next flush); the MQTT messages go out at QoS 1.
-    pub async fn send(&self, record: &AlarmRecord, units: &[String], by: &str, note: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn send(
+        &self,
+        record: &AlarmRecord,
+        units: &[String],
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let routing = self.routing.current();
         for unit in units {
             let id = dispatch_id(&record.id, unit);
@@ -84,7 +101,16 @@ impl Dispatcher {
                 time_ms: now_ms,
                 location: record.location.clone(),
             };
-            if let Err(e) = self.client.publish(self.topics.dispatch(unit), QoS::AtLeastOnce, false, message.encode_to_vec()).await {
+            if let Err(e) = self
+                .client
+                .publish(
+                    self.topics.dispatch(unit),
+                    QoS::AtLeastOnce,
+                    false,
+                    message.encode_to_vec(),
+                )
+                .await
+            {
                 warn!(alarm = %record.id, unit = %unit, "cannot publish the dispatch: {e}");
             }
             let Some(u) = routing.unit(unit) else { continue };

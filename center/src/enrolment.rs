@@ -36,7 +36,9 @@ pub struct Enrolment {
 #[derive(Debug, thiserror::Error)]
 pub enum RedeemError {
     /// Not a token of this center (mistyped, or from another county).
-    #[error("this is not an enrolment token of this center: check it for typos, or ask the county's administrator for a new one")]
+    #[error(
+        "this is not an enrolment token of this center: check it for typos, or ask the county's administrator for a new one"
+    )]
     Unknown,
     /// Already redeemed.
     #[error("this enrolment token was already used, at {}, to enrol {agent_id}: a token works once; ask the county's administrator for a new one", local_time(*.at_ms))]
@@ -52,7 +54,10 @@ pub enum RedeemError {
 /// `ms` as Beijing time, as the administrator and the installer read it.
 fn local_time(ms: i64) -> String {
     let offset = jiff::tz::TimeZone::fixed(jiff::tz::offset(8));
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_zoned(offset).strftime("%Y-%m-%d %H:%M:%S %:z").to_string())
+    jiff::Timestamp::from_millisecond(ms).map_or_else(
+        |_| ms.to_string(),
+        |t| t.to_zoned(offset).strftime("%Y-%m-%d %H:%M:%S %:z").to_string(),
+    )
 }
 
 /// A token as typed: case, spaces and dashes do not matter.
@@ -74,14 +79,23 @@ impl Enrolments {
 
     /// A new token for `agent_id`, valid `valid_ms` from `now_ms`; returns the token (shown
     /// once) and the enrolment.
-    pub fn create(&self, agent_id: &str, created_by: &str, now_ms: i64, valid_ms: i64) -> Result<(String, Enrolment), StoreError> {
+    pub fn create(
+        &self,
+        agent_id: &str,
+        created_by: &str,
+        now_ms: i64,
+        valid_ms: i64,
+    ) -> Result<(String, Enrolment), StoreError> {
         let mut random = [0u8; TOKEN_CHARS];
-        SystemRandom::new()
-            .fill(&mut random)
-            .map_err(|_| StoreError::Corrupt { id: "enrolment".into(), message: "no randomness for a token".into() })?;
+        SystemRandom::new().fill(&mut random).map_err(|_| StoreError::Corrupt {
+            id: "enrolment".into(),
+            message: "no randomness for a token".into(),
+        })?;
         // 256 is not a multiple of 31: the slight bias costs well under a bit of the ~99.
-        let chars: Vec<char> = random.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
-        let token = chars.chunks(5).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-");
+        let chars: Vec<char> =
+            random.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+        let token =
+            chars.chunks(5).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-");
         let enrolment = Enrolment {
             agent_id: agent_id.to_owned(),
             created_by: created_by.to_owned(),
@@ -95,20 +109,41 @@ impl Enrolments {
     }
 
     /// Redeems `token` for the box with `public_key`: once, before it expires.
-    pub fn redeem(&self, token: &str, public_key: &str, now_ms: i64) -> Result<Enrolment, RedeemError> {
+    pub fn redeem(
+        &self,
+        token: &str,
+        public_key: &str,
+        now_ms: i64,
+    ) -> Result<Enrolment, RedeemError> {
         let key = sha256(normalized(token).as_bytes());
         loop {
-            let Some(old) = self.tree.get(&key).map_err(StoreError::from)? else { return Err(RedeemError::Unknown) };
-            let current: Enrolment = serde_json::from_slice(&old).map_err(|e| StoreError::Corrupt { id: "enrolment".into(), message: e.to_string() })?;
+            let Some(old) = self.tree.get(&key).map_err(StoreError::from)? else {
+                return Err(RedeemError::Unknown);
+            };
+            let current: Enrolment = serde_json::from_slice(&old).map_err(|e| {
+                StoreError::Corrupt { id: "enrolment".into(), message: e.to_string() }
+            })?;
             if let Some(at_ms) = current.used_ms {
                 return Err(RedeemError::Used { agent_id: current.agent_id, at_ms });
             }
             if now_ms >= current.expires_ms {
-                return Err(RedeemError::Expired { agent_id: current.agent_id, at_ms: current.expires_ms });
+                return Err(RedeemError::Expired {
+                    agent_id: current.agent_id,
+                    at_ms: current.expires_ms,
+                });
             }
-            let used = Enrolment { used_ms: Some(now_ms), used_key: Some(public_key.to_owned()), ..current };
+            let used = Enrolment {
+                used_ms: Some(now_ms),
+                used_key: Some(public_key.to_owned()),
+                ..current
+            };
             // Compare-and-swap: of two boxes racing with one token, one wins.
-            if self.tree.compare_and_swap(&key, Some(old), Some(encode(&used))).map_err(StoreError::from)?.is_ok() {
+            if self
+                .tree
+                .compare_and_swap(&key, Some(old), Some(encode(&used)))
+                .map_err(StoreError::from)?
+                .is_ok()
+            {
                 self.tree.flush().map_err(StoreError::from)?;
                 return Ok(used);
             }
@@ -148,13 +183,19 @@ mod tests {
         assert!(matches!(e.redeem("AAAAA-AAAAA", "k", 2_000), Err(RedeemError::Unknown)));
         let typed = token.to_lowercase().replace('-', " ");
         let used = e.redeem(&typed, "key-1", 2_000).unwrap();
-        assert_eq!((used.agent_id.as_str(), used.used_key.as_deref()), ("village-7", Some("key-1")));
+        assert_eq!(
+            (used.agent_id.as_str(), used.used_key.as_deref()),
+            ("village-7", Some("key-1"))
+        );
         let again = e.redeem(&token, "key-2", 3_000).unwrap_err().to_string();
         assert!(again.starts_with("this enrolment token was already used, at 1970-01-01 08:00:02 +08:00, to enrol village-7"), "{again}");
 
         let (late, _) = e.create("village-8", "admin", 1_000, 60_000).unwrap();
         let expired = e.redeem(&late, "k", 61_000).unwrap_err().to_string();
-        assert!(expired.contains("for village-8 expired at 1970-01-01 08:01:01 +08:00"), "{expired}");
+        assert!(
+            expired.contains("for village-8 expired at 1970-01-01 08:01:01 +08:00"),
+            "{expired}"
+        );
         assert_eq!(e.list().unwrap().len(), 2);
     }
 }

@@ -179,7 +179,13 @@ mod tests {
     use super::*;
 
     fn status(agent: &str, state: State, config_version: u64) -> AgentStatus {
-        AgentStatus { agent_id: agent.into(), state: state as i32, version: "0.1.0".into(), config_version, ..Default::default() }
+        AgentStatus {
+            agent_id: agent.into(),
+            state: state as i32,
+            version: "0.1.0".into(),
+            config_version,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -190,13 +196,25 @@ mod tests {
         fleet.record_status(&status("a-village", State::Online, 1), 100).unwrap();
         fleet.record_status(&status("b-village", State::Online, 3), 150).unwrap();
         fleet.record_status(&status("b-village", State::Offline, 0), 200).unwrap();
-        let health = Health { agent_id: "a-village".into(), outbox_depth: 4, cameras: vec![Default::default()], ..Default::default() };
+        let health = Health {
+            agent_id: "a-village".into(),
+            outbox_depth: 4,
+            cameras: vec![Default::default()],
+            ..Default::default()
+        };
         fleet.record_health(&health, 300).unwrap();
         let list = fleet.list(&["a-village".into(), "c-village".into()]).unwrap();
-        let summary: Vec<_> = list.iter().map(|v| (v.agent_id.as_str(), v.online, v.since_ms, v.registered)).collect();
+        let summary: Vec<_> = list
+            .iter()
+            .map(|v| (v.agent_id.as_str(), v.online, v.since_ms, v.registered))
+            .collect();
         assert_eq!(
             summary,
-            [("b-village", Some(false), Some(200), false), ("c-village", None, None, true), ("a-village", Some(true), Some(100), true)]
+            [
+                ("b-village", Some(false), Some(200), false),
+                ("c-village", None, None, true),
+                ("a-village", Some(true), Some(100), true)
+            ]
         );
         assert_eq!(list[0].config_version, 3, "the last will does not erase what was known");
         assert_eq!(list[2].health.as_ref().map(|h| h.outbox_depth), Some(4));

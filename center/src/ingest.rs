@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Packet, Publish, QoS,
+    TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,14 +23,15 @@ use xueliang_proto::signing::{
 };
 use xueliang_proto::tls::{TlsError, TlsFiles, client_config};
 use xueliang_proto::{
-    AgentStatus, Alarm, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, Snapshot, decode_limited,
+    AgentStatus, Alarm, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION,
+    Snapshot, decode_limited,
     topics::{Topics, is_valid_agent_id},
 };
 
 use crate::agent_keys::AgentKeys;
+use crate::cases::facts;
 use crate::config_push::ConfigPush;
 use crate::dead_letters::DeadLetters;
-use crate::cases::facts;
 use crate::fleet::Fleet;
 use crate::live::{Change, Live};
 use crate::routing::Routing;
@@ -61,7 +63,12 @@ pub struct IngestStats {
 }
 
 /// The alarm in `payload`, or why it is refused.
-fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> Result<Alarm, String> {
+fn validate(
+    topics: &Topics,
+    keys: &AgentKeys,
+    topic: &str,
+    payload: &[u8],
+) -> Result<Alarm, String> {
     let agent = topics
         .agent_of(topic, "alarm")
         .ok_or_else(|| format!("topic {topic} is not an agent alarm topic"))?;
@@ -72,9 +79,12 @@ fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> R
             keys.path().display()
         )
     })?;
-    key.verify(payload, ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD], agent).map_err(|e| e.to_string())?;
+    key.verify(payload, ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD], agent)
+        .map_err(|e| e.to_string())?;
     let alarm: Alarm = decode_limited(payload).map_err(|e| e.to_string())?;
-    if !alarm.snapshot_jpeg.is_empty() && sha256(&alarm.snapshot_jpeg) != alarm.snapshot_sha256.as_ref() {
+    if !alarm.snapshot_jpeg.is_empty()
+        && sha256(&alarm.snapshot_jpeg) != alarm.snapshot_sha256.as_ref()
+    {
         return Err("the snapshot does not match the hash the agent signed".into());
     }
     if alarm.agent_id != agent {
@@ -91,16 +101,24 @@ fn validate(topics: &Topics, keys: &AgentKeys, topic: &str, payload: &[u8]) -> R
 
 /// [`validate`] for every publish on an alarm topic, on several threads: checking signatures
 /// is the bulk of ingest's CPU. The others are `None`.
-fn validate_all(topics: &Topics, keys: &AgentKeys, batch: &[Publish]) -> Vec<Option<Result<Alarm, String>>> {
-    let check = |p: &Publish| topics.agent_of(&p.topic, "alarm").map(|_| validate(topics, keys, &p.topic, &p.payload));
+fn validate_all(
+    topics: &Topics,
+    keys: &AgentKeys,
+    batch: &[Publish],
+) -> Vec<Option<Result<Alarm, String>>> {
+    let check = |p: &Publish| {
+        topics.agent_of(&p.topic, "alarm").map(|_| validate(topics, keys, &p.topic, &p.payload))
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if batch.len() < 64 || threads == 1 {
         return batch.iter().map(check).collect();
     }
     let chunk = batch.len().div_ceil(threads);
     std::thread::scope(|s| {
-        let parts: Vec<_> =
-            batch.chunks(chunk).map(|c| (c.len(), s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))).collect();
+        let parts: Vec<_> = batch
+            .chunks(chunk)
+            .map(|c| (c.len(), s.spawn(move || c.iter().map(check).collect::<Vec<_>>())))
+            .collect();
         // A panicking check would be a bug; its publishes are then validated again in the loop.
         parts.into_iter().flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![None; n])).collect()
     })
@@ -143,14 +161,25 @@ fn center_status(online: bool) -> Vec<u8> {
 }
 
 /// The center's MQTT client for `conn` (nothing is sent before the event loop is polled).
-pub fn connect(conn: &BrokerConnection, topics: &Topics) -> Result<(AsyncClient, EventLoop), TlsError> {
+pub fn connect(
+    conn: &BrokerConnection,
+    topics: &Topics,
+) -> Result<(AsyncClient, EventLoop), TlsError> {
     let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
-    opts.set_last_will(LastWill::new(topics.center_status(), center_status(false), QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        topics.center_status(),
+        center_status(false),
+        QoS::AtLeastOnce,
+        true,
+    ));
     opts.set_keep_alive(Duration::from_secs(30));
     // Take in more than any message may be: an oversized one must reach validation and be
     // dead-lettered. Refused by the client, it would break the connection, and the broker
     // would deliver it again after every reconnect.
-    opts.set_max_packet_size(4 * xueliang_proto::MAX_MESSAGE_BYTES, 4 * xueliang_proto::MAX_MESSAGE_BYTES);
+    opts.set_max_packet_size(
+        4 * xueliang_proto::MAX_MESSAGE_BYTES,
+        4 * xueliang_proto::MAX_MESSAGE_BYTES,
+    );
     // A persistent session: alarms published while the center is down wait at the broker.
     opts.set_clean_session(false);
     // Acknowledge only after the batch is flushed to disk.
@@ -227,7 +256,12 @@ async fn poll(
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 subscribed += 1;
                 if subscribed == filters.len() {
-                    if let Err(e) = client.try_publish(&status_topic, QoS::AtLeastOnce, true, center_status(true)) {
+                    if let Err(e) = client.try_publish(
+                        &status_topic,
+                        QoS::AtLeastOnce,
+                        true,
+                        center_status(true),
+                    ) {
                         warn!("cannot announce the center online: {e}");
                     }
                     info!("ingesting: agents may publish");
@@ -331,9 +365,24 @@ fn receipt_for<'a>(receipts: &'a mut BTreeMap<String, Receipt>, agent: &str) -> 
 
 /// Group commit: take every publish waiting, store them all, flush once, then acknowledge and
 /// receipt.
-async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncClient, ingest: Ingest) {
+async fn write_batches(
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+    ingest: Ingest,
+) {
     const MAX_BATCH: usize = 1000;
-    let Ingest { topics, store, dead_letters, keys, center_key, configs, stats, routing, fleet, live } = ingest;
+    let Ingest {
+        topics,
+        store,
+        dead_letters,
+        keys,
+        center_key,
+        configs,
+        stats,
+        routing,
+        fleet,
+        live,
+    } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let now = now_ms();
@@ -357,18 +406,36 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
         let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
         for (i, p) in batch.iter().enumerate() {
             if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
-                take_report(p, agent, "config answer", |a: &ConfigAck| &a.agent_id, |a| configs.record_ack(a));
+                take_report(
+                    p,
+                    agent,
+                    "config answer",
+                    |a: &ConfigAck| &a.agent_id,
+                    |a| configs.record_ack(a),
+                );
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "status") {
                 // The center's own retained status comes back on `center/status`: not an agent's.
                 if is_valid_agent_id(agent) {
-                    take_report(p, agent, "agent status", |s: &AgentStatus| &s.agent_id, |s| fleet.record_status(s, now));
+                    take_report(
+                        p,
+                        agent,
+                        "agent status",
+                        |s: &AgentStatus| &s.agent_id,
+                        |s| fleet.record_status(s, now),
+                    );
                 }
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "health") {
-                take_report(p, agent, "agent health", |h: &Health| &h.agent_id, |h| fleet.record_health(h, now));
+                take_report(
+                    p,
+                    agent,
+                    "agent health",
+                    |h: &Health| &h.agent_id,
+                    |h| fleet.record_health(h, now),
+                );
                 continue;
             }
             if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
@@ -383,7 +450,9 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
                 }
                 continue;
             }
-            let verdict = verdicts[i].take().unwrap_or_else(|| validate(&topics, &keys, &p.topic, &p.payload));
+            let verdict = verdicts[i]
+                .take()
+                .unwrap_or_else(|| validate(&topics, &keys, &p.topic, &p.payload));
             let alarm = match verdict {
                 Ok(alarm) => alarm,
                 Err(reason) => {
@@ -393,10 +462,12 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
             };
             let mut record = AlarmRecord::from_alarm(&alarm, now);
             record.routed_to = rules.route(&facts(&record));
-            record.location = rules.location(&record.agent_id, &record.camera_id).unwrap_or_default();
+            record.location =
+                rules.location(&record.agent_id, &record.camera_id).unwrap_or_default();
             valid.push((i, record, alarm));
         }
-        let rows: Vec<(&AlarmRecord, &[u8])> = valid.iter().map(|(_, r, a)| (r, a.snapshot_jpeg.as_ref())).collect();
+        let rows: Vec<(&AlarmRecord, &[u8])> =
+            valid.iter().map(|(_, r, a)| (r, a.snapshot_jpeg.as_ref())).collect();
         match store.insert_batch(&rows) {
             Ok(inserted) => {
                 for ((_, record, _), inserted) in valid.into_iter().zip(inserted) {
@@ -438,14 +509,17 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<Publish>, client: AsyncCl
         }
         for (agent, mut receipt) in receipts {
             receipt.time_ms = now_ms();
-            let payload = match center_key.sign(receipt.encode_to_vec(), RECEIPT_SIGNATURE_FIELD, &[]) {
-                Ok(p) => p,
-                Err(e) => {
-                    warn!("cannot sign a receipt: {e}");
-                    continue;
-                }
-            };
-            if let Err(e) = client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await {
+            let payload =
+                match center_key.sign(receipt.encode_to_vec(), RECEIPT_SIGNATURE_FIELD, &[]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!("cannot sign a receipt: {e}");
+                        continue;
+                    }
+                };
+            if let Err(e) =
+                client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await
+            {
                 // The agent publishes again until a receipt comes; nothing is lost.
                 warn!(agent = %agent, "cannot send receipt: {e}");
             }
@@ -463,10 +537,16 @@ mod tests {
         let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
         let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
         let keys_file = dir.path().join("agent-keys.toml");
-        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\nv2 = \"{}\"\n", v1.public_key(), v2.public_key())).unwrap();
+        std::fs::write(
+            &keys_file,
+            format!("[agents]\nv1 = \"{}\"\nv2 = \"{}\"\n", v1.public_key(), v2.public_key()),
+        )
+        .unwrap();
         let keys = AgentKeys::open(&keys_file).unwrap();
         let t = Topics::default();
-        let seal = |key: &SigningKey, a: &Alarm| key.sign(a.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap();
+        let seal = |key: &SigningKey, a: &Alarm| {
+            key.sign(a.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap()
+        };
         let a = Alarm { id: "0199-abc".into(), agent_id: "v1".into(), ..Default::default() };
 
         assert!(validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &a)).is_ok());
@@ -479,9 +559,15 @@ mod tests {
         assert_eq!(err, "the message is not signed");
         let err = validate(&t, &keys, "xl/v1/v3/alarm", &seal(&v1, &a)).unwrap_err();
         assert!(err.starts_with("no key registered for agent \"v3\": add its line"), "{err}");
-        assert!(validate(&t, &keys, "xl/v1/v1/alarm", b"\xff\xff").unwrap_err().contains("malformed"));
+        assert!(
+            validate(&t, &keys, "xl/v1/v1/alarm", b"\xff\xff").unwrap_err().contains("malformed")
+        );
         let no_id = Alarm { agent_id: "v1".into(), ..Default::default() };
-        assert!(validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &no_id)).unwrap_err().contains("not a valid id"));
+        assert!(
+            validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &no_id))
+                .unwrap_err()
+                .contains("not a valid id")
+        );
         // A snapshot swapped on the way: the signed hash does not match.
         let mut with_picture = a.clone();
         with_picture.snapshot_sha256 = sha256(b"the real picture").into();

@@ -12,8 +12,8 @@
 //! ```
 
 pub mod agent_keys;
-pub mod audit;
 pub mod api;
+pub mod audit;
 pub mod broker;
 pub mod cases;
 pub mod center;

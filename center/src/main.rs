@@ -4,25 +4,29 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::Path;
 use tokio_util::sync::CancellationToken;
 use xueliang_center::agent_keys::PasswordHash;
 use xueliang_center::broker::ServerTls;
 use xueliang_center::center::{BrokerChoice, CenterConfig, key_path, start};
 use xueliang_center::ingest::BrokerConnection;
-use anyhow::{Context as _, bail};
-use std::io::Write;
-use std::path::Path;
 use xueliang_center::query::{AlarmFilter, parse_time};
 use xueliang_center::retention::Retention;
 use xueliang_center::store::{Store, StoreError};
 use xueliang_center::users::{Role, Users, add_user, generate_password, set_password};
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
-use xueliang_proto::tls::TlsFiles;
 use xueliang_proto::signing::SigningKey;
+use xueliang_proto::tls::TlsFiles;
 
 #[derive(Parser)]
-#[command(name = "xl-center", version, about = "xueliang county center: alarm ingest, store and API")]
+#[command(
+    name = "xl-center",
+    version,
+    about = "xueliang county center: alarm ingest, store and API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -198,14 +202,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut secret = [0u8; 18];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
                 .map_err(|_| anyhow::anyhow!("no randomness for a password"))?;
-            let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+            let password =
+                base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
             println!("# in the agent's config, under [mqtt]:\npassword = \"{password}\"");
-            println!("# in the center's agent-keys.toml, under [passwords]:\n{agent} = \"{}\"", PasswordHash::new(&password));
+            println!(
+                "# in the center's agent-keys.toml, under [passwords]:\n{agent} = \"{}\"",
+                PasswordHash::new(&password)
+            );
             Ok(())
         }
         Command::Serve(args) => serve(args),
         Command::User(command) => user(command),
-        Command::Export { data_dir, from, output } => export(&data_dir, from.as_deref(), output.as_deref()),
+        Command::Export { data_dir, from, output } => {
+            export(&data_dir, from.as_deref(), output.as_deref())
+        }
     }
 }
 
@@ -237,12 +247,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             passwords: mqtt_passwords,
         },
         Some(url) => {
-            let BrokerUrl { host, port, tls } = parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            let BrokerUrl { host, port, tls } =
+                parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
             let tls = match (tls, broker_ca) {
-                (true, Some(ca)) => Some(TlsFiles { ca, client: broker_client_cert.zip(broker_client_key) }),
-                (true, None) => bail!("--broker-url is mqtts://: give --broker-ca, the CA certificate that signed the broker's"),
+                (true, Some(ca)) => {
+                    Some(TlsFiles { ca, client: broker_client_cert.zip(broker_client_key) })
+                }
+                (true, None) => bail!(
+                    "--broker-url is mqtts://: give --broker-ca, the CA certificate that signed the broker's"
+                ),
                 (false, None) if broker_client_cert.is_none() => None,
-                (false, _) => bail!("--broker-ca and --broker-client-cert need an mqtts:// --broker-url"),
+                (false, _) => {
+                    bail!("--broker-ca and --broker-client-cert need an mqtts:// --broker-url")
+                }
             };
             BrokerChoice::External(BrokerConnection {
                 host,
@@ -261,14 +278,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = routing {
         config.routing = path;
     }
-    config.retention = Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
+    config.retention =
+        Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
     if let Some(url) = &agent_mqtt_url {
         parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--agent-mqtt-url: {e}"))?;
     }
     config.agent_mqtt_url = agent_mqtt_url;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let center = start(config, shutdown.clone()).await?;
@@ -301,8 +317,20 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { login, role, unit, name, password_stdin, data_dir } => {
             let (password, generated) = password(password_stdin)?;
-            let user = add_user(&users_file(&data_dir), &login, name.as_deref(), role, unit.as_deref(), &password)?;
-            println!("added {} ({}{})", user.login, user.role, user.unit.map(|u| format!(", unit {u}")).unwrap_or_default());
+            let user = add_user(
+                &users_file(&data_dir),
+                &login,
+                name.as_deref(),
+                role,
+                unit.as_deref(),
+                &password,
+            )?;
+            println!(
+                "added {} ({}{})",
+                user.login,
+                user.role,
+                user.unit.map(|u| format!(", unit {u}")).unwrap_or_default()
+            );
             if generated {
                 println!("password: {password}");
             }
@@ -321,7 +349,13 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
                 println!("no users yet: `xl-center user add LOGIN --role admin` makes one");
             }
             for u in users.list() {
-                println!("{:<24} {:<13} {:<16} {}", u.login, u.role.to_string(), u.unit.unwrap_or_default(), u.name);
+                println!(
+                    "{:<24} {:<13} {:<16} {}",
+                    u.login,
+                    u.role.to_string(),
+                    u.unit.unwrap_or_default(),
+                    u.name
+                );
             }
         }
     }
@@ -337,7 +371,9 @@ fn open_when_free(data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         match Store::open(data_dir) {
-            Err(StoreError::Sled(sled::Error::Io(io))) if is_locked(&io) && std::time::Instant::now() < deadline => {
+            Err(StoreError::Sled(sled::Error::Io(io)))
+                if is_locked(&io) && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             r => return r,
@@ -360,7 +396,10 @@ fn export(data_dir: &Path, from: Option<&str>, output: Option<&Path>) -> anyhow:
         e => e.into(),
     })?;
     let mut out: Box<dyn Write> = match output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let filter = AlarmFilter { from_ms, ..Default::default() };

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 
 use crate::store::{
-    AlarmRecord, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, Store, StoreError, index_prefix, parse, time_key,
+    AlarmRecord, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, Store, StoreError, index_prefix,
+    parse, time_key,
 };
 use crate::workflow::Status;
 
@@ -62,7 +63,9 @@ impl AlarmFilter {
 /// A time as UTC milliseconds or RFC 3339 (`2026-07-01T18:00:00+08:00`), as filters and the
 /// export take it.
 pub fn parse_time(text: &str) -> Option<i64> {
-    text.parse::<i64>().ok().or_else(|| text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()))
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()))
 }
 
 /// Where the next page starts: just before this (event time, id).
@@ -80,7 +83,8 @@ impl Cursor {
 
     /// Reads a cursor the API handed out.
     pub fn decode(text: &str) -> Result<Self, String> {
-        let bad = || format!("cursor {text:?} is not one this API handed out (use next_cursor as it is)");
+        let bad =
+            || format!("cursor {text:?} is not one this API handed out (use next_cursor as it is)");
         let bytes = B64.decode(text).map_err(|_| bad())?;
         if bytes.len() < 9 {
             return Err(bad());
@@ -104,7 +108,12 @@ pub struct Page {
 
 impl Store {
     /// Up to `limit` alarms passing `filter`, newest event first, starting after `cursor`.
-    pub fn query(&self, filter: &AlarmFilter, cursor: Option<&Cursor>, limit: usize) -> Result<Page, StoreError> {
+    pub fn query(
+        &self,
+        filter: &AlarmFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
         let (tree, prefix) = filter.index();
         let with = |t: i64, id: &str| {
             let mut k = prefix.clone();
@@ -128,7 +137,9 @@ impl Store {
         for entry in self.trees[tree].range(start..end).rev() {
             let (key, _) = entry?;
             let id = String::from_utf8_lossy(&key[prefix.len() + 8..]).into_owned();
-            let Some(bytes) = self.trees[crate::store::ALARMS].get(id.as_bytes())? else { continue };
+            let Some(bytes) = self.trees[crate::store::ALARMS].get(id.as_bytes())? else {
+                continue;
+            };
             let record = parse(&id, &bytes)?;
             if !filter.matches(&record) {
                 continue;
@@ -144,7 +155,11 @@ impl Store {
     }
 
     /// Calls `each` with every alarm passing `filter`, oldest event first (export).
-    pub fn for_each(&self, filter: &AlarmFilter, mut each: impl FnMut(AlarmRecord) -> std::io::Result<()>) -> Result<(), ExportError> {
+    pub fn for_each(
+        &self,
+        filter: &AlarmFilter,
+        mut each: impl FnMut(AlarmRecord) -> std::io::Result<()>,
+    ) -> Result<(), ExportError> {
         for entry in self.trees[BY_TIME].iter() {
             let (key, _) = entry.map_err(StoreError::from)?;
             let id = String::from_utf8_lossy(&key[8..]).into_owned();
@@ -179,7 +194,8 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         for (id, agent, camera, t) in records {
             let mut r = record(id);
-            (r.agent_id, r.camera_id, r.event_time_ms) = (agent.to_string(), camera.to_string(), *t);
+            (r.agent_id, r.camera_id, r.event_time_ms) =
+                (agent.to_string(), camera.to_string(), *t);
             s.insert(&r, b"").unwrap();
         }
         (dir, s)
@@ -191,8 +207,10 @@ mod tests {
 
     #[test]
     fn pages_follow_each_other_without_gaps_or_repeats() {
-        let records: Vec<(String, i64)> = (0..25).map(|i| (format!("a{i:02}"), 1000 + (i / 2) as i64)).collect();
-        let refs: Vec<(&str, &str, &str, i64)> = records.iter().map(|(id, t)| (id.as_str(), "v1", "c1", *t)).collect();
+        let records: Vec<(String, i64)> =
+            (0..25).map(|i| (format!("a{i:02}"), 1000 + (i / 2) as i64)).collect();
+        let refs: Vec<(&str, &str, &str, i64)> =
+            records.iter().map(|(id, t)| (id.as_str(), "v1", "c1", *t)).collect();
         let (_d, s) = store_with(&refs);
         let mut seen = Vec::new();
         let mut cursor = None;
@@ -211,14 +229,39 @@ mod tests {
 
     #[test]
     fn filters_use_indexes_and_combine() {
-        let (_d, s) = store_with(&[("a", "v1", "c1", 10), ("b", "v1", "c2", 20), ("c", "v2", "c1", 30), ("d", "v1", "c1", 40)]);
+        let (_d, s) = store_with(&[
+            ("a", "v1", "c1", 10),
+            ("b", "v1", "c2", 20),
+            ("c", "v2", "c1", 30),
+            ("d", "v1", "c1", 40),
+        ]);
         let q = |f: AlarmFilter| ids(&s.query(&f, None, 10).unwrap()).join(",");
         assert_eq!(q(AlarmFilter { agent: Some("v1".into()), ..Default::default() }), "d,b,a");
-        assert_eq!(q(AlarmFilter { agent: Some("v1".into()), camera: Some("c1".into()), ..Default::default() }), "d,a");
+        assert_eq!(
+            q(AlarmFilter {
+                agent: Some("v1".into()),
+                camera: Some("c1".into()),
+                ..Default::default()
+            }),
+            "d,a"
+        );
         assert_eq!(q(AlarmFilter { camera: Some("c1".into()), ..Default::default() }), "d,c,a");
-        assert_eq!(q(AlarmFilter { from_ms: Some(20), to_ms: Some(40), ..Default::default() }), "c,b");
-        assert_eq!(q(AlarmFilter { agent: Some("v1".into()), from_ms: Some(15), ..Default::default() }), "d,b");
-        assert_eq!(q(AlarmFilter { status: Some(Status::New), kind: Some("zone_intrusion".into()), ..Default::default() }), "d,c,b,a");
+        assert_eq!(
+            q(AlarmFilter { from_ms: Some(20), to_ms: Some(40), ..Default::default() }),
+            "c,b"
+        );
+        assert_eq!(
+            q(AlarmFilter { agent: Some("v1".into()), from_ms: Some(15), ..Default::default() }),
+            "d,b"
+        );
+        assert_eq!(
+            q(AlarmFilter {
+                status: Some(Status::New),
+                kind: Some("zone_intrusion".into()),
+                ..Default::default()
+            }),
+            "d,c,b,a"
+        );
         assert_eq!(q(AlarmFilter { status: Some(Status::Resolved), ..Default::default() }), "");
         assert_eq!(q(AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() }), "");
         assert!(Cursor::decode("nonsense!").unwrap_err().contains("use next_cursor as it is"));

@@ -36,7 +36,9 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
     store.trees[BY_TIME]
         .range(..time_key(before_ms, ""))
-        .map(|e| e.map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned()).map_err(StoreError::from))
+        .map(|e| {
+            e.map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned()).map_err(StoreError::from)
+        })
         .collect()
 }
 
@@ -60,12 +62,21 @@ impl Store {
 }
 
 /// Sweeps at start and then every `every` until `shutdown`, logging and auditing deletions.
-pub async fn run_retention(store: Store, audit: AuditLog, retention: Retention, every: Duration, shutdown: CancellationToken) {
+pub async fn run_retention(
+    store: Store,
+    audit: AuditLog,
+    retention: Retention,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.sweep(retention, now_ms())).await {
             Ok(Ok(swept)) if swept != Swept::default() => {
-                let detail = format!("{} snapshots and {} alarms past retention deleted", swept.snapshots, swept.alarms);
+                let detail = format!(
+                    "{} snapshots and {} alarms past retention deleted",
+                    swept.snapshots, swept.alarms
+                );
                 info!("retention: {detail}");
                 if let Err(e) = audit.record(now_ms(), SYSTEM, "retention", "", &detail) {
                     warn!("cannot audit retention: {e}");
@@ -103,7 +114,10 @@ mod tests {
             s.insert(&r, b"jpeg").unwrap();
             let units = vec!["pcs-1".to_string()];
             for action in [Action::Acknowledge, Action::Dispatch] {
-                s.update(id, |r| apply(r, &Request { action, by: "z", at_ms: 0, note: "", units: &units })).unwrap();
+                s.update(id, |r| {
+                    apply(r, &Request { action, by: "z", at_ms: 0, note: "", units: &units })
+                })
+                .unwrap();
             }
         }
         let swept = s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap();
@@ -119,12 +133,16 @@ mod tests {
             AlarmFilter { agent: Some("a".into()), ..Default::default() },
             AlarmFilter { agent: Some("a".into()), camera: Some("c".into()), ..Default::default() },
         ] {
-            let ids: Vec<String> = s.query(&filter, None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect();
+            let ids: Vec<String> =
+                s.query(&filter, None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect();
             assert_eq!(ids, ["fresh", "month"], "{filter:?}");
         }
         for t in &s.trees[BY_TIME..] {
             assert_eq!(t.len(), 2, "no entry left for a deleted alarm");
         }
-        assert_eq!(s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap(), Swept::default());
+        assert_eq!(
+            s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap(),
+            Swept::default()
+        );
     }
 }

@@ -92,7 +92,10 @@ impl std::fmt::Debug for Unit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (id, name, unit_type, webhook) = (&self.id, &self.name, self.unit_type, &self.webhook);
         let secret = if self.webhook_secret.is_some() { "set" } else { "none" };
-        write!(f, "Unit {{ id: {id:?}, name: {name:?}, type: {unit_type:?}, webhook: {webhook:?}, secret: {secret} }}")
+        write!(
+            f,
+            "Unit {{ id: {id:?}, name: {name:?}, type: {unit_type:?}, webhook: {webhook:?}, secret: {secret} }}"
+        )
     }
 }
 
@@ -218,7 +221,9 @@ pub struct Routing {
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
 fn glob(pattern: &str, text: &str) -> bool {
     let mut pieces = pattern.split('*');
-    let Some(mut rest) = pieces.next().and_then(|first| text.strip_prefix(first)) else { return false };
+    let Some(mut rest) = pieces.next().and_then(|first| text.strip_prefix(first)) else {
+        return false;
+    };
     let pieces: Vec<&str> = pieces.collect();
     let Some((last, middle)) = pieces.split_last() else { return rest.is_empty() };
     // Leftmost matching of the middle pieces leaves the most room for the others.
@@ -254,12 +259,21 @@ fn listing(names: &[&str]) -> String {
 }
 
 /// Checks an id for form and uniqueness; `seen` collects the ids read so far.
-fn check_id<'t>(text: &str, what: &str, id: &'t Spanned<String>, seen: &mut Vec<&'t str>) -> Result<(), String> {
+fn check_id<'t>(
+    text: &str,
+    what: &str,
+    id: &'t Spanned<String>,
+    seen: &mut Vec<&'t str>,
+) -> Result<(), String> {
     let name = id.get_ref().as_str();
-    let valid =
-        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid {
-        return Err(at(text, id.span(), format!("{what} id {name:?} is not 1 to 64 letters, digits, '-' or '_'")));
+        return Err(at(
+            text,
+            id.span(),
+            format!("{what} id {name:?} is not 1 to 64 letters, digits, '-' or '_'"),
+        ));
     }
     if seen.contains(&name) {
         return Err(at(text, id.span(), format!("{what} id {name:?} is used twice")));
@@ -270,11 +284,16 @@ fn check_id<'t>(text: &str, what: &str, id: &'t Spanned<String>, seen: &mut Vec<
 
 fn patterns(text: &str, owner: &str, list: &List) -> Result<Vec<Pattern>, String> {
     let one = |p: &Spanned<String>| match p.get_ref().split_once('/') {
-        Some((a, c)) if !a.is_empty() && !c.is_empty() && !c.contains('/') => Ok((a.to_owned(), c.to_owned())),
+        Some((a, c)) if !a.is_empty() && !c.is_empty() && !c.contains('/') => {
+            Ok((a.to_owned(), c.to_owned()))
+        }
         _ => Err(at(
             text,
             p.span(),
-            format!("{owner}: camera pattern {:?} is not \"agent/camera\" (e.g. \"qingshan/*\")", p.get_ref()),
+            format!(
+                "{owner}: camera pattern {:?} is not \"agent/camera\" (e.g. \"qingshan/*\")",
+                p.get_ref()
+            ),
         )),
     };
     list.iter().map(one).collect()
@@ -283,7 +302,11 @@ fn patterns(text: &str, owner: &str, list: &List) -> Result<Vec<Pattern>, String
 fn unit_ids(text: &str, owner: &str, ids: &List, units: &[&str]) -> Result<Vec<String>, String> {
     let known = |u: &Spanned<String>| match units.contains(&u.get_ref().as_str()) {
         true => Ok(u.get_ref().clone()),
-        false => Err(at(text, u.span(), format!("{owner}: no unit {:?} (units: {})", u.get_ref(), listing(units)))),
+        false => Err(at(
+            text,
+            u.span(),
+            format!("{owner}: no unit {:?} (units: {})", u.get_ref(), listing(units)),
+        )),
     };
     ids.iter().map(known).collect()
 }
@@ -292,12 +315,19 @@ impl Routing {
     /// No units, no routes, no escalation.
     pub fn empty() -> Self {
         let time_zone = TimeZone::get(DEFAULT_TIME_ZONE).unwrap_or(TimeZone::UTC);
-        Self { time_zone, units: Vec::new(), groups: Vec::new(), routes: Vec::new(), escalation: None }
+        Self {
+            time_zone,
+            units: Vec::new(),
+            groups: Vec::new(),
+            routes: Vec::new(),
+            escalation: None,
+        }
     }
 
     /// Parses and checks `routing.toml`; the error says where (`line L, column C: `) and what to fix.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let file: FileToml = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let file: FileToml =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let time_zone = match &file.time_zone {
             None => Self::empty().time_zone,
             Some(tz) => TimeZone::get(tz.get_ref()).map_err(|_| {
@@ -312,14 +342,22 @@ impl Routing {
             let owner = format!("unit {:?}", u.id.get_ref());
             if let Some(hook) = &u.webhook {
                 let url = hook.get_ref();
-                if !["http://", "https://"].iter().any(|p| url.strip_prefix(p).is_some_and(|rest| !rest.is_empty())) {
-                    let message = format!("{owner}: webhook {url:?} is not an http:// or https:// URL");
+                if !["http://", "https://"]
+                    .iter()
+                    .any(|p| url.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+                {
+                    let message =
+                        format!("{owner}: webhook {url:?} is not an http:// or https:// URL");
                     return Err(at(text, hook.span(), message));
                 }
             }
             if let (Some(secret), None) = (&u.webhook_secret, &u.webhook) {
                 let hint = "add webhook = \"https://...\" or remove it";
-                return Err(at(text, secret.span(), format!("{owner}: webhook_secret without webhook ({hint})")));
+                return Err(at(
+                    text,
+                    secret.span(),
+                    format!("{owner}: webhook_secret without webhook ({hint})"),
+                ));
             }
             units.push(Unit {
                 id: u.id.get_ref().clone(),
@@ -345,25 +383,39 @@ impl Routing {
             for g in &r.groups {
                 let Some(i) = group_names.iter().position(|n| n == g.get_ref()) else {
                     let listed = listing(&group_names);
-                    return Err(at(text, g.span(), format!("{owner}: no group {:?} (groups: {listed})", g.get_ref())));
+                    return Err(at(
+                        text,
+                        g.span(),
+                        format!("{owner}: no group {:?} (groups: {listed})", g.get_ref()),
+                    ));
                 };
                 cameras.extend(groups[i].cameras.iter().cloned());
             }
             cameras.extend(patterns(text, &owner, &r.cameras)?);
             if let Some(k) = r.kinds.iter().find(|k| !KINDS.contains(&k.get_ref().as_str())) {
                 let kinds = KINDS.join(", ");
-                return Err(at(text, k.span(), format!("{owner}: no rule kind {:?} (kinds: {kinds})", k.get_ref())));
+                return Err(at(
+                    text,
+                    k.span(),
+                    format!("{owner}: no rule kind {:?} (kinds: {kinds})", k.get_ref()),
+                ));
             }
             let min_rank = match &r.min_severity {
                 None => None,
                 Some(s) => Some(severity_rank(s.get_ref()).ok_or_else(|| {
                     let listed = SEVERITIES.join(", ");
-                    at(text, s.span(), format!("{owner}: no severity {:?} (severities: {listed})", s.get_ref()))
+                    at(
+                        text,
+                        s.span(),
+                        format!("{owner}: no severity {:?} (severities: {listed})", s.get_ref()),
+                    )
                 })?),
             };
             let mut hours = Vec::new();
             for h in &r.hours {
-                let bad = |why: &str| at(text, h.span(), format!("{owner}: hours {:?} {why}", h.get_ref()));
+                let bad = |why: &str| {
+                    at(text, h.span(), format!("{owner}: hours {:?} {why}", h.get_ref()))
+                };
                 let (start, end) = window(h.get_ref()).ok_or_else(|| bad("is not HH:MM-HH:MM"))?;
                 if start == end {
                     return Err(bad("is empty (start equals end); leave hours out for all day"));
@@ -371,7 +423,11 @@ impl Routing {
                 hours.push((start, end));
             }
             if r.units.get_ref().is_empty() {
-                return Err(at(text, r.units.span(), format!("{owner}: units is empty (list at least one unit id)")));
+                return Err(at(
+                    text,
+                    r.units.span(),
+                    format!("{owner}: units is empty (list at least one unit id)"),
+                ));
             }
             routes.push(Route {
                 cameras: (!r.groups.is_empty() || !r.cameras.is_empty()).then_some(cameras),
@@ -386,7 +442,11 @@ impl Routing {
         let escalation = match &file.escalation {
             None => None,
             Some(e) if *e.after_s.get_ref() == 0 => {
-                return Err(at(text, e.after_s.span(), "escalation: after_s must be at least 1 (seconds)".to_owned()));
+                return Err(at(
+                    text,
+                    e.after_s.span(),
+                    "escalation: after_s must be at least 1 (seconds)".to_owned(),
+                ));
             }
             Some(e) => Some(Escalation {
                 after: Duration::from_secs(*e.after_s.get_ref()),
@@ -437,7 +497,10 @@ impl Routing {
 
     /// The name of the first group whose patterns match the camera.
     pub fn location(&self, agent_id: &str, camera_id: &str) -> Option<String> {
-        self.groups.iter().find(|g| matches(&g.cameras, agent_id, camera_id)).map(|g| g.name.clone())
+        self.groups
+            .iter()
+            .find(|g| matches(&g.cameras, agent_id, camera_id))
+            .map(|g| g.name.clone())
     }
 
     fn matching(&self, alarm: &AlarmFacts) -> Vec<&Route> {
@@ -449,7 +512,9 @@ impl Routing {
             .ok();
         let rank = severity_rank(alarm.severity).unwrap_or(u8::MAX);
         let in_window = |&(start, end): &(u16, u16)| {
-            minute.is_none_or(|m| if start < end { start <= m && m < end } else { m >= start || m < end })
+            minute.is_none_or(|m| {
+                if start < end { start <= m && m < end } else { m >= start || m < end }
+            })
         };
         let fits = |r: &Route| {
             r.cameras.as_ref().is_none_or(|c| matches(c, alarm.agent_id, alarm.camera_id))
@@ -481,7 +546,8 @@ pub fn severity_rank(severity: &str) -> Option<u8> {
 
 /// The severity one level higher, capped at (and for an unknown one) `critical`.
 pub fn raised(severity: &str) -> &'static str {
-    severity_rank(severity).map_or("critical", |rank| SEVERITIES[usize::from(rank).min(SEVERITIES.len() - 1)])
+    severity_rank(severity)
+        .map_or("critical", |rank| SEVERITIES[usize::from(rank).min(SEVERITIES.len() - 1)])
 }
 
 #[cfg(test)]
@@ -493,18 +559,32 @@ mod tests {
         let source = include_str!("routing.rs");
         let start = source.find("//! ```toml\n").unwrap() + 12;
         let end = start + source[start..].find("//! ```").unwrap();
-        source[start..end].lines().map(|l| format!("{}\n", l.strip_prefix("//!").unwrap().trim_start())).collect()
+        source[start..end]
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("//!").unwrap().trim_start()))
+            .collect()
     }
 
     const MORE: &str = "[[unit]]\nid = \"pcs-xiaohe\"\nname = \"小河派出所\"\ntype = \"police_station\"\n\
         [[route]]\nid = \"gate\"\ncameras = [\"xiaohe/gate\", \"qingshan/dam\"]\nunits = [\"patrol-qingshan\", \"pcs-xiaohe\"]\n";
 
     /// An alarm at `time` (e.g. "19:30") on 2026-07-01 in Asia/Shanghai.
-    fn alarm(camera: &'static str, kind: &'static str, severity: &'static str, time: &str) -> AlarmFacts<'static> {
+    fn alarm(
+        camera: &'static str,
+        kind: &'static str,
+        severity: &'static str,
+        time: &str,
+    ) -> AlarmFacts<'static> {
         let (agent_id, camera_id) = camera.split_once('/').unwrap();
         let time: jiff::civil::DateTime = format!("2026-07-01T{time}").parse().unwrap();
         let zoned = time.to_zoned(TimeZone::get("Asia/Shanghai").unwrap()).unwrap();
-        AlarmFacts { agent_id, camera_id, kind, severity, event_time_ms: zoned.timestamp().as_millisecond() }
+        AlarmFacts {
+            agent_id,
+            camera_id,
+            kind,
+            severity,
+            event_time_ms: zoned.timestamp().as_millisecond(),
+        }
     }
 
     #[test]
@@ -514,8 +594,14 @@ mod tests {
         assert_eq!(r.route(&at("19:30")), ["pcs-qingshan", "patrol-qingshan-1"]);
         assert!(r.route(&at("12:00")).is_empty(), "daytime, medium: nobody");
         assert_eq!(r.escalation_units(&at("19:30")), ["township-qingshan"]);
-        assert_eq!(r.location("qingshan-village", "reservoir-east").as_deref(), Some("青山村 水库东岸"));
-        assert_eq!(r.route(&alarm("xiaohe-village/road", "camera_offline", "high", "03:00")), ["pcs-qingshan", "patrol-xiaohe"]);
+        assert_eq!(
+            r.location("qingshan-village", "reservoir-east").as_deref(),
+            Some("青山村 水库东岸")
+        );
+        assert_eq!(
+            r.route(&alarm("xiaohe-village/road", "camera_offline", "high", "03:00")),
+            ["pcs-qingshan", "patrol-xiaohe"]
+        );
     }
 
     #[test]
@@ -524,9 +610,15 @@ mod tests {
         assert_eq!((r.units().len(), r.time_zone().iana_name()), (3, Some("Asia/Shanghai")));
         assert_eq!(r.escalation().unwrap().after, Duration::from_secs(300));
         let pcs = r.unit("pcs-qingshan").unwrap();
-        assert_eq!((pcs.unit_type, pcs.webhook.as_deref()), (UnitType::PoliceStation, Some("http://10.1.2.3/xl")));
+        assert_eq!(
+            (pcs.unit_type, pcs.webhook.as_deref()),
+            (UnitType::PoliceStation, Some("http://10.1.2.3/xl"))
+        );
         let json = serde_json::to_string(pcs).unwrap();
-        assert!(json.contains(r#""type":"police_station""#) && !json.contains("change-me"), "{json}");
+        assert!(
+            json.contains(r#""type":"police_station""#) && !json.contains("change-me"),
+            "{json}"
+        );
         assert!(!format!("{pcs:?}").contains("change-me"));
     }
 
@@ -547,37 +639,59 @@ mod tests {
         assert!(route("qingshan/reservoir-north", "zone_intrusion", "low", "19:30").is_empty());
         assert!(route("qingshan/road", "zone_intrusion", "high", "19:30").is_empty());
         // Police first although the route lists the patrol first.
-        assert_eq!(route("xiaohe/gate", "camera_offline", "info", "12:00"), ["pcs-xiaohe", "patrol-qingshan"]);
+        assert_eq!(
+            route("xiaohe/gate", "camera_offline", "info", "12:00"),
+            ["pcs-xiaohe", "patrol-qingshan"]
+        );
         // Both routes match: deduplicated, police stations in order of first appearance.
         assert_eq!(
             route("qingshan/dam", "zone_intrusion", "medium", "19:30"),
             ["pcs-qingshan", "pcs-xiaohe", "patrol-qingshan"]
         );
-        assert!(Routing::empty().route(&alarm("qingshan/dam", "zone_intrusion", "high", "19:30")).is_empty());
+        assert!(
+            Routing::empty()
+                .route(&alarm("qingshan/dam", "zone_intrusion", "high", "19:30"))
+                .is_empty()
+        );
     }
 
     #[test]
     fn escalation_goes_to_escalate_to_else_the_default() {
-        let text =
-            format!("{}{MORE}", example()).replace("units = [\"township-qingshan\"]", "units = [\"pcs-xiaohe\"]");
+        let text = format!("{}{MORE}", example())
+            .replace("units = [\"township-qingshan\"]", "units = [\"pcs-xiaohe\"]");
         let r = Routing::parse(&text).unwrap();
         assert_eq!(
             r.escalation_units(&alarm("qingshan/dam", "zone_intrusion", "high", "19:30")),
             ["township-qingshan"]
         );
-        assert_eq!(r.escalation_units(&alarm("xiaohe/gate", "camera_offline", "high", "12:00")), ["pcs-xiaohe"]);
+        assert_eq!(
+            r.escalation_units(&alarm("xiaohe/gate", "camera_offline", "high", "12:00")),
+            ["pcs-xiaohe"]
+        );
         let without = Routing::parse(&text[..text.find("[escalation]").unwrap()]).unwrap();
         assert!(without.escalation().is_none());
-        assert!(without.escalation_units(&alarm("qingshan/dam", "zone_intrusion", "high", "19:30")).is_empty());
+        assert!(
+            without
+                .escalation_units(&alarm("qingshan/dam", "zone_intrusion", "high", "19:30"))
+                .is_empty()
+        );
     }
 
     #[test]
     fn location_raised_and_the_watched_file() {
         let r = Routing::parse(&example()).unwrap();
         assert_eq!(r.location("qingshan", "reservoir-north").as_deref(), Some("青山水库"));
-        assert_eq!((r.location("qingshan", "dam").as_deref(), r.location("xiaohe", "gate")), (Some("青山水库"), None));
-        assert!(glob("a*b*c", "axxbyyc") && glob("*", "") && !glob("a*a", "a") && !glob("dam", "dam2"));
-        assert_eq!((severity_rank("info"), severity_rank("critical"), severity_rank("x")), (Some(1), Some(5), None));
+        assert_eq!(
+            (r.location("qingshan", "dam").as_deref(), r.location("xiaohe", "gate")),
+            (Some("青山水库"), None)
+        );
+        assert!(
+            glob("a*b*c", "axxbyyc") && glob("*", "") && !glob("a*a", "a") && !glob("dam", "dam2")
+        );
+        assert_eq!(
+            (severity_rank("info"), severity_rank("critical"), severity_rank("x")),
+            (Some(1), Some(5), None)
+        );
         assert_eq!(
             [raised("info"), raised("high"), raised("critical"), raised("bogus")],
             ["low", "critical", "critical", "critical"]
@@ -619,7 +733,10 @@ mod tests {
             assert_eq!(Routing::parse(&format!("{units}{extra}")).unwrap_err(), expected);
         }
         let tz = Routing::parse(&format!("time_zone = \"Mars/Olympus\"\n{units}")).unwrap_err();
-        assert_eq!(tz, "line 1, column 13: no time zone \"Mars/Olympus\" (an IANA name such as \"Asia/Shanghai\")");
+        assert_eq!(
+            tz,
+            "line 1, column 13: no time zone \"Mars/Olympus\" (an IANA name such as \"Asia/Shanghai\")"
+        );
         // Serde's and toml's own messages already say where.
         for (text, says) in [
             (units.replace("village_patrol", "sheriff"), "unknown variant `sheriff`"),

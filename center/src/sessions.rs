@@ -40,13 +40,21 @@ impl Sessions {
     /// A new session for `login`; returns its token and the session.
     pub fn create(&self, login: &str, now_ms: i64) -> Result<(String, Session), StoreError> {
         let mut secret = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut secret)
-            .map_err(|_| StoreError::Corrupt { id: "session".into(), message: "no randomness for a token".into() })?;
+        SystemRandom::new().fill(&mut secret).map_err(|_| StoreError::Corrupt {
+            id: "session".into(),
+            message: "no randomness for a token".into(),
+        })?;
         let token = B64.encode(secret);
-        let session = Session { login: login.to_owned(), created_ms: now_ms, expires_ms: now_ms + LIFETIME.as_millis() as i64 };
+        let session = Session {
+            login: login.to_owned(),
+            created_ms: now_ms,
+            expires_ms: now_ms + LIFETIME.as_millis() as i64,
+        };
         // Plain fields: serializing cannot fail.
-        self.tree.insert(sha256(token.as_bytes()), serde_json::to_vec(&session).expect("a Session serializes"))?;
+        self.tree.insert(
+            sha256(token.as_bytes()),
+            serde_json::to_vec(&session).expect("a Session serializes"),
+        )?;
         Ok((token, session))
     }
 

@@ -213,8 +213,15 @@ pub(crate) const BY_CAMERA: usize = 3;
 pub(crate) const BY_AGENT: usize = 4;
 pub(crate) const BY_STATUS: usize = 5;
 pub(crate) const BY_UNIT: usize = 6;
-const TREE_NAMES: [&str; 7] =
-    ["alarms", "snapshots", "alarms_by_time", "alarms_by_camera", "alarms_by_agent", "alarms_by_status", "alarms_by_unit"];
+const TREE_NAMES: [&str; 7] = [
+    "alarms",
+    "snapshots",
+    "alarms_by_time",
+    "alarms_by_camera",
+    "alarms_by_agent",
+    "alarms_by_status",
+    "alarms_by_unit",
+];
 
 /// Version of the index layout; a store written with an older one is re-indexed at open.
 const INDEX_VERSION: &[u8] = b"2";
@@ -345,7 +352,10 @@ impl Store {
 
     /// [`Store::insert`] for many alarms in one transaction (a sled commit costs far more than
     /// its writes); an id twice in the batch is stored once. Not durable until [`Store::flush`].
-    pub fn insert_batch(&self, batch: &[(&AlarmRecord, &[u8])]) -> Result<Vec<Inserted>, StoreError> {
+    pub fn insert_batch(
+        &self,
+        batch: &[(&AlarmRecord, &[u8])],
+    ) -> Result<Vec<Inserted>, StoreError> {
         // Outside the transaction, which sled may run more than once.
         let jsons: Vec<Vec<u8>> = batch.iter().map(|(r, _)| to_json(r)).collect();
         let entries: Vec<_> = batch.iter().map(|(r, _)| index_entries(r)).collect();
@@ -381,11 +391,15 @@ impl Store {
         let key = id.as_bytes();
         transact(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
-                return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(id.to_owned())));
+                return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(
+                    id.to_owned(),
+                )));
             };
-            let mut record = parse(id, &bytes).map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
+            let mut record = parse(id, &bytes)
+                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
             let before = index_entries(&record);
-            let out = change(&mut record).map_err(|e| ConflictableTransactionError::Abort(UpdateError::Refused(e)))?;
+            let out = change(&mut record)
+                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Refused(e)))?;
             let after = index_entries(&record);
             for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
                 t[*tree].remove(k.as_slice())?;
@@ -400,13 +414,23 @@ impl Store {
 
     /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
     /// alarm's signed hash names. Not durable until [`Store::flush`].
-    pub fn attach_snapshot(&self, agent: &str, id: &str, jpeg: &[u8]) -> Result<Attached, StoreError> {
+    pub fn attach_snapshot(
+        &self,
+        agent: &str,
+        id: &str,
+        jpeg: &[u8],
+    ) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
-            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else { return Ok(Attached::NoAlarm) };
-            if record.agent_id != agent || !record.snapshot_follows || record.snapshot_sha256 != hash {
+            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+                return Ok(Attached::NoAlarm);
+            };
+            if record.agent_id != agent
+                || !record.snapshot_follows
+                || record.snapshot_sha256 != hash
+            {
                 return Ok(Attached::Mismatch);
             }
             if t[SNAPSHOTS].get(key)?.is_some() || record.snapshot_expired {
@@ -484,10 +508,8 @@ impl Store {
 }
 
 pub(crate) fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -520,9 +542,15 @@ pub(crate) mod tests {
 
     #[test]
     fn the_names_of_kinds_and_severities_are_those_of_the_contract() {
-        let kinds: Vec<String> = (1..).map_while(|k| RuleKind::try_from(k).ok()).map(|k| enum_name(k.as_str_name(), "RULE_KIND_")).collect();
+        let kinds: Vec<String> = (1..)
+            .map_while(|k| RuleKind::try_from(k).ok())
+            .map(|k| enum_name(k.as_str_name(), "RULE_KIND_"))
+            .collect();
         assert_eq!(kinds, KINDS);
-        let severities: Vec<String> = (1..).map_while(|s| Severity::try_from(s).ok()).map(|s| enum_name(s.as_str_name(), "SEVERITY_")).collect();
+        let severities: Vec<String> = (1..)
+            .map_while(|s| Severity::try_from(s).ok())
+            .map(|s| enum_name(s.as_str_name(), "SEVERITY_"))
+            .collect();
         assert_eq!(severities, SEVERITIES);
     }
 
@@ -540,7 +568,10 @@ pub(crate) mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.len(), 1);
         let r = s.get("x").unwrap().unwrap();
-        assert_eq!((r.camera_id.as_str(), r.kind.as_str(), r.severity.as_str()), ("c", "zone_intrusion", "high"));
+        assert_eq!(
+            (r.camera_id.as_str(), r.kind.as_str(), r.severity.as_str()),
+            ("c", "zone_intrusion", "high")
+        );
         assert_eq!(s.snapshot("x").unwrap().unwrap().as_ref(), &[0xff, 0xd8, 0xff, 0xd9]);
     }
 
@@ -557,7 +588,11 @@ pub(crate) mod tests {
         insert(&s, &a, 2);
         assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, 0);
         assert_eq!(s.attach_snapshot("a", "late", b"another picture").unwrap(), Attached::Mismatch);
-        assert_eq!(s.attach_snapshot("b", "late", &picture).unwrap(), Attached::Mismatch, "another agent's");
+        assert_eq!(
+            s.attach_snapshot("b", "late", &picture).unwrap(),
+            Attached::Mismatch,
+            "another agent's"
+        );
         assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::New);
         assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::Duplicate);
         assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, picture.len());
@@ -569,11 +604,17 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         insert(&s, &alarm("old", 1), 0);
-        let records: Vec<AlarmRecord> = ["a", "old", "b", "a"].iter().map(|id| AlarmRecord::from_alarm(&alarm(id, 2), 0)).collect();
+        let records: Vec<AlarmRecord> = ["a", "old", "b", "a"]
+            .iter()
+            .map(|id| AlarmRecord::from_alarm(&alarm(id, 2), 0))
+            .collect();
         let batch: Vec<(&AlarmRecord, &[u8])> = records.iter().map(|r| (r, &b"jpeg"[..])).collect();
         use Inserted::*;
         assert_eq!(s.insert_batch(&batch).unwrap(), [New, Duplicate, New, Duplicate]);
-        assert_eq!((s.len(), s.query(&AlarmFilter::default(), None, 10).unwrap().alarms.len()), (3, 3));
+        assert_eq!(
+            (s.len(), s.query(&AlarmFilter::default(), None, 10).unwrap().alarms.len()),
+            (3, 3)
+        );
     }
 
     #[test]
@@ -583,7 +624,13 @@ pub(crate) mod tests {
         for (id, t) in [("b", 20), ("a", 10), ("c", 30), ("old", -5)] {
             insert(&s, &alarm(id, t), 0);
         }
-        let ids: Vec<String> = s.query(&AlarmFilter::default(), None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect();
+        let ids: Vec<String> = s
+            .query(&AlarmFilter::default(), None, 10)
+            .unwrap()
+            .alarms
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(ids, ["c", "b", "a", "old"]);
     }
 
@@ -602,7 +649,10 @@ pub(crate) mod tests {
         assert!(matches!(s.update("nope", |_| Ok::<_, ()>(())), Err(UpdateError::NotFound(_))));
         let count = |f: AlarmFilter| s.query(&f, None, 10).unwrap().alarms.len();
         assert_eq!(count(AlarmFilter { status: Some(Status::New), ..Default::default() }), 0);
-        assert_eq!(count(AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }), 1);
+        assert_eq!(
+            count(AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }),
+            1
+        );
         assert_eq!(count(AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() }), 1);
         assert_eq!(s.get("x").unwrap().unwrap().timeline.len(), 2);
         // Indexes written by an older version are rebuilt at open.
@@ -610,6 +660,16 @@ pub(crate) mod tests {
         s.open_tree("meta").unwrap().remove("index_version").unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.query(&AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }, None, 10).unwrap().alarms.len(), 1);
+        assert_eq!(
+            s.query(
+                &AlarmFilter { status: Some(Status::Dispatched), ..Default::default() },
+                None,
+                10
+            )
+            .unwrap()
+            .alarms
+            .len(),
+            1
+        );
     }
 }

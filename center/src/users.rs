@@ -57,7 +57,10 @@ impl std::str::FromStr for Role {
     type Err = UsersError;
 
     fn from_str(s: &str) -> Result<Self, UsersError> {
-        ROLES.into_iter().find(|r| r.to_string() == s).ok_or_else(|| UsersError::UnknownRole(s.to_owned()))
+        ROLES
+            .into_iter()
+            .find(|r| r.to_string() == s)
+            .ok_or_else(|| UsersError::UnknownRole(s.to_owned()))
     }
 }
 
@@ -136,7 +139,8 @@ struct Account {
 }
 
 fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    (1..=64).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn check(login: &str, role: Role, unit: Option<&str>) -> Result<(), UsersError> {
@@ -145,7 +149,9 @@ fn check(login: &str, role: Role, unit: Option<&str>) -> Result<(), UsersError> 
     }
     match (role, unit) {
         (Role::Police, None) => Err(UsersError::NeedsUnit),
-        (Role::Police, Some(u)) if !valid_name(u) => Err(UsersError::BadName { what: "unit", name: u.to_owned() }),
+        (Role::Police, Some(u)) if !valid_name(u) => {
+            Err(UsersError::BadName { what: "unit", name: u.to_owned() })
+        }
         (Role::Police, Some(_)) => Ok(()),
         (_, Some(_)) => Err(UsersError::UnitNotAllowed(role)),
         (_, None) => Ok(()),
@@ -155,15 +161,22 @@ fn check(login: &str, role: Role, unit: Option<&str>) -> Result<(), UsersError> 
 /// The file's entries, each checked; an error names the user it is in. The commands that
 /// rewrite the file skip checking the `hashes`, so that `passwd` can replace a broken one.
 fn parse_entries(text: &str, hashes: bool) -> Result<BTreeMap<String, Entry>, String> {
-    let raw: FileOf<toml::Table> = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+    let raw: FileOf<toml::Table> =
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
     let mut entries = BTreeMap::new();
     for (login, table) in raw.users {
-        let at = |e: &dyn std::fmt::Display| format!("users.{login}: {}", e.to_string().trim_end().replace('\n', " "));
+        let at = |e: &dyn std::fmt::Display| {
+            format!("users.{login}: {}", e.to_string().trim_end().replace('\n', " "))
+        };
         let entry: Entry = toml::Value::Table(table).try_into().map_err(|e| at(&e))?;
         check(&login, entry.role, entry.unit.as_deref()).map_err(|e| match e {
             // The command-line wording would be misleading for someone editing the file.
-            UsersError::NeedsUnit => at(&"role police needs unit = \"...\" (the responder unit it belongs to)"),
-            UsersError::UnitNotAllowed(role) => at(&format!("only police users have a unit, not {role}")),
+            UsersError::NeedsUnit => {
+                at(&"role police needs unit = \"...\" (the responder unit it belongs to)")
+            }
+            UsersError::UnitNotAllowed(role) => {
+                at(&format!("only police users have a unit, not {role}"))
+            }
             e => at(&e),
         })?;
         if hashes {
@@ -179,7 +192,12 @@ fn parse(text: &str) -> Result<BTreeMap<String, Account>, String> {
     Ok(parse_entries(text, true)?
         .into_iter()
         .map(|(login, e)| {
-            let user = User { name: e.name.unwrap_or_else(|| login.clone()), login: login.clone(), role: e.role, unit: e.unit };
+            let user = User {
+                name: e.name.unwrap_or_else(|| login.clone()),
+                login: login.clone(),
+                role: e.role,
+                unit: e.unit,
+            };
             (login, Account { user, hash: e.password })
         })
         .collect())
@@ -230,7 +248,8 @@ impl Users {
             Some(a) => a.hash.as_str(),
             None => DUMMY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default()),
         };
-        let ok = PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        let ok = PasswordHash::new(hash)
+            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
         account.filter(|_| ok).map(|a| a.user.clone())
     }
 }
@@ -242,9 +261,12 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], ring::error::Unspecified> {
 }
 
 fn hash_password(password: &str) -> Result<String, UsersError> {
-    let bytes = random_bytes::<16>().map_err(|_| UsersError::Hash("no system randomness".into()))?;
+    let bytes =
+        random_bytes::<16>().map_err(|_| UsersError::Hash("no system randomness".into()))?;
     let salt = SaltString::encode_b64(&bytes).map_err(|e| UsersError::Hash(e.to_string()))?;
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| UsersError::Hash(e.to_string()))?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| UsersError::Hash(e.to_string()))?;
     Ok(hash.to_string())
 }
 
@@ -254,7 +276,8 @@ fn check_password(password: &str) -> Result<(), UsersError> {
 
 fn load(path: &Path) -> Result<BTreeMap<String, Entry>, UsersError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_entries(&text, false).map_err(|message| UsersError::Invalid { path: path.to_owned(), message }),
+        Ok(text) => parse_entries(&text, false)
+            .map_err(|message| UsersError::Invalid { path: path.to_owned(), message }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(error) => Err(UsersError::Io { path: path.to_owned(), error }),
     }
@@ -264,14 +287,16 @@ fn load(path: &Path) -> Result<BTreeMap<String, Entry>, UsersError> {
 /// the running center reads either the old file or the new one, never half of one.
 fn save(path: &Path, entries: BTreeMap<String, Entry>) -> Result<(), UsersError> {
     let io = |error| UsersError::Io { path: path.to_owned(), error };
-    let body = toml::to_string(&FileOf { users: entries }).map_err(|e| UsersError::Invalid { path: path.to_owned(), message: e.to_string() })?;
+    let body = toml::to_string(&FileOf { users: entries })
+        .map_err(|e| UsersError::Invalid { path: path.to_owned(), message: e.to_string() })?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp); // a leftover from a crash; create_new refuses it otherwise
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         // The mode above is subject to the umask; set it exactly.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(HEADER.as_bytes())?;
@@ -289,7 +314,14 @@ fn save(path: &Path, entries: BTreeMap<String, Entry>) -> Result<(), UsersError>
 }
 
 /// Adds a user to the file at `path` (created with its header comment if missing, mode 0600, written atomically: temp file in the same dir + rename).
-pub fn add_user(path: &Path, login: &str, name: Option<&str>, role: Role, unit: Option<&str>, password: &str) -> Result<User, UsersError> {
+pub fn add_user(
+    path: &Path,
+    login: &str,
+    name: Option<&str>,
+    role: Role,
+    unit: Option<&str>,
+    password: &str,
+) -> Result<User, UsersError> {
     check(login, role, unit)?;
     check_password(password)?;
     let mut entries = load(path)?;
@@ -297,18 +329,34 @@ pub fn add_user(path: &Path, login: &str, name: Option<&str>, role: Role, unit: 
         return Err(UsersError::Exists(login.to_owned()));
     }
     let name = name.map(str::trim).filter(|n| !n.is_empty());
-    let entry = Entry { role, name: name.map(str::to_owned), unit: unit.map(str::to_owned), password: hash_password(password)? };
+    let entry = Entry {
+        role,
+        name: name.map(str::to_owned),
+        unit: unit.map(str::to_owned),
+        password: hash_password(password)?,
+    };
     entries.insert(login.to_owned(), entry);
     save(path, entries)?;
-    Ok(User { login: login.to_owned(), name: name.unwrap_or(login).to_owned(), role, unit: unit.map(str::to_owned) })
+    Ok(User {
+        login: login.to_owned(),
+        name: name.unwrap_or(login).to_owned(),
+        role,
+        unit: unit.map(str::to_owned),
+    })
 }
 
 /// Sets a user's password.
 pub fn set_password(path: &Path, login: &str, password: &str) -> Result<(), UsersError> {
     check_password(password)?;
     let mut entries = load(path)?;
-    let users = if entries.is_empty() { "none".to_owned() } else { entries.keys().cloned().collect::<Vec<_>>().join(", ") };
-    let entry = entries.get_mut(login).ok_or_else(|| UsersError::NoUser { login: login.to_owned(), users })?;
+    let users = if entries.is_empty() {
+        "none".to_owned()
+    } else {
+        entries.keys().cloned().collect::<Vec<_>>().join(", ")
+    };
+    let entry = entries
+        .get_mut(login)
+        .ok_or_else(|| UsersError::NoUser { login: login.to_owned(), users })?;
     entry.password = hash_password(password)?;
     save(path, entries)
 }
@@ -335,12 +383,23 @@ mod tests {
     #[test]
     fn added_users_verify_only_with_their_password_and_the_file_is_private() {
         let (_dir, path) = setup();
-        let added = add_user(&path, "pcs-qingshan-1", Some("青山派出所"), Role::Police, Some("pcs-qingshan"), PW).unwrap();
+        let added = add_user(
+            &path,
+            "pcs-qingshan-1",
+            Some("青山派出所"),
+            Role::Police,
+            Some("pcs-qingshan"),
+            PW,
+        )
+        .unwrap();
         add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
         let users = Users::open(&path).unwrap();
         let user = users.verify("pcs-qingshan-1", PW).unwrap();
         assert_eq!(user, added);
-        assert_eq!((user.role, user.unit.as_deref(), user.name.as_str()), (Role::Police, Some("pcs-qingshan"), "青山派出所"));
+        assert_eq!(
+            (user.role, user.unit.as_deref(), user.name.as_str()),
+            (Role::Police, Some("pcs-qingshan"), "青山派出所")
+        );
         assert_eq!(users.get("zhang-san").unwrap().name, "zhang-san");
         assert!(users.verify("pcs-qingshan-1", "wrong password").is_none());
         assert!(users.verify("nobody", PW).is_none());
@@ -348,7 +407,10 @@ mod tests {
         assert_eq!(logins, ["pcs-qingshan-1", "zhang-san"]);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("# Users of the xueliang center.") && text.contains("$argon2id$"), "{text}");
+        assert!(
+            text.starts_with("# Users of the xueliang center.") && text.contains("$argon2id$"),
+            "{text}"
+        );
         assert!(!text.contains(PW), "{text}");
     }
 
@@ -356,18 +418,41 @@ mod tests {
     fn bad_changes_are_refused_with_what_to_fix_and_passwd_changes_the_password() {
         let (_dir, path) = setup();
         add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
-        let add = |login, role, unit, pw| add_user(&path, login, None, role, unit, pw).unwrap_err().to_string();
-        assert_eq!(add("zhang-san", Role::Admin, None, PW), "user \"zhang-san\" exists already; use `xl-center user passwd zhang-san`");
-        assert_eq!(add("li-si", Role::Police, None, PW), "a police user needs --unit (the responder unit it belongs to)");
+        let add = |login, role, unit, pw| {
+            add_user(&path, login, None, role, unit, pw).unwrap_err().to_string()
+        };
+        assert_eq!(
+            add("zhang-san", Role::Admin, None, PW),
+            "user \"zhang-san\" exists already; use `xl-center user passwd zhang-san`"
+        );
+        assert_eq!(
+            add("li-si", Role::Police, None, PW),
+            "a police user needs --unit (the responder unit it belongs to)"
+        );
         assert!(add("li-si", Role::Installer, Some("x"), PW).contains("leave out --unit"));
-        assert_eq!(add("li-si", Role::Admin, None, "short"), "passwords must have at least 10 characters");
-        assert_eq!(add("li si", Role::Admin, None, PW), "login \"li si\" may only use letters, digits, '-', '_' and '.' (1-64)");
+        assert_eq!(
+            add("li-si", Role::Admin, None, "short"),
+            "passwords must have at least 10 characters"
+        );
+        assert_eq!(
+            add("li si", Role::Admin, None, PW),
+            "login \"li si\" may only use letters, digits, '-', '_' and '.' (1-64)"
+        );
         assert!("boss".parse::<Role>().unwrap_err().to_string().contains("duty_officer"));
-        assert_eq!(("duty_officer".parse::<Role>().unwrap(), Role::Police.to_string()), (Role::DutyOfficer, "police".into()));
-        assert_eq!(set_password(&path, "x", PW).unwrap_err().to_string(), "no user \"x\" (users: zhang-san)");
+        assert_eq!(
+            ("duty_officer".parse::<Role>().unwrap(), Role::Police.to_string()),
+            (Role::DutyOfficer, "police".into())
+        );
+        assert_eq!(
+            set_password(&path, "x", PW).unwrap_err().to_string(),
+            "no user \"x\" (users: zhang-san)"
+        );
         set_password(&path, "zhang-san", "another password").unwrap();
         let users = Users::open(&path).unwrap();
-        assert!(users.verify("zhang-san", PW).is_none() && users.verify("zhang-san", "another password").is_some());
+        assert!(
+            users.verify("zhang-san", PW).is_none()
+                && users.verify("zhang-san", "another password").is_some()
+        );
         assert_eq!(generate_password().len(), 16);
     }
 
@@ -387,7 +472,11 @@ mod tests {
     fn a_malformed_file_names_the_user() {
         let (_dir, path) = setup();
         add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
-        std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("duty_officer", "boss")).unwrap();
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path).unwrap().replace("duty_officer", "boss"),
+        )
+        .unwrap();
         let err = Users::open(&path).unwrap_err().to_string();
         assert!(err.contains("users.zhang-san: unknown variant `boss`"), "{err}");
         let err = add_user(&path, "li-si", None, Role::Admin, None, PW).unwrap_err().to_string();
@@ -397,7 +486,12 @@ mod tests {
         assert!(err.contains("users.li-si: role police needs unit"), "{err}");
         // A broken hash is refused by the center but can be replaced with `passwd`.
         std::fs::write(&path, "[users.li-si]\nrole = \"admin\"\npassword = \"x\"\n").unwrap();
-        assert!(Users::open(&path).unwrap_err().to_string().contains("set one with `xl-center user passwd li-si`"));
+        assert!(
+            Users::open(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("set one with `xl-center user passwd li-si`")
+        );
         set_password(&path, "li-si", PW).unwrap();
         assert!(Users::open(&path).unwrap().verify("li-si", PW).is_some());
     }

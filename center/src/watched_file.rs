@@ -70,7 +70,11 @@ impl<T> WatchedFile<T> {
         }
         let when = modified(path);
         let value = Arc::new(read(path, parse)?);
-        Ok(Self { path: path.to_owned(), parse, state: Mutex::new(State { value, modified: when, checked: Instant::now() }) })
+        Ok(Self {
+            path: path.to_owned(),
+            parse,
+            state: Mutex::new(State { value, modified: when, checked: Instant::now() }),
+        })
     }
 
     /// The file.

@@ -41,7 +41,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { first: Duration::from_secs(2), max: Duration::from_secs(300), attempts: 20, timeout: Duration::from_secs(10) }
+        Self {
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+            attempts: 20,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -54,7 +59,8 @@ impl RetryPolicy {
         let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
         let delay = self.first.saturating_mul(factor).min(self.max);
         let mut r = [0u8; 2];
-        let jitter = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r) {
+        let jitter = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
+        {
             Ok(()) => delay.mul_f64(f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX) / 10.0),
             Err(_) => Duration::ZERO,
         };
@@ -153,10 +159,26 @@ impl Webhooks {
     /// Queues a POST of `body` to `url` for `dispatch_id` (unique; queuing the same id again is
     /// a no-op), signed with `secret` when given. Durable once the store is flushed (the caller
     /// flushes); wakes the worker.
-    pub fn enqueue(&self, dispatch_id: &str, unit_id: &str, url: &str, secret: Option<&str>, body: &serde_json::Value) -> Result<(), StoreError> {
+    pub fn enqueue(
+        &self,
+        dispatch_id: &str,
+        unit_id: &str,
+        url: &str,
+        secret: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let (dispatch, unit, url) = (dispatch_id.to_owned(), unit_id.to_owned(), url.to_owned());
-        let status = WebhookStatus { dispatch_id: dispatch, unit_id: unit, url, state: DeliveryState::Pending, attempts: 0, last_error: None, next_attempt_ms: Some(now), delivered_ms: None };
+        let status = WebhookStatus {
+            dispatch_id: dispatch,
+            unit_id: unit,
+            url,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            last_error: None,
+            next_attempt_ms: Some(now),
+            delivered_ms: None,
+        };
         let entry = Entry { status, secret: secret.map(str::to_owned), body: body.to_string() };
         let json = entry_json(&entry)?;
         let key = due_key(now, dispatch_id);
@@ -189,7 +211,9 @@ impl Webhooks {
             .build();
         let client = match client {
             Ok(c) => c,
-            Err(e) => return tracing::error!("webhooks: no HTTP client, nothing is delivered: {e}"),
+            Err(e) => {
+                return tracing::error!("webhooks: no HTTP client, nothing is delivered: {e}");
+            }
         };
         let mut tasks = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -218,7 +242,8 @@ impl Webhooks {
                 if in_flight.values().any(|v| *v == id) {
                     continue;
                 }
-                let (this, client, stop, task_id) = (self.clone(), client.clone(), shutdown.clone(), id.clone());
+                let (this, client, stop, task_id) =
+                    (self.clone(), client.clone(), shutdown.clone(), id.clone());
                 let handle = tasks.spawn(async move {
                     if let Err(e) = this.attempt(&client, &key, &task_id, &stop).await {
                         tracing::error!("webhooks: recording a delivery: {e}");
@@ -228,7 +253,9 @@ impl Webhooks {
                 in_flight.insert(handle.id(), id);
             }
             // Idle: look again hourly anyway, cheaply, in case the clock jumped.
-            let wait = next_wake.map_or(Duration::from_secs(3600), |t| Duration::from_millis((t - now_ms()).max(0) as u64));
+            let wait = next_wake.map_or(Duration::from_secs(3600), |t| {
+                Duration::from_millis((t - now_ms()).max(0) as u64)
+            });
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
@@ -245,18 +272,25 @@ impl Webhooks {
     }
 
     /// Makes one attempt at the delivery whose due-index key is `key`, and records the outcome.
-    async fn attempt(&self, client: &reqwest::Client, key: &[u8], id: &str, stop: &CancellationToken) -> Result<(), StoreError> {
-        let mut entry = match self.entries.get(id.as_bytes())?.map(|v| serde_json::from_slice::<Entry>(&v)) {
-            Some(Ok(e)) if e.status.state == DeliveryState::Pending => e,
-            other => {
-                // Nothing deliverable behind this key: drop it rather than retry it forever.
-                if let Some(Err(e)) = other {
-                    tracing::error!(dispatch = %id, "webhooks: corrupt delivery dropped: {e}");
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        key: &[u8],
+        id: &str,
+        stop: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let mut entry =
+            match self.entries.get(id.as_bytes())?.map(|v| serde_json::from_slice::<Entry>(&v)) {
+                Some(Ok(e)) if e.status.state == DeliveryState::Pending => e,
+                other => {
+                    // Nothing deliverable behind this key: drop it rather than retry it forever.
+                    if let Some(Err(e)) = other {
+                        tracing::error!(dispatch = %id, "webhooks: corrupt delivery dropped: {e}");
+                    }
+                    self.due.remove(key)?;
+                    return Ok(());
                 }
-                self.due.remove(key)?;
-                return Ok(());
-            }
-        };
+            };
         let result = tokio::select! {
             r = self.post(client, &entry) => r,
             _ = stop.cancelled() => return Ok(()),
@@ -276,7 +310,8 @@ impl Webhooks {
                 if s.attempts >= self.policy.attempts {
                     s.state = DeliveryState::Failed;
                 } else {
-                    s.next_attempt_ms = Some(now + self.policy.backoff(s.attempts).as_millis() as i64);
+                    s.next_attempt_ms =
+                        Some(now + self.policy.backoff(s.attempts).as_millis() as i64);
                 }
                 s.last_error = Some(error);
             }
@@ -303,8 +338,12 @@ impl Webhooks {
             .header("Idempotency-Key", &entry.status.dispatch_id)
             .body(entry.body.clone());
         if let Some(secret) = &entry.secret {
-            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()), entry.body.as_bytes());
-            request = request.header("X-Xueliang-Signature", format!("sha256={}", hex(tag.as_ref())));
+            let tag = hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+                entry.body.as_bytes(),
+            );
+            request =
+                request.header("X-Xueliang-Signature", format!("sha256={}", hex(tag.as_ref())));
         }
         let response = request.send().await.map_err(|e| describe(&e, self.policy.timeout))?;
         match response.status() {
@@ -324,7 +363,12 @@ mod tests {
     type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
     fn policy(attempts: u32) -> RetryPolicy {
-        RetryPolicy { first: Duration::from_millis(50), max: Duration::from_millis(200), attempts, timeout: Duration::from_secs(2) }
+        RetryPolicy {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            attempts,
+            timeout: Duration::from_secs(2),
+        }
     }
 
     /// Serves `/hook` on `listener`, answering the n-th request (1-based) with `status(n)`.
@@ -348,14 +392,21 @@ mod tests {
         (serve(l, status), url)
     }
 
-    fn start(store: &Store, policy: RetryPolicy) -> (Webhooks, CancellationToken, tokio::task::JoinHandle<()>) {
+    fn start(
+        store: &Store,
+        policy: RetryPolicy,
+    ) -> (Webhooks, CancellationToken, tokio::task::JoinHandle<()>) {
         let w = Webhooks::open(store, policy).unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(w.clone().run(stop.clone()));
         (w, stop, task)
     }
 
-    async fn wait_for(w: &Webhooks, id: &str, done: impl Fn(&WebhookStatus) -> bool) -> WebhookStatus {
+    async fn wait_for(
+        w: &Webhooks,
+        id: &str,
+        done: impl Fn(&WebhookStatus) -> bool,
+    ) -> WebhookStatus {
         for _ in 0..500 {
             if let Some(s) = w.status(id).unwrap().filter(|s| done(s)) {
                 return s;
@@ -380,7 +431,14 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (seen, url) = hook(|n| if n <= 2 { 503 } else { 200 }).await;
         let (w, _, _) = start(&store, policy(5));
-        w.enqueue("d1", "police-3", &url, Some("s3cret"), &serde_json::json!({"alarm": "a1", "note": "水库"})).unwrap();
+        w.enqueue(
+            "d1",
+            "police-3",
+            &url,
+            Some("s3cret"),
+            &serde_json::json!({"alarm": "a1", "note": "水库"}),
+        )
+        .unwrap();
         let s = wait_for(&w, "d1", |s| s.state != DeliveryState::Pending).await;
         assert_eq!((s.state, s.attempts, s.next_attempt_ms), (DeliveryState::Delivered, 3, None));
         assert_eq!(s.last_error.as_deref(), Some("HTTP 503 Service Unavailable"));
@@ -389,13 +447,23 @@ mod tests {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"s3cret");
         for (headers, body) in seen.iter() {
             assert_eq!(body, &seen[0].1);
-            assert_eq!((&headers["idempotency-key"], &headers["content-type"]), (&"d1".parse().unwrap(), &"application/json".parse().unwrap()));
+            assert_eq!(
+                (&headers["idempotency-key"], &headers["content-type"]),
+                (&"d1".parse().unwrap(), &"application/json".parse().unwrap())
+            );
             assert!(headers["user-agent"].to_str().unwrap().starts_with("xueliang-center/"));
-            let sig = headers["x-xueliang-signature"].to_str().unwrap().strip_prefix("sha256=").unwrap();
-            let tag: Vec<u8> = (0..sig.len()).step_by(2).map(|i| u8::from_str_radix(&sig[i..i + 2], 16).unwrap()).collect();
+            let sig =
+                headers["x-xueliang-signature"].to_str().unwrap().strip_prefix("sha256=").unwrap();
+            let tag: Vec<u8> = (0..sig.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&sig[i..i + 2], 16).unwrap())
+                .collect();
             hmac::verify(&key, body, &tag).unwrap();
         }
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&seen[0].1).unwrap()["note"], "水库");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&seen[0].1).unwrap()["note"],
+            "水库"
+        );
     }
 
     #[tokio::test]
@@ -422,7 +490,14 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let (w, stop, task) = start(&store, policy(20));
-            w.enqueue("d3", "patrol-9", &format!("http://{addr}/hook"), None, &serde_json::json!({"n": 3})).unwrap();
+            w.enqueue(
+                "d3",
+                "patrol-9",
+                &format!("http://{addr}/hook"),
+                None,
+                &serde_json::json!({"n": 3}),
+            )
+            .unwrap();
             store.flush().await.unwrap();
             let s = wait_for(&w, "d3", |s| s.attempts >= 1).await;
             assert_eq!(s.state, DeliveryState::Pending);

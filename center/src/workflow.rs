@@ -24,7 +24,13 @@ pub enum Status {
 
 impl Status {
     /// Every status, for validation and documentation.
-    pub const ALL: [Status; 5] = [Status::New, Status::Acknowledged, Status::Dispatched, Status::Resolved, Status::FalseAlarm];
+    pub const ALL: [Status; 5] = [
+        Status::New,
+        Status::Acknowledged,
+        Status::Dispatched,
+        Status::Resolved,
+        Status::FalseAlarm,
+    ];
 
     /// Its name in the API and the store, e.g. `false_alarm`.
     pub fn as_str(self) -> &'static str {
@@ -141,7 +147,12 @@ pub struct Request<'a> {
 
 /// The last step `unit` took on its dispatch of `record`, if any.
 pub fn unit_progress(record: &AlarmRecord, unit: &str) -> Option<Action> {
-    record.timeline.iter().rev().find(|s| s.action.by_unit() && s.units.iter().any(|u| u == unit)).map(|s| s.action)
+    record
+        .timeline
+        .iter()
+        .rev()
+        .find(|s| s.action.by_unit() && s.units.iter().any(|u| u == unit))
+        .map(|s| s.action)
 }
 
 /// Takes the step on `record`, or says why it may not be taken now.
@@ -150,10 +161,17 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
     let from = record.status;
     let refuse = |hint: &str| {
         let last = record.timeline.last().map(|s| format!(" (by {})", s.by)).unwrap_or_default();
-        Err(Refused(format!("alarm {} is {}{last}: it cannot be {}; {hint}", record.id, from.as_str(), past(req.action))))
+        Err(Refused(format!(
+            "alarm {} is {}{last}: it cannot be {}; {hint}",
+            record.id,
+            from.as_str(),
+            past(req.action)
+        )))
     };
     let new_units: Vec<String> = match req.action {
-        Action::Dispatch | Action::Escalate => req.units.iter().filter(|u| !record.dispatched_to.contains(u)).cloned().collect(),
+        Action::Dispatch | Action::Escalate => {
+            req.units.iter().filter(|u| !record.dispatched_to.contains(u)).cloned().collect()
+        }
         _ => Vec::new(),
     };
     let to = match (req.action, from) {
@@ -161,13 +179,19 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         (_, Resolved | FalseAlarm) => return refuse("it is closed"),
         (Action::Acknowledge, New) => Acknowledged,
         (Action::Acknowledge, _) => return refuse("it was acknowledged already"),
-        (Action::Dispatch | Action::Resolve | Action::FalseAlarm, New) => return refuse("acknowledge it first"),
+        (Action::Dispatch | Action::Resolve | Action::FalseAlarm, New) => {
+            return refuse("acknowledge it first");
+        }
         (Action::Dispatch, Acknowledged | Dispatched) => {
             if req.units.is_empty() {
                 return Err(Refused("name at least one unit to dispatch to".into()));
             }
             if new_units.is_empty() {
-                return Err(Refused(format!("alarm {} was dispatched to {} already", record.id, req.units.join(", "))));
+                return Err(Refused(format!(
+                    "alarm {} was dispatched to {} already",
+                    record.id,
+                    req.units.join(", ")
+                )));
             }
             Dispatched
         }
@@ -196,7 +220,9 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
 /// A responder unit's step on its dispatch: receive, then on scene (may be skipped), then close.
 /// The alarm's status stays: the duty officer resolves the case.
 fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
-    let [unit] = req.units else { return Err(Refused("a unit's step names exactly its unit".into())) };
+    let [unit] = req.units else {
+        return Err(Refused("a unit's step names exactly its unit".into()));
+    };
     if !record.dispatched_to.contains(unit) {
         return Err(Refused(format!("alarm {} was not dispatched to {unit}", record.id)));
     }
@@ -212,7 +238,11 @@ fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
             Action::OnScene => "is on the scene",
             _ => "closed it",
         });
-        return Err(Refused(format!("{unit} {state}: it cannot mark alarm {} {}", record.id, past(req.action))));
+        return Err(Refused(format!(
+            "{unit} {state}: it cannot mark alarm {} {}",
+            record.id,
+            past(req.action)
+        )));
     }
     record.timeline.push(Step {
         action: req.action,
@@ -257,7 +287,8 @@ mod tests {
         step(&mut r, Action::Resolve, &[]).unwrap();
         assert_eq!(r.status, Status::Resolved);
         assert_eq!(r.dispatched_to, ["pcs-1", "patrol-2"]);
-        let actions: Vec<_> = r.timeline.iter().map(|s| (s.action, s.status, s.units.clone())).collect();
+        let actions: Vec<_> =
+            r.timeline.iter().map(|s| (s.action, s.status, s.units.clone())).collect();
         assert_eq!(
             actions,
             [
@@ -273,13 +304,19 @@ mod tests {
     #[test]
     fn illegal_steps_are_refused_with_what_to_do() {
         let mut r = record("a1");
-        assert_eq!(step(&mut r, Action::Resolve, &[]).unwrap_err().0, "alarm a1 is new: it cannot be resolved; acknowledge it first");
+        assert_eq!(
+            step(&mut r, Action::Resolve, &[]).unwrap_err().0,
+            "alarm a1 is new: it cannot be resolved; acknowledge it first"
+        );
         step(&mut r, Action::Acknowledge, &[]).unwrap();
         assert_eq!(
             step(&mut r, Action::Acknowledge, &[]).unwrap_err().0,
             "alarm a1 is acknowledged (by zhang): it cannot be acknowledged; it was acknowledged already"
         );
-        assert_eq!(step(&mut r, Action::Dispatch, &[]).unwrap_err().0, "name at least one unit to dispatch to");
+        assert_eq!(
+            step(&mut r, Action::Dispatch, &[]).unwrap_err().0,
+            "name at least one unit to dispatch to"
+        );
         step(&mut r, Action::FalseAlarm, &[]).unwrap();
         assert_eq!(
             step(&mut r, Action::Dispatch, &["pcs-1"]).unwrap_err().0,
@@ -291,16 +328,28 @@ mod tests {
     #[test]
     fn a_unit_receives_goes_on_scene_and_closes_its_own_dispatch_in_order() {
         let mut r = record("a1");
-        assert_eq!(step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0, "alarm a1 was not dispatched to pcs-1");
+        assert_eq!(
+            step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0,
+            "alarm a1 was not dispatched to pcs-1"
+        );
         step(&mut r, Action::Acknowledge, &[]).unwrap();
         step(&mut r, Action::Dispatch, &["pcs-1", "patrol-2"]).unwrap();
-        assert_eq!(step(&mut r, Action::Close, &["pcs-1"]).unwrap_err().0, "pcs-1 not received it yet: it cannot mark alarm a1 closed");
+        assert_eq!(
+            step(&mut r, Action::Close, &["pcs-1"]).unwrap_err().0,
+            "pcs-1 not received it yet: it cannot mark alarm a1 closed"
+        );
         step(&mut r, Action::Receive, &["pcs-1"]).unwrap();
-        assert_eq!(step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0, "pcs-1 received it: it cannot mark alarm a1 received");
+        assert_eq!(
+            step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0,
+            "pcs-1 received it: it cannot mark alarm a1 received"
+        );
         step(&mut r, Action::Receive, &["patrol-2"]).unwrap();
         step(&mut r, Action::OnScene, &["pcs-1"]).unwrap();
         step(&mut r, Action::Close, &["pcs-1"]).unwrap();
-        assert_eq!((unit_progress(&r, "pcs-1"), unit_progress(&r, "patrol-2")), (Some(Action::Close), Some(Action::Receive)));
+        assert_eq!(
+            (unit_progress(&r, "pcs-1"), unit_progress(&r, "patrol-2")),
+            (Some(Action::Close), Some(Action::Receive))
+        );
         assert_eq!(r.status, Status::Dispatched, "the duty officer resolves the case");
         assert_eq!(Action::from_url("on-scene"), Some(Action::OnScene));
     }

@@ -44,7 +44,11 @@ fn routes(src: &str) -> BTreeMap<String, BTreeSet<String>> {
             continue; // in a comment
         }
         let rest = src[search..].trim_start();
-        assert!(rest.starts_with('"'), "a .route( call whose path is not a string literal: {}", &rest[..rest.len().min(60)]);
+        assert!(
+            rest.starts_with('"'),
+            "a .route( call whose path is not a string literal: {}",
+            &rest[..rest.len().min(60)]
+        );
         let lit = search + (src[search..].len() - rest.len());
         let end = skip_string(bytes, lit);
         let path = src[lit + 1..end - 1].to_owned();
@@ -60,14 +64,19 @@ fn routes(src: &str) -> BTreeMap<String, BTreeSet<String>> {
                 b'(' => depth += 1,
                 b')' => depth -= 1,
                 c if depth == 1 && (c.is_ascii_alphabetic() || c == b'_') => {
-                    let word_end = i + src[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(src.len() - i);
+                    let word_end = i + src[i..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(src.len() - i);
                     let word = &src[i..word_end];
                     if src[word_end..].trim_start().starts_with('(') {
                         assert!(
                             METHODS.contains(&word),
                             "route {path}: method router `{word}(..)` is not understood by this test (get, post, put, delete, patch, ...)"
                         );
-                        assert!(methods.insert(word.to_owned()), "route {path}: method {word} named twice");
+                        assert!(
+                            methods.insert(word.to_owned()),
+                            "route {path}: method {word} named twice"
+                        );
                     }
                     i = word_end;
                     continue;
@@ -77,7 +86,10 @@ fn routes(src: &str) -> BTreeMap<String, BTreeSet<String>> {
             i += 1;
         }
         assert!(!methods.is_empty(), "route {path}: no method found in its .route( call");
-        assert!(out.insert(path.clone(), methods).is_none(), "route {path} appears twice in the router");
+        assert!(
+            out.insert(path.clone(), methods).is_none(),
+            "route {path} appears twice in the router"
+        );
         search = i;
     }
     out
@@ -102,7 +114,11 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 fn the_router_is_parsed() {
     let routes = routes(ROUTER);
     assert!(routes.len() >= 10, "only {} routes found in mod.rs: {routes:?}", routes.len());
-    assert_eq!(routes["/healthz"], BTreeSet::from(["get".to_owned()]), "a closure handler with a string inside");
+    assert_eq!(
+        routes["/healthz"],
+        BTreeSet::from(["get".to_owned()]),
+        "a closure handler with a string inside"
+    );
     assert_eq!(
         routes["/api/agents/{id}/config"],
         BTreeSet::from(["get".to_owned(), "put".to_owned()]),
@@ -125,13 +141,21 @@ fn every_route_is_documented_with_exactly_its_methods() {
     let mut faults = Vec::new();
     for (path, methods) in &routes {
         match documented.get(path) {
-            None => faults.push(format!("route {path} ({methods:?}) is not in openapi.json's paths")),
+            None => {
+                faults.push(format!("route {path} ({methods:?}) is not in openapi.json's paths"))
+            }
             Some(doc_methods) => {
                 for m in methods.difference(doc_methods) {
-                    faults.push(format!("{} {path}: in the router but not documented", m.to_uppercase()));
+                    faults.push(format!(
+                        "{} {path}: in the router but not documented",
+                        m.to_uppercase()
+                    ));
                 }
                 for m in doc_methods.difference(methods) {
-                    faults.push(format!("{} {path}: documented but not in the router", m.to_uppercase()));
+                    faults.push(format!(
+                        "{} {path}: documented but not in the router",
+                        m.to_uppercase()
+                    ));
                 }
             }
         }
@@ -166,14 +190,21 @@ fn refs(v: &Value, at: String, out: &mut Vec<(String, String)>) {
 #[test]
 fn every_ref_points_at_a_schema() {
     let doc = document();
-    let schemas = doc["components"]["schemas"].as_object().expect("openapi.json has no components/schemas");
+    let schemas =
+        doc["components"]["schemas"].as_object().expect("openapi.json has no components/schemas");
     let mut found = Vec::new();
     refs(&doc, String::new(), &mut found);
     assert!(!found.is_empty(), "no $ref at all in openapi.json");
     let faults: Vec<String> = found
         .iter()
-        .filter(|(_, target)| target.strip_prefix("#/components/schemas/").is_none_or(|name| !schemas.contains_key(name)))
-        .map(|(at, target)| format!("$ref {target:?} at {at} does not name an entry of components/schemas"))
+        .filter(|(_, target)| {
+            target
+                .strip_prefix("#/components/schemas/")
+                .is_none_or(|name| !schemas.contains_key(name))
+        })
+        .map(|(at, target)| {
+            format!("$ref {target:?} at {at} does not name an entry of components/schemas")
+        })
         .collect();
     assert!(faults.is_empty(), "dangling references:\n{}", faults.join("\n"));
 }
@@ -196,10 +227,15 @@ fn every_operation_has_a_summary_a_unique_id_and_a_success_answer() {
                 }
             }
         }
-        let success = op["responses"].as_object().is_some_and(|r| r.keys().any(|code| code.starts_with('2')));
+        let success =
+            op["responses"].as_object().is_some_and(|r| r.keys().any(|code| code.starts_with('2')));
         if !success {
             faults.push(format!("{name}: no 2xx response"));
         }
     }
-    assert!(faults.is_empty(), "operations lacking what every operation needs:\n{}", faults.join("\n"));
+    assert!(
+        faults.is_empty(),
+        "operations lacking what every operation needs:\n{}",
+        faults.join("\n")
+    );
 }

@@ -14,7 +14,9 @@ pub struct BrokerUrl {
 
 /// Parses a broker URL, saying what is wrong with a bad one.
 pub fn parse_mqtt_url(url: &str) -> Result<BrokerUrl, String> {
-    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")) {
+    let (rest, tls) = if let Some(r) =
+        url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://"))
+    {
         (r, false)
     } else if let Some(r) = url.strip_prefix("mqtts://").or_else(|| url.strip_prefix("ssl://")) {
         (r, true)
@@ -53,8 +55,14 @@ mod tests {
     fn parses_broker_urls_and_explains_bad_ones() {
         let url = |host: &str, port, tls| BrokerUrl { host: host.into(), port, tls };
         assert_eq!(parse_mqtt_url("mqtt://10.1.2.3:1884").unwrap(), url("10.1.2.3", 1884, false));
-        assert_eq!(parse_mqtt_url("mqtt://broker.county/").unwrap(), url("broker.county", 1883, false));
-        assert_eq!(parse_mqtt_url("mqtts://broker.county").unwrap(), url("broker.county", 8883, true));
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker.county/").unwrap(),
+            url("broker.county", 1883, false)
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker.county").unwrap(),
+            url("broker.county", 8883, true)
+        );
         assert!(parse_mqtt_url("127.0.0.1:1883").unwrap_err().contains("mqtt://"));
         assert!(parse_mqtt_url("mqtt://h:abc").unwrap_err().contains("not a number"));
         assert!(parse_mqtt_url("mqtt://:1883").unwrap_err().contains("no host"));

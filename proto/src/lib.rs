@@ -17,8 +17,8 @@ pub mod topics;
 
 pub use prost::Message;
 pub use v1::{
-    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection, Dispatch, Health,
-    Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
+    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection,
+    Dispatch, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
 };
 
 /// The schema version this build writes.
@@ -35,19 +35,13 @@ pub enum DecodeError {
     TooLarge { size: usize, limit: usize },
     /// The bytes are not a valid protobuf encoding of the message.
     #[error("payload is not a valid {message}: {error}")]
-    Malformed {
-        message: &'static str,
-        error: prost::DecodeError,
-    },
+    Malformed { message: &'static str, error: prost::DecodeError },
 }
 
 /// Refuses a payload over [`MAX_MESSAGE_BYTES`] before any work is spent on it.
 pub fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: MAX_MESSAGE_BYTES,
-        });
+        return Err(DecodeError::TooLarge { size: bytes.len(), limit: MAX_MESSAGE_BYTES });
     }
     Ok(())
 }

@@ -13,7 +13,13 @@ pub struct Exposition {
 impl Exposition {
     /// A metric family: `kind` is `counter` or `gauge`; each sample is its labels (`{a="b"}` or
     /// empty) and its value.
-    pub fn family<V: std::fmt::Display>(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, V)]) {
+    pub fn family<V: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: &[(String, V)],
+    ) {
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, value) in samples {
             let _ = writeln!(self.out, "{name}{labels} {value}");
@@ -35,7 +41,8 @@ impl Exposition {
         }
         let total = h.count.load(Ordering::Relaxed);
         let _ = writeln!(self.out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(self.out, "{name}_sum {}", h.sum_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        let _ =
+            writeln!(self.out, "{name}_sum {}", h.sum_ms.load(Ordering::Relaxed) as f64 / 1000.0);
         let _ = writeln!(self.out, "{name}_count {total}");
     }
 
@@ -49,7 +56,9 @@ impl Exposition {
 pub fn labels(pairs: &[(&str, &str)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+        })
         .collect();
     format!("{{{}}}", inner.join(","))
 }
@@ -66,7 +75,12 @@ pub struct Histogram {
 impl Histogram {
     /// Buckets at `bounds` seconds (ascending).
     pub fn new(bounds: &[f64]) -> Self {
-        Self { bounds: bounds.to_vec(), counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(), count: AtomicU64::new(0), sum_ms: AtomicU64::new(0) }
+        Self {
+            bounds: bounds.to_vec(),
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ms: AtomicU64::new(0),
+        }
     }
 
     /// Records one duration of `ms` milliseconds.

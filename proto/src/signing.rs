@@ -34,7 +34,9 @@ pub enum SignatureError {
     #[error("malformed protobuf: {0}")]
     Malformed(&'static str),
     /// A public key in text form is not 32 bytes of base64.
-    #[error("{0:?} is not a public key (expected 44 characters of base64, as `xl-agent key` prints)")]
+    #[error(
+        "{0:?} is not a public key (expected 44 characters of base64, as `xl-agent key` prints)"
+    )]
     BadPublicKey(String),
     /// A key file could not be read, written or parsed.
     #[error("key file {path}: {message}")]
@@ -81,8 +83,12 @@ fn fields(payload: &[u8]) -> Result<Vec<Field>, SignatureError> {
             _ => return Err(SignatureError::Malformed("unsupported wire type")),
         };
         let value_start = at;
-        at = at.checked_add(len).filter(|&end| end <= payload.len()).ok_or(SignatureError::Malformed("truncated field"))?;
-        let number = u32::try_from(key >> 3).map_err(|_| SignatureError::Malformed("field number too large"))?;
+        at = at
+            .checked_add(len)
+            .filter(|&end| end <= payload.len())
+            .ok_or(SignatureError::Malformed("truncated field"))?;
+        let number = u32::try_from(key >> 3)
+            .map_err(|_| SignatureError::Malformed("field number too large"))?;
         out.push(Field { number, all: start..at, value: value_start..at });
     }
     Ok(out)
@@ -124,8 +130,9 @@ impl SigningKey {
             }
             Err(e) => return Err(err(e.to_string())),
         };
-        let pair = Ed25519KeyPair::from_pkcs8(&der)
-            .map_err(|e| err(format!("not an Ed25519 PKCS#8 key ({e}); move it away to make a new one")))?;
+        let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|e| {
+            err(format!("not an Ed25519 PKCS#8 key ({e}); move it away to make a new one"))
+        })?;
         Ok(Self { pair })
     }
 
@@ -136,7 +143,12 @@ impl SigningKey {
 
     /// Signs `payload` (which must not hold field `signature_field`) over all fields but
     /// `skip` and the signature, and appends the signature field.
-    pub fn sign(&self, mut payload: Vec<u8>, signature_field: u32, skip: &[u32]) -> Result<Vec<u8>, SignatureError> {
+    pub fn sign(
+        &self,
+        mut payload: Vec<u8>,
+        signature_field: u32,
+        skip: &[u32],
+    ) -> Result<Vec<u8>, SignatureError> {
         let mut skipped = skip.to_vec();
         skipped.push(signature_field);
         let signature = self.pair.sign(&signed_part(&payload, &skipped)?);
@@ -190,8 +202,16 @@ impl std::str::FromStr for VerifyingKey {
 impl VerifyingKey {
     /// Checks that `payload` carries in `signature_field` a valid signature over all fields
     /// but `skip` and the signature. `signer` names the key's owner in the error.
-    pub fn verify(&self, payload: &[u8], signature_field: u32, skip: &[u32], signer: &str) -> Result<(), SignatureError> {
-        let sig = field_value(payload, signature_field)?.filter(|s| !s.is_empty()).ok_or(SignatureError::Missing)?;
+    pub fn verify(
+        &self,
+        payload: &[u8],
+        signature_field: u32,
+        skip: &[u32],
+        signer: &str,
+    ) -> Result<(), SignatureError> {
+        let sig = field_value(payload, signature_field)?
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::Missing)?;
         let mut skipped = skip.to_vec();
         skipped.push(signature_field);
         UnparsedPublicKey::new(&ED25519, &self.0)
@@ -220,7 +240,12 @@ mod tests {
     }
 
     fn alarm() -> Alarm {
-        Alarm { id: "a-1".into(), agent_id: "v1".into(), snapshot_jpeg: vec![1, 2, 3].into(), ..Default::default() }
+        Alarm {
+            id: "a-1".into(),
+            agent_id: "v1".into(),
+            snapshot_jpeg: vec![1, 2, 3].into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -238,8 +263,12 @@ mod tests {
         // Another agent id in the same bytes: refused.
         let mut forged = decoded.clone();
         forged.agent_id = "v2".into();
-        let err = public.verify(&forged.encode_to_vec(), ALARM_SIGNATURE_FIELD, &skip, "v1").unwrap_err();
-        assert_eq!(err.to_string(), "the signature does not verify against the key registered for \"v1\"");
+        let err =
+            public.verify(&forged.encode_to_vec(), ALARM_SIGNATURE_FIELD, &skip, "v1").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the signature does not verify against the key registered for \"v1\""
+        );
         // The snapshot stripped (the outbox under pressure): still valid.
         let mut stripped = decoded;
         stripped.snapshot_jpeg = Default::default();
@@ -249,15 +278,22 @@ mod tests {
             public.verify(&alarm().encode_to_vec(), ALARM_SIGNATURE_FIELD, &skip, "v1"),
             Err(SignatureError::Missing)
         ));
-        let other = key(dir.path(), "other.key").sign(alarm().encode_to_vec(), ALARM_SIGNATURE_FIELD, &skip).unwrap();
-        assert!(matches!(public.verify(&other, ALARM_SIGNATURE_FIELD, &skip, "v1"), Err(SignatureError::Invalid(_))));
+        let other = key(dir.path(), "other.key")
+            .sign(alarm().encode_to_vec(), ALARM_SIGNATURE_FIELD, &skip)
+            .unwrap();
+        assert!(matches!(
+            public.verify(&other, ALARM_SIGNATURE_FIELD, &skip, "v1"),
+            Err(SignatureError::Invalid(_))
+        ));
     }
 
     #[test]
     fn fields_unknown_to_the_reader_stay_covered() {
         let dir = tempfile::tempdir().unwrap();
         let k = key(dir.path(), "center.key");
-        let mut payload = Receipt { agent_id: "v1".into(), alarm_ids: vec!["a".into()], ..Default::default() }.encode_to_vec();
+        let mut payload =
+            Receipt { agent_id: "v1".into(), alarm_ids: vec!["a".into()], ..Default::default() }
+                .encode_to_vec();
         // A field from a newer contract (number 99, a string).
         payload.extend_from_slice(&[0x9a, 0x06, 2, b'h', b'i']);
         let signed = k.sign(payload, RECEIPT_SIGNATURE_FIELD, &[]).unwrap();

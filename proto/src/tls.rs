@@ -43,25 +43,32 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// Checks that a server's certificate and key files hold what a TLS listener needs.
 pub fn check_server_files(cert: &Path, key: &Path) -> Result<(), TlsError> {
     certs(cert)?;
-    PrivateKeyDer::from_pem_file(key)
-        .map(drop)
-        .map_err(|e| TlsError::File { path: key.to_owned(), message: format!("no usable private key: {e}") })
+    PrivateKeyDer::from_pem_file(key).map(drop).map_err(|e| TlsError::File {
+        path: key.to_owned(),
+        message: format!("no usable private key: {e}"),
+    })
 }
 
 /// The rustls client configuration for `files`.
 pub fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs(&files.ca)? {
-        roots.add(cert).map_err(|e| TlsError::File { path: files.ca.clone(), message: e.to_string() })?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::File { path: files.ca.clone(), message: e.to_string() })?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
     Ok(match &files.client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
-            let key_der = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| TlsError::File { path: key.clone(), message: format!("no usable private key: {e}") })?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
+                path: key.clone(),
+                message: format!("no usable private key: {e}"),
+            })?;
             builder.with_client_auth_cert(certs(cert)?, key_der)?
         }
     })
@@ -75,10 +82,12 @@ mod tests {
     fn missing_or_empty_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
-        let err = client_config(&TlsFiles { ca: ca.clone(), client: None }).unwrap_err().to_string();
+        let err =
+            client_config(&TlsFiles { ca: ca.clone(), client: None }).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}: ", ca.display())), "{err}");
         std::fs::write(&ca, "not a certificate\n").unwrap();
-        let err = client_config(&TlsFiles { ca: ca.clone(), client: None }).unwrap_err().to_string();
+        let err =
+            client_config(&TlsFiles { ca: ca.clone(), client: None }).unwrap_err().to_string();
         assert_eq!(err, format!("{}: no PEM certificate in the file", ca.display()));
     }
 }

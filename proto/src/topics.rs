@@ -19,9 +19,7 @@ impl Topics {
     /// Topics under `prefix` (without a trailing slash).
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix: String = prefix.into();
-        Self {
-            prefix: prefix.trim_end_matches('/').to_owned(),
-        }
+        Self { prefix: prefix.trim_end_matches('/').to_owned() }
     }
 
     /// The prefix, e.g. `xl/v1`.
@@ -90,9 +88,7 @@ impl Topics {
 /// Whether `id` is usable as one MQTT topic level and a file name: 1–64 of `[A-Za-z0-9_-]`.
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Topic levels beside the agents' under the prefix; no agent may take these ids.

@@ -8,8 +8,8 @@ use prost::Message;
 use xueliang_proto::signing::hex;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health, Receipt,
-    RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
+    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health,
+    Receipt, RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
 };
 
 fn sample_alarm() -> Alarm {
@@ -26,12 +26,7 @@ fn sample_alarm() -> Alarm {
             class_name: "person".into(),
             class_id: 0,
             score: 0.875,
-            r#box: Some(Box {
-                x1: 0.25,
-                y1: 0.5,
-                x2: 0.375,
-                y2: 0.875,
-            }),
+            r#box: Some(Box { x1: 0.25, y1: 0.5, x2: 0.375, y2: 0.875 }),
             track_id: 42,
         }],
         zone_id: "east-bank".into(),
@@ -125,9 +120,7 @@ fn sample_dispatch() -> Dispatch {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.hex"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.hex"))
 }
 
 /// Compares the encoding with the committed golden file (or writes it under `XL_BLESS=1`).
@@ -172,7 +165,12 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
     );
     check(
         "center_status",
-        CenterStatus { schema_version: SCHEMA_VERSION as i32, online: true, version: "0.1.0".into(), time_ms: 1_763_800_000_000 },
+        CenterStatus {
+            schema_version: SCHEMA_VERSION as i32,
+            online: true,
+            version: "0.1.0".into(),
+            time_ms: 1_763_800_000_000,
+        },
     );
 }
 

@@ -15,7 +15,10 @@ use clap::Parser;
 use xueliang::{capacity, scenario};
 
 #[derive(Parser)]
-#[command(name = "xl-capacity", about = "Measure how many 720p25 cameras at 5 detections/s this box sustains")]
+#[command(
+    name = "xl-capacity",
+    about = "Measure how many 720p25 cameras at 5 detections/s this box sustains"
+)]
 struct Args {
     /// Run this many cameras once (default: search upwards from 1).
     #[arg(long)]
@@ -99,8 +102,10 @@ fn main() -> anyhow::Result<()> {
         if !out.status.success() {
             anyhow::bail!("the run with {n} cameras failed");
         }
-        let run: capacity::CapacityRun = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("run with {n} cameras printed {:?}", String::from_utf8_lossy(&out.stdout)))?;
+        let run: capacity::CapacityRun =
+            serde_json::from_slice(&out.stdout).with_context(|| {
+                format!("run with {n} cameras printed {:?}", String::from_utf8_lossy(&out.stdout))
+            })?;
         report(&run, args.json)?;
         if !run.sustained {
             break;
@@ -109,7 +114,11 @@ fn main() -> anyhow::Result<()> {
     }
     if !args.json {
         match best {
-            Some(n) => println!("capacity: {n} cameras (720p H.264 25 fps, {} detections/s each, {} inference thread(s))", capacity::DETECT_FPS, args.threads),
+            Some(n) => println!(
+                "capacity: {n} cameras (720p H.264 25 fps, {} detections/s each, {} inference thread(s))",
+                capacity::DETECT_FPS,
+                args.threads
+            ),
             None => println!("capacity: not even one camera is sustained"),
         }
     }

@@ -77,12 +77,9 @@ struct Args {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
+    let (num, unit) =
+        s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 5m"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60.0,
@@ -141,7 +138,12 @@ async fn output(bin: &Path, args: &[&str], input: &str) -> anyhow::Result<String
     }
     let out = child.wait_with_output().await?;
     if !out.status.success() {
-        bail!("{} {} failed: {}", bin.display(), args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{} {} failed: {}",
+            bin.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -217,7 +219,16 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     // The county's responder units and routing, and one user per role, as county IT sets them up.
     std::fs::write(store_dir.join("routing.toml"), DEMO_ROUTING)?;
     for (login, role, unit) in DEMO_USERS {
-        let mut args = vec!["user", "add", login, "--role", role, "--password-stdin", "--data-dir", &store_arg];
+        let mut args = vec![
+            "user",
+            "add",
+            login,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+            &store_arg,
+        ];
         args.extend(unit.iter().flat_map(|u| ["--unit", u]));
         output(&center_bin, &args, DEMO_PASSWORD).await?;
     }
@@ -252,19 +263,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         "demo: log in as {} with password {DEMO_PASSWORD} (duty: the duty officer's console; police: the station's view on a phone)",
         logins.join(", ")
     );
-    let client = xueliang::center_client::login(&api, "duty", DEMO_PASSWORD, Some(Duration::from_secs(5))).await?;
+    let client =
+        xueliang::center_client::login(&api, "duty", DEMO_PASSWORD, Some(Duration::from_secs(5)))
+            .await?;
 
     let agent_log = dir.join("agent.log");
-    let mut agent = spawn(
-        &agent_bin,
-        &["run", "--config", &config_arg],
-        &agent_log,
-    )?;
-    println!(
-        "demo: agent running with {} (log {})",
-        config_path.display(),
-        agent_log.display()
-    );
+    let mut agent = spawn(&agent_bin, &["run", "--config", &config_arg], &agent_log)?;
+    println!("demo: agent running with {} (log {})", config_path.display(), agent_log.display());
     match args.duration {
         Some(d) => println!("demo: running for {:.0}s", d.as_secs_f32()),
         None => println!("demo: running until Ctrl-C"),

@@ -30,7 +30,9 @@ use xueliang_agent::identity::Sealer;
 use xueliang_center::center::{BrokerChoice, CenterConfig, start};
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited};
+use xueliang_proto::{
+    Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited,
+};
 
 /// The center's retained status topic (default prefix).
 const STATUS_TOPIC: &str = "xl/v1/center/status";
@@ -38,7 +40,10 @@ const STATUS_TOPIC: &str = "xl/v1/center/status";
 const DUPLICATE_LAG: usize = 8;
 
 #[derive(Parser)]
-#[command(name = "xl-ingest-bench", about = "Measure durable, deduplicated alarm ingest through a real MQTT broker")]
+#[command(
+    name = "xl-ingest-bench",
+    about = "Measure durable, deduplicated alarm ingest through a real MQTT broker"
+)]
 struct Args {
     /// The broker: the center's embedded rumqttd, or Mosquitto (/usr/sbin/mosquitto) as a child.
     #[arg(long, value_enum, default_value_t = Broker::Embedded)]
@@ -117,9 +122,17 @@ fn start_mosquitto(dir: &std::path::Path) -> anyhow::Result<(Mosquitto, u16)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let conf = dir.join("mosquitto.conf");
     let settings = "allow_anonymous true\npersistence false\nmax_packet_size 4194304\nmax_inflight_messages 1000";
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\n{settings}\nmax_queued_messages 100000\n"))?;
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\n{settings}\nmax_queued_messages 100000\n"),
+    )?;
     let null = std::process::Stdio::null;
-    let child = std::process::Command::new("/usr/sbin/mosquitto").arg("-c").arg(&conf).stdout(null()).stderr(null()).spawn();
+    let child = std::process::Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(null())
+        .stderr(null())
+        .spawn();
     let child = child.context("cannot start /usr/sbin/mosquitto (make setup installs it)")?;
     let (mosquitto, t0) = (Mosquitto(child), Instant::now());
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -134,7 +147,8 @@ fn start_mosquitto(dir: &std::path::Path) -> anyhow::Result<(Mosquitto, u16)> {
 /// Alarm `i` of `agent`, with a snapshot of `bytes` pseudo-random bytes.
 fn alarm(agent: &str, i: usize, bytes: usize, time_ms: i64) -> Alarm {
     // Multiplicative hashing of (alarm, offset): no two pictures alike, nothing to compress.
-    let byte = |b: usize| ((b as u64 ^ (i as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+    let byte =
+        |b: usize| ((b as u64 ^ (i as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
     let r#box = Some(xueliang_proto::Box { x1: 0.2, y1: 0.3, x2: 0.4, y2: 0.9 });
     Alarm {
         schema_version: SCHEMA_VERSION as i32,
@@ -146,7 +160,12 @@ fn alarm(agent: &str, i: usize, bytes: usize, time_ms: i64) -> Alarm {
         kind: RuleKind::ZoneIntrusion as i32,
         severity: Severity::High as i32,
         event_time_ms: time_ms,
-        detections: vec![Detection { class_name: "person".into(), score: 0.9, r#box, ..Default::default() }],
+        detections: vec![Detection {
+            class_name: "person".into(),
+            score: 0.9,
+            r#box,
+            ..Default::default()
+        }],
         snapshot_jpeg: (0..bytes).map(byte).collect::<Vec<u8>>().into(),
         frame_width: 768,
         frame_height: 576,
@@ -171,7 +190,12 @@ fn publish_order(n: usize, pct: usize) -> Vec<(usize, bool)> {
 
 /// Polls `agent`'s connection: says when it may publish (both subscriptions confirmed and the
 /// center online), and records receipts.
-async fn listen(agent: Arc<Agent>, mut events: EventLoop, ready: oneshot::Sender<()>, progress: Arc<watch::Sender<Progress>>) {
+async fn listen(
+    agent: Arc<Agent>,
+    mut events: EventLoop,
+    ready: oneshot::Sender<()>,
+    progress: Arc<watch::Sender<Progress>>,
+) {
     let (mut ready, mut subscribed, mut online) = (Some(ready), 0, false);
     loop {
         match events.poll().await {
@@ -186,7 +210,10 @@ async fn listen(agent: Arc<Agent>, mut events: EventLoop, ready: oneshot::Sender
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        if subscribed == 2 && online && let Some(tx) = ready.take() {
+        if subscribed == 2
+            && online
+            && let Some(tx) = ready.take()
+        {
             let _ = tx.send(());
         }
     }
@@ -213,7 +240,8 @@ fn on_receipt(agent: &Agent, payload: &[u8], progress: &watch::Sender<Progress>)
     }
     agent.window.add_permits(fresh);
     progress.send_modify(|p| {
-        (p.distinct, p.entries, p.receipts) = (p.distinct + fresh, p.entries + entries, p.receipts + 1);
+        (p.distinct, p.entries, p.receipts) =
+            (p.distinct + fresh, p.entries + entries, p.receipts + 1);
         if fresh > 0 {
             p.last_fresh = Some(now);
         }
@@ -252,9 +280,12 @@ fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After "(command)": state, ppid, …; utime and stime are fields 14 and 15 of the line.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+    let ticks: u64 =
+        rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
     // SAFETY: sysconf has no preconditions.
-    Duration::from_secs_f64(ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64)
+    Duration::from_secs_f64(
+        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64,
+    )
 }
 
 #[tokio::main]
@@ -263,7 +294,8 @@ async fn main() -> anyhow::Result<()> {
     // Quiet by default: the center warns that it has no users, and the embedded broker logs
     // every clean disconnect as an error. The counts checked at the end say what went wrong.
     let quiet = "warn,xueliang_center::center=error,rumqttd=off";
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet.into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet.into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if args.agents == 0 || args.alarms < args.agents || args.in_flight == 0 {
         bail!("need at least one agent, one alarm per agent and an in-flight window of at least 1");
@@ -276,37 +308,56 @@ async fn main() -> anyhow::Result<()> {
     for a in 0..args.agents {
         let id = format!("bench-{a}");
         let sealer = Sealer::open(&dir.path().join(&id))?;
-        register_agent(&center_dir.join("agent-keys.toml"), &format!("{id} = \"{}\"", sealer.public_key()))?;
+        register_agent(
+            &center_dir.join("agent-keys.toml"),
+            &format!("{id} = \"{}\"", sealer.public_key()),
+        )?;
         let n = args.alarms / args.agents + usize::from(a < args.alarms % args.agents);
         let topic = format!("xl/v1/{id}/alarm");
         let alarms = (0..n)
             .map(|i| {
-                let raised = alarm(&id, i, args.snapshot_bytes, time0 + (i * args.agents + a) as i64);
+                let raised =
+                    alarm(&id, i, args.snapshot_bytes, time0 + (i * args.agents + a) as i64);
                 Ok(Publish::new(&topic, QoS::AtLeastOnce, sealer.seal(raised, usize::MAX)?.alarm))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (order, window) = (publish_order(n, args.duplicates as usize), Semaphore::new(args.in_flight));
-        agents.push(Arc::new(Agent { id, alarms, order, track: Mutex::new(vec![Timing::Unsent; n]), window }));
+        let (order, window) =
+            (publish_order(n, args.duplicates as usize), Semaphore::new(args.in_flight));
+        agents.push(Arc::new(Agent {
+            id,
+            alarms,
+            order,
+            track: Mutex::new(vec![Timing::Unsent; n]),
+            window,
+        }));
     }
     let duplicates: usize = agents.iter().map(|a| a.order.len() - a.alarms.len()).sum();
 
     let (mosquitto, broker) = match args.broker {
-        Broker::Embedded => (None, BrokerChoice::Embedded { listen: "127.0.0.1:0".parse()?, tls: None, passwords: false }),
+        Broker::Embedded => (
+            None,
+            BrokerChoice::Embedded { listen: "127.0.0.1:0".parse()?, tls: None, passwords: false },
+        ),
         Broker::Mosquitto => {
             let (m, port) = start_mosquitto(dir.path())?;
-            let conn = BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None };
+            let conn =
+                BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None };
             (Some(m), BrokerChoice::External(conn))
         }
     };
     let shutdown = CancellationToken::new();
-    let center = start(CenterConfig::new(center_dir, "127.0.0.1:0".parse()?, broker), shutdown.clone()).await?;
+    let center =
+        start(CenterConfig::new(center_dir, "127.0.0.1:0".parse()?, broker), shutdown.clone())
+            .await?;
     let addr: std::net::SocketAddr = center.mqtt_addr.parse()?;
     let progress = Arc::new(watch::Sender::new(Progress::default()));
     let (mut clients, mut listeners) = (Vec::new(), Vec::new());
     for agent in &agents {
         let mut opts = MqttOptions::new(agent.id.clone(), addr.ip().to_string(), addr.port());
         let inflight = args.in_flight.min(u16::MAX as usize) as u16;
-        opts.set_max_packet_size(4 << 20, 4 << 20).set_inflight(inflight).set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(4 << 20, 4 << 20)
+            .set_inflight(inflight)
+            .set_keep_alive(Duration::from_secs(30));
         let (client, events) = AsyncClient::new(opts, 10_000);
         client.subscribe(STATUS_TOPIC, QoS::AtLeastOnce).await?;
         client.subscribe(format!("xl/v1/{}/receipt", agent.id), QoS::AtLeastOnce).await?;
@@ -316,18 +367,27 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut ready = Vec::new();
     for (client, rx) in clients {
-        tokio::time::timeout(Duration::from_secs(20), rx).await.context("the center never said it ingests")??;
+        tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .context("the center never said it ingests")??;
         ready.push(client);
     }
 
     let (cpu0, mosquitto_cpu0) = (rusage().0, mosquitto.as_ref().map(|m| cpu_of(m.0.id())));
     let t0 = Instant::now();
-    let publishers: Vec<_> = agents.iter().zip(ready).map(|(a, c)| tokio::spawn(publish(a.clone(), c))).collect();
-    let (total, limit) = (args.alarms + duplicates, Duration::from_secs(120 + args.alarms as u64 / 1000));
+    let publishers: Vec<_> =
+        agents.iter().zip(ready).map(|(a, c)| tokio::spawn(publish(a.clone(), c))).collect();
+    let (total, limit) =
+        (args.alarms + duplicates, Duration::from_secs(120 + args.alarms as u64 / 1000));
     let mut rx = progress.subscribe();
-    let waited = tokio::time::timeout(limit, rx.wait_for(|p| p.distinct >= args.alarms && p.entries >= total)).await;
+    let waited = tokio::time::timeout(
+        limit,
+        rx.wait_for(|p| p.distinct >= args.alarms && p.entries >= total),
+    )
+    .await;
     let (elapsed, (cpu1, peak_rss)) = (t0.elapsed(), rusage());
-    let mosquitto_cpu = mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.0.id()).saturating_sub(c0));
+    let mosquitto_cpu =
+        mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.0.id()).saturating_sub(c0));
     let p = *progress.borrow();
     for task in publishers.into_iter().filter(|t| t.is_finished()) {
         task.await?.context("publishing")?;
@@ -335,9 +395,12 @@ async fn main() -> anyhow::Result<()> {
     let stored = center.store.len();
     if waited.is_err() {
         let (d, e, n) = (p.distinct, p.entries, args.alarms);
-        bail!("after {limit:?} only {d} of {n} alarms receipted ({e} of {total} receipt entries); {stored} stored");
+        bail!(
+            "after {limit:?} only {d} of {n} alarms receipted ({e} of {total} receipt entries); {stored} stored"
+        );
     }
-    let (dups_seen, dead) = (center.stats.duplicates.load(Relaxed) as usize, center.stats.dead_lettered.load(Relaxed));
+    let (dups_seen, dead) =
+        (center.stats.duplicates.load(Relaxed) as usize, center.stats.dead_lettered.load(Relaxed));
     for listener in listeners {
         listener.abort();
         let _ = listener.await;
@@ -347,21 +410,30 @@ async fn main() -> anyhow::Result<()> {
     drop(mosquitto);
     if stored != args.alarms || dups_seen != duplicates || dead != 0 {
         let n = args.alarms;
-        bail!("the center stored {stored} of {n} alarms, saw {dups_seen} of {duplicates} duplicates, dead-lettered {dead}");
+        bail!(
+            "the center stored {stored} of {n} alarms, saw {dups_seen} of {duplicates} duplicates, dead-lettered {dead}"
+        );
     }
 
     // Distinct alarms/s: until the last alarm's first receipt; messages/s: until every receipt.
     let distinct_time = p.last_fresh.map_or(elapsed, |at| at - t0).as_secs_f64();
     let tracks = agents.iter().flat_map(|a| a.track.lock().map(|t| t.clone()).unwrap_or_default());
-    let mut lat: Vec<f64> =
-        tracks.filter_map(|t| if let Timing::Receipted(d) = t { Some(d.as_secs_f64() * 1000.0) } else { None }).collect();
+    let mut lat: Vec<f64> = tracks
+        .filter_map(|t| {
+            if let Timing::Receipted(d) = t { Some(d.as_secs_f64() * 1000.0) } else { None }
+        })
+        .collect();
     lat.sort_by(f64::total_cmp);
     let pick = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
     let (cpu, secs) = ((cpu1 - cpu0).as_secs_f64(), elapsed.as_secs_f64());
     let broker = if args.broker == Broker::Embedded { "embedded broker" } else { "Mosquitto" };
-    let mosquitto_cores = mosquitto_cpu.map_or(String::new(), |c| format!(" + Mosquitto {:.2} cores", c.as_secs_f64() / secs));
-    let sealed_mib = agents.iter().flat_map(|a| &a.alarms).map(|p| p.payload.len()).sum::<usize>() as f64 / (1 << 20) as f64;
-    let (n, snapshot, agents, window) = (args.alarms, args.snapshot_bytes, args.agents, args.in_flight);
+    let mosquitto_cores = mosquitto_cpu
+        .map_or(String::new(), |c| format!(" + Mosquitto {:.2} cores", c.as_secs_f64() / secs));
+    let sealed_mib = agents.iter().flat_map(|a| &a.alarms).map(|p| p.payload.len()).sum::<usize>()
+        as f64
+        / (1 << 20) as f64;
+    let (n, snapshot, agents, window) =
+        (args.alarms, args.snapshot_bytes, args.agents, args.in_flight);
     println!(
         "ingest-bench: {broker}, {n} alarms (+{duplicates} duplicates), {snapshot}-byte snapshots, {agents} agents, {window} in flight each\n  \
          stored        {stored} (exactly once; {dups_seen} duplicates receipted again; {} receipts, {:.1} ids each)\n  \
@@ -373,7 +445,10 @@ async fn main() -> anyhow::Result<()> {
         p.entries as f64 / p.receipts.max(1) as f64,
         n as f64 / distinct_time,
         total as f64 / secs,
-        pick(0.5), pick(0.9), pick(0.99), pick(1.0),
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        pick(1.0),
         cpu / secs,
         cpu * 1e6 / n as f64
     );

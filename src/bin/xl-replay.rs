@@ -19,7 +19,10 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, RuleKind, SCHEMA_VERSION, Severity};
 
 #[derive(Parser)]
-#[command(name = "xl-replay", about = "Replay a fixed sequence of alarms through the agent's outbox and publisher")]
+#[command(
+    name = "xl-replay",
+    about = "Replay a fixed sequence of alarms through the agent's outbox and publisher"
+)]
 struct Args {
     /// The agent config (agent id, data directory, broker).
     #[arg(long)]
@@ -52,7 +55,10 @@ fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize) -> Alarm {
         kind: RuleKind::ZoneIntrusion as i32,
         severity: Severity::High as i32,
         event_time_ms: now_ms(),
-        snapshot_jpeg: (0..snapshot_bytes).map(|b| (b as u32 ^ i) as u8).collect::<Vec<u8>>().into(),
+        snapshot_jpeg: (0..snapshot_bytes)
+            .map(|b| (b as u32 ^ i) as u8)
+            .collect::<Vec<u8>>()
+            .into(),
         camera_id: camera,
         ..Default::default()
     }
@@ -61,7 +67,9 @@ fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize) -> Alarm {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let config = AgentConfig::load(&args.config)?;
@@ -71,9 +79,11 @@ fn main() -> anyhow::Result<()> {
     // The next alarm to raise; written after the alarm is in the outbox (an alarm raised again
     // after a kill between the two is the same alarm: the outbox and the center keep it once).
     let progress = config.data_dir.join("replay-next");
-    let first: u32 = std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let first: u32 =
+        std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let (wake_tx, wake) = mpsc::channel(1);

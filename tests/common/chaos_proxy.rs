@@ -61,10 +61,18 @@ impl ChaosProxy {
         }
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                for (r, w) in [(Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>), (Box::new(sr), Box::new(cw))] {
+                for (r, w) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr), Box::new(cw)),
+                ] {
                     let mut cut = cut_rx.clone();
                     cut.mark_unchanged();
                     let stalled = stalled.clone();

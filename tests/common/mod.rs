@@ -39,7 +39,8 @@ impl Scenario {
     pub async fn start_with(dir: &Path, agent_id: &str, broker: BrokerChoice, extra: &str) -> Self {
         let shutdown = CancellationToken::new();
         let center_key = prepare_keys(dir, agent_id);
-        let center = start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
+        let center =
+            start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
         let camera =
             RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
         let agent = start_agent(
@@ -94,7 +95,8 @@ pub const TEST_ADMIN: (&str, &str) = ("test-admin", "test-admin-password");
 pub fn add_test_admin(center_dir: &Path) {
     let path = center_dir.join("users.toml");
     if Users::open(&path).expect("users file").get(TEST_ADMIN.0).is_none() {
-        add_user(&path, TEST_ADMIN.0, None, Role::Admin, None, TEST_ADMIN.1).expect("test admin added");
+        add_user(&path, TEST_ADMIN.0, None, Role::Admin, None, TEST_ADMIN.1)
+            .expect("test admin added");
     }
 }
 
@@ -111,7 +113,8 @@ impl Api {
     /// Logs in to the center at `http` as `login`; panics if refused.
     pub async fn login(http: SocketAddr, login: &str, password: &str) -> Self {
         let base = format!("http://{http}");
-        let client = xueliang::center_client::login(&base, login, password, None).await.expect("logged in");
+        let client =
+            xueliang::center_client::login(&base, login, password, None).await.expect("logged in");
         Self { base, client }
     }
 
@@ -161,7 +164,8 @@ pub fn start_agent(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, center_key) + extra;
-    let config = AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
+    let config =
+        AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
     let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
     tokio::spawn(async move {
         agent.run(shutdown).await.expect("agent runs");
@@ -198,7 +202,12 @@ pub async fn wait_for_alarm_where(
 
 /// Fetches an alarm's snapshot and checks it is a JPEG of the camera's frame size.
 pub async fn assert_snapshot_decodes(http: SocketAddr, alarm: &AlarmRecord) {
-    let resp = Api::admin(http).await.get(&format!("/api/alarms/{}/snapshot", alarm.id)).send().await.expect("snapshot request");
+    let resp = Api::admin(http)
+        .await
+        .get(&format!("/api/alarms/{}/snapshot", alarm.id))
+        .send()
+        .await
+        .expect("snapshot request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     let bytes = resp.bytes().await.expect("snapshot body");
@@ -231,7 +240,8 @@ pub fn assert_walkway_intrusion(alarm: &AlarmRecord, agent_id: &str) {
 pub async fn next_health(mqtt: &str, agent: &str, timeout: Duration) -> xueliang_proto::Health {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let mqtt: SocketAddr = mqtt.parse().expect("broker address host:port");
-    let opts = MqttOptions::new(format!("health-watch-{agent}"), mqtt.ip().to_string(), mqtt.port());
+    let opts =
+        MqttOptions::new(format!("health-watch-{agent}"), mqtt.ip().to_string(), mqtt.port());
     let (client, mut eventloop) = AsyncClient::new(opts, 10);
     let topic = xueliang_proto::topics::Topics::default().health(agent);
     client.subscribe(&topic, QoS::AtMostOnce).await.expect("subscribe");
@@ -302,14 +312,25 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let bin = exe.parent().and_then(Path::parent).expect("target directory").join(name);
-    assert!(bin.exists(), "{} is not built: run `cargo test --workspace` (make test) or `cargo build --bins`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo test --workspace` (make test) or `cargo build --bins`",
+        bin.display()
+    );
     bin
 }
 
 /// An `xl-replay` agent `agent` (state in `dir/{agent}`, log in `dir/{agent}.log`) raising
 /// `count` alarms through the broker at `mqtt_url`, with `mqtt` lines added to its [mqtt]
 /// section; it exits once every alarm is receipted.
-pub fn start_replay(dir: &Path, agent: &str, mqtt_url: &str, center_key: &str, mqtt: &str, count: u32) -> Reaper {
+pub fn start_replay(
+    dir: &Path,
+    agent: &str,
+    mqtt_url: &str,
+    center_key: &str,
+    mqtt: &str,
+    count: u32,
+) -> Reaper {
     let toml = scenario::agent_toml(agent, "rtsp://127.0.0.1:9/unused", mqtt_url, center_key)
         .replace("[mqtt]\n", &format!("[mqtt]\n{mqtt}\n"))
         .replace("data_dir = \"agent-data\"", &format!("data_dir = \"{agent}\""));
@@ -317,7 +338,15 @@ pub fn start_replay(dir: &Path, agent: &str, mqtt_url: &str, center_key: &str, m
     std::fs::write(&config, toml).unwrap();
     let log = std::fs::File::create(dir.join(format!("{agent}.log"))).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_xl-replay"))
-        .args(["--config", config.to_str().unwrap(), "--count", &count.to_string(), "--per-second", "20", "--exit-when-delivered"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--count",
+            &count.to_string(),
+            "--per-second",
+            "20",
+            "--exit-when-delivered",
+        ])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(log)
@@ -356,7 +385,8 @@ pub async fn connect_when_ingesting(
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await {
-                let status: xueliang_proto::CenterStatus = xueliang_proto::decode_limited(&p.payload).unwrap();
+                let status: xueliang_proto::CenterStatus =
+                    xueliang_proto::decode_limited(&p.payload).unwrap();
                 if status.online {
                     return;
                 }

@@ -34,7 +34,12 @@ mod tests {
 
     #[test]
     fn class_score_and_size_all_count() {
-        let f = ObjectFilter { classes: vec![0], min_score: 0.5, min_size: [0.02, 0.05], max_size: [0.5, 0.9] };
+        let f = ObjectFilter {
+            classes: vec![0],
+            min_score: 0.5,
+            min_size: [0.02, 0.05],
+            max_size: [0.5, 0.9],
+        };
         let person = BoxN { x1: 0.1, y1: 0.1, x2: 0.15, y2: 0.3 };
         assert!(f.accepts(0, 0.6, &person));
         assert!(!f.accepts(2, 0.6, &person), "class");

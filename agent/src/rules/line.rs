@@ -39,11 +39,22 @@ pub struct Crossing {
 impl Crossing {
     /// A rule alarming on crossings in `direction`.
     pub fn new(direction: DirectionConfig, cooldown_ms: i64) -> Self {
-        Self { direction, last: HashMap::new(), counts: Counts::default(), cooldown: PerTrack::new(cooldown_ms) }
+        Self {
+            direction,
+            last: HashMap::new(),
+            counts: Counts::default(),
+            cooldown: PerTrack::new(cooldown_ms),
+        }
     }
 
     /// One frame's filtered tracks; returns the crossings that raise an alarm now.
-    pub fn update(&mut self, tracks: &[&Track], line: &Line, t_ms: i64, alive: impl Fn(u64) -> bool) -> Option<(Vec<Hit>, String)> {
+    pub fn update(
+        &mut self,
+        tracks: &[&Track],
+        line: &Line,
+        t_ms: i64,
+        alive: impl Fn(u64) -> bool,
+    ) -> Option<(Vec<Hit>, String)> {
         self.last.retain(|id, _| alive(*id));
         self.cooldown.retain(&alive);
         let mut hits = Vec::new();
@@ -71,7 +82,8 @@ impl Crossing {
                 hits.push(Hit::of(t));
             }
         }
-        let detail = format!("crossed {way} (A→B {}, B→A {})", self.counts.a_to_b, self.counts.b_to_a);
+        let detail =
+            format!("crossed {way} (A→B {}, B→A {})", self.counts.a_to_b, self.counts.b_to_a);
         (!hits.is_empty()).then_some((hits, detail))
     }
 }

@@ -102,10 +102,14 @@ impl Rule {
         let cooldown = ms(cfg.cooldown_s);
         let dwell = ms(cfg.dwell_s());
         match cfg.kind {
-            RuleKindConfig::ZoneIntrusion => State::Intrusion(Intrusion::new(cfg.min_frames, cooldown)),
+            RuleKindConfig::ZoneIntrusion => {
+                State::Intrusion(Intrusion::new(cfg.min_frames, cooldown))
+            }
             RuleKindConfig::Loitering => State::Loitering(Loitering::new(dwell, cooldown)),
             RuleKindConfig::VehicleStopped => State::Stopped(Stopped::new(dwell, cooldown)),
-            RuleKindConfig::Crowding => State::Crowding(Crowding::new(cfg.min_count as usize, dwell, cooldown)),
+            RuleKindConfig::Crowding => {
+                State::Crowding(Crowding::new(cfg.min_count as usize, dwell, cooldown))
+            }
             RuleKindConfig::FireSmoke => State::Presence(Presence::new(cfg.min_frames, cooldown)),
             RuleKindConfig::LineCrossing => State::Line(Crossing::new(cfg.direction, cooldown)),
             RuleKindConfig::CameraTamper => State::Tamper(cooldown::PerRule::new(cooldown)),
@@ -166,10 +170,18 @@ impl RuleSet {
         let mut rules = Vec::new();
         for r in &config.rules {
             let (place, shape, on) = if let Some(z) = &r.zone {
-                let zone = config.zones.iter().find(|zone| zone.id == *z).ok_or(format!("rule {}: no zone {z}", r.id))?;
+                let zone = config
+                    .zones
+                    .iter()
+                    .find(|zone| zone.id == *z)
+                    .ok_or(format!("rule {}: no zone {z}", r.id))?;
                 (z.clone(), Shape::Zone(Polygon::new(&zone.points)?), zone.camera.as_str())
             } else if let Some(l) = &r.line {
-                let line = config.lines.iter().find(|line| line.id == *l).ok_or(format!("rule {}: no line {l}", r.id))?;
+                let line = config
+                    .lines
+                    .iter()
+                    .find(|line| line.id == *l)
+                    .ok_or(format!("rule {}: no line {l}", r.id))?;
                 (l.clone(), Shape::Line(Line::new(&line.points)?), line.camera.as_str())
             } else {
                 (String::new(), Shape::Camera, r.camera.as_deref().unwrap_or_default())
@@ -178,15 +190,28 @@ impl RuleSet {
                 continue;
             }
             let classes = r.class_names().iter().filter_map(|c| card.class_index(c)).collect();
-            let schedule = Schedule::new(&r.schedule)
-                .map_err(|p| format!("rule {}: schedule: {}", r.id, p.iter().map(|p| format!("{}: {}", p.at, p.message)).collect::<Vec<_>>().join("; ")))?;
+            let schedule = Schedule::new(&r.schedule).map_err(|p| {
+                format!(
+                    "rule {}: schedule: {}",
+                    r.id,
+                    p.iter()
+                        .map(|p| format!("{}: {}", p.at, p.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?;
             rules.push(Rule {
                 id: r.id.clone(),
                 kind: wire_kind(r.kind),
                 severity: r.severity,
                 place,
                 shape,
-                filter: ObjectFilter { classes, min_score: r.min_score, min_size: r.min_size, max_size: r.max_size },
+                filter: ObjectFilter {
+                    classes,
+                    min_score: r.min_score,
+                    min_size: r.min_size,
+                    max_size: r.max_size,
+                },
                 schedule,
                 config: r.clone(),
                 state: Rule::fresh_state(r),
@@ -197,7 +222,15 @@ impl RuleSet {
             .iter()
             .any(|r| r.kind == RuleKind::CameraTamper)
             .then(|| TamperDetector::new(TamperSettings::default()));
-        Ok(Self { camera, rules, masks, tracker: Tracker::new(TrackerSettings::default()), tamper, tz, kept: Vec::new() })
+        Ok(Self {
+            camera,
+            rules,
+            masks,
+            tracker: Tracker::new(TrackerSettings::default()),
+            tamper,
+            tz,
+            kept: Vec::new(),
+        })
     }
 
     /// The privacy masks of this camera.
@@ -231,7 +264,9 @@ impl RuleSet {
     pub fn update(&mut self, detections: &[Detection], t_ms: i64) -> Vec<Event> {
         self.kept.clear();
         let masks = &self.masks;
-        self.kept.extend(detections.iter().filter(|d| !masks.iter().any(|m| m.contains(d.bbox.centre()))));
+        self.kept.extend(
+            detections.iter().filter(|d| !masks.iter().any(|m| m.contains(d.bbox.centre()))),
+        );
         self.tracker.update(&self.kept, t_ms);
         let mut events = Vec::new();
         for i in 0..self.rules.len() {
@@ -251,11 +286,17 @@ impl RuleSet {
                 (State::Crowding(s), Shape::Zone(z)) => s.update(&visible, z, t_ms),
                 (State::Line(s), Shape::Line(l)) => {
                     // Young tracks too: a crossing right after someone appears still counts.
-                    let seen: Vec<&Track> = tracker.tracks().iter().filter(|t| t.seen_now).filter(accepted).collect();
+                    let seen: Vec<&Track> =
+                        tracker.tracks().iter().filter(|t| t.seen_now).filter(accepted).collect();
                     s.update(&seen, l, t_ms, alive)
                 }
                 (State::Presence(s), shape) => {
-                    let dets: Vec<Detection> = self.kept.iter().filter(|d| filter.accepts(d.class, d.score, &d.bbox)).copied().collect();
+                    let dets: Vec<Detection> = self
+                        .kept
+                        .iter()
+                        .filter(|d| filter.accepts(d.class, d.score, &d.bbox))
+                        .copied()
+                        .collect();
                     let zone = match shape {
                         Shape::Zone(z) => Some(z),
                         _ => None,
@@ -285,7 +326,11 @@ impl RuleSet {
                 && cooldown.ready(t_ms)
             {
                 cooldown.fire(t_ms);
-                events.push(Event { rule: i, hits: Vec::new(), detail: found.describe().to_string() });
+                events.push(Event {
+                    rule: i,
+                    hits: Vec::new(),
+                    detail: found.describe().to_string(),
+                });
             }
         }
         events

@@ -9,7 +9,8 @@ const PERSON: u16 = 0;
 const CAR: u16 = 2;
 
 fn card() -> ModelCard {
-    ModelCard::parse(include_str!("../../../models/nanodet_g416_coco.card.toml")).expect("shipped card")
+    ModelCard::parse(include_str!("../../../models/nanodet_g416_coco.card.toml"))
+        .expect("shipped card")
 }
 
 /// A rule set for camera "cam" with `rest` (zones, lines, rules) appended to a minimal config.
@@ -34,7 +35,12 @@ const NOON: i64 = 1_782_878_400_000;
 
 /// Feeds `frames` frames 200 ms apart; `place(k)` gives frame k's detections. Returns the events
 /// with their frame numbers.
-fn run(set: &mut RuleSet, frames: usize, start: i64, place: impl Fn(usize) -> Vec<Detection>) -> Vec<(usize, Event)> {
+fn run(
+    set: &mut RuleSet,
+    frames: usize,
+    start: i64,
+    place: impl Fn(usize) -> Vec<Detection>,
+) -> Vec<(usize, Event)> {
     let mut out = Vec::new();
     for k in 0..frames {
         for e in set.update(&place(k), start + k as i64 * 200) {
@@ -46,7 +52,9 @@ fn run(set: &mut RuleSet, frames: usize, start: i64, place: impl Fn(usize) -> Ve
 
 #[test]
 fn intrusion_fires_once_per_object_and_a_group_is_one_alarm() {
-    let mut set = rules(&format!("{ZONE}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"z\"\nmin_frames = 3\ncooldown_s = 600\n"));
+    let mut set = rules(&format!(
+        "{ZONE}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"z\"\nmin_frames = 3\ncooldown_s = 600\n"
+    ));
     // Two people walk down into the zone together and stay; a third comes later.
     let events = run(&mut set, 100, NOON, |k| {
         let y = (0.3 + k as f32 * 0.01).min(0.8);
@@ -86,7 +94,9 @@ fn line_crossings_are_counted_both_ways_and_alarm_in_the_watched_direction() {
 
 #[test]
 fn loitering_fires_for_who_stays_not_for_who_walks_through() {
-    let mut set = rules(&format!("{ZONE}[[rules]]\nid = \"r\"\nkind = \"loitering\"\nzone = \"z\"\ndwell_s = 10\n"));
+    let mut set = rules(&format!(
+        "{ZONE}[[rules]]\nid = \"r\"\nkind = \"loitering\"\nzone = \"z\"\ndwell_s = 10\n"
+    ));
     // 30 s: one person stands at (0.3, 0.8); another crosses the zone in 8 s.
     let events = run(&mut set, 150, NOON, |k| {
         let walker = at(PERSON, (k as f32 * 0.015).min(0.99), 0.7);
@@ -105,12 +115,14 @@ fn a_crowd_is_one_alarm_and_a_stopped_car_is_not_a_moving_one() {
          [[rules]]\nid = \"parked\"\nkind = \"vehicle_stopped\"\nzone = \"z\"\ndwell_s = 20\n"
     ));
     let events = run(&mut set, 200, NOON, |k| {
-        let mut d: Vec<Detection> = (0..5).map(|i| at(PERSON, 0.05 + i as f32 * 0.1, 0.9)).collect();
+        let mut d: Vec<Detection> =
+            (0..5).map(|i| at(PERSON, 0.05 + i as f32 * 0.1, 0.9)).collect();
         d.push(at(CAR, 0.5, 0.7));
         d.push(at(CAR, (0.01 + k as f32 * 0.004).min(0.99), 0.6));
         d
     });
-    let fired: Vec<(&str, usize)> = events.iter().map(|(k, e)| (set.rules[e.rule].id.as_str(), *k)).collect();
+    let fired: Vec<(&str, usize)> =
+        events.iter().map(|(k, e)| (set.rules[e.rule].id.as_str(), *k)).collect();
     assert_eq!(fired, [("crowd", 26), ("parked", 101)], "{events:?}");
     assert_eq!(events[1].1.hits[0].detection.bbox.bottom_centre().x, 0.5);
 }
@@ -131,7 +143,9 @@ fn outside_its_schedule_a_rule_is_silent_and_forgets() {
 
 #[test]
 fn detections_under_a_privacy_mask_never_reach_the_rules() {
-    let mut set = rules(&format!("{ZONE}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"z\"\nmin_frames = 1\n"));
+    let mut set = rules(&format!(
+        "{ZONE}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"z\"\nmin_frames = 1\n"
+    ));
     let masked = at(PERSON, 0.9, 0.25);
     set.update(&[masked, at(PERSON, 0.3, 0.9)], NOON);
     assert_eq!(set.detections().len(), 1);

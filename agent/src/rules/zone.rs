@@ -31,7 +31,13 @@ impl Intrusion {
 
     /// One frame's filtered tracks; every object in the zone that is not cooling down joins
     /// the alarm of the first one that qualifies, so a group is one alarm.
-    pub fn update(&mut self, tracks: &[&Track], zone: &Polygon, t_ms: i64, alive: impl Fn(u64) -> bool) -> Option<Firing> {
+    pub fn update(
+        &mut self,
+        tracks: &[&Track],
+        zone: &Polygon,
+        t_ms: i64,
+        alive: impl Fn(u64) -> bool,
+    ) -> Option<Firing> {
         self.frames_in.retain(|id, _| alive(*id));
         self.cooldown.retain(&alive);
         for t in tracks {
@@ -41,7 +47,8 @@ impl Intrusion {
                 self.frames_in.remove(&t.id);
             }
         }
-        let ready = |t: &&&Track| self.frames_in.contains_key(&t.id) && self.cooldown.ready(t.id, t_ms);
+        let ready =
+            |t: &&&Track| self.frames_in.contains_key(&t.id) && self.cooldown.ready(t.id, t_ms);
         if !tracks.iter().filter(ready).any(|t| self.frames_in[&t.id] >= self.min_frames) {
             return None;
         }
@@ -69,7 +76,13 @@ impl Loitering {
     }
 
     /// One frame's filtered tracks.
-    pub fn update(&mut self, tracks: &[&Track], zone: &Polygon, t_ms: i64, alive: impl Fn(u64) -> bool) -> Option<Firing> {
+    pub fn update(
+        &mut self,
+        tracks: &[&Track],
+        zone: &Polygon,
+        t_ms: i64,
+        alive: impl Fn(u64) -> bool,
+    ) -> Option<Firing> {
         self.since.retain(|id, _| alive(*id));
         self.cooldown.retain(&alive);
         let mut hits = Vec::new();
@@ -110,7 +123,13 @@ impl Stopped {
     }
 
     /// One frame's filtered tracks.
-    pub fn update(&mut self, tracks: &[&Track], zone: &Polygon, t_ms: i64, alive: impl Fn(u64) -> bool) -> Option<Firing> {
+    pub fn update(
+        &mut self,
+        tracks: &[&Track],
+        zone: &Polygon,
+        t_ms: i64,
+        alive: impl Fn(u64) -> bool,
+    ) -> Option<Firing> {
         self.anchor.retain(|id, _| alive(*id));
         self.cooldown.retain(&alive);
         let mut hits = Vec::new();
@@ -153,12 +172,20 @@ const CROWD_GRACE_MS: i64 = 3000;
 impl Crowding {
     /// A rule for `min_count` objects lasting `dwell_ms`.
     pub fn new(min_count: usize, dwell_ms: i64, cooldown_ms: i64) -> Self {
-        Self { min_count, dwell_ms, since: None, thinned_since: None, armed: true, cooldown: PerRule::new(cooldown_ms) }
+        Self {
+            min_count,
+            dwell_ms,
+            since: None,
+            thinned_since: None,
+            armed: true,
+            cooldown: PerRule::new(cooldown_ms),
+        }
     }
 
     /// One frame's filtered tracks.
     pub fn update(&mut self, tracks: &[&Track], zone: &Polygon, t_ms: i64) -> Option<Firing> {
-        let inside: Vec<&&Track> = tracks.iter().filter(|t| zone.contains(t.bbox.bottom_centre())).collect();
+        let inside: Vec<&&Track> =
+            tracks.iter().filter(|t| zone.contains(t.bbox.bottom_centre())).collect();
         if inside.len() < self.min_count {
             let thinned = *self.thinned_since.get_or_insert(t_ms);
             if t_ms - thinned >= CROWD_GRACE_MS {
@@ -197,7 +224,12 @@ impl Presence {
     }
 
     /// One frame's filtered detections, with the zone (`None`: the whole picture).
-    pub fn update(&mut self, detections: &[Detection], zone: Option<&Polygon>, t_ms: i64) -> Option<Firing> {
+    pub fn update(
+        &mut self,
+        detections: &[Detection],
+        zone: Option<&Polygon>,
+        t_ms: i64,
+    ) -> Option<Firing> {
         let inside: Vec<Hit> = detections
             .iter()
             .filter(|d| zone.is_none_or(|z| z.contains(d.bbox.centre())))

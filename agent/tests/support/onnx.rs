@@ -139,7 +139,12 @@ pub fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfo {
 ///
 /// `input` is `[batch, channels, h, w]` (`None` batch = dynamic); `bias` and `weights` have
 /// shape `[1, a, b]` (or `[1, a]`).
-pub fn mean_model(input: [Option<i64>; 4], out_dims: &[i64], bias: Vec<f32>, weights: Vec<f32>) -> Vec<u8> {
+pub fn mean_model(
+    input: [Option<i64>; 4],
+    out_dims: &[i64],
+    bias: Vec<f32>,
+    weights: Vec<f32>,
+) -> Vec<u8> {
     let mut const_dims = vec![1i64];
     const_dims.extend_from_slice(out_dims);
     let mut reshape_to = vec![-1i64];
@@ -167,7 +172,12 @@ pub fn mean_model(input: [Option<i64>; 4], out_dims: &[i64], bias: Vec<f32>, wei
                 &["images"],
                 "mean",
                 vec![
-                    Attribute { name: "axes".into(), ints: vec![1, 2, 3], r#type: 7, ..Default::default() },
+                    Attribute {
+                        name: "axes".into(),
+                        ints: vec![1, 2, 3],
+                        r#type: 7,
+                        ..Default::default()
+                    },
                     Attribute { name: "keepdims".into(), i: 1, r#type: 2, ..Default::default() },
                 ],
             ),

@@ -1,12 +1,12 @@
 //! Who is calling and what their role lets them do: log-in, log-out, the session extractor and
 //! the permission table.
 
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
@@ -44,7 +44,9 @@ impl Permission {
             Permission::ActOnAlarms => matches!(role, Admin | DutyOfficer),
             Permission::Respond => role == Police,
             Permission::ReadFleet => matches!(role, Admin | DutyOfficer | Installer),
-            Permission::Configure | Permission::ReadDeadLetters => matches!(role, Admin | Installer),
+            Permission::Configure | Permission::ReadDeadLetters => {
+                matches!(role, Admin | Installer)
+            }
             Permission::Administer => role == Admin,
         }
     }
@@ -81,7 +83,10 @@ impl Caller {
         if p.allowed(self.user.role) {
             return Ok(());
         }
-        Err(ApiError::new(StatusCode::FORBIDDEN, format!("role {} may not {}", self.user.role, p.describe())))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not {}", self.user.role, p.describe()),
+        ))
     }
 
     /// Refuses (403) an alarm this user may not see: a police user sees only what was
@@ -90,7 +95,10 @@ impl Caller {
         self.require(Permission::ReadAlarms)?;
         match (&self.user.role, &self.user.unit) {
             (Role::Police, Some(unit)) if r.dispatched_to.contains(unit) => Ok(()),
-            (Role::Police, _) => Err(ApiError::new(StatusCode::FORBIDDEN, format!("alarm {} was not dispatched to your unit", r.id))),
+            (Role::Police, _) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("alarm {} was not dispatched to your unit", r.id),
+            )),
             _ => Ok(()),
         }
     }
@@ -98,7 +106,8 @@ impl Caller {
 
 /// The session token of a request: the bearer token, else the session cookie.
 fn token(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "));
     if let Some(token) = bearer {
         return Some(token.trim().to_owned());
     }
@@ -115,7 +124,8 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
-        let token = token(&parts.headers).ok_or_else(|| unauthorized("log in first: POST /api/login"))?;
+        let token =
+            token(&parts.headers).ok_or_else(|| unauthorized("log in first: POST /api/login"))?;
         let session = state
             .sessions
             .get(&token, now_ms())?
@@ -150,8 +160,16 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/login`.
-pub(super) async fn login(State(state): State<ApiState>, body: Result<Json<LoginRequest>, JsonRejection>) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(format!("{}; send {{\"login\": ..., \"password\": ...}}", e.body_text())))?;
+pub(super) async fn login(
+    State(state): State<ApiState>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; send {{\"login\": ..., \"password\": ...}}",
+            e.body_text()
+        ))
+    })?;
     let users = state.users.clone();
     let (login, password) = (req.login.clone(), req.password);
     // argon2 takes tens of milliseconds of CPU: not on the async threads.
@@ -165,12 +183,20 @@ pub(super) async fn login(State(state): State<ApiState>, body: Result<Json<Login
     state.audit.record(now, &user.login, "login", &user.login, &user.role.to_string())?;
     state.store.flush().await?;
     let max_age = (session.expires_ms - now) / 1000;
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
-    Ok(([(header::SET_COOKIE, cookie)], Json(LoginResponse { token, user, expires_ms: session.expires_ms })).into_response())
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(LoginResponse { token, user, expires_ms: session.expires_ms }),
+    )
+        .into_response())
 }
 
 /// `POST /api/logout`.
-pub(super) async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+pub(super) async fn logout(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     state.sessions.remove(&caller.token)?;
     state.audit.record(now_ms(), caller.login(), "logout", caller.login(), "")?;
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");

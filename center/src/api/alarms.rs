@@ -8,9 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
-use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
 use super::access::{Caller, Permission};
@@ -94,7 +94,9 @@ pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
 fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(text) = text else { return Ok(None) };
     parse_time(text).map(Some).ok_or_else(|| {
-        ApiError::bad_request(format!("{name}={text:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"))
+        ApiError::bad_request(format!(
+            "{name}={text:?} is neither UTC milliseconds nor RFC 3339 (2026-07-01T18:00:00+08:00)"
+        ))
     })
 }
 
@@ -114,12 +116,17 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
     if caller.user.role == Role::Police {
         let own = caller.user.unit.clone();
         if own.is_none() || (unit.is_some() && unit != own) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "a police user sees only its own unit's alarms"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a police user sees only its own unit's alarms",
+            ));
         }
         unit = own;
     }
     let known = |what: &str, value: &Option<String>, names: &[&str]| match value {
-        Some(v) if !names.contains(&v.as_str()) => Err(ApiError::bad_request(format!("no {what} {v:?} ({what}s: {})", names.join(", ")))),
+        Some(v) if !names.contains(&v.as_str()) => {
+            Err(ApiError::bad_request(format!("no {what} {v:?} ({what}s: {})", names.join(", "))))
+        }
         _ => Ok(()),
     };
     known("kind", &q.kind, &KINDS)?;
@@ -146,7 +153,8 @@ pub(super) async fn list(
     let q = super::records::query(query)?;
     let filter = filter(&q, &caller)?;
     let limit = page_size(q.limit)?;
-    let cursor = q.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::bad_request)?;
+    let cursor =
+        q.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::bad_request)?;
     let store = state.store.clone();
     let page = blocking(move || Ok(store.query(&filter, cursor.as_ref(), limit)?)).await?;
     Ok(Json(AlarmList { alarms: page.alarms, next_cursor: page.next.map(|c| c.encode()) }))
@@ -154,13 +162,18 @@ pub(super) async fn list(
 
 /// The alarm `id` if `caller` may see it.
 async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRecord, ApiError> {
-    let record = state.store.get(id)?.ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))?;
+    let record =
+        state.store.get(id)?.ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))?;
     caller.may_see(&record)?;
     Ok(record)
 }
 
 /// `GET /api/alarms/{id}`.
-pub(super) async fn detail(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<AlarmDetail>, ApiError> {
+pub(super) async fn detail(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AlarmDetail>, ApiError> {
     let alarm = visible(&state, &caller, &id).await?;
     let mut webhooks = Vec::new();
     for unit in &alarm.dispatched_to {
@@ -172,21 +185,36 @@ pub(super) async fn detail(State(state): State<ApiState>, caller: Caller, Path(i
 }
 
 /// `GET /api/alarms/{id}/snapshot`: the JPEG; each view is audited.
-pub(super) async fn snapshot(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn snapshot(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let alarm = visible(&state, &caller, &id).await?;
     let Some(jpeg) = state.store.snapshot(&id)? else {
         if alarm.snapshot_expired {
-            return Err(ApiError::new(StatusCode::GONE, format!("the snapshot of alarm {id} was deleted by retention")));
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                format!("the snapshot of alarm {id} was deleted by retention"),
+            ));
         }
         return Err(ApiError::not_found(format!("alarm {id} has no snapshot")));
     };
     state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, "")?;
     state.store.flush().await?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], jpeg.to_vec()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")],
+        jpeg.to_vec(),
+    )
+        .into_response())
 }
 
 /// `GET /api/alarms/{id}/audit`: who viewed it and who did what, newest first.
-pub(super) async fn trail(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+pub(super) async fn trail(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require(Permission::ActOnAlarms)?;
     visible(&state, &caller, &id).await?;
     Ok(Json(state.audit.list(Some(&id), None, 500)?))
@@ -208,8 +236,11 @@ pub(super) async fn act(
     caller.require(if action.by_unit() { Permission::Respond } else { Permission::ActOnAlarms })?;
     let req: ActionRequest = match body.is_empty() {
         true => ActionRequest::default(),
-        false => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("{e}; send {{\"note\": ..., \"units\": [...]}} or nothing")))?,
+        false => serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{e}; send {{\"note\": ..., \"units\": [...]}} or nothing"
+            ))
+        })?,
     };
     let mut units = req.units;
     if action.by_unit() {
@@ -222,7 +253,9 @@ pub(super) async fn act(
             units = record.routed_to;
         }
         if units.is_empty() {
-            return Err(ApiError::bad_request("routing suggests no unit for this alarm: name the units"));
+            return Err(ApiError::bad_request(
+                "routing suggests no unit for this alarm: name the units",
+            ));
         }
         state.cases.check_units(&units).map_err(|e| ApiError::bad_request(e.0))?;
     }
@@ -232,15 +265,22 @@ pub(super) async fn act(
 /// `GET /api/events`: server-sent events, one `alarm` event (`{"change": "new"|"updated",
 /// "alarm": {...}}`) per alarm stored or changed that the caller may see; `resync` when the
 /// console fell behind and should reload its list.
-pub(super) async fn events(State(state): State<ApiState>, caller: Caller) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+pub(super) async fn events(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Permission::ReadAlarms)?;
     let rx = state.live.subscribe();
     let stream = futures_util::stream::unfold((rx, caller), |(mut rx, caller)| async move {
         loop {
             let event = match rx.recv().await {
-                Ok(e) if caller.may_see(&e.alarm).is_ok() => Event::default().event("alarm").json_data(&*e).ok()?,
+                Ok(e) if caller.may_see(&e.alarm).is_ok() => {
+                    Event::default().event("alarm").json_data(&*e).ok()?
+                }
                 Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => Event::default().event("resync").data("reload the list"),
+                Err(RecvError::Lagged(_)) => {
+                    Event::default().event("resync").data("reload the list")
+                }
                 Err(RecvError::Closed) => return None,
             };
             return Some((Ok(event), (rx, caller)));

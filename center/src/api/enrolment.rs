@@ -3,8 +3,8 @@
 //! to deliver. The token is the box's only credential here, so this one route needs no session.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
@@ -62,45 +62,97 @@ pub(super) async fn create(
     body: Result<Json<EnrolmentRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<EnrolmentCreated>), ApiError> {
     caller.require(Permission::Administer)?;
-    let Json(req) = body.map_err(|e| ApiError::bad_request(format!("{}; send {{\"agent_id\": ..., \"valid_hours\": 24}}", e.body_text())))?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; send {{\"agent_id\": ..., \"valid_hours\": 24}}",
+            e.body_text()
+        ))
+    })?;
     if !is_valid_agent_id(&req.agent_id) {
-        return Err(ApiError::bad_request(format!("agent_id {:?} must be 1-64 letters, digits, '-' or '_'", req.agent_id)));
+        return Err(ApiError::bad_request(format!(
+            "agent_id {:?} must be 1-64 letters, digits, '-' or '_'",
+            req.agent_id
+        )));
     }
     let hours = req.valid_hours.unwrap_or(24.0);
     if !(hours > 0.0 && hours <= 720.0) {
-        return Err(ApiError::bad_request("valid_hours must be more than 0 and at most 720 (30 days)"));
+        return Err(ApiError::bad_request(
+            "valid_hours must be more than 0 and at most 720 (30 days)",
+        ));
     }
     let now = now_ms();
-    let (token, enrolment) = state.enrolments.create(&req.agent_id, caller.login(), now, (hours * 3_600_000.0) as i64)?;
-    state.audit.record(now, caller.login(), "create_enrolment", &req.agent_id, &format!("valid {hours} h"))?;
+    let (token, enrolment) = state.enrolments.create(
+        &req.agent_id,
+        caller.login(),
+        now,
+        (hours * 3_600_000.0) as i64,
+    )?;
+    state.audit.record(
+        now,
+        caller.login(),
+        "create_enrolment",
+        &req.agent_id,
+        &format!("valid {hours} h"),
+    )?;
     state.store.flush().await?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("CENTER");
     let command = format!("xl-agent enroll --center http://{host} --token {token}");
-    Ok((StatusCode::CREATED, Json(EnrolmentCreated { token, agent_id: enrolment.agent_id, expires_ms: enrolment.expires_ms, command })))
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrolmentCreated {
+            token,
+            agent_id: enrolment.agent_id,
+            expires_ms: enrolment.expires_ms,
+            command,
+        }),
+    ))
 }
 
 /// `GET /api/enrolments` (admin): every enrolment, without tokens.
-pub(super) async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Vec<Enrolment>>, ApiError> {
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<Enrolment>>, ApiError> {
     caller.require(Permission::Administer)?;
     Ok(Json(state.enrolments.list()?))
 }
 
 /// `POST /api/enroll` (the box, with its token).
-pub(super) async fn enroll(State(state): State<ApiState>, headers: HeaderMap, body: Result<Json<EnrollRequest>, JsonRejection>) -> Result<Json<Enrolled>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(format!("{}; send {{\"token\": ..., \"public_key\": ...}}", e.body_text())))?;
+pub(super) async fn enroll(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<Json<Enrolled>, ApiError> {
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; send {{\"token\": ..., \"public_key\": ...}}",
+            e.body_text()
+        ))
+    })?;
     if req.public_key.parse::<VerifyingKey>().is_err() {
-        return Err(ApiError::bad_request("public_key is not an Ed25519 public key (44 characters of base64, as `xl-agent key` prints it)"));
+        return Err(ApiError::bad_request(
+            "public_key is not an Ed25519 public key (44 characters of base64, as `xl-agent key` prints it)",
+        ));
     }
     let settings = state.enrol.clone();
     let mqtt_url = match (&settings.mqtt_url, settings.embedded) {
         (Some(url), _) => url.clone(),
         (None, Some((port, tls))) => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            let host =
+                headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             // The host part of `host:port` or `[v6]:port`.
-            let host = host.rsplit_once(':').filter(|(h, p)| p.parse::<u16>().is_ok() && !h.is_empty()).map_or(host, |(h, _)| h);
+            let host = host
+                .rsplit_once(':')
+                .filter(|(h, p)| p.parse::<u16>().is_ok() && !h.is_empty())
+                .map_or(host, |(h, _)| h);
             format!("{}://{host}:{port}", if tls { "mqtts" } else { "mqtt" })
         }
-        (None, None) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the center uses an external broker and was started without --agent-mqtt-url: the administrator must set it")),
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the center uses an external broker and was started without --agent-mqtt-url: the administrator must set it",
+            ));
+        }
     };
     let now = now_ms();
     let enrolments = state.enrolments.clone();
@@ -108,7 +160,9 @@ pub(super) async fn enroll(State(state): State<ApiState>, headers: HeaderMap, bo
     let enrolment = blocking(move || {
         enrolments.redeem(&token, &key, now).map_err(|e| match e {
             RedeemError::Unknown => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
-            RedeemError::Used { .. } | RedeemError::Expired { .. } => ApiError::new(StatusCode::GONE, e.to_string()),
+            RedeemError::Used { .. } | RedeemError::Expired { .. } => {
+                ApiError::new(StatusCode::GONE, e.to_string())
+            }
             RedeemError::Store(e) => e.into(),
         })
     })
@@ -118,16 +172,22 @@ pub(super) async fn enroll(State(state): State<ApiState>, headers: HeaderMap, bo
     let hash = password.as_deref().map(PasswordHash::new);
     let keys = state.keys.clone();
     let (agent, public_key) = (agent_id.clone(), req.public_key.clone());
-    blocking(move || keys.register(&agent, &public_key, hash.as_ref()).map_err(ApiError::internal)).await?;
-    let detail = if req.hostname.is_empty() { String::new() } else { format!("from host {}", req.hostname) };
+    blocking(move || keys.register(&agent, &public_key, hash.as_ref()).map_err(ApiError::internal))
+        .await?;
+    let detail =
+        if req.hostname.is_empty() { String::new() } else { format!("from host {}", req.hostname) };
     state.audit.record(now, &format!("agent:{agent_id}"), "enrol", &agent_id, &detail)?;
     state.store.flush().await?;
     let pushed = state.configs.get(&agent_id)?;
     let config_message = match &pushed {
-        Some(record) => Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, state.configs.signed(record)?)),
+        Some(record) => Some(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            state.configs.signed(record)?,
+        )),
         None => None,
     };
-    let (config_toml, config_version) = pushed.map_or((String::new(), 0), |c| (c.config_toml, c.version));
+    let (config_toml, config_version) =
+        pushed.map_or((String::new(), 0), |c| (c.config_toml, c.version));
     Ok(Json(Enrolled {
         mqtt_username: password.as_ref().map(|_| agent_id.clone()),
         mqtt_password: password,

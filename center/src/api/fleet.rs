@@ -32,7 +32,10 @@ pub struct FleetList {
 }
 
 /// `GET /api/fleet`.
-pub(super) async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<FleetList>, ApiError> {
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<FleetList>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let agents = blocking(move || {
         let views = state.fleet.list(&state.keys.agents())?;
@@ -52,15 +55,26 @@ pub(super) async fn list(State(state): State<ApiState>, caller: Caller) -> Resul
 }
 
 /// `GET /api/units`: the responder units routing knows.
-pub(super) async fn units(State(state): State<ApiState>, caller: Caller) -> Result<Json<Vec<Unit>>, ApiError> {
+pub(super) async fn units(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<Unit>>, ApiError> {
     caller.require(Permission::ReadAlarms)?;
     Ok(Json(state.cases.routing.current().units().to_vec()))
 }
 
 /// `GET /api/agents/{id}/config`: the pushed config and the agent's last answer.
-pub(super) async fn config(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ConfigRecord>, ApiError> {
+pub(super) async fn config(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConfigRecord>, ApiError> {
     caller.require(Permission::Configure)?;
-    state.configs.get(&id)?.map(Json).ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))
+    state
+        .configs
+        .get(&id)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))
 }
 
 /// `PUT /api/agents/{id}/config` with the TOML document as body: the agent's next version.
@@ -72,7 +86,13 @@ pub(super) async fn push_config(
 ) -> Result<Json<ConfigRecord>, ApiError> {
     caller.require(Permission::Configure)?;
     let record = state.configs.push(&id, body).await?;
-    state.audit.record(now_ms(), caller.login(), "push_config", &id, &format!("version {}", record.version))?;
+    state.audit.record(
+        now_ms(),
+        caller.login(),
+        "push_config",
+        &id,
+        &format!("version {}", record.version),
+    )?;
     state.store.flush().await?;
     Ok(Json(record))
 }

@@ -34,7 +34,7 @@ use crate::workflow::Refused;
 
 pub use access::{Caller, LoginRequest, LoginResponse, Permission, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
-pub use enrolment::{EnrolSettings, Enrolled, EnrollRequest, EnrolmentCreated, EnrolmentRequest};
+pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use fleet::FleetList;
 pub use records::{AuditList, DeadLetterList, Stats};
 
@@ -135,7 +135,9 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
@@ -164,9 +166,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/audit", get(records::audit))
         .route("/api/export", get(records::export))
         .merge(crate::console::router())
-        .fallback(|| async { ApiError::not_found("no such route; GET /api/openapi.json lists them".into()) })
+        .fallback(|| async {
+            ApiError::not_found("no such route; GET /api/openapi.json lists them".into())
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method; GET /api/openapi.json lists them")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method; GET /api/openapi.json lists them",
+            )
         })
         .with_state(state)
 }

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use xueliang_proto::metrics::{Exposition, labels};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -12,6 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::metrics::{Exposition, labels};
 
 use super::access::{Caller, Permission};
 use super::alarms::page_size;
@@ -138,13 +138,17 @@ pub(super) async fn audit(
     caller.require(Permission::Administer)?;
     let q = query(q)?;
     let limit = page_size(q.limit)?;
-    let entries = blocking(move || Ok(state.audit.list(q.target.as_deref(), q.before, limit)?)).await?;
+    let entries =
+        blocking(move || Ok(state.audit.list(q.target.as_deref(), q.before, limit)?)).await?;
     Ok(Json(AuditList { entries }))
 }
 
 /// `GET /api/export`: every alarm record as JSON Lines, oldest first (the same as
 /// `xl-center export`, while the center runs).
-pub(super) async fn export(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+pub(super) async fn export(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require(Permission::Administer)?;
     state.audit.record(now_ms(), caller.login(), "export", "", "")?;
     state.store.flush().await?;
@@ -162,6 +166,11 @@ pub(super) async fn export(State(state): State<ApiState>, caller: Caller) -> Res
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream))
+        .into_response())
 }
