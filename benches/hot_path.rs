@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::detection::{Detection, nms_classwise};
+use xueliang_agent::detect::Preprocessor;
+use xueliang_agent::detect::heads::Head;
+use xueliang_agent::detect::{Detection, nms_classwise};
+use xueliang_agent::detect::{HeadKind, ModelCard};
+use xueliang_agent::detect::{MotionGate, MotionSettings};
 use xueliang_agent::geometry::BoxN;
-use xueliang_agent::head::Head;
-use xueliang_agent::model_card::{HeadKind, ModelCard};
-use xueliang_agent::motion::{MotionGate, MotionSettings};
-use xueliang_agent::preprocess::Preprocessor;
 use xueliang_agent::rules::RuleSet;
-use xueliang_agent::tamper::{TamperDetector, TamperSettings};
-use xueliang_agent::yuv::{Yuv, YuvToRgb};
+use xueliang_agent::rules::camera_tamper::{TamperDetector, TamperSettings};
+use xueliang_agent::source::{Yuv, YuvToRgb};
 
 /// A 768×576 frame (vtest.avi's size) with texture, so no branch is predictable by accident.
 fn frame() -> (Vec<u8>, Vec<u8>, Vec<u8>) {

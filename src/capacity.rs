@@ -17,10 +17,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::{Deserialize, Serialize};
 use xueliang_agent::config::{CameraConfig, Transport};
-use xueliang_agent::detector::{Detector, DetectorOptions};
-use xueliang_agent::inference::{CameraSlot, InferenceLoop};
+use xueliang_agent::detect::{CameraSlot, InferenceLoop};
+use xueliang_agent::detect::{Detector, DetectorOptions};
 use xueliang_agent::source::{CameraSource, FrameHub, Pace};
-use xueliang_agent::usage::{cpu_time, rss_mib};
+use xueliang_agent::tools::measure::{cpu_time, rss_mib};
 use xueliang_proto::endpoint::now_ms;
 
 use crate::rtsp_server::RtspServer;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use xueliang_agent::identity::Sealer;
+use xueliang_agent::evidence::Sealer;
 use xueliang_proto::signing::SigningKey;
 
 /// The repository root (this package's manifest directory).

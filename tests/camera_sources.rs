@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use xueliang::rtsp_server::{Codec, RtspServer};
 use xueliang::scenario;
 use xueliang_agent::config::{CameraConfig, Transport};
-use xueliang_agent::frame::Frame;
+use xueliang_agent::source::Frame;
 use xueliang_agent::source::{CameraEvent, CameraSource, FrameHub, Pace};
 
 fn camera(id: &str, url: String, transport: Transport) -> CameraConfig {

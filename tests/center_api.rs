@@ -17,7 +17,7 @@ use rumqttc::QoS;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
-use xueliang_agent::identity::Sealer;
+use xueliang_agent::evidence::Sealer;
 use xueliang_center::center::{BrokerChoice, RunningCenter, start};
 use xueliang_center::users::{Role, add_user};
 use xueliang_center::webhooks::RetryPolicy;

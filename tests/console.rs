@@ -22,7 +22,7 @@ use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
-use xueliang_agent::identity::Sealer;
+use xueliang_agent::evidence::Sealer;
 use xueliang_center::center::{BrokerChoice, start};
 use xueliang_center::users::{Role, add_user};
 use xueliang_proto::{Alarm, Detection, RuleKind, Severity};

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
-use xueliang_agent::outbox::Outbox;
+use xueliang_agent::delivery::Outbox;
 use xueliang_center::center::{BrokerChoice, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +40,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     tokio::time::sleep(Duration::from_secs(15)).await;
     shutdown.cancel();
     agent.await.unwrap();
-    let pending: Vec<String> = Outbox::open(&outbox_dir, OutboxConfig::default().limits())
+    let pending: Vec<String> = Outbox::open(&outbox_dir, (&OutboxConfig::default()).into())
         .unwrap()
         .oldest(1000, |_| false)
         .into_iter()
@@ -84,7 +84,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
     shutdown.cancel();
     agent.await.unwrap();
     center.join().await;
-    let outbox = Outbox::open(&outbox_dir, OutboxConfig::default().limits()).unwrap();
+    let outbox = Outbox::open(&outbox_dir, (&OutboxConfig::default()).into()).unwrap();
     let left: Vec<String> = outbox.oldest(1000, |_| false).into_iter().map(|p| p.id).collect();
     for id in &pending {
         assert!(!left.contains(id), "{id} was stored yet still waits in the outbox: {left:?}");

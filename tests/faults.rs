@@ -16,7 +16,7 @@ use common::Reaper;
 use common::chaos_proxy::ChaosProxy;
 use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
-use xueliang_agent::outbox::Outbox;
+use xueliang_agent::delivery::Outbox;
 use xueliang_center::store::Store;
 
 const ALARMS: u32 = 1000;
@@ -265,7 +265,7 @@ impl Rig {
             }
         }
         let outbox =
-            Outbox::open(&self.path("agent-data/outbox"), OutboxConfig::default().limits())
+            Outbox::open(&self.path("agent-data/outbox"), (&OutboxConfig::default()).into())
                 .unwrap();
         assert!(outbox.is_empty(), "receipts emptied the outbox");
     }

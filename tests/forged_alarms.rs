@@ -10,7 +10,7 @@ use std::time::Duration;
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
-use xueliang_agent::identity::Sealer;
+use xueliang_agent::evidence::Sealer;
 use xueliang_center::center::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Message};
 

@@ -13,7 +13,7 @@ use xueliang::scenario;
 use xueliang_center::broker::ServerTls;
 use xueliang_center::center::{BrokerChoice, start};
 use xueliang_center::ingest::BrokerConnection;
-use xueliang_proto::tls::TlsFiles;
+use xueliang_service::tls::TlsFiles;
 
 /// A CA, a broker certificate for 127.0.0.1 and client certificates, in `dir/certs`.
 fn make_certs(dir: &Path) -> PathBuf {

@@ -1,53 +1,38 @@
-//! The xueliang edge agent.
+//! The xueliang edge agent: cameras → detections → tracks → events → sealed alarms → the center.
+//!
+//! Each folder is one stage; data flows down this list, and a stage imports only from the stages
+//! above it and from the shared pieces (`config`, `geometry`):
 //!
 //! ```text
-//! source (GStreamer, newest frame only) → frame (I420, no copy)
-//!   → detector (preprocess → ONNX Runtime → NanoDet head → class-wise NMS)
-//!   → rules (privacy masks → tracker → zone, line, dwell, crowd and tamper rules on schedules)
-//!   → evidence (JPEG, shape and tracks drawn, masks blacked out) → alarm
-//!   → publisher (MQTT QoS 1, retained status, last will)
+//! source/    cameras → frames: GStreamer pipelines (RTSP or a recording), newest frame only,
+//!            reconnection, loss and return as events; I420 frames without a copy
+//! detect/    frames → detections: motion gate, preprocessing, the ONNX Runtime session, output
+//!            heads (NanoDet, YOLO) chosen by the model card, class-wise NMS, the inference loop
+//! track/     detections → tracks (ByteTrack-style, per camera)
+//! rules/     tracks → events: privacy masks, one file per rule kind, filters, cooldowns; tamper
+//!            on the picture itself
+//! evidence/  events → sealed alarms: the picture (masks blacked out), the alarm, the signature
+//! delivery/  sealed alarms → the center: durable outbox, MQTT publisher, pushed configs, Health
 //! ```
 //!
-//! [`config`] is checked whole before anything starts; [`agent::Agent::build`] loads the model
+//! Around them: `config/` is what the user wrote, one file per section with its checks, and
+//! imports no stage; `geometry` is the shared vocabulary of points, boxes, polygons and lines;
+//! `runtime/` runs the stages as a service (start, config swaps, the detector thread, the alarm
+//! chain, watchdog, metrics); `tools/` are the installers' and measurers' commands (`doctor`,
+//! `probe-camera`, `enroll`, `replay`, `bench`, `eval`). Nothing imports `runtime/` or `tools/`;
+//! the binary's `cli/` (one file per subcommand) calls both.
+//!
+//! The config is checked whole before anything starts; [`runtime::Agent::build`] loads the model
 //! and resolves the rules, so a bad model or config fails at start-up, while cameras and the
 //! broker are retried for as long as the agent runs.
 
-pub mod agent;
-pub mod alarm;
-pub mod bench;
-pub mod classes;
-pub mod clip;
 pub mod config;
-pub mod config_locate;
-pub mod detection;
-pub mod detector;
-pub mod doctor;
-pub mod enroll;
-pub mod eval;
+pub mod delivery;
+pub mod detect;
 pub mod evidence;
-pub mod frame;
 pub mod geometry;
-pub mod head;
-pub mod health;
-pub mod identity;
-pub mod inference;
-pub mod metrics;
-pub mod model_card;
-pub mod mot;
-pub mod motion;
-pub mod nanodet;
-pub mod outbox;
-pub mod preprocess;
-pub mod probe;
-pub mod publisher;
-pub mod remote_config;
-pub mod replay;
 pub mod rules;
-pub mod schedule;
+pub mod runtime;
 pub mod source;
-pub mod systemd;
-pub mod tamper;
-pub mod tracker;
-pub mod usage;
-pub mod yolo;
-pub mod yuv;
+pub mod tools;
+pub mod track;

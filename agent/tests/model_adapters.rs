@@ -7,10 +7,10 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::onnx::mean_model;
-use xueliang_agent::detection::Detection;
-use xueliang_agent::detector::{Detector, DetectorOptions, ort_library};
-use xueliang_agent::model_card::ModelCard;
-use xueliang_agent::yuv::{Yuv, YuvToRgb};
+use xueliang_agent::detect::Detection;
+use xueliang_agent::detect::ModelCard;
+use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::source::{Yuv, YuvToRgb};
 
 const YOLO_CARD: &str = r#"name = "tiny-yolo"
 version = "1"

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use xueliang_agent::clip::ClipReader;
-use xueliang_agent::detector::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::source::Recording;
 
 /// The three walkers of frame 1 as the PETS09 labels place them (x, y, w, h in pixels).
 const PEOPLE: [[f32; 4]; 3] =
@@ -18,7 +18,7 @@ fn nanodet_finds_the_people_of_a_real_frame_where_they_are() {
     let options = DetectorOptions { library: ort_library(None), threads: 1, max_batch: 1 };
     let mut detector = Detector::open(&model, None, &options).unwrap();
 
-    let mut clip = ClipReader::open(&root.join(".cache/footage/vtest.avi")).unwrap();
+    let mut clip = Recording::open(&root.join(".cache/footage/vtest.avi")).unwrap();
     let frame = clip.next_frame().unwrap().expect("a first frame");
     let (w, h) = (frame.width() as f32, frame.height() as f32);
     let mut dets = Vec::new();

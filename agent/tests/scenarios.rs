@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use xueliang_agent::clip::ClipReader;
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::detector::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
 use xueliang_agent::geometry::{BoxN, Line, Point, Polygon};
-use xueliang_agent::mot::GroundTruth;
-use xueliang_agent::replay::{ReplayOptions, ReplayReport};
+use xueliang_agent::source::Recording;
+use xueliang_agent::tools::eval::GroundTruth;
+use xueliang_agent::tools::replay::{ReplayOptions, ReplayReport};
 use xueliang_proto::RuleKind;
 
 fn root() -> PathBuf {
@@ -300,7 +300,7 @@ fn splice(
     edit: impl Fn(usize, &mut [u8], &mut [u8], &mut [u8], usize, usize),
 ) {
     gst::init().unwrap();
-    let mut clip = ClipReader::open(src).unwrap();
+    let mut clip = Recording::open(src).unwrap();
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time ! videoconvert ! x264enc speed-preset=ultrafast key-int-max=20 ! matroskamux ! filesink location=\"{}\"",
         dst.display()

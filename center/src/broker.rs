@@ -43,7 +43,7 @@ pub enum BrokerError {
     Start(String),
     /// The TLS certificate or key is unusable.
     #[error("embedded MQTT broker TLS: {0}")]
-    Tls(#[from] xueliang_proto::tls::TlsError),
+    Tls(#[from] xueliang_service::tls::TlsError),
 }
 
 /// Binds `listen` to learn the address (port 0 picks one); rumqttd only logs a failed bind from
@@ -84,7 +84,7 @@ pub fn start(
     let rustls = match tls {
         None => None,
         Some(t) => {
-            xueliang_proto::tls::check_server_files(&t.cert, &t.key)?;
+            xueliang_service::tls::check_server_files(&t.cert, &t.key)?;
             Some(TlsConfig::Rustls {
                 capath: None,
                 certpath: t.cert.display().to_string(),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use std::time::Duration;
-use xueliang_proto::metrics::Histogram;
+use xueliang_service::metrics::Histogram;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};

@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 use crate::users::Users;
 use crate::watched_file::WatchError;
 use crate::webhooks::{RetryPolicy, Webhooks};
-use xueliang_proto::metrics::Histogram;
+use xueliang_service::metrics::Histogram;
 
 /// Which broker the center uses.
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ pub enum CenterError {
     File { what: &'static str, error: WatchError },
     /// The broker's TLS files are unusable.
     #[error("broker TLS: {0}")]
-    Tls(#[from] xueliang_proto::tls::TlsError),
+    Tls(#[from] xueliang_service::tls::TlsError),
     /// The center's own key could not be read or made.
     #[error(transparent)]
     Key(#[from] xueliang_proto::signing::SignatureError),

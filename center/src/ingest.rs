@@ -21,12 +21,12 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{
     ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, RECEIPT_SIGNATURE_FIELD, SigningKey, sha256,
 };
-use xueliang_proto::tls::{TlsError, TlsFiles, client_config};
 use xueliang_proto::{
     AgentStatus, Alarm, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION,
     Snapshot, decode_limited,
     topics::{Topics, is_valid_agent_id},
 };
+use xueliang_service::tls::{TlsError, TlsFiles, client_config};
 
 use crate::agent_keys::AgentKeys;
 use crate::cases::facts;

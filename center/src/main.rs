@@ -19,7 +19,7 @@ use xueliang_center::store::{Store, StoreError};
 use xueliang_center::users::{Role, Users, add_user, generate_password, set_password};
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
 use xueliang_proto::signing::SigningKey;
-use xueliang_proto::tls::TlsFiles;
+use xueliang_service::tls::TlsFiles;
 
 #[derive(Parser)]
 #[command(

@@ -10,10 +10,9 @@ pub mod v1 {
 
 pub mod endpoint;
 pub mod enrolment;
-pub mod metrics;
 pub mod signing;
-pub mod tls;
 pub mod topics;
+pub mod vocabulary;
 
 pub use prost::Message;
 pub use v1::{

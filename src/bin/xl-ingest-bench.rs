@@ -26,7 +26,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario::register_agent;
-use xueliang_agent::identity::Sealer;
+use xueliang_agent::evidence::Sealer;
 use xueliang_center::center::{BrokerChoice, CenterConfig, start};
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_proto::endpoint::now_ms;

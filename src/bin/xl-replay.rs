@@ -12,9 +12,9 @@ use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::identity::Sealer;
-use xueliang_agent::outbox::Outbox;
-use xueliang_agent::publisher::{Links, Publisher};
+use xueliang_agent::delivery::Outbox;
+use xueliang_agent::delivery::{Links, Publisher};
+use xueliang_agent::evidence::Sealer;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, RuleKind, SCHEMA_VERSION, Severity};
 
@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = AgentConfig::load(&args.config)?;
-    let outbox = Outbox::open(&config.data_dir.join("outbox"), config.outbox.limits())?;
+    let outbox = Outbox::open(&config.data_dir.join("outbox"), (&config.outbox).into())?;
     let sealer = Sealer::open(&config.data_dir)?;
     let publisher = Publisher::new(&config.mqtt, &config.agent_id).map_err(anyhow::Error::msg)?;
     // The next alarm to raise; written after the alarm is in the outbox (an alarm raised again

@@ -6,25 +6,34 @@
 //! zone or across its line, and fires at most once per object per cooldown. Tamper rules look at
 //! the picture itself instead.
 
-pub mod cooldown;
-pub mod filter;
-pub mod line;
-pub mod zone;
+pub mod camera_tamper;
+mod cooldown;
+mod crowding;
+mod filter;
+mod fire_smoke;
+pub mod line_crossing;
+mod loitering;
+mod vehicle_stopped;
+mod zone_intrusion;
 
 use jiff::tz::TimeZone;
 use xueliang_proto::RuleKind;
 
-use crate::config::{AgentConfig, RuleConfig, RuleKindConfig, SeverityConfig};
-use crate::detection::Detection;
+use crate::config::schedule::{Schedule, time_zone};
+use crate::config::{AgentConfig, Problem, RuleConfig, RuleKindConfig, SeverityConfig};
+use crate::detect::Detection;
+use crate::detect::ModelCard;
 use crate::geometry::{Line, Polygon};
-use crate::model_card::ModelCard;
-use crate::schedule::{Schedule, time_zone};
-use crate::tamper::{TamperDetector, TamperSettings};
-use crate::tracker::{Track, Tracker, TrackerSettings};
-use crate::yuv::Yuv;
+use crate::rules::camera_tamper::{TamperDetector, TamperSettings};
+use crate::source::Yuv;
+use crate::track::{Track, Tracker, TrackerSettings};
+use crowding::Crowding;
 use filter::ObjectFilter;
-use line::{Counts, Crossing};
-use zone::{Crowding, Firing, Intrusion, Loitering, Presence, Stopped};
+use fire_smoke::Presence;
+use line_crossing::{Counts, Crossing};
+use loitering::Loitering;
+use vehicle_stopped::Stopped;
+use zone_intrusion::Intrusion;
 
 /// One object in an event: its track (0 when the rule does not track) and its detection.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +50,9 @@ impl Hit {
         Self { track: t.id, detection: Detection { class: t.class, score: t.score, bbox: t.bbox } }
     }
 }
+
+/// What a rule reports when it fires: the objects, and a short description.
+pub type Firing = (Vec<Hit>, String);
 
 /// A rule's decision that an event happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,19 +137,6 @@ impl Rule {
     }
 }
 
-/// The wire kind of a configured kind.
-fn wire_kind(kind: RuleKindConfig) -> RuleKind {
-    match kind {
-        RuleKindConfig::ZoneIntrusion => RuleKind::ZoneIntrusion,
-        RuleKindConfig::LineCrossing => RuleKind::LineCrossing,
-        RuleKindConfig::Loitering => RuleKind::Loitering,
-        RuleKindConfig::Crowding => RuleKind::Crowding,
-        RuleKindConfig::VehicleStopped => RuleKind::VehicleStopped,
-        RuleKindConfig::FireSmoke => RuleKind::FireSmoke,
-        RuleKindConfig::CameraTamper => RuleKind::CameraTamper,
-    }
-}
-
 /// One camera's tracker, privacy masks and rules.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -157,7 +156,7 @@ impl RuleSet {
     /// The rules of camera `camera` of a checked config, with class names resolved by `card`.
     pub fn new(config: &AgentConfig, camera: usize, card: &ModelCard) -> Result<Self, String> {
         let cam = &config.cameras[camera];
-        let class_problems = config.class_problems(card);
+        let class_problems = class_problems(config, card);
         if let Some(p) = class_problems.first() {
             return Err(p.to_string());
         }
@@ -202,7 +201,7 @@ impl RuleSet {
             })?;
             rules.push(Rule {
                 id: r.id.clone(),
-                kind: wire_kind(r.kind),
+                kind: RuleKind::from(r.kind),
                 severity: r.severity,
                 place,
                 shape,
@@ -335,6 +334,42 @@ impl RuleSet {
         }
         events
     }
+}
+
+/// Problems only the model can reveal: classes of `config`'s rules that `card` does not know.
+pub fn class_problems(config: &AgentConfig, card: &ModelCard) -> Vec<Problem> {
+    let mut p = Vec::new();
+    for (i, r) in config.rules.iter().enumerate() {
+        let unknown: Vec<String> =
+            r.class_names().into_iter().filter(|c| card.class_index(c).is_none()).collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let at = if r.classes.is_some() {
+            format!("rules[{i}].classes")
+        } else {
+            format!("rules[{i}].kind")
+        };
+        let listed = card.classes.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+            + if card.classes.len() > 12 { ", …" } else { "" };
+        let message = if r.kind == RuleKindConfig::FireSmoke && r.classes.is_none() {
+            format!("model {} has no fire or smoke class", card.name)
+        } else {
+            format!(
+                "{} not a class of model {}",
+                unknown.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                    + if unknown.len() == 1 { " is" } else { " are" },
+                card.name
+            )
+        };
+        let hint = if r.kind == RuleKindConfig::FireSmoke {
+            "fire_smoke needs a model trained on fire and smoke (see models/README.md)".to_string()
+        } else {
+            format!("its classes: {listed}")
+        };
+        p.push(Problem::new(at, message).hint(hint));
+    }
+    p
 }
 
 #[cfg(test)]

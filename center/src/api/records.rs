@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::metrics::{Exposition, labels};
+use xueliang_service::metrics::{Exposition, labels};
 
 use super::access::{Caller, Permission};
 use super::alarms::page_size;

@@ -1,0 +1,191 @@
+//! `[[cameras]]`: each camera's stream, detection rate, motion gate and privacy masks.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use xueliang_proto::topics::is_valid_id;
+
+use super::Problem;
+use super::problem::check_polygon;
+
+/// How RTSP data travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// UDP first, then TCP (rtspsrc's default).
+    #[default]
+    Auto,
+    /// Interleaved in the RTSP TCP connection (for NAT and lossy links).
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// One camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera id: one MQTT topic level.
+    pub id: String,
+    /// `rtsp://…` (or `file://…` to replay a recording at its own pace).
+    pub url: String,
+    /// RTSP transport.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Detections per second on this camera.
+    #[serde(default = "default_detect_fps")]
+    pub detect_fps: f32,
+    /// Seconds without a frame before the camera counts as lost.
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout_s: f32,
+    /// The motion gate: still scenes are not inferred again.
+    #[serde(default)]
+    pub motion: MotionConfig,
+    /// Decode keyframes only (one frame per group of pictures, a small fraction of the CPU), for
+    /// very weak boxes; `frame_timeout_s` must exceed the camera's keyframe interval.
+    #[serde(default)]
+    pub keyframes_only: bool,
+    /// Decoder threads (0: one per core). One suits a box with several cameras: they decode in
+    /// parallel anyway, and every extra thread holds frames in memory.
+    #[serde(default = "default_decode_threads")]
+    pub decode_threads: u32,
+    /// Polygons (normalized) that must never be seen: windows and yards of homes. They are
+    /// blacked out of every picture before it is encoded, and detections inside are dropped.
+    #[serde(default)]
+    pub privacy_masks: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_decode_threads() -> u32 {
+    1
+}
+
+/// Motion gate settings of one camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotionConfig {
+    /// Whether frames of a still scene skip inference.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Mean luma change (0..255) of a grid cell that counts as a change.
+    #[serde(default = "default_cell_delta")]
+    pub cell_delta: u8,
+    /// Fraction (0..1) of the unmasked grid cells that must change to infer a frame.
+    #[serde(default = "default_min_changed")]
+    pub min_changed: f32,
+    /// Infer at least every this many seconds, even in a still scene.
+    #[serde(default = "default_refresh")]
+    pub refresh_s: f32,
+    /// Polygons (normalized) whose changes the gate ignores: trees, water, a busy road.
+    #[serde(default)]
+    pub masks: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_cell_delta() -> u8 {
+    10
+}
+
+fn default_min_changed() -> f32 {
+    0.001
+}
+
+fn default_refresh() -> f32 {
+    2.0
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cell_delta: default_cell_delta(),
+            min_changed: default_min_changed(),
+            refresh_s: default_refresh(),
+            masks: Vec::new(),
+        }
+    }
+}
+
+fn default_detect_fps() -> f32 {
+    5.0
+}
+
+fn default_frame_timeout() -> f32 {
+    5.0
+}
+
+impl CameraConfig {
+    /// A camera at `url` with every other setting at its default.
+    pub fn new(id: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            transport: Transport::default(),
+            detect_fps: default_detect_fps(),
+            frame_timeout_s: default_frame_timeout(),
+            motion: MotionConfig::default(),
+            keyframes_only: false,
+            decode_threads: default_decode_threads(),
+            privacy_masks: Vec::new(),
+        }
+    }
+
+    /// Time between two inferences on this camera.
+    pub fn detect_interval(&self) -> Duration {
+        Duration::from_secs_f32(1.0 / self.detect_fps)
+    }
+}
+
+/// `url` with the password of its user part hidden (`rtsp://admin:***@host/…`): camera URLs
+/// go into logs and printed reports, their passwords must not.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let host_start = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_start].rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}:***@{host}{}", &rest[host_start..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl CameraConfig {
+    /// Problems of camera `i`.
+    pub(super) fn problems(&self, i: usize, p: &mut Vec<Problem>) {
+        let at = |key: &str| format!("cameras[{i}].{key}");
+        if !is_valid_id(&self.id) {
+            p.push(Problem::new(
+                at("id"),
+                format!("{:?} must be 1-64 letters, digits, '-' or '_'", self.id),
+            ));
+        }
+        if !["rtsp://", "rtsps://", "file://"].iter().any(|s| self.url.starts_with(s)) {
+            p.push(Problem::new(
+                at("url"),
+                format!("{:?} must start with rtsp://, rtsps:// or file://", self.url),
+            ));
+        }
+        if !(self.detect_fps > 0.0 && self.detect_fps <= 60.0) {
+            p.push(Problem::new(at("detect_fps"), "must be in (0, 60]"));
+        }
+        if !(self.frame_timeout_s >= 1.0) {
+            p.push(Problem::new(at("frame_timeout_s"), "must be at least 1"));
+        }
+        let m = &self.motion;
+        if !(m.min_changed >= 0.0 && m.min_changed <= 1.0) {
+            p.push(Problem::new(at("motion.min_changed"), "must be in [0, 1]"));
+        }
+        if !(m.refresh_s > 0.0) {
+            p.push(Problem::new(at("motion.refresh_s"), "must be positive"));
+        }
+        for (k, mask) in m.masks.iter().enumerate() {
+            check_polygon(&at(&format!("motion.masks[{k}]")), mask, p);
+        }
+        for (k, mask) in self.privacy_masks.iter().enumerate() {
+            check_polygon(&at(&format!("privacy_masks[{k}]")), mask, p);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! A config pushed by the center, merged onto the box's own file: the sections it sets replace
+//! the local ones; the box's identity, data directory and broker settings stay local.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::camera::CameraConfig;
+use super::model::ModelConfig;
+use super::outbox::OutboxConfig;
+use super::places::{LineConfig, ZoneConfig};
+use super::rules::RuleConfig;
+use super::snapshot::SnapshotConfig;
+use super::{AgentConfig, ConfigError, Problem, default_timezone, from_toml};
+
+/// What a pushed document may hold: every section, so that the local-only ones can be named
+/// in the refusal rather than reported as unknown keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushedSections {
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    data_dir: Option<toml::Value>,
+    #[serde(default)]
+    center_url: Option<toml::Value>,
+    #[serde(default)]
+    metrics_listen: Option<toml::Value>,
+    #[serde(default)]
+    mqtt: Option<toml::Value>,
+    #[serde(default)]
+    model: Option<ModelConfig>,
+    #[serde(default)]
+    cameras: Vec<CameraConfig>,
+    #[serde(default)]
+    zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    lines: Vec<LineConfig>,
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    snapshot: Option<SnapshotConfig>,
+    #[serde(default)]
+    outbox: Option<OutboxConfig>,
+}
+
+impl AgentConfig {
+    /// This config with what the center pushed: the sections `text` sets (model, cameras,
+    /// zones, rules, snapshot, outbox) replace the local ones. The box's identity, data
+    /// directory and broker settings stay local: they hold secrets, and a wrong broker pushed
+    /// would cut the box off for good. `origin` names the push in errors.
+    pub fn with_pushed(&self, text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let pushed: PushedSections = from_toml(text, origin)?;
+        let mut refused = Vec::new();
+        if pushed.agent_id.as_ref().is_some_and(|id| *id != self.agent_id) {
+            let id = pushed.agent_id.unwrap_or_default();
+            refused.push(Problem::new(
+                "agent_id",
+                format!("{id:?} is not this agent ({:?})", self.agent_id),
+            ));
+        }
+        for (key, set) in [
+            ("data_dir", pushed.data_dir.is_some()),
+            ("center_url", pushed.center_url.is_some()),
+            ("metrics_listen", pushed.metrics_listen.is_some()),
+            ("mqtt", pushed.mqtt.is_some()),
+        ] {
+            if set {
+                refused.push(Problem::new(
+                    key,
+                    "is set in the box's local file only; remove it from the pushed config",
+                ));
+            }
+        }
+        if !refused.is_empty() {
+            return Err(ConfigError::Invalid { path: origin.to_owned(), problems: refused });
+        }
+        let mut config = self.clone();
+        if let Some(mut model) = pushed.model {
+            model.resolve(&self.base_dir);
+            config.model = model;
+        }
+        config.cameras = pushed.cameras;
+        config.zones = pushed.zones;
+        config.lines = pushed.lines;
+        config.rules = pushed.rules;
+        config.timezone = pushed.timezone.unwrap_or_else(default_timezone);
+        config.snapshot = pushed.snapshot.unwrap_or_default();
+        config.outbox = pushed.outbox.unwrap_or_default();
+        config.checked(origin)
+    }
+}

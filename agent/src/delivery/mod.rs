@@ -1,0 +1,14 @@
+//! Sealed alarms → the center: the durable outbox, the publishing window (free of I/O), the
+//! MQTT publisher (an alarm leaves the outbox when the center's signed receipt names it),
+//! configs the center pushes, and Health.
+
+mod health;
+mod outbox;
+mod publisher;
+mod pushed_config;
+mod window;
+
+pub use health::HealthReporter;
+pub use outbox::{Drops, Limits, Outbox, OutboxError, Pending, is_snapshot_id, snapshot_id};
+pub use publisher::{Links, Publisher, mqtt_options};
+pub use pushed_config::{PushError, PushedConfigs};

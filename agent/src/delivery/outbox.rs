@@ -1,0 +1,434 @@
+//! The durable outbox: every alarm is written here (and flushed) before it is published, and
+//! leaves only when the center's receipt names it. A broker's PUBACK is not enough: brokers and
+//! rumqttc lose what they hold across restarts; the center's receipt means "stored".
+//!
+//! Three sled trees: `queue` (sequence number, big-endian → encoded alarm) keeps publishing order
+//! across restarts; `following` (sequence number and alarm id → encoded Snapshot) holds pictures
+//! too big to travel with their alarm, sent once the alarm is receipted; `index` (id → key in
+//! its tree) finds what a receipt names: an alarm by its id, a following snapshot by
+//! [`snapshot_id`]`(alarm id)`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sled::Transactional;
+use tracing::warn;
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::{Alarm, Message, Severity, decode_limited};
+
+use crate::config::OutboxConfig;
+use crate::evidence::Sealed;
+
+/// Why the outbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database could not be opened (disk, permissions, another agent using it).
+    #[error(
+        "cannot open the outbox in {dir}: {error} (is another agent running with this data_dir?)"
+    )]
+    Open { dir: PathBuf, error: sled::Error },
+    /// A write or flush failed (a full disk, say): the alarm is not stored.
+    #[error("outbox write failed: {0}")]
+    Write(String),
+}
+
+/// What ends the outbox id of a snapshot that follows its alarm (ids have no '/').
+const SNAPSHOT_SUFFIX: &str = "/snapshot";
+
+/// Whether outbox id `id` is a following snapshot's (else an alarm's).
+pub fn is_snapshot_id(id: &str) -> bool {
+    id.ends_with(SNAPSHOT_SUFFIX)
+}
+
+/// The outbox id of the snapshot that follows alarm `alarm_id`.
+pub fn snapshot_id(alarm_id: &str) -> String {
+    format!("{alarm_id}{SNAPSHOT_SUFFIX}")
+}
+
+/// One alarm (or following snapshot) waiting for its receipt.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Position in publishing order.
+    pub seq: u64,
+    /// The alarm's id.
+    pub id: String,
+    /// The encoded alarm, as published.
+    pub payload: Vec<u8>,
+}
+
+/// How much the outbox may hold before it gives things up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of encoded alarms (snapshots included).
+    pub max_bytes: u64,
+    /// Age of an alarm (from its event time), milliseconds.
+    pub max_age_ms: i64,
+}
+
+impl From<&OutboxConfig> for Limits {
+    fn from(c: &OutboxConfig) -> Self {
+        Self {
+            max_bytes: c.max_mib.saturating_mul(1 << 20),
+            max_age_ms: (c.max_age_days as f64 * 86_400_000.0) as i64,
+        }
+    }
+}
+
+/// What the outbox gave up, since it was opened (for Health).
+#[derive(Debug, Default)]
+pub struct Drops {
+    /// Snapshots removed from waiting alarms (the alarm itself still waits).
+    pub snapshots: AtomicU64,
+    /// Whole alarms removed because the outbox was full.
+    pub alarms: AtomicU64,
+    /// Alarms removed because they were older than the age limit.
+    pub expired: AtomicU64,
+}
+
+/// The agent's outbox.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    db: sled::Db,
+    queue: sled::Tree,
+    following: sled::Tree,
+    index: sled::Tree,
+    limits: Limits,
+    bytes: Arc<AtomicU64>,
+    /// What was given up to stay within the limits.
+    pub drops: Arc<Drops>,
+}
+
+/// What the full-outbox policy gives up, one at a time.
+enum Relief {
+    StripSnapshot,
+    Drop,
+    /// Drop the oldest snapshot waiting to follow its alarm (whatever `pick` says).
+    DropFollowing,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox in `dir`.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
+        let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
+        let db = sled::open(dir).map_err(open_err)?;
+        let queue = db.open_tree("queue").map_err(open_err)?;
+        let following = db.open_tree("following").map_err(open_err)?;
+        let index = db.open_tree("index").map_err(open_err)?;
+        let bytes: u64 = queue
+            .iter()
+            .values()
+            .chain(following.iter().values())
+            .flatten()
+            .map(|v| v.len() as u64)
+            .sum();
+        Ok(Self {
+            db,
+            queue,
+            following,
+            index,
+            limits,
+            bytes: Arc::new(AtomicU64::new(bytes)),
+            drops: Arc::default(),
+        })
+    }
+
+    /// Bytes of the waiting alarms.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Applies the limits. Expired alarms go first; then, while over the byte limit, the policy
+    /// gives up the least important thing left, in this order: the snapshot of the oldest
+    /// alarm below high severity, such an alarm itself, the oldest snapshot waiting to follow
+    /// its alarm, the snapshot of the oldest alarm of any severity, and last the oldest alarm.
+    /// Every step is logged and counted.
+    fn enforce(&self) -> Result<(), OutboxError> {
+        let oldest_allowed = now_ms() - self.limits.max_age_ms;
+        for (_, alarm) in self.scan() {
+            if alarm.event_time_ms >= oldest_allowed {
+                break;
+            }
+            warn!(alarm = %alarm.id, camera = %alarm.camera_id, "outbox: alarm older than the age limit dropped unsent");
+            self.forget(&alarm.id)?;
+            self.drops.expired.fetch_add(1, Ordering::Relaxed);
+        }
+        let low = |a: &Alarm| a.severity < Severity::High as i32;
+        let any = |_: &Alarm| true;
+        let steps: [(&dyn Fn(&Alarm) -> bool, Relief); 5] = [
+            (&|a| low(a) && !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
+            (&low, Relief::Drop),
+            (&any, Relief::DropFollowing),
+            (&|a| !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
+            (&any, Relief::Drop),
+        ];
+        for (pick, relief) in steps {
+            while self.bytes() > self.limits.max_bytes && self.relieve(&relief, pick)? {}
+        }
+        Ok(())
+    }
+
+    /// Gives up one thing by `relief` (to the oldest alarm `pick` accepts); false if there was
+    /// nothing to give up.
+    fn relieve(&self, relief: &Relief, pick: &dyn Fn(&Alarm) -> bool) -> Result<bool, OutboxError> {
+        if let Relief::DropFollowing = relief {
+            let Some((_, alarm_id)) = self.waiting_snapshots().next() else { return Ok(false) };
+            warn!(alarm = %alarm_id, "outbox full: a snapshot waiting to follow its alarm dropped");
+            self.remove(&snapshot_id(&alarm_id))?;
+            self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { return Ok(false) };
+        if let Relief::StripSnapshot = relief {
+            warn!(alarm = %alarm.id, bytes = alarm.snapshot_jpeg.len(), "outbox full: snapshot dropped, the alarm still waits");
+            let stripped = Alarm { snapshot_jpeg: Default::default(), ..alarm };
+            let payload = stripped.encode_to_vec();
+            let old = self
+                .queue
+                .insert(seq.to_be_bytes(), payload.as_slice())
+                .map_err(|e| OutboxError::Write(e.to_string()))?;
+            let old_len = old.map_or(0, |v| v.len() as u64);
+            self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
+            self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
+        } else {
+            warn!(alarm = %alarm.id, camera = %alarm.camera_id, severity = alarm.severity, "outbox full: alarm dropped unsent");
+            self.forget(&alarm.id)?;
+            self.drops.alarms.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// Removes alarm `id` and the snapshot that would follow it.
+    fn forget(&self, id: &str) -> Result<(), OutboxError> {
+        self.remove(id)?;
+        self.remove(&snapshot_id(id))?;
+        Ok(())
+    }
+
+    /// Waiting alarms, oldest first.
+    fn scan(&self) -> impl Iterator<Item = (u64, Alarm)> + '_ {
+        self.entries().map(|(seq, alarm, _)| (seq, alarm))
+    }
+
+    /// Waiting alarms, oldest first, with their encoded form. Only this agent writes the
+    /// queue, so every value decodes; one that does not is skipped.
+    fn entries(&self) -> impl Iterator<Item = (u64, Alarm, sled::IVec)> + '_ {
+        self.queue.iter().flatten().filter_map(|(k, v)| {
+            let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
+            let alarm = decode_limited::<Alarm>(&v).ok()?;
+            Some((seq, alarm, v))
+        })
+    }
+
+    /// Event time of the oldest waiting alarm, UTC milliseconds.
+    pub fn oldest_event_time_ms(&self) -> Option<i64> {
+        self.scan().next().map(|(_, a)| a.event_time_ms)
+    }
+
+    /// Stores a sealed alarm (and the snapshot that follows it, if any) durably, flushed to
+    /// disk, at the end of the queue. An id already waiting is not stored twice.
+    pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
+        let write = |e: String| OutboxError::Write(e);
+        let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
+        // The alarm id in the key tells whose picture it is without decoding the picture.
+        let mut after =
+            self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
+        after.extend_from_slice(sealed.id.as_bytes());
+        let follow_id = snapshot_id(&sealed.id);
+        let stored = (&self.queue, &self.following, &self.index)
+            .transaction(|(queue, following, index)| {
+                if let Some(existing) = index.get(sealed.id.as_bytes())? {
+                    return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
+                }
+                queue.insert(&seq.to_be_bytes(), sealed.alarm.as_slice())?;
+                index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
+                if let Some(snapshot) = &sealed.snapshot {
+                    following.insert(after.as_slice(), snapshot.as_slice())?;
+                    index.insert(follow_id.as_bytes(), after.as_slice())?;
+                }
+                Ok(None)
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        if let Some(existing) = stored {
+            return Ok(existing);
+        }
+        let added = sealed.alarm.len() + sealed.snapshot.as_ref().map_or(0, Vec::len);
+        self.bytes.fetch_add(added as u64, Ordering::Relaxed);
+        self.enforce()?;
+        self.db.flush().map_err(|e| write(e.to_string()))?;
+        Ok(seq)
+    }
+
+    /// Sequence number and alarm id of each snapshot waiting to follow its alarm, oldest first.
+    fn waiting_snapshots(&self) -> impl Iterator<Item = (u64, String)> + '_ {
+        self.following.iter().keys().flatten().filter_map(|k| {
+            let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+            Some((seq, String::from_utf8(k[8..].to_vec()).ok()?))
+        })
+    }
+
+    /// Up to `limit` snapshots whose alarms are receipted, in order, skipping those `skip`
+    /// says to.
+    pub fn following(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        self.waiting_snapshots()
+            .filter(|(_, alarm)| !self.index.contains_key(alarm.as_bytes()).unwrap_or(true))
+            .map(|(seq, alarm)| (seq, snapshot_id(&alarm)))
+            .filter(|(_, id)| !skip(id))
+            .take(limit)
+            .filter_map(|(seq, id)| {
+                let key = self.index.get(id.as_bytes()).ok()??;
+                let payload = self.following.get(key).ok()??.to_vec();
+                Some(Pending { seq, id, payload })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` alarms in publishing order, skipping those `skip` says to.
+    pub fn oldest(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        self.entries()
+            .filter(|(_, alarm, _)| !skip(&alarm.id))
+            .take(limit)
+            .map(|(seq, alarm, value)| Pending { seq, id: alarm.id, payload: value.to_vec() })
+            .collect()
+    }
+
+    /// Forgets the alarm or following snapshot `id` (its receipt came); false if it was not
+    /// here.
+    pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
+        let write = |e: String| OutboxError::Write(e);
+        let tree = if is_snapshot_id(id) { &self.following } else { &self.queue };
+        let removed = (tree, &self.index)
+            .transaction(|(tree, index)| {
+                let Some(seq) = index.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                Ok(tree.remove(seq)?.map(|v| v.len() as u64))
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        if let Some(len) = removed {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Alarms and following snapshots waiting for a receipt.
+    pub fn len(&self) -> usize {
+        self.queue.len() + self.following.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.following.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xueliang_proto::Snapshot;
+
+    const ROOMY: Limits = Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2 };
+
+    fn alarm(id: &str) -> Alarm {
+        Alarm { id: id.into(), agent_id: "a".into(), event_time_ms: now_ms(), ..Default::default() }
+    }
+
+    fn with(id: &str, severity: Severity, snapshot: usize) -> Alarm {
+        Alarm { severity: severity as i32, snapshot_jpeg: vec![7; snapshot].into(), ..alarm(id) }
+    }
+
+    fn push(o: &Outbox, a: &Alarm) {
+        o.push(&Sealed { id: a.id.clone(), alarm: a.encode_to_vec(), snapshot: None }).unwrap();
+    }
+
+    fn waiting(o: &Outbox) -> Vec<(String, usize)> {
+        o.scan().map(|(_, a)| (a.id, a.snapshot_jpeg.len())).collect()
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_low_severity_evidence_first_and_high_alarms_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_bytes: 25_000, ..ROOMY }).unwrap();
+        push(&o, &with("low-old", Severity::Low, 10_000));
+        push(&o, &with("high-old", Severity::High, 10_000));
+        push(&o, &with("low-new", Severity::Low, 0));
+        assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
+        // Over the limit: the low alarm's picture goes, the alarm stays.
+        push(&o, &with("high-new", Severity::High, 10_000));
+        assert_eq!(
+            waiting(&o),
+            [
+                ("low-old".into(), 0),
+                ("high-old".into(), 10_000),
+                ("low-new".into(), 0),
+                ("high-new".into(), 10_000)
+            ]
+        );
+        // Further over: low alarms go, then high alarms lose their pictures, oldest first.
+        push(&o, &with("critical", Severity::Critical, 10_000));
+        let ids: Vec<(String, usize)> = waiting(&o);
+        assert!(!ids.iter().any(|(id, _)| id.starts_with("low")), "{ids:?}");
+        assert_eq!(
+            ids.last().unwrap(),
+            &("critical".to_string(), 10_000),
+            "the newest keeps its picture"
+        );
+        assert!(o.bytes() <= 25_000, "{}", o.bytes());
+        assert_eq!(o.drops.alarms.load(Ordering::Relaxed), 2);
+        assert!(o.drops.snapshots.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[test]
+    fn a_snapshot_that_follows_is_due_once_its_alarm_is_receipted() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        let a = alarm("big");
+        let snapshot =
+            Snapshot { alarm_id: "big".into(), jpeg: vec![7; 5000].into(), ..Default::default() };
+        o.push(&Sealed {
+            id: "big".into(),
+            alarm: a.encode_to_vec(),
+            snapshot: Some(snapshot.encode_to_vec()),
+        })
+        .unwrap();
+        assert_eq!(o.len(), 2);
+        assert!(o.following(10, |_| false).is_empty(), "not before its alarm is stored");
+        assert!(o.remove("big").unwrap());
+        let due: Vec<String> = o.following(10, |_| false).into_iter().map(|p| p.id).collect();
+        assert_eq!(due, ["big/snapshot"]);
+        assert!(o.remove("big/snapshot").unwrap());
+        assert!(o.is_empty());
+        assert_eq!(o.bytes(), 0);
+    }
+
+    #[test]
+    fn alarms_past_the_age_limit_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_age_ms: 60_000, ..ROOMY }).unwrap();
+        push(&o, &Alarm { event_time_ms: now_ms() - 120_000, ..alarm("stale") });
+        push(&o, &alarm("fresh"));
+        assert_eq!(waiting(&o), [("fresh".to_string(), 0)]);
+        assert_eq!(o.drops.expired.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn alarms_wait_in_order_across_a_restart_until_receipted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let o = Outbox::open(dir.path(), ROOMY).unwrap();
+            // a1 pushed again (re-raised after a crash) waits once.
+            for id in ["a1", "a2", "a3", "a1"] {
+                push(&o, &alarm(id));
+            }
+            assert!(o.remove("a2").unwrap());
+            assert!(!o.remove("a2").unwrap(), "a second receipt is harmless");
+        }
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        assert_eq!(o.bytes(), 2 * alarm("a1").encode_to_vec().len() as u64);
+        let ids: Vec<String> = o.oldest(10, |_| false).into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, ["a1", "a3"]);
+        let unsent: Vec<String> = o.oldest(10, |id| id == "a1").into_iter().map(|p| p.id).collect();
+        assert_eq!(unsent, ["a3"]);
+        assert_eq!(o.len(), 2);
+    }
+}

@@ -1,0 +1,424 @@
+//! The MQTT publisher: connects to the broker, announces the agent (retained status with the
+//! config version, last will), publishes the outbox's alarms at QoS 1 until the center's
+//! receipts name them, and passes pushed configs to the agent and its answers back. It retries
+//! the broker for as long as the agent runs.
+//!
+//! Two tasks: one polls the connection (the shared MQTT loop) and forwards what matters
+//! (connected, disconnected, receipts, configs); the other publishes, so a full request queue
+//! never blocks the polling.
+//! With `mqtt.persistent_session`, receipts sent while the box was away wait at the broker.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use xueliang_proto::endpoint::BrokerUrl;
+use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::v1::agent_status::State;
+use xueliang_proto::{
+    AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited,
+    topics::Topics,
+};
+use xueliang_service::backoff::Backoff;
+use xueliang_service::mqtt::{self, Farewell, Link, Session};
+use xueliang_service::tls::client_config;
+
+use super::outbox::{Outbox, is_snapshot_id, snapshot_id};
+use super::window::Window;
+use crate::config::MqttConfig;
+use xueliang_proto::endpoint::now_ms;
+
+/// The agent's MQTT connection.
+pub struct Publisher {
+    client: AsyncClient,
+    eventloop: EventLoop,
+    topics: Topics,
+    agent_id: String,
+    broker: String,
+    center_key: Option<VerifyingKey>,
+}
+
+/// What the publisher exchanges with the rest of the agent.
+#[derive(Debug)]
+pub struct Links {
+    /// A message per new alarm in the outbox (one pending is enough).
+    pub wake: mpsc::Receiver<()>,
+    /// Health reports to send.
+    pub health: mpsc::Receiver<Health>,
+    /// Pushed configs (raw AgentConfig payloads) for the agent to check and apply.
+    pub configs: mpsc::Sender<Vec<u8>>,
+    /// The agent's answers to pushed configs.
+    pub acks: mpsc::Receiver<ConfigAck>,
+    /// The version of the config the agent runs, announced in the retained status.
+    pub config_version: watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("broker", &self.broker)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
+    AgentStatus {
+        schema_version: SCHEMA_VERSION as i32,
+        agent_id: agent_id.to_owned(),
+        state: state as i32,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_version,
+        time_ms: now_ms(),
+    }
+    .encode_to_vec()
+}
+
+/// Connection options for this box at the broker of `cfg`, as `client_id`: address, TLS,
+/// credentials, keep-alive and packet size (`xl-agent doctor` logs in with them too).
+pub fn mqtt_options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    agent_id: &str,
+) -> Result<MqttOptions, String> {
+    let BrokerUrl { host, port, .. } = cfg.broker()?;
+    let mut opts = MqttOptions::new(client_id, host, port);
+    // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
+    // keep-alive; the default 30 s costs a few bytes a minute.
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
+    if let Some(files) = cfg.tls()? {
+        let tls = client_config(&files).map_err(|e| format!("mqtt TLS: {e}"))?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    // Alarms carry JPEG snapshots: rumqttc's 10 KiB default would refuse them.
+    opts.set_max_packet_size(
+        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+        xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+    );
+    if let Some(password) = &cfg.password {
+        let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
+        opts.set_credentials(user, password.clone());
+    }
+    Ok(opts)
+}
+
+impl Publisher {
+    /// Prepares the connection (nothing is sent until [`Publisher::run`]).
+    pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
+        let BrokerUrl { host, port, .. } = cfg.broker()?;
+        let topics = Topics::new(cfg.topic_prefix.clone());
+        let center_key = cfg.center_key()?;
+        if center_key.is_none() {
+            warn!(
+                "mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused"
+            );
+        }
+        let mut opts = mqtt_options(cfg, &format!("xl-agent-{agent_id}"), agent_id)?;
+        opts.set_clean_session(!cfg.persistent_session);
+        opts.set_last_will(LastWill::new(
+            topics.status(agent_id),
+            // Set before connecting, so it cannot know a config pushed later: 0.
+            status(agent_id, State::Offline, 0),
+            QoS::AtLeastOnce,
+            true,
+        ));
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        // A slow link needs longer than rumqttc's 5 s to set up TCP and MQTT (and TLS).
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_connection_timeout(20);
+        eventloop.set_network_options(network);
+        Ok(Self {
+            client,
+            eventloop,
+            topics,
+            agent_id: agent_id.to_owned(),
+            broker: format!("{host}:{port}"),
+            center_key,
+        })
+    }
+
+    /// Publishes the outbox's alarms until `shutdown`: the newest when `wake` says one was
+    /// added, all unreceipted ones after every (re)connect, and again any whose receipt has not
+    /// come within the window's receipt timeout. Reconnects with backoff on any error.
+    pub async fn run(self, outbox: Outbox, links: Links, shutdown: CancellationToken) {
+        let Self { client, eventloop, topics, agent_id, broker, center_key } = self;
+        let Links { wake, health, configs, acks, config_version } = links;
+        let status_topic = topics.status(&agent_id);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let mut session = Connection {
+            receipt_topic: topics.receipt(&agent_id),
+            config_topic: topics.config(&agent_id),
+            center_topic: topics.center_status(),
+            status_topic: status_topic.clone(),
+            agent_id: agent_id.clone(),
+            center_key,
+            configs,
+            control: control_tx,
+            config_version: config_version.clone(),
+        };
+        let sender = tokio::spawn(
+            Sender {
+                client: client.clone(),
+                outbox,
+                alarm_topic: topics.alarm(&agent_id),
+                health_topic: topics.health(&agent_id),
+                snapshot_topic: topics.snapshot(&agent_id),
+                ack_topic: topics.config_ack(&agent_id),
+                subscriptions: [
+                    session.receipt_topic.clone(),
+                    session.config_topic.clone(),
+                    session.center_topic.clone(),
+                ],
+                window: Window::default(),
+            }
+            .run(control_rx, wake, health, acks, shutdown.clone()),
+        );
+        let announcer = tokio::spawn(announce_versions(
+            client.clone(),
+            status_topic.clone(),
+            agent_id.clone(),
+            config_version.clone(),
+        ));
+        let link = Link { client, eventloop, who: format!("agent {agent_id}"), broker };
+        // Leave cleanly: a graceful disconnect does not trigger the last will, so say offline.
+        let farewell = || Farewell {
+            topic: status_topic,
+            payload: status(&agent_id, State::Offline, *config_version.borrow()),
+        };
+        mqtt::run(link, &mut session, RECONNECT, &shutdown, farewell).await;
+        announcer.abort();
+        sender.abort();
+    }
+}
+
+/// Reconnect delays to the broker.
+const RECONNECT: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(10));
+
+/// Announces the agent's status again whenever the config version in force changes.
+async fn announce_versions(
+    client: AsyncClient,
+    topic: String,
+    agent_id: String,
+    mut version: watch::Receiver<u64>,
+) {
+    while version.changed().await.is_ok() {
+        let v = *version.borrow_and_update();
+        announce(&client, &topic, &agent_id, v);
+    }
+}
+
+/// Publishes the retained status: online, with the config version in force.
+fn announce(client: &AsyncClient, topic: &str, agent_id: &str, version: u64) {
+    let payload = status(agent_id, State::Online, version);
+    if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, true, payload) {
+        warn!("cannot announce status: {e}");
+    }
+}
+
+/// The polling side of the connection: it forwards what matters (connected, disconnected,
+/// receipts, the center's status, configs) to the sending task, so a full request queue never
+/// blocks the polling.
+struct Connection {
+    receipt_topic: String,
+    config_topic: String,
+    center_topic: String,
+    status_topic: String,
+    agent_id: String,
+    center_key: Option<VerifyingKey>,
+    configs: mpsc::Sender<Vec<u8>>,
+    control: mpsc::UnboundedSender<Control>,
+    config_version: watch::Receiver<u64>,
+}
+
+impl Session for Connection {
+    fn connected(&mut self, client: &AsyncClient) {
+        let _ = self.control.send(Control::Connected);
+        announce(client, &self.status_topic, &self.agent_id, *self.config_version.borrow());
+    }
+
+    fn incoming(&mut self, _: &AsyncClient, packet: Packet) -> ControlFlow<()> {
+        let p = match packet {
+            Packet::Publish(p) => p,
+            Packet::PubAck(ack) => {
+                debug!(pkid = ack.pkid, "puback");
+                return ControlFlow::Continue(());
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        if p.topic == self.receipt_topic {
+            match read_receipt(&p.payload, self.center_key.as_ref()) {
+                Ok(ids) => {
+                    let _ = self.control.send(Control::Receipt(ids));
+                }
+                Err(e) => warn!("ignoring a receipt: {e}"),
+            }
+        } else if p.topic == self.center_topic {
+            match decode_limited::<CenterStatus>(&p.payload) {
+                Ok(s) => {
+                    let _ = self.control.send(Control::Center(s.online));
+                }
+                Err(e) => warn!("ignoring a malformed center status: {e}"),
+            }
+        } else if p.topic == self.config_topic
+            // An empty retained message clears the topic: nothing to apply.
+            && !p.payload.is_empty()
+            && self.configs.try_send(p.payload.to_vec()).is_err()
+        {
+            warn!(
+                "a pushed config arrived while another is being applied; the broker keeps the \
+                 newest"
+            );
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn disconnected(&mut self) {
+        let _ = self.control.send(Control::Disconnected);
+    }
+}
+
+/// The outbox ids a receipt names (alarms, and snapshots that followed theirs), if it is
+/// well-formed and, when the center's key is known, signed by the center.
+fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
+    if let Some(key) = center_key {
+        key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center")
+            .map_err(|e| e.to_string())?;
+    }
+    let receipt = decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?;
+    let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
+    Ok(receipt.alarm_ids.into_iter().chain(snapshots).collect())
+}
+
+/// What the connection task tells the sending task.
+#[derive(Debug)]
+enum Control {
+    Connected,
+    Disconnected,
+    Receipt(Vec<String>),
+    /// The center said it is (or is not) ingesting.
+    Center(bool),
+}
+
+/// The sending task's state.
+struct Sender {
+    client: AsyncClient,
+    outbox: Outbox,
+    alarm_topic: String,
+    snapshot_topic: String,
+    health_topic: String,
+    ack_topic: String,
+    /// Receipts, configs and the center's status.
+    subscriptions: [String; 3],
+    window: Window,
+}
+
+impl Sender {
+    async fn run(
+        mut self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut wake: mpsc::Receiver<()>,
+        mut health: mpsc::Receiver<Health>,
+        mut acks: mpsc::Receiver<ConfigAck>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                c = control.recv() => match c {
+                    None => break,
+                    Some(Control::Connected) => {
+                        self.window.connected();
+                        for topic in &self.subscriptions {
+                            if let Err(e) = self.client.subscribe(topic, QoS::AtLeastOnce).await {
+                                warn!("cannot subscribe to {topic}: {e}");
+                            }
+                        }
+                    }
+                    Some(Control::Disconnected) => self.window.disconnected(),
+                    Some(Control::Center(online)) => {
+                        if self.window.center(online) {
+                            if online {
+                                info!("the center is ingesting; publishing");
+                            } else {
+                                warn!("the center is offline; alarms wait in the outbox");
+                            }
+                        }
+                    }
+                    Some(Control::Receipt(ids)) => {
+                        for id in ids {
+                            self.window.receipted(&id);
+                            match self.outbox.remove(&id) {
+                                Ok(true) => debug!(alarm = %id, "receipted; left the outbox"),
+                                Ok(false) => {}
+                                Err(e) => warn!(alarm = %id, "{e}"),
+                            }
+                        }
+                    }
+                },
+                w = wake.recv() => if w.is_none() { break },
+                h = health.recv() => match h {
+                    None => break,
+                    // Health is periodic: one lost while disconnected is replaced by the next.
+                    Some(h) if self.window.is_connected() => {
+                        let payload = h.encode_to_vec();
+                        let sent =
+                            self.client.try_publish(&self.health_topic, QoS::AtMostOnce, false, payload);
+                        if let Err(e) = sent {
+                            debug!("health not sent: {e}");
+                        }
+                    }
+                    Some(_) => {}
+                },
+                a = acks.recv() => match a {
+                    None => break,
+                    // Queued in the client while disconnected, sent after the reconnect.
+                    Some(ack) => {
+                        let payload = ack.encode_to_vec();
+                        let sent =
+                            self.client.publish(&self.ack_topic, QoS::AtLeastOnce, false, payload);
+                        if let Err(e) = sent.await {
+                            warn!(version = ack.version, "cannot answer the pushed config: {e}");
+                        }
+                    }
+                },
+                _ = tick.tick() => self.window.expire(Instant::now()),
+            }
+            self.publish_due().await;
+        }
+    }
+
+    /// Publishes the oldest unreceipted alarms not in flight, as far as the window allows, and
+    /// with the room left the snapshots that follow receipted alarms: a picture never holds an
+    /// alarm up.
+    async fn publish_due(&mut self) {
+        let room = self.window.room();
+        if room == 0 {
+            return;
+        }
+        let mut due = self.outbox.oldest(room, |id| self.window.in_flight(id));
+        if due.len() < room {
+            due.extend(self.outbox.following(room - due.len(), |id| self.window.in_flight(id)));
+        }
+        for p in due {
+            let topic =
+                if is_snapshot_id(&p.id) { &self.snapshot_topic } else { &self.alarm_topic };
+            match self.client.publish(topic, QoS::AtLeastOnce, false, p.payload).await {
+                Ok(()) => {
+                    info!(id = %p.id, seq = p.seq, "published");
+                    self.window.sent(p.id, Instant::now());
+                }
+                Err(e) => {
+                    warn!(id = %p.id, "cannot queue for publishing: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The agent's Prometheus metrics (`metrics_listen` in the config): per camera, frames decoded,
+//! frames inferred, inference time, whether it is online and how often it reconnected; alarms
+//! raised per rule; line crossings; the outbox; errors. The detector thread writes the page about
+//! once a second; the HTTP endpoint serves the latest one, so a scrape never waits on the loop.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use xueliang_service::metrics::{Exposition, labels};
+
+use crate::delivery::Outbox;
+use crate::detect::CameraLoopStats;
+use crate::rules::RuleSet;
+use crate::source::CameraCounters;
+
+/// The latest metrics page.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    page: Mutex<String>,
+}
+
+impl Metrics {
+    /// Replaces the page.
+    pub fn set(&self, page: String) {
+        *self.page.lock().unwrap_or_else(|p| p.into_inner()) = page;
+    }
+
+    /// The page.
+    pub fn page(&self) -> String {
+        self.page.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// What the page is made of.
+#[derive(Debug)]
+pub struct Sample<'a> {
+    /// Camera ids, in config order.
+    pub cameras: &'a [String],
+    /// Their decode counters.
+    pub counters: &'a [Arc<CameraCounters>],
+    /// Their share of the inference loop.
+    pub inference: &'a [CameraLoopStats],
+    /// The rule sets, per camera.
+    pub rules: &'a [RuleSet],
+    /// Alarms raised, by rule id and kind.
+    pub raised: &'a BTreeMap<(String, String), u64>,
+    /// The outbox.
+    pub outbox: &'a Outbox,
+    /// Inference failures and alarms that could not be stored.
+    pub errors: u64,
+    /// The config version in force (0: the local file).
+    pub config_version: u64,
+}
+
+/// The Prometheus text of `s`.
+pub fn render(s: &Sample<'_>) -> String {
+    let mut e = Exposition::default();
+    let per_camera = |f: &dyn Fn(usize) -> f64| -> Vec<(String, f64)> {
+        s.cameras.iter().enumerate().map(|(i, id)| (labels(&[("camera", id)]), f(i))).collect()
+    };
+    let counter = |i: usize| s.counters.get(i);
+    e.family(
+        "xl_agent_frames_decoded_total",
+        "counter",
+        "Frames decoded per camera.",
+        &per_camera(&|i| counter(i).map_or(0.0, |c| c.frames.load(Ordering::Relaxed) as f64)),
+    );
+    e.family(
+        "xl_agent_frames_inferred_total",
+        "counter",
+        "Frames inferred per camera (the rest were skipped by the motion gate or the cadence).",
+        &per_camera(&|i| s.inference.get(i).map_or(0.0, |l| l.inferred as f64)),
+    );
+    e.family(
+        "xl_agent_inference_seconds_total",
+        "counter",
+        "Time in session.run per camera (a batch's time split among its frames).",
+        &per_camera(&|i| s.inference.get(i).map_or(0.0, |l| l.infer.as_secs_f64())),
+    );
+    e.family(
+        "xl_agent_camera_online",
+        "gauge",
+        "1 while the camera delivers frames.",
+        &per_camera(&|i| counter(i).map_or(0.0, |c| c.online.load(Ordering::Relaxed) as u8 as f64)),
+    );
+    e.family(
+        "xl_agent_camera_reconnects_total",
+        "counter",
+        "Times the camera's stream was lost.",
+        &per_camera(&|i| counter(i).map_or(0.0, |c| c.reconnects.load(Ordering::Relaxed) as f64)),
+    );
+    let raised: Vec<(String, u64)> = s
+        .raised
+        .iter()
+        .map(|((rule, kind), n)| (labels(&[("rule", rule), ("kind", kind)]), *n))
+        .collect();
+    e.family("xl_agent_alarms_raised_total", "counter", "Alarms raised, by rule.", &raised);
+    let mut crossings = Vec::new();
+    for set in s.rules {
+        let camera = s.cameras.get(set.camera).map_or("", String::as_str);
+        for rule in &set.rules {
+            if let Some(c) = rule.counts() {
+                crossings.push((
+                    labels(&[("camera", camera), ("rule", &rule.id), ("direction", "a_to_b")]),
+                    c.a_to_b,
+                ));
+                crossings.push((
+                    labels(&[("camera", camera), ("rule", &rule.id), ("direction", "b_to_a")]),
+                    c.b_to_a,
+                ));
+            }
+        }
+    }
+    e.family(
+        "xl_agent_line_crossings_total",
+        "counter",
+        "Crossings of each counting line, both ways.",
+        &crossings,
+    );
+    e.single(
+        "xl_agent_outbox_alarms",
+        "gauge",
+        "Alarms waiting for the center's receipt.",
+        s.outbox.len(),
+    );
+    e.single("xl_agent_outbox_bytes", "gauge", "Size of the alarms waiting.", s.outbox.bytes());
+    let drops = &s.outbox.drops;
+    e.single(
+        "xl_agent_outbox_dropped_total",
+        "counter",
+        "Alarms given up because the outbox was full or they were too old.",
+        drops.alarms.load(Ordering::Relaxed) + drops.expired.load(Ordering::Relaxed),
+    );
+    e.single(
+        "xl_agent_errors_total",
+        "counter",
+        "Inference failures and alarms that could not be stored.",
+        s.errors,
+    );
+    e.single(
+        "xl_agent_config_version",
+        "gauge",
+        "Version of the pushed config in force (0: the local file).",
+        s.config_version,
+    );
+    e.finish()
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let page = metrics.page();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], page) }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::error!("metrics endpoint stopped: {e}");
+    }
+}

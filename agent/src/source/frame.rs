@@ -1,0 +1,87 @@
+//! A decoded camera frame: the GStreamer sample (I420, full resolution) and when it was taken.
+
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use super::yuv::{Yuv, YuvToRgb};
+
+/// Why a sample could not be read as an I420 frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The sample lacks caps or a buffer, or its caps are not raw I420 video.
+    #[error("sample is not I420 video: {0}")]
+    Format(String),
+    /// The buffer could not be mapped for reading.
+    #[error("cannot map frame buffer: {0}")]
+    Map(String),
+}
+
+/// One decoded frame of one camera, kept as the decoder produced it (no copy, no conversion).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Index of the camera in the configuration.
+    pub camera: usize,
+    /// Wall-clock capture time, UTC milliseconds (when the agent received it).
+    pub captured_ms: i64,
+    sample: gst::Sample,
+    info: gst_video::VideoInfo,
+}
+
+impl Frame {
+    /// Wraps an appsink sample whose caps are `video/x-raw,format=I420`.
+    pub fn new(camera: usize, sample: gst::Sample, captured_ms: i64) -> Result<Self, FrameError> {
+        let caps = sample.caps().ok_or_else(|| FrameError::Format("no caps".into()))?;
+        let info =
+            gst_video::VideoInfo::from_caps(caps).map_err(|e| FrameError::Format(e.to_string()))?;
+        if info.format() != gst_video::VideoFormat::I420 {
+            return Err(FrameError::Format(format!("{:?}", info.format())));
+        }
+        if sample.buffer().is_none() {
+            return Err(FrameError::Format("no buffer".into()));
+        }
+        Ok(Self { camera, captured_ms, sample, info })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.info.width() as usize
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.info.height() as usize
+    }
+
+    /// The frame's presentation time in its stream, ms (a recording's own clock).
+    pub fn pts_ms(&self) -> Option<i64> {
+        self.sample.buffer()?.pts().map(|t| t.mseconds() as i64)
+    }
+
+    /// Runs `f` on the frame's planes, mapped read-only for the duration of the call.
+    pub fn with_yuv<R>(&self, f: impl FnOnce(&Yuv<'_>) -> R) -> Result<R, FrameError> {
+        let buffer = self.sample.buffer().ok_or_else(|| FrameError::Format("no buffer".into()))?;
+        let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &self.info)
+            .map_err(|e| FrameError::Map(e.to_string()))?;
+        let plane = |i: u32| vf.plane_data(i).map_err(|e| FrameError::Map(e.to_string()));
+        let strides = vf.plane_stride();
+        let colorimetry = self.info.colorimetry();
+        let matrix = match (colorimetry.matrix(), colorimetry.range()) {
+            (_, gst_video::VideoColorRange::Range0_255) => YuvToRgb::BT601_FULL,
+            (gst_video::VideoColorMatrix::Bt709, _) => YuvToRgb::BT709,
+            _ => YuvToRgb::BT601,
+        };
+        let yuv = Yuv::new(
+            plane(0)?,
+            plane(1)?,
+            plane(2)?,
+            strides[0] as usize,
+            strides[1] as usize,
+            self.width(),
+            self.height(),
+            matrix,
+        )
+        .map_err(|e| FrameError::Map(e.to_string()))?;
+        Ok(f(&yuv))
+    }
+}

@@ -1,0 +1,16 @@
+//! Cameras → frames: each camera's GStreamer pipeline (RTSP or a recording), the newest frame
+//! only, reconnection with backoff and the camera's loss and return as events; frames as decoded
+//! I420 without a copy; recordings read frame by frame for the measuring tools.
+
+mod camera;
+mod frame;
+mod recording;
+mod yuv;
+
+pub use camera::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, RTSP_LATENCY_MS};
+pub(crate) use camera::{build_pipeline, error_text};
+pub use frame::{Frame, FrameError};
+pub use recording::{Recording, RecordingError};
+#[cfg(test)]
+pub(crate) use yuv::tests;
+pub use yuv::{RgbTables, Yuv, YuvToRgb};

@@ -1,0 +1,17 @@
+//! What every xueliang process shares as a service, written once:
+//!
+//! - [`mqtt`]: the connection loop (reconnect with backoff, hand packets to the side's session,
+//!   leave cleanly with a retained farewell) that the agent's publisher and the center's ingest
+//!   both run;
+//! - [`backoff`]: doubling retry delays with jitter (cameras, brokers, webhooks);
+//! - [`shutdown`]: Ctrl-C and SIGTERM as a cancellation token;
+//! - [`logging`]: the log subscriber;
+//! - [`metrics`]: the Prometheus text page both `/metrics` endpoints serve;
+//! - [`tls`]: rustls client and server set-up from the county's PEM files.
+
+pub mod backoff;
+pub mod logging;
+pub mod metrics;
+pub mod mqtt;
+pub mod shutdown;
+pub mod tls;

@@ -1,0 +1,13 @@
+//! Logs to standard error (the journal under systemd), filtered by `RUST_LOG` (default `info`),
+//! coloured only on a terminal.
+
+/// Installs the process's log subscriber.
+pub fn init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
