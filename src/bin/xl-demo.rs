@@ -2,7 +2,7 @@
 //!
 //! Starts `xl-center` (embedded broker, sled store in a fresh directory), serves `vtest.avi` over
 //! RTSP as a camera, starts `xl-agent` with a zone over the walkway, and prints alarms as the
-//! center stores them. Runs until Ctrl-C, or for `--for DURATION`; then prints
+//! center stores them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then prints
 //! `demo: N alarms stored` and exits 0 only if N ≥ 1.
 
 use std::collections::HashSet;
@@ -108,7 +108,8 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 
 fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
     let file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .args(args)
         .env(
             "ORT_DYLIB_PATH",
@@ -119,9 +120,17 @@ fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))
+        .kill_on_drop(true);
+    // However the demo ends (even SIGKILL), what it started goes with it: the kernel sends
+    // SIGTERM to the child when the thread that spawned it dies (the demo runs on one thread).
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    command.spawn().with_context(|| format!("start {}", bin.display()))
 }
 
 /// What `bin args` prints given `input` on its standard input, or why it failed.
@@ -154,7 +163,7 @@ fn tail(log: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     match run(Args::parse()).await {
         Ok(n) if n >= 1 => std::process::ExitCode::SUCCESS,
@@ -272,7 +281,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     println!("demo: agent running with {} (log {})", config_path.display(), agent_log.display());
     match args.duration {
         Some(d) => println!("demo: running for {:.0}s", d.as_secs_f32()),
-        None => println!("demo: running until Ctrl-C"),
+        None => println!("demo: running until Ctrl-C (or SIGTERM)"),
     }
 
     let mut seen = HashSet::new();
@@ -280,7 +289,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = xueliang_service::shutdown::signal() => break,
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
             _ = tick.tick() => {}
         }
