@@ -1,6 +1,6 @@
 # The two commands of the README, and the steps they share.
 #   make demo   set up if needed, build, run center + RTSP camera (vtest.avi) + agent
-#   make test   set up if needed, run the whole test suite
+#   make test   set up if needed, check format and lints, run the whole test suite
 # DEMO_ARGS is passed to xl-demo, e.g. make demo DEMO_ARGS="--for 90s".
 
 ORT_DYLIB_PATH := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1.31.1
@@ -22,7 +22,10 @@ build: setup
 demo: build
 	target/release/xl-demo $(DEMO_ARGS)
 
+# Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
 test: setup
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
 
 # Figures for sizing a box (see README, "Measuring"): criterion benches of the per-frame CPU

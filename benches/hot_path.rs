@@ -3,6 +3,9 @@
 //! the tracker and rules, and the tamper check. Run: `make bench` (or `cargo bench --bench
 //! hot_path`).
 
+// criterion_group! makes a public function without documentation.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

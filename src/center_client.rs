@@ -10,7 +10,12 @@ pub enum LoginError {
     Http(#[from] reqwest::Error),
     /// The center refused the login.
     #[error("the center refused the login {login}: {answer}")]
-    Refused { login: String, answer: String },
+    Refused {
+        /// The login refused.
+        login: String,
+        /// The center's answer.
+        answer: String,
+    },
 }
 
 /// Logs in to the center at `base` (`http://host:port`) as `login` and returns a client that

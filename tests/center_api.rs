@@ -83,14 +83,17 @@ units = ["township"]
     )
 }
 
+/// Requests a webhook receiver saw: idempotency key, signature, body.
+type Requests = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
 /// A local webhook receiver that answers 503 to the first two requests.
 struct Webhook {
     url: String,
-    requests: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    requests: Requests,
 }
 
 async fn webhook_server() -> Webhook {
-    let requests: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    let requests: Requests = Arc::default();
     let seen = requests.clone();
     let app = axum::Router::new().route(
         "/hook",

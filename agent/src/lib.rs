@@ -26,6 +26,9 @@
 //! and resolves the rules, so a bad model or config fails at start-up, while cameras and the
 //! broker are retried for as long as the agent runs.
 
+// The services never unwrap what a user or the network can influence (tests may).
+#![warn(clippy::unwrap_used)]
+
 pub mod config;
 pub mod delivery;
 pub mod detect;

@@ -3,7 +3,11 @@
 //! Messages are generated from `proto/xueliang/v1/xueliang.proto` by prost (compiled with protox,
 //! no system `protoc`). [`topics`] names every topic so both sides build them the same way.
 
-/// Generated types of package `xueliang.v1`.
+// The services never unwrap what a user or the network can influence (tests may).
+#![warn(clippy::unwrap_used)]
+
+/// Generated types of package `xueliang.v1`; their documentation is the `.proto` file's.
+#[allow(missing_docs)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/xueliang.v1.rs"));
 }
@@ -31,10 +35,20 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub enum DecodeError {
     /// The payload is larger than [`MAX_MESSAGE_BYTES`].
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The payload's size in bytes.
+        size: usize,
+        /// The largest size accepted, in bytes.
+        limit: usize,
+    },
     /// The bytes are not a valid protobuf encoding of the message.
     #[error("payload is not a valid {message}: {error}")]
-    Malformed { message: &'static str, error: prost::DecodeError },
+    Malformed {
+        /// The message type expected.
+        message: &'static str,
+        /// What went wrong.
+        error: prost::DecodeError,
+    },
 }
 
 /// Refuses a payload over [`MAX_MESSAGE_BYTES`] before any work is spent on it.

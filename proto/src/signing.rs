@@ -40,7 +40,12 @@ pub enum SignatureError {
     BadPublicKey(String),
     /// A key file could not be read, written or parsed.
     #[error("key file {path}: {message}")]
-    KeyFile { path: PathBuf, message: String },
+    KeyFile {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// One field of an encoded message.

@@ -9,6 +9,9 @@
 //! - [`metrics`]: the Prometheus text page both `/metrics` endpoints serve;
 //! - [`tls`]: rustls client and server set-up from the county's PEM files.
 
+// The services never unwrap what a user or the network can influence (tests may).
+#![warn(clippy::unwrap_used)]
+
 pub mod backoff;
 pub mod logging;
 pub mod metrics;

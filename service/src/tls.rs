@@ -22,7 +22,12 @@ pub struct TlsFiles {
 pub enum TlsError {
     /// A PEM file cannot be read or holds nothing usable.
     #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// rustls refused the combination.
     #[error("TLS: {0}")]
     Config(#[from] rustls::Error),

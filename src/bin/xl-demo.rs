@@ -5,6 +5,9 @@
 //! center stores them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then prints
 //! `demo: N alarms stored` and exits 0 only if N ≥ 1.
 
+// The services never unwrap what a user or the network can influence (tests may).
+#![warn(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

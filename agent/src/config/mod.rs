@@ -35,11 +35,18 @@ pub use snapshot::SnapshotConfig;
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
     /// The TOML does not parse or does not match the schema.
     #[error("config {path}: {message}")]
     Syntax {
+        /// The file concerned.
         path: PathBuf,
+        /// The parser's message, with the excerpt of the file.
         message: String,
         /// Line and column (from 1) of the error, when the parser knows.
         at: Option<(usize, usize)>,
@@ -48,7 +55,12 @@ pub enum ConfigError {
     },
     /// The values are inconsistent or out of range.
     #[error("config {path}: {}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
 }
 
 /// The whole agent configuration.

@@ -27,7 +27,12 @@ pub enum OutboxError {
     #[error(
         "cannot open the outbox in {dir}: {error} (is another agent running with this data_dir?)"
     )]
-    Open { dir: PathBuf, error: sled::Error },
+    Open {
+        /// The directory concerned.
+        dir: PathBuf,
+        /// What went wrong.
+        error: sled::Error,
+    },
     /// A write or flush failed (a full disk, say): the alarm is not stored.
     #[error("outbox write failed: {0}")]
     Write(String),
@@ -107,6 +112,9 @@ enum Relief {
     DropFollowing,
 }
 
+/// Which alarms a relief step applies to, and what it does to them.
+type ReliefStep<'a> = (&'a dyn Fn(&Alarm) -> bool, Relief);
+
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`.
     pub fn open(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
@@ -155,7 +163,7 @@ impl Outbox {
         }
         let low = |a: &Alarm| a.severity < Severity::High as i32;
         let any = |_: &Alarm| true;
-        let steps: [(&dyn Fn(&Alarm) -> bool, Relief); 5] = [
+        let steps: [ReliefStep; 5] = [
             (&|a| low(a) && !a.snapshot_jpeg.is_empty(), Relief::StripSnapshot),
             (&low, Relief::Drop),
             (&any, Relief::DropFollowing),

@@ -26,16 +26,31 @@ pub const INSTALLED_ORT_LIBRARY: &str = "/usr/lib/xueliang/libonnxruntime.so.1";
 pub enum DetectorError {
     /// ONNX Runtime itself is missing or unusable.
     #[error("ONNX Runtime library {path}: {message}")]
-    Runtime { path: PathBuf, message: String },
+    Runtime {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The model file is absent.
     #[error("model file {0} not found (run `make setup`, or fix model.path)")]
     ModelMissing(PathBuf),
     /// ONNX Runtime refused the model file.
     #[error("model file {path} is not a usable ONNX model: {message}")]
-    ModelInvalid { path: PathBuf, message: String },
+    ModelInvalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The model loads but its inputs or outputs are not of the configured kind.
     #[error("model {path}: {message}")]
-    ModelLayout { path: PathBuf, message: String },
+    ModelLayout {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The model's card is missing or wrong.
     #[error(transparent)]
     Card(#[from] CardError),
@@ -164,7 +179,7 @@ impl Detector {
         let layout =
             |message: String| DetectorError::ModelLayout { path: model.to_owned(), message };
         let mut session = Session::builder(env)
-            .map_err(|e| invalid(e))?
+            .map_err(&invalid)?
             .with_intra_threads(options.threads.max(1))
             .map_err(|e| invalid(e.into()))?
             .with_inter_threads(1)
@@ -214,7 +229,7 @@ impl Detector {
             Tensor::<f32>::new(session.allocator(), [1usize, 3, height, width]).map_err(run_err)?;
         let output_shapes: Vec<Vec<i64>> = {
             let outputs =
-                session.run(ort::inputs![input_name.as_str() => &blank]).map_err(|e| invalid(e))?;
+                session.run(ort::inputs![input_name.as_str() => &blank]).map_err(&invalid)?;
             let mut shapes = Vec::with_capacity(output_names.len());
             for n in &output_names {
                 let value = &outputs[n.as_str()];
@@ -249,7 +264,7 @@ impl Detector {
             .map(|_| Preprocessor::new(width, height, card.normalization, card.resize))
             .collect();
         // The bound path the frames take is proven here too, not at the first frame.
-        session.run_binding(&batches[0].binding).map_err(|e| invalid(e))?;
+        session.run_binding(&batches[0].binding).map_err(invalid)?;
         Ok(Self {
             session,
             batches,

@@ -18,10 +18,20 @@ pub enum CardError {
     #[error(
         "model card {path}: {error} (every model needs a card beside it; see models/README.md)"
     )]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
     /// The card does not parse or its values are out of range.
     #[error("model card {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The decoder for the model's outputs.

@@ -54,7 +54,7 @@ pub struct Content {
 
 impl Content {
     /// Maps a box in input pixels to normalized frame coordinates, clamped to the frame.
-    pub fn to_frame(&self, x1: f32, y1: f32, x2: f32, y2: f32) -> crate::geometry::BoxN {
+    pub fn to_frame(self, x1: f32, y1: f32, x2: f32, y2: f32) -> crate::geometry::BoxN {
         let nx = |v: f32| ((v - self.x) / self.w).clamp(0.0, 1.0);
         let ny = |v: f32| ((v - self.y) / self.h).clamp(0.0, 1.0);
         crate::geometry::BoxN { x1: nx(x1), y1: ny(y1), x2: nx(x2), y2: ny(y2) }

@@ -70,10 +70,11 @@ impl FrameHub {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             for i in order.clone() {
-                if out.len() < max && due(i) {
-                    if let Some(frame) = slots.get_mut(i).and_then(Option::take) {
-                        out.push(frame);
-                    }
+                if out.len() < max
+                    && due(i)
+                    && let Some(frame) = slots.get_mut(i).and_then(Option::take)
+                {
+                    out.push(frame);
                 }
             }
             if !out.is_empty() {

@@ -22,7 +22,12 @@ pub enum RecordingError {
     Missing(PathBuf),
     /// GStreamer could not build or run the decoding pipeline.
     #[error("clip {path}: {message}")]
-    Decode { path: PathBuf, message: String },
+    Decode {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// A clip being decoded.

@@ -45,6 +45,7 @@ impl YuvToRgb {
         t
     }
 
+    /// The RGB colour (0..255 per channel) of one Y, U, V sample.
     #[inline(always)]
     pub fn rgb(&self, y: u8, u: u8, v: u8) -> [f32; 3] {
         let c = (y as f32 - self.y_offset) * self.y_gain;

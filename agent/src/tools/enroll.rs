@@ -26,16 +26,31 @@ pub enum EnrollError {
     #[error(
         "cannot reach the center at {url}: {error}; check the address and that this box reaches the county network"
     )]
-    Unreachable { url: String, error: String },
+    Unreachable {
+        /// The address used.
+        url: String,
+        /// What went wrong.
+        error: String,
+    },
     /// The center refused (a used, expired or mistyped token, …).
     #[error("the center refused the enrolment: {0}")]
     Refused(String),
     /// The existing config does not parse.
     #[error("{path}: {error}; fix it or move it aside, then enrol again")]
-    Config { path: PathBuf, error: String },
+    Config {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: String,
+    },
     /// A file could not be written.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
     /// The key could not be made.
     #[error(transparent)]
     Key(#[from] xueliang_proto::signing::SignatureError),

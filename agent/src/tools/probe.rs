@@ -20,7 +20,12 @@ pub enum ProbeError {
     Pipeline(String),
     /// The camera refused, failed or sent nothing in time.
     #[error("{url}: {reason}")]
-    Stream { url: String, reason: String },
+    Stream {
+        /// The address used.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// What a camera sends.

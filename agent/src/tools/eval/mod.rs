@@ -165,7 +165,7 @@ impl EvalOptions {
         while let Some(frame) = clip.next_frame()? {
             let number = index as u32 + 1;
             index += 1;
-            if (number as usize - 1) % self.every.max(1) != 0 {
+            if !(number as usize - 1).is_multiple_of(self.every.max(1)) {
                 continue;
             }
             let (w, h) = (frame.width() as f32, frame.height() as f32);
