@@ -14,12 +14,11 @@ use xueliang_proto::endpoint::now_ms;
 
 use crate::audit::AuditLog;
 use crate::dispatch::Dispatcher;
+use crate::domain::{Action, AlarmRecord, Refused, Request, Status, apply};
 use crate::live::{Change, Live};
-use crate::query::AlarmFilter;
 use crate::routing::{AlarmFacts, Routing};
-use crate::store::{AlarmRecord, Store, StoreError, UpdateError};
+use crate::store::{AlarmFilter, Retention, Store, StoreError, Swept, UpdateError};
 use crate::watched_file::WatchedFile;
-use crate::workflow::{Action, Refused, Request, Status, apply};
 
 /// The login under which the center itself acts.
 pub const SYSTEM: &str = "system";
@@ -156,6 +155,41 @@ pub async fn run_escalation(cases: Cases, every: Duration, shutdown: Cancellatio
         }
         if let Err(e) = cases.escalate_due().await {
             warn!("escalation: {e}");
+        }
+    }
+}
+
+/// Sweeps at start and then every `every` until `shutdown`, logging and auditing deletions.
+pub async fn run_retention(
+    store: Store,
+    audit: AuditLog,
+    retention: Retention,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.sweep(retention, now_ms())).await {
+            Ok(Ok(swept)) if swept != Swept::default() => {
+                let detail = format!(
+                    "{} snapshots and {} alarms past retention deleted",
+                    swept.snapshots, swept.alarms
+                );
+                info!("retention: {detail}");
+                if let Err(e) = audit.record(now_ms(), SYSTEM, "retention", "", &detail) {
+                    warn!("cannot audit retention: {e}");
+                }
+                if let Err(e) = store.flush().await {
+                    warn!("retention: {e}");
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!("retention: {e}"),
+            Err(e) => warn!("retention: {e}"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

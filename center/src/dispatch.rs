@@ -12,8 +12,9 @@ use xueliang_proto::{
     Alarm, Box as BBox, Detection, Dispatch, Message, RuleKind, SCHEMA_VERSION, Severity,
 };
 
+use crate::domain::AlarmRecord;
 use crate::routing::Routing;
-use crate::store::{AlarmRecord, StoreError};
+use crate::store::StoreError;
 use crate::watched_file::WatchedFile;
 use crate::webhooks::Webhooks;
 

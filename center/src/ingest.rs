@@ -31,11 +31,11 @@ use xueliang_proto::{
 use crate::agent_keys::AgentKeys;
 use crate::cases::facts;
 use crate::config_push::ConfigPush;
-use crate::dead_letters::DeadLetters;
+use crate::domain::AlarmRecord;
 use crate::fleet::Fleet;
 use crate::live::{Change, Live};
 use crate::routing::Routing;
-use crate::store::{AlarmRecord, Attached, Inserted, Store};
+use crate::store::{Attached, DeadLetters, Inserted, Store};
 use crate::watched_file::WatchedFile;
 
 /// Where the center's MQTT client connects.

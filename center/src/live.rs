@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::store::AlarmRecord;
+use crate::domain::AlarmRecord;
 
 /// What happened to the alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -53,7 +53,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::store::{KINDS, SEVERITIES};
+use crate::domain::{KINDS, SEVERITIES, severity_rank};
 use crate::watched_file::{WatchError, WatchedFile};
 
 const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
@@ -539,20 +539,10 @@ impl Routing {
     }
 }
 
-/// Rank of a severity: info 1, low 2, medium 3, high 4, critical 5.
-pub fn severity_rank(severity: &str) -> Option<u8> {
-    SEVERITIES.iter().position(|s| *s == severity).map(|i| i as u8 + 1)
-}
-
-/// The severity one level higher, capped at (and for an unknown one) `critical`.
-pub fn raised(severity: &str) -> &'static str {
-    severity_rank(severity)
-        .map_or("critical", |rank| SEVERITIES[usize::from(rank).min(SEVERITIES.len() - 1)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::raised;
 
     /// The example of the module documentation, plus a second police station and route.
     fn example() -> String {

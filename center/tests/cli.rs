@@ -184,7 +184,9 @@ fn export_writes_json_lines_and_refuses_a_store_in_use() {
                 event_time_ms: t,
                 ..Default::default()
             };
-            store.insert(&xueliang_center::store::AlarmRecord::from_alarm(&alarm, 3), b"").unwrap();
+            store
+                .insert(&xueliang_center::domain::AlarmRecord::from_alarm(&alarm, 3), b"")
+                .unwrap();
         }
         let out = xl_center(&["export", "--data-dir", data.to_str().unwrap()]);
         assert_eq!(

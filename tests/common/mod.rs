@@ -15,7 +15,7 @@ use xueliang::scenario;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
 use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
-use xueliang_center::store::AlarmRecord;
+use xueliang_center::domain::AlarmRecord;
 use xueliang_center::users::{Role, Users, add_user};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.

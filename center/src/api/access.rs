@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
 use super::{ApiError, ApiState, blocking};
-use crate::store::AlarmRecord;
+use crate::domain::AlarmRecord;
 use crate::users::{Role, User};
 
 /// The session cookie the console uses (the API also takes `Authorization: Bearer TOKEN`).

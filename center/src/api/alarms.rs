@@ -17,11 +17,10 @@ use super::access::{Caller, Permission};
 use super::{ApiError, ApiState, blocking};
 use crate::audit::AuditEntry;
 use crate::dispatch::dispatch_id;
-use crate::query::{AlarmFilter, Cursor, parse_time};
-use crate::store::{AlarmRecord, KINDS, SEVERITIES};
+use crate::domain::{Action, AlarmRecord, KINDS, SEVERITIES, Status};
+use crate::store::{AlarmFilter, Cursor, parse_time};
 use crate::users::Role;
 use crate::webhooks::WebhookStatus;
-use crate::workflow::{Action, Status};
 
 /// Query of `GET /api/alarms`.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -21,16 +21,15 @@ use crate::agent_keys::AgentKeys;
 use crate::audit::AuditLog;
 use crate::cases::Cases;
 use crate::config_push::{ConfigPush, PushError};
-use crate::dead_letters::DeadLetters;
+use crate::domain::Refused;
 use crate::enrolment::Enrolments;
 use crate::fleet::Fleet;
 use crate::ingest::IngestStats;
 use crate::live::Live;
 use crate::sessions::Sessions;
-use crate::store::{Store, StoreError, UpdateError};
+use crate::store::{DeadLetters, Store, StoreError, UpdateError};
 use crate::users::Users;
 use crate::webhooks::Webhooks;
-use crate::workflow::Refused;
 
 pub use access::{Caller, LoginRequest, LoginResponse, Permission, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};

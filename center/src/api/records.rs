@@ -17,8 +17,8 @@ use super::access::{Caller, Permission};
 use super::alarms::page_size;
 use super::{ApiError, ApiState, blocking};
 use crate::audit::AuditEntry;
-use crate::dead_letters::DeadLetter;
-use crate::workflow::Status;
+use crate::domain::Status;
+use crate::store::DeadLetter;
 
 /// Body of `GET /api/stats`.
 #[derive(Debug, Serialize, Deserialize)]

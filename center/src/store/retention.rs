@@ -1,16 +1,10 @@
 //! Retention: pictures of people are kept no longer than needed. Snapshots older than their
 //! limit go first (the record stays, marked), then whole alarms older than theirs, each with
-//! all its index entries in one transaction, so no index ever points at nothing.
+//! all its index entries in one transaction, so no index ever points at nothing. The sweep is
+//! store work; the cases service runs it hourly and audits what it deleted.
 
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
-use xueliang_proto::endpoint::now_ms;
-
-use crate::audit::AuditLog;
-use crate::cases::SYSTEM;
-use crate::store::{BY_TIME, Store, StoreError, time_key};
+use super::index::{BY_TIME, time_key};
+use super::{Store, StoreError};
 
 /// How long what is kept, in days (by the alarm's event time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,47 +55,11 @@ impl Store {
     }
 }
 
-/// Sweeps at start and then every `every` until `shutdown`, logging and auditing deletions.
-pub async fn run_retention(
-    store: Store,
-    audit: AuditLog,
-    retention: Retention,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.sweep(retention, now_ms())).await {
-            Ok(Ok(swept)) if swept != Swept::default() => {
-                let detail = format!(
-                    "{} snapshots and {} alarms past retention deleted",
-                    swept.snapshots, swept.alarms
-                );
-                info!("retention: {detail}");
-                if let Err(e) = audit.record(now_ms(), SYSTEM, "retention", "", &detail) {
-                    warn!("cannot audit retention: {e}");
-                }
-                if let Err(e) = store.flush().await {
-                    warn!("retention: {e}");
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!("retention: {e}"),
-            Err(e) => warn!("retention: {e}"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::AlarmFilter;
-    use crate::store::tests::record;
-    use crate::workflow::{Action, Request, Status, apply};
+    use crate::domain::{Action, Request, Status, apply, test_record as record};
+    use crate::store::AlarmFilter;
 
     #[test]
     fn old_snapshots_go_first_then_old_alarms_with_their_index_entries() {

@@ -1,20 +1,30 @@
 //! The alarm store (sled): one record per alarm id, snapshots kept apart, and indexes by event
 //! time, camera, agent, workflow status and responder unit, kept in step with the records by
-//! transactions.
+//! transactions. The other parts of the center keep their own trees in the same database
+//! ([`Store::open_tree`]), made durable by the same flush.
 //!
 //! Inserting is idempotent: a redelivered alarm (same id) leaves the first record untouched.
 //! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
-//! Querying is in `query.rs`, retention in `retention.rs`.
+//! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
+//! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`).
+
+mod dead_letters;
+mod index;
+mod query;
+mod retention;
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
-use xueliang_proto::{Alarm, RuleKind, Severity};
 
-use crate::workflow::Status;
-use crate::workflow::Step;
+use crate::domain::{AlarmRecord, Status};
+use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
+
+pub use dead_letters::{DeadLetter, DeadLetters};
+pub(crate) use index::index_prefix;
+pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
+pub use retention::{Retention, Swept};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,148 +35,6 @@ pub enum StoreError {
     /// A stored record does not parse (written by an incompatible version?).
     #[error("alarm store: record {id} is corrupt: {message}")]
     Corrupt { id: String, message: String },
-}
-
-/// A detected object as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DetectionRecord {
-    /// Class name.
-    pub class: String,
-    /// Confidence 0..1.
-    pub score: f32,
-    /// `[x1, y1, x2, y2]`, normalized.
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    /// Track id on its camera (0 = untracked).
-    pub track_id: u64,
-}
-
-/// An alarm as stored and served by the API (without its snapshot bytes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlarmRecord {
-    /// The agent-made id.
-    pub id: String,
-    /// Agent that raised it.
-    pub agent_id: String,
-    /// Camera.
-    pub camera_id: String,
-    /// Rule.
-    pub rule_id: String,
-    /// Rule kind, e.g. `zone_intrusion`.
-    pub kind: String,
-    /// Severity, e.g. `high`.
-    pub severity: String,
-    /// Capture time, UTC ms.
-    pub event_time_ms: i64,
-    /// When the center stored it, UTC ms.
-    pub received_time_ms: i64,
-    /// Zone or line id.
-    pub zone_id: String,
-    /// What was detected.
-    pub detections: Vec<DetectionRecord>,
-    /// Size of the JPEG snapshot in bytes (0 = none, or not arrived yet).
-    pub snapshot_bytes: usize,
-    /// SHA-256 (hex) of the snapshot the agent signed for (empty = none).
-    #[serde(default)]
-    pub snapshot_sha256: String,
-    /// The snapshot travels after the alarm (it may not have arrived yet).
-    #[serde(default)]
-    pub snapshot_follows: bool,
-    /// Frame size the boxes refer to.
-    pub frame_width: u32,
-    /// Frame height.
-    pub frame_height: u32,
-    /// Model id.
-    pub model_id: String,
-    /// Model version.
-    pub model_version: String,
-    /// Workflow state: `new` on arrival.
-    pub status: Status,
-    /// Units routing suggests (police stations first).
-    #[serde(default)]
-    pub routed_to: Vec<String>,
-    /// Units it was dispatched to (by a duty officer, or by escalation).
-    #[serde(default)]
-    pub dispatched_to: Vec<String>,
-    /// Where the camera is (its routing group's name), if routing knows.
-    #[serde(default)]
-    pub location: String,
-    /// Whether it escalated (its severity was raised).
-    #[serde(default)]
-    pub escalated: bool,
-    /// The snapshot was deleted by retention (the record stays longer).
-    #[serde(default)]
-    pub snapshot_expired: bool,
-    /// Every workflow step, oldest first.
-    #[serde(default)]
-    pub timeline: Vec<Step>,
-}
-
-/// Rule kinds as records name them.
-pub const KINDS: [&str; 9] = [
-    "zone_intrusion",
-    "line_crossing",
-    "loitering",
-    "crowding",
-    "vehicle_stopped",
-    "fire_smoke",
-    "camera_offline",
-    "camera_tamper",
-    "camera_back",
-];
-
-/// Severities as records name them, lowest first.
-pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
-
-/// `RULE_KIND_ZONE_INTRUSION` → `zone_intrusion`.
-fn enum_name(full: &str, prefix: &str) -> String {
-    full.strip_prefix(prefix).unwrap_or(full).to_ascii_lowercase()
-}
-
-impl AlarmRecord {
-    /// The record of a received alarm.
-    pub fn from_alarm(a: &Alarm, received_time_ms: i64) -> Self {
-        let kind = RuleKind::try_from(a.kind).unwrap_or(RuleKind::Unspecified);
-        let severity = Severity::try_from(a.severity).unwrap_or(Severity::Unspecified);
-        Self {
-            id: a.id.clone(),
-            agent_id: a.agent_id.clone(),
-            camera_id: a.camera_id.clone(),
-            rule_id: a.rule_id.clone(),
-            kind: enum_name(kind.as_str_name(), "RULE_KIND_"),
-            severity: enum_name(severity.as_str_name(), "SEVERITY_"),
-            event_time_ms: a.event_time_ms,
-            received_time_ms,
-            zone_id: a.zone_id.clone(),
-            detections: a
-                .detections
-                .iter()
-                .map(|d| {
-                    let b = d.r#box.unwrap_or_default();
-                    DetectionRecord {
-                        class: d.class_name.clone(),
-                        score: d.score,
-                        bbox: [b.x1, b.y1, b.x2, b.y2],
-                        track_id: d.track_id,
-                    }
-                })
-                .collect(),
-            snapshot_bytes: a.snapshot_jpeg.len(),
-            snapshot_sha256: hex(&a.snapshot_sha256),
-            snapshot_follows: a.snapshot_follows,
-            frame_width: a.frame_width,
-            frame_height: a.frame_height,
-            model_id: a.model_id.clone(),
-            model_version: a.model_version.clone(),
-            status: Status::New,
-            routed_to: Vec::new(),
-            dispatched_to: Vec::new(),
-            location: String::new(),
-            escalated: false,
-            snapshot_expired: false,
-            timeline: Vec::new(),
-        }
-    }
 }
 
 /// What an insert did.
@@ -205,70 +73,12 @@ pub enum UpdateError<E> {
     Store(#[from] StoreError),
 }
 
-/// Positions of the trees in [`Store::trees`].
-pub(crate) const ALARMS: usize = 0;
-const SNAPSHOTS: usize = 1;
-pub(crate) const BY_TIME: usize = 2;
-pub(crate) const BY_CAMERA: usize = 3;
-pub(crate) const BY_AGENT: usize = 4;
-pub(crate) const BY_STATUS: usize = 5;
-pub(crate) const BY_UNIT: usize = 6;
-const TREE_NAMES: [&str; 7] = [
-    "alarms",
-    "snapshots",
-    "alarms_by_time",
-    "alarms_by_camera",
-    "alarms_by_agent",
-    "alarms_by_status",
-    "alarms_by_unit",
-];
-
-/// Version of the index layout; a store written with an older one is re-indexed at open.
-const INDEX_VERSION: &[u8] = b"2";
-
 /// The center's alarm database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    /// alarms, snapshots and the indexes, in the order of the constants above.
-    pub(crate) trees: [sled::Tree; 7],
-}
-
-/// Time-index key: event time (big-endian, offset so negatives sort first), then the id.
-pub(crate) fn time_key(event_time_ms: i64, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + id.len());
-    k.extend_from_slice(&((event_time_ms as u64) ^ (1 << 63)).to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-/// The prefix of an index's entries for one value: its parts, each ended by a NUL (ids never
-/// hold one).
-pub(crate) fn index_prefix(parts: &[&str]) -> Vec<u8> {
-    let mut k = Vec::new();
-    for p in parts {
-        k.extend_from_slice(p.as_bytes());
-        k.push(0);
-    }
-    k
-}
-
-/// Every index entry of `r`: (tree, key).
-fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
-    let t = time_key(r.event_time_ms, &r.id);
-    let with = |parts: &[&str]| {
-        let mut k = index_prefix(parts);
-        k.extend_from_slice(&t);
-        k
-    };
-    let mut out = vec![
-        (BY_TIME, t.clone()),
-        (BY_CAMERA, with(&[&r.agent_id, &r.camera_id])),
-        (BY_AGENT, with(&[&r.agent_id])),
-        (BY_STATUS, with(&[r.status.as_str()])),
-    ];
-    out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
-    out
+    /// alarms, snapshots and the indexes, in the order of the constants of `index.rs`.
+    trees: [sled::Tree; 7],
 }
 
 fn to_json(r: &AlarmRecord) -> Vec<u8> {
@@ -277,7 +87,7 @@ fn to_json(r: &AlarmRecord) -> Vec<u8> {
 }
 
 /// Runs a transaction over `trees` (a slice or a tuple of trees), mapping sled's error types.
-pub(crate) fn transact<Trees, T, E>(
+fn transact<Trees, T, E>(
     trees: &Trees,
     f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<E>>,
 ) -> Result<Result<T, E>, StoreError>
@@ -444,7 +254,7 @@ impl Store {
     }
 
     /// Removes alarm `id`, its snapshot and its index entries (retention).
-    pub(crate) fn remove(&self, id: &str) -> Result<(), StoreError> {
+    fn remove(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
@@ -461,7 +271,7 @@ impl Store {
     }
 
     /// Deletes alarm `id`'s snapshot, marking the record (retention).
-    pub(crate) fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
+    fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
@@ -507,51 +317,20 @@ impl Store {
     }
 }
 
-pub(crate) fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
+/// The record stored under `id`, or why it does not parse.
+fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::query::AlarmFilter;
-    use crate::workflow::{Action, Request, apply};
-
-    fn alarm(id: &str, t: i64) -> Alarm {
-        Alarm {
-            id: id.into(),
-            agent_id: "a".into(),
-            camera_id: "c".into(),
-            kind: RuleKind::ZoneIntrusion as i32,
-            severity: Severity::High as i32,
-            event_time_ms: t,
-            snapshot_jpeg: vec![0xff, 0xd8, 0xff, 0xd9].into(),
-            ..Default::default()
-        }
-    }
-
-    /// A stored-alarm record for tests.
-    pub(crate) fn record(id: &str) -> AlarmRecord {
-        AlarmRecord::from_alarm(&alarm(id, 1), 2)
-    }
+    use crate::domain::{Action, Request, apply, test_alarm as alarm};
+    use xueliang_proto::Alarm;
 
     fn insert(s: &Store, a: &Alarm, received: i64) -> Inserted {
         s.insert(&AlarmRecord::from_alarm(a, received), &a.snapshot_jpeg).unwrap()
-    }
-
-    #[test]
-    fn the_names_of_kinds_and_severities_are_those_of_the_contract() {
-        let kinds: Vec<String> = (1..)
-            .map_while(|k| RuleKind::try_from(k).ok())
-            .map(|k| enum_name(k.as_str_name(), "RULE_KIND_"))
-            .collect();
-        assert_eq!(kinds, KINDS);
-        let severities: Vec<String> = (1..)
-            .map_while(|s| Severity::try_from(s).ok())
-            .map(|s| enum_name(s.as_str_name(), "SEVERITY_"))
-            .collect();
-        assert_eq!(severities, SEVERITIES);
     }
 
     #[tokio::test]

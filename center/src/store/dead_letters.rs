@@ -5,10 +5,10 @@
 use serde::{Deserialize, Serialize};
 use xueliang_proto::signing::sha256;
 
-use crate::store::{Store, StoreError};
+use super::{Store, StoreError};
 
 /// Entries kept at most; beyond, refusals are only counted and logged.
-pub const MAX_ENTRIES: usize = 10_000;
+const MAX_ENTRIES: usize = 10_000;
 
 /// One refused payload, as listed by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

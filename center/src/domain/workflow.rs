@@ -1,129 +1,10 @@
 //! The case workflow of an alarm: new → acknowledged → dispatched → resolved or false alarm.
 //! Every step is kept on the alarm with who took it, when, and their note; an illegal step is
 //! refused with what to do instead. Escalation is a step too, taken by the center itself.
+//! Pure: the cases service runs [`apply`] inside a store transaction.
 
-use serde::{Deserialize, Serialize};
-
-use crate::store::AlarmRecord;
-
-/// Where an alarm is in its workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Arrived; nobody has acknowledged it yet.
-    New,
-    /// A duty officer has seen it.
-    Acknowledged,
-    /// Sent to one or more responder units.
-    Dispatched,
-    /// Dealt with.
-    Resolved,
-    /// Nothing happened: a false alarm.
-    FalseAlarm,
-}
-
-impl Status {
-    /// Every status, for validation and documentation.
-    pub const ALL: [Status; 5] = [
-        Status::New,
-        Status::Acknowledged,
-        Status::Dispatched,
-        Status::Resolved,
-        Status::FalseAlarm,
-    ];
-
-    /// Its name in the API and the store, e.g. `false_alarm`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::New => "new",
-            Status::Acknowledged => "acknowledged",
-            Status::Dispatched => "dispatched",
-            Status::Resolved => "resolved",
-            Status::FalseAlarm => "false_alarm",
-        }
-    }
-
-    /// The status named `name`, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-/// A step someone (or the center) takes on an alarm; named as in its URL everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// A duty officer has seen it.
-    Acknowledge,
-    /// Send it to responder units.
-    Dispatch,
-    /// It was dealt with.
-    Resolve,
-    /// Nothing happened.
-    FalseAlarm,
-    /// Left unacknowledged too long: raised and sent to the second route (by the center).
-    Escalate,
-    /// A unit it was dispatched to has received it (by the unit's user).
-    Receive,
-    /// The unit is on the scene.
-    OnScene,
-    /// The unit has finished, with its feedback in the note.
-    Close,
-}
-
-impl Action {
-    /// Its name in URLs and the audit log, e.g. `false-alarm`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Acknowledge => "acknowledge",
-            Action::Dispatch => "dispatch",
-            Action::Resolve => "resolve",
-            Action::FalseAlarm => "false-alarm",
-            Action::Escalate => "escalate",
-            Action::Receive => "receive",
-            Action::OnScene => "on-scene",
-            Action::Close => "close",
-        }
-    }
-
-    /// The action a person may take named `name` in a URL (escalation is not one).
-    pub fn from_url(name: &str) -> Option<Self> {
-        [
-            Action::Acknowledge,
-            Action::Dispatch,
-            Action::Resolve,
-            Action::FalseAlarm,
-            Action::Receive,
-            Action::OnScene,
-            Action::Close,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == name)
-    }
-
-    /// Whether a responder unit takes this step on its dispatch (rather than the center).
-    pub fn by_unit(self) -> bool {
-        matches!(self, Action::Receive | Action::OnScene | Action::Close)
-    }
-}
-
-/// One step of an alarm's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// What was done.
-    pub action: Action,
-    /// The status after it.
-    pub status: Status,
-    /// Login of who did it (`system` for the center).
-    pub by: String,
-    /// When, UTC ms.
-    pub at_ms: i64,
-    /// Their note (may be empty).
-    pub note: String,
-    /// Units it was sent to (dispatch and escalation).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub units: Vec<String>,
-}
+use super::alarm::{AlarmRecord, Step};
+use super::vocabulary::{Action, CENTER_STEPS, Status, UNIT_STEPS, raised};
 
 /// A step that is not allowed now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,9 +36,52 @@ pub fn unit_progress(record: &AlarmRecord, unit: &str) -> Option<Action> {
         .map(|s| s.action)
 }
 
+/// Where a step of the center's leads from `from`, or the hint why it may not be taken now.
+/// The one table of the center's transitions: [`apply`] and [`steps_allowed`] both read it.
+fn transition(action: Action, from: Status, escalated: bool) -> Result<Status, &'static str> {
+    use Status::*;
+    match (action, from) {
+        // A unit's step leaves the status as it is (see `unit_step`).
+        (Action::Receive | Action::OnScene | Action::Close, _) => Ok(from),
+        (_, Resolved | FalseAlarm) => Err("it is closed"),
+        (Action::Acknowledge, New) => Ok(Acknowledged),
+        (Action::Acknowledge, _) => Err("it was acknowledged already"),
+        (Action::Dispatch | Action::Resolve | Action::FalseAlarm, New) => {
+            Err("acknowledge it first")
+        }
+        (Action::Dispatch, _) => Ok(Dispatched),
+        (Action::Resolve, _) => Ok(Resolved),
+        (Action::FalseAlarm, _) => Ok(FalseAlarm),
+        (Action::Escalate, New) if !escalated => Ok(New),
+        (Action::Escalate, _) => Err("only a new alarm escalates, once"),
+    }
+}
+
+/// Whether a unit whose last step on its dispatch was `done` may take `action` next: receive,
+/// then on scene (may be skipped), then close.
+fn unit_may(action: Action, done: Option<Action>) -> bool {
+    match action {
+        Action::Receive => done.is_none(),
+        Action::OnScene => done == Some(Action::Receive),
+        _ => matches!(done, Some(Action::Receive | Action::OnScene)),
+    }
+}
+
+/// The steps the center's people may take on an alarm with `status`, in the order offered.
+pub fn steps_allowed(status: Status) -> Vec<Action> {
+    CENTER_STEPS.into_iter().filter(|a| transition(*a, status, false).is_ok()).collect()
+}
+
+/// The steps a unit whose last step on its dispatch was `done` may take next, in their order.
+pub fn unit_steps_allowed(done: Option<Action>) -> Vec<Action> {
+    UNIT_STEPS.into_iter().filter(|a| unit_may(*a, done)).collect()
+}
+
 /// Takes the step on `record`, or says why it may not be taken now.
 pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
-    use Status::*;
+    if req.action.by_unit() {
+        return unit_step(record, req);
+    }
     let from = record.status;
     let refuse = |hint: &str| {
         let last = record.timeline.last().map(|s| format!(" (by {})", s.by)).unwrap_or_default();
@@ -174,35 +98,25 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         }
         _ => Vec::new(),
     };
-    let to = match (req.action, from) {
-        (Action::Receive | Action::OnScene | Action::Close, _) => return unit_step(record, req),
-        (_, Resolved | FalseAlarm) => return refuse("it is closed"),
-        (Action::Acknowledge, New) => Acknowledged,
-        (Action::Acknowledge, _) => return refuse("it was acknowledged already"),
-        (Action::Dispatch | Action::Resolve | Action::FalseAlarm, New) => {
-            return refuse("acknowledge it first");
-        }
-        (Action::Dispatch, Acknowledged | Dispatched) => {
-            if req.units.is_empty() {
-                return Err(Refused("name at least one unit to dispatch to".into()));
-            }
-            if new_units.is_empty() {
-                return Err(Refused(format!(
-                    "alarm {} was dispatched to {} already",
-                    record.id,
-                    req.units.join(", ")
-                )));
-            }
-            Dispatched
-        }
-        (Action::Resolve, _) => Resolved,
-        (Action::FalseAlarm, _) => FalseAlarm,
-        (Action::Escalate, New) if !record.escalated => New,
-        (Action::Escalate, _) => return refuse("only a new alarm escalates, once"),
+    let to = match transition(req.action, from, record.escalated) {
+        Ok(to) => to,
+        Err(hint) => return refuse(hint),
     };
+    if req.action == Action::Dispatch {
+        if req.units.is_empty() {
+            return Err(Refused("name at least one unit to dispatch to".into()));
+        }
+        if new_units.is_empty() {
+            return Err(Refused(format!(
+                "alarm {} was dispatched to {} already",
+                record.id,
+                req.units.join(", ")
+            )));
+        }
+    }
     if req.action == Action::Escalate {
         record.escalated = true;
-        record.severity = crate::routing::raised(&record.severity).to_owned();
+        record.severity = raised(&record.severity).to_owned();
     }
     record.dispatched_to.extend(new_units.iter().cloned());
     record.status = to;
@@ -227,12 +141,7 @@ fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         return Err(Refused(format!("alarm {} was not dispatched to {unit}", record.id)));
     }
     let done = unit_progress(record, unit);
-    let allowed = match req.action {
-        Action::Receive => done.is_none(),
-        Action::OnScene => done == Some(Action::Receive),
-        _ => matches!(done, Some(Action::Receive | Action::OnScene)),
-    };
-    if !allowed {
+    if !unit_may(req.action, done) {
         let state = done.map_or("not received it yet", |a| match a {
             Action::Receive => "received it",
             Action::OnScene => "is on the scene",
@@ -271,7 +180,7 @@ fn past(action: Action) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::record;
+    use crate::domain::alarm::tests::record;
 
     fn step(r: &mut AlarmRecord, action: Action, units: &[&str]) -> Result<(), Refused> {
         let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
@@ -364,5 +273,24 @@ mod tests {
         assert_eq!(Status::parse("false_alarm"), Some(Status::FalseAlarm));
         assert_eq!(Action::from_url("false-alarm"), Some(Action::FalseAlarm));
         assert_eq!(Action::from_url("escalate"), None);
+    }
+
+    #[test]
+    fn the_steps_allowed_follow_the_transitions() {
+        use Action::*;
+        let allowed: Vec<_> = Status::ALL.into_iter().map(steps_allowed).collect();
+        assert_eq!(
+            allowed,
+            [
+                vec![Acknowledge],
+                vec![Dispatch, Resolve, FalseAlarm],
+                vec![Dispatch, Resolve, FalseAlarm],
+                vec![],
+                vec![],
+            ]
+        );
+        let next: Vec<_> =
+            [None, Some(Receive), Some(OnScene), Some(Close)].map(unit_steps_allowed).into();
+        assert_eq!(next, [vec![Receive], vec![OnScene, Close], vec![Close], vec![]]);
     }
 }

@@ -6,11 +6,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 
-use crate::store::{
-    AlarmRecord, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, Store, StoreError, index_prefix,
-    parse, time_key,
+use super::index::{
+    ALARMS, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, index_prefix, time_key,
 };
-use crate::workflow::Status;
+use super::{Store, StoreError, parse};
+use crate::domain::{AlarmRecord, Status};
 
 /// Which alarms a query wants; every field set must hold.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -137,7 +137,7 @@ impl Store {
         for entry in self.trees[tree].range(start..end).rev() {
             let (key, _) = entry?;
             let id = String::from_utf8_lossy(&key[prefix.len() + 8..]).into_owned();
-            let Some(bytes) = self.trees[crate::store::ALARMS].get(id.as_bytes())? else {
+            let Some(bytes) = self.trees[ALARMS].get(id.as_bytes())? else {
                 continue;
             };
             let record = parse(&id, &bytes)?;
@@ -187,7 +187,7 @@ pub enum ExportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::record;
+    use crate::domain::test_record as record;
 
     fn store_with(records: &[(&str, &str, &str, i64)]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
