@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::Scenario;
 use xueliang::scenario::VTEST_WALKWAY;
 use xueliang_center::center::BrokerChoice;
-use xueliang_center::config_push::ConfigRecord;
+use xueliang_center::fleet::ConfigRecord;
 
 const AGENT: &str = "push-village";
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 
-use crate::agent_keys::AgentKeys;
+use crate::fleet::AgentKeys;
 
 /// The certificate and key (PEM) of the agents' TLS listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
 
-use crate::audit::AuditLog;
+use crate::access::AuditLog;
 use crate::dispatch::Dispatcher;
 use crate::domain::{Action, AlarmRecord, Refused, Request, Status, apply};
 use crate::live::{Change, Live};

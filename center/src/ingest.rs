@@ -28,11 +28,9 @@ use xueliang_proto::{
     topics::{Topics, is_valid_agent_id},
 };
 
-use crate::agent_keys::AgentKeys;
 use crate::cases::facts;
-use crate::config_push::ConfigPush;
 use crate::domain::AlarmRecord;
-use crate::fleet::Fleet;
+use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::live::{Change, Live};
 use crate::routing::Routing;
 use crate::store::{Attached, DeadLetters, Inserted, Store};

@@ -11,23 +11,18 @@
 //! retention: old snapshots, then old alarms, deleted with their index entries
 //! ```
 
-pub mod agent_keys;
+pub mod access;
 pub mod api;
-pub mod audit;
 pub mod broker;
 pub mod cases;
 pub mod center;
-pub mod config_push;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
-pub mod enrolment;
 pub mod fleet;
 pub mod ingest;
 pub mod live;
 pub mod routing;
-pub mod sessions;
 pub mod store;
-pub mod users;
 pub mod watched_file;
 pub mod webhooks;

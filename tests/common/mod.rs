@@ -14,9 +14,9 @@ use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
+use xueliang_center::access::{Role, Users, add_user};
 use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
 use xueliang_center::domain::AlarmRecord;
-use xueliang_center::users::{Role, Users, add_user};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {

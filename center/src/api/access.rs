@@ -1,5 +1,5 @@
-//! Who is calling and what their role lets them do: log-in, log-out, the session extractor and
-//! the permission table.
+//! Who is calling and what their role lets them do: log-in, log-out and the session extractor;
+//! the permission table is `access/roles.rs`.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -11,58 +11,11 @@ use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
 use super::{ApiError, ApiState, blocking};
+use crate::access::{Permission, Role, User};
 use crate::domain::AlarmRecord;
-use crate::users::{Role, User};
 
 /// The session cookie the console uses (the API also takes `Authorization: Bearer TOKEN`).
 pub const SESSION_COOKIE: &str = "xl_session";
-
-/// What a role may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// List and read alarms and their snapshots (a police user: only its unit's).
-    ReadAlarms,
-    /// Acknowledge, dispatch, resolve, mark false alarms; read an alarm's audit trail.
-    ActOnAlarms,
-    /// Report on a dispatch to one's unit: received, on scene, closed.
-    Respond,
-    /// See the fleet.
-    ReadFleet,
-    /// Read and push agents' configs (they may hold camera passwords).
-    Configure,
-    /// See refused payloads.
-    ReadDeadLetters,
-    /// Read the whole audit log and export the store.
-    Administer,
-}
-
-impl Permission {
-    fn allowed(self, role: Role) -> bool {
-        use Role::*;
-        match self {
-            Permission::ReadAlarms => matches!(role, Admin | DutyOfficer | Police),
-            Permission::ActOnAlarms => matches!(role, Admin | DutyOfficer),
-            Permission::Respond => role == Police,
-            Permission::ReadFleet => matches!(role, Admin | DutyOfficer | Installer),
-            Permission::Configure | Permission::ReadDeadLetters => {
-                matches!(role, Admin | Installer)
-            }
-            Permission::Administer => role == Admin,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Permission::ReadAlarms => "read alarms or their pictures",
-            Permission::ActOnAlarms => "act on alarms",
-            Permission::Respond => "report on a dispatch (only a unit's user does)",
-            Permission::ReadFleet => "see the fleet",
-            Permission::Configure => "read or push agents' configs",
-            Permission::ReadDeadLetters => "see dead letters",
-            Permission::Administer => "read the audit log or export the store",
-        }
-    }
-}
 
 /// The logged-in user making a request.
 #[derive(Debug, Clone)]

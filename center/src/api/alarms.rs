@@ -13,13 +13,13 @@ use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
 use xueliang_proto::endpoint::now_ms;
 
-use super::access::{Caller, Permission};
+use super::access::Caller;
 use super::{ApiError, ApiState, blocking};
-use crate::audit::AuditEntry;
+use crate::access::Permission;
+use crate::access::{AuditEntry, Role};
 use crate::dispatch::dispatch_id;
 use crate::domain::{Action, AlarmRecord, KINDS, SEVERITIES, Status};
 use crate::store::{AlarmFilter, Cursor, parse_time};
-use crate::users::Role;
 use crate::webhooks::WebhookStatus;
 
 /// Query of `GET /api/alarms`.

@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
-use super::access::{Caller, Permission};
+use super::access::Caller;
 use super::{ApiError, ApiState, blocking};
-use crate::config_push::{AckRecord, ConfigRecord};
-use crate::fleet::AgentView;
+use crate::access::Permission;
+use crate::fleet::{AckRecord, AgentView, ConfigRecord};
 use crate::routing::Unit;
 
 /// One agent on the fleet page.

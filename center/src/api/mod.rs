@@ -17,21 +17,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::agent_keys::AgentKeys;
-use crate::audit::AuditLog;
+use crate::access::{AuditLog, Sessions, Users};
 use crate::cases::Cases;
-use crate::config_push::{ConfigPush, PushError};
 use crate::domain::Refused;
-use crate::enrolment::Enrolments;
-use crate::fleet::Fleet;
+use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet, PushError};
 use crate::ingest::IngestStats;
 use crate::live::Live;
-use crate::sessions::Sessions;
 use crate::store::{DeadLetters, Store, StoreError, UpdateError};
-use crate::users::Users;
 use crate::webhooks::Webhooks;
 
-pub use access::{Caller, LoginRequest, LoginResponse, Permission, SESSION_COOKIE};
+pub use access::{Caller, LoginRequest, LoginResponse, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use fleet::FleetList;

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::metrics::{Exposition, labels};
 
-use super::access::{Caller, Permission};
+use super::access::Caller;
 use super::alarms::page_size;
 use super::{ApiError, ApiState, blocking};
-use crate::audit::AuditEntry;
+use crate::access::AuditEntry;
+use crate::access::Permission;
 use crate::domain::Status;
 use crate::store::DeadLetter;
 
