@@ -20,7 +20,7 @@ use xueliang::scenario;
 use xueliang_agent::identity::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::center::{BrokerChoice, RunningCenter, start};
-use xueliang_center::webhooks::RetryPolicy;
+use xueliang_center::dispatch::RetryPolicy;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,

@@ -14,15 +14,13 @@ use xueliang_proto::topics::Topics;
 use crate::access::{AuditLog, Sessions, Users};
 use crate::api::{ApiState, EnrolSettings};
 use crate::broker::{self, BrokerError, ServerTls};
-use crate::cases::{Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
-use crate::dispatch::Dispatcher;
+use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
+use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
-use crate::live::Live;
 use crate::routing::Routing;
 use crate::store::{DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
-use crate::webhooks::{RetryPolicy, Webhooks};
 use xueliang_proto::metrics::Histogram;
 
 /// Which broker the center uses.
@@ -212,13 +210,13 @@ pub async fn start(
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
     let dispatcher =
         Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
-    let live = Live::default();
+    let feed = AlarmFeed::default();
     let cases = Cases {
         store: store.clone(),
         audit: audit.clone(),
         dispatcher,
         routing: routing.clone(),
-        live: live.clone(),
+        feed: feed.clone(),
         dispatch_latency: Arc::new(Histogram::new(&DISPATCH_LATENCY_BOUNDS)),
     };
     let context = Ingest {
@@ -231,7 +229,7 @@ pub async fn start(
         stats: stats.clone(),
         routing,
         fleet: fleet.clone(),
-        live: live.clone(),
+        feed: feed.clone(),
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
     let background = [
@@ -257,7 +255,7 @@ pub async fn start(
         fleet,
         keys,
         webhooks,
-        live,
+        feed,
         enrolments: Enrolments::open(&store).map_err(store_err)?,
         enrol: EnrolSettings {
             mqtt_url: config.agent_mqtt_url.clone(),

@@ -28,10 +28,9 @@ use xueliang_proto::{
     topics::{Topics, is_valid_agent_id},
 };
 
-use crate::cases::facts;
+use crate::cases::{AlarmFeed, Change, facts};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
-use crate::live::{Change, Live};
 use crate::routing::Routing;
 use crate::store::{Attached, DeadLetters, Inserted, Store};
 use crate::watched_file::WatchedFile;
@@ -144,7 +143,7 @@ pub struct Ingest {
     /// Agents' statuses and health.
     pub fleet: Fleet,
     /// Consoles watching.
-    pub live: Live,
+    pub feed: AlarmFeed,
 }
 
 /// The retained CenterStatus payload.
@@ -379,7 +378,7 @@ async fn write_batches(
         stats,
         routing,
         fleet,
-        live,
+        feed,
     } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -492,10 +491,10 @@ async fn write_batches(
         }
         for r in stored {
             info!(alarm = %r.id, agent = %r.agent_id, camera = %r.camera_id, rule = %r.rule_id, snapshot_bytes = r.snapshot_bytes, "alarm stored");
-            live.publish(Change::New, r);
+            feed.publish(Change::New, r);
         }
         for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
-            live.publish(Change::Updated, r);
+            feed.publish(Change::Updated, r);
         }
         for (i, p) in batch.drain(..).enumerate() {
             if unstored.contains(&i) {

@@ -21,8 +21,6 @@ pub mod dispatch;
 pub mod domain;
 pub mod fleet;
 pub mod ingest;
-pub mod live;
 pub mod routing;
 pub mod store;
 pub mod watched_file;
-pub mod webhooks;

@@ -17,10 +17,9 @@ use super::access::Caller;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::access::{AuditEntry, Role};
-use crate::dispatch::dispatch_id;
+use crate::dispatch::{WebhookStatus, dispatch_id};
 use crate::domain::{Action, AlarmRecord, KINDS, SEVERITIES, Status};
 use crate::store::{AlarmFilter, Cursor, parse_time};
-use crate::webhooks::WebhookStatus;
 
 /// Query of `GET /api/alarms`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -269,7 +268,7 @@ pub(super) async fn events(
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Permission::ReadAlarms)?;
-    let rx = state.live.subscribe();
+    let rx = state.feed.subscribe();
     let stream = futures_util::stream::unfold((rx, caller), |(mut rx, caller)| async move {
         loop {
             let event = match rx.recv().await {

@@ -18,13 +18,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::access::{AuditLog, Sessions, Users};
-use crate::cases::Cases;
+use crate::cases::{AlarmFeed, Cases};
+use crate::dispatch::Webhooks;
 use crate::domain::Refused;
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet, PushError};
 use crate::ingest::IngestStats;
-use crate::live::Live;
 use crate::store::{DeadLetters, Store, StoreError, UpdateError};
-use crate::webhooks::Webhooks;
 
 pub use access::{Caller, LoginRequest, LoginResponse, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
@@ -57,8 +56,8 @@ pub struct ApiState {
     pub keys: Arc<AgentKeys>,
     /// Webhook deliveries.
     pub webhooks: Webhooks,
-    /// Live alarm events.
-    pub live: Live,
+    /// New and changed alarms, for the consoles.
+    pub feed: AlarmFeed,
     /// Enrolment tokens.
     pub enrolments: Enrolments,
     /// What enrolling boxes are told.

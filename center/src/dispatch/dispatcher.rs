@@ -8,15 +8,13 @@ use rumqttc::{AsyncClient, QoS};
 use serde_json::json;
 use tracing::{info, warn};
 use xueliang_proto::topics::Topics;
-use xueliang_proto::{
-    Alarm, Box as BBox, Detection, Dispatch, Message, RuleKind, SCHEMA_VERSION, Severity,
-};
+use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, SCHEMA_VERSION};
 
-use crate::domain::AlarmRecord;
+use super::webhooks::Webhooks;
+use crate::domain::{AlarmRecord, rule_kind, severity};
 use crate::routing::Routing;
 use crate::store::StoreError;
 use crate::watched_file::WatchedFile;
-use crate::webhooks::Webhooks;
 
 /// The id of alarm `alarm_id`'s dispatch to `unit` (one per unit and alarm).
 pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
@@ -25,19 +23,14 @@ pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
 
 /// The alarm as a protobuf message again, without its snapshot (units fetch it over HTTP).
 fn alarm_message(r: &AlarmRecord) -> Alarm {
-    let kind = RuleKind::from_str_name(&format!("RULE_KIND_{}", r.kind.to_ascii_uppercase()))
-        .unwrap_or(RuleKind::Unspecified);
-    let severity =
-        Severity::from_str_name(&format!("SEVERITY_{}", r.severity.to_ascii_uppercase()))
-            .unwrap_or(Severity::Unspecified);
     Alarm {
         schema_version: SCHEMA_VERSION as i32,
         id: r.id.clone(),
         agent_id: r.agent_id.clone(),
         camera_id: r.camera_id.clone(),
         rule_id: r.rule_id.clone(),
-        kind: kind as i32,
-        severity: severity as i32,
+        kind: rule_kind(&r.kind) as i32,
+        severity: severity(&r.severity) as i32,
         event_time_ms: r.event_time_ms,
         detections: r
             .detections

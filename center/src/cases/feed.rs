@@ -1,6 +1,6 @@
-//! Live alarm events for the consoles: every alarm stored, and every change to one (a step,
-//! an escalation, a snapshot that followed), as it happens. Consoles receive them over
-//! server-sent events (`GET /api/events`), each user only what they may see.
+//! The alarm feed: every alarm stored, and every change to one (a step, an escalation, a
+//! snapshot that followed), as it happens. Ingest and the cases service publish to it; consoles
+//! receive it over server-sent events (`GET /api/events`), each user only what they may see.
 
 use std::sync::Arc;
 
@@ -31,19 +31,19 @@ pub struct AlarmEvent {
 /// Events that a console slower than this falls behind on make it reload instead.
 const BACKLOG: usize = 1024;
 
-/// The fan-out of events to every console.
+/// The fan-out of alarm events to every console.
 #[derive(Debug, Clone)]
-pub struct Live {
+pub struct AlarmFeed {
     tx: broadcast::Sender<Arc<AlarmEvent>>,
 }
 
-impl Default for Live {
+impl Default for AlarmFeed {
     fn default() -> Self {
         Self { tx: broadcast::channel(BACKLOG).0 }
     }
 }
 
-impl Live {
+impl AlarmFeed {
     /// Tells every console (none listening is fine).
     pub fn publish(&self, change: Change, alarm: AlarmRecord) {
         let _ = self.tx.send(Arc::new(AlarmEvent { change, alarm }));
