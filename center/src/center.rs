@@ -13,11 +13,10 @@ use xueliang_proto::topics::Topics;
 
 use crate::access::{AuditLog, Sessions, Users};
 use crate::api::{ApiState, EnrolSettings};
-use crate::broker::{self, BrokerError, ServerTls};
 use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
-use crate::ingest::{self, BrokerConnection, Ingest, IngestStats};
+use crate::ingest::{self, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls};
 use crate::routing::Routing;
 use crate::store::{DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
@@ -170,7 +169,7 @@ pub async fn start(
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
             let passwords = passwords.then(|| keys.clone());
-            let at = broker::start(
+            let at = ingest::start_broker(
                 *listen,
                 xueliang_proto::MAX_MESSAGE_BYTES + 4096,
                 tls.as_ref(),

@@ -13,7 +13,6 @@
 
 pub mod access;
 pub mod api;
-pub mod broker;
 pub mod cases;
 pub mod center;
 pub mod console;

@@ -74,7 +74,7 @@ fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> Ser
 /// With `passwords`, an agent logs in as its agent id with the password registered there.
 ///
 /// A port of 0 picks a free port.
-pub fn start(
+pub fn start_broker(
     listen: SocketAddr,
     max_payload: usize,
     tls: Option<&ServerTls>,
