@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::identity::Sealer;
 use xueliang_center::access::{Role, add_user};
-use xueliang_center::center::{BrokerChoice, RunningCenter, start};
 use xueliang_center::dispatch::RetryPolicy;
+use xueliang_center::running::{BrokerChoice, RunningCenter, start};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,

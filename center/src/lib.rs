@@ -14,12 +14,12 @@
 pub mod access;
 pub mod api;
 pub mod cases;
-pub mod center;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
 pub mod fleet;
 pub mod ingest;
 pub mod routing;
+pub mod running;
 pub mod store;
 pub mod watched_file;

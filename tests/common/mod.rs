@@ -15,8 +15,8 @@ use xueliang::scenario;
 use xueliang_agent::agent::Agent;
 use xueliang_agent::config::AgentConfig;
 use xueliang_center::access::{Role, Users, add_user};
-use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
 use xueliang_center::domain::AlarmRecord;
+use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {

@@ -12,7 +12,7 @@ pub use xueliang_proto::enrolment::{EnrollRequest, Enrolled};
 use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_agent_id;
 
-use super::access::Caller;
+use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::fleet::{Enrolment, PasswordHash, RedeemError};

@@ -1,16 +1,13 @@
-//! Who is calling and what their role lets them do: log-in, log-out and the session extractor;
-//! the permission table is `access/roles.rs`.
+//! Who is calling: the session extractor (a bearer token or the session cookie), and the
+//! refusals of what the caller's role may not do (the table is `access/roles.rs`) or may not
+//! see (a police user sees only its unit's alarms).
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
-use super::{ApiError, ApiState, blocking};
+use super::{ApiError, ApiState};
 use crate::access::{Permission, Role, User};
 use crate::domain::AlarmRecord;
 
@@ -22,7 +19,8 @@ pub const SESSION_COOKIE: &str = "xl_session";
 pub struct Caller {
     /// Who.
     pub user: User,
-    token: String,
+    /// The session's token (log-out ends it).
+    pub(super) token: String,
 }
 
 impl Caller {
@@ -89,74 +87,4 @@ impl FromRequestParts<ApiState> for Caller {
             .ok_or_else(|| unauthorized("this user no longer exists: log in as another"))?;
         Ok(Self { user, token })
     }
-}
-
-/// Body of `POST /api/login`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// Login name.
-    pub login: String,
-    /// Password.
-    pub password: String,
-}
-
-/// Answer to a log-in.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LoginResponse {
-    /// Bearer token (also set as the session cookie).
-    pub token: String,
-    /// Who logged in.
-    pub user: User,
-    /// When the session ends, UTC ms.
-    pub expires_ms: i64,
-}
-
-/// `POST /api/login`.
-pub(super) async fn login(
-    State(state): State<ApiState>,
-    body: Result<Json<LoginRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}; send {{\"login\": ..., \"password\": ...}}",
-            e.body_text()
-        ))
-    })?;
-    let users = state.users.clone();
-    let (login, password) = (req.login.clone(), req.password);
-    // argon2 takes tens of milliseconds of CPU: not on the async threads.
-    let user = blocking(move || Ok(users.verify(&login, &password))).await?;
-    let now = now_ms();
-    let Some(user) = user else {
-        state.audit.record(now, &req.login, "login_failed", &req.login, "")?;
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong login or password"));
-    };
-    let (token, session) = state.sessions.create(&user.login, now)?;
-    state.audit.record(now, &user.login, "login", &user.login, &user.role.to_string())?;
-    state.store.flush().await?;
-    let max_age = (session.expires_ms - now) / 1000;
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(LoginResponse { token, user, expires_ms: session.expires_ms }),
-    )
-        .into_response())
-}
-
-/// `POST /api/logout`.
-pub(super) async fn logout(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    state.sessions.remove(&caller.token)?;
-    state.audit.record(now_ms(), caller.login(), "logout", caller.login(), "")?;
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
-}
-
-/// `GET /api/me`: who is logged in.
-pub(super) async fn me(caller: Caller) -> Json<User> {
-    Json(caller.user)
 }

@@ -1,4 +1,5 @@
-//! The running center: broker (embedded or external), ingest, store and HTTP API together.
+//! The running center: every part started and wired together (broker, embedded or external;
+//! ingest, store, cases, dispatch, the HTTP API and the background loops), and stopped together.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
