@@ -1,12 +1,12 @@
 //! What each role may do: the one permission table of the center. The API refuses by it, and
 //! hands it to the console (`GET /api/me`), which shows only what the user may use.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::users::Role;
 
 /// What a role may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// List and read alarms and their snapshots (a police user: only its unit's).

@@ -18,6 +18,7 @@ mod paging;
 mod session;
 mod stats;
 mod units;
+mod vocabulary;
 
 use std::sync::Arc;
 
@@ -41,8 +42,9 @@ pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use error::ApiError;
 pub use fleet::{FleetAgent, FleetList};
-pub use session::{LoginRequest, LoginResponse};
+pub use session::{LoginRequest, LoginResponse, Me, View};
 pub use stats::Stats;
+pub use vocabulary::Vocabulary;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -86,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/login", post(session::login))
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
+        .route("/api/vocabulary", get(vocabulary::vocabulary))
         .route("/api/alarms", get(alarms::list))
         .route("/api/events", get(events::events))
         .route("/api/alarms/{id}", get(alarms::detail))

@@ -10,7 +10,7 @@ use xueliang_proto::endpoint::now_ms;
 
 use super::caller::{Caller, SESSION_COOKIE};
 use super::{ApiError, ApiState, blocking};
-use crate::access::User;
+use crate::access::{Permission, User};
 
 /// Body of `POST /api/login`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,7 +77,45 @@ pub(super) async fn logout(
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
-/// `GET /api/me`: who is logged in.
-pub(super) async fn me(caller: Caller) -> Json<User> {
-    Json(caller.user)
+/// A page of the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// The alarms (a unit's user: its dispatches).
+    Alarms,
+    /// The fleet of agents.
+    Fleet,
+}
+
+impl View {
+    /// The permission that opens it.
+    fn needs(self) -> Permission {
+        match self {
+            View::Alarms => Permission::ReadAlarms,
+            View::Fleet => Permission::ReadFleet,
+        }
+    }
+}
+
+/// Answer to `GET /api/me`: the user, and what their role lets them do and open, so the console
+/// keeps no copy of the permission table.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Me {
+    /// Who is logged in.
+    #[serde(flatten)]
+    pub user: User,
+    /// Everything their role may do.
+    pub permissions: Vec<Permission>,
+    /// The console's pages they may open, the first the one to open.
+    pub views: Vec<View>,
+}
+
+/// `GET /api/me`: who is logged in, and what they may do.
+pub(super) async fn me(caller: Caller) -> Json<Me> {
+    let permissions = caller.user.role.permissions();
+    let views = [View::Alarms, View::Fleet]
+        .into_iter()
+        .filter(|v| permissions.contains(&v.needs()))
+        .collect();
+    Json(Me { user: caller.user, permissions, views })
 }

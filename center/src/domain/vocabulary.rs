@@ -58,8 +58,8 @@ pub fn raised(severity: &str) -> &'static str {
         .map_or("critical", |rank| SEVERITIES[usize::from(rank).min(SEVERITIES.len() - 1)])
 }
 
-/// Where an alarm is in its workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an alarm is in its workflow (ordered as the workflow goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Arrived; nobody has acknowledged it yet.
