@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use xueliang_proto::metrics::Histogram;
 use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 
@@ -21,7 +22,6 @@ use crate::ingest::{self, BrokerConnection, BrokerError, Ingest, IngestStats, Se
 use crate::routing::Routing;
 use crate::store::{DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
-use xueliang_proto::metrics::Histogram;
 
 /// Which broker the center uses.
 #[derive(Debug, Clone)]

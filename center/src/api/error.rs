@@ -22,14 +22,17 @@ impl ApiError {
         Self { status, message: message.into() }
     }
 
+    /// 404: `what` is not there.
     pub(super) fn not_found(what: String) -> Self {
         Self::new(StatusCode::NOT_FOUND, what)
     }
 
+    /// 400: the request is wrong, and `what` says how.
     pub(super) fn bad_request(what: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, what)
     }
 
+    /// 500: the cause goes to the log, not to the caller.
     pub(super) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("{e}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the center failed; see its log")
