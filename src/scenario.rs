@@ -50,7 +50,7 @@ pub fn prepare_keys(
     agent_id: &str,
     agent_data_dir: &Path,
 ) -> anyhow::Result<String> {
-    let center = SigningKey::load_or_create(&xueliang_center::center::key_path(center_dir))?;
+    let center = SigningKey::load_or_create(&xueliang_center::running::key_path(center_dir))?;
     let agent = Sealer::open(agent_data_dir)?;
     register_agent(
         &center_dir.join("agent-keys.toml"),

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
-use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_agents_with_their_registered_password_get_in() {

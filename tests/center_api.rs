@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::center::{BrokerChoice, RunningCenter, start};
-use xueliang_center::users::{Role, add_user};
-use xueliang_center::webhooks::RetryPolicy;
+use xueliang_center::access::{Role, add_user};
+use xueliang_center::dispatch::RetryPolicy;
+use xueliang_center::running::{BrokerChoice, RunningCenter, start};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,

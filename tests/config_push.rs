@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::Scenario;
 use xueliang::scenario::VTEST_WALKWAY;
-use xueliang_center::center::BrokerChoice;
-use xueliang_center::config_push::ConfigRecord;
+use xueliang_center::fleet::ConfigRecord;
+use xueliang_center::running::BrokerChoice;
 
 const AGENT: &str = "push-village";
 

@@ -23,8 +23,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::center::{BrokerChoice, start};
-use xueliang_center::users::{Role, add_user};
+use xueliang_center::access::{Role, add_user};
+use xueliang_center::running::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Detection, RuleKind, Severity};
 
 const DUTY_PASSWORD: &str = "duty-officer-password";

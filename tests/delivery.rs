@@ -12,7 +12,7 @@ use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
 use xueliang_agent::delivery::Outbox;
-use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receipted() {

@@ -11,7 +11,7 @@ use std::process::Command;
 use tokio_util::sync::CancellationToken;
 use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
-use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, start};
 
 /// Runs the doctor on `config` with extra environment; returns exit code and stdout.
 fn doctor(config: &Path, env: &[(&str, &str)]) -> (i32, String) {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::Scenario;
-use xueliang_center::center::BrokerChoice;
+use xueliang_center::running::BrokerChoice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {

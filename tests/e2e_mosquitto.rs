@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Reaper, Scenario, start_mosquitto};
-use xueliang_center::center::BrokerChoice;
 use xueliang_center::ingest::BrokerConnection;
+use xueliang_center::running::BrokerChoice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_travel_through_mosquitto_and_a_foreign_client_sees_them() {

@@ -11,7 +11,7 @@ use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Message};
 
 fn alarm(id: &str, agent: &str) -> Alarm {

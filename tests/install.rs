@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tokio_util::sync::CancellationToken;
-use xueliang_center::center::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, start};
 
 const AGENT_ID: &str = "village-box-07";
 const MODELS: &str = "usr/share/xueliang/models";

@@ -10,9 +10,8 @@ use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario;
-use xueliang_center::broker::ServerTls;
-use xueliang_center::center::{BrokerChoice, start};
-use xueliang_center::ingest::BrokerConnection;
+use xueliang_center::ingest::{BrokerConnection, ServerTls};
+use xueliang_center::running::{BrokerChoice, start};
 use xueliang_service::tls::TlsFiles;
 
 /// A CA, a broker certificate for 127.0.0.1 and client certificates, in `dir/certs`.

@@ -16,10 +16,20 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 pub enum WatchError {
     /// It cannot be read.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
     /// It does not parse; the message says where and what to fix.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Parses a file's text into `T`, or says what is wrong with it.

@@ -113,7 +113,7 @@ fn users_are_added_listed_and_given_new_passwords_with_clear_refusals() {
         rows,
         [vec!["pcs-a-1", "police", "pcs-a", "pcs-a-1"], vec!["zhang-san", "duty_officer", "张三"]]
     );
-    let users = xueliang_center::users::Users::open(&dir.path().join("users.toml")).unwrap();
+    let users = xueliang_center::access::Users::open(&dir.path().join("users.toml")).unwrap();
     assert!(
         users.verify("pcs-a-1", "a-chosen-password").is_some()
             && users.verify("zhang-san", password).is_some()
@@ -184,7 +184,9 @@ fn export_writes_json_lines_and_refuses_a_store_in_use() {
                 event_time_ms: t,
                 ..Default::default()
             };
-            store.insert(&xueliang_center::store::AlarmRecord::from_alarm(&alarm, 3), b"").unwrap();
+            store
+                .insert(&xueliang_center::domain::AlarmRecord::from_alarm(&alarm, 3), b"")
+                .unwrap();
         }
         let out = xl_center(&["export", "--data-dir", data.to_str().unwrap()]);
         assert_eq!(

@@ -27,8 +27,8 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use xueliang::scenario::register_agent;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::center::{BrokerChoice, CenterConfig, start};
 use xueliang_center::ingest::BrokerConnection;
+use xueliang_center::running::{BrokerChoice, CenterConfig, start};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{
     Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited,
@@ -293,7 +293,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Quiet by default: the center warns that it has no users, and the embedded broker logs
     // every clean disconnect as an error. The counts checked at the end say what went wrong.
-    let quiet = "warn,xueliang_center::center=error,rumqttd=off";
+    let quiet = "warn,xueliang_center::running=error,rumqttd=off";
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet.into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

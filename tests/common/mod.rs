@@ -14,9 +14,9 @@ use xueliang::rtsp_server::RtspServer;
 use xueliang::scenario;
 use xueliang_agent::config::AgentConfig;
 use xueliang_agent::runtime::Agent;
-use xueliang_center::center::{BrokerChoice, CenterConfig, RunningCenter, start};
-use xueliang_center::store::AlarmRecord;
-use xueliang_center::users::{Role, Users, add_user};
+use xueliang_center::access::{Role, Users, add_user};
+use xueliang_center::domain::AlarmRecord;
+use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {

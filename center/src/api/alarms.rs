@@ -5,23 +5,17 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use std::convert::Infallible;
-use tokio::sync::broadcast::error::RecvError;
 use xueliang_proto::endpoint::now_ms;
 
-use super::access::{Caller, Permission};
+use super::caller::Caller;
+use super::paging::{page_size, query as query_string};
 use super::{ApiError, ApiState, blocking};
-use crate::audit::AuditEntry;
-use crate::dispatch::dispatch_id;
-use crate::query::{AlarmFilter, Cursor, parse_time};
-use crate::store::{AlarmRecord, KINDS, SEVERITIES};
-use crate::users::Role;
-use crate::webhooks::WebhookStatus;
-use crate::workflow::{Action, Status};
+use crate::access::{AuditEntry, Permission, Role};
+use crate::dispatch::{WebhookStatus, dispatch_id};
+use crate::domain::{Action, AlarmRecord, KINDS, SEVERITIES, Status};
+use crate::store::{AlarmFilter, Cursor, parse_time};
 
 /// Query of `GET /api/alarms`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -79,15 +73,6 @@ pub struct ActionRequest {
     /// For `dispatch`: the units (default: those routing suggests).
     #[serde(default)]
     pub units: Vec<String>,
-}
-
-/// Page size from a query's `limit`.
-pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(format!("limit must be between 1 and 500, got {limit}")));
-    }
-    Ok(limit)
 }
 
 /// A time bound: UTC milliseconds or RFC 3339.
@@ -150,7 +135,7 @@ pub(super) async fn list(
     query: Result<Query<AlarmQuery>, QueryRejection>,
 ) -> Result<Json<AlarmList>, ApiError> {
     caller.require(Permission::ReadAlarms)?;
-    let q = super::records::query(query)?;
+    let q = query_string(query)?;
     let filter = filter(&q, &caller)?;
     let limit = page_size(q.limit)?;
     let cursor =
@@ -260,31 +245,4 @@ pub(super) async fn act(
         state.cases.check_units(&units).map_err(|e| ApiError::bad_request(e.0))?;
     }
     Ok(Json(state.cases.act(&id, action, caller.login(), &req.note, &units).await?))
-}
-
-/// `GET /api/events`: server-sent events, one `alarm` event (`{"change": "new"|"updated",
-/// "alarm": {...}}`) per alarm stored or changed that the caller may see; `resync` when the
-/// console fell behind and should reload its list.
-pub(super) async fn events(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require(Permission::ReadAlarms)?;
-    let rx = state.live.subscribe();
-    let stream = futures_util::stream::unfold((rx, caller), |(mut rx, caller)| async move {
-        loop {
-            let event = match rx.recv().await {
-                Ok(e) if caller.may_see(&e.alarm).is_ok() => {
-                    Event::default().event("alarm").json_data(&*e).ok()?
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {
-                    Event::default().event("resync").data("reload the list")
-                }
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(event), (rx, caller)));
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -12,10 +12,10 @@ pub use xueliang_proto::enrolment::{EnrollRequest, Enrolled};
 use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_agent_id;
 
-use super::access::{Caller, Permission};
+use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
-use crate::agent_keys::PasswordHash;
-use crate::enrolment::{Enrolment, RedeemError};
+use crate::access::Permission;
+use crate::fleet::{Enrolment, PasswordHash, RedeemError};
 
 /// Body of `POST /api/enrolments`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -168,7 +168,7 @@ pub(super) async fn enroll(
     })
     .await?;
     let agent_id = enrolment.agent_id;
-    let password = settings.passwords.then(crate::users::generate_password);
+    let password = settings.passwords.then(crate::access::generate_password);
     let hash = password.as_deref().map(PasswordHash::new);
     let keys = state.keys.clone();
     let (agent, public_key) = (agent_id.clone(), req.public_key.clone());

@@ -1,16 +1,15 @@
-//! The fleet and its configuration: agents with their online state and health, responder
-//! units, and agents' pushed configs.
+//! The fleet and its configuration: agents with their online state and health, and agents'
+//! pushed configs.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
-use super::access::{Caller, Permission};
+use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
-use crate::config_push::{AckRecord, ConfigRecord};
-use crate::fleet::AgentView;
-use crate::routing::Unit;
+use crate::access::Permission;
+use crate::fleet::{AckRecord, AgentView, ConfigRecord};
 
 /// One agent on the fleet page.
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,15 +51,6 @@ pub(super) async fn list(
     })
     .await?;
     Ok(Json(FleetList { agents }))
-}
-
-/// `GET /api/units`: the responder units routing knows.
-pub(super) async fn units(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Json<Vec<Unit>>, ApiError> {
-    caller.require(Permission::ReadAlarms)?;
-    Ok(Json(state.cases.routing.current().units().to_vec()))
 }
 
 /// `GET /api/agents/{id}/config`: the pushed config and the agent's last answer.

@@ -1,42 +1,50 @@
-//! The HTTP API (axum). Every route but `/healthz`, `/metrics`, `/api/openapi.json`, `/api/login` and
-//! `/api/enroll` (a box with its one-time token) needs
-//! a logged-in user (a bearer token or the session cookie `POST /api/login` hands out), and each
-//! checks the user's role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
-//! described in `openapi.json`, served at `/api/openapi.json`.
+//! The HTTP API (axum). Every route but `/healthz`, `/metrics`, `/api/openapi.json`,
+//! `/api/login` and `/api/enroll` (a box with its one-time token) needs a logged-in user (a
+//! bearer token or the session cookie `POST /api/login` hands out), and each checks the user's
+//! role; errors are JSON `{"error": "..."}` with the fitting status code. The routes are
+//! described in `openapi.json`, served at `/api/openapi.json`; one file per resource, the
+//! router below.
 
-mod access;
 mod alarms;
+mod audit;
+mod caller;
+mod dead_letters;
 mod enrolment;
+mod error;
+mod events;
+mod export;
 mod fleet;
-mod records;
+mod paging;
+mod session;
+mod stats;
+mod units;
+mod vocabulary;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 
-use crate::agent_keys::AgentKeys;
-use crate::audit::AuditLog;
-use crate::cases::Cases;
-use crate::config_push::{ConfigPush, PushError};
-use crate::dead_letters::DeadLetters;
-use crate::enrolment::Enrolments;
-use crate::fleet::Fleet;
+use crate::access::{AuditLog, Sessions, Users};
+use crate::cases::{AlarmFeed, Cases};
+use crate::dispatch::Webhooks;
+use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::IngestStats;
-use crate::live::Live;
-use crate::sessions::Sessions;
-use crate::store::{Store, StoreError, UpdateError};
-use crate::users::Users;
-use crate::webhooks::Webhooks;
-use crate::workflow::Refused;
+use crate::store::{DeadLetters, Store};
+use error::blocking;
 
-pub use access::{Caller, LoginRequest, LoginResponse, Permission, SESSION_COOKIE};
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
+pub use audit::{AuditList, AuditQuery};
+pub use caller::{Caller, SESSION_COOKIE};
+pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
-pub use fleet::FleetList;
-pub use records::{AuditList, DeadLetterList, Stats};
+pub use error::ApiError;
+pub use fleet::{FleetAgent, FleetList};
+pub use session::{LoginRequest, LoginResponse, Me, View};
+pub use stats::Stats;
+pub use vocabulary::Vocabulary;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -63,82 +71,12 @@ pub struct ApiState {
     pub keys: Arc<AgentKeys>,
     /// Webhook deliveries.
     pub webhooks: Webhooks,
-    /// Live alarm events.
-    pub live: Live,
+    /// New and changed alarms, for the consoles.
+    pub feed: AlarmFeed,
     /// Enrolment tokens.
     pub enrolments: Enrolments,
     /// What enrolling boxes are told.
     pub enrol: EnrolSettings,
-}
-
-/// An API error: a status code and a JSON body `{"error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
-    }
-
-    fn not_found(what: String) -> Self {
-        Self::new(StatusCode::NOT_FOUND, what)
-    }
-
-    fn bad_request(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, what)
-    }
-
-    fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!("{e}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the center failed; see its log")
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!("{e}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the alarm store failed; see the center's log")
-    }
-}
-
-impl From<UpdateError<Refused>> for ApiError {
-    fn from(e: UpdateError<Refused>) -> Self {
-        match e {
-            UpdateError::NotFound(id) => Self::not_found(format!("no alarm {id}")),
-            UpdateError::Refused(r) => Self::new(StatusCode::CONFLICT, r.0),
-            UpdateError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<PushError> for ApiError {
-    fn from(e: PushError) -> Self {
-        match e {
-            PushError::Store(e) => e.into(),
-            PushError::AgentId(_) | PushError::Toml(_) => Self::bad_request(e.to_string()),
-            PushError::Sign(_) | PushError::Publish(_) => {
-                tracing::error!("{e}");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
-    }
-}
-
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
 /// The API's routes.
@@ -146,25 +84,26 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/openapi.json", get(openapi))
-        .route("/metrics", get(records::metrics))
-        .route("/api/login", post(access::login))
-        .route("/api/logout", post(access::logout))
-        .route("/api/me", get(access::me))
+        .route("/metrics", get(stats::metrics))
+        .route("/api/login", post(session::login))
+        .route("/api/logout", post(session::logout))
+        .route("/api/me", get(session::me))
+        .route("/api/vocabulary", get(vocabulary::vocabulary))
         .route("/api/alarms", get(alarms::list))
-        .route("/api/events", get(alarms::events))
+        .route("/api/events", get(events::events))
         .route("/api/alarms/{id}", get(alarms::detail))
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
         .route("/api/alarms/{id}/{action}", post(alarms::act))
-        .route("/api/units", get(fleet::units))
+        .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
         .route("/api/agents/{id}/config", get(fleet::config).put(fleet::push_config))
         .route("/api/enrolments", get(enrolment::list).post(enrolment::create))
         .route("/api/enroll", post(enrolment::enroll))
-        .route("/api/dead-letters", get(records::dead_letters))
-        .route("/api/stats", get(records::stats))
-        .route("/api/audit", get(records::audit))
-        .route("/api/export", get(records::export))
+        .route("/api/dead-letters", get(dead_letters::dead_letters))
+        .route("/api/stats", get(stats::stats))
+        .route("/api/audit", get(audit::audit))
+        .route("/api/export", get(export::export))
         .merge(crate::console::router())
         .fallback(|| async {
             ApiError::not_found("no such route; GET /api/openapi.json lists them".into())

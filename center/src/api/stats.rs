@@ -1,0 +1,73 @@
+//! The center's counters: the store's size and ingest's counts for logged-in users
+//! (`/api/stats`), and counters and gauges for Prometheus (`/metrics`).
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use xueliang_service::metrics::{Exposition, labels};
+
+use super::caller::Caller;
+use super::{ApiError, ApiState, blocking};
+use crate::domain::Status;
+
+/// Body of `GET /api/stats`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stats {
+    /// Alarms in the store.
+    pub alarms: usize,
+    /// New alarms stored since the center started.
+    pub stored: u64,
+    /// Redeliveries of stored alarms (receipted again, not stored again) since start.
+    pub duplicates: u64,
+    /// Payloads refused and dead-lettered since start.
+    pub dead_lettered: u64,
+}
+
+/// `GET /api/stats`: the store's size and ingest's counters.
+pub(super) async fn stats(State(state): State<ApiState>, _caller: Caller) -> Json<Stats> {
+    let c = &state.stats;
+    Json(Stats {
+        alarms: state.store.len(),
+        stored: c.stored.load(Ordering::Relaxed),
+        duplicates: c.duplicates.load(Ordering::Relaxed),
+        dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+    })
+}
+
+/// `GET /metrics`: counters and gauges in Prometheus' text format (counts only, no alarm
+/// content, so it needs no log-in).
+pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let text = blocking(move || {
+        let c = &state.stats;
+        let agents = state.fleet.list(&state.keys.agents())?;
+        let agents_in = |online: Option<bool>| agents.iter().filter(|a| a.online == online).count();
+        let mut e = Exposition::default();
+        e.single("xl_center_alarms_stored_total", "counter", "New alarms stored since the center started (its rate is the ingest rate).", c.stored.load(Ordering::Relaxed));
+        e.single("xl_center_alarms_duplicate_total", "counter", "Redelivered alarms receipted again, not stored again.", c.duplicates.load(Ordering::Relaxed));
+        e.single("xl_center_dead_letters_total", "counter", "Payloads refused and dead-lettered since start.", c.dead_lettered.load(Ordering::Relaxed));
+        e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
+        e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);
+        e.family(
+            "xl_center_agents",
+            "gauge",
+            "Agents by their last retained status (unknown: registered, never heard from).",
+            &[
+                (labels(&[("state", "online")]), agents_in(Some(true))),
+                (labels(&[("state", "offline")]), agents_in(Some(false))),
+                (labels(&[("state", "unknown")]), agents_in(None)),
+            ],
+        );
+        e.histogram(
+            "xl_center_dispatch_latency_seconds",
+            "From an alarm's arrival at the center to its first dispatch to a unit (by a duty officer or by escalation).",
+            &state.cases.dispatch_latency,
+        );
+        Ok(e.finish())
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

@@ -1,0 +1,171 @@
+//! `xl-center serve`: runs the center until interrupted (Ctrl-C, or SIGTERM from systemd).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+use xueliang_center::ingest::{BrokerConnection, ServerTls};
+use xueliang_center::running::{BrokerChoice, CenterConfig, start};
+use xueliang_center::store::Retention;
+use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
+use xueliang_service::tls::TlsFiles;
+
+/// How the center runs.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Directory of the alarm store.
+    #[arg(long, default_value = "/var/lib/xueliang-center")]
+    data_dir: PathBuf,
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Listen address of the embedded MQTT broker (ignored with --broker-url).
+    #[arg(long, default_value = "0.0.0.0:1883")]
+    mqtt_listen: SocketAddr,
+    /// TLS for the embedded broker's agents: its certificate (PEM); agents then use mqtts://.
+    #[arg(long, requires = "mqtt_tls_key", conflicts_with = "broker_url")]
+    mqtt_tls_cert: Option<PathBuf>,
+    /// The embedded broker's private key (PEM).
+    #[arg(long, requires = "mqtt_tls_cert")]
+    mqtt_tls_key: Option<PathBuf>,
+    /// The embedded broker accepts only agents logging in as their agent id with the password
+    /// registered for them (the key registry's [passwords]; `xl-center broker-password`).
+    #[arg(long, conflicts_with = "broker_url")]
+    mqtt_passwords: bool,
+    /// Use an external broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
+    #[arg(long)]
+    broker_url: Option<String>,
+    /// With an mqtts:// broker URL: the CA certificate (PEM) that signed the broker's.
+    #[arg(long, requires = "broker_url")]
+    broker_ca: Option<PathBuf>,
+    /// With mqtts://, for a broker that requires client certificates: the center's (PEM).
+    #[arg(long, requires = "broker_client_key")]
+    broker_client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "broker_client_cert")]
+    broker_client_key: Option<PathBuf>,
+    /// Username at the external broker.
+    #[arg(long, requires = "broker_url")]
+    broker_username: Option<String>,
+    /// Password at the external broker (or the XL_BROKER_PASSWORD environment variable).
+    #[arg(long, env = "XL_BROKER_PASSWORD", hide_env_values = true, requires = "broker_url")]
+    broker_password: Option<String>,
+    /// MQTT topic prefix.
+    #[arg(long, default_value = xueliang_proto::topics::DEFAULT_PREFIX)]
+    topic_prefix: String,
+    /// The registry of agents' public keys (default: agent-keys.toml in the data directory).
+    #[arg(long)]
+    agent_keys: Option<PathBuf>,
+    /// Routing rules (default: routing.toml in the data directory; none if absent).
+    #[arg(long)]
+    routing: Option<PathBuf>,
+    /// Days alarm records are kept.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    retention_days: u32,
+    /// Days snapshots are kept (at most --retention-days).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
+    snapshot_retention_days: u32,
+    /// The broker URL enrolling boxes are given (`xl-agent enroll`), as they reach it, e.g.
+    /// mqtts://county.example:8883. Default, with the embedded broker: its port on the host name
+    /// the box reached this API by. Required with an external broker.
+    #[arg(long)]
+    agent_mqtt_url: Option<String>,
+}
+
+/// Runs the center until interrupted.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        data_dir,
+        http,
+        mqtt_listen,
+        mqtt_tls_cert,
+        mqtt_tls_key,
+        mqtt_passwords,
+        broker_url,
+        broker_username,
+        broker_password,
+        broker_ca,
+        broker_client_cert,
+        broker_client_key,
+        topic_prefix,
+        agent_keys,
+        routing,
+        retention_days,
+        snapshot_retention_days,
+        agent_mqtt_url,
+    } = args;
+    let broker = match broker_url {
+        None => BrokerChoice::Embedded {
+            listen: mqtt_listen,
+            tls: mqtt_tls_cert.zip(mqtt_tls_key).map(|(cert, key)| ServerTls { cert, key }),
+            passwords: mqtt_passwords,
+        },
+        Some(url) => {
+            let BrokerUrl { host, port, tls } =
+                parse_mqtt_url(&url).map_err(|e| anyhow::anyhow!("--broker-url: {e}"))?;
+            let tls = match (tls, broker_ca) {
+                (true, Some(ca)) => {
+                    Some(TlsFiles { ca, client: broker_client_cert.zip(broker_client_key) })
+                }
+                (true, None) => bail!(
+                    "--broker-url is mqtts://: give --broker-ca, the CA certificate that signed the broker's"
+                ),
+                (false, None) if broker_client_cert.is_none() => None,
+                (false, _) => {
+                    bail!("--broker-ca and --broker-client-cert need an mqtts:// --broker-url")
+                }
+            };
+            BrokerChoice::External(BrokerConnection {
+                host,
+                port,
+                credentials: broker_password
+                    .map(|p| (broker_username.unwrap_or_else(|| "xl-center".into()), p)),
+                tls,
+            })
+        }
+    };
+    let mut config = CenterConfig::new(data_dir, http, broker);
+    config.topic_prefix = topic_prefix;
+    if let Some(path) = agent_keys {
+        config.agent_keys = path;
+    }
+    if let Some(path) = routing {
+        config.routing = path;
+    }
+    config.retention =
+        Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
+    if let Some(url) = &agent_mqtt_url {
+        parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--agent-mqtt-url: {e}"))?;
+    }
+    config.agent_mqtt_url = agent_mqtt_url;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let center = start(config, shutdown.clone()).await?;
+        eprintln!(
+            "xl-center: API http://{}/api/alarms, MQTT {}, center key {}",
+            center.http_addr, center.mqtt_addr, center.center_key
+        );
+        wait_for_signal().await;
+        shutdown.cancel();
+        center.join().await;
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop).
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,82 @@
+// The console's words in Chinese (first) and English, and times as a Shanghai duty officer
+// reads them. Which kinds, statuses and steps exist is the center's to say (/api/vocabulary);
+// only their names are here.
+
+const TEXT = {
+  "zh-CN": {
+    title: "雪亮 · 综治中心值班台", login: "登录", user: "用户名", password: "密码",
+    wrong: "用户名或密码错误", logout: "退出", lang: "English", alarms: "告警", fleet: "设备",
+    unack: "未确认", time: "时间", camera: "摄像机", kind: "类型", severity: "级别", status: "状态",
+    location: "位置", from: "开始时间", to: "结束时间", apply: "筛选", all: "全部", more: "加载更多",
+    note: "备注", dispatchTo: "派往", timeline: "处置记录", audit: "审计记录", noAlarm: "请选择一条告警",
+    snapshotOf: "告警快照", noSnapshot: "无快照", agent: "设备", online: "在线", offline: "离线",
+    never: "从未上线", since: "自", decode: "解码帧率", infer: "推理帧率", inferMs: "推理耗时",
+    outbox: "待发告警", config: "配置版本", lastSeen: "最近联系", dispatches: "派警任务",
+    feedback: "反馈", progress: "进展", newAlarm: "新告警", failed: "操作失败", none: "暂无",
+    by: "操作人", enrolTitle: "登记新设备", enrolAgent: "设备编号", enrolHours: "有效时长（小时）",
+    enrolCreate: "生成登记码", enrolToken: "登记码", enrolRun: "请安装人员在设备上以 root 身份运行：",
+    enrolUntil: "有效期至", enrolOnce: "登记码只能使用一次，且只在此显示一次。",
+    kinds: { zone_intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowding: "人员聚集",
+      vehicle_stopped: "车辆违停", fire_smoke: "烟火", camera_offline: "摄像机离线",
+      camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复" },
+    statuses: { new: "新告警", acknowledged: "已确认", dispatched: "已派警", resolved: "已处置", false_alarm: "误报" },
+    severities: { info: "提示", low: "低", medium: "中", high: "高", critical: "紧急" },
+    actions: { acknowledge: "确认", dispatch: "派警", resolve: "处置完毕", "false-alarm": "误报",
+      escalate: "超时升级", receive: "已接收", "on-scene": "已到场", close: "办结" },
+    progresses: { none: "待接收", receive: "已接收", "on-scene": "已到场", close: "已办结" },
+  },
+  en: {
+    title: "Xueliang · Duty console", login: "Log in", user: "Login", password: "Password",
+    wrong: "Wrong login or password", logout: "Log out", lang: "中文", alarms: "Alarms", fleet: "Fleet",
+    unack: "Unacknowledged", time: "Time", camera: "Camera", kind: "Kind", severity: "Severity",
+    status: "Status", location: "Place", from: "From", to: "To", apply: "Filter", all: "All",
+    more: "Load more", note: "Note", dispatchTo: "Dispatch to", timeline: "Case steps",
+    audit: "Audit trail", noAlarm: "Select an alarm", snapshotOf: "Alarm snapshot",
+    noSnapshot: "No snapshot", agent: "Agent", online: "Online", offline: "Offline",
+    never: "Never seen", since: "since", decode: "Decode fps", infer: "Infer fps",
+    inferMs: "Inference", outbox: "Outbox", config: "Config version", lastSeen: "Last seen",
+    dispatches: "Dispatches", feedback: "Feedback", progress: "Progress", newAlarm: "New alarm",
+    failed: "Failed", none: "None", by: "By", enrolTitle: "Enrol a box", enrolAgent: "Agent id",
+    enrolHours: "Valid for (hours)", enrolCreate: "Create a token", enrolToken: "Token",
+    enrolRun: "On the box, as root, the installer runs:", enrolUntil: "Valid until",
+    enrolOnce: "The token works once and is shown only now.",
+    kinds: { zone_intrusion: "Zone intrusion", line_crossing: "Line crossing", loitering: "Loitering",
+      crowding: "Crowding", vehicle_stopped: "Vehicle stopped", fire_smoke: "Fire/smoke",
+      camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back" },
+    statuses: { new: "New", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved", false_alarm: "False alarm" },
+    severities: { info: "Info", low: "Low", medium: "Medium", high: "High", critical: "Critical" },
+    actions: { acknowledge: "Acknowledge", dispatch: "Dispatch", resolve: "Resolve", "false-alarm": "False alarm",
+      escalate: "Escalated", receive: "Received", "on-scene": "On scene", close: "Closed" },
+    progresses: { none: "Not received", receive: "Received", "on-scene": "On scene", close: "Closed" },
+  },
+};
+
+let lang = localStorage.getItem("xl-lang") || "zh-CN";
+
+/** The console's word for `key` in the current language. */
+export const t = (key) => TEXT[lang][key] ?? key;
+/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses). */
+export const label = (group, key) => (TEXT[lang][group] || {})[key] || key;
+
+/** Puts the page's fixed texts (data-t) in the current language. */
+export function applyLanguage() {
+  document.documentElement.lang = lang;
+  document.title = t("title");
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  document.querySelector("#lang").textContent = t("lang");
+}
+
+/** Chinese ⇄ English, remembered in this browser. */
+export function toggleLanguage() {
+  lang = lang === "zh-CN" ? "en" : "zh-CN";
+  localStorage.setItem("xl-lang", lang);
+  applyLanguage();
+}
+
+export function fmtTime(ms) {
+  if (!ms) return "";
+  return new Intl.DateTimeFormat(lang, {
+    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date(ms));
+}

@@ -1,0 +1,48 @@
+// A responder unit's dispatches, phone-sized: each alarm dispatched to the unit, and the
+// unit's next steps on it as the center allows them (from /api/vocabulary).
+
+import { loadAlarms, post } from "./api.js";
+import { $, el, snapshot } from "./dom.js";
+import { fmtTime, label, t } from "./i18n.js";
+import { state } from "./state.js";
+
+/** The unit's last step on its dispatch of `a`, or "none" before its first. */
+function progressOf(a) {
+  const mine = (a.timeline || []).filter((s) => state.vocabulary.unit_steps.includes(s.action) && s.units?.includes(state.me.unit));
+  return mine.length ? mine[mine.length - 1].action : "none";
+}
+
+export async function showStation() {
+  if (!$("#station-list")) {
+    $("#main").replaceChildren(el("section", { class: "station" }, el("h1", {}, t("dispatches")), el("div", { id: "station-list" })));
+    await loadAlarms(new URLSearchParams({ limit: "100" }));
+  }
+  $("#station-list").replaceChildren(...state.order.map((id) => state.alarms.get(id)).filter(Boolean).map((a) => {
+    const done = progressOf(a);
+    // The steps allowed next, the usual next one first.
+    const allowed = state.vocabulary.unit_steps_allowed[done] || [];
+    const typed = document.querySelector(`article[data-alarm-id="${CSS.escape(a.id)}"] textarea`)?.value || "";
+    const feedback = el("textarea", { name: "feedback", "aria-label": t("feedback"), placeholder: t("feedback") }, typed);
+    const step = async (action) => {
+      try {
+        state.alarms.set(a.id, await post(`/api/alarms/${encodeURIComponent(a.id)}/${action}`, { note: feedback.value }));
+        showStation();
+      } catch (e) { article.querySelector(".error").textContent = `${t("failed")}: ${e.message}`; }
+    };
+    const article = el("article", { "data-alarm-id": a.id },
+      el("h2", {}, `${label("kinds", a.kind)} · ${label("severities", a.severity)}`),
+      el("p", { class: "location" }, a.location || `${a.agent_id}/${a.camera_id}`),
+      el("p", { class: "muted" }, fmtTime(a.event_time_ms)),
+      snapshot(a),
+      el("p", {}, `${t("progress")}: `, el("span", { class: "progress", "data-progress": done }, label("progresses", done))),
+      el("ol", { class: "steps" }, ...(a.timeline || []).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
+        el("li", { "data-action": s.action }, `${fmtTime(s.at_ms)} ${label("actions", s.action)}${s.note ? ": " + s.note : ""}`))),
+      allowed.length ? feedback : null,
+      el("div", { class: "actions" }, ...state.vocabulary.unit_steps.map((action) => el("button", {
+        type: "button", "data-action": action, class: allowed[0] === action ? "primary" : null,
+        disabled: !allowed.includes(action), onclick: () => step(action),
+      }, label("actions", action)))),
+      el("p", { class: "error", role: "alert" }));
+    return article;
+  }));
+}

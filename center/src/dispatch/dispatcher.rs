@@ -1,0 +1,127 @@
+//! Sending a dispatched alarm to its responder units: a `Dispatch` message on
+//! `{prefix}/dispatch/{unit}` (QoS 1) for the units' own clients, and a JSON POST to the unit's
+//! webhook where it has one (queued durably, retried with backoff by `webhooks.rs`).
+
+use std::sync::Arc;
+
+use rumqttc::{AsyncClient, QoS};
+use serde_json::json;
+use tracing::{info, warn};
+use xueliang_proto::topics::Topics;
+use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, SCHEMA_VERSION};
+
+use super::webhooks::Webhooks;
+use crate::domain::{AlarmRecord, rule_kind, severity};
+use crate::routing::Routing;
+use crate::store::StoreError;
+use crate::watched_file::WatchedFile;
+
+/// The id of alarm `alarm_id`'s dispatch to `unit` (one per unit and alarm).
+pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
+    format!("{alarm_id}~{unit}")
+}
+
+/// The alarm as a protobuf message again, without its snapshot (units fetch it over HTTP).
+fn alarm_message(r: &AlarmRecord) -> Alarm {
+    Alarm {
+        schema_version: SCHEMA_VERSION as i32,
+        id: r.id.clone(),
+        agent_id: r.agent_id.clone(),
+        camera_id: r.camera_id.clone(),
+        rule_id: r.rule_id.clone(),
+        kind: rule_kind(&r.kind) as i32,
+        severity: severity(&r.severity) as i32,
+        event_time_ms: r.event_time_ms,
+        detections: r
+            .detections
+            .iter()
+            .map(|d| Detection {
+                class_name: d.class.clone(),
+                score: d.score,
+                r#box: Some(BBox { x1: d.bbox[0], y1: d.bbox[1], x2: d.bbox[2], y2: d.bbox[3] }),
+                track_id: d.track_id,
+                ..Default::default()
+            })
+            .collect(),
+        zone_id: r.zone_id.clone(),
+        frame_width: r.frame_width,
+        frame_height: r.frame_height,
+        model_id: r.model_id.clone(),
+        model_version: r.model_version.clone(),
+        ..Default::default()
+    }
+}
+
+/// Sends dispatches.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    client: AsyncClient,
+    topics: Topics,
+    webhooks: Webhooks,
+    routing: Arc<WatchedFile<Routing>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher publishing with `client` and queueing webhooks in `webhooks`.
+    pub fn new(
+        client: AsyncClient,
+        topics: Topics,
+        webhooks: Webhooks,
+        routing: Arc<WatchedFile<Routing>>,
+    ) -> Self {
+        Self { client, topics, webhooks, routing }
+    }
+
+    /// Sends `record` to each of `units`, as `by` with `note`. Webhook deliveries are queued
+    /// in the store (durable with its next flush); the MQTT messages go out at QoS 1.
+    pub async fn send(
+        &self,
+        record: &AlarmRecord,
+        units: &[String],
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let routing = self.routing.current();
+        for unit in units {
+            let id = dispatch_id(&record.id, unit);
+            let message = Dispatch {
+                schema_version: SCHEMA_VERSION as i32,
+                dispatch_id: id.clone(),
+                station_id: unit.clone(),
+                alarm: Some(alarm_message(record)),
+                dispatched_by: by.to_owned(),
+                note: note.to_owned(),
+                time_ms: now_ms,
+                location: record.location.clone(),
+            };
+            if let Err(e) = self
+                .client
+                .publish(
+                    self.topics.dispatch(unit),
+                    QoS::AtLeastOnce,
+                    false,
+                    message.encode_to_vec(),
+                )
+                .await
+            {
+                warn!(alarm = %record.id, unit = %unit, "cannot publish the dispatch: {e}");
+            }
+            let Some(u) = routing.unit(unit) else { continue };
+            if let Some(url) = &u.webhook {
+                let body = json!({
+                    "dispatch_id": id,
+                    "unit": { "id": u.id, "name": u.name, "type": u.unit_type },
+                    "alarm": record,
+                    "alarm_url_path": format!("/api/alarms/{}", record.id),
+                    "dispatched_by": by,
+                    "note": note,
+                    "time_ms": now_ms,
+                });
+                self.webhooks.enqueue(&id, unit, url, u.webhook_secret.as_deref(), &body)?;
+            }
+            info!(alarm = %record.id, unit = %unit, by = %by, "alarm dispatched");
+        }
+        Ok(())
+    }
+}

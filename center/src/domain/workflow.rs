@@ -1,0 +1,296 @@
+//! The case workflow of an alarm: new → acknowledged → dispatched → resolved or false alarm.
+//! Every step is kept on the alarm with who took it, when, and their note; an illegal step is
+//! refused with what to do instead. Escalation is a step too, taken by the center itself.
+//! Pure: the cases service runs [`apply`] inside a store transaction.
+
+use super::alarm::{AlarmRecord, Step};
+use super::vocabulary::{Action, CENTER_STEPS, Status, UNIT_STEPS, raised};
+
+/// A step that is not allowed now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// What is asked of [`apply`].
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The step.
+    pub action: Action,
+    /// Who takes it.
+    pub by: &'a str,
+    /// When, UTC ms.
+    pub at_ms: i64,
+    /// Their note.
+    pub note: &'a str,
+    /// For dispatch and escalation: the units; for a unit's step: that unit.
+    pub units: &'a [String],
+}
+
+/// The last step `unit` took on its dispatch of `record`, if any.
+pub fn unit_progress(record: &AlarmRecord, unit: &str) -> Option<Action> {
+    record
+        .timeline
+        .iter()
+        .rev()
+        .find(|s| s.action.by_unit() && s.units.iter().any(|u| u == unit))
+        .map(|s| s.action)
+}
+
+/// Where a step of the center's leads from `from`, or the hint why it may not be taken now.
+/// The one table of the center's transitions: [`apply`] and [`steps_allowed`] both read it.
+fn transition(action: Action, from: Status, escalated: bool) -> Result<Status, &'static str> {
+    use Status::*;
+    match (action, from) {
+        // A unit's step leaves the status as it is (see `unit_step`).
+        (Action::Receive | Action::OnScene | Action::Close, _) => Ok(from),
+        (_, Resolved | FalseAlarm) => Err("it is closed"),
+        (Action::Acknowledge, New) => Ok(Acknowledged),
+        (Action::Acknowledge, _) => Err("it was acknowledged already"),
+        (Action::Dispatch | Action::Resolve | Action::FalseAlarm, New) => {
+            Err("acknowledge it first")
+        }
+        (Action::Dispatch, _) => Ok(Dispatched),
+        (Action::Resolve, _) => Ok(Resolved),
+        (Action::FalseAlarm, _) => Ok(FalseAlarm),
+        (Action::Escalate, New) if !escalated => Ok(New),
+        (Action::Escalate, _) => Err("only a new alarm escalates, once"),
+    }
+}
+
+/// Whether a unit whose last step on its dispatch was `done` may take `action` next: receive,
+/// then on scene (may be skipped), then close.
+fn unit_may(action: Action, done: Option<Action>) -> bool {
+    match action {
+        Action::Receive => done.is_none(),
+        Action::OnScene => done == Some(Action::Receive),
+        _ => matches!(done, Some(Action::Receive | Action::OnScene)),
+    }
+}
+
+/// The steps the center's people may take on an alarm with `status`, in the order offered.
+pub fn steps_allowed(status: Status) -> Vec<Action> {
+    CENTER_STEPS.into_iter().filter(|a| transition(*a, status, false).is_ok()).collect()
+}
+
+/// The steps a unit whose last step on its dispatch was `done` may take next, in their order.
+pub fn unit_steps_allowed(done: Option<Action>) -> Vec<Action> {
+    UNIT_STEPS.into_iter().filter(|a| unit_may(*a, done)).collect()
+}
+
+/// Takes the step on `record`, or says why it may not be taken now.
+pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
+    if req.action.by_unit() {
+        return unit_step(record, req);
+    }
+    let from = record.status;
+    let refuse = |hint: &str| {
+        let last = record.timeline.last().map(|s| format!(" (by {})", s.by)).unwrap_or_default();
+        Err(Refused(format!(
+            "alarm {} is {}{last}: it cannot be {}; {hint}",
+            record.id,
+            from.as_str(),
+            past(req.action)
+        )))
+    };
+    let new_units: Vec<String> = match req.action {
+        Action::Dispatch | Action::Escalate => {
+            req.units.iter().filter(|u| !record.dispatched_to.contains(u)).cloned().collect()
+        }
+        _ => Vec::new(),
+    };
+    let to = match transition(req.action, from, record.escalated) {
+        Ok(to) => to,
+        Err(hint) => return refuse(hint),
+    };
+    if req.action == Action::Dispatch {
+        if req.units.is_empty() {
+            return Err(Refused("name at least one unit to dispatch to".into()));
+        }
+        if new_units.is_empty() {
+            return Err(Refused(format!(
+                "alarm {} was dispatched to {} already",
+                record.id,
+                req.units.join(", ")
+            )));
+        }
+    }
+    if req.action == Action::Escalate {
+        record.escalated = true;
+        record.severity = raised(&record.severity).to_owned();
+    }
+    record.dispatched_to.extend(new_units.iter().cloned());
+    record.status = to;
+    record.timeline.push(Step {
+        action: req.action,
+        status: to,
+        by: req.by.to_owned(),
+        at_ms: req.at_ms,
+        note: req.note.to_owned(),
+        units: new_units,
+    });
+    Ok(())
+}
+
+/// A responder unit's step on its dispatch: receive, then on scene (may be skipped), then close.
+/// The alarm's status stays: the duty officer resolves the case.
+fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
+    let [unit] = req.units else {
+        return Err(Refused("a unit's step names exactly its unit".into()));
+    };
+    if !record.dispatched_to.contains(unit) {
+        return Err(Refused(format!("alarm {} was not dispatched to {unit}", record.id)));
+    }
+    let done = unit_progress(record, unit);
+    if !unit_may(req.action, done) {
+        let state = done.map_or("not received it yet", |a| match a {
+            Action::Receive => "received it",
+            Action::OnScene => "is on the scene",
+            _ => "closed it",
+        });
+        return Err(Refused(format!(
+            "{unit} {state}: it cannot mark alarm {} {}",
+            record.id,
+            past(req.action)
+        )));
+    }
+    record.timeline.push(Step {
+        action: req.action,
+        status: record.status,
+        by: req.by.to_owned(),
+        at_ms: req.at_ms,
+        note: req.note.to_owned(),
+        units: vec![unit.clone()],
+    });
+    Ok(())
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Acknowledge => "acknowledged",
+        Action::Dispatch => "dispatched",
+        Action::Resolve => "resolved",
+        Action::FalseAlarm => "marked a false alarm",
+        Action::Escalate => "escalated",
+        Action::Receive => "received",
+        Action::OnScene => "on scene",
+        Action::Close => "closed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alarm::tests::record;
+
+    fn step(r: &mut AlarmRecord, action: Action, units: &[&str]) -> Result<(), Refused> {
+        let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+        apply(r, &Request { action, by: "zhang", at_ms: 7, note: "seen", units: &units })
+    }
+
+    #[test]
+    fn the_normal_path_records_every_step() {
+        let mut r = record("a1");
+        step(&mut r, Action::Acknowledge, &["ignored"]).unwrap();
+        step(&mut r, Action::Dispatch, &["pcs-1"]).unwrap();
+        step(&mut r, Action::Dispatch, &["pcs-1", "patrol-2"]).unwrap();
+        step(&mut r, Action::Resolve, &[]).unwrap();
+        assert_eq!(r.status, Status::Resolved);
+        assert_eq!(r.dispatched_to, ["pcs-1", "patrol-2"]);
+        let actions: Vec<_> =
+            r.timeline.iter().map(|s| (s.action, s.status, s.units.clone())).collect();
+        assert_eq!(
+            actions,
+            [
+                (Action::Acknowledge, Status::Acknowledged, vec![]),
+                (Action::Dispatch, Status::Dispatched, vec!["pcs-1".to_string()]),
+                (Action::Dispatch, Status::Dispatched, vec!["patrol-2".to_string()]),
+                (Action::Resolve, Status::Resolved, vec![]),
+            ]
+        );
+        assert!(r.timeline.iter().all(|s| s.by == "zhang" && s.note == "seen" && s.at_ms == 7));
+    }
+
+    #[test]
+    fn illegal_steps_are_refused_with_what_to_do() {
+        let mut r = record("a1");
+        assert_eq!(
+            step(&mut r, Action::Resolve, &[]).unwrap_err().0,
+            "alarm a1 is new: it cannot be resolved; acknowledge it first"
+        );
+        step(&mut r, Action::Acknowledge, &[]).unwrap();
+        assert_eq!(
+            step(&mut r, Action::Acknowledge, &[]).unwrap_err().0,
+            "alarm a1 is acknowledged (by zhang): it cannot be acknowledged; it was acknowledged already"
+        );
+        assert_eq!(
+            step(&mut r, Action::Dispatch, &[]).unwrap_err().0,
+            "name at least one unit to dispatch to"
+        );
+        step(&mut r, Action::FalseAlarm, &[]).unwrap();
+        assert_eq!(
+            step(&mut r, Action::Dispatch, &["pcs-1"]).unwrap_err().0,
+            "alarm a1 is false_alarm (by zhang): it cannot be dispatched; it is closed"
+        );
+        assert_eq!(r.timeline.len(), 2, "refused steps leave no trace on the alarm");
+    }
+
+    #[test]
+    fn a_unit_receives_goes_on_scene_and_closes_its_own_dispatch_in_order() {
+        let mut r = record("a1");
+        assert_eq!(
+            step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0,
+            "alarm a1 was not dispatched to pcs-1"
+        );
+        step(&mut r, Action::Acknowledge, &[]).unwrap();
+        step(&mut r, Action::Dispatch, &["pcs-1", "patrol-2"]).unwrap();
+        assert_eq!(
+            step(&mut r, Action::Close, &["pcs-1"]).unwrap_err().0,
+            "pcs-1 not received it yet: it cannot mark alarm a1 closed"
+        );
+        step(&mut r, Action::Receive, &["pcs-1"]).unwrap();
+        assert_eq!(
+            step(&mut r, Action::Receive, &["pcs-1"]).unwrap_err().0,
+            "pcs-1 received it: it cannot mark alarm a1 received"
+        );
+        step(&mut r, Action::Receive, &["patrol-2"]).unwrap();
+        step(&mut r, Action::OnScene, &["pcs-1"]).unwrap();
+        step(&mut r, Action::Close, &["pcs-1"]).unwrap();
+        assert_eq!(
+            (unit_progress(&r, "pcs-1"), unit_progress(&r, "patrol-2")),
+            (Some(Action::Close), Some(Action::Receive))
+        );
+        assert_eq!(r.status, Status::Dispatched, "the duty officer resolves the case");
+        assert_eq!(Action::from_url("on-scene"), Some(Action::OnScene));
+    }
+
+    #[test]
+    fn escalation_raises_the_severity_once_and_keeps_the_alarm_new() {
+        let mut r = record("a1");
+        step(&mut r, Action::Escalate, &["township-1"]).unwrap();
+        assert_eq!((r.status, r.severity.as_str(), r.escalated), (Status::New, "critical", true));
+        assert_eq!(r.dispatched_to, ["township-1"]);
+        assert!(step(&mut r, Action::Escalate, &["township-1"]).is_err());
+        assert_eq!(Status::parse("false_alarm"), Some(Status::FalseAlarm));
+        assert_eq!(Action::from_url("false-alarm"), Some(Action::FalseAlarm));
+        assert_eq!(Action::from_url("escalate"), None);
+    }
+
+    #[test]
+    fn the_steps_allowed_follow_the_transitions() {
+        use Action::*;
+        let allowed: Vec<_> = Status::ALL.into_iter().map(steps_allowed).collect();
+        assert_eq!(
+            allowed,
+            [
+                vec![Acknowledge],
+                vec![Dispatch, Resolve, FalseAlarm],
+                vec![Dispatch, Resolve, FalseAlarm],
+                vec![],
+                vec![],
+            ]
+        );
+        let next: Vec<_> =
+            [None, Some(Receive), Some(OnScene), Some(Close)].map(unit_steps_allowed).into();
+        assert_eq!(next, [vec![Receive], vec![OnScene, Close], vec![Close], vec![]]);
+    }
+}

@@ -1,0 +1,267 @@
+//! What a batch of publishes becomes, decided without I/O: each publish is an agent's report to
+//! record, a snapshot to attach, a valid alarm (its record routed) to store, something refused
+//! to dead-letter, or nothing to keep; and what is held gets receipted to its agent. The event
+//! loop (`eventloop.rs`) then does the storing, flushing, acknowledging and publishing.
+
+use std::collections::BTreeMap;
+
+use rumqttc::Publish;
+use tracing::warn;
+use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, SigningKey};
+use xueliang_proto::topics::{Topics, is_valid_agent_id};
+use xueliang_proto::{
+    AgentStatus, Alarm, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, Snapshot,
+    decode_limited,
+};
+
+use super::validate::{validate, validate_all};
+use crate::cases::facts;
+use crate::domain::AlarmRecord;
+use crate::fleet::AgentKeys;
+use crate::routing::Routing;
+
+/// A report an agent sent about itself, on its own topic.
+#[derive(Debug)]
+pub(super) enum Report {
+    /// Its answer to a pushed config.
+    ConfigAck(ConfigAck),
+    /// Its retained status (or last will).
+    Status(AgentStatus),
+    /// Its periodic Health.
+    Health(Health),
+}
+
+impl Report {
+    /// What it is, for the log.
+    pub(super) fn what(&self) -> &'static str {
+        match self {
+            Report::ConfigAck(_) => "config answer",
+            Report::Status(_) => "agent status",
+            Report::Health(_) => "agent health",
+        }
+    }
+}
+
+/// What one publish of a batch is.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// A report to record.
+    Report(Report),
+    /// A snapshot that followed its alarm, from `agent`, to attach to the alarm.
+    Snapshot {
+        /// The agent whose topic it came on.
+        agent: String,
+        /// The picture and its alarm's id.
+        snapshot: Snapshot,
+    },
+    /// A valid alarm and its record, routed and located.
+    Alarm {
+        /// The record to store.
+        record: Box<AlarmRecord>,
+        /// The alarm as received (its snapshot is stored beside the record).
+        alarm: Box<Alarm>,
+    },
+    /// Refused, for this reason: dead-letter it.
+    Refused(String),
+    /// Nothing to keep (a malformed report, the center's own status), only to acknowledge.
+    Ignored,
+}
+
+/// Decodes a report `agent` sent on its own topic; one that does not decode or names another
+/// agent is logged and ignored (it is not an alarm: nothing to keep).
+fn report<M: Message + Default>(
+    p: &Publish,
+    agent: &str,
+    what: &str,
+    agent_of: impl Fn(&M) -> &str,
+    wrap: impl FnOnce(M) -> Report,
+) -> Item {
+    match decode_limited::<M>(&p.payload) {
+        Ok(m) if agent_of(&m) == agent => Item::Report(wrap(m)),
+        Ok(_) => {
+            warn!(topic = %p.topic, "{what} names another agent; ignored");
+            Item::Ignored
+        }
+        Err(e) => {
+            warn!(topic = %p.topic, "malformed {what}: {e}");
+            Item::Ignored
+        }
+    }
+}
+
+/// What each publish of `batch` is, in the batch's order. Alarms are validated against `keys`
+/// (on several threads) and given `routing`'s units and location, as received at `now_ms`.
+pub(super) fn sort(
+    topics: &Topics,
+    keys: &AgentKeys,
+    routing: &Routing,
+    batch: &[Publish],
+    now_ms: i64,
+) -> Vec<Item> {
+    let mut verdicts = validate_all(topics, keys, batch);
+    let mut items = Vec::with_capacity(batch.len());
+    for (i, p) in batch.iter().enumerate() {
+        let item = if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
+            report(p, agent, "config answer", |a: &ConfigAck| &a.agent_id, Report::ConfigAck)
+        } else if let Some(agent) = topics.agent_of(&p.topic, "status") {
+            // The center's own retained status comes back on `center/status`: not an agent's.
+            match is_valid_agent_id(agent) {
+                true => {
+                    report(p, agent, "agent status", |s: &AgentStatus| &s.agent_id, Report::Status)
+                }
+                false => Item::Ignored,
+            }
+        } else if let Some(agent) = topics.agent_of(&p.topic, "health") {
+            report(p, agent, "agent health", |h: &Health| &h.agent_id, Report::Health)
+        } else if let Some(agent) = topics.agent_of(&p.topic, "snapshot") {
+            match decode_limited::<Snapshot>(&p.payload) {
+                Ok(snapshot) => Item::Snapshot { agent: agent.to_owned(), snapshot },
+                Err(e) => Item::Refused(e.to_string()),
+            }
+        } else {
+            let verdict =
+                verdicts[i].take().unwrap_or_else(|| validate(topics, keys, &p.topic, &p.payload));
+            match verdict {
+                Ok(alarm) => {
+                    let mut record = AlarmRecord::from_alarm(&alarm, now_ms);
+                    record.routed_to = routing.route(&facts(&record));
+                    record.location =
+                        routing.location(&record.agent_id, &record.camera_id).unwrap_or_default();
+                    Item::Alarm { record: Box::new(record), alarm: Box::new(alarm) }
+                }
+                Err(reason) => Item::Refused(reason),
+            }
+        };
+        items.push(item);
+    }
+    items
+}
+
+/// The receipts of a batch: one per agent, naming every alarm (and following snapshot) of
+/// that agent the store holds, new or seen before.
+#[derive(Debug, Default)]
+pub(super) struct Receipts(BTreeMap<String, Receipt>);
+
+impl Receipts {
+    fn of(&mut self, agent: &str) -> &mut Receipt {
+        self.0.entry(agent.to_owned()).or_insert_with(|| Receipt {
+            schema_version: SCHEMA_VERSION as i32,
+            agent_id: agent.to_owned(),
+            ..Default::default()
+        })
+    }
+
+    /// `agent`'s alarm `id` is stored.
+    pub(super) fn alarm(&mut self, agent: &str, id: String) {
+        self.of(agent).alarm_ids.push(id);
+    }
+
+    /// The snapshot `agent` sent after its alarm `alarm_id` is stored.
+    pub(super) fn snapshot(&mut self, agent: &str, alarm_id: String) {
+        self.of(agent).snapshot_alarm_ids.push(alarm_id);
+    }
+
+    /// Each agent and its receipt, stamped `now_ms` and signed with the center's `key`; a
+    /// receipt that cannot be signed is logged and left out (the agent publishes again).
+    pub(super) fn signed(self, key: &SigningKey, now_ms: i64) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for (agent, mut receipt) in self.0 {
+            receipt.time_ms = now_ms;
+            match key.sign(receipt.encode_to_vec(), RECEIPT_SIGNATURE_FIELD, &[]) {
+                Ok(payload) => out.push((agent, payload)),
+                Err(e) => warn!("cannot sign a receipt: {e}"),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::QoS;
+    use xueliang_proto::signing::{ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD};
+    use xueliang_proto::v1::agent_status::State;
+
+    #[test]
+    fn a_batch_sorts_into_reports_snapshots_alarms_and_refusals_without_a_broker() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
+        let keys_file = dir.path().join("agent-keys.toml");
+        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\n", v1.public_key())).unwrap();
+        let keys = AgentKeys::open(&keys_file).unwrap();
+        let routing = Routing::parse(
+            "[[unit]]\nid = \"pcs\"\nname = \"派出所\"\ntype = \"police_station\"\n\
+             [[group]]\nid = \"pond\"\nname = \"水塘\"\ncameras = [\"v1/*\"]\n\
+             [[route]]\nid = \"r\"\ngroups = [\"pond\"]\nunits = [\"pcs\"]\n",
+        )
+        .unwrap();
+        let alarm = Alarm {
+            id: "a-1".into(),
+            agent_id: "v1".into(),
+            camera_id: "c".into(),
+            ..Default::default()
+        };
+        let sealed =
+            v1.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap();
+        let status = |agent: &str| {
+            AgentStatus {
+                agent_id: agent.into(),
+                state: State::Online as i32,
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let snapshot = Snapshot {
+            alarm_id: "a-1".into(),
+            jpeg: b"jpeg".to_vec().into(),
+            ..Default::default()
+        };
+        let publish =
+            |topic: &str, payload: Vec<u8>| Publish::new(topic, QoS::AtLeastOnce, payload);
+        let batch = [
+            publish("xl/v1/v1/alarm", sealed),
+            publish("xl/v1/v1/alarm", alarm.encode_to_vec()),
+            publish("xl/v1/v1/status", status("v1")),
+            publish("xl/v1/v1/health", status("v2")),
+            publish("xl/v1/center/status", b"\x08\x01".to_vec()),
+            publish("xl/v1/v1/snapshot", snapshot.encode_to_vec()),
+            publish("xl/v1/v1/snapshot", b"\xff\xff".to_vec()),
+        ];
+        let items = sort(&Topics::default(), &keys, &routing, &batch, 7);
+        match &items[0] {
+            Item::Alarm { record, .. } => {
+                assert_eq!(
+                    (record.id.as_str(), record.received_time_ms, record.location.as_str()),
+                    ("a-1", 7, "水塘")
+                );
+                assert_eq!(record.routed_to, ["pcs"]);
+            }
+            other => panic!("a signed alarm is stored, not {other:?}"),
+        }
+        assert!(matches!(&items[1], Item::Refused(r) if r == "the message is not signed"));
+        assert!(matches!(&items[2], Item::Report(Report::Status(s)) if s.agent_id == "v1"));
+        assert!(matches!(items[3], Item::Ignored), "a report naming another agent");
+        assert!(matches!(items[4], Item::Ignored), "the center's own status");
+        assert!(
+            matches!(&items[5], Item::Snapshot { agent, snapshot } if agent == "v1" && snapshot.alarm_id == "a-1")
+        );
+        assert!(
+            matches!(&items[6], Item::Refused(r) if r.contains("not a valid Snapshot")),
+            "{:?}",
+            items[6]
+        );
+
+        let mut receipts = Receipts::default();
+        receipts.alarm("v1", "a-1".into());
+        receipts.snapshot("v1", "a-0".into());
+        receipts.alarm("v2", "b-1".into());
+        let signed = receipts.signed(&v1, 9);
+        assert_eq!(signed.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["v1", "v2"]);
+        let receipt = Receipt::decode(signed[0].1.as_slice()).unwrap();
+        assert_eq!(
+            (receipt.alarm_ids, receipt.snapshot_alarm_ids, receipt.time_ms),
+            (vec!["a-1".to_string()], vec!["a-0".to_string()], 9)
+        );
+    }
+}

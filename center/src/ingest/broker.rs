@@ -1,0 +1,143 @@
+//! The embedded MQTT broker (rumqttd), so a county can run the center with nothing else
+//! installed. It keeps everything in memory: delivery guarantees come from the agents' outbox
+//! and the center's receipts, not from the broker. With TLS or passwords, agents connect to
+//! their own listener and the center's client to a second, plain one on loopback.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+
+use crate::fleet::AgentKeys;
+
+/// The certificate and key (PEM) of the agents' TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The broker's certificate (chain).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// Where the broker listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// For agents (TLS when configured).
+    pub agents: SocketAddr,
+    /// For the center's own client (the agents' one when it has neither TLS nor passwords).
+    pub center: SocketAddr,
+}
+
+/// Why the embedded broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The listen address is taken or not ours.
+    #[error(
+        "embedded MQTT broker cannot listen on {addr}: {error} (choose another --mqtt-listen, or stop what uses it)"
+    )]
+    Bind {
+        /// The address concerned.
+        addr: SocketAddr,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// rumqttd refused the configuration.
+    #[error("embedded MQTT broker: {0}")]
+    Start(String),
+    /// The TLS certificate or key is unusable.
+    #[error("embedded MQTT broker TLS: {0}")]
+    Tls(#[from] xueliang_service::tls::TlsError),
+}
+
+/// Binds `listen` to learn the address (port 0 picks one); rumqttd only logs a failed bind from
+/// its own thread, so binding first gives a clear error.
+fn probe(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let bind = |error| BrokerError::Bind { addr: listen, error };
+    TcpListener::bind(listen).and_then(|l| l.local_addr()).map_err(bind)
+}
+
+fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> ServerSettings {
+    ServerSettings {
+        name: "v4".into(),
+        listen,
+        tls,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: max_payload,
+            max_inflight_count: 500,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    }
+}
+
+/// Starts the broker on its own threads (rumqttd never returns) and returns where it listens.
+/// With `passwords`, an agent logs in as its agent id with the password registered there.
+///
+/// A port of 0 picks a free port.
+pub fn start_broker(
+    listen: SocketAddr,
+    max_payload: usize,
+    tls: Option<&ServerTls>,
+    passwords: Option<Arc<AgentKeys>>,
+) -> Result<Listening, BrokerError> {
+    let agents = probe(listen)?;
+    let rustls = match tls {
+        None => None,
+        Some(t) => {
+            xueliang_service::tls::check_server_files(&t.cert, &t.key)?;
+            Some(TlsConfig::Rustls {
+                capath: None,
+                certpath: t.cert.display().to_string(),
+                keypath: t.key.display().to_string(),
+            })
+        }
+    };
+    let plain = rustls.is_none() && passwords.is_none();
+    let mut for_agents = server(agents, max_payload, rustls);
+    if let Some(registry) = passwords {
+        for_agents.set_auth_handler(move |_client, user, password| {
+            let ok = registry.check_password(&user, &password);
+            if !ok {
+                tracing::warn!(user = %user, "embedded broker: wrong or unknown agent password");
+            }
+            std::future::ready(ok)
+        });
+    }
+    let mut servers = HashMap::from([("agents".to_owned(), for_agents)]);
+    let center = if plain {
+        agents
+    } else {
+        let center = probe("127.0.0.1:0".parse().expect("a loopback address"))?;
+        servers.insert("center".to_owned(), server(center, max_payload, None));
+        center
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 10_000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 64 * 1024 * 1024,
+            max_segment_count: 8,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(servers),
+        ..Default::default()
+    };
+    let mut broker = Broker::new(config);
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!("embedded MQTT broker stopped: {e}");
+            }
+        })
+        .map_err(|e| BrokerError::Start(e.to_string()))?;
+    Ok(Listening { agents, center })
+}

@@ -1,0 +1,78 @@
+//! The center's MQTT client: where it connects, and how (a persistent session with manual
+//! acknowledgements, so that only what is on disk is acknowledged; a last will saying the center
+//! is offline).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, EventLoop, LastWill, MqttOptions, NetworkOptions, QoS, TlsConfiguration, Transport,
+};
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::topics::Topics;
+use xueliang_proto::{CenterStatus, Message, SCHEMA_VERSION};
+use xueliang_service::tls::{TlsError, TlsFiles, client_config};
+
+/// Where the center's MQTT client connects.
+#[derive(Debug, Clone)]
+pub struct BrokerConnection {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Optional username and password.
+    pub credentials: Option<(String, String)>,
+    /// TLS (`mqtts://`): the CA, and a client certificate if the broker requires one.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The retained CenterStatus payload.
+pub(super) fn center_status(online: bool) -> Vec<u8> {
+    CenterStatus {
+        schema_version: SCHEMA_VERSION as i32,
+        online,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        time_ms: now_ms(),
+    }
+    .encode_to_vec()
+}
+
+/// The center's MQTT client for `conn` (nothing is sent before the event loop is polled).
+pub fn connect(
+    conn: &BrokerConnection,
+    topics: &Topics,
+) -> Result<(AsyncClient, EventLoop), TlsError> {
+    let mut opts = MqttOptions::new("xl-center-ingest", conn.host.clone(), conn.port);
+    opts.set_last_will(LastWill::new(
+        topics.center_status(),
+        center_status(false),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    opts.set_keep_alive(Duration::from_secs(30));
+    // Take in more than any message may be: an oversized one must reach validation and be
+    // dead-lettered. Refused by the client, it would break the connection, and the broker
+    // would deliver it again after every reconnect.
+    opts.set_max_packet_size(
+        4 * xueliang_proto::MAX_MESSAGE_BYTES,
+        4 * xueliang_proto::MAX_MESSAGE_BYTES,
+    );
+    // A persistent session: alarms published while the center is down wait at the broker.
+    opts.set_clean_session(false);
+    // Acknowledge only after the batch is flushed to disk.
+    opts.set_manual_acks(true);
+    if let Some((u, p)) = &conn.credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(files) = &conn.tls {
+        let tls = client_config(files)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Acknowledgements and receipts are small: sent at once, not held back by Nagle's algorithm
+    // waiting for the broker's delayed ACK (~40 ms per round trip otherwise).
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    Ok((client, eventloop))
+}

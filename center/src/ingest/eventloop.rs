@@ -1,0 +1,314 @@
+//! The I/O of ingest: the MQTT event loop (subscribing at every connect, announcing the center
+//! online) hands publishes to a writer, which sorts each batch (`batch.rs`), records and stores
+//! what it holds, flushes once, and only then acknowledges to the broker and receipts to the
+//! agents, so an acknowledged alarm is on disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::signing::SigningKey;
+use xueliang_proto::topics::Topics;
+use xueliang_proto::{Alarm, Snapshot};
+
+use super::batch::{Item, Receipts, Report, sort};
+use super::connection::{BrokerConnection, center_status};
+use crate::cases::{AlarmFeed, Change};
+use crate::domain::AlarmRecord;
+use crate::fleet::{AgentKeys, ConfigPush, Fleet};
+use crate::routing::Routing;
+use crate::store::{Attached, DeadLetters, Inserted, Store};
+use crate::watched_file::WatchedFile;
+
+/// Counters of what ingest has seen.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// New alarms stored.
+    pub stored: AtomicU64,
+    /// Redeliveries of stored alarms.
+    pub duplicates: AtomicU64,
+    /// Payloads refused (undecodable, invalid, unsigned or forged) and dead-lettered.
+    pub dead_lettered: AtomicU64,
+}
+
+/// What ingest works with.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// Topic names.
+    pub topics: Topics,
+    /// The alarm store.
+    pub store: Store,
+    /// Where refused payloads go.
+    pub dead_letters: DeadLetters,
+    /// The agents' registered keys.
+    pub keys: Arc<AgentKeys>,
+    /// The center's key, which signs receipts.
+    pub center_key: Arc<SigningKey>,
+    /// Pushed configs (republished on connect; acks recorded).
+    pub configs: ConfigPush,
+    /// Counters.
+    pub stats: Arc<IngestStats>,
+    /// Routing rules, which suggest each new alarm's units.
+    pub routing: Arc<WatchedFile<Routing>>,
+    /// Agents' statuses and health.
+    pub fleet: Fleet,
+    /// Consoles watching.
+    pub feed: AlarmFeed,
+}
+
+/// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and
+/// handles what arrives.
+pub async fn run(
+    conn: BrokerConnection,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    ingest: Ingest,
+    shutdown: CancellationToken,
+) {
+    let (tx, rx) = mpsc::unbounded_channel::<Publish>();
+    let writer = tokio::spawn(write_batches(rx, client.clone(), ingest.clone()));
+    poll(eventloop, client, &ingest, &conn, tx, shutdown).await;
+    let _ = writer.await;
+}
+
+async fn poll(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    ingest: &Ingest,
+    conn: &BrokerConnection,
+    tx: mpsc::UnboundedSender<Publish>,
+    shutdown: CancellationToken,
+) {
+    let filters = [
+        ingest.topics.all_agents("alarm"),
+        ingest.topics.all_agents("snapshot"),
+        ingest.topics.all_agents("config/ack"),
+        ingest.topics.all_agents("status"),
+        ingest.topics.all_agents("health"),
+    ];
+    let status_topic = ingest.topics.center_status();
+    let mut delay = Duration::from_millis(200);
+    // Subscriptions confirmed since the last connect; at all of them, agents may publish.
+    let mut subscribed = 0;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!("ingest connected to MQTT broker {}:{}", conn.host, conn.port);
+                delay = Duration::from_millis(200);
+                subscribed = 0;
+                for filter in &filters {
+                    if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
+                        warn!("cannot subscribe to {filter}: {e}");
+                    }
+                }
+                // Off this loop: publishing waits for room the loop itself makes.
+                let configs = ingest.configs.clone();
+                tokio::spawn(async move { configs.republish_all().await });
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subscribed += 1;
+                if subscribed == filters.len() {
+                    if let Err(e) = client.try_publish(
+                        &status_topic,
+                        QoS::AtLeastOnce,
+                        true,
+                        center_status(true),
+                    ) {
+                        warn!("cannot announce the center online: {e}");
+                    }
+                    info!("ingesting: agents may publish");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx.send(p).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(
+                    "ingest: MQTT broker {}:{} unreachable: {e}; retrying in {:.1}s",
+                    conn.host,
+                    conn.port,
+                    delay.as_secs_f32()
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    // A clean disconnect does not fire the last will: say offline, so agents hold their alarms.
+    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, center_status(false));
+    let _ = client.try_disconnect();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
+        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+            break;
+        }
+    }
+}
+
+/// What became of a snapshot that followed its alarm.
+enum Taken {
+    /// Stored (now or before): receipt it under this alarm id.
+    Stored(String),
+    /// Its alarm is not stored yet: the agent sends it again.
+    Later,
+    /// Not a picture any alarm of this agent signed for: dead-letter it.
+    Refused(String),
+    /// The store failed: leave it unacknowledged.
+    Failed,
+}
+
+/// Attaches a snapshot from `agent` to its stored alarm.
+fn take_snapshot(store: &Store, agent: &str, snap: Snapshot) -> Taken {
+    match store.attach_snapshot(agent, &snap.alarm_id, &snap.jpeg) {
+        Ok(Attached::New | Attached::Duplicate) => Taken::Stored(snap.alarm_id),
+        Ok(Attached::NoAlarm) => {
+            debug!(alarm = %snap.alarm_id, "a snapshot came before its alarm; the agent sends it again");
+            Taken::Later
+        }
+        Ok(Attached::Mismatch) => Taken::Refused(format!(
+            "snapshot for alarm {:?}: no alarm of this agent signed for this picture",
+            snap.alarm_id
+        )),
+        Err(e) => {
+            warn!(alarm = %snap.alarm_id, "cannot store snapshot: {e}");
+            Taken::Failed
+        }
+    }
+}
+
+/// Records an agent's report, heard at `now_ms`, where it belongs.
+fn take_report(configs: &ConfigPush, fleet: &Fleet, report: &Report, now_ms: i64) {
+    let recorded = match report {
+        Report::ConfigAck(a) => configs.record_ack(a),
+        Report::Status(s) => fleet.record_status(s, now_ms),
+        Report::Health(h) => fleet.record_health(h, now_ms),
+    };
+    if let Err(e) = recorded {
+        warn!("cannot record the {}: {e}", report.what());
+    }
+}
+
+/// Group commit: take every publish waiting, store them all, flush once, then acknowledge and
+/// receipt.
+async fn write_batches(
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+    ingest: Ingest,
+) {
+    const MAX_BATCH: usize = 1000;
+    let Ingest {
+        topics,
+        store,
+        dead_letters,
+        keys,
+        center_key,
+        configs,
+        stats,
+        routing,
+        fleet,
+        feed,
+    } = ingest;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let now = now_ms();
+        let dead_letter = |topic: &str, payload: &[u8], reason: &str| {
+            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            warn!(topic = %topic, bytes = payload.len(), "dead letter: {reason}");
+            if let Err(e) = dead_letters.add(topic, payload, reason, now) {
+                warn!("cannot keep the dead letter: {e}");
+            }
+        };
+        let mut stored = Vec::new();
+        // Alarms whose following snapshot arrived.
+        let mut pictured = Vec::new();
+        // Every alarm (and following snapshot) held by the store, new or seen before, is
+        // receipted to its agent.
+        let mut receipts = Receipts::default();
+        let mut unstored = Vec::new();
+        // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
+        let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
+        let items = sort(&topics, &keys, &routing.current(), &batch, now);
+        for (i, (p, item)) in batch.iter().zip(items).enumerate() {
+            match item {
+                Item::Report(report) => take_report(&configs, &fleet, &report, now),
+                Item::Ignored => {}
+                Item::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
+                Item::Snapshot { agent, snapshot } => match take_snapshot(&store, &agent, snapshot)
+                {
+                    Taken::Stored(alarm_id) => {
+                        pictured.push(alarm_id.clone());
+                        receipts.snapshot(&agent, alarm_id);
+                    }
+                    Taken::Later => {}
+                    Taken::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
+                    Taken::Failed => unstored.push(i),
+                },
+                Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
+            }
+        }
+        let rows: Vec<(&AlarmRecord, &[u8])> =
+            valid.iter().map(|(_, r, a)| (r, a.snapshot_jpeg.as_ref())).collect();
+        match store.insert_batch(&rows) {
+            Ok(inserted) => {
+                for ((_, record, _), inserted) in valid.into_iter().zip(inserted) {
+                    receipts.alarm(&record.agent_id, record.id.clone());
+                    if inserted == Inserted::New {
+                        stats.stored.fetch_add(1, Ordering::Relaxed);
+                        stored.push(record);
+                    } else {
+                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        debug!(alarm = %record.id, "duplicate alarm stored before; receipted again");
+                    }
+                }
+            }
+            Err(e) => {
+                // Neither acknowledged nor receipted: the agents publish them again.
+                warn!("cannot store {} alarms: {e}", valid.len());
+                unstored.extend(valid.iter().map(|(i, ..)| *i));
+            }
+        }
+        if let Err(e) = store.flush().await {
+            warn!("cannot flush the alarm store: {e}; the batch stays unacknowledged");
+            batch.clear();
+            continue;
+        }
+        for r in stored {
+            info!(alarm = %r.id, agent = %r.agent_id, camera = %r.camera_id, rule = %r.rule_id, snapshot_bytes = r.snapshot_bytes, "alarm stored");
+            feed.publish(Change::New, r);
+        }
+        for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
+            feed.publish(Change::Updated, r);
+        }
+        for (i, p) in batch.drain(..).enumerate() {
+            if unstored.contains(&i) {
+                continue;
+            }
+            if let Err(e) = client.ack(&p).await {
+                warn!("cannot acknowledge: {e}");
+            }
+        }
+        for (agent, payload) in receipts.signed(&center_key, now_ms()) {
+            if let Err(e) =
+                client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await
+            {
+                // The agent publishes again until a receipt comes; nothing is lost.
+                warn!(agent = %agent, "cannot send receipt: {e}");
+            }
+        }
+    }
+}

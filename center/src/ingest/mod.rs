@@ -1,0 +1,19 @@
+//! MQTT in: alarms from every agent are validated (well-formed, on their own agent's topic,
+//! signed with its registered key), stored in batches (one flush per batch) and only then
+//! acknowledged to the broker and receipted to the agent. What fails validation is
+//! dead-lettered, never dropped silently. Agents' answers to pushed configs, their retained
+//! status (and last will) and their Health come in here too. The embedded broker (rumqttd)
+//! lives here as well, so a county can run the center with nothing else installed.
+//!
+//! `validate.rs` and `batch.rs` decide what a batch becomes without I/O; `eventloop.rs` and
+//! `connection.rs` talk to the broker and the store.
+
+mod batch;
+mod broker;
+mod connection;
+mod eventloop;
+mod validate;
+
+pub use broker::{BrokerError, Listening, ServerTls, start_broker};
+pub use connection::{BrokerConnection, connect};
+pub use eventloop::{Ingest, IngestStats, run};

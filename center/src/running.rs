@@ -1,0 +1,299 @@
+//! The running center: every part started and wired together (broker, embedded or external;
+//! ingest, store, cases, dispatch, the HTTP API and the background loops), and stopped together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use xueliang_proto::signing::SigningKey;
+use xueliang_proto::topics::Topics;
+use xueliang_service::metrics::Histogram;
+
+use crate::access::{AuditLog, Sessions, Users};
+use crate::api::{ApiState, EnrolSettings};
+use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
+use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
+use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
+use crate::ingest::{self, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls};
+use crate::routing::Routing;
+use crate::store::{DeadLetters, Retention, Store, StoreError};
+use crate::watched_file::WatchError;
+
+/// Which broker the center uses.
+#[derive(Debug, Clone)]
+pub enum BrokerChoice {
+    /// Start rumqttd inside the center, listening here (port 0 = any free port).
+    Embedded {
+        /// Listen address for agents.
+        listen: SocketAddr,
+        /// TLS for agents' connections.
+        tls: Option<ServerTls>,
+        /// Agents must log in with the password registered for them (in the key registry).
+        passwords: bool,
+    },
+    /// Connect to an external broker (Mosquitto, EMQX).
+    External(BrokerConnection),
+}
+
+/// Everything the center needs to start.
+#[derive(Debug, Clone)]
+pub struct CenterConfig {
+    /// Where the sled store lives.
+    pub data_dir: PathBuf,
+    /// HTTP listen address (port 0 = any free port).
+    pub http_listen: SocketAddr,
+    /// The broker.
+    pub broker: BrokerChoice,
+    /// MQTT topic prefix.
+    pub topic_prefix: String,
+    /// The registry of agents' public keys (created empty if absent).
+    pub agent_keys: PathBuf,
+    /// User accounts (`xl-center user add`); none if absent.
+    pub users: PathBuf,
+    /// Routing rules; none if absent.
+    pub routing: PathBuf,
+    /// How long alarms and snapshots are kept.
+    pub retention: Retention,
+    /// Retries of webhook deliveries.
+    pub webhook_retry: RetryPolicy,
+    /// How often alarms are checked for escalation.
+    pub escalation_check: Duration,
+    /// The broker URL enrolling boxes are given; by default the embedded broker's port on the
+    /// host name the box reached the API by.
+    pub agent_mqtt_url: Option<String>,
+}
+
+impl CenterConfig {
+    /// A center storing in `data_dir`, with the default topic prefix; the key registry
+    /// `agent-keys.toml`, the users `users.toml` and the routing rules `routing.toml` in
+    /// `data_dir`; alarms kept 365 days, snapshots 90.
+    pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
+        Self {
+            agent_keys: data_dir.join("agent-keys.toml"),
+            users: data_dir.join("users.toml"),
+            routing: data_dir.join("routing.toml"),
+            retention: Retention { alarm_days: 365, snapshot_days: 90 },
+            webhook_retry: RetryPolicy::default(),
+            escalation_check: Duration::from_secs(1),
+            agent_mqtt_url: None,
+            data_dir,
+            http_listen,
+            broker,
+            topic_prefix: xueliang_proto::topics::DEFAULT_PREFIX.into(),
+        }
+    }
+}
+
+/// Why the center could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CenterError {
+    /// The store could not be opened.
+    #[error("cannot open the alarm store in {dir}: {error}")]
+    Store {
+        /// The directory concerned.
+        dir: PathBuf,
+        /// What went wrong.
+        error: StoreError,
+    },
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The registry of agent keys, the users or the routing rules are unusable.
+    #[error("{what} {error}")]
+    File {
+        /// What the name is of.
+        what: &'static str,
+        /// What went wrong.
+        error: WatchError,
+    },
+    /// The broker's TLS files are unusable.
+    #[error("broker TLS: {0}")]
+    Tls(#[from] xueliang_service::tls::TlsError),
+    /// The center's own key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] xueliang_proto::signing::SignatureError),
+    /// The HTTP port could not be bound.
+    #[error("HTTP API cannot listen on {addr}: {error}")]
+    Http {
+        /// The address concerned.
+        addr: SocketAddr,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+}
+
+/// A started center.
+#[derive(Debug)]
+pub struct RunningCenter {
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// Where agents connect (the embedded broker, or the external one).
+    pub mqtt_addr: String,
+    /// The store (for tests and the demo's counts).
+    pub store: Store,
+    /// Ingest counters.
+    pub stats: Arc<IngestStats>,
+    /// The center's public key, which agents need (`mqtt.center_key`) to trust receipts and
+    /// pushed configs.
+    pub center_key: String,
+    /// Configuration push.
+    pub configs: ConfigPush,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningCenter {
+    /// Waits for the center's tasks to end after `shutdown` was cancelled.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// `addr` as this host reaches it: a wildcard listen address becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+/// The center's signing key inside its data directory.
+pub fn key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("center.key")
+}
+
+/// Starts the center; it runs until `shutdown` is cancelled.
+pub async fn start(
+    config: CenterConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningCenter, CenterError> {
+    let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
+    let store = Store::open(&config.data_dir).map_err(store_err)?;
+    let file = |what| move |error| CenterError::File { what, error };
+    let keys = Arc::new(AgentKeys::open(&config.agent_keys).map_err(file("agent keys"))?);
+    let users = Arc::new(Users::open(&config.users).map_err(file("users"))?);
+    if users.is_empty() {
+        warn!(
+            "no users in {}: nobody can log in until `xl-center user add` makes one",
+            config.users.display()
+        );
+    }
+    let routing = Arc::new(Routing::open(&config.routing).map_err(file("routing"))?);
+    let mut embedded = None;
+    let (conn, mqtt_addr) = match &config.broker {
+        BrokerChoice::Embedded { listen, tls, passwords } => {
+            let passwords = passwords.then(|| keys.clone());
+            let at = ingest::start_broker(
+                *listen,
+                xueliang_proto::MAX_MESSAGE_BYTES + 4096,
+                tls.as_ref(),
+                passwords,
+            )?;
+            let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
+            info!("embedded MQTT broker listening on {scheme}://{}", at.agents);
+            embedded = Some((at.agents.port(), tls.is_some()));
+            let center = reachable(at.center);
+            let conn = BrokerConnection {
+                host: center.ip().to_string(),
+                port: center.port(),
+                credentials: None,
+                tls: None,
+            };
+            (conn, reachable(at.agents).to_string())
+        }
+        BrokerChoice::External(c) => (c.clone(), format!("{}:{}", c.host, c.port)),
+    };
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
+    info!("HTTP API on http://{http_addr}/api/alarms");
+    let stats = Arc::new(IngestStats::default());
+    let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
+    info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
+    let topics = Topics::new(config.topic_prefix.clone());
+    let (client, eventloop) = ingest::connect(&conn, &topics)?;
+    let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
+        .map_err(store_err)?;
+    let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
+    let audit = AuditLog::open(&store).map_err(store_err)?;
+    let fleet = Fleet::open(&store).map_err(store_err)?;
+    let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
+    let dispatcher =
+        Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
+    let feed = AlarmFeed::default();
+    let cases = Cases {
+        store: store.clone(),
+        audit: audit.clone(),
+        dispatcher,
+        routing: routing.clone(),
+        feed: feed.clone(),
+        dispatch_latency: Arc::new(Histogram::new(&DISPATCH_LATENCY_BOUNDS)),
+    };
+    let context = Ingest {
+        topics,
+        store: store.clone(),
+        dead_letters: dead_letters.clone(),
+        keys: keys.clone(),
+        center_key: center_key.clone(),
+        configs: configs.clone(),
+        stats: stats.clone(),
+        routing,
+        fleet: fleet.clone(),
+        feed: feed.clone(),
+    };
+    let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
+    let background = [
+        tokio::spawn(webhooks.clone().run(shutdown.clone())),
+        tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
+        tokio::spawn(run_retention(
+            store.clone(),
+            audit.clone(),
+            config.retention,
+            Duration::from_secs(3600),
+            shutdown.clone(),
+        )),
+    ];
+    let app = crate::api::router(ApiState {
+        store: store.clone(),
+        cases,
+        configs: configs.clone(),
+        dead_letters,
+        stats: stats.clone(),
+        users,
+        sessions: Sessions::open(&store).map_err(store_err)?,
+        audit,
+        fleet,
+        keys,
+        webhooks,
+        feed,
+        enrolments: Enrolments::open(&store).map_err(store_err)?,
+        enrol: EnrolSettings {
+            mqtt_url: config.agent_mqtt_url.clone(),
+            embedded,
+            passwords: matches!(config.broker, BrokerChoice::Embedded { passwords: true, .. }),
+            center_key: center_key.public_key(),
+        },
+    });
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!("HTTP API stopped: {e}");
+        }
+    });
+    Ok(RunningCenter {
+        http_addr,
+        mqtt_addr,
+        store,
+        stats,
+        center_key: center_key.public_key(),
+        configs,
+        tasks: [ingest, http].into_iter().chain(background).collect(),
+    })
+}

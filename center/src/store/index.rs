@@ -1,0 +1,64 @@
+//! The alarm store's trees and the keys of its indexes. Every index entry is a key with an
+//! empty value: the value's parts (each ended by a NUL), then the event time, then the alarm
+//! id, so a range scan of one prefix walks one camera's (agent's, status's, unit's) alarms in
+//! time order.
+
+use crate::domain::AlarmRecord;
+
+/// Positions of the trees in `Store::trees`.
+pub(super) const ALARMS: usize = 0;
+pub(super) const SNAPSHOTS: usize = 1;
+pub(super) const BY_TIME: usize = 2;
+pub(super) const BY_CAMERA: usize = 3;
+pub(super) const BY_AGENT: usize = 4;
+pub(super) const BY_STATUS: usize = 5;
+pub(super) const BY_UNIT: usize = 6;
+pub(super) const TREE_NAMES: [&str; 7] = [
+    "alarms",
+    "snapshots",
+    "alarms_by_time",
+    "alarms_by_camera",
+    "alarms_by_agent",
+    "alarms_by_status",
+    "alarms_by_unit",
+];
+
+/// Version of the index layout; a store written with an older one is re-indexed at open.
+pub(super) const INDEX_VERSION: &[u8] = b"2";
+
+/// Time-index key: event time (big-endian, offset so negatives sort first), then the id.
+pub(super) fn time_key(event_time_ms: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&((event_time_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The prefix of an index's entries for one value: its parts, each ended by a NUL (ids never
+/// hold one).
+pub(crate) fn index_prefix(parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for p in parts {
+        k.extend_from_slice(p.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// Every index entry of `r`: (tree, key).
+pub(super) fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
+    let t = time_key(r.event_time_ms, &r.id);
+    let with = |parts: &[&str]| {
+        let mut k = index_prefix(parts);
+        k.extend_from_slice(&t);
+        k
+    };
+    let mut out = vec![
+        (BY_TIME, t.clone()),
+        (BY_CAMERA, with(&[&r.agent_id, &r.camera_id])),
+        (BY_AGENT, with(&[&r.agent_id])),
+        (BY_STATUS, with(&[r.status.as_str()])),
+    ];
+    out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
+    out
+}

@@ -1,0 +1,459 @@
+//! The alarm store (sled): one record per alarm id, snapshots kept apart, and indexes by event
+//! time, camera, agent, workflow status and responder unit, kept in step with the records by
+//! transactions. The other parts of the center keep their own trees in the same database
+//! ([`Store::open_tree`]), made durable by the same flush.
+//!
+//! Inserting is idempotent: a redelivered alarm (same id) leaves the first record untouched.
+//! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
+//! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
+//! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`).
+
+mod dead_letters;
+mod index;
+mod query;
+mod retention;
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use xueliang_proto::signing::{hex, sha256};
+
+use crate::domain::{AlarmRecord, Status};
+use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
+
+pub use dead_letters::{DeadLetter, DeadLetters};
+pub(crate) use index::index_prefix;
+pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
+pub use retention::{Retention, Swept};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open or write the database.
+    #[error("alarm store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record does not parse (written by an incompatible version?).
+    #[error("alarm store: record {id} is corrupt: {message}")]
+    Corrupt {
+        /// The id concerned.
+        id: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new record.
+    New,
+    /// The id was already stored; nothing changed.
+    Duplicate,
+}
+
+/// What attaching a snapshot that followed its alarm did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// Stored now.
+    New,
+    /// It was stored before.
+    Duplicate,
+    /// No such alarm is stored (yet): the agent sends it again later.
+    NoAlarm,
+    /// The picture is not the one the alarm's signature covers.
+    Mismatch,
+}
+
+/// Why an update did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError<E> {
+    /// No alarm has this id.
+    #[error("no alarm {0}")]
+    NotFound(String),
+    /// The change refused itself.
+    #[error(transparent)]
+    Refused(E),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The center's alarm database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// alarms, snapshots and the indexes, in the order of the constants of `index.rs`.
+    trees: [sled::Tree; 7],
+}
+
+fn to_json(r: &AlarmRecord) -> Vec<u8> {
+    // Plain fields and strings: serializing cannot fail.
+    serde_json::to_vec(r).expect("an AlarmRecord serializes")
+}
+
+/// Runs a transaction over `trees` (a slice or a tuple of trees), mapping sled's error types.
+fn transact<Trees, T, E>(
+    trees: &Trees,
+    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<E>>,
+) -> Result<Result<T, E>, StoreError>
+where
+    Trees: sled::Transactional<E> + ?Sized,
+{
+    match trees.transaction(f) {
+        Ok(r) => Ok(Ok(r)),
+        Err(TransactionError::Abort(e)) => Ok(Err(e)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }
+}
+
+/// [`transact`] for changes that cannot refuse themselves.
+pub(crate) fn write<Trees, T>(
+    trees: &Trees,
+    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
+) -> Result<T, StoreError>
+where
+    Trees: sled::Transactional<std::convert::Infallible> + ?Sized,
+{
+    transact(trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, re-indexing a store written by an older version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let trees = TREE_NAMES.map(|name| db.open_tree(name));
+        let [a, b, c, d, e, f, g] = trees;
+        let store = Self { trees: [a?, b?, c?, d?, e?, f?, g?], db };
+        let meta = store.db.open_tree("meta")?;
+        if meta.get("index_version")?.as_deref() != Some(INDEX_VERSION) {
+            store.reindex()?;
+            meta.insert("index_version", INDEX_VERSION)?;
+            store.db.flush()?;
+        }
+        Ok(store)
+    }
+
+    /// Rebuilds every index from the records.
+    fn reindex(&self) -> Result<(), StoreError> {
+        for t in &self.trees[BY_TIME..] {
+            t.clear()?;
+        }
+        for entry in self.trees[ALARMS].iter() {
+            let (id, bytes) = entry?;
+            let r = parse(&String::from_utf8_lossy(&id), &bytes)?;
+            for (tree, key) in index_entries(&r) {
+                self.trees[tree].insert(key, &[])?;
+            }
+        }
+        tracing::info!("alarm indexes rebuilt for {} alarms", self.trees[ALARMS].len());
+        Ok(())
+    }
+
+    /// Another tree of the same database (made durable by the same [`Store::flush`]).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// A fresh id from the database, increasing (for append-only logs).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Stores `record` and its snapshot unless its id is already stored. Not durable until
+    /// [`Store::flush`].
+    pub fn insert(&self, record: &AlarmRecord, snapshot: &[u8]) -> Result<Inserted, StoreError> {
+        Ok(self.insert_batch(&[(record, snapshot)])?[0])
+    }
+
+    /// [`Store::insert`] for many alarms in one transaction (a sled commit costs far more than
+    /// its writes); an id twice in the batch is stored once. Not durable until [`Store::flush`].
+    pub fn insert_batch(
+        &self,
+        batch: &[(&AlarmRecord, &[u8])],
+    ) -> Result<Vec<Inserted>, StoreError> {
+        // Outside the transaction, which sled may run more than once.
+        let jsons: Vec<Vec<u8>> = batch.iter().map(|(r, _)| to_json(r)).collect();
+        let entries: Vec<_> = batch.iter().map(|(r, _)| index_entries(r)).collect();
+        write(&self.trees[..], |t| {
+            let mut out = Vec::with_capacity(batch.len());
+            for (((record, snapshot), json), entries) in batch.iter().zip(&jsons).zip(&entries) {
+                let id = record.id.as_bytes();
+                // Reads in a transaction see its own writes: a repeat within the batch too.
+                if t[ALARMS].get(id)?.is_some() {
+                    out.push(Inserted::Duplicate);
+                    continue;
+                }
+                t[ALARMS].insert(id, json.as_slice())?;
+                if !snapshot.is_empty() {
+                    t[SNAPSHOTS].insert(id, *snapshot)?;
+                }
+                for (tree, key) in entries {
+                    t[*tree].insert(key.as_slice(), &[])?;
+                }
+                out.push(Inserted::New);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Changes alarm `id` with `change` (which may run more than once, so it must depend only
+    /// on the record) and keeps the indexes in step. Not durable until [`Store::flush`].
+    pub fn update<T, E>(
+        &self,
+        id: &str,
+        change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
+    ) -> Result<(AlarmRecord, T), UpdateError<E>> {
+        let key = id.as_bytes();
+        transact(&self.trees[..], |t| {
+            let Some(bytes) = t[ALARMS].get(key)? else {
+                return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(
+                    id.to_owned(),
+                )));
+            };
+            let mut record = parse(id, &bytes)
+                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
+            let before = index_entries(&record);
+            let out = change(&mut record)
+                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Refused(e)))?;
+            let after = index_entries(&record);
+            for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
+                t[*tree].remove(k.as_slice())?;
+            }
+            for (tree, k) in after.iter().filter(|e| !before.contains(e)) {
+                t[*tree].insert(k.as_slice(), &[])?;
+            }
+            t[ALARMS].insert(key, to_json(&record))?;
+            Ok((record, out))
+        })?
+    }
+
+    /// Attaches the snapshot that followed alarm `id` from `agent`, if it is the picture the
+    /// alarm's signed hash names. Not durable until [`Store::flush`].
+    pub fn attach_snapshot(
+        &self,
+        agent: &str,
+        id: &str,
+        jpeg: &[u8],
+    ) -> Result<Attached, StoreError> {
+        let hash = hex(&sha256(jpeg));
+        let key = id.as_bytes();
+        write(&self.trees[..], |t| {
+            let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
+            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+                return Ok(Attached::NoAlarm);
+            };
+            if record.agent_id != agent
+                || !record.snapshot_follows
+                || record.snapshot_sha256 != hash
+            {
+                return Ok(Attached::Mismatch);
+            }
+            if t[SNAPSHOTS].get(key)?.is_some() || record.snapshot_expired {
+                return Ok(Attached::Duplicate);
+            }
+            t[SNAPSHOTS].insert(key, jpeg)?;
+            record.snapshot_bytes = jpeg.len();
+            t[ALARMS].insert(key, to_json(&record))?;
+            Ok(Attached::New)
+        })
+    }
+
+    /// Removes alarm `id`, its snapshot and its index entries (retention).
+    fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let key = id.as_bytes();
+        write(&self.trees[..], |t| {
+            if let Some(bytes) = t[ALARMS].get(key)? {
+                if let Ok(record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                    for (tree, k) in index_entries(&record) {
+                        t[tree].remove(k)?;
+                    }
+                }
+                t[ALARMS].remove(key)?;
+                t[SNAPSHOTS].remove(key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes alarm `id`'s snapshot, marking the record (retention).
+    fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
+        let key = id.as_bytes();
+        write(&self.trees[..], |t| {
+            if let Some(bytes) = t[ALARMS].get(key)? {
+                if let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                    record.snapshot_expired = true;
+                    t[ALARMS].insert(key, to_json(&record))?;
+                }
+                t[SNAPSHOTS].remove(key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// One alarm by id.
+    pub fn get(&self, id: &str) -> Result<Option<AlarmRecord>, StoreError> {
+        self.trees[ALARMS].get(id.as_bytes())?.map(|v| parse(id, &v)).transpose()
+    }
+
+    /// The JPEG snapshot of an alarm, if it has one.
+    pub fn snapshot(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.trees[SNAPSHOTS].get(id.as_bytes())?)
+    }
+
+    /// Number of stored alarms with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.trees[BY_STATUS].scan_prefix(index_prefix(&[status.as_str()])).count()
+    }
+
+    /// Number of stored alarms.
+    pub fn len(&self) -> usize {
+        self.trees[ALARMS].len()
+    }
+
+    /// Whether no alarm is stored.
+    pub fn is_empty(&self) -> bool {
+        self.trees[ALARMS].is_empty()
+    }
+}
+
+/// The record stored under `id`, or why it does not parse.
+fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Action, Request, apply, test_alarm as alarm};
+    use xueliang_proto::Alarm;
+
+    fn insert(s: &Store, a: &Alarm, received: i64) -> Inserted {
+        s.insert(&AlarmRecord::from_alarm(a, received), &a.snapshot_jpeg).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_alarm_is_stored_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(insert(&s, &alarm("x", 5), 1), Inserted::New);
+            let mut again = alarm("x", 5);
+            again.camera_id = "changed".into();
+            assert_eq!(insert(&s, &again, 2), Inserted::Duplicate);
+            s.flush().await.unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.len(), 1);
+        let r = s.get("x").unwrap().unwrap();
+        assert_eq!(
+            (r.camera_id.as_str(), r.kind.as_str(), r.severity.as_str()),
+            ("c", "zone_intrusion", "high")
+        );
+        assert_eq!(s.snapshot("x").unwrap().unwrap().as_ref(), &[0xff, 0xd8, 0xff, 0xd9]);
+    }
+
+    #[test]
+    fn a_following_snapshot_is_kept_only_if_it_is_the_signed_picture() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let picture = b"the picture".to_vec();
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::NoAlarm);
+        let mut a = alarm("late", 1);
+        a.snapshot_jpeg = Default::default();
+        a.snapshot_follows = true;
+        a.snapshot_sha256 = xueliang_proto::signing::sha256(&picture).into();
+        insert(&s, &a, 2);
+        assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, 0);
+        assert_eq!(s.attach_snapshot("a", "late", b"another picture").unwrap(), Attached::Mismatch);
+        assert_eq!(
+            s.attach_snapshot("b", "late", &picture).unwrap(),
+            Attached::Mismatch,
+            "another agent's"
+        );
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::New);
+        assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::Duplicate);
+        assert_eq!(s.get("late").unwrap().unwrap().snapshot_bytes, picture.len());
+        assert_eq!(s.snapshot("late").unwrap().unwrap().as_ref(), picture.as_slice());
+    }
+
+    #[test]
+    fn a_batch_stores_each_id_once_even_when_it_repeats_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        insert(&s, &alarm("old", 1), 0);
+        let records: Vec<AlarmRecord> = ["a", "old", "b", "a"]
+            .iter()
+            .map(|id| AlarmRecord::from_alarm(&alarm(id, 2), 0))
+            .collect();
+        let batch: Vec<(&AlarmRecord, &[u8])> = records.iter().map(|r| (r, &b"jpeg"[..])).collect();
+        use Inserted::*;
+        assert_eq!(s.insert_batch(&batch).unwrap(), [New, Duplicate, New, Duplicate]);
+        assert_eq!(
+            (s.len(), s.query(&AlarmFilter::default(), None, 10).unwrap().alarms.len()),
+            (3, 3)
+        );
+    }
+
+    #[test]
+    fn time_order_includes_negative_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for (id, t) in [("b", 20), ("a", 10), ("c", 30), ("old", -5)] {
+            insert(&s, &alarm(id, t), 0);
+        }
+        let ids: Vec<String> = s
+            .query(&AlarmFilter::default(), None, 10)
+            .unwrap()
+            .alarms
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["c", "b", "a", "old"]);
+    }
+
+    #[test]
+    fn updates_move_index_entries_and_a_refused_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        insert(&s, &alarm("x", 5), 1);
+        let step = |action, units: &[String]| {
+            s.update("x", |r| apply(r, &Request { action, by: "zhang", at_ms: 9, note: "", units }))
+        };
+        step(Action::Acknowledge, &[]).unwrap();
+        let (r, ()) = step(Action::Dispatch, &["pcs-1".to_string()]).unwrap();
+        assert_eq!(r.status, Status::Dispatched);
+        assert!(matches!(step(Action::Acknowledge, &[]), Err(UpdateError::Refused(_))));
+        assert!(matches!(s.update("nope", |_| Ok::<_, ()>(())), Err(UpdateError::NotFound(_))));
+        let count = |f: AlarmFilter| s.query(&f, None, 10).unwrap().alarms.len();
+        assert_eq!(count(AlarmFilter { status: Some(Status::New), ..Default::default() }), 0);
+        assert_eq!(
+            count(AlarmFilter { status: Some(Status::Dispatched), ..Default::default() }),
+            1
+        );
+        assert_eq!(count(AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() }), 1);
+        assert_eq!(s.get("x").unwrap().unwrap().timeline.len(), 2);
+        // Indexes written by an older version are rebuilt at open.
+        s.trees[BY_STATUS].clear().unwrap();
+        s.open_tree("meta").unwrap().remove("index_version").unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.query(
+                &AlarmFilter { status: Some(Status::Dispatched), ..Default::default() },
+                None,
+                10
+            )
+            .unwrap()
+            .alarms
+            .len(),
+            1
+        );
+    }
+}

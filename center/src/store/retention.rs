@@ -1,0 +1,106 @@
+//! Retention: pictures of people are kept no longer than needed. Snapshots older than their
+//! limit go first (the record stays, marked), then whole alarms older than theirs, each with
+//! all its index entries in one transaction, so no index ever points at nothing. The sweep is
+//! store work; the cases service runs it hourly and audits what it deleted.
+
+use super::index::{BY_TIME, time_key};
+use super::{Store, StoreError};
+
+/// How long what is kept, in days (by the alarm's event time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Alarm records.
+    pub alarm_days: u32,
+    /// Snapshots (at most `alarm_days`).
+    pub snapshot_days: u32,
+}
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    /// Snapshots deleted.
+    pub snapshots: usize,
+    /// Alarms deleted.
+    pub alarms: usize,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Ids of alarms whose event time is before `before_ms`.
+fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
+    store.trees[BY_TIME]
+        .range(..time_key(before_ms, ""))
+        .map(|e| {
+            e.map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned()).map_err(StoreError::from)
+        })
+        .collect()
+}
+
+impl Store {
+    /// Deletes what `retention` no longer keeps at `now_ms`: snapshots first, then alarms.
+    pub fn sweep(&self, retention: Retention, now_ms: i64) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
+        let snapshot_days = retention.snapshot_days.min(retention.alarm_days);
+        for id in ids_before(self, now_ms - i64::from(snapshot_days) * DAY_MS)? {
+            if self.snapshot(&id)?.is_some() {
+                self.expire_snapshot(&id)?;
+                swept.snapshots += 1;
+            }
+        }
+        for id in ids_before(self, now_ms - i64::from(retention.alarm_days) * DAY_MS)? {
+            self.remove(&id)?;
+            swept.alarms += 1;
+        }
+        Ok(swept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Action, Request, Status, apply, test_record as record};
+    use crate::store::AlarmFilter;
+
+    #[test]
+    fn old_snapshots_go_first_then_old_alarms_with_their_index_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let now = 100 * DAY_MS;
+        for (id, age_days) in [("fresh", 1), ("month", 40), ("year", 400)] {
+            let mut r = record(id);
+            r.event_time_ms = now - age_days * DAY_MS;
+            s.insert(&r, b"jpeg").unwrap();
+            let units = vec!["pcs-1".to_string()];
+            for action in [Action::Acknowledge, Action::Dispatch] {
+                s.update(id, |r| {
+                    apply(r, &Request { action, by: "z", at_ms: 0, note: "", units: &units })
+                })
+                .unwrap();
+            }
+        }
+        let swept = s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap();
+        assert_eq!(swept, Swept { snapshots: 2, alarms: 1 });
+        assert!(s.snapshot("fresh").unwrap().is_some());
+        assert!(s.snapshot("month").unwrap().is_none());
+        assert!(s.get("month").unwrap().unwrap().snapshot_expired);
+        assert!(s.get("year").unwrap().is_none());
+        for filter in [
+            AlarmFilter::default(),
+            AlarmFilter { status: Some(Status::Dispatched), ..Default::default() },
+            AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() },
+            AlarmFilter { agent: Some("a".into()), ..Default::default() },
+            AlarmFilter { agent: Some("a".into()), camera: Some("c".into()), ..Default::default() },
+        ] {
+            let ids: Vec<String> =
+                s.query(&filter, None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect();
+            assert_eq!(ids, ["fresh", "month"], "{filter:?}");
+        }
+        for t in &s.trees[BY_TIME..] {
+            assert_eq!(t.len(), 2, "no entry left for a deleted alarm");
+        }
+        assert_eq!(
+            s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap(),
+            Swept::default()
+        );
+    }
+}
