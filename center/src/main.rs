@@ -44,14 +44,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // rumqttd logs every connection at info: a county's boxes would drown the center's own log.
+    xueliang_service::logging::init("info,rumqttd=warn");
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -92,7 +92,7 @@ impl ModelArgs {
 /// exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    xueliang_service::logging::init();
+    xueliang_service::logging::init("info");
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Key(args) => key::run(args),

@@ -147,25 +147,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "xl-center: API http://{}/api/alarms, MQTT {}, center key {}",
             center.http_addr, center.mqtt_addr, center.center_key
         );
-        wait_for_signal().await;
+        xueliang_service::shutdown::signal().await;
         shutdown.cancel();
         center.join().await;
         Ok(())
     })
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop).
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use xueliang_service::backoff::Backoff;
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -53,18 +54,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Delay after failed attempt `n` (1-based): `first · 2^(n-1)`, at most `max`, plus up to
     /// 10 % jitter so deliveries that failed together (one station's link down) do not all
-    /// retry in the same instant. ring's system random is already a dependency; without it,
-    /// no jitter.
+    /// retry in the same instant.
     fn backoff(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-        let delay = self.first.saturating_mul(factor).min(self.max);
-        let mut r = [0u8; 2];
-        let jitter = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
-        {
-            Ok(()) => delay.mul_f64(f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX) / 10.0),
-            Err(_) => Duration::ZERO,
-        };
-        delay + jitter
+        Backoff::doubling(self.first, self.max).with_jitter(0.0, 0.1).delay(n.saturating_sub(1))
     }
 }
 

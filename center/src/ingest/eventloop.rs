@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
+use std::ops::ControlFlow;
+
+use rumqttc::{AsyncClient, EventLoop, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -15,6 +17,8 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 use xueliang_proto::{Alarm, Snapshot};
+use xueliang_service::backoff::Backoff;
+use xueliang_service::mqtt::{self, Farewell, Link, Session};
 
 use super::batch::{Item, Receipts, Report, sort};
 use super::connection::{BrokerConnection, center_status};
@@ -76,88 +80,93 @@ pub async fn run(
     let _ = writer.await;
 }
 
+/// The polling side of ingest's connection: subscribes at every connect and announces the
+/// center online once every subscription is confirmed (agents publish only then); hands every
+/// publish to the writer.
+struct Subscriber {
+    filters: [String; 5],
+    status_topic: String,
+    configs: ConfigPush,
+    /// Subscriptions confirmed since the last connect.
+    subscribed: usize,
+    tx: mpsc::UnboundedSender<Publish>,
+}
+
+impl Session for Subscriber {
+    fn connected(&mut self, client: &AsyncClient) {
+        self.subscribed = 0;
+        for filter in &self.filters {
+            if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
+                warn!("cannot subscribe to {filter}: {e}");
+            }
+        }
+        // Off this loop: publishing waits for room the loop itself makes.
+        let configs = self.configs.clone();
+        tokio::spawn(async move { configs.republish_all().await });
+    }
+
+    fn incoming(&mut self, client: &AsyncClient, packet: Packet) -> ControlFlow<()> {
+        match packet {
+            Packet::SubAck(_) => {
+                self.subscribed += 1;
+                if self.subscribed == self.filters.len() {
+                    let online = center_status(true);
+                    if let Err(e) =
+                        client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online)
+                    {
+                        warn!("cannot announce the center online: {e}");
+                    }
+                    info!("ingesting: agents may publish");
+                }
+            }
+            // The writer is gone only when ingest stops.
+            Packet::Publish(p) => {
+                return self
+                    .tx
+                    .send(p)
+                    .map_or(ControlFlow::Break(()), |_| ControlFlow::Continue(()));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Reconnect delays to the broker: the center retries quickly, agents wait on it.
+const RECONNECT: Backoff = Backoff::doubling(Duration::from_millis(200), Duration::from_secs(5));
+
 async fn poll(
-    mut eventloop: EventLoop,
+    eventloop: EventLoop,
     client: AsyncClient,
     ingest: &Ingest,
     conn: &BrokerConnection,
     tx: mpsc::UnboundedSender<Publish>,
     shutdown: CancellationToken,
 ) {
-    let filters = [
-        ingest.topics.all_agents("alarm"),
-        ingest.topics.all_agents("snapshot"),
-        ingest.topics.all_agents("config/ack"),
-        ingest.topics.all_agents("status"),
-        ingest.topics.all_agents("health"),
-    ];
-    let status_topic = ingest.topics.center_status();
-    let mut delay = Duration::from_millis(200);
-    // Subscriptions confirmed since the last connect; at all of them, agents may publish.
-    let mut subscribed = 0;
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            e = eventloop.poll() => e,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!("ingest connected to MQTT broker {}:{}", conn.host, conn.port);
-                delay = Duration::from_millis(200);
-                subscribed = 0;
-                for filter in &filters {
-                    if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
-                        warn!("cannot subscribe to {filter}: {e}");
-                    }
-                }
-                // Off this loop: publishing waits for room the loop itself makes.
-                let configs = ingest.configs.clone();
-                tokio::spawn(async move { configs.republish_all().await });
-            }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                subscribed += 1;
-                if subscribed == filters.len() {
-                    if let Err(e) = client.try_publish(
-                        &status_topic,
-                        QoS::AtLeastOnce,
-                        true,
-                        center_status(true),
-                    ) {
-                        warn!("cannot announce the center online: {e}");
-                    }
-                    info!("ingesting: agents may publish");
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(
-                    "ingest: MQTT broker {}:{} unreachable: {e}; retrying in {:.1}s",
-                    conn.host,
-                    conn.port,
-                    delay.as_secs_f32()
-                );
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    let t = &ingest.topics;
+    let status_topic = t.center_status();
+    let mut session = Subscriber {
+        filters: [
+            t.all_agents("alarm"),
+            t.all_agents("snapshot"),
+            t.all_agents("config/ack"),
+            t.all_agents("status"),
+            t.all_agents("health"),
+        ],
+        status_topic: status_topic.clone(),
+        configs: ingest.configs.clone(),
+        subscribed: 0,
+        tx,
+    };
+    let link = Link {
+        client,
+        eventloop,
+        who: "ingest".into(),
+        broker: format!("{}:{}", conn.host, conn.port),
+    };
     // A clean disconnect does not fire the last will: say offline, so agents hold their alarms.
-    let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, center_status(false));
-    let _ = client.try_disconnect();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-        if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-            break;
-        }
-    }
+    let farewell = || Farewell { topic: status_topic, payload: center_status(false) };
+    mqtt::run(link, &mut session, RECONNECT, &shutdown, farewell).await;
 }
 
 /// What became of a snapshot that followed its alarm.
