@@ -1,6 +1,11 @@
-//! Shared pieces of the xueliang demo and end-to-end tests: a real RTSP server that serves a
-//! video file as a camera would, helpers to find the set-up's cached files, the capacity
-//! measurement of `xl-capacity`, and a logged-in client of the center's API.
+//! The test kit: what the demo (`xl-demo`), the end-to-end tests, the benchmarks (`xl-capacity`,
+//! `xl-ingest-bench`) and the fault tests' scripted agent (`xl-scripted-agent`) share.
+//!
+//! - [`rtsp_server`]: a real RTSP server that serves a video file as a camera would;
+//! - [`scenario`]: the walkway scenario: where set-up leaves the model, ONNX Runtime and the
+//!   footage, and an agent config watching the clip;
+//! - [`center_client`]: a logged-in client of the center's API;
+//! - [`capacity`]: the measurement `xl-capacity` runs.
 
 pub mod capacity;
 pub mod center_client;

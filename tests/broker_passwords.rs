@@ -7,8 +7,8 @@ mod common;
 use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario;
 use xueliang_center::running::{BrokerChoice, start};
+use xueliang_testkit::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_agents_with_their_registered_password_get_in() {
@@ -45,8 +45,8 @@ async fn only_agents_with_their_registered_password_get_in() {
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let url = format!("mqtt://{}", center.mqtt_addr);
     let mut agent =
-        common::start_replay(dir.path(), "pw-village", &url, &center_key, agent_line, 20);
-    let _guesser = common::start_replay(
+        common::start_scripted_agent(dir.path(), "pw-village", &url, &center_key, agent_line, 20);
+    let _guesser = common::start_scripted_agent(
         dir.path(),
         "guessing-village",
         &url,

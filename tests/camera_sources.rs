@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use xueliang::rtsp_server::{Codec, RtspServer};
-use xueliang::scenario;
 use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::source::Frame;
 use xueliang_agent::source::{CameraEvent, CameraSource, FrameHub, Pace};
+use xueliang_testkit::rtsp_server::{Codec, RtspServer};
+use xueliang_testkit::scenario;
 
 fn camera(id: &str, url: String, transport: Transport) -> CameraConfig {
     CameraConfig { transport, frame_timeout_s: 2.0, ..CameraConfig::new(id, url) }

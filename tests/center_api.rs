@@ -16,7 +16,6 @@ use reqwest::StatusCode;
 use rumqttc::QoS;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::dispatch::RetryPolicy;
@@ -25,6 +24,7 @@ use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,
 };
+use xueliang_testkit::scenario;
 
 const PASSWORD: &str = "a-long-test-password";
 /// 2026-07-01 12:00 in Shanghai.

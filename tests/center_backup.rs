@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use xueliang::scenario;
+use xueliang_testkit::scenario;
 
 const AGENT: &str = "backup-village";
 const ALARMS: u32 = 30;
@@ -199,7 +199,7 @@ async fn a_backup_restores_to_the_same_alarms() {
     center.start();
 
     // An agent delivers its alarms.
-    let mut agent = common::start_replay(
+    let mut agent = common::start_scripted_agent(
         dir.path(),
         AGENT,
         &format!("mqtt://{}", center.mqtt),

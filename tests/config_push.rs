@@ -8,9 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Scenario;
-use xueliang::scenario::VTEST_WALKWAY;
 use xueliang_center::fleet::ConfigRecord;
 use xueliang_center::running::BrokerChoice;
+use xueliang_testkit::scenario::VTEST_WALKWAY;
 
 const AGENT: &str = "push-village";
 

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::running::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Detection, RuleKind, Severity};
+use xueliang_testkit::scenario;
 
 const DUTY_PASSWORD: &str = "duty-officer-password";
 const POLICE_PASSWORD: &str = "police-a-password";

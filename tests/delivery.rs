@@ -8,11 +8,11 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
 use xueliang_agent::delivery::Outbox;
 use xueliang_center::running::{BrokerChoice, start};
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receipted() {

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
 use xueliang_center::running::{BrokerChoice, start};
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 /// Runs the doctor on `config` with extra environment; returns exit code and stdout.
 fn doctor(config: &Path, env: &[(&str, &str)]) -> (i32, String) {

@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
 use xueliang_center::running::{BrokerChoice, start};
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 /// Runs `xl-agent enroll` and returns its exit code, stdout and stderr.
 fn enroll(center: &str, token: &str, config: &std::path::Path) -> (i32, String, String) {

@@ -1,4 +1,4 @@
-//! Delivery under faults, with real processes: `xl-replay` (an agent process using the agent's
+//! Delivery under faults, with real processes: `xl-scripted-agent` (an agent process using the agent's
 //! sealer, durable outbox and publisher) raises 1,000 alarms, and `xl-center` must end up
 //! holding exactly those 1,000 ids, each once, in order per camera, while the agent, the broker
 //! or the center is killed, the link misbehaves, or every alarm is delivered twice. Each test
@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::Reaper;
 use common::chaos_proxy::ChaosProxy;
-use xueliang::scenario;
 use xueliang_agent::config::OutboxConfig;
 use xueliang_agent::delivery::Outbox;
 use xueliang_center::store::Store;
+use xueliang_testkit::scenario;
 
 const ALARMS: u32 = 1000;
 const AGENT: &str = "fault-village";
@@ -139,7 +139,7 @@ impl Rig {
     }
 
     fn start_agent(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_xl-replay"))
+        let child = Command::new(env!("CARGO_BIN_EXE_xl-scripted-agent"))
             .args([
                 "--config",
                 self.path("agent.toml").to_str().unwrap(),
@@ -151,7 +151,7 @@ impl Rig {
             .stdout(Stdio::null())
             .stderr(self.log("agent.log"))
             .spawn()
-            .expect("xl-replay starts");
+            .expect("xl-scripted-agent starts");
         self.agent = Some(Reaper(child));
     }
 
@@ -221,7 +221,7 @@ impl Rig {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert!(status.success(), "xl-replay failed\n{}", self.logs());
+        assert!(status.success(), "xl-scripted-agent failed\n{}", self.logs());
         let redeliveries = self.redeliveries + self.stat("duplicates").await.unwrap_or(0);
         // Stop the center politely, then read what it stored.
         if let Some(center) = self.center.take() {

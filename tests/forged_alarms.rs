@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::running::{BrokerChoice, start};
 use xueliang_proto::{Alarm, Message};
+use xueliang_testkit::scenario;
 
 fn alarm(id: &str, agent: &str) -> Alarm {
     Alarm {

@@ -6,8 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 #[test]
 fn probe_reports_the_stream_and_draws_the_geometry() {

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario;
 use xueliang_center::ingest::{BrokerConnection, ServerTls};
 use xueliang_center::running::{BrokerChoice, start};
 use xueliang_service::tls::TlsFiles;
+use xueliang_testkit::scenario;
 
 /// A CA, a broker certificate for 127.0.0.1 and client certificates, in `dir/certs`.
 fn make_certs(dir: &Path) -> PathBuf {
@@ -65,8 +65,9 @@ async fn agents_and_the_center_talk_over_tls_with_client_certificates() {
     );
     let url = format!("mqtts://127.0.0.1:{port}");
     let mut agent =
-        common::start_replay(dir.path(), "tls-village", &url, &center_key, &with_cert, 20);
-    let _no_cert = common::start_replay(dir.path(), "no-cert-village", &url, &center_key, &ca, 20);
+        common::start_scripted_agent(dir.path(), "tls-village", &url, &center_key, &with_cert, 20);
+    let _no_cert =
+        common::start_scripted_agent(dir.path(), "no-cert-village", &url, &center_key, &ca, 20);
     common::wait_delivered(dir.path(), &mut agent, "tls-village").await;
     assert_eq!(
         center.store.len(),
@@ -99,7 +100,8 @@ async fn agents_reach_the_embedded_broker_over_tls() {
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let ca = format!("tls_ca = \"{}\"", certs.join("ca.pem").display());
     let url = format!("mqtts://{}", center.mqtt_addr);
-    let mut agent = common::start_replay(dir.path(), "tls-village", &url, &center_key, &ca, 20);
+    let mut agent =
+        common::start_scripted_agent(dir.path(), "tls-village", &url, &center_key, &ca, 20);
     common::wait_delivered(dir.path(), &mut agent, "tls-village").await;
     assert_eq!(center.store.len(), 20);
     shutdown.cancel();

@@ -1,6 +1,6 @@
 //! `xl-capacity`: how many 720p H.264 25 fps cameras at 5 detections/s this box sustains.
 //!
-//! Serves synthetic cameras (real footage, see `xueliang::capacity`) from an in-process RTSP
+//! Serves synthetic cameras (real footage, see `xueliang_testkit::capacity`) from an in-process RTSP
 //! server and runs them through the agent's inference loop: with `--cameras N` one run, otherwise
 //! 1, 2, 3, … cameras until one is not sustained. Prints one line per run and the capacity.
 
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use clap::Parser;
-use xueliang::{capacity, scenario};
+use xueliang_testkit::{capacity, scenario};
 
 #[derive(Parser)]
 #[command(

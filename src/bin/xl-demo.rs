@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use tokio::process::{Child, Command};
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 /// The demo users' password (a demo only: a real center has no default password).
 const DEMO_PASSWORD: &str = "xueliang-demo";
@@ -275,9 +275,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         "demo: log in as {} with password {DEMO_PASSWORD} (duty: the duty officer's console; police: the station's view on a phone)",
         logins.join(", ")
     );
-    let client =
-        xueliang::center_client::login(&api, "duty", DEMO_PASSWORD, Some(Duration::from_secs(5)))
-            .await?;
+    let client = xueliang_testkit::center_client::login(
+        &api,
+        "duty",
+        DEMO_PASSWORD,
+        Some(Duration::from_secs(5)),
+    )
+    .await?;
 
     let agent_log = dir.join("agent.log");
     let mut agent = spawn(&agent_bin, &["run", "--config", &config_arg], &agent_log)?;

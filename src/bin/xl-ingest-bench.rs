@@ -25,7 +25,6 @@ use clap::{Parser, ValueEnum};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use xueliang::scenario::register_agent;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
@@ -33,6 +32,7 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{
     Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited,
 };
+use xueliang_testkit::scenario::register_agent;
 
 /// The center's retained status topic (default prefix).
 const STATUS_TOPIC: &str = "xl/v1/center/status";

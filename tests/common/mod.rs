@@ -10,13 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use xueliang::rtsp_server::RtspServer;
-use xueliang::scenario;
 use xueliang_agent::config::AgentConfig;
 use xueliang_agent::runtime::Agent;
 use xueliang_center::access::{Role, Users, add_user};
 use xueliang_center::domain::AlarmRecord;
 use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
 
 /// The walkway scenario running: a center, `vtest.avi` as an RTSP camera, and an agent.
 pub struct Scenario {
@@ -113,8 +113,9 @@ impl Api {
     /// Logs in to the center at `http` as `login`; panics if refused.
     pub async fn login(http: SocketAddr, login: &str, password: &str) -> Self {
         let base = format!("http://{http}");
-        let client =
-            xueliang::center_client::login(&base, login, password, None).await.expect("logged in");
+        let client = xueliang_testkit::center_client::login(&base, login, password, None)
+            .await
+            .expect("logged in");
         Self { base, client }
     }
 
@@ -320,10 +321,10 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     bin
 }
 
-/// An `xl-replay` agent `agent` (state in `dir/{agent}`, log in `dir/{agent}.log`) raising
+/// An `xl-scripted-agent` agent `agent` (state in `dir/{agent}`, log in `dir/{agent}.log`) raising
 /// `count` alarms through the broker at `mqtt_url`, with `mqtt` lines added to its [mqtt]
 /// section; it exits once every alarm is receipted.
-pub fn start_replay(
+pub fn start_scripted_agent(
     dir: &Path,
     agent: &str,
     mqtt_url: &str,
@@ -337,7 +338,7 @@ pub fn start_replay(
     let config = dir.join(format!("{agent}.toml"));
     std::fs::write(&config, toml).unwrap();
     let log = std::fs::File::create(dir.join(format!("{agent}.log"))).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_xl-replay"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_xl-scripted-agent"))
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -355,7 +356,7 @@ pub fn start_replay(
     Reaper(child)
 }
 
-/// Waits (up to 60 s) until the `xl-replay` agent `name` has every alarm receipted and exits.
+/// Waits (up to 60 s) until the `xl-scripted-agent` agent `name` has every alarm receipted and exits.
 pub async fn wait_delivered(dir: &Path, agent: &mut Reaper, name: &str) {
     let t0 = Instant::now();
     let status = loop {

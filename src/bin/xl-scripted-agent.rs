@@ -1,5 +1,6 @@
-//! `xl-replay`: an agent process that replays a recorded sequence of alarms through the agent's
-//! real delivery path (sealer, durable outbox, MQTT publisher, receipts), for the fault tests.
+//! `xl-scripted-agent`: an agent process that raises a scripted sequence of alarms through the
+//! agent's real delivery path (sealer, durable outbox, MQTT publisher, receipts), for the fault
+//! tests.
 //! Alarm `i` is always the same (id `{agent}-{camera}-{i:05}`, cameras in turn), so a test
 //! knows exactly what the center must end up holding, however often this process is killed:
 //! after a restart it goes on from the first alarm not yet in the outbox.
@@ -20,7 +21,7 @@ use xueliang_proto::{Alarm, RuleKind, SCHEMA_VERSION, Severity};
 
 #[derive(Parser)]
 #[command(
-    name = "xl-replay",
+    name = "xl-scripted-agent",
     about = "Replay a fixed sequence of alarms through the agent's outbox and publisher"
 )]
 struct Args {
@@ -101,12 +102,12 @@ fn main() -> anyhow::Result<()> {
             std::fs::write(&progress, (i + 1).to_string()).context("cannot record progress")?;
             let _ = wake_tx.try_send(());
         }
-        eprintln!("xl-replay: all {} alarms raised", args.count);
+        eprintln!("xl-scripted-agent: all {} alarms raised", args.count);
         if args.exit_when_delivered {
             while !outbox.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            eprintln!("xl-replay: every alarm receipted");
+            eprintln!("xl-scripted-agent: every alarm receipted");
         } else {
             tokio::signal::ctrl_c().await?;
         }
