@@ -127,7 +127,11 @@ pub fn run(
     }
     // The motion gate is off: every scheduled frame is inferred, the worst case.
     let slots = (0..cameras)
-        .map(|_| CameraSlot { interval: Duration::from_secs_f32(1.0 / DETECT_FPS), gate: None })
+        .map(|_| CameraSlot {
+            interval: Duration::from_secs_f32(1.0 / DETECT_FPS),
+            gate: None,
+            on_demand: false,
+        })
         .collect();
     let mut inference = InferenceLoop::new(detector, hub, slots);
 

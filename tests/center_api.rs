@@ -207,7 +207,7 @@ async fn rig() -> Rig {
             ..Default::default()
         };
         let sealed = sealer.seal(alarm, usize::MAX).unwrap();
-        mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm)
+        mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.message)
             .await
             .unwrap();
     }

@@ -44,14 +44,14 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
 
     let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
     let sends: [(&str, Vec<u8>); 5] = [
-        ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().alarm),
+        ("village-b", a.seal(alarm("forged-by-a", "village-b"), usize::MAX).unwrap().message),
         ("village-b", alarm("unsigned", "village-b").encode_to_vec()),
         (
             "village-x",
-            unregistered.seal(alarm("from-nobody", "village-x"), usize::MAX).unwrap().alarm,
+            unregistered.seal(alarm("from-nobody", "village-x"), usize::MAX).unwrap().message,
         ),
         ("village-a", b"\xff\x00 not protobuf".to_vec()),
-        ("village-b", b.seal(alarm("genuine-from-b", "village-b"), usize::MAX).unwrap().alarm),
+        ("village-b", b.seal(alarm("genuine-from-b", "village-b"), usize::MAX).unwrap().message),
     ];
     for (agent, payload) in sends {
         client
@@ -120,7 +120,7 @@ async fn an_oversized_payload_through_mosquitto_is_dead_lettered_and_ingest_goes
     let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;
     let big = vec![0u8; xueliang_proto::MAX_MESSAGE_BYTES + 30_000];
     client.publish("xl/v1/village-b/alarm", QoS::AtLeastOnce, false, big).await.unwrap();
-    let genuine = b.seal(alarm("after-the-big-one", "village-b"), usize::MAX).unwrap().alarm;
+    let genuine = b.seal(alarm("after-the-big-one", "village-b"), usize::MAX).unwrap().message;
     client.publish("xl/v1/village-b/alarm", QoS::AtLeastOnce, false, genuine).await.unwrap();
 
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;

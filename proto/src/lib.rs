@@ -21,8 +21,11 @@ pub mod vocabulary;
 pub use prost::Message;
 pub use v1::{
     AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection,
-    Dispatch, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
+    Dispatch, EventUpdate, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
 };
+
+/// What a center lists in `CenterStatus.capabilities` when it takes `EventUpdate`s.
+pub const CAPABILITY_EVENTS: &str = "events";
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion::SchemaVersion1;

@@ -16,6 +16,10 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 pub const ALARM_SNAPSHOT_FIELD: u32 = 11;
 /// Field number of `Alarm.signature`.
 pub const ALARM_SIGNATURE_FIELD: u32 = 16;
+/// Field number of `EventUpdate.snapshot_jpeg`, outside an update's signature.
+pub const UPDATE_SNAPSHOT_FIELD: u32 = 12;
+/// Field number of `EventUpdate.signature`.
+pub const UPDATE_SIGNATURE_FIELD: u32 = 16;
 /// Field number of `Receipt.signature`.
 pub const RECEIPT_SIGNATURE_FIELD: u32 = 5;
 /// Field number of `AgentConfig.signature`.

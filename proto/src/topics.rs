@@ -57,6 +57,11 @@ impl Topics {
         format!("{}/{agent}/snapshot", self.prefix)
     }
 
+    /// `{prefix}/{agent}/event`: updates and ends of events the agent's alarms opened.
+    pub fn event(&self, agent: &str) -> String {
+        format!("{}/{agent}/event", self.prefix)
+    }
+
     /// `{prefix}/{agent}/receipt`.
     pub fn receipt(&self, agent: &str) -> String {
         format!("{}/{agent}/receipt", self.prefix)

@@ -8,8 +8,8 @@ use prost::Message;
 use xueliang_proto::signing::hex;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch, Health,
-    Receipt, RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
+    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch,
+    EventUpdate, Health, Receipt, RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
 };
 
 fn sample_alarm() -> Alarm {
@@ -38,6 +38,29 @@ fn sample_alarm() -> Alarm {
         signature: vec![0x5a; 64].into(),
         snapshot_sha256: xueliang_proto::signing::sha256(&[0xff, 0xd8, 0xff, 0xd9]).into(),
         snapshot_follows: false,
+        opens_event: false,
+    }
+}
+
+fn sample_update() -> EventUpdate {
+    EventUpdate {
+        schema_version: SCHEMA_VERSION as i32,
+        id: "019a8f2e-9d00-7d3e-9a4b-0c5d6e7f80a0".into(),
+        agent_id: "village-7".into(),
+        event_id: "019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8091".into(),
+        seq: 3,
+        time_ms: 1_763_800_312_000,
+        ended: true,
+        end_time_ms: 1_763_800_301_500,
+        duration_ms: 301_377,
+        peak_count: 4,
+        detections: sample_alarm().detections,
+        snapshot_jpeg: vec![0xff, 0xd8, 0xff, 0xd9].into(),
+        frame_width: 768,
+        frame_height: 576,
+        reminder: false,
+        signature: vec![0x5d; 64].into(),
+        snapshot_sha256: xueliang_proto::signing::sha256(&[0xff, 0xd8, 0xff, 0xd9]).into(),
     }
 }
 
@@ -103,6 +126,7 @@ fn sample_receipt() -> Receipt {
         time_ms: 1_763_800_000_000,
         signature: vec![0x5c; 64].into(),
         snapshot_alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8092".into()],
+        update_ids: Vec::new(),
     }
 }
 
@@ -170,6 +194,25 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             online: true,
             version: "0.1.0".into(),
             time_ms: 1_763_800_000_000,
+            capabilities: Vec::new(),
+        },
+    );
+    // Events: an opening alarm, an update that ends its event, a receipt naming the update, and
+    // a center that says it takes updates.
+    check("alarm_opening_event", Alarm { opens_event: true, ..sample_alarm() });
+    check("event_update", sample_update());
+    check(
+        "receipt_with_updates",
+        Receipt { update_ids: vec![sample_update().id], ..sample_receipt() },
+    );
+    check(
+        "center_status_with_events",
+        CenterStatus {
+            schema_version: SCHEMA_VERSION as i32,
+            online: true,
+            version: "0.2.0".into(),
+            time_ms: 1_763_800_000_000,
+            capabilities: vec![xueliang_proto::CAPABILITY_EVENTS.into()],
         },
     );
 }
@@ -199,6 +242,19 @@ fn an_older_reader_sees_zero_values_for_fields_it_lacks() {
     assert_eq!(decoded.kind, RuleKind::Unspecified as i32);
     assert!(decoded.snapshot_jpeg.is_empty());
     assert!(decoded.detections.is_empty());
+}
+
+#[test]
+fn an_alarm_from_an_agent_older_than_events_is_an_instant_event() {
+    // The encoding of an alarm that never set field 19 is what an older agent sends.
+    let old = sample_alarm().encode_to_vec();
+    let decoded: Alarm = decode_limited(&old).expect("decodes");
+    assert!(!decoded.opens_event);
+    // And an older center, which does not know field 19 or EventUpdate, still reads the alarm
+    // that opens an event (unknown fields are skipped): checked by the golden bytes being the
+    // plain alarm's plus the one field.
+    let opening = Alarm { opens_event: true, ..sample_alarm() }.encode_to_vec();
+    assert_eq!(opening.len(), old.len() + 3, "one field more (2-byte tag, 1-byte value)");
 }
 
 #[test]

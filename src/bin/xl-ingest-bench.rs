@@ -318,7 +318,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|i| {
                 let raised =
                     alarm(&id, i, args.snapshot_bytes, time0 + (i * args.agents + a) as i64);
-                Ok(Publish::new(&topic, QoS::AtLeastOnce, sealer.seal(raised, usize::MAX)?.alarm))
+                Ok(Publish::new(&topic, QoS::AtLeastOnce, sealer.seal(raised, usize::MAX)?.message))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (order, window) =

@@ -332,6 +332,20 @@ pub fn start_scripted_agent(
     mqtt: &str,
     count: u32,
 ) -> Reaper {
+    start_scripted_agent_with(dir, agent, mqtt_url, center_key, mqtt, count, &[])
+}
+
+/// [`start_scripted_agent`] with `extra` arguments for `xl-scripted-agent` (such as
+/// `--event-updates 2`: each alarm opens an event, updated and then ended).
+pub fn start_scripted_agent_with(
+    dir: &Path,
+    agent: &str,
+    mqtt_url: &str,
+    center_key: &str,
+    mqtt: &str,
+    count: u32,
+    extra: &[&str],
+) -> Reaper {
     let toml = scenario::agent_toml(agent, "rtsp://127.0.0.1:9/unused", mqtt_url, center_key)
         .replace("[mqtt]\n", &format!("[mqtt]\n{mqtt}\n"))
         .replace("data_dir = \"agent-data\"", &format!("data_dir = \"{agent}\""));
@@ -348,6 +362,7 @@ pub fn start_scripted_agent(
             "20",
             "--exit-when-delivered",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(log)

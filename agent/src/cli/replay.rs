@@ -8,7 +8,9 @@ use xueliang_agent::config::AgentConfig;
 use xueliang_agent::config::schedule::time_zone;
 use xueliang_agent::delivery::PushedConfigs;
 use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::evidence::Outgoing;
 use xueliang_agent::tools::replay::ReplayOptions;
+use xueliang_proto::RuleKind;
 
 use super::{Failure, failed};
 
@@ -28,17 +30,13 @@ pub(super) struct Args {
     /// Default: now.
     #[arg(long)]
     start: Option<String>,
-    /// Infer every Nth frame (2 = 5/s for a 10 fps clip, as detect_fps = 5 would).
-    #[arg(long, default_value_t = 2)]
-    every: usize,
-    /// Write each event's JPEG into this directory.
+    /// Write each message's picture into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
 pub(super) fn run(a: Args) -> Result<(), Failure> {
-    replay(&a.config, a.clip, a.camera, a.start.as_deref(), a.every, a.out.as_deref())
-        .map_err(failed)
+    replay(&a.config, a.clip, a.camera, a.start.as_deref(), a.out.as_deref()).map_err(failed)
 }
 
 /// `replay`: a clip through one camera's rules, events and counts printed.
@@ -47,7 +45,6 @@ fn replay(
     clip: PathBuf,
     camera: Option<String>,
     start: Option<&str>,
-    every: usize,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
     let (config, _) = PushedConfigs::in_force(&AgentConfig::load(config)?);
@@ -66,37 +63,74 @@ fn replay(
         threads: config.model.threads,
         max_batch: 1,
     };
-    let mut detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
-    let replay = ReplayOptions { clip, camera, start_ms, every, snapshots: out.is_some() };
-    let report = replay.run(&config, &mut detector)?;
+    let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
+    let (report, _) = ReplayOptions { clip, camera, start_ms }.run(&config, detector)?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let class_name =
-        |c: u16| detector.card().classes.get(c as usize).map_or("?", String::as_str).to_owned();
-    for (k, e) in report.events.iter().enumerate() {
-        let local = jiff::Timestamp::from_millisecond(e.time_ms)
+    let local = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
             .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string())
-            .unwrap_or_default();
-        let objects: Vec<String> = e
-            .hits
+            .unwrap_or_default()
+    };
+    let objects = |d: &[xueliang_proto::Detection]| {
+        let names: Vec<String> = d
             .iter()
-            .map(|h| match h.track {
-                0 => class_name(h.detection.class),
-                id => format!("{} #{id}", class_name(h.detection.class)),
+            .map(|d| match d.track_id {
+                0 => d.class_name.clone(),
+                id => format!("{} #{id}", d.class_name),
             })
             .collect();
-        println!(
-            "frame {:>5}  {local}  {:<20} {}: {} [{}]",
-            e.frame,
-            e.rule_id,
-            e.kind.name(),
-            e.detail,
-            objects.join(", ")
-        );
-        if let Some(dir) = out {
-            let path = dir.join(format!("{:03}-{}-frame{}.jpg", k + 1, e.rule_id, e.frame));
-            std::fs::write(&path, &e.jpeg)
+        names.join(", ")
+    };
+    // Updates name their event; the opening alarm says whose it is.
+    let mut rule_of = std::collections::HashMap::new();
+    let (mut events, mut instant) = (0, 0);
+    for (k, m) in report.messages.iter().enumerate() {
+        let (rule, line, jpeg) = match &m.message {
+            Outgoing::Alarm { alarm, detail } => {
+                let kind = RuleKind::of(alarm.kind).name();
+                rule_of.insert(alarm.id.clone(), alarm.rule_id.clone());
+                events += 1;
+                let what = if alarm.opens_event {
+                    format!("{kind} began: {detail}")
+                } else {
+                    instant += 1;
+                    format!("{kind}: {detail}")
+                };
+                let line = format!(
+                    "{} {what} [{}]",
+                    local(alarm.event_time_ms),
+                    objects(&alarm.detections)
+                );
+                (alarm.rule_id.clone(), line, &alarm.snapshot_jpeg)
+            }
+            Outgoing::Update(u) => {
+                let rule = rule_of.get(&u.event_id).cloned().unwrap_or_default();
+                let what = if u.ended {
+                    format!(
+                        "{} ended after {} s (peak {})",
+                        local(u.end_time_ms),
+                        u.duration_ms / 1000,
+                        u.peak_count
+                    )
+                } else if u.reminder {
+                    format!("{} still going after {} s", local(u.time_ms), u.duration_ms / 1000)
+                } else {
+                    format!(
+                        "{} update: peak {}, {} s",
+                        local(u.time_ms),
+                        u.peak_count,
+                        u.duration_ms / 1000
+                    )
+                };
+                (rule, what, &u.snapshot_jpeg)
+            }
+        };
+        println!("frame {:>5}  {rule:<20} {line}", m.frame);
+        if let Some(dir) = out.filter(|_| !jpeg.is_empty()) {
+            let path = dir.join(format!("{:03}-{rule}-frame{}.jpg", k + 1, m.frame));
+            std::fs::write(&path, jpeg)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
@@ -104,10 +138,8 @@ fn replay(
         println!("line {rule}: A→B {}, B→A {}", c.a_to_b, c.b_to_a);
     }
     println!(
-        "{} frames, {} inferred, {} events",
-        report.frames,
-        report.detections.len(),
-        report.events.len()
+        "{} frames, {} inferred, {events} events ({instant} instant)",
+        report.frames, report.inferred
     );
     Ok(())
 }

@@ -35,9 +35,13 @@ pub struct CameraConfig {
     /// Detections per second on this camera.
     #[serde(default = "default_detect_fps")]
     pub detect_fps: f32,
-    /// Seconds without a frame before the camera counts as lost.
+    /// Seconds without a frame before the connection counts as lost (and is made again).
     #[serde(default = "default_frame_timeout")]
     pub frame_timeout_s: f32,
+    /// Seconds of continuous loss before the camera is reported offline (a `camera_offline`
+    /// event, which ends when it is back): a drop shorter than this is no event.
+    #[serde(default = "default_offline_after")]
+    pub offline_after_s: f32,
     /// The motion gate: still scenes are not inferred again.
     #[serde(default)]
     pub motion: MotionConfig,
@@ -53,6 +57,15 @@ pub struct CameraConfig {
     /// blacked out of every picture before it is encoded, and detections inside are dropped.
     #[serde(default)]
     pub privacy_masks: Vec<Vec<[f32; 2]>>,
+    /// Polygons (normalized) where detections are ignored: a poster of a person, a parked
+    /// tractor, a tree that moves like one. An object whose box's bottom-centre is inside does
+    /// not count for any rule; unlike privacy masks, the pixels are kept.
+    #[serde(default)]
+    pub object_masks: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_offline_after() -> f32 {
+    60.0
 }
 
 fn default_decode_threads() -> u32 {
@@ -125,10 +138,12 @@ impl CameraConfig {
             transport: Transport::default(),
             detect_fps: default_detect_fps(),
             frame_timeout_s: default_frame_timeout(),
+            offline_after_s: default_offline_after(),
             motion: MotionConfig::default(),
             keyframes_only: false,
             decode_threads: default_decode_threads(),
             privacy_masks: Vec::new(),
+            object_masks: Vec::new(),
         }
     }
 
@@ -174,6 +189,9 @@ impl CameraConfig {
         if !(self.frame_timeout_s >= 1.0) {
             p.push(Problem::new(at("frame_timeout_s"), "must be at least 1"));
         }
+        if !(self.offline_after_s >= 0.0) {
+            p.push(Problem::new(at("offline_after_s"), "must not be negative"));
+        }
         let m = &self.motion;
         if !(m.min_changed >= 0.0 && m.min_changed <= 1.0) {
             p.push(Problem::new(at("motion.min_changed"), "must be in [0, 1]"));
@@ -186,6 +204,9 @@ impl CameraConfig {
         }
         for (k, mask) in self.privacy_masks.iter().enumerate() {
             check_polygon(&at(&format!("privacy_masks[{k}]")), mask, p);
+        }
+        for (k, mask) in self.object_masks.iter().enumerate() {
+            check_polygon(&at(&format!("object_masks[{k}]")), mask, p);
         }
     }
 }

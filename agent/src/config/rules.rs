@@ -129,15 +129,31 @@ pub struct RuleConfig {
     /// Classes that count (model class names); each kind has a default.
     #[serde(default)]
     pub classes: Option<Vec<String>>,
-    /// Minimum detection score (0..1).
+    /// Minimum detection score (0..1) in the frame.
     #[serde(default = "default_min_score")]
     pub min_score: f32,
+    /// Minimum median score (0..1) of a tracked object's recent detections: the object counts
+    /// only once its history confirms it (default: `min_score`).
+    #[serde(default)]
+    pub threshold: Option<f32>,
     /// Smallest box `[width, height]` that counts, as fractions of the picture.
     #[serde(default)]
     pub min_size: [f32; 2],
     /// Largest box `[width, height]` that counts, as fractions of the picture.
     #[serde(default = "default_max_size")]
     pub max_size: [f32; 2],
+    /// Smallest box area that counts, as a fraction of the picture's.
+    #[serde(default)]
+    pub min_area: f32,
+    /// Largest box area that counts, as a fraction of the picture's.
+    #[serde(default = "default_max_area")]
+    pub max_area: f32,
+    /// Smallest box width ÷ height (in pixels) that counts.
+    #[serde(default)]
+    pub min_ratio: f32,
+    /// Largest box width ÷ height (in pixels) that counts.
+    #[serde(default = "default_max_ratio")]
+    pub max_ratio: f32,
     /// Consecutive inferred frames the condition must hold before an alarm.
     #[serde(default = "default_min_frames")]
     pub min_frames: u32,
@@ -150,10 +166,17 @@ pub struct RuleConfig {
     /// Which crossings raise alarms (`line_crossing`).
     #[serde(default)]
     pub direction: DirectionConfig,
-    /// Seconds after an alarm during which the same object (or, for rules about the whole
-    /// zone or camera, the rule) raises no other.
+    /// Seconds after an event ends before the rule opens another; for `line_crossing`, seconds
+    /// after a crossing's alarm before the same object raises another.
     #[serde(default = "default_cooldown")]
     pub cooldown_s: f32,
+    /// Seconds the situation must have stopped (the zone empty, the vehicle gone, the picture
+    /// normal) before the event ends.
+    #[serde(default = "default_end_after")]
+    pub end_after_s: f32,
+    /// Re-notify the duty officer every this many seconds while an event lasts; off when absent.
+    #[serde(default)]
+    pub repeat_s: Option<f32>,
     /// Urgency of the alarm.
     #[serde(default)]
     pub severity: SeverityConfig,
@@ -195,6 +218,18 @@ fn default_min_count() -> u32 {
 
 fn default_cooldown() -> f32 {
     30.0
+}
+
+fn default_end_after() -> f32 {
+    10.0
+}
+
+fn default_max_area() -> f32 {
+    1.0
+}
+
+fn default_max_ratio() -> f32 {
+    1000.0
 }
 
 fn hint_for(needs: Needs) -> &'static str {
@@ -352,6 +387,43 @@ impl RuleConfig {
         }
         if !(r.cooldown_s >= 0.0) {
             p.push(Problem::new(at("cooldown_s"), "must not be negative"));
+        }
+        if !(r.end_after_s >= 0.0) {
+            p.push(Problem::new(at("end_after_s"), "must not be negative"));
+        }
+        if let Some(repeat) = r.repeat_s
+            && !(repeat >= 10.0)
+        {
+            p.push(
+                Problem::new(at("repeat_s"), "must be at least 10")
+                    .hint("leave it out for no reminders while an event lasts"),
+            );
+        }
+        if let Some(threshold) = r.threshold
+            && !(0.0..=1.0).contains(&threshold)
+        {
+            p.push(Problem::new(at("threshold"), "must be in 0..1"));
+        }
+        if !(0.0..=1.0).contains(&r.min_area)
+            || !(0.0..=1.0).contains(&r.max_area)
+            || r.min_area > r.max_area
+        {
+            p.push(
+                Problem::new(
+                    at("max_area"),
+                    "min_area..max_area must be fractions of the picture, in order",
+                )
+                .hint("e.g. min_area = 0.001, max_area = 0.2"),
+            );
+        }
+        if !(r.min_ratio >= 0.0) || !(r.max_ratio >= r.min_ratio) {
+            p.push(
+                Problem::new(
+                    at("max_ratio"),
+                    "min_ratio..max_ratio must be width ÷ height, in order",
+                )
+                .hint("a person standing is about 0.3 to 0.6"),
+            );
         }
         if let Err(problems) = Schedule::new(&r.schedule) {
             p.extend(problems.into_iter().map(|s| Problem {

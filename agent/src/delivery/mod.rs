@@ -9,6 +9,8 @@ mod pushed_config;
 mod window;
 
 pub use health::HealthReporter;
-pub use outbox::{Drops, Limits, Outbox, OutboxError, Pending, is_snapshot_id, snapshot_id};
+pub use outbox::{
+    Drops, Limits, Outbox, OutboxError, Pending, PendingKind, is_snapshot_id, snapshot_id,
+};
 pub use publisher::{Links, Publisher, mqtt_options};
 pub use pushed_config::{PushError, PushedConfigs};

@@ -2,11 +2,12 @@
 //! leaves only when the center's receipt names it. A broker's PUBACK is not enough: brokers and
 //! rumqttc lose what they hold across restarts; the center's receipt means "stored".
 //!
-//! Three sled trees: `queue` (sequence number, big-endian → encoded alarm) keeps publishing order
-//! across restarts; `following` (sequence number and alarm id → encoded Snapshot) holds pictures
-//! too big to travel with their alarm, sent once the alarm is receipted; `index` (id → key in
-//! its tree) finds what a receipt names: an alarm by its id, a following snapshot by
-//! [`snapshot_id`]`(alarm id)`.
+//! Four sled trees: `queue` (sequence number, big-endian → encoded alarm) and `updates`
+//! (sequence number → encoded EventUpdate) keep publishing order across restarts, an event's
+//! updates after its opening alarm; `following` (sequence number and alarm id → encoded
+//! Snapshot) holds pictures too big to travel with their alarm, sent once the alarm is
+//! receipted; `index` (id → key in its tree) finds what a receipt names: an alarm or an update by
+//! its id, a following snapshot by [`snapshot_id`]`(alarm id)`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sled::Transactional;
 use tracing::warn;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Message, Severity, decode_limited};
+use xueliang_proto::{Alarm, EventUpdate, Message, Severity, decode_limited};
 
 use crate::config::OutboxConfig;
-use crate::evidence::Sealed;
+use crate::evidence::{MessageKind, Sealed};
 
 /// Why the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +52,27 @@ pub fn snapshot_id(alarm_id: &str) -> String {
     format!("{alarm_id}{SNAPSHOT_SUFFIX}")
 }
 
-/// One alarm (or following snapshot) waiting for its receipt.
+/// What a waiting message is, for the topic it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    /// An `Alarm`.
+    Alarm,
+    /// An `EventUpdate`.
+    Update,
+    /// A `Snapshot` that follows its receipted alarm.
+    Snapshot,
+}
+
+/// One message waiting for its receipt.
 #[derive(Debug, Clone)]
 pub struct Pending {
     /// Position in publishing order.
     pub seq: u64,
-    /// The alarm's id.
+    /// The message's outbox id.
     pub id: String,
-    /// The encoded alarm, as published.
+    /// What it is.
+    pub kind: PendingKind,
+    /// The encoded message, as published.
     pub payload: Vec<u8>,
 }
 
@@ -89,6 +103,8 @@ pub struct Drops {
     pub alarms: AtomicU64,
     /// Alarms removed because they were older than the age limit.
     pub expired: AtomicU64,
+    /// Event updates removed (their pictures, or the updates of a dropped alarm).
+    pub updates: AtomicU64,
 }
 
 /// The agent's outbox.
@@ -97,6 +113,7 @@ pub struct Outbox {
     db: sled::Db,
     queue: sled::Tree,
     following: sled::Tree,
+    updates: sled::Tree,
     index: sled::Tree,
     limits: Limits,
     bytes: Arc<AtomicU64>,
@@ -122,11 +139,13 @@ impl Outbox {
         let db = sled::open(dir).map_err(open_err)?;
         let queue = db.open_tree("queue").map_err(open_err)?;
         let following = db.open_tree("following").map_err(open_err)?;
+        let updates = db.open_tree("updates").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
         let bytes: u64 = queue
             .iter()
             .values()
             .chain(following.iter().values())
+            .chain(updates.iter().values())
             .flatten()
             .map(|v| v.len() as u64)
             .sum();
@@ -134,6 +153,7 @@ impl Outbox {
             db,
             queue,
             following,
+            updates,
             index,
             limits,
             bytes: Arc::new(AtomicU64::new(bytes)),
@@ -146,11 +166,12 @@ impl Outbox {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Applies the limits. Expired alarms go first; then, while over the byte limit, the policy
-    /// gives up the least important thing left, in this order: the snapshot of the oldest
-    /// alarm below high severity, such an alarm itself, the oldest snapshot waiting to follow
-    /// its alarm, the snapshot of the oldest alarm of any severity, and last the oldest alarm.
-    /// Every step is logged and counted.
+    /// Applies the limits. Expired alarms go first (with their events' updates); then, while
+    /// over the byte limit, the policy gives up the least important thing left, in this order:
+    /// the picture of the oldest event update that has one, the snapshot of the oldest alarm
+    /// below high severity, such an alarm itself, the oldest snapshot waiting to follow its
+    /// alarm, the snapshot of the oldest alarm of any severity, and last the oldest alarm. An
+    /// alarm given up takes its event's updates along. Every step is logged and counted.
     fn enforce(&self) -> Result<(), OutboxError> {
         let oldest_allowed = now_ms() - self.limits.max_age_ms;
         for (_, alarm) in self.scan() {
@@ -161,6 +182,7 @@ impl Outbox {
             self.forget(&alarm.id)?;
             self.drops.expired.fetch_add(1, Ordering::Relaxed);
         }
+        while self.bytes() > self.limits.max_bytes && self.strip_update_picture()? {}
         let low = |a: &Alarm| a.severity < Severity::High as i32;
         let any = |_: &Alarm| true;
         let steps: [ReliefStep; 5] = [
@@ -206,11 +228,50 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Removes alarm `id` and the snapshot that would follow it.
+    /// Removes alarm `id`, the snapshot that would follow it, and its event's updates.
     fn forget(&self, id: &str) -> Result<(), OutboxError> {
         self.remove(id)?;
         self.remove(&snapshot_id(id))?;
+        let orphans: Vec<String> = self
+            .waiting_updates()
+            .filter(|(_, u, _)| u.event_id == id)
+            .map(|(_, u, _)| u.id)
+            .collect();
+        for update in orphans {
+            self.remove(&update)?;
+            self.drops.updates.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// Strips the picture of the oldest waiting update that has one; false if none has.
+    fn strip_update_picture(&self) -> Result<bool, OutboxError> {
+        let Some((seq, update, _)) =
+            self.waiting_updates().find(|(_, u, _)| !u.snapshot_jpeg.is_empty())
+        else {
+            return Ok(false);
+        };
+        warn!(update = %update.id, event = %update.event_id, "outbox full: an event update's picture dropped");
+        // The signature does not cover the picture: stripping it keeps the seal intact.
+        let stripped = EventUpdate { snapshot_jpeg: Default::default(), ..update };
+        let payload = stripped.encode_to_vec();
+        let old = self
+            .updates
+            .insert(seq.to_be_bytes(), payload.as_slice())
+            .map_err(|e| OutboxError::Write(e.to_string()))?;
+        let old_len = old.map_or(0, |v| v.len() as u64);
+        self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
+        self.drops.updates.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Waiting event updates, oldest first, with their encoded form.
+    fn waiting_updates(&self) -> impl Iterator<Item = (u64, EventUpdate, sled::IVec)> + '_ {
+        self.updates.iter().flatten().filter_map(|(k, v)| {
+            let seq = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes)?;
+            let update = decode_limited::<EventUpdate>(&v).ok()?;
+            Some((seq, update, v))
+        })
     }
 
     /// Waiting alarms, oldest first.
@@ -233,8 +294,8 @@ impl Outbox {
         self.scan().next().map(|(_, a)| a.event_time_ms)
     }
 
-    /// Stores a sealed alarm (and the snapshot that follows it, if any) durably, flushed to
-    /// disk, at the end of the queue. An id already waiting is not stored twice.
+    /// Stores a sealed alarm (and the snapshot that follows it, if any) or event update durably,
+    /// flushed to disk, at the end of the queue. An id already waiting is not stored twice.
     pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
         let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
@@ -243,12 +304,16 @@ impl Outbox {
             self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
         after.extend_from_slice(sealed.id.as_bytes());
         let follow_id = snapshot_id(&sealed.id);
-        let stored = (&self.queue, &self.following, &self.index)
-            .transaction(|(queue, following, index)| {
+        let stored = (&self.queue, &self.following, &self.updates, &self.index)
+            .transaction(|(queue, following, updates, index)| {
                 if let Some(existing) = index.get(sealed.id.as_bytes())? {
                     return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
                 }
-                queue.insert(&seq.to_be_bytes(), sealed.alarm.as_slice())?;
+                let tree = match sealed.kind {
+                    MessageKind::Alarm => queue,
+                    MessageKind::Update => updates,
+                };
+                tree.insert(&seq.to_be_bytes(), sealed.message.as_slice())?;
                 index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
                 if let Some(snapshot) = &sealed.snapshot {
                     following.insert(after.as_slice(), snapshot.as_slice())?;
@@ -260,7 +325,7 @@ impl Outbox {
         if let Some(existing) = stored {
             return Ok(existing);
         }
-        let added = sealed.alarm.len() + sealed.snapshot.as_ref().map_or(0, Vec::len);
+        let added = sealed.message.len() + sealed.snapshot.as_ref().map_or(0, Vec::len);
         self.bytes.fetch_add(added as u64, Ordering::Relaxed);
         self.enforce()?;
         self.db.flush().map_err(|e| write(e.to_string()))?;
@@ -286,31 +351,46 @@ impl Outbox {
             .filter_map(|(seq, id)| {
                 let key = self.index.get(id.as_bytes()).ok()??;
                 let payload = self.following.get(key).ok()??.to_vec();
-                Some(Pending { seq, id, payload })
+                Some(Pending { seq, id, kind: PendingKind::Snapshot, payload })
             })
             .collect()
     }
 
-    /// Up to `limit` alarms in publishing order, skipping those `skip` says to.
+    /// Up to `limit` alarms and event updates in publishing order, skipping those `skip` says to.
     pub fn oldest(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        self.entries()
-            .filter(|(_, alarm, _)| !skip(&alarm.id))
-            .take(limit)
-            .map(|(seq, alarm, value)| Pending { seq, id: alarm.id, payload: value.to_vec() })
-            .collect()
+        let alarms = self.entries().map(|(seq, alarm, value)| Pending {
+            seq,
+            id: alarm.id,
+            kind: PendingKind::Alarm,
+            payload: value.to_vec(),
+        });
+        let updates = self.waiting_updates().map(|(seq, update, value)| Pending {
+            seq,
+            id: update.id,
+            kind: PendingKind::Update,
+            payload: value.to_vec(),
+        });
+        merge_by_seq(alarms, updates).filter(|p| !skip(&p.id)).take(limit).collect()
     }
 
     /// Forgets the alarm or following snapshot `id` (its receipt came); false if it was not
     /// here.
     pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
-        let tree = if is_snapshot_id(id) { &self.following } else { &self.queue };
-        let removed = (tree, &self.index)
-            .transaction(|(tree, index)| {
-                let Some(seq) = index.remove(id.as_bytes())? else {
+        let removed = (&self.queue, &self.updates, &self.following, &self.index)
+            .transaction(|(queue, updates, following, index)| {
+                let Some(key) = index.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
-                Ok(tree.remove(seq)?.map(|v| v.len() as u64))
+                let value = if is_snapshot_id(id) {
+                    following.remove(key)?
+                } else {
+                    match queue.remove(key.clone())? {
+                        Some(v) => Some(v),
+                        None => updates.remove(key)?,
+                    }
+                };
+                Ok(value.map(|v| v.len() as u64))
             })
             .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
         if let Some(len) = removed {
@@ -319,15 +399,28 @@ impl Outbox {
         Ok(removed.is_some())
     }
 
-    /// Alarms and following snapshots waiting for a receipt.
+    /// Alarms, event updates and following snapshots waiting for a receipt.
     pub fn len(&self) -> usize {
-        self.queue.len() + self.following.len()
+        self.queue.len() + self.updates.len() + self.following.len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.following.is_empty()
+        self.queue.is_empty() && self.updates.is_empty() && self.following.is_empty()
     }
+}
+
+/// Two iterators in ascending `seq` merged into one.
+fn merge_by_seq(
+    a: impl Iterator<Item = Pending>,
+    b: impl Iterator<Item = Pending>,
+) -> impl Iterator<Item = Pending> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if y.seq < x.seq => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 #[cfg(test)]
@@ -346,7 +439,9 @@ mod tests {
     }
 
     fn push(o: &Outbox, a: &Alarm) {
-        o.push(&Sealed { id: a.id.clone(), alarm: a.encode_to_vec(), snapshot: None }).unwrap();
+        let message = a.encode_to_vec();
+        o.push(&Sealed { id: a.id.clone(), kind: MessageKind::Alarm, message, snapshot: None })
+            .unwrap();
     }
 
     fn waiting(o: &Outbox) -> Vec<(String, usize)> {
@@ -395,7 +490,8 @@ mod tests {
             Snapshot { alarm_id: "big".into(), jpeg: vec![7; 5000].into(), ..Default::default() };
         o.push(&Sealed {
             id: "big".into(),
-            alarm: a.encode_to_vec(),
+            kind: MessageKind::Alarm,
+            message: a.encode_to_vec(),
             snapshot: Some(snapshot.encode_to_vec()),
         })
         .unwrap();

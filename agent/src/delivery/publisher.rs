@@ -22,14 +22,14 @@ use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentStatus, CenterStatus, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, decode_limited,
-    topics::Topics,
+    AgentStatus, CAPABILITY_EVENTS, CenterStatus, ConfigAck, Health, Message, Receipt,
+    SCHEMA_VERSION, decode_limited, topics::Topics,
 };
 use xueliang_service::backoff::Backoff;
 use xueliang_service::mqtt::{self, Farewell, Link, Session};
 use xueliang_service::tls::client_config;
 
-use super::outbox::{Outbox, is_snapshot_id, snapshot_id};
+use super::outbox::{Outbox, PendingKind, snapshot_id};
 use super::window::Window;
 use crate::config::MqttConfig;
 use xueliang_proto::endpoint::now_ms;
@@ -170,6 +170,8 @@ impl Publisher {
                 health_topic: topics.health(&agent_id),
                 snapshot_topic: topics.snapshot(&agent_id),
                 ack_topic: topics.config_ack(&agent_id),
+                event_topic: topics.event(&agent_id),
+                center_takes_events: true,
                 subscriptions: [
                     session.receipt_topic.clone(),
                     session.config_topic.clone(),
@@ -261,7 +263,8 @@ impl Session for Connection {
         } else if p.topic == self.center_topic {
             match decode_limited::<CenterStatus>(&p.payload) {
                 Ok(s) => {
-                    let _ = self.control.send(Control::Center(s.online));
+                    let events = s.capabilities.iter().any(|c| c == CAPABILITY_EVENTS);
+                    let _ = self.control.send(Control::Center { online: s.online, events });
                 }
                 Err(e) => warn!("ignoring a malformed center status: {e}"),
             }
@@ -292,7 +295,7 @@ fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec
     }
     let receipt = decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
-    Ok(receipt.alarm_ids.into_iter().chain(snapshots).collect())
+    Ok(receipt.alarm_ids.into_iter().chain(receipt.update_ids).chain(snapshots).collect())
 }
 
 /// What the connection task tells the sending task.
@@ -301,8 +304,13 @@ enum Control {
     Connected,
     Disconnected,
     Receipt(Vec<String>),
-    /// The center said it is (or is not) ingesting.
-    Center(bool),
+    /// The center said it is (or is not) ingesting, and whether it takes event updates.
+    Center {
+        /// Ingesting.
+        online: bool,
+        /// Takes `EventUpdate`s.
+        events: bool,
+    },
 }
 
 /// The sending task's state.
@@ -313,9 +321,12 @@ struct Sender {
     snapshot_topic: String,
     health_topic: String,
     ack_topic: String,
+    event_topic: String,
     /// Receipts, configs and the center's status.
     subscriptions: [String; 3],
     window: Window,
+    /// Whether the center takes event updates; an older one gets opening alarms only.
+    center_takes_events: bool,
 }
 
 impl Sender {
@@ -342,7 +353,11 @@ impl Sender {
                         }
                     }
                     Some(Control::Disconnected) => self.window.disconnected(),
-                    Some(Control::Center(online)) => {
+                    Some(Control::Center { online, events }) => {
+                        if online && !events && self.center_takes_events {
+                            warn!("the center takes no event updates (an older version): only opening alarms are sent");
+                        }
+                        self.center_takes_events = events;
                         if self.window.center(online) {
                             if online {
                                 info!("the center is ingesting; publishing");
@@ -407,8 +422,18 @@ impl Sender {
             due.extend(self.outbox.following(room - due.len(), |id| self.window.in_flight(id)));
         }
         for p in due {
-            let topic =
-                if is_snapshot_id(&p.id) { &self.snapshot_topic } else { &self.alarm_topic };
+            let topic = match p.kind {
+                PendingKind::Alarm => &self.alarm_topic,
+                PendingKind::Snapshot => &self.snapshot_topic,
+                PendingKind::Update if self.center_takes_events => &self.event_topic,
+                PendingKind::Update => {
+                    // An older center would not understand it, and never receipt it.
+                    if let Err(e) = self.outbox.remove(&p.id) {
+                        warn!(id = %p.id, "{e}");
+                    }
+                    continue;
+                }
+            };
             match self.client.publish(topic, QoS::AtLeastOnce, false, p.payload).await {
                 Ok(()) => {
                     info!(id = %p.id, seq = p.seq, "published");

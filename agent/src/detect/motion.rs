@@ -7,7 +7,7 @@
 //! frame is inferred when enough cells changed, or when the last inference is older than the
 //! refresh interval, so slow changes and lighting drift are still seen.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::MotionConfig;
 use crate::geometry::{Point, Polygon};
@@ -40,7 +40,8 @@ pub struct MotionGate {
     counted_cells: usize,
     reference: Vec<u16>,
     current: Vec<u16>,
-    last_inferred: Option<Instant>,
+    /// When the last frame was inferred, monotonic ms.
+    last_inferred: Option<i64>,
 }
 
 impl MotionGate {
@@ -85,14 +86,16 @@ impl MotionGate {
         }
     }
 
-    /// Whether `img` must be inferred; if so, it becomes the new reference.
-    pub fn check(&mut self, img: &Yuv<'_>, now: Instant) -> bool {
+    /// Whether `img`, captured at `now_ms` (monotonic), must be inferred; if so, it becomes the
+    /// new reference.
+    pub fn check(&mut self, img: &Yuv<'_>, now_ms: i64) -> bool {
         thumbnail(img, &mut self.current);
-        let due = self.last_inferred.is_none_or(|t| now.duration_since(t) >= self.settings.refresh);
+        let refresh = self.settings.refresh.as_millis() as i64;
+        let due = self.last_inferred.is_none_or(|t| now_ms - t >= refresh);
         let infer = due || self.changed_fraction() >= self.settings.min_changed;
         if infer {
             std::mem::swap(&mut self.reference, &mut self.current);
-            self.last_inferred = Some(now);
+            self.last_inferred = Some(now_ms);
         }
         infer
     }
@@ -158,7 +161,7 @@ mod tests {
         (y, u, v)
     }
 
-    fn check(gate: &mut MotionGate, planes: &(Vec<u8>, Vec<u8>, Vec<u8>), t: Instant) -> bool {
+    fn check(gate: &mut MotionGate, planes: &(Vec<u8>, Vec<u8>, Vec<u8>), t: i64) -> bool {
         let img =
             Yuv::new(&planes.0, &planes.1, &planes.2, 320, 160, 320, 180, YuvToRgb::BT601).unwrap();
         gate.check(&img, t)
@@ -166,29 +169,23 @@ mod tests {
 
     #[test]
     fn a_still_scene_is_skipped_until_something_moves_or_the_refresh_is_due() {
-        let t0 = Instant::now();
+        let t0 = 0;
         let mut gate = MotionGate::new(settings(vec![]));
         let still = scene(None);
         assert!(check(&mut gate, &still, t0), "first frame");
-        assert!(!check(&mut gate, &still, t0 + Duration::from_secs(1)));
-        assert!(check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(2)));
-        assert!(!check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(3)));
-        assert!(
-            check(&mut gate, &scene(Some((100, 100))), t0 + Duration::from_secs(13)),
-            "refresh"
-        );
+        assert!(!check(&mut gate, &still, t0 + 1000));
+        assert!(check(&mut gate, &scene(Some((100, 100))), t0 + 2000));
+        assert!(!check(&mut gate, &scene(Some((100, 100))), t0 + 3000));
+        assert!(check(&mut gate, &scene(Some((100, 100))), t0 + 13000), "refresh");
     }
 
     #[test]
     fn motion_under_a_mask_does_not_count() {
-        let t0 = Instant::now();
+        let t0 = 0;
         let mask = Polygon::new(&[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]).unwrap();
         let mut gate = MotionGate::new(settings(vec![mask]));
         assert!(check(&mut gate, &scene(None), t0));
-        assert!(
-            !check(&mut gate, &scene(Some((40, 80))), t0 + Duration::from_secs(1)),
-            "left half masked"
-        );
-        assert!(check(&mut gate, &scene(Some((240, 80))), t0 + Duration::from_secs(2)));
+        assert!(!check(&mut gate, &scene(Some((40, 80))), t0 + 1000), "left half masked");
+        assert!(check(&mut gate, &scene(Some((240, 80))), t0 + 2000));
     }
 }

@@ -43,26 +43,7 @@ pub fn build(
         kind: ctx.kind as i32,
         severity: Severity::from(ctx.severity) as i32,
         event_time_ms,
-        detections: hits
-            .iter()
-            .map(|&Hit { track, detection: d }| proto::Detection {
-                class_name: ctx
-                    .class_names
-                    .get(d.class as usize)
-                    .map(String::as_str)
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                class_id: d.class as u32,
-                score: d.score,
-                r#box: Some(proto::Box {
-                    x1: d.bbox.x1,
-                    y1: d.bbox.y1,
-                    x2: d.bbox.x2,
-                    y2: d.bbox.y2,
-                }),
-                track_id: track,
-            })
-            .collect(),
+        detections: detections(hits, ctx.class_names),
         zone_id: ctx.zone_id.to_owned(),
         snapshot_jpeg: snapshot_jpeg.into(),
         model_id: ctx.model.0.to_owned(),
@@ -73,5 +54,23 @@ pub fn build(
         // Set with the signature, by the sealer.
         snapshot_sha256: Default::default(),
         snapshot_follows: false,
+        opens_event: false,
     }
+}
+
+/// Objects in the contract's terms, class names from the model's card.
+pub fn detections(hits: &[Hit], class_names: &[String]) -> Vec<proto::Detection> {
+    hits.iter()
+        .map(|&Hit { track, detection: d }| proto::Detection {
+            class_name: class_names
+                .get(d.class as usize)
+                .map(String::as_str)
+                .unwrap_or("unknown")
+                .to_owned(),
+            class_id: d.class as u32,
+            score: d.score,
+            r#box: Some(proto::Box { x1: d.bbox.x1, y1: d.bbox.y1, x2: d.bbox.x2, y2: d.bbox.y2 }),
+            track_id: track,
+        })
+        .collect()
 }

@@ -1,20 +1,32 @@
-//! The agent's signing key: every alarm leaves the box sealed with it, so the center can tell
-//! it came from this box and was not changed on the way.
+//! The agent's signing key: every alarm and event update leaves the box sealed with it, so the
+//! center can tell it came from this box and was not changed on the way.
 
 use std::path::{Path, PathBuf};
 
 use xueliang_proto::signing::{
-    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, SignatureError, SigningKey, sha256, signed_part,
+    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, SignatureError, SigningKey,
+    UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD, sha256, signed_part,
 };
-use xueliang_proto::{Alarm, Message, SCHEMA_VERSION, Snapshot};
+use xueliang_proto::{Alarm, EventUpdate, Message, SCHEMA_VERSION, Snapshot};
 
-/// A sealed alarm, ready for the outbox.
+/// What a sealed message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// An `Alarm`.
+    Alarm,
+    /// An `EventUpdate`.
+    Update,
+}
+
+/// A sealed message, ready for the outbox.
 #[derive(Debug)]
 pub struct Sealed {
-    /// The alarm's id.
+    /// The message's id.
     pub id: String,
-    /// The encoded, signed alarm.
-    pub alarm: Vec<u8>,
+    /// What it is.
+    pub kind: MessageKind,
+    /// The encoded, signed message.
+    pub message: Vec<u8>,
     /// The encoded Snapshot message that follows the alarm, when its picture was too big to
     /// travel with it.
     pub snapshot: Option<Vec<u8>>,
@@ -56,7 +68,12 @@ impl Sealer {
         let signed =
             self.key.sign(alarm.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD])?;
         if !alarm.snapshot_follows {
-            return Ok(Sealed { id: alarm.id, alarm: signed, snapshot: None });
+            return Ok(Sealed {
+                id: alarm.id,
+                kind: MessageKind::Alarm,
+                message: signed,
+                snapshot: None,
+            });
         }
         let snapshot = Snapshot {
             schema_version: SCHEMA_VERSION as i32,
@@ -66,9 +83,27 @@ impl Sealer {
         };
         Ok(Sealed {
             // The signature does not cover the picture: cutting it out keeps the seal intact.
-            alarm: signed_part(&signed, &[ALARM_SNAPSHOT_FIELD])?,
+            kind: MessageKind::Alarm,
+            message: signed_part(&signed, &[ALARM_SNAPSHOT_FIELD])?,
             snapshot: Some(snapshot.encode_to_vec()),
             id: alarm.id,
         })
+    }
+
+    /// Encodes `update` with its picture's hash and the signature over everything but the
+    /// picture. Its picture travels with it: the event log keeps update pictures small.
+    pub fn seal_update(&self, mut update: EventUpdate) -> Result<Sealed, SignatureError> {
+        update.snapshot_sha256 = if update.snapshot_jpeg.is_empty() {
+            Default::default()
+        } else {
+            sha256(&update.snapshot_jpeg).into()
+        };
+        update.signature = Default::default();
+        let message = self.key.sign(
+            update.encode_to_vec(),
+            UPDATE_SIGNATURE_FIELD,
+            &[UPDATE_SNAPSHOT_FIELD],
+        )?;
+        Ok(Sealed { id: update.id, kind: MessageKind::Update, message, snapshot: None })
     }
 }

@@ -1,5 +1,6 @@
-//! Cooldowns: after an alarm, the same object (or the same rule) stays quiet for a while, so one
-//! event is one alarm.
+//! The per-object cooldown of line crossings: after its alarm, the same object stays quiet for a
+//! while, so one person dithering across a line is one alarm. (Rules about a zone or the
+//! camera have events instead; their cooldown is the episode's.)
 
 use std::collections::HashMap;
 
@@ -32,30 +33,6 @@ impl PerTrack {
     }
 }
 
-/// Whole-rule cooldown (for crowds, fire and tamper, which are not about one object).
-#[derive(Debug, Clone, Default)]
-pub struct PerRule {
-    cooldown_ms: i64,
-    fired: Option<i64>,
-}
-
-impl PerRule {
-    /// The rule stays quiet `cooldown_ms` after its alarm.
-    pub fn new(cooldown_ms: i64) -> Self {
-        Self { cooldown_ms, fired: None }
-    }
-
-    /// Whether the rule may raise an alarm at `t_ms`.
-    pub fn ready(&self, t_ms: i64) -> bool {
-        self.fired.is_none_or(|at| t_ms - at >= self.cooldown_ms)
-    }
-
-    /// The rule raised an alarm at `t_ms`.
-    pub fn fire(&mut self, t_ms: i64) {
-        self.fired = Some(t_ms);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,9 +46,5 @@ mod tests {
         assert!(c.ready(2, 10), "another object");
         c.retain(|id| id != 1);
         assert!(c.ready(1, 10), "forgotten once gone");
-        let mut r = PerRule::new(500);
-        assert!(r.ready(0));
-        r.fire(0);
-        assert!(!r.ready(499) && r.ready(500));
     }
 }

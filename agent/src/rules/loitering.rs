@@ -1,54 +1,66 @@
-//! `loitering`: one object in the zone for longer than `dwell_s`.
+//! `loitering`: one object stays in the zone longer than `dwell_s`. Dwell is measured per
+//! track, so passers-by never add up to a loiterer; it starts again when the track leaves the
+//! zone, and a track id that switches under the same person (a new track appearing where one
+//! was lost) keeps its dwell. The event goes on while
+//! someone in the zone has stayed longer than `dwell_s`.
 //!
-//! Objects are placed by their box's bottom-centre, where a person or a vehicle touches the
-//! ground. A track the filter rejects in a frame (a weak detection that kept the track alive)
-//! neither advances nor resets the state kept per track id.
+//! Objects are placed by their box's bottom-centre, where a person touches the ground.
 
 use std::collections::HashMap;
 
-use super::cooldown::PerTrack;
-use super::{Firing, Hit};
-use crate::geometry::Polygon;
+use super::Hit;
+use super::episode::Sight;
+use super::handover::Handover;
+use crate::geometry::Point;
 use crate::track::Track;
 
-/// Loitering: a track stays in the zone longer than `dwell_ms`.
+/// One loitering rule's dwell per track.
 #[derive(Debug, Clone)]
 pub struct Loitering {
     dwell_ms: i64,
-    since: HashMap<u64, i64>,
-    cooldown: PerTrack,
+    /// Since when (monotonic ms) each track inside has been inside, and where it was last.
+    since: HashMap<u64, (i64, Point)>,
+    handover: Handover,
 }
 
 impl Loitering {
-    /// A rule firing after `dwell_ms` in the zone.
-    pub fn new(dwell_ms: i64, cooldown_ms: i64) -> Self {
-        Self { dwell_ms, since: HashMap::new(), cooldown: PerTrack::new(cooldown_ms) }
+    /// A rule opening after `dwell_ms` in the zone; a vanished track's dwell waits `keep_ms` to
+    /// be taken over.
+    pub fn new(dwell_ms: i64, keep_ms: i64) -> Self {
+        Self { dwell_ms, since: HashMap::new(), handover: Handover::new(keep_ms) }
     }
 
-    /// One frame's filtered tracks.
-    pub fn update(
-        &mut self,
-        tracks: &[&Track],
-        zone: &Polygon,
-        t_ms: i64,
-        alive: impl Fn(u64) -> bool,
-    ) -> Option<Firing> {
-        self.since.retain(|id, _| alive(*id));
-        self.cooldown.retain(&alive);
-        let mut hits = Vec::new();
-        let mut longest = 0;
-        for t in tracks {
-            if !zone.contains(t.bbox.bottom_centre()) {
-                self.since.remove(&t.id);
-                continue;
+    /// One inferred frame's qualifying tracks inside the zone, of all those `visible`, at
+    /// `t_ms` (monotonic).
+    pub(super) fn see(&mut self, inside: &[&Track], visible: &[&Track], t_ms: i64) -> Sight {
+        let handover = &mut self.handover;
+        self.since.retain(|id, (since, p)| {
+            let here = inside.iter().any(|t| t.id == *id);
+            // Lost, not walked out: its dwell may be taken over.
+            if !here && !visible.iter().any(|t| t.id == *id) {
+                handover.vanished(*id, *p, *since, t_ms);
             }
-            let since = *self.since.entry(t.id).or_insert(t_ms);
-            if t_ms - since >= self.dwell_ms && self.cooldown.ready(t.id, t_ms) {
-                self.cooldown.fire(t.id, t_ms);
-                longest = longest.max(t_ms - since);
-                hits.push(Hit::of(t));
+            here
+        });
+        let mut loiterers = Vec::new();
+        let mut longest = 0;
+        for t in inside {
+            let p = t.bbox.bottom_centre();
+            let since = match self.since.get(&t.id) {
+                Some((since, _)) => *since,
+                None => self.handover.take_over(t, t_ms).unwrap_or(t_ms),
+            };
+            self.since.insert(t.id, (since, p));
+            let stayed = t_ms - since;
+            if stayed >= self.dwell_ms {
+                longest = longest.max(stayed);
+                loiterers.push(Hit::of(t));
             }
         }
-        (!hits.is_empty()).then(|| (hits, format!("stayed {} s", longest / 1000)))
+        if loiterers.is_empty() {
+            return Sight::default();
+        }
+        let detail = format!("stayed {} s", longest / 1000);
+        Sight { opening: Some((loiterers.clone(), detail)), holding: Some(loiterers) }
     }
 }

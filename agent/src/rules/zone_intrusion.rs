@@ -1,58 +1,37 @@
-//! `zone_intrusion`: an object in the zone for `min_frames` inferred frames.
+//! `zone_intrusion`: the zone holds a qualifying object for `min_frames` consecutive inferred
+//! frames. The count is the zone's, not any one track's: a group entering together opens one
+//! event, and an id switch does not restart it. The event goes on while anyone is in the zone.
 //!
 //! Objects are placed by their box's bottom-centre, where a person or a vehicle touches the
-//! ground. A track the filter rejects in a frame (a weak detection that kept the track alive)
-//! neither advances nor resets the state kept per track id.
+//! ground.
 
-use std::collections::HashMap;
-
-use super::cooldown::PerTrack;
-use super::{Firing, Hit};
-use crate::geometry::Polygon;
+use super::Hit;
+use super::episode::Sight;
 use crate::track::Track;
 
-/// Zone intrusion: a track in the zone for `min_frames` consecutive inferred frames.
+/// The zone-level frame count of one intrusion rule.
 #[derive(Debug, Clone)]
-pub struct Intrusion {
+pub struct ZoneIntrusion {
     min_frames: u32,
-    frames_in: HashMap<u64, u32>,
-    cooldown: PerTrack,
+    frames: u32,
 }
 
-impl Intrusion {
-    /// A rule needing `min_frames` frames, each object quiet `cooldown_ms` after its alarm.
-    pub fn new(min_frames: u32, cooldown_ms: i64) -> Self {
-        Self { min_frames, frames_in: HashMap::new(), cooldown: PerTrack::new(cooldown_ms) }
+impl ZoneIntrusion {
+    /// A rule needing `min_frames` inferred frames with someone in the zone.
+    pub fn new(min_frames: u32) -> Self {
+        Self { min_frames, frames: 0 }
     }
 
-    /// One frame's filtered tracks; every object in the zone that is not cooling down joins
-    /// the alarm of the first one that qualifies, so a group is one alarm.
-    pub fn update(
-        &mut self,
-        tracks: &[&Track],
-        zone: &Polygon,
-        t_ms: i64,
-        alive: impl Fn(u64) -> bool,
-    ) -> Option<Firing> {
-        self.frames_in.retain(|id, _| alive(*id));
-        self.cooldown.retain(&alive);
-        for t in tracks {
-            if zone.contains(t.bbox.bottom_centre()) {
-                *self.frames_in.entry(t.id).or_default() += 1;
-            } else {
-                self.frames_in.remove(&t.id);
-            }
+    /// One inferred frame's qualifying tracks inside the zone.
+    pub(super) fn see(&mut self, inside: &[&Track]) -> Sight {
+        if inside.is_empty() {
+            self.frames = 0;
+            return Sight::default();
         }
-        let ready =
-            |t: &&&Track| self.frames_in.contains_key(&t.id) && self.cooldown.ready(t.id, t_ms);
-        if !tracks.iter().filter(ready).any(|t| self.frames_in[&t.id] >= self.min_frames) {
-            return None;
-        }
-        let hits: Vec<Hit> = tracks.iter().filter(ready).map(|t| Hit::of(t)).collect();
-        for h in &hits {
-            self.cooldown.fire(h.track, t_ms);
-        }
-        let detail = format!("{} in the zone", hits.len());
-        Some((hits, detail))
+        self.frames = self.frames.saturating_add(1);
+        let hits: Vec<Hit> = inside.iter().map(|t| Hit::of(t)).collect();
+        let opening = (self.frames >= self.min_frames)
+            .then(|| (hits.clone(), format!("{} in the zone", hits.len())));
+        Sight { opening, holding: Some(hits) }
     }
 }

@@ -45,7 +45,7 @@ pub struct Sample<'a> {
     /// Their share of the inference loop.
     pub inference: &'a [CameraLoopStats],
     /// The rule sets, per camera.
-    pub rules: &'a [RuleSet],
+    pub rules: &'a [&'a RuleSet],
     /// Alarms raised, by rule id and kind.
     pub raised: &'a BTreeMap<(String, String), u64>,
     /// The outbox.

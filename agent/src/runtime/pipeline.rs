@@ -1,5 +1,6 @@
 //! One config's cameras and its detector thread: the cameras feed the newest frames to the
-//! thread, which infers, tracks, applies the rules and hands each event to the alarm chain.
+//! thread, which infers, lets each camera's [`Watch`] turn them into event messages, and hands
+//! those to the alarm chain.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -18,15 +19,15 @@ use crate::delivery::{HealthReporter, Outbox};
 use crate::detect::{
     CameraSlot, Detector, DetectorOptions, InferenceLoop, LoopStats, MotionGate, ort_library,
 };
-use crate::evidence::Sealer;
-use crate::rules::RuleSet;
-use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace};
+use crate::evidence::{Sealer, Watch};
+use crate::rules::FrameTime;
+use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, mono_now_ms};
 
 /// A config's model and rules, loaded and resolved: what cameras need to start.
 pub(super) struct Prepared {
     detector: Detector,
-    /// One rule set per camera, in camera order.
-    rules: Vec<RuleSet>,
+    /// One watch per camera, in camera order.
+    watches: Vec<Watch>,
 }
 
 impl Prepared {
@@ -39,10 +40,10 @@ impl Prepared {
             max_batch: config.cameras.len().max(1),
         };
         let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
-        let rules = (0..config.cameras.len())
-            .map(|camera| RuleSet::new(config, camera, detector.card()).map_err(AgentError::Config))
+        let watches = (0..config.cameras.len())
+            .map(|camera| Watch::new(config, camera, detector.card()).map_err(AgentError::Config))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { detector, rules })
+        Ok(Self { detector, watches })
     }
 }
 
@@ -99,17 +100,17 @@ impl Pipeline {
             counters.clone(),
             Duration::from_secs(config.mqtt.health_interval_s.max(1)),
         );
+        let alarms = Alarms::new(
+            config.snapshot.send_after_bytes,
+            handover.outbox.clone(),
+            handover.wake.clone(),
+            handover.sealer.clone(),
+        );
         let loop_state = DetectLoop {
-            offline: vec![false; config.cameras.len()],
-            alarms: Alarms::new(
-                config,
-                handover.outbox.clone(),
-                handover.wake.clone(),
-                handover.sealer.clone(),
-            ),
+            alarms,
             config: config.clone(),
             inference: InferenceLoop::new(prepared.detector, hub, slots),
-            rules: prepared.rules,
+            watches: prepared.watches,
             events: event_rx,
             handover: handover.clone(),
             health,
@@ -152,18 +153,16 @@ fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
         .map(|c| {
             let gate = MotionGate::from_config(&c.motion)
                 .map_err(|e| AgentError::Config(format!("camera {}: {e}", c.id)))?;
-            Ok(CameraSlot { interval: c.detect_interval(), gate })
+            Ok(CameraSlot { interval: c.detect_interval(), gate, on_demand: false })
         })
         .collect()
 }
 
 struct DetectLoop {
     config: AgentConfig,
-    /// Cameras whose loss was reported (a return is reported only after a loss).
-    offline: Vec<bool>,
     inference: InferenceLoop,
-    /// Per camera.
-    rules: Vec<RuleSet>,
+    /// Per camera: its rules and events.
+    watches: Vec<Watch>,
     events: std::sync::mpsc::Receiver<CameraEvent>,
     handover: Handover,
     alarms: Alarms,
@@ -177,6 +176,11 @@ struct DetectLoop {
     metrics_due: Instant,
 }
 
+/// Now, on both clocks.
+fn now() -> FrameTime {
+    FrameTime { mono_ms: mono_now_ms(), wall_ms: now_ms() }
+}
+
 impl DetectLoop {
     fn run(mut self) {
         let mut stats = Stats::default();
@@ -187,11 +191,12 @@ impl DetectLoop {
                 self.handover.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due)
             {
                 self.metrics_due = Instant::now() + Duration::from_secs(1);
+                let rules: Vec<&_> = self.watches.iter().map(|w| &w.rules).collect();
                 metrics.set(render(&Sample {
                     cameras: &self.camera_ids,
                     counters: &self.counters,
                     inference: &self.inference.camera_stats,
-                    rules: &self.rules,
+                    rules: &rules,
                     raised: &self.alarms.raised,
                     outbox: &self.handover.outbox,
                     errors,
@@ -207,6 +212,10 @@ impl DetectLoop {
                 // A report the publisher has not taken yet is simply superseded next time.
                 let _ = self.handover.health.try_send(h);
             }
+            let wall = now_ms();
+            for (camera, watch) in self.watches.iter().enumerate() {
+                self.inference.infer_every_frame(camera, watch.needs_every_frame(wall));
+            }
             match self.inference.step(Duration::from_millis(20)) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -217,22 +226,11 @@ impl DetectLoop {
                 }
             }
             let frames = std::mem::take(&mut self.inference.frames);
-            let card = self.inference.detector().card();
-            for frame in &frames {
-                let rules = &mut self.rules[frame.camera];
-                let mut events =
-                    rules.update(&self.inference.detections[frame.camera], frame.captured_ms);
-                if rules.watches_picture() {
-                    match frame.with_yuv(|yuv| rules.check_picture(yuv, frame.captured_ms)) {
-                        Ok(more) => events.extend(more),
-                        Err(e) => {
-                            let camera = &self.config.cameras[frame.camera].id;
-                            warn!(camera = %camera, "tamper check skipped: {e}")
-                        }
-                    }
-                }
-                for event in events {
-                    self.alarms.raise(card, rules, &event, frame);
+            for (frame, &inferred) in frames.iter().zip(&self.inference.inferred) {
+                let detections =
+                    inferred.then(|| self.inference.detections[frame.camera].as_slice());
+                for message in self.watches[frame.camera].see(frame, detections) {
+                    self.alarms.send(message);
                 }
             }
             self.inference.frames = frames;
@@ -240,33 +238,41 @@ impl DetectLoop {
                 self.log_counts();
             }
         }
+        // Events still open end with the pipeline: the rules that would end them are going.
+        let at = now();
+        for watch in &mut self.watches {
+            for message in watch.stop(at) {
+                self.alarms.send(message);
+            }
+        }
     }
 
-    /// A camera's loss (reported) and return (reported only after a reported loss).
+    /// A camera's loss (reported once it lasted `offline_after_s`) and its return.
     fn camera_event(&mut self, ev: CameraEvent) {
-        let card = self.inference.detector().card();
-        match ev {
-            CameraEvent::Offline { camera, reason } => {
+        let messages = match ev {
+            CameraEvent::Offline { camera, reason, since_ms, since_mono_ms } => {
                 warn!(camera = %self.config.cameras[camera].id, "camera offline: {reason}");
-                self.offline[camera] = true;
-                self.alarms.camera_lost(card, camera);
+                let since = FrameTime { mono_ms: since_mono_ms, wall_ms: since_ms };
+                self.watches[camera].camera_offline(since, &reason)
             }
-            CameraEvent::Online { camera } => {
-                info!(camera = %self.config.cameras[camera].id, "camera online");
-                if std::mem::take(&mut self.offline[camera]) {
-                    self.alarms.camera_back(card, camera);
-                }
+            CameraEvent::Back { camera } => {
+                info!(camera = %self.config.cameras[camera].id, "camera back");
+                self.watches[camera].camera_back(now()).into_iter().collect()
             }
+            CameraEvent::Online { .. } | CameraEvent::Finished { .. } => Vec::new(),
+        };
+        for message in messages {
+            self.alarms.send(message);
         }
     }
 
     /// The line counts so far, with the periodic rates.
     fn log_counts(&self) {
-        for set in &self.rules {
-            for rule in &set.rules {
+        for w in &self.watches {
+            for rule in &w.rules.rules {
                 if let Some(c) = rule.counts() {
                     info!(
-                        camera = %self.config.cameras[set.camera].id,
+                        camera = %self.config.cameras[w.rules.camera].id,
                         rule = %rule.id,
                         "line crossings since start: A→B {}, B→A {}",
                         c.a_to_b,

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use xueliang_service::backoff::Backoff;
 
-use super::frame::Frame;
+use super::frame::{Frame, mono_now_ms};
 use crate::config::{CameraConfig, Transport, redact_url};
 use xueliang_proto::endpoint::now_ms;
 
@@ -55,12 +55,12 @@ impl FrameHub {
     }
 
     /// Moves into `out` the newest frames of up to `max` cameras (in `order`) that have one and
-    /// are due, waiting up to `timeout` for the first. `due(i)` says whether camera `i` may be
-    /// served now. Returns whether any frame was taken.
+    /// may be taken, waiting up to `timeout` for the first. `take(frame)` says whether a camera's
+    /// newest frame may be taken now. Returns whether any frame was taken.
     pub fn take_batch(
         &self,
         order: impl Iterator<Item = usize> + Clone,
-        due: impl Fn(usize) -> bool,
+        take: impl Fn(&Frame) -> bool,
         max: usize,
         timeout: Duration,
         out: &mut Vec<Frame>,
@@ -71,8 +71,9 @@ impl FrameHub {
         loop {
             for i in order.clone() {
                 if out.len() < max
-                    && due(i)
-                    && let Some(frame) = slots.get_mut(i).and_then(Option::take)
+                    && let Some(slot) = slots.get_mut(i)
+                    && slot.as_ref().is_some_and(&take)
+                    && let Some(frame) = slot.take()
                 {
                     out.push(frame);
                 }
@@ -112,20 +113,36 @@ pub(crate) fn error_text(err: &gst::message::Error) -> String {
     format!("{}{detail}", err.error())
 }
 
-/// A change in a camera's state.
+/// A change in a camera's state. A short drop (a clip looping on its server, a link that stalls
+/// for a second) is no event for the duty officer: the camera is reported offline only after
+/// `offline_after_s` without a frame, and back only after it was reported offline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraEvent {
-    /// Frames are arriving.
+    /// Frames are arriving (for the log; after a reported loss [`CameraEvent::Back`] follows).
     Online {
         /// Camera index.
         camera: usize,
     },
-    /// The stream was lost or could not be opened.
+    /// No frame for `offline_after_s`: reported once per loss.
     Offline {
         /// Camera index.
         camera: usize,
-        /// What went wrong, for the log and the duty officer.
+        /// What went wrong last, for the log and the duty officer.
         reason: String,
+        /// When the last frame came, UTC ms: the loss began then.
+        since_ms: i64,
+        /// The same on the monotonic clock.
+        since_mono_ms: i64,
+    },
+    /// Frames came back after a reported loss.
+    Back {
+        /// Camera index.
+        camera: usize,
+    },
+    /// A recording played at [`Pace::Recording`] reached its end.
+    Finished {
+        /// Camera index.
+        camera: usize,
     },
 }
 
@@ -138,12 +155,37 @@ pub enum Pace {
     /// A recording decoded only as fast as its frames are taken, looping at its end: every
     /// decoded frame is inferred (for `xl-agent bench`).
     OnDemand,
+    /// A recording decoded as fast as its frames are taken, once, on its own clock: frame times
+    /// are its timestamps after `start_ms` (for `xl-agent replay` and the scenario tests, which
+    /// run the agent's own loop on footage faster than real time).
+    Recording {
+        /// Wall-clock time of the first frame, UTC ms (schedules read it).
+        start_ms: i64,
+    },
+}
+
+impl Pace {
+    /// Whether frames wait to be taken rather than being replaced by newer ones.
+    pub fn on_demand(self) -> bool {
+        self != Pace::Live
+    }
 }
 
 /// Why one connection to a camera ended.
 enum End {
     Shutdown,
     Lost(String),
+    /// A recording played once reached its end.
+    Finished,
+}
+
+/// The current loss of a camera's stream, if any: since when, why, and whether it was reported.
+#[derive(Debug, Default)]
+struct Loss {
+    /// When frames stopped (wall ms, monotonic ms); `None` while they flow.
+    since: Option<(i64, i64)>,
+    reason: String,
+    reported: bool,
 }
 
 /// A running camera thread.
@@ -205,7 +247,7 @@ pub(crate) fn build_pipeline(
     src.set_property("uri", &config.url);
     let convert = make("videoconvert")?;
     let is_file = config.url.starts_with("file://");
-    let on_demand = pace == Pace::OnDemand;
+    let on_demand = pace.on_demand();
     let sink = gst_app::AppSink::builder()
         .caps(
             &gst::Caps::builder("video/x-raw")
@@ -296,6 +338,9 @@ pub(crate) fn build_pipeline(
 /// small beside the time a rule needs to confirm an event.
 pub const RTSP_LATENCY_MS: u32 = 200;
 
+/// Longest the camera thread waits for an old connection to close.
+const TEARDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Reconnect delays: 0.5 s doubling to 4 s, with ±20 % jitter so cameras do not retry in step.
 const RECONNECT: Backoff =
     Backoff::doubling(Duration::from_millis(500), Duration::from_secs(4)).with_jitter(0.2, 0.2);
@@ -303,12 +348,29 @@ const RECONNECT: Backoff =
 impl Camera {
     fn run(self) {
         let mut attempt = 0;
-        let mut online = false;
+        let mut loss = Loss::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             let mut got_frames = false;
-            let end = self.connect_and_pull(&mut got_frames, &mut online);
+            let end = self.connect_and_pull(&mut got_frames, &mut loss);
             match end {
                 End::Shutdown => break,
+                End::Finished => {
+                    let _ = self.events.send(CameraEvent::Finished { camera: self.index });
+                    break;
+                }
+                End::Lost(reason) if matches!(self.pace, Pace::Recording { .. }) => {
+                    // A recording is read once: it is not retried.
+                    let now = (now_ms(), mono_now_ms());
+                    let (since_ms, since_mono_ms) = loss.since.unwrap_or(now);
+                    let event = CameraEvent::Offline {
+                        camera: self.index,
+                        reason,
+                        since_ms,
+                        since_mono_ms,
+                    };
+                    let _ = self.events.send(event);
+                    break;
+                }
                 End::Lost(reason) => {
                     if got_frames {
                         attempt = 0;
@@ -326,21 +388,44 @@ impl Camera {
                         self.config.id,
                         delay.as_secs_f32()
                     );
-                    if online || attempt == 1 {
-                        let _ =
-                            self.events.send(CameraEvent::Offline { camera: self.index, reason });
-                        online = false;
-                    }
-                    self.sleep(delay);
+                    loss.since.get_or_insert((now_ms(), mono_now_ms()));
+                    loss.reason = reason;
+                    self.sleep(delay, &mut loss);
                 }
             }
         }
         debug!(camera = %self.config.id, "camera thread stopped");
     }
 
-    fn sleep(&self, total: Duration) {
+    /// Reports the loss once it has lasted `offline_after_s`.
+    fn check_loss(&self, loss: &mut Loss) {
+        let Some((since_ms, since_mono_ms)) = loss.since.filter(|_| !loss.reported) else {
+            return;
+        };
+        let lasted = mono_now_ms() - since_mono_ms;
+        if lasted as f32 >= self.config.offline_after_s * 1000.0 {
+            loss.reported = true;
+            let reason = loss.reason.clone();
+            warn!(camera = %self.config.id, "camera {} offline for {} s: {reason}", self.config.id, lasted / 1000);
+            let event =
+                CameraEvent::Offline { camera: self.index, reason, since_ms, since_mono_ms };
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Frames flow: reports the camera's return after a reported loss.
+    fn frames_flow(&self, loss: &mut Loss) {
+        if loss.reported {
+            let _ = self.events.send(CameraEvent::Back { camera: self.index });
+        }
+        *loss = Loss::default();
+    }
+
+    /// Sleeps `total` in short steps, watching for shutdown and for the loss to be reportable.
+    fn sleep(&self, total: Duration, loss: &mut Loss) {
         let until = Instant::now() + total;
         while !self.shutdown.load(Ordering::Relaxed) {
+            self.check_loss(loss);
             let Some(left) = until.checked_duration_since(Instant::now()) else {
                 return;
             };
@@ -349,14 +434,36 @@ impl Camera {
     }
 
     /// One connection: build, play, pull frames until loss or shutdown, tear down.
-    fn connect_and_pull(&self, got_frames: &mut bool, online: &mut bool) -> End {
+    fn connect_and_pull(&self, got_frames: &mut bool, loss: &mut Loss) -> End {
         let (pipeline, sink) = match build_pipeline(&self.config, self.pace) {
             Ok(p) => p,
             Err(e) => return End::Lost(e),
         };
-        let end = self.pull(&pipeline, &sink, got_frames, online);
-        let _ = pipeline.set_state(gst::State::Null);
+        let end = self.pull(&pipeline, &sink, got_frames, loss);
+        self.tear_down(pipeline);
         end
+    }
+
+    /// Stops a pipeline off this thread: rtspsrc can block in its teardown while a stalled
+    /// server holds the connection open, and the camera's loss must still be reported on time.
+    /// A teardown that takes longer than [`TEARDOWN_DEADLINE`] is left to finish on its own.
+    fn tear_down(&self, pipeline: gst::Pipeline) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("teardown-{}", self.config.id))
+            .spawn(move || {
+                let _ = pipeline.set_state(gst::State::Null);
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) if done_rx.recv_timeout(TEARDOWN_DEADLINE).is_err() => warn!(
+                camera = %self.config.id,
+                "the old connection has not closed within {} s; reconnecting anyway",
+                TEARDOWN_DEADLINE.as_secs()
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(camera = %self.config.id, "cannot start a teardown thread: {e}"),
+        }
     }
 
     fn pull(
@@ -364,7 +471,7 @@ impl Camera {
         pipeline: &gst::Pipeline,
         sink: &gst_app::AppSink,
         got_frames: &mut bool,
-        online: &mut bool,
+        loss: &mut Loss,
     ) -> End {
         if let Err(e) = pipeline.set_state(gst::State::Playing) {
             return End::Lost(format!("cannot start pipeline: {e}"));
@@ -380,20 +487,35 @@ impl Camera {
             if self.shutdown.load(Ordering::Relaxed) {
                 return End::Shutdown;
             }
-            if self.pace == Pace::OnDemand
-                && !self.hub.wait_taken(self.index, Duration::from_millis(100))
+            if !*got_frames {
+                self.check_loss(loss);
+            }
+            if self.pace.on_demand() && !self.hub.wait_taken(self.index, Duration::from_millis(100))
             {
                 last_frame = Instant::now();
                 continue;
             }
             if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
                 last_frame = Instant::now();
-                match Frame::new(self.index, sample, now_ms()) {
+                let (captured_ms, mono_ms) = match self.pace {
+                    Pace::Recording { start_ms } => {
+                        let pts = sample.buffer().and_then(|b| b.pts()).map_or(0, |t| t.mseconds());
+                        (start_ms + pts as i64, pts as i64)
+                    }
+                    Pace::Live | Pace::OnDemand => (now_ms(), mono_now_ms()),
+                };
+                match Frame::new(self.index, sample, captured_ms, mono_ms) {
                     Ok(frame) => {
-                        if !*online {
-                            info!(camera = %self.config.id, "camera {} online: {}x{}", self.config.id, frame.width(), frame.height());
+                        if !*got_frames {
+                            info!(
+                                camera = %self.config.id,
+                                "camera {} online: {}x{}",
+                                self.config.id,
+                                frame.width(),
+                                frame.height()
+                            );
                             let _ = self.events.send(CameraEvent::Online { camera: self.index });
-                            *online = true;
+                            self.frames_flow(loss);
                         }
                         *got_frames = true;
                         self.counters.frames.fetch_add(1, Ordering::Relaxed);
@@ -408,6 +530,9 @@ impl Camera {
                 match msg.view() {
                     MessageView::Error(err) => {
                         return End::Lost(format!("stream error: {}", error_text(err)));
+                    }
+                    MessageView::Eos(_) if matches!(self.pace, Pace::Recording { .. }) => {
+                        return End::Finished;
                     }
                     MessageView::Eos(_) if self.pace == Pace::OnDemand => {
                         if let Err(e) = pipeline.seek_simple(

@@ -1,5 +1,8 @@
 //! A decoded camera frame: the GStreamer sample (I420, full resolution) and when it was taken.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
@@ -17,20 +20,38 @@ pub enum FrameError {
     Map(String),
 }
 
+/// Milliseconds on the process's monotonic clock (from its first call): what frame times and
+/// every duration are measured on.
+pub fn mono_now_ms() -> i64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as i64
+}
+
 /// One decoded frame of one camera, kept as the decoder produced it (no copy, no conversion).
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Index of the camera in the configuration.
     pub camera: usize,
-    /// Wall-clock capture time, UTC milliseconds (when the agent received it).
+    /// Wall-clock capture time, UTC milliseconds (when the agent received it): for timestamps
+    /// and schedules only.
     pub captured_ms: i64,
+    /// Monotonic capture time, milliseconds ([`mono_now_ms`], or a recording's own clock): for
+    /// every duration (cadence, dwell, cooldown, an event's end), so a wall clock stepped by NTP
+    /// neither fires nor silences a timer.
+    pub mono_ms: i64,
     sample: gst::Sample,
     info: gst_video::VideoInfo,
 }
 
 impl Frame {
-    /// Wraps an appsink sample whose caps are `video/x-raw,format=I420`.
-    pub fn new(camera: usize, sample: gst::Sample, captured_ms: i64) -> Result<Self, FrameError> {
+    /// Wraps an appsink sample whose caps are `video/x-raw,format=I420`, captured at
+    /// `captured_ms` (wall clock) and `mono_ms` (monotonic clock).
+    pub fn new(
+        camera: usize,
+        sample: gst::Sample,
+        captured_ms: i64,
+        mono_ms: i64,
+    ) -> Result<Self, FrameError> {
         let caps = sample.caps().ok_or_else(|| FrameError::Format("no caps".into()))?;
         let info =
             gst_video::VideoInfo::from_caps(caps).map_err(|e| FrameError::Format(e.to_string()))?;
@@ -40,7 +61,7 @@ impl Frame {
         if sample.buffer().is_none() {
             return Err(FrameError::Format("no buffer".into()));
         }
-        Ok(Self { camera, captured_ms, sample, info })
+        Ok(Self { camera, captured_ms, mono_ms, sample, info })
     }
 
     /// Width in pixels.

@@ -9,7 +9,7 @@ mod yuv;
 
 pub use camera::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, RTSP_LATENCY_MS};
 pub(crate) use camera::{build_pipeline, error_text};
-pub use frame::{Frame, FrameError};
+pub use frame::{Frame, FrameError, mono_now_ms};
 pub use recording::{Recording, RecordingError};
 #[cfg(test)]
 pub(crate) use yuv::tests;

@@ -106,8 +106,13 @@ impl Recording {
         loop {
             // Pull in slices: a decoding error never reaches the appsink, only the bus.
             if let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
-                let frame = Frame::new(0, sample, xueliang_proto::endpoint::now_ms())
-                    .map_err(|e| err(e.to_string()))?;
+                let frame = Frame::new(
+                    0,
+                    sample,
+                    xueliang_proto::endpoint::now_ms(),
+                    super::frame::mono_now_ms(),
+                )
+                .map_err(|e| err(e.to_string()))?;
                 self.frames += 1;
                 return Ok(Some(frame));
             }

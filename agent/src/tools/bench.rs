@@ -219,7 +219,7 @@ impl BenchOptions {
             } else {
                 None
             };
-            slots.push(CameraSlot { interval: Duration::ZERO, gate });
+            slots.push(CameraSlot { interval: Duration::ZERO, gate, on_demand: true });
         }
         Ok((InferenceLoop::new(detector, hub, slots), sources, stop))
     }

@@ -105,8 +105,13 @@ pub fn probe(
                 break;
             }
             if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50)) {
-                let frame = Frame::new(0, sample, xueliang_proto::endpoint::now_ms())
-                    .map_err(|e| stream(e.to_string()))?;
+                let frame = Frame::new(
+                    0,
+                    sample,
+                    xueliang_proto::endpoint::now_ms(),
+                    crate::source::mono_now_ms(),
+                )
+                .map_err(|e| stream(e.to_string()))?;
                 if first.is_none() {
                     first = Some((start.elapsed(), Instant::now()));
                 } else {

@@ -21,6 +21,9 @@ const VELOCITY_TAU_MS: f32 = 300.0;
 /// their velocity is known.
 const CENTRE_GATE: f32 = 1.0;
 
+/// Detection scores a track keeps for its median.
+pub const SCORES_KEPT: usize = 15;
+
 /// Tracker tuning.
 #[derive(Debug, Clone)]
 pub struct TrackerSettings {
@@ -49,13 +52,15 @@ pub struct Track {
     pub class: u16,
     /// Score of the last matched detection.
     pub score: f32,
+    /// Scores of the last matched detections (up to [`SCORES_KEPT`]), oldest first overwritten.
+    scores: [f32; SCORES_KEPT],
     /// Box of the last matched detection.
     pub bbox: BoxN,
     /// Frames matched so far.
     pub hits: u32,
-    /// Time (UTC ms) of the first detection.
+    /// Time (monotonic ms) of the first detection.
     pub first_ms: i64,
-    /// Time (UTC ms) of the last matched detection.
+    /// Time (monotonic ms) of the last matched detection.
     pub last_seen_ms: i64,
     /// Matched in the latest update.
     pub seen_now: bool,
@@ -74,6 +79,7 @@ impl Track {
             id,
             class: d.class,
             score: d.score,
+            scores: [d.score; SCORES_KEPT],
             bbox: d.bbox,
             hits: 1,
             first_ms: t_ms,
@@ -84,6 +90,17 @@ impl Track {
             vy: 0.0,
             velocity_known: false,
         }
+    }
+
+    /// The median score of the track's last detections: one lucky detection does not make an
+    /// object, nor does one weak frame unmake it.
+    pub fn median_score(&self) -> f32 {
+        let n = (self.hits as usize).clamp(1, SCORES_KEPT);
+        let mut s = [0.0f32; SCORES_KEPT];
+        s[..n].copy_from_slice(&self.scores[..n]);
+        let s = &mut s[..n];
+        s.sort_by(f32::total_cmp);
+        if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
     }
 
     /// The box moved to where its centre should be at `t_ms`, size kept.
@@ -118,6 +135,7 @@ impl Track {
             }
         }
         self.score = d.score;
+        self.scores[self.hits as usize % SCORES_KEPT] = d.score;
         self.bbox = d.bbox;
         self.hits = self.hits.saturating_add(1);
         self.last_seen_ms = t_ms;

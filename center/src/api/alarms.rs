@@ -14,7 +14,7 @@ use super::paging::{page_size, query as query_string};
 use super::{ApiError, ApiState, blocking};
 use crate::access::{AuditEntry, Permission, Role};
 use crate::dispatch::{WebhookStatus, dispatch_id};
-use crate::domain::{Action, AlarmRecord, KINDS, SEVERITIES, Status};
+use crate::domain::{Action, AlarmRecord, EventState, KINDS, SEVERITIES, Status};
 use crate::store::{AlarmFilter, Cursor, parse_time};
 
 /// Query of `GET /api/alarms`.
@@ -37,6 +37,8 @@ pub struct AlarmQuery {
     pub status: Option<String>,
     /// Dispatched to this unit (a police station, office or patrol).
     pub unit: Option<String>,
+    /// Whether the event goes on: ongoing or ended.
+    pub state: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1..=500 (default 50).
@@ -116,6 +118,16 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
     };
     known("kind", &q.kind, &KINDS)?;
     known("severity", &q.severity, &SEVERITIES)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some("ongoing") => Some(EventState::Ongoing),
+        Some("ended") => Some(EventState::Ended),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "no state {other:?} (states: ongoing, ended)"
+            )));
+        }
+    };
     Ok(AlarmFilter {
         from_ms: time_bound("from", q.from.as_deref())?,
         to_ms: time_bound("to", q.to.as_deref())?,
@@ -125,6 +137,7 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
         severity: q.severity.clone(),
         status,
         unit,
+        state,
     })
 }
 

@@ -23,6 +23,9 @@ pub struct Stats {
     pub stored: u64,
     /// Redeliveries of stored alarms (receipted again, not stored again) since start.
     pub duplicates: u64,
+    /// Events' updates applied since start.
+    #[serde(default)]
+    pub updates: u64,
     /// Payloads refused and dead-lettered since start.
     pub dead_lettered: u64,
 }
@@ -34,6 +37,7 @@ pub(super) async fn stats(State(state): State<ApiState>, _caller: Caller) -> Jso
         alarms: state.store.len(),
         stored: c.stored.load(Ordering::Relaxed),
         duplicates: c.duplicates.load(Ordering::Relaxed),
+        updates: c.updates.load(Ordering::Relaxed),
         dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
     })
 }
@@ -48,6 +52,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         let mut e = Exposition::default();
         e.single("xl_center_alarms_stored_total", "counter", "New alarms stored since the center started (its rate is the ingest rate).", c.stored.load(Ordering::Relaxed));
         e.single("xl_center_alarms_duplicate_total", "counter", "Redelivered alarms receipted again, not stored again.", c.duplicates.load(Ordering::Relaxed));
+        e.single("xl_center_event_updates_total", "counter", "Events' updates from agents applied since start.", c.updates.load(Ordering::Relaxed));
         e.single("xl_center_dead_letters_total", "counter", "Payloads refused and dead-lettered since start.", c.dead_lettered.load(Ordering::Relaxed));
         e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
         e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);

@@ -1,9 +1,11 @@
-//! An alarm as the center keeps and serves it: what the agent signed for, plus where the case
-//! stands (status, routing, dispatches) and every step taken on it.
+//! An event as the center keeps and serves it: its opening alarm (what the agent signed for),
+//! where the event stands (ongoing or ended, its peak count and duration, from the agent's
+//! updates), where the case stands (status, routing, dispatches) and every step taken on it.
+//! One record per event, however many updates it has.
 
 use serde::{Deserialize, Serialize};
 use xueliang_proto::signing::hex;
-use xueliang_proto::{Alarm, RuleKind, Severity};
+use xueliang_proto::{Alarm, EventUpdate, RuleKind, Severity};
 
 use super::vocabulary::{Action, Status, kind_name, severity_name};
 
@@ -37,6 +39,37 @@ pub struct Step {
     /// Units it was sent to (dispatch and escalation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<String>,
+}
+
+/// Whether an event goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventState {
+    /// Its agent still sees it: updates and an end follow.
+    Ongoing,
+    /// It is over (or was instant, like a line crossed, or came from an agent older than
+    /// events).
+    #[default]
+    Ended,
+}
+
+impl EventState {
+    /// The name the API and filters use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Ongoing => "ongoing",
+            EventState::Ended => "ended",
+        }
+    }
+}
+
+/// What an agent's update did to its event's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The record changed.
+    Changed,
+    /// The update was applied before (or a newer one was): nothing changed.
+    Duplicate,
 }
 
 /// An alarm as stored and served by the API (without its snapshot bytes).
@@ -98,6 +131,27 @@ pub struct AlarmRecord {
     /// Every workflow step, oldest first.
     #[serde(default)]
     pub timeline: Vec<Step>,
+    /// Whether the event goes on.
+    #[serde(default)]
+    pub state: EventState,
+    /// When it ended (the situation last held), UTC ms; none while it goes on.
+    #[serde(default)]
+    pub ended_ms: Option<i64>,
+    /// How long it has lasted (to its end when ended), ms, as the agent measured it.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// The most objects seen at once.
+    #[serde(default)]
+    pub peak_count: u32,
+    /// The agent's last update applied (its sequence number; 0: none yet).
+    #[serde(default)]
+    pub update_seq: u32,
+    /// When the last update was made, UTC ms (0: none yet).
+    #[serde(default)]
+    pub updated_ms: i64,
+    /// Reminders that it still goes on (the rule's `repeat_s`).
+    #[serde(default)]
+    pub reminders: u32,
 }
 
 impl AlarmRecord {
@@ -115,19 +169,7 @@ impl AlarmRecord {
             event_time_ms: a.event_time_ms,
             received_time_ms,
             zone_id: a.zone_id.clone(),
-            detections: a
-                .detections
-                .iter()
-                .map(|d| {
-                    let b = d.r#box.unwrap_or_default();
-                    DetectionRecord {
-                        class: d.class_name.clone(),
-                        score: d.score,
-                        bbox: [b.x1, b.y1, b.x2, b.y2],
-                        track_id: d.track_id,
-                    }
-                })
-                .collect(),
+            detections: detection_records(&a.detections),
             snapshot_bytes: a.snapshot_jpeg.len(),
             snapshot_sha256: hex(&a.snapshot_sha256),
             snapshot_follows: a.snapshot_follows,
@@ -142,8 +184,61 @@ impl AlarmRecord {
             escalated: false,
             snapshot_expired: false,
             timeline: Vec::new(),
+            state: if a.opens_event { EventState::Ongoing } else { EventState::Ended },
+            ended_ms: (!a.opens_event).then_some(a.event_time_ms),
+            duration_ms: 0,
+            peak_count: a.detections.len() as u32,
+            update_seq: 0,
+            updated_ms: 0,
+            reminders: 0,
         }
     }
+
+    /// Applies an update of this event from its agent: once (by its sequence number, never an
+    /// older one over a newer), the peak count only growing, the best view's objects replacing
+    /// the opening ones, the end when it ends. Its picture, if any, is the store's to keep.
+    pub fn apply_update(&mut self, u: &EventUpdate) -> Updated {
+        if u.seq <= self.update_seq || self.state == EventState::Ended && self.update_seq > 0 {
+            return Updated::Duplicate;
+        }
+        self.update_seq = u.seq;
+        self.updated_ms = u.time_ms;
+        self.peak_count = self.peak_count.max(u.peak_count);
+        self.duration_ms = self.duration_ms.max(u.duration_ms);
+        if !u.detections.is_empty() {
+            self.detections = detection_records(&u.detections);
+        }
+        if !u.snapshot_sha256.is_empty() {
+            self.snapshot_sha256 = hex(&u.snapshot_sha256);
+            self.snapshot_bytes = u.snapshot_jpeg.len();
+            self.snapshot_follows = false;
+            self.frame_width = u.frame_width;
+            self.frame_height = u.frame_height;
+        }
+        if u.reminder {
+            self.reminders += 1;
+        }
+        if u.ended {
+            self.state = EventState::Ended;
+            self.ended_ms = Some(u.end_time_ms);
+        }
+        Updated::Changed
+    }
+}
+
+/// Detections in the record's terms.
+fn detection_records(d: &[xueliang_proto::Detection]) -> Vec<DetectionRecord> {
+    d.iter()
+        .map(|d| {
+            let b = d.r#box.unwrap_or_default();
+            DetectionRecord {
+                class: d.class_name.clone(),
+                score: d.score,
+                bbox: [b.x1, b.y1, b.x2, b.y2],
+                track_id: d.track_id,
+            }
+        })
+        .collect()
 }
 
 /// Records for the tests of every folder.
@@ -163,6 +258,32 @@ pub(crate) mod tests {
             snapshot_jpeg: vec![0xff, 0xd8, 0xff, 0xd9].into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn updates_change_one_record_once_in_order_and_end_it() {
+        let opening = Alarm { opens_event: true, ..alarm("e", 1000) };
+        let mut r = AlarmRecord::from_alarm(&opening, 1001);
+        assert_eq!((r.state, r.ended_ms, r.peak_count), (EventState::Ongoing, None, 0));
+        let update = |seq, ended, peak| EventUpdate {
+            event_id: "e".into(),
+            seq,
+            ended,
+            peak_count: peak,
+            duration_ms: 1000 * u64::from(seq),
+            end_time_ms: 9000,
+            ..Default::default()
+        };
+        assert_eq!(r.apply_update(&update(2, false, 3)), Updated::Changed);
+        assert_eq!(r.apply_update(&update(1, false, 5)), Updated::Duplicate, "older");
+        assert_eq!(r.apply_update(&update(2, false, 5)), Updated::Duplicate, "again");
+        assert_eq!(r.peak_count, 3);
+        assert_eq!(r.apply_update(&update(3, true, 2)), Updated::Changed);
+        assert_eq!((r.state, r.ended_ms, r.peak_count, r.duration_ms), (EventState::Ended, Some(9000), 3, 3000));
+        assert_eq!(r.apply_update(&update(4, false, 9)), Updated::Duplicate, "nothing after the end");
+        // An alarm that opens no event (instant, or an older agent's) is ended on arrival.
+        let instant = AlarmRecord::from_alarm(&alarm("x", 5), 6);
+        assert_eq!((instant.state, instant.ended_ms), (EventState::Ended, Some(5)));
     }
 
     /// A stored-alarm record for tests.

@@ -1,5 +1,6 @@
 //! What a batch of publishes becomes, decided without I/O: each publish is an agent's report to
-//! record, a snapshot to attach, a valid alarm (its record routed) to store, something refused
+//! record, a snapshot to attach, a valid alarm (its record routed) to store, a valid update of
+//! an event to apply, something refused
 //! to dead-letter, or nothing to keep; and what is held gets receipted to its agent. The event
 //! loop (`eventloop.rs`) then does the storing, flushing, acknowledging and publishing.
 
@@ -10,11 +11,11 @@ use tracing::warn;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::{Topics, is_valid_agent_id};
 use xueliang_proto::{
-    AgentStatus, Alarm, ConfigAck, Health, Message, Receipt, SCHEMA_VERSION, Snapshot,
+    AgentStatus, Alarm, ConfigAck, EventUpdate, Health, Message, Receipt, SCHEMA_VERSION, Snapshot,
     decode_limited,
 };
 
-use super::validate::{validate, validate_all};
+use super::validate::{validate, validate_all, validate_update};
 use crate::cases::facts;
 use crate::domain::AlarmRecord;
 use crate::fleet::AgentKeys;
@@ -60,6 +61,13 @@ pub(super) enum Item {
         record: Box<AlarmRecord>,
         /// The alarm as received (its snapshot is stored beside the record).
         alarm: Box<Alarm>,
+    },
+    /// A valid update of an event, from `agent`, to apply to the event's record.
+    Update {
+        /// The agent whose topic it came on (and whose key signed it).
+        agent: String,
+        /// The update.
+        update: Box<EventUpdate>,
     },
     /// Refused, for this reason: dead-letter it.
     Refused(String),
@@ -118,6 +126,11 @@ pub(super) fn sort(
                 Ok(snapshot) => Item::Snapshot { agent: agent.to_owned(), snapshot },
                 Err(e) => Item::Refused(e.to_string()),
             }
+        } else if let Some(agent) = topics.agent_of(&p.topic, "event") {
+            match validate_update(topics, keys, &p.topic, &p.payload) {
+                Ok(u) => Item::Update { agent: agent.to_owned(), update: Box::new(u) },
+                Err(reason) => Item::Refused(reason),
+            }
         } else {
             let verdict =
                 verdicts[i].take().unwrap_or_else(|| validate(topics, keys, &p.topic, &p.payload));
@@ -137,8 +150,8 @@ pub(super) fn sort(
     items
 }
 
-/// The receipts of a batch: one per agent, naming every alarm (and following snapshot) of
-/// that agent the store holds, new or seen before.
+/// The receipts of a batch: one per agent, naming every alarm (and following snapshot, and
+/// update) of that agent the store holds, new or seen before.
 #[derive(Debug, Default)]
 pub(super) struct Receipts(BTreeMap<String, Receipt>);
 
@@ -159,6 +172,11 @@ impl Receipts {
     /// The snapshot `agent` sent after its alarm `alarm_id` is stored.
     pub(super) fn snapshot(&mut self, agent: &str, alarm_id: String) {
         self.of(agent).snapshot_alarm_ids.push(alarm_id);
+    }
+
+    /// `agent`'s update `id` is applied.
+    pub(super) fn update(&mut self, agent: &str, id: String) {
+        self.of(agent).update_ids.push(id);
     }
 
     /// Each agent and its receipt, stamped `now_ms` and signed with the center's `key`; a

@@ -10,7 +10,7 @@ use rumqttc::{
 };
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::topics::Topics;
-use xueliang_proto::{CenterStatus, Message, SCHEMA_VERSION};
+use xueliang_proto::{CAPABILITY_EVENTS, CenterStatus, Message, SCHEMA_VERSION};
 use xueliang_service::tls::{TlsError, TlsFiles, client_config};
 
 /// Where the center's MQTT client connects.
@@ -33,6 +33,8 @@ pub(super) fn center_status(online: bool) -> Vec<u8> {
         online,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         time_ms: now_ms(),
+        // Agents send events' updates only to a center that stores them.
+        capabilities: vec![CAPABILITY_EVENTS.into()],
     }
     .encode_to_vec()
 }

@@ -26,7 +26,7 @@ use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::routing::Routing;
-use crate::store::{Attached, DeadLetters, Inserted, Store};
+use crate::store::{Attached, DeadLetters, EventUpdated, Inserted, Store};
 use crate::watched_file::WatchedFile;
 
 /// Counters of what ingest has seen.
@@ -36,6 +36,8 @@ pub struct IngestStats {
     pub stored: AtomicU64,
     /// Redeliveries of stored alarms.
     pub duplicates: AtomicU64,
+    /// Events' updates applied.
+    pub updates: AtomicU64,
     /// Payloads refused (undecodable, invalid, unsigned or forged) and dead-lettered.
     pub dead_lettered: AtomicU64,
 }
@@ -84,7 +86,7 @@ pub async fn run(
 /// center online once every subscription is confirmed (agents publish only then); hands every
 /// publish to the writer.
 struct Subscriber {
-    filters: [String; 5],
+    filters: [String; 6],
     status_topic: String,
     configs: ConfigPush,
     /// Subscriptions confirmed since the last connect.
@@ -148,6 +150,7 @@ async fn poll(
     let mut session = Subscriber {
         filters: [
             t.all_agents("alarm"),
+            t.all_agents("event"),
             t.all_agents("snapshot"),
             t.all_agents("config/ack"),
             t.all_agents("status"),
@@ -249,6 +252,8 @@ async fn write_batches(
         // receipted to its agent.
         let mut receipts = Receipts::default();
         let mut unstored = Vec::new();
+        // Events whose agent's update changed them, as they are now.
+        let mut updated = Vec::new();
         // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
         let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
         let items = sort(&topics, &keys, &routing.current(), &batch, now);
@@ -268,6 +273,26 @@ async fn write_batches(
                     Taken::Failed => unstored.push(i),
                 },
                 Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
+                Item::Update { agent, update } => match store.apply_update(&agent, &update) {
+                    Ok(EventUpdated::Changed(record)) => {
+                        receipts.update(&agent, update.id);
+                        stats.updates.fetch_add(1, Ordering::Relaxed);
+                        updated.push(*record);
+                    }
+                    Ok(EventUpdated::Duplicate) => receipts.update(&agent, update.id),
+                    Ok(EventUpdated::NoEvent) => {
+                        debug!(event = %update.event_id, "an update came before its event's alarm; the agent sends it again");
+                    }
+                    Ok(EventUpdated::Mismatch) => dead_letter(
+                        &p.topic,
+                        &p.payload,
+                        &format!("update of event {:?}: not an event of this agent", update.event_id),
+                    ),
+                    Err(e) => {
+                        warn!(event = %update.event_id, "cannot apply an update: {e}");
+                        unstored.push(i);
+                    }
+                },
             }
         }
         let rows: Vec<(&AlarmRecord, &[u8])> =
@@ -301,6 +326,9 @@ async fn write_batches(
             feed.publish(Change::New, r);
         }
         for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
+            feed.publish(Change::Updated, r);
+        }
+        for r in updated {
             feed.publish(Change::Updated, r);
         }
         for (i, p) in batch.drain(..).enumerate() {

@@ -18,7 +18,8 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
 
-use crate::domain::{AlarmRecord, Status};
+use crate::domain::{AlarmRecord, Status, Updated};
+use xueliang_proto::EventUpdate;
 use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
 
 pub use dead_letters::{DeadLetter, DeadLetters};
@@ -61,6 +62,19 @@ pub enum Attached {
     /// No such alarm is stored (yet): the agent sends it again later.
     NoAlarm,
     /// The picture is not the one the alarm's signature covers.
+    Mismatch,
+}
+
+/// What applying an agent's update of its event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventUpdated {
+    /// The record changed: here it is now.
+    Changed(Box<AlarmRecord>),
+    /// It was applied before (or a newer one was).
+    Duplicate,
+    /// The event's opening alarm is not stored (yet): the agent sends the update again later.
+    NoEvent,
+    /// The event belongs to another agent.
     Mismatch,
 }
 
@@ -242,6 +256,10 @@ impl Store {
             let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
                 return Ok(Attached::NoAlarm);
             };
+            // A better view sent with an update replaced the picture this one was to be.
+            if record.agent_id == agent && record.update_seq > 0 && record.snapshot_sha256 != hash {
+                return Ok(Attached::Duplicate);
+            }
             if record.agent_id != agent
                 || !record.snapshot_follows
                 || record.snapshot_sha256 != hash
@@ -255,6 +273,29 @@ impl Store {
             record.snapshot_bytes = jpeg.len();
             t[ALARMS].insert(key, to_json(&record))?;
             Ok(Attached::New)
+        })
+    }
+
+    /// Applies `agent`'s update of its event to the event's record, its better picture (if any)
+    /// replacing the one stored, in one transaction.
+    pub fn apply_update(&self, agent: &str, u: &EventUpdate) -> Result<EventUpdated, StoreError> {
+        let key = u.event_id.as_bytes();
+        write(&self.trees[..], |t| {
+            let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
+            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+                return Ok(EventUpdated::NoEvent);
+            };
+            if record.agent_id != agent {
+                return Ok(EventUpdated::Mismatch);
+            }
+            if record.apply_update(u) == Updated::Duplicate {
+                return Ok(EventUpdated::Duplicate);
+            }
+            if !u.snapshot_jpeg.is_empty() && !record.snapshot_expired {
+                t[SNAPSHOTS].insert(key, u.snapshot_jpeg.as_ref())?;
+            }
+            t[ALARMS].insert(key, to_json(&record))?;
+            Ok(EventUpdated::Changed(Box::new(record)))
         })
     }
 

@@ -10,7 +10,7 @@ use super::index::{
     ALARMS, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, index_prefix, time_key,
 };
 use super::{Store, StoreError, parse};
-use crate::domain::{AlarmRecord, Status};
+use crate::domain::{AlarmRecord, EventState, Status};
 
 /// Which alarms a query wants; every field set must hold.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,6 +32,8 @@ pub struct AlarmFilter {
     pub status: Option<Status>,
     /// Dispatched to this unit.
     pub unit: Option<String>,
+    /// Whether the event goes on or has ended.
+    pub state: Option<EventState>,
 }
 
 impl AlarmFilter {
@@ -46,6 +48,7 @@ impl AlarmFilter {
             && is(&self.severity, &r.severity)
             && self.status.is_none_or(|s| s == r.status)
             && self.unit.as_ref().is_none_or(|u| r.dispatched_to.contains(u))
+            && self.state.is_none_or(|s| s == r.state)
     }
 
     /// The index to walk and the prefix of its entries.
