@@ -17,8 +17,8 @@ use xueliang_agent::detect::{Detection, nms_classwise};
 use xueliang_agent::detect::{HeadKind, ModelCard};
 use xueliang_agent::detect::{MotionGate, MotionSettings};
 use xueliang_agent::geometry::BoxN;
-use xueliang_agent::rules::{FrameTime, Observation, RuleSet};
 use xueliang_agent::rules::camera_tamper::{TamperDetector, TamperSettings};
+use xueliang_agent::rules::{FrameTime, Observation, RuleSet};
 use xueliang_agent::source::{Yuv, YuvToRgb};
 
 /// A 768×576 frame (vtest.avi's size) with texture, so no branch is predictable by accident.

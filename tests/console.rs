@@ -3,14 +3,24 @@
 //! MQTT broker. A duty officer logs in (after a wrong password), sees a new alarm arrive live,
 //! opens it by keyboard and by mouse, acknowledges and dispatches it; a police station's user on
 //! a phone-sized screen receives it, goes on scene and closes it with feedback, which the duty
-//! officer's open page shows without a reload; every control is reachable with Tab, every
-//! picture has a text alternative, and the language toggles. Screenshots are left in
-//! `target/console-screenshots/`.
+//! officer's open page shows without a reload. An event opens (one row, 持续中), its agent's
+//! updates change that same row and the open detail in place (peak count, duration, a better
+//! picture; no second row, no second tone, the officer's note and choices kept), its end shows
+//! 已结束 with its duration, and the state filter 持续中/已结束 shows only such events, also as
+//! they end live. Every control is reachable with Tab, every picture has a text alternative,
+//! and the language toggles. Screenshots are left in `target/console-screenshots/`.
 //!
-//! The script asks for alarms on its stdout (`need-alarm ID`): this side seals and publishes it
-//! as agent `village-a` and answers nothing, so the browser can only learn of it live. It ends
-//! with `done`; a `fail: ...` line or a non-zero exit fails this test with the script's stderr.
-//! Needs `scripts/setup.sh` (Debian's `chromium`, `npm ci` in `tests/browser`).
+//! Before the browser starts, `xl-scripted-agent` (agent `village-d`) delivers one event, its
+//! update and its end through the agent's real outbox and publisher, receipted by the center:
+//! the browser finds it already ended.
+//!
+//! The script asks for messages on its stdout: `need-alarm ID` an alarm, `need-event ID PEOPLE`
+//! an alarm opening an event with PEOPLE people, `need-update ID SEQ PEAK DURATION_MS
+//! ongoing|ended [picture] [reminder]` an update of event ID (with a better, 400 px wide
+//! picture; a reminder that it still goes on). This side seals and publishes each as agent
+//! `village-a` and answers nothing, so the browser can only learn of it live. It ends with
+//! `done`; a `fail: ...` line or a non-zero exit fails this test with the script's stderr. Needs
+//! `scripts/setup.sh` (Debian's `chromium`, `npm ci` in `tests/browser`).
 
 mod common;
 
@@ -23,16 +33,20 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
+use xueliang_center::domain::EventState;
 use xueliang_center::running::{BrokerChoice, start};
-use xueliang_proto::{Alarm, Detection, RuleKind, Severity};
+use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity};
 use xueliang_testkit::scenario;
 
 const DUTY_PASSWORD: &str = "duty-officer-password";
 const POLICE_PASSWORD: &str = "police-a-password";
 /// Stored before the browser starts, routed to nobody: the duty officer sees it, station A not.
 const EARLIER_ALARM: &str = "village-b-000";
+/// The scripted agent whose event has ended before the browser starts, and that event's id.
+const SCRIPTED_AGENT: &str = "village-d";
+const ENDED_EVENT: &str = "village-d-cam-0-00000";
 /// The whole test, browser included.
-const DEADLINE: Duration = Duration::from_secs(75);
+const DEADLINE: Duration = Duration::from_secs(90);
 
 const ROUTING: &str = r#"
 [[unit]]
@@ -72,13 +86,36 @@ fn snapshot(width: u32, height: u32) -> Vec<u8> {
     jpeg
 }
 
-/// Seals alarm `id` as `agent` (camera `pond`) and publishes it on the agent's alarm topic.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// `n` people, side by side.
+fn people(n: u32) -> Vec<Detection> {
+    (0..n)
+        .map(|i| Detection {
+            class_name: "person".into(),
+            score: 0.9,
+            r#box: Some(xueliang_proto::Box {
+                x1: 0.1 + 0.08 * i as f32,
+                y1: 0.3,
+                x2: 0.15 + 0.08 * i as f32,
+                y2: 0.7,
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Seals alarm `id` as `agent` (camera `pond`, one person; with `event`, opening an event with
+/// that many people) and publishes it on the agent's alarm topic.
 async fn publish_alarm(
     mqtt: &rumqttc::AsyncClient,
     sealer: &Sealer,
     agent: &str,
     id: &str,
     (w, h): (u32, u32),
+    event: Option<u32>,
 ) {
     let alarm = Alarm {
         id: id.into(),
@@ -87,25 +124,60 @@ async fn publish_alarm(
         rule_id: "pond-intrusion".into(),
         kind: RuleKind::ZoneIntrusion as i32,
         severity: Severity::High as i32,
-        event_time_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
+        event_time_ms: now_ms(),
         zone_id: "reservoir".into(),
-        detections: vec![Detection {
-            class_name: "person".into(),
-            score: 0.9,
-            ..Default::default()
-        }],
+        detections: people(event.unwrap_or(1)),
         snapshot_jpeg: snapshot(w, h).into(),
         frame_width: w,
         frame_height: h,
+        opens_event: event.is_some(),
         ..Default::default()
     };
     let sealed = sealer.seal(alarm, usize::MAX).expect("alarm sealed");
-    mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.alarm)
+    mqtt.publish(format!("xl/v1/{agent}/alarm"), QoS::AtLeastOnce, false, sealed.message)
         .await
         .expect("alarm published");
+}
+
+/// Seals and publishes, as `village-a`, the update the script asked for with
+/// `need-update EVENT SEQ PEAK DURATION_MS ongoing|ended [picture] [reminder]` (`args`: after
+/// `need-update`).
+async fn publish_update(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, args: &str) {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let [event, seq, peak, duration, state, rest @ ..] = words.as_slice() else {
+        panic!("the script asked for a malformed update: need-update {args}");
+    };
+    let (seq, peak): (u32, u32) = (seq.parse().unwrap(), peak.parse().unwrap());
+    let ended = match *state {
+        "ended" => true,
+        "ongoing" => false,
+        other => panic!("need-update: {other:?} is neither ongoing nor ended"),
+    };
+    let picture = rest.contains(&"picture");
+    let reminder = rest.contains(&"reminder");
+    let now = now_ms();
+    let update = EventUpdate {
+        schema_version: SCHEMA_VERSION as i32,
+        id: format!("{event}-u{seq}"),
+        agent_id: "village-a".into(),
+        event_id: (*event).into(),
+        seq,
+        time_ms: now,
+        ended,
+        end_time_ms: if ended { now } else { 0 },
+        duration_ms: duration.parse().unwrap(),
+        peak_count: peak,
+        detections: people(peak),
+        snapshot_jpeg: if picture { snapshot(400, 300).into() } else { Default::default() },
+        frame_width: if picture { 400 } else { 0 },
+        frame_height: if picture { 300 } else { 0 },
+        reminder,
+        ..Default::default()
+    };
+    let sealed = sealer.seal_update(update).expect("update sealed");
+    mqtt.publish("xl/v1/village-a/event", QoS::AtLeastOnce, false, sealed.message)
+        .await
+        .expect("update published");
 }
 
 /// `tests/browser`, checked ready: node, its modules and the browser.
@@ -138,8 +210,9 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     // The center: one police station and one village patrol for village A's cameras.
     let dir = tempfile::tempdir().unwrap();
     let center_dir = dir.path().join("center");
-    for agent in ["village-a", "village-b"] {
-        scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
+    let mut center_key = String::new();
+    for agent in ["village-a", "village-b", SCRIPTED_AGENT] {
+        center_key = scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
     }
     std::fs::write(center_dir.join("routing.toml"), ROUTING).unwrap();
     let users = center_dir.join("users.toml");
@@ -161,12 +234,31 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     let sealer_b = Sealer::open(&dir.path().join("village-b")).unwrap();
 
     // One alarm already there when the duty officer logs in.
-    publish_alarm(&mqtt, &sealer_b, "village-b", EARLIER_ALARM, (160, 120)).await;
+    publish_alarm(&mqtt, &sealer_b, "village-b", EARLIER_ALARM, (160, 120), None).await;
     let t0 = Instant::now();
     while center.store.is_empty() {
         assert!(t0.elapsed() < Duration::from_secs(10), "{EARLIER_ALARM} stored within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // And one event, opened, updated and ended by a real agent's delivery (outbox, publisher,
+    // receipts naming its updates: it exits only once nothing waits in its outbox).
+    let mut scripted = common::start_scripted_agent_with(
+        dir.path(),
+        SCRIPTED_AGENT,
+        &format!("mqtt://{}", center.mqtt_addr),
+        &center_key,
+        "",
+        1,
+        &["--snapshot-bytes", "2000", "--event-updates", "2", "--update-interval-ms", "500"],
+    );
+    common::wait_delivered(dir.path(), &mut scripted, SCRIPTED_AGENT).await;
+    let ended = center.store.get(ENDED_EVENT).unwrap().expect("the scripted agent's event stored");
+    assert_eq!(
+        (ended.state, ended.update_seq, ended.peak_count, ended.duration_ms, ended.snapshot_bytes),
+        (EventState::Ended, 2, 3, 1000, 2000),
+        "the scripted agent's event after its update and end: {ended:?}"
+    );
+    assert!(ended.ended_ms.is_some(), "an ended event has its end time: {ended:?}");
 
     let mut child = tokio::process::Command::new("node")
         .arg(browser.join("console.mjs"))
@@ -180,6 +272,7 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         .env("XL_ADMIN_USER", common::TEST_ADMIN.0)
         .env("XL_ADMIN_PASSWORD", common::TEST_ADMIN.1)
         .env("XL_EARLIER_ALARM", EARLIER_ALARM)
+        .env("XL_ENDED_EVENT", ENDED_EVENT)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -217,11 +310,19 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
             };
             if let Some(id) = line.strip_prefix("need-alarm ") {
                 let t = Instant::now();
-                publish_alarm(&mqtt, &sealer_a, "village-a", id.trim(), (320, 240)).await;
+                publish_alarm(&mqtt, &sealer_a, "village-a", id.trim(), (320, 240), None).await;
                 eprintln!(
                     "console: published {id} ({} ms after the request was read)",
                     t.elapsed().as_millis()
                 );
+            } else if let Some(args) = line.strip_prefix("need-event ") {
+                let (id, n) = args.trim().split_once(' ').expect("need-event ID PEOPLE");
+                let n = n.parse().expect("need-event: PEOPLE is a number");
+                publish_alarm(&mqtt, &sealer_a, "village-a", id, (320, 240), Some(n)).await;
+                eprintln!("console: published event {id} with {n} people");
+            } else if let Some(args) = line.strip_prefix("need-update ") {
+                publish_update(&mqtt, &sealer_a, args).await;
+                eprintln!("console: published update {}", args.trim());
             } else if let Some(path) = line.strip_prefix("shot ") {
                 shots_taken.push(path.trim().to_owned());
             } else if let Some(what) = line.strip_prefix("fail: ") {

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::Scenario;
+use xueliang_center::domain::{AlarmRecord, EventState};
 use xueliang_center::running::BrokerChoice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,14 +70,18 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_camera_that_goes_dark_and_returns_raises_offline_and_back_alarms() {
+async fn a_camera_that_goes_dark_and_returns_is_one_offline_event_that_ends() {
     let dir = tempfile::tempdir().unwrap();
     let embedded = BrokerChoice::Embedded {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: None,
         passwords: false,
     };
-    let mut run = Scenario::start(dir.path(), "dark-village", embedded).await;
+    // Offline after 3 s of loss rather than the default minute, to keep the test short.
+    let mut run = Scenario::start_tuned(dir.path(), "dark-village", embedded, "", |c| {
+        c.cameras[0].offline_after_s = 3.0;
+    })
+    .await;
     let http = run.center.http_addr;
     common::wait_for_alarm(http, Duration::from_secs(60)).await.expect("the camera works first");
 
@@ -84,19 +89,31 @@ async fn a_camera_that_goes_dark_and_returns_raises_offline_and_back_alarms() {
     let offline =
         common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_offline")
             .await
-            .expect("a camera_offline alarm within 30 s");
+            .expect("a camera_offline event within 30 s");
     assert_eq!(
         (offline.camera_id.as_str(), offline.rule_id.as_str()),
         ("campus-walkway", "camera-offline")
     );
-    assert_eq!(offline.severity, "high");
+    assert_eq!((offline.severity.as_str(), offline.state), ("high", EventState::Ongoing));
 
+    // Its return ends the offline event: one record, ended, not a second alarm.
     run.restore_camera();
-    let back =
-        common::wait_for_alarm_where(http, Duration::from_secs(30), |a| a.kind == "camera_back")
-            .await
-            .expect("a camera_back alarm within 30 s of the camera's return");
-    assert_eq!(back.camera_id, "campus-walkway");
-    assert!(back.event_time_ms > offline.event_time_ms);
+    let api = common::Api::admin(http).await;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let r: AlarmRecord =
+                serde_json::from_value(api.json(&format!("/api/alarms/{}", offline.id)).await)
+                    .unwrap();
+            if r.state == EventState::Ended {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .expect("the offline event ends within 30 s of the camera's return");
+    assert!(ended.ended_ms.is_some_and(|t| t >= offline.event_time_ms), "{ended:?}");
+    let list = api.json("/api/alarms?kind=camera_offline").await;
+    assert_eq!(list["alarms"].as_array().map(Vec::len), Some(1), "{list}");
     run.stop().await;
 }

@@ -11,14 +11,22 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use xueliang_center::running::{BrokerChoice, start};
+use xueliang_center::running::{BrokerChoice, key_path, start};
+use xueliang_proto::enrolment::key_fingerprint;
+use xueliang_proto::signing::SigningKey;
 use xueliang_testkit::rtsp_server::RtspServer;
 use xueliang_testkit::scenario;
 
 /// Runs `xl-agent enroll` and returns its exit code, stdout and stderr.
-fn enroll(center: &str, token: &str, config: &std::path::Path) -> (i32, String, String) {
+fn enroll(
+    center: &str,
+    token: &str,
+    fingerprint: &str,
+    config: &std::path::Path,
+) -> (i32, String, String) {
     let out = Command::new(common::workspace_binary("xl-agent"))
-        .args(["enroll", "--center", center, "--token", token, "--config"])
+        .args(["enroll", "--center", center, "--token", token])
+        .args(["--center-key-fingerprint", fingerprint, "--config"])
         .arg(config)
         .output()
         .unwrap();
@@ -41,6 +49,8 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let api = common::Api::admin(center.http_addr).await;
     let base = format!("http://{}", center.http_addr);
+    let center_key =
+        SigningKey::load_or_create(&key_path(&dir.path().join("center"))).unwrap().public_key();
 
     // The county configures the box before it exists: a camera and a rule.
     let camera = RtspServer::serve_file(&scenario::vtest(), "gate").expect("RTSP server");
@@ -66,7 +76,13 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     };
     let created = create("east-village", 24.0).await;
     let token = created["token"].as_str().unwrap().to_owned();
-    assert_eq!(created["command"], format!("xl-agent enroll --center {base} --token {token}"));
+    let fingerprint = key_fingerprint(&center_key);
+    assert_eq!(
+        created["command"],
+        format!(
+            "xl-agent enroll --center {base} --token {token} --center-key-fingerprint {fingerprint}"
+        )
+    );
     let bad = api
         .post("/api/enrolments")
         .json(&serde_json::json!({ "agent_id": "east/village" }))
@@ -94,7 +110,19 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
         ),
     )
     .unwrap();
-    let (code, out, err) = enroll(&base, &token.to_lowercase(), &config);
+    // A center whose key is not the one the command names is refused, and nothing is written.
+    let other = create("west-village", 1.0).await;
+    let elsewhere = box_dir.join("elsewhere.toml");
+    let (code, _, err) =
+        enroll(&base, other["token"].as_str().unwrap(), "0000-0000-0000-0000", &elsewhere);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("not 0000-0000-0000-0000") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(!elsewhere.exists(), "no config written for a center that is not the county's");
+
+    let (code, out, err) = enroll(&base, &token.to_lowercase(), &fingerprint, &config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("enrolled as east-village"), "{out}");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -158,7 +186,7 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     assert!(!log.contains("pushed config applied"), "{log}");
 
     // A token works once.
-    let (code, _, err) = enroll(&base, &token, &box_dir.join("again.toml"));
+    let (code, _, err) = enroll(&base, &token, &fingerprint, &box_dir.join("again.toml"));
     assert_eq!(code, 1);
     assert!(
         err.contains(
@@ -169,15 +197,18 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     // An expired one.
     let late = create("west-village", 0.0003).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (code, _, err) = enroll(&base, late["token"].as_str().unwrap(), &box_dir.join("late.toml"));
+    let (code, _, err) =
+        enroll(&base, late["token"].as_str().unwrap(), &fingerprint, &box_dir.join("late.toml"));
     assert_eq!(code, 1);
     assert!(err.contains("this enrolment token for west-village expired at "), "{err}");
     assert!(!box_dir.join("late.toml").exists(), "nothing written when refused");
     // A mistyped one, and a center that is not there.
-    let (code, _, err) = enroll(&base, "AAAAA-BBBBB-CCCCC-DDDDD", &box_dir.join("typo.toml"));
+    let (code, _, err) =
+        enroll(&base, "AAAAA-BBBBB-CCCCC-DDDDD", &fingerprint, &box_dir.join("typo.toml"));
     assert_eq!(code, 1);
     assert!(err.contains("this is not an enrolment token of this center"), "{err}");
-    let (code, _, err) = enroll("http://127.0.0.1:1", &token, &box_dir.join("nowhere.toml"));
+    let (code, _, err) =
+        enroll("http://127.0.0.1:1", &token, &fingerprint, &box_dir.join("nowhere.toml"));
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach the center at http://127.0.0.1:1"), "{err}");
 
@@ -190,7 +221,8 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
         .filter(|e| !e["used_ms"].is_null())
         .map(|e| e["agent_id"].clone())
         .collect();
-    assert_eq!(used, [serde_json::json!("east-village")]);
+    // West village's token was spent by the box that then refused its center's fingerprint.
+    assert_eq!(used, [serde_json::json!("west-village"), serde_json::json!("east-village")]);
     let audit = api.json("/api/audit?target=east-village").await.to_string();
     assert!(audit.contains("\"enrol\"") && audit.contains("create_enrolment"), "{audit}");
     shutdown.cancel();

@@ -130,7 +130,7 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     assert!(log.contains("install: installed /usr/bin/xl-agent"), "{log}");
     assert!(
         log.contains("next: enrol this box")
-            && log.contains("xl-agent enroll --center URL --token T"),
+            && log.contains("xl-agent enroll --center URL --token T --center-key-fingerprint F"),
         "{log}"
     );
 
@@ -209,7 +209,7 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
         assert!(config.lines().any(|l| l == line), "the config has the line {line}:\n{config}");
     }
     assert!(
-        config.contains("xl-agent enroll --center URL --token T"),
+        config.contains("xl-agent enroll --center URL --token T --center-key-fingerprint F"),
         "it says how to enrol:\n{config}"
     );
     let placeholder = config
@@ -270,8 +270,10 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let token =
-        resp.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let created = resp.json::<serde_json::Value>().await.unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    // The fingerprint of the center's key, as the command the county shows carries it.
+    let fingerprint = created["command"].as_str().unwrap().rsplit(' ').next().unwrap().to_owned();
     // --data-dir: the root's data directory (on the box it is the config's, /var/lib/xueliang).
     let data_dir = root.join("var/lib/xueliang");
     run(Command::new(common::workspace_binary("xl-agent"))
@@ -281,6 +283,8 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
             &format!("http://{}", center.http_addr),
             "--token",
             &token,
+            "--center-key-fingerprint",
+            &fingerprint,
             "--config",
         ])
         .arg(&config_path)

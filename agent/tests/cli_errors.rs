@@ -23,6 +23,8 @@ fn config(model: &Path, camera_url: &str, mqtt_url: &str) -> String {
 data_dir = "data"
 [mqtt]
 url = "{mqtt_url}"
+# A test box without a center.
+insecure = true
 [model]
 path = "{}"
 card = "{}"

@@ -35,7 +35,7 @@ fn ready_watchdog_pings_and_metrics() {
         &config,
         format!(
             "agent_id = \"service-box\"\ndata_dir = \"data\"\nmetrics_listen = \"127.0.0.1:{port}\"\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n[model]\npath = \"{}\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:1\"\ninsecure = true\n[model]\npath = \"{}\"\n\
              [[cameras]]\nid = \"walkway\"\nurl = \"file://{}\"\n\
              [[lines]]\nid = \"middle\"\ncamera = \"walkway\"\npoints = [[0.45, 0.3], [0.45, 1.0]]\n\
              [[rules]]\nid = \"count\"\nkind = \"line_crossing\"\nline = \"middle\"\n",

@@ -216,15 +216,21 @@ pub async fn start(
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let topics = Topics::new(config.topic_prefix.clone());
-    let (client, eventloop) = ingest::connect(&conn, &topics)?;
+    let announcer = ingest::Announcer::new(center_key.clone());
+    let (client, eventloop) = ingest::connect(&conn, &topics, &announcer)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
         .map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
     let audit = AuditLog::open(&store).map_err(store_err)?;
     let fleet = Fleet::open(&store).map_err(store_err)?;
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
-    let dispatcher =
-        Dispatcher::new(client.clone(), topics.clone(), webhooks.clone(), routing.clone());
+    let dispatcher = Dispatcher::new(
+        client.clone(),
+        topics.clone(),
+        webhooks.clone(),
+        routing.clone(),
+        center_key.clone(),
+    );
     let feed = AlarmFeed::default();
     let cases = Cases {
         store: store.clone(),
@@ -245,6 +251,7 @@ pub async fn start(
         routing,
         fleet: fleet.clone(),
         feed: feed.clone(),
+        announcer,
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
     let background = [

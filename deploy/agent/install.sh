@@ -155,7 +155,7 @@ enrolled=1
 grep -q 'xl-center\.invalid' "$root$config" && enrolled=0
 next_enrol() {
     say "next: enrol this box with the county center (county IT gives the URL and a one-time token):"
-    say "    xl-agent enroll --center URL --token T && systemctl restart xl-agent"
+    say "    xl-agent enroll --center URL --token T --center-key-fingerprint F && systemctl restart xl-agent"
 }
 
 # --- service --------------------------------------------------------------------------------

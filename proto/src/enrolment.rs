@@ -4,6 +4,26 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::signing::{hex, sha256};
+
+/// The fingerprint of a center's public key (base64, as `xl-center key` prints it): the first
+/// 16 hex digits of its SHA-256, in groups of four. The enrolment command the county shows
+/// carries it, and the box refuses a center whose key does not match, before writing anything:
+/// whoever answers on the network in the county's place cannot enrol it.
+pub fn key_fingerprint(center_key: &str) -> String {
+    let digest = hex(&sha256(center_key.trim().as_bytes()));
+    let groups: Vec<&str> = (0..4).map(|g| &digest[4 * g..4 * g + 4]).collect();
+    groups.join("-")
+}
+
+/// Whether `typed` (case and dashes do not matter) is the fingerprint of `center_key`.
+pub fn fingerprint_matches(typed: &str, center_key: &str) -> bool {
+    let norm = |t: &str| -> String {
+        t.chars().filter(char::is_ascii_hexdigit).map(|c| c.to_ascii_lowercase()).collect()
+    };
+    !norm(typed).is_empty() && norm(typed) == norm(&key_fingerprint(center_key))
+}
+
 /// Sent by the box (`xl-agent enroll`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrollRequest {
@@ -39,4 +59,20 @@ pub struct Enrolled {
     /// copy it then receives is already in force, not applied a second time.
     #[serde(default)]
     pub config_message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_is_short_typable_and_tells_keys_apart() {
+        let a = "khtM2NVnebbiD1IHd9xtCBz6HzCr02Qx7vFKjdq2G+k=";
+        let b = "AAAM2NVnebbiD1IHd9xtCBz6HzCr02Qx7vFKjdq2G+k=";
+        let fp = key_fingerprint(a);
+        assert_eq!(fp.len(), 19, "{fp}");
+        assert!(fingerprint_matches(&fp.to_uppercase().replace('-', ""), a));
+        assert!(!fingerprint_matches(&fp, b));
+        assert!(!fingerprint_matches("", a));
+    }
 }

@@ -24,6 +24,10 @@ pub const UPDATE_SIGNATURE_FIELD: u32 = 16;
 pub const RECEIPT_SIGNATURE_FIELD: u32 = 5;
 /// Field number of `AgentConfig.signature`.
 pub const CONFIG_SIGNATURE_FIELD: u32 = 6;
+/// Field number of `CenterStatus.signature`.
+pub const CENTER_STATUS_SIGNATURE_FIELD: u32 = 6;
+/// Field number of `Dispatch.signature`.
+pub const DISPATCH_SIGNATURE_FIELD: u32 = 9;
 
 /// Why signing, verifying or a key failed.
 #[derive(Debug, thiserror::Error)]

@@ -140,6 +140,7 @@ fn sample_dispatch() -> Dispatch {
         note: "请派员查看".into(),
         time_ms: 1_763_800_000_500,
         location: "七村水库东岸".into(),
+        signature: Default::default(),
     }
 }
 
@@ -195,8 +196,22 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             version: "0.1.0".into(),
             time_ms: 1_763_800_000_000,
             capabilities: Vec::new(),
+            signature: Default::default(),
         },
     );
+    // Control messages agents and stations act on are signed by the center.
+    check(
+        "center_status_signed",
+        CenterStatus {
+            schema_version: SCHEMA_VERSION as i32,
+            online: false,
+            version: "0.2.0".into(),
+            time_ms: 1_763_800_000_000,
+            capabilities: vec![xueliang_proto::CAPABILITY_EVENTS.into()],
+            signature: vec![0x5a; 64].into(),
+        },
+    );
+    check("dispatch_signed", Dispatch { signature: vec![0xa5; 64].into(), ..sample_dispatch() });
     // Events: an opening alarm, an update that ends its event, a receipt naming the update, and
     // a center that says it takes updates.
     check("alarm_opening_event", Alarm { opens_event: true, ..sample_alarm() });
@@ -213,6 +228,7 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             version: "0.2.0".into(),
             time_ms: 1_763_800_000_000,
             capabilities: vec![xueliang_proto::CAPABILITY_EVENTS.into()],
+            signature: Default::default(),
         },
     );
 }

@@ -1,14 +1,15 @@
 //! `xl-demo`: a real clip through a real agent to the center, on one machine.
 //!
 //! Starts `xl-center` (embedded broker, sled store in a fresh directory), serves `vtest.avi` over
-//! RTSP as a camera, starts `xl-agent` with a zone over the walkway, and prints alarms as the
-//! center stores them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then prints
-//! `demo: N alarms stored` and exits 0 only if N ≥ 1.
+//! RTSP as a camera, starts `xl-agent` with the rules a county would set on such a place (people
+//! on the walkway, someone staying at the meeting point), and prints events as the center
+//! stores, updates and ends them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then
+//! prints `demo: N events stored (X ongoing, Y ended)` and exits 0 only if N ≥ 1.
 
 // The services never unwrap what a user or the network can influence (tests may).
 #![warn(clippy::unwrap_used)]
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +20,23 @@ use clap::Parser;
 use tokio::process::{Child, Command};
 use xueliang_testkit::rtsp_server::RtspServer;
 use xueliang_testkit::scenario;
+
+/// Beside the walkway's intrusion rule: someone staying at the spot where people stop to talk
+/// (the clip's two who stand there ~15 s), as a county watches a bridge or a reservoir steps.
+const DEMO_RULES: &str = r#"
+[[zones]]
+id = "meeting-point"
+camera = "campus-walkway"
+points = [[0.46, 0.38], [0.60, 0.38], [0.60, 0.52], [0.46, 0.52]]
+
+[[rules]]
+id = "meeting-point-loitering"
+kind = "loitering"
+zone = "meeting-point"
+classes = ["person"]
+dwell_s = 10
+severity = "medium"
+"#;
 
 /// The demo users' password (a demo only: a real center has no default password).
 const DEMO_PASSWORD: &str = "xueliang-demo";
@@ -179,6 +197,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<usize> {
+    // Registered before any child starts: a SIGTERM from then on stops the demo cleanly.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let center_bin = sibling_binary("xl-center")?;
     let agent_bin = sibling_binary("xl-agent")?;
     let _tmp;
@@ -216,15 +236,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         .context("`xl-center key` printed no key")?
         .trim_matches('"')
         .to_owned();
-    std::fs::write(
-        &config_path,
-        scenario::agent_toml(
-            "demo-village",
-            &camera_url,
-            &format!("mqtt://127.0.0.1:{mqtt_port}"),
-            &center_key,
-        ),
-    )?;
+    let config = scenario::agent_toml(
+        "demo-village",
+        &camera_url,
+        &format!("mqtt://127.0.0.1:{mqtt_port}"),
+        &center_key,
+    ) + DEMO_RULES;
+    std::fs::write(&config_path, config)?;
     let agent_line = output(&agent_bin, &["key", "--config", &config_arg], "").await?;
     scenario::register_agent(&store_dir.join("agent-keys.toml"), agent_line.trim())?;
 
@@ -291,12 +309,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         None => println!("demo: running until Ctrl-C (or SIGTERM)"),
     }
 
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            _ = xueliang_service::shutdown::signal() => break,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
             _ = tick.tick() => {}
         }
@@ -306,22 +325,24 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         if let Some(status) = center.try_wait()? {
             bail!("xl-center exited ({status}):\n{}", tail(&center_log, 10));
         }
-        print_new_alarms(&client, &api, &mut seen).await;
+        print_events(&client, &api, &mut seen).await;
     }
 
     // Stop the agent first, take the last alarms it sent, then stop the center.
     stop(&mut agent, "agent").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    print_new_alarms(&client, &api, &mut seen).await;
+    print_events(&client, &api, &mut seen).await;
     stop(&mut center, "center").await;
     let n = seen.len();
-    println!("demo: {n} alarms stored");
+    let ongoing = seen.values().filter(|s| s.as_str() == "ongoing").count();
+    println!("demo: {n} events stored ({ongoing} ongoing, {} ended)", n - ongoing);
     drop(camera);
     Ok(n)
 }
 
-/// Asks the center for its newest alarms and prints those not printed yet, oldest first.
-async fn print_new_alarms(client: &reqwest::Client, api: &str, seen: &mut HashSet<String>) {
+/// Asks the center for its newest events and prints those it began, and those that ended,
+/// since the last time, oldest first; `seen` holds each event's state as last printed.
+async fn print_events(client: &reqwest::Client, api: &str, seen: &mut HashMap<String, String>) {
     let Ok(resp) = client.get(format!("{api}/api/alarms?limit=500")).send().await else {
         return;
     };
@@ -331,18 +352,30 @@ async fn print_new_alarms(client: &reqwest::Client, api: &str, seen: &mut HashSe
     let alarms = body["alarms"].as_array().cloned().unwrap_or_default();
     for a in alarms.iter().rev() {
         let id = a["id"].as_str().unwrap_or_default().to_owned();
-        if !seen.insert(id.clone()) {
-            continue;
+        let state = a["state"].as_str().unwrap_or("ended").to_owned();
+        let before = seen.insert(id.clone(), state.clone());
+        if before.is_none() {
+            println!(
+                "event {id}  {}/{}  {} ({})  {} object(s)  snapshot {} KB  {api}/api/alarms/{id}/snapshot",
+                a["agent_id"].as_str().unwrap_or_default(),
+                a["camera_id"].as_str().unwrap_or_default(),
+                a["kind"].as_str().unwrap_or_default(),
+                a["severity"].as_str().unwrap_or_default(),
+                a["detections"].as_array().map_or(0, Vec::len),
+                a["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
+            );
         }
-        println!(
-            "alarm {id}  {}/{}  {} ({})  {} object(s)  snapshot {} KB  {api}/api/alarms/{id}/snapshot",
-            a["agent_id"].as_str().unwrap_or_default(),
-            a["camera_id"].as_str().unwrap_or_default(),
-            a["kind"].as_str().unwrap_or_default(),
-            a["severity"].as_str().unwrap_or_default(),
-            a["detections"].as_array().map_or(0, Vec::len),
-            a["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
-        );
+        if state == "ended"
+            && before.as_deref() != Some("ended")
+            && a["update_seq"].as_u64() > Some(0)
+        {
+            println!(
+                "ended {id}  {}  after {} s, at most {} object(s)",
+                a["kind"].as_str().unwrap_or_default(),
+                a["duration_ms"].as_u64().unwrap_or(0) / 1000,
+                a["peak_count"].as_u64().unwrap_or(0),
+            );
+        }
     }
 }
 

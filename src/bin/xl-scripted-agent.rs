@@ -3,7 +3,14 @@
 //! tests.
 //! Alarm `i` is always the same (id `{agent}-{camera}-{i:05}`, cameras in turn), so a test
 //! knows exactly what the center must end up holding, however often this process is killed:
-//! after a restart it goes on from the first alarm not yet in the outbox.
+//! after a restart it goes on from the first message not yet in the outbox (`replay-next` in
+//! the data directory counts the messages raised: without events, the alarms).
+//!
+//! With `--event-updates N` every alarm opens an event instead, and `N` signed `EventUpdate`s
+//! follow it, `--update-interval-ms` apart, through the same outbox (sent on the event topic,
+//! kept until a receipt names them in `update_ids`): update `j` (id `{alarm}-u{j}`, seq `j`)
+//! has `j + 1` people at its peak and lasted `j` intervals; update 1 brings a better picture;
+//! update `N` ends the event.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +24,7 @@ use xueliang_agent::delivery::Outbox;
 use xueliang_agent::delivery::{Links, Publisher};
 use xueliang_agent::evidence::Sealer;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, RuleKind, SCHEMA_VERSION, Severity};
+use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity};
 
 #[derive(Parser)]
 #[command(
@@ -43,14 +50,90 @@ struct Args {
     /// Exit once every alarm is raised and receipted (the outbox is empty).
     #[arg(long)]
     exit_when_delivered: bool,
+    /// Updates of each alarm's event, the last one its end; 0: alarms open no event.
+    #[arg(long, default_value_t = 0)]
+    event_updates: u32,
+    /// Milliseconds from an event's alarm to its first update, and between its updates.
+    #[arg(long, default_value_t = 1000)]
+    update_interval_ms: u64,
 }
 
-/// Alarm `i` of `agent`'s sequence.
-fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize) -> Alarm {
+/// What the sequence raises next: alarm `i`, or update `j` (1-based) of alarm `i`'s event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Alarm(u32),
+    Update(u32, u32),
+}
+
+/// The whole sequence in the order it is raised, each step with its time (ms from the start):
+/// alarm `i` at `i / per_second`, its updates each `interval_ms` after the one before. The same
+/// arguments always give the same sequence, so a restarted process goes on where it stopped.
+fn schedule(args: &Args) -> Vec<(u64, Step)> {
+    let mut steps = Vec::new();
+    for i in 0..args.count {
+        let at = (f64::from(i) * 1000.0 / args.per_second) as u64;
+        steps.push((at, Step::Alarm(i)));
+        for j in 1..=args.event_updates {
+            steps.push((at + u64::from(j) * args.update_interval_ms, Step::Update(i, j)));
+        }
+    }
+    steps.sort();
+    steps
+}
+
+/// Person `n` of an event, side by side with the others.
+fn person(n: u32) -> Detection {
+    let x = 0.1 + 0.15 * (n % 5) as f32;
+    Detection {
+        class_name: "person".into(),
+        score: 0.9,
+        r#box: Some(xueliang_proto::Box { x1: x, y1: 0.3, x2: x + 0.1, y2: 0.7 }),
+        ..Default::default()
+    }
+}
+
+/// The id of alarm `i` of `agent`'s sequence.
+fn alarm_id(agent: &str, i: u32, cameras: u32) -> String {
+    format!("{agent}-cam-{}-{i:05}", i % cameras)
+}
+
+/// Update `j` of the event alarm `i` opened, of `args.event_updates`: the last one ends it.
+fn update(agent: &str, i: u32, j: u32, args: &Args) -> EventUpdate {
+    let alarm_id = alarm_id(agent, i, args.cameras);
+    let now = now_ms();
+    let ended = j == args.event_updates;
+    EventUpdate {
+        schema_version: SCHEMA_VERSION as i32,
+        id: format!("{alarm_id}-u{j}"),
+        agent_id: agent.to_owned(),
+        event_id: alarm_id,
+        seq: j,
+        time_ms: now,
+        ended,
+        end_time_ms: if ended { now } else { 0 },
+        duration_ms: u64::from(j) * args.update_interval_ms,
+        peak_count: j + 1,
+        detections: (0..=j).map(person).collect(),
+        snapshot_jpeg: if j == 1 {
+            (0..args.snapshot_bytes)
+                .map(|b| (b as u32 ^ i ^ 0x5a) as u8)
+                .collect::<Vec<u8>>()
+                .into()
+        } else {
+            Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Alarm `i` of `agent`'s sequence; with `opens_event`, seeing one person.
+fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize, opens_event: bool) -> Alarm {
     let camera = format!("cam-{}", i % cameras);
     Alarm {
+        opens_event,
+        detections: if opens_event { vec![person(0)] } else { Vec::new() },
         schema_version: SCHEMA_VERSION as i32,
-        id: format!("{agent}-{camera}-{i:05}"),
+        id: alarm_id(agent, i, cameras),
         agent_id: agent.to_owned(),
         rule_id: "replay".into(),
         kind: RuleKind::ZoneIntrusion as i32,
@@ -77,8 +160,9 @@ fn main() -> anyhow::Result<()> {
     let outbox = Outbox::open(&config.data_dir.join("outbox"), (&config.outbox).into())?;
     let sealer = Sealer::open(&config.data_dir)?;
     let publisher = Publisher::new(&config.mqtt, &config.agent_id).map_err(anyhow::Error::msg)?;
-    // The next alarm to raise; written after the alarm is in the outbox (an alarm raised again
-    // after a kill between the two is the same alarm: the outbox and the center keep it once).
+    // The next step of the sequence to raise (without events: the next alarm); written after
+    // the step is in the outbox (one raised again after a kill between the two is the same
+    // message: the outbox and the center keep it once).
     let progress = config.data_dir.join("replay-next");
     let first: u32 =
         std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
@@ -94,15 +178,28 @@ fn main() -> anyhow::Result<()> {
         let (_version_tx, config_version) = watch::channel(0);
         let links = Links { wake, health, configs, acks, config_version };
         let publishing = tokio::spawn(publisher.run(outbox.clone(), links, shutdown.clone()));
-        let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.per_second));
-        for i in first..args.count {
-            pace.tick().await;
-            let a = alarm(&config.agent_id, i, args.cameras, args.snapshot_bytes);
-            outbox.push(&sealer.seal(a, config.snapshot.send_after_bytes)?)?;
-            std::fs::write(&progress, (i + 1).to_string()).context("cannot record progress")?;
+        let steps = schedule(&args);
+        let first = (first as usize).min(steps.len());
+        let (offset, started) =
+            (steps.get(first).map_or(0, |(at, _)| *at), tokio::time::Instant::now());
+        for (n, (at, step)) in steps.iter().enumerate().skip(first) {
+            tokio::time::sleep_until(started + Duration::from_millis(at - offset)).await;
+            let sealed = match *step {
+                Step::Alarm(i) => {
+                    let opens = args.event_updates > 0;
+                    let a = alarm(&config.agent_id, i, args.cameras, args.snapshot_bytes, opens);
+                    sealer.seal(a, config.snapshot.send_after_bytes)?
+                }
+                Step::Update(i, j) => sealer.seal_update(update(&config.agent_id, i, j, &args))?,
+            };
+            outbox.push(&sealed)?;
+            std::fs::write(&progress, (n + 1).to_string()).context("cannot record progress")?;
             let _ = wake_tx.try_send(());
         }
-        eprintln!("xl-scripted-agent: all {} alarms raised", args.count);
+        eprintln!(
+            "xl-scripted-agent: all {} alarms raised ({} updates each)",
+            args.count, args.event_updates
+        );
         if args.exit_when_delivered {
             while !outbox.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,14 +2,20 @@
 // Run by tests/console.rs, which starts the center and answers this script's requests:
 //
 //   stdout, one line each:  need-alarm ID   publish alarm ID now (as agent village-a)
+//                           need-event ID PEOPLE
+//                                           publish alarm ID opening an event, PEOPLE people seen
+//                           need-update ID SEQ PEAK DURATION_MS ongoing|ended [picture] [reminder]
+//                                           publish update SEQ of event ID (with a better,
+//                                           400 px wide picture; as a reminder)
 //                           shot PATH       a screenshot was written
 //                           fail: WHY       the test failed (what a user would see)
 //                           done            every check passed
 //                           anything else   progress, printed by the Rust side
 //   environment:            XL_URL, XL_SHOTS, XL_DUTY_USER, XL_DUTY_PASSWORD, XL_POLICE_USER,
 //                           XL_POLICE_PASSWORD, XL_ADMIN_USER, XL_ADMIN_PASSWORD, XL_EARLIER_ALARM
-//                           (stored before login, routed to nobody), XL_CHROMIUM (default
-//                           /usr/bin/chromium)
+//                           (stored before login, routed to nobody), XL_ENDED_EVENT (an event
+//                           opened, updated and ended before login, 3 people at most, lasting 1 s),
+//                           XL_CHROMIUM (default /usr/bin/chromium)
 //
 // By hand, against a center you started: XL_URL=http://127.0.0.1:8080 ... node console.mjs
 // (it then waits for someone to publish the alarms it asks for).
@@ -41,16 +47,20 @@ const SHOTS = env('XL_SHOTS');
 const DUTY = { user: env('XL_DUTY_USER'), password: env('XL_DUTY_PASSWORD') };
 const POLICE = { user: env('XL_POLICE_USER'), password: env('XL_POLICE_PASSWORD') };
 const EARLIER = env('XL_EARLIER_ALARM', 'village-b-000');
+const ENDED = env('XL_ENDED_EVENT', 'village-d-cam-0-00000');
 const CHROMIUM = env('XL_CHROMIUM', '/usr/bin/chromium');
 /** The alarm this script asks for; tests/console.rs publishes it for agent village-a. */
 const ALARM = 'village-a-001';
+/** The events this script opens, updates and ends (as agent village-a). */
+const EVENT = 'village-a-evt-1';
+const EVENT2 = 'village-a-evt-2';
 /** The snapshots' widths (tests/console.rs): they tell which alarm a picture is. */
-const WIDTH = { [ALARM]: 320, [EARLIER]: 160 };
+const WIDTH = { [ALARM]: 320, [EARLIER]: 160, [EVENT]: 320, better: 400 };
 /** routing.toml's name of village A's cameras' place. */
 const PLACE = 'A村水库';
 const FEEDBACK = '已到场，系村民钓鱼，已劝离水库';
 /** This script gives up (and says where it was) before tests/console.rs does. */
-const OWN_DEADLINE_MS = 70_000;
+const OWN_DEADLINE_MS = 85_000;
 
 let stage = 'starting';
 const pages = {}; // name → page, for screenshots when a check fails
@@ -357,7 +367,11 @@ async function main(browser) {
   if (!(await inspect(duty, '#detail'))?.text.includes(FEEDBACK)) fail(`the duty officer's detail pane does not show the station's feedback "${FEEDBACK}"`);
   if (!(await duty.evaluate(() => window.xlNotReloaded))) fail("the duty officer's page reloaded");
 
-  // 6. Keyboard and pictures, in the alarms view (detail open) and the fleet view.
+  // 6. An event: it opens, its updates change its one row in place, it ends; the state filter.
+  await eventLifecycle(duty);
+  await stateFilter(duty);
+
+  // 7. Keyboard and pictures, in the alarms view (detail open) and the fleet view.
   stage = 'checking keyboard access';
   await checkKeyboardAndPictures(duty, 'alarms view');
   await duty.click('a[href="#fleet"]');
@@ -370,7 +384,7 @@ async function main(browser) {
   await duty.click('a[href="#alarms"]');
   await waitShown(duty, '#alarm-list', 5000, 'the alarms link does not bring the alarm list back');
 
-  // 7. The language toggle (#lang, in the header), and the login page in the language chosen.
+  // 8. The language toggle (#lang, in the header), and the login page in the language chosen.
   stage = 'switching the language';
   await duty.click('#lang');
   await until(3000, 'after pressing #lang, the page is not in English', async () => {
@@ -379,6 +393,8 @@ async function main(browser) {
   });
   await waitText(duty, '#logout', 'Log out', 3000, 'after switching to English, the log-out button does not say "Log out"');
   await waitText(duty, 'a[href="#alarms"]', 'Alarms', 3000, 'after switching to English, the alarms link does not say "Alarms"');
+  await waitText(duty, `tr[data-alarm-id="${EVENT}"] .event-state`, 'Ended', 3000, `after switching to English, the row of event ${EVENT} does not say "Ended"`);
+  await waitText(duty, `tr[data-alarm-id="${EVENT}"] .event-duration`, '2 min 10 s', 3000, `after switching to English, the row of event ${EVENT} does not give its duration as "2 min 10 s"`);
   await screenshot(duty, 'english.png');
 
   stage = 'logging out';
@@ -390,7 +406,7 @@ async function main(browser) {
   const lang = await duty.evaluate(() => document.documentElement.lang);
   if (lang !== 'en') fail(`after logging out in English, the login page is in "${lang}"`);
 
-  // 8. An administrator enrols a new box from the fleet page, in Chinese.
+  // 9. An administrator enrols a new box from the fleet page, in Chinese.
   stage = 'creating an enrolment token as the administrator';
   const office = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
   const admin = await open(office, 'admin');
@@ -404,12 +420,161 @@ async function main(browser) {
   const token = (await admin.textContent('#enrol-token')).trim();
   if (!/^[A-Z2-9]{5}(-[A-Z2-9]{5}){3}$/.test(token)) fail(`the token shown is not 4 groups of 5 letters and digits: "${token}"`);
   const command = (await admin.textContent('#enrol-command')).trim();
-  if (!command.startsWith('xl-agent enroll --center http') || !command.endsWith(`--token ${token}`)) fail(`the command shown is not the enrol command with the token: "${command}"`);
+  if (!command.startsWith('xl-agent enroll --center http') || !/ --token [A-Z2-9-]+ --center-key-fingerprint [0-9a-f]{4}(-[0-9a-f]{4}){3}$/.test(command) || !command.includes(`--token ${token} `)) fail(`the command shown is not the enrol command with the token and the center key's fingerprint: "${command}"`);
   say(`enrolment-token ${token}`);
   await screenshot(admin, 'enrol.png');
 
   if (pageErrors.length) fail(`the console threw in the browser: ${pageErrors.join('; ')}`);
   if (assetErrors.length) fail(`the console's files failed to load: ${assetErrors.join('; ')}`);
+}
+
+// --- events ----------------------------------------------------------------------------------
+
+/** What the row of alarm `id` shows of its event, and how many rows the list has for it. */
+async function eventRow(page, id) {
+  return page.evaluate((id) => {
+    const rows = document.querySelectorAll(`#alarm-list tbody tr[data-alarm-id="${CSS.escape(id)}"]`);
+    const row = rows[0];
+    const text = (sel) => row?.querySelector(sel)?.textContent.trim() ?? null;
+    return {
+      rows: rows.length,
+      state: text('.event-state'),
+      duration: text('.event-duration'),
+      peak: text('.event-peak'),
+      reminder: text('.event-reminder'),
+      selected: row?.getAttribute('aria-selected') ?? null,
+      index: row ? [...row.parentElement.children].indexOf(row) : -1,
+      same: row?.xlSameRow === true,
+      shown: row ? row.checkVisibility({ visibilityProperty: true }) : false,
+    };
+  }, id);
+}
+
+/** Waits until the one row of event `id` shows `want` (state, duration, peak; null: none shown). */
+async function waitEventRow(page, id, want, ms, what) {
+  return until(ms, what, async () => {
+    const r = await eventRow(page, id);
+    const ok = r.rows === 1 && r.shown && Object.entries(want).every(([k, v]) => r[k] === v);
+    const seen = r.rows === 1
+      ? `its row says state "${r.state}", duration "${r.duration}", peak "${r.peak}"`
+      : `${r.rows} rows for ${id}`;
+    return { ok, seen, r };
+  });
+}
+
+async function eventLifecycle(duty) {
+  stage = `event ${EVENT} opening`;
+  say(`need-event ${EVENT} 2`);
+  const { r: opened } = await waitEventRow(duty, EVENT, { state: '持续中', duration: null, peak: '最多 2 人', reminder: null }, 5000,
+    `the event ${EVENT} just opened does not show as one row saying 持续中, 最多 2 人, within 5 s`);
+  await duty.click(`tr[data-alarm-id="${EVENT}"]`);
+  await waitPicture(duty, '#detail-snapshot', WIDTH[EVENT], 5000, `after clicking the row of event ${EVENT}, the detail pane does not show its picture`);
+  await until(3000, `the detail pane of ${EVENT} does not say 持续中`, async () => {
+    const e = await inspect(duty, '#detail-event');
+    return { ok: e?.text.includes('持续中') && e.text.includes('最多 2 人'), seen: e ? `#detail-event says "${e.text}"` : 'no #detail-event' };
+  });
+  // The officer is writing a note and has unticked a unit when the agent's update arrives.
+  const NOTE = '正在调取附近监控';
+  await duty.fill('#action-note', NOTE);
+  await duty.uncheck('input[name="unit"][value="patrol-a"]');
+  await duty.focus('#action-note');
+  await duty.evaluate((id) => {
+    document.querySelector(`#alarm-list tr[data-alarm-id="${CSS.escape(id)}"]`).xlSameRow = true;
+    document.querySelector('#announce').textContent = '';
+  }, EVENT);
+  const pictureBefore = await duty.evaluate(() => document.querySelector('#detail-snapshot')?.dataset.sha);
+
+  stage = `event ${EVENT} updated`;
+  say(`need-update ${EVENT} 1 5 65000 ongoing picture reminder`);
+  const { r: updated } = await waitEventRow(duty, EVENT, { state: '持续中', duration: '1分05秒', peak: '最多 5 人', reminder: '仍在持续' }, 5000,
+    `after the agent's update of ${EVENT} (5 people, 65 s, a reminder), its row does not say 持续中 1分05秒 最多 5 人 仍在持续 within 5 s`);
+  await checkInPlace(duty, opened, updated, 'its update');
+  const kept = await duty.evaluate(() => ({
+    note: document.querySelector('#action-note')?.value,
+    focused: document.activeElement?.id,
+    patrol: document.querySelector('input[name="unit"][value="patrol-a"]')?.checked,
+    announced: document.querySelector('#announce').textContent,
+  }));
+  if (kept.note !== NOTE) fail(`the update of ${EVENT} wiped the officer's note (it says "${kept.note}", not "${NOTE}")`);
+  if (kept.focused !== 'action-note') fail(`the update of ${EVENT} took the focus from the note box (it is on "${kept.focused || 'nothing'}")`);
+  if (kept.patrol !== false) fail(`the update of ${EVENT} ticked patrol-a again, which the officer had unticked`);
+  if (kept.announced) fail(`the update of ${EVENT} was announced again like a new alarm: "${kept.announced}"`);
+  await until(3000, `the detail pane of ${EVENT} does not show the update (1分05秒, 最多 5 人)`, async () => {
+    const e = await inspect(duty, '#detail-event');
+    return { ok: e?.text.includes('持续中') && e.text.includes('1分05秒') && e.text.includes('最多 5 人'), seen: e ? `#detail-event says "${e.text}"` : 'no #detail-event' };
+  });
+  await waitPicture(duty, '#detail-snapshot', WIDTH.better, 5000, `the detail pane of ${EVENT} does not show the better picture the update brought`);
+  const pictureAfter = await duty.evaluate(() => document.querySelector('#detail-snapshot')?.dataset.sha);
+  if (pictureAfter === pictureBefore) fail(`the detail pane's picture of ${EVENT} did not change with the update's better one`);
+  await screenshot(duty, 'event-ongoing.png');
+
+  stage = `event ${EVENT} ending`;
+  say(`need-update ${EVENT} 2 5 130500 ended`);
+  const { r: ended } = await waitEventRow(duty, EVENT, { state: '已结束', duration: '2分10秒', peak: '最多 5 人', reminder: null }, 5000,
+    `after the end of ${EVENT} (lasting 130.5 s), its row does not say 已结束 2分10秒 最多 5 人 (and no longer 仍在持续) within 5 s`);
+  await checkInPlace(duty, opened, ended, 'its end');
+  await until(3000, `the detail pane of ${EVENT} does not say 已结束 2分10秒 with its end time`, async () => {
+    const e = await inspect(duty, '#detail-event');
+    return { ok: e?.text.includes('已结束') && e.text.includes('2分10秒') && e.text.includes('结束于') && !e.text.includes('仍在持续'), seen: e ? `#detail-event says "${e.text}"` : 'no #detail-event' };
+  });
+  const announced = await duty.evaluate(() => document.querySelector('#announce').textContent);
+  if (announced) fail(`the end of ${EVENT} was announced like a new alarm: "${announced}"`);
+  await screenshot(duty, 'event-ended.png');
+}
+
+/** The row after an update is the row before it, where it was, still selected. */
+async function checkInPlace(duty, before, after, what) {
+  if (after.rows !== 1) fail(`after ${what}, the list has ${after.rows} rows for ${EVENT}, not one`);
+  if (!after.same) fail(`after ${what}, the row of ${EVENT} was replaced, not updated in place`);
+  if (after.index !== before.index) fail(`after ${what}, the row of ${EVENT} moved from place ${before.index + 1} to ${after.index + 1}`);
+  if (after.selected !== 'true') fail(`after ${what}, the row of ${EVENT} is no longer selected (aria-selected="${after.selected}")`);
+}
+
+/** Applies the state filter (全部 "", 持续中 ongoing, 已结束 ended) and waits for the list. */
+async function filterState(duty, value) {
+  const asked = duty.waitForRequest((r) => {
+    const u = new URL(r.url());
+    return u.pathname === '/api/alarms' && (u.searchParams.get('state') ?? '') === value && !u.searchParams.has('cursor');
+  }, { timeout: 5000 }).catch(() => null);
+  await duty.selectOption('#filter-state', value);
+  await duty.click('#filters button[type="submit"]');
+  if (!(await asked)) fail(`choosing ${value || 'all'} in the state filter (#filter-state) and pressing 筛选 asked the center for no /api/alarms?state=${value}`);
+}
+
+async function expectRows(duty, shown, hidden, ms, what) {
+  await until(ms, what, async () => {
+    const present = await duty.evaluate((ids) => ids.filter((id) => {
+      const row = document.querySelector(`#alarm-list tbody tr[data-alarm-id="${CSS.escape(id)}"]`);
+      return row && row.checkVisibility({ visibilityProperty: true });
+    }), [...shown, ...hidden]);
+    const missing = shown.filter((id) => !present.includes(id));
+    const extra = hidden.filter((id) => present.includes(id));
+    return { ok: !missing.length && !extra.length, seen: `${missing.length ? `missing ${missing.join(', ')}` : ''}${extra.length ? ` listed ${extra.join(', ')}` : ''}`.trim() };
+  });
+}
+
+async function stateFilter(duty) {
+  stage = 'filtering events by state';
+  const labels = await duty.evaluate(() => [...document.querySelectorAll('#filter-state option')].map((o) => `${o.value}=${o.textContent}`));
+  if (labels.join(',') !== '=全部,ongoing=持续中,ended=已结束') fail(`the state filter offers ${labels.join(', ')}, not 全部, 持续中, 已结束`);
+  await waitEventRow(duty, ENDED, { state: '已结束', duration: '1秒', peak: '最多 3 人' }, 3000,
+    `the event ${ENDED}, ended by its agent before logging in, does not say 已结束 1秒 最多 3 人`);
+  say(`need-event ${EVENT2} 1`);
+  await waitEventRow(duty, EVENT2, { state: '持续中', peak: '最多 1 人' }, 5000, `the second event ${EVENT2} does not show as 持续中 within 5 s`);
+
+  await filterState(duty, 'ongoing');
+  await expectRows(duty, [EVENT2], [EVENT, ENDED, ALARM, EARLIER], 5000, 'with the state filter on 持续中, the list does not show just the ongoing event');
+  await screenshot(duty, 'event-filter.png');
+  // An event that ends while the officer looks at the ongoing ones leaves that list.
+  say(`need-update ${EVENT2} 1 1 3000 ended`);
+  await expectRows(duty, [], [EVENT2], 5000, `with the state filter on 持续中, ${EVENT2} stays in the list after it ended`);
+
+  await filterState(duty, 'ended');
+  await expectRows(duty, [EVENT, EVENT2, ENDED], [], 5000, 'with the state filter on 已结束, the ended events are not all listed');
+  await waitEventRow(duty, EVENT2, { state: '已结束', duration: '3秒' }, 3000, `with the state filter on 已结束, ${EVENT2} does not say 已结束 3秒`);
+
+  await filterState(duty, '');
+  await expectRows(duty, [EVENT, EVENT2, ENDED, ALARM, EARLIER], [], 5000, 'with the state filter back on 全部, not every alarm is listed');
 }
 
 /** What the detail pane says for each status, in Chinese. */

@@ -37,21 +37,33 @@ impl Scenario {
 
     /// [`Scenario::start`] with `extra` TOML appended to the agent's config.
     pub async fn start_with(dir: &Path, agent_id: &str, broker: BrokerChoice, extra: &str) -> Self {
+        Self::start_tuned(dir, agent_id, broker, extra, |_| {}).await
+    }
+
+    /// [`Scenario::start_with`], the agent's config then changed by `tune`.
+    pub async fn start_tuned(
+        dir: &Path,
+        agent_id: &str,
+        broker: BrokerChoice,
+        extra: &str,
+        tune: impl FnOnce(&mut AgentConfig),
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let center_key = prepare_keys(dir, agent_id);
         let center =
             start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
         let camera =
             RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
-        let agent = start_agent(
+        let toml = scenario::agent_toml(
             agent_id,
             &camera.url("campus-walkway"),
             &format!("mqtt://{}", center.mqtt_addr),
             &center_key,
-            extra,
-            dir,
-            shutdown.clone(),
-        );
+        ) + extra;
+        let mut config =
+            AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
+        tune(&mut config);
+        let agent = run_agent(config, shutdown.clone());
         let camera_port = camera.port();
         Self { center, camera: Some(camera), camera_port, agent, shutdown }
     }
@@ -167,6 +179,11 @@ pub fn start_agent(
     let toml = scenario::agent_toml(agent_id, camera_url, mqtt_url, center_key) + extra;
     let config =
         AgentConfig::parse(&toml, &dir.join("agent.toml")).expect("scenario config is valid");
+    run_agent(config, shutdown)
+}
+
+/// Builds the agent of `config` and runs it until `shutdown`.
+fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     let agent = Agent::build(config).expect("agent builds (run `make setup` first)");
     tokio::spawn(async move {
         agent.run(shutdown).await.expect("agent runs");

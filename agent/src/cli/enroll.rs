@@ -15,6 +15,14 @@ pub(super) struct Args {
     /// The enrolment token (XXXXX-XXXXX-XXXXX-XXXXX).
     #[arg(long)]
     token: String,
+    /// The fingerprint of the center's key, from the command the county gives
+    /// (xxxx-xxxx-xxxx-xxxx): a center whose key does not match is refused before anything is
+    /// written.
+    #[arg(long, required_unless_present = "insecure")]
+    center_key_fingerprint: Option<String>,
+    /// For a lab: enrol with whichever center answers, without checking its key.
+    #[arg(long)]
+    insecure: bool,
     /// The config file to write (edited if it exists).
     #[arg(long, short, default_value = "/etc/xueliang/agent.toml")]
     config: PathBuf,
@@ -25,8 +33,11 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> Result<(), Failure> {
-    let Args { center, token, config, data_dir } = args;
-    let options = EnrollOptions { center, token, config, data_dir };
+    let Args { center, token, center_key_fingerprint, insecure, config, data_dir } = args;
+    if insecure {
+        eprintln!("warning: --insecure: this box trusts whichever center answers at {center}");
+    }
+    let options = EnrollOptions { center, token, center_key_fingerprint, config, data_dir };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -48,11 +48,15 @@ pub struct MqttConfig {
     /// either way: an alarm without a receipt is published again and the center stores it once.
     #[serde(default)]
     pub persistent_session: bool,
-    /// The center's public key (`xl-center` prints it at start). With it, receipts and pushed
-    /// configs must carry the center's signature; without it, receipts are trusted as they come
-    /// and pushed configs are refused.
+    /// The center's public key (`xl-center key` prints it; enrolment sets it). Receipts, the
+    /// center's status and pushed configs must carry the center's signature. Required to run,
+    /// unless `insecure`.
     #[serde(default)]
     pub center_key: Option<String>,
+    /// For a lab without a center key: run anyway, trusting unsigned receipts and center
+    /// statuses (anyone on the broker could then stop delivery or fake receipts).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 fn default_health_interval() -> u64 {
@@ -85,6 +89,7 @@ impl Default for MqttConfig {
             health_interval_s: default_health_interval(),
             persistent_session: false,
             center_key: None,
+            insecure: false,
         }
     }
 }

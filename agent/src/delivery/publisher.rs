@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use xueliang_proto::endpoint::BrokerUrl;
-use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::signing::{
+    CENTER_STATUS_SIGNATURE_FIELD, RECEIPT_SIGNATURE_FIELD, VerifyingKey,
+};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, CAPABILITY_EVENTS, CenterStatus, ConfigAck, Health, Message, Receipt,
@@ -114,10 +116,19 @@ impl Publisher {
         let BrokerUrl { host, port, .. } = cfg.broker()?;
         let topics = Topics::new(cfg.topic_prefix.clone());
         let center_key = cfg.center_key()?;
-        if center_key.is_none() {
-            warn!(
-                "mqtt.center_key is not set: receipts are trusted unsigned and pushed configs are refused"
-            );
+        match (&center_key, cfg.insecure) {
+            (None, false) => {
+                return Err(
+                    "mqtt.center_key is not set: set it to the line `xl-center key` prints on \
+                     the center (enrolment writes it), or, in a lab only, set mqtt.insecure = true"
+                        .into(),
+                );
+            }
+            (None, true) => warn!(
+                "mqtt.insecure: no center key, so receipts and the center's status are trusted \
+                 unsigned (anyone on the broker could stop delivery) and pushed configs are refused"
+            ),
+            (Some(_), _) => {}
         }
         let mut opts = mqtt_options(cfg, &format!("xl-agent-{agent_id}"), agent_id)?;
         opts.set_clean_session(!cfg.persistent_session);
@@ -158,6 +169,7 @@ impl Publisher {
             status_topic: status_topic.clone(),
             agent_id: agent_id.clone(),
             center_key,
+            center_run: i64::MIN,
             configs,
             control: control_tx,
             config_version: config_version.clone(),
@@ -233,6 +245,8 @@ struct Connection {
     status_topic: String,
     agent_id: String,
     center_key: Option<VerifyingKey>,
+    /// The start of the latest run of the center heard (its status's time), UTC ms.
+    center_run: i64,
     configs: mpsc::Sender<Vec<u8>>,
     control: mpsc::UnboundedSender<Control>,
     config_version: watch::Receiver<u64>,
@@ -261,12 +275,12 @@ impl Session for Connection {
                 Err(e) => warn!("ignoring a receipt: {e}"),
             }
         } else if p.topic == self.center_topic {
-            match decode_limited::<CenterStatus>(&p.payload) {
+            match read_center_status(&p.payload, self.center_key.as_ref(), &mut self.center_run) {
                 Ok(s) => {
                     let events = s.capabilities.iter().any(|c| c == CAPABILITY_EVENTS);
                     let _ = self.control.send(Control::Center { online: s.online, events });
                 }
-                Err(e) => warn!("ignoring a malformed center status: {e}"),
+                Err(e) => warn!("ignoring a center status: {e}"),
             }
         } else if p.topic == self.config_topic
             // An empty retained message clears the topic: nothing to apply.
@@ -284,6 +298,29 @@ impl Session for Connection {
     fn disconnected(&mut self) {
         let _ = self.control.send(Control::Disconnected);
     }
+}
+
+/// The center's status in `payload`, if it is well-formed, signed by the center (when its key
+/// is known) and from the latest run of the center heard (`latest_run`, which it updates): a
+/// status published by anyone else, or an old one published again, is refused.
+fn read_center_status(
+    payload: &[u8],
+    center_key: Option<&VerifyingKey>,
+    latest_run: &mut i64,
+) -> Result<CenterStatus, String> {
+    if let Some(key) = center_key {
+        key.verify(payload, CENTER_STATUS_SIGNATURE_FIELD, &[], "the center")
+            .map_err(|e| e.to_string())?;
+    }
+    let status = decode_limited::<CenterStatus>(payload).map_err(|e| e.to_string())?;
+    if status.time_ms < *latest_run {
+        return Err(format!(
+            "it is from an earlier run of the center (started {} ms before the latest heard)",
+            *latest_run - status.time_ms
+        ));
+    }
+    *latest_run = status.time_ms;
+    Ok(status)
 }
 
 /// The outbox ids a receipt names (alarms, and snapshots that followed theirs), if it is
@@ -445,5 +482,39 @@ impl Sender {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xueliang_proto::signing::SigningKey;
+
+    #[test]
+    fn only_the_centers_own_status_from_its_latest_run_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let center = SigningKey::load_or_create(&dir.path().join("center.key")).unwrap();
+        let stranger = SigningKey::load_or_create(&dir.path().join("other.key")).unwrap();
+        let key: VerifyingKey = center.public_key().parse().unwrap();
+        let status = |online, run| CenterStatus { online, time_ms: run, ..Default::default() };
+        let signed = |by: &SigningKey, s: CenterStatus| {
+            by.sign(s.encode_to_vec(), CENTER_STATUS_SIGNATURE_FIELD, &[]).unwrap()
+        };
+        let mut latest = i64::MIN;
+        let read =
+            |payload: &[u8], latest: &mut i64| read_center_status(payload, Some(&key), latest);
+
+        assert!(read(&signed(&center, status(true, 2000)), &mut latest).unwrap().online);
+        // The two bytes anyone could publish: unsigned.
+        assert_eq!(read(&[0x10, 0x00], &mut latest).unwrap_err(), "the message is not signed");
+        let forged = read(&signed(&stranger, status(false, 3000)), &mut latest).unwrap_err();
+        assert!(forged.contains("does not verify"), "{forged}");
+        // The last will of an earlier run, published again.
+        let replayed = read(&signed(&center, status(false, 1000)), &mut latest).unwrap_err();
+        assert!(replayed.contains("earlier run"), "{replayed}");
+        // This run's own last will, and then a newer run.
+        assert!(!read(&signed(&center, status(false, 2000)), &mut latest).unwrap().online);
+        assert!(read(&signed(&center, status(true, 5000)), &mut latest).unwrap().online);
+        assert_eq!(latest, 5000);
     }
 }

@@ -147,7 +147,7 @@ pub struct Rule {
 }
 
 /// How long (ms) a lost track's dwell or stillness waits for a new track to take it over.
-const HANDOVER_MS: i64 = 3000;
+const HANDOVER_MS: i64 = 5000;
 
 impl Rule {
     fn fresh_state(cfg: &RuleConfig) -> State {

@@ -221,7 +221,7 @@ fn an_object_counts_on_the_median_of_its_scores_not_one_lucky_frame() {
     // A shape the detector scores 0.55 most frames and 0.95 now and then: never an object.
     let flicker = |k: usize| {
         let mut d = at(PERSON, 0.3, 0.8);
-        d.score = if k % 4 == 0 { 0.95 } else { 0.55 };
+        d.score = if k.is_multiple_of(4) { 0.95 } else { 0.55 };
         vec![d]
     };
     assert!(run(&mut set, 300, NOON, flicker).0.is_empty());

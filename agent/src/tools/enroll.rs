@@ -12,8 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, value};
-use xueliang_proto::enrolment::EnrollRequest;
 pub use xueliang_proto::enrolment::Enrolled;
+use xueliang_proto::enrolment::{EnrollRequest, fingerprint_matches, key_fingerprint};
 
 use crate::config::AgentConfig;
 use crate::delivery::PushedConfigs;
@@ -31,6 +31,18 @@ pub enum EnrollError {
         url: String,
         /// What went wrong.
         error: String,
+    },
+    /// The center that answered is not the one the command names.
+    #[error(
+        "the center at {url} has key fingerprint {found}, not {expected} as the enrolment command says: nothing was written. Check the address (another machine may be answering in the county's place) or ask the county's administrator for the command again"
+    )]
+    WrongCenter {
+        /// The address used.
+        url: String,
+        /// The fingerprint the command gave.
+        expected: String,
+        /// The fingerprint of the key that answered.
+        found: String,
     },
     /// The center refused (a used, expired or mistyped token, …).
     #[error("the center refused the enrolment: {0}")]
@@ -63,6 +75,9 @@ pub struct EnrollOptions {
     pub center: String,
     /// The token from the county's administrator.
     pub token: String,
+    /// The fingerprint of the center's key from the same command; `None` (a lab's
+    /// `--insecure`) trusts whichever center answers.
+    pub center_key_fingerprint: Option<String>,
     /// The config file to write (edited if it exists).
     pub config: PathBuf,
     /// The data directory (for the key); by default the config's, else `/var/lib/xueliang`.
@@ -134,6 +149,15 @@ impl EnrollOptions {
         let enrolled: Enrolled = response.json().await.map_err(|e| {
             unreachable(format!("not an enrolment answer ({e}): is this the center's address?"))
         })?;
+        if let Some(expected) = &self.center_key_fingerprint
+            && !fingerprint_matches(expected, &enrolled.center_key)
+        {
+            return Err(EnrollError::WrongCenter {
+                url: self.center.clone(),
+                expected: expected.clone(),
+                found: key_fingerprint(&enrolled.center_key),
+            });
+        }
 
         doc["agent_id"] = value(enrolled.agent_id.clone());
         doc["center_url"] = value(self.center.trim_end_matches('/').to_owned());

@@ -8,6 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::enrolment::key_fingerprint;
 pub use xueliang_proto::enrolment::{EnrollRequest, Enrolled};
 use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_agent_id;
@@ -96,7 +97,10 @@ pub(super) async fn create(
     )?;
     state.store.flush().await?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("CENTER");
-    let command = format!("xl-agent enroll --center http://{host} --token {token}");
+    let fingerprint = key_fingerprint(&state.enrol.center_key);
+    let command = format!(
+        "xl-agent enroll --center http://{host} --token {token} --center-key-fingerprint {fingerprint}"
+    );
     Ok((
         StatusCode::CREATED,
         Json(EnrolmentCreated {

@@ -1,13 +1,19 @@
 // The duty officers' alarm list and an alarm's detail, with the steps the center allows on it
-// now (from /api/vocabulary: the console keeps no copy of the workflow).
+// now (from /api/vocabulary: the console keeps no copy of the workflow). An event's agent keeps
+// updating its alarm (持续中, then 已结束): such a change redraws its row and the detail where
+// they stand, so the officer keeps the row in view, the focus, the choices and the note.
 
 import { api, loadAlarms, post } from "./api.js";
-import { $, el, snapshot } from "./dom.js";
+import { $, el, eventState, snapshot } from "./dom.js";
 import { fmtTime, label, t } from "./i18n.js";
 import { can, state } from "./state.js";
 
-/** The filters: [query parameter, input type, or the vocabulary list whose names it offers]. */
-const FILTERS = [["from", "datetime-local"], ["to", "datetime-local"], ["camera", "text"], ["kind", "kinds"], ["status", "statuses"], ["severity", "severities"]];
+/** The filters: [query parameter, input type, or the list whose names it offers]. */
+const FILTERS = [["from", "datetime-local"], ["to", "datetime-local"], ["camera", "text"], ["kind", "kinds"], ["status", "statuses"], ["severity", "severities"], ["state", "states"]];
+/** Lists /api/vocabulary has not: the two values of the API's `state=`. */
+const LISTS = { states: ["ongoing", "ended"] };
+/** The event state the list was loaded for: a live change to another state leaves the list. */
+let shownState = "";
 
 function filterQuery() {
   const q = new URLSearchParams({ limit: "100" });
@@ -20,6 +26,13 @@ function filterQuery() {
   return q;
 }
 
+/** Loads the list for the filters as they are now (the first page, or with `more` the next). */
+async function load(more = false) {
+  const q = filterQuery();
+  await loadAlarms(q, more);
+  shownState = q.get("state") || "";
+}
+
 async function loadUnack() {
   if (!can("act_on_alarms")) return;
   const page = await api("/api/alarms?status=new&limit=500");
@@ -27,7 +40,7 @@ async function loadUnack() {
   $("#unack-count").textContent = state.unack.size;
 }
 
-/** After alarm `id` changed (or arrived, `fresh`): the counter, the list and the open detail. */
+/** After alarm `id` changed (or arrived, `fresh`): the counter, its row and the open detail. */
 export function refreshAlarms(id, fresh) {
   $("#unack-count").textContent = state.unack.size;
   if (state.view !== "alarms") return;
@@ -41,38 +54,64 @@ export async function showAlarms() {
       kind === "datetime-local" || kind === "text"
         ? el("input", { id: `filter-${name}`, type: kind })
         : el("select", { id: `filter-${name}` }, el("option", { value: "" }, t("all")),
-            ...state.vocabulary[kind].map((k) => el("option", { value: k }, label(kind, k)))))),
+            ...(state.vocabulary[kind] || LISTS[kind]).map((k) => el("option", { value: k }, label(kind, k)))))),
     el("button", { type: "submit" }, t("apply")));
-  filters.addEventListener("submit", async (ev) => { ev.preventDefault(); await loadAlarms(filterQuery()); renderList(); });
+  filters.addEventListener("submit", async (ev) => { ev.preventDefault(); await load(); renderList(); });
   const table = el("table", { id: "alarm-list" },
-    el("thead", {}, el("tr", {}, ...["time", "camera", "kind", "severity", "status", "location"].map((h) => el("th", { scope: "col" }, t(h))))),
+    el("thead", {}, el("tr", {}, ...["time", "camera", "kind", "severity", "status", "event", "location"].map((h) => el("th", { scope: "col" }, t(h))))),
     el("tbody"));
   $("#main").replaceChildren(el("div", { class: "layout" },
-    el("section", { "aria-label": t("alarms") }, filters, table, el("p", {}, el("button", { id: "more", type: "button", onclick: async () => { await loadAlarms(filterQuery(), true); renderList(); } }, t("more")))),
+    el("section", { "aria-label": t("alarms") }, filters, table, el("p", {}, el("button", { id: "more", type: "button", onclick: async () => { await load(true); renderList(); } }, t("more")))),
     el("section", { id: "detail", class: "panel", "aria-live": "polite" }, el("p", { class: "muted" }, t("noAlarm")))));
-  await Promise.all([loadAlarms(filterQuery()), loadUnack()]);
+  await Promise.all([load(), loadUnack()]);
   renderList();
   if (state.selected) renderDetail(state.selected);
 }
 
+/**
+ * The list in state.order, keyed by alarm: a row already there is filled anew where it stands
+ * (an event's update changes its row, never adds one), so focus and scrolling stay; only new rows
+ * are inserted and rows that left the list removed. `freshId` is highlighted as new.
+ */
 function renderList(freshId = null) {
   const body = $("#alarm-list tbody");
   if (!body) return;
-  body.replaceChildren(...state.order.map((id) => state.alarms.get(id)).filter(Boolean).map((a) => {
-    const open = () => { state.selected = a.id; renderList(); renderDetail(a.id); };
-    return el("tr", {
-      tabindex: 0, "data-alarm-id": a.id, "data-status": a.status, "aria-selected": String(state.selected === a.id),
-      class: a.id === freshId ? "fresh" : null, onclick: open,
-      onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
-    },
-      el("td", {}, fmtTime(a.event_time_ms)),
-      el("td", {}, `${a.agent_id}/${a.camera_id}`),
-      el("td", {}, label("kinds", a.kind)),
-      el("td", { class: `sev-${a.severity}` }, label("severities", a.severity)),
-      el("td", {}, el("span", { class: "status", "data-status": a.status }, label("statuses", a.status))),
-      el("td", {}, a.location || ""));
-  }));
+  const rows = new Map([...body.rows].map((r) => [r.dataset.alarmId, r]));
+  let at = body.firstElementChild;
+  for (const a of state.order.map((id) => state.alarms.get(id))) {
+    if (!a || (shownState && a.state !== shownState)) continue;
+    const tr = rows.get(a.id) || newRow(a.id);
+    rows.delete(a.id);
+    fillRow(tr, a, a.id === freshId);
+    if (tr === at) at = at.nextElementSibling; else body.insertBefore(tr, at);
+  }
+  for (const gone of rows.values()) gone.remove();
   $("#more").hidden = !state.next;
+}
+
+function newRow(id) {
+  const open = () => { state.selected = id; renderList(); renderDetail(id); };
+  const tr = el("tr", {
+    tabindex: 0, "data-alarm-id": id, onclick: open,
+    onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
+    onanimationend: () => tr.classList.remove("fresh"),
+  });
+  return tr;
+}
+
+function fillRow(tr, a, fresh) {
+  tr.dataset.status = a.status;
+  tr.dataset.state = a.state || "";
+  tr.setAttribute("aria-selected", String(state.selected === a.id));
+  if (fresh) tr.classList.add("fresh");
+  tr.replaceChildren(
+    el("td", {}, fmtTime(a.event_time_ms)),
+    el("td", {}, `${a.agent_id}/${a.camera_id}`),
+    el("td", {}, label("kinds", a.kind)),
+    el("td", { class: `sev-${a.severity}` }, label("severities", a.severity)),
+    el("td", {}, el("span", { class: "status", "data-status": a.status }, label("statuses", a.status))),
+    el("td", {}, eventState(a)),
+    el("td", {}, a.location || ""));
 }
 
 function steps(a) {
@@ -85,14 +124,23 @@ async function renderDetail(id) {
   const pane = $("#detail");
   const a = state.alarms.get(id);
   if (!pane || !a) return;
-  // Re-rendered on every change of the alarm: keep what the officer was typing.
-  const typed = $("#action-note")?.value || "";
+  // Re-rendered on every change of the alarm (an event's agent updates it every few seconds):
+  // keep what the officer was typing, the units they chose while the status stands, where the
+  // focus was, and the picture unless a better one came.
+  const same = pane.dataset.alarmId === id;
+  const sameStep = same && pane.dataset.status === a.status;
+  const typed = same ? $("#action-note")?.value || "" : "";
+  const chosen = new Map(sameStep ? [...pane.querySelectorAll('input[name="unit"]')].map((i) => [i.value, i.checked]) : []);
+  const focused = same && pane.contains(document.activeElement) ? document.activeElement : null;
+  const oldPicture = same ? $("#detail-snapshot") : null;
+  pane.dataset.alarmId = id;
+  pane.dataset.status = a.status;
   const note = el("textarea", { id: "action-note", "aria-label": t("note"), placeholder: t("note") }, typed);
   const canAct = can("act_on_alarms");
   const suggested = new Set(a.dispatched_to?.length ? [] : a.routed_to || []);
   const units = el("fieldset", { class: "units" }, el("legend", {}, t("dispatchTo")),
     ...state.units.map((u) => el("label", {}, el("input", {
-      type: "checkbox", name: "unit", value: u.id, checked: suggested.has(u.id), disabled: a.dispatched_to?.includes(u.id),
+      type: "checkbox", name: "unit", value: u.id, checked: chosen.has(u.id) ? chosen.get(u.id) : suggested.has(u.id), disabled: a.dispatched_to?.includes(u.id),
     }), ` ${u.name}`)));
   const act = async (action) => {
     const body = { note: note.value };
@@ -107,20 +155,38 @@ async function renderDetail(id) {
   };
   // The center says which steps this status allows, the usual next one first; none once closed.
   const allowed = state.vocabulary.steps_allowed[a.status] || [];
+  const picture = snapshot(a);
+  const img = picture.querySelector("img");
+  if (img && oldPicture?.dataset.sha === img.dataset.sha) img.replaceWith(oldPicture);
+  const when = a.state === "ended" ? a.ended_ms : a.updated_ms;
   pane.replaceChildren(
     el("h2", {}, `${label("kinds", a.kind)} · ${a.location || a.camera_id}`),
     el("p", {}, el("span", { id: "detail-status", class: "status", "data-status": a.status }, label("statuses", a.status)), " ",
       el("span", { class: `sev-${a.severity}` }, label("severities", a.severity)), " ",
       el("span", { class: "muted" }, `${fmtTime(a.event_time_ms)} · ${a.agent_id}/${a.camera_id} · ${a.detections.length}× ${[...new Set(a.detections.map((d) => d.class))].join(", ")}`)),
-    snapshot(a),
+    a.state ? el("p", { id: "detail-event" }, eventState(a),
+      when ? el("span", { class: "muted" }, ` · ${t(a.state === "ended" ? "endedAt" : "updatedAt")} ${fmtTime(when)}`) : null) : null,
+    picture,
     canAct && allowed.length ? el("div", {}, note, units,
       el("div", { class: "actions" }, ...state.vocabulary.center_steps.map((action) =>
         el("button", { type: "button", "data-action": action, class: action === allowed[0] ? "primary" : null, disabled: !allowed.includes(action), onclick: () => act(action) }, label("actions", action)))),
       el("p", { id: "action-error", class: "error", role: "alert" })) : null,
     el("h3", {}, t("timeline")), steps(a),
     canAct ? el("h3", {}, t("audit")) : null, canAct ? el("ol", { id: "audit", class: "steps" }) : null);
+  if (focused) refocus(pane, focused);
   if (canAct) {
     const trail = await api(`/api/alarms/${encodeURIComponent(id)}/audit`).catch(() => []);
     $("#audit")?.replaceChildren(...trail.map((e) => el("li", {}, `${fmtTime(e.time_ms)} ${e.user} ${e.action}${e.detail ? ": " + e.detail : ""}`)));
   }
+}
+
+/** Puts the focus back on the control in `pane` that stands for `was` (the note, a unit, a step). */
+function refocus(pane, was) {
+  const like = was.id ? `#${CSS.escape(was.id)}`
+    : was.dataset.action ? `button[data-action="${CSS.escape(was.dataset.action)}"]`
+      : was.name === "unit" ? `input[name="unit"][value="${CSS.escape(was.value)}"]` : null;
+  const now = like && pane.querySelector(like);
+  if (!now || now.disabled) return;
+  now.focus({ preventScroll: true });
+  if (now instanceof HTMLTextAreaElement) now.setSelectionRange(was.selectionStart, was.selectionEnd, was.selectionDirection);
 }

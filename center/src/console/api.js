@@ -22,6 +22,11 @@ export async function loadAlarms(query, more = false) {
   if (more && state.next) query.set("cursor", state.next);
   const page = await api(`/api/alarms?${query}`);
   if (!more) { state.order = []; }
-  for (const a of page.alarms) { state.alarms.set(a.id, a); if (!state.order.includes(a.id)) state.order.push(a.id); }
+  for (const a of page.alarms) {
+    // An event's update may have come live while this page was on its way: keep the newer.
+    const known = state.alarms.get(a.id);
+    if (!known || (known.update_seq || 0) <= (a.update_seq || 0)) state.alarms.set(a.id, a);
+    if (!state.order.includes(a.id)) state.order.push(a.id);
+  }
   state.next = page.next_cursor || null;
 }

@@ -1,7 +1,8 @@
-// Building the page: elements, the screen reader's announcements, the new-alarm tone, and an
-// alarm's picture with its text alternative.
+// Building the page: elements, the screen reader's announcements, the new-alarm tone, an
+// alarm's picture with its text alternative, and where its event stands (the list, the detail
+// and the station show it alike).
 
-import { fmtTime, label, t } from "./i18n.js";
+import { fmtDuration, fmtTime, label, t } from "./i18n.js";
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -34,5 +35,26 @@ export function announce(text) { $("#announce").textContent = text; }
 export function snapshot(a) {
   if (!a.snapshot_bytes || a.snapshot_expired) return el("p", { class: "muted" }, t("noSnapshot"));
   const alt = `${t("snapshotOf")}: ${a.location || a.camera_id} ${label("kinds", a.kind)} ${fmtTime(a.event_time_ms)}`;
-  return el("div", { class: "snapshot" }, el("img", { id: "detail-snapshot", src: `/api/alarms/${encodeURIComponent(a.id)}/snapshot`, alt }));
+  // data-sha names the picture: an update with a better one changes it, any other change not.
+  // So does the address: a page shows the picture it already has for an address (the center's
+  // no-store notwithstanding), and the center ignores the query.
+  const sha = a.snapshot_sha256 || "";
+  const src = `/api/alarms/${encodeURIComponent(a.id)}/snapshot${sha ? `?v=${sha.slice(0, 16)}` : ""}`;
+  return el("div", { class: "snapshot" }, el("img", { id: "detail-snapshot", src, alt, "data-sha": `${sha}:${a.snapshot_bytes}` }));
+}
+
+/**
+ * Where the alarm's event stands, from the center's record: 持续中 (ongoing) or 已结束 (ended),
+ * how long it has lasted as its agent last said (duration_ms), the most people or objects seen
+ * at once, and 仍在持续 while it goes on after a reminder.
+ */
+export function eventState(a) {
+  if (!a.state) return null;
+  const people = a.detections?.length > 0 && a.detections.every((d) => d.class === "person");
+  return el("span", { class: "event", "data-state": a.state },
+    el("span", { class: "event-state" }, label("states", a.state)),
+    a.duration_ms > 0 ? [" ", el("span", { class: "event-duration" }, fmtDuration(a.duration_ms))] : null,
+    a.peak_count > 0 ? [" ", el("span", { class: "event-peak" }, t("peak")(a.peak_count, people))] : null,
+    a.state === "ongoing" && a.reminders > 0
+      ? [" ", el("span", { class: "badge event-reminder", title: t("reminders")(a.reminders) }, t("reminder"))] : null);
 }

@@ -1,6 +1,6 @@
-// The console's words in Chinese (first) and English, and times as a Shanghai duty officer
-// reads them. Which kinds, statuses and steps exist is the center's to say (/api/vocabulary);
-// only their names are here.
+// The console's words in Chinese (first) and English, and times and durations as a Shanghai
+// duty officer reads them. Which kinds, statuses and steps exist is the center's to say
+// (/api/vocabulary); only their names are here.
 
 const TEXT = {
   "zh-CN": {
@@ -16,6 +16,9 @@ const TEXT = {
     by: "操作人", enrolTitle: "登记新设备", enrolAgent: "设备编号", enrolHours: "有效时长（小时）",
     enrolCreate: "生成登记码", enrolToken: "登记码", enrolRun: "请安装人员在设备上以 root 身份运行：",
     enrolUntil: "有效期至", enrolOnce: "登记码只能使用一次，且只在此显示一次。",
+    event: "事件", state: "事件状态", peak: (n, people) => `最多 ${n} ${people ? "人" : "个"}`,
+    reminder: "仍在持续", reminders: (n) => `已提醒 ${n} 次`, endedAt: "结束于", updatedAt: "更新于",
+    states: { ongoing: "持续中", ended: "已结束" },
     kinds: { zone_intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowding: "人员聚集",
       vehicle_stopped: "车辆违停", fire_smoke: "烟火", camera_offline: "摄像机离线",
       camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复" },
@@ -40,6 +43,9 @@ const TEXT = {
     enrolHours: "Valid for (hours)", enrolCreate: "Create a token", enrolToken: "Token",
     enrolRun: "On the box, as root, the installer runs:", enrolUntil: "Valid until",
     enrolOnce: "The token works once and is shown only now.",
+    event: "Event", state: "Event state", peak: (n) => `peak ${n}`, reminder: "Still going on",
+    reminders: (n) => `${n} reminder(s)`, endedAt: "ended", updatedAt: "updated",
+    states: { ongoing: "Ongoing", ended: "Ended" },
     kinds: { zone_intrusion: "Zone intrusion", line_crossing: "Line crossing", loitering: "Loitering",
       crowding: "Crowding", vehicle_stopped: "Vehicle stopped", fire_smoke: "Fire/smoke",
       camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back" },
@@ -55,7 +61,7 @@ let lang = localStorage.getItem("xl-lang") || "zh-CN";
 
 /** The console's word for `key` in the current language. */
 export const t = (key) => TEXT[lang][key] ?? key;
-/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses). */
+/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states). */
 export const label = (group, key) => (TEXT[lang][group] || {})[key] || key;
 
 /** Puts the page's fixed texts (data-t) in the current language. */
@@ -79,4 +85,13 @@ export function fmtTime(ms) {
     timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   }).format(new Date(ms));
+}
+
+/** How long an event lasted, as an officer says it: 45秒, 1分05秒, 1小时02分05秒. */
+export function fmtDuration(ms) {
+  const all = Math.floor(Math.max(0, ms || 0) / 1000);
+  const [h, m, s] = [Math.floor(all / 3600), Math.floor(all / 60) % 60, all % 60];
+  const two = (n) => String(n).padStart(2, "0");
+  if (lang === "zh-CN") return h ? `${h}小时${two(m)}分${two(s)}秒` : m ? `${m}分${two(s)}秒` : `${s}秒`;
+  return h ? `${h} h ${two(m)} min ${two(s)} s` : m ? `${m} min ${two(s)} s` : `${s} s`;
 }

@@ -1,8 +1,10 @@
-// A responder unit's dispatches, phone-sized: each alarm dispatched to the unit, and the
-// unit's next steps on it as the center allows them (from /api/vocabulary).
+// A responder unit's dispatches, phone-sized: each alarm dispatched to the unit, whether its
+// event still goes on, and the unit's next steps on it as the center allows them (from
+// /api/vocabulary). Redrawn on every change (an ongoing event changes every few seconds), so
+// the feedback being typed, its focus and the pictures already loaded are kept.
 
 import { loadAlarms, post } from "./api.js";
-import { $, el, snapshot } from "./dom.js";
+import { $, el, eventState, snapshot } from "./dom.js";
 import { fmtTime, label, t } from "./i18n.js";
 import { state } from "./state.js";
 
@@ -17,6 +19,9 @@ export async function showStation() {
     $("#main").replaceChildren(el("section", { class: "station" }, el("h1", {}, t("dispatches")), el("div", { id: "station-list" })));
     await loadAlarms(new URLSearchParams({ limit: "100" }));
   }
+  const pictures = new Map([...document.querySelectorAll("#station-list article[data-alarm-id] img")].map((i) => [i.closest("article").dataset.alarmId, i]));
+  const active = document.activeElement;
+  const typing = active?.name === "feedback" ? { id: active.closest("article")?.dataset.alarmId, from: active.selectionStart, to: active.selectionEnd } : null;
   $("#station-list").replaceChildren(...state.order.map((id) => state.alarms.get(id)).filter(Boolean).map((a) => {
     const done = progressOf(a);
     // The steps allowed next, the usual next one first.
@@ -33,6 +38,7 @@ export async function showStation() {
       el("h2", {}, `${label("kinds", a.kind)} · ${label("severities", a.severity)}`),
       el("p", { class: "location" }, a.location || `${a.agent_id}/${a.camera_id}`),
       el("p", { class: "muted" }, fmtTime(a.event_time_ms)),
+      a.state ? el("p", { class: "event-line" }, eventState(a)) : null,
       snapshot(a),
       el("p", {}, `${t("progress")}: `, el("span", { class: "progress", "data-progress": done }, label("progresses", done))),
       el("ol", { class: "steps" }, ...(a.timeline || []).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
@@ -43,6 +49,12 @@ export async function showStation() {
         disabled: !allowed.includes(action), onclick: () => step(action),
       }, label("actions", action)))),
       el("p", { class: "error", role: "alert" }));
+    // The picture already shown stays (no reload, no flicker) unless an update brought a better one.
+    const img = article.querySelector("img");
+    const shown = pictures.get(a.id);
+    if (img && shown?.dataset.sha === img.dataset.sha) img.replaceWith(shown);
     return article;
   }));
+  const again = typing?.id && $(`article[data-alarm-id="${CSS.escape(typing.id)}"] textarea[name="feedback"]`);
+  if (again) { again.focus({ preventScroll: true }); again.setSelectionRange(typing.from, typing.to); }
 }

@@ -1,5 +1,6 @@
 //! Sending a dispatched alarm to its responder units: a `Dispatch` message on
-//! `{prefix}/dispatch/{unit}` (QoS 1) for the units' own clients, and a JSON POST to the unit's
+//! `{prefix}/dispatch/{unit}` (QoS 1, signed with the center's key: a unit acts only on what
+//! verifies against it) for the units' own clients, and a JSON POST to the unit's
 //! webhook where it has one (queued durably, retried with backoff by `webhooks.rs`).
 
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use rumqttc::{AsyncClient, QoS};
 use serde_json::json;
 use tracing::{info, warn};
+use xueliang_proto::signing::{DISPATCH_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::Topics;
 use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, SCHEMA_VERSION};
 
@@ -59,17 +61,20 @@ pub struct Dispatcher {
     topics: Topics,
     webhooks: Webhooks,
     routing: Arc<WatchedFile<Routing>>,
+    key: Arc<SigningKey>,
 }
 
 impl Dispatcher {
-    /// A dispatcher publishing with `client` and queueing webhooks in `webhooks`.
+    /// A dispatcher publishing with `client`, signing with the center's `key`, and queueing
+    /// webhooks in `webhooks`.
     pub fn new(
         client: AsyncClient,
         topics: Topics,
         webhooks: Webhooks,
         routing: Arc<WatchedFile<Routing>>,
+        key: Arc<SigningKey>,
     ) -> Self {
-        Self { client, topics, webhooks, routing }
+        Self { client, topics, webhooks, routing, key }
     }
 
     /// Sends `record` to each of `units`, as `by` with `note`. Webhook deliveries are queued
@@ -94,18 +99,18 @@ impl Dispatcher {
                 note: note.to_owned(),
                 time_ms: now_ms,
                 location: record.location.clone(),
+                signature: Default::default(),
             };
-            if let Err(e) = self
-                .client
-                .publish(
-                    self.topics.dispatch(unit),
-                    QoS::AtLeastOnce,
-                    false,
-                    message.encode_to_vec(),
-                )
-                .await
-            {
-                warn!(alarm = %record.id, unit = %unit, "cannot publish the dispatch: {e}");
+            match self.key.sign(message.encode_to_vec(), DISPATCH_SIGNATURE_FIELD, &[]) {
+                Ok(payload) => {
+                    let topic = self.topics.dispatch(unit);
+                    if let Err(e) =
+                        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await
+                    {
+                        warn!(alarm = %record.id, unit = %unit, "cannot publish the dispatch: {e}");
+                    }
+                }
+                Err(e) => warn!(alarm = %record.id, unit = %unit, "cannot sign the dispatch: {e}"),
             }
             let Some(u) = routing.unit(unit) else { continue };
             if let Some(url) = &u.webhook {

@@ -198,7 +198,8 @@ impl AlarmRecord {
     /// older one over a newer), the peak count only growing, the best view's objects replacing
     /// the opening ones, the end when it ends. Its picture, if any, is the store's to keep.
     pub fn apply_update(&mut self, u: &EventUpdate) -> Updated {
-        if u.seq <= self.update_seq || self.state == EventState::Ended && self.update_seq > 0 {
+        // An ended event (or an alarm that opened none) takes no update.
+        if u.seq <= self.update_seq || self.state == EventState::Ended {
             return Updated::Duplicate;
         }
         self.update_seq = u.seq;
@@ -279,11 +280,20 @@ pub(crate) mod tests {
         assert_eq!(r.apply_update(&update(2, false, 5)), Updated::Duplicate, "again");
         assert_eq!(r.peak_count, 3);
         assert_eq!(r.apply_update(&update(3, true, 2)), Updated::Changed);
-        assert_eq!((r.state, r.ended_ms, r.peak_count, r.duration_ms), (EventState::Ended, Some(9000), 3, 3000));
-        assert_eq!(r.apply_update(&update(4, false, 9)), Updated::Duplicate, "nothing after the end");
+        assert_eq!(
+            (r.state, r.ended_ms, r.peak_count, r.duration_ms),
+            (EventState::Ended, Some(9000), 3, 3000)
+        );
+        assert_eq!(
+            r.apply_update(&update(4, false, 9)),
+            Updated::Duplicate,
+            "nothing after the end"
+        );
         // An alarm that opens no event (instant, or an older agent's) is ended on arrival.
-        let instant = AlarmRecord::from_alarm(&alarm("x", 5), 6);
+        let mut instant = AlarmRecord::from_alarm(&alarm("x", 5), 6);
         assert_eq!((instant.state, instant.ended_ms), (EventState::Ended, Some(5)));
+        assert_eq!(instant.apply_update(&update(1, false, 9)), Updated::Duplicate, "no event");
+        assert_eq!(instant.peak_count, 0);
     }
 
     /// A stored-alarm record for tests.

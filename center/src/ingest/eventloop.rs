@@ -21,7 +21,7 @@ use xueliang_service::backoff::Backoff;
 use xueliang_service::mqtt::{self, Farewell, Link, Session};
 
 use super::batch::{Item, Receipts, Report, sort};
-use super::connection::{BrokerConnection, center_status};
+use super::connection::{Announcer, BrokerConnection};
 use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
@@ -65,6 +65,8 @@ pub struct Ingest {
     pub fleet: Fleet,
     /// Consoles watching.
     pub feed: AlarmFeed,
+    /// The center's signed status, for this run.
+    pub announcer: Announcer,
 }
 
 /// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and
@@ -83,20 +85,40 @@ pub async fn run(
 }
 
 /// The polling side of ingest's connection: subscribes at every connect and announces the
-/// center online once every subscription is confirmed (agents publish only then); hands every
-/// publish to the writer.
+/// center online once every subscription is confirmed (agents publish only then), and again
+/// whenever another status appears on its topic (forged, replayed, or its own last will from a
+/// lost connection); hands every publish to the writer.
 struct Subscriber {
     filters: [String; 6],
     status_topic: String,
+    announcer: Announcer,
     configs: ConfigPush,
     /// Subscriptions confirmed since the last connect.
     subscribed: usize,
+    /// The online status announced since the last connect, once ingesting.
+    announced: Option<Vec<u8>>,
+    /// When it was last announced again, so two centers on one broker do not flood it.
+    reasserted: Option<std::time::Instant>,
     tx: mpsc::UnboundedSender<Publish>,
+}
+
+impl Subscriber {
+    /// Publishes the online status (retained).
+    fn announce(&mut self, client: &AsyncClient) {
+        let online = self.announcer.status(true);
+        if let Err(e) =
+            client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online.clone())
+        {
+            warn!("cannot announce the center online: {e}");
+        }
+        self.announced = Some(online);
+    }
 }
 
 impl Session for Subscriber {
     fn connected(&mut self, client: &AsyncClient) {
         self.subscribed = 0;
+        self.announced = None;
         for filter in &self.filters {
             if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
                 warn!("cannot subscribe to {filter}: {e}");
@@ -112,17 +134,23 @@ impl Session for Subscriber {
             Packet::SubAck(_) => {
                 self.subscribed += 1;
                 if self.subscribed == self.filters.len() {
-                    let online = center_status(true);
-                    if let Err(e) =
-                        client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online)
-                    {
-                        warn!("cannot announce the center online: {e}");
-                    }
+                    self.announce(client);
                     info!("ingesting: agents may publish");
                 }
             }
             // The writer is gone only when ingest stops.
             Packet::Publish(p) => {
+                let other = p.topic == self.status_topic
+                    && self.announced.as_ref().is_some_and(|own| p.payload != own.as_slice());
+                let quiet = self.reasserted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if other && quiet {
+                    warn!(
+                        topic = %p.topic,
+                        "another center status was published on the center's topic; announcing this center again"
+                    );
+                    self.reasserted = Some(std::time::Instant::now());
+                    self.announce(client);
+                }
                 return self
                     .tx
                     .send(p)
@@ -147,7 +175,11 @@ async fn poll(
 ) {
     let t = &ingest.topics;
     let status_topic = t.center_status();
+    let announcer = ingest.announcer.clone();
     let mut session = Subscriber {
+        announcer: announcer.clone(),
+        announced: None,
+        reasserted: None,
         filters: [
             t.all_agents("alarm"),
             t.all_agents("event"),
@@ -168,7 +200,7 @@ async fn poll(
         broker: format!("{}:{}", conn.host, conn.port),
     };
     // A clean disconnect does not fire the last will: say offline, so agents hold their alarms.
-    let farewell = || Farewell { topic: status_topic, payload: center_status(false) };
+    let farewell = || Farewell { topic: status_topic, payload: announcer.status(false) };
     mqtt::run(link, &mut session, RECONNECT, &shutdown, farewell).await;
 }
 
@@ -234,6 +266,7 @@ async fn write_batches(
         routing,
         fleet,
         feed,
+        announcer: _,
     } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -254,6 +287,8 @@ async fn write_batches(
         let mut unstored = Vec::new();
         // Events whose agent's update changed them, as they are now.
         let mut updated = Vec::new();
+        // Valid updates, applied after the alarms: (position in the batch, agent, update).
+        let mut updates = Vec::new();
         // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
         let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
         let items = sort(&topics, &keys, &routing.current(), &batch, now);
@@ -273,26 +308,7 @@ async fn write_batches(
                     Taken::Failed => unstored.push(i),
                 },
                 Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
-                Item::Update { agent, update } => match store.apply_update(&agent, &update) {
-                    Ok(EventUpdated::Changed(record)) => {
-                        receipts.update(&agent, update.id);
-                        stats.updates.fetch_add(1, Ordering::Relaxed);
-                        updated.push(*record);
-                    }
-                    Ok(EventUpdated::Duplicate) => receipts.update(&agent, update.id),
-                    Ok(EventUpdated::NoEvent) => {
-                        debug!(event = %update.event_id, "an update came before its event's alarm; the agent sends it again");
-                    }
-                    Ok(EventUpdated::Mismatch) => dead_letter(
-                        &p.topic,
-                        &p.payload,
-                        &format!("update of event {:?}: not an event of this agent", update.event_id),
-                    ),
-                    Err(e) => {
-                        warn!(event = %update.event_id, "cannot apply an update: {e}");
-                        unstored.push(i);
-                    }
-                },
+                Item::Update { agent, update } => updates.push((i, agent, update)),
             }
         }
         let rows: Vec<(&AlarmRecord, &[u8])> =
@@ -314,6 +330,30 @@ async fn write_batches(
                 // Neither acknowledged nor receipted: the agents publish them again.
                 warn!("cannot store {} alarms: {e}", valid.len());
                 unstored.extend(valid.iter().map(|(i, ..)| *i));
+            }
+        }
+        // After the batch's alarms: an update often comes in the same batch as its event's alarm.
+        for (i, agent, update) in updates {
+            let p = &batch[i];
+            match store.apply_update(&agent, &update) {
+                Ok(EventUpdated::Changed(record)) => {
+                    receipts.update(&agent, update.id);
+                    stats.updates.fetch_add(1, Ordering::Relaxed);
+                    updated.push(*record);
+                }
+                Ok(EventUpdated::Duplicate) => receipts.update(&agent, update.id),
+                Ok(EventUpdated::NoEvent) => {
+                    debug!(event = %update.event_id, "an update came before its event's alarm; the agent sends it again");
+                }
+                Ok(EventUpdated::Mismatch) => dead_letter(
+                    &p.topic,
+                    &p.payload,
+                    &format!("update of event {:?}: not an event of this agent", update.event_id),
+                ),
+                Err(e) => {
+                    warn!(event = %update.event_id, "cannot apply an update: {e}");
+                    unstored.push(i);
+                }
             }
         }
         if let Err(e) = store.flush().await {

@@ -15,5 +15,5 @@ mod eventloop;
 mod validate;
 
 pub use broker::{BrokerError, Listening, ServerTls, start_broker};
-pub use connection::{BrokerConnection, connect};
+pub use connection::{Announcer, BrokerConnection, connect};
 pub use eventloop::{Ingest, IngestStats, run};

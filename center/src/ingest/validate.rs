@@ -193,7 +193,8 @@ mod tests {
             snapshot_jpeg: b"better view".to_vec().into(),
             ..Default::default()
         };
-        assert_eq!(validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &u)), Ok(u.clone()));
+        let taken = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &u)).unwrap();
+        assert_eq!((taken.event_id.as_str(), taken.seq), ("0199-e", 1));
         let err = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v2, &u)).unwrap_err();
         assert!(err.contains("does not verify"), "{err}");
         let err = validate_update(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &u)).unwrap_err();

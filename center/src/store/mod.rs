@@ -19,8 +19,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
 
 use crate::domain::{AlarmRecord, Status, Updated};
-use xueliang_proto::EventUpdate;
 use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
+use xueliang_proto::EventUpdate;
 
 pub use dead_letters::{DeadLetter, DeadLetters};
 pub(crate) use index::index_prefix;
