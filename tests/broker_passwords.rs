@@ -1,10 +1,15 @@
 //! Passwords at the embedded broker (`--mqtt-passwords`): an agent logging in with the password
-//! registered for it delivers its alarms; one with a wrong password is refused at connect, and
-//! `xl-center broker-password` makes the pair of lines an installer needs.
+//! registered for it delivers its alarms; one with a wrong password is refused at connect, as is
+//! a box with its right password under another's client id (another box's, or the center's,
+//! which would throw that client off); `xl-center broker-password` makes the pair of lines an
+//! installer needs.
 
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
 use tokio_util::sync::CancellationToken;
 use xueliang_center::running::{BrokerChoice, start};
@@ -54,6 +59,18 @@ async fn only_agents_with_their_registered_password_get_in() {
         "password = \"guess\"",
         20,
     );
+    // pw-village's own password, under client ids that are not its own: refused, and the center
+    // stays connected (every alarm still arrives).
+    let password = agent_line.trim_start_matches("password = \"").trim_end_matches('"');
+    let addr: std::net::SocketAddr = center.mqtt_addr.parse().unwrap();
+    for (client_id, expected) in [
+        ("xl-center-ingest", false),
+        ("xl-agent-guessing-village", false),
+        ("xl-agent-pw-village~doctor", true),
+    ] {
+        let accepted = connects(addr, client_id, "pw-village", password).await;
+        assert_eq!(accepted, expected, "client id {client_id} with pw-village's login");
+    }
     common::wait_delivered(dir.path(), &mut agent, "pw-village").await;
     assert_eq!(
         center.store.len(),
@@ -65,4 +82,22 @@ async fn only_agents_with_their_registered_password_get_in() {
     assert!(refused.contains("unreachable"), "{refused}");
     shutdown.cancel();
     center.join().await;
+}
+
+/// Whether the broker at `addr` accepts a connection as `client_id` with this login.
+async fn connects(addr: std::net::SocketAddr, client_id: &str, user: &str, password: &str) -> bool {
+    let mut opts = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    opts.set_credentials(user, password);
+    let (_client, mut events) = AsyncClient::new(opts, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or(false)
 }

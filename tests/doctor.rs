@@ -92,6 +92,9 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
             &format!("http://{}", center.http_addr),
             "--token",
             created["token"].as_str().unwrap(),
+            // The fingerprint the county's command carries: its last word.
+            "--center-key-fingerprint",
+            created["command"].as_str().unwrap().rsplit(' ').next().unwrap(),
             "--config",
         ])
         .arg(&config)

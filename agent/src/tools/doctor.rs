@@ -255,7 +255,7 @@ async fn broker_check(config: &AgentConfig) -> Check {
     let url = config.mqtt.url.clone();
     let opts = match mqtt_options(
         &config.mqtt,
-        &format!("xl-agent-{}-doctor", config.agent_id),
+        &format!("xl-agent-{}~doctor", config.agent_id),
         &config.agent_id,
     ) {
         Ok(o) => o,

@@ -75,8 +75,18 @@ fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> Ser
     }
 }
 
+/// Whether `client` is a client id login `user` may use: `xl-agent-{user}` (the agent) or
+/// `xl-agent-{user}~…` (its tools, such as `xl-agent doctor`). Agent ids have no `~`.
+fn client_id_of(client: &str, user: &str) -> bool {
+    client
+        .strip_prefix("xl-agent-")
+        .and_then(|rest| rest.strip_prefix(user))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('~'))
+}
+
 /// Starts the broker on its own threads (rumqttd never returns) and returns where it listens.
-/// With `passwords`, an agent logs in as its agent id with the password registered there.
+/// With `passwords`, an agent logs in as its agent id with the password registered there, under
+/// its own client id only; the center then has a listener of its own on loopback.
 ///
 /// A port of 0 picks a free port.
 pub fn start_broker(
@@ -100,11 +110,19 @@ pub fn start_broker(
     let plain = rustls.is_none() && passwords.is_none();
     let mut for_agents = server(agents, max_payload, rustls);
     if let Some(registry) = passwords {
-        for_agents.set_auth_handler(move |_client, user, password| {
-            let ok = registry.check_password(&user, &password);
-            if !ok {
-                tracing::warn!(user = %user, "embedded broker: wrong or unknown agent password");
-            }
+        for_agents.set_auth_handler(move |client, user, password| {
+            let ok = if !client_id_of(&client, &user) {
+                // One box must not take another's client id, nor the center's, and so throw
+                // that client off the broker.
+                tracing::warn!(user = %user, client = %client, "embedded broker: a client id that is not this login's");
+                false
+            } else {
+                let ok = registry.check_password(&user, &password);
+                if !ok {
+                    tracing::warn!(user = %user, "embedded broker: wrong or unknown agent password");
+                }
+                ok
+            };
             std::future::ready(ok)
         });
     }
@@ -140,4 +158,19 @@ pub fn start_broker(
         })
         .map_err(|e| BrokerError::Start(e.to_string()))?;
     Ok(Listening { agents, center })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_may_use_only_its_own_client_ids() {
+        assert!(client_id_of("xl-agent-v1", "v1"));
+        assert!(client_id_of("xl-agent-v1~doctor", "v1"));
+        assert!(!client_id_of("xl-agent-v1-east", "v1"), "another agent's");
+        assert!(!client_id_of("xl-agent-v2", "v1"));
+        assert!(!client_id_of("xl-center-ingest", "v1"), "the center's");
+        assert!(!client_id_of("v1", "v1"));
+    }
 }
