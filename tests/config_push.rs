@@ -149,5 +149,19 @@ async fn a_pushed_config_applies_live_and_an_invalid_one_is_refused_with_its_rea
             .starts_with("the config is not valid TOML: TOML parse error at line 1"),
         "{body}"
     );
+    // A camera password in a pushed config would be read by anyone who may read the topic:
+    // refused, with where to put it instead.
+    let resp = common::Api::admin(http)
+        .await
+        .put(&format!("/api/agents/{AGENT}/config"))
+        .body("[[cameras]]\nid = \"gate\"\nurl = \"rtsp://admin:s3cret@10.0.0.5/101\"\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("cameras[0].url carries a camera password"), "{body}");
+    assert!(error.contains("[camera_logins]") && !error.contains("s3cret"), "{body}");
     s.stop().await;
 }

@@ -68,3 +68,51 @@ mod tests {
         assert!(parse_mqtt_url("mqtt://:1883").unwrap_err().contains("no host"));
     }
 }
+
+/// The user part of `url` (`user:password` in `rtsp://user:password@host/…`), if it has one.
+fn userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    authority.rsplit_once('@').map(|(user, _)| user)
+}
+
+/// `url` with the password of its user part hidden (`rtsp://admin:***@host/…`): camera URLs
+/// go into logs, printed reports and the API, their passwords must not.
+pub fn redact_url(url: &str) -> String {
+    let Some(user) = userinfo(url) else { return url.to_owned() };
+    let Some((name, _)) = user.split_once(':') else { return url.to_owned() };
+    let (scheme, rest) = url.split_once("://").unwrap_or_default();
+    let at = rest.find('@').unwrap_or_default();
+    format!("{scheme}://{name}:***{}", &rest[at..])
+}
+
+/// Whether `url` carries a password (`scheme://user:password@host…`).
+pub fn has_password(url: &str) -> bool {
+    userinfo(url).is_some_and(|u| u.contains(':'))
+}
+
+/// `url` logging in as `login` (`user:password`), unless it names a user already.
+pub fn with_login(url: &str, login: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) if userinfo(url).is_none() => format!("{scheme}://{login}@{rest}"),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn camera_passwords_are_found_hidden_and_added() {
+        let url = "rtsp://admin:s3cret@10.0.0.5:554/Streaming/101";
+        assert_eq!(redact_url(url), "rtsp://admin:***@10.0.0.5:554/Streaming/101");
+        assert!(has_password(url));
+        for plain in ["rtsp://10.0.0.5/a@b", "file:///tmp/x.avi", "rtsp://admin@10.0.0.5/"] {
+            assert!(!has_password(plain), "{plain}");
+        }
+        assert_eq!(redact_url("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
+        assert_eq!(with_login("rtsp://10.0.0.5/a@b", "admin:pw"), "rtsp://admin:pw@10.0.0.5/a@b");
+        assert_eq!(with_login(url, "other:pw"), url, "a URL with its own user keeps it");
+    }
+}

@@ -153,20 +153,6 @@ impl CameraConfig {
     }
 }
 
-/// `url` with the password of its user part hidden (`rtsp://admin:***@host/…`): camera URLs
-/// go into logs and printed reports, their passwords must not.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let host_start = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_start].rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(name, _)| name);
-            format!("{scheme}://{user}:***@{host}{}", &rest[host_start..])
-        }
-        None => url.to_owned(),
-    }
-}
-
 impl CameraConfig {
     /// Problems of camera `i`.
     pub(super) fn problems(&self, i: usize, p: &mut Vec<Problem>) {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use xueliang_proto::topics::is_valid_agent_id;
 
-pub use camera::{CameraConfig, MotionConfig, Transport, redact_url};
+pub use camera::{CameraConfig, MotionConfig, Transport};
 pub use model::{ModelConfig, default_threads};
 pub use mqtt::MqttConfig;
 pub use outbox::OutboxConfig;
@@ -29,6 +29,7 @@ pub use problem::Problem;
 use problem::{check_unique, ids};
 pub use rules::{DirectionConfig, Needs, RuleConfig, RuleKindConfig, SeverityConfig};
 pub use snapshot::SnapshotConfig;
+pub use xueliang_proto::endpoint::redact_url;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,10 @@ pub struct AgentConfig {
     /// Bounds of the outbox of alarms awaiting the center's receipt.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// Camera id → `user:password`, added to that camera's URL when it names no user: camera
+    /// passwords stay in the box's own file, out of configs the county pushes over the broker.
+    #[serde(default)]
+    pub camera_logins: std::collections::BTreeMap<String, String>,
     /// The directory of the local config file: relative paths, pushed ones too, start here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -140,7 +145,17 @@ impl AgentConfig {
         config.model.resolve(base);
         config.mqtt.resolve(base);
         config.data_dir = base.join(&config.data_dir);
+        config.log_in_cameras();
         Ok(config)
+    }
+
+    /// Adds each camera's login from `camera_logins` to its URL (when the URL names no user).
+    fn log_in_cameras(&mut self) {
+        for camera in &mut self.cameras {
+            if let Some(login) = self.camera_logins.get(&camera.id) {
+                camera.url = xueliang_proto::endpoint::with_login(&camera.url, login);
+            }
+        }
     }
 
     fn checked(self, path: &Path) -> Result<Self, ConfigError> {
@@ -166,6 +181,14 @@ impl AgentConfig {
             ));
         }
         self.mqtt.problems(&mut p);
+        for (camera, login) in &self.camera_logins {
+            if !login.contains(':') {
+                p.push(Problem::new(
+                    format!("camera_logins.{camera}"),
+                    "must be \"user:password\"",
+                ));
+            }
+        }
         if let Some(url) = &self.center_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -259,16 +282,6 @@ zone = "walkway"
     }
 
     #[test]
-    fn camera_passwords_are_hidden() {
-        assert_eq!(
-            redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101"),
-            "rtsp://admin:***@10.0.0.5:554/Streaming/101"
-        );
-        assert_eq!(redact_url("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
-        assert_eq!(redact_url("file:///tmp/x.avi"), "file:///tmp/x.avi");
-    }
-
-    #[test]
     fn syntax_errors_name_line_and_column() {
         let err = AgentConfig::parse("agent_id = \"a\"\n[model\n", Path::new("a.toml"))
             .expect_err("broken");
@@ -330,6 +343,22 @@ url = "rtsp://10.0.0.6/stream1"
             format!("{pushed}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
         let msg = local.with_pushed(&bad_rule, origin).unwrap_err().to_string();
         assert!(msg.contains("rules[0].zone: no zone with id \"lake\""), "{msg}");
+    }
+
+    #[test]
+    fn camera_passwords_come_from_the_box_not_from_a_push() {
+        let local = format!("{GOOD}\n[camera_logins]\npond = \"admin:s3cret\"\n");
+        let local = AgentConfig::parse(&local, Path::new("/etc/xl/agent.toml")).unwrap();
+        let origin = Path::new("pushed config v3");
+        let pushed = "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/stream1\"\n";
+        let c = local.with_pushed(pushed, origin).expect("valid push");
+        assert_eq!(c.cameras[0].url, "rtsp://admin:s3cret@10.0.0.6/stream1");
+        let smuggled = format!("{pushed}[camera_logins]\npond = \"x:y\"\n");
+        let msg = local.with_pushed(&smuggled, origin).unwrap_err().to_string();
+        assert!(msg.contains("camera_logins: is set in the box's local file only"), "{msg}");
+        let bad = format!("{GOOD}\n[camera_logins]\ngate = \"no-colon\"\n");
+        let msg = AgentConfig::parse(&bad, Path::new("a.toml")).unwrap_err().to_string();
+        assert!(msg.contains("camera_logins.gate: must be \"user:password\""), "{msg}");
     }
 
     #[test]

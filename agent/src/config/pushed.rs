@@ -29,6 +29,8 @@ struct PushedSections {
     #[serde(default)]
     mqtt: Option<toml::Value>,
     #[serde(default)]
+    camera_logins: Option<toml::Value>,
+    #[serde(default)]
     model: Option<ModelConfig>,
     #[serde(default)]
     cameras: Vec<CameraConfig>,
@@ -66,6 +68,7 @@ impl AgentConfig {
             ("center_url", pushed.center_url.is_some()),
             ("metrics_listen", pushed.metrics_listen.is_some()),
             ("mqtt", pushed.mqtt.is_some()),
+            ("camera_logins", pushed.camera_logins.is_some()),
         ] {
             if set {
                 refused.push(Problem::new(
@@ -83,6 +86,7 @@ impl AgentConfig {
             config.model = model;
         }
         config.cameras = pushed.cameras;
+        config.log_in_cameras();
         config.zones = pushed.zones;
         config.lines = pushed.lines;
         config.rules = pushed.rules;

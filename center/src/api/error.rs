@@ -60,7 +60,9 @@ impl From<PushError> for ApiError {
     fn from(e: PushError) -> Self {
         match e {
             PushError::Store(e) => e.into(),
-            PushError::AgentId(_) | PushError::Toml(_) => Self::bad_request(e.to_string()),
+            PushError::AgentId(_) | PushError::Toml(_) | PushError::Secret(_) => {
+                Self::bad_request(e.to_string())
+            }
             PushError::Sign(_) | PushError::Publish(_) => {
                 tracing::error!("{e}");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::endpoint::{now_ms, redact_url};
 
 use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
@@ -60,11 +60,18 @@ pub(super) async fn config(
     Path(id): Path<String>,
 ) -> Result<Json<ConfigRecord>, ApiError> {
     caller.require(Permission::Configure)?;
-    state
+    let mut record = state
         .configs
         .get(&id)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))?;
+    // A version pushed before camera passwords were refused may still hold one: not shown.
+    record.config_toml = record
+        .config_toml
+        .split('"')
+        .map(|part| if part.contains("://") { redact_url(part) } else { part.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\"");
+    Ok(Json(record))
 }
 
 /// `PUT /api/agents/{id}/config` with the TOML document as body: the agent's next version.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rumqttc::{AsyncClient, QoS};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::endpoint::{has_password, now_ms};
 use xueliang_proto::signing::{CONFIG_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::{Topics, is_valid_agent_id};
 use xueliang_proto::{AgentConfig, ConfigAck, Message, SCHEMA_VERSION};
@@ -28,6 +28,11 @@ pub enum PushError {
     /// The document is not TOML, or too big.
     #[error("the config is not valid TOML: {0}")]
     Toml(String),
+    /// A camera URL carries a password, which everyone who may read the config topic would see.
+    #[error(
+        "{0} carries a camera password, which would travel over the broker: push the URL without it and put `CAMERA_ID = \"user:password\"` under [camera_logins] in the box's own config file"
+    )]
+    Secret(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -110,8 +115,14 @@ impl ConfigPush {
                 config_toml.len()
             )));
         }
-        toml::from_str::<toml::Table>(&config_toml)
+        let table = toml::from_str::<toml::Table>(&config_toml)
             .map_err(|e| PushError::Toml(e.to_string().trim_end().to_owned()))?;
+        let cameras = table.get("cameras").and_then(toml::Value::as_array);
+        for (i, camera) in cameras.into_iter().flatten().enumerate() {
+            if camera.get("url").and_then(toml::Value::as_str).is_some_and(has_password) {
+                return Err(PushError::Secret(format!("cameras[{i}].url")));
+            }
+        }
         let issued_time_ms = now_ms();
         let updated = self
             .configs
