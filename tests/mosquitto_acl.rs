@@ -16,8 +16,10 @@ fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto")
 }
 
-/// Starts Mosquitto with the shipped config and ACL; only the port and file locations change.
-fn start(dir: &Path) -> (Reaper, u16) {
+/// Starts Mosquitto with the shipped config and ACL; only the ports and file locations change.
+/// Returns it, its plain port (the center's) and its TLS port (the boxes'), the CA in
+/// `dir/certs/ca.pem`.
+fn start(dir: &Path) -> (Reaper, u16, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let passwd = dir.join("passwd");
     for (i, (user, pw)) in
@@ -37,11 +39,27 @@ fn start(dir: &Path) -> (Reaper, u16) {
     }
     let shipped = std::fs::read_to_string(deploy().join("xueliang.conf")).unwrap();
     let mut conf = String::new();
+    // The county CA and the broker's certificate, as the README makes them.
+    let certs = dir.join("certs");
+    let made = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tls/make-certs.sh"))
+        .arg(&certs)
+        .arg("127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     for line in shipped.lines() {
-        let line = match line.split_whitespace().next() {
-            Some("listener") => format!("listener {port} 127.0.0.1"),
-            Some("password_file") => format!("password_file {}", passwd.display()),
-            Some("acl_file") => format!("acl_file {}", deploy().join("xueliang.acl").display()),
+        let mut words = line.split_whitespace();
+        let line = match (words.next(), words.next()) {
+            (Some("listener"), Some("8883")) => format!("listener {tls_port} 127.0.0.1"),
+            (Some("listener"), _) => format!("listener {port} 127.0.0.1"),
+            (Some("cafile"), _) => format!("cafile {}", certs.join("ca.pem").display()),
+            (Some("certfile"), _) => format!("certfile {}", certs.join("server.pem").display()),
+            (Some("keyfile"), _) => format!("keyfile {}", certs.join("server.key").display()),
+            (Some("password_file"), _) => format!("password_file {}", passwd.display()),
+            (Some("acl_file"), _) => {
+                format!("acl_file {}", deploy().join("xueliang.acl").display())
+            }
             _ => line.to_owned(),
         };
         conf.push_str(&line);
@@ -59,7 +77,8 @@ fn start(dir: &Path) -> (Reaper, u16) {
         .expect("mosquitto (make setup)");
     let reaper = Reaper(child);
     common::wait_listening(port);
-    (reaper, port)
+    common::wait_listening(tls_port);
+    (reaper, port, tls_port)
 }
 
 fn client(tool: &str, port: u16, user: &str, pw: &str) -> Command {
@@ -88,7 +107,7 @@ fn watch(port: u16, user: &str, pw: &str, topic: &str, secs: u32, during: impl F
 #[test]
 fn each_agent_speaks_and_hears_only_on_its_own_topics() {
     let dir = tempfile::tempdir().unwrap();
-    let (_mosquitto, port) = start(dir.path());
+    let (_mosquitto, port, tls_port) = start(dir.path());
 
     let seen = watch(port, "xl-center", "center-pw", "xl/v1/+/alarm", 3, || {
         let forged = publish(port, "agent-a", "a-pw", "xl/v1/agent-b/alarm", "forged");
@@ -99,6 +118,28 @@ fn each_agent_speaks_and_hears_only_on_its_own_topics() {
         );
     });
     assert_eq!(seen.trim(), "xl/v1/agent-a/alarm genuine", "the center saw: {seen:?}");
+    // Boxes connect over TLS, with the county CA; the same accounts and rules hold there.
+    let ca = dir.path().join("certs/ca.pem");
+    let over_tls = |topic: &str, msg: &str| {
+        client("mosquitto_pub", tls_port, "agent-a", "a-pw")
+            .arg("--cafile")
+            .arg(&ca)
+            .args(["-t", topic, "-m", msg])
+            .output()
+            .unwrap()
+    };
+    let seen = watch(port, "xl-center", "center-pw", "xl/v1/+/event", 3, || {
+        assert!(over_tls("xl/v1/agent-b/event", "forged").status.success());
+        let sent = over_tls("xl/v1/agent-a/event", "update");
+        assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    });
+    assert_eq!(seen.trim(), "xl/v1/agent-a/event update", "the center saw: {seen:?}");
+    // Without the CA (or in the clear) a box does not get in on the TLS port.
+    let plain = client("mosquitto_pub", tls_port, "agent-a", "a-pw")
+        .args(["-t", "xl/v1/agent-a/alarm", "-m", "x"])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain MQTT on the TLS port");
     // A big snapshot travels after its alarm, on the agent's own snapshot topic.
     let pictures = watch(port, "xl-center", "center-pw", "xl/v1/+/snapshot", 2, || {
         assert!(
