@@ -107,3 +107,71 @@ async fn agents_reach_the_embedded_broker_over_tls() {
     shutdown.cancel();
     center.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_over_https_and_plain_http_beyond_loopback_must_be_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let embedded = || BrokerChoice::Embedded {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        passwords: false,
+    };
+    // Plain HTTP on every interface, without saying so: refused, with what to do.
+    let mut config = common::center_config(dir.path(), embedded());
+    config.http_listen = "0.0.0.0:0".parse().unwrap();
+    let Err(refused) = start(config, CancellationToken::new()).await else {
+        panic!("plain HTTP on 0.0.0.0 started without --allow-plain-http")
+    };
+    assert!(refused.to_string().contains("--allow-plain-http"), "{refused}");
+
+    // Over HTTPS, with the county CA: log in (the session cookie is Secure), read the alarms.
+    let shutdown = CancellationToken::new();
+    let mut config = common::center_config(dir.path(), embedded());
+    config.http_tls =
+        Some(ServerTls { cert: certs.join("server.pem"), key: certs.join("server.key") });
+    let center = start(config, shutdown.clone()).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", center.http_addr.port());
+    let (login, password) = common::TEST_ADMIN;
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(certs.join("ca.pem"))
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let body = format!(r#"{{"login":"{login}","password":"{password}"}}"#);
+    let (ok, answer) = curl(&[
+        "-i",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &body,
+        &format!("{base}/api/login"),
+    ]);
+    assert!(ok, "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("a session cookie: {answer}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let token = answer.split("\"token\":\"").nth(1).and_then(|t| t.split('"').next()).unwrap();
+    let (ok, alarms) =
+        curl(&["-H", &format!("authorization: Bearer {token}"), &format!("{base}/api/alarms")]);
+    assert!(ok && alarms.contains("\"alarms\""), "{alarms}");
+    // In the clear on the HTTPS port: no answer.
+    let plain = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{}/healthz", center.http_addr.port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"), "plain HTTP got an answer");
+    shutdown.cancel();
+    center.join().await;
+}

@@ -14,7 +14,7 @@ use xueliang_proto::topics::Topics;
 use xueliang_service::metrics::Histogram;
 
 use crate::access::{AuditLog, Sessions, Users};
-use crate::api::{ApiState, EnrolSettings};
+use crate::api::{ApiState, EnrolSettings, HttpsListener};
 use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
@@ -65,6 +65,11 @@ pub struct CenterConfig {
     /// The broker URL enrolling boxes are given; by default the embedded broker's port on the
     /// host name the box reached the API by.
     pub agent_mqtt_url: Option<String>,
+    /// The API's certificate and key: served over HTTPS.
+    pub http_tls: Option<ServerTls>,
+    /// Serve plain HTTP on an address beyond loopback (passwords and session tokens then cross
+    /// the network in the clear); refused without it.
+    pub allow_plain_http: bool,
 }
 
 impl CenterConfig {
@@ -80,6 +85,8 @@ impl CenterConfig {
             webhook_retry: RetryPolicy::default(),
             escalation_check: Duration::from_secs(1),
             agent_mqtt_url: None,
+            http_tls: None,
+            allow_plain_http: false,
             data_dir,
             http_listen,
             broker,
@@ -91,6 +98,14 @@ impl CenterConfig {
 /// Why the center could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CenterError {
+    /// Plain HTTP on an address other machines reach, without saying so.
+    #[error(
+        "--http {0} is reachable from other machines in plain HTTP, where passwords and session tokens travel in the clear: serve HTTPS (--http-tls-cert and --http-tls-key; deploy/tls/make-certs.sh makes them), listen on 127.0.0.1 behind a TLS reverse proxy, or, on a network only the county reaches, say so with --allow-plain-http"
+    )]
+    PlainHttp(SocketAddr),
+    /// The API's certificate or key is unusable.
+    #[error("--http-tls-cert / --http-tls-key: {0}")]
+    HttpTls(xueliang_service::tls::TlsError),
     /// The store could not be opened.
     #[error("cannot open the alarm store in {dir}: {error}")]
     Store {
@@ -205,13 +220,29 @@ pub async fn start(
         }
         BrokerChoice::External(c) => (c.clone(), format!("{}:{}", c.host, c.port)),
     };
+    if config.http_tls.is_none() && !config.http_listen.ip().is_loopback() {
+        if !config.allow_plain_http {
+            return Err(CenterError::PlainHttp(config.http_listen));
+        }
+        warn!(
+            "--allow-plain-http: the API on {} is plain HTTP; passwords and session tokens cross the network in the clear",
+            config.http_listen
+        );
+    }
+    let https = match &config.http_tls {
+        Some(t) => Some(
+            xueliang_service::tls::server_config(&t.cert, &t.key).map_err(CenterError::HttpTls)?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
     let http_addr = listener
         .local_addr()
         .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
-    info!("HTTP API on http://{http_addr}/api/alarms");
+    let scheme = if https.is_some() { "https" } else { "http" };
+    info!("HTTP API on {scheme}://{http_addr}/api/alarms");
     let stats = Arc::new(IngestStats::default());
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
@@ -285,15 +316,17 @@ pub async fn start(
             passwords: matches!(config.broker, BrokerChoice::Embedded { passwords: true, .. }),
             center_key: center_key.public_key(),
         },
+        https: https.is_some(),
     });
     let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!("HTTP API stopped: {e}");
+    let http = match https {
+        Some(tls) => {
+            let listener = HttpsListener::new(listener, tls)
+                .map_err(|error| CenterError::Http { addr: config.http_listen, error })?;
+            tokio::spawn(serve_api(listener, app, http_shutdown))
         }
-    });
+        None => tokio::spawn(serve_api(listener, app, http_shutdown)),
+    };
     Ok(RunningCenter {
         http_addr,
         mqtt_addr,
@@ -303,4 +336,17 @@ pub async fn start(
         configs,
         tasks: [ingest, http].into_iter().chain(background).collect(),
     })
+}
+
+/// Serves the API `app` on `listener` until `shutdown`.
+async fn serve_api<L>(listener: L, app: axum::Router, shutdown: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    if let Err(e) = serve.await {
+        tracing::error!("HTTP API stopped: {e}");
+    }
 }

@@ -1,6 +1,6 @@
-//! TLS to the broker (rustls with ring): trust the county's CA, and present this client's
-//! certificate where the broker asks for one. Agents and the center build their MQTT
-//! connections' TLS here.
+//! TLS with rustls and ring: to the broker (trust the county's CA, and present this client's
+//! certificate where the broker asks for one), and for the center's HTTP API (its certificate).
+//! Agents and the center build their TLS here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +52,22 @@ pub fn check_server_files(cert: &Path, key: &Path) -> Result<(), TlsError> {
         path: key.to_owned(),
         message: format!("no usable private key: {e}"),
     })
+}
+
+/// The rustls server configuration of an HTTPS listener with `cert` (chain) and `key`.
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
+        path: key.to_owned(),
+        message: format!("no usable private key: {e}"),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs(cert)?, key_der)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The rustls client configuration for `files`.

@@ -98,8 +98,9 @@ pub(super) async fn create(
     state.store.flush().await?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("CENTER");
     let fingerprint = key_fingerprint(&state.enrol.center_key);
+    let scheme = if state.https { "https" } else { "http" };
     let command = format!(
-        "xl-agent enroll --center http://{host} --token {token} --center-key-fingerprint {fingerprint}"
+        "xl-agent enroll --center {scheme}://{host} --token {token} --center-key-fingerprint {fingerprint}"
     );
     Ok((
         StatusCode::CREATED,

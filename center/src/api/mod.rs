@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod export;
 mod fleet;
+mod https;
 mod paging;
 mod session;
 mod stats;
@@ -42,6 +43,7 @@ pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use error::ApiError;
 pub use fleet::{FleetAgent, FleetList};
+pub use https::HttpsListener;
 pub use session::{LoginRequest, LoginResponse, Me, View};
 pub use stats::Stats;
 pub use vocabulary::Vocabulary;
@@ -77,6 +79,8 @@ pub struct ApiState {
     pub enrolments: Enrolments,
     /// What enrolling boxes are told.
     pub enrol: EnrolSettings,
+    /// The API is served over HTTPS: session cookies are `Secure`.
+    pub https: bool,
 }
 
 /// The API's routes.

@@ -57,8 +57,11 @@ pub(super) async fn login(
     state.audit.record(now, &user.login, "login", &user.login, &user.role.to_string())?;
     state.store.flush().await?;
     let max_age = (session.expires_ms - now) / 1000;
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    // Over HTTPS the browser must never send it in the clear.
+    let secure = if state.https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(LoginResponse { token, user, expires_ms: session.expires_ms }),

@@ -20,6 +20,16 @@ pub struct ServeArgs {
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Serve the API and console over HTTPS with this certificate (PEM, the chain).
+    #[arg(long, requires = "http_tls_key")]
+    http_tls_cert: Option<PathBuf>,
+    /// The HTTPS certificate's private key (PEM).
+    #[arg(long, requires = "http_tls_cert")]
+    http_tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address beyond loopback (a network only the county reaches):
+    /// passwords and session tokens then cross it in the clear. Refused without this flag.
+    #[arg(long, conflicts_with = "http_tls_cert")]
+    allow_plain_http: bool,
     /// Listen address of the embedded MQTT broker (ignored with --broker-url).
     #[arg(long, default_value = "0.0.0.0:1883")]
     mqtt_listen: SocketAddr,
@@ -78,6 +88,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ServeArgs {
         data_dir,
         http,
+        http_tls_cert,
+        http_tls_key,
+        allow_plain_http,
         mqtt_listen,
         mqtt_tls_cert,
         mqtt_tls_key,
@@ -126,6 +139,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let mut config = CenterConfig::new(data_dir, http, broker);
+    config.http_tls = http_tls_cert.zip(http_tls_key).map(|(cert, key)| ServerTls { cert, key });
+    config.allow_plain_http = allow_plain_http;
     config.topic_prefix = topic_prefix;
     if let Some(path) = agent_keys {
         config.agent_keys = path;
