@@ -247,7 +247,9 @@ pub async fn start(
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let topics = Topics::new(config.topic_prefix.clone());
-    let announcer = ingest::Announcer::new(center_key.clone());
+    // sled's ids grow across restarts: a run number no clock step can turn back.
+    let run = store.next_id().map_err(store_err)? + 1;
+    let announcer = ingest::Announcer::new(center_key.clone(), run);
     let (client, eventloop) = ingest::connect(&conn, &topics, &announcer)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
         .map_err(store_err)?;

@@ -197,6 +197,7 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             time_ms: 1_763_800_000_000,
             capabilities: Vec::new(),
             signature: Default::default(),
+            run: 0,
         },
     );
     // Control messages agents and stations act on are signed by the center.
@@ -209,6 +210,7 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             time_ms: 1_763_800_000_000,
             capabilities: vec![xueliang_proto::CAPABILITY_EVENTS.into()],
             signature: vec![0x5a; 64].into(),
+            run: 42,
         },
     );
     check("dispatch_signed", Dispatch { signature: vec![0xa5; 64].into(), ..sample_dispatch() });
@@ -229,6 +231,7 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
             time_ms: 1_763_800_000_000,
             capabilities: vec![xueliang_proto::CAPABILITY_EVENTS.into()],
             signature: Default::default(),
+            run: 0,
         },
     );
 }

@@ -169,7 +169,7 @@ impl Publisher {
             status_topic: status_topic.clone(),
             agent_id: agent_id.clone(),
             center_key,
-            center_run: i64::MIN,
+            center_run: 0,
             configs,
             control: control_tx,
             config_version: config_version.clone(),
@@ -245,8 +245,8 @@ struct Connection {
     status_topic: String,
     agent_id: String,
     center_key: Option<VerifyingKey>,
-    /// The start of the latest run of the center heard (its status's time), UTC ms.
-    center_run: i64,
+    /// The latest run of the center heard (its status's `run`).
+    center_run: u64,
     configs: mpsc::Sender<Vec<u8>>,
     control: mpsc::UnboundedSender<Control>,
     config_version: watch::Receiver<u64>,
@@ -306,20 +306,20 @@ impl Session for Connection {
 fn read_center_status(
     payload: &[u8],
     center_key: Option<&VerifyingKey>,
-    latest_run: &mut i64,
+    latest_run: &mut u64,
 ) -> Result<CenterStatus, String> {
     if let Some(key) = center_key {
         key.verify(payload, CENTER_STATUS_SIGNATURE_FIELD, &[], "the center")
             .map_err(|e| e.to_string())?;
     }
     let status = decode_limited::<CenterStatus>(payload).map_err(|e| e.to_string())?;
-    if status.time_ms < *latest_run {
+    if status.run < *latest_run {
         return Err(format!(
-            "it is from an earlier run of the center (started {} ms before the latest heard)",
-            *latest_run - status.time_ms
+            "it is from an earlier run of the center (run {}, the latest heard is {})",
+            status.run, *latest_run
         ));
     }
-    *latest_run = status.time_ms;
+    *latest_run = status.run;
     Ok(status)
 }
 
@@ -496,13 +496,13 @@ mod tests {
         let center = SigningKey::load_or_create(&dir.path().join("center.key")).unwrap();
         let stranger = SigningKey::load_or_create(&dir.path().join("other.key")).unwrap();
         let key: VerifyingKey = center.public_key().parse().unwrap();
-        let status = |online, run| CenterStatus { online, time_ms: run, ..Default::default() };
+        let status = |online, run| CenterStatus { online, run, ..Default::default() };
         let signed = |by: &SigningKey, s: CenterStatus| {
             by.sign(s.encode_to_vec(), CENTER_STATUS_SIGNATURE_FIELD, &[]).unwrap()
         };
-        let mut latest = i64::MIN;
+        let mut latest = 0;
         let read =
-            |payload: &[u8], latest: &mut i64| read_center_status(payload, Some(&key), latest);
+            |payload: &[u8], latest: &mut u64| read_center_status(payload, Some(&key), latest);
 
         assert!(read(&signed(&center, status(true, 2000)), &mut latest).unwrap().online);
         // The two bytes anyone could publish: unsigned.

@@ -28,18 +28,20 @@ pub struct BrokerConnection {
 }
 
 /// What this run of the center says about itself on its status topic (retained, and as its
-/// last will), signed with its key and stamped with the run's start, so agents can tell it from
-/// a forged or replayed status.
+/// last will), signed with its key and numbered with the run, so agents can tell it from a
+/// forged or replayed status.
 #[derive(Debug, Clone)]
 pub struct Announcer {
     key: Arc<SigningKey>,
+    run: u64,
     run_ms: i64,
 }
 
 impl Announcer {
-    /// The announcer of a run starting now, signing with the center's `key`.
-    pub fn new(key: Arc<SigningKey>) -> Self {
-        Self { key, run_ms: now_ms() }
+    /// The announcer of run `run` (growing with every start), starting now, signing with the
+    /// center's `key`.
+    pub fn new(key: Arc<SigningKey>, run: u64) -> Self {
+        Self { key, run, run_ms: now_ms() }
     }
 
     /// The signed CenterStatus payload.
@@ -52,6 +54,7 @@ impl Announcer {
             // Agents send events' updates only to a center that stores them.
             capabilities: vec![CAPABILITY_EVENTS.into()],
             signature: Default::default(),
+            run: self.run,
         };
         // Signing a few bytes with a loaded key fails only on malformed protobuf, which this is
         // not; an unsigned status would be ignored by agents, never trusted.
