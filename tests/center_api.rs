@@ -20,9 +20,11 @@ use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::dispatch::RetryPolicy;
 use xueliang_center::running::{BrokerChoice, RunningCenter, start};
+use xueliang_proto::signing::{DISPATCH_SIGNATURE_FIELD, VerifyingKey};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentStatus, Alarm, CameraHealth, Detection, Dispatch, Health, Message, RuleKind, Severity,
+    AgentStatus, Alarm, CameraHealth, Detection, Dispatch, EventUpdate, Health, Message, RuleKind,
+    Severity,
 };
 use xueliang_testkit::scenario;
 
@@ -204,6 +206,8 @@ async fn rig() -> Rig {
                 ..Default::default()
             }],
             snapshot_jpeg: format!("picture of {i}").into_bytes().into(),
+            // Village B's stopped vehicles are events: updates follow (see escalation).
+            opens_event: agent == "village-b",
             ..Default::default()
         };
         let sealed = sealer.seal(alarm, usize::MAX).unwrap();
@@ -336,6 +340,9 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         loop {
             let p = rig.dispatches.recv().await.unwrap();
             if p.topic == "xl/v1/dispatch/pcs-a" {
+                // A station acts only on what the county's center signed.
+                let center_key: VerifyingKey = rig.center.center_key.parse().unwrap();
+                center_key.verify(&p.payload, DISPATCH_SIGNATURE_FIELD, &[], "the center").unwrap();
                 return Dispatch::decode(p.payload).unwrap();
             }
         }
@@ -574,6 +581,42 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
         (Some(false), Some("high")),
         "acknowledged in time"
     );
+    // The escalated events go on (a bigger peak, then their end): still one record each,
+    // escalated once, however long past the escalation time they last.
+    let sealer = Sealer::open(&rig.dir.path().join("village-b")).unwrap();
+    for a in escalated["alarms"].as_array().unwrap() {
+        for seq in 1..=2 {
+            let update = EventUpdate {
+                id: format!("{}-u{seq}", a["id"].as_str().unwrap()),
+                agent_id: "village-b".into(),
+                event_id: a["id"].as_str().unwrap().into(),
+                seq,
+                ended: seq == 2,
+                end_time_ms: T0 + 600_000,
+                duration_ms: u64::from(seq) * 60_000,
+                peak_count: 2,
+                ..Default::default()
+            };
+            let sealed = sealer.seal_update(update).unwrap();
+            rig.mqtt
+                .publish("xl/v1/village-b/event", QoS::AtLeastOnce, false, sealed.message)
+                .await
+                .unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(ESCALATE_AFTER_S as u64 + 1)).await;
+    let after = duty.json("/api/alarms?agent=village-b").await;
+    let after = after["alarms"].as_array().unwrap();
+    assert_eq!(after.len(), 5, "no new rows for updates");
+    for a in after {
+        let escalations =
+            a["timeline"].as_array().unwrap().iter().filter(|s| s["action"] == "escalate").count();
+        assert_eq!(
+            (escalations, a["severity"].as_str(), a["state"].as_str(), a["peak_count"].as_u64()),
+            (1, Some("critical"), Some("ended"), Some(2)),
+            "{a}"
+        );
+    }
 
     // Prometheus reads the counts without logging in.
     let metrics = anonymous
