@@ -3,10 +3,12 @@
 //! ```text
 //! agents ─MQTT─▶ broker (embedded rumqttd, or Mosquitto/EMQX)
 //!   ─▶ ingest (validate, verify signature, route, group commit, then ack and receipt)
-//!   ─▶ store (sled, idempotent by alarm id; indexes by time, camera, agent, status, unit)
+//!   ─▶ store (sled, one record per event: its alarm, then its updates, idempotent by id;
+//!        indexes by time, camera, agent, status, unit)
 //!        refused payloads ─▶ dead letters; agents' status and health ─▶ fleet
 //!   ─▶ cases (workflow steps, escalation) ─▶ dispatch: MQTT xl/v1/dispatch/{unit}, webhooks
-//!   ─▶ HTTP API (axum, users and roles, sessions; every view and step in the audit log)
+//!   ─▶ HTTP API (axum, HTTP or HTTPS; users and roles, sessions; every view and step audited)
+//! center status (retained, signed, numbered by run) ─MQTT─▶ agents
 //! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
 //! retention: old snapshots, then old alarms, deleted with their index entries
 //! ```
