@@ -300,6 +300,19 @@ impl Session for Connection {
     }
 }
 
+/// The message in `payload`, if it is well-formed and, when the center's key is known, signed by
+/// the center in `signature_field`.
+fn from_center<M: Message + Default>(
+    payload: &[u8],
+    center_key: Option<&VerifyingKey>,
+    signature_field: u32,
+) -> Result<M, String> {
+    if let Some(key) = center_key {
+        key.verify(payload, signature_field, &[], "the center").map_err(|e| e.to_string())?;
+    }
+    decode_limited::<M>(payload).map_err(|e| e.to_string())
+}
+
 /// The center's status in `payload`, if it is well-formed, signed by the center (when its key
 /// is known) and from the latest run of the center heard (`latest_run`, which it updates): a
 /// status published by anyone else, or an old one published again, is refused.
@@ -308,11 +321,7 @@ fn read_center_status(
     center_key: Option<&VerifyingKey>,
     latest_run: &mut u64,
 ) -> Result<CenterStatus, String> {
-    if let Some(key) = center_key {
-        key.verify(payload, CENTER_STATUS_SIGNATURE_FIELD, &[], "the center")
-            .map_err(|e| e.to_string())?;
-    }
-    let status = decode_limited::<CenterStatus>(payload).map_err(|e| e.to_string())?;
+    let status: CenterStatus = from_center(payload, center_key, CENTER_STATUS_SIGNATURE_FIELD)?;
     if status.run < *latest_run {
         return Err(format!(
             "it is from an earlier run of the center (run {}, the latest heard is {})",
@@ -326,11 +335,7 @@ fn read_center_status(
 /// The outbox ids a receipt names (alarms, and snapshots that followed theirs), if it is
 /// well-formed and, when the center's key is known, signed by the center.
 fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
-    if let Some(key) = center_key {
-        key.verify(payload, RECEIPT_SIGNATURE_FIELD, &[], "the center")
-            .map_err(|e| e.to_string())?;
-    }
-    let receipt = decode_limited::<Receipt>(payload).map_err(|e| e.to_string())?;
+    let receipt: Receipt = from_center(payload, center_key, RECEIPT_SIGNATURE_FIELD)?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
     Ok(receipt.alarm_ids.into_iter().chain(receipt.update_ids).chain(snapshots).collect())
 }

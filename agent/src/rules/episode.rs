@@ -14,6 +14,17 @@ pub(super) struct Sight {
     pub holding: Option<Vec<Hit>>,
 }
 
+impl Sight {
+    /// The situation holds with `hits`, which may also open the event, described by `detail`;
+    /// nothing when there are none.
+    pub(super) fn of(hits: Vec<Hit>, detail: impl FnOnce() -> String) -> Self {
+        if hits.is_empty() {
+            return Self::default();
+        }
+        Self { opening: Some((hits.clone(), detail())), holding: Some(hits) }
+    }
+}
+
 /// What became of the event in one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Step {

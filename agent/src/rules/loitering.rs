@@ -57,10 +57,6 @@ impl Loitering {
                 loiterers.push(Hit::of(t));
             }
         }
-        if loiterers.is_empty() {
-            return Sight::default();
-        }
-        let detail = format!("stayed {} s", longest / 1000);
-        Sight { opening: Some((loiterers.clone(), detail)), holding: Some(loiterers) }
+        Sight::of(loiterers, || format!("stayed {} s", longest / 1000))
     }
 }

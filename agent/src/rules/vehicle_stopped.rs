@@ -65,10 +65,6 @@ impl VehicleStopped {
                 stopped.push(Hit::of(t));
             }
         }
-        if stopped.is_empty() {
-            return Sight::default();
-        }
-        let detail = format!("still for {} s", longest / 1000);
-        Sight { opening: Some((stopped.clone(), detail)), holding: Some(stopped) }
+        Sight::of(stopped, || format!("still for {} s", longest / 1000))
     }
 }
