@@ -63,13 +63,16 @@ async fn only_agents_with_their_registered_password_get_in() {
     // stays connected (every alarm still arrives).
     let password = agent_line.trim_start_matches("password = \"").trim_end_matches('"');
     let addr: std::net::SocketAddr = center.mqtt_addr.parse().unwrap();
-    for (client_id, expected) in [
-        ("xl-center-ingest", false),
-        ("xl-agent-guessing-village", false),
-        ("xl-agent-pw-village~doctor", true),
+    for (login, client_id, expected) in [
+        ("pw-village", "xl-center-ingest", false),
+        ("pw-village", "xl-agent-guessing-village", false),
+        ("pw-village", "xl-agent-pw-village~doctor", false),
+        // Its doctor's login, with the same password, under the doctor's client id only.
+        ("pw-village~doctor", "xl-agent-pw-village~doctor", true),
+        ("pw-village~doctor", "xl-agent-pw-village", false),
     ] {
-        let accepted = connects(addr, client_id, "pw-village", password).await;
-        assert_eq!(accepted, expected, "client id {client_id} with pw-village's login");
+        let accepted = connects(addr, client_id, login, password).await;
+        assert_eq!(accepted, expected, "client id {client_id} as {login}");
     }
     common::wait_delivered(dir.path(), &mut agent, "pw-village").await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! `xl-demo` stops everything it started, however it is stopped: SIGTERM (a clean stop with its
-//! summary line) and SIGKILL (its center and agent follow it). Before, a `kill` of the demo left
-//! its center and agent running, holding the console's port.
+//! summary line) and SIGKILL (its broker, center and agent follow it). Before, a `kill` of the
+//! demo left its center and agent running, holding the console's port. Its broker keeps
+//! strangers out and the box to its own topics.
 
 mod common;
 
@@ -35,8 +36,8 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Starts the demo on a free console port and returns it once its agent runs, with the pids of
-/// its center and agent and the port.
-fn start_demo(dir: &std::path::Path) -> (Reaper, Vec<u32>, u16) {
+/// its broker, center and agent, the console's port and the broker's.
+fn start_demo(dir: &std::path::Path) -> (Reaper, Vec<u32>, u16, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(workspace_binary("xl-demo"))
         .args(["--data-dir", &dir.display().to_string(), "--http", &format!("127.0.0.1:{port}")])
@@ -47,8 +48,12 @@ fn start_demo(dir: &std::path::Path) -> (Reaper, Vec<u32>, u16) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
+    let mut broker = 0;
     loop {
         let line = lines.next().expect("the demo ended before its agent ran").unwrap();
+        if let Some(rest) = line.strip_prefix("demo: Mosquitto at mqtt://127.0.0.1:") {
+            broker = rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
         if line.starts_with("demo: agent running") {
             break;
         }
@@ -57,8 +62,20 @@ fn start_demo(dir: &std::path::Path) -> (Reaper, Vec<u32>, u16) {
     // Keep draining its output so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let started_children = children(child.id());
-    assert_eq!(started_children.len(), 2, "the demo runs a center and an agent");
-    (Reaper(child), started_children, port)
+    assert_eq!(started_children.len(), 3, "the demo runs Mosquitto, a center and an agent");
+    (Reaper(child), started_children, port, broker)
+}
+
+/// What `mosquitto_sub` as `login` (none: anonymous) under `client_id` gets of everything in
+/// 2 s, and what it says.
+fn read_everything(port: u16, login: Option<(&str, &str)>, client_id: &str) -> (String, String) {
+    let mut sub = Command::new("mosquitto_sub");
+    sub.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", client_id]);
+    if let Some((user, password)) = login {
+        sub.args(["-u", user, "-P", password]);
+    }
+    let out = sub.args(["-t", "#", "-v", "-W", "2"]).output().expect("mosquitto_sub (make setup)");
+    (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// Waits until none of `pids` lives and the console's port is free again.
@@ -76,9 +93,18 @@ fn assert_all_gone(pids: &[u32], port: u16, how: &str) {
 }
 
 #[test]
-fn sigterm_stops_the_demo_with_its_center_and_agent() {
+fn sigterm_stops_the_demo_with_its_broker_center_and_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut demo, started, port) = start_demo(dir.path());
+    let (mut demo, started, port, broker) = start_demo(dir.path());
+    // The demo's broker is the county's: a stranger does not get in, and the box's own password
+    // (its doctor's login, which has no topic) reads nothing.
+    let (seen, said) = read_everything(broker, None, "stranger");
+    assert!(seen.is_empty() && said.contains("not authorised"), "anonymous: {seen} {said}");
+    let config = std::fs::read_to_string(dir.path().join("agent.toml")).unwrap();
+    let password = config.lines().find_map(|l| l.strip_prefix("password = ")).unwrap();
+    let login = ("demo-village~doctor", password.trim_matches('"'));
+    let (seen, said) = read_everything(broker, Some(login), "xl-agent-demo-village~doctor");
+    assert!(seen.is_empty() && said.contains("denied"), "the box's login: {seen} {said}");
     // SAFETY: kill(2) on the child we spawned and have not reaped.
     unsafe { libc::kill(demo.0.id() as libc::pid_t, libc::SIGTERM) };
     let status = demo.0.wait().unwrap();
@@ -87,9 +113,9 @@ fn sigterm_stops_the_demo_with_its_center_and_agent() {
 }
 
 #[test]
-fn sigkill_of_the_demo_takes_its_center_and_agent_along() {
+fn sigkill_of_the_demo_takes_its_broker_center_and_agent_along() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut demo, started, port) = start_demo(dir.path());
+    let (mut demo, started, port, _) = start_demo(dir.path());
     demo.0.kill().unwrap();
     demo.0.wait().unwrap();
     assert_all_gone(&started, port, "SIGKILL");

@@ -383,11 +383,8 @@ fn center_installs_then_upgrades_in_place_keeping_its_settings() {
     ] {
         assert_owned(root, rel, mode, 0, 0);
     }
-    assert!(same_file(
-        &repo().join("deploy/center/center.env.embedded"),
-        &root.join("etc/xueliang/center.env")
-    ));
     assert!(root.join("etc/systemd/system/multi-user.target.wants/xl-center.service").is_symlink());
+    broker_works_as_installed(root);
 
     let env = root.join("etc/xueliang/center.env");
     std::fs::write(&env, "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n").unwrap();
@@ -406,9 +403,75 @@ fn center_installs_then_upgrades_in_place_keeping_its_settings() {
     assert_owned(root, "etc/xueliang/center.env", 0o600, 0, 0);
 }
 
+/// The county's broker as the center's installer set it up in `root`: the shipped settings,
+/// certificates made for this host, and accounts whose admin is the center's login, with the
+/// password the installer wrote into center.env. Mosquitto started on them (only the ports and
+/// paths moved into `root`) lets that login administer the accounts, and nobody else in.
+fn broker_works_as_installed(root: &Path) {
+    let env = std::fs::read_to_string(root.join("etc/xueliang/center.env")).unwrap();
+    let password = env.lines().find_map(|l| l.strip_prefix("XL_BROKER_PASSWORD=")).unwrap();
+    assert!(password.len() >= 24 && password != "CHANGE-ME", "{password}");
+    assert!(env.contains("--broker-accounts") && env.contains("mqtts://"), "{env}");
+    let accounts = root.join("var/lib/mosquitto/dynamic-security.json");
+    assert_eq!(std::fs::metadata(&accounts).unwrap().permissions().mode() & 0o777, 0o600);
+    let opts = env.lines().find(|l| l.starts_with("XL_CENTER_OPTS=")).unwrap();
+    assert!(opts.contains("--http-tls-cert") && !opts.contains("--allow-plain-http"), "{opts}");
+    let dropin =
+        std::fs::read_to_string(root.join("etc/systemd/system/xl-center.service.d/https.conf"))
+            .unwrap();
+    assert!(dropin.contains("LoadCredential=server.pem:/etc/xueliang/tls/server.pem"), "{dropin}");
+    let certs = root.join("etc/mosquitto/certs");
+    for file in ["ca.pem", "server.pem", "server.key"] {
+        assert!(same_file(&root.join("etc/xueliang/tls").join(file), &certs.join(file)), "{file}");
+    }
+    let installed =
+        std::fs::read_to_string(root.join("etc/mosquitto/conf.d/xueliang.conf")).unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, tls_port) = (free(), free());
+    let conf: String = installed
+        .lines()
+        .map(|line| {
+            let line = match line.split_whitespace().next() {
+                Some("listener") if line.contains("8883") => {
+                    format!("listener {tls_port} 127.0.0.1")
+                }
+                Some("listener") => format!("listener {port} 127.0.0.1"),
+                Some("cafile" | "certfile" | "keyfile" | "plugin_opt_config_file") => {
+                    line.replacen(" /", &format!(" {}/", root.display()), 1)
+                }
+                Some("persistence") => "persistence false".into(),
+                _ => line.to_owned(),
+            };
+            line + "\n"
+        })
+        .collect::<String>()
+        + "user root\n";
+    std::fs::write(root.join("mosquitto-test.conf"), conf).unwrap();
+    let _mosquitto = common::Reaper(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(root.join("mosquitto-test.conf"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_listening(port);
+    common::wait_listening(tls_port);
+    let ctrl = |user: &str, password: &str| {
+        Command::new("mosquitto_ctrl")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", password])
+            .args(["dynsec", "listClients"])
+            .output()
+            .unwrap()
+    };
+    let out = ctrl("xl-center", password);
+    assert!(out.status.success() && text(&out).contains("xl-center"), "{}", text(&out));
+    assert!(!text(&ctrl("xl-center", "guess")).contains("xl-center\n"), "a wrong password");
+}
+
 #[test]
 fn the_center_settings_examples_use_only_real_flags() {
-    for example in ["center.env.embedded", "center.env.mosquitto"] {
+    for example in ["center.env.mosquitto"] {
         let path = repo().join("deploy/center").join(example);
         let env = std::fs::read_to_string(&path).unwrap();
         let opts = env

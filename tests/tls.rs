@@ -109,7 +109,8 @@ async fn agents_reach_the_embedded_broker_over_tls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_is_served_over_https_and_plain_http_beyond_loopback_must_be_asked_for() {
+async fn the_console_is_served_over_https_and_plain_http_or_mqtt_beyond_loopback_must_be_asked_for()
+{
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());
     let embedded = || BrokerChoice::Embedded {
@@ -124,6 +125,22 @@ async fn the_console_is_served_over_https_and_plain_http_beyond_loopback_must_be
         panic!("plain HTTP on 0.0.0.0 started without --allow-plain-http")
     };
     assert!(refused.to_string().contains("--allow-plain-http"), "{refused}");
+    // Plain MQTT beyond loopback, from the embedded broker or to an external one: the same.
+    let external = BrokerChoice::External(BrokerConnection {
+        host: "192.0.2.7".into(),
+        port: 1883,
+        credentials: None,
+        tls: None,
+    });
+    let on_every_interface =
+        BrokerChoice::Embedded { listen: "0.0.0.0:0".parse().unwrap(), tls: None, passwords: true };
+    for broker in [external, on_every_interface] {
+        let config = common::center_config(dir.path(), broker);
+        let Err(refused) = start(config, CancellationToken::new()).await else {
+            panic!("plain MQTT beyond loopback started without --allow-plain-mqtt")
+        };
+        assert!(refused.to_string().contains("--allow-plain-mqtt"), "{refused}");
+    }
 
     // Over HTTPS, with the county CA: log in (the session cookie is Secure), read the alarms.
     let shutdown = CancellationToken::new();
@@ -172,6 +189,55 @@ async fn the_console_is_served_over_https_and_plain_http_beyond_loopback_must_be
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"), "plain HTTP got an answer");
+
+    // A box enrols over HTTPS with the county CA, as the command the console shows says.
+    let (ok, created) = curl(&[
+        "-H",
+        &format!("authorization: Bearer {token}"),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"agent_id":"https-village"}"#,
+        &format!("{base}/api/enrolments"),
+    ]);
+    assert!(ok, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let command = created["command"].as_str().unwrap();
+    assert!(command.contains(" --center-ca /etc/xueliang/ca.pem "), "{command}");
+    let ca = certs.join("ca.pem").display().to_string();
+    let config = dir.path().join("https-village.toml").display().to_string();
+    let enrol = |with_ca: bool| {
+        let args = command.split_whitespace().skip(1).map(|a| match a {
+            "/etc/xueliang/ca.pem" => ca.as_str(),
+            a => a,
+        });
+        let args: Vec<&str> = if with_ca {
+            args.collect()
+        } else {
+            // As a box would without the county CA: its system's roots only.
+            let all: Vec<&str> = args.collect();
+            let at = all.iter().position(|a| *a == "--center-ca").unwrap();
+            all[..at].iter().chain(&all[at + 2..]).copied().collect()
+        };
+        Command::new(common::workspace_binary("xl-agent"))
+            .args(args)
+            .args([
+                "--config",
+                &config,
+                "--data-dir",
+                &dir.path().join("box").display().to_string(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = enrol(false);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("--center-ca"), "{said}");
+    assert!(!Path::new(&config).exists(), "nothing written");
+    let enrolled = enrol(true);
+    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("agent_id = \"https-village\""), "{written}");
     shutdown.cancel();
     center.join().await;
 }

@@ -1,7 +1,7 @@
 //! The xueliang county center.
 //!
 //! ```text
-//! agents ─MQTT─▶ broker (embedded rumqttd, or Mosquitto/EMQX)
+//! agents ─MQTT─▶ broker (Mosquitto, each box's account kept by the center; or embedded rumqttd)
 //!   ─▶ ingest (validate, verify signature, route, group commit, then ack and receipt)
 //!   ─▶ store (sled, one record per event: its alarm, then its updates, idempotent by id;
 //!        indexes by time, camera, agent, status, unit)
@@ -25,7 +25,8 @@
 //! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                     |
 //! | `dispatch/` | dispatches to units over MQTT, durable webhooks                 | domain, store, routing                     |
 //! | `cases/`    | the workflow over the store, escalation, retention loop, feed   | domain, store, access, routing, dispatch   |
-//! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker     | domain, store, fleet, routing, cases       |
+//! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases       |
+//! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                            |
 //! | `console/`  | the web console's files                                         | nothing                                    |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                           |
 //! | `running.rs`| starts and wires every part: [`running::start`]                 | all of the above                           |

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 use xueliang_service::metrics::Histogram;
@@ -18,7 +19,9 @@ use crate::api::{ApiState, EnrolSettings, HttpsListener};
 use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
-use crate::ingest::{self, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls};
+use crate::ingest::{
+    self, BrokerAccounts, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls,
+};
 use crate::routing::Routing;
 use crate::store::{DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
@@ -70,6 +73,12 @@ pub struct CenterConfig {
     /// Serve plain HTTP on an address beyond loopback (passwords and session tokens then cross
     /// the network in the clear); refused without it.
     pub allow_plain_http: bool,
+    /// Plain MQTT beyond loopback (the embedded broker without TLS on an address other machines
+    /// reach, or an `mqtt://` external broker on another machine); refused without it.
+    pub allow_plain_mqtt: bool,
+    /// The external broker is Mosquitto with its dynamic-security plugin, whose admin the
+    /// center's login is: the center keeps boxes' accounts there (made at enrolment).
+    pub broker_accounts: bool,
 }
 
 impl CenterConfig {
@@ -87,6 +96,8 @@ impl CenterConfig {
             agent_mqtt_url: None,
             http_tls: None,
             allow_plain_http: false,
+            broker_accounts: false,
+            allow_plain_mqtt: false,
             data_dir,
             http_listen,
             broker,
@@ -103,6 +114,11 @@ pub enum CenterError {
         "--http {0} is reachable from other machines in plain HTTP, where passwords and session tokens travel in the clear: serve HTTPS (--http-tls-cert and --http-tls-key; deploy/tls/make-certs.sh makes them), listen on 127.0.0.1 behind a TLS reverse proxy, or, on a network only the county reaches, say so with --allow-plain-http"
     )]
     PlainHttp(SocketAddr),
+    /// Plain MQTT beyond loopback, without saying so.
+    #[error(
+        "{0} is plain MQTT beyond this machine, where broker passwords, alarms and pictures travel in the clear: use TLS (--mqtt-tls-cert and --mqtt-tls-key for the embedded broker, an mqtts:// --broker-url with --broker-ca), listen on 127.0.0.1, or, on a network only the county reaches, say so with --allow-plain-mqtt"
+    )]
+    PlainMqtt(String),
     /// The API's certificate or key is unusable.
     #[error("--http-tls-cert / --http-tls-key: {0}")]
     HttpTls(xueliang_service::tls::TlsError),
@@ -131,6 +147,9 @@ pub enum CenterError {
     /// The center's own key could not be read or made.
     #[error(transparent)]
     Key(#[from] xueliang_proto::signing::SignatureError),
+    /// The broker's accounts could not be prepared.
+    #[error("--broker-accounts: {0}")]
+    BrokerAccounts(#[from] ingest::AccountsError),
     /// The HTTP port could not be bound.
     #[error("HTTP API cannot listen on {addr}: {error}")]
     Http {
@@ -196,6 +215,24 @@ pub async fn start(
         );
     }
     let routing = Arc::new(Routing::open(&config.routing).map_err(file("routing"))?);
+    let plain_mqtt = match &config.broker {
+        BrokerChoice::Embedded { listen, tls: None, .. } if !listen.ip().is_loopback() => {
+            Some(format!("--mqtt-listen {listen}"))
+        }
+        BrokerChoice::External(c) if c.tls.is_none() => {
+            let url = BrokerUrl { host: c.host.clone(), port: c.port, tls: false };
+            (!url.is_local()).then(|| format!("--broker-url mqtt://{}:{}", c.host, c.port))
+        }
+        _ => None,
+    };
+    if let Some(what) = plain_mqtt {
+        if !config.allow_plain_mqtt {
+            return Err(CenterError::PlainMqtt(what));
+        }
+        warn!(
+            "--allow-plain-mqtt: {what} is plain MQTT; broker passwords, alarms and pictures cross the network in the clear"
+        );
+    }
     let mut embedded = None;
     let (conn, mqtt_addr) = match &config.broker {
         BrokerChoice::Embedded { listen, tls, passwords } => {
@@ -250,6 +287,15 @@ pub async fn start(
     // sled's ids grow across restarts: a run number no clock step can turn back.
     let run = store.next_id().map_err(store_err)? + 1;
     let announcer = ingest::Announcer::new(center_key.clone(), run);
+    let accounts = match &config.broker {
+        BrokerChoice::External(conn) if config.broker_accounts => {
+            let accounts = BrokerAccounts::new(conn.clone(), topics.clone());
+            accounts.prepare().await?;
+            info!("the broker's accounts are kept here (Mosquitto dynamic security)");
+            Some(Arc::new(accounts))
+        }
+        _ => None,
+    };
     let (client, eventloop) = ingest::connect(&conn, &topics, &announcer)?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
         .map_err(store_err)?;
@@ -316,6 +362,7 @@ pub async fn start(
             mqtt_url: config.agent_mqtt_url.clone(),
             embedded,
             passwords: matches!(config.broker, BrokerChoice::Embedded { passwords: true, .. }),
+            accounts,
             center_key: center_key.public_key(),
         },
         https: https.is_some(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs or upgrades the xueliang county center on this server, in one command:
 #
-#   sudo deploy/center/install.sh [--root DIR] [--bin PATH]
+#   sudo deploy/center/install.sh [--root DIR] [--bin PATH] [--host NAME-OR-IP]
 #
 # By default it takes target/release/xl-center (or target/debug/xl-center) of the checkout it
 # lives in (`make build` makes it). It installs
@@ -10,10 +10,22 @@
 #   /usr/sbin/xl-center-restore              deploy/center/restore.sh
 #   /usr/lib/xueliang/deploy-lib.sh          deploy/lib.sh, the helpers of those two
 #   /etc/systemd/system/xl-center.service    the hardened service (DynamicUser=yes)
-#   /etc/xueliang/center.env                 only if absent (0600): the embedded-broker example,
-#                                            deploy/center/center.env.embedded
-# Running it again upgrades in place; /etc/xueliang/center.env and the data directory
-# (/var/lib/xueliang-center) are never touched.
+#   /etc/xueliang/center.env                 only if absent (0600): deploy/center/center.env.mosquitto
+#                                            with the center's broker password filled in
+# and the county's broker (Debian's package mosquitto must be installed), every box kept to its
+# own topics by the center (deploy/mosquitto/README.md):
+#   /etc/mosquitto/conf.d/xueliang.conf      deploy/mosquitto/xueliang.conf
+#   /etc/xueliang/tls/                       only if absent: the county CA and a certificate for
+#                                            this host (deploy/tls/make-certs.sh), for the
+#                                            broker's TLS listener and the API's HTTPS
+#   /etc/mosquitto/certs/                    the broker's copy of them
+#   /etc/systemd/system/xl-center.service.d/https.conf  hands the certificate to the center
+#   /var/lib/mosquitto/dynamic-security.json only if absent: the broker's accounts, the center's
+#                                            login (xl-center, a new password) their admin
+# --host is the name or address boxes reach this server by (default: hostname -f): the
+# certificate is made for it (and localhost, 127.0.0.1), and boxes are told mqtts://HOST:8883.
+# Running it again upgrades in place; center.env, the broker's certificates and accounts and the
+# data directory (/var/lib/xueliang-center) are never touched.
 #
 # --root DIR installs into DIR instead of / (an image being built, a test): no systemctl call;
 # the service is enabled by its multi-user.target.wants link. Without --root:
@@ -26,16 +38,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib.sh"
 messages_as install
 
-root="" bin=""
+root="" bin="" host=""
 while (($#)); do
     case $1 in
-        --root | --bin)
+        --root | --bin | --host)
             need_value "$@"
-            [[ $1 == --root ]] && root=$2 || bin=$2
+            case $1 in --root) root=$2 ;; --bin) bin=$2 ;; *) host=$2 ;; esac
             shift 2
             ;;
         --root=*) root=${1#*=}; shift ;;
         --bin=*) bin=${1#*=}; shift ;;
+        --host=*) host=${1#*=}; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -43,7 +56,15 @@ done
 
 resolve_root "$args"
 find_binary xl-center "$here/../.."
-require_files "$here/xl-center.service" "$here/center.env.embedded" "$here/backup.sh" "$here/restore.sh"
+require_files "$here/xl-center.service" "$here/center.env.mosquitto" "$here/backup.sh" "$here/restore.sh" \
+    "$here/../mosquitto/xueliang.conf" "$here/../tls/make-certs.sh"
+case $(uname -m) in
+    x86_64) multiarch=x86_64-linux-gnu ;;
+    aarch64) multiarch=aarch64-linux-gnu ;;
+    *) die "no Mosquitto plugin path known for $(uname -m): set Mosquitto up by hand (deploy/mosquitto/README.md)" ;;
+esac
+command -v mosquitto_ctrl >/dev/null && [[ -f /usr/lib/$multiarch/mosquitto_dynamic_security.so ]] ||
+    die "Mosquitto is not installed: apt install mosquitto"
 
 start_puts
 trap '[[ -z $pending ]] || rm -f -- "$pending"' EXIT
@@ -55,15 +76,67 @@ put "$here/backup.sh" /usr/sbin/xl-center-backup 0755
 put "$here/restore.sh" /usr/sbin/xl-center-restore 0755
 put "$here/xl-center.service" /etc/systemd/system/xl-center.service 0644
 
+# The county's broker: its settings, its certificates and its accounts, the center their admin.
+broker_password=""
+mosquitto_changed=0
+conf=$(mktemp)
+sed "s|/usr/lib/x86_64-linux-gnu/|/usr/lib/$multiarch/|" "$here/../mosquitto/xueliang.conf" >"$conf"
+center_changed=$changed changed=0
+put "$conf" /etc/mosquitto/conf.d/xueliang.conf 0644
+rm -f "$conf"
+mosquitto_changed=$changed changed=$center_changed
+[[ -n $host ]] || host=$(hostname -f 2>/dev/null || hostname)
+# One county CA and one certificate for this host: the broker's TLS listener and the API's
+# HTTPS. Made once; the CA's key stays here (0600), to sign more later.
+tls=/etc/xueliang/tls
+if [[ -f $root$tls/server.pem ]]; then
+    say "$tls kept as it is"
+else
+    "$here/../tls/make-certs.sh" "$root$tls" "$host" >/dev/null
+    chmod 0700 "$root$tls"
+    say "made the county CA and a certificate for $host in $tls (give boxes ca.pem, as /etc/xueliang/ca.pem)"
+    mosquitto_changed=1
+fi
+certs=/etc/mosquitto/certs
+mkdir -p "$root$certs"
+for f in ca.pem server.pem server.key; do
+    cmp -s "$root$tls/$f" "$root$certs/$f" || { install -m 0640 "$root$tls/$f" "$root$certs/$f" && mosquitto_changed=1; }
+done
+! id mosquitto &>/dev/null || ((EUID != 0)) || chown -R mosquitto: "$root$certs"
+# The center's service user cannot read /etc/xueliang/tls: systemd hands it the two files.
+dropin=$(mktemp)
+printf '%s\n' "# Written by deploy/center/install.sh: the API's HTTPS certificate, from $tls." \
+    "[Service]" "LoadCredential=server.pem:$tls/server.pem" "LoadCredential=server.key:$tls/server.key" >"$dropin"
+put "$dropin" /etc/systemd/system/xl-center.service.d/https.conf 0644
+rm -f "$dropin"
+accounts=/var/lib/mosquitto/dynamic-security.json
+if [[ -f $root$accounts ]]; then
+    say "$accounts kept as it is"
+else
+    mkdir -p "$(dirname "$root$accounts")"
+    broker_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    mosquitto_ctrl dynsec init "$root$accounts" xl-center "$broker_password" >/dev/null
+    chmod 0600 "$root$accounts"
+    ! id mosquitto &>/dev/null || ((EUID != 0)) || chown mosquitto: "$root$accounts"
+    say "made the broker's accounts in $accounts: the center's login xl-center is their admin"
+    mosquitto_changed=1
+fi
+
 env=/etc/xueliang/center.env
 if [[ ! -d $root/etc/xueliang ]]; then
     install -d "${own[@]}" -m 0750 "$root/etc/xueliang"
 fi
 if [[ -e $root$env ]]; then
     say "$env kept as it is"
+elif [[ -z $broker_password ]]; then
+    die "$env is missing but the broker's accounts exist: copy deploy/center/center.env.mosquitto there and put the center's broker password in it"
 else
-    install "${own[@]}" -m 0600 "$here/center.env.embedded" "$root$env"
-    say "wrote $env from center.env.embedded (embedded broker; edit it, or copy center.env.mosquitto over it)"
+    (umask 077 && sed -e "s|^XL_BROKER_PASSWORD=.*|XL_BROKER_PASSWORD=$broker_password|" \
+        -e "s|mqtts://mqtt.county.example:8883\"|mqtts://$host:8883\"|" \
+        "$here/center.env.mosquitto" >"$root$env")
+    chmod 0600 "$root$env"
+    ((EUID != 0)) || chown 0:0 "$root$env"
+    say "wrote $env from center.env.mosquitto (HTTPS on 8443; boxes are told mqtts://$host:8883)"
 fi
 
 if [[ -n $root ]]; then
@@ -74,6 +147,10 @@ fi
 if [[ ! -d /run/systemd/system ]]; then
     enable_for_next_boot xl-center
     exit 0
+fi
+if ((mosquitto_changed)); then
+    systemctl restart mosquitto.service || die "mosquitto did not start on the new settings: see journalctl -u mosquitto"
+    say "mosquitto restarted on the county's settings"
 fi
 was_active=0
 systemctl is-active --quiet xl-center.service && was_active=1

@@ -12,6 +12,16 @@ pub struct BrokerUrl {
     pub tls: bool,
 }
 
+impl BrokerUrl {
+    /// Whether the broker is on this machine (`localhost`, 127.0.0.0/8, `::1`): plain MQTT
+    /// to it crosses no network.
+    pub fn is_local(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 /// Parses a broker URL, saying what is wrong with a bad one.
 pub fn parse_mqtt_url(url: &str) -> Result<BrokerUrl, String> {
     let (rest, tls) = if let Some(r) =
@@ -66,6 +76,16 @@ mod tests {
         assert!(parse_mqtt_url("127.0.0.1:1883").unwrap_err().contains("mqtt://"));
         assert!(parse_mqtt_url("mqtt://h:abc").unwrap_err().contains("not a number"));
         assert!(parse_mqtt_url("mqtt://:1883").unwrap_err().contains("no host"));
+    }
+
+    #[test]
+    fn only_this_machine_is_local() {
+        for local in ["mqtt://127.0.0.1", "mqtt://localhost:1884", "mqtt://[::1]:1883"] {
+            assert!(parse_mqtt_url(local).unwrap().is_local(), "{local}");
+        }
+        for remote in ["mqtt://10.1.2.3", "mqtt://broker.county", "mqtt://0.0.0.0"] {
+            assert!(!parse_mqtt_url(remote).unwrap().is_local(), "{remote}");
+        }
     }
 }
 

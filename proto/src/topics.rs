@@ -104,6 +104,17 @@ pub fn is_valid_agent_id(id: &str) -> bool {
     is_valid_id(id) && !RESERVED_IDS.contains(&id)
 }
 
+/// The client id of login `login` at the broker: `xl-agent-village-7` for the agent,
+/// `xl-agent-village-7~doctor` for its doctor. Brokers bind each login to this id.
+pub fn agent_client_id(login: &str) -> String {
+    format!("xl-agent-{login}")
+}
+
+/// The login of `xl-agent doctor` on the box whose login is `login`: it may only log in.
+pub fn doctor_login(login: &str) -> String {
+    format!("{login}~doctor")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

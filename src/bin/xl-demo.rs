@@ -1,9 +1,11 @@
 //! `xl-demo`: a real clip through a real agent to the center, on one machine.
 //!
-//! Starts `xl-center` (embedded broker, sled store in a fresh directory), serves `vtest.avi` over
-//! RTSP as a camera, starts `xl-agent` with the rules a county would set on such a place (people
-//! on the walkway, someone staying at the meeting point), and prints events as the center
-//! stores, updates and ends them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then
+//! Starts Mosquitto as a county runs it (every client logs in; its dynamic-security plugin keeps
+//! each box to its own topics), `xl-center` (keeping the boxes' accounts there; sled store in a
+//! fresh directory), serves `vtest.avi` over RTSP as a camera, enrols `xl-agent` as an installer
+//! does, runs it with the rules a county would set on such a place (people on the walkway,
+//! someone staying at the meeting point), and prints events as the center stores, updates and
+//! ends them. Runs until Ctrl-C or SIGTERM, or for `--for DURATION`; then
 //! prints `demo: N events stored (X ongoing, Y ended)` and exits 0 only if N ≥ 1.
 
 // The services never unwrap what a user or the network can influence (tests may).
@@ -127,11 +129,12 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
+fn spawn(bin: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
     let file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let mut command = Command::new(bin);
     command
         .args(args)
+        .envs(env.iter().copied())
         .env(
             "ORT_DYLIB_PATH",
             std::env::var_os("ORT_DYLIB_PATH")
@@ -227,25 +230,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let config_path = dir.join("agent.toml");
     let config_arg = config_path.display().to_string();
 
-    // Keys as an installer exchanges them: the center's goes into the agent's config, the
-    // agent's into the center's registry.
-    let center_key = output(&center_bin, &["key", "--data-dir", &store_arg], "").await?;
-    let center_key = center_key
-        .trim()
-        .strip_prefix("center_key = ")
-        .context("`xl-center key` printed no key")?
-        .trim_matches('"')
-        .to_owned();
-    let config = scenario::agent_toml(
-        "demo-village",
-        &camera_url,
-        &format!("mqtt://127.0.0.1:{mqtt_port}"),
-        &center_key,
-    ) + DEMO_RULES;
+    // The box's config as an installer writes it before enrolment: its camera and rules.
+    // Enrolment fills in [mqtt]: the broker, its password there, and the center's key.
+    let config = scenario::agent_toml("demo-village", &camera_url, "mqtt://unset", "")
+        .replace("center_key = \"\"\n", "")
+        + DEMO_RULES;
     std::fs::write(&config_path, config)?;
-    let agent_line = output(&agent_bin, &["key", "--config", &config_arg], "").await?;
-    scenario::register_agent(&store_dir.join("agent-keys.toml"), agent_line.trim())?;
-
+    std::fs::create_dir_all(&store_dir)?;
     // The county's responder units and routing, and one user per role, as county IT sets them up.
     std::fs::write(store_dir.join("routing.toml"), DEMO_ROUTING)?;
     for (login, role, unit) in DEMO_USERS {
@@ -263,6 +254,10 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         output(&center_bin, &args, DEMO_PASSWORD).await?;
     }
 
+    let broker_password = xueliang_center::access::generate_password();
+    let mosquitto = start_mosquitto(&dir, mqtt_port, &broker_password).await?;
+    let broker_url = format!("mqtt://127.0.0.1:{mqtt_port}");
+    println!("demo: Mosquitto at {broker_url} (log {})", dir.join("mosquitto.log").display());
     let mut center = spawn(
         &center_bin,
         &[
@@ -271,10 +266,16 @@ async fn run(args: Args) -> anyhow::Result<usize> {
             &store_arg,
             "--http",
             &http.to_string(),
-            "--mqtt-listen",
-            &format!("127.0.0.1:{mqtt_port}"),
+            "--broker-url",
+            &broker_url,
+            "--broker-username",
+            "xl-center",
+            "--broker-accounts",
+            "--agent-mqtt-url",
+            &broker_url,
         ],
         &center_log,
+        &[("XL_BROKER_PASSWORD", &broker_password)],
     )?;
     let api = format!("http://{http}");
     let started = Instant::now();
@@ -301,8 +302,9 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     )
     .await?;
 
+    enrol(&api, &agent_bin, &config_arg).await?;
     let agent_log = dir.join("agent.log");
-    let mut agent = spawn(&agent_bin, &["run", "--config", &config_arg], &agent_log)?;
+    let mut agent = spawn(&agent_bin, &["run", "--config", &config_arg], &agent_log, &[])?;
     println!("demo: agent running with {} (log {})", config_path.display(), agent_log.display());
     match args.duration {
         Some(d) => println!("demo: running for {:.0}s", d.as_secs_f32()),
@@ -333,11 +335,78 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     print_events(&client, &api, &mut seen).await;
     stop(&mut center, "center").await;
+    let mut mosquitto = mosquitto;
+    stop(&mut mosquitto, "mosquitto").await;
     let n = seen.len();
     let ongoing = seen.values().filter(|s| s.as_str() == "ongoing").count();
     println!("demo: {n} events stored ({ongoing} ongoing, {} ended)", n - ongoing);
     drop(camera);
     Ok(n)
+}
+
+/// Starts Mosquitto on loopback `port` with its files in `dir`, as a county's is set up: no
+/// anonymous clients, and the dynamic-security plugin with the center's login (`xl-center`,
+/// `password`) as its admin.
+async fn start_mosquitto(dir: &Path, port: u16, password: &str) -> anyhow::Result<Child> {
+    let plugin = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| PathBuf::from(format!("/usr/lib/{arch}/mosquitto_dynamic_security.so")))
+        .find(|p| p.is_file())
+        .context("Mosquitto's dynamic-security plugin is not installed: apt install mosquitto")?;
+    let accounts = dir.join("mosquitto-accounts.json");
+    let _ = std::fs::remove_file(&accounts);
+    let ctrl = Path::new("mosquitto_ctrl");
+    let accounts_arg = accounts.display().to_string();
+    output(ctrl, &["dynsec", "init", &accounts_arg, "xl-center", password], "").await?;
+    // Mosquitto started as root drops to the user `mosquitto`, who could not write its
+    // accounts file here: it stays whoever runs the demo.
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\nplugin {}\n\
+             plugin_opt_config_file {accounts_arg}\npersistence false\nuser {user}\n\
+             message_size_limit 1100000\n",
+            plugin.display()
+        ),
+    )?;
+    let log = dir.join("mosquitto.log");
+    let conf_arg = conf.display().to_string();
+    let mut child = spawn(Path::new("mosquitto"), &["-c", &conf_arg], &log, &[])?;
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("mosquitto exited ({status}):\n{}", tail(&log, 10));
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("mosquitto did not listen in 10 s:\n{}", tail(&log, 10));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(child)
+}
+
+/// Enrols the box as an installer does: the county's admin makes a token, and `xl-agent enroll`
+/// (the command the console shows) redeems it, writing the broker, its password and the
+/// center's key into the config at `config`.
+async fn enrol(api: &str, agent_bin: &Path, config: &str) -> anyhow::Result<()> {
+    let admin = xueliang_testkit::center_client::login(api, "admin", DEMO_PASSWORD, None).await?;
+    let resp = admin
+        .post(format!("{api}/api/enrolments"))
+        .json(&serde_json::json!({"agent_id": "demo-village"}))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("the center made no enrolment token: {}", resp.text().await.unwrap_or_default());
+    }
+    let created: serde_json::Value = resp.json().await?;
+    let command = created["command"].as_str().context("no enrolment command")?;
+    let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    args.extend(["--config", config]);
+    let said = output(agent_bin, &args, "").await?;
+    println!("demo: box enrolled: {}", said.lines().next().unwrap_or_default());
+    Ok(())
 }
 
 /// Asks the center for its newest events and prints those it began, and those that ended,

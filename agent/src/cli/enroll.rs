@@ -23,6 +23,10 @@ pub(super) struct Args {
     /// For a lab: enrol with whichever center answers, without checking its key.
     #[arg(long)]
     insecure: bool,
+    /// The county CA (PEM) that signed the center's HTTPS certificate, e.g.
+    /// /etc/xueliang/ca.pem; also set as mqtt.tls_ca when the broker is mqtts://.
+    #[arg(long)]
+    center_ca: Option<PathBuf>,
     /// The config file to write (edited if it exists).
     #[arg(long, short, default_value = "/etc/xueliang/agent.toml")]
     config: PathBuf,
@@ -33,11 +37,13 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args) -> Result<(), Failure> {
-    let Args { center, token, center_key_fingerprint, insecure, config, data_dir } = args;
+    let Args { center, token, center_key_fingerprint, insecure, center_ca, config, data_dir } =
+        args;
     if insecure {
         eprintln!("warning: --insecure: this box trusts whichever center answers at {center}");
     }
-    let options = EnrollOptions { center, token, center_key_fingerprint, config, data_dir };
+    let options =
+        EnrollOptions { center, token, center_key_fingerprint, center_ca, config, data_dir };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -57,6 +57,11 @@ pub struct MqttConfig {
     /// statuses (anyone on the broker could then stop delivery or fake receipts).
     #[serde(default)]
     pub insecure: bool,
+    /// Plain `mqtt://` to a broker on another machine: the password, alarms and pictures then
+    /// cross the network in the clear. Refused unless set (on a network only the county
+    /// reaches); every start warns.
+    #[serde(default)]
+    pub allow_plain: bool,
 }
 
 fn default_health_interval() -> u64 {
@@ -90,6 +95,7 @@ impl Default for MqttConfig {
             persistent_session: false,
             center_key: None,
             insecure: false,
+            allow_plain: false,
         }
     }
 }

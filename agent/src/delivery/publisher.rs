@@ -22,6 +22,7 @@ use xueliang_proto::endpoint::BrokerUrl;
 use xueliang_proto::signing::{
     CENTER_STATUS_SIGNATURE_FIELD, RECEIPT_SIGNATURE_FIELD, VerifyingKey,
 };
+use xueliang_proto::topics::{agent_client_id, doctor_login};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, CAPABILITY_EVENTS, CenterStatus, ConfigAck, Health, Message, Receipt,
@@ -82,14 +83,15 @@ fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Connection options for this box at the broker of `cfg`, as `client_id`: address, TLS,
-/// credentials, keep-alive and packet size (`xl-agent doctor` logs in with them too).
-pub fn mqtt_options(
-    cfg: &MqttConfig,
-    client_id: &str,
-    agent_id: &str,
-) -> Result<MqttOptions, String> {
+/// Connection options for box `agent_id` at the broker of `cfg`: address, TLS, credentials,
+/// keep-alive and packet size. With `doctor`, those of `xl-agent doctor`: its own login and
+/// client id (brokers bind each login to one id), so a running agent is not thrown off.
+pub fn mqtt_options(cfg: &MqttConfig, agent_id: &str, doctor: bool) -> Result<MqttOptions, String> {
     let BrokerUrl { host, port, .. } = cfg.broker()?;
+    let client_id = match doctor {
+        false => agent_client_id(agent_id),
+        true => agent_client_id(&doctor_login(agent_id)),
+    };
     let mut opts = MqttOptions::new(client_id, host, port);
     // A dead link (a NAT that forgot us, a mast that lost power) is noticed within 1.5 × the
     // keep-alive; the default 30 s costs a few bytes a minute.
@@ -104,7 +106,8 @@ pub fn mqtt_options(
         xueliang_proto::MAX_MESSAGE_BYTES + 4096,
     );
     if let Some(password) = &cfg.password {
-        let user = cfg.username.clone().unwrap_or_else(|| agent_id.to_owned());
+        let user = cfg.username.as_deref().unwrap_or(agent_id);
+        let user = if doctor { doctor_login(user) } else { user.to_owned() };
         opts.set_credentials(user, password.clone());
     }
     Ok(opts)
@@ -113,7 +116,25 @@ pub fn mqtt_options(
 impl Publisher {
     /// Prepares the connection (nothing is sent until [`Publisher::run`]).
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
-        let BrokerUrl { host, port, .. } = cfg.broker()?;
+        let broker = cfg.broker()?;
+        match (broker.tls || broker.is_local(), cfg.allow_plain) {
+            (true, _) => {}
+            (false, false) => {
+                return Err(format!(
+                    "mqtt.url {} is plain MQTT to another machine: this box's password, alarms \
+                     and pictures would cross the network in the clear; use mqtts:// with \
+                     mqtt.tls_ca (the county CA), or, on a network only the county reaches, set \
+                     mqtt.allow_plain = true",
+                    cfg.url
+                ));
+            }
+            (false, true) => warn!(
+                "mqtt.allow_plain: {} is plain MQTT; the password, alarms and pictures cross \
+                 the network in the clear",
+                cfg.url
+            ),
+        }
+        let BrokerUrl { host, port, .. } = broker;
         let topics = Topics::new(cfg.topic_prefix.clone());
         let center_key = cfg.center_key()?;
         match (&center_key, cfg.insecure) {
@@ -130,7 +151,7 @@ impl Publisher {
             ),
             (Some(_), _) => {}
         }
-        let mut opts = mqtt_options(cfg, &format!("xl-agent-{agent_id}"), agent_id)?;
+        let mut opts = mqtt_options(cfg, agent_id, false)?;
         opts.set_clean_session(!cfg.persistent_session);
         opts.set_last_will(LastWill::new(
             topics.status(agent_id),
@@ -494,6 +515,22 @@ impl Sender {
 mod tests {
     use super::*;
     use xueliang_proto::signing::SigningKey;
+
+    #[test]
+    fn plain_mqtt_to_another_machine_must_be_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(&dir.path().join("center.key")).unwrap();
+        let cfg = |url: &str, allow_plain| MqttConfig {
+            url: url.into(),
+            center_key: Some(key.public_key()),
+            allow_plain,
+            ..Default::default()
+        };
+        let refused = Publisher::new(&cfg("mqtt://10.20.0.2:1883", false), "v1").err();
+        assert!(refused.is_some_and(|e| e.contains("mqtt.allow_plain = true")));
+        assert!(Publisher::new(&cfg("mqtt://10.20.0.2:1883", true), "v1").is_ok());
+        assert!(Publisher::new(&cfg("mqtt://127.0.0.1:1883", false), "v1").is_ok());
+    }
 
     #[test]
     fn only_the_centers_own_status_from_its_latest_run_is_taken() {

@@ -248,16 +248,12 @@ fn plugin_check() -> Check {
     )
 }
 
-/// Logs in to the broker as this box would (under another client id, so a running agent is
-/// not thrown off).
+/// Logs in to the broker with this box's password (as its doctor's login and client id, so a
+/// running agent is not thrown off).
 async fn broker_check(config: &AgentConfig) -> Check {
     let name = "broker";
     let url = config.mqtt.url.clone();
-    let opts = match mqtt_options(
-        &config.mqtt,
-        &format!("xl-agent-{}~doctor", config.agent_id),
-        &config.agent_id,
-    ) {
+    let opts = match mqtt_options(&config.mqtt, &config.agent_id, true) {
         Ok(o) => o,
         Err(e) => {
             return Check::bad(
@@ -365,7 +361,14 @@ async fn clock_check(config: &AgentConfig) -> Check {
     };
     let url = format!("{}/healthz", center.trim_end_matches('/'));
     let sent = std::time::SystemTime::now();
-    let response = reqwest::Client::new().get(&url).timeout(Duration::from_secs(10)).send().await;
+    // The county CA signs the center's HTTPS certificate as it does the broker's.
+    let client = match crate::tools::enroll::county_client(config.mqtt.tls_ca.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            return Check::bad(Outcome::Fail, name, format!("mqtt.tls_ca: {e}"), "fix mqtt.tls_ca");
+        }
+    };
+    let response = client.get(&url).timeout(Duration::from_secs(10)).send().await;
     let received = std::time::SystemTime::now();
     let date = match &response {
         Ok(r) => {

@@ -44,6 +44,16 @@ pub enum EnrollError {
         /// The fingerprint of the key that answered.
         found: String,
     },
+    /// The county CA given could not be used.
+    #[error(
+        "--center-ca {path}: {error}; give the county CA (ca.pem, made on the center by deploy/tls/make-certs.sh)"
+    )]
+    Ca {
+        /// The file given.
+        path: PathBuf,
+        /// What went wrong.
+        error: String,
+    },
     /// The center refused (a used, expired or mistyped token, …).
     #[error("the center refused the enrolment: {0}")]
     Refused(String),
@@ -71,8 +81,11 @@ pub enum EnrollError {
 /// What to enrol.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
-    /// The center's HTTP address, e.g. `http://10.20.0.2:8080`.
+    /// The center's HTTP address, e.g. `https://10.20.0.2:8443`.
     pub center: String,
+    /// The county CA that signed the center's HTTPS certificate (and the broker's): trusted
+    /// besides the system's, and written as `mqtt.tls_ca` when the broker is `mqtts://`.
+    pub center_ca: Option<PathBuf>,
     /// The token from the county's administrator.
     pub token: String,
     /// The fingerprint of the center's key from the same command; `None` (a lab's
@@ -125,12 +138,24 @@ impl EnrollOptions {
         hand_over(&data_dir).map_err(io(&data_dir))?;
 
         let url = format!("{}/api/enroll", self.center.trim_end_matches('/'));
-        let unreachable =
-            |error: String| EnrollError::Unreachable { url: self.center.clone(), error };
+        let client = county_client(self.center_ca.as_deref()).map_err(|error| EnrollError::Ca {
+            path: self.center_ca.clone().unwrap_or_default(),
+            error,
+        })?;
+        let hint = match self.center_ca {
+            None if self.center.starts_with("https:") => {
+                "; a center whose certificate the county CA signed needs --center-ca /etc/xueliang/ca.pem"
+            }
+            _ => "",
+        };
+        let unreachable = |error: String| EnrollError::Unreachable {
+            url: self.center.clone(),
+            error: format!("{error}{hint}"),
+        };
         let hostname =
             std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_owned();
         let public_key = sealer.public_key();
-        let response = reqwest::Client::new()
+        let response = client
             .post(&url)
             .timeout(std::time::Duration::from_secs(20))
             .json(&EnrollRequest { token: self.token.clone(), public_key, hostname })
@@ -176,6 +201,13 @@ impl EnrollOptions {
         if let Some(password) = &enrolled.mqtt_password {
             mqtt["password"] = value(password.clone());
         }
+        if let Some(ca) = &self.center_ca
+            && enrolled.mqtt_url.starts_with("mqtts://")
+            && mqtt.get("tls_ca").is_none()
+        {
+            let ca = std::path::absolute(ca).map_err(io(ca))?;
+            mqtt["tls_ca"] = value(ca.display().to_string());
+        }
         let text = doc.to_string();
         write_private(&self.config, &text, &data_dir).map_err(io(&self.config))?;
         if let Some(message) = &enrolled.config_message {
@@ -184,6 +216,19 @@ impl EnrollOptions {
         }
         Ok(enrolled)
     }
+}
+
+/// An HTTP client for the county's center that trusts the county CA `ca` (PEM) besides the
+/// system's roots.
+pub fn county_client(ca: Option<&Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("not a PEM certificate ({e})"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Keeps the county's config for this box (the signed message, checked against the center's

@@ -61,7 +61,9 @@ impl Permission {
             Permission::ReadFleet => "see the fleet",
             Permission::Configure => "read or push agents' configs",
             Permission::ReadDeadLetters => "see dead letters",
-            Permission::Administer => "read the audit log or export the store",
+            Permission::Administer => {
+                "administer the center (enrol or remove boxes, read the audit log, export the store)"
+            }
         }
     }
 }

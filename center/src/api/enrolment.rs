@@ -2,6 +2,8 @@
 //! (`xl-agent enroll`), which registers its key (and broker password) and hands it what it needs
 //! to deliver. The token is the box's only credential here, so this one route needs no session.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -17,6 +19,7 @@ use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::fleet::{Enrolment, PasswordHash, RedeemError};
+use crate::ingest::BrokerAccounts;
 
 /// Body of `POST /api/enrolments`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,6 +54,8 @@ pub struct EnrolSettings {
     pub embedded: Option<(u16, bool)>,
     /// The embedded broker checks passwords: make one per box.
     pub passwords: bool,
+    /// The external broker's accounts, kept by the center: make one per box there.
+    pub accounts: Option<Arc<BrokerAccounts>>,
     /// The center's public key.
     pub center_key: String,
 }
@@ -98,9 +103,11 @@ pub(super) async fn create(
     state.store.flush().await?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("CENTER");
     let fingerprint = key_fingerprint(&state.enrol.center_key);
-    let scheme = if state.https { "https" } else { "http" };
+    // Over HTTPS the box trusts the county CA, kept where the agent's template expects it.
+    let (scheme, ca) =
+        if state.https { ("https", " --center-ca /etc/xueliang/ca.pem") } else { ("http", "") };
     let command = format!(
-        "xl-agent enroll --center {scheme}://{host} --token {token} --center-key-fingerprint {fingerprint}"
+        "xl-agent enroll --center {scheme}://{host}{ca} --token {token} --center-key-fingerprint {fingerprint}"
     );
     Ok((
         StatusCode::CREATED,
@@ -173,8 +180,19 @@ pub(super) async fn enroll(
     })
     .await?;
     let agent_id = enrolment.agent_id;
-    let password = settings.passwords.then(crate::access::generate_password);
-    let hash = password.as_deref().map(PasswordHash::new);
+    let password =
+        (settings.passwords || settings.accounts.is_some()).then(crate::access::generate_password);
+    if let (Some(accounts), Some(password)) = (&settings.accounts, &password) {
+        accounts.admit(&agent_id, password).await.map_err(|e| {
+            tracing::error!(agent = %agent_id, "enrolment: {e}");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("the broker did not take this box's account ({e}); the token is used: ask the county's administrator for a new one"),
+            )
+        })?;
+    }
+    // The embedded broker checks the hash; Mosquitto keeps its own.
+    let hash = password.as_deref().filter(|_| settings.passwords).map(PasswordHash::new);
     let keys = state.keys.clone();
     let (agent, public_key) = (agent_id.clone(), req.public_key.clone());
     blocking(move || keys.register(&agent, &public_key, hash.as_ref()).map_err(ApiError::internal))

@@ -93,3 +93,37 @@ pub(super) async fn push_config(
     state.store.flush().await?;
     Ok(Json(record))
 }
+
+/// `DELETE /api/agents/{id}` (admin): a box taken out of service, or lost. Its key (and embedded
+/// broker password) leave the registry, so nothing it sends is stored any more; with the
+/// broker's accounts kept here, its logins there are deleted and it is disconnected. Its
+/// alarms stay. Enrolling it again brings it back.
+pub(super) async fn remove(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    caller.require(Permission::Administer)?;
+    if state.keys.get(&id).is_none() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no agent {id:?} is registered"),
+        ));
+    }
+    if let Some(accounts) = &state.enrol.accounts {
+        accounts.remove(&id).await.map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                format!(
+                    "the broker did not delete {id}'s account ({e}): nothing was removed; try again"
+                ),
+            )
+        })?;
+    }
+    let keys = state.keys.clone();
+    let agent = id.clone();
+    blocking(move || keys.unregister(&agent).map_err(ApiError::internal)).await?;
+    state.audit.record(now_ms(), caller.login(), "remove_agent", &id, "")?;
+    state.store.flush().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

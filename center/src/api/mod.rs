@@ -26,7 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::access::{AuditLog, Sessions, Users};
 use crate::cases::{AlarmFeed, Cases};
@@ -101,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/alarms/{id}/{action}", post(alarms::act))
         .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
+        .route("/api/agents/{id}", delete(fleet::remove))
         .route("/api/agents/{id}/config", get(fleet::config).put(fleet::push_config))
         .route("/api/enrolments", get(enrolment::list).post(enrolment::create))
         .route("/api/enroll", post(enrolment::enroll))

@@ -30,8 +30,15 @@ pub struct ServeArgs {
     /// passwords and session tokens then cross it in the clear. Refused without this flag.
     #[arg(long, conflicts_with = "http_tls_cert")]
     allow_plain_http: bool,
-    /// Listen address of the embedded MQTT broker (ignored with --broker-url).
-    #[arg(long, default_value = "0.0.0.0:1883")]
+    /// Plain MQTT beyond loopback (the embedded broker without TLS on an address other machines
+    /// reach, or an mqtt:// --broker-url on another machine): broker passwords, alarms and
+    /// pictures then cross the network in the clear. Refused without this flag.
+    #[arg(long)]
+    allow_plain_mqtt: bool,
+    /// Listen address of the embedded MQTT broker, for development and tests (ignored with
+    /// --broker-url). It cannot keep one box from reading another's topics: a county uses
+    /// Mosquitto (--broker-url with --broker-accounts).
+    #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt_listen: SocketAddr,
     /// TLS for the embedded broker's agents: its certificate (PEM); agents then use mqtts://.
     #[arg(long, requires = "mqtt_tls_key", conflicts_with = "broker_url")]
@@ -61,6 +68,11 @@ pub struct ServeArgs {
     /// Password at the external broker (or the XL_BROKER_PASSWORD environment variable).
     #[arg(long, env = "XL_BROKER_PASSWORD", hide_env_values = true, requires = "broker_url")]
     broker_password: Option<String>,
+    /// The external broker is Mosquitto with its dynamic-security plugin and the center's login
+    /// is its admin: the center then makes each enrolled box's account there (bound to its
+    /// client id, its own topics only) and deletes it when the box is removed.
+    #[arg(long, requires = "broker_username")]
+    broker_accounts: bool,
     /// MQTT topic prefix.
     #[arg(long, default_value = xueliang_proto::topics::DEFAULT_PREFIX)]
     topic_prefix: String,
@@ -91,6 +103,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         http_tls_cert,
         http_tls_key,
         allow_plain_http,
+        allow_plain_mqtt,
         mqtt_listen,
         mqtt_tls_cert,
         mqtt_tls_key,
@@ -101,6 +114,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         broker_ca,
         broker_client_cert,
         broker_client_key,
+        broker_accounts,
         topic_prefix,
         agent_keys,
         routing,
@@ -141,6 +155,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = CenterConfig::new(data_dir, http, broker);
     config.http_tls = http_tls_cert.zip(http_tls_key).map(|(cert, key)| ServerTls { cert, key });
     config.allow_plain_http = allow_plain_http;
+    config.broker_accounts = broker_accounts;
+    config.allow_plain_mqtt = allow_plain_mqtt;
     config.topic_prefix = topic_prefix;
     if let Some(path) = agent_keys {
         config.agent_keys = path;

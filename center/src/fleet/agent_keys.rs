@@ -160,6 +160,29 @@ impl AgentKeys {
         key: &str,
         password: Option<&PasswordHash>,
     ) -> std::io::Result<()> {
+        self.edit(|text| {
+            let text = set_entry(text, "agents", agent, Some(key));
+            match password {
+                Some(hash) => set_entry(&text, "passwords", agent, Some(&hash.to_string())),
+                None => text,
+            }
+        })?;
+        info!(agent, "registered in {}", self.path().display());
+        Ok(())
+    }
+
+    /// Removes `agent`'s key and password: nothing it sends is stored any more, and it cannot
+    /// log in to the embedded broker.
+    pub fn unregister(&self, agent: &str) -> std::io::Result<()> {
+        self.edit(|text| {
+            set_entry(&set_entry(text, "agents", agent, None), "passwords", agent, None)
+        })?;
+        info!(agent, "removed from {}", self.path().display());
+        Ok(())
+    }
+
+    /// Replaces the file with `change` of its text (write, then rename), and reads it again.
+    fn edit(&self, change: impl FnOnce(&str) -> String) -> std::io::Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.file.path();
         let text = match std::fs::read_to_string(path) {
@@ -167,20 +190,14 @@ impl AgentKeys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => TEMPLATE.to_owned(),
             Err(e) => return Err(e),
         };
-        let mut text = set_entry(&text, "agents", agent, key);
-        if let Some(hash) = password {
-            text = set_entry(&text, "passwords", agent, &hash.to_string());
-        }
         let tmp = path.with_extension("toml.new");
-        std::fs::write(&tmp, text)?;
+        std::fs::write(&tmp, change(&text))?;
         if let Ok(meta) = std::fs::metadata(path) {
             std::fs::set_permissions(&tmp, meta.permissions())?;
         }
         std::fs::rename(&tmp, path)?;
         // At once, not at the next periodic check: the box logs in to the broker right away.
-        self.file.reload().map_err(std::io::Error::other)?;
-        info!(agent, "registered in {}", path.display());
-        Ok(())
+        self.file.reload().map_err(std::io::Error::other)
     }
 
     /// The registry file.
@@ -208,8 +225,8 @@ impl AgentKeys {
 }
 
 /// `text` with `agent = "value"` as the only entry for `agent` in table `[table]` (added, with
-/// the table if need be).
-fn set_entry(text: &str, table: &str, agent: &str, value: &str) -> String {
+/// the table if need be), or with none if `value` is `None`.
+fn set_entry(text: &str, table: &str, agent: &str, value: Option<&str>) -> String {
     let header = format!("[{table}]");
     let mut out = Vec::new();
     let mut current = String::new();
@@ -225,12 +242,12 @@ fn set_entry(text: &str, table: &str, agent: &str, value: &str) -> String {
             continue;
         }
         out.push(line.to_owned());
-        if trimmed == header && !placed {
+        if let Some(value) = value.filter(|_| trimmed == header && !placed) {
             out.push(format!("{agent} = \"{value}\""));
             placed = true;
         }
     }
-    if !placed {
+    if let Some(value) = value.filter(|_| !placed) {
         out.push(header);
         out.push(format!("{agent} = \"{value}\""));
     }
@@ -297,6 +314,11 @@ mod tests {
         assert_eq!(text.matches("village-7 =").count(), 2, "one key and one password: {text}");
         assert_eq!(keys.get("village-7"), Some(KEY.parse().unwrap()), "in force at once");
         assert!(keys.check_password("village-7", "pw"));
+        keys.unregister("village-7").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("village-7"), "{text}");
+        assert!(text.contains("village-1 = ") && text.contains("# the school"), "{text}");
+        assert!(keys.get("village-7").is_none() && !keys.check_password("village-7", "pw"));
     }
 
     #[test]

@@ -75,13 +75,16 @@ fn server(listen: SocketAddr, max_payload: usize, tls: Option<TlsConfig>) -> Ser
     }
 }
 
-/// Whether `client` is a client id login `user` may use: `xl-agent-{user}` (the agent) or
-/// `xl-agent-{user}~…` (its tools, such as `xl-agent doctor`). Agent ids have no `~`.
+/// Whether `client` is the client id login `user` may use: `xl-agent-{user}`, for the agent
+/// (`village-7`) as for its doctor (`village-7~doctor`), as at a Mosquitto broker.
 fn client_id_of(client: &str, user: &str) -> bool {
-    client
-        .strip_prefix("xl-agent-")
-        .and_then(|rest| rest.strip_prefix(user))
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('~'))
+    client == xueliang_proto::topics::agent_client_id(user)
+}
+
+/// The agent whose password login `user` uses: the agent's own, or its doctor's
+/// (`village-7~doctor`). Agent ids have no `~`.
+fn agent_of_login(user: &str) -> &str {
+    user.split_once('~').map_or(user, |(agent, _)| agent)
 }
 
 /// Starts the broker on its own threads (rumqttd never returns) and returns where it listens.
@@ -117,7 +120,7 @@ pub fn start_broker(
                 tracing::warn!(user = %user, client = %client, "embedded broker: a client id that is not this login's");
                 false
             } else {
-                let ok = registry.check_password(&user, &password);
+                let ok = registry.check_password(agent_of_login(&user), &password);
                 if !ok {
                     tracing::warn!(user = %user, "embedded broker: wrong or unknown agent password");
                 }
@@ -167,7 +170,11 @@ mod tests {
     #[test]
     fn a_login_may_use_only_its_own_client_ids() {
         assert!(client_id_of("xl-agent-v1", "v1"));
-        assert!(client_id_of("xl-agent-v1~doctor", "v1"));
+        assert!(client_id_of("xl-agent-v1~doctor", "v1~doctor"));
+        assert!(!client_id_of("xl-agent-v1~doctor", "v1"), "the agent's login is its own only");
+        assert!(!client_id_of("xl-agent-v1", "v1~doctor"), "the doctor's cannot be the agent");
+        assert_eq!(agent_of_login("v1~doctor"), "v1");
+        assert_eq!(agent_of_login("v1"), "v1");
         assert!(!client_id_of("xl-agent-v1-east", "v1"), "another agent's");
         assert!(!client_id_of("xl-agent-v2", "v1"));
         assert!(!client_id_of("xl-center-ingest", "v1"), "the center's");

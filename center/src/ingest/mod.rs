@@ -3,17 +3,20 @@
 //! acknowledged to the broker and receipted to the agent. What fails validation is
 //! dead-lettered, never dropped silently. Agents' answers to pushed configs, their retained
 //! status (and last will) and their Health come in here too. The embedded broker (rumqttd)
-//! lives here as well, so a county can run the center with nothing else installed.
+//! lives here as well, so a lab can run the center with nothing else installed; so does the
+//! keeping of boxes' accounts at a Mosquitto broker (`accounts.rs`).
 //!
 //! `validate.rs` and `batch.rs` decide what a batch becomes without I/O; `eventloop.rs` and
 //! `connection.rs` talk to the broker and the store.
 
+mod accounts;
 mod batch;
 mod broker;
 mod connection;
 mod eventloop;
 mod validate;
 
+pub use accounts::{AccountsError, BrokerAccounts};
 pub use broker::{BrokerError, Listening, ServerTls, start_broker};
 pub use connection::{Announcer, BrokerConnection, connect};
 pub use eventloop::{Ingest, IngestStats, run};
