@@ -166,6 +166,7 @@ async fn enrol(api: &Api, dir: &Path, agent: &str, agents_url: &str) -> String {
     let enrolled: xueliang_proto::enrolment::Enrolled = resp.json().await.unwrap();
     assert_eq!(enrolled.mqtt_url, agents_url);
     assert_eq!(enrolled.mqtt_username.as_deref(), Some(agent));
+    assert!(enrolled.mqtt_persistent_session, "Mosquitto keeps the box's session");
     enrolled.mqtt_password.expect("a broker password")
 }
 

@@ -101,6 +101,7 @@ fn sigterm_stops_the_demo_with_its_broker_center_and_agent() {
     let (seen, said) = read_everything(broker, None, "stranger");
     assert!(seen.is_empty() && said.contains("not authorised"), "anonymous: {seen} {said}");
     let config = std::fs::read_to_string(dir.path().join("agent.toml")).unwrap();
+    assert!(config.contains("persistent_session = true"), "enrolment asks for a session: {config}");
     let password = config.lines().find_map(|l| l.strip_prefix("password = ")).unwrap();
     let login = ("demo-village~doctor", password.trim_matches('"'));
     let (seen, said) = read_everything(broker, Some(login), "xl-agent-demo-village~doctor");

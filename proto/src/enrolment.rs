@@ -47,6 +47,10 @@ pub struct Enrolled {
     pub mqtt_username: Option<String>,
     /// Its password there (generated at enrolment; the center keeps only a hash).
     pub mqtt_password: Option<String>,
+    /// The broker keeps sessions across drops (Mosquitto): the box should ask for one, so that
+    /// receipts sent while its link was down still reach it.
+    #[serde(default)]
+    pub mqtt_persistent_session: bool,
     /// The center's public key, to trust receipts and pushed configs.
     pub center_key: String,
     /// The config pushed to this agent id so far (TOML; empty if none).

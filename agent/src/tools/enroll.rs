@@ -201,6 +201,9 @@ impl EnrollOptions {
         if let Some(password) = &enrolled.mqtt_password {
             mqtt["password"] = value(password.clone());
         }
+        if enrolled.mqtt_persistent_session {
+            mqtt["persistent_session"] = value(true);
+        }
         if let Some(ca) = &self.center_ca
             && enrolled.mqtt_url.starts_with("mqtts://")
             && mqtt.get("tls_ca").is_none()

@@ -213,6 +213,8 @@ pub(super) async fn enroll(
         pushed.map_or((String::new(), 0), |c| (c.config_toml, c.version));
     Ok(Json(Enrolled {
         mqtt_username: password.as_ref().map(|_| agent_id.clone()),
+        // Mosquitto resumes sessions; the embedded broker (rumqttd) does not.
+        mqtt_persistent_session: settings.accounts.is_some(),
         mqtt_password: password,
         agent_id,
         mqtt_url,
