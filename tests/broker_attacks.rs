@@ -146,15 +146,7 @@ fn retained_center_status(port: u16) -> CenterStatus {
 /// Enrols box `agent` through the API as `xl-agent enroll` does (its key made in
 /// `dir/{agent}`); returns its broker password.
 async fn enrol(api: &Api, dir: &Path, agent: &str, agents_url: &str) -> String {
-    let created: serde_json::Value = api
-        .post("/api/enrolments")
-        .json(&serde_json::json!({"agent_id": agent}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = api.enrolment(agent).await;
     let key = Sealer::open(&dir.join(agent)).unwrap().public_key();
     let resp = reqwest::Client::new()
         .post(format!("{}/api/enroll", api.base))
@@ -190,6 +182,22 @@ async fn no_box_reads_or_speaks_for_another_and_strangers_get_nothing() {
     let api = Api::admin(center.http_addr).await;
     let pw_a = enrol(&api, dir, "box-a", &agents_url).await;
     let pw_b = enrol(&api, dir, "box-b", &agents_url).await;
+    // A box may not take the name of a login that is not a box's: the center's own would be
+    // replaced, and the center thrown off the broker. Refused, and the token still works.
+    let created = api.enrolment("xl-center").await;
+    let key = Sealer::open(&dir.join("xl-center")).unwrap().public_key();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/enroll", api.base))
+        .json(&serde_json::json!({"token": created["token"], "public_key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let said = resp.text().await.unwrap();
+    assert!(said.contains("not a box's") && said.contains("still works"), "{said}");
+    let enrolments = api.json("/api/enrolments").await;
+    let unused = enrolments.as_array().unwrap().iter().find(|e| e["agent_id"] == "xl-center");
+    assert!(unused.is_some_and(|e| e["used_ms"].is_null()), "{enrolments}");
     // The attacker: an enrolled box of the county, with its own password (stolen, or a box
     // taken over), not delivering anything itself.
     let pw_c = enrol(&api, dir, "box-c", &agents_url).await;

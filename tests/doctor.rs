@@ -51,15 +51,7 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
         api.put("/api/agents/doctor-village/config").body(pushed).send().await.unwrap().status(),
         200
     );
-    let created: serde_json::Value = api
-        .post("/api/enrolments")
-        .json(&serde_json::json!({ "agent_id": "doctor-village" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = api.enrolment("doctor-village").await;
 
     // The installed model: links to the fetched one, with the checksum the installer writes.
     let models = dir.path().join("models");

@@ -70,11 +70,16 @@ fn install_agent(root: &Path, extra: &[&str]) -> String {
 }
 
 fn install_center(root: &Path) -> String {
-    run(Command::new(repo().join("deploy/center/install.sh"))
-        .arg("--root")
-        .arg(root)
-        .arg("--bin")
-        .arg(common::workspace_binary("xl-center")))
+    run(&mut center_installer(root))
+}
+
+/// The center's installer into `root`, with the workspace's binary, for the host boxes reach
+/// as `center.county.test`.
+fn center_installer(root: &Path) -> Command {
+    let mut cmd = Command::new(repo().join("deploy/center/install.sh"));
+    cmd.arg("--root").arg(root).arg("--bin").arg(common::workspace_binary("xl-center"));
+    cmd.args(["--host", "center.county.test"]);
+    cmd
 }
 
 /// Field `field` (2: uid/gid) of entry `name` in `root`'s `/etc/{file}`.
@@ -263,14 +268,7 @@ async fn agent_installs_enrols_then_upgrades_in_place_keeping_config_and_outbox(
     };
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let api = common::Api::admin(center.http_addr).await;
-    let resp = api
-        .post("/api/enrolments")
-        .json(&serde_json::json!({ "agent_id": "east-village-03" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let created = resp.json::<serde_json::Value>().await.unwrap();
+    let created = api.enrolment("east-village-03").await;
     let token = created["token"].as_str().unwrap().to_owned();
     // The fingerprint of the center's key, as the command the county shows carries it.
     let fingerprint = created["command"].as_str().unwrap().rsplit(' ').next().unwrap().to_owned();
@@ -387,7 +385,8 @@ fn center_installs_then_upgrades_in_place_keeping_its_settings() {
     broker_works_as_installed(root);
 
     let env = root.join("etc/xueliang/center.env");
-    std::fs::write(&env, "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n").unwrap();
+    let edited = "XL_CENTER_OPTS=\"--broker-url mqtt://127.0.0.1:1883 --broker-accounts --http 127.0.0.1:8080\"\n";
+    std::fs::write(&env, edited).unwrap();
     std::fs::write(root.join("usr/bin/xl-center"), b"old").unwrap();
     let log = install_center(root);
     assert!(
@@ -396,11 +395,18 @@ fn center_installs_then_upgrades_in_place_keeping_its_settings() {
         "{log}"
     );
     assert!(same_file(&common::workspace_binary("xl-center"), &root.join("usr/bin/xl-center")));
-    assert_eq!(
-        std::fs::read_to_string(&env).unwrap(),
-        "XL_CENTER_OPTS=\"--http 127.0.0.1:8080\"\n"
-    );
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), edited);
     assert_owned(root, "etc/xueliang/center.env", 0o600, 0, 0);
+
+    // Settings of an earlier version that this one refuses (the embedded broker in plain MQTT
+    // for other machines) stop the installer before anything changes, saying what to add.
+    let earlier = "XL_CENTER_OPTS=\"--mqtt-listen 0.0.0.0:1883 --mqtt-passwords\"\n";
+    std::fs::write(&env, earlier).unwrap();
+    std::fs::write(root.join("usr/bin/xl-center"), b"old").unwrap();
+    let out = center_installer(root).output().unwrap();
+    assert!(!out.status.success() && text(&out).contains("--allow-plain-mqtt"), "{}", text(&out));
+    assert_eq!(std::fs::read(root.join("usr/bin/xl-center")).unwrap(), b"old");
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), earlier);
 }
 
 /// The county's broker as the center's installer set it up in `root`: the shipped settings,
@@ -411,7 +417,8 @@ fn broker_works_as_installed(root: &Path) {
     let env = std::fs::read_to_string(root.join("etc/xueliang/center.env")).unwrap();
     let password = env.lines().find_map(|l| l.strip_prefix("XL_BROKER_PASSWORD=")).unwrap();
     assert!(password.len() >= 24 && password != "CHANGE-ME", "{password}");
-    assert!(env.contains("--broker-accounts") && env.contains("mqtts://"), "{env}");
+    assert!(env.contains("--broker-accounts"), "{env}");
+    assert!(env.contains("--agent-mqtt-url mqtts://center.county.test:8883 "), "{env}");
     let accounts = root.join("var/lib/mosquitto/dynamic-security.json");
     assert_eq!(std::fs::metadata(&accounts).unwrap().permissions().mode() & 0o777, 0o600);
     let opts = env.lines().find(|l| l.starts_with("XL_CENTER_OPTS=")).unwrap();

@@ -25,7 +25,10 @@
 # --host is the name or address boxes reach this server by (default: hostname -f): the
 # certificate is made for it (and localhost, 127.0.0.1), and boxes are told mqtts://HOST:8883.
 # Running it again upgrades in place; center.env, the broker's certificates and accounts and the
-# data directory (/var/lib/xueliang-center) are never touched.
+# data directory (/var/lib/xueliang-center) are never touched. A center.env of an earlier
+# install that does not keep the broker's accounts (--broker-accounts) is kept with no Mosquitto
+# set up; one whose embedded broker speaks plain MQTT to other machines stops the installer,
+# before anything changes, with what to add.
 #
 # --root DIR installs into DIR instead of / (an image being built, a test): no systemctl call;
 # the service is enabled by its multi-user.target.wants link. Without --root:
@@ -58,13 +61,25 @@ resolve_root "$args"
 find_binary xl-center "$here/../.."
 require_files "$here/xl-center.service" "$here/center.env.mosquitto" "$here/backup.sh" "$here/restore.sh" \
     "$here/../mosquitto/xueliang.conf" "$here/../tls/make-certs.sh"
-case $(uname -m) in
-    x86_64) multiarch=x86_64-linux-gnu ;;
-    aarch64) multiarch=aarch64-linux-gnu ;;
-    *) die "no Mosquitto plugin path known for $(uname -m): set Mosquitto up by hand (deploy/mosquitto/README.md)" ;;
-esac
-command -v mosquitto_ctrl >/dev/null && [[ -f /usr/lib/$multiarch/mosquitto_dynamic_security.so ]] ||
-    die "Mosquitto is not installed: apt install mosquitto"
+env=/etc/xueliang/center.env
+# Settings of an earlier install are kept; those this version would refuse stop it here, before
+# anything changes: the embedded broker in plain MQTT beyond loopback.
+county_broker=1
+if [[ -e $root$env ]] && ! grep -q -- '--broker-accounts' "$root$env"; then
+    county_broker=0
+    if ! grep -Eq -- '--broker-url|--mqtt-tls-cert|--allow-plain-mqtt|--mqtt-listen 127\.' "$root$env"; then
+        die "$env runs the embedded broker in plain MQTT for other machines, which this version refuses (and its --mqtt-listen now defaults to 127.0.0.1:1883): to keep it, add --mqtt-listen 0.0.0.0:1883 --allow-plain-mqtt to XL_CENTER_OPTS (see docs/security.md); better, move to the county's Mosquitto (deploy/mosquitto/README.md, deploy/center/center.env.mosquitto); then run this again"
+    fi
+fi
+if ((county_broker)); then
+    case $(uname -m) in
+        x86_64) multiarch=x86_64-linux-gnu ;;
+        aarch64) multiarch=aarch64-linux-gnu ;;
+        *) die "no Mosquitto plugin path known for $(uname -m): set Mosquitto up by hand (deploy/mosquitto/README.md)" ;;
+    esac
+    command -v mosquitto_ctrl >/dev/null && [[ -f /usr/lib/$multiarch/mosquitto_dynamic_security.so ]] ||
+        die "Mosquitto is not installed: apt install mosquitto"
+fi
 
 start_puts
 trap '[[ -z $pending ]] || rm -f -- "$pending"' EXIT
@@ -76,63 +91,68 @@ put "$here/backup.sh" /usr/sbin/xl-center-backup 0755
 put "$here/restore.sh" /usr/sbin/xl-center-restore 0755
 put "$here/xl-center.service" /etc/systemd/system/xl-center.service 0644
 
-# The county's broker: its settings, its certificates and its accounts, the center their admin.
-broker_password=""
-mosquitto_changed=0
-conf=$(mktemp)
-sed "s|/usr/lib/x86_64-linux-gnu/|/usr/lib/$multiarch/|" "$here/../mosquitto/xueliang.conf" >"$conf"
-center_changed=$changed changed=0
-put "$conf" /etc/mosquitto/conf.d/xueliang.conf 0644
-rm -f "$conf"
-mosquitto_changed=$changed changed=$center_changed
-[[ -n $host ]] || host=$(hostname -f 2>/dev/null || hostname)
-# One county CA and one certificate for this host: the broker's TLS listener and the API's
-# HTTPS. Made once; the CA's key stays here (0600), to sign more later.
-tls=/etc/xueliang/tls
-if [[ -f $root$tls/server.pem ]]; then
-    say "$tls kept as it is"
-else
-    "$here/../tls/make-certs.sh" "$root$tls" "$host" >/dev/null
-    chmod 0700 "$root$tls"
-    say "made the county CA and a certificate for $host in $tls (give boxes ca.pem, as /etc/xueliang/ca.pem)"
-    mosquitto_changed=1
-fi
-certs=/etc/mosquitto/certs
-mkdir -p "$root$certs"
-for f in ca.pem server.pem server.key; do
-    cmp -s "$root$tls/$f" "$root$certs/$f" || { install -m 0640 "$root$tls/$f" "$root$certs/$f" && mosquitto_changed=1; }
-done
-! id mosquitto &>/dev/null || ((EUID != 0)) || chown -R mosquitto: "$root$certs"
-# The center's service user cannot read /etc/xueliang/tls: systemd hands it the two files.
-dropin=$(mktemp)
-printf '%s\n' "# Written by deploy/center/install.sh: the API's HTTPS certificate, from $tls." \
-    "[Service]" "LoadCredential=server.pem:$tls/server.pem" "LoadCredential=server.key:$tls/server.key" >"$dropin"
-put "$dropin" /etc/systemd/system/xl-center.service.d/https.conf 0644
-rm -f "$dropin"
-accounts=/var/lib/mosquitto/dynamic-security.json
-if [[ -f $root$accounts ]]; then
-    say "$accounts kept as it is"
-else
-    mkdir -p "$(dirname "$root$accounts")"
-    broker_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-    mosquitto_ctrl dynsec init "$root$accounts" xl-center "$broker_password" >/dev/null
-    chmod 0600 "$root$accounts"
-    ! id mosquitto &>/dev/null || ((EUID != 0)) || chown mosquitto: "$root$accounts"
-    say "made the broker's accounts in $accounts: the center's login xl-center is their admin"
-    mosquitto_changed=1
-fi
-
-env=/etc/xueliang/center.env
 if [[ ! -d $root/etc/xueliang ]]; then
     install -d "${own[@]}" -m 0750 "$root/etc/xueliang"
 fi
+
+# The county's broker: its settings, its certificates and its accounts, the center their admin.
+# Not for a center that already runs with other settings (kept as they are).
+broker_password=""
+mosquitto_changed=0
+if ((county_broker)); then
+    conf=$(mktemp)
+    sed "s|/usr/lib/x86_64-linux-gnu/|/usr/lib/$multiarch/|" "$here/../mosquitto/xueliang.conf" >"$conf"
+    center_changed=$changed changed=0
+    put "$conf" /etc/mosquitto/conf.d/xueliang.conf 0644
+    rm -f "$conf"
+    mosquitto_changed=$changed changed=$center_changed
+    [[ -n $host ]] || host=$(hostname -f 2>/dev/null || hostname)
+    # One county CA and one certificate for this host: the broker's TLS listener and the API's
+    # HTTPS. Made once; the CA's key stays here (0600), to sign more later.
+    tls=/etc/xueliang/tls
+    if [[ -f $root$tls/server.pem ]]; then
+        say "$tls kept as it is"
+    else
+        "$here/../tls/make-certs.sh" "$root$tls" "$host" >/dev/null
+        chmod 0700 "$root$tls"
+        say "made the county CA and a certificate for $host in $tls (give boxes ca.pem, as /etc/xueliang/ca.pem)"
+        mosquitto_changed=1
+    fi
+    certs=/etc/mosquitto/certs
+    mkdir -p "$root$certs"
+    for f in ca.pem server.pem server.key; do
+        cmp -s "$root$tls/$f" "$root$certs/$f" || { install -m 0640 "$root$tls/$f" "$root$certs/$f" && mosquitto_changed=1; }
+    done
+    ! id mosquitto &>/dev/null || ((EUID != 0)) || chown -R mosquitto: "$root$certs"
+    # The center's service user cannot read /etc/xueliang/tls: systemd hands it the two files.
+    dropin=$(mktemp)
+    printf '%s\n' "# Written by deploy/center/install.sh: the API's HTTPS certificate, from $tls." \
+        "[Service]" "LoadCredential=server.pem:$tls/server.pem" "LoadCredential=server.key:$tls/server.key" >"$dropin"
+    put "$dropin" /etc/systemd/system/xl-center.service.d/https.conf 0644
+    rm -f "$dropin"
+    accounts=/var/lib/mosquitto/dynamic-security.json
+    if [[ -f $root$accounts ]]; then
+        say "$accounts kept as it is"
+    else
+        mkdir -p "$(dirname "$root$accounts")"
+        # A center.env that holds the password already (an install stopped half-way) keeps it.
+        [[ ! -e $root$env ]] || broker_password=$(sed -n 's/^XL_BROKER_PASSWORD=//p' "$root$env")
+        [[ -n $broker_password ]] || broker_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+        (umask 077 && mosquitto_ctrl dynsec init "$root$accounts" xl-center "$broker_password" >/dev/null)
+        chmod 0600 "$root$accounts"
+        ! id mosquitto &>/dev/null || ((EUID != 0)) || chown mosquitto: "$root$accounts"
+        say "made the broker's accounts in $accounts: the center's login xl-center is their admin"
+        mosquitto_changed=1
+    fi
+fi
+
 if [[ -e $root$env ]]; then
     say "$env kept as it is"
 elif [[ -z $broker_password ]]; then
     die "$env is missing but the broker's accounts exist: copy deploy/center/center.env.mosquitto there and put the center's broker password in it"
 else
     (umask 077 && sed -e "s|^XL_BROKER_PASSWORD=.*|XL_BROKER_PASSWORD=$broker_password|" \
-        -e "s|mqtts://mqtt.county.example:8883\"|mqtts://$host:8883\"|" \
+        -e "s|mqtts://mqtt.county.example:8883 |mqtts://$host:8883 |" \
         "$here/center.env.mosquitto" >"$root$env")
     chmod 0600 "$root$env"
     ((EUID != 0)) || chown 0:0 "$root$env"

@@ -151,6 +151,19 @@ impl Api {
         self.client.put(format!("{}{path}", self.base))
     }
 
+    /// A new enrolment token for `agent` (`POST /api/enrolments`, asserting 201): the token, and
+    /// the command the county gives the installer.
+    pub async fn enrolment(&self, agent: &str) -> serde_json::Value {
+        let resp = self
+            .post("/api/enrolments")
+            .json(&serde_json::json!({ "agent_id": agent }))
+            .send()
+            .await
+            .expect("API request");
+        assert_eq!(resp.status(), 201, "POST /api/enrolments for {agent}");
+        resp.json().await.expect("JSON body")
+    }
+
     /// `GET {base}{path}` as JSON, asserting 200.
     pub async fn json(&self, path: &str) -> serde_json::Value {
         let resp = self.get(path).send().await.expect("API request");

@@ -84,10 +84,30 @@ fn status(agent_id: &str, state: State, config_version: u64) -> Vec<u8> {
 }
 
 /// Connection options for box `agent_id` at the broker of `cfg`: address, TLS, credentials,
-/// keep-alive and packet size. With `doctor`, those of `xl-agent doctor`: its own login and
-/// client id (brokers bind each login to one id), so a running agent is not thrown off.
+/// keep-alive and packet size. Plain MQTT to another machine is refused unless
+/// `mqtt.allow_plain` says so: the password would cross the network in the clear. With
+/// `doctor`, those of `xl-agent doctor`: its own login and client id (brokers bind each login
+/// to one id), so a running agent is not thrown off.
 pub fn mqtt_options(cfg: &MqttConfig, agent_id: &str, doctor: bool) -> Result<MqttOptions, String> {
-    let BrokerUrl { host, port, .. } = cfg.broker()?;
+    let broker = cfg.broker()?;
+    match (broker.tls || broker.is_local(), cfg.allow_plain) {
+        (true, _) => {}
+        (false, false) => {
+            return Err(format!(
+                "mqtt.url {} is plain MQTT to another machine: this box's password, alarms \
+                 and pictures would cross the network in the clear; use mqtts:// with \
+                 mqtt.tls_ca (the county CA), or, on a network only the county reaches, set \
+                 mqtt.allow_plain = true",
+                cfg.url
+            ));
+        }
+        (false, true) => warn!(
+            "mqtt.allow_plain: {} is plain MQTT; the password, alarms and pictures cross \
+             the network in the clear",
+            cfg.url
+        ),
+    }
+    let BrokerUrl { host, port, .. } = broker;
     let client_id = match doctor {
         false => agent_client_id(agent_id),
         true => agent_client_id(&doctor_login(agent_id)),
@@ -116,25 +136,7 @@ pub fn mqtt_options(cfg: &MqttConfig, agent_id: &str, doctor: bool) -> Result<Mq
 impl Publisher {
     /// Prepares the connection (nothing is sent until [`Publisher::run`]).
     pub fn new(cfg: &MqttConfig, agent_id: &str) -> Result<Self, String> {
-        let broker = cfg.broker()?;
-        match (broker.tls || broker.is_local(), cfg.allow_plain) {
-            (true, _) => {}
-            (false, false) => {
-                return Err(format!(
-                    "mqtt.url {} is plain MQTT to another machine: this box's password, alarms \
-                     and pictures would cross the network in the clear; use mqtts:// with \
-                     mqtt.tls_ca (the county CA), or, on a network only the county reaches, set \
-                     mqtt.allow_plain = true",
-                    cfg.url
-                ));
-            }
-            (false, true) => warn!(
-                "mqtt.allow_plain: {} is plain MQTT; the password, alarms and pictures cross \
-                 the network in the clear",
-                cfg.url
-            ),
-        }
-        let BrokerUrl { host, port, .. } = broker;
+        let BrokerUrl { host, port, .. } = cfg.broker()?;
         let topics = Topics::new(cfg.topic_prefix.clone());
         let center_key = cfg.center_key()?;
         match (&center_key, cfg.insecure) {

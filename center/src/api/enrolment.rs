@@ -179,17 +179,20 @@ pub(super) async fn enroll(
         })
     })
     .await?;
-    let agent_id = enrolment.agent_id;
+    let agent_id = enrolment.agent_id.clone();
     let password =
         (settings.passwords || settings.accounts.is_some()).then(crate::access::generate_password);
-    if let (Some(accounts), Some(password)) = (&settings.accounts, &password) {
-        accounts.admit(&agent_id, password).await.map_err(|e| {
-            tracing::error!(agent = %agent_id, "enrolment: {e}");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("the broker did not take this box's account ({e}); the token is used: ask the county's administrator for a new one"),
-            )
-        })?;
+    if let (Some(accounts), Some(password)) = (&settings.accounts, &password)
+        && let Err(e) = accounts.admit(&agent_id, password).await
+    {
+        tracing::error!(agent = %agent_id, "enrolment: {e}");
+        state.enrolments.release(&req.token, &enrolment)?;
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "the broker did not take this box's account ({e}); the token still works: try again, or tell the county's administrator"
+            ),
+        ));
     }
     // The embedded broker checks the hash; Mosquitto keeps its own.
     let hash = password.as_deref().filter(|_| settings.passwords).map(PasswordHash::new);

@@ -120,9 +120,12 @@ pub(super) async fn remove(
             )
         })?;
     }
-    let keys = state.keys.clone();
-    let agent = id.clone();
-    blocking(move || keys.unregister(&agent).map_err(ApiError::internal)).await?;
+    let (keys, fleet, agent) = (state.keys.clone(), state.fleet.clone(), id.clone());
+    blocking(move || {
+        keys.unregister(&agent).map_err(ApiError::internal)?;
+        Ok(fleet.record_removed(&agent, now_ms())?)
+    })
+    .await?;
     state.audit.record(now_ms(), caller.login(), "remove_agent", &id, "")?;
     state.store.flush().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)

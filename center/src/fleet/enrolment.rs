@@ -160,6 +160,20 @@ impl Enrolments {
         }
     }
 
+    /// Makes `token`, redeemed as `used`, work again: the box could not be given what it
+    /// needs (its broker account), through no fault of its installer's.
+    pub fn release(&self, token: &str, used: &Enrolment) -> Result<(), StoreError> {
+        let key = sha256(normalized(token).as_bytes());
+        let unused = Enrolment { used_ms: None, used_key: None, ..used.clone() };
+        // Only the redemption it undoes: anything else that happened since stays.
+        let _ = self
+            .tree
+            .compare_and_swap(&key, Some(encode(used)), Some(encode(&unused)))
+            .map_err(StoreError::from)?;
+        self.tree.flush().map_err(StoreError::from)?;
+        Ok(())
+    }
+
     /// Every enrolment, newest first.
     pub fn list(&self) -> Result<Vec<Enrolment>, StoreError> {
         let mut all = Vec::new();

@@ -56,19 +56,23 @@ pub enum AccountsError {
 pub struct BrokerAccounts {
     conn: BrokerConnection,
     topics: Topics,
+    /// One change at a time: two enrolments must not interleave their commands, nor throw
+    /// each other's connection off (they share a client id).
+    one_at_a_time: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl BrokerAccounts {
     /// Accounts at the broker `conn` reaches (its login must be the plugin's admin), for
     /// topics under `topics`' prefix.
     pub fn new(conn: BrokerConnection, topics: Topics) -> Self {
-        Self { conn, topics }
+        Self { conn, topics, one_at_a_time: Default::default() }
     }
 
     /// Gives the center's login its role (every topic under the prefix) and denies, by default,
     /// whatever a role does not allow. Run at every start; changes something only the first
     /// time, because the broker disconnects a login whose roles change.
     pub async fn prepare(&self) -> Result<(), AccountsError> {
+        let _one = self.one_at_a_time.lock().await;
         let login = self.conn.credentials.as_ref().map_or("", |(u, _)| u.as_str());
         if self.center_ready(login).await? {
             return Ok(());
@@ -113,7 +117,11 @@ impl BrokerAccounts {
         let has_role = answers[0]["data"]["client"]["roles"]
             .as_array()
             .is_some_and(|roles| roles.iter().any(|r| r["rolename"] == CENTER_ROLE));
-        let role_exists = answers[1]["error"].is_null();
+        // For this prefix: a changed --topic-prefix needs the role made again.
+        let all = format!("{}/#", self.topics.prefix());
+        let role_exists = answers[1]["data"]["role"]["acls"]
+            .as_array()
+            .is_some_and(|acls| acls.iter().any(|a| a["topic"] == all.as_str()));
         let denies = answers[2]["data"]["acls"].as_array().is_some_and(|acls| {
             acls.iter().all(|a| a["acltype"] == "unsubscribe" || a["allow"] == false)
         });
@@ -121,8 +129,11 @@ impl BrokerAccounts {
     }
 
     /// Creates (or replaces) agent `agent`'s logins with `password`: the agent's, bound to its
-    /// client id, with its own topics; its doctor's, with none.
+    /// client id, with its own topics; its doctor's, with none. A login of that name that is
+    /// not a box's is refused, never replaced.
     pub async fn admit(&self, agent: &str, password: &str) -> Result<(), AccountsError> {
+        let _one = self.one_at_a_time.lock().await;
+        self.refuse_foreign(agent).await?;
         let t = &self.topics;
         let mut acls = Vec::new();
         for topic in [
@@ -153,11 +164,50 @@ impl BrokerAccounts {
         check(&commands, &answers, &["Client not found", "Role not found"])
     }
 
-    /// Deletes agent `agent`'s logins and role (the broker disconnects it).
+    /// Deletes agent `agent`'s logins and role (the broker disconnects it); a login of that
+    /// name that is not a box's is left alone, with an error.
     pub async fn remove(&self, agent: &str) -> Result<(), AccountsError> {
+        let _one = self.one_at_a_time.lock().await;
+        self.refuse_foreign(agent).await?;
         let commands = removal(agent);
         let answers = self.exchange(&commands, false).await?;
         check(&commands, &answers, &["Client not found", "Role not found"])
+    }
+
+    /// An error if the broker has a login named as agent `agent`'s, or its doctor's, that is
+    /// not a box's (the center's own, a unit's made by hand): such a login is never replaced.
+    async fn refuse_foreign(&self, agent: &str) -> Result<(), AccountsError> {
+        let doctor = doctor_login(agent);
+        let lookup = vec![
+            json!({"command": "getClient", "username": agent}),
+            json!({"command": "getClient", "username": doctor}),
+        ];
+        let answers = self.exchange(&lookup, false).await?;
+        check(&lookup, &answers, &["Client not found"])?;
+        for (answer, expected) in answers.iter().zip([Some(agent_client_id(agent)), None]) {
+            let client = &answer["data"]["client"];
+            if client.is_null() {
+                continue;
+            }
+            let roles: Vec<&str> = client["roles"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|r| r["rolename"].as_str()).collect())
+                .unwrap_or_default();
+            let a_box = match &expected {
+                Some(role) => roles == [role.as_str()],
+                None => roles.is_empty(),
+            };
+            if !a_box {
+                return Err(AccountsError::Refused {
+                    command: describe(lookup.first()),
+                    error: format!(
+                        "the broker has a login {:?} that is not a box's: choose another agent id",
+                        client["username"].as_str().unwrap_or(agent)
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Sends `commands` in one batch and returns the plugin's answers, one per command; none
@@ -168,7 +218,9 @@ impl BrokerAccounts {
         kicked: bool,
     ) -> Result<Vec<Value>, AccountsError> {
         let conn = &self.conn;
-        let mut opts = MqttOptions::new("xl-center-accounts", conn.host.clone(), conn.port);
+        // Of this process: another center on the same broker must not throw this one off.
+        let id = format!("xl-center-accounts-{}", std::process::id());
+        let mut opts = MqttOptions::new(id, conn.host.clone(), conn.port);
         opts.set_clean_session(true);
         opts.set_keep_alive(Duration::from_secs(30));
         if let Some((u, p)) = &conn.credentials {
