@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_center::running::{BrokerChoice, start};
-use xueliang_proto::{CenterStatus, Message};
+use xueliang_proto::v1::agent_status;
+use xueliang_proto::{AgentStatus, CenterStatus, Message};
 
 const CENTER_PW: &str = "center-pw";
 
@@ -135,12 +136,16 @@ fn retained_center_status(port: u16) -> CenterStatus {
         .args(["-t", "xl/v1/center/status", "-C", "1", "-W", "5", "-F", "%x"])
         .output()
         .unwrap();
-    let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
+    let bytes = hex(String::from_utf8_lossy(&out.stdout).trim());
     CenterStatus::decode(bytes.as_slice()).expect("the retained status is a CenterStatus")
+}
+
+/// The bytes `mosquitto_sub -F %x` printed.
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 /// Enrols box `agent` through the API as `xl-agent enroll` does (its key made in
@@ -306,6 +311,27 @@ async fn no_box_reads_or_speaks_for_another_and_strangers_get_nothing() {
     let again =
         publish(port, ("box-c", &pw_c_again), "xl-agent-box-c", "xl/v1/box-c/health", false);
     assert!(!again.status.success(), "a removed box still logs in");
+    // It shows offline, now and after a restart (its retained status says so).
+    let status = tokio::task::spawn_blocking(move || {
+        let out = client("mosquitto_sub", port, Some(("xl-center", CENTER_PW)), None)
+            .args(["-t", "xl/v1/box-c/status", "-C", "1", "-W", "5", "-F", "%x"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    });
+    let status = AgentStatus::decode(hex(&status.await.unwrap()).as_slice()).unwrap();
+    assert_eq!(status.state(), agent_status::State::Offline, "{status:?}");
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..50 {
+        let fleet = api.json("/api/fleet").await;
+        let c = fleet["agents"].as_array().unwrap().iter().find(|x| x["agent_id"] == "box-c");
+        shown = c.cloned().unwrap_or_default();
+        if shown["online"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown["online"], false, "box c on the fleet page: {shown}");
     let trail = api.json("/api/audit?target=box-c").await;
     assert!(trail.to_string().contains("remove_agent"), "{trail}");
     shutdown.cancel();

@@ -96,8 +96,8 @@ pub(super) async fn push_config(
 
 /// `DELETE /api/agents/{id}` (admin): a box taken out of service, or lost. Its key (and embedded
 /// broker password) leave the registry, so nothing it sends is stored any more; with the
-/// broker's accounts kept here, its logins there are deleted and it is disconnected. Its
-/// alarms stay. Enrolling it again brings it back.
+/// broker's accounts kept here, its logins there are deleted and it is disconnected; its status
+/// says offline. Its alarms stay. Enrolling it again brings it back.
 pub(super) async fn remove(
     State(state): State<ApiState>,
     caller: Caller,
@@ -120,12 +120,12 @@ pub(super) async fn remove(
             )
         })?;
     }
-    let (keys, fleet, agent) = (state.keys.clone(), state.fleet.clone(), id.clone());
-    blocking(move || {
-        keys.unregister(&agent).map_err(ApiError::internal)?;
-        Ok(fleet.record_removed(&agent, now_ms())?)
-    })
-    .await?;
+    let (keys, agent) = (state.keys.clone(), id.clone());
+    blocking(move || keys.unregister(&agent).map_err(ApiError::internal)).await?;
+    // Offline on the fleet page, now and after restarts (its login left without its will).
+    if let Err(e) = state.configs.retire(&id).await {
+        tracing::warn!(agent = %id, "removed, but its offline status was not published: {e}");
+    }
     state.audit.record(now_ms(), caller.login(), "remove_agent", &id, "")?;
     state.store.flush().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)

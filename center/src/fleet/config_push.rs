@@ -10,7 +10,8 @@ use tracing::{info, warn};
 use xueliang_proto::endpoint::{has_password, now_ms};
 use xueliang_proto::signing::{CONFIG_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::{Topics, is_valid_agent_id};
-use xueliang_proto::{AgentConfig, ConfigAck, Message, SCHEMA_VERSION};
+use xueliang_proto::v1::agent_status;
+use xueliang_proto::{AgentConfig, AgentStatus, ConfigAck, Message, SCHEMA_VERSION};
 
 use crate::store::{Store, StoreError};
 
@@ -170,6 +171,23 @@ impl ConfigPush {
         let payload = self.signed(record)?;
         self.client
             .publish(self.topics.config(&record.agent_id), QoS::AtLeastOnce, true, payload)
+            .await
+            .map_err(|e| PushError::Publish(e.to_string()))
+    }
+
+    /// Says on removed box `agent`'s status topic what its last will would have: offline
+    /// (retained). A broker closes a deleted login's connection without its will, and the
+    /// retained "online" would stay, on the fleet page too, after every restart of the center.
+    pub async fn retire(&self, agent: &str) -> Result<(), PushError> {
+        let offline = AgentStatus {
+            schema_version: SCHEMA_VERSION as i32,
+            agent_id: agent.to_owned(),
+            state: agent_status::State::Offline as i32,
+            time_ms: now_ms(),
+            ..Default::default()
+        };
+        self.client
+            .publish(self.topics.status(agent), QoS::AtLeastOnce, true, offline.encode_to_vec())
             .await
             .map_err(|e| PushError::Publish(e.to_string()))
     }

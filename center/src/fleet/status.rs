@@ -120,17 +120,6 @@ impl Fleet {
         })
     }
 
-    /// Records that `agent` was removed at `now_ms`: offline from then on (the broker closes a
-    /// deleted login's connection without its last will).
-    pub fn record_removed(&self, agent: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.change(agent, |v| {
-            if v.online != Some(false) {
-                v.online = Some(false);
-                v.since_ms = Some(now_ms);
-            }
-        })
-    }
-
     /// Records a Health report heard at `now_ms`.
     pub fn record_health(&self, h: &Health, now_ms: i64) -> Result<(), StoreError> {
         let health = HealthView {
