@@ -148,17 +148,22 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Enrols box `agent` through the API as `xl-agent enroll` does (its key made in
-/// `dir/{agent}`); returns its broker password.
-async fn enrol(api: &Api, dir: &Path, agent: &str, agents_url: &str) -> String {
+/// A new token for box `agent`, redeemed through the API as `xl-agent enroll` does (its key
+/// made in `dir/{agent}`): the center's answer.
+async fn redeem(api: &Api, dir: &Path, agent: &str) -> reqwest::Response {
     let created = api.enrolment(agent).await;
     let key = Sealer::open(&dir.join(agent)).unwrap().public_key();
-    let resp = reqwest::Client::new()
+    reqwest::Client::new()
         .post(format!("{}/api/enroll", api.base))
         .json(&serde_json::json!({"token": created["token"], "public_key": key}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Enrols box `agent` ([`redeem`]); returns its broker password.
+async fn enrol(api: &Api, dir: &Path, agent: &str, agents_url: &str) -> String {
+    let resp = redeem(api, dir, agent).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let enrolled: xueliang_proto::enrolment::Enrolled = resp.json().await.unwrap();
     assert_eq!(enrolled.mqtt_url, agents_url);
@@ -189,14 +194,7 @@ async fn no_box_reads_or_speaks_for_another_and_strangers_get_nothing() {
     let pw_b = enrol(&api, dir, "box-b", &agents_url).await;
     // A box may not take the name of a login that is not a box's: the center's own would be
     // replaced, and the center thrown off the broker. Refused, and the token still works.
-    let created = api.enrolment("xl-center").await;
-    let key = Sealer::open(&dir.join("xl-center")).unwrap().public_key();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/enroll", api.base))
-        .json(&serde_json::json!({"token": created["token"], "public_key": key}))
-        .send()
-        .await
-        .unwrap();
+    let resp = redeem(&api, dir, "xl-center").await;
     assert_eq!(resp.status(), 502);
     let said = resp.text().await.unwrap();
     assert!(said.contains("not a box's") && said.contains("still works"), "{said}");
