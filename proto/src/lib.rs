@@ -20,12 +20,17 @@ pub mod vocabulary;
 
 pub use prost::Message;
 pub use v1::{
-    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ConfigAck, Detection,
-    Dispatch, EventUpdate, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
+    AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ClipChunk, ConfigAck,
+    Detection, Dispatch, EventUpdate, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
 };
 
 /// What a center lists in `CenterStatus.capabilities` when it takes `EventUpdate`s.
 pub const CAPABILITY_EVENTS: &str = "events";
+
+/// How a receipt names a stored clip chunk: `{clip_id}@{offset}`.
+pub fn clip_chunk_id(clip_id: &str, offset: u64) -> String {
+    format!("{clip_id}@{offset}")
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion::SchemaVersion1;

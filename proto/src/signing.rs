@@ -28,6 +28,11 @@ pub const CONFIG_SIGNATURE_FIELD: u32 = 6;
 pub const CENTER_STATUS_SIGNATURE_FIELD: u32 = 6;
 /// Field number of `Dispatch.signature`.
 pub const DISPATCH_SIGNATURE_FIELD: u32 = 9;
+/// Field numbers of `ClipChunk.offset` and `ClipChunk.data`, outside a chunk's signature (one
+/// signature covers the clip's description in every chunk).
+pub const CLIP_CHUNK_FIELDS: [u32; 2] = [14, 15];
+/// Field number of `ClipChunk.signature`.
+pub const CLIP_SIGNATURE_FIELD: u32 = 16;
 
 /// Why signing, verifying or a key failed.
 #[derive(Debug, thiserror::Error)]

@@ -62,6 +62,11 @@ impl Topics {
         format!("{}/{agent}/event", self.prefix)
     }
 
+    /// `{prefix}/{agent}/clip`: the chunks of event clips.
+    pub fn clip(&self, agent: &str) -> String {
+        format!("{}/{agent}/clip", self.prefix)
+    }
+
     /// `{prefix}/{agent}/receipt`.
     pub fn receipt(&self, agent: &str) -> String {
         format!("{}/{agent}/receipt", self.prefix)

@@ -8,7 +8,7 @@ use prost::Message;
 use xueliang_proto::signing::hex;
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ConfigAck, Detection, Dispatch,
+    AgentConfig, AgentStatus, Alarm, Box, CenterStatus, ClipChunk, ConfigAck, Detection, Dispatch,
     EventUpdate, Health, Receipt, RuleKind, SCHEMA_VERSION, Severity, Snapshot, decode_limited,
 };
 
@@ -127,6 +127,7 @@ fn sample_receipt() -> Receipt {
         signature: vec![0x5c; 64].into(),
         snapshot_alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8092".into()],
         update_ids: Vec::new(),
+        clip_chunks: Vec::new(),
     }
 }
 
@@ -222,6 +223,28 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
         "receipt_with_updates",
         Receipt { update_ids: vec![sample_update().id], ..sample_receipt() },
     );
+    // Clips: a chunk of an event's clip, and a receipt naming it.
+    let chunk = ClipChunk {
+        schema_version: SCHEMA_VERSION as i32,
+        clip_id: "019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f80a0".into(),
+        agent_id: "village-7".into(),
+        camera_id: "reservoir-east".into(),
+        event_id: sample_alarm().id,
+        start_time_ms: 1_763_799_995_000,
+        duration_ms: 21_000,
+        size: 3_000_000,
+        sha256: vec![0x11; 32].into(),
+        width: 1920,
+        height: 1080,
+        stream: "record".into(),
+        masked: false,
+        offset: 131_072,
+        data: vec![0, 0, 0, 1, 0x65].into(),
+        signature: vec![0x3c; 64].into(),
+    };
+    let chunk_id = xueliang_proto::clip_chunk_id(&chunk.clip_id, chunk.offset);
+    check("clip_chunk", chunk);
+    check("receipt_with_clip_chunks", Receipt { clip_chunks: vec![chunk_id], ..sample_receipt() });
     check(
         "center_status_with_events",
         CenterStatus {
