@@ -123,6 +123,7 @@ pub fn run(
             stop.clone(),
             Pace::Live,
             Arc::default(),
+            None,
         )?);
     }
     // The motion gate is off: every scheduled frame is inferred, the worst case.

@@ -74,7 +74,28 @@ impl RtspServer {
         let launch = |location: &str| {
             format!("( filesrc location=\"{location}\" ! decodebin ! videoconvert ! {encode} )")
         };
-        Self::serve_mounts(clip, &[mount.to_owned()], port, launch)
+        Self::serve_mounts(clip, &[(mount.to_owned(), launch)], port)
+    }
+
+    /// Serves `clip` as H.264 at several sizes, one mount per `(mount, width, height)`: a
+    /// camera's sub-stream and main stream.
+    pub fn serve_sizes(clip: &Path, mounts: &[(&str, u32, u32)]) -> Result<Self, RtspServerError> {
+        let mounts: Vec<(String, _)> = mounts
+            .iter()
+            .map(|&(mount, width, height)| {
+                let launch = move |location: &str| {
+                    format!(
+                        "( filesrc location=\"{location}\" ! decodebin ! videoconvert ! \
+                         videoscale ! video/x-raw,width={width},height={height} ! \
+                         x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
+                         bitrate=2000 ! video/x-h264,profile=baseline ! \
+                         rtph264pay name=pay0 pt=96 config-interval=1 )"
+                    )
+                };
+                (mount.to_owned(), launch)
+            })
+            .collect();
+        Self::serve_mounts(clip, &mounts, 0)
     }
 
     /// Serves an H.264 MP4 as it is (no re-encoding, so serving costs next to no CPU) at each
@@ -86,22 +107,25 @@ impl RtspServer {
                  rtph264pay name=pay0 pt=96 config-interval=1 )"
             )
         };
-        Self::serve_mounts(mp4, mounts, 0, launch)
+        let mounts: Vec<(String, _)> = mounts.iter().map(|m| (m.clone(), launch)).collect();
+        Self::serve_mounts(mp4, &mounts, 0)
     }
 
+    /// Serves `clip` at each `(mount, launch)`, the launch line made from the file's path.
     fn serve_mounts(
         clip: &Path,
-        mounts: &[String],
+        mounts: &[(String, impl Fn(&str) -> String)],
         port: u16,
-        launch: impl Fn(&str) -> String,
     ) -> Result<Self, RtspServerError> {
         gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
         if !clip.is_file() {
             return Err(RtspServerError::Missing(clip.display().to_string()));
         }
-        let launch = launch(&clip.display().to_string().replace('"', "\\\""));
-        let mounts: Vec<String> =
-            mounts.iter().map(|m| format!("/{}", m.trim_start_matches('/'))).collect();
+        let location = clip.display().to_string().replace('"', "\\\"");
+        let mounts: Vec<(String, String)> = mounts
+            .iter()
+            .map(|(m, launch)| (format!("/{}", m.trim_start_matches('/')), launch(&location)))
+            .collect();
 
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -113,9 +137,9 @@ impl RtspServer {
                 server.set_address("127.0.0.1");
                 server.set_service(&port.to_string());
                 if let Some(points) = server.mount_points() {
-                    for mount in &mounts {
+                    for (mount, launch) in &mounts {
                         let factory = rtsp::RTSPMediaFactory::new();
-                        factory.set_launch(&launch);
+                        factory.set_launch(launch);
                         // Each client gets its own pipeline: a reconnecting camera replays the clip.
                         factory.set_shared(false);
                         points.add_factory(mount, factory);

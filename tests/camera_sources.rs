@@ -43,6 +43,7 @@ impl Cameras {
                     stop.clone(),
                     Pace::Live,
                     Arc::default(),
+                    None,
                 )
                 .unwrap()
             })

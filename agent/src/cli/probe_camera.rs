@@ -57,7 +57,10 @@ fn probe_camera(
         (Some(cfg), id) => {
             let found = match &id {
                 Some(id) => cfg.cameras.iter().find(|c| c.id == *id),
-                None => cfg.cameras.iter().find(|c| c.url == url),
+                None => cfg
+                    .cameras
+                    .iter()
+                    .find(|c| c.detect_url == url || c.record_url.as_deref() == Some(url)),
             };
             let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
             let cam = found.with_context(|| match id {
@@ -106,5 +109,18 @@ fn probe_camera(
     })??;
     std::fs::write(&out, jpeg).with_context(|| format!("cannot write {}", out.display()))?;
     println!("picture           {}", out.display());
+    // The camera's other stream, so an installer sees both: detect (decoded every frame, the
+    // sub-stream) and record (clips and pictures, the main stream).
+    let streams = camera.as_ref().and_then(|(_, c)| c.as_ref()).map(|c| {
+        [("detect stream", Some(c.detect_url.clone())), ("record stream", c.record_url.clone())]
+    });
+    for (role, other) in streams.into_iter().flatten() {
+        let Some(other) = other.filter(|o| o != url) else { continue };
+        println!("\n{role}");
+        match probe(&other, transport, Duration::from_secs_f32(seconds.max(0.5))) {
+            Ok(r) => print!("{}", r.text()),
+            Err(e) => println!("  not received: {e}"),
+        }
+    }
     Ok(())
 }

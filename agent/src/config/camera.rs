@@ -1,4 +1,5 @@
-//! `[[cameras]]`: each camera's stream, detection rate, motion gate and privacy masks.
+//! `[[cameras]]`: each camera's streams (detect and record), detection rate, motion gate, clips
+//! and privacy masks.
 
 use std::time::Duration;
 
@@ -21,14 +22,36 @@ pub enum Transport {
     Udp,
 }
 
+/// Which stream a camera's event clips are cut from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipStream {
+    /// The main stream (`record_url`): full resolution, the most bytes.
+    Record,
+    /// The sub-stream decoded for detection: a fraction of the bytes.
+    Detect,
+    /// No clips from this camera.
+    Off,
+}
+
 /// One camera.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Camera id: one MQTT topic level.
     pub id: String,
-    /// `rtsp://…` (or `file://…` to replay a recording at its own pace).
-    pub url: String,
+    /// The stream decoded for detection, every frame: the camera's sub-stream (`rtsp://…`, or
+    /// `file://…` to replay a recording at its own pace). `url` is the older name.
+    #[serde(alias = "url")]
+    pub detect_url: String,
+    /// The camera's main stream, never decoded unless a picture or a clip needs it: evidence
+    /// pictures are taken from it and clips cut from it.
+    #[serde(default)]
+    pub record_url: Option<String>,
+    /// Which stream event clips are cut from: `record`, `detect` or `off` (default: `record`
+    /// when `record_url` is set, else `detect`).
+    #[serde(default)]
+    pub clip_stream: Option<ClipStream>,
     /// RTSP transport.
     #[serde(default)]
     pub transport: Transport,
@@ -134,7 +157,9 @@ impl CameraConfig {
     pub fn new(id: impl Into<String>, url: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            url: url.into(),
+            detect_url: url.into(),
+            record_url: None,
+            clip_stream: None,
             transport: Transport::default(),
             detect_fps: default_detect_fps(),
             frame_timeout_s: default_frame_timeout(),
@@ -145,6 +170,21 @@ impl CameraConfig {
             privacy_masks: Vec::new(),
             object_masks: Vec::new(),
         }
+    }
+
+    /// The stream clips are cut from, if any (see [`CameraConfig::clip_stream`]).
+    pub fn clips_from(&self) -> ClipStream {
+        match (self.clip_stream, &self.record_url) {
+            (Some(s), _) => s,
+            (None, Some(_)) => ClipStream::Record,
+            (None, None) => ClipStream::Detect,
+        }
+    }
+
+    /// The URL of the stream clips and evidence pictures come from: the record stream when
+    /// one is configured, else the detect stream.
+    pub fn record_or_detect_url(&self) -> &str {
+        self.record_url.as_deref().unwrap_or(&self.detect_url)
     }
 
     /// Time between two inferences on this camera.
@@ -163,11 +203,25 @@ impl CameraConfig {
                 format!("{:?} must be 1-64 letters, digits, '-' or '_'", self.id),
             ));
         }
-        if !["rtsp://", "rtsps://", "file://"].iter().any(|s| self.url.starts_with(s)) {
-            p.push(Problem::new(
-                at("url"),
-                format!("{:?} must start with rtsp://, rtsps:// or file://", self.url),
-            ));
+        let streams =
+            [("detect_url", Some(&self.detect_url)), ("record_url", self.record_url.as_ref())];
+        for (key, url) in streams {
+            if let Some(url) = url
+                && !["rtsp://", "rtsps://", "file://"].iter().any(|s| url.starts_with(s))
+            {
+                p.push(Problem::new(
+                    at(key),
+                    format!("{url:?} must start with rtsp://, rtsps:// or file://"),
+                ));
+            }
+        }
+        if self.clip_stream == Some(ClipStream::Record) && self.record_url.is_none() {
+            p.push(
+                Problem::new(at("clip_stream"), "is \"record\" but the camera has no record_url")
+                    .hint(
+                        "set record_url to the camera's main stream, or clip_stream = \"detect\"",
+                    ),
+            );
         }
         if !(self.detect_fps > 0.0 && self.detect_fps <= 60.0) {
             p.push(Problem::new(at("detect_fps"), "must be in (0, 60]"));

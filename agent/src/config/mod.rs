@@ -4,6 +4,7 @@
 //! wrote; the stages build their running state from it. It imports no stage.
 
 mod camera;
+mod clips;
 pub mod locate;
 mod model;
 mod mqtt;
@@ -20,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use xueliang_proto::topics::is_valid_agent_id;
 
-pub use camera::{CameraConfig, MotionConfig, Transport};
+pub use camera::{CameraConfig, ClipStream, MotionConfig, Transport};
+pub use clips::ClipsConfig;
 pub use model::{ModelConfig, default_threads};
 pub use mqtt::MqttConfig;
 pub use outbox::OutboxConfig;
@@ -103,6 +105,9 @@ pub struct AgentConfig {
     /// Evidence pictures.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// Event clips: how much before and after, how long at most, how they travel.
+    #[serde(default)]
+    pub clips: ClipsConfig,
     /// Bounds of the outbox of alarms awaiting the center's receipt.
     #[serde(default)]
     pub outbox: OutboxConfig,
@@ -149,11 +154,13 @@ impl AgentConfig {
         Ok(config)
     }
 
-    /// Adds each camera's login from `camera_logins` to its URL (when the URL names no user).
+    /// Adds each camera's login from `camera_logins` to its URLs (when a URL names no user).
     fn log_in_cameras(&mut self) {
+        use xueliang_proto::endpoint::with_login;
         for camera in &mut self.cameras {
             if let Some(login) = self.camera_logins.get(&camera.id) {
-                camera.url = xueliang_proto::endpoint::with_login(&camera.url, login);
+                camera.detect_url = with_login(&camera.detect_url, login);
+                camera.record_url = camera.record_url.as_deref().map(|url| with_login(url, login));
             }
         }
     }
@@ -231,6 +238,7 @@ impl AgentConfig {
             r.problems(i, self, &mut p);
         }
         self.snapshot.problems(&mut p);
+        self.clips.problems(&mut p);
         p
     }
 }
@@ -300,7 +308,7 @@ zone = "walkway"
             .replace("rtsp://10.0.0.5/stream1", "http://x");
         let msg = AgentConfig::parse(&bad, Path::new("a.toml")).expect_err("invalid").to_string();
         for needle in
-            ["no camera with id \"nowhere\"", "no zone with id \"lake\"", "cameras[0].url"]
+            ["no camera with id \"nowhere\"", "no zone with id \"lake\"", "cameras[0].detect_url"]
         {
             assert!(msg.contains(needle), "{needle} missing in {msg}");
         }
@@ -352,7 +360,7 @@ url = "rtsp://10.0.0.6/stream1"
         let origin = Path::new("pushed config v3");
         let pushed = "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/stream1\"\n";
         let c = local.with_pushed(pushed, origin).expect("valid push");
-        assert_eq!(c.cameras[0].url, "rtsp://admin:s3cret@10.0.0.6/stream1");
+        assert_eq!(c.cameras[0].detect_url, "rtsp://admin:s3cret@10.0.0.6/stream1");
         let smuggled = format!("{pushed}[camera_logins]\npond = \"x:y\"\n");
         let msg = local.with_pushed(&smuggled, origin).unwrap_err().to_string();
         assert!(msg.contains("camera_logins: is set in the box's local file only"), "{msg}");

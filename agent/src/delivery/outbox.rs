@@ -2,12 +2,15 @@
 //! leaves only when the center's receipt names it. A broker's PUBACK is not enough: brokers and
 //! rumqttc lose what they hold across restarts; the center's receipt means "stored".
 //!
-//! Four sled trees: `queue` (sequence number, big-endian → encoded alarm) and `updates`
+//! Five sled trees: `queue` (sequence number, big-endian → encoded alarm) and `updates`
 //! (sequence number → encoded EventUpdate) keep publishing order across restarts, an event's
 //! updates after its opening alarm; `following` (sequence number and alarm id → encoded
 //! Snapshot) holds pictures too big to travel with their alarm, sent once the alarm is
-//! receipted; `index` (id → key in its tree) finds what a receipt names: an alarm or an update by
-//! its id, a following snapshot by [`snapshot_id`]`(alarm id)`.
+//! receipted; `clips` (sequence number, event id, '/', chunk id → encoded ClipChunk) holds the
+//! chunks of event clips, sent once their event's alarm is receipted, each receipted on its own;
+//! `index` (id → key in its tree) finds what a receipt names: an alarm or an update by its id, a
+//! following snapshot by [`snapshot_id`]`(alarm id)`, a clip chunk by its
+//! `{clip_id}@{offset}`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,9 +45,14 @@ pub enum OutboxError {
 /// What ends the outbox id of a snapshot that follows its alarm (ids have no '/').
 const SNAPSHOT_SUFFIX: &str = "/snapshot";
 
-/// Whether outbox id `id` is a following snapshot's (else an alarm's).
+/// Whether outbox id `id` is a following snapshot's.
 pub fn is_snapshot_id(id: &str) -> bool {
     id.ends_with(SNAPSHOT_SUFFIX)
+}
+
+/// Whether outbox id `id` is a clip chunk's (`{clip_id}@{offset}`).
+pub fn is_clip_chunk_id(id: &str) -> bool {
+    id.contains('@')
 }
 
 /// The outbox id of the snapshot that follows alarm `alarm_id`.
@@ -61,6 +69,8 @@ pub enum PendingKind {
     Update,
     /// A `Snapshot` that follows its receipted alarm.
     Snapshot,
+    /// A `ClipChunk` of an event whose alarm is receipted.
+    Clip,
 }
 
 /// One message waiting for its receipt.
@@ -105,6 +115,8 @@ pub struct Drops {
     pub expired: AtomicU64,
     /// Event updates removed (their pictures, or the updates of a dropped alarm).
     pub updates: AtomicU64,
+    /// Event clips removed unsent (the outbox was full, or their alarm was given up).
+    pub clips: AtomicU64,
 }
 
 /// The agent's outbox.
@@ -114,6 +126,7 @@ pub struct Outbox {
     queue: sled::Tree,
     following: sled::Tree,
     updates: sled::Tree,
+    clips: sled::Tree,
     index: sled::Tree,
     limits: Limits,
     bytes: Arc<AtomicU64>,
@@ -140,12 +153,14 @@ impl Outbox {
         let queue = db.open_tree("queue").map_err(open_err)?;
         let following = db.open_tree("following").map_err(open_err)?;
         let updates = db.open_tree("updates").map_err(open_err)?;
+        let clips = db.open_tree("clips").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
         let bytes: u64 = queue
             .iter()
             .values()
             .chain(following.iter().values())
             .chain(updates.iter().values())
+            .chain(clips.iter().values())
             .flatten()
             .map(|v| v.len() as u64)
             .sum();
@@ -154,6 +169,7 @@ impl Outbox {
             queue,
             following,
             updates,
+            clips,
             index,
             limits,
             bytes: Arc::new(AtomicU64::new(bytes)),
@@ -166,9 +182,10 @@ impl Outbox {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Applies the limits. Expired alarms go first (with their events' updates); then, while
-    /// over the byte limit, the policy gives up the least important thing left, in this order:
-    /// the picture of the oldest event update that has one, the snapshot of the oldest alarm
+    /// Applies the limits. Expired alarms go first (with their events' updates and clips);
+    /// then, while over the byte limit, the policy gives up the least important thing left, in
+    /// this order: the oldest event clip (all of it), the picture of the oldest event update that
+    /// has one, the snapshot of the oldest alarm
     /// below high severity, such an alarm itself, the oldest snapshot waiting to follow its
     /// alarm, the snapshot of the oldest alarm of any severity, and last the oldest alarm. An
     /// alarm given up takes its event's updates along. Every step is logged and counted.
@@ -182,6 +199,7 @@ impl Outbox {
             self.forget(&alarm.id)?;
             self.drops.expired.fetch_add(1, Ordering::Relaxed);
         }
+        while self.bytes() > self.limits.max_bytes && self.drop_oldest_clip()? {}
         while self.bytes() > self.limits.max_bytes && self.strip_update_picture()? {}
         let low = |a: &Alarm| a.severity < Severity::High as i32;
         let any = |_: &Alarm| true;
@@ -228,10 +246,18 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Removes alarm `id`, the snapshot that would follow it, and its event's updates.
+    /// Removes alarm `id`, the snapshot that would follow it, and its event's updates and clips.
     fn forget(&self, id: &str) -> Result<(), OutboxError> {
         self.remove(id)?;
         self.remove(&snapshot_id(id))?;
+        let clips: std::collections::BTreeSet<String> = self
+            .waiting_chunks()
+            .filter(|c| c.event_id == id)
+            .map(|c| clip_of(&c.chunk_id).to_owned())
+            .collect();
+        for clip in clips {
+            self.drop_clip(&clip)?;
+        }
         let orphans: Vec<String> = self
             .waiting_updates()
             .filter(|(_, u, _)| u.event_id == id)
@@ -242,6 +268,90 @@ impl Outbox {
             self.drops.updates.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Gives up the oldest waiting clip, every chunk of it; false if none waits.
+    fn drop_oldest_clip(&self) -> Result<bool, OutboxError> {
+        let Some(oldest) = self.waiting_chunks().next() else { return Ok(false) };
+        let clip = clip_of(&oldest.chunk_id).to_owned();
+        warn!(clip = %clip, event = %oldest.event_id, "outbox full: an event clip dropped unsent");
+        self.drop_clip(&clip)?;
+        Ok(true)
+    }
+
+    /// Removes every waiting chunk of clip `clip` and counts the clip as dropped.
+    fn drop_clip(&self, clip: &str) -> Result<(), OutboxError> {
+        let chunks: Vec<String> = self
+            .waiting_chunks()
+            .filter(|c| clip_of(&c.chunk_id) == clip)
+            .map(|c| c.chunk_id)
+            .collect();
+        for chunk in chunks {
+            self.remove(&chunk)?;
+        }
+        self.drops.clips.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Waiting clip chunks, oldest first, read from their keys.
+    fn waiting_chunks(&self) -> impl Iterator<Item = WaitingChunk> + '_ {
+        self.clips.iter().keys().flatten().filter_map(|k| {
+            let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+            let rest = std::str::from_utf8(k.get(8..)?).ok()?;
+            let (event_id, chunk_id) = rest.split_once('/')?;
+            Some(WaitingChunk { seq, event_id: event_id.to_owned(), chunk_id: chunk_id.to_owned() })
+        })
+    }
+
+    /// Stores the chunks of one clip of event `event_id` (`(chunk id, encoded ClipChunk)`, in
+    /// order) durably, flushed, at the end of the queue. Chunks already waiting are not stored
+    /// twice.
+    pub fn push_clip(
+        &self,
+        event_id: &str,
+        chunks: &[(String, Vec<u8>)],
+    ) -> Result<(), OutboxError> {
+        let write = |e: String| OutboxError::Write(e);
+        let mut keys = Vec::with_capacity(chunks.len());
+        for (chunk_id, _) in chunks {
+            let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
+            let mut key = seq.to_be_bytes().to_vec();
+            key.extend_from_slice(format!("{event_id}/{chunk_id}").as_bytes());
+            keys.push(key);
+        }
+        let added = (&self.clips, &self.index)
+            .transaction(|(clips, index)| {
+                let mut added = 0u64;
+                for ((chunk_id, payload), key) in chunks.iter().zip(&keys) {
+                    if index.get(chunk_id.as_bytes())?.is_some() {
+                        continue;
+                    }
+                    clips.insert(key.as_slice(), payload.as_slice())?;
+                    index.insert(chunk_id.as_bytes(), key.as_slice())?;
+                    added += payload.len() as u64;
+                }
+                Ok(added)
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+        self.bytes.fetch_add(added, Ordering::Relaxed);
+        self.enforce()?;
+        self.db.flush().map_err(|e| write(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Up to `limit` clip chunks whose event's alarm is receipted, in order, skipping those
+    /// `skip` says to.
+    pub fn clip_chunks(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        self.waiting_chunks()
+            .filter(|c| !self.index.contains_key(c.event_id.as_bytes()).unwrap_or(true))
+            .filter(|c| !skip(&c.chunk_id))
+            .take(limit)
+            .filter_map(|c| {
+                let key = self.index.get(c.chunk_id.as_bytes()).ok()??;
+                let payload = self.clips.get(key).ok()??.to_vec();
+                Some(Pending { seq: c.seq, id: c.chunk_id, kind: PendingKind::Clip, payload })
+            })
+            .collect()
     }
 
     /// Strips the picture of the oldest waiting update that has one; false if none has.
@@ -373,17 +483,19 @@ impl Outbox {
         merge_by_seq(alarms, updates).filter(|p| !skip(&p.id)).take(limit).collect()
     }
 
-    /// Forgets the alarm or following snapshot `id` (its receipt came); false if it was not
-    /// here.
+    /// Forgets the alarm, update, following snapshot or clip chunk `id` (its receipt came);
+    /// false if it was not here.
     pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
         let write = |e: String| OutboxError::Write(e);
-        let removed = (&self.queue, &self.updates, &self.following, &self.index)
-            .transaction(|(queue, updates, following, index)| {
+        let removed = (&self.queue, &self.updates, &self.following, &self.clips, &self.index)
+            .transaction(|(queue, updates, following, clips, index)| {
                 let Some(key) = index.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
                 let value = if is_snapshot_id(id) {
                     following.remove(key)?
+                } else if is_clip_chunk_id(id) {
+                    clips.remove(key)?
                 } else {
                     match queue.remove(key.clone())? {
                         Some(v) => Some(v),
@@ -399,15 +511,30 @@ impl Outbox {
         Ok(removed.is_some())
     }
 
-    /// Alarms, event updates and following snapshots waiting for a receipt.
+    /// Alarms, event updates, following snapshots and clip chunks waiting for a receipt.
     pub fn len(&self) -> usize {
-        self.queue.len() + self.updates.len() + self.following.len()
+        self.queue.len() + self.updates.len() + self.following.len() + self.clips.len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.updates.is_empty() && self.following.is_empty()
+        self.queue.is_empty()
+            && self.updates.is_empty()
+            && self.following.is_empty()
+            && self.clips.is_empty()
     }
+}
+
+/// A clip chunk waiting in the outbox, as its key names it.
+struct WaitingChunk {
+    seq: u64,
+    event_id: String,
+    chunk_id: String,
+}
+
+/// The clip id of chunk id `{clip_id}@{offset}`.
+fn clip_of(chunk_id: &str) -> &str {
+    chunk_id.split_once('@').map_or(chunk_id, |(clip, _)| clip)
 }
 
 /// Two iterators in ascending `seq` merged into one.

@@ -32,7 +32,7 @@ use xueliang_service::backoff::Backoff;
 use xueliang_service::mqtt::{self, Farewell, Link, Session};
 use xueliang_service::tls::client_config;
 
-use super::outbox::{Outbox, PendingKind, snapshot_id};
+use super::outbox::{Outbox, PendingKind, is_clip_chunk_id, snapshot_id};
 use super::window::Window;
 use crate::config::MqttConfig;
 use xueliang_proto::endpoint::now_ms;
@@ -204,6 +204,7 @@ impl Publisher {
                 alarm_topic: topics.alarm(&agent_id),
                 health_topic: topics.health(&agent_id),
                 snapshot_topic: topics.snapshot(&agent_id),
+                clip_topic: topics.clip(&agent_id),
                 ack_topic: topics.config_ack(&agent_id),
                 event_topic: topics.event(&agent_id),
                 center_takes_events: true,
@@ -233,6 +234,10 @@ impl Publisher {
         sender.abort();
     }
 }
+
+/// Clip chunks published and awaiting receipts at once: on a slow village link, what is in
+/// flight must arrive well within the receipt timeout (4 × 128 KiB is 4 s at 1 Mbit/s).
+const CLIP_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Reconnect delays to the broker.
 const RECONNECT: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(10));
@@ -355,12 +360,19 @@ fn read_center_status(
     Ok(status)
 }
 
-/// The outbox ids a receipt names (alarms, and snapshots that followed theirs), if it is
+/// The outbox ids a receipt names (alarms, updates, snapshots that followed their alarms, clip
+/// chunks), if it is
 /// well-formed and, when the center's key is known, signed by the center.
 fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
     let receipt: Receipt = from_center(payload, center_key, RECEIPT_SIGNATURE_FIELD)?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
-    Ok(receipt.alarm_ids.into_iter().chain(receipt.update_ids).chain(snapshots).collect())
+    Ok(receipt
+        .alarm_ids
+        .into_iter()
+        .chain(receipt.update_ids)
+        .chain(snapshots)
+        .chain(receipt.clip_chunks)
+        .collect())
 }
 
 /// What the connection task tells the sending task.
@@ -384,6 +396,7 @@ struct Sender {
     outbox: Outbox,
     alarm_topic: String,
     snapshot_topic: String,
+    clip_topic: String,
     health_topic: String,
     ack_topic: String,
     event_topic: String,
@@ -474,9 +487,10 @@ impl Sender {
         }
     }
 
-    /// Publishes the oldest unreceipted alarms not in flight, as far as the window allows, and
-    /// with the room left the snapshots that follow receipted alarms: a picture never holds an
-    /// alarm up.
+    /// Publishes the oldest unreceipted alarms not in flight, as far as the window allows; with
+    /// the room left the snapshots that follow receipted alarms, then the chunks of clips (at
+    /// most [`CLIP_CHUNKS_IN_FLIGHT`] at a time): a picture never holds an alarm up, nor a clip
+    /// a picture.
     async fn publish_due(&mut self) {
         let room = self.window.room();
         if room == 0 {
@@ -486,10 +500,17 @@ impl Sender {
         if due.len() < room {
             due.extend(self.outbox.following(room - due.len(), |id| self.window.in_flight(id)));
         }
+        let clips_room = CLIP_CHUNKS_IN_FLIGHT
+            .saturating_sub(self.window.count_in_flight(is_clip_chunk_id))
+            .min(room - due.len());
+        if clips_room > 0 {
+            due.extend(self.outbox.clip_chunks(clips_room, |id| self.window.in_flight(id)));
+        }
         for p in due {
             let topic = match p.kind {
                 PendingKind::Alarm => &self.alarm_topic,
                 PendingKind::Snapshot => &self.snapshot_topic,
+                PendingKind::Clip => &self.clip_topic,
                 PendingKind::Update if self.center_takes_events => &self.event_topic,
                 PendingKind::Update => {
                     // An older center would not understand it, and never receipt it.
@@ -501,7 +522,11 @@ impl Sender {
             };
             match self.client.publish(topic, QoS::AtLeastOnce, false, p.payload).await {
                 Ok(()) => {
-                    info!(id = %p.id, seq = p.seq, "published");
+                    if p.kind == PendingKind::Clip {
+                        debug!(id = %p.id, seq = p.seq, "clip chunk published");
+                    } else {
+                        info!(id = %p.id, seq = p.seq, "published");
+                    }
                     self.window.sent(p.id, Instant::now());
                 }
                 Err(e) => {

@@ -69,6 +69,11 @@ impl Window {
         self.in_flight.contains_key(id)
     }
 
+    /// How many in flight `which` says are of a kind.
+    pub fn count_in_flight(&self, which: impl Fn(&str) -> bool) -> usize {
+        self.in_flight.keys().filter(|id| which(id)).count()
+    }
+
     /// `id` was published at `now`.
     pub fn sent(&mut self, id: String, now: Instant) {
         self.in_flight.insert(id, now);

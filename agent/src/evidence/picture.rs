@@ -185,38 +185,12 @@ impl Rgb {
     /// Blacks out `masks`, widened to whole JPEG blocks and one block around (see the module
     /// documentation).
     pub fn black_out(&mut self, masks: &[Polygon]) {
-        if masks.is_empty() || self.width == 0 || self.height == 0 {
-            return;
-        }
-        let (bw, bh) = (self.width.div_ceil(BLOCK), self.height.div_ceil(BLOCK));
-        let mut touched = vec![false; bw * bh];
-        for mask in masks {
-            for y in 0..self.height {
-                for (x0, x1) in row_spans(mask, y, self.width, self.height) {
-                    for bx in x0 / BLOCK..=(x1 - 1) / BLOCK {
-                        touched[(y / BLOCK) * bw + bx] = true;
-                    }
-                }
-            }
-        }
-        for by in 0..bh {
-            for bx in 0..bw {
-                let near = |dx: i64, dy: i64| {
-                    let (x, y) = (bx as i64 + dx, by as i64 + dy);
-                    x >= 0
-                        && y >= 0
-                        && (x as usize) < bw
-                        && (y as usize) < bh
-                        && touched[y as usize * bw + x as usize]
-                };
-                if !(-1..=1).any(|dy| (-1..=1).any(|dx| near(dx, dy))) {
-                    continue;
-                }
-                for y in by * BLOCK..((by + 1) * BLOCK).min(self.height) {
-                    let row = y * self.width * 3;
-                    self.data[row + bx * BLOCK * 3..row + ((bx + 1) * BLOCK).min(self.width) * 3]
-                        .fill(0);
-                }
+        let Some(blocks) = MaskBlocks::new(masks, self.width, self.height) else { return };
+        for (bx, by) in blocks.iter() {
+            for y in by * BLOCK..((by + 1) * BLOCK).min(self.height) {
+                let row = y * self.width * 3;
+                self.data[row + bx * BLOCK * 3..row + ((bx + 1) * BLOCK).min(self.width) * 3]
+                    .fill(0);
             }
         }
     }
@@ -292,6 +266,62 @@ pub fn snapshot(
         })
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// The 16×16 blocks of a `width`×`height` picture that masks black out: every block a mask
+/// touches and one block around (see the module documentation). Pictures and re-encoded clips
+/// (whose H.264 macroblocks are the same 16×16) share this rule.
+#[derive(Debug, Clone)]
+pub struct MaskBlocks {
+    /// Blocks per row.
+    columns: usize,
+    blacked: Vec<bool>,
+}
+
+impl MaskBlocks {
+    /// The blocks `masks` black out of a `width`×`height` picture; `None` when there is nothing
+    /// to black out.
+    pub fn new(masks: &[Polygon], width: usize, height: usize) -> Option<Self> {
+        if masks.is_empty() || width == 0 || height == 0 {
+            return None;
+        }
+        let (bw, bh) = (width.div_ceil(BLOCK), height.div_ceil(BLOCK));
+        let mut touched = vec![false; bw * bh];
+        for mask in masks {
+            for y in 0..height {
+                for (x0, x1) in row_spans(mask, y, width, height) {
+                    for bx in x0 / BLOCK..=(x1 - 1) / BLOCK {
+                        touched[(y / BLOCK) * bw + bx] = true;
+                    }
+                }
+            }
+        }
+        let near = |bx: usize, by: usize, dx: i64, dy: i64| {
+            let (x, y) = (bx as i64 + dx, by as i64 + dy);
+            x >= 0
+                && y >= 0
+                && (x as usize) < bw
+                && (y as usize) < bh
+                && touched[y as usize * bw + x as usize]
+        };
+        let blacked = (0..bw * bh)
+            .map(|i| (-1..=1).any(|dy| (-1..=1).any(|dx| near(i % bw, i / bw, dx, dy))))
+            .collect();
+        Some(Self { columns: bw, blacked })
+    }
+
+    /// The blacked-out blocks as (column, row).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let columns = self.columns;
+        self.blacked
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b)
+            .map(move |(i, _)| (i % columns, i / columns))
+    }
+
+    /// The side of a block in pixels.
+    pub const SIZE: usize = BLOCK;
 }
 
 /// The pixel spans `[x0, x1)` of row `y` whose centres are inside `poly` (even-odd rule).

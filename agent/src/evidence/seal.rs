@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use xueliang_proto::signing::{
-    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, SignatureError, SigningKey,
-    UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD, sha256, signed_part,
+    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, CLIP_CHUNK_FIELDS, CLIP_SIGNATURE_FIELD,
+    SignatureError, SigningKey, UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD, sha256, signed_part,
 };
-use xueliang_proto::{Alarm, EventUpdate, Message, SCHEMA_VERSION, Snapshot};
+use xueliang_proto::{
+    Alarm, ClipChunk, EventUpdate, Message, SCHEMA_VERSION, Snapshot, clip_chunk_id, decode_limited,
+};
 
 /// What a sealed message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,5 +107,71 @@ impl Sealer {
             &[UPDATE_SNAPSHOT_FIELD],
         )?;
         Ok(Sealed { id: update.id, kind: MessageKind::Update, message, snapshot: None })
+    }
+
+    /// Cuts `clip` into chunks of at most `chunk_bytes`, each carrying `description` (its size
+    /// and hash filled in here) signed once: `(chunk id, encoded ClipChunk)` in order.
+    pub fn seal_clip(
+        &self,
+        mut description: ClipChunk,
+        clip: &[u8],
+        chunk_bytes: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, SignatureError> {
+        description.size = clip.len() as u64;
+        description.sha256 = sha256(clip).into();
+        description.offset = 0;
+        description.data = Default::default();
+        description.signature = Default::default();
+        let signed =
+            self.key.sign(description.encode_to_vec(), CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS)?;
+        // Re-encoded with each chunk's offset and data: this build knows every field, so the
+        // description's bytes come out exactly as signed.
+        let signed = decode_limited::<ClipChunk>(&signed)
+            .map_err(|_| SignatureError::Malformed("a clip description"))?;
+        Ok(clip
+            .chunks(chunk_bytes.max(1))
+            .enumerate()
+            .map(|(i, data)| {
+                let offset = (i * chunk_bytes) as u64;
+                let chunk = ClipChunk { offset, data: data.to_vec().into(), ..signed.clone() };
+                (clip_chunk_id(&chunk.clip_id, offset), chunk.encode_to_vec())
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xueliang_proto::signing::VerifyingKey;
+
+    #[test]
+    fn every_chunk_of_a_clip_proves_its_origin_and_they_add_up_to_the_signed_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::open(dir.path()).unwrap();
+        let key: VerifyingKey = sealer.public_key().parse().unwrap();
+        let clip: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let description =
+            ClipChunk { clip_id: "c1".into(), event_id: "e1".into(), ..Default::default() };
+        let chunks = sealer.seal_clip(description, &clip, 4096).unwrap();
+        assert_eq!(
+            chunks.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["c1@0", "c1@4096", "c1@8192"]
+        );
+        let mut joined = Vec::new();
+        for (_, payload) in &chunks {
+            key.verify(payload, CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS, "the agent").unwrap();
+            let chunk: ClipChunk = decode_limited(payload).unwrap();
+            assert_eq!(chunk.offset as usize, joined.len());
+            joined.extend_from_slice(&chunk.data);
+        }
+        assert_eq!(joined, clip);
+        let first: ClipChunk = decode_limited(&chunks[0].1).unwrap();
+        assert_eq!((first.size, first.sha256.to_vec()), (10_000, sha256(&clip)));
+        // A chunk whose description was changed on the way does not verify.
+        let forged = ClipChunk { event_id: "e2".into(), ..first }.encode_to_vec();
+        assert!(
+            key.verify(&forged, CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS, "the agent").is_err()
+        );
     }
 }

@@ -15,13 +15,17 @@ use super::AgentError;
 use super::alarms::Alarms;
 use super::metrics::{Metrics, Sample, render};
 use crate::config::AgentConfig;
+use crate::config::ClipStream;
 use crate::delivery::{HealthReporter, Outbox};
 use crate::detect::{
     CameraSlot, Detector, DetectorOptions, InferenceLoop, LoopStats, MotionGate, ort_library,
 };
-use crate::evidence::{Sealer, Watch};
+use crate::evidence::{ClipMaker, Outgoing, Sealer, Watch, camera_clips};
 use crate::rules::FrameTime;
-use crate::source::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, mono_now_ms};
+use crate::source::{
+    CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, RecordSource, StreamRing,
+    mono_now_ms,
+};
 
 /// A config's model and rules, loaded and resolved: what cameras need to start.
 pub(super) struct Prepared {
@@ -67,6 +71,7 @@ pub(super) struct Pipeline {
     stop: Arc<AtomicBool>,
     detector: std::thread::JoinHandle<()>,
     cameras: Vec<CameraSource>,
+    records: Vec<RecordSource>,
 }
 
 impl Pipeline {
@@ -82,8 +87,11 @@ impl Pipeline {
             config.cameras.iter().map(|_| Arc::default()).collect();
         let (event_tx, event_rx) = std::sync::mpsc::channel();
         let slots = camera_slots(config)?;
+        let rings = clip_rings(config);
         let mut cameras = Vec::new();
+        let mut records = Vec::new();
         for (i, cam) in config.cameras.iter().enumerate() {
+            let from = cam.clips_from();
             cameras.push(CameraSource::spawn(
                 i,
                 cam.clone(),
@@ -92,8 +100,18 @@ impl Pipeline {
                 stop.clone(),
                 Pace::Live,
                 counters[i].clone(),
+                rings[i].clone().filter(|_| from == ClipStream::Detect),
             )?);
+            if let Some(ring) = rings[i].clone().filter(|_| from == ClipStream::Record) {
+                records.push(RecordSource::spawn(cam.clone(), ring, stop.clone(), Arc::default())?);
+            }
         }
+        let clips = ClipMaker::spawn(
+            config,
+            camera_clips(config, &rings),
+            handover.sealer.clone(),
+            deliver_clips(handover),
+        )?;
         let health = HealthReporter::new(
             &config.agent_id,
             config.cameras.iter().map(|c| c.id.clone()).collect(),
@@ -108,6 +126,7 @@ impl Pipeline {
         );
         let loop_state = DetectLoop {
             alarms,
+            clips: Some(clips),
             config: config.clone(),
             inference: InferenceLoop::new(prepared.detector, hub, slots),
             watches: prepared.watches,
@@ -128,21 +147,50 @@ impl Pipeline {
             rules = config.rules.len(),
             "detecting"
         );
-        Ok(Self { stop, detector, cameras })
+        Ok(Self { stop, detector, cameras, records })
     }
 
     /// Stops detecting and closes the cameras.
     pub(super) async fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        let Self { detector, cameras, .. } = self;
+        let Self { detector, cameras, records, .. } = self;
         let _ = tokio::task::spawn_blocking(move || {
             let _ = detector.join();
             for c in cameras {
                 c.join();
             }
+            for r in records {
+                r.join();
+            }
         })
         .await;
     }
+}
+
+/// Each camera's buffer of compressed video for clips (none where clips are off).
+fn clip_rings(config: &AgentConfig) -> Vec<Option<Arc<StreamRing>>> {
+    let c = &config.clips;
+    config
+        .cameras
+        .iter()
+        .map(|cam| {
+            (cam.clips_from() != ClipStream::Off).then(|| {
+                let keep_ms = (c.buffer_s * 1000.0) as i64;
+                Arc::new(StreamRing::new(keep_ms, c.max_buffer_mib as usize * (1 << 20)))
+            })
+        })
+        .collect()
+}
+
+/// Where the clip maker's sealed clips go: the outbox (flushed), then the publisher is woken.
+fn deliver_clips(handover: &Handover) -> crate::evidence::Deliver {
+    let (outbox, wake) = (handover.outbox.clone(), handover.wake.clone());
+    Box::new(move |event_id, chunks| match outbox.push_clip(event_id, &chunks) {
+        Ok(()) => {
+            let _ = wake.try_send(());
+        }
+        Err(e) => error!(event = %event_id, "event clip lost: {e}"),
+    })
 }
 
 /// Each camera's detection interval and motion gate, from its config.
@@ -166,6 +214,8 @@ struct DetectLoop {
     events: std::sync::mpsc::Receiver<CameraEvent>,
     handover: Handover,
     alarms: Alarms,
+    /// Cuts the events' clips (taken when the loop ends, to finish them).
+    clips: Option<ClipMaker>,
     health: HealthReporter,
     /// Inference failures since start.
     failures: u64,
@@ -226,25 +276,37 @@ impl DetectLoop {
                 }
             }
             let frames = std::mem::take(&mut self.inference.frames);
+            let mut messages = Vec::new();
             for (frame, &inferred) in frames.iter().zip(&self.inference.inferred) {
                 let detections =
                     inferred.then(|| self.inference.detections[frame.camera].as_slice());
-                for message in self.watches[frame.camera].see(frame, detections) {
-                    self.alarms.send(message);
-                }
+                messages.extend(self.watches[frame.camera].see(frame, detections));
             }
             self.inference.frames = frames;
+            for message in messages {
+                self.send(message);
+            }
             if stats.maybe_log(&self.inference.stats) {
                 self.log_counts();
             }
         }
         // Events still open end with the pipeline: the rules that would end them are going.
         let at = now();
-        for watch in &mut self.watches {
-            for message in watch.stop(at) {
-                self.alarms.send(message);
-            }
+        let ended: Vec<Outgoing> = self.watches.iter_mut().flat_map(|w| w.stop(at)).collect();
+        for message in ended {
+            self.send(message);
         }
+        if let Some(clips) = self.clips.take() {
+            clips.finish();
+        }
+    }
+
+    /// Hands a message of the event logs to the clip maker and the alarm chain.
+    fn send(&mut self, message: Outgoing) {
+        if let Some(clips) = &self.clips {
+            clips.note(&message);
+        }
+        self.alarms.send(message);
     }
 
     /// A camera's loss (reported once it lasted `offline_after_s`) and its return.
@@ -262,7 +324,7 @@ impl DetectLoop {
             CameraEvent::Online { .. } | CameraEvent::Finished { .. } => Vec::new(),
         };
         for message in messages {
-            self.alarms.send(message);
+            self.send(message);
         }
     }
 

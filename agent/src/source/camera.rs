@@ -4,7 +4,9 @@
 //! Pipeline: `uridecodebin uri=… ! videoconvert ! video/x-raw,format=I420 ! appsink
 //! max-buffers=1 drop=true`. The decoders' I420 passes through `videoconvert` untouched, so
 //! frames are not converted unless they are inferred; the appsink keeps only the newest one,
-//! so a slow detector never builds latency. Audio streams go to a `fakesink`.
+//! so a slow detector never builds latency. Audio streams go to a `fakesink`. When clips are cut
+//! from the detect stream, the parser's output is kept in the camera's [`StreamRing`] on its
+//! way to the decoder.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,6 +21,7 @@ use tracing::{debug, info, warn};
 use xueliang_service::backoff::Backoff;
 
 use super::frame::{Frame, mono_now_ms};
+use super::ring::{StreamRing, clip_codec};
 use crate::config::{CameraConfig, Transport, redact_url};
 use xueliang_proto::endpoint::now_ms;
 
@@ -204,10 +207,11 @@ impl CameraSource {
         shutdown: Arc<AtomicBool>,
         pace: Pace,
         counters: Arc<CameraCounters>,
+        ring: Option<Arc<StreamRing>>,
     ) -> std::io::Result<Self> {
         let handle =
             std::thread::Builder::new().name(format!("camera-{}", config.id)).spawn(move || {
-                let camera = Camera { index, config, hub, events, shutdown, pace, counters };
+                let camera = Camera { index, config, hub, events, shutdown, pace, counters, ring };
                 camera.run();
             })?;
         Ok(Self { handle: Some(handle) })
@@ -229,12 +233,65 @@ struct Camera {
     shutdown: Arc<AtomicBool>,
     pace: Pace,
     counters: Arc<CameraCounters>,
+    /// Where the detect stream's compressed video is kept for clips, when it is.
+    ring: Option<Arc<StreamRing>>,
+}
+
+/// Keeps what passes `pad` (a video parser's output) in `ring`: its caps, and each access unit
+/// with its arrival time. A codec a clip cannot carry (neither H.264 nor H.265) keeps nothing.
+pub(crate) fn tap(pad: &gst::Pad, ring: Arc<StreamRing>) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => ring.push(b.clone(), mono_now_ms(), now_ms()),
+                Some(gst::PadProbeData::Event(e)) => {
+                    if let gst::EventView::Caps(c) = e.view() {
+                        if clip_codec(c.caps()) {
+                            ring.set_caps(c.caps_owned());
+                        } else {
+                            ring.restart();
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Sets up an RTSP source as `uridecodebin` makes it: jitter buffer latency and transport.
+pub(crate) fn on_source_setup(src: &gst::Element, transport: Transport) {
+    src.connect("source-setup", false, move |args| {
+        if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+            && source.has_property("latency")
+            && source.has_property("protocols")
+        {
+            source.set_property("latency", RTSP_LATENCY_MS);
+            match transport {
+                Transport::Auto => {}
+                Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
+                Transport::Udp => source.set_property_from_str("protocols", "udp"),
+            }
+        }
+        None
+    });
+}
+
+/// A `fakesink` added to `pipeline` for a stream nobody needs; its sink pad.
+pub(crate) fn discard(pipeline: &gst::Pipeline) -> Option<gst::Pad> {
+    let fake = gst::ElementFactory::make("fakesink").property("sync", false).build().ok()?;
+    pipeline.add(&fake).ok()?;
+    fake.sync_state_with_parent().ok()?;
+    fake.static_pad("sink")
 }
 
 /// The pipeline of one camera connection (see the module documentation), not yet playing.
 pub(crate) fn build_pipeline(
     config: &CameraConfig,
     pace: Pace,
+    ring: Option<Arc<StreamRing>>,
 ) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
     gst::init().map_err(|e| format!("GStreamer cannot start: {e}"))?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", config.id));
@@ -244,9 +301,9 @@ pub(crate) fn build_pipeline(
             .map_err(|_| format!("GStreamer element {factory} is missing (run `make setup`)"))
     };
     let src = make("uridecodebin")?;
-    src.set_property("uri", &config.url);
+    src.set_property("uri", &config.detect_url);
     let convert = make("videoconvert")?;
-    let is_file = config.url.starts_with("file://");
+    let is_file = config.detect_url.starts_with("file://");
     let on_demand = pace.on_demand();
     let sink = gst_app::AppSink::builder()
         .caps(
@@ -265,11 +322,14 @@ pub(crate) fn build_pipeline(
 
     let (keyframes_only, decode_threads) = (config.keyframes_only, config.decode_threads);
     pipeline.connect_deep_element_added(move |_, _, element| {
-        let is_video_decoder = element.factory().is_some_and(|f| {
-            let klass = f.klass();
-            klass.contains("Decoder") && klass.contains("Video")
-        });
-        if !is_video_decoder {
+        let klass = element.factory().map(|f| f.klass().to_string()).unwrap_or_default();
+        if klass.contains("Parser")
+            && klass.contains("Video")
+            && let (Some(ring), Some(pad)) = (&ring, element.static_pad("src"))
+        {
+            tap(&pad, ring.clone());
+        }
+        if !(klass.contains("Decoder") && klass.contains("Video")) {
             return;
         }
         if element.has_property("max-threads") {
@@ -290,21 +350,7 @@ pub(crate) fn build_pipeline(
             });
         }
     });
-    let transport = config.transport;
-    src.connect("source-setup", false, move |args| {
-        if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-            && source.has_property("latency")
-            && source.has_property("protocols")
-        {
-            source.set_property("latency", 200u32);
-            match transport {
-                Transport::Auto => {}
-                Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
-                Transport::Udp => source.set_property_from_str("protocols", "udp"),
-            }
-        }
-        None
-    });
+    on_source_setup(&src, config.transport);
     let convert_weak = convert.downgrade();
     let pipeline_weak = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
@@ -316,13 +362,7 @@ pub(crate) fn build_pipeline(
             convert_weak.upgrade().and_then(|c| c.static_pad("sink"))
         } else {
             // Audio and data streams are consumed and ignored.
-            pipeline_weak.upgrade().and_then(|p| {
-                let fake =
-                    gst::ElementFactory::make("fakesink").property("sync", false).build().ok()?;
-                p.add(&fake).ok()?;
-                fake.sync_state_with_parent().ok()?;
-                fake.static_pad("sink")
-            })
+            pipeline_weak.upgrade().and_then(|p| discard(&p))
         };
         if let Some(sp) = sink_pad
             && !sp.is_linked()
@@ -383,7 +423,7 @@ impl Camera {
                     attempt += 1;
                     warn!(
                         camera = %self.config.id,
-                        url = %redact_url(&self.config.url),
+                        url = %redact_url(&self.config.detect_url),
                         "camera {}: {reason}; retrying in {:.1}s",
                         self.config.id,
                         delay.as_secs_f32()
@@ -435,7 +475,10 @@ impl Camera {
 
     /// One connection: build, play, pull frames until loss or shutdown, tear down.
     fn connect_and_pull(&self, got_frames: &mut bool, loss: &mut Loss) -> End {
-        let (pipeline, sink) = match build_pipeline(&self.config, self.pace) {
+        if let Some(ring) = &self.ring {
+            ring.restart();
+        }
+        let (pipeline, sink) = match build_pipeline(&self.config, self.pace, self.ring.clone()) {
             Ok(p) => p,
             Err(e) => return End::Lost(e),
         };

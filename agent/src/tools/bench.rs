@@ -208,6 +208,7 @@ impl BenchOptions {
                     stop.clone(),
                     Pace::OnDemand,
                     Arc::default(),
+                    None,
                 )
                 .map_err(|e| BenchError::Source(e.to_string()))?,
             );

@@ -117,13 +117,21 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
             ));
             continue;
         }
-        let (url, transport) = (camera.url.clone(), camera.transport);
-        let probed = tokio::task::spawn_blocking(move || probe(&url, transport, camera_time)).await;
-        checks.push(match probed {
-            Ok(Ok(r)) => Check::ok(name, format!("{} {}x{} at {:.1} fps, first frame after {} ms", r.codec, r.width, r.height, r.measured_fps, r.first_frame.as_millis())),
-            Ok(Err(e)) => Check::bad(Outcome::Fail, name, e.to_string(), "check the camera's power and cable, its URL (path, user, password) and transport; `xl-agent probe-camera URL` shows what it sends"),
-            Err(e) => Check::bad(Outcome::Fail, name, e.to_string(), "report this"),
-        });
+        let streams = [
+            (format!("{name} detect stream"), Some(camera.detect_url.clone())),
+            (format!("{name} record stream"), camera.record_url.clone()),
+        ];
+        for (name, url) in streams {
+            let Some(url) = url else { continue };
+            let transport = camera.transport;
+            let probed =
+                tokio::task::spawn_blocking(move || probe(&url, transport, camera_time)).await;
+            checks.push(match probed {
+                Ok(Ok(r)) => Check::ok(name, format!("{} {}x{} at {:.1} fps, first frame after {} ms", r.codec, r.width, r.height, r.measured_fps, r.first_frame.as_millis())),
+                Ok(Err(e)) => Check::bad(Outcome::Fail, name, e.to_string(), "check the camera's power and cable, its URL (path, user, password) and transport; `xl-agent probe-camera URL` shows what it sends"),
+                Err(e) => Check::bad(Outcome::Fail, name, e.to_string(), "report this"),
+            });
+        }
     }
     checks.push(broker_check(config).await);
     checks.push(clock_check(config).await);

@@ -82,7 +82,8 @@ pub fn probe(
 ) -> Result<ProbeReport, ProbeError> {
     let mut camera = CameraConfig::new("probe", url);
     camera.transport = transport;
-    let (pipeline, sink) = build_pipeline(&camera, Pace::Live).map_err(ProbeError::Pipeline)?;
+    let (pipeline, sink) =
+        build_pipeline(&camera, Pace::Live, None).map_err(ProbeError::Pipeline)?;
     let stream = |reason: String| ProbeError::Stream { url: redact_url(url), reason };
     let result = (|| {
         let start = Instant::now();

@@ -103,7 +103,7 @@ impl ReplayOptions {
         })?;
         let mut watch = Watch::new(config, index, detector.card()).map_err(ReplayError::Config)?;
         let mut camera = config.cameras[index].clone();
-        camera.url = format!(
+        camera.detect_url = format!(
             "file://{}",
             self.clip
                 .canonicalize()
@@ -124,6 +124,7 @@ impl ReplayOptions {
             stop.clone(),
             Pace::Recording { start_ms: self.start_ms },
             Arc::default(),
+            None,
         )
         .map_err(|e| ReplayError::Clip(e.to_string()))?;
         let mut inference = InferenceLoop::new(detector, hub, vec![slot]);

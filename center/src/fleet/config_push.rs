@@ -120,8 +120,10 @@ impl ConfigPush {
             .map_err(|e| PushError::Toml(e.to_string().trim_end().to_owned()))?;
         let cameras = table.get("cameras").and_then(toml::Value::as_array);
         for (i, camera) in cameras.into_iter().flatten().enumerate() {
-            if camera.get("url").and_then(toml::Value::as_str).is_some_and(has_password) {
-                return Err(PushError::Secret(format!("cameras[{i}].url")));
+            for key in ["url", "detect_url", "record_url"] {
+                if camera.get(key).and_then(toml::Value::as_str).is_some_and(has_password) {
+                    return Err(PushError::Secret(format!("cameras[{i}].{key}")));
+                }
             }
         }
         let issued_time_ms = now_ms();

@@ -1,0 +1,146 @@
+//! Event clips on the box, from real RTSP streams: a camera's record stream kept compressed
+//! (never decoded) beside its detect stream at another size, cut from a keyframe and muxed as
+//! MP4 without re-encoding; a camera with a privacy mask has every frame of its clip black
+//! under the mask.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use xueliang_agent::config::CameraConfig;
+use xueliang_agent::evidence::mux;
+use xueliang_agent::geometry::Polygon;
+use xueliang_agent::source::{RecordSource, StreamRing, mono_now_ms};
+use xueliang_testkit::rtsp_server::RtspServer;
+use xueliang_testkit::scenario;
+
+/// What a decoded MP4 holds: frame size, frame count, the first and last timestamps, and each
+/// frame's luma plane (I420 Y, row by row) when asked.
+struct Decoded {
+    width: usize,
+    height: usize,
+    frames: usize,
+    first_pts: gst::ClockTime,
+    last_pts: gst::ClockTime,
+    lumas: Vec<Vec<u8>>,
+}
+
+/// Decodes `mp4` with GStreamer as any player would (qtdemux, the H.264 decoder).
+fn decode(mp4: &Path, keep_luma: bool) -> Decoded {
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! \
+         video/x-raw,format=I420 ! appsink name=sink sync=false",
+        mp4.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut d = Decoded {
+        width: 0,
+        height: 0,
+        frames: 0,
+        first_pts: gst::ClockTime::MAX,
+        last_pts: gst::ClockTime::ZERO,
+        lumas: Vec::new(),
+    };
+    while let Ok(sample) = sink.pull_sample() {
+        let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+        (d.width, d.height) =
+            (s.get::<i32>("width").unwrap() as usize, s.get::<i32>("height").unwrap() as usize);
+        let buffer = sample.buffer().unwrap();
+        let pts = buffer.pts().unwrap();
+        d.first_pts = d.first_pts.min(pts);
+        d.last_pts = d.last_pts.max(pts);
+        d.frames += 1;
+        if keep_luma {
+            let map = buffer.map_readable().unwrap();
+            d.lumas.push(map[..d.width * d.height].to_vec());
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    d
+}
+
+/// Keeps `url`'s record stream in a ring for `seconds`, then cuts the last `cut_s` of it.
+fn record(url: &str, seconds: u64) -> (Arc<StreamRing>, i64) {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let ring = Arc::new(StreamRing::new(30_000, 64 << 20));
+    let mut camera = CameraConfig::new("gate", "rtsp://127.0.0.1:9/unused");
+    camera.record_url = Some(url.to_owned());
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = RecordSource::spawn(camera, ring.clone(), stop.clone(), Arc::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    source.join();
+    (ring, mono_now_ms())
+}
+
+#[test]
+fn a_clip_from_the_record_stream_is_its_size_starts_at_a_keyframe_and_is_not_re_encoded() {
+    gst::init().unwrap();
+    let server =
+        RtspServer::serve_sizes(&scenario::vtest(), &[("sub", 384, 288), ("main", 768, 576)])
+            .expect("RTSP server");
+    let (ring, now) = record(&server.url("main"), 9);
+    let units = ring.counters.units.load(Ordering::Relaxed);
+    assert!(units > 50, "the record stream was kept: {units} units");
+    // 5 s asked for: the clip starts at the keyframe at or before (vtest.avi is 10 frames a
+    // second, with a keyframe every 25 frames: 2.5 s).
+    let cut = ring.cut(now - 5_000, now).expect("a cut");
+    assert!(cut.units[0].keyframe());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let bytes = mux(&cut, None, &path).expect("muxed");
+    std::fs::write(&path, &bytes).unwrap();
+    let d = decode(&path, false);
+    assert_eq!((d.width, d.height), (768, 576), "the record stream's size");
+    // Every unit kept became a frame: nothing was dropped or encoded again.
+    assert_eq!(d.frames, cut.units.len());
+    let seconds = (d.last_pts - d.first_pts).mseconds() as f64 / 1000.0;
+    assert!((4.8..=7.6).contains(&seconds), "{seconds} s: 5 s and at most one GOP more");
+    // Fragmented: a movie header that announces fragments, then fragments.
+    let has = |tag: &[u8]| bytes.windows(4).any(|w| w == tag);
+    assert!(has(b"mvex") && has(b"moof"), "fragmented MP4");
+    drop(server);
+}
+
+#[test]
+fn a_masked_cameras_clip_is_black_under_the_mask_in_every_frame() {
+    gst::init().unwrap();
+    let server =
+        RtspServer::serve_sizes(&scenario::vtest(), &[("main", 768, 576)]).expect("RTSP server");
+    let (ring, now) = record(&server.url("main"), 6);
+    let cut = ring.cut(now - 3_000, now).expect("a cut");
+    let mask = Polygon::new(&[[0.1, 0.1], [0.45, 0.15], [0.4, 0.6], [0.12, 0.5]]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let bytes = mux(&cut, Some((std::slice::from_ref(&mask), 1000)), &path).expect("muxed");
+    std::fs::write(&path, &bytes).unwrap();
+    let d = decode(&path, true);
+    assert!(d.frames >= 25, "{} frames", d.frames);
+    // H.264 is lossy: black may come back as luma up to a few levels above black (16).
+    const TOLERANCE: u8 = 24;
+    for (i, luma) in d.lumas.iter().enumerate() {
+        for y in 0..d.height {
+            for x in 0..d.width {
+                let p = xueliang_agent::geometry::Point {
+                    x: (x as f32 + 0.5) / d.width as f32,
+                    y: (y as f32 + 0.5) / d.height as f32,
+                };
+                if mask.contains(p) {
+                    let v = luma[y * d.width + x];
+                    assert!(v <= TOLERANCE, "frame {i}: pixel ({x}, {y}) under the mask is {v}");
+                }
+            }
+        }
+    }
+}
