@@ -3,7 +3,8 @@
 //! workflow with its refusals; a dispatch on the unit's MQTT topic and to its webhook, retried
 //! until a local server that fails twice accepts it; escalation of an alarm left new; who may
 //! see what (a station sees only its own dispatches, an installer no pictures, nobody anything
-//! without logging in); the audit trail; the fleet; and the JSON Lines export.
+//! without logging in); the audit trail; the fleet; the JSON Lines export; and an event's video
+//! clip sent as signed chunks, out of order and twice, receipted and served by byte range.
 
 mod common;
 
@@ -20,11 +21,14 @@ use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::dispatch::RetryPolicy;
 use xueliang_center::running::{BrokerChoice, RunningCenter, start};
-use xueliang_proto::signing::{DISPATCH_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::signing::{
+    CLIP_CHUNK_FIELDS, CLIP_SIGNATURE_FIELD, DISPATCH_SIGNATURE_FIELD, RECEIPT_SIGNATURE_FIELD,
+    SigningKey, VerifyingKey,
+};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentStatus, Alarm, CameraHealth, Detection, Dispatch, EventUpdate, Health, Message, RuleKind,
-    Severity,
+    AgentStatus, Alarm, CameraHealth, ClipChunk, Detection, Dispatch, EventUpdate, Health, Message,
+    Receipt, RuleKind, Severity,
 };
 use xueliang_testkit::scenario;
 
@@ -706,6 +710,117 @@ async fn the_fleet_shows_agents_online_offline_and_never_heard_from() {
     assert_eq!(agents[1]["health"]["cameras"][0]["camera_id"], "pond");
     assert!(agents.iter().all(|a| a["registered"] == true));
     assert!(agents[0]["since_ms"].as_i64().is_some());
+    rig.shutdown.cancel();
+    rig.center.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_it_was_sent() {
+    let mut rig = rig().await;
+    rig.mqtt.subscribe("xl/v1/village-a/receipt", QoS::AtLeastOnce).await.unwrap();
+    let event = "village-a-003";
+    let clip_id = "019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f80a0";
+    let video: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+    let agent_dir = |agent: &str| rig.dir.path().join(agent);
+    let key =
+        SigningKey::load_or_create(&xueliang_agent::evidence::key_path(&agent_dir("village-a")))
+            .unwrap();
+    let chunk = |key: &SigningKey, id: &str, offset: usize, len: usize| {
+        let c = ClipChunk {
+            schema_version: xueliang_proto::SCHEMA_VERSION as i32,
+            clip_id: id.into(),
+            agent_id: "village-a".into(),
+            camera_id: "pond".into(),
+            event_id: event.into(),
+            start_time_ms: T0 + 3 * 60_000 - 5_000,
+            duration_ms: 21_000,
+            size: video.len() as u64,
+            sha256: xueliang_proto::signing::sha256(&video).into(),
+            width: 1920,
+            height: 1080,
+            stream: "record".into(),
+            masked: false,
+            offset: offset as u64,
+            data: video[offset..offset + len].to_vec().into(),
+            signature: Default::default(),
+        };
+        key.sign(c.encode_to_vec(), CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS).unwrap()
+    };
+    // The last chunk first, the first twice, the middle one last; and a forged one.
+    let forger =
+        SigningKey::load_or_create(&xueliang_agent::evidence::key_path(&agent_dir("village-b")))
+            .unwrap();
+    for payload in [
+        chunk(&key, clip_id, 2_000_000, 500_000),
+        chunk(&key, clip_id, 0, 1_000_000),
+        chunk(&key, clip_id, 0, 1_000_000),
+        chunk(&forger, "forged-clip", 0, 1_000),
+        chunk(&key, clip_id, 1_000_000, 1_000_000),
+    ] {
+        rig.mqtt.publish("xl/v1/village-a/clip", QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    // Every chunk is receipted, in receipts the center signed; the forged one is not.
+    let center_key: VerifyingKey = rig.center.center_key.parse().unwrap();
+    let wanted: HashSet<String> = [0, 1_000_000, 2_000_000]
+        .iter()
+        .map(|&offset| xueliang_proto::clip_chunk_id(clip_id, offset))
+        .collect();
+    let mut receipted = HashSet::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while receipted != wanted {
+            let p = rig.dispatches.recv().await.unwrap();
+            if p.topic == "xl/v1/village-a/receipt" {
+                center_key.verify(&p.payload, RECEIPT_SIGNATURE_FIELD, &[], "the center").unwrap();
+                receipted.extend(Receipt::decode(p.payload).unwrap().clip_chunks);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("every chunk receipted: {receipted:?}"));
+
+    // The event's record lists the clip; the clip is the bytes sent, whole and by range.
+    let duty = login(&rig, "duty").await;
+    let detail = duty.json(&format!("/api/alarms/{event}")).await;
+    assert_eq!(detail["clips"].as_array().unwrap().len(), 1, "{}", detail["clips"]);
+    assert_eq!(
+        (detail["clips"][0]["clip_id"].as_str(), detail["clips"][0]["size"].as_u64()),
+        (Some(clip_id), Some(2_500_000))
+    );
+    let path = format!("/api/clips/{clip_id}");
+    let whole = duty.get(&path).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "video/mp4");
+    assert!(whole.bytes().await.unwrap().as_ref() == video.as_slice(), "the clip as sent");
+    let part = duty.get(&path).header("range", "bytes=999990-1000009").send().await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 999990-1000009/2500000");
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &video[999_990..1_000_010]);
+    let beyond = duty.get(&path).header("range", "bytes=2500000-").send().await.unwrap();
+    assert_eq!(beyond.status(), 416);
+
+    // Written once each; the forged chunk dead-lettered.
+    let metrics = reqwest::get(format!("http://{}/metrics", rig.center.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "xl_center_clip_chunks_stored_total 3",
+        "xl_center_clips_completed_total 1",
+        "xl_center_clip_chunks_refused_total 1",
+        "xl_center_clips_failed_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line:?} in\n{metrics}");
+    }
+    let admin = Api::admin(rig.center.http_addr).await;
+    let dead = admin.json("/api/dead-letters").await;
+    assert!(
+        dead["dead_letters"].as_array().unwrap().iter().any(|d| d["topic"] == "xl/v1/village-a/clip"
+            && d["reason"] == "the signature does not verify against the key registered for \"village-a\""),
+        "{dead}"
+    );
     rig.shutdown.cancel();
     rig.center.join().await;
 }

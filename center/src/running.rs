@@ -23,7 +23,7 @@ use crate::ingest::{
     self, BrokerAccounts, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls,
 };
 use crate::routing::Routing;
-use crate::store::{DeadLetters, Retention, Store, StoreError};
+use crate::store::{Clips, DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
 
 /// Which broker the center uses.
@@ -59,8 +59,12 @@ pub struct CenterConfig {
     pub users: PathBuf,
     /// Routing rules; none if absent.
     pub routing: PathBuf,
-    /// How long alarms and snapshots are kept.
+    /// How long alarms, snapshots and clips are kept.
     pub retention: Retention,
+    /// Where events' video clips are kept.
+    pub clip_dir: PathBuf,
+    /// The largest clip an agent may send, bytes.
+    pub clip_max_bytes: u64,
     /// Retries of webhook deliveries.
     pub webhook_retry: RetryPolicy,
     /// How often alarms are checked for escalation.
@@ -83,14 +87,16 @@ pub struct CenterConfig {
 
 impl CenterConfig {
     /// A center storing in `data_dir`, with the default topic prefix; the key registry
-    /// `agent-keys.toml`, the users `users.toml` and the routing rules `routing.toml` in
-    /// `data_dir`; alarms kept 365 days, snapshots 90.
+    /// `agent-keys.toml`, the users `users.toml`, the routing rules `routing.toml` and the clips
+    /// (`clips/`, of at most 200 MiB) in `data_dir`; alarms kept 365 days, snapshots 90, clips 30.
     pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
         Self {
             agent_keys: data_dir.join("agent-keys.toml"),
             users: data_dir.join("users.toml"),
             routing: data_dir.join("routing.toml"),
-            retention: Retention { alarm_days: 365, snapshot_days: 90 },
+            retention: Retention { alarm_days: 365, snapshot_days: 90, clip_days: 30 },
+            clip_dir: data_dir.join("clips"),
+            clip_max_bytes: 200 << 20,
             webhook_retry: RetryPolicy::default(),
             escalation_check: Duration::from_secs(1),
             agent_mqtt_url: None,
@@ -205,6 +211,8 @@ pub async fn start(
 ) -> Result<RunningCenter, CenterError> {
     let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
     let store = Store::open(&config.data_dir).map_err(store_err)?;
+    let clips = Clips::open(&store, &config.clip_dir, config.clip_max_bytes)
+        .map_err(|error| CenterError::Store { dir: config.clip_dir.clone(), error })?;
     let file = |what| move |error| CenterError::File { what, error };
     let keys = Arc::new(AgentKeys::open(&config.agent_keys).map_err(file("agent keys"))?);
     let users = Arc::new(Users::open(&config.users).map_err(file("users"))?);
@@ -322,6 +330,7 @@ pub async fn start(
     let context = Ingest {
         topics,
         store: store.clone(),
+        clips: clips.clone(),
         dead_letters: dead_letters.clone(),
         keys: keys.clone(),
         center_key: center_key.clone(),
@@ -338,6 +347,7 @@ pub async fn start(
         tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
         tokio::spawn(run_retention(
             store.clone(),
+            clips.clone(),
             audit.clone(),
             config.retention,
             Duration::from_secs(3600),
@@ -346,6 +356,7 @@ pub async fn start(
     ];
     let app = crate::api::router(ApiState {
         store: store.clone(),
+        clips,
         cases,
         configs: configs.clone(),
         dead_letters,

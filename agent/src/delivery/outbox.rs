@@ -662,4 +662,81 @@ mod tests {
         assert_eq!(unsent, ["a3"]);
         assert_eq!(o.len(), 2);
     }
+
+    fn clip(o: &Outbox, event: &str, clip: &str, chunks: usize, size: usize) {
+        let chunks: Vec<(String, Vec<u8>)> = (0..chunks)
+            .map(|i| (xueliang_proto::clip_chunk_id(clip, (i * size) as u64), vec![1; size]))
+            .collect();
+        o.push_clip(event, &chunks).unwrap();
+    }
+
+    fn due_chunks(o: &Outbox) -> Vec<String> {
+        o.clip_chunks(100, |_| false).into_iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn a_clips_chunks_are_due_after_its_alarm_and_each_leaves_with_its_own_receipt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let o = Outbox::open(dir.path(), ROOMY).unwrap();
+            push(&o, &alarm("e1"));
+            clip(&o, "e1", "c1", 3, 1000);
+            assert!(due_chunks(&o).is_empty(), "not before the event's alarm is stored");
+            assert!(o.remove("e1").unwrap());
+            assert_eq!(due_chunks(&o), ["c1@0", "c1@1000", "c1@2000"]);
+            // A link cut after the first chunk's receipt: only the rest go again.
+            assert!(o.remove("c1@0").unwrap());
+        }
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        assert_eq!(due_chunks(&o), ["c1@1000", "c1@2000"]);
+        assert_eq!(o.bytes(), 2000);
+        let unsent: Vec<String> =
+            o.clip_chunks(10, |id| id == "c1@1000").into_iter().map(|p| p.id).collect();
+        assert_eq!(unsent, ["c1@2000"]);
+    }
+
+    #[test]
+    fn a_full_outbox_gives_up_clips_before_pictures_and_pictures_before_alarms() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_bytes: 65_000, ..ROOMY }).unwrap();
+        push(&o, &with("a1", Severity::Low, 10_000));
+        clip(&o, "a1", "old", 2, 10_000);
+        push(&o, &with("a2", Severity::Low, 10_000));
+        clip(&o, "a2", "new", 2, 10_000);
+        assert_eq!(o.drops.clips.load(Ordering::Relaxed), 0);
+        // Over the limit: the oldest clip goes whole, the pictures stay.
+        push(&o, &with("a3", Severity::Low, 10_000));
+        assert_eq!(o.drops.clips.load(Ordering::Relaxed), 1);
+        assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
+        assert!(
+            o.index.get("old@0").unwrap().is_none() && o.index.get("old@10000").unwrap().is_none()
+        );
+        // Further over: the other clip, and only then the pictures; no alarm is lost.
+        push(&o, &with("a4", Severity::Low, 10_000));
+        push(&o, &with("a5", Severity::Low, 10_000));
+        assert_eq!(o.drops.clips.load(Ordering::Relaxed), 2);
+        assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
+        push(&o, &with("a6", Severity::Low, 10_000));
+        push(&o, &with("a7", Severity::Low, 10_000));
+        assert!(o.drops.snapshots.load(Ordering::Relaxed) >= 1);
+        assert_eq!(o.drops.alarms.load(Ordering::Relaxed), 0);
+        assert_eq!(waiting(&o).len(), 7);
+        assert!(o.bytes() <= 65_000);
+    }
+
+    #[test]
+    fn an_alarm_given_up_takes_its_clip_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), Limits { max_age_ms: 60_000, ..ROOMY }).unwrap();
+        push(&o, &Alarm { event_time_ms: now_ms() - 30_000, ..alarm("stale") });
+        clip(&o, "stale", "c", 2, 100);
+        assert_eq!(o.len(), 3);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Another push applies the age limit, now with the alarm well over it.
+        let o = Outbox { limits: Limits { max_age_ms: 1_000, ..ROOMY }, ..o };
+        push(&o, &alarm("fresh"));
+        assert_eq!(waiting(&o), [("fresh".to_string(), 0)]);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o.drops.clips.load(Ordering::Relaxed), 1);
+    }
 }

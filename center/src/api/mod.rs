@@ -8,6 +8,7 @@
 mod alarms;
 mod audit;
 mod caller;
+mod clips;
 mod dead_letters;
 mod enrolment;
 mod error;
@@ -33,7 +34,7 @@ use crate::cases::{AlarmFeed, Cases};
 use crate::dispatch::Webhooks;
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::IngestStats;
-use crate::store::{DeadLetters, Store};
+use crate::store::{Clips, DeadLetters, Store};
 use error::blocking;
 
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
@@ -53,6 +54,8 @@ pub use vocabulary::Vocabulary;
 pub struct ApiState {
     /// The alarm store.
     pub store: Store,
+    /// Events' video clips.
+    pub clips: Clips,
     /// Workflow steps, dispatch and escalation.
     pub cases: Cases,
     /// Configuration push.
@@ -99,6 +102,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
         .route("/api/alarms/{id}/{action}", post(alarms::act))
+        .route("/api/clips/{id}", get(clips::clip))
         .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
         .route("/api/agents/{id}", delete(fleet::remove))

@@ -1,5 +1,5 @@
-//! The retention loop: the store's sweep run hourly, each deletion logged and audited as the
-//! center's own step.
+//! The retention loop: the store's sweeps (clips first, then snapshots and alarms) run hourly,
+//! each deletion logged and audited as the center's own step.
 
 use std::time::Duration;
 
@@ -9,23 +9,31 @@ use xueliang_proto::endpoint::now_ms;
 
 use super::service::SYSTEM;
 use crate::access::AuditLog;
-use crate::store::{Retention, Store, Swept};
+use crate::store::{Clips, ClipsSwept, Retention, Store, StoreError, Swept};
 
 /// Sweeps at start and then every `every` until `shutdown`, logging and auditing deletions.
 pub async fn run_retention(
     store: Store,
+    clips: Clips,
     audit: AuditLog,
     retention: Retention,
     every: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
-        let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.sweep(retention, now_ms())).await {
-            Ok(Ok(swept)) if swept != Swept::default() => {
+        let (s, c) = (store.clone(), clips.clone());
+        // Clips first: the clips of the alarms the store's sweep deletes go with them.
+        let sweep = move || {
+            let now = now_ms();
+            Ok::<_, StoreError>((c.sweep(retention, now)?, s.sweep(retention, now)?))
+        };
+        match tokio::task::spawn_blocking(sweep).await {
+            Ok(Ok((clipped, swept)))
+                if swept != Swept::default() || clipped != ClipsSwept::default() =>
+            {
                 let detail = format!(
-                    "{} snapshots and {} alarms past retention deleted",
-                    swept.snapshots, swept.alarms
+                    "{} snapshots, {} alarms, {} clips and {} partial clips past retention deleted",
+                    swept.snapshots, swept.alarms, clipped.clips, clipped.partials
                 );
                 info!("retention: {detail}");
                 if let Err(e) = audit.record(now_ms(), SYSTEM, "retention", "", &detail) {

@@ -88,6 +88,15 @@ pub struct ServeArgs {
     /// Days snapshots are kept (at most --retention-days).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
     snapshot_retention_days: u32,
+    /// Directory of events' video clips (default: clips in the data directory).
+    #[arg(long)]
+    clip_dir: Option<PathBuf>,
+    /// Days events' video clips are kept after they arrived (at most --retention-days).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    clip_retention_days: u32,
+    /// The largest video clip an agent may send, MiB; a chunk of a larger one is refused.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    clip_max_mib: u64,
     /// The broker URL enrolling boxes are given (`xl-agent enroll`), as they reach it, e.g.
     /// mqtts://county.example:8883. Default, with the embedded broker: its port on the host name
     /// the box reached this API by. Required with an external broker.
@@ -120,6 +129,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         routing,
         retention_days,
         snapshot_retention_days,
+        clip_dir,
+        clip_retention_days,
+        clip_max_mib,
         agent_mqtt_url,
     } = args;
     let broker = match broker_url {
@@ -164,8 +176,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = routing {
         config.routing = path;
     }
-    config.retention =
-        Retention { alarm_days: retention_days, snapshot_days: snapshot_retention_days };
+    config.retention = Retention {
+        alarm_days: retention_days,
+        snapshot_days: snapshot_retention_days,
+        clip_days: clip_retention_days,
+    };
+    if let Some(dir) = clip_dir {
+        config.clip_dir = dir;
+    }
+    config.clip_max_bytes = clip_max_mib << 20;
     if let Some(url) = &agent_mqtt_url {
         parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--agent-mqtt-url: {e}"))?;
     }

@@ -4,7 +4,7 @@
 // they stand, so the officer keeps the row in view, the focus, the choices and the note.
 
 import { api, loadAlarms, post } from "./api.js";
-import { $, el, eventState, snapshot } from "./dom.js";
+import { $, clips, el, eventState, keepPlayers, players, snapshot } from "./dom.js";
 import { fmtTime, label, t } from "./i18n.js";
 import { can, state } from "./state.js";
 
@@ -126,13 +126,14 @@ async function renderDetail(id) {
   if (!pane || !a) return;
   // Re-rendered on every change of the alarm (an event's agent updates it every few seconds):
   // keep what the officer was typing, the units they chose while the status stands, where the
-  // focus was, and the picture unless a better one came.
+  // focus was, the picture unless a better one came, and the clips' players (playing or not).
   const same = pane.dataset.alarmId === id;
   const sameStep = same && pane.dataset.status === a.status;
   const typed = same ? $("#action-note")?.value || "" : "";
   const chosen = new Map(sameStep ? [...pane.querySelectorAll('input[name="unit"]')].map((i) => [i.value, i.checked]) : []);
   const focused = same && pane.contains(document.activeElement) ? document.activeElement : null;
   const oldPicture = same ? $("#detail-snapshot") : null;
+  const oldPlayers = same ? players(pane) : new Map();
   pane.dataset.alarmId = id;
   pane.dataset.status = a.status;
   const note = el("textarea", { id: "action-note", "aria-label": t("note"), placeholder: t("note") }, typed);
@@ -158,6 +159,8 @@ async function renderDetail(id) {
   const picture = snapshot(a);
   const img = picture.querySelector("img");
   if (img && oldPicture?.dataset.sha === img.dataset.sha) img.replaceWith(oldPicture);
+  const film = clips(a);
+  if (film) keepPlayers(film, oldPlayers);
   const when = a.state === "ended" ? a.ended_ms : a.updated_ms;
   pane.replaceChildren(
     el("h2", {}, `${label("kinds", a.kind)} · ${a.location || a.camera_id}`),
@@ -167,6 +170,7 @@ async function renderDetail(id) {
     a.state ? el("p", { id: "detail-event" }, eventState(a),
       when ? el("span", { class: "muted" }, ` · ${t(a.state === "ended" ? "endedAt" : "updatedAt")} ${fmtTime(when)}`) : null) : null,
     picture,
+    film,
     canAct && allowed.length ? el("div", {}, note, units,
       el("div", { class: "actions" }, ...state.vocabulary.center_steps.map((action) =>
         el("button", { type: "button", "data-action": action, class: action === allowed[0] ? "primary" : null, disabled: !allowed.includes(action), onclick: () => act(action) }, label("actions", action)))),

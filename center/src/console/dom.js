@@ -1,6 +1,6 @@
 // Building the page: elements, the screen reader's announcements, the new-alarm tone, an
-// alarm's picture with its text alternative, and where its event stands (the list, the detail
-// and the station show it alike).
+// alarm's picture with its text alternative, its event's video clips, and where its event
+// stands (the list, the detail and the station show it alike).
 
 import { fmtDuration, fmtTime, label, t } from "./i18n.js";
 
@@ -42,6 +42,37 @@ export function snapshot(a) {
   const src = `/api/alarms/${encodeURIComponent(a.id)}/snapshot${sha ? `?v=${sha.slice(0, 16)}` : ""}`;
   return el("div", { class: "snapshot" }, el("img", { id: "detail-snapshot", src, alt, "data-sha": `${sha}:${a.snapshot_bytes}` }));
 }
+
+/**
+ * The event's video clips, each a player (the center serves it by byte ranges, so it starts at
+ * once and seeks) and a download link with its SHA-256 (short; all of it in the title), which
+ * lets a copy be checked against the one the box signed. Nothing if there are none.
+ */
+export function clips(a) {
+  if (!a.clips?.length) return a.clips_expired ? el("p", { class: "muted" }, t("clipsExpired")) : null;
+  return el("div", { class: "clips" }, el("h3", {}, t("clips")), ...a.clips.map((c) => {
+    const src = `/api/clips/${encodeURIComponent(c.clip_id)}`;
+    const what = `${t("clipOf")}: ${a.location || c.camera_id} ${label("kinds", a.kind)} ${fmtTime(c.start_time_ms)}`;
+    return el("figure", { class: "clip" },
+      el("video", { controls: true, preload: "metadata", src, "aria-label": what, "data-clip-id": c.clip_id }),
+      el("figcaption", { class: "muted" },
+        `${fmtTime(c.start_time_ms)} · ${fmtDuration(c.duration_ms)} · ${c.width}×${c.height} · ${label("streams", c.stream)}`,
+        c.masked ? ` · ${t("clipMasked")}` : "", " ",
+        el("a", { href: `${src}?download=1`, download: `${c.clip_id}.mp4`, title: `SHA-256 ${c.sha256}` },
+          `${t("clipDownload")} (SHA-256 ${c.sha256.slice(0, 12)}…)`)));
+  }));
+}
+
+/** Puts back into `root` the players of `old` (by clip), so a redraw neither reloads nor stops them. */
+export function keepPlayers(root, old) {
+  for (const video of root.querySelectorAll("video[data-clip-id]")) {
+    const playing = old.get(video.dataset.clipId);
+    if (playing) video.replaceWith(playing);
+  }
+}
+
+/** The players under `root`, by clip. */
+export const players = (root) => new Map([...(root?.querySelectorAll("video[data-clip-id]") || [])].map((v) => [v.dataset.clipId, v]));
 
 /**
  * Where the alarm's event stands, from the center's record: 持续中 (ongoing) or 已结束 (ended),

@@ -19,6 +19,9 @@ const TEXT = {
     event: "事件", state: "事件状态", peak: (n, people) => `最多 ${n} ${people ? "人" : "个"}`,
     reminder: "仍在持续", reminders: (n) => `已提醒 ${n} 次`, endedAt: "结束于", updatedAt: "更新于",
     states: { ongoing: "持续中", ended: "已结束" },
+    clips: "事件录像", clipOf: "事件录像", clipDownload: "下载", clipMasked: "已遮挡隐私区域",
+    clipsExpired: "录像已按保留期限删除",
+    streams: { record: "主码流", detect: "检测码流" },
     kinds: { zone_intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowding: "人员聚集",
       vehicle_stopped: "车辆违停", fire_smoke: "烟火", camera_offline: "摄像机离线",
       camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复" },
@@ -46,6 +49,9 @@ const TEXT = {
     event: "Event", state: "Event state", peak: (n) => `peak ${n}`, reminder: "Still going on",
     reminders: (n) => `${n} reminder(s)`, endedAt: "ended", updatedAt: "updated",
     states: { ongoing: "Ongoing", ended: "Ended" },
+    clips: "Event clips", clipOf: "Event clip", clipDownload: "Download", clipMasked: "privacy masks applied",
+    clipsExpired: "Clips deleted by retention",
+    streams: { record: "main stream", detect: "detection stream" },
     kinds: { zone_intrusion: "Zone intrusion", line_crossing: "Line crossing", loitering: "Loitering",
       crowding: "Crowding", vehicle_stopped: "Vehicle stopped", fire_smoke: "Fire/smoke",
       camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back" },
@@ -61,7 +67,7 @@ let lang = localStorage.getItem("xl-lang") || "zh-CN";
 
 /** The console's word for `key` in the current language. */
 export const t = (key) => TEXT[lang][key] ?? key;
-/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states). */
+/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states, streams). */
 export const label = (group, key) => (TEXT[lang][group] || {})[key] || key;
 
 /** Puts the page's fixed texts (data-t) in the current language. */

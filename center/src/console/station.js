@@ -1,10 +1,11 @@
 // A responder unit's dispatches, phone-sized: each alarm dispatched to the unit, whether its
-// event still goes on, and the unit's next steps on it as the center allows them (from
-// /api/vocabulary). Redrawn on every change (an ongoing event changes every few seconds), so
-// the feedback being typed, its focus and the pictures already loaded are kept.
+// event still goes on, its video clips, and the unit's next steps on it as the center allows
+// them (from /api/vocabulary). Redrawn on every change (an ongoing event changes every few
+// seconds), so the feedback being typed, its focus, the pictures already loaded and the clips'
+// players are kept.
 
 import { loadAlarms, post } from "./api.js";
-import { $, el, eventState, snapshot } from "./dom.js";
+import { $, clips, el, eventState, keepPlayers, players, snapshot } from "./dom.js";
 import { fmtTime, label, t } from "./i18n.js";
 import { state } from "./state.js";
 
@@ -19,6 +20,7 @@ export async function showStation() {
     $("#main").replaceChildren(el("section", { class: "station" }, el("h1", {}, t("dispatches")), el("div", { id: "station-list" })));
     await loadAlarms(new URLSearchParams({ limit: "100" }));
   }
+  const playing = players($("#station-list"));
   const pictures = new Map([...document.querySelectorAll("#station-list article[data-alarm-id] img")].map((i) => [i.closest("article").dataset.alarmId, i]));
   const active = document.activeElement;
   const typing = active?.name === "feedback" ? { id: active.closest("article")?.dataset.alarmId, from: active.selectionStart, to: active.selectionEnd } : null;
@@ -40,6 +42,7 @@ export async function showStation() {
       el("p", { class: "muted" }, fmtTime(a.event_time_ms)),
       a.state ? el("p", { class: "event-line" }, eventState(a)) : null,
       snapshot(a),
+      clips(a),
       el("p", {}, `${t("progress")}: `, el("span", { class: "progress", "data-progress": done }, label("progresses", done))),
       el("ol", { class: "steps" }, ...(a.timeline || []).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
         el("li", { "data-action": s.action }, `${fmtTime(s.at_ms)} ${label("actions", s.action)}${s.note ? ": " + s.note : ""}`))),
@@ -53,6 +56,7 @@ export async function showStation() {
     const img = article.querySelector("img");
     const shown = pictures.get(a.id);
     if (img && shown?.dataset.sha === img.dataset.sha) img.replaceWith(shown);
+    keepPlayers(article, playing);
     return article;
   }));
   const again = typing?.id && $(`article[data-alarm-id="${CSS.escape(typing.id)}"] textarea[name="feedback"]`);

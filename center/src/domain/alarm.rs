@@ -1,11 +1,11 @@
 //! An event as the center keeps and serves it: its opening alarm (what the agent signed for),
 //! where the event stands (ongoing or ended, its peak count and duration, from the agent's
 //! updates), where the case stands (status, routing, dispatches) and every step taken on it.
-//! One record per event, however many updates it has.
+//! One record per event, however many updates it has, with the video clips of it that arrived.
 
 use serde::{Deserialize, Serialize};
 use xueliang_proto::signing::hex;
-use xueliang_proto::{Alarm, EventUpdate, RuleKind, Severity};
+use xueliang_proto::{Alarm, ClipChunk, EventUpdate, RuleKind, Severity};
 
 use super::vocabulary::{Action, Status, kind_name, severity_name};
 
@@ -39,6 +39,49 @@ pub struct Step {
     /// Units it was sent to (dispatch and escalation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<String>,
+}
+
+/// A video clip of an event, complete and hashing to the SHA-256 its agent signed, as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipRecord {
+    /// The agent-made id (`GET /api/clips/{clip_id}` serves it).
+    pub clip_id: String,
+    /// Camera.
+    pub camera_id: String,
+    /// Its first frame, UTC ms.
+    pub start_time_ms: i64,
+    /// Its length, ms.
+    pub duration_ms: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex) of all its bytes, as the agent signed it.
+    pub sha256: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The camera's stream it was cut from: `record` (main) or `detect`.
+    pub stream: String,
+    /// Whether privacy masks were blacked out (the clip was encoded again).
+    pub masked: bool,
+}
+
+impl ClipRecord {
+    /// The clip a chunk describes (every chunk of a clip describes all of it).
+    pub fn from_chunk(c: &ClipChunk) -> Self {
+        Self {
+            clip_id: c.clip_id.clone(),
+            camera_id: c.camera_id.clone(),
+            start_time_ms: c.start_time_ms,
+            duration_ms: c.duration_ms,
+            size: c.size,
+            sha256: hex(&c.sha256),
+            width: c.width,
+            height: c.height,
+            stream: c.stream.clone(),
+            masked: c.masked,
+        }
+    }
 }
 
 /// Whether an event goes on.
@@ -152,6 +195,12 @@ pub struct AlarmRecord {
     /// Reminders that it still goes on (the rule's `repeat_s`).
     #[serde(default)]
     pub reminders: u32,
+    /// Its video clips, oldest first.
+    #[serde(default)]
+    pub clips: Vec<ClipRecord>,
+    /// Clips of it were deleted by retention (the record stays longer).
+    #[serde(default)]
+    pub clips_expired: bool,
 }
 
 impl AlarmRecord {
@@ -191,7 +240,21 @@ impl AlarmRecord {
             update_seq: 0,
             updated_ms: 0,
             reminders: 0,
+            clips: Vec::new(),
+            clips_expired: false,
         }
+    }
+
+    /// Adds a clip of this event once (by its id), keeping the clips in order of their start,
+    /// the newest last; whether it was new.
+    pub fn add_clip(&mut self, clip: &ClipRecord) -> bool {
+        if self.clips.iter().any(|c| c.clip_id == clip.clip_id) {
+            return false;
+        }
+        self.clips.push(clip.clone());
+        // Stable: two clips starting together stay in the order they came.
+        self.clips.sort_by_key(|c| c.start_time_ms);
+        true
     }
 
     /// Applies an update of this event from its agent: once (by its sequence number, never an

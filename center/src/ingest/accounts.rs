@@ -140,6 +140,7 @@ impl BrokerAccounts {
             t.alarm(agent),
             t.event(agent),
             t.snapshot(agent),
+            t.clip(agent),
             t.status(agent),
             t.health(agent),
             t.config_ack(agent),

@@ -1,7 +1,7 @@
 //! What a batch of publishes becomes, decided without I/O: each publish is an agent's report to
 //! record, a snapshot to attach, a valid alarm (its record routed) to store, a valid update of
-//! an event to apply, something refused
-//! to dead-letter, or nothing to keep; and what is held gets receipted to its agent. The event
+//! an event to apply, a valid chunk of an event's clip to write, something refused to
+//! dead-letter, or nothing to keep; and what is held gets receipted to its agent. The event
 //! loop (`eventloop.rs`) then does the storing, flushing, acknowledging and publishing.
 
 use std::collections::BTreeMap;
@@ -11,11 +11,11 @@ use tracing::warn;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::{Topics, is_valid_agent_id};
 use xueliang_proto::{
-    AgentStatus, Alarm, ConfigAck, EventUpdate, Health, Message, Receipt, SCHEMA_VERSION, Snapshot,
-    decode_limited,
+    AgentStatus, Alarm, ClipChunk, ConfigAck, EventUpdate, Health, Message, Receipt,
+    SCHEMA_VERSION, Snapshot, decode_limited,
 };
 
-use super::validate::{validate, validate_all, validate_update};
+use super::validate::{validate, validate_all, validate_clip, validate_update};
 use crate::cases::facts;
 use crate::domain::AlarmRecord;
 use crate::fleet::AgentKeys;
@@ -69,6 +69,15 @@ pub(super) enum Item {
         /// The update.
         update: Box<EventUpdate>,
     },
+    /// A valid chunk of an event's clip, from `agent`, to write.
+    Clip {
+        /// The agent whose topic it came on (and whose key signed it).
+        agent: String,
+        /// The chunk.
+        chunk: Box<ClipChunk>,
+        /// The chunk as signed: encoded without its offset and data.
+        signed: Vec<u8>,
+    },
     /// Refused, for this reason: dead-letter it.
     Refused(String),
     /// Nothing to keep (a malformed report, the center's own status), only to acknowledge.
@@ -98,13 +107,15 @@ fn report<M: Message + Default>(
 }
 
 /// What each publish of `batch` is, in the batch's order. Alarms are validated against `keys`
-/// (on several threads) and given `routing`'s units and location, as received at `now_ms`.
+/// (on several threads) and given `routing`'s units and location, as received at `now_ms`;
+/// clips are at most `max_clip_bytes`.
 pub(super) fn sort(
     topics: &Topics,
     keys: &AgentKeys,
     routing: &Routing,
     batch: &[Publish],
     now_ms: i64,
+    max_clip_bytes: u64,
 ) -> Vec<Item> {
     let mut verdicts = validate_all(topics, keys, batch);
     let mut items = Vec::with_capacity(batch.len());
@@ -131,6 +142,13 @@ pub(super) fn sort(
                 Ok(u) => Item::Update { agent: agent.to_owned(), update: Box::new(u) },
                 Err(reason) => Item::Refused(reason),
             }
+        } else if let Some(agent) = topics.agent_of(&p.topic, "clip") {
+            match validate_clip(topics, keys, &p.topic, &p.payload, max_clip_bytes) {
+                Ok((chunk, signed)) => {
+                    Item::Clip { agent: agent.to_owned(), chunk: Box::new(chunk), signed }
+                }
+                Err(reason) => Item::Refused(reason),
+            }
         } else {
             let verdict =
                 verdicts[i].take().unwrap_or_else(|| validate(topics, keys, &p.topic, &p.payload));
@@ -150,8 +168,8 @@ pub(super) fn sort(
     items
 }
 
-/// The receipts of a batch: one per agent, naming every alarm (and following snapshot, and
-/// update) of that agent the store holds, new or seen before.
+/// The receipts of a batch: one per agent, naming every alarm (and following snapshot, update
+/// and clip chunk) of that agent the store holds, new or seen before.
 #[derive(Debug, Default)]
 pub(super) struct Receipts(BTreeMap<String, Receipt>);
 
@@ -179,6 +197,11 @@ impl Receipts {
         self.of(agent).update_ids.push(id);
     }
 
+    /// `agent`'s chunk of clip `clip_id` at `offset` is on disk.
+    pub(super) fn clip_chunk(&mut self, agent: &str, clip_id: &str, offset: u64) {
+        self.of(agent).clip_chunks.push(xueliang_proto::clip_chunk_id(clip_id, offset));
+    }
+
     /// Each agent and its receipt, stamped `now_ms` and signed with the center's `key`; a
     /// receipt that cannot be signed is logged and left out (the agent publishes again).
     pub(super) fn signed(self, key: &SigningKey, now_ms: i64) -> Vec<(String, Vec<u8>)> {
@@ -198,7 +221,9 @@ impl Receipts {
 mod tests {
     use super::*;
     use rumqttc::QoS;
-    use xueliang_proto::signing::{ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD};
+    use xueliang_proto::signing::{
+        ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, CLIP_CHUNK_FIELDS, CLIP_SIGNATURE_FIELD,
+    };
     use xueliang_proto::v1::agent_status::State;
 
     #[test]
@@ -235,6 +260,17 @@ mod tests {
             jpeg: b"jpeg".to_vec().into(),
             ..Default::default()
         };
+        let chunk = ClipChunk {
+            clip_id: "k-1".into(),
+            agent_id: "v1".into(),
+            event_id: "a-1".into(),
+            size: 3,
+            sha256: vec![0; 32].into(),
+            data: b"mp4".to_vec().into(),
+            ..Default::default()
+        };
+        let chunk =
+            v1.sign(chunk.encode_to_vec(), CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS).unwrap();
         let publish =
             |topic: &str, payload: Vec<u8>| Publish::new(topic, QoS::AtLeastOnce, payload);
         let batch = [
@@ -245,8 +281,9 @@ mod tests {
             publish("xl/v1/center/status", b"\x08\x01".to_vec()),
             publish("xl/v1/v1/snapshot", snapshot.encode_to_vec()),
             publish("xl/v1/v1/snapshot", b"\xff\xff".to_vec()),
+            publish("xl/v1/v1/clip", chunk),
         ];
-        let items = sort(&Topics::default(), &keys, &routing, &batch, 7);
+        let items = sort(&Topics::default(), &keys, &routing, &batch, 7, 1 << 20);
         match &items[0] {
             Item::Alarm { record, .. } => {
                 assert_eq!(
@@ -269,11 +306,15 @@ mod tests {
             "{:?}",
             items[6]
         );
+        assert!(
+            matches!(&items[7], Item::Clip { agent, chunk, signed } if agent == "v1" && chunk.data.as_ref() == b"mp4" && !signed.ends_with(b"mp4"))
+        );
 
         let mut receipts = Receipts::default();
         receipts.alarm("v1", "a-1".into());
         receipts.snapshot("v1", "a-0".into());
         receipts.alarm("v2", "b-1".into());
+        receipts.clip_chunk("v1", "k-1", 0);
         let signed = receipts.signed(&v1, 9);
         assert_eq!(signed.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["v1", "v2"]);
         let receipt = Receipt::decode(signed[0].1.as_slice()).unwrap();
@@ -281,5 +322,6 @@ mod tests {
             (receipt.alarm_ids, receipt.snapshot_alarm_ids, receipt.time_ms),
             (vec!["a-1".to_string()], vec!["a-0".to_string()], 9)
         );
+        assert_eq!(receipt.clip_chunks, ["k-1@0"]);
     }
 }

@@ -1,7 +1,8 @@
 //! The I/O of ingest: the MQTT event loop (subscribing at every connect, announcing the center
 //! online) hands publishes to a writer, which sorts each batch (`batch.rs`), records and stores
-//! what it holds, flushes once, and only then acknowledges to the broker and receipts to the
-//! agents, so an acknowledged alarm is on disk.
+//! what it holds, writes clip chunks to their files (synced, off the async threads), flushes
+//! once, and only then acknowledges to the broker and receipts to the agents, so an
+//! acknowledged alarm (or receipted chunk) is on disk.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +27,9 @@ use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::routing::Routing;
-use crate::store::{Attached, DeadLetters, EventUpdated, Inserted, Store};
+use crate::store::{
+    Attached, Clips, DeadLetters, EventUpdated, Inserted, PARTIALS_PER_AGENT, Put, Store,
+};
 use crate::watched_file::WatchedFile;
 
 /// Counters of what ingest has seen.
@@ -40,6 +43,14 @@ pub struct IngestStats {
     pub updates: AtomicU64,
     /// Payloads refused (undecodable, invalid, unsigned or forged) and dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Chunks of events' clips written to disk (not those received again).
+    pub clip_chunks_stored: AtomicU64,
+    /// Chunks of events' clips refused and dead-lettered.
+    pub clip_chunks_refused: AtomicU64,
+    /// Clips complete and kept (their bytes hashed to the signed SHA-256).
+    pub clips_completed: AtomicU64,
+    /// Clips complete and discarded: their bytes did not hash to the signed SHA-256.
+    pub clips_failed: AtomicU64,
 }
 
 /// What ingest works with.
@@ -49,6 +60,8 @@ pub struct Ingest {
     pub topics: Topics,
     /// The alarm store.
     pub store: Store,
+    /// Events' video clips.
+    pub clips: Clips,
     /// Where refused payloads go.
     pub dead_letters: DeadLetters,
     /// The agents' registered keys.
@@ -89,7 +102,7 @@ pub async fn run(
 /// whenever another status appears on its topic (forged, replayed, or its own last will from a
 /// lost connection); hands every publish to the writer.
 struct Subscriber {
-    filters: [String; 6],
+    filters: [String; 7],
     status_topic: String,
     announcer: Announcer,
     configs: ConfigPush,
@@ -184,6 +197,7 @@ async fn poll(
             t.all_agents("alarm"),
             t.all_agents("event"),
             t.all_agents("snapshot"),
+            t.all_agents("clip"),
             t.all_agents("config/ack"),
             t.all_agents("status"),
             t.all_agents("health"),
@@ -258,6 +272,7 @@ async fn write_batches(
     let Ingest {
         topics,
         store,
+        clips,
         dead_letters,
         keys,
         center_key,
@@ -278,6 +293,11 @@ async fn write_batches(
                 warn!("cannot keep the dead letter: {e}");
             }
         };
+        let refused_clip = |topic: &str| {
+            if topics.agent_of(topic, "clip").is_some() {
+                stats.clip_chunks_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         let mut stored = Vec::new();
         // Alarms whose following snapshot arrived.
         let mut pictured = Vec::new();
@@ -291,12 +311,17 @@ async fn write_batches(
         let mut updates = Vec::new();
         // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
         let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
-        let items = sort(&topics, &keys, &routing.current(), &batch, now);
+        // Valid clip chunks, written after the alarms: (position, agent, chunk, as signed).
+        let mut chunks = Vec::new();
+        let items = sort(&topics, &keys, &routing.current(), &batch, now, clips.max_bytes());
         for (i, (p, item)) in batch.iter().zip(items).enumerate() {
             match item {
                 Item::Report(report) => take_report(&configs, &fleet, &report, now),
                 Item::Ignored => {}
-                Item::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
+                Item::Refused(reason) => {
+                    refused_clip(&p.topic);
+                    dead_letter(&p.topic, &p.payload, &reason);
+                }
                 Item::Snapshot { agent, snapshot } => match take_snapshot(&store, &agent, snapshot)
                 {
                     Taken::Stored(alarm_id) => {
@@ -309,6 +334,7 @@ async fn write_batches(
                 },
                 Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
                 Item::Update { agent, update } => updates.push((i, agent, update)),
+                Item::Clip { agent, chunk, signed } => chunks.push((i, agent, chunk, signed)),
             }
         }
         let rows: Vec<(&AlarmRecord, &[u8])> =
@@ -319,6 +345,14 @@ async fn write_batches(
                     receipts.alarm(&record.agent_id, record.id.clone());
                     if inserted == Inserted::New {
                         stats.stored.fetch_add(1, Ordering::Relaxed);
+                        // A clip complete before its event's alarm joins the record now.
+                        let record = match clips.attach_waiting(&record) {
+                            Ok(with_clips) => with_clips.unwrap_or(record),
+                            Err(e) => {
+                                warn!(alarm = %record.id, "cannot add the clips that came before the alarm: {e}");
+                                record
+                            }
+                        };
                         stored.push(record);
                     } else {
                         stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -352,6 +386,63 @@ async fn write_batches(
                 ),
                 Err(e) => {
                     warn!(event = %update.event_id, "cannot apply an update: {e}");
+                    unstored.push(i);
+                }
+            }
+        }
+        // After the alarms, so that a clip completed now joins an event stored in this batch.
+        let positions: Vec<usize> = chunks.iter().map(|(i, ..)| *i).collect();
+        let writer = clips.clone();
+        // Synced file writes: off the async threads.
+        let written = match chunks.is_empty() {
+            true => Ok(Vec::new()),
+            false => {
+                tokio::task::spawn_blocking(move || {
+                    chunks
+                        .into_iter()
+                        .map(|(i, agent, chunk, signed)| {
+                            let put = writer.put(&agent, &chunk, &signed, now);
+                            (i, agent, chunk, put)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+            }
+        };
+        let written = written.unwrap_or_else(|e| {
+            warn!("the clip writer failed: {e}; its chunks stay unacknowledged");
+            unstored.extend(positions);
+            Vec::new()
+        });
+        for (i, agent, chunk, put) in written {
+            let (p, id, offset) = (&batch[i], chunk.clip_id.as_str(), chunk.offset);
+            match put {
+                Ok(Put::Stored) => {
+                    stats.clip_chunks_stored.fetch_add(1, Ordering::Relaxed);
+                    receipts.clip_chunk(&agent, id, offset);
+                }
+                Ok(Put::Duplicate) => receipts.clip_chunk(&agent, id, offset),
+                Ok(Put::Completed(done)) => {
+                    stats.clip_chunks_stored.fetch_add(1, Ordering::Relaxed);
+                    stats.clips_completed.fetch_add(1, Ordering::Relaxed);
+                    receipts.clip_chunk(&agent, id, offset);
+                    info!(clip = %id, agent = %agent, event = %chunk.event_id, bytes = done.clip.size, "clip stored");
+                    updated.extend(done.event);
+                }
+                Ok(Put::Later) => {
+                    debug!(clip = %id, agent = %agent, "the agent has {PARTIALS_PER_AGENT} clips in progress; it sends this chunk again");
+                }
+                Ok(Put::Refused(reason)) => {
+                    refused_clip(&p.topic);
+                    dead_letter(&p.topic, &p.payload, &reason);
+                }
+                Ok(Put::Mismatch(reason)) => {
+                    stats.clips_failed.fetch_add(1, Ordering::Relaxed);
+                    refused_clip(&p.topic);
+                    dead_letter(&p.topic, &p.payload, &reason);
+                }
+                Err(e) => {
+                    warn!(clip = %id, agent = %agent, "cannot store a clip chunk: {e}");
                     unstored.push(i);
                 }
             }

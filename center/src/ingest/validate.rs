@@ -1,14 +1,15 @@
-//! Validating an alarm or an event's update: well-formed, on its own agent's topic, signed with
-//! the key registered for that agent, its snapshot the one the agent signed for. Checking signatures is the bulk
-//! of ingest's CPU, so a large batch is checked on several threads.
+//! Validating an alarm, an event's update or a chunk of an event's clip: well-formed, on its own
+//! agent's topic, signed with the key registered for that agent, its snapshot the one the agent
+//! signed for, a chunk's bytes within its clip. Checking signatures is the bulk of ingest's CPU,
+//! so a large batch of alarms is checked on several threads.
 
 use rumqttc::Publish;
 use xueliang_proto::signing::{
-    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD,
-    sha256,
+    ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD, CLIP_CHUNK_FIELDS, CLIP_SIGNATURE_FIELD,
+    UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD, sha256, signed_part,
 };
 use xueliang_proto::topics::{Topics, is_valid_id};
-use xueliang_proto::{Alarm, EventUpdate, Message, decode_limited};
+use xueliang_proto::{Alarm, ClipChunk, EventUpdate, Message, decode_limited};
 
 use crate::fleet::AgentKeys;
 
@@ -16,15 +17,18 @@ use crate::fleet::AgentKeys;
 trait Signed: Message + Default {
     /// Its topic kind (`{prefix}/{agent}/{kind}`).
     const KIND: &'static str;
-    /// The field of its signature and the field its signature leaves out (the picture).
-    const FIELDS: (u32, u32);
+    /// The field of its signature.
+    const SIGNATURE: u32;
+    /// The fields its signature leaves out (a picture; a chunk's offset and data).
+    const UNSIGNED: &'static [u32];
     /// The agent it names, its id, its picture and the picture's signed hash.
     fn parts(&self) -> (&str, &str, &[u8], &[u8]);
 }
 
 impl Signed for Alarm {
     const KIND: &'static str = "alarm";
-    const FIELDS: (u32, u32) = (ALARM_SIGNATURE_FIELD, ALARM_SNAPSHOT_FIELD);
+    const SIGNATURE: u32 = ALARM_SIGNATURE_FIELD;
+    const UNSIGNED: &'static [u32] = &[ALARM_SNAPSHOT_FIELD];
     fn parts(&self) -> (&str, &str, &[u8], &[u8]) {
         (&self.agent_id, &self.id, &self.snapshot_jpeg, &self.snapshot_sha256)
     }
@@ -32,9 +36,20 @@ impl Signed for Alarm {
 
 impl Signed for EventUpdate {
     const KIND: &'static str = "event";
-    const FIELDS: (u32, u32) = (UPDATE_SIGNATURE_FIELD, UPDATE_SNAPSHOT_FIELD);
+    const SIGNATURE: u32 = UPDATE_SIGNATURE_FIELD;
+    const UNSIGNED: &'static [u32] = &[UPDATE_SNAPSHOT_FIELD];
     fn parts(&self) -> (&str, &str, &[u8], &[u8]) {
         (&self.agent_id, &self.id, &self.snapshot_jpeg, &self.snapshot_sha256)
+    }
+}
+
+impl Signed for ClipChunk {
+    const KIND: &'static str = "clip";
+    const SIGNATURE: u32 = CLIP_SIGNATURE_FIELD;
+    const UNSIGNED: &'static [u32] = &CLIP_CHUNK_FIELDS;
+    // No picture: the clip's hash is checked once all of it is there.
+    fn parts(&self) -> (&str, &str, &[u8], &[u8]) {
+        (&self.agent_id, &self.clip_id, &[], &[])
     }
 }
 
@@ -56,8 +71,7 @@ fn verified<M: Signed>(
             keys.path().display()
         )
     })?;
-    let (signature, picture) = M::FIELDS;
-    key.verify(payload, signature, &[picture], agent).map_err(|e| e.to_string())?;
+    key.verify(payload, M::SIGNATURE, M::UNSIGNED, agent).map_err(|e| e.to_string())?;
     let m: M = decode_limited(payload).map_err(|e| e.to_string())?;
     let (named, id, jpeg, hash) = m.parts();
     if !jpeg.is_empty() && sha256(jpeg) != hash {
@@ -94,6 +108,47 @@ pub(super) fn validate_update(
         return Err(format!("update names event {:?}, not a valid id", u.event_id));
     }
     Ok(u)
+}
+
+/// The chunk of an event's clip in `payload` and the chunk as signed (encoded without its offset
+/// and data, which the center keeps as the clip's proof of origin), or why it is refused. A clip
+/// is at most `max_bytes`.
+pub(super) fn validate_clip(
+    topics: &Topics,
+    keys: &AgentKeys,
+    topic: &str,
+    payload: &[u8],
+    max_bytes: u64,
+) -> Result<(ClipChunk, Vec<u8>), String> {
+    let c: ClipChunk = verified(topics, keys, topic, payload)?;
+    let id = &c.clip_id;
+    // The agent's id names a directory of its partial clips.
+    if !is_valid_id(&c.agent_id) {
+        return Err(format!("clip {id} names agent {:?}, not a valid id", c.agent_id));
+    }
+    if !is_valid_id(&c.event_id) {
+        return Err(format!("clip {id} names event {:?}, not a valid id", c.event_id));
+    }
+    if c.sha256.len() != 32 {
+        return Err(format!("clip {id}: its SHA-256 is {} bytes, not 32", c.sha256.len()));
+    }
+    if c.size == 0 || c.size > max_bytes {
+        return Err(format!(
+            "clip {id} of {} bytes: this center takes clips of 1 to {max_bytes} bytes",
+            c.size
+        ));
+    }
+    let end = c.offset.checked_add(c.data.len() as u64).filter(|&end| end <= c.size);
+    if c.data.is_empty() || end.is_none() {
+        return Err(format!(
+            "clip {id}: a chunk of {} bytes at {} is not within its {} bytes",
+            c.data.len(),
+            c.offset,
+            c.size
+        ));
+    }
+    let signed = signed_part(payload, &CLIP_CHUNK_FIELDS).map_err(|e| e.to_string())?;
+    Ok((c, signed))
 }
 
 /// [`validate`] for every publish on an alarm topic, on several threads: checking signatures
@@ -206,5 +261,70 @@ mod tests {
         let nameless = EventUpdate { event_id: "../x".into(), ..u };
         let err = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &nameless)).unwrap_err();
         assert!(err.contains("not a valid id"), "{err}");
+    }
+
+    #[test]
+    fn clip_chunks_are_checked_like_alarms_and_must_lie_within_their_clip() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
+        let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
+        let keys_file = dir.path().join("agent-keys.toml");
+        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\n", v1.public_key())).unwrap();
+        let keys = AgentKeys::open(&keys_file).unwrap();
+        let t = Topics::default();
+        let seal = |key: &SigningKey, c: &ClipChunk| {
+            key.sign(c.encode_to_vec(), CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS).unwrap()
+        };
+        let chunk = ClipChunk {
+            clip_id: "0199-k".into(),
+            agent_id: "v1".into(),
+            event_id: "0199-e".into(),
+            size: 100,
+            sha256: sha256(b"the clip").into(),
+            offset: 90,
+            data: vec![1; 10].into(),
+            ..Default::default()
+        };
+        let check = |payload: &[u8]| validate_clip(&t, &keys, "xl/v1/v1/clip", payload, 1000);
+        let sealed = seal(&v1, &chunk);
+        let (taken, signed) = check(&sealed).unwrap();
+        assert_eq!((taken.offset, taken.data.len()), (90, 10));
+        // What the center keeps proves the clip's description on its own.
+        assert!(!signed.windows(10).any(|w| w == [1; 10]), "no data in it");
+        let public: xueliang_proto::signing::VerifyingKey = v1.public_key().parse().unwrap();
+        public.verify(&signed, CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS, "v1").unwrap();
+        // Offset and data lie outside the signature: one signature serves every chunk.
+        let mut moved = ClipChunk::decode(sealed.as_slice()).unwrap();
+        moved.offset = 0;
+        assert!(check(&moved.encode_to_vec()).is_ok());
+        let mut resized = ClipChunk::decode(sealed.as_slice()).unwrap();
+        resized.size = 99;
+        assert!(check(&resized.encode_to_vec()).unwrap_err().contains("does not verify"));
+        assert!(check(&seal(&v2, &chunk)).unwrap_err().contains("does not verify"));
+        let err = validate_clip(&t, &keys, "xl/v1/v1/event", &sealed, 1000).unwrap_err();
+        assert!(err.contains("not an agent clip topic"), "{err}");
+        for (bad, reason) in [
+            (
+                ClipChunk { event_id: "../e".into(), ..chunk.clone() },
+                "names event \"../e\", not a valid id",
+            ),
+            (
+                ClipChunk { sha256: vec![0; 31].into(), ..chunk.clone() },
+                "its SHA-256 is 31 bytes, not 32",
+            ),
+            (
+                ClipChunk { size: 1001, ..chunk.clone() },
+                "this center takes clips of 1 to 1000 bytes",
+            ),
+            (
+                ClipChunk { offset: 91, ..chunk.clone() },
+                "a chunk of 10 bytes at 91 is not within its 100 bytes",
+            ),
+            (ClipChunk { offset: u64::MAX, ..chunk.clone() }, "is not within"),
+            (ClipChunk { data: Default::default(), ..chunk.clone() }, "a chunk of 0 bytes"),
+        ] {
+            let err = check(&seal(&v1, &bad)).unwrap_err();
+            assert!(err.contains(reason), "{err}");
+        }
     }
 }

@@ -6,14 +6,16 @@
 //! Inserting is idempotent: a redelivered alarm (same id) leaves the first record untouched.
 //! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
 //! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
-//! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`).
+//! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`); events' video clips
+//! are files in a directory of their own, recorded in trees of this database (`clips.rs`).
 
+mod clips;
 mod dead_letters;
 mod index;
 mod query;
 mod retention;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
@@ -22,6 +24,7 @@ use crate::domain::{AlarmRecord, Status, Updated};
 use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
 use xueliang_proto::EventUpdate;
 
+pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, PARTIALS_PER_AGENT, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
 pub(crate) use index::index_prefix;
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
@@ -40,6 +43,14 @@ pub enum StoreError {
         id: String,
         /// What went wrong.
         message: String,
+    },
+    /// A clip's file or directory could not be read or written.
+    #[error("clip store: {path}: {error}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
     },
 }
 

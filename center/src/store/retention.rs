@@ -1,18 +1,22 @@
 //! Retention: pictures of people are kept no longer than needed. Snapshots older than their
 //! limit go first (the record stays, marked), then whole alarms older than theirs, each with
-//! all its index entries in one transaction, so no index ever points at nothing. The sweep is
-//! store work; the cases service runs it hourly and audits what it deleted.
+//! all its index entries in one transaction, so no index ever points at nothing. Video clips
+//! have their own sweep (`clips.rs`), run before this one. The sweeps are store work; the cases
+//! service runs them hourly and audits what they deleted.
 
 use super::index::{BY_TIME, time_key};
 use super::{Store, StoreError};
 
-/// How long what is kept, in days (by the alarm's event time).
+/// How long what is kept, in days (alarms and snapshots by the alarm's event time, clips by
+/// when the center completed them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Alarm records.
     pub alarm_days: u32,
     /// Snapshots (at most `alarm_days`).
     pub snapshot_days: u32,
+    /// Video clips (at most `alarm_days`).
+    pub clip_days: u32,
 }
 
 /// What a sweep deleted.
@@ -24,10 +28,11 @@ pub struct Swept {
     pub alarms: usize,
 }
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
+/// A day, ms.
+pub(super) const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Ids of alarms whose event time is before `before_ms`.
-fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
+pub(super) fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
     store.trees[BY_TIME]
         .range(..time_key(before_ms, ""))
         .map(|e| {
@@ -78,7 +83,8 @@ mod tests {
                 .unwrap();
             }
         }
-        let swept = s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap();
+        let swept =
+            s.sweep(Retention { alarm_days: 365, snapshot_days: 30, clip_days: 30 }, now).unwrap();
         assert_eq!(swept, Swept { snapshots: 2, alarms: 1 });
         assert!(s.snapshot("fresh").unwrap().is_some());
         assert!(s.snapshot("month").unwrap().is_none());
@@ -99,7 +105,7 @@ mod tests {
             assert_eq!(t.len(), 2, "no entry left for a deleted alarm");
         }
         assert_eq!(
-            s.sweep(Retention { alarm_days: 365, snapshot_days: 30 }, now).unwrap(),
+            s.sweep(Retention { alarm_days: 365, snapshot_days: 30, clip_days: 30 }, now).unwrap(),
             Swept::default()
         );
     }
