@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::detect::{CameraSlot, InferenceLoop};
 use xueliang_agent::detect::{Detector, DetectorOptions};
-use xueliang_agent::source::{CameraSource, FrameHub, Pace};
+use xueliang_agent::source::{CameraSource, FrameHub, Pace, RecordSource, StreamRing};
 use xueliang_agent::tools::measure::{cpu_time, rss_mib};
 use xueliang_proto::endpoint::now_ms;
 
@@ -86,6 +86,8 @@ pub struct CapacityRun {
     pub rss_mib: f32,
     /// Every camera got ≥ 95 % of its detections.
     pub sustained: bool,
+    /// Each camera's stream was also received as a record stream and kept for clips.
+    pub record_streams: bool,
 }
 
 /// Serves `cameras` synthetic cameras (mounts `cam0`, `cam1`, …) until dropped.
@@ -94,12 +96,15 @@ pub fn serve(cameras: usize) -> anyhow::Result<RtspServer> {
     Ok(RtspServer::serve_h264_mp4(&clip_720p()?, &mounts)?)
 }
 
-/// Runs the cameras at `urls` through the inference loop for `period` after a warm-up.
+/// Runs the cameras at `urls` through the inference loop for `period` after a warm-up; with
+/// `record_streams`, each camera's stream is received a second time as its record stream and
+/// kept compressed for clips (10 s), as a camera with `record_url` is, never decoded.
 pub fn run(
     model: &Path,
     threads: usize,
     urls: &[String],
     period: Duration,
+    record_streams: bool,
 ) -> anyhow::Result<CapacityRun> {
     let cameras = urls.len();
     let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
@@ -109,12 +114,18 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let (events, _events_rx) = std::sync::mpsc::channel();
     let mut sources = Vec::new();
+    let mut records = Vec::new();
     for (i, url) in urls.iter().enumerate() {
         let config = CameraConfig {
             transport: Transport::Tcp,
             detect_fps: DETECT_FPS,
+            record_url: Some(url.clone()).filter(|_| record_streams),
             ..CameraConfig::new(format!("cam{i}"), url.clone())
         };
+        if record_streams {
+            let ring = Arc::new(StreamRing::new(10_000, 32 << 20));
+            records.push(RecordSource::spawn(config.clone(), ring, stop.clone(), Arc::default())?);
+        }
         sources.push(CameraSource::spawn(
             i,
             config,
@@ -160,6 +171,9 @@ pub fn run(
     for s in sources {
         s.join();
     }
+    for r in records {
+        r.join();
+    }
     if ages.is_empty() {
         bail!("no frame arrived from the synthetic cameras");
     }
@@ -176,5 +190,6 @@ pub fn run(
         cpu_cores: cpu / wall,
         rss_mib: rss,
         sustained: min_fps >= 0.95 * DETECT_FPS,
+        record_streams,
     })
 }

@@ -59,6 +59,12 @@ pub fn prepare_keys(
     Ok(center.public_key())
 }
 
+/// `toml` (an [`agent_toml`]) with its camera's record stream at `record_url`, beside the
+/// detect stream it has.
+pub fn with_record_stream(toml: &str, record_url: &str) -> String {
+    toml.replacen("\ntransport = ", &format!("\nrecord_url = \"{record_url}\"\ntransport = "), 1)
+}
+
 /// An agent config (TOML) with one camera at `camera_url` and a person-intrusion rule on the
 /// walkway, publishing to the broker at `mqtt_url` and trusting the center key `center_key`.
 pub fn agent_toml(agent_id: &str, camera_url: &str, mqtt_url: &str, center_key: &str) -> String {
@@ -78,7 +84,7 @@ path = "{model}"
 
 [[cameras]]
 id = "campus-walkway"
-url = "{camera_url}"
+detect_url = "{camera_url}"
 transport = "tcp"
 detect_fps = 5
 

@@ -4,13 +4,15 @@
 //! agents ─MQTT─▶ broker (Mosquitto, each box's account kept by the center; or embedded rumqttd)
 //!   ─▶ ingest (validate, verify signature, route, group commit, then ack and receipt)
 //!   ─▶ store (sled, one record per event: its alarm, then its updates, idempotent by id;
-//!        indexes by time, camera, agent, status, unit)
+//!        indexes by time, camera, agent, status, unit; events' video clips as files, put
+//!        together from chunks, kept if they hash to the signed SHA-256, listed in the record)
 //!        refused payloads ─▶ dead letters; agents' status and health ─▶ fleet
 //!   ─▶ cases (workflow steps, escalation) ─▶ dispatch: MQTT xl/v1/dispatch/{unit}, webhooks
 //!   ─▶ HTTP API (axum, HTTP or HTTPS; users and roles, sessions; every view and step audited)
 //! center status (retained, signed, numbered by run) ─MQTT─▶ agents
 //! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
-//! retention: old snapshots, then old alarms, deleted with their index entries
+//! retention: old clips and stale partial clips, old snapshots, then old alarms (with their
+//!   clips), deleted with their index entries
 //! ```
 //!
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
@@ -20,6 +22,7 @@
 //! |-------------|-----------------------------------------------------------------|--------------------------------------------|
 //! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                    |
 //! | `store/`    | sled: alarms, indexes, queries, export, retention, dead letters | domain                                     |
+//! |             | and events' video clips (files, their records in sled)          |                                            |
 //! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                      |
 //! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                      |
 //! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                     |

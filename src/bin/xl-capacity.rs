@@ -38,6 +38,16 @@ struct Args {
     /// Print the runs as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Also receive each camera's stream as its record stream, kept compressed for clips.
+    #[arg(long)]
+    record_streams: bool,
+    /// Measure what keeping record streams costs: runs of `--cameras` (default 1) without and
+    /// with them, alternated `--pairs` times; prints the CPU ratio's min / median / max.
+    #[arg(long)]
+    clips_overhead: bool,
+    /// Pairs of runs for `--clips-overhead`.
+    #[arg(long, default_value_t = 3)]
+    pairs: usize,
     /// (internal) Serve this many synthetic cameras, print the port, run until stdin closes.
     #[arg(long, hide = true)]
     serve: Option<usize>,
@@ -80,32 +90,22 @@ fn main() -> anyhow::Result<()> {
         std::io::stdin().read_line(&mut String::new())?;
         return Ok(());
     }
-    let model = args.model.unwrap_or_else(scenario::model);
+    let model = args.model.clone().unwrap_or_else(scenario::model);
     let period = Duration::from_secs(args.seconds);
+    if args.clips_overhead {
+        return clips_overhead(&args, &model);
+    }
     if let Some(n) = args.cameras {
         // One run, in this process.
         let server = Server::start(n)?;
-        let run = capacity::run(&model, args.threads, &server.urls(n), period)?;
+        let run = capacity::run(&model, args.threads, &server.urls(n), period, args.record_streams)?;
         drop(server);
         return report(&run, args.json);
     }
     let mut best = None;
     for n in 1..=args.max {
         // Each count in a fresh process, so memory left over from a smaller run is not counted.
-        let out = Command::new(std::env::current_exe()?)
-            .args(["--cameras", &n.to_string(), "--json"])
-            .args(["--seconds", &args.seconds.to_string(), "--threads", &args.threads.to_string()])
-            .arg("--model")
-            .arg(&model)
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            anyhow::bail!("the run with {n} cameras failed");
-        }
-        let run: capacity::CapacityRun =
-            serde_json::from_slice(&out.stdout).with_context(|| {
-                format!("run with {n} cameras printed {:?}", String::from_utf8_lossy(&out.stdout))
-            })?;
+        let run = run_child(&args, &model, n, args.record_streams)?;
         report(&run, args.json)?;
         if !run.sustained {
             break;
@@ -125,6 +125,48 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One run of `n` cameras in a fresh process (so what a run leaves behind is not counted).
+fn run_child(args: &Args, model: &std::path::Path, n: usize, record: bool) -> anyhow::Result<capacity::CapacityRun> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--cameras", &n.to_string(), "--json"])
+        .args(["--seconds", &args.seconds.to_string(), "--threads", &args.threads.to_string()])
+        .args(record.then_some("--record-streams"))
+        .arg("--model")
+        .arg(model)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!("the run with {n} cameras failed");
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!("run with {n} cameras printed {:?}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// `--clips-overhead`: CPU with record streams kept over CPU without, from alternated runs.
+fn clips_overhead(args: &Args, model: &std::path::Path) -> anyhow::Result<()> {
+    let n = args.cameras.unwrap_or(1);
+    let mut ratios = Vec::new();
+    for _ in 0..args.pairs.max(1) {
+        let without = run_child(args, model, n, false)?;
+        let with = run_child(args, model, n, true)?;
+        report(&without, args.json)?;
+        report(&with, args.json)?;
+        ratios.push(with.cpu_cores / without.cpu_cores.max(f32::EPSILON));
+    }
+    ratios.sort_by(f32::total_cmp);
+    println!(
+        "record streams kept for clips: CPU ×{:.3} median (min {:.3}, max {:.3}) over {} pairs of \
+         {n}-camera runs; measures the agent process (RTSP, decode, inference, the kept \
+         record stream), not the camera server; no clip is cut or sent",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        ratios.len()
+    );
+    Ok(())
+}
+
 /// Prints one run, as a line of text or of JSON.
 fn report(run: &capacity::CapacityRun, json: bool) -> anyhow::Result<()> {
     {
@@ -132,8 +174,9 @@ fn report(run: &capacity::CapacityRun, json: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&run)?);
         } else {
             println!(
-                "{:>2} cameras: slowest {:.2} det/s (target {}), mean {:.2}; frame age p50 {} ms, p95 {} ms; CPU {:.2} cores; RSS {:.0} MiB; {}",
+                "{:>2} cameras{}: slowest {:.2} det/s (target {}), mean {:.2}; frame age p50 {} ms, p95 {} ms; CPU {:.2} cores; RSS {:.0} MiB; {}",
                 run.cameras,
+                if run.record_streams { " + record streams" } else { "" },
                 run.min_fps,
                 run.target_fps,
                 run.mean_fps,

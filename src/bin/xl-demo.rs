@@ -214,9 +214,15 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     };
     std::fs::create_dir_all(&dir)?;
 
-    let camera = RtspServer::serve_file(&scenario::vtest(), "campus-walkway")?;
-    let camera_url = camera.url("campus-walkway");
-    println!("demo: camera (vtest.avi over RTSP) at {camera_url}");
+    // A camera's two streams: the sub-stream the box decodes to detect, the main stream it
+    // keeps compressed for clips.
+    let camera = RtspServer::serve_sizes(
+        &scenario::vtest(),
+        &[("campus-walkway-sub", 384, 288), ("campus-walkway-main", 768, 576)],
+    )?;
+    let camera_url = camera.url("campus-walkway-sub");
+    let record_url = camera.url("campus-walkway-main");
+    println!("demo: camera (vtest.avi over RTSP): detect {camera_url}, record {record_url}");
 
     let http = match args.http {
         Some(a) => a,
@@ -235,6 +241,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let config = scenario::agent_toml("demo-village", &camera_url, "mqtt://unset", "")
         .replace("center_key = \"\"\n", "")
         + DEMO_RULES;
+    let config = scenario::with_record_stream(&config, &record_url);
     std::fs::write(&config_path, config)?;
     std::fs::create_dir_all(&store_dir)?;
     // The county's responder units and routing, and one user per role, as county IT sets them up.

@@ -4,9 +4,9 @@ use serde::Deserialize;
 
 use super::Problem;
 
-/// Bounds of the outbox. When full, it gives up low-severity snapshots first, then
-/// low-severity alarms, then other snapshots, and high-severity alarms last; every drop is
-/// logged and counted.
+/// Bounds of the outbox. When full, it gives up event clips first, then low-severity
+/// snapshots, then low-severity alarms, then other snapshots, and high-severity alarms last;
+/// every drop is logged and counted.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::camera::CameraConfig;
+use super::clips::ClipsConfig;
 use super::model::ModelConfig;
 use super::outbox::OutboxConfig;
 use super::places::{LineConfig, ZoneConfig};
@@ -46,11 +47,13 @@ struct PushedSections {
     snapshot: Option<SnapshotConfig>,
     #[serde(default)]
     outbox: Option<OutboxConfig>,
+    #[serde(default)]
+    clips: Option<ClipsConfig>,
 }
 
 impl AgentConfig {
     /// This config with what the center pushed: the sections `text` sets (model, cameras,
-    /// zones, rules, snapshot, outbox) replace the local ones. The box's identity, data
+    /// zones, rules, snapshot, clips, outbox) replace the local ones. The box's identity, data
     /// directory and broker settings stay local: they hold secrets, and a wrong broker pushed
     /// would cut the box off for good. `origin` names the push in errors.
     pub fn with_pushed(&self, text: &str, origin: &Path) -> Result<Self, ConfigError> {
@@ -93,6 +96,7 @@ impl AgentConfig {
         config.timezone = pushed.timezone.unwrap_or_else(default_timezone);
         config.snapshot = pushed.snapshot.unwrap_or_default();
         config.outbox = pushed.outbox.unwrap_or_default();
+        config.clips = pushed.clips.unwrap_or_default();
         config.checked(origin)
     }
 }

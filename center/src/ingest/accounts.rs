@@ -1,6 +1,7 @@
 //! Boxes' accounts at a Mosquitto broker with its dynamic-security plugin, kept by the center:
 //! at enrolment a box gets a login bound to its own client id and a role that lets it publish
-//! only its own reports and read only its own receipts and config and the center's status; a
+//! only on its own topics (alarms, updates, snapshots, clip chunks, status, health, config
+//! answers) and read only its own receipts and config and the center's status; a
 //! second login, with no topic at all, lets its `xl-agent doctor` check the password without
 //! throwing the running agent off. Removing a box deletes both (the broker disconnects it).
 //! The center's own role may use every topic under the prefix.

@@ -1,8 +1,9 @@
 //! The I/O of ingest: the MQTT event loop (subscribing at every connect, announcing the center
 //! online) hands publishes to a writer, which sorts each batch (`batch.rs`), records and stores
-//! what it holds, writes clip chunks to their files (synced, off the async threads), flushes
-//! once, and only then acknowledges to the broker and receipts to the agents, so an
-//! acknowledged alarm (or receipted chunk) is on disk.
+//! what it holds, flushes once, and only then tells the consoles and receipts to the agents;
+//! then writes the batch's clip chunks to their files (synced, off the async threads) and
+//! receipts those; and acknowledges the batch to the broker, in order, last. So a receipted or
+//! acknowledged alarm (or chunk) is on disk.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +28,7 @@ use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::routing::Routing;
-use crate::store::{
-    Attached, Clips, DeadLetters, EventUpdated, Inserted, PARTIALS_PER_AGENT, Put, Store,
-};
+use crate::store::{Attached, Clips, DeadLetters, EventUpdated, Inserted, Put, Store};
 use crate::watched_file::WatchedFile;
 
 /// Counters of what ingest has seen.
@@ -82,8 +81,8 @@ pub struct Ingest {
     pub announcer: Announcer,
 }
 
-/// Runs ingest until `shutdown`: subscribes to every agent's alarms and config answers and
-/// handles what arrives.
+/// Runs ingest until `shutdown`: subscribes to every agent's alarms, updates, snapshots, clip
+/// chunks, config answers, status and health, and handles what arrives.
 pub async fn run(
     conn: BrokerConnection,
     client: AsyncClient,
@@ -261,8 +260,8 @@ fn take_report(configs: &ConfigPush, fleet: &Fleet, report: &Report, now_ms: i64
     }
 }
 
-/// Group commit: take every publish waiting, store them all, flush once, then acknowledge and
-/// receipt.
+/// Group commit: take every publish waiting, store them all, flush once, then receipt; then
+/// write the clip chunks and receipt them; then acknowledge.
 async fn write_batches(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
@@ -390,7 +389,28 @@ async fn write_batches(
                 }
             }
         }
-        // After the alarms, so that a clip completed now joins an event stored in this batch.
+        if let Err(e) = store.flush().await {
+            warn!("cannot flush the alarm store: {e}; the batch stays unacknowledged");
+            batch.clear();
+            continue;
+        }
+        for r in stored {
+            info!(alarm = %r.id, agent = %r.agent_id, camera = %r.camera_id, rule = %r.rule_id, snapshot_bytes = r.snapshot_bytes, "alarm stored");
+            feed.publish(Change::New, r);
+        }
+        for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
+            feed.publish(Change::Updated, r);
+        }
+        for r in updated {
+            feed.publish(Change::Updated, r);
+        }
+        // The batch's alarms are stored, told and receipted before its clip chunks are written
+        // (synced, which takes long): an alarm never waits on video. A clip completed now joins
+        // an event stored in this batch.
+        send_receipts(&client, &topics, &center_key, receipts).await;
+        let mut receipts = Receipts::default();
+        // Records a completed clip changed (durable: completing a clip flushes the store).
+        let mut clipped = Vec::new();
         let positions: Vec<usize> = chunks.iter().map(|(i, ..)| *i).collect();
         let writer = clips.clone();
         // Synced file writes: off the async threads.
@@ -411,7 +431,7 @@ async fn write_batches(
         };
         let written = written.unwrap_or_else(|e| {
             warn!("the clip writer failed: {e}; its chunks stay unacknowledged");
-            unstored.extend(positions);
+            unstored.extend(&positions);
             Vec::new()
         });
         for (i, agent, chunk, put) in written {
@@ -427,10 +447,7 @@ async fn write_batches(
                     stats.clips_completed.fetch_add(1, Ordering::Relaxed);
                     receipts.clip_chunk(&agent, id, offset);
                     info!(clip = %id, agent = %agent, event = %chunk.event_id, bytes = done.clip.size, "clip stored");
-                    updated.extend(done.event);
-                }
-                Ok(Put::Later) => {
-                    debug!(clip = %id, agent = %agent, "the agent has {PARTIALS_PER_AGENT} clips in progress; it sends this chunk again");
+                    clipped.extend(done.event);
                 }
                 Ok(Put::Refused(reason)) => {
                     refused_clip(&p.topic);
@@ -447,19 +464,13 @@ async fn write_batches(
                 }
             }
         }
-        if let Err(e) = store.flush().await {
-            warn!("cannot flush the alarm store: {e}; the batch stays unacknowledged");
-            batch.clear();
-            continue;
+        if !positions.is_empty()
+            && let Err(e) = store.flush().await
+        {
+            // The chunks are on disk; only their dead letters wait for the next flush.
+            warn!("cannot flush the alarm store after the clip chunks: {e}");
         }
-        for r in stored {
-            info!(alarm = %r.id, agent = %r.agent_id, camera = %r.camera_id, rule = %r.rule_id, snapshot_bytes = r.snapshot_bytes, "alarm stored");
-            feed.publish(Change::New, r);
-        }
-        for r in pictured.iter().filter_map(|id| store.get(id).ok().flatten()) {
-            feed.publish(Change::Updated, r);
-        }
-        for r in updated {
+        for r in clipped {
             feed.publish(Change::Updated, r);
         }
         for (i, p) in batch.drain(..).enumerate() {
@@ -470,13 +481,23 @@ async fn write_batches(
                 warn!("cannot acknowledge: {e}");
             }
         }
-        for (agent, payload) in receipts.signed(&center_key, now_ms()) {
-            if let Err(e) =
-                client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await
-            {
-                // The agent publishes again until a receipt comes; nothing is lost.
-                warn!(agent = %agent, "cannot send receipt: {e}");
-            }
+        send_receipts(&client, &topics, &center_key, receipts).await;
+    }
+}
+
+/// Signs and sends each agent its receipt.
+async fn send_receipts(
+    client: &AsyncClient,
+    topics: &Topics,
+    center_key: &SigningKey,
+    receipts: Receipts,
+) {
+    for (agent, payload) in receipts.signed(center_key, now_ms()) {
+        if let Err(e) =
+            client.publish(topics.receipt(&agent), QoS::AtLeastOnce, false, payload).await
+        {
+            // The agent publishes again until a receipt comes; nothing is lost.
+            warn!(agent = %agent, "cannot send receipt: {e}");
         }
     }
 }

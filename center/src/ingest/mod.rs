@@ -1,7 +1,8 @@
 //! MQTT in: alarms from every agent are validated (well-formed, on their own agent's topic,
 //! signed with its registered key), stored in batches (one flush per batch) and only then
-//! acknowledged to the broker and receipted to the agent. What fails validation is
-//! dead-lettered, never dropped silently. Agents' answers to pushed configs, their retained
+//! acknowledged to the broker and receipted to the agent; so are events' updates, following
+//! snapshots and the chunks of events' video clips (each written to its clip's file and synced
+//! before its receipt). What fails validation is dead-lettered, never dropped silently. Agents' answers to pushed configs, their retained
 //! status (and last will) and their Health come in here too. The embedded broker (rumqttd)
 //! lives here as well, so a lab can run the center with nothing else installed; so does the
 //! keeping of boxes' accounts at a Mosquitto broker (`accounts.rs`).

@@ -24,7 +24,7 @@ use crate::domain::{AlarmRecord, Status, Updated};
 use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
 use xueliang_proto::EventUpdate;
 
-pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, PARTIALS_PER_AGENT, Put};
+pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
 pub(crate) use index::index_prefix;
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
