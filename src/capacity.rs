@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::detect::{CameraSlot, InferenceLoop};
 use xueliang_agent::detect::{Detector, DetectorOptions};
-use xueliang_agent::source::{CameraSource, FrameHub, Pace, RecordSource, StreamRing};
+use xueliang_agent::source::{
+    CameraOutputs, CameraSource, FrameHub, Pace, RecordSource, StreamRing,
+};
 use xueliang_agent::tools::measure::{cpu_time, rss_mib};
 use xueliang_proto::endpoint::now_ms;
 
@@ -129,12 +131,14 @@ pub fn run(
         sources.push(CameraSource::spawn(
             i,
             config,
-            hub.clone(),
-            events.clone(),
+            CameraOutputs {
+                hub: hub.clone(),
+                events: events.clone(),
+                counters: Arc::default(),
+                ring: None,
+            },
             stop.clone(),
             Pace::Live,
-            Arc::default(),
-            None,
         )?);
     }
     // The motion gate is off: every scheduled frame is inferred, the worst case.

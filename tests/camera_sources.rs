@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use xueliang_agent::config::{CameraConfig, Transport};
 use xueliang_agent::source::Frame;
-use xueliang_agent::source::{CameraEvent, CameraSource, FrameHub, Pace};
+use xueliang_agent::source::{CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace};
 use xueliang_testkit::rtsp_server::{Codec, RtspServer};
 use xueliang_testkit::scenario;
 
@@ -38,12 +38,14 @@ impl Cameras {
                 CameraSource::spawn(
                     i,
                     c,
-                    hub.clone(),
-                    tx.clone(),
+                    CameraOutputs {
+                        hub: hub.clone(),
+                        events: tx.clone(),
+                        counters: Arc::default(),
+                        ring: None,
+                    },
                     stop.clone(),
                     Pace::Live,
-                    Arc::default(),
-                    None,
                 )
                 .unwrap()
             })

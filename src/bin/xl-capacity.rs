@@ -98,7 +98,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.cameras {
         // One run, in this process.
         let server = Server::start(n)?;
-        let run = capacity::run(&model, args.threads, &server.urls(n), period, args.record_streams)?;
+        let run =
+            capacity::run(&model, args.threads, &server.urls(n), period, args.record_streams)?;
         drop(server);
         return report(&run, args.json);
     }
@@ -126,7 +127,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One run of `n` cameras in a fresh process (so what a run leaves behind is not counted).
-fn run_child(args: &Args, model: &std::path::Path, n: usize, record: bool) -> anyhow::Result<capacity::CapacityRun> {
+fn run_child(
+    args: &Args,
+    model: &std::path::Path,
+    n: usize,
+    record: bool,
+) -> anyhow::Result<capacity::CapacityRun> {
     let out = Command::new(std::env::current_exe()?)
         .args(["--cameras", &n.to_string(), "--json"])
         .args(["--seconds", &args.seconds.to_string(), "--threads", &args.threads.to_string()])

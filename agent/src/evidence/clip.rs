@@ -411,11 +411,14 @@ fn feed_and_wait(pipeline: &gst::Pipeline, src: &gst_app::AppSrc, cut: &Cut) -> 
     }
 }
 
+/// Width and height of a frame.
+type FrameSize = (u32, u32);
+
 /// Blacks out `masks` in every frame passing `element` (I420, before the encoder).
 fn black_out_under(element: &gst::Element, masks: Vec<Polygon>) -> Result<(), String> {
     let pad = element.static_pad("src").ok_or("mask element has no pad")?;
     // The grid is worked out once per frame size (the probe runs on one streaming thread).
-    let blocks: std::sync::Mutex<Option<((u32, u32), Option<MaskBlocks>)>> = Default::default();
+    let blocks: std::sync::Mutex<Option<(FrameSize, Option<MaskBlocks>)>> = Default::default();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let mut blocks = blocks.lock().unwrap_or_else(|p| p.into_inner());
         let Some(info_caps) =

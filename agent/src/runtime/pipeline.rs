@@ -23,8 +23,8 @@ use crate::detect::{
 use crate::evidence::{ClipMaker, Outgoing, Sealer, Watch, camera_clips};
 use crate::rules::FrameTime;
 use crate::source::{
-    CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, RecordSource, StreamRing,
-    mono_now_ms,
+    CameraCounters, CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace, RecordSource,
+    StreamRing, mono_now_ms,
 };
 
 /// A config's model and rules, loaded and resolved: what cameras need to start.
@@ -95,12 +95,14 @@ impl Pipeline {
             cameras.push(CameraSource::spawn(
                 i,
                 cam.clone(),
-                hub.clone(),
-                event_tx.clone(),
+                CameraOutputs {
+                    hub: hub.clone(),
+                    events: event_tx.clone(),
+                    counters: counters[i].clone(),
+                    ring: rings[i].clone().filter(|_| from == ClipStream::Detect),
+                },
                 stop.clone(),
                 Pace::Live,
-                counters[i].clone(),
-                rings[i].clone().filter(|_| from == ClipStream::Detect),
             )?);
             if let Some(ring) = rings[i].clone().filter(|_| from == ClipStream::Record) {
                 records.push(RecordSource::spawn(cam.clone(), ring, stop.clone(), Arc::default())?);

@@ -191,6 +191,19 @@ struct Loss {
     reported: bool,
 }
 
+/// Where a camera's thread puts what it receives.
+#[derive(Debug, Clone)]
+pub struct CameraOutputs {
+    /// Its newest frame.
+    pub hub: Arc<FrameHub>,
+    /// Its loss and return.
+    pub events: std::sync::mpsc::Sender<CameraEvent>,
+    /// Its counts.
+    pub counters: Arc<CameraCounters>,
+    /// Its compressed video, kept for clips (the detect stream's, when clips come from it).
+    pub ring: Option<Arc<StreamRing>>,
+}
+
 /// A running camera thread.
 #[derive(Debug)]
 pub struct CameraSource {
@@ -202,13 +215,11 @@ impl CameraSource {
     pub fn spawn(
         index: usize,
         config: CameraConfig,
-        hub: Arc<FrameHub>,
-        events: std::sync::mpsc::Sender<CameraEvent>,
+        outputs: CameraOutputs,
         shutdown: Arc<AtomicBool>,
         pace: Pace,
-        counters: Arc<CameraCounters>,
-        ring: Option<Arc<StreamRing>>,
     ) -> std::io::Result<Self> {
+        let CameraOutputs { hub, events, counters, ring } = outputs;
         let handle =
             std::thread::Builder::new().name(format!("camera-{}", config.id)).spawn(move || {
                 let camera = Camera { index, config, hub, events, shutdown, pace, counters, ring };

@@ -11,7 +11,9 @@ mod recording;
 mod ring;
 mod yuv;
 
-pub use camera::{CameraCounters, CameraEvent, CameraSource, FrameHub, Pace, RTSP_LATENCY_MS};
+pub use camera::{
+    CameraCounters, CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace, RTSP_LATENCY_MS,
+};
 pub(crate) use camera::{build_pipeline, error_text};
 pub use frame::{Frame, FrameError, mono_now_ms};
 pub use record::{RecordCounters, RecordSource};

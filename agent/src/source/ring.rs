@@ -167,14 +167,8 @@ impl StreamRing {
     pub fn cut(&self, from_mono_ms: i64, to_mono_ms: i64) -> Option<Cut> {
         let s = self.lock();
         let caps = s.caps.clone()?;
-        let start = s
-            .units
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| u.keyframe() && u.mono_ms <= from_mono_ms)
-            .map(|(i, _)| i)
-            .last()
-            .unwrap_or(0);
+        let start =
+            s.units.iter().rposition(|u| u.keyframe() && u.mono_ms <= from_mono_ms).unwrap_or(0);
         let units: Vec<Unit> =
             s.units.iter().skip(start).take_while(|u| u.mono_ms <= to_mono_ms).cloned().collect();
         units.first().filter(|u| u.keyframe())?;

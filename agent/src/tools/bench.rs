@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::config::{CameraConfig, MotionConfig};
 use crate::detect::{CameraSlot, InferenceLoop, LoopStats, MotionGate};
 use crate::detect::{Detector, DetectorError};
-use crate::source::{CameraSource, FrameHub, Pace};
+use crate::source::{CameraOutputs, CameraSource, FrameHub, Pace};
 use crate::source::{Recording, RecordingError};
 use crate::tools::measure::{cpu_time, peak_rss_mib};
 
@@ -203,12 +203,14 @@ impl BenchOptions {
                 CameraSource::spawn(
                     i,
                     config,
-                    hub.clone(),
-                    events.clone(),
+                    CameraOutputs {
+                        hub: hub.clone(),
+                        events: events.clone(),
+                        counters: Arc::default(),
+                        ring: None,
+                    },
                     stop.clone(),
                     Pace::OnDemand,
-                    Arc::default(),
-                    None,
                 )
                 .map_err(|e| BenchError::Source(e.to_string()))?,
             );

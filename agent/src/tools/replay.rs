@@ -17,7 +17,7 @@ use crate::detect::{CameraSlot, Detection, Detector, DetectorError, InferenceLoo
 use crate::evidence::{Outgoing, Watch};
 use crate::rules::FrameTime;
 use crate::rules::line_crossing::Counts;
-use crate::source::{CameraEvent, CameraSource, FrameHub, Pace};
+use crate::source::{CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace};
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +119,14 @@ impl ReplayOptions {
         let source = CameraSource::spawn(
             0,
             camera,
-            hub.clone(),
-            events_tx,
+            CameraOutputs {
+                hub: hub.clone(),
+                events: events_tx,
+                counters: Arc::default(),
+                ring: None,
+            },
             stop.clone(),
             Pace::Recording { start_ms: self.start_ms },
-            Arc::default(),
-            None,
         )
         .map_err(|e| ReplayError::Clip(e.to_string()))?;
         let mut inference = InferenceLoop::new(detector, hub, vec![slot]);
