@@ -30,7 +30,8 @@ test: setup
 
 # Figures for sizing a box (see README, "Measuring"): criterion benches of the per-frame CPU
 # work, the inference loop against bare session.run (moving and still scene), detection
-# accuracy on PETS09-S2L1, and how many 720p25 cameras the box sustains.
+# accuracy on PETS09-S2L1, how many 720p25 cameras the box sustains, and what keeping a record
+# stream for clips costs.
 bench: build
 	cargo bench --locked --bench hot_path
 	@test -f $(STILL) || gst-launch-1.0 -q filesrc location=$(VTEST) ! decodebin ! imagefreeze num-buffers=300 ! \
@@ -39,6 +40,7 @@ bench: build
 	target/release/xl-agent bench --model $(MODEL) --clip $(STILL) --motion
 	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT)
 	target/release/xl-capacity
+	target/release/xl-capacity --clips-overhead
 	target/release/xl-ingest-bench
 	target/release/xl-ingest-bench --broker mosquitto
 	target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000

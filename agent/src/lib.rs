@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! source/    cameras → frames: GStreamer pipelines (RTSP or a recording), newest frame only,
-//!            reconnection, loss and return as events; I420 frames without a copy
+//!            reconnection, loss and return as events; I420 frames without a copy; the last
+//!            seconds of compressed video (record stream, or detect stream before its decoder)
 //! detect/    frames → detections: motion gate, preprocessing, the ONNX Runtime session, output
 //!            heads (NanoDet, YOLO) chosen by the model card, class-wise NMS, the inference loop
 //! track/     detections → tracks (ByteTrack-style, per camera)
 //! rules/     tracks → events: privacy masks, one file per rule kind, filters, cooldowns; tamper
 //!            on the picture itself
-//! evidence/  events → sealed alarms: the picture (masks blacked out), the alarm, the signature
-//! delivery/  sealed alarms → the center: durable outbox, MQTT publisher, pushed configs, Health
+//! evidence/  events → sealed alarms: the picture (masks blacked out), the alarm, the event's
+//!            clip (fragmented MP4 cut from the kept video), the signature
+//! delivery/  sealed alarms and clips → the center: durable outbox, MQTT publisher, pushed
+//!            configs, Health
 //! ```
 //!
 //! Around them: `config/` is what the user wrote, one file per section with its checks, and

@@ -27,6 +27,9 @@ pub use v1::{
 /// What a center lists in `CenterStatus.capabilities` when it takes `EventUpdate`s.
 pub const CAPABILITY_EVENTS: &str = "events";
 
+/// What a center lists in `CenterStatus.capabilities` when it takes `ClipChunk`s.
+pub const CAPABILITY_CLIPS: &str = "clips";
+
 /// How a receipt names a stored clip chunk: `{clip_id}@{offset}`.
 pub fn clip_chunk_id(clip_id: &str, offset: u64) -> String {
     format!("{clip_id}@{offset}")

@@ -11,7 +11,7 @@
 // The services never unwrap what a user or the network can influence (tests may).
 #![warn(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -318,7 +318,7 @@ async fn run(args: Args) -> anyhow::Result<usize> {
         None => println!("demo: running until Ctrl-C (or SIGTERM)"),
     }
 
-    let mut seen = HashMap::new();
+    let mut seen = Seen::default();
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -344,9 +344,13 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     stop(&mut center, "center").await;
     let mut mosquitto = mosquitto;
     stop(&mut mosquitto, "mosquitto").await;
-    let n = seen.len();
-    let ongoing = seen.values().filter(|s| s.as_str() == "ongoing").count();
-    println!("demo: {n} events stored ({ongoing} ongoing, {} ended)", n - ongoing);
+    let n = seen.events.len();
+    let ongoing = seen.events.values().filter(|s| s.as_str() == "ongoing").count();
+    println!(
+        "demo: {n} events stored ({ongoing} ongoing, {} ended), {} clip(s)",
+        n - ongoing,
+        seen.clips.len()
+    );
     drop(camera);
     Ok(n)
 }
@@ -416,9 +420,18 @@ async fn enrol(api: &str, agent_bin: &Path, config: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Asks the center for its newest events and prints those it began, and those that ended,
-/// since the last time, oldest first; `seen` holds each event's state as last printed.
-async fn print_events(client: &reqwest::Client, api: &str, seen: &mut HashMap<String, String>) {
+/// What the demo has printed so far.
+#[derive(Default)]
+struct Seen {
+    /// Each event's state as last printed.
+    events: HashMap<String, String>,
+    /// The clips printed.
+    clips: HashSet<String>,
+}
+
+/// Asks the center for its newest events and prints those it began, those that ended and the
+/// clips that arrived since the last time, oldest first.
+async fn print_events(client: &reqwest::Client, api: &str, seen: &mut Seen) {
     let Ok(resp) = client.get(format!("{api}/api/alarms?limit=500")).send().await else {
         return;
     };
@@ -429,7 +442,7 @@ async fn print_events(client: &reqwest::Client, api: &str, seen: &mut HashMap<St
     for a in alarms.iter().rev() {
         let id = a["id"].as_str().unwrap_or_default().to_owned();
         let state = a["state"].as_str().unwrap_or("ended").to_owned();
-        let before = seen.insert(id.clone(), state.clone());
+        let before = seen.events.insert(id.clone(), state.clone());
         if before.is_none() {
             println!(
                 "event {id}  {}/{}  {} ({})  {} object(s)  snapshot {} KB  {api}/api/alarms/{id}/snapshot",
@@ -451,6 +464,20 @@ async fn print_events(client: &reqwest::Client, api: &str, seen: &mut HashMap<St
                 a["duration_ms"].as_u64().unwrap_or(0) / 1000,
                 a["peak_count"].as_u64().unwrap_or(0),
             );
+        }
+        for c in a["clips"].as_array().into_iter().flatten() {
+            let clip = c["clip_id"].as_str().unwrap_or_default();
+            if seen.clips.insert(clip.to_owned()) {
+                println!(
+                    "clip  {id}  {} s {}x{} ({} stream)  {} KB  sha256 {}…  {api}/api/clips/{clip}",
+                    c["duration_ms"].as_u64().unwrap_or(0) / 1000,
+                    c["width"].as_u64().unwrap_or(0),
+                    c["height"].as_u64().unwrap_or(0),
+                    c["stream"].as_str().unwrap_or_default(),
+                    c["size"].as_u64().unwrap_or(0) / 1024,
+                    c["sha256"].as_str().unwrap_or_default().get(..16).unwrap_or_default(),
+                );
+            }
         }
     }
 }

@@ -25,8 +25,8 @@ use xueliang_proto::signing::{
 use xueliang_proto::topics::{agent_client_id, doctor_login};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
-    AgentStatus, CAPABILITY_EVENTS, CenterStatus, ConfigAck, Health, Message, Receipt,
-    SCHEMA_VERSION, decode_limited, topics::Topics,
+    AgentStatus, CAPABILITY_CLIPS, CAPABILITY_EVENTS, CenterStatus, ConfigAck, Health, Message,
+    Receipt, SCHEMA_VERSION, decode_limited, topics::Topics,
 };
 use xueliang_service::backoff::Backoff;
 use xueliang_service::mqtt::{self, Farewell, Link, Session};
@@ -208,6 +208,7 @@ impl Publisher {
                 ack_topic: topics.config_ack(&agent_id),
                 event_topic: topics.event(&agent_id),
                 center_takes_events: true,
+                center_takes_clips: true,
                 subscriptions: [
                     session.receipt_topic.clone(),
                     session.config_topic.clone(),
@@ -305,8 +306,9 @@ impl Session for Connection {
         } else if p.topic == self.center_topic {
             match read_center_status(&p.payload, self.center_key.as_ref(), &mut self.center_run) {
                 Ok(s) => {
-                    let events = s.capabilities.iter().any(|c| c == CAPABILITY_EVENTS);
-                    let _ = self.control.send(Control::Center { online: s.online, events });
+                    let takes = |what| s.capabilities.iter().any(|c| c == what);
+                    let (events, clips) = (takes(CAPABILITY_EVENTS), takes(CAPABILITY_CLIPS));
+                    let _ = self.control.send(Control::Center { online: s.online, events, clips });
                 }
                 Err(e) => warn!("ignoring a center status: {e}"),
             }
@@ -381,12 +383,15 @@ enum Control {
     Connected,
     Disconnected,
     Receipt(Vec<String>),
-    /// The center said it is (or is not) ingesting, and whether it takes event updates.
+    /// The center said it is (or is not) ingesting, and whether it takes event updates and
+    /// clips.
     Center {
         /// Ingesting.
         online: bool,
         /// Takes `EventUpdate`s.
         events: bool,
+        /// Takes `ClipChunk`s.
+        clips: bool,
     },
 }
 
@@ -405,6 +410,8 @@ struct Sender {
     window: Window,
     /// Whether the center takes event updates; an older one gets opening alarms only.
     center_takes_events: bool,
+    /// Whether the center takes clips; an older one gets none (its chunks are given up).
+    center_takes_clips: bool,
 }
 
 impl Sender {
@@ -431,11 +438,15 @@ impl Sender {
                         }
                     }
                     Some(Control::Disconnected) => self.window.disconnected(),
-                    Some(Control::Center { online, events }) => {
+                    Some(Control::Center { online, events, clips }) => {
                         if online && !events && self.center_takes_events {
                             warn!("the center takes no event updates (an older version): only opening alarms are sent");
                         }
+                        if online && !clips && self.center_takes_clips {
+                            warn!("the center takes no clips (an older version): clips are given up");
+                        }
                         self.center_takes_events = events;
+                        self.center_takes_clips = clips;
                         if self.window.center(online) {
                             if online {
                                 info!("the center is ingesting; publishing");
@@ -510,9 +521,9 @@ impl Sender {
             let topic = match p.kind {
                 PendingKind::Alarm => &self.alarm_topic,
                 PendingKind::Snapshot => &self.snapshot_topic,
-                PendingKind::Clip => &self.clip_topic,
+                PendingKind::Clip if self.center_takes_clips => &self.clip_topic,
                 PendingKind::Update if self.center_takes_events => &self.event_topic,
-                PendingKind::Update => {
+                PendingKind::Update | PendingKind::Clip => {
                     // An older center would not understand it, and never receipt it.
                     if let Err(e) = self.outbox.remove(&p.id) {
                         warn!(id = %p.id, "{e}");

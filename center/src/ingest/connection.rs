@@ -11,7 +11,7 @@ use rumqttc::{
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{CENTER_STATUS_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::Topics;
-use xueliang_proto::{CAPABILITY_EVENTS, CenterStatus, Message, SCHEMA_VERSION};
+use xueliang_proto::{CAPABILITY_CLIPS, CAPABILITY_EVENTS, CenterStatus, Message, SCHEMA_VERSION};
 use xueliang_service::tls::{TlsError, TlsFiles, client_config};
 
 /// Where the center's MQTT client connects.
@@ -52,7 +52,7 @@ impl Announcer {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             time_ms: self.run_ms,
             // Agents send events' updates only to a center that stores them.
-            capabilities: vec![CAPABILITY_EVENTS.into()],
+            capabilities: vec![CAPABILITY_EVENTS.into(), CAPABILITY_CLIPS.into()],
             signature: Default::default(),
             run: self.run,
         };
