@@ -14,7 +14,9 @@ use gstreamer_app as gst_app;
 use xueliang_agent::config::CameraConfig;
 use xueliang_agent::evidence::mux;
 use xueliang_agent::geometry::Polygon;
-use xueliang_agent::source::{RecordSource, StreamRing, mono_now_ms};
+use xueliang_agent::source::{
+    CameraOutputs, CameraSource, FrameHub, Pace, RecordSource, StreamRing, mono_now_ms,
+};
 use xueliang_testkit::rtsp_server::RtspServer;
 use xueliang_testkit::scenario;
 
@@ -111,6 +113,37 @@ fn a_clip_from_the_record_stream_is_its_size_starts_at_a_keyframe_and_is_not_re_
     let has = |tag: &[u8]| bytes.windows(4).any(|w| w == tag);
     assert!(has(b"mvex") && has(b"moof"), "fragmented MP4");
     drop(server);
+}
+
+#[test]
+fn without_a_record_stream_the_detect_stream_is_kept_on_its_way_to_the_decoder() {
+    gst::init().unwrap();
+    let server =
+        RtspServer::serve_sizes(&scenario::vtest(), &[("sub", 384, 288)]).expect("RTSP server");
+    let ring = Arc::new(StreamRing::new(30_000, 64 << 20));
+    let hub = Arc::new(FrameHub::new(1));
+    let (events, _events) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let outputs = CameraOutputs {
+        hub: hub.clone(),
+        events,
+        counters: Arc::default(),
+        ring: Some(ring.clone()),
+    };
+    let camera = CameraConfig::new("gate", server.url("sub"));
+    let source = CameraSource::spawn(0, camera, outputs, stop.clone(), Pace::Live).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    stop.store(true, Ordering::Relaxed);
+    source.join();
+    let now = mono_now_ms();
+    let cut = ring.cut(now - 3_000, now).expect("the detect stream was kept");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let bytes = mux(&cut, None, &path).expect("muxed");
+    std::fs::write(&path, &bytes).unwrap();
+    let d = decode(&path, false);
+    assert_eq!((d.width, d.height), (384, 288), "the detect stream's size");
+    assert_eq!(d.frames, cut.units.len());
 }
 
 #[test]

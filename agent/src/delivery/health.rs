@@ -87,7 +87,7 @@ impl HealthReporter {
             agent_id: self.agent_id.clone(),
             time_ms: now_ms(),
             cameras,
-            outbox_depth: outbox.len() as u64,
+            outbox_depth: outbox.messages() as u64,
             outbox_oldest_age_ms: oldest,
             outbox_dropped: drops.alarms.load(Ordering::Relaxed)
                 + drops.expired.load(Ordering::Relaxed),

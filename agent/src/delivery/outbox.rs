@@ -513,7 +513,18 @@ impl Outbox {
 
     /// Alarms, event updates, following snapshots and clip chunks waiting for a receipt.
     pub fn len(&self) -> usize {
-        self.queue.len() + self.updates.len() + self.following.len() + self.clips.len()
+        self.messages() + self.clips.len()
+    }
+
+    /// Alarms, event updates and following snapshots waiting for a receipt (clip chunks, many
+    /// per clip, apart).
+    pub fn messages(&self) -> usize {
+        self.queue.len() + self.updates.len() + self.following.len()
+    }
+
+    /// Clip chunks waiting for a receipt.
+    pub fn clip_chunks_waiting(&self) -> usize {
+        self.clips.len()
     }
 
     /// Whether nothing waits.

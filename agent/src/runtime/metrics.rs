@@ -124,16 +124,28 @@ pub fn render(s: &Sample<'_>) -> String {
     e.single(
         "xl_agent_outbox_alarms",
         "gauge",
-        "Alarms waiting for the center's receipt.",
-        s.outbox.len(),
+        "Alarms, event updates and pictures waiting for the center's receipt.",
+        s.outbox.messages(),
     );
-    e.single("xl_agent_outbox_bytes", "gauge", "Size of the alarms waiting.", s.outbox.bytes());
+    e.single(
+        "xl_agent_outbox_clip_chunks",
+        "gauge",
+        "Pieces of event clips waiting for the center's receipt.",
+        s.outbox.clip_chunks_waiting(),
+    );
+    e.single("xl_agent_outbox_bytes", "gauge", "Size of all that waits.", s.outbox.bytes());
     let drops = &s.outbox.drops;
     e.single(
         "xl_agent_outbox_dropped_total",
         "counter",
         "Alarms given up because the outbox was full or they were too old.",
         drops.alarms.load(Ordering::Relaxed) + drops.expired.load(Ordering::Relaxed),
+    );
+    e.single(
+        "xl_agent_outbox_clips_dropped_total",
+        "counter",
+        "Event clips given up unsent (the outbox was full, or their alarm was given up).",
+        drops.clips.load(Ordering::Relaxed),
     );
     e.single(
         "xl_agent_errors_total",

@@ -181,18 +181,26 @@ mod tests {
     use super::*;
     use xueliang_proto::signing::SigningKey;
 
-    #[test]
-    fn alarms_must_be_signed_by_their_own_agent_and_come_on_its_topic() {
+    /// Keys of agents `v1` and `v2` (in a directory kept alive by the caller), and a registry
+    /// holding those named in `registered`.
+    fn agents(registered: &[&str]) -> (tempfile::TempDir, SigningKey, SigningKey, AgentKeys) {
         let dir = tempfile::tempdir().unwrap();
         let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
         let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
         let keys_file = dir.path().join("agent-keys.toml");
-        std::fs::write(
-            &keys_file,
-            format!("[agents]\nv1 = \"{}\"\nv2 = \"{}\"\n", v1.public_key(), v2.public_key()),
-        )
-        .unwrap();
+        let lines: String = [("v1", &v1), ("v2", &v2)]
+            .iter()
+            .filter(|(id, _)| registered.contains(id))
+            .map(|(id, key)| format!("{id} = \"{}\"\n", key.public_key()))
+            .collect();
+        std::fs::write(&keys_file, format!("[agents]\n{lines}")).unwrap();
         let keys = AgentKeys::open(&keys_file).unwrap();
+        (dir, v1, v2, keys)
+    }
+
+    #[test]
+    fn alarms_must_be_signed_by_their_own_agent_and_come_on_its_topic() {
+        let (_dir, v1, v2, keys) = agents(&["v1", "v2"]);
         let t = Topics::default();
         let seal = |key: &SigningKey, a: &Alarm| {
             key.sign(a.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap()
@@ -229,12 +237,7 @@ mod tests {
 
     #[test]
     fn updates_are_checked_like_alarms_on_the_event_topic() {
-        let dir = tempfile::tempdir().unwrap();
-        let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
-        let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
-        let keys_file = dir.path().join("agent-keys.toml");
-        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\n", v1.public_key())).unwrap();
-        let keys = AgentKeys::open(&keys_file).unwrap();
+        let (_dir, v1, v2, keys) = agents(&["v1"]);
         let t = Topics::default();
         let seal = |key: &SigningKey, u: &EventUpdate| {
             key.sign(u.encode_to_vec(), UPDATE_SIGNATURE_FIELD, &[UPDATE_SNAPSHOT_FIELD]).unwrap()
@@ -265,12 +268,7 @@ mod tests {
 
     #[test]
     fn clip_chunks_are_checked_like_alarms_and_must_lie_within_their_clip() {
-        let dir = tempfile::tempdir().unwrap();
-        let v1 = SigningKey::load_or_create(&dir.path().join("v1.key")).unwrap();
-        let v2 = SigningKey::load_or_create(&dir.path().join("v2.key")).unwrap();
-        let keys_file = dir.path().join("agent-keys.toml");
-        std::fs::write(&keys_file, format!("[agents]\nv1 = \"{}\"\n", v1.public_key())).unwrap();
-        let keys = AgentKeys::open(&keys_file).unwrap();
+        let (_dir, v1, v2, keys) = agents(&["v1"]);
         let t = Topics::default();
         let seal = |key: &SigningKey, c: &ClipChunk| {
             key.sign(c.encode_to_vec(), CLIP_SIGNATURE_FIELD, &CLIP_CHUNK_FIELDS).unwrap()
