@@ -14,13 +14,22 @@
 //! update and its end through the agent's real outbox and publisher, receipted by the center:
 //! the browser finds it already ended.
 //!
+//! Video clips: a real H.264 fragmented MP4 (GStreamer's test picture, 4 s), sealed in 16 KiB
+//! signed chunks, arrives for the alarm the duty officer has open and for the earlier one. Its
+//! player appears in the open detail without a reload and plays to its very end (a real,
+//! finite duration, the one the agent signed), its download link shows the SHA-256 and brings
+//! exactly the signed bytes; the station's card of the dispatched alarm has its player too and
+//! plays it, and the station has no player, nor the clip, of the alarm not dispatched to it.
+//!
 //! The script asks for messages on its stdout: `need-alarm ID` an alarm, `need-event ID PEOPLE`
 //! an alarm opening an event with PEOPLE people, `need-update ID SEQ PEAK DURATION_MS
 //! ongoing|ended [picture] [reminder]` an update of event ID (with a better, 400 px wide
 //! picture; a reminder that it still goes on). This side seals and publishes each as agent
-//! `village-a` and answers nothing, so the browser can only learn of it live. It ends with
-//! `done`; a `fail: ...` line or a non-zero exit fails this test with the script's stderr. Needs
-//! `scripts/setup.sh` (Debian's `chromium`, `npm ci` in `tests/browser`).
+//! `village-a` and answers nothing, so the browser can only learn of it live. `need-clip ID`
+//! asks for a clip of stored alarm ID, which this side seals and publishes in chunks as the
+//! agent whose alarm it is. The script ends with `done`; a `fail: ...` line or a non-zero exit
+//! fails this test with the script's stderr. Needs `scripts/setup.sh` (Debian's `chromium`,
+//! `npm ci` in `tests/browser`; GStreamer's x264enc).
 
 mod common;
 
@@ -28,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gstreamer as gst;
+use gstreamer::prelude::*;
 use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +46,10 @@ use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::domain::EventState;
 use xueliang_center::running::{BrokerChoice, start};
-use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity};
+use xueliang_proto::topics::Topics;
+use xueliang_proto::{
+    Alarm, ClipChunk, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity,
+};
 use xueliang_testkit::scenario;
 
 const DUTY_PASSWORD: &str = "duty-officer-password";
@@ -47,6 +61,10 @@ const SCRIPTED_AGENT: &str = "village-d";
 const ENDED_EVENT: &str = "village-d-cam-0-00000";
 /// The whole test, browser included.
 const DEADLINE: Duration = Duration::from_secs(90);
+/// The clips: this wide and high, this long at 10 frames a second, sent in chunks of this size.
+const CLIP_SIZE: (u32, u32) = (320, 240);
+const CLIP_MS: u64 = 4000;
+const CLIP_CHUNK_BYTES: usize = 16 * 1024;
 
 const ROUTING: &str = r#"
 [[unit]]
@@ -180,6 +198,84 @@ async fn publish_update(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, args: &str
         .expect("update published");
 }
 
+/// A real H.264 fragmented MP4 as an agent cuts one, which a browser plays: GStreamer's test
+/// picture, [`CLIP_SIZE`], [`CLIP_MS`] long, a keyframe every 2 s, written to `path`.
+fn h264_clip(path: &Path) -> Vec<u8> {
+    gst::init().expect("GStreamer initialises");
+    let ((w, h), frames) = (CLIP_SIZE, CLIP_MS / 100);
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={frames} ! video/x-raw,width={w},height={h},framerate=10/1 ! \
+         x264enc key-int-max=20 ! video/x-h264,profile=baseline ! h264parse ! \
+         mp4mux fragment-duration=1000 ! filesink location=\"{}\"",
+        path.display()
+    ))
+    .expect("the clip's pipeline parses (x264enc is in gstreamer1.0-plugins-ugly)");
+    pipeline.set_state(gst::State::Playing).expect("the clip's pipeline plays");
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let outcome = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(30)) else {
+            break Err("it did not end within 30 s".to_owned());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null).expect("the clip's pipeline stops");
+    if let Err(why) = outcome {
+        panic!("making the clip {}: {why}", path.display());
+    }
+    std::fs::read(path).expect("the clip was written")
+}
+
+/// A UUIDv7 (time-ordered, as agents name their clips), made here: the test kit has no uuid.
+fn uuid_v7() -> String {
+    let ms = now_ms() as u64 & 0xffff_ffff_ffff;
+    let rand = fastrand::u64(..);
+    format!(
+        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+        ms >> 16,
+        ms & 0xffff,
+        fastrand::u16(..0x1000),
+        0x8000 | (rand >> 48) as u16 & 0x3fff,
+        rand & 0xffff_ffff_ffff
+    )
+}
+
+/// Seals `mp4` as `agent`'s clip of event (alarm) `event_id`, as its agent does, and publishes
+/// every chunk at QoS 1 on the agent's clip topic; how many chunks it took.
+async fn publish_clip(
+    mqtt: &rumqttc::AsyncClient,
+    sealer: &Sealer,
+    agent: &str,
+    event_id: &str,
+    mp4: &[u8],
+) -> usize {
+    let description = ClipChunk {
+        schema_version: SCHEMA_VERSION as i32,
+        clip_id: uuid_v7(),
+        agent_id: agent.into(),
+        camera_id: "pond".into(),
+        event_id: event_id.into(),
+        start_time_ms: now_ms() - CLIP_MS as i64,
+        duration_ms: CLIP_MS,
+        width: CLIP_SIZE.0,
+        height: CLIP_SIZE.1,
+        stream: "record".into(),
+        masked: false,
+        ..Default::default()
+    };
+    let chunks = sealer.seal_clip(description, mp4, CLIP_CHUNK_BYTES).expect("clip sealed");
+    let topic = Topics::default().clip(agent);
+    for (_, payload) in &chunks {
+        mqtt.publish(&topic, QoS::AtLeastOnce, false, payload.clone())
+            .await
+            .expect("clip chunk published");
+    }
+    chunks.len()
+}
+
 /// `tests/browser`, checked ready: node, its modules and the browser.
 fn browser_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -232,6 +328,9 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         common::connect_when_ingesting(&center.mqtt_addr, "console-test-agents").await;
     let sealer_a = Sealer::open(&dir.path().join("village-a")).unwrap();
     let sealer_b = Sealer::open(&dir.path().join("village-b")).unwrap();
+    // The clip the script asks for, made meanwhile.
+    let clip_path = dir.path().join("clip.mp4");
+    let making_clip = tokio::task::spawn_blocking(move || h264_clip(&clip_path));
 
     // One alarm already there when the duty officer logs in.
     publish_alarm(&mqtt, &sealer_b, "village-b", EARLIER_ALARM, (160, 120), None).await;
@@ -259,6 +358,8 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         "the scripted agent's event after its update and end: {ended:?}"
     );
     assert!(ended.ended_ms.is_some(), "an ended event has its end time: {ended:?}");
+    let mp4 = making_clip.await.expect("the clip is made");
+    assert!(mp4.len() > 2 * CLIP_CHUNK_BYTES, "a clip of several chunks: {} bytes", mp4.len());
 
     let mut child = tokio::process::Command::new("node")
         .arg(browser.join("console.mjs"))
@@ -323,6 +424,21 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
             } else if let Some(args) = line.strip_prefix("need-update ") {
                 publish_update(&mqtt, &sealer_a, args).await;
                 eprintln!("console: published update {}", args.trim());
+            } else if let Some(id) = line.strip_prefix("need-clip ") {
+                let id = id.trim();
+                let agent = match center.store.get(id) {
+                    Ok(Some(alarm)) => alarm.agent_id,
+                    other => {
+                        return Err(format!("need-clip {id}: no such alarm stored ({other:?})"));
+                    }
+                };
+                let sealer = match agent.as_str() {
+                    "village-a" => &sealer_a,
+                    "village-b" => &sealer_b,
+                    _ => return Err(format!("need-clip {id}: this test has no key of {agent}")),
+                };
+                let n = publish_clip(&mqtt, sealer, &agent, id, &mp4).await;
+                eprintln!("console: published a clip of {id} ({} bytes, {n} chunks)", mp4.len());
             } else if let Some(path) = line.strip_prefix("shot ") {
                 shots_taken.push(path.trim().to_owned());
             } else if let Some(what) = line.strip_prefix("fail: ") {

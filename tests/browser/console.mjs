@@ -7,6 +7,8 @@
 //                           need-update ID SEQ PEAK DURATION_MS ongoing|ended [picture] [reminder]
 //                                           publish update SEQ of event ID (with a better,
 //                                           400 px wide picture; as a reminder)
+//                           need-clip ID    publish a clip of stored alarm ID (a 4 s H.264 MP4,
+//                                           320×240, in signed chunks, as ID's agent)
 //                           shot PATH       a screenshot was written
 //                           fail: WHY       the test failed (what a user would see)
 //                           done            every check passed
@@ -16,6 +18,13 @@
 //                           (stored before login, routed to nobody), XL_ENDED_EVENT (an event
 //                           opened, updated and ended before login, 3 people at most, lasting 1 s),
 //                           XL_CHROMIUM (default /usr/bin/chromium)
+//
+// Checked, besides the alarm's and the event's ways through the console: a clip published for
+// the alarm the duty officer has open appears in its detail without a reload and plays to its
+// end (a real duration of over 3 s, the clip's own), with a download link giving its SHA-256
+// and bringing the very bytes of that hash; the police station's card of that dispatched alarm
+// has its player and plays it too, while the clip of the alarm not dispatched to the station is
+// neither shown to it nor served to it.
 //
 // By hand, against a center you started: XL_URL=http://127.0.0.1:8080 ... node console.mjs
 // (it then waits for someone to publish the alarms it asks for).
@@ -154,7 +163,7 @@ async function open(context, name) {
   page.setDefaultNavigationTimeout(10_000);
   pages[name] = page;
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-  page.on('console', (m) => m.type() === 'error' && console.error(`[${name}] console: ${m.text()}`));
+  page.on('console', (m) => m.type() === 'error' && console.error(`[${name}] console: ${m.text()}${m.location()?.url ? ` (${m.location().url})` : ''}`));
   page.on('response', (r) => {
     const path = new URL(r.url()).pathname;
     // The API's refusals are checked where they matter; the browser's own favicon request is no file of the console.
@@ -323,7 +332,34 @@ async function main(browser) {
   await duty.click('#detail button[data-action="dispatch"]');
   await waitStatus(duty, 'dispatched');
   await waitShown(duty, '#timeline li[data-action="dispatch"]', 3000, 'the timeline shows no dispatch step');
+
+  // The clips: one of the earlier alarm (not the station's), then one of the alarm open here.
+  stage = `the clip of ${ALARM} arriving in its open detail`;
+  say(`need-clip ${EARLIER}`);
+  say(`need-clip ${ALARM}`);
+  const clipAsked = performance.now();
+  const player = '#detail video[data-clip-id]';
+  await waitShown(duty, player, 15_000, `no clip player (${player}) in the open detail of ${ALARM} within 15 s of asking for its clip: it did not arrive without a reload`);
+  say(`clip player of ${ALARM} shown in its open detail ${Math.round(performance.now() - clipAsked)} ms after asking for it`);
+  if (!(await duty.evaluate(() => window.xlNotReloaded))) fail(`the page reloaded to show the clip of ${ALARM}`);
+  const shown = await duty.evaluate(() => document.querySelectorAll('#detail video[data-clip-id]').length);
+  if (shown !== 1) fail(`the open detail of ${ALARM} shows ${shown} clip players, not 1`);
+  const clipOf = async (page, id) => until(10_000, `the center's record of ${id} lists no clip within 10 s`, async () => {
+    const r = await page.evaluate(async (id) => {
+      const resp = await fetch(`/api/alarms/${encodeURIComponent(id)}`);
+      return resp.ok ? (await resp.json()).clips ?? [] : `GET /api/alarms/${id} answered ${resp.status}`;
+    }, id);
+    return { ok: Array.isArray(r) && r.length === 1, seen: Array.isArray(r) ? `${r.length} clips` : r, clip: r[0] };
+  }).then((r) => r.clip);
+  const clip = await clipOf(duty, ALARM);
+  const clipId = (await inspect(duty, player)).attrs['data-clip-id'];
+  if (clipId !== clip.clip_id) fail(`the detail's player is of clip ${clipId}, not of ${ALARM}'s clip ${clip.clip_id}`);
+  await checkDownload(duty, `#detail figure.clip`, clip, `the duty officer's detail of ${ALARM}`);
+  stage = `playing the clip of ${ALARM} in the duty officer's detail`;
+  const played = await playToEnd(duty, player, clip, 1, `the clip of ${ALARM} in the duty officer's detail`);
+  say(`the clip of ${ALARM} played to its end in the detail: ${played}`);
   await screenshot(duty, 'detail.png');
+  const earlierClip = await clipOf(duty, EARLIER);
 
   // 4. The police station, on a phone.
   stage = `station ${POLICE.user} working ${ALARM} on a phone`;
@@ -344,6 +380,26 @@ async function main(browser) {
     fail(`the station view lists ${EARLIER}, which was never dispatched to its unit`);
   }
   await waitPicture(station, `${card} img`, WIDTH[ALARM], 5000, `the station's card of ${ALARM} does not show its picture`);
+  stage = `the station playing the clip of ${ALARM}`;
+  const stationPlayer = `${card} video[data-clip-id="${clip.clip_id}"]`;
+  await waitShown(station, stationPlayer, 5000, `the station's card of ${ALARM} shows no player of its clip ${clip.clip_id}`);
+  // As many players as alarms dispatched to the station with clips (the center's own list, as
+  // the duty officer sees it): none of the earlier alarm's clip, which is not the station's.
+  const dispatchedWithClips = await duty.evaluate(async () => {
+    const page = await (await fetch('/api/alarms?limit=100')).json();
+    return page.alarms.filter((a) => a.dispatched_to?.includes('pcs-a') && a.clips?.length).map((a) => a.id);
+  });
+  if (!dispatchedWithClips.includes(ALARM)) fail(`the center does not list ${ALARM} as dispatched to pcs-a with a clip (it lists ${dispatchedWithClips.join(', ') || 'none'})`);
+  const stationPlayers = await station.evaluate(() => [...document.querySelectorAll('video')].map((v) => v.dataset.clipId ?? v.currentSrc));
+  if (stationPlayers.length !== dispatchedWithClips.length) {
+    fail(`the station shows ${stationPlayers.length} clip players (${stationPlayers.join(', ')}), not one for each of the ${dispatchedWithClips.length} alarms dispatched to it with clips (${dispatchedWithClips.join(', ')})`);
+  }
+  if (stationPlayers.includes(earlierClip.clip_id)) fail(`the station shows the clip of ${EARLIER}, never dispatched to it`);
+  const refused = await station.evaluate(async (id) => (await fetch(`/api/clips/${id}`, { headers: { Range: 'bytes=0-99' } })).status, earlierClip.clip_id);
+  if (refused !== 403 && refused !== 404) fail(`the center serves the station the clip of ${EARLIER}, never dispatched to it (GET /api/clips/${earlierClip.clip_id} answered ${refused})`);
+  await checkDownload(station, `${card} figure.clip`, clip, `the station's card of ${ALARM}`);
+  const playedThere = await playToEnd(station, stationPlayer, clip, 4, `the clip of ${ALARM} in the station's card`);
+  say(`the clip of ${ALARM} played to its end in the station's card (4× speed): ${playedThere}`);
   const location = (await inspect(station, `${card} .location`))?.text ?? '';
   if (!location.includes(PLACE)) fail(`the station's card says the place is "${location}", not ${PLACE}`);
   const wide = await station.evaluate(() => document.documentElement.scrollWidth);
@@ -426,6 +482,66 @@ async function main(browser) {
 
   if (pageErrors.length) fail(`the console threw in the browser: ${pageErrors.join('; ')}`);
   if (assetErrors.length) fail(`the console's files failed to load: ${assetErrors.join('; ')}`);
+}
+
+// --- clips -----------------------------------------------------------------------------------
+
+/**
+ * The download link under `figure` gives the clip's SHA-256 (its start; all of it in the title)
+ * and fetches it as a file: an attachment, all of it, hashing to that SHA-256.
+ */
+async function checkDownload(page, figure, clip, where) {
+  const link = await inspect(page, `${figure} a[download]`);
+  if (!link) fail(`${where}: the clip has no download link (${figure} a[download])`);
+  if (!link.text.includes(`SHA-256 ${clip.sha256.slice(0, 12)}`)) fail(`${where}: the clip's download link says "${link.text}", not the start of its SHA-256 ${clip.sha256.slice(0, 12)}`);
+  if (!link.attrs.href?.endsWith('?download=1')) fail(`${where}: the clip's download link goes to "${link.attrs.href}", which does not end with ?download=1`);
+  if (!link.attrs.title?.includes(clip.sha256)) fail(`${where}: the clip's download link's title "${link.attrs.title}" does not give its whole SHA-256`);
+  const got = await page.evaluate(async (href) => {
+    const resp = await fetch(href);
+    const bytes = await resp.arrayBuffer();
+    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return { status: resp.status, disposition: resp.headers.get('content-disposition') ?? '', size: bytes.byteLength, hash };
+  }, link.attrs.href);
+  if (got.status !== 200 || !got.disposition.startsWith('attachment')) fail(`${where}: the clip's download link answers ${got.status}, Content-Disposition "${got.disposition}", not 200 and an attachment`);
+  if (got.size !== clip.size || got.hash !== clip.sha256) fail(`${where}: the clip downloaded is ${got.size} bytes hashing to ${got.hash}, not the ${clip.size} bytes of SHA-256 ${clip.sha256} its agent signed`);
+}
+
+/**
+ * Plays the video `selector` of `clip` (muted, at `rate`) until it has ended at its end: a real
+ * duration, finite, over 3 s and the clip's own within 0.2 s, the position within 0.2 s of it.
+ * Fails, saying what the player says, if it cannot play, stops short, or takes over twice as
+ * long as the clip should.
+ */
+async function playToEnd(page, selector, clip, rate, what) {
+  const started = await page.evaluate(async ({ selector, rate }) => {
+    const v = document.querySelector(selector);
+    if (!v) return `there is no ${selector}`;
+    v.muted = true;
+    v.playbackRate = rate;
+    v.defaultPlaybackRate = rate;
+    try {
+      await v.play();
+    } catch (e) {
+      return `play() was refused: ${e.name}: ${e.message}${v.error ? ` (MediaError ${v.error.code}: ${v.error.message})` : ''}`;
+    }
+    return null;
+  }, { selector, rate });
+  if (started) fail(`${what} does not play: ${started}`);
+  const t0 = Date.now();
+  const { v } = await until((2 * clip.duration_ms) / rate + 5000, `${what} does not play to its end`, async () => {
+    const v = await page.evaluate((selector) => {
+      const v = document.querySelector(selector);
+      return v && { ended: v.ended, paused: v.paused, time: v.currentTime, duration: v.duration, ready: v.readyState, network: v.networkState, error: v.error && `MediaError ${v.error.code}: ${v.error.message}` };
+    }, selector);
+    if (!v) return { ok: false, seen: `no ${selector} any more` };
+    // A failure inside the probe would only be retried: a broken player ends the wait.
+    return { ok: v.ended || Boolean(v.error), v, seen: `at ${v.time.toFixed(2)} s of ${v.duration} s, ${v.paused ? 'paused' : 'playing'}, readyState ${v.ready}, networkState ${v.network}` };
+  });
+  if (v.error) fail(`${what} fails while playing: ${v.error} (at ${v.time.toFixed(2)} s of ${v.duration} s)`);
+  if (!Number.isFinite(v.duration) || v.duration <= 3) fail(`${what} ended, but its duration is ${v.duration} s, not a real one of over 3 s`);
+  if (Math.abs(v.duration - clip.duration_ms / 1000) > 0.2) fail(`${what} lasts ${v.duration.toFixed(2)} s, not the ${clip.duration_ms / 1000} s its agent said`);
+  if (Math.abs(v.duration - v.time) > 0.2) fail(`${what} ended at ${v.time.toFixed(2)} s, not at its end (${v.duration.toFixed(2)} s)`);
+  return `${v.duration.toFixed(2)} s in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
 }
 
 // --- events ----------------------------------------------------------------------------------
