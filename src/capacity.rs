@@ -126,7 +126,7 @@ pub fn run(
         };
         if record_streams {
             let ring = Arc::new(StreamRing::new(10_000, 32 << 20));
-            records.push(RecordSource::spawn(config.clone(), ring, stop.clone(), Arc::default())?);
+            records.push(RecordSource::spawn(config.clone(), ring, stop.clone())?);
         }
         sources.push(CameraSource::spawn(
             i,

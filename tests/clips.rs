@@ -76,7 +76,7 @@ fn record(url: &str, seconds: u64) -> (Arc<StreamRing>, i64) {
     let mut camera = CameraConfig::new("gate", "rtsp://127.0.0.1:9/unused");
     camera.record_url = Some(url.to_owned());
     let stop = Arc::new(AtomicBool::new(false));
-    let source = RecordSource::spawn(camera, ring.clone(), stop.clone(), Arc::default()).unwrap();
+    let source = RecordSource::spawn(camera, ring.clone(), stop.clone()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));

@@ -101,7 +101,10 @@ fn a_malformed_config_names_file_line_and_key() {
             .replace("zone = \"yard\"", "zone = \"pond\""),
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("cameras[0].url: \"http://camera\" must start with rtsp://"), "{err}");
+    assert!(
+        err.contains("cameras[0].detect_url: \"http://camera\" must start with rtsp://"),
+        "{err}"
+    );
     assert!(err.contains("rules[0].zone: no zone with id \"pond\""), "{err}");
 }
 

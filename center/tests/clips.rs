@@ -195,6 +195,11 @@ async fn a_clip_is_served_by_range_to_those_who_see_its_event_and_each_viewing_i
         .map(|e| (e.user, e.detail))
         .collect();
     assert_eq!(views, [("pcs-a".into(), "k1".into()), ("duty".into(), "k1".into())]);
+    // A download is its own entry, even right after a view.
+    let downloads = audit.list(Some("e1"), None, 100).unwrap();
+    let downloads: Vec<&str> =
+        downloads.iter().filter(|e| e.action == "download_clip").map(|e| e.user.as_str()).collect();
+    assert_eq!(downloads, ["duty"]);
 
     stop.cancel();
     center.join().await;

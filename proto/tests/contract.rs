@@ -128,6 +128,7 @@ fn sample_receipt() -> Receipt {
         snapshot_alarm_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8092".into()],
         update_ids: Vec::new(),
         clip_chunks: Vec::new(),
+        refused_clip_chunks: Vec::new(),
     }
 }
 
@@ -244,7 +245,14 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
     };
     let chunk_id = xueliang_proto::clip_chunk_id(&chunk.clip_id, chunk.offset);
     check("clip_chunk", chunk);
-    check("receipt_with_clip_chunks", Receipt { clip_chunks: vec![chunk_id], ..sample_receipt() });
+    check(
+        "receipt_with_clip_chunks",
+        Receipt {
+            clip_chunks: vec![chunk_id],
+            refused_clip_chunks: vec![xueliang_proto::clip_chunk_id("019a8f2e-refused", 0)],
+            ..sample_receipt()
+        },
+    );
     check(
         "center_status_with_events",
         CenterStatus {

@@ -44,8 +44,8 @@ pub struct CameraConfig {
     /// `file://…` to replay a recording at its own pace). `url` is the older name.
     #[serde(alias = "url")]
     pub detect_url: String,
-    /// The camera's main stream, never decoded unless a picture or a clip needs it: evidence
-    /// pictures are taken from it and clips cut from it.
+    /// The camera's main stream, received and kept compressed for event clips, never decoded
+    /// (unless privacy masks must be blacked out of a clip).
     #[serde(default)]
     pub record_url: Option<String>,
     /// Which stream event clips are cut from: `record`, `detect` or `off` (default: `record`
@@ -179,12 +179,6 @@ impl CameraConfig {
             (None, Some(_)) => ClipStream::Record,
             (None, None) => ClipStream::Detect,
         }
-    }
-
-    /// The URL of the stream clips and evidence pictures come from: the record stream when
-    /// one is configured, else the detect stream.
-    pub fn record_or_detect_url(&self) -> &str {
-        self.record_url.as_deref().unwrap_or(&self.detect_url)
     }
 
     /// Time between two inferences on this camera.

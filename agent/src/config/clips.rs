@@ -95,9 +95,10 @@ impl ClipsConfig {
         if !(1..=1024).contains(&self.max_buffer_mib) {
             p.push(Problem::new("clips.max_buffer_mib", "must be in 1..1024"));
         }
-        let most = (xueliang_proto::MAX_MESSAGE_BYTES / 1024 / 2) as u32;
-        if !(16..=most).contains(&self.chunk_kib) {
-            p.push(Problem::new("clips.chunk_kib", format!("must be in 16..{most}")));
+        // Four chunks are in flight at once: on a 1 Mbit/s link, 4 × 128 KiB arrive well within
+        // the 20 s a receipt is waited for.
+        if !(16..=128).contains(&self.chunk_kib) {
+            p.push(Problem::new("clips.chunk_kib", "must be in 16..128"));
         }
         if !(100..=20_000).contains(&self.masked_kbps) {
             p.push(Problem::new("clips.masked_kbps", "must be in 100..20000"));

@@ -36,6 +36,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The older name an option is still read under (serde aliases), for finding it in a file.
+fn older_name(key: &str) -> Option<&'static str> {
+    match key {
+        "detect_url" => Some("url"),
+        _ => None,
+    }
+}
+
 /// The line and column of the value at `path` in `text`, or of its nearest enclosing table
 /// when the option is not written (a default); `None` when the text does not parse.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
@@ -47,7 +55,8 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     for step in steps {
         let value = match step {
             Step::Key(k) => table.and_then(|t| {
-                t.iter().find(|(key, _)| key.get_ref().as_ref() == k).map(|(_, v)| v)
+                let named = |name: &str| t.iter().find(|(key, _)| key.get_ref().as_ref() == name);
+                named(k).or_else(|| older_name(k).and_then(named)).map(|(_, v)| v)
             }),
             Step::Index(i) => array.and_then(|a| a.get(i)),
         };

@@ -279,6 +279,17 @@ impl Outbox {
         Ok(true)
     }
 
+    /// The center will never store clip chunk `chunk_id` (it refused it, or takes no clips):
+    /// every waiting chunk of its clip is given up, logged and counted.
+    pub fn give_up_clip(&self, chunk_id: &str) -> Result<(), OutboxError> {
+        let clip = clip_of(chunk_id);
+        if !self.waiting_chunks().any(|c| clip_of(&c.chunk_id) == clip) {
+            return Ok(());
+        }
+        warn!(clip = %clip, "the center takes no such clip (its dead letters say why); given up");
+        self.drop_clip(clip)
+    }
+
     /// Removes every waiting chunk of clip `clip` and counts the clip as dropped.
     fn drop_clip(&self, clip: &str) -> Result<(), OutboxError> {
         let chunks: Vec<String> = self
@@ -704,6 +715,11 @@ mod tests {
         let unsent: Vec<String> =
             o.clip_chunks(10, |id| id == "c1@1000").into_iter().map(|p| p.id).collect();
         assert_eq!(unsent, ["c1@2000"]);
+        // The center refuses one chunk for good: the whole clip is given up, once.
+        o.give_up_clip("c1@2000").unwrap();
+        o.give_up_clip("c1@1000").unwrap();
+        assert!(o.is_empty() && o.bytes() == 0);
+        assert_eq!(o.drops.clips.load(Ordering::Relaxed), 1);
     }
 
     #[test]

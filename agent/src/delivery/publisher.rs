@@ -298,8 +298,8 @@ impl Session for Connection {
         };
         if p.topic == self.receipt_topic {
             match read_receipt(&p.payload, self.center_key.as_ref()) {
-                Ok(ids) => {
-                    let _ = self.control.send(Control::Receipt(ids));
+                Ok((stored, refused)) => {
+                    let _ = self.control.send(Control::Receipt { stored, refused });
                 }
                 Err(e) => warn!("ignoring a receipt: {e}"),
             }
@@ -362,19 +362,23 @@ fn read_center_status(
     Ok(status)
 }
 
-/// The outbox ids a receipt names (alarms, updates, snapshots that followed their alarms, clip
-/// chunks), if it is
-/// well-formed and, when the center's key is known, signed by the center.
-fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec<String>, String> {
+/// The outbox ids a receipt names as stored (alarms, updates, snapshots that followed their
+/// alarms, clip chunks) and the clip chunks it names as refused, if it is well-formed and, when
+/// the center's key is known, signed by the center.
+fn read_receipt(
+    payload: &[u8],
+    center_key: Option<&VerifyingKey>,
+) -> Result<(Vec<String>, Vec<String>), String> {
     let receipt: Receipt = from_center(payload, center_key, RECEIPT_SIGNATURE_FIELD)?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
-    Ok(receipt
+    let stored = receipt
         .alarm_ids
         .into_iter()
         .chain(receipt.update_ids)
         .chain(snapshots)
         .chain(receipt.clip_chunks)
-        .collect())
+        .collect();
+    Ok((stored, receipt.refused_clip_chunks))
 }
 
 /// What the connection task tells the sending task.
@@ -382,7 +386,13 @@ fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Vec
 enum Control {
     Connected,
     Disconnected,
-    Receipt(Vec<String>),
+    /// A receipt: outbox ids stored, and clip chunks the center will never store.
+    Receipt {
+        /// Stored.
+        stored: Vec<String>,
+        /// Refused for good.
+        refused: Vec<String>,
+    },
     /// The center said it is (or is not) ingesting, and whether it takes event updates and
     /// clips.
     Center {
@@ -455,13 +465,19 @@ impl Sender {
                             }
                         }
                     }
-                    Some(Control::Receipt(ids)) => {
-                        for id in ids {
+                    Some(Control::Receipt { stored, refused }) => {
+                        for id in stored {
                             self.window.receipted(&id);
                             match self.outbox.remove(&id) {
                                 Ok(true) => debug!(alarm = %id, "receipted; left the outbox"),
                                 Ok(false) => {}
                                 Err(e) => warn!(alarm = %id, "{e}"),
+                            }
+                        }
+                        for chunk in refused {
+                            self.window.receipted(&chunk);
+                            if let Err(e) = self.outbox.give_up_clip(&chunk) {
+                                warn!(chunk = %chunk, "{e}");
                             }
                         }
                     }
@@ -523,9 +539,15 @@ impl Sender {
                 PendingKind::Snapshot => &self.snapshot_topic,
                 PendingKind::Clip if self.center_takes_clips => &self.clip_topic,
                 PendingKind::Update if self.center_takes_events => &self.event_topic,
-                PendingKind::Update | PendingKind::Clip => {
-                    // An older center would not understand it, and never receipt it.
+                // An older center would not understand them, and never receipt them.
+                PendingKind::Update => {
                     if let Err(e) = self.outbox.remove(&p.id) {
+                        warn!(id = %p.id, "{e}");
+                    }
+                    continue;
+                }
+                PendingKind::Clip => {
+                    if let Err(e) = self.outbox.give_up_clip(&p.id) {
                         warn!(id = %p.id, "{e}");
                     }
                     continue;

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -101,21 +100,25 @@ pub fn camera_clips(config: &AgentConfig, rings: &[Option<Arc<StreamRing>>]) -> 
                 ClipStream::Detect => "detect",
                 ClipStream::Off => return None,
             };
+            // A mask that does not parse (the config's checks refuse it) must not let a clip
+            // out unmasked: that camera has no clips.
+            let masks = c.privacy_masks.iter().map(|m| Polygon::new(m).ok()).collect::<Option<_>>();
             Some(CameraClips {
                 camera_id: c.id.clone(),
                 ring: ring.clone()?,
                 stream,
-                masks: c.privacy_masks.iter().filter_map(|m| Polygon::new(m).ok()).collect(),
+                masks: masks?,
             })
         })
         .collect()
 }
 
-/// The clip maker's thread.
+/// The clip maker's thread. Dropping this cuts the clips still being recorded with what there
+/// is, on that thread, without waiting: a clip encoded again under privacy masks may take a
+/// while, and a new config (or the agent stopping) must not wait for it.
 #[derive(Debug)]
 pub struct ClipMaker {
-    requests: Option<mpsc::Sender<Request>>,
-    handle: Option<JoinHandle<()>>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl ClipMaker {
@@ -138,14 +141,14 @@ impl ClipMaker {
             work_dir: config.data_dir.join("clips"),
         };
         let (tx, rx) = mpsc::channel();
-        let handle = std::thread::Builder::new().name("clips".into()).spawn(move || {
+        std::thread::Builder::new().name("clips".into()).spawn(move || {
             // Clips are never urgent: the detector and the cameras come first (threads the
             // muxing pipeline starts from here inherit this).
             // SAFETY: setpriority changes only this thread's nice value.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
             Worker { settings, cameras, sealer, deliver, recording: Vec::new() }.run(&rx);
         })?;
-        Ok(Self { requests: Some(tx), handle: Some(handle) })
+        Ok(Self { requests: tx })
     }
 
     /// Tells the clip maker of a message the event logs made: an event's opening alarm starts
@@ -171,17 +174,7 @@ impl ClipMaker {
             }
             Outgoing::Update(_) => return,
         };
-        if let Some(tx) = &self.requests {
-            let _ = tx.send(request);
-        }
-    }
-
-    /// Cuts the clips still being recorded with what there is, and waits for them.
-    pub fn finish(mut self) {
-        self.requests.take();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        let _ = self.requests.send(request);
     }
 }
 

@@ -128,8 +128,9 @@ impl Sealer {
         // description's bytes come out exactly as signed.
         let signed = decode_limited::<ClipChunk>(&signed)
             .map_err(|_| SignatureError::Malformed("a clip description"))?;
+        let chunk_bytes = chunk_bytes.max(1);
         Ok(clip
-            .chunks(chunk_bytes.max(1))
+            .chunks(chunk_bytes)
             .enumerate()
             .map(|(i, data)| {
                 let offset = (i * chunk_bytes) as u64;

@@ -105,7 +105,7 @@ impl Pipeline {
                 Pace::Live,
             )?);
             if let Some(ring) = rings[i].clone().filter(|_| from == ClipStream::Record) {
-                records.push(RecordSource::spawn(cam.clone(), ring, stop.clone(), Arc::default())?);
+                records.push(RecordSource::spawn(cam.clone(), ring, stop.clone())?);
             }
         }
         let clips = ClipMaker::spawn(
@@ -216,7 +216,7 @@ struct DetectLoop {
     events: std::sync::mpsc::Receiver<CameraEvent>,
     handover: Handover,
     alarms: Alarms,
-    /// Cuts the events' clips (taken when the loop ends, to finish them).
+    /// Cuts the events' clips (dropped when the loop ends, to finish them).
     clips: Option<ClipMaker>,
     health: HealthReporter,
     /// Inference failures since start.
@@ -298,9 +298,8 @@ impl DetectLoop {
         for message in ended {
             self.send(message);
         }
-        if let Some(clips) = self.clips.take() {
-            clips.finish();
-        }
+        // The clips still being recorded are cut with what there is.
+        drop(self.clips.take());
     }
 
     /// Hands a message of the event logs to the clip maker and the alarm chain.

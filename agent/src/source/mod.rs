@@ -16,7 +16,7 @@ pub use camera::{
 };
 pub(crate) use camera::{build_pipeline, error_text};
 pub use frame::{Frame, FrameError, mono_now_ms};
-pub use record::{RecordCounters, RecordSource};
+pub use record::RecordSource;
 pub use recording::{Recording, RecordingError};
 pub use ring::{Cut, RingCounters, StreamRing, Unit, clip_codec};
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! whether the camera is online, so a lost record stream is logged and counted, not an event.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,24 +28,16 @@ pub struct RecordSource {
     handle: Option<JoinHandle<()>>,
 }
 
-/// How often a record stream was lost, since start.
-#[derive(Debug, Default)]
-pub struct RecordCounters {
-    /// Connections lost.
-    pub reconnects: AtomicU64,
-}
-
 impl RecordSource {
     /// Starts receiving camera `config`'s `record_url` into `ring` until `shutdown` is set.
     pub fn spawn(
         config: CameraConfig,
         ring: Arc<StreamRing>,
         shutdown: Arc<AtomicBool>,
-        counters: Arc<RecordCounters>,
     ) -> std::io::Result<Self> {
         let handle = std::thread::Builder::new()
             .name(format!("record-{}", config.id))
-            .spawn(move || run(&config, &ring, &shutdown, &counters))?;
+            .spawn(move || run(&config, &ring, &shutdown))?;
         Ok(Self { handle: Some(handle) })
     }
 
@@ -57,12 +49,8 @@ impl RecordSource {
     }
 }
 
-fn run(
-    config: &CameraConfig,
-    ring: &Arc<StreamRing>,
-    shutdown: &AtomicBool,
-    counters: &RecordCounters,
-) {
+/// Receives the record stream until `shutdown`, reconnecting with backoff.
+fn run(config: &CameraConfig, ring: &Arc<StreamRing>, shutdown: &AtomicBool) {
     let Some(url) = config.record_url.as_deref() else { return };
     let mut attempt = 0;
     while !shutdown.load(Ordering::Relaxed) {
@@ -81,7 +69,6 @@ fn run(
         if got_data {
             attempt = 0;
         }
-        counters.reconnects.fetch_add(1, Ordering::Relaxed);
         let delay = RECONNECT.delay(attempt);
         attempt += 1;
         warn!(

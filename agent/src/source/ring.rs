@@ -128,6 +128,13 @@ impl StreamRing {
         let keep_from = (now_ms - self.keep_ms).min(held_from);
         loop {
             let Some(next) = s.units.iter().skip(1).position(Unit::keyframe).map(|i| i + 1) else {
+                // One group of pictures over the bound (a camera with very rare keyframes, or
+                // none): nothing whole can go, so all of it does; the next keyframe starts again.
+                if s.bytes > self.max_bytes {
+                    self.counters.overflowed.fetch_add(s.units.len() as u64, Ordering::Relaxed);
+                    s.units.clear();
+                    s.bytes = 0;
+                }
                 return;
             };
             if s.units[next].mono_ms > keep_from {
@@ -237,6 +244,18 @@ mod tests {
         assert!(r.counters.bytes.load(Ordering::Relaxed) <= 25_000 + 10_000);
         assert!(r.counters.overflowed.load(Ordering::Relaxed) > 0);
         assert!(r.cut(0, i64::MAX).unwrap().units[0].keyframe());
+    }
+
+    #[test]
+    fn a_stream_without_keyframes_is_bounded_too() {
+        let r = ring(3_000, 25_000);
+        r.push(unit(1000, true), 0, 0);
+        for t in 1..100 {
+            r.push(unit(1000, false), t * 100, t * 100);
+        }
+        assert!(r.counters.bytes.load(Ordering::Relaxed) <= 25_000);
+        assert!(r.counters.overflowed.load(Ordering::Relaxed) > 0);
+        assert!(r.cut(0, i64::MAX).is_none(), "nothing to start a clip from until a keyframe");
     }
 
     #[test]

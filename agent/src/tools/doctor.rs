@@ -117,18 +117,19 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
             ));
             continue;
         }
+        // Without its record stream the camera still detects: its clips wait (a warning).
         let streams = [
-            (format!("{name} detect stream"), Some(camera.detect_url.clone())),
-            (format!("{name} record stream"), camera.record_url.clone()),
+            (format!("{name} detect stream"), Some(camera.detect_url.clone()), Outcome::Fail),
+            (format!("{name} record stream"), camera.record_url.clone(), Outcome::Warn),
         ];
-        for (name, url) in streams {
+        for (name, url, outcome) in streams {
             let Some(url) = url else { continue };
             let transport = camera.transport;
             let probed =
                 tokio::task::spawn_blocking(move || probe(&url, transport, camera_time)).await;
             checks.push(match probed {
                 Ok(Ok(r)) => Check::ok(name, format!("{} {}x{} at {:.1} fps, first frame after {} ms", r.codec, r.width, r.height, r.measured_fps, r.first_frame.as_millis())),
-                Ok(Err(e)) => Check::bad(Outcome::Fail, name, e.to_string(), "check the camera's power and cable, its URL (path, user, password) and transport; `xl-agent probe-camera URL` shows what it sends"),
+                Ok(Err(e)) => Check::bad(outcome, name, e.to_string(), "check the camera's power and cable, its URL (path, user, password) and transport; `xl-agent probe-camera URL` shows what it sends"),
                 Err(e) => Check::bad(Outcome::Fail, name, e.to_string(), "report this"),
             });
         }

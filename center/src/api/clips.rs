@@ -95,20 +95,23 @@ async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRec
 /// detail) once in [`VIEW_MS`]. A browser's video element fetches one viewing in many range
 /// requests, and the first need not start at byte 0 (it resumes, or seeks), so every request
 /// counts, but only the first in a while is written.
+/// A download (`download_clip`) is its own entry: a copy leaves the console.
 async fn audit_view(
     state: &ApiState,
     caller: &Caller,
     event_id: &str,
     clip_id: &str,
+    download: bool,
 ) -> Result<(), ApiError> {
     let now = now_ms();
+    let action = if download { "download_clip" } else { "view_clip" };
     let recent = state.audit.list(Some(event_id), None, 200)?;
     let seen = recent
         .iter()
         .take_while(|e| e.time_ms > now - VIEW_MS)
-        .any(|e| e.action == "view_clip" && e.user == caller.login() && e.detail == clip_id);
+        .any(|e| e.action == action && e.user == caller.login() && e.detail == clip_id);
     if !seen {
-        state.audit.record(now, caller.login(), "view_clip", event_id, clip_id)?;
+        state.audit.record(now, caller.login(), action, event_id, clip_id)?;
         state.store.flush().await?;
     }
     Ok(())
@@ -186,7 +189,7 @@ pub(super) async fn clip(
             return Ok(refused);
         }
     };
-    audit_view(&state, &caller, &event.id, &id).await?;
+    audit_view(&state, &caller, &event.id, &id, download).await?;
     let mut answer = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "video/mp4")

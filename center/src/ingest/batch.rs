@@ -69,6 +69,16 @@ pub(super) enum Item {
         /// The update.
         update: Box<EventUpdate>,
     },
+    /// A chunk its agent signed that this center will never store: dead-lettered, and named in
+    /// the agent's receipt as refused so it gives the clip up.
+    ClipRefused {
+        /// The agent whose topic it came on (and whose key signed it).
+        agent: String,
+        /// `{clip_id}@{offset}`.
+        chunk: String,
+        /// Why.
+        reason: String,
+    },
     /// A valid chunk of an event's clip, from `agent`, to write.
     Clip {
         /// The agent whose topic it came on (and whose key signed it).
@@ -147,7 +157,10 @@ pub(super) fn sort(
                 Ok((chunk, signed)) => {
                     Item::Clip { agent: agent.to_owned(), chunk: Box::new(chunk), signed }
                 }
-                Err(reason) => Item::Refused(reason),
+                Err((reason, None)) => Item::Refused(reason),
+                Err((reason, Some(chunk))) => {
+                    Item::ClipRefused { agent: agent.to_owned(), chunk, reason }
+                }
             }
         } else {
             let verdict =
@@ -200,6 +213,11 @@ impl Receipts {
     /// `agent`'s chunk of clip `clip_id` at `offset` is on disk.
     pub(super) fn clip_chunk(&mut self, agent: &str, clip_id: &str, offset: u64) {
         self.of(agent).clip_chunks.push(xueliang_proto::clip_chunk_id(clip_id, offset));
+    }
+
+    /// `agent`'s clip chunk `chunk` (`{clip_id}@{offset}`) will never be stored.
+    pub(super) fn refused_clip_chunk(&mut self, agent: &str, chunk: String) {
+        self.of(agent).refused_clip_chunks.push(chunk);
     }
 
     /// Each agent and its receipt, stamped `now_ms` and signed with the center's `key`; a

@@ -334,6 +334,11 @@ async fn write_batches(
                 Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
                 Item::Update { agent, update } => updates.push((i, agent, update)),
                 Item::Clip { agent, chunk, signed } => chunks.push((i, agent, chunk, signed)),
+                Item::ClipRefused { agent, chunk, reason } => {
+                    refused_clip(&p.topic);
+                    dead_letter(&p.topic, &p.payload, &reason);
+                    receipts.refused_clip_chunk(&agent, chunk);
+                }
             }
         }
         let rows: Vec<(&AlarmRecord, &[u8])> =
@@ -405,8 +410,9 @@ async fn write_batches(
             feed.publish(Change::Updated, r);
         }
         // The batch's alarms are stored, told and receipted before its clip chunks are written
-        // (synced, which takes long): an alarm never waits on video. A clip completed now joins
-        // an event stored in this batch.
+        // (synced, which takes long): an alarm never waits on the video of its own batch (the
+        // next batch waits for these writes). A clip completed now joins an event stored in
+        // this batch.
         send_receipts(&client, &topics, &center_key, receipts).await;
         let mut receipts = Receipts::default();
         // Records a completed clip changed (durable: completing a clip flushes the store).
@@ -452,11 +458,13 @@ async fn write_batches(
                 Ok(Put::Refused(reason)) => {
                     refused_clip(&p.topic);
                     dead_letter(&p.topic, &p.payload, &reason);
+                    receipts.refused_clip_chunk(&agent, xueliang_proto::clip_chunk_id(id, offset));
                 }
                 Ok(Put::Mismatch(reason)) => {
                     stats.clips_failed.fetch_add(1, Ordering::Relaxed);
                     refused_clip(&p.topic);
                     dead_letter(&p.topic, &p.payload, &reason);
+                    receipts.refused_clip_chunk(&agent, xueliang_proto::clip_chunk_id(id, offset));
                 }
                 Err(e) => {
                     warn!(clip = %id, agent = %agent, "cannot store a clip chunk: {e}");

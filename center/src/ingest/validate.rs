@@ -110,6 +110,10 @@ pub(super) fn validate_update(
     Ok(u)
 }
 
+/// Why a clip chunk is refused, and the chunk (`{clip_id}@{offset}`) when its agent signed it:
+/// that agent is told, so it gives the clip up instead of sending it for ever.
+pub(super) type ClipRefusal = (String, Option<String>);
+
 /// The chunk of an event's clip in `payload` and the chunk as signed (encoded without its offset
 /// and data, which the center keeps as the clip's proof of origin), or why it is refused. A clip
 /// is at most `max_bytes`.
@@ -119,8 +123,16 @@ pub(super) fn validate_clip(
     topic: &str,
     payload: &[u8],
     max_bytes: u64,
-) -> Result<(ClipChunk, Vec<u8>), String> {
-    let c: ClipChunk = verified(topics, keys, topic, payload)?;
+) -> Result<(ClipChunk, Vec<u8>), ClipRefusal> {
+    let c: ClipChunk = verified(topics, keys, topic, payload).map_err(|reason| (reason, None))?;
+    let chunk_id = xueliang_proto::clip_chunk_id(&c.clip_id, c.offset);
+    check_clip(&c, max_bytes).map_err(|reason| (reason, Some(chunk_id)))?;
+    let signed = signed_part(payload, &CLIP_CHUNK_FIELDS).map_err(|e| (e.to_string(), None))?;
+    Ok((c, signed))
+}
+
+/// Whether a chunk its agent signed describes a clip this center takes, and lies within it.
+fn check_clip(c: &ClipChunk, max_bytes: u64) -> Result<(), String> {
     let id = &c.clip_id;
     // The agent's id names a directory of its partial clips.
     if !is_valid_id(&c.agent_id) {
@@ -147,8 +159,7 @@ pub(super) fn validate_clip(
             c.size
         ));
     }
-    let signed = signed_part(payload, &CLIP_CHUNK_FIELDS).map_err(|e| e.to_string())?;
-    Ok((c, signed))
+    Ok(())
 }
 
 /// [`validate`] for every publish on an alarm topic, on several threads: checking signatures
@@ -297,9 +308,11 @@ mod tests {
         assert!(check(&moved.encode_to_vec()).is_ok());
         let mut resized = ClipChunk::decode(sealed.as_slice()).unwrap();
         resized.size = 99;
-        assert!(check(&resized.encode_to_vec()).unwrap_err().contains("does not verify"));
-        assert!(check(&seal(&v2, &chunk)).unwrap_err().contains("does not verify"));
-        let err = validate_clip(&t, &keys, "xl/v1/v1/event", &sealed, 1000).unwrap_err();
+        // Not signed by the agent: nobody to tell.
+        let (err, named) = check(&resized.encode_to_vec()).unwrap_err();
+        assert!(err.contains("does not verify") && named.is_none(), "{err}");
+        assert!(check(&seal(&v2, &chunk)).unwrap_err().0.contains("does not verify"));
+        let (err, _) = validate_clip(&t, &keys, "xl/v1/v1/event", &sealed, 1000).unwrap_err();
         assert!(err.contains("not an agent clip topic"), "{err}");
         for (bad, reason) in [
             (
@@ -321,8 +334,11 @@ mod tests {
             (ClipChunk { offset: u64::MAX, ..chunk.clone() }, "is not within"),
             (ClipChunk { data: Default::default(), ..chunk.clone() }, "a chunk of 0 bytes"),
         ] {
-            let err = check(&seal(&v1, &bad)).unwrap_err();
+            // Signed by the agent: the chunk is named, so the agent gives its clip up.
+            let (err, named) = check(&seal(&v1, &bad)).unwrap_err();
             assert!(err.contains(reason), "{err}");
+            let id = xueliang_proto::clip_chunk_id(&bad.clip_id, bad.offset);
+            assert_eq!(named, Some(id));
         }
     }
 }

@@ -35,8 +35,10 @@ use crate::domain::{AlarmRecord, ClipRecord};
 /// untouched longest: an agent sends its chunks in order, a few at a time, so that is one it gave
 /// up (its outbox full), which would otherwise block its clips until retention.
 const PARTIALS_PER_AGENT: usize = 8;
-/// A partial clip untouched this long is deleted by retention.
-const PARTIAL_IDLE_MS: i64 = DAY_MS;
+/// A partial clip untouched this long is deleted by retention: longer than a box keeps what
+/// waits in its outbox (`outbox.max_age_days`, 7 by default), so a clip whose link was cut for
+/// days still completes when it comes back.
+const PARTIAL_IDLE_MS: i64 = 8 * DAY_MS;
 /// The subdirectory of partial clips.
 const PARTIAL: &str = "partial";
 
@@ -842,11 +844,11 @@ mod tests {
         let stale = chunks("stale", "e1", 5, &video(30), 10);
         put(&clips, &stale[0]);
         put(&clips, &chunks("busy", "e1", 5, &video(30), 10)[0]);
-        let two_days_ago =
-            std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        let nine_days_ago =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(9 * 86_400);
         for ext in ["part", "ranges"] {
             let path = clips.partial_dir("a").join(format!("stale.{ext}"));
-            File::options().write(true).open(path).unwrap().set_modified(two_days_ago).unwrap();
+            File::options().write(true).open(path).unwrap().set_modified(nine_days_ago).unwrap();
         }
         let retention = Retention { alarm_days: 365, snapshot_days: 90, clip_days: 30 };
         assert_eq!(clips.sweep(retention, now).unwrap(), ClipsSwept { clips: 2, partials: 1 });
