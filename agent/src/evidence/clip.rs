@@ -113,13 +113,15 @@ pub fn camera_clips(config: &AgentConfig, rings: &[Option<Arc<StreamRing>>]) -> 
         .collect()
 }
 
-/// The clip maker's thread. Dropping this cuts the clips still being recorded with what there
-/// is, on that thread, without waiting: a clip encoded again under privacy masks may take a
-/// while, and a new config (or the agent stopping) must not wait for it.
+/// The clip maker's thread.
 #[derive(Debug)]
 pub struct ClipMaker {
     requests: mpsc::Sender<Request>,
+    handle: std::thread::JoinHandle<()>,
 }
+
+/// How long [`ClipMaker::finish`] waits for the last clips.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
 
 impl ClipMaker {
     /// Starts making the clips of `cameras` for `config`'s events, sealed by `sealer`, handed
@@ -141,14 +143,14 @@ impl ClipMaker {
             work_dir: config.data_dir.join("clips"),
         };
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("clips".into()).spawn(move || {
+        let handle = std::thread::Builder::new().name("clips".into()).spawn(move || {
             // Clips are never urgent: the detector and the cameras come first (threads the
             // muxing pipeline starts from here inherit this).
             // SAFETY: setpriority changes only this thread's nice value.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
             Worker { settings, cameras, sealer, deliver, recording: Vec::new() }.run(&rx);
         })?;
-        Ok(Self { requests: tx })
+        Ok(Self { requests: tx, handle })
     }
 
     /// Tells the clip maker of a message the event logs made: an event's opening alarm starts
@@ -175,6 +177,23 @@ impl ClipMaker {
             Outgoing::Update(_) => return,
         };
         let _ = self.requests.send(request);
+    }
+
+    /// Cuts the clips still being recorded with what there is and waits up to [`FINISH_WAIT`]
+    /// for them (a stopping agent then lets go of its outbox). A clip still being encoded again
+    /// under privacy masks is left to finish on its own: a new config must not wait for it.
+    pub fn finish(self) {
+        let Self { requests, handle } = self;
+        drop(requests);
+        let deadline = std::time::Instant::now() + FINISH_WAIT;
+        while !handle.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        } else {
+            warn!("an event clip is still being encoded; it is finished in the background");
+        }
     }
 }
 

@@ -216,7 +216,7 @@ struct DetectLoop {
     events: std::sync::mpsc::Receiver<CameraEvent>,
     handover: Handover,
     alarms: Alarms,
-    /// Cuts the events' clips (dropped when the loop ends, to finish them).
+    /// Cuts the events' clips (taken when the loop ends, to finish them).
     clips: Option<ClipMaker>,
     health: HealthReporter,
     /// Inference failures since start.
@@ -298,8 +298,9 @@ impl DetectLoop {
         for message in ended {
             self.send(message);
         }
-        // The clips still being recorded are cut with what there is.
-        drop(self.clips.take());
+        if let Some(clips) = self.clips.take() {
+            clips.finish();
+        }
     }
 
     /// Hands a message of the event logs to the clip maker and the alarm chain.
