@@ -623,14 +623,7 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     }
 
     // Prometheus reads the counts without logging in.
-    let metrics = anonymous
-        .get(format!("http://{}/metrics", rig.center.http_addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(rig.center.http_addr).await;
     for line in [
         "xl_center_alarms_stored_total 35",
         "xl_center_alarms 35",
@@ -800,12 +793,7 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
     assert_eq!(beyond.status(), 416);
 
     // Written once each; the forged chunk dead-lettered.
-    let metrics = reqwest::get(format!("http://{}/metrics", rig.center.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(rig.center.http_addr).await;
     for line in [
         "xl_center_clip_chunks_stored_total 3",
         "xl_center_clips_completed_total 1",
@@ -823,4 +811,9 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
     );
     rig.shutdown.cancel();
     rig.center.join().await;
+}
+
+/// The center's Prometheus page, read without logging in.
+async fn metrics(http: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap()
 }

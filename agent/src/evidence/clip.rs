@@ -69,9 +69,9 @@ enum Request {
     Ended { event_id: String, duration_ms: i64 },
 }
 
-/// A clip being recorded.
+/// A clip being recorded (its ring held from its start).
 #[derive(Debug)]
-struct Recording {
+struct InProgress {
     camera: usize,
     event_id: String,
     event_mono_ms: i64,
@@ -81,7 +81,7 @@ struct Recording {
     hold: u64,
 }
 
-impl Recording {
+impl InProgress {
     fn due_at(&self, max_ms: i64) -> i64 {
         let cap = self.from_mono_ms + max_ms;
         self.until_mono_ms.map_or(cap, |u| u.min(cap))
@@ -202,7 +202,7 @@ struct Worker {
     cameras: Vec<CameraClips>,
     sealer: Arc<Sealer>,
     deliver: Deliver,
-    recording: Vec<Recording>,
+    recording: Vec<InProgress>,
 }
 
 impl Worker {
@@ -227,7 +227,7 @@ impl Worker {
                 };
                 let from_mono_ms = at_mono_ms - self.settings.pre_ms;
                 let hold = self.cameras[camera].ring.hold(from_mono_ms);
-                self.recording.push(Recording {
+                self.recording.push(InProgress {
                     camera,
                     event_id,
                     event_mono_ms: at_mono_ms,
@@ -248,7 +248,7 @@ impl Worker {
     fn cut_due(&mut self, all: bool) {
         let now = mono_now_ms();
         let max_ms = self.settings.max_ms;
-        let (due, waiting): (Vec<Recording>, Vec<Recording>) =
+        let (due, waiting): (Vec<InProgress>, Vec<InProgress>) =
             std::mem::take(&mut self.recording).into_iter().partition(|r| {
                 let at = r.due_at(max_ms);
                 let newest = self.cameras[r.camera].ring.newest_mono_ms().unwrap_or(i64::MIN);
