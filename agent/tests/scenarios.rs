@@ -483,7 +483,7 @@ fn covering_or_blurring_the_lens_is_one_tamper_event_each() {
         .iter()
         .filter_map(|m| match &m.message {
             Outgoing::Alarm { detail, .. } => Some((m.frame, detail.as_str())),
-            Outgoing::Update(_) => None,
+            Outgoing::Update { .. } => None,
         })
         .collect();
     assert_eq!(seen.len(), 2, "{seen:?}");

@@ -88,7 +88,7 @@ fn replay(
     let (mut events, mut instant) = (0, 0);
     for (k, m) in report.messages.iter().enumerate() {
         let (rule, line, jpeg) = match &m.message {
-            Outgoing::Alarm { alarm, detail } => {
+            Outgoing::Alarm { alarm, detail, .. } => {
                 let kind = RuleKind::of(alarm.kind).name();
                 rule_of.insert(alarm.id.clone(), alarm.rule_id.clone());
                 events += 1;
@@ -105,7 +105,7 @@ fn replay(
                 );
                 (alarm.rule_id.clone(), line, &alarm.snapshot_jpeg)
             }
-            Outgoing::Update(u) => {
+            Outgoing::Update { update: u, .. } => {
                 let rule = rule_of.get(&u.event_id).cloned().unwrap_or_default();
                 let what = if u.ended {
                     format!(

@@ -171,10 +171,10 @@ impl ClipMaker {
                     lasting: alarm.opens_event,
                 }
             }
-            Outgoing::Update(u) if u.ended => {
+            Outgoing::Update { update: u, .. } if u.ended => {
                 Request::Ended { event_id: u.event_id.clone(), duration_ms: u.duration_ms as i64 }
             }
-            Outgoing::Update(_) => return,
+            Outgoing::Update { .. } => return,
         };
         let _ = self.requests.send(request);
     }
@@ -353,9 +353,7 @@ fn span_ms(cut: &Cut) -> Option<u64> {
 /// the video is decoded, blacked out under the masks and encoded again as H.264.
 pub fn mux(cut: &Cut, masking: Option<(&[Polygon], u32)>, path: &Path) -> Result<Vec<u8>, String> {
     gst::init().map_err(|e| e.to_string())?;
-    let h265 = cut.caps.structure(0).is_some_and(|s| s.name() == "video/x-h265");
-    let (parse, decode) =
-        if h265 { ("h265parse", "avdec_h265") } else { ("h264parse", "avdec_h264") };
+    let (parse, decode) = codec_elements(&cut.caps);
     let middle = match masking {
         None => String::new(),
         Some((_, kbps)) => format!(
@@ -388,8 +386,33 @@ pub fn mux(cut: &Cut, masking: Option<(&[Polygon], u32)>, path: &Path) -> Result
     std::fs::read(path).map_err(|e| format!("cannot read the clip back: {e}"))
 }
 
+/// The parser and the decoder of a cut's codec (H.264 or H.265).
+pub(super) fn codec_elements(caps: &gst::Caps) -> (&'static str, &'static str) {
+    if caps.structure(0).is_some_and(|s| s.name() == "video/x-h265") {
+        ("h265parse", "avdec_h265")
+    } else {
+        ("h264parse", "avdec_h264")
+    }
+}
+
 /// Pushes the cut's units with times from zero, ends the stream and waits for the file.
 fn feed_and_wait(pipeline: &gst::Pipeline, src: &gst_app::AppSrc, cut: &Cut) -> Result<(), String> {
+    feed(src, cut)?;
+    let bus = pipeline.bus().ok_or("muxer has no bus")?;
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(MUX_DEADLINE.as_secs()),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .ok_or("muxing took too long")?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Err(crate::source::error_text(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Pushes the cut's units into `src` with times from zero, then ends the stream.
+pub(super) fn feed(src: &gst_app::AppSrc, cut: &Cut) -> Result<(), String> {
     let base = cut.units.iter().filter_map(|u| time_of(&u.buffer)).min();
     let first_mono = cut.units.first().map_or(0, |u| u.mono_ms);
     for unit in &cut.units {
@@ -407,20 +430,10 @@ fn feed_and_wait(pipeline: &gst::Pipeline, src: &gst_app::AppSrc, cut: &Cut) -> 
                 b.set_dts(t);
             }
         }
-        src.push_buffer(buffer).map_err(|e| format!("muxer refused a frame: {e:?}"))?;
+        src.push_buffer(buffer).map_err(|e| format!("a frame was refused: {e:?}"))?;
     }
-    src.end_of_stream().map_err(|e| format!("cannot end the clip: {e:?}"))?;
-    let bus = pipeline.bus().ok_or("muxer has no bus")?;
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(MUX_DEADLINE.as_secs()),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .ok_or("muxing took too long")?;
-    match msg.view() {
-        gst::MessageView::Error(e) => Err(crate::source::error_text(e)),
-        _ => Ok(()),
-    }
+    src.end_of_stream().map_err(|e| format!("cannot end the stream: {e:?}"))?;
+    Ok(())
 }
 
 /// Width and height of a frame.

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use xueliang_proto::{self as proto, RuleKind, SCHEMA_VERSION};
 
 use super::alarm::{AlarmContext, build, detections};
-use super::picture::snapshot;
+use super::picture::PictureJob;
 use crate::config::{AgentConfig, SeverityConfig, SnapshotConfig};
 use crate::detect::ModelCard;
-use crate::rules::{Change, FrameTime, Hit, RuleSet, Shape};
+use crate::rules::{Change, FrameTime, Hit, RuleSet};
 use crate::source::Frame;
 
 /// Updates of one event go out at most this often (its end and reminders excepted).
@@ -34,9 +34,56 @@ pub enum Outgoing {
         alarm: proto::Alarm,
         /// What happened, briefly (for the log).
         detail: String,
+        /// Its picture, still to be drawn ([`Outgoing::draw`]).
+        picture: Option<PictureJob>,
     },
     /// An update or the end of an open event.
-    Update(proto::EventUpdate),
+    Update {
+        /// The update, not yet sealed.
+        update: proto::EventUpdate,
+        /// A better picture of the event, still to be drawn ([`Outgoing::draw`]).
+        picture: Option<PictureJob>,
+    },
+}
+
+impl Outgoing {
+    /// Draws the message's picture with `draw` (the JPEG and the size of the frame it shows);
+    /// a picture that cannot be made leaves the message without one.
+    pub fn draw(
+        &mut self,
+        draw: impl FnOnce(&PictureJob) -> Result<(Vec<u8>, (usize, usize)), String>,
+    ) {
+        let (job, jpeg, width, height, id) = match self {
+            Outgoing::Alarm { alarm, picture, .. } => (
+                picture.take(),
+                &mut alarm.snapshot_jpeg,
+                &mut alarm.frame_width,
+                &mut alarm.frame_height,
+                &alarm.id,
+            ),
+            Outgoing::Update { update, picture } => (
+                picture.take(),
+                &mut update.snapshot_jpeg,
+                &mut update.frame_width,
+                &mut update.frame_height,
+                &update.event_id,
+            ),
+        };
+        let Some(job) = job else { return };
+        match draw(&job) {
+            Ok((bytes, (w, h))) => {
+                *jpeg = bytes.into();
+                (*width, *height) = (w as u32, h as u32);
+            }
+            Err(e) => tracing::warn!(event = %id, "event picture not made: {e}"),
+        }
+    }
+
+    /// The message with its picture drawn on the frame its objects were seen on.
+    pub fn drawn(mut self) -> Self {
+        self.draw(|job| Ok((job.draw_on(&job.frame)?, (job.frame.width(), job.frame.height()))));
+        self
+    }
 }
 
 /// One open event, as sent so far.
@@ -51,8 +98,10 @@ struct Open {
     /// The best view so far: its area × score and its objects.
     best: f32,
     best_hits: Vec<Hit>,
-    /// A better picture not sent yet, and when the last was made.
-    picture: Option<Vec<u8>>,
+    /// Track ids of the objects that opened it: marked on its pictures.
+    openers: Vec<u64>,
+    /// A better picture not sent yet, and when the last was chosen.
+    picture: Option<PictureJob>,
     picture_mono_ms: i64,
     size: (usize, usize),
     /// Whether something worth an update changed since the last one.
@@ -70,6 +119,7 @@ impl Open {
             peak: hits.len() as u32,
             best: view(hits),
             best_hits: hits.to_vec(),
+            openers: hits.iter().map(|h| h.track).collect(),
             picture: None,
             picture_mono_ms: at.mono_ms,
             size,
@@ -167,16 +217,16 @@ impl EventLog {
             match change {
                 Change::Opened { rule, hits, detail, lasting } => {
                     let r = &rules.rules[rule];
-                    let jpeg = frame
-                        .map(|f| self.picture(f, &r.shape, &hits, rules, false))
-                        .unwrap_or_default();
+                    let openers: Vec<u64> = hits.iter().map(|h| h.track).collect();
+                    let picture =
+                        frame.map(|f| self.picture(f, rule, &hits, openers, rules, false));
                     let ctx = self.context(&r.id, r.kind, r.severity, &r.place);
-                    let mut alarm = build(&ctx, &hits, at.wall_ms, size, jpeg);
+                    let mut alarm = build(&ctx, &hits, at.wall_ms, size, Vec::new());
                     alarm.opens_event = lasting;
                     if lasting {
                         self.open.insert(rule, Open::new(alarm.id.clone(), &hits, at, size));
                     }
-                    out.push(Outgoing::Alarm { alarm, detail });
+                    out.push(Outgoing::Alarm { alarm, detail, picture });
                 }
                 Change::Ongoing { rule, hits } => {
                     let r = &rules.rules[rule];
@@ -184,15 +234,17 @@ impl EventLog {
                         view(&hits) > o.best * BETTER_VIEW
                             && at.mono_ms - o.picture_mono_ms >= PICTURE_EVERY_MS
                     });
+                    let openers =
+                        self.open.get(&rule).map(|o| o.openers.clone()).unwrap_or_default();
                     let picture = frame
                         .filter(|_| better)
-                        .map(|f| self.picture(f, &r.shape, &hits, rules, true));
+                        .map(|f| self.picture(f, rule, &hits, openers, rules, true));
                     let Some(o) = self.open.get_mut(&rule) else { continue };
-                    if let Some(jpeg) = picture {
+                    if let Some(job) = picture {
                         o.best = view(&hits);
                         o.best_hits = hits.clone();
                         o.size = size;
-                        o.picture = Some(jpeg).filter(|j| !j.is_empty());
+                        o.picture = Some(job);
                         o.picture_mono_ms = at.mono_ms;
                         o.changed = true;
                     }
@@ -202,20 +254,18 @@ impl EventLog {
                     }
                     let (agent, names) = (&self.agent_id, &self.class_names);
                     if o.changed && at.mono_ms - o.sent_mono_ms >= UPDATE_EVERY_MS {
-                        out.push(Outgoing::Update(make_update(agent, names, o, at, false, false)));
+                        out.push(make_update(agent, names, o, at, false, false));
                     } else if r
                         .repeat_ms
                         .is_some_and(|every| at.mono_ms - o.reminded_mono_ms >= every)
                     {
-                        out.push(Outgoing::Update(make_update(agent, names, o, at, false, true)));
+                        out.push(make_update(agent, names, o, at, false, true));
                     }
                 }
                 Change::Ended { rule, last_held } => {
                     if let Some(mut o) = self.open.remove(&rule) {
                         let (agent, names) = (&self.agent_id, &self.class_names);
-                        out.push(Outgoing::Update(make_update(
-                            agent, names, &mut o, last_held, true, false,
-                        )));
+                        out.push(make_update(agent, names, &mut o, last_held, true, false));
                     }
                 }
             }
@@ -223,20 +273,28 @@ impl EventLog {
         out
     }
 
-    /// The evidence picture of `hits` in `frame` (`inline`: small enough to travel in an update).
+    /// The picture of rule `rule`'s event in `frame`: its objects `hits` (`openers` marked) and
+    /// every other object in view (`inline`: small enough to travel in an update).
     fn picture(
         &self,
         frame: &Frame,
-        shape: &Shape,
+        rule: usize,
         hits: &[Hit],
+        openers: Vec<u64>,
         rules: &RuleSet,
         inline: bool,
-    ) -> Vec<u8> {
-        let cfg = if inline { &self.update_picture } else { &self.snapshot };
-        snapshot(frame, shape, hits, rules.masks(), cfg).unwrap_or_else(|e| {
-            tracing::warn!(camera = %self.camera_id, "event picture not made: {e}");
-            Vec::new()
-        })
+    ) -> PictureJob {
+        let mut objects = hits.to_vec();
+        let others = rules.in_view(rule, (frame.width(), frame.height()));
+        objects.extend(others.into_iter().filter(|o| !hits.iter().any(|h| h.track == o.track)));
+        PictureJob {
+            frame: frame.clone(),
+            shape: rules.rules[rule].shape.clone(),
+            objects,
+            openers,
+            masks: rules.masks().to_vec(),
+            cfg: if inline { &self.update_picture } else { &self.snapshot }.clone(),
+        }
     }
 
     /// The camera has been offline since `since` (`reason`): the alarm opening its event.
@@ -245,14 +303,13 @@ impl EventLog {
         let mut alarm = build(&ctx, &[], since.wall_ms, (0, 0), Vec::new());
         alarm.opens_event = true;
         self.offline = Some(Open::new(alarm.id.clone(), &[], since, (0, 0)));
-        Outgoing::Alarm { alarm, detail: reason.to_owned() }
+        Outgoing::Alarm { alarm, detail: reason.to_owned(), picture: None }
     }
 
     /// The camera is back at `at`: the end of its offline event, if one is open.
     pub fn camera_back(&mut self, at: FrameTime) -> Option<Outgoing> {
         let mut o = self.offline.take()?;
-        let update = make_update(&self.agent_id, &self.class_names, &mut o, at, true, false);
-        Some(Outgoing::Update(update))
+        Some(make_update(&self.agent_id, &self.class_names, &mut o, at, true, false))
     }
 }
 
@@ -265,14 +322,14 @@ fn make_update(
     at: FrameTime,
     ended: bool,
     reminder: bool,
-) -> proto::EventUpdate {
+) -> Outgoing {
     o.seq += 1;
     o.changed = false;
     o.sent_mono_ms = at.mono_ms;
     if reminder {
         o.reminded_mono_ms = at.mono_ms;
     }
-    proto::EventUpdate {
+    let update = proto::EventUpdate {
         schema_version: SCHEMA_VERSION as i32,
         id: uuid::Uuid::now_v7().to_string(),
         agent_id: agent_id.to_owned(),
@@ -284,11 +341,12 @@ fn make_update(
         duration_ms: (at.mono_ms - o.start_mono_ms).max(0) as u64,
         peak_count: o.peak,
         detections: detections(&o.best_hits, class_names),
-        snapshot_jpeg: o.picture.take().unwrap_or_default().into(),
+        snapshot_jpeg: Default::default(),
         frame_width: o.size.0 as u32,
         frame_height: o.size.1 as u32,
         reminder,
         signature: Default::default(),
         snapshot_sha256: Default::default(),
-    }
+    };
+    Outgoing::Update { update, picture: o.picture.take() }
 }

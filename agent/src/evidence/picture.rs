@@ -39,6 +39,7 @@ pub struct Rgb {
 
 const ZONE_COLOUR: [u8; 3] = [255, 215, 0];
 const BOX_COLOUR: [u8; 3] = [230, 30, 30];
+const OTHER_COLOUR: [u8; 3] = [255, 140, 0];
 const MASK_COLOUR: [u8; 3] = [0, 160, 255];
 /// JPEG's largest block (a 4:2:0 macroblock), in pixels.
 const BLOCK: usize = 16;
@@ -164,20 +165,27 @@ impl Rgb {
         self.draw_polygon(mask, MASK_COLOUR);
     }
 
-    /// Outlines each object's box, labelled with its track id.
-    pub fn draw_hits(&mut self, hits: &[Hit]) {
+    /// Outlines each object's box, labelled with its track id: the ones `marked` (those that
+    /// opened the event) in red and thicker, the others in amber.
+    pub fn draw_hits(&mut self, hits: &[Hit], marked: impl Fn(&Hit) -> bool) {
+        // Marked boxes last, so that they stay on top where boxes overlap.
+        let (on_top, under): (Vec<&Hit>, Vec<&Hit>) = hits.iter().partition(|h| marked(h));
         let t = self.thickness();
-        for h in hits {
+        for (h, colour, t) in under
+            .into_iter()
+            .map(|h| (h, OTHER_COLOUR, t))
+            .chain(on_top.into_iter().map(|h| (h, BOX_COLOUR, t + 2)))
+        {
             let b = h.detection.bbox;
             let (tl, br) = (self.px(b.x1, b.y1), self.px(b.x2, b.y2));
             let (tr, bl) = ((br.0, tl.1), (tl.0, br.1));
-            self.line(tl, tr, BOX_COLOUR, t);
-            self.line(tr, br, BOX_COLOUR, t);
-            self.line(br, bl, BOX_COLOUR, t);
-            self.line(bl, tl, BOX_COLOUR, t);
+            self.line(tl, tr, colour, t);
+            self.line(tr, br, colour, t);
+            self.line(br, bl, colour, t);
+            self.line(bl, tl, colour, t);
             if h.track != 0 {
                 let height = 6.0 * (t + 1) as f32;
-                self.text(tl.0, (tl.1 - height).max(0.0), &format!("#{}", h.track), BOX_COLOUR);
+                self.text(tl.0, (tl.1 - height).max(0.0), &format!("#{}", h.track), colour);
             }
         }
     }
@@ -248,24 +256,40 @@ impl Rgb {
     }
 }
 
-/// The evidence picture of an event on `frame`: the rule's shape and the objects drawn, the
-/// camera's privacy masks blacked out, encoded within the configured cap.
-pub fn snapshot(
-    frame: &Frame,
-    shape: &Shape,
-    hits: &[Hit],
-    masks: &[Polygon],
-    cfg: &SnapshotConfig,
-) -> Result<Vec<u8>, String> {
-    frame
-        .with_yuv(|yuv| {
-            let mut rgb = Rgb::from_yuv(yuv);
-            rgb.draw_shape(shape);
-            rgb.draw_hits(hits);
-            rgb.to_jpeg(cfg.quality, cfg.max_bytes, masks)
-        })
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+/// An event's picture still to be drawn: what it shows and the detect frame it was seen on.
+/// It is drawn off the detector's thread, on that frame or on the record stream's frame of the
+/// same moment (boxes are in fractions of the picture, so they fit either).
+#[derive(Debug, Clone)]
+pub struct PictureJob {
+    /// The detect frame the objects were seen on.
+    pub frame: Frame,
+    /// The rule's zone or line.
+    pub shape: Shape,
+    /// The event's objects and every other object the rule considers in view.
+    pub objects: Vec<Hit>,
+    /// Track ids of the objects that opened the event: marked.
+    pub openers: Vec<u64>,
+    /// The camera's privacy masks, blacked out.
+    pub masks: Vec<Polygon>,
+    /// Quality and size cap.
+    pub cfg: SnapshotConfig,
+}
+
+impl PictureJob {
+    /// The picture drawn on `frame` (the detect frame or the record stream's), as a JPEG within
+    /// the cap, masks blacked out.
+    pub fn draw_on(&self, frame: &Frame) -> Result<Vec<u8>, String> {
+        frame
+            .with_yuv(|yuv| {
+                let mut rgb = Rgb::from_yuv(yuv);
+                rgb.draw_shape(&self.shape);
+                // An untracked event's objects (track 0: fire, smoke) are all marked as its own.
+                rgb.draw_hits(&self.objects, |h| self.openers.contains(&h.track));
+                rgb.to_jpeg(self.cfg.quality, self.cfg.max_bytes, &self.masks)
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The 16×16 blocks of a `width`×`height` picture that masks black out: every block a mask
@@ -360,17 +384,15 @@ mod tests {
         let img = Yuv::new(&y, &u, &v, 320, 160, 320, 240, YuvToRgb::BT601).unwrap();
         let mut rgb = Rgb::from_yuv(&img);
         rgb.draw_shape(&Shape::Zone(Polygon::new(&[[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]).unwrap()));
-        rgb.draw_hits(&[Hit {
-            track: 12,
-            detection: Detection {
-                class: 0,
-                score: 0.9,
-                bbox: BoxN { x1: 0.2, y1: 0.2, x2: 0.4, y2: 0.6 },
-            },
-        }]);
-        // A box corner is red.
-        let i = ((0.2f32 * 239.0) as usize * 320 + (0.2f32 * 319.0) as usize) * 3;
-        assert_eq!(&rgb.data[i..i + 3], &BOX_COLOUR);
+        let hit = |track, x1, x2| Hit {
+            track,
+            detection: Detection { class: 0, score: 0.9, bbox: BoxN { x1, y1: 0.2, x2, y2: 0.6 } },
+        };
+        rgb.draw_hits(&[hit(12, 0.2, 0.4), hit(13, 0.6, 0.8)], |h| h.track == 12);
+        // The object that opened the event is red, the other amber.
+        let corner = |x: f32| ((0.2f32 * 239.0) as usize * 320 + (x * 319.0) as usize) * 3;
+        assert_eq!(&rgb.data[corner(0.2)..corner(0.2) + 3], &BOX_COLOUR);
+        assert_eq!(&rgb.data[corner(0.6)..corner(0.6) + 3], &OTHER_COLOUR);
         let jpeg = rgb.to_jpeg(80, 64 * 1024, &[]).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (320, 240));

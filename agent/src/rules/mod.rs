@@ -322,6 +322,22 @@ impl RuleSet {
         &self.kept
     }
 
+    /// The objects rule `rule` would consider in the last frame of `size`: visible tracks it
+    /// accepts, inside its zone when it has one (an event's picture boxes them all).
+    pub fn in_view(&self, rule: usize, size: (usize, usize)) -> Vec<Hit> {
+        let aspect = size.0 as f32 / size.1.max(1) as f32;
+        let Some(r) = self.rules.get(rule) else { return Vec::new() };
+        self.tracker
+            .visible()
+            .filter(|t| r.filter.accepts_track(t, aspect))
+            .filter(|t| match &r.shape {
+                Shape::Zone(z) => z.contains(t.bbox.bottom_centre()),
+                Shape::Line(_) | Shape::Camera => true,
+            })
+            .map(Hit::of)
+            .collect()
+    }
+
     /// Whether the picture itself must be checked each frame ([`Self::check_picture`]).
     pub fn watches_picture(&self) -> bool {
         self.tamper.is_some()

@@ -248,3 +248,23 @@ fn one_person_standing_ten_minutes_is_one_event_per_rule() {
         .collect();
     assert_eq!(names, [("in", true), ("stay", true), ("in", false), ("stay", false)]);
 }
+
+#[test]
+fn a_pictures_objects_are_those_the_rule_would_consider_inside_its_zone() {
+    let mut set = rules(&format!(
+        "{ZONE}[[rules]]\nid = \"r\"\nkind = \"loitering\"\nzone = \"z\"\ndwell_s = 2\n\
+         classes = [\"person\"]\n"
+    ));
+    // A loiterer and a newcomer in the zone, a person outside it and a car inside.
+    let (out, _) = run(&mut set, 30, NOON, |k| {
+        let mut d = vec![at(PERSON, 0.1, 0.9), at(PERSON, 0.9, 0.9), at(CAR, 0.4, 0.9)];
+        if k >= 20 {
+            d.push(at(PERSON, 0.3, 0.7));
+        }
+        d
+    });
+    assert!(matches!(out.first(), Some((_, Seen::Opened { objects: 1, .. }))), "{out:?}");
+    let in_view = set.in_view(0, (1000, 1000));
+    assert_eq!(in_view.len(), 2, "the loiterer and the newcomer: {in_view:?}");
+    assert!(in_view.iter().all(|h| h.detection.class == PERSON && h.track != 0));
+}

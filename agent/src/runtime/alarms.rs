@@ -1,47 +1,96 @@
-//! The last step on the box before delivery: each message the event logs make is sealed with
-//! the box's key, stored in the outbox (flushed), and the publisher woken. Alarms are counted by
-//! rule for the metrics; what cannot be stored is counted and logged, never silently dropped.
+//! The last steps on the box before delivery, on their own thread so that the detector never
+//! waits for them: each message the event logs make has its picture drawn (the record stream
+//! decoded for it where the camera has one), is noted by the clip maker, sealed with the box's
+//! key, stored in the outbox (flushed), and the publisher woken. Messages keep their order.
+//! Alarms are counted by rule for the metrics; what cannot be stored is counted and logged,
+//! never silently dropped.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tracing::{error, info};
 use xueliang_proto::RuleKind;
 
 use crate::delivery::Outbox;
-use crate::evidence::{Outgoing, Sealer};
+use crate::evidence::{ClipMaker, Outgoing, Pictures, Sealer};
+
+/// What the alarm chain counts, shared with the metrics.
+#[derive(Debug, Default)]
+pub(super) struct AlarmCounts {
+    /// Alarms raised by rule id and kind.
+    pub(super) raised: Mutex<BTreeMap<(String, String), u64>>,
+    /// Messages that could not be stored, since start.
+    pub(super) lost: AtomicU64,
+}
 
 /// Where the detector thread sends what its cameras' events make.
 pub(super) struct Alarms {
+    messages: std::sync::mpsc::Sender<Outgoing>,
+    thread: std::thread::JoinHandle<()>,
+    /// What it counted.
+    pub(super) counts: Arc<AlarmCounts>,
+}
+
+/// The chain's end: sealing and storing.
+struct Store {
     send_after_bytes: usize,
     outbox: Outbox,
     wake: mpsc::Sender<()>,
     sealer: Arc<Sealer>,
-    /// Alarms raised by rule id and kind, for the metrics.
-    pub(super) raised: BTreeMap<(String, String), u64>,
-    /// Messages that could not be stored, since start.
-    pub(super) lost: u64,
+    counts: Arc<AlarmCounts>,
 }
 
 impl Alarms {
-    /// Seals into `outbox` (snapshots over `send_after_bytes` travel apart), waking the
-    /// publisher through `wake`.
-    pub(super) fn new(
+    /// Starts the chain: pictures drawn by `pictures`, clips cut by `clips`, messages sealed by
+    /// `sealer` into `outbox` (snapshots over `send_after_bytes` travel apart), the publisher
+    /// woken through `wake`.
+    pub(super) fn spawn(
+        pictures: Pictures,
+        clips: ClipMaker,
         send_after_bytes: usize,
         outbox: Outbox,
         wake: mpsc::Sender<()>,
         sealer: Arc<Sealer>,
-    ) -> Self {
-        Self { send_after_bytes, outbox, wake, sealer, raised: BTreeMap::new(), lost: 0 }
+    ) -> std::io::Result<Self> {
+        let counts = Arc::new(AlarmCounts::default());
+        let store = Store { send_after_bytes, outbox, wake, sealer, counts: counts.clone() };
+        let (messages, rx) = std::sync::mpsc::channel::<Outgoing>();
+        let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
+            for mut message in rx {
+                message.draw(|job| pictures.draw(job));
+                clips.note(&message);
+                store.send(message);
+            }
+            clips.finish();
+        })?;
+        Ok(Self { messages, thread, counts })
     }
 
+    /// Hands `message` to the chain.
+    pub(super) fn send(&self, message: Outgoing) {
+        // The chain's thread ends only when this sender is dropped.
+        let _ = self.messages.send(message);
+    }
+
+    /// Waits for every message handed over to be stored, and for the last clips.
+    pub(super) fn finish(self) {
+        let Self { messages, thread, .. } = self;
+        drop(messages);
+        let _ = thread.join();
+    }
+}
+
+impl Store {
     /// Seals `message`, stores it in the outbox (flushed), then wakes the publisher.
-    pub(super) fn send(&mut self, message: Outgoing) {
+    fn send(&self, message: Outgoing) {
         let (sealed, id, what) = match message {
-            Outgoing::Alarm { alarm, detail } => {
+            Outgoing::Alarm { alarm, detail, .. } => {
                 let kind = RuleKind::of(alarm.kind).name();
-                *self.raised.entry((alarm.rule_id.clone(), kind.to_owned())).or_default() += 1;
+                let mut raised = self.counts.raised.lock().unwrap_or_else(|p| p.into_inner());
+                *raised.entry((alarm.rule_id.clone(), kind.to_owned())).or_default() += 1;
+                drop(raised);
                 info!(
                     alarm = %alarm.id,
                     camera = %alarm.camera_id,
@@ -53,7 +102,7 @@ impl Alarms {
                 let id = alarm.id.clone();
                 (self.sealer.seal(alarm, self.send_after_bytes), id, "alarm")
             }
-            Outgoing::Update(update) => {
+            Outgoing::Update { update, .. } => {
                 info!(
                     event = %update.event_id,
                     seq = update.seq,
@@ -77,7 +126,7 @@ impl Alarms {
                 let _ = self.wake.try_send(());
             }
             Err(e) => {
-                self.lost += 1;
+                self.counts.lost.fetch_add(1, Ordering::Relaxed);
                 error!(id = %id, "{what} lost: {e}");
             }
         }

@@ -1,5 +1,5 @@
 //! The agent's Prometheus metrics (`metrics_listen` in the config): per camera, frames decoded,
-//! frames inferred, inference time, whether it is online and how often it reconnected; alarms
+//! record-stream frames decoded for pictures, compressed video kept, frames inferred, inference time, whether it is online and how often it reconnected; alarms
 //! raised per rule; line crossings; the outbox; errors. The detector thread writes the page about
 //! once a second; the HTTP endpoint serves the latest one, so a scrape never waits on the loop.
 
@@ -15,7 +15,7 @@ use xueliang_service::metrics::{Exposition, labels};
 use crate::delivery::Outbox;
 use crate::detect::CameraLoopStats;
 use crate::rules::RuleSet;
-use crate::source::CameraCounters;
+use crate::source::{CameraCounters, StreamRing};
 
 /// The latest metrics page.
 #[derive(Debug, Default)]
@@ -42,6 +42,8 @@ pub struct Sample<'a> {
     pub cameras: &'a [String],
     /// Their decode counters.
     pub counters: &'a [Arc<CameraCounters>],
+    /// Their kept compressed video (record and detect streams).
+    pub rings: &'a [Vec<Arc<StreamRing>>],
     /// Their share of the inference loop.
     pub inference: &'a [CameraLoopStats],
     /// The rule sets, per camera.
@@ -68,6 +70,24 @@ pub fn render(s: &Sample<'_>) -> String {
         "counter",
         "Frames decoded per camera.",
         &per_camera(&|i| counter(i).map_or(0.0, |c| c.frames.load(Ordering::Relaxed) as f64)),
+    );
+    e.family(
+        "xl_agent_record_frames_decoded_total",
+        "counter",
+        "Frames of the record stream decoded per camera (only to draw event pictures).",
+        &per_camera(&|i| {
+            counter(i).map_or(0.0, |c| c.record_decoded.load(Ordering::Relaxed) as f64)
+        }),
+    );
+    e.family(
+        "xl_agent_video_kept_bytes",
+        "gauge",
+        "Compressed video kept per camera for clips and pictures, not decoded.",
+        &per_camera(&|i| {
+            s.rings.get(i).map_or(0.0, |rs| {
+                rs.iter().map(|r| r.counters.bytes.load(Ordering::Relaxed) as f64).sum()
+            })
+        }),
     );
     e.family(
         "xl_agent_frames_inferred_total",

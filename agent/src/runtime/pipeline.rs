@@ -20,7 +20,7 @@ use crate::delivery::{HealthReporter, Outbox};
 use crate::detect::{
     CameraSlot, Detector, DetectorOptions, InferenceLoop, LoopStats, MotionGate, ort_library,
 };
-use crate::evidence::{ClipMaker, Outgoing, Sealer, Watch, camera_clips};
+use crate::evidence::{ClipMaker, Outgoing, Pictures, RecordStream, Sealer, Watch, camera_clips};
 use crate::rules::FrameTime;
 use crate::source::{
     CameraCounters, CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace, RecordSource,
@@ -87,11 +87,10 @@ impl Pipeline {
             config.cameras.iter().map(|_| Arc::default()).collect();
         let (event_tx, event_rx) = std::sync::mpsc::channel();
         let slots = camera_slots(config)?;
-        let rings = clip_rings(config);
+        let rings = Rings::of(config);
         let mut cameras = Vec::new();
         let mut records = Vec::new();
         for (i, cam) in config.cameras.iter().enumerate() {
-            let from = cam.clips_from();
             cameras.push(CameraSource::spawn(
                 i,
                 cam.clone(),
@@ -99,36 +98,49 @@ impl Pipeline {
                     hub: hub.clone(),
                     events: event_tx.clone(),
                     counters: counters[i].clone(),
-                    ring: rings[i].clone().filter(|_| from == ClipStream::Detect),
+                    ring: rings.detect[i].clone(),
                 },
                 stop.clone(),
                 Pace::Live,
             )?);
-            if let Some(ring) = rings[i].clone().filter(|_| from == ClipStream::Record) {
+            if let Some(ring) = rings.record[i].clone() {
                 records.push(RecordSource::spawn(cam.clone(), ring, stop.clone())?);
             }
         }
         let clips = ClipMaker::spawn(
             config,
-            camera_clips(config, &rings),
+            camera_clips(config, &rings.clips(config)),
             handover.sealer.clone(),
             deliver_clips(handover),
         )?;
+        let pictures = Pictures::new(
+            rings
+                .record
+                .iter()
+                .zip(&counters)
+                .map(|(ring, counters)| {
+                    let counters = counters.clone();
+                    ring.clone().map(|ring| RecordStream { ring, counters })
+                })
+                .collect(),
+        );
         let health = HealthReporter::new(
             &config.agent_id,
             config.cameras.iter().map(|c| c.id.clone()).collect(),
             counters.clone(),
             Duration::from_secs(config.mqtt.health_interval_s.max(1)),
         );
-        let alarms = Alarms::new(
+        let alarms = Alarms::spawn(
+            pictures,
+            clips,
             config.snapshot.send_after_bytes,
             handover.outbox.clone(),
             handover.wake.clone(),
             handover.sealer.clone(),
-        );
+        )?;
         let loop_state = DetectLoop {
             alarms,
-            clips: Some(clips),
+            rings: rings.kept(),
             config: config.clone(),
             inference: InferenceLoop::new(prepared.detector, hub, slots),
             watches: prepared.watches,
@@ -169,19 +181,57 @@ impl Pipeline {
     }
 }
 
-/// Each camera's buffer of compressed video for clips (none where clips are off).
-fn clip_rings(config: &AgentConfig) -> Vec<Option<Arc<StreamRing>>> {
-    let c = &config.clips;
-    config
-        .cameras
-        .iter()
-        .map(|cam| {
-            (cam.clips_from() != ClipStream::Off).then(|| {
-                let keep_ms = (c.buffer_s * 1000.0) as i64;
-                Arc::new(StreamRing::new(keep_ms, c.max_buffer_mib as usize * (1 << 20)))
+/// Each camera's buffers of compressed video, in camera order.
+struct Rings {
+    /// The record stream's, for pictures and clips: where one is configured.
+    record: Vec<Option<Arc<StreamRing>>>,
+    /// The detect stream's, tapped before its decoder: where clips come from it.
+    detect: Vec<Option<Arc<StreamRing>>>,
+}
+
+impl Rings {
+    fn of(config: &AgentConfig) -> Self {
+        let c = &config.clips;
+        let ring = || {
+            let keep_ms = (c.buffer_s * 1000.0) as i64;
+            Arc::new(StreamRing::new(keep_ms, c.max_buffer_mib as usize * (1 << 20)))
+        };
+        Self {
+            record: config
+                .cameras
+                .iter()
+                .map(|cam| cam.record_url.as_ref().map(|_| ring()))
+                .collect(),
+            detect: config
+                .cameras
+                .iter()
+                .map(|cam| (cam.clips_from() == ClipStream::Detect).then(ring))
+                .collect(),
+        }
+    }
+
+    /// Where each camera's clips are cut from (none where clips are off).
+    fn clips(&self, config: &AgentConfig) -> Vec<Option<Arc<StreamRing>>> {
+        config
+            .cameras
+            .iter()
+            .enumerate()
+            .map(|(i, cam)| match cam.clips_from() {
+                ClipStream::Record => self.record[i].clone(),
+                ClipStream::Detect => self.detect[i].clone(),
+                ClipStream::Off => None,
             })
-        })
-        .collect()
+            .collect()
+    }
+
+    /// Each camera's rings, for the metrics.
+    fn kept(&self) -> Vec<Vec<Arc<StreamRing>>> {
+        self.record
+            .iter()
+            .zip(&self.detect)
+            .map(|(r, d)| r.iter().chain(d).cloned().collect())
+            .collect()
+    }
 }
 
 /// Where the clip maker's sealed clips go: the outbox (flushed), then the publisher is woken.
@@ -216,8 +266,8 @@ struct DetectLoop {
     events: std::sync::mpsc::Receiver<CameraEvent>,
     handover: Handover,
     alarms: Alarms,
-    /// Cuts the events' clips (taken when the loop ends, to finish them).
-    clips: Option<ClipMaker>,
+    /// Each camera's kept compressed video, for the metrics.
+    rings: Vec<Vec<Arc<StreamRing>>>,
     health: HealthReporter,
     /// Inference failures since start.
     failures: u64,
@@ -238,18 +288,21 @@ impl DetectLoop {
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             self.handover.alive.store(now_ms(), Ordering::Relaxed);
-            let errors = self.failures + self.alarms.lost;
+            let errors = self.failures + self.alarms.counts.lost.load(Ordering::Relaxed);
             if let Some(metrics) =
                 self.handover.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due)
             {
                 self.metrics_due = Instant::now() + Duration::from_secs(1);
                 let rules: Vec<&_> = self.watches.iter().map(|w| &w.rules).collect();
+                let raised =
+                    self.alarms.counts.raised.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 metrics.set(render(&Sample {
                     cameras: &self.camera_ids,
                     counters: &self.counters,
+                    rings: &self.rings,
                     inference: &self.inference.camera_stats,
                     rules: &rules,
-                    raised: &self.alarms.raised,
+                    raised: &raised,
                     outbox: &self.handover.outbox,
                     errors,
                     config_version: *self.handover.version.borrow(),
@@ -298,16 +351,11 @@ impl DetectLoop {
         for message in ended {
             self.send(message);
         }
-        if let Some(clips) = self.clips.take() {
-            clips.finish();
-        }
+        self.alarms.finish();
     }
 
-    /// Hands a message of the event logs to the clip maker and the alarm chain.
-    fn send(&mut self, message: Outgoing) {
-        if let Some(clips) = &self.clips {
-            clips.note(&message);
-        }
+    /// Hands a message of the event logs to the alarm chain.
+    fn send(&self, message: Outgoing) {
         self.alarms.send(message);
     }
 

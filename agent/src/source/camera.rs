@@ -99,6 +99,8 @@ impl FrameHub {
 pub struct CameraCounters {
     /// Frames decoded since start.
     pub frames: AtomicU64,
+    /// Frames of the record stream decoded since start (only for event pictures).
+    pub record_decoded: AtomicU64,
     /// Connections lost since start.
     pub reconnects: AtomicU64,
     /// Whether frames are arriving.

@@ -73,14 +73,14 @@ impl ReplayReport {
     pub fn alarms(&self) -> impl Iterator<Item = (usize, &xueliang_proto::Alarm)> {
         self.messages.iter().filter_map(|m| match &m.message {
             Outgoing::Alarm { alarm, .. } => Some((m.frame, alarm)),
-            Outgoing::Update(_) => None,
+            Outgoing::Update { .. } => None,
         })
     }
 
     /// The updates and ends of events, with their frame numbers.
     pub fn updates(&self) -> impl Iterator<Item = (usize, &xueliang_proto::EventUpdate)> {
         self.messages.iter().filter_map(|m| match &m.message {
-            Outgoing::Update(u) => Some((m.frame, u)),
+            Outgoing::Update { update, .. } => Some((m.frame, update)),
             Outgoing::Alarm { .. } => None,
         })
     }
@@ -165,7 +165,9 @@ impl ReplayOptions {
                     report.detections.push((number, watch.rules.detections().to_vec()));
                 }
                 report.messages.extend(
-                    messages.into_iter().map(|message| ReplayMessage { frame: number, message }),
+                    messages
+                        .into_iter()
+                        .map(|message| ReplayMessage { frame: number, message: message.drawn() }),
                 );
             }
             inference.frames = frames;
@@ -175,7 +177,10 @@ impl ReplayOptions {
         // Events still open at the clip's end end with it.
         let number = report.frames;
         report.messages.extend(
-            watch.stop(last).into_iter().map(|message| ReplayMessage { frame: number, message }),
+            watch
+                .stop(last)
+                .into_iter()
+                .map(|message| ReplayMessage { frame: number, message: message.drawn() }),
         );
         report.counts =
             watch.rules.rules.iter().filter_map(|r| Some((r.id.clone(), r.counts()?))).collect();
