@@ -445,12 +445,14 @@ async fn print_events(client: &reqwest::Client, api: &str, seen: &mut Seen) {
         let before = seen.events.insert(id.clone(), state.clone());
         if before.is_none() {
             println!(
-                "event {id}  {}/{}  {} ({})  {} object(s)  snapshot {} KB  {api}/api/alarms/{id}/snapshot",
+                "event {id}  {}/{}  {} ({})  {} object(s)  snapshot {}x{} {} KB  {api}/api/alarms/{id}/snapshot",
                 a["agent_id"].as_str().unwrap_or_default(),
                 a["camera_id"].as_str().unwrap_or_default(),
                 a["kind"].as_str().unwrap_or_default(),
                 a["severity"].as_str().unwrap_or_default(),
                 a["detections"].as_array().map_or(0, Vec::len),
+                a["frame_width"].as_u64().unwrap_or(0),
+                a["frame_height"].as_u64().unwrap_or(0),
                 a["snapshot_bytes"].as_u64().unwrap_or(0) / 1024,
             );
         }

@@ -16,6 +16,10 @@ use xueliang_proto::RuleKind;
 use crate::delivery::Outbox;
 use crate::evidence::{ClipMaker, Outgoing, Pictures, Sealer};
 
+/// Messages waiting for the chain at most. A chain stuck on a disk that hangs then stops the
+/// detector thread too, and the watchdog restarts the agent rather than let messages pile up.
+const QUEUE: usize = 256;
+
 /// What the alarm chain counts, shared with the metrics.
 #[derive(Debug, Default)]
 pub(super) struct AlarmCounts {
@@ -27,7 +31,7 @@ pub(super) struct AlarmCounts {
 
 /// Where the detector thread sends what its cameras' events make.
 pub(super) struct Alarms {
-    messages: std::sync::mpsc::Sender<Outgoing>,
+    messages: std::sync::mpsc::SyncSender<Outgoing>,
     thread: std::thread::JoinHandle<()>,
     /// What it counted.
     pub(super) counts: Arc<AlarmCounts>,
@@ -56,7 +60,7 @@ impl Alarms {
     ) -> std::io::Result<Self> {
         let counts = Arc::new(AlarmCounts::default());
         let store = Store { send_after_bytes, outbox, wake, sealer, counts: counts.clone() };
-        let (messages, rx) = std::sync::mpsc::channel::<Outgoing>();
+        let (messages, rx) = std::sync::mpsc::sync_channel::<Outgoing>(QUEUE);
         let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             for mut message in rx {
                 message.draw(|job| pictures.draw(job));
@@ -68,10 +72,13 @@ impl Alarms {
         Ok(Self { messages, thread, counts })
     }
 
-    /// Hands `message` to the chain.
+    /// Hands `message` to the chain; waits while [`QUEUE`] messages are ahead of it.
     pub(super) fn send(&self, message: Outgoing) {
-        // The chain's thread ends only when this sender is dropped.
-        let _ = self.messages.send(message);
+        if self.messages.send(message).is_err() {
+            // Only if the chain's thread died: nothing more can be stored.
+            self.counts.lost.fetch_add(1, Ordering::Relaxed);
+            error!("message lost: the evidence thread has stopped");
+        }
     }
 
     /// Waits for every message handed over to be stored, and for the last clips.
