@@ -12,7 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use xueliang_agent::config::CameraConfig;
-use xueliang_agent::evidence::mux;
+use xueliang_agent::evidence::{RecordStream, mux, record_frame};
 use xueliang_agent::geometry::Polygon;
 use xueliang_agent::source::{
     CameraOutputs, CameraSource, FrameHub, Pace, RecordSource, StreamRing, mono_now_ms,
@@ -112,6 +112,42 @@ fn a_clip_from_the_record_stream_is_its_size_starts_at_a_keyframe_and_is_not_re_
     // Fragmented: a movie header that announces fragments, then fragments.
     let has = |tag: &[u8]| bytes.windows(4).any(|w| w == tag);
     assert!(has(b"mvex") && has(b"moof"), "fragmented MP4");
+    drop(server);
+}
+
+#[test]
+fn a_pictures_record_frame_is_the_one_of_its_moment_not_the_keyframe_before() {
+    gst::init().unwrap();
+    let server =
+        RtspServer::serve_sizes(&scenario::vtest(), &[("main", 768, 576)]).expect("RTSP server");
+    let (ring, now) = record(&server.url("main"), 7);
+    // A moment well into a group of pictures: eight frames after its keyframe.
+    let kept = ring.cut(now - 5_000, now).expect("kept").units;
+    let key = kept.iter().rposition(|u| u.keyframe() && u.mono_ms < now - 1_500).unwrap();
+    let moment = kept[key + 8].mono_ms;
+    let record = RecordStream { ring: ring.clone(), counters: Arc::default() };
+    let frame = record_frame(&record, 0, moment).expect("the record frame");
+    assert_eq!((frame.width(), frame.height(), frame.mono_ms), (768, 576, moment));
+    assert_eq!(record.counters.record_decoded.load(Ordering::Relaxed), 9, "keyframe + 8");
+    let luma = |f: &xueliang_agent::source::Frame| {
+        f.with_yuv(|y| {
+            (0..y.height)
+                .flat_map(|r| &y.y[r * y.y_stride..][..y.width])
+                .copied()
+                .collect::<Vec<u8>>()
+        })
+        .unwrap()
+    };
+    // The same stretch muxed and decoded as a player would: its last frame is the picture's,
+    // and differs from its first (people walk).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moment.mp4");
+    std::fs::write(&path, mux(&ring.cut(moment, moment).unwrap(), None, &path).unwrap()).unwrap();
+    let played = decode(&path, true);
+    assert_eq!(played.frames, 9);
+    let picture = luma(&frame);
+    assert_eq!(&picture, played.lumas.last().unwrap(), "the frame of the moment");
+    assert_ne!(&picture, &played.lumas[0], "not the keyframe");
     drop(server);
 }
 

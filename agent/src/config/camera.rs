@@ -44,8 +44,8 @@ pub struct CameraConfig {
     /// `file://…` to replay a recording at its own pace). `url` is the older name.
     #[serde(alias = "url")]
     pub detect_url: String,
-    /// The camera's main stream, received and kept compressed for event clips, never decoded
-    /// (unless privacy masks must be blacked out of a clip).
+    /// The camera's main stream, received and kept compressed for event clips and pictures,
+    /// decoded only to draw an event's picture (or to black privacy masks out of a clip).
     #[serde(default)]
     pub record_url: Option<String>,
     /// Which stream event clips are cut from: `record`, `detect` or `off` (default: `record`

@@ -20,6 +20,13 @@ use crate::source::{CameraCounters, Frame, StreamRing};
 /// its own connection and may lag the detect stream a little).
 const CATCH_UP: Duration = Duration::from_secs(1);
 
+/// A record stream whose newest frame is this far behind the moment is not waited for.
+const STALLED_MS: i64 = 2_000;
+
+/// The record stream's frame may be this much older than the moment (the streams' arrival
+/// times differ by their latencies); an older one is not of the moment.
+const LATE_MS: i64 = 500;
+
 /// Longest a record frame may take to decode before the detect frame is used instead.
 const DECODE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -72,8 +79,16 @@ pub fn record_frame(
 ) -> Result<Frame, String> {
     let ring = &record.ring;
     let waited = Instant::now();
-    while ring.newest_mono_ms().is_none_or(|t| t < at_mono_ms) && waited.elapsed() < CATCH_UP {
+    let newest = || ring.newest_mono_ms().unwrap_or(i64::MIN);
+    // A stream well behind the moment is stalled or reconnecting: no use waiting for it.
+    while newest() < at_mono_ms
+        && newest() >= at_mono_ms - STALLED_MS
+        && waited.elapsed() < CATCH_UP
+    {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if newest() < at_mono_ms - LATE_MS {
+        return Err("the record stream is stalled or reconnecting".into());
     }
     let cut = ring.cut(at_mono_ms, at_mono_ms).ok_or("nothing of that moment is kept")?;
     let started = Instant::now();
@@ -95,11 +110,16 @@ pub fn record_frame(
         .downcast::<gst_app::AppSink>()
         .map_err(|_| "appsink is not an AppSink".to_string())?;
     src.set_caps(Some(&cut.caps));
-    pipeline.set_state(gst::State::Playing).map_err(|e| format!("cannot start decoding: {e}"))?;
-    let result = feed(&src, &cut).and_then(|()| last_sample(&pipeline, &sink));
+    let result = pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start decoding: {e}"))
+        .and_then(|_| feed(&src, &cut))
+        .inspect(|()| {
+            record.counters.record_decoded.fetch_add(cut.units.len() as u64, Ordering::Relaxed);
+        })
+        .and_then(|()| last_sample(&pipeline, &sink));
     let _ = pipeline.set_state(gst::State::Null);
     let sample = result?;
-    record.counters.record_decoded.fetch_add(cut.units.len() as u64, Ordering::Relaxed);
     tracing::debug!(
         camera,
         frames = cut.units.len(),

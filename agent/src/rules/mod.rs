@@ -327,6 +327,10 @@ impl RuleSet {
     pub fn in_view(&self, rule: usize, size: (usize, usize)) -> Vec<Hit> {
         let aspect = size.0 as f32 / size.1.max(1) as f32;
         let Some(r) = self.rules.get(rule) else { return Vec::new() };
+        // Fire and smoke are judged on untracked detections, tamper on the picture: no tracks.
+        if r.kind == RuleKind::FireSmoke || !r.watches_objects() {
+            return Vec::new();
+        }
         self.tracker
             .visible()
             .filter(|t| r.filter.accepts_track(t, aspect))

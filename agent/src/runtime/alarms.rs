@@ -63,8 +63,16 @@ impl Alarms {
         let (messages, rx) = std::sync::mpsc::sync_channel::<Outgoing>(QUEUE);
         let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             for mut message in rx {
-                message.draw(|job| pictures.draw(job));
+                // The clip first: its pre-roll must not age out of the buffer while the
+                // picture is drawn.
                 clips.note(&message);
+                // A picture that panics leaves its message without one; the message goes on.
+                let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    message.draw(|job| pictures.draw(job))
+                }));
+                if drawn.is_err() {
+                    error!("drawing an event's picture failed; the message goes without it");
+                }
                 store.send(message);
             }
             clips.finish();

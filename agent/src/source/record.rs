@@ -1,5 +1,6 @@
 //! A camera's record stream (its main stream): received, depayloaded and parsed into the
-//! camera's [`StreamRing`], never decoded. Pipeline: `uridecodebin uri=… caps=video/x-h264;
+//! camera's [`StreamRing`], not decoded here (only an event's picture decodes a moment of it).
+//! Pipeline: `uridecodebin uri=… caps=video/x-h264;
 //! video/x-h265` (it stops before any decoder) `! h264parse|h265parse ! fakesink`, the parser's
 //! output tapped. One thread per camera reconnects with backoff; the detect stream alone says
 //! whether the camera is online, so a lost record stream is logged and counted, not an event.

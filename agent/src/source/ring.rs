@@ -1,5 +1,5 @@
 //! Each camera's last seconds of compressed video, as its parser hands it on: the record stream
-//! (never decoded) or the detect stream (tapped before its decoder). Kept from a keyframe on,
+//! (decoded only for an event's picture) or the detect stream (tapped before its decoder). Kept from a keyframe on,
 //! bounded in time and memory, so an event's clip can start before the event without decoding
 //! or encoding anything. An open event holds the buffer from its clip's start until the clip is
 //! cut.
