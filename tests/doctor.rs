@@ -104,6 +104,18 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
     assert!(line(&out, "model sha256").contains("matches"), "{out}");
     assert!(line(&out, "clock").starts_with("ok"), "{out}");
 
+    // An outbox found corrupt at a start lies moved aside: a warning until it is dealt with.
+    let aside = config.parent().unwrap().join("data").join("outbox.corrupt-1796000000000");
+    std::fs::create_dir_all(&aside).unwrap();
+    let (code, out) = doctor(&config, &[]);
+    assert_eq!(code, 0, "a warning: {out}");
+    let outbox = line(&out, "outbox");
+    assert!(
+        outbox.starts_with("WARN") && outbox.contains("1 corrupt outbox(es) moved aside"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&aside).unwrap();
+
     // A wrong broker password.
     let text = std::fs::read_to_string(&config).unwrap();
     let start_pw = text.find("password = \"").unwrap() + "password = \"".len();

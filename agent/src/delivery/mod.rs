@@ -10,7 +10,8 @@ mod window;
 
 pub use health::HealthReporter;
 pub use outbox::{
-    Drops, Limits, Outbox, OutboxError, Pending, PendingKind, is_snapshot_id, snapshot_id,
+    Drops, Limits, Outbox, OutboxError, Pending, PendingKind, is_snapshot_id, moved_aside,
+    snapshot_id,
 };
 pub use publisher::{Links, Publisher, mqtt_options};
 pub use pushed_config::{PushError, PushedConfigs};

@@ -42,6 +42,31 @@ pub enum OutboxError {
     Write(String),
 }
 
+/// What follows an outbox folder's name once it was found corrupt and moved aside.
+const CORRUPT_SUFFIX: &str = ".corrupt-";
+
+/// Where the corrupt outbox in `dir` is moved: beside it, named with the time (UTC ms).
+fn moved_aside_name(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("{CORRUPT_SUFFIX}{}", now_ms()));
+    dir.with_file_name(name)
+}
+
+/// The outbox folders beside `dir` that were found corrupt and moved aside.
+pub fn moved_aside(dir: &Path) -> Vec<PathBuf> {
+    let mut prefix = dir.file_name().unwrap_or_default().to_os_string();
+    prefix.push(CORRUPT_SUFFIX);
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Some(Ok(entries)) = dir.parent().map(std::fs::read_dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .collect();
+    found.sort();
+    found
+}
+
 /// What ends the outbox id of a snapshot that follows its alarm (ids have no '/').
 const SNAPSHOT_SUFFIX: &str = "/snapshot";
 
@@ -146,8 +171,30 @@ enum Relief {
 type ReliefStep<'a> = (&'a dyn Fn(&Alarm) -> bool, Relief);
 
 impl Outbox {
-    /// Opens (or creates) the outbox in `dir`.
+    /// Opens (or creates) the outbox in `dir`. An outbox sled finds corrupt (after a power
+    /// loss, say) is moved aside to `dir` + [`CORRUPT_SUFFIX`] + the time, for inspection or
+    /// salvage, and a new one is started: a box that cannot start sends nothing at all.
     pub fn open(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
+        match Self::open_at(dir, limits) {
+            Err(OutboxError::Open { error: error @ sled::Error::Corruption { .. }, .. }) => {
+                let aside = moved_aside_name(dir);
+                std::fs::rename(dir, &aside).map_err(|e| OutboxError::Open {
+                    dir: dir.to_owned(),
+                    error: sled::Error::Io(e),
+                })?;
+                tracing::error!(
+                    "the outbox in {} is corrupt ({error}): moved aside to {} and a new one \
+                     started; what waited in it is not sent (keep that folder for inspection)",
+                    dir.display(),
+                    aside.display()
+                );
+                Self::open_at(dir, limits)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_at(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
         let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
         let db = sled::open(dir).map_err(open_err)?;
         let queue = db.open_tree("queue").map_err(open_err)?;
@@ -578,6 +625,28 @@ mod tests {
     use xueliang_proto::Snapshot;
 
     const ROOMY: Limits = Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2 };
+
+    #[test]
+    fn a_corrupt_outbox_is_moved_aside_and_a_new_one_started() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("outbox");
+        {
+            let o = Outbox::open(&dir, ROOMY).unwrap();
+            o.queue.insert(b"waiting", vec![7u8; 2000]).unwrap();
+            o.db.flush().unwrap();
+        }
+        // What sled finds after a torn write of its configuration.
+        std::fs::write(dir.join("conf"), b"garbage\x00\x01").unwrap();
+        let o = Outbox::open(&dir, ROOMY).expect("a new outbox");
+        assert_eq!(o.len(), 0);
+        let aside = moved_aside(&dir);
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(aside[0].join("conf")).unwrap(), b"garbage\x00\x01");
+        // A locked outbox (another agent on it) is no corruption: nothing is moved.
+        let again = Outbox::open(&dir, ROOMY);
+        assert!(matches!(again, Err(OutboxError::Open { .. })));
+        assert_eq!(moved_aside(&dir).len(), 1);
+    }
 
     fn alarm(id: &str) -> Alarm {
         Alarm { id: id.into(), agent_id: "a".into(), event_time_ms: now_ms(), ..Default::default() }

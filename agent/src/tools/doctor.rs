@@ -137,6 +137,9 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
     checks.push(broker_check(config).await);
     checks.push(clock_check(config).await);
     checks.push(disk_check(config));
+    if let Some(check) = outbox_check(config) {
+        checks.push(check);
+    }
     checks
 }
 
@@ -473,6 +476,22 @@ fn disk_check(config: &AgentConfig) -> Check {
             "free space, or lower outbox.max_mib: alarms beyond it are dropped (low severity first) while the link is down",
         )
     }
+}
+
+/// A warning while an outbox found corrupt lies moved aside (its alarms were never sent).
+fn outbox_check(config: &AgentConfig) -> Option<Check> {
+    let aside = crate::delivery::moved_aside(&config.data_dir.join("outbox"));
+    let newest = aside.last()?;
+    Some(Check::bad(
+        Outcome::Warn,
+        "outbox",
+        format!(
+            "{} corrupt outbox(es) moved aside, the newest {}: what waited in it was not sent",
+            aside.len(),
+            newest.display()
+        ),
+        "tell the county (the alarms in it are lost to them), then delete the folder",
+    ))
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {
