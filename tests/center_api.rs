@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Api;
@@ -33,8 +33,17 @@ use xueliang_proto::{
 use xueliang_testkit::scenario;
 
 const PASSWORD: &str = "a-long-test-password";
-/// 2026-07-01 12:00 in Shanghai.
-const T0: i64 = 1_782_878_400_000;
+/// Shanghai's time zone (UTC+8 all year).
+fn shanghai() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
+}
+
+/// Yesterday 12:00 in Shanghai: in the past, and recent, as the center refuses event times
+/// older than a box's outbox keeps anything.
+static T0: LazyLock<i64> = LazyLock::new(|| {
+    let yesterday = jiff::Timestamp::now().to_zoned(shanghai()).date().yesterday().unwrap();
+    yesterday.at(12, 0, 0, 0).to_zoned(shanghai()).unwrap().timestamp().as_millisecond()
+});
 const ESCALATE_AFTER_S: i64 = 3;
 
 fn routing(webhook: &str) -> String {
@@ -203,7 +212,7 @@ async fn rig() -> Rig {
             rule_id: format!("{camera}-rule"),
             kind: kind as i32,
             severity: Severity::High as i32,
-            event_time_ms: T0 + i as i64 * 60_000,
+            event_time_ms: *T0 + i as i64 * 60_000,
             detections: vec![Detection {
                 class_name: "person".into(),
                 score: 0.9,
@@ -278,10 +287,12 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     assert_eq!(count(&duty.json("/api/alarms?agent=village-a&camera=pond").await), 10);
     assert_eq!(count(&duty.json("/api/alarms?kind=loitering").await), 15);
     assert_eq!(count(&duty.json("/api/alarms?kind=loitering&camera=pond").await), 5);
-    let window = format!("/api/alarms?from={}&to={}", T0 + 10 * 60_000, T0 + 20 * 60_000);
+    let window = format!("/api/alarms?from={}&to={}", *T0 + 10 * 60_000, *T0 + 20 * 60_000);
     assert_eq!(ids(&duty.json(&window).await).last().map(String::as_str), Some("village-a-010"));
     assert_eq!(count(&duty.json(&window).await), 10);
-    let rfc3339 = duty.json("/api/alarms?from=2026-07-01T12:20:00%2B08:00&agent=village-a").await;
+    let day = jiff::Timestamp::from_millisecond(*T0).unwrap().to_zoned(shanghai()).date();
+    let rfc3339 =
+        duty.json(&format!("/api/alarms?from={day}T12:20:00%2B08:00&agent=village-a")).await;
     assert_eq!(
         ids(&rfc3339).last().map(String::as_str),
         Some("village-a-020"),
@@ -596,7 +607,7 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
                 event_id: a["id"].as_str().unwrap().into(),
                 seq,
                 ended: seq == 2,
-                end_time_ms: T0 + 600_000,
+                end_time_ms: *T0 + 600_000,
                 duration_ms: u64::from(seq) * 60_000,
                 peak_count: 2,
                 ..Default::default()
@@ -623,7 +634,7 @@ async fn duty_officers_route_dispatch_and_close_cases_and_stations_see_only_thei
     }
 
     // Prometheus reads the counts without logging in.
-    let metrics = metrics(rig.center.http_addr).await;
+    let metrics = common::metrics(rig.center.http_addr).await;
     for line in [
         "xl_center_alarms_stored_total 35",
         "xl_center_alarms 35",
@@ -725,7 +736,7 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
             agent_id: "village-a".into(),
             camera_id: "pond".into(),
             event_id: event.into(),
-            start_time_ms: T0 + 3 * 60_000 - 5_000,
+            start_time_ms: *T0 + 3 * 60_000 - 5_000,
             duration_ms: 21_000,
             size: video.len() as u64,
             sha256: xueliang_proto::signing::sha256(&video).into(),
@@ -793,7 +804,7 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
     assert_eq!(beyond.status(), 416);
 
     // Written once each; the forged chunk dead-lettered.
-    let metrics = metrics(rig.center.http_addr).await;
+    let metrics = common::metrics(rig.center.http_addr).await;
     for line in [
         "xl_center_clip_chunks_stored_total 3",
         "xl_center_clips_completed_total 1",
@@ -811,9 +822,4 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
     );
     rig.shutdown.cancel();
     rig.center.join().await;
-}
-
-/// The center's Prometheus page, read without logging in.
-async fn metrics(http: std::net::SocketAddr) -> String {
-    reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap()
 }

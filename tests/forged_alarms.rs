@@ -11,6 +11,7 @@ use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::running::{BrokerChoice, start};
+use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, Message};
 use xueliang_testkit::scenario;
 
@@ -19,7 +20,7 @@ fn alarm(id: &str, agent: &str) -> Alarm {
         id: id.into(),
         agent_id: agent.into(),
         camera_id: "gate".into(),
-        event_time_ms: 1,
+        event_time_ms: now_ms(),
         ..Default::default()
     }
 }

@@ -231,6 +231,11 @@ pub async fn wait_for_alarm_where(
     None
 }
 
+/// The center's Prometheus page, read without logging in.
+pub async fn metrics(http: SocketAddr) -> String {
+    reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap()
+}
+
 /// Fetches an alarm's snapshot and checks it is a JPEG of the camera's frame size.
 pub async fn assert_snapshot_decodes(http: SocketAddr, alarm: &AlarmRecord) {
     let resp = Api::admin(http)

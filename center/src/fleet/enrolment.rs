@@ -62,7 +62,7 @@ pub enum RedeemError {
 }
 
 /// `ms` as Beijing time, as the administrator and the installer read it.
-fn local_time(ms: i64) -> String {
+pub(crate) fn local_time(ms: i64) -> String {
     let offset = jiff::tz::TimeZone::fixed(jiff::tz::offset(8));
     jiff::Timestamp::from_millisecond(ms).map_or_else(
         |_| ms.to_string(),

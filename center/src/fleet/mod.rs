@@ -9,5 +9,6 @@ mod status;
 
 pub use agent_keys::{AgentKeys, PasswordHash};
 pub use config_push::{AckRecord, ConfigPush, ConfigRecord, MAX_CONFIG_BYTES, PushError};
+pub(crate) use enrolment::local_time;
 pub use enrolment::{Enrolment, Enrolments, RedeemError};
 pub use status::{AgentView, CameraView, Fleet, HealthView};

@@ -127,7 +127,7 @@ pub(super) fn sort(
     now_ms: i64,
     max_clip_bytes: u64,
 ) -> Vec<Item> {
-    let mut verdicts = validate_all(topics, keys, batch);
+    let mut verdicts = validate_all(topics, keys, batch, now_ms);
     let mut items = Vec::with_capacity(batch.len());
     for (i, p) in batch.iter().enumerate() {
         let item = if let Some(agent) = topics.agent_of(&p.topic, "config/ack") {
@@ -148,7 +148,7 @@ pub(super) fn sort(
                 Err(e) => Item::Refused(e.to_string()),
             }
         } else if let Some(agent) = topics.agent_of(&p.topic, "event") {
-            match validate_update(topics, keys, &p.topic, &p.payload) {
+            match validate_update(topics, keys, &p.topic, &p.payload, now_ms) {
                 Ok(u) => Item::Update { agent: agent.to_owned(), update: Box::new(u) },
                 Err(reason) => Item::Refused(reason),
             }
@@ -163,8 +163,9 @@ pub(super) fn sort(
                 }
             }
         } else {
-            let verdict =
-                verdicts[i].take().unwrap_or_else(|| validate(topics, keys, &p.topic, &p.payload));
+            let verdict = verdicts[i]
+                .take()
+                .unwrap_or_else(|| validate(topics, keys, &p.topic, &p.payload, now_ms));
             match verdict {
                 Ok(alarm) => {
                     let mut record = AlarmRecord::from_alarm(&alarm, now_ms);

@@ -352,7 +352,12 @@ impl Clips {
             self.remove_partial(agent, id)?;
             return Ok(Put::Duplicate);
         }
-        if let Some(event) = self.store.get(&chunk.event_id)?
+        let event = match self.store.get(&chunk.event_id) {
+            // Unreadable (logged and counted): the clip waits as for an event not stored yet.
+            Err(StoreError::Corrupt { .. }) => None,
+            event => event?,
+        };
+        if let Some(event) = event
             && event.agent_id != agent
         {
             return Ok(Put::Refused(format!(
@@ -467,7 +472,7 @@ impl Clips {
             t[2].insert(by_event.as_slice(), &[])?;
             t[3].insert(by_time.as_slice(), &[])?;
             let Some(bytes) = t[0].get(event)? else { return Ok(None) };
-            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+            let Ok(mut record) = self.store.parse(&entry.event_id, &bytes) else {
                 return Ok(None);
             };
             if record.agent_id != entry.agent_id || !record.add_clip(&entry.clip) {
@@ -531,7 +536,7 @@ impl Clips {
             t[2].remove(by_event.as_slice())?;
             t[3].remove(by_time.as_slice())?;
             if let Some(bytes) = t[0].get(event)?
-                && let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes)
+                && let Ok(mut record) = self.store.parse(&entry.event_id, &bytes)
                 && record.clips.iter().any(|c| c.clip_id == clip_id)
             {
                 record.clips.retain(|c| c.clip_id != clip_id);

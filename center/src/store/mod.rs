@@ -15,7 +15,9 @@ mod index;
 mod query;
 mod retention;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
@@ -28,6 +30,7 @@ pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
 pub(crate) use index::index_prefix;
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
+pub(crate) use retention::DAY_MS;
 pub use retention::{Retention, Swept};
 
 /// Why the store failed.
@@ -109,6 +112,8 @@ pub struct Store {
     db: sled::Db,
     /// alarms, snapshots and the indexes, in the order of the constants of `index.rs`.
     trees: [sled::Tree; 7],
+    /// Ids of the alarm records found unreadable since start, each logged once.
+    unreadable: Arc<Mutex<HashSet<String>>>,
 }
 
 fn to_json(r: &AlarmRecord) -> Vec<u8> {
@@ -148,7 +153,7 @@ impl Store {
         let db = sled::Config::new().path(dir).open()?;
         let trees = TREE_NAMES.map(|name| db.open_tree(name));
         let [a, b, c, d, e, f, g] = trees;
-        let store = Self { trees: [a?, b?, c?, d?, e?, f?, g?], db };
+        let store = Self { trees: [a?, b?, c?, d?, e?, f?, g?], db, unreadable: Arc::default() };
         let meta = store.db.open_tree("meta")?;
         if meta.get("index_version")?.as_deref() != Some(INDEX_VERSION) {
             store.reindex()?;
@@ -165,7 +170,8 @@ impl Store {
         }
         for entry in self.trees[ALARMS].iter() {
             let (id, bytes) = entry?;
-            let r = parse(&String::from_utf8_lossy(&id), &bytes)?;
+            // Left out of the indexes: no list or sweep trips over it.
+            let Ok(r) = self.parse(&String::from_utf8_lossy(&id), &bytes) else { continue };
             for (tree, key) in index_entries(&r) {
                 self.trees[tree].insert(key, &[])?;
             }
@@ -235,7 +241,8 @@ impl Store {
                     id.to_owned(),
                 )));
             };
-            let mut record = parse(id, &bytes)
+            let mut record = self
+                .parse(id, &bytes)
                 .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
             let before = index_entries(&record);
             let out = change(&mut record)
@@ -264,7 +271,7 @@ impl Store {
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
-            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+            let Ok(mut record) = self.parse(id, &bytes) else {
                 return Ok(Attached::NoAlarm);
             };
             // A better view sent with an update replaced the picture this one was to be.
@@ -293,7 +300,7 @@ impl Store {
         let key = u.event_id.as_bytes();
         write(&self.trees[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
-            let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) else {
+            let Ok(mut record) = self.parse(&u.event_id, &bytes) else {
                 return Ok(EventUpdated::NoEvent);
             };
             if record.agent_id != agent {
@@ -315,7 +322,7 @@ impl Store {
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
-                if let Ok(record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                if let Ok(record) = self.parse(id, &bytes) {
                     for (tree, k) in index_entries(&record) {
                         t[tree].remove(k)?;
                     }
@@ -332,7 +339,7 @@ impl Store {
         let key = id.as_bytes();
         write(&self.trees[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
-                if let Ok(mut record) = serde_json::from_slice::<AlarmRecord>(&bytes) {
+                if let Ok(mut record) = self.parse(id, &bytes) {
                     record.snapshot_expired = true;
                     t[ALARMS].insert(key, to_json(&record))?;
                 }
@@ -350,7 +357,7 @@ impl Store {
 
     /// One alarm by id.
     pub fn get(&self, id: &str) -> Result<Option<AlarmRecord>, StoreError> {
-        self.trees[ALARMS].get(id.as_bytes())?.map(|v| parse(id, &v)).transpose()
+        self.trees[ALARMS].get(id.as_bytes())?.map(|v| self.parse(id, &v)).transpose()
     }
 
     /// The JPEG snapshot of an alarm, if it has one.
@@ -372,12 +379,25 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.trees[ALARMS].is_empty()
     }
-}
 
-/// The record stored under `id`, or why it does not parse.
-fn parse(id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
+    /// Alarm records found unreadable since start, each counted once.
+    pub fn unreadable_records(&self) -> u64 {
+        self.unreadable.lock().unwrap_or_else(PoisonError::into_inner).len() as u64
+    }
+
+    /// The record stored under `id`, or why it does not parse. One that does not (written by
+    /// an older version with a number JSON cannot hold, or damaged) is logged the first time
+    /// and counted; lists, escalation and the export then go on without it.
+    fn parse(&self, id: &str, bytes: &[u8]) -> Result<AlarmRecord, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            let message = e.to_string();
+            let mut unreadable = self.unreadable.lock().unwrap_or_else(PoisonError::into_inner);
+            if unreadable.insert(id.to_owned()) {
+                tracing::warn!(key = %id, "alarm record cannot be read ({message}): left out of lists, escalation and the export");
+            }
+            StoreError::Corrupt { id: id.to_owned(), message }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -507,5 +527,42 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn an_unreadable_record_is_left_out_of_lists_and_the_export_and_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        insert(&s, &alarm("good", 2), 0);
+        insert(&s, &alarm("garbage", 1), 0);
+        s.trees[ALARMS].insert("garbage", &b"\xff\x00 not JSON"[..]).unwrap();
+        // What an older center stored for a NaN score: JSON writes it as null, which reads
+        // back as no number.
+        let mut nan = alarm("nan", 3);
+        nan.detections = vec![xueliang_proto::Detection { score: f32::NAN, ..Default::default() }];
+        insert(&s, &nan, 0);
+        let listed = |s: &Store, filter: AlarmFilter| -> Vec<String> {
+            s.query(&filter, None, 10).unwrap().alarms.into_iter().map(|r| r.id).collect()
+        };
+        for _ in 0..2 {
+            assert_eq!(listed(&s, AlarmFilter::default()), ["good"]);
+            let new = AlarmFilter { status: Some(Status::New), ..Default::default() };
+            assert_eq!(listed(&s, new), ["good"], "escalation's query");
+        }
+        let mut exported = Vec::new();
+        s.for_each(&AlarmFilter::default(), |r| {
+            exported.push(r.id);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(exported, ["good"]);
+        assert!(matches!(s.get("nan"), Err(StoreError::Corrupt { id, .. }) if id == "nan"));
+        assert_eq!(s.unreadable_records(), 2, "each counted once, however often read");
+        // Re-indexing leaves them out rather than refusing to open the store.
+        s.open_tree("meta").unwrap().remove("index_version").unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(listed(&s, AlarmFilter::default()), ["good"]);
+        assert_eq!((s.len(), s.unreadable_records()), (3, 2), "kept as they are");
     }
 }

@@ -1,6 +1,6 @@
 //! Querying stored alarms: filters, newest event first, in pages with an opaque cursor. The
 //! most selective index a filter allows is walked backwards over the time range; the other
-//! filters are checked on the records it yields.
+//! filters are checked on the records it yields. A record that cannot be read is skipped.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::index::{
     ALARMS, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, index_prefix, time_key,
 };
-use super::{Store, StoreError, parse};
+use super::{Store, StoreError};
 use crate::domain::{AlarmRecord, EventState, Status};
 
 /// Which alarms a query wants; every field set must hold.
@@ -110,7 +110,8 @@ pub struct Page {
 }
 
 impl Store {
-    /// Up to `limit` alarms passing `filter`, newest event first, starting after `cursor`.
+    /// Up to `limit` alarms passing `filter`, newest event first, starting after `cursor`; a
+    /// record that cannot be read is left out (logged and counted), never failing the page.
     pub fn query(
         &self,
         filter: &AlarmFilter,
@@ -143,7 +144,7 @@ impl Store {
             let Some(bytes) = self.trees[ALARMS].get(id.as_bytes())? else {
                 continue;
             };
-            let record = parse(&id, &bytes)?;
+            let Ok(record) = self.parse(&id, &bytes) else { continue };
             if !filter.matches(&record) {
                 continue;
             }
@@ -157,7 +158,8 @@ impl Store {
         Ok(Page { alarms, next })
     }
 
-    /// Calls `each` with every alarm passing `filter`, oldest event first (export).
+    /// Calls `each` with every alarm passing `filter`, oldest event first (export); a record
+    /// that cannot be read is left out, as from a page.
     pub fn for_each(
         &self,
         filter: &AlarmFilter,
@@ -166,7 +168,11 @@ impl Store {
         for entry in self.trees[BY_TIME].iter() {
             let (key, _) = entry.map_err(StoreError::from)?;
             let id = String::from_utf8_lossy(&key[8..]).into_owned();
-            if let Some(r) = self.get(&id)?
+            let Some(bytes) = self.trees[ALARMS].get(id.as_bytes()).map_err(StoreError::from)?
+            else {
+                continue;
+            };
+            if let Ok(r) = self.parse(&id, &bytes)
                 && filter.matches(&r)
             {
                 each(r)?;

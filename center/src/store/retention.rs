@@ -29,7 +29,7 @@ pub struct Swept {
 }
 
 /// A day, ms.
-pub(super) const DAY_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Ids of alarms whose event time is before `before_ms`.
 pub(super) fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
