@@ -81,7 +81,7 @@ impl Outgoing {
 
     /// The message with its picture drawn on the frame its objects were seen on.
     pub fn drawn(mut self) -> Self {
-        self.draw(|job| Ok((job.draw_on(&job.frame)?, (job.frame.width(), job.frame.height()))));
+        self.draw(|job| job.draw_on(&job.frame));
         self
     }
 }
@@ -111,7 +111,13 @@ struct Open {
 }
 
 impl Open {
-    fn new(id: String, hits: &[Hit], at: FrameTime, size: (usize, usize)) -> Self {
+    fn new(
+        id: String,
+        hits: &[Hit],
+        openers: Vec<u64>,
+        at: FrameTime,
+        size: (usize, usize),
+    ) -> Self {
         Self {
             id,
             seq: 0,
@@ -119,7 +125,7 @@ impl Open {
             peak: hits.len() as u32,
             best: view(hits),
             best_hits: hits.to_vec(),
-            openers: hits.iter().map(|h| h.track).collect(),
+            openers,
             picture: None,
             picture_mono_ms: at.mono_ms,
             size,
@@ -219,12 +225,13 @@ impl EventLog {
                     let r = &rules.rules[rule];
                     let openers: Vec<u64> = hits.iter().map(|h| h.track).collect();
                     let picture =
-                        frame.map(|f| self.picture(f, rule, &hits, openers, rules, false));
+                        frame.map(|f| self.picture(f, rule, &hits, &openers, rules, false));
                     let ctx = self.context(&r.id, r.kind, r.severity, &r.place);
                     let mut alarm = build(&ctx, &hits, at.wall_ms, size, Vec::new());
                     alarm.opens_event = lasting;
                     if lasting {
-                        self.open.insert(rule, Open::new(alarm.id.clone(), &hits, at, size));
+                        let open = Open::new(alarm.id.clone(), &hits, openers, at, size);
+                        self.open.insert(rule, open);
                     }
                     out.push(Outgoing::Alarm { alarm, detail, picture });
                 }
@@ -234,11 +241,10 @@ impl EventLog {
                         view(&hits) > o.best * BETTER_VIEW
                             && at.mono_ms - o.picture_mono_ms >= PICTURE_EVERY_MS
                     });
-                    let openers =
-                        self.open.get(&rule).map(|o| o.openers.clone()).unwrap_or_default();
-                    let picture = frame
-                        .filter(|_| better)
-                        .map(|f| self.picture(f, rule, &hits, openers, rules, true));
+                    let picture = frame.filter(|_| better).map(|f| {
+                        let openers = self.open.get(&rule).map_or(&[][..], |o| &o.openers);
+                        self.picture(f, rule, &hits, openers, rules, true)
+                    });
                     let Some(o) = self.open.get_mut(&rule) else { continue };
                     if let Some(job) = picture {
                         o.best = view(&hits);
@@ -280,7 +286,7 @@ impl EventLog {
         frame: &Frame,
         rule: usize,
         hits: &[Hit],
-        openers: Vec<u64>,
+        openers: &[u64],
         rules: &RuleSet,
         inline: bool,
     ) -> PictureJob {
@@ -291,7 +297,7 @@ impl EventLog {
             frame: frame.clone(),
             shape: rules.rules[rule].shape.clone(),
             objects,
-            openers,
+            openers: openers.to_vec(),
             masks: rules.masks().to_vec(),
             cfg: if inline { &self.update_picture } else { &self.snapshot }.clone(),
         }
@@ -302,7 +308,7 @@ impl EventLog {
         let ctx = self.context("camera-offline", RuleKind::CameraOffline, SeverityConfig::High, "");
         let mut alarm = build(&ctx, &[], since.wall_ms, (0, 0), Vec::new());
         alarm.opens_event = true;
-        self.offline = Some(Open::new(alarm.id.clone(), &[], since, (0, 0)));
+        self.offline = Some(Open::new(alarm.id.clone(), &[], Vec::new(), since, (0, 0)));
         Outgoing::Alarm { alarm, detail: reason.to_owned(), picture: None }
     }
 

@@ -277,9 +277,9 @@ pub struct PictureJob {
 
 impl PictureJob {
     /// The picture drawn on `frame` (the detect frame or the record stream's), as a JPEG within
-    /// the cap, masks blacked out.
-    pub fn draw_on(&self, frame: &Frame) -> Result<Vec<u8>, String> {
-        frame
+    /// the cap, masks blacked out; with the size of that frame.
+    pub fn draw_on(&self, frame: &Frame) -> Result<(Vec<u8>, (usize, usize)), String> {
+        let jpeg = frame
             .with_yuv(|yuv| {
                 let mut rgb = Rgb::from_yuv(yuv);
                 rgb.draw_shape(&self.shape);
@@ -288,7 +288,8 @@ impl PictureJob {
                 rgb.to_jpeg(self.cfg.quality, self.cfg.max_bytes, &self.masks)
             })
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((jpeg, (frame.width(), frame.height())))
     }
 }
 

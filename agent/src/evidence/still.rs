@@ -40,7 +40,7 @@ pub struct RecordStream {
 }
 
 /// Draws event pictures, on the record stream's frame where a camera has one.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pictures {
     /// Per camera, in config order: its record stream, if any.
     records: Vec<Option<RecordStream>>,
@@ -66,7 +66,7 @@ impl Pictures {
                 .ok()
         });
         let frame = record.as_ref().unwrap_or(detect);
-        Ok((job.draw_on(frame)?, (frame.width(), frame.height())))
+        job.draw_on(frame)
     }
 }
 

@@ -339,7 +339,7 @@ impl DetectLoop {
             }
             self.inference.frames = frames;
             for message in messages {
-                self.send(message);
+                self.alarms.send(message);
             }
             if stats.maybe_log(&self.inference.stats) {
                 self.log_counts();
@@ -349,14 +349,9 @@ impl DetectLoop {
         let at = now();
         let ended: Vec<Outgoing> = self.watches.iter_mut().flat_map(|w| w.stop(at)).collect();
         for message in ended {
-            self.send(message);
+            self.alarms.send(message);
         }
         self.alarms.finish();
-    }
-
-    /// Hands a message of the event logs to the alarm chain.
-    fn send(&self, message: Outgoing) {
-        self.alarms.send(message);
     }
 
     /// A camera's loss (reported once it lasted `offline_after_s`) and its return.
@@ -374,7 +369,7 @@ impl DetectLoop {
             CameraEvent::Online { .. } | CameraEvent::Finished { .. } => Vec::new(),
         };
         for message in messages {
-            self.send(message);
+            self.alarms.send(message);
         }
     }
 
