@@ -17,7 +17,8 @@ use xueliang_agent::evidence::Sealer;
 use xueliang_center::domain::AlarmRecord;
 use xueliang_center::running::{BrokerChoice, start};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, Severity};
+use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
+use xueliang_proto::{Alarm, Detection, EventUpdate, Message, Receipt, RuleKind, Severity};
 use xueliang_testkit::scenario;
 
 const AGENT: &str = "village-a";
@@ -127,11 +128,16 @@ async fn alarms_with_bad_numbers_sizes_or_times_are_dead_lettered_and_the_good_o
             "event time 2100-01-01 08:00:00 +08:00 is more than 10 minutes after the center's clock",
         ),
     ];
-    let (client, _) = common::connect_when_ingesting(&center.mqtt_addr, "village-a-raw").await;
+    let (client, mut received) =
+        common::connect_when_ingesting(&center.mqtt_addr, "village-a-raw").await;
+    let receipt_topic = format!("xl/v1/{AGENT}/receipt");
+    client.subscribe(&receipt_topic, QoS::AtLeastOnce).await.unwrap();
     let topic = format!("xl/v1/{AGENT}/alarm");
+    let mut refused_ids = std::collections::BTreeSet::from(["good-u1".to_string()]);
     let mut expected = Vec::new();
     for (a, reason) in bad {
         expected.push((topic.clone(), format!("alarm {}: {reason}", a.id)));
+        refused_ids.insert(a.id.clone());
         let sealed = sealer.seal(a, usize::MAX).unwrap();
         client.publish(&topic, QoS::AtLeastOnce, false, sealed.message).await.unwrap();
     }
@@ -155,6 +161,25 @@ async fn alarms_with_bad_numbers_sizes_or_times_are_dead_lettered_and_the_good_o
     ));
     let sealed = sealer.seal_update(end_in_2100).unwrap();
     client.publish(&event_topic, QoS::AtLeastOnce, false, sealed.message).await.unwrap();
+
+    // The agent is told, in receipts the center signed, to give each refused message up (it
+    // would send it again for ever otherwise), and that the good alarm is stored.
+    let center_key: VerifyingKey = center.center_key.parse().unwrap();
+    let (mut named, mut stored_ids) = (std::collections::BTreeSet::new(), Vec::new());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while named != refused_ids || stored_ids.is_empty() {
+            let p = received.recv().await.unwrap();
+            if p.topic == receipt_topic {
+                center_key.verify(&p.payload, RECEIPT_SIGNATURE_FIELD, &[], "the center").unwrap();
+                let receipt = Receipt::decode(p.payload).unwrap();
+                named.extend(receipt.refused_ids);
+                stored_ids.extend(receipt.alarm_ids);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("refused {named:?} of {refused_ids:?}, stored {stored_ids:?}"));
+    assert_eq!(stored_ids, ["good"]);
 
     // The good alarm is stored and listed; every list page on the way answered 200.
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;

@@ -129,6 +129,7 @@ fn sample_receipt() -> Receipt {
         update_ids: Vec::new(),
         clip_chunks: Vec::new(),
         refused_clip_chunks: Vec::new(),
+        refused_ids: Vec::new(),
     }
 }
 
@@ -250,6 +251,13 @@ fn every_message_round_trips_and_matches_its_golden_encoding() {
         Receipt {
             clip_chunks: vec![chunk_id],
             refused_clip_chunks: vec![xueliang_proto::clip_chunk_id("019a8f2e-refused", 0)],
+            ..sample_receipt()
+        },
+    );
+    check(
+        "receipt_with_refused_ids",
+        Receipt {
+            refused_ids: vec!["019a8f2e-7c1b-7d3e-9a4b-0c5d6e7f8093".into()],
             ..sample_receipt()
         },
     );

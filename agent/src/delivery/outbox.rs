@@ -326,6 +326,15 @@ impl Outbox {
         Ok(true)
     }
 
+    /// The center will never store alarm or update `id` (what it says is out of bounds): it is
+    /// given up, an alarm with its snapshot and its event's updates and clips, and logged.
+    pub fn give_up(&self, id: &str) -> Result<(), OutboxError> {
+        if self.index.contains_key(id.as_bytes()).map_err(|e| OutboxError::Write(e.to_string()))? {
+            warn!(id = %id, "the center refuses this message for good (its dead letters say why); given up");
+        }
+        self.forget(id)
+    }
+
     /// The center will never store clip chunk `chunk_id` (it refused it, or takes no clips):
     /// every waiting chunk of its clip is given up, logged and counted.
     pub fn give_up_clip(&self, chunk_id: &str) -> Result<(), OutboxError> {
@@ -834,5 +843,21 @@ mod tests {
         assert_eq!(waiting(&o), [("fresh".to_string(), 0)]);
         assert_eq!(o.len(), 1);
         assert_eq!(o.drops.clips.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_alarm_the_center_refuses_for_good_is_given_up_with_its_clip() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        push(&o, &alarm("refused"));
+        clip(&o, "refused", "c", 2, 100);
+        push(&o, &alarm("kept"));
+        assert_eq!(o.len(), 4);
+        o.give_up("refused").unwrap();
+        assert_eq!(waiting(&o), [("kept".to_string(), 0)]);
+        assert_eq!(o.len(), 1);
+        // Named again in a later receipt: nothing left to give up.
+        o.give_up("refused").unwrap();
+        assert_eq!(o.len(), 1);
     }
 }

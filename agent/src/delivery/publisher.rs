@@ -298,8 +298,8 @@ impl Session for Connection {
         };
         if p.topic == self.receipt_topic {
             match read_receipt(&p.payload, self.center_key.as_ref()) {
-                Ok((stored, refused)) => {
-                    let _ = self.control.send(Control::Receipt { stored, refused });
+                Ok(receipted) => {
+                    let _ = self.control.send(Control::Receipt(receipted));
                 }
                 Err(e) => warn!("ignoring a receipt: {e}"),
             }
@@ -362,13 +362,20 @@ fn read_center_status(
     Ok(status)
 }
 
-/// The outbox ids a receipt names as stored (alarms, updates, snapshots that followed their
-/// alarms, clip chunks) and the clip chunks it names as refused, if it is well-formed and, when
-/// the center's key is known, signed by the center.
-fn read_receipt(
-    payload: &[u8],
-    center_key: Option<&VerifyingKey>,
-) -> Result<(Vec<String>, Vec<String>), String> {
+/// What a receipt names, as outbox ids.
+#[derive(Debug)]
+struct Receipted {
+    /// Stored: alarms, updates, snapshots that followed their alarms, clip chunks.
+    stored: Vec<String>,
+    /// Clip chunks the center will never store.
+    refused_chunks: Vec<String>,
+    /// Alarms and updates the center will never store.
+    refused: Vec<String>,
+}
+
+/// What a receipt names, if it is well-formed and, when the center's key is known, signed by
+/// the center.
+fn read_receipt(payload: &[u8], center_key: Option<&VerifyingKey>) -> Result<Receipted, String> {
     let receipt: Receipt = from_center(payload, center_key, RECEIPT_SIGNATURE_FIELD)?;
     let snapshots = receipt.snapshot_alarm_ids.iter().map(|id| snapshot_id(id));
     let stored = receipt
@@ -378,7 +385,11 @@ fn read_receipt(
         .chain(snapshots)
         .chain(receipt.clip_chunks)
         .collect();
-    Ok((stored, receipt.refused_clip_chunks))
+    Ok(Receipted {
+        stored,
+        refused_chunks: receipt.refused_clip_chunks,
+        refused: receipt.refused_ids,
+    })
 }
 
 /// What the connection task tells the sending task.
@@ -386,13 +397,8 @@ fn read_receipt(
 enum Control {
     Connected,
     Disconnected,
-    /// A receipt: outbox ids stored, and clip chunks the center will never store.
-    Receipt {
-        /// Stored.
-        stored: Vec<String>,
-        /// Refused for good.
-        refused: Vec<String>,
-    },
+    /// A receipt.
+    Receipt(Receipted),
     /// The center said it is (or is not) ingesting, and whether it takes event updates and
     /// clips.
     Center {
@@ -465,7 +471,7 @@ impl Sender {
                             }
                         }
                     }
-                    Some(Control::Receipt { stored, refused }) => {
+                    Some(Control::Receipt(Receipted { stored, refused_chunks, refused })) => {
                         for id in stored {
                             self.window.receipted(&id);
                             match self.outbox.remove(&id) {
@@ -474,10 +480,16 @@ impl Sender {
                                 Err(e) => warn!(alarm = %id, "{e}"),
                             }
                         }
-                        for chunk in refused {
+                        for chunk in refused_chunks {
                             self.window.receipted(&chunk);
                             if let Err(e) = self.outbox.give_up_clip(&chunk) {
                                 warn!(chunk = %chunk, "{e}");
+                            }
+                        }
+                        for id in refused {
+                            self.window.receipted(&id);
+                            if let Err(e) = self.outbox.give_up(&id) {
+                                warn!(id = %id, "{e}");
                             }
                         }
                     }

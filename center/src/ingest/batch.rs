@@ -15,7 +15,7 @@ use xueliang_proto::{
     SCHEMA_VERSION, Snapshot, decode_limited,
 };
 
-use super::validate::{validate, validate_all, validate_clip, validate_update};
+use super::validate::{Refusal, validate, validate_all, validate_clip, validate_update};
 use crate::cases::facts;
 use crate::domain::AlarmRecord;
 use crate::fleet::AgentKeys;
@@ -88,6 +88,16 @@ pub(super) enum Item {
         /// The chunk as signed: encoded without its offset and data.
         signed: Vec<u8>,
     },
+    /// An alarm or update its agent signed that this center will never store (out of bounds):
+    /// dead-lettered, and named in the agent's receipt as refused so it forgets it.
+    SignedRefused {
+        /// The agent whose topic it came on (and whose key signed it).
+        agent: String,
+        /// The alarm's or update's id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// Refused, for this reason: dead-letter it.
     Refused(String),
     /// Nothing to keep (a malformed report, the center's own status), only to acknowledge.
@@ -150,7 +160,7 @@ pub(super) fn sort(
         } else if let Some(agent) = topics.agent_of(&p.topic, "event") {
             match validate_update(topics, keys, &p.topic, &p.payload, now_ms) {
                 Ok(u) => Item::Update { agent: agent.to_owned(), update: Box::new(u) },
-                Err(reason) => Item::Refused(reason),
+                Err(refusal) => refused(agent, refusal),
             }
         } else if let Some(agent) = topics.agent_of(&p.topic, "clip") {
             match validate_clip(topics, keys, &p.topic, &p.payload, max_clip_bytes) {
@@ -174,12 +184,23 @@ pub(super) fn sort(
                         routing.location(&record.agent_id, &record.camera_id).unwrap_or_default();
                     Item::Alarm { record: Box::new(record), alarm: Box::new(alarm) }
                 }
-                Err(reason) => Item::Refused(reason),
+                Err(refusal) => match topics.agent_of(&p.topic, "alarm") {
+                    Some(agent) => refused(agent, refusal),
+                    None => Item::Refused(refusal.0),
+                },
             }
         };
         items.push(item);
     }
     items
+}
+
+/// What a refused alarm or update of `agent` becomes: named back to the agent when it signed it.
+fn refused(agent: &str, (reason, id): Refusal) -> Item {
+    match id {
+        Some(id) => Item::SignedRefused { agent: agent.to_owned(), id, reason },
+        None => Item::Refused(reason),
+    }
 }
 
 /// The receipts of a batch: one per agent, naming every alarm (and following snapshot, update
@@ -214,6 +235,11 @@ impl Receipts {
     /// `agent`'s chunk of clip `clip_id` at `offset` is on disk.
     pub(super) fn clip_chunk(&mut self, agent: &str, clip_id: &str, offset: u64) {
         self.of(agent).clip_chunks.push(xueliang_proto::clip_chunk_id(clip_id, offset));
+    }
+
+    /// `agent`'s alarm or update `id` will never be stored.
+    pub(super) fn refused(&mut self, agent: &str, id: String) {
+        self.of(agent).refused_ids.push(id);
     }
 
     /// `agent`'s clip chunk `chunk` (`{clip_id}@{offset}`) will never be stored.

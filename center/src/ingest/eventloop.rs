@@ -334,6 +334,10 @@ async fn write_batches(
                 Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
                 Item::Update { agent, update } => updates.push((i, agent, update)),
                 Item::Clip { agent, chunk, signed } => chunks.push((i, agent, chunk, signed)),
+                Item::SignedRefused { agent, id, reason } => {
+                    dead_letter(&p.topic, &p.payload, &reason);
+                    receipts.refused(&agent, id);
+                }
                 Item::ClipRefused { agent, chunk, reason } => {
                     refused_clip(&p.topic);
                     dead_letter(&p.topic, &p.payload, &reason);

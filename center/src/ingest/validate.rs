@@ -117,9 +117,9 @@ pub(super) fn validate(
     topic: &str,
     payload: &[u8],
     now_ms: i64,
-) -> Result<Alarm, String> {
-    let a: Alarm = verified(topics, keys, topic, payload)?;
-    check_alarm(&a, now_ms).map_err(|e| format!("alarm {}: {e}", a.id))?;
+) -> Result<Alarm, Refusal> {
+    let a: Alarm = verified(topics, keys, topic, payload).map_err(|reason| (reason, None))?;
+    check_alarm(&a, now_ms).map_err(|e| (format!("alarm {}: {e}", a.id), Some(a.id.clone())))?;
     Ok(a)
 }
 
@@ -130,12 +130,12 @@ pub(super) fn validate_update(
     topic: &str,
     payload: &[u8],
     now_ms: i64,
-) -> Result<EventUpdate, String> {
-    let u: EventUpdate = verified(topics, keys, topic, payload)?;
+) -> Result<EventUpdate, Refusal> {
+    let u: EventUpdate = verified(topics, keys, topic, payload).map_err(|reason| (reason, None))?;
     if !is_valid_id(&u.event_id) {
-        return Err(format!("update names event {:?}, not a valid id", u.event_id));
+        return Err((format!("update names event {:?}, not a valid id", u.event_id), None));
     }
-    check_update(&u, now_ms).map_err(|e| format!("update {}: {e}", u.id))?;
+    check_update(&u, now_ms).map_err(|e| (format!("update {}: {e}", u.id), Some(u.id.clone())))?;
     Ok(u)
 }
 
@@ -240,9 +240,10 @@ fn check_time(field: &str, t_ms: i64, now_ms: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a clip chunk is refused, and the chunk (`{clip_id}@{offset}`) when its agent signed it:
-/// that agent is told, so it gives the clip up instead of sending it for ever.
-pub(super) type ClipRefusal = (String, Option<String>);
+/// Why a message is refused, and its id when its agent signed it (an alarm's or an update's
+/// own id, a chunk's `{clip_id}@{offset}`): that agent is told in its receipt, so it gives the
+/// message up instead of sending it for ever.
+pub(super) type Refusal = (String, Option<String>);
 
 /// The chunk of an event's clip in `payload` and the chunk as signed (encoded without its offset
 /// and data, which the center keeps as the clip's proof of origin), or why it is refused. A clip
@@ -253,7 +254,7 @@ pub(super) fn validate_clip(
     topic: &str,
     payload: &[u8],
     max_bytes: u64,
-) -> Result<(ClipChunk, Vec<u8>), ClipRefusal> {
+) -> Result<(ClipChunk, Vec<u8>), Refusal> {
     let c: ClipChunk = verified(topics, keys, topic, payload).map_err(|reason| (reason, None))?;
     let chunk_id = xueliang_proto::clip_chunk_id(&c.clip_id, c.offset);
     check_clip(&c, max_bytes).map_err(|reason| (reason, Some(chunk_id)))?;
@@ -302,7 +303,7 @@ pub(super) fn validate_all(
     keys: &AgentKeys,
     batch: &[Publish],
     now_ms: i64,
-) -> Vec<Option<Result<Alarm, String>>> {
+) -> Vec<Option<Result<Alarm, Refusal>>> {
     let check = |p: &Publish| {
         topics
             .agent_of(&p.topic, "alarm")
@@ -364,23 +365,27 @@ mod tests {
 
         assert!(validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &a), NOW).is_ok());
         // v2 speaking for v1, on v1's topic or on its own.
-        let err = validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v2, &a), NOW).unwrap_err();
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v2, &a), NOW).unwrap_err().0;
         assert_eq!(err, "the signature does not verify against the key registered for \"v1\"");
-        let err = validate(&t, &keys, "xl/v1/v2/alarm", &seal(&v2, &a), NOW).unwrap_err();
+        let named = validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v2, &a), NOW).unwrap_err().1;
+        assert_eq!(named, None, "v1 did not sign it: nothing to name back");
+        let err = validate(&t, &keys, "xl/v1/v2/alarm", &seal(&v2, &a), NOW).unwrap_err().0;
         assert!(err.contains("came on \"v2\"'s topic"), "{err}");
-        let err = validate(&t, &keys, "xl/v1/v1/alarm", &a.encode_to_vec(), NOW).unwrap_err();
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &a.encode_to_vec(), NOW).unwrap_err().0;
         assert_eq!(err, "the message is not signed");
-        let err = validate(&t, &keys, "xl/v1/v3/alarm", &seal(&v1, &a), NOW).unwrap_err();
+        let err = validate(&t, &keys, "xl/v1/v3/alarm", &seal(&v1, &a), NOW).unwrap_err().0;
         assert!(err.starts_with("no key registered for agent \"v3\": add its line"), "{err}");
         assert!(
             validate(&t, &keys, "xl/v1/v1/alarm", b"\xff\xff", NOW)
                 .unwrap_err()
+                .0
                 .contains("malformed")
         );
         let no_id = Alarm { agent_id: "v1".into(), ..Default::default() };
         assert!(
             validate(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &no_id), NOW)
                 .unwrap_err()
+                .0
                 .contains("not a valid id")
         );
         // A snapshot swapped on the way: the signed hash does not match.
@@ -388,7 +393,8 @@ mod tests {
         with_picture.snapshot_sha256 = sha256(b"the real picture").into();
         let mut swapped = Alarm::decode(seal(&v1, &with_picture).as_slice()).unwrap();
         swapped.snapshot_jpeg = b"another picture".to_vec().into();
-        let err = validate(&t, &keys, "xl/v1/v1/alarm", &swapped.encode_to_vec(), NOW).unwrap_err();
+        let err =
+            validate(&t, &keys, "xl/v1/v1/alarm", &swapped.encode_to_vec(), NOW).unwrap_err().0;
         assert_eq!(err, "the snapshot does not match the hash the agent signed");
     }
 
@@ -410,17 +416,17 @@ mod tests {
         };
         let taken = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &u), NOW).unwrap();
         assert_eq!((taken.event_id.as_str(), taken.seq), ("0199-e", 1));
-        let err = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v2, &u), NOW).unwrap_err();
+        let err = validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v2, &u), NOW).unwrap_err().0;
         assert!(err.contains("does not verify"), "{err}");
-        let err = validate_update(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &u), NOW).unwrap_err();
+        let err = validate_update(&t, &keys, "xl/v1/v1/alarm", &seal(&v1, &u), NOW).unwrap_err().0;
         assert!(err.contains("not an agent event topic"), "{err}");
         let mut swapped = EventUpdate::decode(seal(&v1, &u).as_slice()).unwrap();
         swapped.snapshot_jpeg = b"another picture".to_vec().into();
         let err = validate_update(&t, &keys, "xl/v1/v1/event", &swapped.encode_to_vec(), NOW);
-        assert_eq!(err.unwrap_err(), "the snapshot does not match the hash the agent signed");
+        assert_eq!(err.unwrap_err().0, "the snapshot does not match the hash the agent signed");
         let nameless = EventUpdate { event_id: "../x".into(), ..u };
         let err =
-            validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &nameless), NOW).unwrap_err();
+            validate_update(&t, &keys, "xl/v1/v1/event", &seal(&v1, &nameless), NOW).unwrap_err().0;
         assert!(err.contains("not a valid id"), "{err}");
     }
 
@@ -705,8 +711,10 @@ mod tests {
             Alarm { detections: vec![Detection { score: f32::NAN, ..person() }], ..good_alarm() };
         let sealed =
             v1.sign(bad.encode_to_vec(), ALARM_SIGNATURE_FIELD, &[ALARM_SNAPSHOT_FIELD]).unwrap();
-        let err = validate(&t, &keys, "xl/v1/v1/alarm", &sealed, NOW).unwrap_err();
+        let err = validate(&t, &keys, "xl/v1/v1/alarm", &sealed, NOW).unwrap_err().0;
         assert_eq!(err, "alarm 0199-ok: detection 0's score NaN is not a number from 0 to 1");
+        let named = validate(&t, &keys, "xl/v1/v1/alarm", &sealed, NOW).unwrap_err().1;
+        assert_eq!(named.as_deref(), Some("0199-ok"), "named back to its agent");
         let late = EventUpdate {
             id: "0199-u9".into(),
             agent_id: "v1".into(),
@@ -718,10 +726,12 @@ mod tests {
         let sealed = v1
             .sign(late.encode_to_vec(), UPDATE_SIGNATURE_FIELD, &[UPDATE_SNAPSHOT_FIELD])
             .unwrap();
-        let err = validate_update(&t, &keys, "xl/v1/v1/event", &sealed, NOW).unwrap_err();
+        let err = validate_update(&t, &keys, "xl/v1/v1/event", &sealed, NOW).unwrap_err().0;
         assert!(
             err.starts_with("update 0199-u9: time 2026-12-02 08:00:00 +08:00 is more than"),
             "{err}"
         );
+        let named = validate_update(&t, &keys, "xl/v1/v1/event", &sealed, NOW).unwrap_err().1;
+        assert_eq!(named.as_deref(), Some("0199-u9"), "named back to its agent");
     }
 }
