@@ -47,11 +47,12 @@ async fn a_healthy_box_passes_every_check_and_each_fault_is_named() {
         "[[cameras]]\nid = \"gate\"\nurl = \"{}\"\ntransport = \"tcp\"\n",
         camera.url("gate")
     );
+    // The center takes configs for boxes it knows: registered, or awaiting enrolment.
+    let created = api.enrolment("doctor-village").await;
     assert_eq!(
         api.put("/api/agents/doctor-village/config").body(pushed).send().await.unwrap().status(),
         200
     );
-    let created = api.enrolment("doctor-village").await;
 
     // The installed model: links to the fetched one, with the checksum the installer writes.
     let models = dir.path().join("models");

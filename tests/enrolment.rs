@@ -52,7 +52,8 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
     let center_key =
         SigningKey::load_or_create(&key_path(&dir.path().join("center"))).unwrap().public_key();
 
-    // The county configures the box before it exists: a camera and a rule.
+    // The county configures the box before it exists (once its token is made): a camera and a
+    // rule.
     let camera = RtspServer::serve_file(&scenario::vtest(), "gate").expect("RTSP server");
     let pushed = format!(
         "[[cameras]]\nid = \"gate\"\nurl = \"{}\"\ntransport = \"tcp\"\n\
@@ -60,11 +61,6 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
          [[rules]]\nid = \"walkway-intrusion\"\nkind = \"zone_intrusion\"\nzone = \"walkway\"\nseverity = \"high\"\n",
         camera.url("gate")
     );
-    assert_eq!(
-        api.put("/api/agents/east-village/config").body(pushed).send().await.unwrap().status(),
-        200
-    );
-
     let create = |agent: &str, hours: f64| {
         let api = api.clone();
         let body = serde_json::json!({ "agent_id": agent, "valid_hours": hours });
@@ -75,6 +71,11 @@ async fn a_box_enrols_with_its_token_and_delivers_and_tokens_work_once() {
         }
     };
     let created = create("east-village", 24.0).await;
+    // The center takes configs for boxes it knows: registered, or awaiting enrolment.
+    assert_eq!(
+        api.put("/api/agents/east-village/config").body(pushed).send().await.unwrap().status(),
+        200
+    );
     let token = created["token"].as_str().unwrap().to_owned();
     let fingerprint = key_fingerprint(&center_key);
     assert_eq!(

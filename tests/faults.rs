@@ -54,7 +54,11 @@ struct Rig {
 
 impl Rig {
     async fn new(broker: Broker) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::new_in(broker, tempfile::tempdir().unwrap()).await
+    }
+
+    /// A rig in `dir`, where the center's and the agent's data folders may be mounted already.
+    async fn new_in(broker: Broker, dir: tempfile::TempDir) -> Self {
         let center_key = scenario::prepare_keys(
             &dir.path().join("center"),
             AGENT,
@@ -380,4 +384,135 @@ async fn every_alarm_delivered_twice_via_mosquitto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alarm_delivered_twice_via_the_embedded_broker() {
     deliver_every_alarm_twice(Broker::Embedded).await;
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts `mib` MiB at `at`; None (and why, printed) where this machine cannot mount.
+    fn mount(at: &std::path::Path, mib: u32) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self(at.to_owned())),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a small filesystem to fill (needs root or CAP_SYS_ADMIN): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount to make a small filesystem to fill: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes a file until the disk is full; returns it (delete it to free the space).
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        // The last bytes a partial block leaves.
+        while f.write_all(&[0u8]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The center's `/healthz`: its status code and body.
+async fn healthz(port: u16) -> Option<(u16, String)> {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.ok()?;
+    Some((r.status().as_u16(), r.text().await.ok()?))
+}
+
+/// The center's disk fills mid-stream and is freed again: the center says it is failing, the
+/// boxes keep what it cannot store, and it reopens its store by itself once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centers_disk_full_mid_stream_then_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("center"), 48) else { return };
+    let mut rig = Rig::new_in(Broker::Embedded, dir).await;
+    rig.start_agent();
+    rig.wait_stored(STRIKE_AT, Duration::from_secs(60)).await;
+    let filler = disk.fill();
+    let t0 = Instant::now();
+    let failing = loop {
+        if let Some((503, body)) = healthz(rig.http_port).await {
+            break body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "/healthz fails once the disk is full\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("while full, /healthz answered 503:\n{failing}");
+    // Ingest finds no room (or, if another write took the last bytes, the store failed).
+    assert!(
+        failing.contains("store: disk full") || failing.contains("store: cannot write"),
+        "{failing}"
+    );
+    let stored_while_full = rig.stat("alarms").await.unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    // The same process reopens its store: nobody restarts it.
+    let pid = rig.center.as_ref().unwrap().0.id();
+    let t0 = Instant::now();
+    loop {
+        if let Some((200, _)) = healthz(rig.http_port).await {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "healthy again once freed\n{}", rig.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "center disk full: {stored_while_full} stored when it filled; healthy again {:.1} s after it was freed",
+        freed.elapsed().as_secs_f32()
+    );
+    assert_eq!(rig.center.as_ref().unwrap().0.id(), pid, "the same process");
+    rig.verify("6: the center's disk full, then freed", freed).await;
+}
+
+/// The box's disk fills mid-stream while its uplink is cut (its outbox grows), and is freed
+/// again: it keeps its alarms in memory meanwhile and writes them to its outbox, in order,
+/// once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_boxs_disk_full_mid_stream_then_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("agent-data"), 16) else { return };
+    let mut rig = Rig::new_in(Broker::Embedded, dir).await;
+    rig.start_agent();
+    rig.wait_stored(STRIKE_AT, Duration::from_secs(60)).await;
+    // No receipts: what is raised stays in the outbox, which must grow.
+    rig.kill_center().await;
+    let filler = disk.fill();
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(rig.path("agent.log")).unwrap().contains("kept in memory") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the box keeps alarms in memory once its disk is full\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    std::fs::remove_file(&filler).unwrap();
+    rig.start_center().await;
+    rig.verify("7: the box's disk full (uplink cut), then freed", Instant::now()).await;
 }

@@ -18,8 +18,10 @@
 //!            configs, Health
 //! ```
 //!
-//! Around them: `config/` is what the user wrote, one file per section with its checks, and
-//! imports no stage; `geometry` is the shared vocabulary of points, boxes, polygons and lines;
+//! Around them: `config` is what the user wrote, one file per section with its checks, and
+//! imports no stage; `geometry` is the shared vocabulary of points, boxes, polygons and lines.
+//! Both live in the `xueliang-config` crate (`config/` at the workspace root), re-exported
+//! here under these names, so that the center checks a config it pushes as the box does;
 //! `runtime/` runs the stages as a service (start, config swaps, the detector thread, the alarm
 //! chain, watchdog, metrics); `tools/` are the installers' and measurers' commands (`doctor`,
 //! `probe-camera`, `enroll`, `replay`, `bench`, `eval`). Nothing imports `runtime/` or `tools/`;
@@ -32,11 +34,13 @@
 // The services never unwrap what a user or the network can influence (tests may).
 #![warn(clippy::unwrap_used)]
 
-pub mod config;
+/// What the user wrote, with its checks (the `xueliang-config` crate, shared with the center).
+pub use xueliang_config as config;
+/// Points, boxes, polygons and lines in normalized picture coordinates.
+pub use xueliang_config::geometry;
 pub mod delivery;
 pub mod detect;
 pub mod evidence;
-pub mod geometry;
 pub mod rules;
 pub mod runtime;
 pub mod source;

@@ -22,7 +22,8 @@
 //! |-------------|-----------------------------------------------------------------|--------------------------------------------|
 //! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                    |
 //! | `store/`    | sled: alarms, indexes, queries, export, retention, dead letters | domain                                     |
-//! |             | and events' video clips (files, their records in sled)          |                                            |
+//! |             | and events' video clips (files, their records in sled); what    |                                            |
+//! |             | agents signed, kept beside their alarms                         |                                            |
 //! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                      |
 //! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                      |
 //! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                     |

@@ -40,6 +40,13 @@ enum Command {
     /// Write every alarm record as JSON Lines, oldest first (for backups and statistics). The
     /// center must be stopped; while it runs, use `GET /api/export` as an admin.
     Export(cli::export::ExportArgs),
+    /// Check the audit log's hash chain and signed checkpoints (the center must be stopped).
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
+    /// Prove a stored alarm: its agent's signature over the message kept beside it, checked
+    /// against the agent's registered key, and the stored record against what was signed (the
+    /// center must be stopped; while it runs, use GET /api/alarms/{id}/proof).
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +69,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve::run(args),
         Command::User(command) => cli::user::run(command),
         Command::Export(args) => cli::export::run(args),
+        Command::Audit(command) => cli::audit::run(command),
+        Command::Verify(args) => cli::verify::run(args),
     }
 }

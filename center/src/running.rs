@@ -14,8 +14,8 @@ use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 use xueliang_service::metrics::Histogram;
 
-use crate::access::{AuditLog, Sessions, Users};
-use crate::api::{ApiState, EnrolSettings, HttpsListener};
+use crate::access::{AuditLog, DEFAULT_IDLE, Sessions, Users};
+use crate::api::{ApiState, EnrolSettings, HttpsListener, LoginLimits, LoginThrottle, Peer};
 use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
@@ -83,6 +83,14 @@ pub struct CenterConfig {
     /// The external broker is Mosquitto with its dynamic-security plugin, whose admin the
     /// center's login is: the center keeps boxes' accounts there (made at enrolment).
     pub broker_accounts: bool,
+    /// A login session unused this long ends (besides its 12-hour lifetime).
+    pub session_idle: Duration,
+    /// Limits on log-in attempts: verifications at once, back-off, audit aggregation.
+    pub login_limits: LoginLimits,
+    /// Free space below this many bytes on the store's disk is logged and shown in `/healthz`.
+    pub min_free_bytes: u64,
+    /// How often the store's disk is checked (free space, a test write).
+    pub disk_check: Duration,
 }
 
 impl CenterConfig {
@@ -104,6 +112,10 @@ impl CenterConfig {
             allow_plain_http: false,
             broker_accounts: false,
             allow_plain_mqtt: false,
+            session_idle: DEFAULT_IDLE,
+            login_limits: LoginLimits::default(),
+            min_free_bytes: 1 << 30,
+            disk_check: Duration::from_secs(10),
             data_dir,
             http_listen,
             broker,
@@ -182,6 +194,9 @@ pub struct RunningCenter {
     pub center_key: String,
     /// Configuration push.
     pub configs: ConfigPush,
+    /// Cancelled when the store, which met a write error, can write again: the center is then
+    /// to stop and start again (sled reopens only so).
+    pub reopen: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -193,6 +208,9 @@ impl RunningCenter {
         }
     }
 }
+
+/// How often the audit log's head is signed while entries come (and at a clean shutdown).
+const AUDIT_CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
 /// `addr` as this host reaches it: a wildcard listen address becomes loopback.
 fn reachable(addr: SocketAddr) -> SocketAddr {
@@ -308,7 +326,8 @@ pub async fn start(
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
         .map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
-    let audit = AuditLog::open(&store).map_err(store_err)?;
+    // Its checkpoints are signed with the key that signs receipts.
+    let audit = AuditLog::open(&store).map_err(store_err)?.signed_by(center_key.clone());
     let fleet = Fleet::open(&store).map_err(store_err)?;
     let webhooks = Webhooks::open(&store, config.webhook_retry).map_err(store_err)?;
     let dispatcher = Dispatcher::new(
@@ -342,9 +361,18 @@ pub async fn start(
         announcer,
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
+    let reopen = CancellationToken::new();
     let background = [
+        tokio::spawn(crate::store::watch_disk(
+            store.clone(),
+            config.min_free_bytes,
+            config.disk_check,
+            reopen.clone(),
+            shutdown.clone(),
+        )),
         tokio::spawn(webhooks.clone().run(shutdown.clone())),
         tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
+        tokio::spawn(audit.clone().keep_checkpoints(AUDIT_CHECKPOINT_EVERY, shutdown.clone())),
         tokio::spawn(run_retention(
             store.clone(),
             clips.clone(),
@@ -354,6 +382,9 @@ pub async fn start(
             shutdown.clone(),
         )),
     ];
+    let logins = Arc::new(LoginThrottle::new(config.login_limits.clone()));
+    let login_audit =
+        tokio::spawn(logins.clone().run_audit(audit.clone(), store.clone(), shutdown.clone()));
     let app = crate::api::router(ApiState {
         store: store.clone(),
         clips,
@@ -362,7 +393,8 @@ pub async fn start(
         dead_letters,
         stats: stats.clone(),
         users,
-        sessions: Sessions::open(&store).map_err(store_err)?,
+        sessions: Sessions::open(&store, config.session_idle).map_err(store_err)?,
+        logins,
         audit,
         fleet,
         keys,
@@ -394,17 +426,19 @@ pub async fn start(
         stats,
         center_key: center_key.public_key(),
         configs,
-        tasks: [ingest, http].into_iter().chain(background).collect(),
+        reopen,
+        tasks: [ingest, http, login_audit].into_iter().chain(background).collect(),
     })
 }
 
 /// Serves the API `app` on `listener` until `shutdown`.
 async fn serve_api<L>(listener: L, app: axum::Router, shutdown: CancellationToken)
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> Peer: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
-    let serve = axum::serve(listener, app)
+    // Each request knows its client's address (log-ins are limited per address).
+    let serve = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await });
     if let Err(e) = serve.await {
         tracing::error!("HTTP API stopped: {e}");

@@ -68,7 +68,8 @@ fn routes(src: &str) -> BTreeMap<String, BTreeSet<String>> {
                         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                         .unwrap_or(src.len() - i);
                     let word = &src[i..word_end];
-                    if src[word_end..].trim_start().starts_with('(') {
+                    // `.layer(..)` on a method router (a body limit) is no method.
+                    if word != "layer" && src[word_end..].trim_start().starts_with('(') {
                         assert!(
                             METHODS.contains(&word),
                             "route {path}: method router `{word}(..)` is not understood by this test (get, post, put, delete, patch, ...)"

@@ -217,6 +217,13 @@ impl std::str::FromStr for VerifyingKey {
     }
 }
 
+/// The text form (base64) that `FromStr` reads and `SigningKey::public_key` prints.
+impl std::fmt::Display for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&B64.encode(self.0))
+    }
+}
+
 impl VerifyingKey {
     /// Checks that `payload` carries in `signature_field` a valid signature over all fields
     /// but `skip` and the signature. `signer` names the key's owner in the error.

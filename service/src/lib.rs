@@ -4,6 +4,7 @@
 //!   leave cleanly with a retained farewell) that the agent's publisher and the center's ingest
 //!   both run;
 //! - [`backoff`]: doubling retry delays with jitter (cameras, brokers, webhooks);
+//! - [`disk`]: free space, checked before the outbox and the store write;
 //! - [`shutdown`]: Ctrl-C and SIGTERM as a cancellation token;
 //! - [`logging`]: the log subscriber;
 //! - [`metrics`]: the Prometheus text page both `/metrics` endpoints serve;
@@ -13,6 +14,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod backoff;
+pub mod disk;
 pub mod logging;
 pub mod metrics;
 pub mod mqtt;

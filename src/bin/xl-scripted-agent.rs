@@ -15,13 +15,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::delivery::Outbox;
 use xueliang_agent::delivery::{Links, Publisher};
+use xueliang_agent::delivery::{Outbox, OutboxWriter};
 use xueliang_agent::evidence::Sealer;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity};
@@ -178,6 +177,8 @@ fn main() -> anyhow::Result<()> {
         let (_version_tx, config_version) = watch::channel(0);
         let links = Links { wake, health, configs, acks, config_version };
         let publishing = tokio::spawn(publisher.run(outbox.clone(), links, shutdown.clone()));
+        // As the agent's evidence thread does: kept in memory while the outbox cannot write.
+        let mut writer = OutboxWriter::new(outbox.clone());
         let steps = schedule(&args);
         let first = (first as usize).min(steps.len());
         let (offset, started) =
@@ -192,17 +193,27 @@ fn main() -> anyhow::Result<()> {
                 }
                 Step::Update(i, j) => sealer.seal_update(update(&config.agent_id, i, j, &args))?,
             };
-            outbox.push(&sealed)?;
-            std::fs::write(&progress, (n + 1).to_string()).context("cannot record progress")?;
-            let _ = wake_tx.try_send(());
+            let what = if matches!(step, Step::Alarm(_)) { "alarm" } else { "event update" };
+            if writer.write(sealed, what) {
+                let _ = wake_tx.try_send(());
+            }
+            // Progress only once written: one kept in memory is raised again after a kill.
+            if writer.kept() == 0
+                && let Err(e) = std::fs::write(&progress, (n + 1).to_string())
+            {
+                eprintln!("xl-scripted-agent: cannot record progress: {e}");
+            }
         }
         eprintln!(
             "xl-scripted-agent: all {} alarms raised ({} updates each)",
             args.count, args.event_updates
         );
         if args.exit_when_delivered {
-            while !outbox.is_empty() {
+            while writer.kept() > 0 || !outbox.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                if writer.retry() {
+                    let _ = wake_tx.try_send(());
+                }
             }
             eprintln!("xl-scripted-agent: every alarm receipted");
         } else {

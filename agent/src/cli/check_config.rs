@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use xueliang_agent::config::locate::locate;
-use xueliang_agent::config::{AgentConfig, ConfigError, Problem};
+use xueliang_agent::config::{AgentConfig, ConfigError, Placed, Problem};
 use xueliang_agent::detect::ModelCard;
 use xueliang_agent::rules::class_problems;
 
@@ -25,9 +24,10 @@ pub(super) fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| (2, e))?;
     let config = match AgentConfig::parse_unchecked(&text, file) {
         Ok(c) => c,
-        Err(ConfigError::Syntax { at, short, .. }) => {
-            let (line, col) = at.unwrap_or((1, 1));
-            println!("{}:{line}:{col}: {short}", file.display());
+        Err(e @ ConfigError::Syntax { .. }) => {
+            for placed in e.placed(&text) {
+                println!("{}", placed.report(file.display()));
+            }
             return Err((2, anyhow::anyhow!("1 problem in {}", file.display())));
         }
         Err(e) => return Err((2, e.into())),
@@ -61,15 +61,8 @@ pub(super) fn run(args: Args) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let mut placed: Vec<((usize, usize), &Problem)> =
-        problems.iter().map(|p| (locate(&text, &p.at).unwrap_or((1, 1)), p)).collect();
-    // In file order, as an installer fixes them.
-    placed.sort_by_key(|(at, _)| *at);
-    for ((line, col), p) in placed {
-        println!("{}:{line}:{col}: {p}", file.display());
-        if let Some(hint) = &p.hint {
-            println!("    hint: {hint}");
-        }
+    for placed in Placed::all(&text, &problems) {
+        println!("{}", placed.report(file.display()));
     }
     let n = problems.len();
     Err((2, anyhow::anyhow!("{n} problem{} in {}", if n == 1 { "" } else { "s" }, file.display())))

@@ -13,8 +13,8 @@
 //! `{clip_id}@{offset}`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sled::Transactional;
 use tracing::warn;
@@ -144,15 +144,24 @@ pub struct Drops {
     pub clips: AtomicU64,
 }
 
-/// The agent's outbox.
-#[derive(Debug, Clone)]
-pub struct Outbox {
+/// The database and its trees.
+#[derive(Debug)]
+struct Trees {
     db: sled::Db,
     queue: sled::Tree,
     following: sled::Tree,
     updates: sled::Tree,
     clips: sled::Tree,
     index: sled::Tree,
+}
+
+/// The agent's outbox.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+    trees: Arc<Trees>,
+    /// The write error sled keeps (it fails every later write until the agent restarts).
+    write_error: Arc<Mutex<Option<String>>>,
     limits: Limits,
     bytes: Arc<AtomicU64>,
     /// What was given up to stay within the limits.
@@ -195,33 +204,38 @@ impl Outbox {
     }
 
     fn open_at(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
-        let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
-        let db = sled::open(dir).map_err(open_err)?;
-        let queue = db.open_tree("queue").map_err(open_err)?;
-        let following = db.open_tree("following").map_err(open_err)?;
-        let updates = db.open_tree("updates").map_err(open_err)?;
-        let clips = db.open_tree("clips").map_err(open_err)?;
-        let index = db.open_tree("index").map_err(open_err)?;
-        let bytes: u64 = queue
-            .iter()
-            .values()
-            .chain(following.iter().values())
-            .chain(updates.iter().values())
-            .chain(clips.iter().values())
-            .flatten()
-            .map(|v| v.len() as u64)
-            .sum();
+        let (trees, bytes) = Trees::open(dir)?;
         Ok(Self {
-            db,
-            queue,
-            following,
-            updates,
-            clips,
-            index,
+            dir: dir.to_owned(),
+            trees: Arc::new(trees),
+            write_error: Arc::default(),
             limits,
             bytes: Arc::new(AtomicU64::new(bytes)),
             drops: Arc::default(),
         })
+    }
+
+    /// The database.
+    fn t(&self) -> &Trees {
+        &self.trees
+    }
+
+    /// Notes a failed write: sled fails every later one too, until the agent restarts.
+    fn failed(&self, e: impl std::fmt::Display) -> OutboxError {
+        let message = e.to_string();
+        let mut slot = self.write_error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| message.clone());
+        OutboxError::Write(message)
+    }
+
+    /// The folder it is kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The write error since the outbox was opened, if one happened.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Bytes of the waiting alarms.
@@ -238,7 +252,8 @@ impl Outbox {
     /// alarm given up takes its event's updates along. Every step is logged and counted.
     fn enforce(&self) -> Result<(), OutboxError> {
         let oldest_allowed = now_ms() - self.limits.max_age_ms;
-        for (_, alarm) in self.scan() {
+        let t = self.t();
+        for (_, alarm) in t.scan() {
             if alarm.event_time_ms >= oldest_allowed {
                 break;
             }
@@ -267,21 +282,24 @@ impl Outbox {
     /// nothing to give up.
     fn relieve(&self, relief: &Relief, pick: &dyn Fn(&Alarm) -> bool) -> Result<bool, OutboxError> {
         if let Relief::DropFollowing = relief {
-            let Some((_, alarm_id)) = self.waiting_snapshots().next() else { return Ok(false) };
+            let Some((_, alarm_id)) = self.t().waiting_snapshots().next() else {
+                return Ok(false);
+            };
             warn!(alarm = %alarm_id, "outbox full: a snapshot waiting to follow its alarm dropped");
             self.remove(&snapshot_id(&alarm_id))?;
             self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
             return Ok(true);
         }
-        let Some((seq, alarm)) = self.scan().find(|(_, a)| pick(a)) else { return Ok(false) };
+        let t = self.t();
+        let Some((seq, alarm)) = t.scan().find(|(_, a)| pick(a)) else { return Ok(false) };
         if let Relief::StripSnapshot = relief {
             warn!(alarm = %alarm.id, bytes = alarm.snapshot_jpeg.len(), "outbox full: snapshot dropped, the alarm still waits");
             let stripped = Alarm { snapshot_jpeg: Default::default(), ..alarm };
             let payload = stripped.encode_to_vec();
-            let old = self
+            let old = t
                 .queue
                 .insert(seq.to_be_bytes(), payload.as_slice())
-                .map_err(|e| OutboxError::Write(e.to_string()))?;
+                .map_err(|e| self.failed(e))?;
             let old_len = old.map_or(0, |v| v.len() as u64);
             self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
             self.drops.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -297,7 +315,8 @@ impl Outbox {
     fn forget(&self, id: &str) -> Result<(), OutboxError> {
         self.remove(id)?;
         self.remove(&snapshot_id(id))?;
-        let clips: std::collections::BTreeSet<String> = self
+        let t = self.t();
+        let clips: std::collections::BTreeSet<String> = t
             .waiting_chunks()
             .filter(|c| c.event_id == id)
             .map(|c| clip_of(&c.chunk_id).to_owned())
@@ -305,7 +324,7 @@ impl Outbox {
         for clip in clips {
             self.drop_clip(&clip)?;
         }
-        let orphans: Vec<String> = self
+        let orphans: Vec<String> = t
             .waiting_updates()
             .filter(|(_, u, _)| u.event_id == id)
             .map(|(_, u, _)| u.id)
@@ -319,7 +338,7 @@ impl Outbox {
 
     /// Gives up the oldest waiting clip, every chunk of it; false if none waits.
     fn drop_oldest_clip(&self) -> Result<bool, OutboxError> {
-        let Some(oldest) = self.waiting_chunks().next() else { return Ok(false) };
+        let Some(oldest) = self.t().waiting_chunks().next() else { return Ok(false) };
         let clip = clip_of(&oldest.chunk_id).to_owned();
         warn!(clip = %clip, event = %oldest.event_id, "outbox full: an event clip dropped unsent");
         self.drop_clip(&clip)?;
@@ -329,7 +348,7 @@ impl Outbox {
     /// The center will never store alarm or update `id` (what it says is out of bounds): it is
     /// given up, an alarm with its snapshot and its event's updates and clips, and logged.
     pub fn give_up(&self, id: &str) -> Result<(), OutboxError> {
-        if self.index.contains_key(id.as_bytes()).map_err(|e| OutboxError::Write(e.to_string()))? {
+        if self.t().index.contains_key(id.as_bytes()).map_err(|e| self.failed(e))? {
             warn!(id = %id, "the center refuses this message for good (its dead letters say why); given up");
         }
         self.forget(id)
@@ -339,7 +358,7 @@ impl Outbox {
     /// every waiting chunk of its clip is given up, logged and counted.
     pub fn give_up_clip(&self, chunk_id: &str) -> Result<(), OutboxError> {
         let clip = clip_of(chunk_id);
-        if !self.waiting_chunks().any(|c| clip_of(&c.chunk_id) == clip) {
+        if !self.t().waiting_chunks().any(|c| clip_of(&c.chunk_id) == clip) {
             return Ok(());
         }
         warn!(clip = %clip, "the center takes no such clip (its dead letters say why); given up");
@@ -349,6 +368,7 @@ impl Outbox {
     /// Removes every waiting chunk of clip `clip` and counts the clip as dropped.
     fn drop_clip(&self, clip: &str) -> Result<(), OutboxError> {
         let chunks: Vec<String> = self
+            .t()
             .waiting_chunks()
             .filter(|c| clip_of(&c.chunk_id) == clip)
             .map(|c| c.chunk_id)
@@ -360,16 +380,6 @@ impl Outbox {
         Ok(())
     }
 
-    /// Waiting clip chunks, oldest first, read from their keys.
-    fn waiting_chunks(&self) -> impl Iterator<Item = WaitingChunk> + '_ {
-        self.clips.iter().keys().flatten().filter_map(|k| {
-            let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-            let rest = std::str::from_utf8(k.get(8..)?).ok()?;
-            let (event_id, chunk_id) = rest.split_once('/')?;
-            Some(WaitingChunk { seq, event_id: event_id.to_owned(), chunk_id: chunk_id.to_owned() })
-        })
-    }
-
     /// Stores the chunks of one clip of event `event_id` (`(chunk id, encoded ClipChunk)`, in
     /// order) durably, flushed, at the end of the queue. Chunks already waiting are not stored
     /// twice.
@@ -378,15 +388,15 @@ impl Outbox {
         event_id: &str,
         chunks: &[(String, Vec<u8>)],
     ) -> Result<(), OutboxError> {
-        let write = |e: String| OutboxError::Write(e);
+        let t = self.t();
         let mut keys = Vec::with_capacity(chunks.len());
         for (chunk_id, _) in chunks {
-            let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
+            let seq = t.db.generate_id().map_err(|e| self.failed(e))?;
             let mut key = seq.to_be_bytes().to_vec();
             key.extend_from_slice(format!("{event_id}/{chunk_id}").as_bytes());
             keys.push(key);
         }
-        let added = (&self.clips, &self.index)
+        let added = (&t.clips, &t.index)
             .transaction(|(clips, index)| {
                 let mut added = 0u64;
                 for ((chunk_id, payload), key) in chunks.iter().zip(&keys) {
@@ -399,23 +409,24 @@ impl Outbox {
                 }
                 Ok(added)
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
+            .map_err(|e: sled::transaction::TransactionError<()>| self.failed(format!("{e:?}")))?;
         self.bytes.fetch_add(added, Ordering::Relaxed);
         self.enforce()?;
-        self.db.flush().map_err(|e| write(e.to_string()))?;
+        t.db.flush().map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     /// Up to `limit` clip chunks whose event's alarm is receipted, in order, skipping those
     /// `skip` says to.
     pub fn clip_chunks(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        self.waiting_chunks()
-            .filter(|c| !self.index.contains_key(c.event_id.as_bytes()).unwrap_or(true))
+        let t = self.t();
+        t.waiting_chunks()
+            .filter(|c| !t.index.contains_key(c.event_id.as_bytes()).unwrap_or(true))
             .filter(|c| !skip(&c.chunk_id))
             .take(limit)
             .filter_map(|c| {
-                let key = self.index.get(c.chunk_id.as_bytes()).ok()??;
-                let payload = self.clips.get(key).ok()??.to_vec();
+                let key = t.index.get(c.chunk_id.as_bytes()).ok()??;
+                let payload = t.clips.get(key).ok()??.to_vec();
                 Some(Pending { seq: c.seq, id: c.chunk_id, kind: PendingKind::Clip, payload })
             })
             .collect()
@@ -423,8 +434,9 @@ impl Outbox {
 
     /// Strips the picture of the oldest waiting update that has one; false if none has.
     fn strip_update_picture(&self) -> Result<bool, OutboxError> {
+        let t = self.t();
         let Some((seq, update, _)) =
-            self.waiting_updates().find(|(_, u, _)| !u.snapshot_jpeg.is_empty())
+            t.waiting_updates().find(|(_, u, _)| !u.snapshot_jpeg.is_empty())
         else {
             return Ok(false);
         };
@@ -432,14 +444,176 @@ impl Outbox {
         // The signature does not cover the picture: stripping it keeps the seal intact.
         let stripped = EventUpdate { snapshot_jpeg: Default::default(), ..update };
         let payload = stripped.encode_to_vec();
-        let old = self
-            .updates
-            .insert(seq.to_be_bytes(), payload.as_slice())
-            .map_err(|e| OutboxError::Write(e.to_string()))?;
+        let old =
+            t.updates.insert(seq.to_be_bytes(), payload.as_slice()).map_err(|e| self.failed(e))?;
         let old_len = old.map_or(0, |v| v.len() as u64);
         self.bytes.fetch_sub(old_len.saturating_sub(payload.len() as u64), Ordering::Relaxed);
         self.drops.updates.fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Event time of the oldest waiting alarm, UTC milliseconds.
+    pub fn oldest_event_time_ms(&self) -> Option<i64> {
+        self.t().scan().next().map(|(_, a)| a.event_time_ms)
+    }
+
+    /// Stores a sealed alarm (and the snapshot that follows it, if any) or event update durably,
+    /// flushed to disk, at the end of the queue. An id already waiting is not stored twice.
+    pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
+        let t = self.t();
+        let seq = t.db.generate_id().map_err(|e| self.failed(e))?;
+        // The alarm id in the key tells whose picture it is without decoding the picture.
+        let mut after = t.db.generate_id().map_err(|e| self.failed(e))?.to_be_bytes().to_vec();
+        after.extend_from_slice(sealed.id.as_bytes());
+        let follow_id = snapshot_id(&sealed.id);
+        let stored = (&t.queue, &t.following, &t.updates, &t.index)
+            .transaction(|(queue, following, updates, index)| {
+                if let Some(existing) = index.get(sealed.id.as_bytes())? {
+                    return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
+                }
+                let tree = match sealed.kind {
+                    MessageKind::Alarm => queue,
+                    MessageKind::Update => updates,
+                };
+                tree.insert(&seq.to_be_bytes(), sealed.message.as_slice())?;
+                index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
+                if let Some(snapshot) = &sealed.snapshot {
+                    following.insert(after.as_slice(), snapshot.as_slice())?;
+                    index.insert(follow_id.as_bytes(), after.as_slice())?;
+                }
+                Ok(None)
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| self.failed(format!("{e:?}")))?;
+        if let Some(existing) = stored {
+            return Ok(existing);
+        }
+        self.bytes.fetch_add(sealed.bytes() as u64, Ordering::Relaxed);
+        self.enforce()?;
+        t.db.flush().map_err(|e| self.failed(e))?;
+        Ok(seq)
+    }
+
+    /// Up to `limit` snapshots whose alarms are receipted, in order, skipping those `skip`
+    /// says to.
+    pub fn following(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        let t = self.t();
+        t.waiting_snapshots()
+            .filter(|(_, alarm)| !t.index.contains_key(alarm.as_bytes()).unwrap_or(true))
+            .map(|(seq, alarm)| (seq, snapshot_id(&alarm)))
+            .filter(|(_, id)| !skip(id))
+            .take(limit)
+            .filter_map(|(seq, id)| {
+                let key = t.index.get(id.as_bytes()).ok()??;
+                let payload = t.following.get(key).ok()??.to_vec();
+                Some(Pending { seq, id, kind: PendingKind::Snapshot, payload })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` alarms and event updates in publishing order, skipping those `skip` says to.
+    pub fn oldest(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
+        let t = self.t();
+        let alarms = t.entries().map(|(seq, alarm, value)| Pending {
+            seq,
+            id: alarm.id,
+            kind: PendingKind::Alarm,
+            payload: value.to_vec(),
+        });
+        let updates = t.waiting_updates().map(|(seq, update, value)| Pending {
+            seq,
+            id: update.id,
+            kind: PendingKind::Update,
+            payload: value.to_vec(),
+        });
+        merge_by_seq(alarms, updates).filter(|p| !skip(&p.id)).take(limit).collect()
+    }
+
+    /// Forgets the alarm, update, following snapshot or clip chunk `id` (its receipt came);
+    /// false if it was not here.
+    pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
+        let t = self.t();
+        let removed = (&t.queue, &t.updates, &t.following, &t.clips, &t.index)
+            .transaction(|(queue, updates, following, clips, index)| {
+                let Some(key) = index.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let value = if is_snapshot_id(id) {
+                    following.remove(key)?
+                } else if is_clip_chunk_id(id) {
+                    clips.remove(key)?
+                } else {
+                    match queue.remove(key.clone())? {
+                        Some(v) => Some(v),
+                        None => updates.remove(key)?,
+                    }
+                };
+                Ok(value.map(|v| v.len() as u64))
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| self.failed(format!("{e:?}")))?;
+        if let Some(len) = removed {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Alarms, event updates, following snapshots and clip chunks waiting for a receipt.
+    pub fn len(&self) -> usize {
+        self.messages() + self.clip_chunks_waiting()
+    }
+
+    /// Alarms, event updates and following snapshots waiting for a receipt (clip chunks, many
+    /// per clip, apart).
+    pub fn messages(&self) -> usize {
+        {
+            let t = self.t();
+            t.queue.len() + t.updates.len() + t.following.len()
+        }
+    }
+
+    /// Clip chunks waiting for a receipt.
+    pub fn clip_chunks_waiting(&self) -> usize {
+        {
+            let t = self.t();
+            t.clips.len()
+        }
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        let t = self.t();
+        t.queue.is_empty() && t.updates.is_empty() && t.following.is_empty() && t.clips.is_empty()
+    }
+}
+
+impl Trees {
+    /// Opens the database in `dir`, with the bytes it holds waiting.
+    fn open(dir: &Path) -> Result<(Self, u64), OutboxError> {
+        let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
+        let db = sled::open(dir).map_err(open_err)?;
+        let queue = db.open_tree("queue").map_err(open_err)?;
+        let following = db.open_tree("following").map_err(open_err)?;
+        let updates = db.open_tree("updates").map_err(open_err)?;
+        let clips = db.open_tree("clips").map_err(open_err)?;
+        let index = db.open_tree("index").map_err(open_err)?;
+        let bytes: u64 = queue
+            .iter()
+            .values()
+            .chain(following.iter().values())
+            .chain(updates.iter().values())
+            .chain(clips.iter().values())
+            .flatten()
+            .map(|v| v.len() as u64)
+            .sum();
+        Ok((Self { db, queue, following, updates, clips, index }, bytes))
+    }
+    /// Waiting clip chunks, oldest first, read from their keys.
+    fn waiting_chunks(&self) -> impl Iterator<Item = WaitingChunk> + '_ {
+        self.clips.iter().keys().flatten().filter_map(|k| {
+            let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+            let rest = std::str::from_utf8(k.get(8..)?).ok()?;
+            let (event_id, chunk_id) = rest.split_once('/')?;
+            Some(WaitingChunk { seq, event_id: event_id.to_owned(), chunk_id: chunk_id.to_owned() })
+        })
     }
 
     /// Waiting event updates, oldest first, with their encoded form.
@@ -466,140 +640,12 @@ impl Outbox {
         })
     }
 
-    /// Event time of the oldest waiting alarm, UTC milliseconds.
-    pub fn oldest_event_time_ms(&self) -> Option<i64> {
-        self.scan().next().map(|(_, a)| a.event_time_ms)
-    }
-
-    /// Stores a sealed alarm (and the snapshot that follows it, if any) or event update durably,
-    /// flushed to disk, at the end of the queue. An id already waiting is not stored twice.
-    pub fn push(&self, sealed: &Sealed) -> Result<u64, OutboxError> {
-        let write = |e: String| OutboxError::Write(e);
-        let seq = self.db.generate_id().map_err(|e| write(e.to_string()))?;
-        // The alarm id in the key tells whose picture it is without decoding the picture.
-        let mut after =
-            self.db.generate_id().map_err(|e| write(e.to_string()))?.to_be_bytes().to_vec();
-        after.extend_from_slice(sealed.id.as_bytes());
-        let follow_id = snapshot_id(&sealed.id);
-        let stored = (&self.queue, &self.following, &self.updates, &self.index)
-            .transaction(|(queue, following, updates, index)| {
-                if let Some(existing) = index.get(sealed.id.as_bytes())? {
-                    return Ok(existing.as_ref().try_into().map(u64::from_be_bytes).ok());
-                }
-                let tree = match sealed.kind {
-                    MessageKind::Alarm => queue,
-                    MessageKind::Update => updates,
-                };
-                tree.insert(&seq.to_be_bytes(), sealed.message.as_slice())?;
-                index.insert(sealed.id.as_bytes(), &seq.to_be_bytes())?;
-                if let Some(snapshot) = &sealed.snapshot {
-                    following.insert(after.as_slice(), snapshot.as_slice())?;
-                    index.insert(follow_id.as_bytes(), after.as_slice())?;
-                }
-                Ok(None)
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
-        if let Some(existing) = stored {
-            return Ok(existing);
-        }
-        let added = sealed.message.len() + sealed.snapshot.as_ref().map_or(0, Vec::len);
-        self.bytes.fetch_add(added as u64, Ordering::Relaxed);
-        self.enforce()?;
-        self.db.flush().map_err(|e| write(e.to_string()))?;
-        Ok(seq)
-    }
-
     /// Sequence number and alarm id of each snapshot waiting to follow its alarm, oldest first.
     fn waiting_snapshots(&self) -> impl Iterator<Item = (u64, String)> + '_ {
         self.following.iter().keys().flatten().filter_map(|k| {
             let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
             Some((seq, String::from_utf8(k[8..].to_vec()).ok()?))
         })
-    }
-
-    /// Up to `limit` snapshots whose alarms are receipted, in order, skipping those `skip`
-    /// says to.
-    pub fn following(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        self.waiting_snapshots()
-            .filter(|(_, alarm)| !self.index.contains_key(alarm.as_bytes()).unwrap_or(true))
-            .map(|(seq, alarm)| (seq, snapshot_id(&alarm)))
-            .filter(|(_, id)| !skip(id))
-            .take(limit)
-            .filter_map(|(seq, id)| {
-                let key = self.index.get(id.as_bytes()).ok()??;
-                let payload = self.following.get(key).ok()??.to_vec();
-                Some(Pending { seq, id, kind: PendingKind::Snapshot, payload })
-            })
-            .collect()
-    }
-
-    /// Up to `limit` alarms and event updates in publishing order, skipping those `skip` says to.
-    pub fn oldest(&self, limit: usize, skip: impl Fn(&str) -> bool) -> Vec<Pending> {
-        let alarms = self.entries().map(|(seq, alarm, value)| Pending {
-            seq,
-            id: alarm.id,
-            kind: PendingKind::Alarm,
-            payload: value.to_vec(),
-        });
-        let updates = self.waiting_updates().map(|(seq, update, value)| Pending {
-            seq,
-            id: update.id,
-            kind: PendingKind::Update,
-            payload: value.to_vec(),
-        });
-        merge_by_seq(alarms, updates).filter(|p| !skip(&p.id)).take(limit).collect()
-    }
-
-    /// Forgets the alarm, update, following snapshot or clip chunk `id` (its receipt came);
-    /// false if it was not here.
-    pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
-        let write = |e: String| OutboxError::Write(e);
-        let removed = (&self.queue, &self.updates, &self.following, &self.clips, &self.index)
-            .transaction(|(queue, updates, following, clips, index)| {
-                let Some(key) = index.remove(id.as_bytes())? else {
-                    return Ok(None);
-                };
-                let value = if is_snapshot_id(id) {
-                    following.remove(key)?
-                } else if is_clip_chunk_id(id) {
-                    clips.remove(key)?
-                } else {
-                    match queue.remove(key.clone())? {
-                        Some(v) => Some(v),
-                        None => updates.remove(key)?,
-                    }
-                };
-                Ok(value.map(|v| v.len() as u64))
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| write(format!("{e:?}")))?;
-        if let Some(len) = removed {
-            self.bytes.fetch_sub(len, Ordering::Relaxed);
-        }
-        Ok(removed.is_some())
-    }
-
-    /// Alarms, event updates, following snapshots and clip chunks waiting for a receipt.
-    pub fn len(&self) -> usize {
-        self.messages() + self.clips.len()
-    }
-
-    /// Alarms, event updates and following snapshots waiting for a receipt (clip chunks, many
-    /// per clip, apart).
-    pub fn messages(&self) -> usize {
-        self.queue.len() + self.updates.len() + self.following.len()
-    }
-
-    /// Clip chunks waiting for a receipt.
-    pub fn clip_chunks_waiting(&self) -> usize {
-        self.clips.len()
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-            && self.updates.is_empty()
-            && self.following.is_empty()
-            && self.clips.is_empty()
     }
 }
 
@@ -641,8 +687,8 @@ mod tests {
         let dir = parent.path().join("outbox");
         {
             let o = Outbox::open(&dir, ROOMY).unwrap();
-            o.queue.insert(b"waiting", vec![7u8; 2000]).unwrap();
-            o.db.flush().unwrap();
+            o.t().queue.insert(b"waiting", vec![7u8; 2000]).unwrap();
+            o.t().db.flush().unwrap();
         }
         // What sled finds after a torn write of its configuration.
         std::fs::write(dir.join("conf"), b"garbage\x00\x01").unwrap();
@@ -672,7 +718,7 @@ mod tests {
     }
 
     fn waiting(o: &Outbox) -> Vec<(String, usize)> {
-        o.scan().map(|(_, a)| (a.id, a.snapshot_jpeg.len())).collect()
+        o.t().scan().map(|(_, a)| (a.id, a.snapshot_jpeg.len())).collect()
     }
 
     #[test]
@@ -814,7 +860,8 @@ mod tests {
         assert_eq!(o.drops.clips.load(Ordering::Relaxed), 1);
         assert_eq!(o.drops.snapshots.load(Ordering::Relaxed), 0);
         assert!(
-            o.index.get("old@0").unwrap().is_none() && o.index.get("old@10000").unwrap().is_none()
+            o.t().index.get("old@0").unwrap().is_none()
+                && o.t().index.get("old@10000").unwrap().is_none()
         );
         // Further over: the other clip, and only then the pictures; no alarm is lost.
         push(&o, &with("a4", Severity::Low, 10_000));

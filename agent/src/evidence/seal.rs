@@ -34,6 +34,13 @@ pub struct Sealed {
     pub snapshot: Option<Vec<u8>>,
 }
 
+impl Sealed {
+    /// Bytes it takes in the outbox: the message and the snapshot that follows it.
+    pub fn bytes(&self) -> usize {
+        self.message.len() + self.snapshot.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// The key file inside the agent's data directory.
 pub fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("agent.key")

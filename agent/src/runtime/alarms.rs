@@ -1,19 +1,21 @@
 //! The last steps on the box before delivery, on their own thread so that the detector never
 //! waits for them: each message the event logs make has its picture drawn (the record stream
 //! decoded for it where the camera has one), is noted by the clip maker, sealed with the box's
-//! key, stored in the outbox (flushed), and the publisher woken. Messages keep their order.
-//! Alarms are counted by rule for the metrics; what cannot be stored is counted and logged,
-//! never silently dropped.
+//! key, stored in the outbox (flushed; kept in memory while the disk is full, and tried
+//! again every few seconds), and the publisher woken. Messages keep their order. Alarms are
+//! counted by rule for the metrics; what cannot be stored is counted and logged, never
+//! silently dropped.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tracing::{error, info};
 use xueliang_proto::RuleKind;
 
-use crate::delivery::Outbox;
+use crate::delivery::{Outbox, OutboxWriter, RETRY, WriteCounts};
 use crate::evidence::{ClipMaker, Outgoing, Pictures, Sealer};
 
 /// Messages waiting for the chain at most. A chain stuck on a disk that hangs then stops the
@@ -25,8 +27,17 @@ const QUEUE: usize = 256;
 pub(super) struct AlarmCounts {
     /// Alarms raised by rule id and kind.
     pub(super) raised: Mutex<BTreeMap<(String, String), u64>>,
-    /// Messages that could not be stored, since start.
+    /// Messages that could not be sealed, or handed to the chain, since start.
     pub(super) lost: AtomicU64,
+    /// The outbox's writes: failures, messages kept in memory, and lost.
+    pub(super) writes: Arc<WriteCounts>,
+}
+
+impl AlarmCounts {
+    /// Messages lost since start, whatever the cause.
+    pub(super) fn all_lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed) + self.writes.lost.load(Ordering::Relaxed)
+    }
 }
 
 /// Where the detector thread sends what its cameras' events make.
@@ -40,7 +51,7 @@ pub(super) struct Alarms {
 /// The chain's end: sealing and storing.
 struct Store {
     send_after_bytes: usize,
-    outbox: Outbox,
+    writer: OutboxWriter,
     wake: mpsc::Sender<()>,
     sealer: Arc<Sealer>,
     counts: Arc<AlarmCounts>,
@@ -58,11 +69,22 @@ impl Alarms {
         wake: mpsc::Sender<()>,
         sealer: Arc<Sealer>,
     ) -> std::io::Result<Self> {
-        let counts = Arc::new(AlarmCounts::default());
-        let store = Store { send_after_bytes, outbox, wake, sealer, counts: counts.clone() };
+        let writer = OutboxWriter::new(outbox);
+        let counts = Arc::new(AlarmCounts { writes: writer.counts.clone(), ..Default::default() });
+        let mut store = Store { send_after_bytes, writer, wake, sealer, counts: counts.clone() };
         let (messages, rx) = std::sync::mpsc::sync_channel::<Outgoing>(QUEUE);
         let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
-            for mut message in rx {
+            loop {
+                let mut message = match rx.recv_timeout(RETRY) {
+                    Ok(message) => message,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if store.writer.retry() {
+                            let _ = store.wake.try_send(());
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
                 // The clip first: its pre-roll must not age out of the buffer while the
                 // picture is drawn.
                 clips.note(&message);
@@ -75,6 +97,7 @@ impl Alarms {
                 }
                 store.send(message);
             }
+            store.writer.finish();
             clips.finish();
         })?;
         Ok(Self { messages, thread, counts })
@@ -99,7 +122,7 @@ impl Alarms {
 
 impl Store {
     /// Seals `message`, stores it in the outbox (flushed), then wakes the publisher.
-    fn send(&self, message: Outgoing) {
+    fn send(&mut self, message: Outgoing) {
         let (sealed, id, what) = match message {
             Outgoing::Alarm { alarm, detail, .. } => {
                 let kind = RuleKind::of(alarm.kind).name();
@@ -132,13 +155,11 @@ impl Store {
                 (self.sealer.seal_update(update), id, "event update")
             }
         };
-        let stored = match sealed {
-            Ok(sealed) => self.outbox.push(&sealed).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match stored {
-            Ok(_) => {
-                let _ = self.wake.try_send(());
+        match sealed {
+            Ok(sealed) => {
+                if self.writer.write(sealed, what) {
+                    let _ = self.wake.try_send(());
+                }
             }
             Err(e) => {
                 self.counts.lost.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use xueliang_service::metrics::{Exposition, labels};
 
-use crate::delivery::Outbox;
+use crate::delivery::{Outbox, WriteCounts};
 use crate::detect::CameraLoopStats;
 use crate::rules::RuleSet;
 use crate::source::{CameraCounters, StreamRing};
@@ -52,6 +52,8 @@ pub struct Sample<'a> {
     pub raised: &'a BTreeMap<(String, String), u64>,
     /// The outbox.
     pub outbox: &'a Outbox,
+    /// The outbox's writes (failures, messages kept in memory).
+    pub writes: &'a WriteCounts,
     /// Inference failures and alarms that could not be stored.
     pub errors: u64,
     /// The config version in force (0: the local file).
@@ -154,6 +156,18 @@ pub fn render(s: &Sample<'_>) -> String {
         s.outbox.clip_chunks_waiting(),
     );
     e.single("xl_agent_outbox_bytes", "gauge", "Size of all that waits.", s.outbox.bytes());
+    e.single(
+        "xl_agent_outbox_write_failures_total",
+        "counter",
+        "Outbox writes that failed (a full disk): the messages wait in memory meanwhile.",
+        s.writes.failures.load(Ordering::Relaxed),
+    );
+    e.single(
+        "xl_agent_outbox_kept_in_memory",
+        "gauge",
+        "Messages kept in memory because the outbox cannot write them now.",
+        s.writes.kept.load(Ordering::Relaxed),
+    );
     let drops = &s.outbox.drops;
     e.single(
         "xl_agent_outbox_dropped_total",

@@ -288,7 +288,7 @@ impl DetectLoop {
         let mut stats = Stats::default();
         while !self.stop.load(Ordering::Relaxed) {
             self.handover.alive.store(now_ms(), Ordering::Relaxed);
-            let errors = self.failures + self.alarms.counts.lost.load(Ordering::Relaxed);
+            let errors = self.failures + self.alarms.counts.all_lost();
             if let Some(metrics) =
                 self.handover.metrics.as_ref().filter(|_| Instant::now() >= self.metrics_due)
             {
@@ -304,6 +304,7 @@ impl DetectLoop {
                     rules: &rules,
                     raised: &raised,
                     outbox: &self.handover.outbox,
+                    writes: &self.alarms.counts.writes,
                     errors,
                     config_version: *self.handover.version.borrow(),
                 }));

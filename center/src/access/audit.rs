@@ -2,10 +2,35 @@
 //! pushed a config or exported the store. Append-only: entries are keyed by an increasing
 //! sequence number and nothing in the center deletes them. A second tree indexes entries by
 //! their target (an alarm id, an agent id) so an alarm's trail is read without a scan.
+//!
+//! The log is hash-chained, so that an entry edited, removed or moved in the database shows:
+//! each entry holds its own sequence number and the SHA-256 of the stored bytes of the entry
+//! before it (all zeros for the very first). Entries written before the chain (by an older
+//! center) hold no link: the chain starts after them, and they are counted but not covered.
+//! The center signs a checkpoint naming the chain's head (its sequence number and hash) with
+//! its own key (the one that signs receipts) every [`CHECKPOINT_EVERY`] entries, every few
+//! minutes while entries come, and at a clean shutdown ([`AuditLog::keep_checkpoints`]), so
+//! that the newest entries cannot be rewritten with their links either. [`AuditLog::verify`]
+//! walks the chain and the checkpoints (`xl-center audit verify`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use xueliang_proto::signing::{SigningKey, VerifyingKey, hex, sha256};
+use xueliang_proto::{Message, decode_limited};
 
 use crate::store::{Store, StoreError, index_prefix};
+
+/// A checkpoint is signed at least every this many entries.
+const CHECKPOINT_EVERY: u64 = 1000;
+/// The field of a checkpoint's signature: its body is field 1 (a protobuf string).
+const CHECKPOINT_SIGNATURE_FIELD: u32 = 2;
+/// The link of the very first entry.
+const GENESIS: [u8; 32] = [0; 32];
 
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +47,30 @@ pub struct AuditEntry {
     pub target: String,
     /// More, e.g. the note or the units.
     pub detail: String,
+    /// SHA-256 (hex) of the stored bytes of the entry before; empty in entries written before
+    /// the log was chained.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prev: String,
+}
+
+/// What a checkpoint says, signed: the chain's head when it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Checkpoint {
+    /// The head's sequence number.
+    seq: u64,
+    /// SHA-256 (hex) of the head's stored bytes.
+    sha256: String,
+    /// When it was signed, UTC ms.
+    time_ms: i64,
+}
+
+/// The chain's newest entry, as the writer knows it.
+#[derive(Debug)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+    /// Entries appended since the last checkpoint.
+    unsigned: u64,
 }
 
 /// The audit trees of the center's database.
@@ -30,19 +79,130 @@ pub struct AuditLog {
     store: Store,
     entries: sled::Tree,
     by_target: sled::Tree,
+    checkpoints: sled::Tree,
+    /// Serializes appends: each links to the one before.
+    head: Arc<Mutex<Head>>,
+    /// Signs checkpoints (none: none are made).
+    key: Option<Arc<SigningKey>>,
+}
+
+/// What [`AuditLog::verify`] found intact.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainReport {
+    /// Entries written before the log was chained (not covered).
+    pub unchained: u64,
+    /// Chained entries, every link intact.
+    pub chained: u64,
+    /// The last chained entry: (sequence number, time).
+    pub head: Option<(u64, i64)>,
+    /// Signed checkpoints, each verified.
+    pub checkpoints: u64,
+    /// The last checkpoint: (sequence number of its head, when signed, the head's hash).
+    pub last_checkpoint: Option<(u64, i64, String)>,
+    /// Chained entries after the last checkpoint (not signed yet).
+    pub unsigned: u64,
+}
+
+/// Where the chain breaks.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// An entry is broken.
+    #[error("audit entry {seq} ({}): {problem}", time(*.time_ms))]
+    Entry {
+        /// Its sequence number (its key's).
+        seq: u64,
+        /// When it says it was written, if it is readable.
+        time_ms: Option<i64>,
+        /// How.
+        problem: String,
+    },
+    /// A checkpoint is broken.
+    #[error("audit checkpoint at entry {seq}: {problem}")]
+    Checkpoint {
+        /// The sequence number of the head it names.
+        seq: u64,
+        /// How.
+        problem: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `time_ms` as RFC 3339 (UTC), or that it is unknown.
+fn time(time_ms: Option<i64>) -> String {
+    match time_ms.map(jiff::Timestamp::from_millisecond) {
+        Some(Ok(t)) => t.to_string(),
+        Some(Err(_)) => format!("{} ms", time_ms.unwrap_or_default()),
+        None => "time unreadable".into(),
+    }
+}
+
+impl std::fmt::Display for ChainReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} audit entries chained", self.chained)?;
+        if let Some((seq, t)) = self.head {
+            write!(f, " (the last: entry {seq}, {})", time(Some(t)))?;
+        }
+        match &self.last_checkpoint {
+            Some((seq, t, hash)) => write!(
+                f,
+                "; checkpoints signed: {}, the last at entry {seq} ({}, SHA-256 {hash})",
+                self.checkpoints,
+                time(Some(*t))
+            )?,
+            None => write!(f, "; no signed checkpoint yet")?,
+        }
+        if self.unsigned > 0 {
+            write!(f, "; {} entries after the last checkpoint are not signed yet", self.unsigned)?;
+        }
+        if self.unchained > 0 {
+            write!(
+                f,
+                "; {} entries written before the log was chained are not covered",
+                self.unchained
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The sequence number in an entry's or a checkpoint's key.
+fn seq_of(key: &[u8]) -> u64 {
+    key.try_into().map_or(0, u64::from_be_bytes)
 }
 
 impl AuditLog {
-    /// Opens the log kept in `store`'s database.
+    /// Opens the log kept in `store`'s database; new entries link to its newest.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
+        let entries = store.open_tree("audit")?;
+        let checkpoints = store.open_tree("audit_checkpoints")?;
+        let head = match entries.last()? {
+            // Unsigned if the last run stopped without signing it: the next checkpoint does.
+            Some((k, v)) => Head {
+                seq: seq_of(&k),
+                hash: digest(&v),
+                unsigned: u64::from(!checkpoints.contains_key(&k)?),
+            },
+            None => Head { seq: 0, hash: GENESIS, unsigned: 0 },
+        };
         Ok(Self {
             store: store.clone(),
-            entries: store.open_tree("audit")?,
+            entries,
             by_target: store.open_tree("audit_by_target")?,
+            checkpoints,
+            head: Arc::new(Mutex::new(head)),
+            key: None,
         })
     }
 
-    /// Appends an entry (durable with the store's next flush).
+    /// This log, signing checkpoints with the center's `key`.
+    pub fn signed_by(mut self, key: Arc<SigningKey>) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Appends an entry linked to the one before (durable with the store's next flush).
     pub fn record(
         &self,
         time_ms: i64,
@@ -51,6 +211,8 @@ impl AuditLog {
         target: &str,
         detail: &str,
     ) -> Result<AuditEntry, StoreError> {
+        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        // Taken under the lock, so that keys are in the order of the links.
         let seq = self.store.next_id()?;
         let entry = AuditEntry {
             seq,
@@ -59,16 +221,69 @@ impl AuditLog {
             action: action.to_owned(),
             target: target.to_owned(),
             detail: detail.to_owned(),
+            prev: hex(&head.hash),
         };
         // Plain fields: serializing cannot fail.
         let json = serde_json::to_vec(&entry).expect("an AuditEntry serializes");
-        self.entries.insert(seq.to_be_bytes(), json)?;
+        self.entries.insert(seq.to_be_bytes(), json.as_slice())?;
+        *head = Head { seq, hash: digest(&json), unsigned: head.unsigned + 1 };
+        // The entry is in: a checkpoint that fails is logged, and the next one covers it.
+        if head.unsigned >= CHECKPOINT_EVERY
+            && let Err(e) = self.checkpoint(&mut head, time_ms)
+        {
+            warn!("cannot keep an audit checkpoint: {e}");
+        }
+        drop(head);
         if !target.is_empty() {
             let mut k = index_prefix(&[target]);
             k.extend_from_slice(&seq.to_be_bytes());
             self.by_target.insert(k, &[])?;
         }
         Ok(entry)
+    }
+
+    /// Signs a checkpoint naming `head`, if entries came since the last one and there is a key.
+    fn checkpoint(&self, head: &mut Head, now_ms: i64) -> Result<(), StoreError> {
+        let Some(key) = &self.key else { return Ok(()) };
+        if head.unsigned == 0 {
+            return Ok(());
+        }
+        let body = Checkpoint { seq: head.seq, sha256: hex(&head.hash), time_ms: now_ms };
+        // Plain fields: serializing cannot fail.
+        let body = serde_json::to_string(&body).expect("a Checkpoint serializes");
+        match key.sign(body.encode_to_vec(), CHECKPOINT_SIGNATURE_FIELD, &[]) {
+            Ok(signed) => {
+                self.checkpoints.insert(head.seq.to_be_bytes(), signed)?;
+                head.unsigned = 0;
+            }
+            // Our own encoding: this cannot happen, and the next checkpoint covers these.
+            Err(e) => warn!("cannot sign an audit checkpoint: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Signs a checkpoint every `every` while entries come and once `shutdown` is cancelled,
+    /// each made durable at once.
+    pub async fn keep_checkpoints(self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            let stop = tokio::select! {
+                _ = shutdown.cancelled() => true,
+                _ = tokio::time::sleep(every) => false,
+            };
+            let now = xueliang_proto::endpoint::now_ms();
+            let signed = {
+                let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+                self.checkpoint(&mut head, now)
+            };
+            if let Err(e) = signed {
+                warn!("cannot keep an audit checkpoint: {e}");
+            } else if let Err(e) = self.store.flush().await {
+                warn!("cannot flush an audit checkpoint: {e}");
+            }
+            if stop {
+                return;
+            }
+        }
     }
 
     /// Up to `limit` entries before sequence number `before` (all if none), newest first; only
@@ -112,11 +327,183 @@ impl AuditLog {
         }
         Ok(out)
     }
+
+    /// The checkpoints, each verified with the center's public `key`: by the sequence number
+    /// of the head each names.
+    fn checkpoints(&self, key: &VerifyingKey) -> Result<BTreeMap<u64, Checkpoint>, ChainError> {
+        let mut out = BTreeMap::new();
+        for entry in self.checkpoints.iter() {
+            let (k, v) = entry.map_err(StoreError::from)?;
+            let seq = seq_of(&k);
+            let broken = |problem: String| ChainError::Checkpoint { seq, problem };
+            key.verify(&v, CHECKPOINT_SIGNATURE_FIELD, &[], "the center").map_err(|e| {
+                broken(format!("{e}: it was not signed by this center, or it was edited"))
+            })?;
+            let body: String = decode_limited(&v).map_err(|e| broken(e.to_string()))?;
+            let c: Checkpoint = serde_json::from_str(&body).map_err(|e| broken(e.to_string()))?;
+            if c.seq != seq {
+                return Err(broken(format!("it names entry {}: it was moved", c.seq)));
+            }
+            out.insert(seq, c);
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole chain and every checkpoint (verified with the center's public `key`):
+    /// what is intact, or the first break found, naming the entry and how it is broken.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<ChainReport, ChainError> {
+        let mut checkpoints = self.checkpoints(key)?;
+        let mut report =
+            ChainReport { checkpoints: checkpoints.len() as u64, ..Default::default() };
+        if let Some((seq, c)) = checkpoints.last_key_value() {
+            report.last_checkpoint = Some((*seq, c.time_ms, c.sha256.clone()));
+        }
+        let last_checkpoint = report.last_checkpoint.as_ref().map(|c| c.0);
+        let mut walk = self.entries.iter().map(read).peekable();
+        // The entry before: its sequence number, time and the hash of its stored bytes.
+        let mut before: Option<(u64, i64, [u8; 32])> = None;
+        while let Some(step) = walk.next() {
+            let (entry, hash) = step?;
+            let broken = |problem: String| ChainError::Entry {
+                seq: entry.seq,
+                time_ms: Some(entry.time_ms),
+                problem,
+            };
+            if entry.prev.is_empty() {
+                if report.chained > 0 {
+                    return Err(broken(
+                        "it holds no link to the entry before it, though the chain began earlier: \
+                         its link was removed"
+                            .into(),
+                    ));
+                }
+                report.unchained += 1;
+            } else {
+                let expected = before.map_or(GENESIS, |b| b.2);
+                if entry.prev != hex(&expected) {
+                    // Whether this entry is as written: the next one, or else a checkpoint,
+                    // recorded its hash.
+                    let intact = match walk.peek() {
+                        Some(Ok((next, _))) => Some(next.prev == hex(&hash)),
+                        _ => checkpoints.get(&entry.seq).map(|c| c.sha256 == hex(&hash)),
+                    };
+                    return Err(link_broken(&entry, before, intact));
+                }
+                report.chained += 1;
+                report.head = Some((entry.seq, entry.time_ms));
+                if last_checkpoint.is_none_or(|c| entry.seq > c) {
+                    report.unsigned += 1;
+                }
+            }
+            if let Some(c) = checkpoints.remove(&entry.seq)
+                && c.sha256 != hex(&hash)
+            {
+                return Err(broken(format!(
+                    "its stored bytes do not hash to what the checkpoint signed at {} recorded: \
+                     it was edited",
+                    time(Some(c.time_ms))
+                )));
+            }
+            before = Some((entry.seq, entry.time_ms, hash));
+        }
+        if let Some((seq, c)) = checkpoints.into_iter().next() {
+            return Err(ChainError::Checkpoint {
+                seq,
+                problem: format!(
+                    "the checkpoint signed at {} names entry {seq}, which is missing: entries \
+                     were removed",
+                    time(Some(c.time_ms))
+                ),
+            });
+        }
+        Ok(report)
+    }
+}
+
+/// SHA-256 of an entry's stored bytes.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    sha256(bytes).try_into().unwrap_or(GENESIS)
+}
+
+/// One stored entry, read for [`AuditLog::verify`]: the entry and the hash of its bytes.
+fn read(
+    stored: Result<(sled::IVec, sled::IVec), sled::Error>,
+) -> Result<(AuditEntry, [u8; 32]), ChainError> {
+    let (k, v) = stored.map_err(StoreError::from)?;
+    let seq = seq_of(&k);
+    let entry: AuditEntry = serde_json::from_slice(&v).map_err(|e| ChainError::Entry {
+        seq,
+        time_ms: None,
+        problem: format!("its stored bytes are not an entry ({e}): they were edited"),
+    })?;
+    if entry.seq != seq {
+        return Err(ChainError::Entry {
+            seq,
+            time_ms: Some(entry.time_ms),
+            problem: format!("it says it is entry {}: it was moved", entry.seq),
+        });
+    }
+    Ok((entry, digest(&v)))
+}
+
+/// The break found at `entry`, whose link is not the hash of the entry `before` it: which one
+/// was changed, told by whether `entry` is `intact` (its hash as recorded after it; none if
+/// nothing recorded it).
+fn link_broken(
+    entry: &AuditEntry,
+    before: Option<(u64, i64, [u8; 32])>,
+    intact: Option<bool>,
+) -> ChainError {
+    match (before, intact) {
+        // This entry's bytes are as recorded: the one before changed.
+        (Some((seq, time_ms, _)), Some(true)) => ChainError::Entry {
+            seq,
+            time_ms: Some(time_ms),
+            problem: format!(
+                "its stored bytes do not hash to what the next entry ({}, {}) links to: it was \
+                 edited, or entries after it were removed",
+                entry.seq,
+                time(Some(entry.time_ms))
+            ),
+        },
+        (None, Some(true)) => ChainError::Entry {
+            seq: entry.seq,
+            time_ms: Some(entry.time_ms),
+            problem: "it is the first entry but links to one before it: entries before it were \
+                      removed"
+                .into(),
+        },
+        (_, Some(false)) => ChainError::Entry {
+            seq: entry.seq,
+            time_ms: Some(entry.time_ms),
+            problem: "neither its link to the entry before nor its own hash (as recorded after \
+                      it) match: it was edited"
+                .into(),
+        },
+        (_, None) => ChainError::Entry {
+            seq: entry.seq,
+            time_ms: Some(entry.time_ms),
+            problem: format!(
+                "its link does not match the entry before it{}: one of the two was edited, or \
+                 entries between them were removed",
+                before.map(|b| format!(" ({})", b.0)).unwrap_or_default()
+            ),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn setup() -> (tempfile::TempDir, Store, AuditLog, VerifyingKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let key = Arc::new(SigningKey::load_or_create(&dir.path().join("center.key")).unwrap());
+        let public = key.public_key().parse().unwrap();
+        let log = AuditLog::open(&store).unwrap().signed_by(key);
+        (dir, store, log, public)
+    }
 
     #[test]
     fn entries_are_listed_newest_first_by_target_and_in_pages() {
@@ -138,5 +525,151 @@ mod tests {
             log.list(Some("a"), None, 10).unwrap().is_empty(),
             "a prefix of a target is another target"
         );
+    }
+
+    /// The stored bytes of entry `seq`, changed by `edit`.
+    fn edit(log: &AuditLog, seq: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = log.entries.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
+        edit(&mut bytes);
+        log.entries.insert(seq.to_be_bytes(), bytes).unwrap();
+    }
+
+    fn replace(bytes: &mut Vec<u8>, from: &str, to: &str) {
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(from));
+        *bytes = text.replacen(from, to, 1).into_bytes();
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_names_its_checkpoints() {
+        let (_dir, _store, log, key) = setup();
+        assert_eq!(log.verify(&key).unwrap(), ChainReport::default());
+        let seqs: Vec<u64> =
+            (0..3).map(|i| log.record(i, "zhang", "view_alarm", "a", "").unwrap().seq).collect();
+        let report = log.verify(&key).unwrap();
+        assert_eq!((report.chained, report.checkpoints, report.unsigned), (3, 0, 3));
+        log.checkpoint(&mut log.head.lock().unwrap(), 10).unwrap();
+        log.record(11, "li", "resolve", "a", "").unwrap();
+        let report = log.verify(&key).unwrap();
+        assert_eq!((report.chained, report.checkpoints, report.unsigned), (4, 1, 1));
+        assert_eq!(report.last_checkpoint.as_ref().map(|c| (c.0, c.1)), Some((seqs[2], 10)));
+        assert!(report.to_string().starts_with("4 audit entries chained (the last: entry"));
+        // A log reopened links on from its newest entry.
+        let reopened = AuditLog::open(&log.store).unwrap();
+        reopened.record(12, "li", "view_alarm", "a", "").unwrap();
+        assert_eq!(log.verify(&key).unwrap().chained, 5);
+    }
+
+    #[test]
+    fn a_head_left_unsigned_by_the_last_run_is_signed_by_the_next() {
+        let (dir, store, log, key) = setup();
+        let last = log.record(1, "zhang", "view_alarm", "a", "").unwrap().seq;
+        drop(log);
+        let center = SigningKey::load_or_create(&dir.path().join("center.key")).unwrap();
+        let log = AuditLog::open(&store).unwrap().signed_by(Arc::new(center));
+        log.checkpoint(&mut log.head.lock().unwrap(), 5).unwrap();
+        let report = log.verify(&key).unwrap();
+        assert_eq!((report.unsigned, report.last_checkpoint.map(|c| c.0)), (0, Some(last)));
+        // Nothing new since: no second checkpoint.
+        let again = AuditLog::open(&store).unwrap().signed_by(log.key.clone().unwrap());
+        again.checkpoint(&mut again.head.lock().unwrap(), 6).unwrap();
+        assert_eq!(log.verify(&key).unwrap().checkpoints, 1);
+    }
+
+    #[test]
+    fn an_edited_entry_is_named_whichever_byte_changed() {
+        let (_dir, _store, log, key) = setup();
+        let seqs: Vec<u64> =
+            (0..4).map(|i| log.record(i, "zhang", "view_alarm", "a", "").unwrap().seq).collect();
+        // A field of the second entry: found at the third's link, blamed on the second.
+        edit(&log, seqs[1], |b| replace(b, "zhang", "zhanG"));
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("audit entry {} (1970-01-01T00:00:00.001Z): its stored bytes do not hash to what the next entry ({}", seqs[1], seqs[2])),
+            "{err}"
+        );
+        edit(&log, seqs[1], |b| replace(b, "zhanG", "zhang"));
+        assert!(log.verify(&key).is_ok(), "restored");
+        // Its link: blamed on it, since the next entry's link is wrong for it as well.
+        edit(&log, seqs[1], |b| {
+            let at = b.len() - 3;
+            b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+        });
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("audit entry {} (", seqs[1])), "{err}");
+        assert!(err.contains("it was edited"), "{err}");
+        // Bytes that are no entry.
+        edit(&log, seqs[1], |b| b[0] = b'#');
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("audit entry {} (time unreadable)", seqs[1])), "{err}");
+    }
+
+    #[test]
+    fn removed_moved_and_rewritten_entries_break_the_chain_or_a_checkpoint() {
+        let (dir, _store, log, key) = setup();
+        let seqs: Vec<u64> =
+            (0..4).map(|i| log.record(i, "zhang", "view_alarm", "a", "").unwrap().seq).collect();
+        log.checkpoint(&mut log.head.lock().unwrap(), 10).unwrap();
+        // Removed: the next entry's link names it.
+        let second = log.entries.remove(seqs[1].to_be_bytes()).unwrap().unwrap();
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.contains("entries after it were removed"), "{err}");
+        // Swapped with the next.
+        let third = log.entries.insert(seqs[2].to_be_bytes(), second.clone()).unwrap().unwrap();
+        log.entries.insert(seqs[1].to_be_bytes(), third.clone()).unwrap();
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("audit entry {} (", seqs[1]))
+                && err.ends_with(&format!("it says it is entry {}: it was moved", seqs[2])),
+            "{err}"
+        );
+        log.entries.insert(seqs[1].to_be_bytes(), second).unwrap();
+        log.entries.insert(seqs[2].to_be_bytes(), third).unwrap();
+        assert!(log.verify(&key).is_ok());
+        // The newest entry rewritten: only the signed checkpoint shows it.
+        edit(&log, seqs[3], |b| replace(b, "zhang", "zhanG"));
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("audit entry {} (", seqs[3]))
+                && err.contains("what the checkpoint signed at 1970-01-01T00:00:00.01Z recorded"),
+            "{err}"
+        );
+        edit(&log, seqs[3], |b| replace(b, "zhanG", "zhang"));
+        // The tail removed, checkpoint and all but for its key: the checkpoint names it.
+        let last = log.entries.remove(seqs[3].to_be_bytes()).unwrap().unwrap();
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.contains("which is missing: entries were removed"), "{err}");
+        log.entries.insert(seqs[3].to_be_bytes(), last).unwrap();
+        // A checkpoint signed by another key.
+        let other = SigningKey::load_or_create(&dir.path().join("other.key")).unwrap();
+        let forged = other.sign("{}".to_owned().encode_to_vec(), CHECKPOINT_SIGNATURE_FIELD, &[]);
+        log.checkpoints.insert(seqs[3].to_be_bytes(), forged.unwrap()).unwrap();
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.contains("it was not signed by this center, or it was edited"), "{err}");
+    }
+
+    #[test]
+    fn entries_written_before_the_chain_are_counted_and_the_chain_starts_after_them() {
+        let (_dir, store, _log, key) = setup();
+        let entries = store.open_tree("audit").unwrap();
+        let mut last = 0;
+        for _ in 0..2 {
+            let seq = store.next_id().unwrap();
+            last = seq;
+            let old = format!(
+                r#"{{"seq":{seq},"time_ms":{seq},"user":"zhang","action":"login","target":"zhang","detail":"admin"}}"#
+            );
+            entries.insert(seq.to_be_bytes(), old.as_bytes()).unwrap();
+        }
+        // Opened after them, as a center of this version starts on an older one's data.
+        let log = AuditLog::open(&store).unwrap();
+        log.record(3, "zhang", "view_alarm", "a", "").unwrap();
+        let report = log.verify(&key).unwrap();
+        assert_eq!((report.unchained, report.chained), (2, 1));
+        assert!(report.to_string().contains("2 entries written before the log was chained"));
+        assert_eq!(log.list(None, None, 10).unwrap().len(), 3, "all still listed");
+        // An old entry edited changes the first link: found.
+        edit(&log, last, |b| replace(b, "login", "logout"));
+        assert!(log.verify(&key).is_err());
     }
 }

@@ -6,7 +6,10 @@ mod roles;
 mod sessions;
 mod users;
 
-pub use audit::{AuditEntry, AuditLog};
+pub use audit::{AuditEntry, AuditLog, ChainError, ChainReport};
 pub use roles::Permission;
-pub use sessions::{Session, Sessions};
-pub use users::{Role, User, Users, UsersError, add_user, generate_password, set_password};
+pub use sessions::{DEFAULT_IDLE, Session, Sessions};
+pub use users::{
+    MAX_PASSWORD_BYTES, Role, User, Users, UsersError, Verified, add_user, generate_password,
+    remove_user, set_disabled, set_password, valid_login,
+};

@@ -15,7 +15,7 @@ pub enum Permission {
     ActOnAlarms,
     /// Report on a dispatch to one's unit: received, on scene, closed.
     Respond,
-    /// See the fleet.
+    /// See the fleet and the center's counters (`/api/stats`).
     ReadFleet,
     /// Read and push agents' configs (they may hold camera passwords).
     Configure,
@@ -58,7 +58,7 @@ impl Permission {
             Permission::ReadAlarms => "read alarms or their pictures",
             Permission::ActOnAlarms => "act on alarms",
             Permission::Respond => "report on a dispatch (only a unit's user does)",
-            Permission::ReadFleet => "see the fleet",
+            Permission::ReadFleet => "see the fleet or the center's counters",
             Permission::Configure => "read or push agents' configs",
             Permission::ReadDeadLetters => "see dead letters",
             Permission::Administer => {

@@ -1,30 +1,41 @@
 //! The center's user accounts: `users.toml` in the data directory, written only by the
-//! `xl-center user` commands (through [`add_user`] and [`set_password`]) and read by the running
-//! center, which notices changes within a [`RECHECK`](crate::watched_file::RECHECK) so a new user can log in without a restart.
-//! Passwords are stored as argon2id PHC strings.
+//! `xl-center user` commands (through [`add_user`], [`set_password`], [`set_disabled`] and
+//! [`remove_user`]) and read by the running center, which notices changes within a
+//! [`RECHECK`](crate::watched_file::RECHECK): a new user can log in without a restart, and a
+//! disabled or removed user, or one whose password changed, is logged out.
+//! Passwords are stored as argon2id PHC strings. Each account has a session stamp (a digest of
+//! its hash and its `session_epoch`) that its sessions carry: a new password or a disable
+//! changes it, which ends every session opened before.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use argon2::password_hash::{PasswordHash, SaltString};
-use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher as _, Version};
 use base64::Engine as _;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::{Deserialize, Serialize};
 use tracing::info;
+use xueliang_proto::signing::{hex, sha256};
 
 use crate::watched_file::{WatchError, WatchedFile};
 
 const HEADER: &str = "\
-# Users of the xueliang center. Edit with `xl-center user add|passwd|list`; passwords are argon2id hashes.
-# Those commands rewrite this file: comments other than this header are not kept.
+# Users of the xueliang center. Edit with `xl-center user add|passwd|disable|enable|remove|list`;
+# passwords are argon2id hashes; `disabled = true` refuses a user; raising `session_epoch` ends
+# the user's sessions. Those commands rewrite this file: comments other than this header are not kept.
 
 ";
 
 const MIN_PASSWORD: usize = 10;
+
+/// The longest password, in bytes: longer ones are refused before any hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// What a user may do at the center.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +111,9 @@ pub enum UsersError {
     /// The password is too short.
     #[error("passwords must have at least {MIN_PASSWORD} characters")]
     ShortPassword,
+    /// The password is too long.
+    #[error("passwords may have at most {MAX_PASSWORD_BYTES} bytes")]
+    LongPassword,
     /// A login (`what` = "login") or unit has characters or a length that is not allowed.
     #[error("{what} {name:?} may only use letters, digits, '-', '_' and '.' (1-64)")]
     BadName {
@@ -142,6 +156,16 @@ struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unit: Option<String>,
     password: String,
+    /// Refused at log-in and on every request (`xl-center user disable`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+    /// Raised by `xl-center user disable`: the sessions opened before end for good.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    session_epoch: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The file as a whole. It is read with raw tables as `T`, so an error can name its user.
@@ -152,10 +176,25 @@ struct FileOf<T> {
     users: BTreeMap<String, T>,
 }
 
-/// A parsed account: the user and their PHC hash string (checked to parse when read).
+/// A parsed account: the user, their PHC hash string (checked to parse when read), whether they
+/// are refused, and the stamp their sessions must carry.
 struct Account {
     user: User,
     hash: String,
+    disabled: bool,
+    stamp: String,
+}
+
+/// What a session must carry to stay open: a digest of the password hash and the epoch, so a
+/// new password or a raised epoch ends the sessions opened before.
+fn stamp(hash: &str, epoch: u32) -> String {
+    hex(&sha256(format!("{hash}\n{epoch}").as_bytes())[..16])
+}
+
+/// Whether `login` could name a user (1-64 letters, digits, '-', '_', '.'); the API refuses
+/// any other at once, without hashing.
+pub fn valid_login(login: &str) -> bool {
+    valid_name(login)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -218,7 +257,8 @@ fn parse(text: &str) -> Result<BTreeMap<String, Account>, String> {
                 role: e.role,
                 unit: e.unit,
             };
-            (login, Account { user, hash: e.password })
+            let stamp = stamp(&e.password, e.session_epoch);
+            (login, Account { user, hash: e.password, disabled: e.disabled, stamp })
         })
         .collect())
 }
@@ -249,9 +289,22 @@ impl Users {
         self.current().is_empty()
     }
 
-    /// The user with this login.
+    /// The user with this login (disabled or not).
     pub fn get(&self, login: &str) -> Option<User> {
         self.current().get(login).map(|a| a.user.clone())
+    }
+
+    /// Whether the user with this login is disabled.
+    pub fn is_disabled(&self, login: &str) -> bool {
+        self.current().get(login).is_some_and(|a| a.disabled)
+    }
+
+    /// The user a session of `login` carrying `stamp` stands for: none if the user was removed
+    /// or disabled, or their password changed, since the session was opened.
+    pub fn session_user(&self, login: &str, stamp: &str) -> Option<User> {
+        let users = self.current();
+        let account = users.get(login).filter(|a| !a.disabled && a.stamp == stamp)?;
+        Some(account.user.clone())
     }
 
     /// All users, sorted by login.
@@ -259,8 +312,10 @@ impl Users {
         self.current().values().map(|a| a.user.clone()).collect()
     }
 
-    /// The user if `password` is theirs. Costs one argon2 verification even for an unknown login, so timing does not reveal which logins exist.
-    pub fn verify(&self, login: &str, password: &str) -> Option<User> {
+    /// The user, and the stamp for their new session, if `password` is theirs and they are not
+    /// disabled. Costs one argon2 verification even for an unknown login, so timing does not
+    /// reveal which logins exist.
+    pub fn verify(&self, login: &str, password: &str) -> Option<Verified> {
         static DUMMY: OnceLock<String> = OnceLock::new();
         let users = self.current();
         let account = users.get(login);
@@ -268,10 +323,56 @@ impl Users {
             Some(a) => a.hash.as_str(),
             None => DUMMY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default()),
         };
-        let ok = PasswordHash::new(hash)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
-        account.filter(|_| ok).map(|a| a.user.clone())
+        let ok = verify_hash(hash, password.as_bytes());
+        account
+            .filter(|a| ok && !a.disabled)
+            .map(|a| Verified { user: a.user.clone(), stamp: a.stamp.clone() })
     }
+}
+
+/// A user whose password was just verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Who.
+    pub user: User,
+    /// What their new session carries ([`Users::session_user`]).
+    pub stamp: String,
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB with the default parameters), kept by each thread that
+    /// verifies: allocated once instead of at every log-in, which the allocator did not give
+    /// back to the system (hundreds of MiB after a flood of log-ins).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` hashes to the argon2 PHC string `hash` (compared in constant time).
+fn verify_hash(hash: &str, password: &[u8]) -> bool {
+    let check = |memory: &mut Vec<Block>| -> Option<bool> {
+        let phc = PasswordHash::new(hash).ok()?;
+        let expected = phc.hash?;
+        let params = Params::try_from(&phc).ok()?;
+        let algorithm = Algorithm::try_from(phc.algorithm).ok()?;
+        let version = match phc.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let mut salt = [0u8; 64];
+        let salt = phc.salt?.decode_b64(&mut salt).ok()?;
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let mut out = vec![0u8; expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params);
+        let done =
+            argon2.hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks]);
+        // What is left of the computation does not stay in memory.
+        memory[..blocks].fill(Block::default());
+        done.ok()?;
+        Some(Output::new(&out).ok()? == expected)
+    };
+    MEMORY.with_borrow_mut(|memory| check(memory)).unwrap_or(false)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], ring::error::Unspecified> {
@@ -291,7 +392,13 @@ fn hash_password(password: &str) -> Result<String, UsersError> {
 }
 
 fn check_password(password: &str) -> Result<(), UsersError> {
-    if password.chars().count() < MIN_PASSWORD { Err(UsersError::ShortPassword) } else { Ok(()) }
+    if password.chars().count() < MIN_PASSWORD {
+        Err(UsersError::ShortPassword)
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err(UsersError::LongPassword)
+    } else {
+        Ok(())
+    }
 }
 
 fn load(path: &Path) -> Result<BTreeMap<String, Entry>, UsersError> {
@@ -304,7 +411,9 @@ fn load(path: &Path) -> Result<BTreeMap<String, Entry>, UsersError> {
 }
 
 /// Writes the entries to a 0600 temporary file next to `path` and renames it over `path`, so
-/// the running center reads either the old file or the new one, never half of one.
+/// the running center reads either the old file or the new one, never half of one. The new file
+/// gets the owner of the one it replaces (else of the directory): run as root on the data
+/// directory of a service running as its own user, the running service can still read it.
 fn save(path: &Path, entries: BTreeMap<String, Entry>) -> Result<(), UsersError> {
     let io = |error| UsersError::Io { path: path.to_owned(), error };
     let body = toml::to_string(&FileOf { users: entries })
@@ -319,6 +428,11 @@ fn save(path: &Path, entries: BTreeMap<String, Entry>) -> Result<(), UsersError>
             std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         // The mode above is subject to the umask; set it exactly.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let owner = std::fs::metadata(path).or_else(|_| std::fs::metadata(dir))?;
+        let mine = file.metadata()?;
+        if (owner.uid(), owner.gid()) != (mine.uid(), mine.gid()) {
+            std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))?;
+        }
         file.write_all(HEADER.as_bytes())?;
         file.write_all(body.as_bytes())?;
         file.sync_all()?;
@@ -354,6 +468,8 @@ pub fn add_user(
         name: name.map(str::to_owned),
         unit: unit.map(str::to_owned),
         password: hash_password(password)?,
+        disabled: false,
+        session_epoch: 0,
     };
     entries.insert(login.to_owned(), entry);
     save(path, entries)?;
@@ -365,19 +481,66 @@ pub fn add_user(
     })
 }
 
-/// Sets a user's password.
-pub fn set_password(path: &Path, login: &str, password: &str) -> Result<(), UsersError> {
-    check_password(password)?;
-    let mut entries = load(path)?;
+/// Refuses a `login` not in `entries`, naming those that are.
+fn known(entries: &BTreeMap<String, Entry>, login: &str) -> Result<(), UsersError> {
+    if entries.contains_key(login) {
+        return Ok(());
+    }
     let users = if entries.is_empty() {
         "none".to_owned()
     } else {
         entries.keys().cloned().collect::<Vec<_>>().join(", ")
     };
-    let entry = entries
-        .get_mut(login)
-        .ok_or_else(|| UsersError::NoUser { login: login.to_owned(), users })?;
-    entry.password = hash_password(password)?;
+    Err(UsersError::NoUser { login: login.to_owned(), users })
+}
+
+/// Changes the entry of `login` in the file at `path` with `edit`, which returns whether it
+/// changed anything (the file is rewritten only then).
+fn change(
+    path: &Path,
+    login: &str,
+    edit: impl FnOnce(&mut Entry) -> Result<bool, UsersError>,
+) -> Result<bool, UsersError> {
+    let mut entries = load(path)?;
+    known(&entries, login)?;
+    let changed = entries.get_mut(login).map_or(Ok(false), edit)?;
+    if changed {
+        save(path, entries)?;
+    }
+    Ok(changed)
+}
+
+/// Sets a user's password; the sessions they opened with the old one end.
+pub fn set_password(path: &Path, login: &str, password: &str) -> Result<(), UsersError> {
+    check_password(password)?;
+    change(path, login, |entry| {
+        entry.password = hash_password(password)?;
+        Ok(true)
+    })?;
+    Ok(())
+}
+
+/// Disables (`true`) or enables a user; returns whether that changed anything. Disabling ends
+/// their sessions for good (enabling again does not bring them back): the running center
+/// answers their next request 401 and ends their open event streams.
+pub fn set_disabled(path: &Path, login: &str, disabled: bool) -> Result<bool, UsersError> {
+    change(path, login, |entry| {
+        if entry.disabled == disabled {
+            return Ok(false);
+        }
+        entry.disabled = disabled;
+        if disabled {
+            entry.session_epoch = entry.session_epoch.wrapping_add(1);
+        }
+        Ok(true)
+    })
+}
+
+/// Removes a user; the running center ends their sessions.
+pub fn remove_user(path: &Path, login: &str) -> Result<(), UsersError> {
+    let mut entries = load(path)?;
+    known(&entries, login)?;
+    entries.remove(login);
     save(path, entries)
 }
 
@@ -414,7 +577,7 @@ mod tests {
         .unwrap();
         add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
         let users = Users::open(&path).unwrap();
-        let user = users.verify("pcs-qingshan-1", PW).unwrap();
+        let user = users.verify("pcs-qingshan-1", PW).unwrap().user;
         assert_eq!(user, added);
         assert_eq!(
             (user.role, user.unit.as_deref(), user.name.as_str()),
@@ -484,7 +647,7 @@ mod tests {
         for (login, role) in [("alice", Role::Admin), ("bob", Role::Installer)] {
             add_user(&path, login, None, role, None, PW).unwrap();
             std::thread::sleep(crate::watched_file::RECHECK + std::time::Duration::from_millis(50));
-            assert_eq!(users.verify(login, PW).map(|u| u.role), Some(role));
+            assert_eq!(users.verify(login, PW).map(|v| v.user.role), Some(role));
         }
     }
 
@@ -514,5 +677,58 @@ mod tests {
         );
         set_password(&path, "li-si", PW).unwrap();
         assert!(Users::open(&path).unwrap().verify("li-si", PW).is_some());
+    }
+
+    #[test]
+    fn the_file_gets_the_owner_of_its_directory() {
+        let (dir, path) = setup();
+        // Run as root (county IT on the service's data directory, owned by the service's
+        // user), the file is the service's; otherwise the chown fails and both are ours.
+        let _ = std::os::unix::fs::chown(dir.path(), Some(4321), Some(4321));
+        let dir_owner = std::fs::metadata(dir.path()).unwrap();
+        add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
+        set_disabled(&path, "zhang-san", true).unwrap();
+        let file = std::fs::metadata(&path).unwrap();
+        assert_eq!((file.uid(), file.gid()), (dir_owner.uid(), dir_owner.gid()));
+        assert_eq!(file.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn disabling_removing_or_a_new_password_ends_the_sessions_opened_before() {
+        let (_dir, path) = setup();
+        add_user(&path, "zhang-san", None, Role::DutyOfficer, None, PW).unwrap();
+        let stamp = Users::open(&path).unwrap().verify("zhang-san", PW).unwrap().stamp;
+        let live = |stamp: &str| Users::open(&path).unwrap().session_user("zhang-san", stamp);
+        assert_eq!(live(&stamp).unwrap().login, "zhang-san");
+        assert!(live("forged").is_none());
+
+        assert!(set_disabled(&path, "zhang-san", true).unwrap());
+        assert!(!set_disabled(&path, "zhang-san", true).unwrap(), "already disabled");
+        let users = Users::open(&path).unwrap();
+        assert!(users.is_disabled("zhang-san") && users.get("zhang-san").is_some());
+        assert!(users.verify("zhang-san", PW).is_none(), "a disabled user cannot log in");
+        assert!(live(&stamp).is_none());
+        assert!(set_disabled(&path, "zhang-san", false).unwrap());
+        assert!(live(&stamp).is_none(), "enabling again does not bring old sessions back");
+        let stamp = Users::open(&path).unwrap().verify("zhang-san", PW).unwrap().stamp;
+        assert!(live(&stamp).is_some());
+
+        set_password(&path, "zhang-san", "another password").unwrap();
+        assert!(live(&stamp).is_none(), "a new password ends the sessions");
+        assert_eq!(
+            set_disabled(&path, "li-si", true).unwrap_err().to_string(),
+            "no user \"li-si\" (users: zhang-san)"
+        );
+        remove_user(&path, "zhang-san").unwrap();
+        assert!(Users::open(&path).unwrap().is_empty());
+        assert!(remove_user(&path, "zhang-san").is_err());
+        assert_eq!(
+            add_user(&path, "x", None, Role::Admin, None, &"x".repeat(MAX_PASSWORD_BYTES + 1))
+                .unwrap_err()
+                .to_string(),
+            "passwords may have at most 1024 bytes"
+        );
+        assert!(valid_login("pcs-qingshan-1") && !valid_login(&"a".repeat(65)));
+        assert!(!valid_login("a b") && !valid_login(""));
     }
 }

@@ -159,7 +159,11 @@ pub(super) async fn list(
 }
 
 /// The alarm `id` if `caller` may see it.
-async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRecord, ApiError> {
+pub(super) async fn visible(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> Result<AlarmRecord, ApiError> {
     let record =
         state.store.get(id)?.ok_or_else(|| ApiError::not_found(format!("no alarm {id}")))?;
     caller.may_see(&record)?;

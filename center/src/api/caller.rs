@@ -1,13 +1,19 @@
-//! Who is calling: the session extractor (a bearer token or the session cookie), and the
-//! refusals of what the caller's role may not do (the table is `access/roles.rs`) or may not
-//! see (a police user sees only its unit's alarms).
+//! Who is calling: the session extractor (a bearer token or the session cookie), the refusals
+//! of what the caller's role may not do (the table is `access/roles.rs`) or may not see (a
+//! police user sees only its unit's alarms), and the address a request came from.
 
-use axum::extract::FromRequestParts;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
 use xueliang_proto::endpoint::now_ms;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, HttpsListener};
 use crate::access::{Permission, Role, User};
 use crate::domain::AlarmRecord;
 
@@ -55,11 +61,19 @@ impl Caller {
     }
 }
 
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
+}
+
+/// Whether the request carries a bearer token (an API client's, not a browser's cookie).
+pub(super) fn has_bearer(headers: &HeaderMap) -> bool {
+    bearer(headers).is_some()
+}
+
 /// The session token of a request: the bearer token, else the session cookie.
 fn token(headers: &HeaderMap) -> Option<String> {
-    let bearer =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "));
-    if let Some(token) = bearer {
+    if let Some(token) = bearer(headers) {
         return Some(token.trim().to_owned());
     }
     headers
@@ -70,21 +84,64 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('=').map(str::to_owned))
 }
 
-impl FromRequestParts<ApiState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+impl Caller {
+    /// The caller of session `token`, if it is still open: not past its lifetime nor idle too
+    /// long (its idle clock starts again), its user neither removed nor disabled, and their
+    /// password unchanged since it was opened.
+    pub(super) fn of_session(state: &ApiState, token: String) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
-        let token =
-            token(&parts.headers).ok_or_else(|| unauthorized("log in first: POST /api/login"))?;
         let session = state
             .sessions
             .get(&token, now_ms())?
             .ok_or_else(|| unauthorized("the session ended or is unknown: log in again"))?;
-        let user = state
-            .users
-            .get(&session.login)
-            .ok_or_else(|| unauthorized("this user no longer exists: log in as another"))?;
+        // Such a session is left in the store (it can never open again, and goes when it
+        // idles out), so each request with it is told why.
+        let Some(user) = state.users.session_user(&session.login, &session.stamp) else {
+            return Err(unauthorized(
+                "the session ended (the user was disabled or removed, or their password changed): log in again",
+            ));
+        };
         Ok(Self { user, token })
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = token(&parts.headers).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "log in first: POST /api/login")
+        })?;
+        Self::of_session(state, token)
+    }
+}
+
+/// The address a connection came from, as the API is served
+/// ([`axum::Router::into_make_service_with_connect_info`]), over HTTP or HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, HttpsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, HttpsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// The client address of a request (unspecified where the router runs without [`Peer`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0.ip().to_canonical());
+        Ok(Self(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
     }
 }

@@ -2,14 +2,19 @@
 //! pushed configs.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use xueliang_proto::endpoint::{now_ms, redact_url};
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::topics::is_valid_agent_id;
 
 use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
-use crate::fleet::{AckRecord, AgentView, ConfigRecord};
+use crate::fleet::{
+    AckRecord, AgentView, ConfigRecord, ConfigVersion, Confirm, PushError, redacted,
+};
 
 /// One agent on the fleet page.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,32 +70,133 @@ pub(super) async fn config(
         .get(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no config was pushed to agent {id}")))?;
     // A version pushed before camera passwords were refused may still hold one: not shown.
-    record.config_toml = record
-        .config_toml
-        .split('"')
-        .map(|part| if part.contains("://") { redact_url(part) } else { part.to_owned() })
-        .collect::<Vec<_>>()
-        .join("\"");
+    record.config_toml = redacted(&record.config_toml);
     Ok(Json(record))
 }
 
-/// `PUT /api/agents/{id}/config` with the TOML document as body: the agent's next version.
+/// Body of `GET /api/agents/{id}/config/history`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfigHistory {
+    /// Every version pushed since the center keeps them, newest first.
+    pub versions: Vec<ConfigVersion>,
+}
+
+/// `GET /api/agents/{id}/config/history`: every version, who pushed it, when, and its diff.
+pub(super) async fn history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConfigHistory>, ApiError> {
+    caller.require(Permission::Configure)?;
+    let versions = blocking(move || Ok(state.configs.history(&id)?)).await?;
+    Ok(Json(ConfigHistory { versions }))
+}
+
+/// Query of `PUT /api/agents/{id}/config`.
+#[derive(Debug, Deserialize)]
+pub(super) struct PushQuery {
+    /// What the pusher confirms, comma-separated: `no-camera`, `remove-privacy-mask`.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A push not stored, as answered: a refusal carries what the console shows of it (every
+/// problem at its place, or what needs confirming and how).
+pub(super) struct NotPushed(Response);
+
+impl From<ApiError> for NotPushed {
+    fn from(e: ApiError) -> Self {
+        Self(e.into_response())
+    }
+}
+
+impl From<PushError> for NotPushed {
+    fn from(e: PushError) -> Self {
+        Self(refusal(e))
+    }
+}
+
+impl IntoResponse for NotPushed {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// A refused push as JSON: the message, and what the console shows of it.
+fn refusal(e: PushError) -> Response {
+    let (status, body) = match &e {
+        PushError::Invalid { problems, .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({ "error": e.to_string(), "problems": problems }),
+        ),
+        PushError::Unconfirmed(losses) => {
+            let mut words: Vec<&str> = losses.iter().map(|l| l.confirm.word()).collect();
+            words.sort_unstable();
+            words.dedup();
+            let body = serde_json::json!({
+                "error": e.to_string(),
+                "confirm": words.join(","),
+                "affected": losses,
+            });
+            (StatusCode::CONFLICT, body)
+        }
+        _ => return ApiError::from(e).into_response(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Whether `id` is a registered box, or one an open enrolment token awaits.
+fn known(state: &ApiState, id: &str) -> Result<bool, ApiError> {
+    if state.keys.get(id).is_some() {
+        return Ok(true);
+    }
+    let now = now_ms();
+    Ok(state
+        .enrolments
+        .list()?
+        .iter()
+        .any(|e| e.agent_id == id && e.used_ms.is_none() && e.expires_ms > now))
+}
+
+/// `PUT /api/agents/{id}/config` with the TOML document as body: the agent's next version, for
+/// a registered box (or one awaiting enrolment), checked as the box checks it (422 with every
+/// problem at its line and column); one that leaves the box no camera or takes a privacy mask
+/// away needs `?confirm=` (409 says which words). Audited with its diff.
 pub(super) async fn push_config(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<PushQuery>,
     body: String,
-) -> Result<Json<ConfigRecord>, ApiError> {
+) -> Result<Json<ConfigRecord>, NotPushed> {
     caller.require(Permission::Configure)?;
-    let record = state.configs.push(&id, body).await?;
-    state.audit.record(
-        now_ms(),
-        caller.login(),
-        "push_config",
-        &id,
-        &format!("version {}", record.version),
-    )?;
-    state.store.flush().await?;
+    if !is_valid_agent_id(&id) {
+        return Err(PushError::AgentId(id).into());
+    }
+    let confirmed = Confirm::parse_list(&query.confirm).map_err(ApiError::bad_request)?;
+    let (lookup, agent) = (state.clone(), id.clone());
+    let reported = blocking(move || {
+        if !known(&lookup, &agent)? {
+            return Err(ApiError::not_found(format!(
+                "no agent {agent:?} is registered or awaiting enrolment: enrol it first"
+            )));
+        }
+        Ok(lookup.fleet.list(&[])?.into_iter().find(|v| v.agent_id == agent))
+    })
+    .await?;
+    let pushed = state.configs.push(&id, body, caller.login(), &confirmed, reported.as_ref()).await;
+    let (record, version) = pushed?;
+    state
+        .audit
+        .record(
+            version.issued_time_ms,
+            caller.login(),
+            "push_config",
+            &id,
+            &format!("version {}\n{}", version.version, version.diff),
+        )
+        .map_err(ApiError::from)?;
+    state.store.flush().await.map_err(ApiError::from)?;
     Ok(Json(record))
 }
 

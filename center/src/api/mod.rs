@@ -7,6 +7,7 @@
 
 mod alarms;
 mod audit;
+mod browser;
 mod caller;
 mod clips;
 mod dead_letters;
@@ -15,38 +16,43 @@ mod error;
 mod events;
 mod export;
 mod fleet;
+mod health;
 mod https;
 mod paging;
 mod session;
 mod stats;
+mod throttle;
 mod units;
 mod vocabulary;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 use crate::access::{AuditLog, Sessions, Users};
 use crate::cases::{AlarmFeed, Cases};
 use crate::dispatch::Webhooks;
-use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
+use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet, MAX_CONFIG_BYTES};
 use crate::ingest::IngestStats;
 use crate::store::{Clips, DeadLetters, Store};
 use error::blocking;
 
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
-pub use audit::{AuditList, AuditQuery};
-pub use caller::{Caller, SESSION_COOKIE};
+pub use audit::{AlarmProof, AuditList, AuditQuery};
+pub use caller::{Caller, Peer, SESSION_COOKIE};
 pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use error::ApiError;
-pub use fleet::{FleetAgent, FleetList};
+pub use fleet::{ConfigHistory, FleetAgent, FleetList};
 pub use https::HttpsListener;
 pub use session::{LoginRequest, LoginResponse, Me, View};
 pub use stats::Stats;
+pub use throttle::{LoginLimits, LoginThrottle};
 pub use vocabulary::Vocabulary;
 
 /// What the handlers share.
@@ -68,6 +74,8 @@ pub struct ApiState {
     pub users: Arc<Users>,
     /// Login sessions.
     pub sessions: Sessions,
+    /// Log-in attempts' limits and back-off.
+    pub logins: Arc<LoginThrottle>,
     /// The audit log.
     pub audit: AuditLog,
     /// What is known of each agent.
@@ -86,13 +94,24 @@ pub struct ApiState {
     pub https: bool,
 }
 
-/// The API's routes.
+/// The body limit of routes that take no body.
+const NO_BODY: usize = 1024;
+
+/// The body limit of small JSON requests: a workflow step's note, an enrolment.
+const SMALL_BODY: usize = 16 * 1024;
+
+/// The API's routes, each with its body limit (`NO_BODY` unless it says otherwise), the
+/// browser checks and the security headers (`browser.rs`). Serve it with
+/// [`Router::into_make_service_with_connect_info`]`::<`[`Peer`]`>` so log-ins are limited per
+/// client address.
 pub fn router(state: ApiState) -> Router {
+    let https = state.https;
+    let body = DefaultBodyLimit::max;
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(stats::metrics))
-        .route("/api/login", post(session::login))
+        .route("/api/login", post(session::login).layer(body(session::LOGIN_BODY_BYTES)))
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/vocabulary", get(vocabulary::vocabulary))
@@ -101,14 +120,22 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/alarms/{id}", get(alarms::detail))
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
-        .route("/api/alarms/{id}/{action}", post(alarms::act))
+        .route("/api/alarms/{id}/proof", get(audit::proof))
+        .route("/api/alarms/{id}/{action}", post(alarms::act).layer(body(SMALL_BODY)))
         .route("/api/clips/{id}", get(clips::clip))
         .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
         .route("/api/agents/{id}", delete(fleet::remove))
-        .route("/api/agents/{id}/config", get(fleet::config).put(fleet::push_config))
-        .route("/api/enrolments", get(enrolment::list).post(enrolment::create))
-        .route("/api/enroll", post(enrolment::enroll))
+        .route(
+            "/api/agents/{id}/config",
+            get(fleet::config).put(fleet::push_config).layer(body(MAX_CONFIG_BYTES + 1)),
+        )
+        .route("/api/agents/{id}/config/history", get(fleet::history))
+        .route(
+            "/api/enrolments",
+            get(enrolment::list).post(enrolment::create).layer(body(SMALL_BODY)),
+        )
+        .route("/api/enroll", post(enrolment::enroll).layer(body(SMALL_BODY)))
         .route("/api/dead-letters", get(dead_letters::dead_letters))
         .route("/api/stats", get(stats::stats))
         .route("/api/audit", get(audit::audit))
@@ -123,6 +150,9 @@ pub fn router(state: ApiState) -> Router {
                 "this route does not take that method; GET /api/openapi.json lists them",
             )
         })
+        .layer(body(NO_BODY))
+        .layer(from_fn_with_state(https, browser::same_origin))
+        .layer(from_fn_with_state(https, browser::security_headers))
         .with_state(state)
 }
 

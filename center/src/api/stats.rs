@@ -1,4 +1,4 @@
-//! The center's counters: the store's size and ingest's counts for logged-in users
+//! The center's counters: the store's size and ingest's counts for users who see the fleet
 //! (`/api/stats`), and counters and gauges for Prometheus (`/metrics`).
 
 use std::sync::atomic::Ordering;
@@ -12,6 +12,7 @@ use xueliang_service::metrics::{Exposition, labels};
 
 use super::caller::Caller;
 use super::{ApiError, ApiState, blocking};
+use crate::access::Permission;
 use crate::domain::Status;
 
 /// Body of `GET /api/stats`.
@@ -30,16 +31,20 @@ pub struct Stats {
     pub dead_lettered: u64,
 }
 
-/// `GET /api/stats`: the store's size and ingest's counters.
-pub(super) async fn stats(State(state): State<ApiState>, _caller: Caller) -> Json<Stats> {
+/// `GET /api/stats`: the store's size and ingest's counters (for those who see the fleet).
+pub(super) async fn stats(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Stats>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
     let c = &state.stats;
-    Json(Stats {
+    Ok(Json(Stats {
         alarms: state.store.len(),
         stored: c.stored.load(Ordering::Relaxed),
         duplicates: c.duplicates.load(Ordering::Relaxed),
         updates: c.updates.load(Ordering::Relaxed),
         dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
-    })
+    }))
 }
 
 /// `GET /metrics`: counters and gauges in Prometheus' text format (counts only, no alarm

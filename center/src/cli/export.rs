@@ -26,12 +26,13 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     export(&args.data_dir, args.from.as_deref(), args.output.as_deref())
 }
 
-fn is_locked(e: &std::io::Error) -> bool {
+/// Whether opening the store failed because a running center holds it.
+pub(super) fn is_locked(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
 }
 
 /// Opens the store, waiting up to 3 s for a center that is stopping to let go of it.
-fn open_when_free(data_dir: &Path) -> Result<Store, StoreError> {
+pub(super) fn open_when_free(data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         match Store::open(data_dir) {

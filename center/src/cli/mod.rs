@@ -1,7 +1,9 @@
 //! The subcommands of `xl-center`, one file each: its arguments and what it does.
 
+pub mod audit;
 pub mod broker_password;
 pub mod export;
 pub mod key;
 pub mod serve;
 pub mod user;
+pub mod verify;

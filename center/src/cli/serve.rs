@@ -1,7 +1,9 @@
 //! `xl-center serve`: runs the center until interrupted (Ctrl-C, or SIGTERM from systemd).
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +104,14 @@ pub struct ServeArgs {
     /// the box reached this API by. Required with an external broker.
     #[arg(long)]
     agent_mqtt_url: Option<String>,
+    /// Minutes a login session may go unused before it ends (besides its 12-hour lifetime;
+    /// an open console watching the alarms counts as use).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
+    session_idle_minutes: u64,
+    /// Free space (MiB) on the data directory's disk below which the center warns (log,
+    /// /healthz, metrics) before the store stops writing.
+    #[arg(long, default_value_t = 1024)]
+    min_free_mib: u64,
 }
 
 /// Runs the center until interrupted.
@@ -133,6 +143,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         clip_retention_days,
         clip_max_mib,
         agent_mqtt_url,
+        session_idle_minutes,
+        min_free_mib,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -189,17 +201,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--agent-mqtt-url: {e}"))?;
     }
     config.agent_mqtt_url = agent_mqtt_url;
+    config.session_idle = std::time::Duration::from_secs(session_idle_minutes * 60);
+    config.min_free_bytes = min_free_mib << 20;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
+    let reopen = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let center = start(config, shutdown.clone()).await?;
         eprintln!(
             "xl-center: API http://{}/api/alarms, MQTT {}, center key {}",
             center.http_addr, center.mqtt_addr, center.center_key
         );
-        xueliang_service::shutdown::signal().await;
+        let reopen = tokio::select! {
+            () = xueliang_service::shutdown::signal() => false,
+            () = center.reopen.cancelled() => true,
+        };
         shutdown.cancel();
-        center.join().await;
-        Ok(())
-    })
+        // Consoles' open streams may hold the HTTP server: what matters is stored already.
+        if tokio::time::timeout(Duration::from_secs(15), center.join()).await.is_err() {
+            tracing::warn!("the center's tasks did not all end within 15 s");
+        }
+        anyhow::Ok(reopen)
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    if reopen {
+        // The same process, started again: sled clears its write error only when reopened,
+        // and so the embedded broker and every part start afresh without anyone restarting it.
+        let exe = std::env::current_exe()?;
+        let error = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+        bail!("cannot start {} again to reopen the store: {error}", exe.display());
+    }
+    Ok(())
 }

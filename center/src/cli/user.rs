@@ -1,10 +1,13 @@
-//! `xl-center user add|passwd|list`: the users who log in to the API and console
-//! (`users.toml` in the data directory).
+//! `xl-center user add|passwd|disable|enable|remove|list`: the users who log in to the API and
+//! console (`users.toml` in the data directory). A running center reads the file again within a
+//! second: a disabled or removed user, or one whose password changed, is logged out at once.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use xueliang_center::access::{Role, Users, add_user, generate_password, set_password};
+use xueliang_center::access::{
+    Role, Users, add_user, generate_password, remove_user, set_disabled, set_password,
+};
 
 /// The `user` subcommands.
 #[derive(Subcommand)]
@@ -29,13 +32,38 @@ pub enum UserCommand {
         #[arg(long, default_value = "/var/lib/xueliang-center")]
         data_dir: PathBuf,
     },
-    /// Set a user's password; prints the generated one unless --password-stdin.
+    /// Set a user's password (their sessions end); prints the generated one unless
+    /// --password-stdin.
     Passwd {
         /// Login name.
         login: String,
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
+    /// Refuse a user's log-ins and end their sessions (their open consoles within seconds).
+    Disable {
+        /// Login name.
+        login: String,
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
+    /// Let a disabled user log in again (the sessions that ended stay ended).
+    Enable {
+        /// Login name.
+        login: String,
+        /// Directory of the alarm store.
+        #[arg(long, default_value = "/var/lib/xueliang-center")]
+        data_dir: PathBuf,
+    },
+    /// Remove a user (their sessions end); the audit log keeps what they did.
+    Remove {
+        /// Login name.
+        login: String,
         /// Directory of the alarm store.
         #[arg(long, default_value = "/var/lib/xueliang-center")]
         data_dir: PathBuf,
@@ -93,17 +121,35 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
                 println!("password: {password}");
             }
         }
+        UserCommand::Disable { login, data_dir } => {
+            match set_disabled(&users_file(&data_dir), &login, true)? {
+                true => println!("{login} disabled: their sessions end"),
+                false => println!("{login} was disabled already"),
+            }
+        }
+        UserCommand::Enable { login, data_dir } => {
+            match set_disabled(&users_file(&data_dir), &login, false)? {
+                true => println!("{login} enabled: they may log in again"),
+                false => println!("{login} was not disabled"),
+            }
+        }
+        UserCommand::Remove { login, data_dir } => {
+            remove_user(&users_file(&data_dir), &login)?;
+            println!("{login} removed: their sessions end");
+        }
         UserCommand::List { data_dir } => {
             let users = Users::open(&users_file(&data_dir))?;
             if users.is_empty() {
                 println!("no users yet: `xl-center user add LOGIN --role admin` makes one");
             }
             for u in users.list() {
+                let state = if users.is_disabled(&u.login) { "disabled" } else { "" };
                 println!(
-                    "{:<24} {:<13} {:<16} {}",
+                    "{:<24} {:<13} {:<16} {:<9} {}",
                     u.login,
                     u.role.to_string(),
                     u.unit.unwrap_or_default(),
+                    state,
                     u.name
                 );
             }

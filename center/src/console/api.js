@@ -11,7 +11,9 @@ export async function api(path, options = {}) {
   const resp = await fetch(path, { credentials: "same-origin", ...options });
   if (resp.status === 401 && path !== "/api/login") { unauthorized(); throw new Error("401"); }
   const body = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
-  if (!resp.ok) throw new Error(body?.error || resp.statusText);
+  // The status and body go with the error: a refusal may say more than its message (a 409's
+  // confirmation, a 422's problems).
+  if (!resp.ok) throw Object.assign(new Error(body?.error || resp.statusText), { status: resp.status, body });
   return body;
 }
 

@@ -1,5 +1,7 @@
-// The fleet: every agent with its cameras, health and config version; for an administrator,
-// the form that makes a new box's one-time enrolment token.
+// The fleet: every agent with its cameras, health and config version; for those who configure
+// boxes, the form that pushes a config (the center's refusal shown as it says it, and a
+// confirmation asked for when a push would take a camera or privacy mask away); for an
+// administrator, the form that makes a new box's one-time enrolment token.
 
 import { api, post } from "./api.js";
 import { $, el } from "./dom.js";
@@ -21,7 +23,70 @@ export async function showFleet() {
       el("td", {}, a.health ? String(a.health.outbox_depth) : ""),
       el("td", {}, String(a.config_version), a.config_ack && !a.config_ack.applied ? el("div", { class: "error" }, a.config_ack.reason) : null),
       el("td", {}, fmtTime(a.last_seen_ms))))));
-  $("#main").replaceChildren(el("h1", {}, t("fleet")), table, can("administer") ? enrolForm() : "");
+  $("#main").replaceChildren(el("h1", {}, t("fleet")), table,
+    can("configure") ? pushForm(agents.map((a) => a.agent_id)) : "",
+    can("administer") ? enrolForm() : "");
+}
+
+/** What a push would take away (an `affected` entry of the center's 409), in the console's words. */
+function loss(a) {
+  if (a.camera === null) return t("lossNoCamera");
+  if (a.mask === null) return t("lossStopped")(a.camera);
+  return t(a.change === "shrunk" ? "lossShrunk" : "lossRemoved")(a.camera, a.mask + 1);
+}
+
+/** The form that pushes a TOML config to a box (one of `agents`, or one awaiting enrolment),
+ * loaded with the config it has. */
+function pushForm(agents) {
+  const result = el("div", { id: "push-result", role: "status" });
+  const agent = el("input", { id: "push-agent", name: "agent_id", list: "push-agents", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", value: agents[0] || "" });
+  const toml = el("textarea", { id: "push-toml", name: "config", rows: "16", spellcheck: "false" });
+  const load = async () => {
+    result.replaceChildren();
+    if (!agent.checkValidity()) return;
+    try {
+      toml.value = (await api(`/api/agents/${encodeURIComponent(agent.value)}/config`)).config_toml;
+    } catch (e) {
+      toml.value = "";
+      if (e.status !== 404) result.replaceChildren(el("p", { class: "error", role: "alert" }, `${t("failed")}: ${e.message}`));
+    }
+  };
+  agent.addEventListener("change", load);
+  const send = async (confirm) => {
+    const query = confirm ? `?confirm=${encodeURIComponent(confirm)}` : "";
+    try {
+      const r = await api(`/api/agents/${encodeURIComponent(agent.value)}/config${query}`,
+        { method: "PUT", headers: { "content-type": "application/toml" }, body: toml.value });
+      result.replaceChildren(el("p", { id: "push-done" }, t("pushed")(r.version)));
+    } catch (e) {
+      if (e.status === 409 && e.body?.confirm) {
+        // The center names each camera and mask; the user decides, then the same push goes again.
+        const go = el("button", { id: "push-confirm", class: "primary", type: "button", onclick: () => send(e.body.confirm) }, t("pushConfirm"));
+        const cancel = el("button", { type: "button", onclick: () => result.replaceChildren() }, t("pushCancel"));
+        result.replaceChildren(el("div", { id: "push-ask", role: "alert" },
+          el("p", {}, t("pushAsk")),
+          el("ul", {}, ...(e.body.affected || []).map((a) => el("li", {}, loss(a)))),
+          el("p", { class: "muted" }, e.message), go, " ", cancel));
+        go.focus();
+      } else if (e.status === 422) {
+        // As `xl-agent check-config` prints it: FILE:LINE:COL: option: problem, and its hint.
+        result.replaceChildren(el("p", { class: "error", role: "alert" }, t("pushInvalid")),
+          el("pre", { id: "push-problems" }, e.message));
+      } else {
+        result.replaceChildren(el("p", { class: "error", role: "alert" }, `${t("failed")}: ${e.message}`));
+      }
+    }
+  };
+  const form = el("form", { id: "push-form", class: "enrol" },
+    el("h2", {}, t("pushTitle")),
+    el("label", {}, t("agent"), agent),
+    el("datalist", { id: "push-agents" }, ...agents.map((id) => el("option", { value: id }))),
+    el("label", {}, t("pushToml"), toml),
+    el("button", { id: "push-submit", class: "primary", type: "submit" }, t("pushSubmit")),
+    result);
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); send(""); });
+  if (agents.length) load();
+  return form;
 }
 
 /** An administrator's form for a new box's one-time enrolment token. */

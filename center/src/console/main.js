@@ -29,7 +29,8 @@ function showLogin(message = "") {
       await post("/api/login", { login: $("#login-user").value, password: $("#login-password").value });
       await start();
     } catch (e) {
-      error.textContent = e.message === "wrong login or password" ? t("wrong") : `${t("failed")}: ${e.message}`;
+      const known = { "wrong login or password": "wrong", "too many failed log-ins: wait, then try again": "locked" }[e.message];
+      error.textContent = known ? t(known) : `${t("failed")}: ${e.message}`;
     }
   });
   $("#main").replaceChildren(form);
@@ -89,6 +90,14 @@ function listen() {
     }
   });
   source.addEventListener("resync", () => route());
+  // The center ends the stream with the session (the user disabled, idle too long): the
+  // browser's reconnection is refused and it gives up. Ask who is logged in: a 401 shows the
+  // log-in page; otherwise listen again.
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED && state.events === source) {
+      api("/api/me").then(() => setTimeout(() => { if (state.events === source) listen(); }, 5000), () => {});
+    }
+  });
   state.events = source;
 }
 

@@ -8,7 +8,10 @@ mod enrolment;
 mod status;
 
 pub use agent_keys::{AgentKeys, PasswordHash};
-pub use config_push::{AckRecord, ConfigPush, ConfigRecord, MAX_CONFIG_BYTES, PushError};
+pub use config_push::{
+    AckRecord, Change, ConfigPush, ConfigRecord, ConfigVersion, Confirm, Loss, MAX_CONFIG_BYTES,
+    PushError, redacted,
+};
 pub(crate) use enrolment::local_time;
 pub use enrolment::{Enrolment, Enrolments, RedeemError};
 pub use status::{AgentView, CameraView, Fleet, HealthView};

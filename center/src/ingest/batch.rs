@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use rumqttc::Publish;
 use tracing::warn;
-use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, SigningKey};
+use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, SignatureError, SigningKey, VerifyingKey};
 use xueliang_proto::topics::{Topics, is_valid_agent_id};
 use xueliang_proto::{
     AgentStatus, Alarm, ClipChunk, ConfigAck, EventUpdate, Health, Message, Receipt,
@@ -20,6 +20,7 @@ use crate::cases::facts;
 use crate::domain::AlarmRecord;
 use crate::fleet::AgentKeys;
 use crate::routing::Routing;
+use crate::store::Proof;
 
 /// A report an agent sent about itself, on its own topic.
 #[derive(Debug)]
@@ -61,6 +62,9 @@ pub(super) enum Item {
         record: Box<AlarmRecord>,
         /// The alarm as received (its snapshot is stored beside the record).
         alarm: Box<Alarm>,
+        /// The message as its agent signed it, kept beside the record (none if the agent's key
+        /// was removed since the alarm was verified).
+        proof: Option<Proof>,
     },
     /// A valid update of an event, from `agent`, to apply to the event's record.
     Update {
@@ -68,6 +72,8 @@ pub(super) enum Item {
         agent: String,
         /// The update.
         update: Box<EventUpdate>,
+        /// The message as its agent signed it, kept if the update is applied.
+        proof: Option<Proof>,
     },
     /// A chunk its agent signed that this center will never store: dead-lettered, and named in
     /// the agent's receipt as refused so it gives the clip up.
@@ -159,7 +165,11 @@ pub(super) fn sort(
             }
         } else if let Some(agent) = topics.agent_of(&p.topic, "event") {
             match validate_update(topics, keys, &p.topic, &p.payload, now_ms) {
-                Ok(u) => Item::Update { agent: agent.to_owned(), update: Box::new(u) },
+                Ok(u) => Item::Update {
+                    agent: agent.to_owned(),
+                    update: Box::new(u),
+                    proof: proof(keys, agent, &p.payload, Proof::update),
+                },
                 Err(refusal) => refused(agent, refusal),
             }
         } else if let Some(agent) = topics.agent_of(&p.topic, "clip") {
@@ -182,7 +192,8 @@ pub(super) fn sort(
                     record.routed_to = routing.route(&facts(&record));
                     record.location =
                         routing.location(&record.agent_id, &record.camera_id).unwrap_or_default();
-                    Item::Alarm { record: Box::new(record), alarm: Box::new(alarm) }
+                    let proof = proof(keys, &alarm.agent_id, &p.payload, Proof::alarm);
+                    Item::Alarm { record: Box::new(record), alarm: Box::new(alarm), proof }
                 }
                 Err(refusal) => match topics.agent_of(&p.topic, "alarm") {
                     Some(agent) => refused(agent, refusal),
@@ -193,6 +204,18 @@ pub(super) fn sort(
         items.push(item);
     }
     items
+}
+
+/// The proof of `payload`, verified just now with `agent`'s key, made by `make`.
+fn proof(
+    keys: &AgentKeys,
+    agent: &str,
+    payload: &[u8],
+    make: fn(&[u8], &VerifyingKey) -> Result<Proof, SignatureError>,
+) -> Option<Proof> {
+    let key = keys.get(agent)?;
+    // The payload verified, so it parses: this cannot fail.
+    make(payload, &key).map_err(|e| warn!(agent, "cannot keep the signed message: {e}")).ok()
 }
 
 /// What a refused alarm or update of `agent` becomes: named back to the agent when it signed it.
@@ -330,7 +353,9 @@ mod tests {
         ];
         let items = sort(&Topics::default(), &keys, &routing, &batch, 7, 1 << 20);
         match &items[0] {
-            Item::Alarm { record, .. } => {
+            Item::Alarm { record, proof, .. } => {
+                let proof = proof.as_ref().expect("the signed message is kept");
+                assert_eq!(proof.key, v1.public_key());
                 assert_eq!(
                     (record.id.as_str(), record.received_time_ms, record.location.as_str()),
                     ("a-1", 7, "水塘")

@@ -2,11 +2,12 @@
 //! online) hands publishes to a writer, which sorts each batch (`batch.rs`), records and stores
 //! what it holds, flushes once, and only then tells the consoles and receipts to the agents;
 //! then writes the batch's clip chunks to their files (synced, off the async threads) and
-//! receipts those; and acknowledges the batch to the broker, in order, last. So a receipted or
-//! acknowledged alarm (or chunk) is on disk.
+//! receipts those; and acknowledges the batch to the broker, in order, last. So a receipted
+//! alarm (or chunk) is on disk. What the store could not write (a full disk) is acknowledged
+//! but not receipted: the broker's window stays open, and the box keeps it and sends it again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::ops::ControlFlow;
@@ -28,7 +29,7 @@ use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::routing::Routing;
-use crate::store::{Attached, Clips, DeadLetters, EventUpdated, Inserted, Put, Store};
+use crate::store::{Attached, Clips, DeadLetters, EventUpdated, Inserted, Proof, Put, Store};
 use crate::watched_file::WatchedFile;
 
 /// Counters of what ingest has seen.
@@ -50,6 +51,14 @@ pub struct IngestStats {
     pub clips_completed: AtomicU64,
     /// Clips complete and discarded: their bytes did not hash to the signed SHA-256.
     pub clips_failed: AtomicU64,
+    /// Publishes the store could not write (acknowledged, not receipted: their boxes resend).
+    pub unstored: AtomicU64,
+    /// Whether ingest is connected to the broker and subscribed.
+    pub connected: AtomicBool,
+    /// Publishes received and not yet handled.
+    pub waiting: AtomicU64,
+    /// When ingest last finished a batch, UTC milliseconds (0: none yet).
+    pub batch_done_ms: AtomicI64,
 }
 
 /// What ingest works with.
@@ -112,6 +121,7 @@ struct Subscriber {
     /// When it was last announced again, so two centers on one broker do not flood it.
     reasserted: Option<std::time::Instant>,
     tx: mpsc::UnboundedSender<Publish>,
+    stats: Arc<IngestStats>,
 }
 
 impl Subscriber {
@@ -146,6 +156,7 @@ impl Session for Subscriber {
             Packet::SubAck(_) => {
                 self.subscribed += 1;
                 if self.subscribed == self.filters.len() {
+                    self.stats.connected.store(true, Ordering::Relaxed);
                     self.announce(client);
                     info!("ingesting: agents may publish");
                 }
@@ -163,6 +174,7 @@ impl Session for Subscriber {
                     self.reasserted = Some(std::time::Instant::now());
                     self.announce(client);
                 }
+                self.stats.waiting.fetch_add(1, Ordering::Relaxed);
                 return self
                     .tx
                     .send(p)
@@ -171,6 +183,10 @@ impl Session for Subscriber {
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+
+    fn disconnected(&mut self) {
+        self.stats.connected.store(false, Ordering::Relaxed);
     }
 }
 
@@ -205,6 +221,7 @@ async fn poll(
         configs: ingest.configs.clone(),
         subscribed: 0,
         tx,
+        stats: ingest.stats.clone(),
     };
     let link = Link {
         client,
@@ -225,7 +242,7 @@ enum Taken {
     Later,
     /// Not a picture any alarm of this agent signed for: dead-letter it.
     Refused(String),
-    /// The store failed: leave it unacknowledged.
+    /// The store failed: not receipted, so the agent sends it again.
     Failed,
 }
 
@@ -284,6 +301,19 @@ async fn write_batches(
     } = ingest;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let handled = batch.len() as u64;
+        let bytes: usize = batch.iter().map(|p| p.payload.len()).sum();
+        if let Err(why) = store.health().room(2 * bytes as u64) {
+            // Nothing written (a failed write would break the store until it is reopened):
+            // acknowledged, so the broker's window stays open; not receipted, so each box
+            // keeps what it sent and sends it again.
+            debug!("{why}: {handled} publishes left with their boxes");
+            stats.unstored.fetch_add(handled, Ordering::Relaxed);
+            acknowledge(&client, batch.drain(..)).await;
+            stats.waiting.fetch_sub(handled, Ordering::Relaxed);
+            stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
+            continue;
+        }
         let now = now_ms();
         let dead_letter = |topic: &str, payload: &[u8], reason: &str| {
             stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -303,13 +333,15 @@ async fn write_batches(
         // Every alarm (and following snapshot) held by the store, new or seen before, is
         // receipted to its agent.
         let mut receipts = Receipts::default();
-        let mut unstored = Vec::new();
+        // Publishes the store could not write.
+        let mut unstored = 0u64;
         // Events whose agent's update changed them, as they are now.
         let mut updated = Vec::new();
         // Valid updates, applied after the alarms: (position in the batch, agent, update).
         let mut updates = Vec::new();
-        // Valid alarms, stored together after the loop: (position in the batch, record, alarm).
-        let mut valid: Vec<(usize, AlarmRecord, Alarm)> = Vec::new();
+        // Valid alarms, stored together after the loop: (position in the batch, record, alarm,
+        // its signed message).
+        let mut valid: Vec<(usize, AlarmRecord, Alarm, Option<Proof>)> = Vec::new();
         // Valid clip chunks, written after the alarms: (position, agent, chunk, as signed).
         let mut chunks = Vec::new();
         let items = sort(&topics, &keys, &routing.current(), &batch, now, clips.max_bytes());
@@ -329,10 +361,10 @@ async fn write_batches(
                     }
                     Taken::Later => {}
                     Taken::Refused(reason) => dead_letter(&p.topic, &p.payload, &reason),
-                    Taken::Failed => unstored.push(i),
+                    Taken::Failed => unstored += 1,
                 },
-                Item::Alarm { record, alarm } => valid.push((i, *record, *alarm)),
-                Item::Update { agent, update } => updates.push((i, agent, update)),
+                Item::Alarm { record, alarm, proof } => valid.push((i, *record, *alarm, proof)),
+                Item::Update { agent, update, proof } => updates.push((i, agent, update, proof)),
                 Item::Clip { agent, chunk, signed } => chunks.push((i, agent, chunk, signed)),
                 Item::SignedRefused { agent, id, reason } => {
                     dead_letter(&p.topic, &p.payload, &reason);
@@ -345,11 +377,11 @@ async fn write_batches(
                 }
             }
         }
-        let rows: Vec<(&AlarmRecord, &[u8])> =
-            valid.iter().map(|(_, r, a)| (r, a.snapshot_jpeg.as_ref())).collect();
+        let rows: Vec<(&AlarmRecord, &[u8], Option<&Proof>)> =
+            valid.iter().map(|(_, r, a, p)| (r, a.snapshot_jpeg.as_ref(), p.as_ref())).collect();
         match store.insert_batch(&rows) {
             Ok(inserted) => {
-                for ((_, record, _), inserted) in valid.into_iter().zip(inserted) {
+                for ((_, record, ..), inserted) in valid.into_iter().zip(inserted) {
                     receipts.alarm(&record.agent_id, record.id.clone());
                     if inserted == Inserted::New {
                         stats.stored.fetch_add(1, Ordering::Relaxed);
@@ -369,15 +401,15 @@ async fn write_batches(
                 }
             }
             Err(e) => {
-                // Neither acknowledged nor receipted: the agents publish them again.
+                // Not receipted: the agents publish them again.
                 warn!("cannot store {} alarms: {e}", valid.len());
-                unstored.extend(valid.iter().map(|(i, ..)| *i));
+                unstored += valid.len() as u64;
             }
         }
         // After the batch's alarms: an update often comes in the same batch as its event's alarm.
-        for (i, agent, update) in updates {
+        for (i, agent, update, proof) in updates {
             let p = &batch[i];
-            match store.apply_update(&agent, &update) {
+            match store.apply_update(&agent, &update, proof.as_ref()) {
                 Ok(EventUpdated::Changed(record)) => {
                     receipts.update(&agent, update.id);
                     stats.updates.fetch_add(1, Ordering::Relaxed);
@@ -394,13 +426,17 @@ async fn write_batches(
                 ),
                 Err(e) => {
                     warn!(event = %update.event_id, "cannot apply an update: {e}");
-                    unstored.push(i);
+                    unstored += 1;
                 }
             }
         }
         if let Err(e) = store.flush().await {
-            warn!("cannot flush the alarm store: {e}; the batch stays unacknowledged");
-            batch.clear();
+            // Acknowledged, so the broker's window stays open; never receipted, so each box
+            // keeps what it sent and sends it again (the store is reopened once there is room).
+            warn!("cannot flush the alarm store: {e}; {handled} publishes left with their boxes");
+            stats.unstored.fetch_add(handled, Ordering::Relaxed);
+            acknowledge(&client, batch.drain(..)).await;
+            stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             continue;
         }
         for r in stored {
@@ -441,7 +477,7 @@ async fn write_batches(
         };
         let written = written.unwrap_or_else(|e| {
             warn!("the clip writer failed: {e}; its chunks stay unacknowledged");
-            unstored.extend(&positions);
+            unstored += positions.len() as u64;
             Vec::new()
         });
         for (i, agent, chunk, put) in written {
@@ -472,7 +508,7 @@ async fn write_batches(
                 }
                 Err(e) => {
                     warn!(clip = %id, agent = %agent, "cannot store a clip chunk: {e}");
-                    unstored.push(i);
+                    unstored += 1;
                 }
             }
         }
@@ -485,15 +521,21 @@ async fn write_batches(
         for r in clipped {
             feed.publish(Change::Updated, r);
         }
-        for (i, p) in batch.drain(..).enumerate() {
-            if unstored.contains(&i) {
-                continue;
-            }
-            if let Err(e) = client.ack(&p).await {
-                warn!("cannot acknowledge: {e}");
-            }
-        }
+        // What could not be stored is acknowledged too, never receipted: its box resends it.
+        stats.unstored.fetch_add(unstored, Ordering::Relaxed);
+        acknowledge(&client, batch.drain(..)).await;
         send_receipts(&client, &topics, &center_key, receipts).await;
+        stats.waiting.fetch_sub(handled, Ordering::Relaxed);
+        stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Acknowledges `publishes` to the broker, in order.
+async fn acknowledge(client: &AsyncClient, publishes: impl Iterator<Item = Publish>) {
+    for p in publishes {
+        if let Err(e) = client.ack(&p).await {
+            warn!("cannot acknowledge: {e}");
+        }
     }
 }
 

@@ -7,11 +7,14 @@
 //! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
 //! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
 //! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`); events' video clips
-//! are files in a directory of their own, recorded in trees of this database (`clips.rs`).
+//! are files in a directory of their own, recorded in trees of this database (`clips.rs`); what
+//! the agents signed is kept beside the records and deleted with them (`proofs.rs`).
 
 mod clips;
 mod dead_letters;
+mod health;
 mod index;
+mod proofs;
 mod query;
 mod retention;
 
@@ -28,7 +31,9 @@ use xueliang_proto::EventUpdate;
 
 pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
+pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
+pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
 pub(crate) use retention::DAY_MS;
 pub use retention::{Retention, Swept};
@@ -106,14 +111,21 @@ pub enum UpdateError<E> {
     Store(#[from] StoreError),
 }
 
+/// Position of the proofs' tree in [`Store::with_proofs`], after the store's trees.
+const PROOFS_AT: usize = TREE_NAMES.len();
+
 /// The center's alarm database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
     /// alarms, snapshots and the indexes, in the order of the constants of `index.rs`.
     trees: [sled::Tree; 7],
+    /// What the agents signed (`proofs.rs`), written and deleted with the records.
+    proofs: sled::Tree,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
+    /// Whether it writes, and its disk's room.
+    health: DiskHealth,
 }
 
 fn to_json(r: &AlarmRecord) -> Vec<u8> {
@@ -153,7 +165,13 @@ impl Store {
         let db = sled::Config::new().path(dir).open()?;
         let trees = TREE_NAMES.map(|name| db.open_tree(name));
         let [a, b, c, d, e, f, g] = trees;
-        let store = Self { trees: [a?, b?, c?, d?, e?, f?, g?], db, unreadable: Arc::default() };
+        let store = Self {
+            trees: [a?, b?, c?, d?, e?, f?, g?],
+            proofs: db.open_tree(proofs::PROOFS)?,
+            db,
+            unreadable: Arc::default(),
+            health: DiskHealth::new(dir),
+        };
         let meta = store.db.open_tree("meta")?;
         if meta.get("index_version")?.as_deref() != Some(INDEX_VERSION) {
             store.reindex()?;
@@ -190,24 +208,34 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
+    /// The store's trees and then the proofs' tree (at [`PROOFS_AT`]), for a transaction over
+    /// both.
+    fn with_proofs(&self) -> Vec<&sled::Tree> {
+        self.trees.iter().chain([&self.proofs]).collect()
+    }
+
     /// Stores `record` and its snapshot unless its id is already stored. Not durable until
     /// [`Store::flush`].
     pub fn insert(&self, record: &AlarmRecord, snapshot: &[u8]) -> Result<Inserted, StoreError> {
-        Ok(self.insert_batch(&[(record, snapshot)])?[0])
+        Ok(self.insert_batch(&[(record, snapshot, None)])?[0])
     }
 
     /// [`Store::insert`] for many alarms in one transaction (a sled commit costs far more than
-    /// its writes); an id twice in the batch is stored once. Not durable until [`Store::flush`].
+    /// its writes), each with the message its agent signed, if given, kept beside it; an id
+    /// twice in the batch is stored once. Not durable until [`Store::flush`].
     pub fn insert_batch(
         &self,
-        batch: &[(&AlarmRecord, &[u8])],
+        batch: &[(&AlarmRecord, &[u8], Option<&Proof>)],
     ) -> Result<Vec<Inserted>, StoreError> {
         // Outside the transaction, which sled may run more than once.
-        let jsons: Vec<Vec<u8>> = batch.iter().map(|(r, _)| to_json(r)).collect();
-        let entries: Vec<_> = batch.iter().map(|(r, _)| index_entries(r)).collect();
-        write(&self.trees[..], |t| {
+        let jsons: Vec<Vec<u8>> = batch.iter().map(|(r, ..)| to_json(r)).collect();
+        let entries: Vec<_> = batch.iter().map(|(r, ..)| index_entries(r)).collect();
+        let proofs: Vec<_> =
+            batch.iter().map(|(r, _, p)| p.map(|p| proofs::alarm_entry(&r.id, p))).collect();
+        let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
+        write(&self.with_proofs()[..], |t| {
             let mut out = Vec::with_capacity(batch.len());
-            for (((record, snapshot), json), entries) in batch.iter().zip(&jsons).zip(&entries) {
+            for ((((record, snapshot, _), json), entries), proof) in rows.clone() {
                 let id = record.id.as_bytes();
                 // Reads in a transaction see its own writes: a repeat within the batch too.
                 if t[ALARMS].get(id)?.is_some() {
@@ -217,6 +245,9 @@ impl Store {
                 t[ALARMS].insert(id, json.as_slice())?;
                 if !snapshot.is_empty() {
                     t[SNAPSHOTS].insert(id, *snapshot)?;
+                }
+                if let Some((k, v)) = proof {
+                    t[PROOFS_AT].insert(k.as_slice(), v.as_slice())?;
                 }
                 for (tree, key) in entries {
                     t[*tree].insert(key.as_slice(), &[])?;
@@ -295,10 +326,16 @@ impl Store {
     }
 
     /// Applies `agent`'s update of its event to the event's record, its better picture (if any)
-    /// replacing the one stored, in one transaction.
-    pub fn apply_update(&self, agent: &str, u: &EventUpdate) -> Result<EventUpdated, StoreError> {
+    /// replacing the one stored, and keeps the message it signed, if given, in one transaction.
+    pub fn apply_update(
+        &self,
+        agent: &str,
+        u: &EventUpdate,
+        proof: Option<&Proof>,
+    ) -> Result<EventUpdated, StoreError> {
         let key = u.event_id.as_bytes();
-        write(&self.trees[..], |t| {
+        let proof = proof.map(|p| proofs::update_entry(&u.event_id, u.seq, p));
+        write(&self.with_proofs()[..], |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
             let Ok(mut record) = self.parse(&u.event_id, &bytes) else {
                 return Ok(EventUpdated::NoEvent);
@@ -312,15 +349,23 @@ impl Store {
             if !u.snapshot_jpeg.is_empty() && !record.snapshot_expired {
                 t[SNAPSHOTS].insert(key, u.snapshot_jpeg.as_ref())?;
             }
+            if let Some((k, v)) = &proof {
+                t[PROOFS_AT].insert(k.as_slice(), v.as_slice())?;
+            }
             t[ALARMS].insert(key, to_json(&record))?;
             Ok(EventUpdated::Changed(Box::new(record)))
         })
     }
 
-    /// Removes alarm `id`, its snapshot and its index entries (retention).
+    /// Removes alarm `id`, its snapshot, its index entries and what its agent signed
+    /// (retention).
     fn remove(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        write(&self.trees[..], |t| {
+        // A transaction cannot scan: its updates' keys are read first (no update arrives for an
+        // alarm old enough for retention).
+        let updates: Vec<sled::IVec> =
+            self.proofs.scan_prefix(proofs::update_prefix(id)).keys().collect::<Result<_, _>>()?;
+        write(&self.with_proofs()[..], |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(record) = self.parse(id, &bytes) {
                     for (tree, k) in index_entries(&record) {
@@ -329,6 +374,10 @@ impl Store {
                 }
                 t[ALARMS].remove(key)?;
                 t[SNAPSHOTS].remove(key)?;
+            }
+            t[PROOFS_AT].remove(key)?;
+            for k in &updates {
+                t[PROOFS_AT].remove(k)?;
             }
             Ok(())
         })
@@ -350,9 +399,28 @@ impl Store {
     }
 
     /// Makes every write so far durable.
+    /// A write that fails is noted in [`Store::health`].
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        self.db.flush_async().await.inspect_err(|e| self.health.failed(e))?;
         Ok(())
+    }
+
+    /// Writes and flushes a marker, so that a store that no longer writes is noticed even when
+    /// nothing arrives.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let written = self.db.open_tree("meta").and_then(|meta| {
+            meta.insert("alive_ms", &xueliang_proto::endpoint::now_ms().to_be_bytes())
+        });
+        if let Err(e) = written {
+            self.health.failed(&e);
+            return Err(e.into());
+        }
+        self.flush().await
+    }
+
+    /// Whether the store writes, and its disk's room.
+    pub fn health(&self) -> &DiskHealth {
+        &self.health
     }
 
     /// One alarm by id.
@@ -464,7 +532,8 @@ mod tests {
             .iter()
             .map(|id| AlarmRecord::from_alarm(&alarm(id, 2), 0))
             .collect();
-        let batch: Vec<(&AlarmRecord, &[u8])> = records.iter().map(|r| (r, &b"jpeg"[..])).collect();
+        let batch: Vec<(&AlarmRecord, &[u8], Option<&Proof>)> =
+            records.iter().map(|r| (r, &b"jpeg"[..], None)).collect();
         use Inserted::*;
         assert_eq!(s.insert_batch(&batch).unwrap(), [New, Duplicate, New, Duplicate]);
         assert_eq!(

@@ -1,10 +1,19 @@
-//! The agent's TOML configuration, one file per section with its defaults and checks beside
-//! its fields: parsed and checked whole before anything starts, every problem reported with the
-//! option it concerns (and, by `check-config`, its line and column). This is what the user
-//! wrote; the stages build their running state from it. It imports no stage.
+//! The xueliang agent's TOML configuration, one file per section with its defaults and checks
+//! beside its fields: parsed and checked whole before anything starts, every problem reported
+//! with the option it concerns and, placed in the text ([`Placed`]), its line and column. This
+//! is what the user wrote; the agent's stages build their running state from it.
+//!
+//! A crate of its own, free of video and inference, so that the county center checks a config
+//! it pushes with the very checks and messages of the box (`xl-agent check-config`). It also
+//! holds [`geometry`], the normalized points, polygons and lines the checks and the agent's
+//! stages share.
+
+// The services never unwrap what a user or the network can influence (tests may).
+#![warn(clippy::unwrap_used)]
 
 mod camera;
 mod clips;
+pub mod geometry;
 pub mod locate;
 mod model;
 mod mqtt;
@@ -23,6 +32,7 @@ use xueliang_proto::topics::is_valid_agent_id;
 
 pub use camera::{CameraConfig, ClipStream, MotionConfig, Transport};
 pub use clips::ClipsConfig;
+pub use locate::Placed;
 pub use model::{ModelConfig, default_threads};
 pub use mqtt::MqttConfig;
 pub use outbox::OutboxConfig;
@@ -354,6 +364,43 @@ url = "rtsp://10.0.0.6/stream1"
     }
 
     #[test]
+    fn the_center_checks_a_push_as_the_box_would_with_places() {
+        let origin = Path::new("village-7.toml");
+        let ok = "[[cameras]]\nid = \"pond\"\nurl = \"rtsp://10.0.0.6/stream1\"\n";
+        let c = AgentConfig::check_pushed("village-7", ok, origin).expect("valid push");
+        assert_eq!((c.agent_id.as_str(), c.cameras.len()), ("village-7", 1));
+
+        let bad =
+            format!("{ok}[[rules]]\nid = \"r\"\nkind = \"zone_intrusion\"\nzone = \"lake\"\n");
+        let err = AgentConfig::check_pushed("village-7", &bad, origin).unwrap_err();
+        let local = AgentConfig::parse(GOOD, Path::new("/etc/xl/agent.toml")).unwrap();
+        let on_box = local.with_pushed(&bad, origin).unwrap_err();
+        assert_eq!(err.to_string(), on_box.to_string(), "the box's own message");
+        let report: Vec<String> =
+            err.placed(&bad).iter().map(|p| p.report(origin.display())).collect();
+        assert_eq!(
+            report,
+            ["village-7.toml:7:8: rules[0].zone: no zone with id \"lake\"\n    hint: zones: "]
+        );
+
+        let broken = "[[cameras]\nid = 1\n";
+        let err = AgentConfig::check_pushed("village-7", broken, origin).unwrap_err();
+        let placed = err.placed(broken);
+        assert_eq!(
+            placed[0].report("v.toml"),
+            "v.toml:1:11: unclosed array table, expected `]`",
+            "{placed:?}"
+        );
+
+        let foreign = "agent_id = \"village-8\"\n";
+        let err = AgentConfig::check_pushed("village-7", foreign, origin).unwrap_err();
+        assert_eq!(
+            err.placed(foreign)[0].report("v.toml"),
+            "v.toml:1:12: agent_id: \"village-8\" is not this agent (\"village-7\")"
+        );
+    }
+
+    #[test]
     fn camera_passwords_come_from_the_box_not_from_a_push() {
         let local = format!("{GOOD}\n[camera_logins]\npond = \"admin:s3cret\"\n");
         let local = AgentConfig::parse(&local, Path::new("/etc/xl/agent.toml")).unwrap();
@@ -395,7 +442,7 @@ url = "rtsp://10.0.0.6/stream1"
 
     #[test]
     fn the_documented_example_is_valid() {
-        let text = include_str!("../../../deploy/agent.example.toml");
+        let text = include_str!("../../deploy/agent.example.toml");
         let c = AgentConfig::parse(text, Path::new("/etc/xueliang/agent.toml")).expect("valid");
         assert_eq!((c.cameras.len(), c.zones.len(), c.lines.len(), c.rules.len()), (2, 2, 1, 6));
         assert_eq!(c.cameras[0].transport, Transport::Tcp);

@@ -1,7 +1,68 @@
 //! Where an option is in a TOML file: a problem's key path (`rules[2].schedule.windows[0].from`)
-//! → line and column, so `check-config` can point an installer at the exact place to edit.
+//! → line and column, so `check-config` (and the center, refusing a push) can point an installer
+//! at the exact place to edit.
 
 use toml::de::{DeTable, DeValue};
+
+use super::{ConfigError, Problem};
+
+/// A problem at its line and column (both from 1) in the text it concerns, as `check-config`
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Placed {
+    /// The line.
+    pub line: usize,
+    /// The column.
+    pub column: usize,
+    /// What is wrong, after the option it concerns (`rules[2].zone: no zone with id "lake"`),
+    /// or the TOML parser's message.
+    pub message: String,
+    /// How to fix it, when that is not obvious from the message.
+    pub hint: Option<String>,
+}
+
+impl Placed {
+    /// Each of `problems` at its option's place in `text` (the start when it is not written
+    /// there), in file order, as an installer fixes them.
+    pub fn all(text: &str, problems: &[Problem]) -> Vec<Placed> {
+        let mut placed: Vec<Placed> = problems
+            .iter()
+            .map(|p| {
+                let (line, column) = locate(text, &p.at).unwrap_or((1, 1));
+                Placed { line, column, message: p.to_string(), hint: p.hint.clone() }
+            })
+            .collect();
+        placed.sort_by_key(|p| (p.line, p.column));
+        placed
+    }
+
+    /// As `check-config` prints it: `FILE:LINE:COL: MESSAGE`, and `    hint: HINT` on the next
+    /// line when there is one.
+    pub fn report(&self, file: impl std::fmt::Display) -> String {
+        let Placed { line, column, message, hint } = self;
+        match hint {
+            Some(hint) => format!("{file}:{line}:{column}: {message}\n    hint: {hint}"),
+            None => format!("{file}:{line}:{column}: {message}"),
+        }
+    }
+}
+
+impl ConfigError {
+    /// This error about `text` as `check-config` reports it: a syntax error at its place (the
+    /// start when the parser does not say), every problem at its option's.
+    pub fn placed(&self, text: &str) -> Vec<Placed> {
+        match self {
+            ConfigError::Syntax { at, short, .. } => {
+                let (line, column) = at.unwrap_or((1, 1));
+                vec![Placed { line, column, message: short.clone(), hint: None }]
+            }
+            ConfigError::Invalid { problems, .. } => Placed::all(text, problems),
+            ConfigError::Read { .. } => {
+                vec![Placed { line: 1, column: 1, message: self.to_string(), hint: None }]
+            }
+        }
+    }
+}
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,18 +1,20 @@
 //! A config pushed by the center, merged onto the box's own file: the sections it sets replace
 //! the local ones; the box's identity, data directory and broker settings stay local.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::camera::CameraConfig;
 use super::clips::ClipsConfig;
-use super::model::ModelConfig;
+use super::model::{ModelConfig, default_threads};
+use super::mqtt::MqttConfig;
 use super::outbox::OutboxConfig;
 use super::places::{LineConfig, ZoneConfig};
 use super::rules::RuleConfig;
 use super::snapshot::SnapshotConfig;
-use super::{AgentConfig, ConfigError, Problem, default_timezone, from_toml};
+use super::{AgentConfig, ConfigError, Problem, default_data_dir, default_timezone, from_toml};
 
 /// What a pushed document may hold: every section, so that the local-only ones can be named
 /// in the refusal rather than reported as unknown keys.
@@ -98,5 +100,36 @@ impl AgentConfig {
         config.outbox = pushed.outbox.unwrap_or_default();
         config.clips = pushed.clips.unwrap_or_default();
         config.checked(origin)
+    }
+
+    /// `text` checked as box `agent_id` checks it when pushed, by one who has not the box's own
+    /// file (the center): merged onto a box whose file sets nothing but its id and a model, so
+    /// every problem found is the push's own, with the box's messages. What only the box can
+    /// tell (its model's classes, its camera logins) is left to it.
+    pub fn check_pushed(agent_id: &str, text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let stand_in = AgentConfig {
+            agent_id: agent_id.to_owned(),
+            data_dir: default_data_dir(),
+            center_url: None,
+            metrics_listen: None,
+            mqtt: MqttConfig::default(),
+            model: ModelConfig {
+                path: PathBuf::from("model.onnx"),
+                card: None,
+                threads: default_threads(),
+                onnxruntime: None,
+            },
+            cameras: Vec::new(),
+            zones: Vec::new(),
+            lines: Vec::new(),
+            rules: Vec::new(),
+            timezone: default_timezone(),
+            snapshot: SnapshotConfig::default(),
+            clips: ClipsConfig::default(),
+            outbox: OutboxConfig::default(),
+            camera_logins: BTreeMap::new(),
+            base_dir: PathBuf::new(),
+        };
+        stand_in.with_pushed(text, origin)
     }
 }
