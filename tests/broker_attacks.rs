@@ -304,7 +304,7 @@ async fn no_box_reads_or_speaks_for_another_and_strangers_get_nothing() {
     );
 
     // The county removes box c: its logins are gone at once.
-    let resp = api.client.delete(format!("{}/api/agents/box-c", api.base)).send().await.unwrap();
+    let resp = api.delete("/api/agents/box-c").send().await.unwrap();
     assert_eq!(resp.status(), 204);
     let again =
         publish(port, ("box-c", &pw_c_again), "xl-agent-box-c", "xl/v1/box-c/health", false);

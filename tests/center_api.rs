@@ -820,6 +820,16 @@ async fn an_events_clip_arrives_in_signed_chunks_in_any_order_and_is_served_as_i
             && d["reason"] == "the signature does not verify against the key registered for \"village-a\""),
         "{dead}"
     );
+    // An admin purges them, audited; nobody else may.
+    let installer = login(&rig, "installer").await;
+    let refused = installer.delete("/api/dead-letters").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let purged: Value =
+        admin.delete("/api/dead-letters").send().await.unwrap().json().await.unwrap();
+    assert_eq!(purged["purged"].as_u64(), dead["dead_letters"].as_array().map(|d| d.len() as u64));
+    assert_eq!(admin.json("/api/dead-letters").await["dead_letters"], json!([]));
+    let audit = admin.json("/api/audit").await;
+    assert!(audit.to_string().contains("purge_dead_letters"), "{audit}");
     rig.shutdown.cancel();
     rig.center.join().await;
 }

@@ -96,13 +96,19 @@ pub struct CenterConfig {
 impl CenterConfig {
     /// A center storing in `data_dir`, with the default topic prefix; the key registry
     /// `agent-keys.toml`, the users `users.toml`, the routing rules `routing.toml` and the clips
-    /// (`clips/`, of at most 200 MiB) in `data_dir`; alarms kept 365 days, snapshots 90, clips 30.
+    /// (`clips/`, of at most 200 MiB) in `data_dir`; alarms kept 365 days, snapshots 90, clips
+    /// and dead letters 30.
     pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
         Self {
             agent_keys: data_dir.join("agent-keys.toml"),
             users: data_dir.join("users.toml"),
             routing: data_dir.join("routing.toml"),
-            retention: Retention { alarm_days: 365, snapshot_days: 90, clip_days: 30 },
+            retention: Retention {
+                alarm_days: 365,
+                snapshot_days: 90,
+                clip_days: 30,
+                dead_letter_days: 30,
+            },
             clip_dir: data_dir.join("clips"),
             clip_max_bytes: 200 << 20,
             webhook_retry: RetryPolicy::default(),
@@ -376,6 +382,7 @@ pub async fn start(
         tokio::spawn(run_retention(
             store.clone(),
             clips.clone(),
+            dead_letters.clone(),
             audit.clone(),
             config.retention,
             Duration::from_secs(3600),

@@ -151,6 +151,11 @@ impl Api {
         self.client.put(format!("{}{path}", self.base))
     }
 
+    /// `DELETE {base}{path}`.
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(format!("{}{path}", self.base))
+    }
+
     /// A new enrolment token for `agent` (`POST /api/enrolments`, asserting 201): the token, and
     /// the command the county gives the installer.
     pub async fn enrolment(&self, agent: &str) -> serde_json::Value {

@@ -21,7 +21,7 @@ pub enum Permission {
     Configure,
     /// See refused payloads.
     ReadDeadLetters,
-    /// Read the whole audit log, export the store and enrol boxes.
+    /// Read the whole audit log, export the store, enrol boxes and purge dead letters.
     Administer,
 }
 

@@ -1,4 +1,4 @@
-//! Dead letters: the payloads ingest refused, and why.
+//! Dead letters: the payloads ingest refused, and why; an admin may purge them.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -10,6 +10,7 @@ use super::paging::{page_size, query};
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::store::DeadLetter;
+use xueliang_proto::endpoint::now_ms;
 
 /// Body of `GET /api/dead-letters`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,4 +37,34 @@ pub(super) async fn dead_letters(
     let limit = page_size(query(q)?.limit)?;
     let dead_letters = blocking(move || Ok(state.dead_letters.list(limit)?)).await?;
     Ok(Json(DeadLetterList { dead_letters }))
+}
+
+/// Body of `DELETE /api/dead-letters`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Purged {
+    /// Entries deleted.
+    pub purged: usize,
+}
+
+/// `DELETE /api/dead-letters`: deletes every dead letter (audited).
+pub(super) async fn purge(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Purged>, ApiError> {
+    caller.require(Permission::Administer)?;
+    let (letters, audit, login) = (state.dead_letters, state.audit, caller.login().to_owned());
+    let purged = blocking(move || {
+        let purged = letters.purge()?;
+        audit.record(
+            now_ms(),
+            &login,
+            "purge_dead_letters",
+            "",
+            &format!("{purged} dead letters deleted"),
+        )?;
+        Ok(purged)
+    })
+    .await?;
+    state.store.flush().await?;
+    Ok(Json(Purged { purged }))
 }

@@ -136,7 +136,7 @@ pub fn router(state: ApiState) -> Router {
             get(enrolment::list).post(enrolment::create).layer(body(SMALL_BODY)),
         )
         .route("/api/enroll", post(enrolment::enroll).layer(body(SMALL_BODY)))
-        .route("/api/dead-letters", get(dead_letters::dead_letters))
+        .route("/api/dead-letters", get(dead_letters::dead_letters).delete(dead_letters::purge))
         .route("/api/stats", get(stats::stats))
         .route("/api/audit", get(audit::audit))
         .route("/api/export", get(export::export))

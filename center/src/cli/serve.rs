@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Days events' video clips are kept after they arrived (at most --retention-days).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     clip_retention_days: u32,
+    /// Days refused payloads (dead letters) are kept after they were last refused.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    dead_letter_retention_days: u32,
     /// The largest video clip an agent may send, MiB; a chunk of a larger one is refused.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65536))]
     clip_max_mib: u64,
@@ -141,6 +144,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         snapshot_retention_days,
         clip_dir,
         clip_retention_days,
+        dead_letter_retention_days,
         clip_max_mib,
         agent_mqtt_url,
         session_idle_minutes,
@@ -192,6 +196,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         alarm_days: retention_days,
         snapshot_days: snapshot_retention_days,
         clip_days: clip_retention_days,
+        dead_letter_days: dead_letter_retention_days,
     };
     if let Some(dir) = clip_dir {
         config.clip_dir = dir;

@@ -17,6 +17,8 @@ pub struct Retention {
     pub snapshot_days: u32,
     /// Video clips (at most `alarm_days`).
     pub clip_days: u32,
+    /// Dead letters, from their last refusal.
+    pub dead_letter_days: u32,
 }
 
 /// What a sweep deleted.
@@ -83,8 +85,17 @@ mod tests {
                 .unwrap();
             }
         }
-        let swept =
-            s.sweep(Retention { alarm_days: 365, snapshot_days: 30, clip_days: 30 }, now).unwrap();
+        let swept = s
+            .sweep(
+                Retention {
+                    alarm_days: 365,
+                    snapshot_days: 30,
+                    clip_days: 30,
+                    dead_letter_days: 30,
+                },
+                now,
+            )
+            .unwrap();
         assert_eq!(swept, Swept { snapshots: 2, alarms: 1 });
         assert!(s.snapshot("fresh").unwrap().is_some());
         assert!(s.snapshot("month").unwrap().is_none());
@@ -105,7 +116,16 @@ mod tests {
             assert_eq!(t.len(), 2, "no entry left for a deleted alarm");
         }
         assert_eq!(
-            s.sweep(Retention { alarm_days: 365, snapshot_days: 30, clip_days: 30 }, now).unwrap(),
+            s.sweep(
+                Retention {
+                    alarm_days: 365,
+                    snapshot_days: 30,
+                    clip_days: 30,
+                    dead_letter_days: 30
+                },
+                now
+            )
+            .unwrap(),
             Swept::default()
         );
     }
