@@ -20,7 +20,8 @@ use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, ru
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::{
-    self, BrokerAccounts, BrokerConnection, BrokerError, Ingest, IngestStats, ServerTls,
+    self, BrokerAccounts, BrokerConnection, BrokerError, Ingest, IngestStats, QuotaLimits,
+    ServerTls,
 };
 use crate::routing::Routing;
 use crate::store::{Clips, DeadLetters, Retention, Store, StoreError};
@@ -91,6 +92,8 @@ pub struct CenterConfig {
     pub min_free_bytes: u64,
     /// How often the store's disk is checked (free space, a test write).
     pub disk_check: Duration,
+    /// How much each agent may send (messages and bytes).
+    pub quota: QuotaLimits,
 }
 
 impl CenterConfig {
@@ -122,6 +125,7 @@ impl CenterConfig {
             login_limits: LoginLimits::default(),
             min_free_bytes: 1 << 30,
             disk_check: Duration::from_secs(10),
+            quota: QuotaLimits::default(),
             data_dir,
             http_listen,
             broker,
@@ -365,6 +369,7 @@ pub async fn start(
         fleet: fleet.clone(),
         feed: feed.clone(),
         announcer,
+        quota: config.quota,
     };
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
     let reopen = CancellationToken::new();

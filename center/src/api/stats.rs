@@ -63,6 +63,9 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         e.single("xl_center_clip_chunks_refused_total", "counter", "Chunks of events' video clips refused and dead-lettered since start.", c.clip_chunks_refused.load(Ordering::Relaxed));
         e.single("xl_center_clips_completed_total", "counter", "Events' video clips complete, hashing to their signed SHA-256, and kept since start.", c.clips_completed.load(Ordering::Relaxed));
         e.single("xl_center_clips_failed_total", "counter", "Events' video clips complete but discarded since start: their bytes did not hash to the signed SHA-256.", c.clips_failed.load(Ordering::Relaxed));
+        e.single("xl_center_unstored_total", "counter", "Publishes the store had no room for (or could not write) since start: acknowledged, not receipted; their boxes send them again.", c.unstored.load(Ordering::Relaxed));
+        e.single("xl_center_over_quota_total", "counter", "Publishes over their agent's quota since start: acknowledged, not receipted; their boxes send them again.", c.over_quota.load(Ordering::Relaxed));
+        e.single("xl_center_disk_free_bytes", "gauge", "Free bytes on the store's disk, as last checked.", state.store.health().free_bytes());
         e.single("xl_center_unreadable_records_total", "counter", "Stored alarm records found unreadable since start, each counted once: left out of lists, escalation and the export.", state.store.unreadable_records());
         e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
         e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);

@@ -25,6 +25,7 @@ use xueliang_service::mqtt::{self, Farewell, Link, Session};
 
 use super::batch::{Item, Receipts, Report, sort};
 use super::connection::{Announcer, BrokerConnection};
+use super::quota::{QuotaLimits, Quotas};
 use crate::cases::{AlarmFeed, Change};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
@@ -53,6 +54,8 @@ pub struct IngestStats {
     pub clips_failed: AtomicU64,
     /// Publishes the store could not write (acknowledged, not receipted: their boxes resend).
     pub unstored: AtomicU64,
+    /// Publishes over their agent's quota (acknowledged, not receipted: their boxes resend).
+    pub over_quota: AtomicU64,
     /// Whether ingest is connected to the broker and subscribed.
     pub connected: AtomicBool,
     /// Publishes received and not yet handled.
@@ -88,6 +91,8 @@ pub struct Ingest {
     pub feed: AlarmFeed,
     /// The center's signed status, for this run.
     pub announcer: Announcer,
+    /// How much each agent may send.
+    pub quota: QuotaLimits,
 }
 
 /// Runs ingest until `shutdown`: subscribes to every agent's alarms, updates, snapshots, clip
@@ -298,10 +303,34 @@ async fn write_batches(
         fleet,
         feed,
         announcer: _,
+        quota,
     } = ingest;
+    let mut quotas = Quotas::new(quota);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let handled = batch.len() as u64;
+        // What an agent sends past its quota waits on the box: acknowledged, never receipted.
+        let mut over = Vec::new();
+        let at = std::time::Instant::now();
+        batch.retain(|p| {
+            let agent = ["alarm", "event", "snapshot", "clip"]
+                .into_iter()
+                .find_map(|kind| topics.agent_of(&p.topic, kind));
+            let admitted = agent.is_none_or(|a| quotas.admit(a, p.payload.len(), at));
+            if !admitted {
+                over.push(p.clone());
+            }
+            admitted
+        });
+        if !over.is_empty() {
+            debug!("{} publishes over their agents' quotas left with their boxes", over.len());
+            stats.over_quota.fetch_add(over.len() as u64, Ordering::Relaxed);
+            acknowledge(&client, over.into_iter()).await;
+        }
+        if batch.is_empty() {
+            stats.waiting.fetch_sub(handled, Ordering::Relaxed);
+            continue;
+        }
         let bytes: usize = batch.iter().map(|p| p.payload.len()).sum();
         if let Err(why) = store.health().room(2 * bytes as u64) {
             // Nothing written (a failed write would break the store until it is reopened):

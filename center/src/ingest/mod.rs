@@ -7,17 +7,19 @@
 //! lives here as well, so a lab can run the center with nothing else installed; so does the
 //! keeping of boxes' accounts at a Mosquitto broker (`accounts.rs`).
 //!
-//! `validate.rs` and `batch.rs` decide what a batch becomes without I/O; `eventloop.rs` and
-//! `connection.rs` talk to the broker and the store.
+//! `validate.rs` and `batch.rs` decide what a batch becomes without I/O, `quota.rs` how much
+//! each agent may send; `eventloop.rs` and `connection.rs` talk to the broker and the store.
 
 mod accounts;
 mod batch;
 mod broker;
 mod connection;
 mod eventloop;
+mod quota;
 mod validate;
 
 pub use accounts::{AccountsError, BrokerAccounts};
 pub use broker::{BrokerError, Listening, ServerTls, start_broker};
 pub use connection::{Announcer, BrokerConnection, connect};
 pub use eventloop::{Ingest, IngestStats, run};
+pub use quota::QuotaLimits;
