@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::running::{BrokerChoice, start};
+use xueliang_center::running::start;
 use xueliang_center::store::Store;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{Alarm, EventUpdate, Message};
@@ -56,11 +56,7 @@ async fn a_stopped_centers_audit_log_and_alarms_are_proved_and_edits_are_named()
     scenario::prepare_keys(&center_dir, AGENT, &dir.path().join(AGENT)).unwrap();
     let sealer = Sealer::open(&dir.path().join(AGENT)).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let client = common::connect_when_ingesting(&center.mqtt_addr, "test-agent").await.0;
     let topic = |kind: &str| format!("xl/v1/{AGENT}/{kind}");

@@ -26,7 +26,7 @@ use xueliang_center::store::Store;
 const PASSWORD: &str = "a-long-test-password";
 
 fn embedded() -> BrokerChoice {
-    BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false }
+    common::embedded_broker()
 }
 
 /// A center in `dir/center` with users duty-1, duty-2 (duty officers) and police-1, its config

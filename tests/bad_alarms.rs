@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::domain::AlarmRecord;
-use xueliang_center::running::{BrokerChoice, start};
+use xueliang_center::running::start;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{RECEIPT_SIGNATURE_FIELD, VerifyingKey};
 use xueliang_proto::{Alarm, Detection, EventUpdate, Message, Receipt, RuleKind, Severity};
@@ -78,11 +78,7 @@ async fn alarms_with_bad_numbers_sizes_or_times_are_dead_lettered_and_the_good_o
     std::fs::write(center_dir.join("routing.toml"), ROUTING).unwrap();
     let sealer = Sealer::open(&dir.path().join(AGENT)).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let mut config = common::center_config(dir.path(), broker);
     config.escalation_check = Duration::from_millis(200);
     let center = start(config, shutdown.clone()).await.unwrap();

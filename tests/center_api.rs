@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::dispatch::RetryPolicy;
-use xueliang_center::running::{BrokerChoice, RunningCenter, start};
+use xueliang_center::running::{RunningCenter, start};
 use xueliang_proto::signing::{
     CLIP_CHUNK_FIELDS, CLIP_SIGNATURE_FIELD, DISPATCH_SIGNATURE_FIELD, RECEIPT_SIGNATURE_FIELD,
     SigningKey, VerifyingKey,
@@ -185,11 +185,7 @@ async fn rig() -> Rig {
         add_user(&users, login, None, role, unit, PASSWORD).unwrap();
     }
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let mut config = common::center_config(dir.path(), broker);
     config.webhook_retry =
         RetryPolicy { first: Duration::from_millis(100), ..RetryPolicy::default() };

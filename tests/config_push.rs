@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::Scenario;
 use serde_json::Value;
 use xueliang_center::fleet::ConfigRecord;
-use xueliang_center::running::BrokerChoice;
 use xueliang_testkit::scenario::VTEST_WALKWAY;
 
 const AGENT: &str = "push-village";
@@ -126,11 +125,7 @@ fn place(text: &str, needle: &str) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_config_is_checked_confirmed_kept_and_applied_live() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let s = Scenario::start(dir.path(), AGENT, broker).await;
     let (http, mqtt) = (s.center.http_addr, s.center.mqtt_addr.clone());
     assert_eq!(wait_for_cameras(&mqtt, 1).await, ["campus-walkway"]);

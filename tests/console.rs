@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::domain::EventState;
-use xueliang_center::running::{BrokerChoice, start};
+use xueliang_center::running::start;
 use xueliang_proto::topics::Topics;
 use xueliang_proto::{
     Alarm, ClipChunk, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity,
@@ -316,11 +316,7 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     add_user(&users, "police-a", Some("A镇民警"), Role::Police, Some("pcs-a"), POLICE_PASSWORD)
         .unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let center = start(common::center_config(dir.path(), broker), shutdown.clone())
         .await
         .expect("center starts");

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use xueliang_center::running::{BrokerChoice, key_path, start};
+use xueliang_center::running::{key_path, start};
 use xueliang_proto::signing::{CENTER_STATUS_SIGNATURE_FIELD, SigningKey, VerifyingKey};
 use xueliang_proto::{CenterStatus, Message, decode_limited};
 use xueliang_testkit::scenario;
@@ -48,11 +48,7 @@ async fn a_forged_or_replayed_center_status_stops_no_alarm() {
     let agent = "village-c";
     let center_key = scenario::prepare_keys(&center_dir, agent, &dir.path().join(agent)).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
     let port: u16 = center.mqtt_addr.rsplit(':').next().unwrap().parse().unwrap();
     let topic = "xl/v1/center/status";

@@ -98,11 +98,7 @@ async fn alarms_raised_while_the_broker_is_down_survive_a_restart_and_are_receip
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_over_the_limit_follows_its_alarm_and_is_verified_against_its_signed_hash() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     // D1 snapshots are ~90 KB: with a 16 KiB limit every picture travels on its own.
     let s = common::Scenario::start_with(
         dir.path(),

@@ -9,16 +9,11 @@ use std::time::Duration;
 
 use common::Scenario;
 use xueliang_center::domain::{AlarmRecord, EventState};
-use xueliang_center::running::BrokerChoice;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let embedded = common::embedded_broker();
     let run = Scenario::start(dir.path(), "e2e-village", embedded).await;
     let center = &run.center;
 
@@ -72,11 +67,7 @@ async fn a_person_on_the_walkway_becomes_a_stored_alarm_with_a_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_that_goes_dark_and_returns_is_one_offline_event_that_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let embedded = common::embedded_broker();
     // Offline after 3 s of loss rather than the default minute, to keep the test short.
     let mut run = Scenario::start_tuned(dir.path(), "dark-village", embedded, "", |c| {
         c.cameras[0].offline_after_s = 3.0;

@@ -36,11 +36,7 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     let b = Sealer::open(&dir.path().join("village-b")).unwrap();
     let unregistered = Sealer::open(&dir.path().join("village-x")).unwrap();
     let shutdown = CancellationToken::new();
-    let broker = BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let broker = common::embedded_broker();
     let center = start(common::center_config(dir.path(), broker), shutdown.clone()).await.unwrap();
 
     let client = common::connect_when_ingesting(&center.mqtt_addr, "intruder").await.0;

@@ -113,11 +113,7 @@ async fn the_console_is_served_over_https_and_plain_http_or_mqtt_beyond_loopback
 {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());
-    let embedded = || BrokerChoice::Embedded {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        passwords: false,
-    };
+    let embedded = || common::embedded_broker();
     // Plain HTTP on every interface, without saying so: refused, with what to do.
     let mut config = common::center_config(dir.path(), embedded());
     config.http_listen = "0.0.0.0:0".parse().unwrap();

@@ -94,6 +94,11 @@ impl Scenario {
     }
 }
 
+/// The center's embedded broker on a free loopback port, without passwords or TLS.
+pub fn embedded_broker() -> BrokerChoice {
+    BrokerChoice::Embedded { listen: "127.0.0.1:0".parse().unwrap(), tls: None, passwords: false }
+}
+
 /// The config of a center storing in `dir/center` (HTTP on a free port), with the test admin.
 pub fn center_config(dir: &Path, broker: BrokerChoice) -> CenterConfig {
     add_test_admin(&dir.join("center"));

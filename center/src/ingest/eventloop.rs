@@ -333,12 +333,9 @@ async fn write_batches(
         }
         let bytes: usize = batch.iter().map(|p| p.payload.len()).sum();
         if let Err(why) = store.health().room(2 * bytes as u64) {
-            // Nothing written (a failed write would break the store until it is reopened):
-            // acknowledged, so the broker's window stays open; not receipted, so each box
-            // keeps what it sent and sends it again.
-            debug!("{why}: {handled} publishes left with their boxes");
-            stats.unstored.fetch_add(handled, Ordering::Relaxed);
-            acknowledge(&client, batch.drain(..)).await;
+            // Nothing written: a failed write would break the store until it is reopened.
+            debug!("{why}: {} publishes left with their boxes", batch.len());
+            leave_with_boxes(&client, &stats, &mut batch).await;
             stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
             continue;
@@ -460,11 +457,12 @@ async fn write_batches(
             }
         }
         if let Err(e) = store.flush().await {
-            // Acknowledged, so the broker's window stays open; never receipted, so each box
-            // keeps what it sent and sends it again (the store is reopened once there is room).
-            warn!("cannot flush the alarm store: {e}; {handled} publishes left with their boxes");
-            stats.unstored.fetch_add(handled, Ordering::Relaxed);
-            acknowledge(&client, batch.drain(..)).await;
+            // The store is reopened once there is room.
+            warn!(
+                "cannot flush the alarm store: {e}; {} publishes left with their boxes",
+                batch.len()
+            );
+            leave_with_boxes(&client, &stats, &mut batch).await;
             stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             continue;
         }
@@ -557,6 +555,13 @@ async fn write_batches(
         stats.waiting.fetch_sub(handled, Ordering::Relaxed);
         stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
     }
+}
+
+/// Leaves the whole `batch` with its boxes: acknowledged, so the broker's window stays open;
+/// never receipted, so each box keeps what it sent and sends it again.
+async fn leave_with_boxes(client: &AsyncClient, stats: &IngestStats, batch: &mut Vec<Publish>) {
+    stats.unstored.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    acknowledge(client, batch.drain(..)).await;
 }
 
 /// Acknowledges `publishes` to the broker, in order.
