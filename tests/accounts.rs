@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Api, Reaper, workspace_binary};
+use common::{Api, memory_kib, workspace_binary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -323,19 +321,6 @@ async fn requests_from_other_sites_are_refused_and_answers_carry_security_header
     center.join().await;
 }
 
-/// The resident and peak memory of process `pid`, KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Failed log-in entries in the audit log, as the admin reads it.
 async fn failure_entries(admin: &Api) -> Vec<Value> {
     let page = admin.json("/api/audit?limit=500").await;
@@ -355,27 +340,12 @@ async fn a_flood_of_failed_log_ins_stays_bounded_and_a_genuine_user_still_logs_i
     let data = dir.path().join("center");
     common::add_test_admin(&data);
     add_user(&data.join("users.toml"), "duty-1", None, Role::DutyOfficer, None, PASSWORD).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(dir.path().join("center.log")).unwrap();
-    let mut child = Reaper(
-        Command::new(workspace_binary("xl-center"))
-            .args([
-                "serve",
-                "--http",
-                &format!("127.0.0.1:{port}"),
-                "--mqtt-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let (mut child, http) = common::serve_center(
+        &data,
+        &dir.path().join("center.log"),
+        &["--mqtt-listen", "127.0.0.1:0"],
     );
     let pid = child.0.id();
-    common::wait_listening(port);
-    let http: SocketAddr = ([127, 0, 0, 1], port).into();
     let base = format!("http://{http}");
     let admin = Api::admin(http).await;
     let audit_before = failure_entries(&admin).await.len();
@@ -383,29 +353,8 @@ async fn a_flood_of_failed_log_ins_stays_bounded_and_a_genuine_user_still_logs_i
 
     // 10,000 wrong passwords from this address, over 1,000 logins, 64 at a time.
     let client = reqwest::Client::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(64));
-    let mut attempts = tokio::task::JoinSet::new();
     let t0 = Instant::now();
-    for i in 0..ATTEMPTS {
-        let (client, base, permit) =
-            (client.clone(), base.clone(), slots.clone().acquire_owned().await.unwrap());
-        attempts.spawn(async move {
-            let resp = client
-                .post(format!("{base}/api/login"))
-                .json(
-                    &json!({ "login": format!("flood-{}", i % 1000), "password": "guess-123456" }),
-                )
-                .send()
-                .await
-                .unwrap();
-            drop(permit);
-            resp.status().as_u16()
-        });
-    }
-    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
-    while let Some(status) = attempts.join_next().await {
-        *answers.entry(status.unwrap()).or_default() += 1;
-    }
+    let answers = common::failed_log_ins(http, ATTEMPTS, Duration::ZERO).await;
     let flood = t0.elapsed();
     let (rss_after, peak) = memory_kib(pid);
     let failures = failure_entries(&admin).await;

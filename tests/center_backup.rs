@@ -5,7 +5,7 @@
 //! an archive which, restored into a fresh directory, serves and exports exactly the same
 //! alarms; that a restore over an existing store moves the old one aside; that old archives
 //! rotate; and that `--export-only` streams the records of the running center without stopping
-//! it (and refuses a bad token).
+//! it (and refuses a bad token). Without `--keep`, backups rotate to the newest 14.
 
 mod common;
 
@@ -354,4 +354,53 @@ async fn a_backup_restores_to_the_same_alarms() {
         text(&out)
     );
     assert!(second.take_calls().is_empty());
+}
+
+#[test]
+fn backups_rotate_to_the_newest_fourteen_by_default_and_keep_0_keeps_all() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stopped center's data directory: backup.sh needs only its store's file to lock.
+    let data = dir.path().join("center");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("db"), b"a store").unwrap();
+    let backups = dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // 20 older archives, a day apart, and an export beside them (another kind, left alone).
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    let old: Vec<PathBuf> = (1..=20)
+        .map(|d| {
+            let path = backups.join(format!("xueliang-center-202601{d:02}T033000Z.tar.gz"));
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_modified(now - day * (21 - d)).unwrap();
+            path
+        })
+        .collect();
+    let export = backups.join("xueliang-center-export-20260101T033000Z.jsonl.gz");
+    std::fs::File::create(&export).unwrap().set_modified(now - day * 30).unwrap();
+    // `false`: the center is not running, so nothing is stopped or started.
+    let backup = |extra: &[&str]| {
+        let mut args =
+            vec!["--data-dir", data.to_str().unwrap(), "--out", backups.to_str().unwrap()];
+        args.extend(extra);
+        let out = script("backup.sh", Path::new("false"), &args);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+
+    let report = backup(&[]);
+    let kept = files_in(&backups, ".tar.gz");
+    assert_eq!(kept.len(), 14, "{report}");
+    // The new archive and the 13 newest of the old ones; the 7 oldest deleted, and said so.
+    assert_eq!(kept.iter().filter(|p| !old.contains(p)).count(), 1, "{kept:?}");
+    for (i, path) in old.iter().enumerate() {
+        assert_eq!(kept.contains(path), i >= 7, "{}: {report}", path.display());
+    }
+    assert_eq!(report.matches("deleted old ").count(), 7, "{report}");
+    assert!(report.contains("(--keep 14)"), "{report}");
+    assert!(export.exists(), "an export is not a full backup's archive");
+
+    let report = backup(&["--keep", "0"]);
+    assert_eq!(files_in(&backups, ".tar.gz").len(), 15, "--keep 0 keeps all: {report}");
+    assert!(!report.contains("deleted old"), "{report}");
 }

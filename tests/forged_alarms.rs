@@ -1,6 +1,7 @@
 //! The embedded broker has no topic ACLs, so signatures keep agents honest: agent A's alarm
 //! published as agent B is dead-lettered, as are unsigned alarms, alarms from an agent nobody
-//! registered, and garbage; B's genuine alarm is stored, and ingest goes on. An oversized
+//! registered, and garbage, and so is A's own alarm with the id of B's (alarms are kept by
+//! agent and id); B's genuine alarm is stored, and ingest goes on. An oversized
 //! payload, which a broker may pass on, is dead-lettered too instead of breaking ingest.
 
 mod common;
@@ -59,7 +60,19 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
 
     let stored = common::wait_for_alarm(center.http_addr, Duration::from_secs(10)).await;
     assert_eq!(stored.expect("the genuine alarm").id, "genuine-from-b");
-    let body = common::Api::admin(center.http_addr).await.json("/api/dead-letters").await;
+    // Alarms are kept by agent and id: A's own alarm with B's id does not pass for B's.
+    let same_id = a.seal(alarm("genuine-from-b", "village-a"), usize::MAX).unwrap().message;
+    client.publish("xl/v1/village-a/alarm", QoS::AtLeastOnce, false, same_id).await.unwrap();
+    let admin = common::Api::admin(center.http_addr).await;
+    let t0 = std::time::Instant::now();
+    let body = loop {
+        let body = admin.json("/api/dead-letters").await;
+        if body["dead_letters"].as_array().unwrap().len() == 5 {
+            break body;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "5 dead letters: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let mut reasons: Vec<(String, String)> = body["dead_letters"]
         .as_array()
         .unwrap()
@@ -73,6 +86,12 @@ async fn one_agent_cannot_speak_for_another_through_the_embedded_broker() {
     assert_eq!(
         reasons,
         [
+            (
+                "xl/v1/village-a/alarm".to_owned(),
+                "alarm genuine-from-b of village-a: another agent's alarm has this id (alarms are \
+                 kept by agent and id)"
+                    .to_owned()
+            ),
             (
                 "xl/v1/village-a/alarm".to_owned(),
                 "malformed protobuf: unsupported wire type".to_owned()

@@ -7,7 +7,7 @@
 //!        indexes by time, camera, agent, status, unit; events' video clips as files, put
 //!        together from chunks, kept if they hash to the signed SHA-256, listed in the record)
 //!        refused payloads ─▶ dead letters; agents' status and health ─▶ fleet
-//!   ─▶ cases (workflow steps, escalation) ─▶ dispatch: MQTT xl/v1/dispatch/{unit}, webhooks
+//!   ─▶ cases (workflow steps, escalation, supervision) ─▶ dispatch: MQTT xl/v1/dispatch/{unit}, webhooks
 //!   ─▶ HTTP API (axum, HTTP or HTTPS; users and roles, sessions; every view and step audited)
 //! center status (retained, signed, numbered by run) ─MQTT─▶ agents
 //! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
@@ -18,22 +18,22 @@
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
 //! after it, so there is no import cycle. `watched_file.rs` is a helper any of them may use.
 //!
-//! | folder      | what it does                                                    | imports                                    |
-//! |-------------|-----------------------------------------------------------------|--------------------------------------------|
-//! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                    |
-//! | `store/`    | sled: alarms, indexes, queries, export, retention, dead letters | domain                                     |
-//! |             | and events' video clips (files, their records in sled); what    |                                            |
-//! |             | agents signed, kept beside their alarms                         |                                            |
-//! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                      |
-//! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                      |
-//! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                     |
-//! | `dispatch/` | dispatches to units over MQTT, durable webhooks                 | domain, store, routing                     |
-//! | `cases/`    | the workflow over the store, escalation, retention loop, feed   | domain, store, access, routing, dispatch   |
-//! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases       |
-//! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                            |
-//! | `console/`  | the web console's files                                         | nothing                                    |
-//! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                           |
-//! | `running.rs`| starts and wires every part: [`running::start`]                 | all of the above                           |
+//! | folder      | what it does                                                    | imports                                         |
+//! |-------------|-----------------------------------------------------------------|-------------------------------------------------|
+//! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                         |
+//! | `store/`    | sled: alarms, indexes, queries, export, retention, dead letters | domain                                          |
+//! |             | and events' video clips (files, their records in sled); what    |                                                 |
+//! |             | agents signed, kept beside their alarms                         |                                                 |
+//! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                           |
+//! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                           |
+//! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                          |
+//! | `dispatch/` | dispatches to units over MQTT, durable webhooks                 | domain, store, routing                          |
+//! | `cases/`    | the workflow, escalation, supervision, retention loop, feed     | domain, store, access, routing, fleet, dispatch |
+//! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases            |
+//! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
+//! | `console/`  | the web console's files                                         | nothing                                         |
+//! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |
+//! | `running.rs`| starts and wires every part: [`running::start`]                 | all of the above                                |
 //!
 //! The `xl-center` binary's `cli/` (one file per subcommand) uses only what this library
 //! exports. Dispatch sits below cases because a case step sends its dispatch.

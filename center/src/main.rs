@@ -10,6 +10,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xueliang_center::store::StoreError;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +48,10 @@ enum Command {
     /// against the agent's registered key, and the stored record against what was signed (the
     /// center must be stopped; while it runs, use GET /api/alarms/{id}/proof).
     Verify(cli::verify::VerifyArgs),
+    /// Save the alarm records that can still be read from a corrupt store (one sled refuses
+    /// to open), as JSON Lines like `export`; the store is only read (the center must be
+    /// stopped).
+    Salvage(cli::salvage::SalvageArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,7 +62,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // A corrupt store gets its own exit code, which the unit does not restart on, and
+            // what to do about it.
+            let corrupt = e.chain().find_map(|cause| match cause.downcast_ref::<StoreError>() {
+                Some(StoreError::CorruptDatabase { dir, .. }) => Some(dir.clone()),
+                _ => None,
+            });
+            match corrupt {
+                Some(dir) => {
+                    eprintln!("{}", cli::salvage::advice(&dir));
+                    ExitCode::from(cli::salvage::CORRUPT_STORE_EXIT)
+                }
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -71,5 +88,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => cli::export::run(args),
         Command::Audit(command) => cli::audit::run(command),
         Command::Verify(args) => cli::verify::run(args),
+        Command::Salvage(args) => cli::salvage::run(args),
     }
 }

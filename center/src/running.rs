@@ -16,7 +16,10 @@ use xueliang_service::metrics::Histogram;
 
 use crate::access::{AuditLog, DEFAULT_IDLE, Sessions, Users};
 use crate::api::{ApiState, EnrolSettings, HttpsListener, LoginLimits, LoginThrottle, Peer};
-use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, run_escalation, run_retention};
+use crate::cases::{
+    AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, Kept, Supervisor, run_escalation, run_retention,
+    run_supervision,
+};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::{
@@ -68,7 +71,7 @@ pub struct CenterConfig {
     pub clip_max_bytes: u64,
     /// Retries of webhook deliveries.
     pub webhook_retry: RetryPolicy,
-    /// How often alarms are checked for escalation.
+    /// How often alarms are checked for escalation (supervision looks five times less often).
     pub escalation_check: Duration,
     /// The broker URL enrolling boxes are given; by default the embedded broker's port on the
     /// host name the box reached the API by.
@@ -100,7 +103,7 @@ impl CenterConfig {
     /// A center storing in `data_dir`, with the default topic prefix; the key registry
     /// `agent-keys.toml`, the users `users.toml`, the routing rules `routing.toml` and the clips
     /// (`clips/`, of at most 200 MiB) in `data_dir`; alarms kept 365 days, snapshots 90, clips
-    /// and dead letters 30.
+    /// and dead letters 30, the audit log 1095.
     pub fn new(data_dir: PathBuf, http_listen: SocketAddr, broker: BrokerChoice) -> Self {
         Self {
             agent_keys: data_dir.join("agent-keys.toml"),
@@ -111,6 +114,7 @@ impl CenterConfig {
                 snapshot_days: 90,
                 clip_days: 30,
                 dead_letter_days: 30,
+                audit_days: 1095,
             },
             clip_dir: data_dir.join("clips"),
             clip_max_bytes: 200 << 20,
@@ -371,6 +375,14 @@ pub async fn start(
         announcer,
         quota: config.quota,
     };
+    let supervisor = Supervisor::new(
+        cases.clone(),
+        fleet.clone(),
+        keys.clone(),
+        webhooks.clone(),
+        config.min_free_bytes,
+    )
+    .map_err(store_err)?;
     let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
     let reopen = CancellationToken::new();
     let background = [
@@ -383,11 +395,18 @@ pub async fn start(
         )),
         tokio::spawn(webhooks.clone().run(shutdown.clone())),
         tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
+        // Each round reads the fleet and every open dispatch: less often than escalation.
+        tokio::spawn(run_supervision(supervisor, config.escalation_check * 5, shutdown.clone())),
         tokio::spawn(audit.clone().keep_checkpoints(AUDIT_CHECKPOINT_EVERY, shutdown.clone())),
         tokio::spawn(run_retention(
-            store.clone(),
-            clips.clone(),
-            dead_letters.clone(),
+            Kept {
+                store: store.clone(),
+                clips: clips.clone(),
+                dead_letters: dead_letters.clone(),
+                webhooks: webhooks.clone(),
+                fleet: fleet.clone(),
+                keys: keys.clone(),
+            },
             audit.clone(),
             config.retention,
             Duration::from_secs(3600),

@@ -60,7 +60,10 @@ fn dispatched_event(store: &xueliang_center::store::Store, id: &str, unit: &str)
     for action in [Action::Acknowledge, Action::Dispatch] {
         store
             .update(id, |r| {
-                apply(r, &Request { action, by: "duty", at_ms: 2, note: "", units: &units })
+                apply(
+                    r,
+                    &Request { action, by: "duty", at_ms: 2, note: "", units: &units, late: None },
+                )
             })
             .unwrap();
     }

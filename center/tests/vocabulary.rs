@@ -67,7 +67,9 @@ async fn the_console_is_told_the_permissions_and_the_steps_allowed() {
         json!(["new", "acknowledged", "dispatched", "resolved", "false_alarm"])
     );
     assert_eq!(v["severities"], json!(["info", "low", "medium", "high", "critical"]));
-    assert_eq!(v["kinds"].as_array().unwrap().len(), 9);
+    // The contract's nine rule kinds, then the center's six supervision events.
+    assert_eq!(v["kinds"].as_array().unwrap().len(), 15);
+    assert_eq!(v["kinds"][9], "agent_offline");
     assert_eq!(v["center_steps"], json!(["acknowledge", "dispatch", "resolve", "false-alarm"]));
     assert_eq!(v["unit_steps"], json!(["receive", "on-scene", "close"]));
     assert_eq!(

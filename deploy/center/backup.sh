@@ -16,7 +16,7 @@
 #                    or else /var/lib/xueliang-center, whichever exists
 #   --out DIR        where archives go (default /var/backups/xueliang); made 0700
 #   --keep N         keep the newest N archives of this kind in --out, delete older ones
-#                    (default: keep all)
+#                    (default 14: two weeks of nightly backups; 0 keeps all)
 #   --export-only    no downtime: the alarm records (with their timelines; no pictures, users or
 #                    keys) as JSON Lines from the running center's GET /api/export, to
 #                    OUT/xueliang-center-export-YYYYmmddTHHMMSSZ.jsonl.gz; for an off-site
@@ -34,7 +34,7 @@ here=$(dirname "$(readlink -f -- "${BASH_SOURCE[0]}")")
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$here/../lib.sh" 2>/dev/null || source "$here/../lib/xueliang/deploy-lib.sh"
 center_script backup
-data_dir="" out=/var/backups/xueliang keep=0 export_only=0 url=http://127.0.0.1:8080
+data_dir="" out=/var/backups/xueliang keep=14 export_only=0 url=http://127.0.0.1:8080
 while (($#)); do
     case $1 in
         --data-dir | --out | --keep | --url)

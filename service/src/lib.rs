@@ -8,7 +8,8 @@
 //! - [`shutdown`]: Ctrl-C and SIGTERM as a cancellation token;
 //! - [`logging`]: the log subscriber;
 //! - [`metrics`]: the Prometheus text page both `/metrics` endpoints serve;
-//! - [`tls`]: rustls client and server set-up from the county's PEM files.
+//! - [`tls`]: rustls client and server set-up from the county's PEM files;
+//! - [`systemd`]: the notify protocol, `READY=1` and the watchdog's pings.
 
 // The services never unwrap what a user or the network can influence (tests may).
 #![warn(clippy::unwrap_used)]
@@ -19,4 +20,5 @@ pub mod logging;
 pub mod metrics;
 pub mod mqtt;
 pub mod shutdown;
+pub mod systemd;
 pub mod tls;

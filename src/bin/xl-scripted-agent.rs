@@ -147,6 +147,14 @@ fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize, opens_event: 
     }
 }
 
+/// Writes `next` to the progress file `path` through a rename, so a kill mid-write never leaves
+/// it empty (which would raise the whole sequence again, receipted alarms included).
+fn record_progress(path: &std::path::Path, next: usize) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, next.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -165,6 +173,11 @@ fn main() -> anyhow::Result<()> {
     let progress = config.data_dir.join("replay-next");
     let first: u32 =
         std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    // Tests that kill this process wait for this line: the outbox opened and it is running.
+    eprintln!(
+        "xl-scripted-agent: started: {} messages wait in the outbox; raising from step {first}",
+        outbox.len()
+    );
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -199,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             }
             // Progress only once written: one kept in memory is raised again after a kill.
             if writer.kept() == 0
-                && let Err(e) = std::fs::write(&progress, (n + 1).to_string())
+                && let Err(e) = record_progress(&progress, n + 1)
             {
                 eprintln!("xl-scripted-agent: cannot record progress: {e}");
             }

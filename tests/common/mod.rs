@@ -366,6 +366,80 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// `xl-center serve` storing in `data` (its log in `log`), HTTP on a free loopback port, with
+/// `broker` arguments (`--mqtt-listen ADDR` for its embedded broker, `--broker-url URL`);
+/// returns it and its HTTP address once it listens.
+pub fn serve_center(data: &Path, log: &Path, broker: &[&str]) -> (Reaper, SocketAddr) {
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(log).unwrap();
+    let child = Reaper(
+        Command::new(workspace_binary("xl-center"))
+            .args(["serve", "--http", &format!("127.0.0.1:{port}")])
+            .args(broker)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port);
+    (child, ([127, 0, 0, 1], port).into())
+}
+
+/// The resident and peak memory of process `pid`, KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `attempts` log-ins with a wrong password at the center at `http`, from this address over 1,000
+/// logins in turn, 64 at a time, started evenly over `spread` (zero: as fast as they go); how
+/// many got each HTTP status.
+pub async fn failed_log_ins(
+    http: SocketAddr,
+    attempts: usize,
+    spread: Duration,
+) -> std::collections::BTreeMap<u16, usize> {
+    let base = format!("http://{http}");
+    let client = reqwest::Client::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut sent = tokio::task::JoinSet::new();
+    let t0 = tokio::time::Instant::now();
+    for i in 0..attempts {
+        if !spread.is_zero() {
+            tokio::time::sleep_until(t0 + spread.mul_f64(i as f64 / attempts as f64)).await;
+        }
+        let (client, base, permit) =
+            (client.clone(), base.clone(), slots.clone().acquire_owned().await.unwrap());
+        sent.spawn(async move {
+            let resp = client
+                .post(format!("{base}/api/login"))
+                .json(
+                    &serde_json::json!({ "login": format!("flood-{}", i % 1000), "password": "guess-123456" }),
+                )
+                .send()
+                .await
+                .unwrap();
+            drop(permit);
+            resp.status().as_u16()
+        });
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(status) = sent.join_next().await {
+        *answers.entry(status.unwrap()).or_default() += 1;
+    }
+    answers
+}
+
 /// An `xl-scripted-agent` agent `agent` (state in `dir/{agent}`, log in `dir/{agent}.log`) raising
 /// `count` alarms through the broker at `mqtt_url`, with `mqtt` lines added to its [mqtt]
 /// section; it exits once every alarm is receipted.
@@ -391,6 +465,35 @@ pub fn start_scripted_agent_with(
     count: u32,
     extra: &[&str],
 ) -> Reaper {
+    let count = count.to_string();
+    let args = [&["--count", count.as_str(), "--per-second", "20"], extra].concat();
+    spawn_scripted_agent(dir, agent, mqtt_url, center_key, mqtt, &args)
+}
+
+/// [`start_scripted_agent_with`] raising its alarms at `per_second` instead of 20 a second.
+pub fn start_scripted_agent_at(
+    dir: &Path,
+    agent: &str,
+    mqtt_url: &str,
+    center_key: &str,
+    count: u32,
+    per_second: f64,
+    extra: &[&str],
+) -> Reaper {
+    let (count, rate) = (count.to_string(), per_second.to_string());
+    let args = [&["--count", count.as_str(), "--per-second", rate.as_str()], extra].concat();
+    spawn_scripted_agent(dir, agent, mqtt_url, center_key, "", &args)
+}
+
+/// `xl-scripted-agent --exit-when-delivered` with `args`, for [`start_scripted_agent_with`].
+fn spawn_scripted_agent(
+    dir: &Path,
+    agent: &str,
+    mqtt_url: &str,
+    center_key: &str,
+    mqtt: &str,
+    args: &[&str],
+) -> Reaper {
     let toml = scenario::agent_toml(agent, "rtsp://127.0.0.1:9/unused", mqtt_url, center_key)
         .replace("[mqtt]\n", &format!("[mqtt]\n{mqtt}\n"))
         .replace("data_dir = \"agent-data\"", &format!("data_dir = \"{agent}\""));
@@ -398,16 +501,8 @@ pub fn start_scripted_agent_with(
     std::fs::write(&config, toml).unwrap();
     let log = std::fs::File::create(dir.join(format!("{agent}.log"))).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_xl-scripted-agent"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--count",
-            &count.to_string(),
-            "--per-second",
-            "20",
-            "--exit-when-delivered",
-        ])
-        .args(extra)
+        .args(["--config", config.to_str().unwrap(), "--exit-when-delivered"])
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(log)

@@ -528,8 +528,14 @@ impl Outbox {
         merge_by_seq(alarms, updates).filter(|p| !skip(&p.id)).take(limit).collect()
     }
 
+    /// Writes every change so far to disk. [`Outbox::remove`] and the give-ups do not flush
+    /// one by one: the publisher flushes once per receipt (without blocking its runtime).
+    pub async fn flush(&self) -> Result<(), OutboxError> {
+        self.t().db.flush_async().await.map(|_| ()).map_err(|e| self.failed(e))
+    }
+
     /// Forgets the alarm, update, following snapshot or clip chunk `id` (its receipt came);
-    /// false if it was not here.
+    /// false if it was not here. Not flushed: see [`Outbox::flush`].
     pub fn remove(&self, id: &str) -> Result<bool, OutboxError> {
         let t = self.t();
         let removed = (&t.queue, &t.updates, &t.following, &t.clips, &t.index)

@@ -472,10 +472,11 @@ impl Sender {
                         }
                     }
                     Some(Control::Receipt(Receipted { stored, refused_chunks, refused })) => {
+                        let mut left = Vec::new();
                         for id in stored {
                             self.window.receipted(&id);
                             match self.outbox.remove(&id) {
-                                Ok(true) => debug!(alarm = %id, "receipted; left the outbox"),
+                                Ok(true) => left.push(id),
                                 Ok(false) => {}
                                 Err(e) => warn!(alarm = %id, "{e}"),
                             }
@@ -491,6 +492,16 @@ impl Sender {
                             if let Err(e) = self.outbox.give_up(&id) {
                                 warn!(id = %id, "{e}");
                             }
+                        }
+                        // sled writes its log every 500 ms by itself: a power loss before
+                        // that would bring receipted messages back, to be sent again.
+                        match self.outbox.flush().await {
+                            Ok(()) => {
+                                for id in left {
+                                    debug!(alarm = %id, "receipted; left the outbox");
+                                }
+                            }
+                            Err(e) => warn!("receipts taken but not yet on disk: {e}"),
                         }
                     }
                 },

@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{ConfigAck, Health};
+use xueliang_service::systemd;
 
 use super::metrics::{self, Metrics};
 use super::pipeline::{Handover, Pipeline, Prepared};
-use super::systemd;
 use crate::config::AgentConfig;
 use crate::delivery::{Links, Outbox, OutboxError, Publisher, PushError, PushedConfigs};
 use crate::detect::DetectorError;
@@ -155,7 +155,7 @@ impl Agent {
         let mut pipeline = Pipeline::start(&config, prepared, &handover)?;
         systemd::notify("READY=1");
         if let Some(every) = systemd::watchdog_interval() {
-            tokio::spawn(systemd::watchdog(alive, every, shutdown.clone()));
+            tokio::spawn(systemd::watchdog(alive, every, "the detector loop", shutdown.clone()));
         }
         loop {
             let payload = tokio::select! {

@@ -6,6 +6,5 @@ mod agent;
 mod alarms;
 mod metrics;
 mod pipeline;
-pub mod systemd;
 
 pub use agent::{Agent, AgentError};

@@ -1,7 +1,8 @@
 //! The audit log: who viewed which snapshot, who took which step on an alarm, who logged in,
 //! pushed a config or exported the store. Append-only: entries are keyed by an increasing
-//! sequence number and nothing in the center deletes them. A second tree indexes entries by
-//! their target (an alarm id, an agent id) so an alarm's trail is read without a scan.
+//! sequence number and only retention deletes them, oldest first, on its own (longer) setting.
+//! A second tree indexes entries by their target (an alarm id, an agent id) so an alarm's trail
+//! is read without a scan.
 //!
 //! The log is hash-chained, so that an entry edited, removed or moved in the database shows:
 //! each entry holds its own sequence number and the SHA-256 of the stored bytes of the entry
@@ -12,6 +13,10 @@
 //! minutes while entries come, and at a clean shutdown ([`AuditLog::keep_checkpoints`]), so
 //! that the newest entries cannot be rewritten with their links either. [`AuditLog::verify`]
 //! walks the chain and the checkpoints (`xl-center audit verify`).
+//!
+//! Retention ([`AuditLog::sweep`]) deletes whole runs up to a signed checkpoint and keeps that
+//! checkpoint: it names the hash the first entry left links to, so the chain still verifies
+//! from there, and entries removed after it still show.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -101,6 +106,9 @@ pub struct ChainReport {
     pub last_checkpoint: Option<(u64, i64, String)>,
     /// Chained entries after the last checkpoint (not signed yet).
     pub unsigned: u64,
+    /// Where the log begins after retention deleted older entries: the checkpoint the first
+    /// entry left links to (sequence number of its head, when it was signed).
+    pub begins_after: Option<(u64, i64)>,
 }
 
 /// Where the chain breaks.
@@ -155,6 +163,14 @@ impl std::fmt::Display for ChainReport {
         }
         if self.unsigned > 0 {
             write!(f, "; {} entries after the last checkpoint are not signed yet", self.unsigned)?;
+        }
+        if let Some((seq, t)) = self.begins_after {
+            write!(
+                f,
+                "; entries up to {seq} were deleted by retention (the log goes on from the \
+                 checkpoint signed at {})",
+                time(Some(t))
+            )?;
         }
         if self.unchained > 0 {
             write!(
@@ -328,6 +344,45 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// Deletes the entries older than `before_ms`, in whole runs up to the newest checkpoint
+    /// they reach (kept as the anchor the chain goes on from) and the older checkpoints;
+    /// returns how many entries. Durable with the store's next flush.
+    pub fn sweep(&self, before_ms: i64) -> Result<usize, StoreError> {
+        // Newest checkpoint whose head is older than the limit.
+        let mut anchor = None;
+        for k in self.checkpoints.iter().keys() {
+            let seq = seq_of(&k?);
+            let old = match self.entries.get(seq.to_be_bytes())? {
+                Some(bytes) => serde_json::from_slice::<AuditEntry>(&bytes)
+                    .is_ok_and(|e| e.time_ms < before_ms),
+                // Its entry is gone already: it is the anchor of an earlier sweep.
+                None => true,
+            };
+            if !old {
+                break;
+            }
+            anchor = Some(seq);
+        }
+        let Some(anchor) = anchor else { return Ok(0) };
+        let mut deleted = 0;
+        for item in self.entries.range(..=anchor.to_be_bytes()) {
+            let (k, v) = item?;
+            if let Ok(e) = serde_json::from_slice::<AuditEntry>(&v)
+                && !e.target.is_empty()
+            {
+                let mut index = index_prefix(&[&e.target]);
+                index.extend_from_slice(&k);
+                self.by_target.remove(index)?;
+            }
+            self.entries.remove(k)?;
+            deleted += 1;
+        }
+        for k in self.checkpoints.range(..anchor.to_be_bytes()).keys() {
+            self.checkpoints.remove(k?)?;
+        }
+        Ok(deleted)
+    }
+
     /// The checkpoints, each verified with the center's public `key`: by the sequence number
     /// of the head each names.
     fn checkpoints(&self, key: &VerifyingKey) -> Result<BTreeMap<u64, Checkpoint>, ChainError> {
@@ -379,8 +434,17 @@ impl AuditLog {
                 }
                 report.unchained += 1;
             } else {
-                let expected = before.map_or(GENESIS, |b| b.2);
-                if entry.prev != hex(&expected) {
+                let mut expected = before.map_or(hex(&GENESIS), |b| hex(&b.2));
+                // The first entry left by retention links to the checkpoint kept before it.
+                if before.is_none()
+                    && entry.prev != expected
+                    && let Some((&seq, c)) = checkpoints.range(..entry.seq).next_back()
+                {
+                    expected = c.sha256.clone();
+                    report.begins_after = Some((seq, c.time_ms));
+                    checkpoints.remove(&seq);
+                }
+                if entry.prev != expected {
                     // Whether this entry is as written: the next one, or else a checkpoint,
                     // recorded its hash.
                     let intact = match walk.peek() {
@@ -602,6 +666,29 @@ mod tests {
         edit(&log, seqs[1], |b| b[0] = b'#');
         let err = log.verify(&key).unwrap_err().to_string();
         assert!(err.starts_with(&format!("audit entry {} (time unreadable)", seqs[1])), "{err}");
+    }
+
+    #[test]
+    fn retention_deletes_up_to_a_checkpoint_and_the_chain_verifies_from_it() {
+        let (_dir, _store, log, key) = setup();
+        let mut seqs = Vec::new();
+        for t in 0..6 {
+            seqs.push(log.record(t, "zhang", "view_alarm", "a", "").unwrap().seq);
+            if t == 2 || t == 5 {
+                log.checkpoint(&mut log.head.lock().unwrap(), 10 + t).unwrap();
+            }
+        }
+        assert_eq!(log.sweep(1).unwrap(), 0, "no checkpoint is that old: nothing goes");
+        assert_eq!(log.sweep(4).unwrap(), 3, "the run up to the checkpoint at the third");
+        assert_eq!(log.sweep(4).unwrap(), 0);
+        let report = log.verify(&key).unwrap();
+        assert_eq!((report.chained, report.begins_after), (3, Some((seqs[2], 12))));
+        assert!(report.to_string().contains(&format!("entries up to {} were deleted", seqs[2])));
+        assert_eq!(log.list(Some("a"), None, 10).unwrap().len(), 3, "the index follows");
+        // One more removed by hand still shows.
+        log.entries.remove(seqs[3].to_be_bytes()).unwrap();
+        let err = log.verify(&key).unwrap_err().to_string();
+        assert!(err.contains("removed"), "{err}");
     }
 
     #[test]

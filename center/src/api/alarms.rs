@@ -4,18 +4,30 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
 use super::caller::Caller;
-use super::paging::{page_size, query as query_string};
+use super::paging::{at_most, page_size, query as query_string};
 use super::{ApiError, ApiState, blocking};
 use crate::access::{AuditEntry, Permission, Role};
 use crate::dispatch::{WebhookStatus, dispatch_id};
 use crate::domain::{Action, AlarmRecord, EventState, KINDS, SEVERITIES, Status};
 use crate::store::{AlarmFilter, Cursor, parse_time};
+
+/// The longest agent and unit ids (both 1–64 letters, digits, '-' or '_').
+const MAX_ID_CHARS: usize = 64;
+/// The longest camera id: ingest takes 128 bytes, never more characters.
+const MAX_CAMERA_CHARS: usize = 128;
+/// The longest time bound: RFC 3339 with nanoseconds and an offset has 35 characters.
+const MAX_TIME_CHARS: usize = 64;
+/// The longest note on a step: a long paragraph, and as Chinese (3 bytes a character) still
+/// within the step's 16 KiB body.
+const MAX_NOTE_CHARS: usize = 4000;
+/// The most units a step names: more than a county sends to one alarm.
+const MAX_UNITS: usize = 32;
 
 /// Query of `GET /api/alarms`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -77,6 +89,27 @@ pub struct ActionRequest {
     pub units: Vec<String>,
 }
 
+/// Refuses (400) a step's note over [`MAX_NOTE_CHARS`] characters, or more than [`MAX_UNITS`]
+/// units, or a unit id longer than any unit's.
+fn bounded(req: &ActionRequest) -> Result<(), ApiError> {
+    let note = req.note.chars().count();
+    if note > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "the note is {note} characters long; at most {MAX_NOTE_CHARS} are taken"
+        )));
+    }
+    if req.units.len() > MAX_UNITS {
+        return Err(ApiError::bad_request(format!(
+            "{} units named; at most {MAX_UNITS} are taken",
+            req.units.len()
+        )));
+    }
+    for unit in &req.units {
+        at_most("a unit id", Some(unit.as_str()), MAX_ID_CHARS)?;
+    }
+    Ok(())
+}
+
 /// A time bound: UTC milliseconds or RFC 3339.
 fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(text) = text else { return Ok(None) };
@@ -118,6 +151,15 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
     };
     known("kind", &q.kind, &KINDS)?;
     known("severity", &q.severity, &SEVERITIES)?;
+    for (name, value, max) in [
+        ("from", &q.from, MAX_TIME_CHARS),
+        ("to", &q.to, MAX_TIME_CHARS),
+        ("agent", &q.agent, MAX_ID_CHARS),
+        ("camera", &q.camera, MAX_CAMERA_CHARS),
+        ("unit", &q.unit, MAX_ID_CHARS),
+    ] {
+        at_most(name, value.as_deref(), max)?;
+    }
     let state = match q.state.as_deref() {
         None => None,
         Some("ongoing") => Some(EventState::Ongoing),
@@ -228,6 +270,7 @@ pub(super) async fn act(
     State(state): State<ApiState>,
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<AlarmRecord>, ApiError> {
     let action = Action::from_url(&action).ok_or_else(|| {
@@ -238,12 +281,26 @@ pub(super) async fn act(
     caller.require(if action.by_unit() { Permission::Respond } else { Permission::ActOnAlarms })?;
     let req: ActionRequest = match body.is_empty() {
         true => ActionRequest::default(),
-        false => serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{e}; send {{\"note\": ..., \"units\": [...]}} or nothing"
-            ))
-        })?,
+        false => {
+            // As the document says, and as a browser's request must be anyway.
+            let essence = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+            if essence.as_deref() != Some("application/json") {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the step's body as JSON, with Content-Type: application/json",
+                ));
+            }
+            serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{e}; send {{\"note\": ..., \"units\": [...]}} or nothing"
+                ))
+            })?
+        }
     };
+    bounded(&req)?;
     let mut units = req.units;
     if action.by_unit() {
         visible(&state, &caller, &id).await?;

@@ -16,13 +16,20 @@ use xueliang_proto::signing::VerifyingKey;
 use xueliang_proto::topics::is_valid_agent_id;
 
 use super::caller::Caller;
+use super::paging::at_most;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::fleet::{Enrolment, PasswordHash, RedeemError};
 use crate::ingest::BrokerAccounts;
 
+/// The longest token taken as typed: 20 characters in groups, with room for spaces.
+const MAX_TOKEN_CHARS: usize = 128;
+/// The longest host name a box reports (POSIX's `HOST_NAME_MAX` is at least 255).
+const MAX_HOSTNAME_CHARS: usize = 255;
+
 /// Body of `POST /api/enrolments`.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnrolmentRequest {
     /// The agent id the box will have (one MQTT topic level, e.g. `village-7`).
     pub agent_id: String,
@@ -60,6 +67,16 @@ pub struct EnrolSettings {
     pub center_key: String,
 }
 
+/// A JSON body refused: too big (413) or not JSON by its type (415) says so, anything else is a
+/// 400 saying what to `send`.
+fn refused_body(e: JsonRejection, send: &str) -> ApiError {
+    let status = match e.status() {
+        s @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => s,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("{}; send {send}", e.body_text()))
+}
+
 /// `POST /api/enrolments` (admin).
 pub(super) async fn create(
     State(state): State<ApiState>,
@@ -68,12 +85,8 @@ pub(super) async fn create(
     body: Result<Json<EnrolmentRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<EnrolmentCreated>), ApiError> {
     caller.require(Permission::Administer)?;
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}; send {{\"agent_id\": ..., \"valid_hours\": 24}}",
-            e.body_text()
-        ))
-    })?;
+    let Json(req) =
+        body.map_err(|e| refused_body(e, "{\"agent_id\": ..., \"valid_hours\": 24}"))?;
     if !is_valid_agent_id(&req.agent_id) {
         return Err(ApiError::bad_request(format!(
             "agent_id {:?} must be 1-64 letters, digits, '-' or '_'",
@@ -135,12 +148,9 @@ pub(super) async fn enroll(
     headers: HeaderMap,
     body: Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<Json<Enrolled>, ApiError> {
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "{}; send {{\"token\": ..., \"public_key\": ...}}",
-            e.body_text()
-        ))
-    })?;
+    let Json(req) = body.map_err(|e| refused_body(e, "{\"token\": ..., \"public_key\": ...}"))?;
+    at_most("token", Some(req.token.as_str()), MAX_TOKEN_CHARS)?;
+    at_most("hostname", Some(req.hostname.as_str()), MAX_HOSTNAME_CHARS)?;
     if req.public_key.parse::<VerifyingKey>().is_err() {
         return Err(ApiError::bad_request(
             "public_key is not an Ed25519 public key (44 characters of base64, as `xl-agent key` prints it)",

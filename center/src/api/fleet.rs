@@ -2,6 +2,7 @@
 //! pushed configs.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::topics::is_valid_agent_id;
 
 use super::caller::Caller;
+use super::paging::query as query_string;
 use super::{ApiError, ApiState, blocking};
 use crate::access::Permission;
 use crate::fleet::{
@@ -65,6 +67,7 @@ pub(super) async fn config(
     Path(id): Path<String>,
 ) -> Result<Json<ConfigRecord>, ApiError> {
     caller.require(Permission::Configure)?;
+    agent_id(&id)?;
     let mut record = state
         .configs
         .get(&id)?
@@ -88,12 +91,22 @@ pub(super) async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<ConfigHistory>, ApiError> {
     caller.require(Permission::Configure)?;
+    agent_id(&id)?;
     let versions = blocking(move || Ok(state.configs.history(&id)?)).await?;
     Ok(Json(ConfigHistory { versions }))
 }
 
+/// Refuses (400) what cannot be an agent id, as a push does: no box has it.
+fn agent_id(id: &str) -> Result<(), ApiError> {
+    match is_valid_agent_id(id) {
+        true => Ok(()),
+        false => Err(PushError::AgentId(id.to_owned()).into()),
+    }
+}
+
 /// Query of `PUT /api/agents/{id}/config`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PushQuery {
     /// What the pusher confirms, comma-separated: `no-camera`, `remove-privacy-mask`.
     #[serde(default)]
@@ -166,13 +179,14 @@ pub(super) async fn push_config(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<PushQuery>,
+    query: Result<Query<PushQuery>, QueryRejection>,
     body: String,
 ) -> Result<Json<ConfigRecord>, NotPushed> {
     caller.require(Permission::Configure)?;
     if !is_valid_agent_id(&id) {
         return Err(PushError::AgentId(id).into());
     }
+    let query = query_string(query)?;
     let confirmed = Confirm::parse_list(&query.confirm).map_err(ApiError::bad_request)?;
     let (lookup, agent) = (state.clone(), id.clone());
     let reported = blocking(move || {
@@ -210,6 +224,7 @@ pub(super) async fn remove(
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     caller.require(Permission::Administer)?;
+    agent_id(&id)?;
     if state.keys.get(&id).is_none() {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,

@@ -18,6 +18,8 @@ mod export;
 mod fleet;
 mod health;
 mod https;
+#[cfg(test)]
+mod openapi_tests;
 mod paging;
 mod session;
 mod stats;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use tracing::info;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_service::metrics::Histogram;
 
@@ -75,11 +76,20 @@ impl Cases {
         note: &str,
         units: &[String],
     ) -> Result<AlarmRecord, UpdateError<Refused>> {
-        if action == Action::Dispatch {
-            self.check_units(units).map_err(UpdateError::Refused)?;
+        self.take(id, Request { action, by, at_ms: now_ms(), note, units, late: None }).await
+    }
+
+    /// Takes the step `req` on alarm `id`: stored with the webhooks it queues and its audit
+    /// entry, flushed, then published to the units it names and told to the consoles.
+    pub(super) async fn take(
+        &self,
+        id: &str,
+        req: Request<'_>,
+    ) -> Result<AlarmRecord, UpdateError<Refused>> {
+        if req.action == Action::Dispatch {
+            self.check_units(req.units).map_err(UpdateError::Refused)?;
         }
-        let now = now_ms();
-        let req = Request { action, by, at_ms: now, note, units };
+        let (by, note, now) = (req.by, req.note, req.at_ms);
         // The transaction may run its closure again on a conflict: the last run's view counts.
         let first_dispatch = std::cell::Cell::new(false);
         let (record, ()) = self.store.update(id, |r| {
@@ -88,19 +98,22 @@ impl Cases {
         })?;
         let step = record.timeline.last().cloned();
         let sent = step.as_ref().map(|s| s.units.clone()).unwrap_or_default();
+        self.dispatcher.queue(&record, &sent, by, note, now)?;
+        let detail = match sent.is_empty() {
+            true => note.to_owned(),
+            false => format!("units {}; {note}", sent.join(", ")),
+        };
+        self.audit.record(now, by, req.action.as_str(), id, detail.trim_end_matches("; "))?;
+        self.store.flush().await?;
+        // Only what is on disk is sent: a unit never acts on a step a crash would undo.
         if !sent.is_empty() {
-            self.dispatcher.send(&record, &sent, by, note, now).await?;
+            self.dispatcher.publish(&record, &sent, by, note, now).await;
+            info!(alarm = %id, units = %sent.join(","), by = %by, "alarm dispatched");
             if first_dispatch.get() {
                 self.dispatch_latency
                     .observe_ms(now.saturating_sub(record.received_time_ms).max(0) as u64);
             }
         }
-        let detail = match sent.is_empty() {
-            true => note.to_owned(),
-            false => format!("units {}; {note}", sent.join(", ")),
-        };
-        self.audit.record(now, by, action.as_str(), id, detail.trim_end_matches("; "))?;
-        self.store.flush().await?;
         self.feed.publish(Change::Updated, record.clone());
         Ok(record)
     }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod broker_password;
 pub mod export;
 pub mod key;
+pub mod salvage;
 pub mod serve;
 pub mod user;
 pub mod verify;

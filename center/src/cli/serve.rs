@@ -3,14 +3,17 @@
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 use xueliang_center::ingest::{BrokerConnection, ServerTls};
-use xueliang_center::running::{BrokerChoice, CenterConfig, start};
-use xueliang_center::store::Retention;
+use xueliang_center::running::{BrokerChoice, CenterConfig, CenterError, start};
+use xueliang_center::store::{Retention, Store, StoreError};
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
+use xueliang_service::systemd;
 use xueliang_service::tls::TlsFiles;
 
 /// How the center runs.
@@ -99,6 +102,9 @@ pub struct ServeArgs {
     /// Days refused payloads (dead letters) are kept after they were last refused.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     dead_letter_retention_days: u32,
+    /// Days the audit log is kept (at least --retention-days: who saw an alarm outlives it).
+    #[arg(long, default_value_t = 1095, value_parser = clap::value_parser!(u32).range(1..))]
+    audit_retention_days: u32,
     /// The largest video clip an agent may send, MiB; a chunk of a larger one is refused.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=65536))]
     clip_max_mib: u64,
@@ -145,6 +151,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         clip_dir,
         clip_retention_days,
         dead_letter_retention_days,
+        audit_retention_days,
         clip_max_mib,
         agent_mqtt_url,
         session_idle_minutes,
@@ -192,11 +199,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = routing {
         config.routing = path;
     }
+    if audit_retention_days < retention_days {
+        anyhow::bail!(
+            "--audit-retention-days {audit_retention_days} is shorter than --retention-days \
+             {retention_days}: the record of who saw an alarm must outlive the alarm; raise it"
+        );
+    }
     config.retention = Retention {
         alarm_days: retention_days,
         snapshot_days: snapshot_retention_days,
         clip_days: clip_retention_days,
         dead_letter_days: dead_letter_retention_days,
+        audit_days: audit_retention_days,
     };
     if let Some(dir) = clip_dir {
         config.clip_dir = dir;
@@ -211,15 +225,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let reopen = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let center = start(config, shutdown.clone()).await?;
+        let center = match start(config, shutdown.clone()).await {
+            Ok(center) => center,
+            // Kept as the store's error, so that main exits with the corrupt store's code.
+            Err(CenterError::Store { error: e @ StoreError::CorruptDatabase { .. }, .. }) => {
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         eprintln!(
             "xl-center: API http://{}/api/alarms, MQTT {}, center key {}",
             center.http_addr, center.mqtt_addr, center.center_key
         );
+        systemd::notify("READY=1");
+        if let Some(every) = systemd::watchdog_interval() {
+            let alive = Arc::new(AtomicI64::new(systemd::now_ms()));
+            tokio::spawn(heartbeat(center.store.clone(), alive.clone(), shutdown.clone()));
+            tokio::spawn(systemd::watchdog(alive, every, "the center's runtime", shutdown.clone()));
+        }
         let reopen = tokio::select! {
             () = xueliang_service::shutdown::signal() => false,
             () = center.reopen.cancelled() => true,
         };
+        systemd::notify("STOPPING=1");
         shutdown.cancel();
         // Consoles' open streams may hold the HTTP server: what matters is stored already.
         if tokio::time::timeout(Duration::from_secs(15), center.join()).await.is_err() {
@@ -236,4 +264,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("cannot start {} again to reopen the store: {error}", exe.display());
     }
     Ok(())
+}
+
+/// Stamps `alive` every second once a task spawned on the runtime and a read of the store on a
+/// blocking thread have both come back: the watchdog's proof that the center still works, not
+/// only its timer.
+async fn heartbeat(store: Store, alive: Arc<AtomicI64>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let store = store.clone();
+        // Any answer will do (a damaged record is the store's error, not a hang).
+        let probe = tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || store.get("watchdog-probe").is_ok()).await
+        });
+        if probe.await.is_ok() {
+            alive.store(systemd::now_ms(), Ordering::Relaxed);
+        }
+    }
 }

@@ -106,7 +106,7 @@ function fillRow(tr, a, fresh) {
   if (fresh) tr.classList.add("fresh");
   tr.replaceChildren(
     el("td", {}, fmtTime(a.event_time_ms)),
-    el("td", {}, `${a.agent_id}/${a.camera_id}`),
+    el("td", {}, a.camera_id ? `${a.agent_id}/${a.camera_id}` : a.agent_id),
     el("td", {}, label("kinds", a.kind)),
     el("td", { class: `sev-${a.severity}` }, label("severities", a.severity)),
     el("td", {}, el("span", { class: "status", "data-status": a.status }, label("statuses", a.status))),
@@ -134,6 +134,7 @@ async function renderDetail(id) {
   const focused = same && pane.contains(document.activeElement) ? document.activeElement : null;
   const oldPicture = same ? $("#detail-snapshot") : null;
   const oldPlayers = same ? players(pane) : new Map();
+  const oldHooks = sameStep ? $("#webhooks") : null;
   pane.dataset.alarmId = id;
   pane.dataset.status = a.status;
   const note = el("textarea", { id: "action-note", "aria-label": t("note"), placeholder: t("note") }, typed);
@@ -167,6 +168,7 @@ async function renderDetail(id) {
     el("p", {}, el("span", { id: "detail-status", class: "status", "data-status": a.status }, label("statuses", a.status)), " ",
       el("span", { class: `sev-${a.severity}` }, label("severities", a.severity)), " ",
       el("span", { class: "muted" }, `${fmtTime(a.event_time_ms)} · ${a.agent_id}/${a.camera_id} · ${a.detections.length}× ${[...new Set(a.detections.map((d) => d.class))].join(", ")}`)),
+    a.detail ? el("p", { id: "detail-supervision", class: "error" }, a.detail) : null,
     a.state ? el("p", { id: "detail-event" }, eventState(a),
       when ? el("span", { class: "muted" }, ` · ${t(a.state === "ended" ? "endedAt" : "updatedAt")} ${fmtTime(when)}`) : null) : null,
     picture,
@@ -176,9 +178,19 @@ async function renderDetail(id) {
         el("button", { type: "button", "data-action": action, class: action === allowed[0] ? "primary" : null, disabled: !allowed.includes(action), onclick: () => act(action) }, label("actions", action)))),
       el("p", { id: "action-error", class: "error", role: "alert" })) : null,
     el("h3", {}, t("timeline")), steps(a),
+    canAct && a.dispatched_to?.length ? el("h3", {}, t("webhooks")) : null,
+    canAct && a.dispatched_to?.length ? el("ul", { id: "webhooks", class: "steps" }) : null,
     canAct ? el("h3", {}, t("audit")) : null, canAct ? el("ol", { id: "audit", class: "steps" }) : null);
   if (focused) refocus(pane, focused);
   if (canAct) {
+    // A webhook that failed for good shows here, beside the steps (and is raised as its own
+    // event). Fetched when the alarm is opened or its status changes: each fetch is audited.
+    if (oldHooks) $("#webhooks")?.replaceWith(oldHooks);
+    else if (a.dispatched_to?.length) {
+      const detail = await api(`/api/alarms/${encodeURIComponent(id)}`).catch(() => ({ webhooks: [] }));
+      $("#webhooks")?.replaceChildren(...detail.webhooks.map((w) => el("li", { "data-state": w.state },
+        `${w.unit_id}: ${label("deliveries", w.state)} (${w.attempts})${w.last_error ? " — " + w.last_error : ""}`)));
+    }
     const trail = await api(`/api/alarms/${encodeURIComponent(id)}/audit`).catch(() => []);
     $("#audit")?.replaceChildren(...trail.map((e) => el("li", {}, `${fmtTime(e.time_ms)} ${e.user} ${e.action}${e.detail ? ": " + e.detail : ""}`)));
   }

@@ -8,7 +8,7 @@ const TEXT = {
     wrong: "用户名或密码错误", locked: "登录失败次数过多，请稍候再试", logout: "退出", lang: "English", alarms: "告警", fleet: "设备",
     unack: "未确认", time: "时间", camera: "摄像机", kind: "类型", severity: "级别", status: "状态",
     location: "位置", from: "开始时间", to: "结束时间", apply: "筛选", all: "全部", more: "加载更多",
-    note: "备注", dispatchTo: "派往", timeline: "处置记录", audit: "审计记录", noAlarm: "请选择一条告警",
+    note: "备注", dispatchTo: "派往", timeline: "处置记录", webhooks: "Webhook 推送", audit: "审计记录", noAlarm: "请选择一条告警",
     snapshotOf: "告警快照", noSnapshot: "无快照", agent: "设备", online: "在线", offline: "离线",
     never: "从未上线", since: "自", decode: "解码帧率", infer: "推理帧率", inferMs: "推理耗时",
     outbox: "待发告警", config: "配置版本", lastSeen: "最近联系", dispatches: "派警任务",
@@ -28,13 +28,16 @@ const TEXT = {
     clips: "事件录像", clipOf: "事件录像", clipDownload: "下载", clipMasked: "已遮挡隐私区域",
     clipsExpired: "录像已按保留期限删除",
     streams: { record: "主码流", detect: "检测码流" },
+    deliveries: { pending: "推送中", delivered: "已送达", failed: "推送失败" },
     kinds: { zone_intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowding: "人员聚集",
       vehicle_stopped: "车辆违停", fire_smoke: "烟火", camera_offline: "摄像机离线",
-      camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复" },
+      camera_tamper: "摄像机遮挡/移位", camera_back: "摄像机恢复",
+      agent_offline: "设备离线", agent_back: "设备恢复", agent_dropped_alarms: "设备丢弃告警",
+      agent_clock_off: "设备时钟偏差", center_disk_low: "中心磁盘空间不足", dispatch_failed: "派警推送失败" },
     statuses: { new: "新告警", acknowledged: "已确认", dispatched: "已派警", resolved: "已处置", false_alarm: "误报" },
     severities: { info: "提示", low: "低", medium: "中", high: "高", critical: "紧急" },
     actions: { acknowledge: "确认", dispatch: "派警", resolve: "处置完毕", "false-alarm": "误报",
-      escalate: "超时升级", receive: "已接收", "on-scene": "已到场", close: "办结" },
+      escalate: "超时升级", overdue: "超时未接收", receive: "已接收", "on-scene": "已到场", close: "办结" },
     progresses: { none: "待接收", receive: "已接收", "on-scene": "已到场", close: "已办结" },
   },
   en: {
@@ -42,7 +45,7 @@ const TEXT = {
     wrong: "Wrong login or password", locked: "Too many failed log-ins: wait a moment, then try again", logout: "Log out", lang: "中文", alarms: "Alarms", fleet: "Fleet",
     unack: "Unacknowledged", time: "Time", camera: "Camera", kind: "Kind", severity: "Severity",
     status: "Status", location: "Place", from: "From", to: "To", apply: "Filter", all: "All",
-    more: "Load more", note: "Note", dispatchTo: "Dispatch to", timeline: "Case steps",
+    more: "Load more", note: "Note", dispatchTo: "Dispatch to", timeline: "Case steps", webhooks: "Webhook deliveries",
     audit: "Audit trail", noAlarm: "Select an alarm", snapshotOf: "Alarm snapshot",
     noSnapshot: "No snapshot", agent: "Agent", online: "Online", offline: "Offline",
     never: "Never seen", since: "since", decode: "Decode fps", infer: "Infer fps",
@@ -65,13 +68,16 @@ const TEXT = {
     clips: "Event clips", clipOf: "Event clip", clipDownload: "Download", clipMasked: "privacy masks applied",
     clipsExpired: "Clips deleted by retention",
     streams: { record: "main stream", detect: "detection stream" },
+    deliveries: { pending: "sending", delivered: "delivered", failed: "failed" },
     kinds: { zone_intrusion: "Zone intrusion", line_crossing: "Line crossing", loitering: "Loitering",
       crowding: "Crowding", vehicle_stopped: "Vehicle stopped", fire_smoke: "Fire/smoke",
-      camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back" },
+      camera_offline: "Camera offline", camera_tamper: "Camera tampered", camera_back: "Camera back",
+      agent_offline: "Box offline", agent_back: "Box back", agent_dropped_alarms: "Box dropped alarms",
+      agent_clock_off: "Box clock off", center_disk_low: "Center disk low", dispatch_failed: "Dispatch not delivered" },
     statuses: { new: "New", acknowledged: "Acknowledged", dispatched: "Dispatched", resolved: "Resolved", false_alarm: "False alarm" },
     severities: { info: "Info", low: "Low", medium: "Medium", high: "High", critical: "Critical" },
     actions: { acknowledge: "Acknowledge", dispatch: "Dispatch", resolve: "Resolve", "false-alarm": "False alarm",
-      escalate: "Escalated", receive: "Received", "on-scene": "On scene", close: "Closed" },
+      escalate: "Escalated", overdue: "Not received in time", receive: "Received", "on-scene": "On scene", close: "Closed" },
     progresses: { none: "Not received", receive: "Received", "on-scene": "On scene", close: "Closed" },
   },
 };
@@ -80,7 +86,7 @@ let lang = localStorage.getItem("xl-lang") || "zh-CN";
 
 /** The console's word for `key` in the current language. */
 export const t = (key) => TEXT[lang][key] ?? key;
-/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states, streams). */
+/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states, streams, deliveries). */
 export const label = (group, key) => (TEXT[lang][group] || {})[key] || key;
 
 /** Puts the page's fixed texts (data-t) in the current language. */

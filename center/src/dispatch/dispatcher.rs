@@ -1,13 +1,14 @@
 //! Sending a dispatched alarm to its responder units: a `Dispatch` message on
 //! `{prefix}/dispatch/{unit}` (QoS 1, signed with the center's key: a unit acts only on what
-//! verifies against it) for the units' own clients, and a JSON POST to the unit's
-//! webhook where it has one (queued durably, retried with backoff by `webhooks.rs`).
+//! verifies against it) for the units' own clients, published once the step is on disk and
+//! again until the unit receives it, and a JSON POST to the unit's webhook where it has one
+//! (queued durably with the step, retried with backoff by `webhooks.rs`).
 
 use std::sync::Arc;
 
 use rumqttc::{AsyncClient, QoS};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 use xueliang_proto::signing::{DISPATCH_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::Topics;
 use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, SCHEMA_VERSION};
@@ -77,9 +78,9 @@ impl Dispatcher {
         Self { client, topics, webhooks, routing, key }
     }
 
-    /// Sends `record` to each of `units`, as `by` with `note`. Webhook deliveries are queued
-    /// in the store (durable with its next flush); the MQTT messages go out at QoS 1.
-    pub async fn send(
+    /// Queues the webhook deliveries of `record` to each of `units` that has a webhook, as `by`
+    /// with `note` (durable with the store's next flush, which the caller makes).
+    pub fn queue(
         &self,
         record: &AlarmRecord,
         units: &[String],
@@ -89,15 +90,43 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let routing = self.routing.current();
         for unit in units {
+            let Some(u) = routing.unit(unit) else { continue };
+            let Some(url) = &u.webhook else { continue };
             let id = dispatch_id(&record.id, unit);
+            let body = json!({
+                "dispatch_id": id,
+                "unit": { "id": u.id, "name": u.name, "type": u.unit_type },
+                "alarm": record,
+                "alarm_url_path": format!("/api/alarms/{}", record.id),
+                "dispatched_by": by,
+                "note": note,
+                "time_ms": now_ms,
+            });
+            self.webhooks.enqueue(&id, unit, url, u.webhook_secret.as_deref(), &body)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the signed `Dispatch` of `record` to each of `units` (QoS 1), as `by` with
+    /// `note` at `time_ms`: once the step is stored, and again until the unit receives it (the
+    /// same dispatch id each time, so a unit acts on it once).
+    pub async fn publish(
+        &self,
+        record: &AlarmRecord,
+        units: &[String],
+        by: &str,
+        note: &str,
+        time_ms: i64,
+    ) {
+        for unit in units {
             let message = Dispatch {
                 schema_version: SCHEMA_VERSION as i32,
-                dispatch_id: id.clone(),
+                dispatch_id: dispatch_id(&record.id, unit),
                 station_id: unit.clone(),
                 alarm: Some(alarm_message(record)),
                 dispatched_by: by.to_owned(),
                 note: note.to_owned(),
-                time_ms: now_ms,
+                time_ms,
                 location: record.location.clone(),
                 signature: Default::default(),
             };
@@ -112,21 +141,6 @@ impl Dispatcher {
                 }
                 Err(e) => warn!(alarm = %record.id, unit = %unit, "cannot sign the dispatch: {e}"),
             }
-            let Some(u) = routing.unit(unit) else { continue };
-            if let Some(url) = &u.webhook {
-                let body = json!({
-                    "dispatch_id": id,
-                    "unit": { "id": u.id, "name": u.name, "type": u.unit_type },
-                    "alarm": record,
-                    "alarm_url_path": format!("/api/alarms/{}", record.id),
-                    "dispatched_by": by,
-                    "note": note,
-                    "time_ms": now_ms,
-                });
-                self.webhooks.enqueue(&id, unit, url, u.webhook_secret.as_deref(), &body)?;
-            }
-            info!(alarm = %record.id, unit = %unit, by = %by, "alarm dispatched");
         }
-        Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! kept in the database and retried with exponential backoff until delivered or given up;
 //! a restart resumes what was pending.
 //!
-//! Two trees: `webhooks` (dispatch id → entry, kept after delivery for the API) and
+//! Three trees: `webhooks` (dispatch id → entry, kept after delivery for the API),
 //! `webhooks_due` (next attempt time + dispatch id, pending entries only), so the worker finds
-//! the next due delivery without scanning every delivery ever made.
+//! the next due delivery without scanning every delivery ever made, and `webhooks_failed`
+//! (dispatch ids given up and not yet raised to the duty officers: supervision takes them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ struct Entry {
 pub struct Webhooks {
     entries: sled::Tree,
     due: sled::Tree,
+    failed: sled::Tree,
     policy: RetryPolicy,
     wake: Arc<Notify>,
 }
@@ -145,7 +147,8 @@ impl Webhooks {
     /// Opens the deliveries kept in `store`'s database.
     pub fn open(store: &Store, policy: RetryPolicy) -> Result<Self, StoreError> {
         let (entries, due) = (store.open_tree("webhooks")?, store.open_tree("webhooks_due")?);
-        Ok(Self { entries, due, policy, wake: Arc::new(Notify::new()) })
+        let failed = store.open_tree("webhooks_failed")?;
+        Ok(Self { entries, due, failed, policy, wake: Arc::new(Notify::new()) })
     }
 
     /// Queues a POST of `body` to `url` for `dispatch_id` (unique; queuing the same id again is
@@ -190,6 +193,56 @@ impl Webhooks {
         let Some(bytes) = self.entries.get(dispatch_id.as_bytes())? else { return Ok(None) };
         let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| corrupt(dispatch_id, e))?;
         Ok(Some(entry.status))
+    }
+
+    /// Deliveries given up and not yet raised (see [`Webhooks::raised`]), oldest id first.
+    pub fn given_up(&self) -> Result<Vec<WebhookStatus>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.failed.iter().keys() {
+            let id = String::from_utf8_lossy(&key?).into_owned();
+            match self.status(&id)? {
+                Some(status) => out.push(status),
+                None => self.raised(&id)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks the given-up delivery of `dispatch_id` raised (durable with the store's next flush).
+    pub fn raised(&self, dispatch_id: &str) -> Result<(), StoreError> {
+        self.failed.remove(dispatch_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Deletes the deliveries of alarms `stored` says are gone (their bodies hold the alarm,
+    /// so they go with it, delivered or not); returns how many.
+    pub fn sweep(
+        &self,
+        stored: impl Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut swept = 0;
+        for item in self.entries.iter() {
+            let (key, bytes) = item?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let alarm = id.rsplit_once('~').map_or(id.as_str(), |(alarm, _)| alarm);
+            if stored(alarm)? {
+                continue;
+            }
+            let next = serde_json::from_slice::<Entry>(&bytes)
+                .ok()
+                .and_then(|e| e.status.next_attempt_ms)
+                .map(|t| due_key(t, &id));
+            write(&(&self.entries, &self.due, &self.failed), |(entries, due, failed)| {
+                entries.remove(key.as_ref())?;
+                failed.remove(key.as_ref())?;
+                if let Some(next) = &next {
+                    due.remove(next.as_slice())?;
+                }
+                Ok(())
+            })?;
+            swept += 1;
+        }
+        Ok(swept)
     }
 
     /// Delivers until `shutdown`: pending deliveries whose time has come, oldest first; after a
@@ -310,10 +363,14 @@ impl Webhooks {
         }
         let json = entry_json(&entry)?;
         let next = entry.status.next_attempt_ms.map(|t| due_key(t, id));
-        write(&(&self.entries, &self.due), |(entries, due)| {
+        let given_up = entry.status.state == DeliveryState::Failed;
+        write(&(&self.entries, &self.due, &self.failed), |(entries, due, failed)| {
             due.remove(key)?;
             if let Some(next) = &next {
                 due.insert(next.as_slice(), &[])?;
+            }
+            if given_up {
+                failed.insert(id.as_bytes(), &[])?;
             }
             entries.insert(id.as_bytes(), json.as_slice())?;
             Ok(())
@@ -471,6 +528,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(seen.lock().unwrap().len(), 3);
         assert!(!seen.lock().unwrap()[0].0.contains_key("x-xueliang-signature"));
+        let given_up: Vec<String> =
+            w.given_up().unwrap().into_iter().map(|s| s.dispatch_id).collect();
+        assert_eq!(given_up, ["d2"], "waiting to be raised to the duty officers");
+        w.raised("d2").unwrap();
+        assert!(w.given_up().unwrap().is_empty());
+        assert_eq!(w.sweep(|_| Ok(true)).unwrap(), 0, "kept while its alarm is");
+        assert_eq!(w.sweep(|_| Ok(false)).unwrap(), 1, "gone with its alarm");
+        assert!(w.status("d2").unwrap().is_none());
     }
 
     #[tokio::test]

@@ -201,6 +201,12 @@ pub struct AlarmRecord {
     /// Clips of it were deleted by retention (the record stays longer).
     #[serde(default)]
     pub clips_expired: bool,
+    /// Units found late to mark it received (each once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overdue: Vec<String>,
+    /// What the center saw, for the supervision events it raises itself (empty for alarms).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 impl AlarmRecord {
@@ -242,7 +248,29 @@ impl AlarmRecord {
             reminders: 0,
             clips: Vec::new(),
             clips_expired: false,
+            overdue: Vec::new(),
+            detail: String::new(),
         }
+    }
+
+    /// A supervision event the center raises itself at `now_ms`: `kind` is one of the
+    /// center's kinds (see [`super::KINDS`]), `agent_id` the box it concerns (`center` for the
+    /// center itself), `detail` what was seen, in a sentence.
+    pub fn supervision(
+        id: String,
+        agent_id: &str,
+        kind: &str,
+        severity: &str,
+        detail: String,
+        now_ms: i64,
+    ) -> Self {
+        let alarm = Alarm { id, agent_id: agent_id.to_owned(), ..Default::default() };
+        let mut record = Self::from_alarm(&Alarm { event_time_ms: now_ms, ..alarm }, now_ms);
+        record.rule_id = "supervision".to_owned();
+        record.kind = kind.to_owned();
+        record.severity = severity.to_owned();
+        record.detail = detail;
+        record
     }
 
     /// Adds a clip of this event once (by its id), keeping the clips in order of their start,

@@ -8,8 +8,8 @@ mod workflow;
 
 pub use alarm::{AlarmRecord, ClipRecord, DetectionRecord, EventState, Step, Updated};
 pub use vocabulary::{
-    Action, CENTER_STEPS, KINDS, SEVERITIES, Status, UNIT_STEPS, kind_name, raised, rule_kind,
-    severity, severity_name, severity_rank,
+    Action, CENTER_STEPS, CONTRACT_KINDS, KINDS, SEVERITIES, Status, UNIT_STEPS, kind_name, raised,
+    rule_kind, severity, severity_name, severity_rank,
 };
 pub use workflow::{Refused, Request, apply, steps_allowed, unit_progress, unit_steps_allowed};
 

@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use xueliang_proto::{RuleKind, Severity};
 
-/// Rule kinds as records name them.
-pub const KINDS: [&str; 9] = [
+/// Kinds as records name them: the contract's rule kinds, then the supervision events the
+/// center raises itself (a box silent or back, alarms its outbox dropped, its clock off, the
+/// center's disk running low, a dispatch that could not be delivered).
+pub const KINDS: [&str; 15] = [
     "zone_intrusion",
     "line_crossing",
     "loitering",
@@ -15,7 +17,16 @@ pub const KINDS: [&str; 9] = [
     "camera_offline",
     "camera_tamper",
     "camera_back",
+    "agent_offline",
+    "agent_back",
+    "agent_dropped_alarms",
+    "agent_clock_off",
+    "center_disk_low",
+    "dispatch_failed",
 ];
+
+/// How many of [`KINDS`] are the contract's; the rest are the center's supervision events.
+pub const CONTRACT_KINDS: usize = 9;
 
 /// Severities as records name them, lowest first.
 pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
@@ -115,6 +126,9 @@ pub enum Action {
     FalseAlarm,
     /// Left unacknowledged too long: raised and sent to the second route (by the center).
     Escalate,
+    /// A unit it was dispatched to did not mark it received in time: raised and sent to the
+    /// second route (by the center, once per unit).
+    Overdue,
     /// A unit it was dispatched to has received it (by the unit's user).
     Receive,
     /// The unit is on the scene.
@@ -139,6 +153,7 @@ impl Action {
             Action::Resolve => "resolve",
             Action::FalseAlarm => "false-alarm",
             Action::Escalate => "escalate",
+            Action::Overdue => "overdue",
             Action::Receive => "receive",
             Action::OnScene => "on-scene",
             Action::Close => "close",
@@ -166,7 +181,7 @@ mod tests {
             .map_while(|k| RuleKind::try_from(k).ok())
             .map(|k| enum_name(k.as_str_name(), "RULE_KIND_"))
             .collect();
-        assert_eq!(kinds, KINDS);
+        assert_eq!(kinds, KINDS[..CONTRACT_KINDS]);
         let severities: Vec<String> = (1..)
             .map_while(|s| Severity::try_from(s).ok())
             .map(|s| enum_name(s.as_str_name(), "SEVERITY_"))

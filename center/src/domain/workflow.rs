@@ -22,8 +22,11 @@ pub struct Request<'a> {
     pub at_ms: i64,
     /// Their note.
     pub note: &'a str,
-    /// For dispatch and escalation: the units; for a unit's step: that unit.
+    /// For dispatch, escalation and overdue: the units it goes to; for a unit's step: that
+    /// unit.
     pub units: &'a [String],
+    /// For overdue: the unit that did not mark it received in time.
+    pub late: Option<&'a str>,
 }
 
 /// The last step `unit` took on its dispatch of `record`, if any.
@@ -54,6 +57,7 @@ fn transition(action: Action, from: Status, escalated: bool) -> Result<Status, &
         (Action::FalseAlarm, _) => Ok(FalseAlarm),
         (Action::Escalate, New) if !escalated => Ok(New),
         (Action::Escalate, _) => Err("only a new alarm escalates, once"),
+        (Action::Overdue, _) => Ok(from),
     }
 }
 
@@ -93,7 +97,7 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         )))
     };
     let new_units: Vec<String> = match req.action {
-        Action::Dispatch | Action::Escalate => {
+        Action::Dispatch | Action::Escalate | Action::Overdue => {
             req.units.iter().filter(|u| !record.dispatched_to.contains(u)).cloned().collect()
         }
         _ => Vec::new(),
@@ -114,11 +118,22 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
             )));
         }
     }
-    if req.action == Action::Escalate {
-        record.escalated = true;
-        record.severity = raised(&record.severity).to_owned();
+    let mut sent = new_units.clone();
+    match req.action {
+        Action::Escalate => {
+            record.escalated = true;
+            record.severity = raised(&record.severity).to_owned();
+        }
+        Action::Overdue => {
+            let late = overdue(record, req.late)?;
+            record.overdue.push(late.to_owned());
+            record.severity = raised(&record.severity).to_owned();
+            // The late unit is sent it again, first.
+            sent.insert(0, late.to_owned());
+        }
+        _ => {}
     }
-    record.dispatched_to.extend(new_units.iter().cloned());
+    record.dispatched_to.extend(new_units);
     record.status = to;
     record.timeline.push(Step {
         action: req.action,
@@ -126,9 +141,27 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         by: req.by.to_owned(),
         at_ms: req.at_ms,
         note: req.note.to_owned(),
-        units: new_units,
+        units: sent,
     });
     Ok(())
+}
+
+/// The unit an overdue step names, if it was dispatched, has not received it and was not
+/// found late before (a unit is late once per alarm).
+fn overdue<'r>(record: &AlarmRecord, late: Option<&'r str>) -> Result<&'r str, Refused> {
+    let Some(late) = late else {
+        return Err(Refused("an overdue step names the late unit".into()));
+    };
+    if !record.dispatched_to.iter().any(|u| u == late) {
+        return Err(Refused(format!("alarm {} was not dispatched to {late}", record.id)));
+    }
+    if unit_progress(record, late).is_some() {
+        return Err(Refused(format!("{late} has received alarm {}", record.id)));
+    }
+    if record.overdue.iter().any(|u| u == late) {
+        return Err(Refused(format!("{late} was found late on alarm {} before", record.id)));
+    }
+    Ok(late)
 }
 
 /// A responder unit's step on its dispatch: receive, then on scene (may be skipped), then close.
@@ -171,6 +204,7 @@ fn past(action: Action) -> &'static str {
         Action::Resolve => "resolved",
         Action::FalseAlarm => "marked a false alarm",
         Action::Escalate => "escalated",
+        Action::Overdue => "found overdue",
         Action::Receive => "received",
         Action::OnScene => "on scene",
         Action::Close => "closed",
@@ -183,8 +217,17 @@ mod tests {
     use crate::domain::alarm::tests::record;
 
     fn step(r: &mut AlarmRecord, action: Action, units: &[&str]) -> Result<(), Refused> {
+        late_step(r, action, units, None)
+    }
+
+    fn late_step(
+        r: &mut AlarmRecord,
+        action: Action,
+        units: &[&str],
+        late: Option<&str>,
+    ) -> Result<(), Refused> {
         let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
-        apply(r, &Request { action, by: "zhang", at_ms: 7, note: "seen", units: &units })
+        apply(r, &Request { action, by: "zhang", at_ms: 7, note: "seen", units: &units, late })
     }
 
     #[test]
@@ -273,6 +316,30 @@ mod tests {
         assert_eq!(Status::parse("false_alarm"), Some(Status::FalseAlarm));
         assert_eq!(Action::from_url("false-alarm"), Some(Action::FalseAlarm));
         assert_eq!(Action::from_url("escalate"), None);
+    }
+
+    #[test]
+    fn a_unit_late_to_receive_is_found_overdue_once_and_the_alarm_goes_up_and_on() {
+        let mut r = record("a1");
+        step(&mut r, Action::Acknowledge, &[]).unwrap();
+        step(&mut r, Action::Dispatch, &["pcs-1", "patrol-2"]).unwrap();
+        step(&mut r, Action::Receive, &["patrol-2"]).unwrap();
+        assert_eq!(
+            late_step(&mut r, Action::Overdue, &[], Some("patrol-2")).unwrap_err().0,
+            "patrol-2 has received alarm a1"
+        );
+        late_step(&mut r, Action::Overdue, &["township-1"], Some("pcs-1")).unwrap();
+        assert_eq!((r.status, r.severity.as_str()), (Status::Dispatched, "critical"));
+        assert_eq!(r.dispatched_to, ["pcs-1", "patrol-2", "township-1"]);
+        assert_eq!(r.overdue, ["pcs-1"]);
+        let last = r.timeline.last().unwrap();
+        assert_eq!(last.units, ["pcs-1", "township-1"], "sent again, and to the second route");
+        assert_eq!(
+            late_step(&mut r, Action::Overdue, &[], Some("pcs-1")).unwrap_err().0,
+            "pcs-1 was found late on alarm a1 before"
+        );
+        step(&mut r, Action::Resolve, &[]).unwrap();
+        assert!(late_step(&mut r, Action::Overdue, &[], Some("township-1")).is_err());
     }
 
     #[test]

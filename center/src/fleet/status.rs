@@ -63,6 +63,25 @@ pub struct AgentView {
     pub health: Option<HealthView>,
     /// Whether its key is registered (its alarms are accepted).
     pub registered: bool,
+    /// Its clock minus the center's when each of its last Health reports arrived, ms, newest
+    /// last (a report delayed on the way makes the box look behind; a wrong clock shows in all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_offsets_ms: Vec<i64>,
+}
+
+/// Health reports whose clock offsets are kept: a wrong clock shows in all of them, a report
+/// delayed in a queue (the center was down) in one.
+const OFFSETS_KEPT: usize = 3;
+
+impl AgentView {
+    /// How far its clock is off, ms: the smallest offset of its last Health reports, once
+    /// there are enough of them.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        if self.clock_offsets_ms.len() < OFFSETS_KEPT {
+            return None;
+        }
+        self.clock_offsets_ms.iter().copied().min_by_key(|o| o.unsigned_abs())
+    }
 }
 
 impl AgentView {
@@ -76,6 +95,7 @@ impl AgentView {
             last_seen_ms: None,
             health: None,
             registered: false,
+            clock_offsets_ms: Vec::new(),
         }
     }
 }
@@ -145,7 +165,29 @@ impl Fleet {
         self.change(&h.agent_id, |v| {
             v.health = Some(health.clone());
             v.last_seen_ms = Some(now_ms);
+            if h.time_ms > 0 {
+                v.clock_offsets_ms.push(h.time_ms - now_ms);
+                let extra = v.clock_offsets_ms.len().saturating_sub(OFFSETS_KEPT);
+                v.clock_offsets_ms.drain(..extra);
+            }
         })
+    }
+
+    /// Forgets the boxes not `registered` (their keys removed) and not heard from since
+    /// `before_ms`; returns how many.
+    pub fn sweep(&self, registered: &[String], before_ms: i64) -> Result<usize, StoreError> {
+        let mut swept = 0;
+        for entry in self.tree.iter() {
+            let (key, bytes) = entry?;
+            let view = serde_json::from_slice::<AgentView>(&bytes).ok();
+            let heard = view.as_ref().and_then(|v| v.last_seen_ms.max(v.since_ms)).unwrap_or(0);
+            let agent = String::from_utf8_lossy(&key);
+            if !registered.iter().any(|r| *r == agent) && heard < before_ms {
+                self.tree.remove(&key)?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
     }
 
     /// Every agent heard from or `registered`: offline first, then never heard from, then
@@ -219,5 +261,36 @@ mod tests {
         assert_eq!(list[0].config_version, 3, "the last will does not erase what was known");
         assert_eq!(list[2].health.as_ref().map(|h| h.outbox_depth), Some(4));
         assert_eq!(list[2].last_seen_ms, Some(300));
+    }
+
+    #[test]
+    fn boxes_unregistered_and_long_silent_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(&Store::open(dir.path()).unwrap()).unwrap();
+        for (agent, heard) in [("old", 100), ("kept", 100), ("recent", 900)] {
+            fleet.record_status(&status(agent, State::Online, 1), heard).unwrap();
+        }
+        assert_eq!(fleet.sweep(&["kept".into()], 500).unwrap(), 1);
+        let left: Vec<String> = fleet.list(&[]).unwrap().into_iter().map(|v| v.agent_id).collect();
+        assert_eq!(left, ["kept", "recent"]);
+    }
+
+    #[test]
+    fn a_clock_is_off_when_every_recent_report_says_so_not_one_delayed_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(&Store::open(dir.path()).unwrap()).unwrap();
+        let health = |time_ms| Health { agent_id: "a".into(), time_ms, ..Default::default() };
+        let offset = || fleet.list(&[]).unwrap()[0].clock_offset_ms();
+        // Delayed in a queue, then fresh: the fresh one counts.
+        for (sent, heard) in [(1_000, 600_000), (2_000, 600_100), (600_200, 600_200)] {
+            fleet.record_health(&health(sent), heard).unwrap();
+        }
+        assert_eq!(offset(), Some(0));
+        // Five minutes ahead, every time.
+        for heard in [700_000, 730_000, 760_000] {
+            fleet.record_health(&health(heard + 300_000), heard).unwrap();
+        }
+        assert_eq!(offset(), Some(300_000));
+        assert_eq!(fleet.list(&[]).unwrap()[0].clock_offsets_ms.len(), 3);
     }
 }

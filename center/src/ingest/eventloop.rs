@@ -311,6 +311,9 @@ async fn write_batches(
         let handled = batch.len() as u64;
         // What an agent sends past its quota waits on the box: acknowledged, never receipted.
         let mut over = Vec::new();
+        // Acknowledged in the order they came, over-quota ones included: a broker may require
+        // it (MQTT 3.1.1 4.6; rumqttd drops the connection otherwise).
+        let arrived = batch.clone();
         let at = std::time::Instant::now();
         batch.retain(|p| {
             let agent = ["alarm", "event", "snapshot", "clip"]
@@ -325,9 +328,9 @@ async fn write_batches(
         if !over.is_empty() {
             debug!("{} publishes over their agents' quotas left with their boxes", over.len());
             stats.over_quota.fetch_add(over.len() as u64, Ordering::Relaxed);
-            acknowledge(&client, over.into_iter()).await;
         }
         if batch.is_empty() {
+            acknowledge(&client, arrived.into_iter()).await;
             stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             continue;
         }
@@ -335,7 +338,7 @@ async fn write_batches(
         if let Err(why) = store.health().room(2 * bytes as u64) {
             // Nothing written: a failed write would break the store until it is reopened.
             debug!("{why}: {} publishes left with their boxes", batch.len());
-            leave_with_boxes(&client, &stats, &mut batch).await;
+            leave_with_boxes(&client, &stats, &mut batch, arrived).await;
             stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
             continue;
@@ -407,7 +410,17 @@ async fn write_batches(
             valid.iter().map(|(_, r, a, p)| (r, a.snapshot_jpeg.as_ref(), p.as_ref())).collect();
         match store.insert_batch(&rows) {
             Ok(inserted) => {
-                for ((_, record, ..), inserted) in valid.into_iter().zip(inserted) {
+                for ((i, record, ..), inserted) in valid.into_iter().zip(inserted) {
+                    if inserted == Inserted::Taken {
+                        let p = &batch[i];
+                        let reason = format!(
+                            "alarm {} of {}: another agent's alarm has this id (alarms are kept by agent and id)",
+                            record.id, record.agent_id
+                        );
+                        dead_letter(&p.topic, &p.payload, &reason);
+                        receipts.refused(&record.agent_id, record.id);
+                        continue;
+                    }
                     receipts.alarm(&record.agent_id, record.id.clone());
                     if inserted == Inserted::New {
                         stats.stored.fetch_add(1, Ordering::Relaxed);
@@ -462,7 +475,7 @@ async fn write_batches(
                 "cannot flush the alarm store: {e}; {} publishes left with their boxes",
                 batch.len()
             );
-            leave_with_boxes(&client, &stats, &mut batch).await;
+            leave_with_boxes(&client, &stats, &mut batch, arrived).await;
             stats.waiting.fetch_sub(handled, Ordering::Relaxed);
             continue;
         }
@@ -550,18 +563,26 @@ async fn write_batches(
         }
         // What could not be stored is acknowledged too, never receipted: its box resends it.
         stats.unstored.fetch_add(unstored, Ordering::Relaxed);
-        acknowledge(&client, batch.drain(..)).await;
+        batch.clear();
+        acknowledge(&client, arrived.into_iter()).await;
         send_receipts(&client, &topics, &center_key, receipts).await;
         stats.waiting.fetch_sub(handled, Ordering::Relaxed);
         stats.batch_done_ms.store(now_ms(), Ordering::Relaxed);
     }
 }
 
-/// Leaves the whole `batch` with its boxes: acknowledged, so the broker's window stays open;
-/// never receipted, so each box keeps what it sent and sends it again.
-async fn leave_with_boxes(client: &AsyncClient, stats: &IngestStats, batch: &mut Vec<Publish>) {
+/// Leaves the whole `batch` with its boxes: everything it `arrived` with (over-quota publishes
+/// too, in order) acknowledged, so the broker's window stays open; never receipted, so each box
+/// keeps what it sent and sends it again.
+async fn leave_with_boxes(
+    client: &AsyncClient,
+    stats: &IngestStats,
+    batch: &mut Vec<Publish>,
+    arrived: Vec<Publish>,
+) {
     stats.unstored.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    acknowledge(client, batch.drain(..)).await;
+    batch.clear();
+    acknowledge(client, arrived.into_iter()).await;
 }
 
 /// Acknowledges `publishes` to the broker, in order.

@@ -14,7 +14,7 @@ use xueliang_proto::topics::{Topics, is_valid_id};
 use xueliang_proto::{Alarm, ClipChunk, Detection, EventUpdate, Message, decode_limited};
 
 use crate::fleet::{AgentKeys, local_time};
-use crate::store::DAY_MS;
+use crate::store::{DAY_MS, MAX_EVENT_AGE_MS};
 
 /// Detections one alarm or update may carry: far more objects than one picture holds for a duty
 /// officer to use, and every list page reads every detection of every record it lists.
@@ -31,11 +31,6 @@ const BOX_TOLERANCE: f32 = 0.01;
 /// How far an edge box's clock may be off the center's: beyond this its event times are refused
 /// (`xl-agent doctor` already fails a clock more than 2 s off).
 const MAX_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
-/// The longest a message may have waited on its box: the outbox keeps it for
-/// `outbox.max_age_days` after its event (7 days by default, a setting without an upper bound),
-/// so this allows a box set to keep a month. An older event time is refused, so that an alarm
-/// replayed after retention deleted its record (or after a restore) is not stored again as new.
-const MAX_OUTBOX_AGE_MS: i64 = 30 * DAY_MS;
 
 /// A signed message from an agent, as [`verified`] checks it.
 trait Signed: Message + Default {
@@ -222,8 +217,8 @@ fn check_frame(width: u32, height: u32) -> Result<(), String> {
 /// Whether `field`, at `t_ms`, lies between what a box's outbox can still hold and the
 /// center's clock at `now_ms`, give or take [`MAX_CLOCK_SKEW_MS`].
 fn check_time(field: &str, t_ms: i64, now_ms: i64) -> Result<(), String> {
-    let (skew_min, age_days) = (MAX_CLOCK_SKEW_MS / 60_000, MAX_OUTBOX_AGE_MS / DAY_MS);
-    if t_ms < now_ms.saturating_sub(MAX_OUTBOX_AGE_MS + MAX_CLOCK_SKEW_MS) {
+    let (skew_min, age_days) = (MAX_CLOCK_SKEW_MS / 60_000, MAX_EVENT_AGE_MS / DAY_MS);
+    if t_ms < now_ms.saturating_sub(MAX_EVENT_AGE_MS + MAX_CLOCK_SKEW_MS) {
         return Err(format!(
             "{field} {} is more than {age_days} days and {skew_min} minutes before the center's clock ({}): older than a box keeps anything waiting",
             local_time(t_ms),
@@ -642,7 +637,7 @@ mod tests {
             a.event_time_ms = t;
             verdict(&a)
         };
-        let oldest = NOW - MAX_OUTBOX_AGE_MS - MAX_CLOCK_SKEW_MS;
+        let oldest = NOW - MAX_EVENT_AGE_MS - MAX_CLOCK_SKEW_MS;
         assert_eq!(at(oldest), "ok");
         assert_eq!(at(NOW + MAX_CLOCK_SKEW_MS), "ok");
         assert_eq!(

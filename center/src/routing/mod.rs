@@ -40,10 +40,18 @@
 //! [escalation]                       # optional; absent = no escalation
 //! after_s = 300                      # required: an alarm still `new` this long after receipt escalates
 //! units = ["township-qingshan"]      # for alarms whose matching routes have no escalate_to
+//!
+//! [supervision]                      # optional; every field has its default
+//! agent_silent_after_s = 300         # a box silent this long is an `agent_offline` event
+//! clock_skew_s = 120                 # a box's clock off by more is an `agent_clock_off` event
+//! receive_within_s = 600             # a unit not marking its dispatch received by then: overdue
+//! resend_dispatch_s = 60             # a dispatch not yet received is published again this often
 //! ```
 //!
 //! Kinds: zone_intrusion line_crossing loitering crowding vehicle_stopped fire_smoke
-//! camera_offline camera_tamper camera_back. An empty list means the same as an absent one.
+//! camera_offline camera_tamper camera_back, and the center's own supervision events:
+//! agent_offline agent_back agent_dropped_alarms agent_clock_off center_disk_low
+//! dispatch_failed. An empty list means the same as an absent one.
 
 mod parse;
 
@@ -123,6 +131,31 @@ pub struct Escalation {
     pub units: Vec<String>,
 }
 
+/// How the center watches its boxes and its dispatches (`[supervision]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervision {
+    /// A box not heard from this long (or offline by its last will) is an `agent_offline` event.
+    pub silent_after: Duration,
+    /// A box whose clock is off by more than this is an `agent_clock_off` event.
+    pub clock_skew: Duration,
+    /// A unit that has not marked its dispatch received this long after it was sent makes the
+    /// alarm overdue: raised and sent again, and to the second route.
+    pub receive_within: Duration,
+    /// A dispatch not yet received is published again this often.
+    pub resend_every: Duration,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Self {
+            silent_after: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(120),
+            receive_within: Duration::from_secs(600),
+            resend_every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// An `agent/camera` pattern, split at the `/`.
 type Pattern = (String, String);
 
@@ -156,6 +189,7 @@ pub struct Routing {
     groups: Vec<Group>,
     routes: Vec<Route>,
     escalation: Option<Escalation>,
+    supervision: Supervision,
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -184,6 +218,7 @@ impl Routing {
             groups: Vec::new(),
             routes: Vec::new(),
             escalation: None,
+            supervision: Supervision::default(),
         }
     }
 
@@ -211,6 +246,11 @@ impl Routing {
     /// The `[escalation]` section, if any.
     pub fn escalation(&self) -> Option<&Escalation> {
         self.escalation.as_ref()
+    }
+
+    /// The `[supervision]` section, or its defaults.
+    pub fn supervision(&self) -> Supervision {
+        self.supervision
     }
 
     /// Unit ids of every matching route: deduplicated, police stations first, then township
@@ -451,7 +491,16 @@ mod tests {
             ("[[unit]]\nid = \"u\"\nname = \"x\"\ntype = \"police_station\"\nwebhook_secret = \"s\"\n".to_owned(),
              "line 14, column 18: unit \"u\": webhook_secret without webhook (add webhook = \"https://...\" or remove it)".to_owned()),
             ("[escalation]\nafter_s = 0\n".to_owned(), "line 11, column 11: escalation: after_s must be at least 1 (seconds)".to_owned()),
+            ("[supervision]\nclock_skew_s = 0\n".to_owned(), "line 11, column 16: supervision: clock_skew_s must be at least 1 (seconds)".to_owned()),
         ];
+        let set =
+            Routing::parse(&format!("{units}[supervision]\nreceive_within_s = 30\n")).unwrap();
+        let expected =
+            Supervision { receive_within: Duration::from_secs(30), ..Supervision::default() };
+        assert_eq!(
+            (set.supervision(), Routing::empty().supervision()),
+            (expected, Supervision::default())
+        );
         for (extra, expected) in cases {
             assert_eq!(Routing::parse(&format!("{units}{extra}")).unwrap_err(), expected);
         }

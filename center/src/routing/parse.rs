@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Escalation, Group, Pattern, Route, Routing, Unit, UnitType};
+use super::{Escalation, Group, Pattern, Route, Routing, Supervision, Unit, UnitType};
 use crate::domain::{KINDS, SEVERITIES, severity_rank};
 
 type List = Vec<Spanned<String>>;
@@ -25,6 +25,7 @@ struct FileToml {
     #[serde(default)]
     route: Vec<RouteToml>,
     escalation: Option<EscalationToml>,
+    supervision: Option<SupervisionToml>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +71,31 @@ struct EscalationToml {
     after_s: Spanned<u64>,
     #[serde(default)]
     units: List,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SupervisionToml {
+    agent_silent_after_s: Option<Spanned<u64>>,
+    clock_skew_s: Option<Spanned<u64>>,
+    receive_within_s: Option<Spanned<u64>>,
+    resend_dispatch_s: Option<Spanned<u64>>,
+}
+
+/// A `[supervision]` time in seconds, at least 1, or `default` when absent.
+fn seconds(
+    text: &str,
+    name: &str,
+    value: &Option<Spanned<u64>>,
+    default: Duration,
+) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() == 0 => {
+            Err(at(text, v.span(), format!("supervision: {name} must be at least 1 (seconds)")))
+        }
+        Some(v) => Ok(Duration::from_secs(*v.get_ref())),
+    }
 }
 
 /// `HH:MM-HH:MM` as minutes of the day; the end may be `24:00`.
@@ -279,6 +305,31 @@ impl Routing {
                 units: unit_ids(text, "escalation", &e.units, &unit_names)?,
             }),
         };
-        Ok(Self { time_zone, units, groups, routes, escalation })
+        let d = Supervision::default();
+        let supervision = match &file.supervision {
+            None => d,
+            Some(s) => Supervision {
+                silent_after: seconds(
+                    text,
+                    "agent_silent_after_s",
+                    &s.agent_silent_after_s,
+                    d.silent_after,
+                )?,
+                clock_skew: seconds(text, "clock_skew_s", &s.clock_skew_s, d.clock_skew)?,
+                receive_within: seconds(
+                    text,
+                    "receive_within_s",
+                    &s.receive_within_s,
+                    d.receive_within,
+                )?,
+                resend_every: seconds(
+                    text,
+                    "resend_dispatch_s",
+                    &s.resend_dispatch_s,
+                    d.resend_every,
+                )?,
+            },
+        };
+        Ok(Self { time_zone, units, groups, routes, escalation, supervision })
     }
 }

@@ -855,8 +855,13 @@ mod tests {
             let path = clips.partial_dir("a").join(format!("stale.{ext}"));
             File::options().write(true).open(path).unwrap().set_modified(nine_days_ago).unwrap();
         }
-        let retention =
-            Retention { alarm_days: 365, snapshot_days: 90, clip_days: 30, dead_letter_days: 30 };
+        let retention = Retention {
+            alarm_days: 365,
+            snapshot_days: 90,
+            clip_days: 30,
+            dead_letter_days: 30,
+            audit_days: 1095,
+        };
         assert_eq!(clips.sweep(retention, now).unwrap(), ClipsSwept { clips: 2, partials: 1 });
         for gone in ["month", "year"] {
             assert!(clips.get(gone).unwrap().is_none() && !clips.path(gone).exists(), "{gone}");

@@ -35,7 +35,7 @@ pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
 pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
-pub(crate) use retention::DAY_MS;
+pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
 
 /// Why the store failed.
@@ -52,6 +52,15 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// sled found the database itself damaged when opening it (it reported `Corruption`, or
+    /// panicked while recovering its log): the center must not run on it.
+    #[error("the alarm store in {dir} is corrupt: {detail}")]
+    CorruptDatabase {
+        /// The data directory holding the database.
+        dir: PathBuf,
+        /// What sled said.
+        detail: String,
+    },
     /// A clip's file or directory could not be read or written.
     #[error("clip store: {path}: {error}")]
     Io {
@@ -67,8 +76,11 @@ pub enum StoreError {
 pub enum Inserted {
     /// A new record.
     New,
-    /// The id was already stored; nothing changed.
+    /// The same agent's alarm with this id was stored before (and may since have been deleted
+    /// by retention); nothing changed.
     Duplicate,
+    /// Another agent's alarm has this id: refused, nothing changed.
+    Taken,
 }
 
 /// What attaching a snapshot that followed its alarm did.
@@ -113,6 +125,18 @@ pub enum UpdateError<E> {
 
 /// Position of the proofs' tree in [`Store::with_proofs`], after the store's trees.
 const PROOFS_AT: usize = TREE_NAMES.len();
+/// Position of the deleted ids' tree in [`Store::with_proofs`], after the proofs'.
+const DELETED_AT: usize = PROOFS_AT + 1;
+
+/// Who an alarm id belongs to, as a stored record or a deleted id says.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Owner {
+    agent_id: String,
+    /// The alarm's event time (kept for deleted ids: they are forgotten once no box may send
+    /// the alarm again).
+    #[serde(default)]
+    event_time_ms: i64,
+}
 
 /// The center's alarm database.
 #[derive(Debug, Clone)]
@@ -122,6 +146,9 @@ pub struct Store {
     trees: [sled::Tree; 7],
     /// What the agents signed (`proofs.rs`), written and deleted with the records.
     proofs: sled::Tree,
+    /// Ids of alarms retention deleted, with their agent and event time, so that one sent
+    /// again is not stored again as new.
+    deleted: sled::Tree,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
     /// Whether it writes, and its disk's room.
@@ -161,13 +188,39 @@ where
 
 impl Store {
     /// Opens (or creates) the store in `dir`, re-indexing a store written by an older version.
+    /// A database sled finds damaged is [`StoreError::CorruptDatabase`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        // sled 0.34 panics on some damage it meets while recovering its log (a page it cannot
+        // place): that is a corrupt database too, not a bug of the caller.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open_db(dir)));
+        let corrupt = |detail: String| StoreError::CorruptDatabase { dir: dir.to_owned(), detail };
+        match opened {
+            Ok(Err(StoreError::Sled(sled::Error::Corruption { at, .. }))) => {
+                Err(corrupt(match at {
+                    Some(at) => format!("sled read damaged data ({at:?})"),
+                    None => "sled read damaged data".to_owned(),
+                }))
+            }
+            Ok(r) => r,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(corrupt(format!("sled failed while recovering its log: {message}")))
+            }
+        }
+    }
+
+    fn open_db(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let trees = TREE_NAMES.map(|name| db.open_tree(name));
         let [a, b, c, d, e, f, g] = trees;
         let store = Self {
             trees: [a?, b?, c?, d?, e?, f?, g?],
             proofs: db.open_tree(proofs::PROOFS)?,
+            deleted: db.open_tree("deleted_ids")?,
             db,
             unreadable: Arc::default(),
             health: DiskHealth::new(dir),
@@ -208,14 +261,15 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// The store's trees and then the proofs' tree (at [`PROOFS_AT`]), for a transaction over
-    /// both.
+    /// The store's trees, then the proofs' tree (at [`PROOFS_AT`]) and the deleted ids' (at
+    /// [`DELETED_AT`]), for a transaction over all of them.
     fn with_proofs(&self) -> Vec<&sled::Tree> {
-        self.trees.iter().chain([&self.proofs]).collect()
+        self.trees.iter().chain([&self.proofs, &self.deleted]).collect()
     }
 
-    /// Stores `record` and its snapshot unless its id is already stored. Not durable until
-    /// [`Store::flush`].
+    /// Stores `record` and its snapshot unless its id is already stored or was deleted by
+    /// retention (alarms are keyed by agent and id: another agent's id is [`Inserted::Taken`]).
+    /// Not durable until [`Store::flush`].
     pub fn insert(&self, record: &AlarmRecord, snapshot: &[u8]) -> Result<Inserted, StoreError> {
         Ok(self.insert_batch(&[(record, snapshot, None)])?[0])
     }
@@ -238,8 +292,15 @@ impl Store {
             for ((((record, snapshot, _), json), entries), proof) in rows.clone() {
                 let id = record.id.as_bytes();
                 // Reads in a transaction see its own writes: a repeat within the batch too.
-                if t[ALARMS].get(id)?.is_some() {
-                    out.push(Inserted::Duplicate);
+                let before = match t[ALARMS].get(id)? {
+                    Some(stored) => Some(stored),
+                    None => t[DELETED_AT].get(id)?,
+                };
+                if let Some(before) = before {
+                    // A record that cannot be read is nobody else's: left as it is.
+                    let mine = serde_json::from_slice::<Owner>(&before)
+                        .map_or(true, |o| o.agent_id == record.agent_id);
+                    out.push(if mine { Inserted::Duplicate } else { Inserted::Taken });
                     continue;
                 }
                 t[ALARMS].insert(id, json.as_slice())?;
@@ -358,7 +419,7 @@ impl Store {
     }
 
     /// Removes alarm `id`, its snapshot, its index entries and what its agent signed
-    /// (retention).
+    /// (retention), remembering whose id it was.
     fn remove(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
         // A transaction cannot scan: its updates' keys are read first (no update arrives for an
@@ -374,6 +435,11 @@ impl Store {
                 }
                 t[ALARMS].remove(key)?;
                 t[SNAPSHOTS].remove(key)?;
+                if let Ok(owner) = serde_json::from_slice::<Owner>(&bytes) {
+                    // Plain fields: serializing cannot fail.
+                    let remembered = serde_json::to_vec(&owner).unwrap_or_default();
+                    t[DELETED_AT].insert(key, remembered)?;
+                }
             }
             t[PROOFS_AT].remove(key)?;
             for k in &updates {
@@ -499,6 +565,31 @@ mod tests {
         assert_eq!(s.snapshot("x").unwrap().unwrap().as_ref(), &[0xff, 0xd8, 0xff, 0xd9]);
     }
 
+    #[tokio::test]
+    async fn a_database_sled_finds_damaged_at_open_is_refused_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            insert(&s, &alarm("x", 5), 1);
+            s.flush().await.unwrap();
+        }
+        // sled writes its snapshot file when it opens a log that grew.
+        drop(Store::open(dir.path()).unwrap());
+        let snap = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("snap."))
+            .expect("a snapshot file");
+        let mut bytes = std::fs::read(&snap).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&snap, bytes).unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::CorruptDatabase { dir: d, .. }) => assert_eq!(d, dir.path()),
+            other => panic!("not refused as corrupt: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_following_snapshot_is_kept_only_if_it_is_the_signed_picture() {
         let dir = tempfile::tempdir().unwrap();
@@ -565,7 +656,9 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         insert(&s, &alarm("x", 5), 1);
         let step = |action, units: &[String]| {
-            s.update("x", |r| apply(r, &Request { action, by: "zhang", at_ms: 9, note: "", units }))
+            s.update("x", |r| {
+                apply(r, &Request { action, by: "zhang", at_ms: 9, note: "", units, late: None })
+            })
         };
         step(Action::Acknowledge, &[]).unwrap();
         let (r, ()) = step(Action::Dispatch, &["pcs-1".to_string()]).unwrap();

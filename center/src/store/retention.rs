@@ -19,6 +19,8 @@ pub struct Retention {
     pub clip_days: u32,
     /// Dead letters, from their last refusal.
     pub dead_letter_days: u32,
+    /// The audit log (at least `alarm_days`), swept by the audit log itself.
+    pub audit_days: u32,
 }
 
 /// What a sweep deleted.
@@ -32,6 +34,13 @@ pub struct Swept {
 
 /// A day, ms.
 pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The oldest event a box may still send: its outbox keeps a message for
+/// `outbox.max_age_days` after its event (7 days by default, a setting without an upper bound),
+/// so this allows a box set to keep a month. Ingest refuses older event times, and the ids of
+/// deleted alarms are remembered this long (and a day for clocks), so that an alarm sent again
+/// after retention deleted its record (or after a restore) is not stored again as new.
+pub(crate) const MAX_EVENT_AGE_MS: i64 = 30 * DAY_MS;
 
 /// Ids of alarms whose event time is before `before_ms`.
 pub(super) fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
@@ -58,6 +67,15 @@ impl Store {
             self.remove(&id)?;
             swept.alarms += 1;
         }
+        let forget_before = now_ms - MAX_EVENT_AGE_MS - DAY_MS;
+        for entry in self.deleted.iter() {
+            let (id, bytes) = entry?;
+            let event_time = serde_json::from_slice::<super::Owner>(&bytes)
+                .map_or(i64::MIN, |o| o.event_time_ms);
+            if event_time < forget_before {
+                self.deleted.remove(id)?;
+            }
+        }
         Ok(swept)
     }
 }
@@ -65,7 +83,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Action, Request, Status, apply, test_record as record};
+    use crate::domain::{Action, AlarmRecord, Request, Status, apply, test_record as record};
     use crate::store::AlarmFilter;
 
     #[test]
@@ -80,7 +98,10 @@ mod tests {
             let units = vec!["pcs-1".to_string()];
             for action in [Action::Acknowledge, Action::Dispatch] {
                 s.update(id, |r| {
-                    apply(r, &Request { action, by: "z", at_ms: 0, note: "", units: &units })
+                    apply(
+                        r,
+                        &Request { action, by: "z", at_ms: 0, note: "", units: &units, late: None },
+                    )
                 })
                 .unwrap();
             }
@@ -92,6 +113,7 @@ mod tests {
                     snapshot_days: 30,
                     clip_days: 30,
                     dead_letter_days: 30,
+                    audit_days: 1095,
                 },
                 now,
             )
@@ -121,12 +143,41 @@ mod tests {
                     alarm_days: 365,
                     snapshot_days: 30,
                     clip_days: 30,
-                    dead_letter_days: 30
+                    dead_letter_days: 30,
+                    audit_days: 1095,
                 },
                 now
             )
             .unwrap(),
             Swept::default()
         );
+    }
+
+    #[test]
+    fn alarms_are_kept_by_agent_and_id_and_a_deleted_one_is_not_stored_again() {
+        use crate::store::Inserted;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let now = 100 * DAY_MS;
+        let mine = AlarmRecord { event_time_ms: now - 20 * DAY_MS, ..record("x") };
+        let theirs = AlarmRecord { agent_id: "other".into(), ..mine.clone() };
+        assert_eq!(s.insert(&mine, b"").unwrap(), Inserted::New);
+        assert_eq!(s.insert(&mine, b"").unwrap(), Inserted::Duplicate);
+        assert_eq!(s.insert(&theirs, b"").unwrap(), Inserted::Taken);
+        let days = |alarm_days| Retention {
+            alarm_days,
+            snapshot_days: alarm_days,
+            clip_days: alarm_days,
+            dead_letter_days: 30,
+            audit_days: 1095,
+        };
+        assert_eq!(s.sweep(days(7), now).unwrap().alarms, 1);
+        // Sent again within the month a box may keep it: remembered, not new.
+        assert_eq!(s.insert(&mine, b"").unwrap(), Inserted::Duplicate);
+        assert_eq!(s.insert(&theirs, b"").unwrap(), Inserted::Taken);
+        assert!(s.get("x").unwrap().is_none(), "not stored again");
+        // Forgotten once no box may send it (ingest refuses its event time by then).
+        s.sweep(days(7), now + 12 * DAY_MS).unwrap();
+        assert_eq!(s.deleted.len(), 0);
     }
 }

@@ -1,6 +1,7 @@
-//! systemd's notify protocol (`Type=notify`): `READY=1` once the agent runs, then `WATCHDOG=1`
-//! while the detector loop is alive, so systemd restarts an agent that hangs, not only one that
-//! exits. Without `$NOTIFY_SOCKET` (not started by systemd) nothing is sent.
+//! systemd's notify protocol (`Type=notify`): `READY=1` once the process serves, then
+//! `WATCHDOG=1` while what proves it alive (the agent's detector loop, the center's runtime
+//! and store) goes round, so systemd restarts a process that hangs, not only one that exits.
+//! Without `$NOTIFY_SOCKET` (not started by systemd) nothing is sent.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
@@ -9,8 +10,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
-use xueliang_proto::endpoint::now_ms;
 
 /// Sends `state` (e.g. `READY=1`) to the socket at `socket`: a path, or `@name` for an abstract
 /// socket.
@@ -45,10 +44,23 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
-/// Tells systemd the agent lives while its detector loop goes round; a loop stuck for longer
-/// than the watchdog's period (a hung decoder or inference) stops the pings, and systemd
-/// restarts the agent.
-pub async fn watchdog(alive: Arc<AtomicI64>, every: Duration, shutdown: CancellationToken) {
+/// Now, in UTC milliseconds: the clock [`watchdog`]'s stamp is read against.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Tells systemd the process lives while `alive` (stamped with [`now_ms`] by `what`, e.g. "the
+/// detector loop") is fresh; a loop stuck for longer than the watchdog's period (a hung decoder,
+/// a blocked runtime) stops the pings, and systemd restarts the process.
+pub async fn watchdog(
+    alive: Arc<AtomicI64>,
+    every: Duration,
+    what: &'static str,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -58,10 +70,7 @@ pub async fn watchdog(alive: Arc<AtomicI64>, every: Duration, shutdown: Cancella
         if stale_ms < every.as_millis() as i64 * 2 {
             notify("WATCHDOG=1");
         } else {
-            warn!(
-                "the detector loop has not gone round for {} s: no watchdog ping",
-                stale_ms / 1000
-            );
+            tracing::warn!("{what} has not gone round for {} s: no watchdog ping", stale_ms / 1000);
         }
     }
 }
