@@ -4,7 +4,8 @@
 //! dead-lettered with a reason naming the problem, and its one good alarm is stored, listed and
 //! escalated. A record an older center stored unreadable (a NaN score written as JSON null)
 //! lies in the same store: the list, escalation and the export go on without it, and the
-//! metrics count it.
+//! metrics count it. An alarm sent again after retention deleted it is dead-lettered too, not
+//! stored again as new.
 
 mod common;
 
@@ -234,6 +235,58 @@ async fn alarms_with_bad_numbers_sizes_or_times_are_dead_lettered_and_the_good_o
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line:?} in\n{metrics}");
     }
+    shutdown.cancel();
+    center.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_sent_again_after_retention_deleted_it_is_dead_lettered_not_stored_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let center_dir = dir.path().join("center");
+    scenario::prepare_keys(&center_dir, AGENT, &dir.path().join(AGENT)).unwrap();
+    let sealer = Sealer::open(&dir.path().join(AGENT)).unwrap();
+    let shutdown = CancellationToken::new();
+    let config = common::center_config(dir.path(), common::embedded_broker());
+    let center = start(config, shutdown.clone()).await.unwrap();
+    let (client, _) = common::connect_when_ingesting(&center.mqtt_addr, "village-a-raw").await;
+    let topic = format!("xl/v1/{AGENT}/alarm");
+
+    // Two days old: within the month a box may keep it, past a one-day retention.
+    let old = Alarm { event_time_ms: now_ms() - 2 * 24 * 3600 * 1000, ..alarm("old-1") };
+    let sealed = sealer.seal(old, usize::MAX).unwrap().message;
+    client.publish(&topic, QoS::AtLeastOnce, false, sealed.clone()).await.unwrap();
+    let t0 = Instant::now();
+    while center.store.get("old-1").unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "stored within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let one_day = xueliang_center::store::Retention {
+        alarm_days: 1,
+        snapshot_days: 1,
+        clip_days: 1,
+        dead_letter_days: 30,
+        audit_days: 1095,
+    };
+    assert_eq!(center.store.sweep(one_day, now_ms()).unwrap().alarms, 1);
+
+    // Replayed (a box restored from an old disk image, say): refused with its reason.
+    client.publish(&topic, QoS::AtLeastOnce, false, sealed).await.unwrap();
+    let admin = common::Api::admin(center.http_addr).await;
+    let t0 = Instant::now();
+    let dead = loop {
+        let body = admin.json("/api/dead-letters").await;
+        if let Some(d) = body["dead_letters"].as_array().and_then(|d| d.first()).cloned() {
+            break d;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "dead-lettered within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        dead["reason"],
+        "alarm old-1 of village-a: it was stored before and retention deleted it: not stored again"
+    );
+    assert!(center.store.get("old-1").unwrap().is_none(), "not stored again as new");
+    assert_eq!(admin.json("/api/alarms").await["alarms"].as_array().unwrap().len(), 0);
     shutdown.cancel();
     center.join().await;
 }

@@ -411,12 +411,18 @@ async fn write_batches(
         match store.insert_batch(&rows) {
             Ok(inserted) => {
                 for ((i, record, ..), inserted) in valid.into_iter().zip(inserted) {
-                    if inserted == Inserted::Taken {
+                    let why = match inserted {
+                        Inserted::Taken => {
+                            "another agent's alarm has this id (alarms are kept by agent and id)"
+                        }
+                        Inserted::Deleted => {
+                            "it was stored before and retention deleted it: not stored again"
+                        }
+                        Inserted::New | Inserted::Duplicate => "",
+                    };
+                    if !why.is_empty() {
                         let p = &batch[i];
-                        let reason = format!(
-                            "alarm {} of {}: another agent's alarm has this id (alarms are kept by agent and id)",
-                            record.id, record.agent_id
-                        );
+                        let reason = format!("alarm {} of {}: {why}", record.id, record.agent_id);
                         dead_letter(&p.topic, &p.payload, &reason);
                         receipts.refused(&record.agent_id, record.id);
                         continue;

@@ -76,9 +76,11 @@ pub enum StoreError {
 pub enum Inserted {
     /// A new record.
     New,
-    /// The same agent's alarm with this id was stored before (and may since have been deleted
-    /// by retention); nothing changed.
+    /// The same agent's alarm with this id is stored; nothing changed.
     Duplicate,
+    /// The same agent's alarm with this id was stored and retention deleted it: refused, not
+    /// stored again as new.
+    Deleted,
     /// Another agent's alarm has this id: refused, nothing changed.
     Taken,
 }
@@ -267,8 +269,9 @@ impl Store {
         self.trees.iter().chain([&self.proofs, &self.deleted]).collect()
     }
 
-    /// Stores `record` and its snapshot unless its id is already stored or was deleted by
-    /// retention (alarms are keyed by agent and id: another agent's id is [`Inserted::Taken`]).
+    /// Stores `record` and its snapshot unless its id is already stored ([`Inserted::Duplicate`])
+    /// or was deleted by retention ([`Inserted::Deleted`]); alarms are keyed by agent and id:
+    /// another agent's id is [`Inserted::Taken`].
     /// Not durable until [`Store::flush`].
     pub fn insert(&self, record: &AlarmRecord, snapshot: &[u8]) -> Result<Inserted, StoreError> {
         Ok(self.insert_batch(&[(record, snapshot, None)])?[0])
@@ -293,14 +296,14 @@ impl Store {
                 let id = record.id.as_bytes();
                 // Reads in a transaction see its own writes: a repeat within the batch too.
                 let before = match t[ALARMS].get(id)? {
-                    Some(stored) => Some(stored),
-                    None => t[DELETED_AT].get(id)?,
+                    Some(stored) => Some((stored, Inserted::Duplicate)),
+                    None => t[DELETED_AT].get(id)?.map(|d| (d, Inserted::Deleted)),
                 };
-                if let Some(before) = before {
+                if let Some((before, same)) = before {
                     // A record that cannot be read is nobody else's: left as it is.
                     let mine = serde_json::from_slice::<Owner>(&before)
                         .map_or(true, |o| o.agent_id == record.agent_id);
-                    out.push(if mine { Inserted::Duplicate } else { Inserted::Taken });
+                    out.push(if mine { same } else { Inserted::Taken });
                     continue;
                 }
                 t[ALARMS].insert(id, json.as_slice())?;

@@ -173,7 +173,7 @@ mod tests {
         };
         assert_eq!(s.sweep(days(7), now).unwrap().alarms, 1);
         // Sent again within the month a box may keep it: remembered, not new.
-        assert_eq!(s.insert(&mine, b"").unwrap(), Inserted::Duplicate);
+        assert_eq!(s.insert(&mine, b"").unwrap(), Inserted::Deleted);
         assert_eq!(s.insert(&theirs, b"").unwrap(), Inserted::Taken);
         assert!(s.get("x").unwrap().is_none(), "not stored again");
         // Forgotten once no box may send it (ingest refuses its event time by then).
