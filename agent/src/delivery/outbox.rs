@@ -179,12 +179,34 @@ enum Relief {
 /// Which alarms a relief step applies to, and what it does to them.
 type ReliefStep<'a> = (&'a dyn Fn(&Alarm) -> bool, Relief);
 
+/// How long opening waits for the outbox's lock: sled's flusher thread may hold it for a
+/// moment after the outbox that had it open is dropped (an outbox reopened in one process).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether sled could not open a database because something holds its lock (sled says so only
+/// in its message).
+fn locked(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
+}
+
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`. An outbox sled finds corrupt (after a power
     /// loss, say) is moved aside to `dir` + [`CORRUPT_SUFFIX`] + the time, for inspection or
-    /// salvage, and a new one is started: a box that cannot start sends nothing at all.
+    /// salvage, and a new one is started: a box that cannot start sends nothing at all. A
+    /// locked outbox is waited for up to [`LOCK_WAIT`].
     pub fn open(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
-        match Self::open_at(dir, limits) {
+        let started = std::time::Instant::now();
+        let opened = loop {
+            match Self::open_at(dir, limits) {
+                Err(OutboxError::Open { error, .. })
+                    if locked(&error) && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                opened => break opened,
+            }
+        };
+        match opened {
             Err(OutboxError::Open { error: error @ sled::Error::Corruption { .. }, .. }) => {
                 let aside = moved_aside_name(dir);
                 std::fs::rename(dir, &aside).map_err(|e| OutboxError::Open {
