@@ -27,7 +27,7 @@ use xueliang_proto::endpoint::now_ms;
 
 use super::feed::Change;
 use super::service::{Cases, SYSTEM, facts};
-use crate::dispatch::{DeliveryState, Webhooks, dispatch_id};
+use crate::dispatch::{DeliveryState, Webhooks, dispatch_id, dispatched_alarm};
 use crate::domain::{Action, AlarmRecord, Request, Status, Step, unit_progress};
 use crate::fleet::{AgentKeys, AgentView, Fleet};
 use crate::store::{AlarmFilter, Inserted, StoreError, UpdateError};
@@ -58,11 +58,6 @@ pub struct Supervisor {
     started_ms: i64,
     /// When each dispatch not yet received was last published, by dispatch id.
     published: HashMap<String, i64>,
-}
-
-/// Seconds, for notes.
-fn secs(d: Duration) -> u64 {
-    d.as_secs()
 }
 
 impl Supervisor {
@@ -159,7 +154,7 @@ impl Supervisor {
                     "{agent} has not been heard from for {} s (more than {} s): its cameras are \
                      not watched",
                     silent_for / 1000,
-                    secs(silent_after)
+                    silent_after.as_secs()
                 );
                 let id = format!("sup-agent_offline-{agent}-{heard}");
                 self.set_open(&key, heard)?;
@@ -207,7 +202,7 @@ impl Supervisor {
                     "{agent}'s clock is {} s {how} of the center's (more than {} s): its event \
                      times are wrong; check its time synchronisation",
                     by / 1000,
-                    secs(clock_skew)
+                    clock_skew.as_secs()
                 );
                 let id = format!("sup-agent_clock_off-{agent}-{now}");
                 self.set_open(&key, now)?;
@@ -246,7 +241,7 @@ impl Supervisor {
     async fn check_webhooks(&self) -> Result<(), StoreError> {
         for failed in self.webhooks.given_up()? {
             let id = &failed.dispatch_id;
-            let alarm = id.rsplit_once('~').map_or(id.as_str(), |(alarm, _)| alarm);
+            let alarm = dispatched_alarm(id);
             let agent = self.cases.store.get(alarm)?.map(|r| r.agent_id).unwrap_or_default();
             let detail = format!(
                 "the webhook of {} did not take alarm {alarm} after {} attempts ({}): the unit \
@@ -324,7 +319,7 @@ impl Supervisor {
         receive_within: Duration,
     ) -> Result<(), StoreError> {
         let units = self.cases.routing.current().escalation_units(&facts(r));
-        let note = format!("{unit} did not mark it received within {} s", secs(receive_within));
+        let note = format!("{unit} did not mark it received within {} s", receive_within.as_secs());
         let req = Request {
             action: Action::Overdue,
             by: SYSTEM,

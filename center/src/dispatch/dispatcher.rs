@@ -24,6 +24,11 @@ pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
     format!("{alarm_id}~{unit}")
 }
 
+/// The alarm a dispatch id names (the inverse of [`dispatch_id`]: unit ids hold no `~`).
+pub fn dispatched_alarm(dispatch_id: &str) -> &str {
+    dispatch_id.rsplit_once('~').map_or(dispatch_id, |(alarm, _)| alarm)
+}
+
 /// The alarm as a protobuf message again, without its snapshot (units fetch it over HTTP).
 fn alarm_message(r: &AlarmRecord) -> Alarm {
     Alarm {

@@ -4,5 +4,5 @@
 mod dispatcher;
 mod webhooks;
 
-pub use dispatcher::{Dispatcher, dispatch_id};
+pub use dispatcher::{Dispatcher, dispatch_id, dispatched_alarm};
 pub use webhooks::{DeliveryState, RetryPolicy, WebhookStatus, Webhooks};

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::hex;
 
+use super::dispatcher::dispatched_alarm;
 use crate::store::{Store, StoreError, write};
 
 /// Deliveries in flight at once, so one slow (timing-out) station does not hold up the others.
@@ -224,7 +225,7 @@ impl Webhooks {
         for item in self.entries.iter() {
             let (key, bytes) = item?;
             let id = String::from_utf8_lossy(&key).into_owned();
-            let alarm = id.rsplit_once('~').map_or(id.as_str(), |(alarm, _)| alarm);
+            let alarm = dispatched_alarm(&id);
             if stored(alarm)? {
                 continue;
             }
