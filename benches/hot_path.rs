@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use xueliang_agent::config::AgentConfig;
-use xueliang_agent::detect::Preprocessor;
 use xueliang_agent::detect::heads::Head;
 use xueliang_agent::detect::{Detection, nms_classwise};
 use xueliang_agent::detect::{HeadKind, ModelCard};
 use xueliang_agent::detect::{MotionGate, MotionSettings};
+use xueliang_agent::detect::{Preprocessor, WHOLE};
 use xueliang_agent::geometry::BoxN;
 use xueliang_agent::rules::camera_tamper::{TamperDetector, TamperSettings};
 use xueliang_agent::rules::{FrameTime, Observation, RuleSet};
@@ -41,7 +41,7 @@ fn preprocess(c: &mut Criterion) {
     let mut pre = Preprocessor::new(416, 416, card.normalization, card.resize);
     let mut out = vec![0.0f32; pre.len()];
     c.bench_function("preprocess 768x576 I420 → 416x416 BGR f32", |b| {
-        b.iter(|| pre.run(black_box(&img), &mut out))
+        b.iter(|| pre.run(black_box(&img), WHOLE, &mut out))
     });
 }
 

@@ -17,7 +17,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::{Deserialize, Serialize};
 use xueliang_agent::config::{CameraConfig, Transport};
-use xueliang_agent::detect::{CameraSlot, InferenceLoop};
+use xueliang_agent::detect::{CameraSlot, InferenceLoop, Tiling};
 use xueliang_agent::detect::{Detector, DetectorOptions};
 use xueliang_agent::source::{
     CameraOutputs, CameraSource, FrameHub, Pace, RecordSource, StreamRing,
@@ -109,7 +109,7 @@ pub fn run(
     record_streams: bool,
 ) -> anyhow::Result<CapacityRun> {
     let cameras = urls.len();
-    let options = DetectorOptions { library: scenario::onnxruntime(), threads, max_batch: cameras };
+    let options = DetectorOptions::cpu(scenario::onnxruntime(), threads, cameras);
     let detector = Detector::open(model, None, &options)?;
 
     let hub = Arc::new(FrameHub::new(cameras));
@@ -147,6 +147,7 @@ pub fn run(
             interval: Duration::from_secs_f32(1.0 / DETECT_FPS),
             gate: None,
             on_demand: false,
+            tiling: Tiling::whole(),
         })
         .collect();
     let mut inference = InferenceLoop::new(detector, hub, slots);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use support::onnx::mean_model;
 use xueliang_agent::detect::Detection;
 use xueliang_agent::detect::ModelCard;
-use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::detect::{Detector, DetectorOptions, WHOLE, ort_library};
 use xueliang_agent::source::{Yuv, YuvToRgb};
 
 const YOLO_CARD: &str = r#"name = "tiny-yolo"
@@ -24,7 +24,7 @@ std = [255, 255, 255]
 "#;
 
 fn options() -> DetectorOptions {
-    DetectorOptions { library: ort_library(None), threads: 1, max_batch: 2 }
+    DetectorOptions::cpu(ort_library(None), 1, 2)
 }
 
 fn write(dir: &Path, bytes: &[u8]) -> PathBuf {
@@ -73,8 +73,8 @@ fn yolo_layout_decodes_through_the_letterbox_for_each_image_of_a_batch() {
     assert_eq!(det.max_batch(), 2, "dynamic batch dimension");
 
     let (white, black) = (frame(235), frame(16));
-    det.prepare(2, 0, &yuv(&white));
-    det.prepare(2, 1, &yuv(&black));
+    det.prepare(2, 0, &yuv(&white), WHOLE);
+    det.prepare(2, 1, &yuv(&black), WHOLE);
     let mut outs = vec![Vec::new(), Vec::new()];
     det.infer(2, &mut outs).unwrap();
 

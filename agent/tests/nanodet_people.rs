@@ -15,7 +15,7 @@ fn nanodet_finds_the_people_of_a_real_frame_where_they_are() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let model = root.join(".cache/models/nanodet_g416_coco.onnx");
     assert!(model.is_file(), "run `make setup` first: {} is missing", model.display());
-    let options = DetectorOptions { library: ort_library(None), threads: 1, max_batch: 1 };
+    let options = DetectorOptions::cpu(ort_library(None), 1, 1);
     let mut detector = Detector::open(&model, None, &options).unwrap();
 
     let mut clip = Recording::open(&root.join(".cache/footage/vtest.avi")).unwrap();

@@ -75,11 +75,7 @@ fn config(dir: &Path, clip: &Path, camera_extra: &str, extra: &str) -> AgentConf
 /// Replays `clip` from 2026-07-01 12:00 Beijing time.
 fn replay(config: &AgentConfig, clip: &Path) -> ReplayReport {
     gst::init().unwrap();
-    let options = DetectorOptions {
-        library: ort_library(config.model.onnxruntime.as_deref()),
-        threads: 1,
-        max_batch: 1,
-    };
+    let options = DetectorOptions::cpu(ort_library(config.model.onnxruntime.as_deref()), 1, 1);
     let detector = Detector::open(&config.model.path, None, &options).expect("the model loads");
     let start_ms = "2026-07-01T12:00:00+08:00".parse::<jiff::Timestamp>().unwrap().as_millisecond();
     let options = ReplayOptions { clip: clip.to_owned(), camera: "walkway".into(), start_ms };

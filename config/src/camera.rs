@@ -22,6 +22,32 @@ pub enum Transport {
     Udp,
 }
 
+/// Which video decoders a camera's stream may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoder {
+    /// GStreamer's choice: a VA-API decoder where a GPU offers one, else software.
+    #[default]
+    Auto,
+    /// Software decoders only (FFmpeg's): the CPU decodes.
+    Software,
+    /// VA-API hardware decoders (the iGPU decodes); software where none takes the stream.
+    Va,
+}
+
+/// What part of a camera's picture the detector looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectArea {
+    /// The zones and lines its rules watch, with a margin, at the model's resolution (tiled
+    /// when larger): small distant objects stay detectable and the rest costs nothing. The
+    /// whole picture when a rule watches the whole camera or no rule uses detections.
+    #[default]
+    Zones,
+    /// The whole picture, scaled to the model's input.
+    Frame,
+}
+
 /// Which stream a camera's event clips are cut from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +102,16 @@ pub struct CameraConfig {
     /// parallel anyway, and every extra thread holds frames in memory.
     #[serde(default = "default_decode_threads")]
     pub decode_threads: u32,
+    /// Which decoders may decode the detect stream: `auto`, `software` or `va`.
+    #[serde(default)]
+    pub decoder: Decoder,
+    /// What the detector looks at: `zones` (the watched zones and lines) or `frame`.
+    #[serde(default)]
+    pub detect_area: DetectArea,
+    /// Most model-sized tiles one frame's watched area is cut into (1-16): more tiles see
+    /// smaller objects and cost one inference each.
+    #[serde(default = "default_detect_tiles")]
+    pub detect_tiles: u32,
     /// Polygons (normalized) that must never be seen: windows and yards of homes. They are
     /// blacked out of every picture before it is encoded, and detections inside are dropped.
     #[serde(default)]
@@ -93,6 +129,10 @@ fn default_offline_after() -> f32 {
 
 fn default_decode_threads() -> u32 {
     1
+}
+
+fn default_detect_tiles() -> u32 {
+    4
 }
 
 /// Motion gate settings of one camera.
@@ -167,6 +207,9 @@ impl CameraConfig {
             motion: MotionConfig::default(),
             keyframes_only: false,
             decode_threads: default_decode_threads(),
+            decoder: Decoder::default(),
+            detect_area: DetectArea::default(),
+            detect_tiles: default_detect_tiles(),
             privacy_masks: Vec::new(),
             object_masks: Vec::new(),
         }
@@ -219,6 +262,9 @@ impl CameraConfig {
         }
         if !(self.detect_fps > 0.0 && self.detect_fps <= 60.0) {
             p.push(Problem::new(at("detect_fps"), "must be in (0, 60]"));
+        }
+        if !(1..=16).contains(&self.detect_tiles) {
+            p.push(Problem::new(at("detect_tiles"), "must be 1 to 16"));
         }
         if !(self.frame_timeout_s >= 1.0) {
             p.push(Problem::new(at("frame_timeout_s"), "must be at least 1"));

@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use xueliang_proto::topics::is_valid_agent_id;
 
-pub use camera::{CameraConfig, ClipStream, MotionConfig, Transport};
+pub use camera::{CameraConfig, ClipStream, Decoder, DetectArea, MotionConfig, Transport};
 pub use clips::ClipsConfig;
 pub use locate::Placed;
-pub use model::{ModelConfig, default_threads};
+pub use model::{ModelConfig, Provider, default_threads};
 pub use mqtt::MqttConfig;
 pub use outbox::OutboxConfig;
 pub use places::{LineConfig, ZoneConfig};

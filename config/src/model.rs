@@ -22,6 +22,44 @@ pub struct ModelConfig {
     /// The ONNX Runtime library; defaults to `$ORT_DYLIB_PATH`, then the installed location.
     #[serde(default)]
     pub onnxruntime: Option<PathBuf>,
+    /// Where the model runs: `cpu`, or an accelerator whose build of ONNX Runtime
+    /// `onnxruntime` names (`openvino`, `cuda`, `tensorrt`).
+    #[serde(default)]
+    pub provider: Provider,
+    /// The OpenVINO device: `CPU`, `GPU` (the iGPU) or `NPU`.
+    #[serde(default = "default_openvino_device")]
+    pub openvino_device: String,
+}
+
+fn default_openvino_device() -> String {
+    "CPU".into()
+}
+
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// ONNX Runtime's own CPU kernels (every build has them).
+    #[default]
+    Cpu,
+    /// Intel's OpenVINO: the CPU, iGPU or NPU of an Intel box (`openvino_device`).
+    Openvino,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// NVIDIA TensorRT.
+    Tensorrt,
+}
+
+impl Provider {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Openvino => "openvino",
+            Self::Cuda => "cuda",
+            Self::Tensorrt => "tensorrt",
+        }
+    }
 }
 
 /// ONNX Runtime threads by default: every core but one (left to decoding video), at least one.
@@ -42,6 +80,12 @@ impl ModelConfig {
     pub(super) fn problems(&self, p: &mut Vec<Problem>) {
         if self.threads == 0 {
             p.push(Problem::new("model.threads", "must be at least 1"));
+        }
+        if !["CPU", "GPU", "NPU"].iter().any(|d| self.openvino_device.starts_with(d)) {
+            p.push(Problem::new(
+                "model.openvino_device",
+                "must be CPU, GPU (GPU.0, GPU.1…) or NPU",
+            ));
         }
     }
 }

@@ -16,6 +16,13 @@ pub struct OutboxConfig {
     /// Alarms older than this many days are dropped unsent.
     #[serde(default = "default_outbox_days")]
     pub max_age_days: f32,
+    /// Memory the outbox's database may keep as cache, MiB: what waits is on disk either way.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+}
+
+fn default_cache_mib() -> u64 {
+    16
 }
 
 fn default_outbox_mib() -> u64 {
@@ -28,7 +35,11 @@ fn default_outbox_days() -> f32 {
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { max_mib: default_outbox_mib(), max_age_days: default_outbox_days() }
+        Self {
+            max_mib: default_outbox_mib(),
+            max_age_days: default_outbox_days(),
+            cache_mib: default_cache_mib(),
+        }
     }
 }
 
@@ -36,6 +47,9 @@ impl OutboxConfig {
     pub(super) fn problems(&self, p: &mut Vec<Problem>) {
         if self.max_mib == 0 {
             p.push(Problem::new("outbox.max_mib", "must be at least 1"));
+        }
+        if self.cache_mib == 0 {
+            p.push(Problem::new("outbox.cache_mib", "must be at least 1"));
         }
         if !(self.max_age_days > 0.0) {
             p.push(Problem::new("outbox.max_age_days", "must be positive"));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::camera::CameraConfig;
 use super::clips::ClipsConfig;
-use super::model::{ModelConfig, default_threads};
+use super::model::{ModelConfig, Provider, default_threads};
 use super::mqtt::MqttConfig;
 use super::outbox::OutboxConfig;
 use super::places::{LineConfig, ZoneConfig};
@@ -118,6 +118,8 @@ impl AgentConfig {
                 card: None,
                 threads: default_threads(),
                 onnxruntime: None,
+                provider: Provider::Cpu,
+                openvino_device: "CPU".into(),
             },
             cameras: Vec::new(),
             zones: Vec::new(),

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use xueliang_agent::config::default_threads;
-use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::config::{ModelConfig, Provider, default_threads};
+use xueliang_agent::detect::{Detector, DetectorOptions};
 
 #[derive(Parser)]
 #[command(
@@ -78,14 +78,34 @@ struct ModelArgs {
     /// ONNX Runtime intra-op threads (default as the agent's: every core but one, at least 1).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
+    /// The ONNX Runtime library (default: $ORT_DYLIB_PATH, then the installed one).
+    #[arg(long)]
+    onnxruntime: Option<PathBuf>,
+    /// Where the model runs: cpu, openvino, cuda or tensorrt (as the config's model.provider;
+    /// all but cpu need a build of ONNX Runtime with that provider).
+    #[arg(long, default_value = "cpu", value_parser = config_value::<Provider>)]
+    provider: Provider,
 }
 
 impl ModelArgs {
     fn load(&self, max_batch: usize) -> anyhow::Result<Detector> {
-        let options =
-            DetectorOptions { library: ort_library(None), threads: self.threads, max_batch };
+        let model = ModelConfig {
+            path: self.model.clone(),
+            card: self.card.clone(),
+            threads: self.threads,
+            onnxruntime: self.onnxruntime.clone(),
+            provider: self.provider,
+            openvino_device: "CPU".into(),
+        };
+        let options = DetectorOptions::of(&model, max_batch);
         Ok(Detector::open(&self.model, self.card.as_deref(), &options)?)
     }
+}
+
+/// A flag's value read as the config's value of the same setting (`tcp`, `va`, `openvino`…).
+fn config_value<T: serde::de::DeserializeOwned>(value: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|e| format!("{value:?}: {e}"))
 }
 
 /// Parses the command line, runs the subcommand, and turns its failure into `error: …` and the

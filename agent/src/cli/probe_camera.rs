@@ -1,18 +1,18 @@
 //! `xl-agent probe-camera`: what a camera sends, and a picture of the config's geometry on its
 //! view, so zones and lines can be checked on site.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use xueliang_agent::config::{AgentConfig, Transport};
+use xueliang_agent::config::{AgentConfig, Decoder, Transport};
 use xueliang_agent::delivery::PushedConfigs;
 use xueliang_agent::evidence::Rgb;
 use xueliang_agent::geometry::{Line, Polygon};
 use xueliang_agent::rules::Shape;
 use xueliang_agent::tools::probe::probe;
 
-use super::{Failure, failed};
+use super::{Failure, config_value, failed};
 
 #[derive(clap::Args)]
 pub(super) struct Args {
@@ -25,8 +25,11 @@ pub(super) struct Args {
     #[arg(long)]
     camera: Option<String>,
     /// RTSP transport: auto, tcp or udp (default: the camera's in the config, else auto).
-    #[arg(long)]
-    transport: Option<String>,
+    #[arg(long, value_parser = config_value::<Transport>)]
+    transport: Option<Transport>,
+    /// Decoders to use: auto, software or va (default: the camera's in the config, else auto).
+    #[arg(long, value_parser = config_value::<Decoder>)]
+    decoder: Option<Decoder>,
     /// Seconds to measure the frame rate over.
     #[arg(long, default_value_t = 5.0)]
     seconds: f32,
@@ -36,19 +39,13 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<(), Failure> {
-    probe_camera(&a.url, a.config.as_deref(), a.camera, a.transport.as_deref(), a.seconds, a.out)
-        .map_err(failed)
+    probe_camera(a).map_err(failed)
 }
 
 /// `probe-camera`: what the camera sends, and a picture of the geometry on its view.
-fn probe_camera(
-    url: &str,
-    config: Option<&Path>,
-    camera: Option<String>,
-    transport: Option<&str>,
-    seconds: f32,
-    out: Option<PathBuf>,
-) -> anyhow::Result<()> {
+fn probe_camera(a: Args) -> anyhow::Result<()> {
+    let Args { url, config, camera, transport, decoder, seconds, out } = a;
+    let (url, config) = (url.as_str(), config.as_deref());
     gstreamer::init().context("GStreamer")?;
     // What the agent runs: the file, with the config the center pushed if it kept one.
     let config = config.map(AgentConfig::load).transpose()?.map(|c| PushedConfigs::in_force(&c).0);
@@ -73,14 +70,10 @@ fn probe_camera(
             Some((cam.id.clone(), Some(cam.clone())))
         }
     };
-    let transport = match transport {
-        Some(t) => serde_json::from_value::<Transport>(serde_json::Value::String(t.to_owned()))
-            .map_err(|_| anyhow::anyhow!("--transport {t:?}: write auto, tcp or udp"))?,
-        None => {
-            camera.as_ref().and_then(|(_, c)| c.as_ref()).map_or(Transport::Auto, |c| c.transport)
-        }
-    };
-    let report = probe(url, transport, Duration::from_secs_f32(seconds.max(0.5)))?;
+    let configured = camera.as_ref().and_then(|(_, c)| c.as_ref());
+    let transport = transport.unwrap_or(configured.map_or(Transport::Auto, |c| c.transport));
+    let decoder = decoder.unwrap_or(configured.map_or(Decoder::Auto, |c| c.decoder));
+    let report = probe(url, transport, decoder, Duration::from_secs_f32(seconds.max(0.5)))?;
     print!("{}", report.text());
     let name = camera.as_ref().map_or("camera", |(id, _)| id.as_str());
     let out = out.unwrap_or_else(|| PathBuf::from(format!("probe-{name}.jpg")));
@@ -117,7 +110,7 @@ fn probe_camera(
     for (role, other) in streams.into_iter().flatten() {
         let Some(other) = other.filter(|o| o != url) else { continue };
         println!("\n{role}");
-        match probe(&other, transport, Duration::from_secs_f32(seconds.max(0.5))) {
+        match probe(&other, transport, decoder, Duration::from_secs_f32(seconds.max(0.5))) {
             Ok(r) => print!("{}", r.text()),
             Err(e) => println!("  not received: {e}"),
         }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use xueliang_agent::config::AgentConfig;
 use xueliang_agent::config::schedule::time_zone;
 use xueliang_agent::delivery::PushedConfigs;
-use xueliang_agent::detect::{Detector, DetectorOptions, ort_library};
+use xueliang_agent::detect::{Detector, DetectorOptions};
 use xueliang_agent::evidence::Outgoing;
 use xueliang_agent::tools::replay::ReplayOptions;
 use xueliang_proto::RuleKind;
@@ -58,11 +58,7 @@ fn replay(
         None => xueliang_proto::endpoint::now_ms(),
         Some(s) => parse_start(s, &tz)?,
     };
-    let options = DetectorOptions {
-        library: ort_library(config.model.onnxruntime.as_deref()),
-        threads: config.model.threads,
-        max_batch: 1,
-    };
+    let options = DetectorOptions::of(&config.model, 1);
     let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
     let (report, _) = ReplayOptions { clip, camera, start_ms }.run(&config, detector)?;
     if let Some(dir) = out {

@@ -118,6 +118,8 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Age of an alarm (from its event time), milliseconds.
     pub max_age_ms: i64,
+    /// Memory the database keeps as cache, bytes.
+    pub cache_bytes: u64,
 }
 
 impl From<&OutboxConfig> for Limits {
@@ -125,6 +127,7 @@ impl From<&OutboxConfig> for Limits {
         Self {
             max_bytes: c.max_mib.saturating_mul(1 << 20),
             max_age_ms: (c.max_age_days as f64 * 86_400_000.0) as i64,
+            cache_bytes: c.cache_mib.saturating_mul(1 << 20),
         }
     }
 }
@@ -164,8 +167,19 @@ pub struct Outbox {
     write_error: Arc<Mutex<Option<String>>>,
     limits: Limits,
     bytes: Arc<AtomicU64>,
+    /// How many of each wait, kept as they change: sled counts a tree by reading all of it.
+    waiting: Arc<Waiting>,
     /// What was given up to stay within the limits.
     pub drops: Arc<Drops>,
+}
+
+/// Counts of what waits.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// Alarms, event updates and following snapshots.
+    messages: AtomicU64,
+    /// Clip chunks.
+    chunks: AtomicU64,
 }
 
 /// What the full-outbox policy gives up, one at a time.
@@ -226,13 +240,14 @@ impl Outbox {
     }
 
     fn open_at(dir: &Path, limits: Limits) -> Result<Self, OutboxError> {
-        let (trees, bytes) = Trees::open(dir)?;
+        let (trees, bytes, waiting) = Trees::open(dir, limits.cache_bytes)?;
         Ok(Self {
             dir: dir.to_owned(),
             trees: Arc::new(trees),
             write_error: Arc::default(),
             limits,
             bytes: Arc::new(AtomicU64::new(bytes)),
+            waiting: Arc::new(waiting),
             drops: Arc::default(),
         })
     }
@@ -420,7 +435,7 @@ impl Outbox {
         }
         let added = (&t.clips, &t.index)
             .transaction(|(clips, index)| {
-                let mut added = 0u64;
+                let (mut added, mut count) = (0u64, 0u64);
                 for ((chunk_id, payload), key) in chunks.iter().zip(&keys) {
                     if index.get(chunk_id.as_bytes())?.is_some() {
                         continue;
@@ -428,11 +443,14 @@ impl Outbox {
                     clips.insert(key.as_slice(), payload.as_slice())?;
                     index.insert(chunk_id.as_bytes(), key.as_slice())?;
                     added += payload.len() as u64;
+                    count += 1;
                 }
-                Ok(added)
+                Ok((added, count))
             })
             .map_err(|e: sled::transaction::TransactionError<()>| self.failed(format!("{e:?}")))?;
+        let (added, count) = added;
         self.bytes.fetch_add(added, Ordering::Relaxed);
+        self.waiting.chunks.fetch_add(count, Ordering::Relaxed);
         self.enforce()?;
         t.db.flush().map_err(|e| self.failed(e))?;
         Ok(())
@@ -510,6 +528,8 @@ impl Outbox {
             return Ok(existing);
         }
         self.bytes.fetch_add(sealed.bytes() as u64, Ordering::Relaxed);
+        let stored = 1 + u64::from(sealed.snapshot.is_some());
+        self.waiting.messages.fetch_add(stored, Ordering::Relaxed);
         self.enforce()?;
         t.db.flush().map_err(|e| self.failed(e))?;
         Ok(seq)
@@ -580,6 +600,9 @@ impl Outbox {
             .map_err(|e: sled::transaction::TransactionError<()>| self.failed(format!("{e:?}")))?;
         if let Some(len) = removed {
             self.bytes.fetch_sub(len, Ordering::Relaxed);
+            let count =
+                if is_clip_chunk_id(id) { &self.waiting.chunks } else { &self.waiting.messages };
+            count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(removed.is_some())
     }
@@ -592,18 +615,12 @@ impl Outbox {
     /// Alarms, event updates and following snapshots waiting for a receipt (clip chunks, many
     /// per clip, apart).
     pub fn messages(&self) -> usize {
-        {
-            let t = self.t();
-            t.queue.len() + t.updates.len() + t.following.len()
-        }
+        self.waiting.messages.load(Ordering::Relaxed) as usize
     }
 
     /// Clip chunks waiting for a receipt.
     pub fn clip_chunks_waiting(&self) -> usize {
-        {
-            let t = self.t();
-            t.clips.len()
-        }
+        self.waiting.chunks.load(Ordering::Relaxed) as usize
     }
 
     /// Whether nothing waits.
@@ -614,25 +631,30 @@ impl Outbox {
 }
 
 impl Trees {
-    /// Opens the database in `dir`, with the bytes it holds waiting.
-    fn open(dir: &Path) -> Result<(Self, u64), OutboxError> {
+    /// Opens the database in `dir` with a cache of `cache_bytes`, with the bytes and counts it
+    /// holds waiting.
+    fn open(dir: &Path, cache_bytes: u64) -> Result<(Self, u64, Waiting), OutboxError> {
         let open_err = |error| OutboxError::Open { dir: dir.to_owned(), error };
-        let db = sled::open(dir).map_err(open_err)?;
+        let db =
+            sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(open_err)?;
         let queue = db.open_tree("queue").map_err(open_err)?;
         let following = db.open_tree("following").map_err(open_err)?;
         let updates = db.open_tree("updates").map_err(open_err)?;
         let clips = db.open_tree("clips").map_err(open_err)?;
         let index = db.open_tree("index").map_err(open_err)?;
-        let bytes: u64 = queue
-            .iter()
-            .values()
-            .chain(following.iter().values())
-            .chain(updates.iter().values())
-            .chain(clips.iter().values())
-            .flatten()
-            .map(|v| v.len() as u64)
-            .sum();
-        Ok((Self { db, queue, following, updates, clips, index }, bytes))
+        let (mut bytes, waiting) = (0u64, Waiting::default());
+        for (tree, count) in [
+            (&queue, &waiting.messages),
+            (&following, &waiting.messages),
+            (&updates, &waiting.messages),
+            (&clips, &waiting.chunks),
+        ] {
+            for value in tree.iter().values().flatten() {
+                bytes += value.len() as u64;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok((Self { db, queue, following, updates, clips, index }, bytes, waiting))
     }
     /// Waiting clip chunks, oldest first, read from their keys.
     fn waiting_chunks(&self) -> impl Iterator<Item = WaitingChunk> + '_ {
@@ -707,7 +729,8 @@ mod tests {
     use super::*;
     use xueliang_proto::Snapshot;
 
-    const ROOMY: Limits = Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2 };
+    const ROOMY: Limits =
+        Limits { max_bytes: 1 << 30, max_age_ms: i64::MAX / 2, cache_bytes: 1 << 24 };
 
     #[test]
     fn a_corrupt_outbox_is_moved_aside_and_a_new_one_started() {
@@ -827,6 +850,8 @@ mod tests {
             }
             assert!(o.remove("a2").unwrap());
             assert!(!o.remove("a2").unwrap(), "a second receipt is harmless");
+            // Counted as they change, not by reading the trees.
+            assert_eq!((o.messages(), o.len()), (2, 2));
         }
         let o = Outbox::open(dir.path(), ROOMY).unwrap();
         assert_eq!(o.bytes(), 2 * alarm("a1").encode_to_vec().len() as u64);
@@ -860,8 +885,10 @@ mod tests {
             assert_eq!(due_chunks(&o), ["c1@0", "c1@1000", "c1@2000"]);
             // A link cut after the first chunk's receipt: only the rest go again.
             assert!(o.remove("c1@0").unwrap());
+            assert_eq!((o.messages(), o.clip_chunks_waiting()), (0, 2));
         }
         let o = Outbox::open(dir.path(), ROOMY).unwrap();
+        assert_eq!((o.messages(), o.clip_chunks_waiting()), (0, 2));
         assert_eq!(due_chunks(&o), ["c1@1000", "c1@2000"]);
         assert_eq!(o.bytes(), 2000);
         let unsent: Vec<String> =

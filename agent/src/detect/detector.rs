@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ort::environment::Environment;
+use ort::ep::{self, ExecutionProviderDispatch};
 use ort::session::{IoBinding, Session};
 use ort::value::Tensor;
 
@@ -16,6 +17,9 @@ use super::detection::{Detection, nms_classwise};
 use super::heads::Head;
 use super::model_card::{CardError, ModelCard};
 use super::preprocess::Preprocessor;
+use super::regions::{Tiling, WHOLE};
+use crate::config::{ModelConfig, Provider};
+use crate::geometry::BoxN;
 use crate::source::Yuv;
 
 /// Where the installer puts the ONNX Runtime library on an edge box.
@@ -49,6 +53,19 @@ pub enum DetectorError {
         /// The file concerned.
         path: PathBuf,
         /// What went wrong.
+        message: String,
+    },
+    /// The configured execution provider is not in the ONNX Runtime library, or cannot run
+    /// on this machine.
+    #[error(
+        "model.provider = \"{provider}\" cannot run with the ONNX Runtime library {path}: {message} (set model.onnxruntime to a build of ONNX Runtime with that provider, or model.provider = \"cpu\")"
+    )]
+    Provider {
+        /// The provider's config name.
+        provider: &'static str,
+        /// The library.
+        path: PathBuf,
+        /// What ONNX Runtime said.
         message: String,
     },
     /// The model's card is missing or wrong.
@@ -144,6 +161,43 @@ pub struct DetectorOptions {
     pub threads: usize,
     /// Largest batch to prepare when the model's batch dimension is dynamic.
     pub max_batch: usize,
+    /// Where the model runs.
+    pub provider: Provider,
+    /// The OpenVINO device, with that provider.
+    pub openvino_device: String,
+}
+
+impl DetectorOptions {
+    /// On the CPU with `threads` threads, batches up to `max_batch`, ONNX Runtime from `library`.
+    pub fn cpu(library: PathBuf, threads: usize, max_batch: usize) -> Self {
+        Self { library, threads, max_batch, provider: Provider::Cpu, openvino_device: "CPU".into() }
+    }
+
+    /// As `model` says (library, threads, provider), batches up to `max_batch`.
+    pub fn of(model: &ModelConfig, max_batch: usize) -> Self {
+        Self {
+            library: ort_library(model.onnxruntime.as_deref()),
+            threads: model.threads,
+            max_batch,
+            provider: model.provider,
+            openvino_device: model.openvino_device.clone(),
+        }
+    }
+
+    /// The execution provider to register, none for the CPU's own kernels.
+    fn execution_provider(&self) -> Option<ExecutionProviderDispatch> {
+        let ep = match self.provider {
+            Provider::Cpu => return None,
+            Provider::Openvino => ep::OpenVINO::default()
+                .with_device_type(&self.openvino_device)
+                .with_num_threads(self.threads.max(1))
+                .build(),
+            Provider::Cuda => ep::CUDA::default().build(),
+            Provider::Tensorrt => ep::TensorRT::default().build(),
+        };
+        // A provider that cannot run is an error, not a silent fall back to the CPU.
+        Some(ep.error_on_failure())
+    }
 }
 
 impl Detector {
@@ -178,7 +232,7 @@ impl Detector {
         };
         let layout =
             |message: String| DetectorError::ModelLayout { path: model.to_owned(), message };
-        let mut session = Session::builder(env)
+        let mut builder = Session::builder(env)
             .map_err(&invalid)?
             .with_intra_threads(options.threads.max(1))
             .map_err(|e| invalid(e.into()))?
@@ -186,9 +240,18 @@ impl Detector {
             .map_err(|e| invalid(e.into()))?
             // Spinning threads steal the core the video decoder needs.
             .with_intra_op_spinning(false)
-            .map_err(|e| invalid(e.into()))?
-            .commit_from_file(model)
-            .map_err(invalid)?;
+            .map_err(|e| invalid(e.into()))?;
+        if let Some(ep) = options.execution_provider() {
+            builder =
+                builder.with_execution_providers([ep]).map_err(|e| DetectorError::Provider {
+                    provider: options.provider.name(),
+                    path: options.library.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        // The model is compiled for the provider here, and run once below: a model the
+        // provider cannot run fails at start-up.
+        let mut session = builder.commit_from_file(model).map_err(invalid)?;
 
         let [input_outlet] = session.inputs() else {
             return Err(layout(format!(
@@ -294,15 +357,16 @@ impl Detector {
         self.batches.len()
     }
 
-    /// Writes `img` into slot `slot` of the input of a `batch`-image inference.
+    /// Writes the `tile` (normalized) of `img` into slot `slot` of the input of a
+    /// `batch`-image inference.
     ///
     /// # Panics
     /// If `batch` exceeds [`Self::max_batch`] or `slot` ≥ `batch` (programming errors).
-    pub fn prepare(&mut self, batch: usize, slot: usize, img: &Yuv<'_>) {
+    pub fn prepare(&mut self, batch: usize, slot: usize, img: &Yuv<'_>, tile: BoxN) {
         let pre = &mut self.preprocessors[slot];
         let len = pre.len();
         let (_, data) = self.batches[batch - 1].input.extract_tensor_mut();
-        pre.run(img, &mut data[slot * len..][..len]);
+        pre.run(img, tile, &mut data[slot * len..][..len]);
     }
 
     /// Runs a `batch`-image inference on the prepared slots; `outs[i]` receives image i's
@@ -352,10 +416,37 @@ impl Detector {
         out: &mut Vec<Detection>,
     ) -> Result<StageTimes, DetectorError> {
         let t0 = Instant::now();
-        self.prepare(1, 0, img);
+        self.prepare(1, 0, img, WHOLE);
         let preprocess = t0.elapsed();
         let (infer, postprocess) = self.infer(1, std::slice::from_mut(out))?;
         Ok(StageTimes { preprocess, infer, postprocess })
+    }
+
+    /// Detects objects in the tiles of one image that `tiling` lays out, batched as the model
+    /// allows; `out` receives them mapped to the frame and suppressed across tiles.
+    pub fn detect_tiles(
+        &mut self,
+        img: &Yuv<'_>,
+        tiling: &mut Tiling,
+        out: &mut Vec<Detection>,
+    ) -> Result<(), DetectorError> {
+        out.clear();
+        let tiles = tiling.tiles((img.width, img.height), self.input_size).to_vec();
+        let mut parts = vec![Vec::new(); self.max_batch()];
+        for chunk in tiles.chunks(self.max_batch()) {
+            for (slot, tile) in chunk.iter().enumerate() {
+                self.prepare(chunk.len(), slot, img, *tile);
+            }
+            self.infer(chunk.len(), &mut parts)?;
+            for (part, tile) in parts.iter_mut().zip(chunk) {
+                tiling.keep_whole(*tile, part);
+                out.extend_from_slice(part);
+            }
+        }
+        if tiles.len() > 1 {
+            nms_classwise(out, self.nms_iou);
+        }
+        Ok(())
     }
 
     /// Times `runs` bare `session.run` calls on the last prepared single image, the way a

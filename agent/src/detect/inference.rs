@@ -1,6 +1,8 @@
 //! The inference loop: takes the newest due frame of each camera from the hub, lets the motion
-//! gate skip still scenes (unless the camera's rules need every frame), batches the rest into
-//! one detector run, and keeps each camera's latest detections for the rules. The agent,
+//! gate skip still scenes (unless the camera's rules need every frame), batches the tiles of
+//! the rest (each camera's watched area, see [`super::Tiling`]) into as few detector runs as
+//! the model's batch allows, and keeps each camera's latest detections, merged across its
+//! tiles, for the rules. The agent,
 //! `xl-agent replay`, `xl-agent bench` and the scenario tests run this same loop.
 //!
 //! Cadence is kept on the frames' own monotonic times, so a recording played faster than real
@@ -11,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use tracing::error;
 
-use super::detection::Detection;
+use super::detection::{Detection, nms_classwise};
 use super::detector::{Detector, DetectorError};
 use super::motion::MotionGate;
+use super::regions::Tiling;
+use crate::geometry::BoxN;
 use crate::source::Frame;
 use crate::source::FrameHub;
 
@@ -55,6 +59,8 @@ pub struct CameraSlot {
     /// Whether the camera's source waits for each frame to be taken (a recording decoded on
     /// demand): then frames not due are taken too, and skipped, so decoding goes on.
     pub on_demand: bool,
+    /// What part of its picture is inferred, in how many tiles.
+    pub tiling: Tiling,
 }
 
 /// The loop's state; see the module documentation.
@@ -76,7 +82,8 @@ pub struct InferenceLoop {
     /// Per camera: the detections of its last inferred frame (normalized coordinates).
     pub detections: Vec<Vec<Detection>>,
     batch_out: Vec<Vec<Detection>>,
-    batch_cameras: Vec<usize>,
+    /// The tiles of the step's inferred frames: (index in [`Self::frames`], tile).
+    jobs: Vec<(usize, BoxN)>,
     /// Totals since the loop started.
     pub stats: LoopStats,
     /// Per camera, since the loop started.
@@ -98,7 +105,7 @@ impl InferenceLoop {
             inferred: Vec::with_capacity(max_batch),
             detections: (0..n).map(|_| Vec::with_capacity(256)).collect(),
             batch_out: (0..max_batch).map(|_| Vec::with_capacity(256)).collect(),
-            batch_cameras: Vec::with_capacity(max_batch),
+            jobs: Vec::with_capacity(max_batch),
             cameras,
             stats: LoopStats::default(),
             camera_stats: vec![CameraLoopStats::default(); n],
@@ -149,16 +156,18 @@ impl InferenceLoop {
         // A recording's frames between two due ones were taken only to go on decoding.
         self.frames.retain(|f| next_due[f.camera].is_none_or(|d| f.mono_ms >= d));
 
-        // Gate, then write each frame that needs inference into the next batch slot.
-        self.batch_cameras.clear();
+        // Gate, then lay out the tiles of each frame that needs inference.
+        self.jobs.clear();
         self.inferred.clear();
-        for frame in &self.frames {
-            let interval = self.cameras[frame.camera].interval.as_millis() as i64;
+        let input = self.detector.input_size();
+        for (index, frame) in self.frames.iter().enumerate() {
+            let slot = &mut self.cameras[frame.camera];
+            let interval = slot.interval.as_millis() as i64;
             let now = frame.mono_ms;
             let on_time = self.next_due[frame.camera].filter(|d| now - d < interval);
             self.next_due[frame.camera] = Some(on_time.unwrap_or(now) + interval);
             let t = Instant::now();
-            let infer = match &mut self.cameras[frame.camera].gate {
+            let infer = match &mut slot.gate {
                 Some(gate) if !self.always[frame.camera] => {
                     frame.with_yuv(|yuv| gate.check(yuv, now)).unwrap_or(true)
                 }
@@ -172,38 +181,55 @@ impl InferenceLoop {
             self.stats.gate += t.elapsed();
             self.inferred.push(infer);
             if infer {
-                self.batch_cameras.push(frame.camera);
+                let size = (frame.width() as usize, frame.height() as usize);
+                let tiles = slot.tiling.tiles(size, input);
+                self.jobs.extend(tiles.iter().map(|t| (index, *t)));
+                self.detections[frame.camera].clear();
             }
         }
-        let batch = self.batch_cameras.len();
-        if batch == 0 {
+        if self.jobs.is_empty() {
             return Ok(true);
         }
-        let t = Instant::now();
-        let mut slot = 0;
-        for frame in &self.frames {
-            if self.batch_cameras.get(slot) != Some(&frame.camera) {
+        let max = self.detector.max_batch();
+        for chunk in self.jobs.chunks(max) {
+            let batch = chunk.len();
+            let t = Instant::now();
+            for (slot, &(index, tile)) in chunk.iter().enumerate() {
+                let frame = &self.frames[index];
+                if let Err(e) = frame.with_yuv(|yuv| self.detector.prepare(batch, slot, yuv, tile))
+                {
+                    // The slot keeps the previous image; the frame counts as not inferred.
+                    error!(camera = frame.camera, "{e}");
+                    self.inferred[index] = false;
+                }
+            }
+            self.stats.preprocess += t.elapsed();
+            let (infer, post) = self.detector.infer(batch, &mut self.batch_out)?;
+            self.stats.infer += infer;
+            self.stats.postprocess += post;
+            self.stats.runs += 1;
+            let share = infer / batch as u32;
+            for (slot, &(index, tile)) in chunk.iter().enumerate() {
+                let camera = self.frames[index].camera;
+                self.camera_stats[camera].infer += share;
+                if self.inferred[index] {
+                    let found = &mut self.batch_out[slot];
+                    self.cameras[camera].tiling.keep_whole(tile, found);
+                    self.detections[camera].extend_from_slice(found);
+                }
+            }
+        }
+        let mut last = usize::MAX;
+        for &(index, _) in &self.jobs {
+            if index == last || !self.inferred[index] {
                 continue;
             }
-            if let Err(e) = frame.with_yuv(|yuv| self.detector.prepare(batch, slot, yuv)) {
-                // The slot keeps the previous image; its results are discarded below.
-                error!(camera = frame.camera, "{e}");
-                self.batch_cameras[slot] = usize::MAX;
-            }
-            slot += 1;
-        }
-        self.stats.preprocess += t.elapsed();
-        let (infer, post) = self.detector.infer(batch, &mut self.batch_out)?;
-        self.stats.infer += infer;
-        self.stats.postprocess += post;
-        self.stats.runs += 1;
-        let share = infer / batch as u32;
-        for (slot, &camera) in self.batch_cameras.iter().enumerate() {
-            if let Some(dets) = self.detections.get_mut(camera) {
-                std::mem::swap(dets, &mut self.batch_out[slot]);
-                self.stats.inferred += 1;
-                self.camera_stats[camera].inferred += 1;
-                self.camera_stats[camera].infer += share;
+            last = index;
+            let camera = self.frames[index].camera;
+            self.stats.inferred += 1;
+            self.camera_stats[camera].inferred += 1;
+            if self.cameras[camera].tiling.tiles_laid() > 1 {
+                nms_classwise(&mut self.detections[camera], self.detector.nms_iou);
             }
         }
         Ok(true)

@@ -1,6 +1,7 @@
-//! Frames → detections: the motion gate, preprocessing into the model's input, the ONNX Runtime
-//! session, the output heads (NanoDet, YOLO) chosen by the model card, and class-wise NMS; the
-//! inference loop that decides which camera's frame is inferred next.
+//! Frames → detections: the motion gate, the watched area and its tiles, preprocessing into the
+//! model's input, the ONNX Runtime session, the output heads (NanoDet, YOLO) chosen by the model
+//! card, and class-wise NMS; the inference loop that decides which camera's frame is inferred
+//! next.
 
 mod classes;
 mod detection;
@@ -10,6 +11,7 @@ mod inference;
 mod model_card;
 mod motion;
 mod preprocess;
+mod regions;
 
 pub use detection::{Detection, nms_classwise};
 pub use detector::{
@@ -19,3 +21,4 @@ pub use inference::{CameraLoopStats, CameraSlot, InferenceLoop, LoopStats};
 pub use model_card::{CardError, HeadKind, ModelCard};
 pub use motion::{MotionGate, MotionSettings};
 pub use preprocess::{ChannelOrder, Normalization, Preprocessor, Resize};
+pub use regions::{Layout, Tiling, WHOLE, layout};

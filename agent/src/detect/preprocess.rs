@@ -1,10 +1,12 @@
-//! Frame → model input: resize an I420 frame straight into a reused NCHW f32 tensor.
+//! Frame → model input: resize a 4:2:0 frame (I420 or NV12), or one tile of it, straight into a reused NCHW
+//! f32 tensor.
 //!
-//! One pass does scaling (bilinear luma, nearest chroma), colour conversion, channel order and
-//! normalization, so no intermediate RGB image is made. Index tables are rebuilt only when the
-//! source size changes: nothing is allocated per frame. Frames are stretched to the input or
-//! letterboxed (aspect kept, the rest padded), as the model card says.
+//! One pass does cropping, scaling (bilinear luma, nearest chroma), colour conversion, channel
+//! order and normalization, so no intermediate RGB image is made. Index tables are rebuilt only
+//! when the source size or the tile changes: nothing is allocated per frame. The picture is
+//! stretched to the input or letterboxed (aspect kept, the rest padded), as the model card says.
 
+use crate::geometry::BoxN;
 use crate::source::{RgbTables, Yuv, YuvToRgb};
 
 /// Order of the colour planes in the model input.
@@ -39,7 +41,8 @@ pub enum Resize {
     },
 }
 
-/// Where the frame landed in the model input, in input pixels.
+/// Where the picture landed in the model input, in input pixels, and which part of the frame
+/// it was.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Content {
     /// Left edge.
@@ -50,15 +53,30 @@ pub struct Content {
     pub w: f32,
     /// Height.
     pub h: f32,
+    /// The part of the frame fed to the input (normalized, on whole pixels).
+    pub crop: BoxN,
 }
 
 impl Content {
-    /// Maps a box in input pixels to normalized frame coordinates, clamped to the frame.
-    pub fn to_frame(self, x1: f32, y1: f32, x2: f32, y2: f32) -> crate::geometry::BoxN {
-        let nx = |v: f32| ((v - self.x) / self.w).clamp(0.0, 1.0);
-        let ny = |v: f32| ((v - self.y) / self.h).clamp(0.0, 1.0);
-        crate::geometry::BoxN { x1: nx(x1), y1: ny(y1), x2: nx(x2), y2: ny(y2) }
+    /// Maps a box in input pixels to normalized frame coordinates, clamped to the tile.
+    pub fn to_frame(self, x1: f32, y1: f32, x2: f32, y2: f32) -> BoxN {
+        let c = self.crop;
+        let nx = |v: f32| c.x1 + ((v - self.x) / self.w).clamp(0.0, 1.0) * (c.x2 - c.x1);
+        let ny = |v: f32| c.y1 + ((v - self.y) / self.h).clamp(0.0, 1.0) * (c.y2 - c.y1);
+        BoxN { x1: nx(x1), y1: ny(y1), x2: nx(x2), y2: ny(y2) }
     }
+}
+
+/// A tile in whole source pixels: left, top, width, height.
+type Rect = (usize, usize, usize, usize);
+
+/// `crop` (normalized) of a `w`×`h` picture in whole pixels, at least one.
+fn pixels(crop: BoxN, w: usize, h: usize) -> Rect {
+    let x0 = ((crop.x1.clamp(0.0, 1.0) * w as f32).round() as usize).min(w - 1);
+    let y0 = ((crop.y1.clamp(0.0, 1.0) * h as f32).round() as usize).min(h - 1);
+    let x1 = ((crop.x2.clamp(0.0, 1.0) * w as f32).round() as usize).clamp(x0 + 1, w);
+    let y1 = ((crop.y2.clamp(0.0, 1.0) * h as f32).round() as usize).clamp(y0 + 1, h);
+    (x0, y0, x1 - x0, y1 - y0)
 }
 
 /// One output coordinate's two source neighbours, the weight of the second (0..=256), and
@@ -80,7 +98,8 @@ pub struct Preprocessor {
     bias: [f32; 3],
     order: ChannelOrder,
     resize: Resize,
-    src: (usize, usize),
+    /// The frame size and tile the index tables are for.
+    src: (usize, usize, Rect),
     content: Content,
     xs: Vec<Tap>,
     ys: Vec<Tap>,
@@ -100,7 +119,7 @@ impl Preprocessor {
             bias: [0, 1, 2].map(|i| -norm.mean[i] / norm.std[i]),
             order: norm.order,
             resize,
-            src: (0, 0),
+            src: (0, 0, (0, 0, 0, 0)),
             content: Content::default(),
             xs: Vec::with_capacity(width),
             ys: Vec::with_capacity(height),
@@ -119,20 +138,21 @@ impl Preprocessor {
         self.len() == 0
     }
 
-    fn taps(dst: usize, src: usize, out: &mut Vec<Tap>) {
+    /// Taps of `dst` outputs over the `len` source samples from `start`.
+    fn taps(dst: usize, start: usize, len: usize, out: &mut Vec<Tap>) {
         out.clear();
-        let ratio = src as f32 / dst as f32;
-        let last = (src - 1) as f32;
+        let ratio = len as f32 / dst as f32;
+        let (first, last) = (start as f32, (start + len - 1) as f32);
         for i in 0..dst {
-            let s = ((i as f32 + 0.5) * ratio - 0.5).clamp(0.0, last);
+            let s = (first + (i as f32 + 0.5) * ratio - 0.5).clamp(first, last);
             let lo = s.floor();
             let hi = (lo + 1.0).min(last);
-            let centre = ((i as f32 + 0.5) * ratio) as u32;
+            let centre = start as u32 + ((i as f32 + 0.5) * ratio) as u32;
             out.push(Tap {
                 lo: lo as u32,
                 hi: hi as u32,
                 w: ((s - lo) * 256.0).round() as u32,
-                chroma: (centre.min(src as u32 - 1)) / 2,
+                chroma: (centre.min((start + len) as u32 - 1)) / 2,
             });
         }
     }
@@ -142,8 +162,9 @@ impl Preprocessor {
         self.content
     }
 
-    /// Recomputes the fit and the index tables for a new source size.
-    fn fit(&mut self, src_w: usize, src_h: usize) {
+    /// Recomputes the fit and the index tables for a new source size or tile.
+    fn fit(&mut self, frame_w: usize, frame_h: usize, tile: Rect) {
+        let (tx, ty, src_w, src_h) = tile;
         let (w, h) = (self.width as f32, self.height as f32);
         let (cw, ch) = match self.resize {
             Resize::Stretch => (self.width, self.height),
@@ -154,20 +175,29 @@ impl Preprocessor {
             }
         };
         let (x0, y0) = ((self.width - cw) / 2, (self.height - ch) / 2);
-        self.content = Content { x: x0 as f32, y: y0 as f32, w: cw as f32, h: ch as f32 };
-        Self::taps(cw, src_w, &mut self.xs);
-        Self::taps(ch, src_h, &mut self.ys);
-        self.src = (src_w, src_h);
+        let (fw, fh) = (frame_w as f32, frame_h as f32);
+        let crop = BoxN {
+            x1: tx as f32 / fw,
+            y1: ty as f32 / fh,
+            x2: (tx + src_w) as f32 / fw,
+            y2: (ty + src_h) as f32 / fh,
+        };
+        self.content = Content { x: x0 as f32, y: y0 as f32, w: cw as f32, h: ch as f32, crop };
+        Self::taps(cw, tx, src_w, &mut self.xs);
+        Self::taps(ch, ty, src_h, &mut self.ys);
+        self.src = (frame_w, frame_h, tile);
     }
 
-    /// Writes `img`, fitted to the model size, into `out` (length [`Self::len`]).
+    /// Writes the `tile` (normalized; [`crate::detect::WHOLE`] for the whole picture) of `img`,
+    /// fitted to the model size, into `out` (length [`Self::len`]).
     ///
     /// # Panics
     /// If `out` has the wrong length: that is a programming error, not an input error.
-    pub fn run(&mut self, img: &Yuv<'_>, out: &mut [f32]) {
+    pub fn run(&mut self, img: &Yuv<'_>, tile: BoxN, out: &mut [f32]) {
         assert_eq!(out.len(), self.len(), "model input buffer size");
-        if self.src != (img.width, img.height) {
-            self.fit(img.width, img.height);
+        let rect = pixels(tile, img.width, img.height);
+        if self.src != (img.width, img.height, rect) {
+            self.fit(img.width, img.height, rect);
         }
         let plane = self.width * self.height;
         let (p0, rest) = out.split_at_mut(plane);
@@ -193,10 +223,9 @@ impl Preprocessor {
             // Chroma terms change every other source row only.
             if ty.chroma as usize != chroma_of {
                 chroma_of = ty.chroma as usize;
-                let ur = &img.u[chroma_of * img.uv_stride..];
-                let vr = &img.v[chroma_of * img.uv_stride..];
                 for (c, tx) in self.chroma_row.iter_mut().zip(&self.xs) {
-                    let (u, v) = (ur[tx.chroma as usize] as usize, vr[tx.chroma as usize] as usize);
+                    let (u, v) = img.chroma(chroma_of, tx.chroma as usize);
+                    let (u, v) = (u as usize, v as usize);
                     *c = [t.r_v[v], t.g_uv.0[u] + t.g_uv.1[v], t.b_u[u]];
                 }
             }
@@ -227,6 +256,7 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::WHOLE;
     use crate::source::{YuvToRgb, tests::flat};
 
     const NANODET: Normalization = Normalization {
@@ -242,7 +272,7 @@ mod tests {
         let img = Yuv::new(&y, &u, &v, 64, 32, 64, 48, YuvToRgb::BT601).unwrap();
         let mut p = Preprocessor::new(16, 16, NANODET, Resize::Stretch);
         let mut out = vec![0.0; p.len()];
-        p.run(&img, &mut out);
+        p.run(&img, WHOLE, &mut out);
         let (b, g, r) = (out[0], out[256], out[512]);
         let expect = |v: f32, c: usize| (v - NANODET.mean[c]) / NANODET.std[c];
         assert!((r - expect(255.0, 2)).abs() < 0.1, "r {r}");
@@ -264,7 +294,7 @@ mod tests {
         let rgb = Normalization { order: ChannelOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] };
         let mut p = Preprocessor::new(10, 5, rgb, Resize::Stretch);
         let mut out = vec![0.0; p.len()];
-        p.run(&img, &mut out);
+        p.run(&img, WHOLE, &mut out);
         let row: Vec<f32> = out[..10].to_vec();
         assert!(row.windows(2).all(|w| w[1] > w[0]), "{row:?}");
         // Output pixel 0 covers source columns 0..10, centre 4.5: luma 16 + 9 → ~10.5 in RGB.
@@ -279,7 +309,7 @@ mod tests {
         let plain = Normalization { order: ChannelOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] };
         let mut p = Preprocessor::new(32, 32, plain, Resize::Letterbox { pad: 114 });
         let mut out = vec![0.0; p.len()];
-        p.run(&img, &mut out);
+        p.run(&img, WHOLE, &mut out);
         let c = p.content();
         assert_eq!((c.x, c.y, c.w, c.h), (0.0, 4.0, 32.0, 24.0));
         assert_eq!(out[0], 114.0, "top band");
@@ -288,5 +318,23 @@ mod tests {
         // A box covering the content maps back to the whole frame.
         let b = c.to_frame(0.0, 4.0, 32.0, 28.0);
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.0, 0.0, 1.0, 1.0));
+    }
+    #[test]
+    fn a_tile_is_cut_from_its_place_and_boxes_map_back_through_it() {
+        // Left half black, right half white; the tile is the right half's top half.
+        let (w, h) = (64, 48);
+        let (mut y, u, v) = flat(w, h, (16, 128, 128));
+        for r in 0..h {
+            y[r * w + w / 2..][..w / 2].fill(235);
+        }
+        let img = Yuv::new(&y, &u, &v, w, w / 2, w, h, YuvToRgb::BT601).unwrap();
+        let plain = Normalization { order: ChannelOrder::Rgb, mean: [0.0; 3], std: [1.0; 3] };
+        let mut p = Preprocessor::new(16, 16, plain, Resize::Stretch);
+        let mut out = vec![0.0; p.len()];
+        let tile = crate::geometry::BoxN { x1: 0.5, y1: 0.0, x2: 1.0, y2: 0.5 };
+        p.run(&img, tile, &mut out);
+        assert!(out[..256].iter().all(|&r| r > 250.0), "only white pixels");
+        let b = p.content().to_frame(0.0, 0.0, 16.0, 16.0);
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.5, 0.0, 1.0, 0.5));
     }
 }

@@ -460,9 +460,10 @@ fn measure(img: &Yuv<'_>) -> Option<Features> {
     if w == 0 || stride < w || img.y.len() < needed {
         return None;
     }
-    let (cw, ch, uv_stride) = (w.div_ceil(2), h.div_ceil(2), img.uv_stride);
-    let uv_needed = uv_stride.checked_mul(ch - 1)?.checked_add(cw)?;
-    if uv_stride < cw || img.u.len() < uv_needed || img.v.len() < uv_needed {
+    let (cw, ch, uv_stride, step) = (w.div_ceil(2), h.div_ceil(2), img.uv_stride, img.uv_step);
+    let row_bytes = cw.checked_sub(1)?.checked_mul(step)?.checked_add(1)?;
+    let uv_needed = uv_stride.checked_mul(ch - 1)?.checked_add(row_bytes)?;
+    if step == 0 || uv_stride < row_bytes || img.u.len() < uv_needed || img.v.len() < uv_needed {
         return None;
     }
     let row = |y: usize| &img.y[y * stride..][..w];
@@ -499,8 +500,8 @@ fn measure(img: &Yuv<'_>) -> Option<Features> {
     let (sx, sy) = ((cw / 64).max(1), (ch / 36).max(1));
     let (mut sum, mut n) = (0u32, 0u32);
     for y in (0..ch).step_by(sy) {
-        let (u, v) = (&img.u[y * uv_stride..][..cw], &img.v[y * uv_stride..][..cw]);
-        for (&u, &v) in u.iter().zip(v).step_by(sx) {
+        let (u, v) = (&img.u[y * uv_stride..][..row_bytes], &img.v[y * uv_stride..][..row_bytes]);
+        for (&u, &v) in u.iter().step_by(step).zip(v.iter().step_by(step)).step_by(sx) {
             sum += (u as i32 - 128).unsigned_abs() + (v as i32 - 128).unsigned_abs();
             n += 1;
         }

@@ -7,8 +7,8 @@
 //! silently dropped.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -18,8 +18,11 @@ use xueliang_proto::RuleKind;
 use crate::delivery::{Outbox, OutboxWriter, RETRY, WriteCounts};
 use crate::evidence::{ClipMaker, Outgoing, Pictures, Sealer};
 
-/// Messages waiting for the chain at most. A chain stuck on a disk that hangs then stops the
-/// detector thread too, and the watchdog restarts the agent rather than let messages pile up.
+/// Messages waiting for the chain at most: a burst of events is queued and the detector goes
+/// on inferring. When it is full (a disk that hangs, hundreds of events at once) the detector
+/// waits for room rather than lose an alarm, each wait counted; a chain stuck for good stops
+/// the detector thread too, and the watchdog restarts the agent rather than let messages pile
+/// up.
 const QUEUE: usize = 256;
 
 /// What the alarm chain counts, shared with the metrics.
@@ -31,6 +34,10 @@ pub(super) struct AlarmCounts {
     pub(super) lost: AtomicU64,
     /// The outbox's writes: failures, messages kept in memory, and lost.
     pub(super) writes: Arc<WriteCounts>,
+    /// Messages handed over and not yet taken by the chain.
+    pub(super) queued: AtomicUsize,
+    /// Times the detector thread found the queue full and waited.
+    pub(super) waits: AtomicU64,
 }
 
 impl AlarmCounts {
@@ -76,7 +83,10 @@ impl Alarms {
         let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
             loop {
                 let mut message = match rx.recv_timeout(RETRY) {
-                    Ok(message) => message,
+                    Ok(message) => {
+                        store.counts.queued.fetch_sub(1, Ordering::Relaxed);
+                        message
+                    }
                     Err(RecvTimeoutError::Timeout) => {
                         if store.writer.retry() {
                             let _ = store.wake.try_send(());
@@ -105,7 +115,17 @@ impl Alarms {
 
     /// Hands `message` to the chain; waits while [`QUEUE`] messages are ahead of it.
     pub(super) fn send(&self, message: Outgoing) {
-        if self.messages.send(message).is_err() {
+        self.counts.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = match self.messages.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => {
+                self.counts.waits.fetch_add(1, Ordering::Relaxed);
+                self.messages.send(message).map_err(|_| ())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(()),
+        };
+        if sent.is_err() {
+            self.counts.queued.fetch_sub(1, Ordering::Relaxed);
             // Only if the chain's thread died: nothing more can be stored.
             self.counts.lost.fetch_add(1, Ordering::Relaxed);
             error!("message lost: the evidence thread has stopped");

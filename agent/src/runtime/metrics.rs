@@ -1,6 +1,7 @@
 //! The agent's Prometheus metrics (`metrics_listen` in the config): per camera, frames decoded,
-//! record-stream frames decoded for pictures, compressed video kept, frames inferred, inference time, whether it is online and how often it reconnected; alarms
-//! raised per rule; line crossings; the outbox; errors. The detector thread writes the page about
+//! record-stream frames decoded for pictures, compressed video kept, frames inferred, inference
+//! time, whether it is online and how often it reconnected; frame age; alarms raised per rule;
+//! line crossings; the evidence queue; the outbox; errors. The detector thread writes the page about
 //! once a second; the HTTP endpoint serves the latest one, so a scrape never waits on the loop.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
-use xueliang_service::metrics::{Exposition, labels};
+use xueliang_service::metrics::{Exposition, Histogram, labels};
 
 use crate::delivery::{Outbox, WriteCounts};
 use crate::detect::CameraLoopStats;
@@ -54,6 +55,10 @@ pub struct Sample<'a> {
     pub outbox: &'a Outbox,
     /// The outbox's writes (failures, messages kept in memory).
     pub writes: &'a WriteCounts,
+    /// Frames' age when their detections are ready, from the arrival of their first packet.
+    pub frame_age: &'a Histogram,
+    /// Messages waiting for the evidence thread, and times the detector waited for room.
+    pub evidence: (usize, u64),
     /// Inference failures and alarms that could not be stored.
     pub errors: u64,
     /// The config version in force (0: the local file).
@@ -142,6 +147,23 @@ pub fn render(s: &Sample<'_>) -> String {
         "counter",
         "Crossings of each counting line, both ways.",
         &crossings,
+    );
+    e.histogram(
+        "xl_agent_frame_age_seconds",
+        "Age of inferred frames when their detections are ready, from the arrival of their first packet (the jitter buffer, decoding and waiting for the detector included).",
+        s.frame_age,
+    );
+    e.single(
+        "xl_agent_evidence_queue",
+        "gauge",
+        "Event messages waiting for their pictures, seal and outbox write (off the detector thread).",
+        s.evidence.0,
+    );
+    e.single(
+        "xl_agent_evidence_queue_full_total",
+        "counter",
+        "Times the detector thread waited because the evidence queue was full.",
+        s.evidence.1,
     );
     e.single(
         "xl_agent_outbox_alarms",

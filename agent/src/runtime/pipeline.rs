@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 use xueliang_proto::Health;
 use xueliang_proto::endpoint::now_ms;
+use xueliang_service::metrics::Histogram;
 
 use super::AgentError;
 use super::alarms::Alarms;
@@ -18,7 +19,7 @@ use crate::config::AgentConfig;
 use crate::config::ClipStream;
 use crate::delivery::{HealthReporter, Outbox};
 use crate::detect::{
-    CameraSlot, Detector, DetectorOptions, InferenceLoop, LoopStats, MotionGate, ort_library,
+    CameraSlot, Detector, DetectorOptions, InferenceLoop, LoopStats, MotionGate, Tiling,
 };
 use crate::evidence::{ClipMaker, Outgoing, Pictures, RecordStream, Sealer, Watch, camera_clips};
 use crate::rules::FrameTime;
@@ -37,12 +38,10 @@ pub(super) struct Prepared {
 impl Prepared {
     /// Loads the model and resolves the rules against it.
     pub(super) fn build(config: &AgentConfig) -> Result<Self, AgentError> {
-        let options = DetectorOptions {
-            library: ort_library(config.model.onnxruntime.as_deref()),
-            threads: config.model.threads,
-            // A box just enrolled may have no camera yet: it waits for the center's config.
-            max_batch: config.cameras.len().max(1),
-        };
+        // Room for every camera's tiles in one run; a box just enrolled may have no camera yet
+        // (it waits for the center's config).
+        let tiles: usize = config.cameras.iter().map(|c| c.detect_tiles as usize).sum();
+        let options = DetectorOptions::of(&config.model, tiles.max(1));
         let detector = Detector::open(&config.model.path, config.model.card.as_deref(), &options)?;
         let watches = (0..config.cameras.len())
             .map(|camera| Watch::new(config, camera, detector.card()).map_err(AgentError::Config))
@@ -152,6 +151,7 @@ impl Pipeline {
             camera_ids: config.cameras.iter().map(|c| c.id.clone()).collect(),
             counters,
             metrics_due: Instant::now(),
+            frame_age: Histogram::new(&FRAME_AGE_BOUNDS),
         };
         let detector =
             std::thread::Builder::new().name("detector".into()).spawn(move || loop_state.run())?;
@@ -250,10 +250,12 @@ fn camera_slots(config: &AgentConfig) -> Result<Vec<CameraSlot>, AgentError> {
     config
         .cameras
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let gate = MotionGate::from_config(&c.motion)
                 .map_err(|e| AgentError::Config(format!("camera {}: {e}", c.id)))?;
-            Ok(CameraSlot { interval: c.detect_interval(), gate, on_demand: false })
+            let tiling = Tiling::of_camera(config, i);
+            Ok(CameraSlot { interval: c.detect_interval(), gate, on_demand: false, tiling })
         })
         .collect()
 }
@@ -276,7 +278,13 @@ struct DetectLoop {
     counters: Vec<Arc<CameraCounters>>,
     /// When the metrics page is next written.
     metrics_due: Instant,
+    /// Inferred frames' age when their detections are ready.
+    frame_age: Histogram,
 }
+
+/// Frame age buckets, seconds: the jitter buffer alone is 0.2.
+const FRAME_AGE_BOUNDS: [f64; 14] =
+    [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0];
 
 /// Now, on both clocks.
 fn now() -> FrameTime {
@@ -305,6 +313,11 @@ impl DetectLoop {
                     raised: &raised,
                     outbox: &self.handover.outbox,
                     writes: &self.alarms.counts.writes,
+                    frame_age: &self.frame_age,
+                    evidence: (
+                        self.alarms.counts.queued.load(Ordering::Relaxed),
+                        self.alarms.counts.waits.load(Ordering::Relaxed),
+                    ),
                     errors,
                     config_version: *self.handover.version.borrow(),
                 }));
@@ -333,7 +346,11 @@ impl DetectLoop {
             }
             let frames = std::mem::take(&mut self.inference.frames);
             let mut messages = Vec::new();
+            let wall = now_ms();
             for (frame, &inferred) in frames.iter().zip(&self.inference.inferred) {
+                if inferred {
+                    self.frame_age.observe_ms((wall - frame.captured_ms).max(0) as u64);
+                }
                 let detections =
                     inferred.then(|| self.inference.detections[frame.camera].as_slice());
                 messages.extend(self.watches[frame.camera].see(frame, detections));

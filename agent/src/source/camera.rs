@@ -1,9 +1,9 @@
 //! Camera sources: one thread per camera owns its GStreamer pipeline, its bus and its reconnect
 //! loop; the rest of the agent sees only the newest frame and online/offline events.
 //!
-//! Pipeline: `uridecodebin uri=… ! videoconvert ! video/x-raw,format=I420 ! appsink
-//! max-buffers=1 drop=true`. The decoders' I420 passes through `videoconvert` untouched, so
-//! frames are not converted unless they are inferred; the appsink keeps only the newest one,
+//! Pipeline: `uridecodebin uri=… ! videoconvert ! video/x-raw,format={I420,NV12} ! appsink
+//! max-buffers=1 drop=true`. The decoders' I420 (software) or NV12 (hardware) passes through
+//! `videoconvert` untouched, so frames are not converted unless they are inferred; the appsink keeps only the newest one,
 //! so a slow detector never builds latency. Audio streams go to a `fakesink`. When clips are cut
 //! from the detect stream, the parser's output is kept in the camera's [`StreamRing`] on its
 //! way to the decoder.
@@ -22,7 +22,7 @@ use xueliang_service::backoff::Backoff;
 
 use super::frame::{Frame, mono_now_ms};
 use super::ring::{StreamRing, clip_codec};
-use crate::config::{CameraConfig, Transport, redact_url};
+use crate::config::{CameraConfig, Decoder, Transport, redact_url};
 use xueliang_proto::endpoint::now_ms;
 
 /// The newest frame of every camera, shared between the camera threads and the detector.
@@ -292,12 +292,86 @@ pub(crate) fn on_source_setup(src: &gst::Element, transport: Transport) {
     });
 }
 
+/// Whether `factory` makes a video decoder, and whether a hardware one (VA-API and the like
+/// say so in their class).
+fn decoder_kind(factory: &gst::ElementFactory) -> Option<bool> {
+    let klass = factory.klass();
+    (klass.contains("Decoder") && klass.contains("Video")).then(|| klass.contains("Hardware"))
+}
+
+/// The video decoder `pipeline` uses, if one is there yet.
+pub fn decoder_in(pipeline: &gst::Pipeline) -> Option<gst::Element> {
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().as_ref().and_then(decoder_kind).is_some())
+}
+
+/// The decoder element's name, and whether it is hardware or software.
+pub fn describe_decoder(decoder: &gst::Element) -> String {
+    let Some(factory) = decoder.factory() else { return "unknown".into() };
+    let what = if decoder_kind(&factory) == Some(true) { "hardware" } else { "software" };
+    format!("{} ({what})", factory.name())
+}
+
+/// Keeps `uridecodebin` to the decoders `decoder` allows: with `software` it never tries a
+/// hardware decoder; with `va` it passes over software decoders while a hardware one on this
+/// machine takes the stream's format.
+pub(crate) fn choose_decoders(src: &gst::Element, decoder: Decoder) {
+    if decoder == Decoder::Auto {
+        return;
+    }
+    src.connect("autoplug-select", false, move |args| {
+        let caps = args.get(2)?.get::<gst::Caps>().ok()?;
+        let factory = args.get(3)?.get::<gst::ElementFactory>().ok()?;
+        let skip = match (decoder, decoder_kind(&factory)) {
+            (Decoder::Software, Some(true)) => true,
+            (Decoder::Va, Some(false)) => hardware_takes(&caps),
+            _ => false,
+        };
+        // GstAutoplugSelectResult: 0 tries the factory, 2 skips it.
+        let t = gst::glib::Type::from_name("GstAutoplugSelectResult")?;
+        gst::glib::EnumClass::with_type(t)?.to_value(if skip { 2 } else { 0 })
+    });
+}
+
+/// Whether a hardware video decoder on this machine takes `caps`.
+fn hardware_takes(caps: &gst::Caps) -> bool {
+    gst::ElementFactory::factories_with_type(
+        gst::ElementFactoryType::DECODER | gst::ElementFactoryType::MEDIA_VIDEO,
+        gst::Rank::MARGINAL,
+    )
+    .iter()
+    .any(|f| decoder_kind(f) == Some(true) && f.can_sink_any_caps(caps))
+}
+
 /// A `fakesink` added to `pipeline` for a stream nobody needs; its sink pad.
 pub(crate) fn discard(pipeline: &gst::Pipeline) -> Option<gst::Pad> {
     let fake = gst::ElementFactory::make("fakesink").property("sync", false).build().ok()?;
     pipeline.add(&fake).ok()?;
     fake.sync_state_with_parent().ok()?;
     fake.static_pad("sink")
+}
+
+/// How long ago the frame's first packet arrived, ms: a live source stamps each buffer with
+/// its arrival on the pipeline's clock (the jitter buffer keeps that stamp), so this covers the
+/// jitter buffer, the decoder and the wait at the sink; 0 when a stamp is missing.
+fn arrival_age_ms(pipeline: &gst::Pipeline, sample: &gst::Sample) -> i64 {
+    let running = sample.buffer().and_then(|b| b.pts()).and_then(|pts| {
+        sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::format::Time>())
+            .and_then(|s| s.to_running_time(pts))
+    });
+    let (Some(running), Some(clock), Some(base)) =
+        (running, pipeline.clock(), pipeline.base_time())
+    else {
+        return 0;
+    };
+    let arrived = base + running;
+    // A stamp from the future, or older than a frame could wait, is not an arrival time.
+    clock.time().checked_sub(arrived).map_or(0, |age| (age.mseconds() as i64).min(10_000))
 }
 
 /// The pipeline of one camera connection (see the module documentation), not yet playing.
@@ -319,9 +393,10 @@ pub(crate) fn build_pipeline(
     let is_file = config.detect_url.starts_with("file://");
     let on_demand = pace.on_demand();
     let sink = gst_app::AppSink::builder()
+        // Software decoders give I420, hardware ones NV12: both are read where they lie.
         .caps(
             &gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
+                .field("format", gst::List::new(["I420", "NV12"]))
                 .build(),
         )
         .max_buffers(1)
@@ -364,6 +439,7 @@ pub(crate) fn build_pipeline(
         }
     });
     on_source_setup(&src, config.transport);
+    choose_decoders(&src, config.decoder);
     let convert_weak = convert.downgrade();
     let pipeline_weak = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
@@ -558,17 +634,23 @@ impl Camera {
                         let pts = sample.buffer().and_then(|b| b.pts()).map_or(0, |t| t.mseconds());
                         (start_ms + pts as i64, pts as i64)
                     }
-                    Pace::Live | Pace::OnDemand => (now_ms(), mono_now_ms()),
+                    Pace::Live => {
+                        let age = arrival_age_ms(pipeline, &sample);
+                        (now_ms() - age, mono_now_ms() - age)
+                    }
+                    Pace::OnDemand => (now_ms(), mono_now_ms()),
                 };
                 match Frame::new(self.index, sample, captured_ms, mono_ms) {
                     Ok(frame) => {
                         if !*got_frames {
                             info!(
                                 camera = %self.config.id,
-                                "camera {} online: {}x{}",
+                                "camera {} online: {}x{} {}, decoded by {}",
                                 self.config.id,
                                 frame.width(),
-                                frame.height()
+                                frame.height(),
+                                frame.format(),
+                                decoder_in(pipeline).map_or("?".into(), |d| describe_decoder(&d))
                             );
                             let _ = self.events.send(CameraEvent::Online { camera: self.index });
                             self.frames_flow(loss);

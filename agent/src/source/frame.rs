@@ -1,4 +1,5 @@
-//! A decoded camera frame: the GStreamer sample (I420, full resolution) and when it was taken.
+//! A decoded camera frame: the GStreamer sample (I420 or NV12, full resolution) and when it was
+//! taken.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -9,11 +10,11 @@ use gstreamer_video::prelude::*;
 
 use super::yuv::{Yuv, YuvToRgb};
 
-/// Why a sample could not be read as an I420 frame.
+/// Why a sample could not be read as a 4:2:0 frame.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The sample lacks caps or a buffer, or its caps are not raw I420 video.
-    #[error("sample is not I420 video: {0}")]
+    /// The sample lacks caps or a buffer, or its caps are not raw I420 or NV12 video.
+    #[error("sample is not I420 or NV12 video: {0}")]
     Format(String),
     /// The buffer could not be mapped for reading.
     #[error("cannot map frame buffer: {0}")]
@@ -44,7 +45,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Wraps an appsink sample whose caps are `video/x-raw,format=I420`, captured at
+    /// Wraps an appsink sample whose caps are `video/x-raw` in I420 or NV12, captured at
     /// `captured_ms` (wall clock) and `mono_ms` (monotonic clock).
     pub fn new(
         camera: usize,
@@ -55,7 +56,7 @@ impl Frame {
         let caps = sample.caps().ok_or_else(|| FrameError::Format("no caps".into()))?;
         let info =
             gst_video::VideoInfo::from_caps(caps).map_err(|e| FrameError::Format(e.to_string()))?;
-        if info.format() != gst_video::VideoFormat::I420 {
+        if !matches!(info.format(), gst_video::VideoFormat::I420 | gst_video::VideoFormat::Nv12) {
             return Err(FrameError::Format(format!("{:?}", info.format())));
         }
         if sample.buffer().is_none() {
@@ -72,6 +73,11 @@ impl Frame {
     /// Height in pixels.
     pub fn height(&self) -> usize {
         self.info.height() as usize
+    }
+
+    /// The pixel layout: `I420` or `NV12`.
+    pub fn format(&self) -> &'static str {
+        self.info.format().to_str()
     }
 
     /// The frame's presentation time in its stream, ms (a recording's own clock).
@@ -92,16 +98,13 @@ impl Frame {
             (gst_video::VideoColorMatrix::Bt709, _) => YuvToRgb::BT709,
             _ => YuvToRgb::BT601,
         };
-        let yuv = Yuv::new(
-            plane(0)?,
-            plane(1)?,
-            plane(2)?,
-            strides[0] as usize,
-            strides[1] as usize,
-            self.width(),
-            self.height(),
-            matrix,
-        )
+        let (y_stride, uv_stride) = (strides[0] as usize, strides[1] as usize);
+        let (w, h) = (self.width(), self.height());
+        let yuv = if self.info.format() == gst_video::VideoFormat::Nv12 {
+            Yuv::nv12(plane(0)?, plane(1)?, y_stride, uv_stride, w, h, matrix)
+        } else {
+            Yuv::new(plane(0)?, plane(1)?, plane(2)?, y_stride, uv_stride, w, h, matrix)
+        }
         .map_err(|e| FrameError::Map(e.to_string()))?;
         Ok(f(&yuv))
     }

@@ -14,7 +14,7 @@ mod yuv;
 pub use camera::{
     CameraCounters, CameraEvent, CameraOutputs, CameraSource, FrameHub, Pace, RTSP_LATENCY_MS,
 };
-pub(crate) use camera::{build_pipeline, error_text};
+pub(crate) use camera::{build_pipeline, decoder_in, describe_decoder, error_text};
 pub use frame::{Frame, FrameError, mono_now_ms};
 pub use record::RecordSource;
 pub use recording::{Recording, RecordingError};

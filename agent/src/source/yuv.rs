@@ -1,7 +1,9 @@
-//! Borrowed I420 (planar 4:2:0) images and their conversion to RGB.
+//! Borrowed 4:2:0 images (I420: three planes; NV12: luma and interleaved chroma) and their
+//! conversion to RGB.
 //!
-//! Decoders hand out I420; converting only what is needed (the model-sized input, or a snapshot
-//! when an alarm fires) is far cheaper than converting every decoded frame to RGB.
+//! Decoders hand out I420 (software) or NV12 (hardware); both are read where they lie, and
+//! converting only what is needed (the model-sized input, or a snapshot when an alarm fires) is
+//! far cheaper than converting every decoded frame to RGB.
 
 /// YUV → RGB coefficients for one colour matrix and range.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +74,8 @@ pub struct RgbTables {
     pub b_u: [f32; 256],
 }
 
-/// A borrowed I420 image.
+/// A borrowed 4:2:0 image: sample `x` of chroma row `r` is `u[r * uv_stride + x * uv_step]`
+/// (and the same in `v`).
 #[derive(Debug, Clone, Copy)]
 pub struct Yuv<'a> {
     /// Luma plane.
@@ -85,6 +88,8 @@ pub struct Yuv<'a> {
     pub y_stride: usize,
     /// Bytes per chroma row.
     pub uv_stride: usize,
+    /// Bytes from one chroma sample to the next in a row: 1 for I420, 2 for NV12.
+    pub uv_step: usize,
     /// Width in pixels.
     pub width: usize,
     /// Height in pixels.
@@ -95,14 +100,14 @@ pub struct Yuv<'a> {
 
 /// Why plane data does not describe an image.
 #[derive(Debug, thiserror::Error)]
-#[error("I420 planes too small for {width}x{height}")]
+#[error("4:2:0 planes too small for {width}x{height}")]
 pub struct PlaneSizeError {
     width: usize,
     height: usize,
 }
 
 impl<'a> Yuv<'a> {
-    /// Checks that the planes hold a `width`×`height` image with these strides.
+    /// An I420 image; checks that the planes hold a `width`×`height` image with these strides.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         y: &'a [u8],
@@ -123,10 +128,43 @@ impl<'a> Yuv<'a> {
             && u.len() >= uv_stride * (ch - 1) + cw
             && v.len() >= uv_stride * (ch - 1) + cw;
         if ok {
-            Ok(Self { y, u, v, y_stride, uv_stride, width, height, matrix })
+            Ok(Self { y, u, v, y_stride, uv_stride, uv_step: 1, width, height, matrix })
         } else {
             Err(PlaneSizeError { width, height })
         }
+    }
+
+    /// An NV12 image (`uv` holds U and V interleaved); checks that the planes hold a
+    /// `width`×`height` image with these strides.
+    pub fn nv12(
+        y: &'a [u8],
+        uv: &'a [u8],
+        y_stride: usize,
+        uv_stride: usize,
+        width: usize,
+        height: usize,
+        matrix: YuvToRgb,
+    ) -> Result<Self, PlaneSizeError> {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let ok = width > 0
+            && height > 0
+            && y_stride >= width
+            && uv_stride >= 2 * cw
+            && y.len() >= y_stride * (height - 1) + width
+            && uv.len() >= uv_stride * (ch - 1) + 2 * cw;
+        if ok {
+            let (u, v) = (uv, &uv[1..]);
+            Ok(Self { y, u, v, y_stride, uv_stride, uv_step: 2, width, height, matrix })
+        } else {
+            Err(PlaneSizeError { width, height })
+        }
+    }
+
+    /// The U and V samples at chroma column `x` of chroma row `row`.
+    #[inline(always)]
+    pub fn chroma(&self, row: usize, x: usize) -> (u8, u8) {
+        let at = row * self.uv_stride + x * self.uv_step;
+        (self.u[at], self.v[at])
     }
 
     /// Converts the whole image to packed RGB8 (`width*height*3` bytes) into `out`.
@@ -135,10 +173,9 @@ impl<'a> Yuv<'a> {
         out.reserve(self.width * self.height * 3);
         for row in 0..self.height {
             let yr = &self.y[row * self.y_stride..][..self.width];
-            let ur = &self.u[(row / 2) * self.uv_stride..];
-            let vr = &self.v[(row / 2) * self.uv_stride..];
             for (col, &yv) in yr.iter().enumerate() {
-                let [r, g, b] = self.matrix.rgb(yv, ur[col / 2], vr[col / 2]);
+                let (u, v) = self.chroma(row / 2, col / 2);
+                let [r, g, b] = self.matrix.rgb(yv, u, v);
                 out.extend_from_slice(&[(r + 0.5) as u8, (g + 0.5) as u8, (b + 0.5) as u8]);
             }
         }
@@ -174,6 +211,21 @@ pub(crate) mod tests {
         assert!(Yuv::new(&y, &u, &v, 4, 2, 4, 4, YuvToRgb::BT601).is_ok());
         assert!(Yuv::new(&y[..10], &u, &v, 4, 2, 4, 4, YuvToRgb::BT601).is_err());
         assert!(Yuv::new(&y, &u, &v, 4, 2, 5, 4, YuvToRgb::BT601).is_err());
+    }
+
+    #[test]
+    fn nv12_reads_as_the_same_picture_as_i420() {
+        // A 4×2 picture: left half red, right half blue, in both layouts.
+        let y = [81u8, 81, 41, 41, 81, 81, 41, 41];
+        let (u, v) = ([90u8, 240], [240u8, 110]);
+        let uv = [90u8, 240, 240, 110];
+        let i420 = Yuv::new(&y, &u, &v, 4, 2, 4, 2, YuvToRgb::BT601).unwrap();
+        let nv12 = Yuv::nv12(&y, &uv, 4, 4, 4, 2, YuvToRgb::BT601).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        i420.to_rgb(&mut a);
+        nv12.to_rgb(&mut b);
+        assert_eq!(a, b);
+        assert!(Yuv::nv12(&y, &uv[..3], 4, 4, 4, 2, YuvToRgb::BT601).is_err());
     }
 
     #[test]

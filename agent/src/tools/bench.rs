@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{CameraConfig, MotionConfig};
-use crate::detect::{CameraSlot, InferenceLoop, LoopStats, MotionGate};
+use crate::detect::{CameraSlot, InferenceLoop, LoopStats, MotionGate, Tiling};
 use crate::detect::{Detector, DetectorError};
 use crate::source::{CameraOutputs, CameraSource, FrameHub, Pace};
 use crate::source::{Recording, RecordingError};
@@ -222,7 +222,8 @@ impl BenchOptions {
             } else {
                 None
             };
-            slots.push(CameraSlot { interval: Duration::ZERO, gate, on_demand: true });
+            let tiling = Tiling::whole();
+            slots.push(CameraSlot { interval: Duration::ZERO, gate, on_demand: true, tiling });
         }
         Ok((InferenceLoop::new(detector, hub, slots), sources, stop))
     }

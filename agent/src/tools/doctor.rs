@@ -124,11 +124,12 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
         ];
         for (name, url, outcome) in streams {
             let Some(url) = url else { continue };
-            let transport = camera.transport;
+            let (transport, decoder) = (camera.transport, camera.decoder);
             let probed =
-                tokio::task::spawn_blocking(move || probe(&url, transport, camera_time)).await;
+                tokio::task::spawn_blocking(move || probe(&url, transport, decoder, camera_time))
+                    .await;
             checks.push(match probed {
-                Ok(Ok(r)) => Check::ok(name, format!("{} {}x{} at {:.1} fps, first frame after {} ms", r.codec, r.width, r.height, r.measured_fps, r.first_frame.as_millis())),
+                Ok(Ok(r)) => Check::ok(name, format!("{} {}x{} at {:.1} fps, decoded by {} into {}, first frame after {} ms", r.codec, r.width, r.height, r.measured_fps, r.decoder, r.frame.format(), r.first_frame.as_millis())),
                 Ok(Err(e)) => Check::bad(outcome, name, e.to_string(), "check the camera's power and cable, its URL (path, user, password) and transport; `xl-agent probe-camera URL` shows what it sends"),
                 Err(e) => Check::bad(Outcome::Fail, name, e.to_string(), "report this"),
             });
@@ -146,7 +147,7 @@ pub async fn run(local: &AgentConfig, camera_time: Duration) -> Vec<Check> {
 /// ONNX Runtime loads, the model loads and runs, and its checksum matches the installed one.
 fn model_checks(config: &AgentConfig) -> Vec<Check> {
     let library = ort_library(config.model.onnxruntime.as_deref());
-    let options = DetectorOptions { library: library.clone(), threads: 1, max_batch: 1 };
+    let options = DetectorOptions { threads: 1, ..DetectorOptions::of(&config.model, 1) };
     let mut checks = Vec::new();
     match Detector::open(&config.model.path, config.model.card.as_deref(), &options) {
         Ok(d) => {
@@ -154,9 +155,10 @@ fn model_checks(config: &AgentConfig) -> Vec<Check> {
             checks.push(Check::ok(
                 "model",
                 format!(
-                    "{} {} loads and runs ({} classes)",
+                    "{} {} loads and runs on {} ({} classes)",
                     d.card().name,
                     d.card().version,
+                    config.model.provider.name(),
                     d.card().classes.len()
                 ),
             ));

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::config::{CameraConfig, Transport, redact_url};
+use crate::config::{CameraConfig, Decoder, Transport, redact_url};
 use crate::source::Frame;
-use crate::source::{Pace, build_pipeline, error_text};
+use crate::source::{Pace, build_pipeline, decoder_in, describe_decoder, error_text};
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,8 @@ pub struct ProbeReport {
     pub first_frame: Duration,
     /// Whether the stream is RTSP, whose frames the agent holds in a jitter buffer.
     pub rtsp: bool,
+    /// The decoder GStreamer chose, e.g. `avdec_h264 (software)`.
+    pub decoder: String,
     /// The last frame received.
     pub frame: Frame,
 }
@@ -63,8 +65,10 @@ impl ProbeReport {
             String::new()
         };
         format!(
-            "codec             {}\nresolution        {}x{}\nframe rate        {:.1} fps{nominal}\nfirst frame after {} ms{latency}\n",
+            "codec             {}\ndecoder           {}, frames in {}\nresolution        {}x{}\nframe rate        {:.1} fps{nominal}\nfirst frame after {} ms{latency}\n",
             self.codec,
+            self.decoder,
+            self.frame.format(),
             self.width,
             self.height,
             self.measured_fps,
@@ -78,10 +82,12 @@ impl ProbeReport {
 pub fn probe(
     url: &str,
     transport: Transport,
+    decoder: Decoder,
     duration: Duration,
 ) -> Result<ProbeReport, ProbeError> {
     let mut camera = CameraConfig::new("probe", url);
     camera.transport = transport;
+    camera.decoder = decoder;
     let (pipeline, sink) =
         build_pipeline(&camera, Pace::Live, None).map_err(ProbeError::Pipeline)?;
     let stream = |reason: String| ProbeError::Stream { url: redact_url(url), reason };
@@ -131,6 +137,7 @@ pub fn probe(
         let (first_frame, since) = first.ok_or_else(|| stream("no frame".into()))?;
         let frame = last.ok_or_else(|| stream("no frame".into()))?;
         let (codec, nominal_fps) = stream_format(&pipeline);
+        let decoder = decoder_in(&pipeline).map_or("unknown".into(), |d| describe_decoder(&d));
         Ok(ProbeReport {
             codec,
             width: frame.width(),
@@ -139,6 +146,7 @@ pub fn probe(
             measured_fps: frames as f32 / since.elapsed().as_secs_f32().max(0.001),
             first_frame,
             rtsp: url.starts_with("rtsp"),
+            decoder,
             frame,
         })
     })();
@@ -148,10 +156,8 @@ pub fn probe(
 
 /// The compressed format fed to the video decoder, and the frame rate its caps announce.
 fn stream_format(pipeline: &gst::Pipeline) -> (String, Option<f32>) {
-    let decoder = pipeline.iterate_recurse().into_iter().flatten().find(|e| {
-        e.factory().is_some_and(|f| f.klass().contains("Decoder") && f.klass().contains("Video"))
-    });
-    let Some(caps) = decoder.and_then(|d| d.static_pad("sink")).and_then(|p| p.current_caps())
+    let Some(caps) =
+        decoder_in(pipeline).and_then(|d| d.static_pad("sink")).and_then(|p| p.current_caps())
     else {
         return ("unknown".into(), None);
     };

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::AgentConfig;
-use crate::detect::{CameraSlot, Detection, Detector, DetectorError, InferenceLoop, MotionGate};
+use crate::detect::{
+    CameraSlot, Detection, Detector, DetectorError, InferenceLoop, MotionGate, Tiling,
+};
 use crate::evidence::{Outgoing, Watch};
 use crate::rules::FrameTime;
 use crate::rules::line_crossing::Counts;
@@ -111,7 +113,12 @@ impl ReplayOptions {
                 .display()
         );
         let gate = MotionGate::from_config(&camera.motion).map_err(ReplayError::Config)?;
-        let slot = CameraSlot { interval: camera.detect_interval(), gate, on_demand: true };
+        let slot = CameraSlot {
+            interval: camera.detect_interval(),
+            gate,
+            on_demand: true,
+            tiling: Tiling::of_camera(config, index),
+        };
         // One camera, at index 0 of its own hub.
         let hub = Arc::new(FrameHub::new(1));
         let stop = Arc::new(AtomicBool::new(false));

@@ -6,17 +6,18 @@
 //! way; a second detection of an already matched label is a false positive.
 
 mod ground_truth;
+mod place;
 
 pub use ground_truth::{GroundTruth, GtBox};
+pub use place::{Canvas, Placement};
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::detect::Detection;
-use crate::detect::{Detector, DetectorError};
+use crate::detect::{Detection, Detector, DetectorError, Tiling};
 use crate::geometry::BoxN;
-use crate::source::{Recording, RecordingError};
+use crate::source::{Frame, Recording, RecordingError};
 
 /// IoU a detection needs with a label to count as finding it.
 pub const IOU_MATCH: f32 = 0.5;
@@ -153,31 +154,39 @@ pub enum EvalError {
     Mismatch(String),
 }
 
+/// Distant people: the whole-frame stretch against zone-aware tiles, on the clip's frames
+/// placed small in a large picture.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistantReport {
+    /// The large picture's width and height.
+    pub canvas: (usize, usize),
+    /// The frames' scale in it.
+    pub scale: f32,
+    /// Labelled people's heights in the large picture: 10th percentile, median, 90th, pixels.
+    pub person_px: [f32; 3],
+    /// The whole picture stretched to the model's input.
+    pub stretch: EvalReport,
+    /// The zone covering the placed frames, inferred as a camera's rules would have it.
+    pub zones: EvalReport,
+    /// Tiles the zone took per frame.
+    pub tiles: usize,
+}
+
 impl EvalOptions {
-    /// Decodes every frame, detects on the sampled ones, and scores them. The detector's
-    /// candidate threshold should be low (0.05) so the whole precision–recall curve is seen.
-    pub fn run(&self, detector: &mut Detector) -> Result<Matches, EvalError> {
+    /// Decodes every frame and calls `f` with the sampled ones and their frame number (the
+    /// first is 1); checks the clip against its labels.
+    fn sampled(
+        &self,
+        mut f: impl FnMut(&Frame, u32) -> Result<(), EvalError>,
+    ) -> Result<(), EvalError> {
         let mut clip = Recording::open(&self.clip)?;
-        let mut matches = Matches::default();
-        let mut dets: Vec<Detection> = Vec::with_capacity(256);
-        let mut boxes: Vec<(BoxN, f32)> = Vec::with_capacity(256);
         let mut index = 0usize;
         while let Some(frame) = clip.next_frame()? {
             let number = index as u32 + 1;
             index += 1;
-            if !(number as usize - 1).is_multiple_of(self.every.max(1)) {
-                continue;
+            if (number as usize - 1).is_multiple_of(self.every.max(1)) {
+                f(&frame, number)?;
             }
-            let (w, h) = (frame.width() as f32, frame.height() as f32);
-            frame
-                .with_yuv(|yuv| detector.detect(yuv, &mut dets))
-                .map_err(|e| EvalError::Mismatch(e.to_string()))??;
-            boxes.clear();
-            boxes.extend(dets.iter().filter(|d| d.class == self.class).map(|d| {
-                let b = d.bbox;
-                (BoxN { x1: b.x1 * w, y1: b.y1 * h, x2: b.x2 * w, y2: b.y2 * h }, d.score)
-            }));
-            matches.add_frame(self.gt.frame(number), &mut boxes);
         }
         let last = self.gt.last_frame() as usize;
         if index < last {
@@ -186,11 +195,100 @@ impl EvalOptions {
                 self.clip.display()
             )));
         }
+        Ok(())
+    }
+
+    /// Scores `dets` (normalized, of a `w`×`h` picture) against `gt` in `matches`.
+    fn score(&self, dets: &[Detection], (w, h): (f32, f32), gt: &[GtBox], matches: &mut Matches) {
+        let mut boxes: Vec<(BoxN, f32)> = dets
+            .iter()
+            .filter(|d| d.class == self.class)
+            .map(|d| {
+                let b = d.bbox;
+                (BoxN { x1: b.x1 * w, y1: b.y1 * h, x2: b.x2 * w, y2: b.y2 * h }, d.score)
+            })
+            .collect();
+        matches.add_frame(gt, &mut boxes);
+    }
+
+    /// Decodes every frame, detects on the sampled ones, and scores them. The detector's
+    /// candidate threshold should be low (0.05) so the whole precision–recall curve is seen.
+    pub fn run(&self, detector: &mut Detector) -> Result<Matches, EvalError> {
+        let mut matches = Matches::default();
+        let mut dets: Vec<Detection> = Vec::with_capacity(256);
+        self.sampled(|frame, number| {
+            let size = (frame.width() as f32, frame.height() as f32);
+            frame.with_yuv(|yuv| detector.detect(yuv, &mut dets)).map_err(mismatch)??;
+            self.score(&dets, size, self.gt.frame(number), &mut matches);
+            Ok(())
+        })?;
         if matches.labels == 0 {
             return Err(EvalError::Mismatch("no labels of the class in the sampled frames".into()));
         }
         Ok(matches)
     }
+
+    /// Each sampled frame shrunk by `scale` into a `canvas`-sized picture, inferred whole
+    /// (stretched) and zone-aware (the placed frame as the zone, at most `max_tiles` tiles).
+    pub fn run_distant(
+        &self,
+        detector: &mut Detector,
+        canvas: (usize, usize),
+        scale: f32,
+        max_tiles: usize,
+        threshold: f32,
+    ) -> Result<DistantReport, EvalError> {
+        let (mut stretch, mut zones) = (Matches::default(), Matches::default());
+        let mut heights = Vec::new();
+        let mut drawn: Option<(Canvas, Placement, Tiling)> = None;
+        let mut dets: Vec<Detection> = Vec::with_capacity(256);
+        self.sampled(|frame, number| {
+            let size = (frame.width(), frame.height());
+            if drawn.is_none() {
+                let placement = Placement::far_corner(canvas, size, scale).ok_or_else(|| {
+                    EvalError::Mismatch(format!(
+                        "frames of {}x{} at scale {scale} do not fit in {}x{}",
+                        size.0, size.1, canvas.0, canvas.1
+                    ))
+                })?;
+                let tiling = Tiling::around(placement.area(size), max_tiles);
+                drawn = Some((Canvas::new(placement), placement, tiling));
+            }
+            let Some((picture, placement, tiling)) = drawn.as_mut() else { return Ok(()) };
+            let gt: Vec<GtBox> = self.gt.frame(number).iter().map(|g| placement.label(g)).collect();
+            heights.extend(gt.iter().filter(|g| !g.ignore).map(|g| g.y2 - g.y1));
+            let whole = (canvas.0 as f32, canvas.1 as f32);
+            frame
+                .with_yuv(|yuv| {
+                    picture.with_frame(yuv, |img| -> Result<(), EvalError> {
+                        detector.detect(img, &mut dets)?;
+                        self.score(&dets, whole, &gt, &mut stretch);
+                        detector.detect_tiles(img, tiling, &mut dets)?;
+                        self.score(&dets, whole, &gt, &mut zones);
+                        Ok(())
+                    })
+                })
+                .map_err(mismatch)??;
+            Ok(())
+        })?;
+        if stretch.labels == 0 {
+            return Err(EvalError::Mismatch("no labels of the class in the sampled frames".into()));
+        }
+        heights.sort_unstable_by(f32::total_cmp);
+        let pct = |p: usize| heights[(heights.len() - 1) * p / 100];
+        Ok(DistantReport {
+            canvas,
+            scale,
+            person_px: [pct(10), pct(50), pct(90)],
+            stretch: stretch.report(threshold),
+            zones: zones.report(threshold),
+            tiles: drawn.map_or(0, |(_, _, t)| t.tiles_laid()),
+        })
+    }
+}
+
+fn mismatch(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Mismatch(e.to_string())
 }
 
 impl Matches {
