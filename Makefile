@@ -28,19 +28,34 @@ test: setup
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
 
-# Figures for sizing a box (see README, "Measuring"): criterion benches of the per-frame CPU
-# work, the inference loop against bare session.run (moving and still scene), detection
-# accuracy on PETS09-S2L1, how many 720p25 cameras the box sustains, and what keeping a record
-# stream for clips costs.
+# Figures for sizing a box (see docs/performance.md): criterion benches of the per-frame CPU
+# work; the inference loop against bare session.run (moving and still scene, 5 repeats) and
+# against the usual Python pipeline at equal threads; detection accuracy on PETS09-S2L1, and on
+# its people placed far away in a 4 MP picture; INT8 against fp32 and OpenVINO against ONNX
+# Runtime's own CPU kernels; how many cameras of each kind the box sustains with the whole
+# agent running, and what a burst of events does to the other cameras; the center's ingest.
+INT8 := .cache/models/nanodet_g416_coco.int8.onnx
+OV_LIB := .cache/onnxruntime-openvino/libonnxruntime.so.1.24.1
+BENCH_PY := .cache/venv-bench/bin/python
+
 bench: build
+	@bash scripts/setup.sh --bench
 	cargo bench --locked --bench hot_path
 	@test -f $(STILL) || gst-launch-1.0 -q filesrc location=$(VTEST) ! decodebin ! imagefreeze num-buffers=300 ! \
 	  videoconvert ! x264enc speed-preset=veryfast ! mp4mux ! filesink location=$(STILL)
-	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --motion
-	target/release/xl-agent bench --model $(MODEL) --clip $(STILL) --motion
+	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --motion --threads 1
+	target/release/xl-agent bench --model $(MODEL) --clip $(STILL) --motion --threads 1
+	$(BENCH_PY) benches/python_pipeline.py $(MODEL) $(VTEST) 1 300 5
+	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --threads 2
+	$(BENCH_PY) benches/python_pipeline.py $(MODEL) $(VTEST) 2 300 5
 	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT)
+	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT) --distant 2560x1440 --distant-scale 0.4
+	target/release/xl-agent bench --model $(INT8) --clip $(VTEST) --threads 1
+	target/release/xl-agent eval --model $(INT8) --clip $(VTEST) --gt $(PETS_GT)
+	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --threads 1 --provider openvino --onnxruntime $(OV_LIB)
+	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT) --provider openvino --onnxruntime $(OV_LIB)
 	target/release/xl-capacity
-	target/release/xl-capacity --clips-overhead
+	target/release/xl-capacity --burst --seconds 60
 	target/release/xl-ingest-bench
 	target/release/xl-ingest-bench --broker mosquitto
 	target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent set-up for `make demo` and `make test` on Debian 12 x86_64:
 # system packages, the ONNX Runtime C library, the detector model, the demo
-# footage, and the console's browser test (Chromium, playwright-core).
+# footage, and the console's browser test (Chromium, playwright-core). With
+# --bench (`make bench`), also ONNX Runtime with OpenVINO and the INT8 model.
 # Everything downloaded lands under .cache/ (git-ignored). A run with
 # everything present only verifies checksums and takes seconds.
 #
@@ -44,6 +45,21 @@ ORT_WHEEL=onnxruntime-$ORT_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl
 ORT_WHEEL_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
 ORT_LIB=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 ORT_LIB_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+
+# For `make bench` only (`--bench`): ONNX Runtime built with Intel's OpenVINO, whose PyPI
+# wheel carries its own ONNX Runtime (1.24.1) and the OpenVINO libraries it needs to run on
+# the CPU; and the INT8 variant of the model (models/quantize.sh).
+OV_VERSION=1.24.1
+OV_WHEEL=onnxruntime_openvino-$OV_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl
+OV_WHEEL_SHA256=3007c803634cc69c6d52af1dea7ce729d9bb62b9a11070fd2f959119199007a8
+OV_DIR=$CACHE/onnxruntime-openvino
+BENCH_VENV=$CACHE/venv-bench
+BENCH_REQUIREMENTS=$ROOT/benches/requirements.txt
+OV_FILES=(
+  libonnxruntime.so.$OV_VERSION libonnxruntime_providers_shared.so
+  libonnxruntime_providers_openvino.so libopenvino.so.2541 libopenvino_onnx_frontend.so.2541
+  libopenvino_intel_cpu_plugin.so libtbb.so.12
+)
 
 # PETS2009 S2.L1 as shipped in Debian's opencv-doc (768x576, 10 fps, 795 frames).
 FOOTAGE=$CACHE/footage/vtest.avi
@@ -236,6 +252,54 @@ step_footage() {
   mv -f "$tmp/vtest.avi" "$FOOTAGE"
 }
 
+step_openvino() {
+  if [[ -f $OV_DIR/.xl-installed && $(<"$OV_DIR/.xl-installed") == "$OV_WHEEL_SHA256" ]]; then
+    RESULT="present"
+    return
+  fi
+  local tmp
+  tmp=$(new_tmp openvino)
+  python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
+    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
+    "onnxruntime-openvino==$OV_VERSION" -d "$tmp"
+  has_sha256 "$tmp/$OV_WHEEL" "$OV_WHEEL_SHA256" ||
+    fail "$OV_WHEEL has sha256 $(sha256_of "$tmp/$OV_WHEEL"), expected $OV_WHEEL_SHA256"
+  rm -rf "$OV_DIR"
+  mkdir -p "$tmp/out"
+  python3 - "$tmp/$OV_WHEEL" "$tmp/out" "${OV_FILES[@]}" <<'EOF'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in sys.argv[3:]:
+        with z.open("onnxruntime/capi/" + name) as src, open(sys.argv[2] + "/" + name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+EOF
+  echo "$OV_WHEEL_SHA256" >"$tmp/out/.xl-installed"
+  mv "$tmp/out" "$OV_DIR"
+  RESULT="extracted ${#OV_FILES[@]} libraries of onnxruntime-openvino $OV_VERSION"
+}
+
+step_bench_venv() {
+  local want tmp
+  want=$(sha256_of "$BENCH_REQUIREMENTS")
+  if [[ -f $BENCH_VENV/.xl-installed && $(<"$BENCH_VENV/.xl-installed") == "$want" ]]; then
+    RESULT="present"
+    return
+  fi
+  tmp=$(new_tmp venv)
+  rm -rf "$BENCH_VENV"
+  python3 -m venv "$BENCH_VENV" >"$tmp/venv.log" 2>&1 ||
+    { cat "$tmp/venv.log" >&2; fail "python3 -m venv failed (Debian's python3 needs python3-venv)"; }
+  "$BENCH_VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q \
+    --only-binary=:all: -r "$BENCH_REQUIREMENTS" >"$tmp/pip.log" 2>&1 ||
+    { tail -n 20 "$tmp/pip.log" >&2; fail "pip install -r benches/requirements.txt failed (log above)"; }
+  echo "$want" >"$BENCH_VENV/.xl-installed"
+  RESULT="installed benches/requirements.txt"
+}
+
+step_int8() {
+  RESULT=$(bash "$ROOT/models/quantize.sh" | tail -n 1)
+}
+
 # What the browser test's node_modules were installed from.
 browser_lock_sum() { cat "$BROWSER_DIR/package.json" "$BROWSER_DIR/package-lock.json" | sha256sum | cut -d' ' -f1; }
 
@@ -278,6 +342,11 @@ main() {
   run_step model step_model "see models/fetch.sh output above and models/README.md"
   run_step footage step_footage "apt-get must reach the Debian mirror; rerun to retry"
   run_step browser step_browser "see the npm log above; rerun when the npm registry is reachable"
+  if [[ ${1:-} == --bench ]]; then
+    run_step openvino step_openvino "pip must reach PyPI; rerun to retry"
+    run_step python step_bench_venv "pip must reach PyPI; rerun to retry"
+    run_step int8 step_int8 "see the quantize output above"
+  fi
 
   STEP=summary
   printf 'setup: done in %s (ORT_DYLIB_PATH=%s)\n' "$(elapsed "$t0")" "${ORT_LIB#"$ROOT"/}"

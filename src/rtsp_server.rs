@@ -1,7 +1,7 @@
 //! An in-process RTSP server (gst-rtsp-server) that serves a video file as a camera would:
 //! H.264 over RTP, on an ephemeral port, restarting the clip for each new client.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use gstreamer as gst;
@@ -24,7 +24,7 @@ pub enum RtspServerError {
 }
 
 /// The video codec a served stream is encoded with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
     /// H.264 baseline.
     H264,
@@ -98,17 +98,25 @@ impl RtspServer {
         Self::serve_mounts(clip, &mounts, 0)
     }
 
-    /// Serves an H.264 MP4 as it is (no re-encoding, so serving costs next to no CPU) at each
-    /// of `mounts`: many synthetic cameras for capacity measurements.
-    pub fn serve_h264_mp4(mp4: &Path, mounts: &[String]) -> Result<Self, RtspServerError> {
-        let launch = |location: &str| {
-            format!(
-                "( filesrc location=\"{location}\" ! qtdemux ! h264parse ! \
-                 rtph264pay name=pay0 pt=96 config-interval=1 )"
-            )
-        };
-        let mounts: Vec<(String, _)> = mounts.iter().map(|m| (m.clone(), launch)).collect();
-        Self::serve_mounts(mp4, &mounts, 0)
+    /// Serves MP4 files as they are (no re-encoding, so serving costs next to no CPU), one per
+    /// `(mount, file, codec)`: synthetic cameras for capacity measurements.
+    pub fn serve_mp4s(streams: &[(String, PathBuf, Codec)]) -> Result<Self, RtspServerError> {
+        let mut launches = Vec::with_capacity(streams.len());
+        for (mount, file, codec) in streams {
+            let location = quoted(file)?;
+            let (parse, pay) = match codec {
+                Codec::H264 => ("h264parse", "rtph264pay"),
+                Codec::H265 => ("h265parse", "rtph265pay"),
+            };
+            launches.push((
+                mount.clone(),
+                format!(
+                    "( filesrc location=\"{location}\" ! qtdemux ! {parse} ! \
+                     {pay} name=pay0 pt=96 config-interval=1 )"
+                ),
+            ));
+        }
+        Self::serve_launches(launches, 0)
     }
 
     /// Serves `clip` at each `(mount, launch)`, the launch line made from the file's path.
@@ -117,14 +125,17 @@ impl RtspServer {
         mounts: &[(String, impl Fn(&str) -> String)],
         port: u16,
     ) -> Result<Self, RtspServerError> {
+        let location = quoted(clip)?;
+        let launches = mounts.iter().map(|(m, launch)| (m.clone(), launch(&location))).collect();
+        Self::serve_launches(launches, port)
+    }
+
+    /// Serves each `(mount, launch line)` on `port` (0: any free one).
+    fn serve_launches(mounts: Vec<(String, String)>, port: u16) -> Result<Self, RtspServerError> {
         gst::init().map_err(|e| RtspServerError::Gstreamer(e.to_string()))?;
-        if !clip.is_file() {
-            return Err(RtspServerError::Missing(clip.display().to_string()));
-        }
-        let location = clip.display().to_string().replace('"', "\\\"");
         let mounts: Vec<(String, String)> = mounts
-            .iter()
-            .map(|(m, launch)| (format!("/{}", m.trim_start_matches('/')), launch(&location)))
+            .into_iter()
+            .map(|(m, launch)| (format!("/{}", m.trim_start_matches('/')), launch))
             .collect();
 
         let (tx, rx) = std::sync::mpsc::channel();
@@ -179,6 +190,14 @@ impl RtspServer {
     pub fn url(&self, mount: &str) -> String {
         format!("rtsp://127.0.0.1:{}/{}", self.port, mount.trim_start_matches('/'))
     }
+}
+
+/// `file`'s path for a launch line, or what is missing.
+fn quoted(file: &Path) -> Result<String, RtspServerError> {
+    if !file.is_file() {
+        return Err(RtspServerError::Missing(file.display().to_string()));
+    }
+    Ok(file.display().to_string().replace('"', "\\\""))
 }
 
 impl Drop for RtspServer {

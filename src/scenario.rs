@@ -26,6 +26,20 @@ pub fn vtest() -> PathBuf {
     repo_root().join(".cache/footage/vtest.avi")
 }
 
+/// The workspace binary `name`, built beside the one running (`xl-center` beside `xl-demo`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if !path.is_file() {
+        anyhow::bail!(
+            "{} not found next to {} (build the workspace: cargo build --release --workspace)",
+            path.display(),
+            exe.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A zone over the walkway of `vtest.avi`, where pedestrians pass all the time.
 pub const VTEST_WALKWAY: [[f32; 2]; 4] = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]];
 

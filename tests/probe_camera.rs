@@ -53,6 +53,8 @@ points = [[0.5, 0.3], [0.5, 1.0]]
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     eprint!("{stdout}");
     assert!(stdout.contains("codec             H.264"), "{stdout}");
+    // No GPU here: FFmpeg's decoder, its I420 read as it is.
+    assert!(stdout.contains("decoder           avdec_h264 (software), frames in I420"), "{stdout}");
     assert!(stdout.contains("resolution        768x576"), "{stdout}");
     let fps: f32 = stdout
         .lines()

@@ -64,6 +64,39 @@ fn eval_reproduces_the_reference_accuracy_on_pets09() {
 }
 
 #[test]
+fn far_away_people_are_found_only_where_their_zone_is_inferred() {
+    let Some(gt) = labels() else {
+        eprintln!("SKIPPED: no PETS09-S2L1 gt.txt (set XL_EVAL_GT)");
+        return;
+    };
+    let (m, c) = (model(), clip());
+    let r = run_json(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--clip",
+        c.to_str().unwrap(),
+        "--gt",
+        gt.to_str().unwrap(),
+        "--distant",
+        "2560x1440",
+        "--distant-scale",
+        "0.4",
+        "--every",
+        "25",
+        "--json",
+    ]);
+    // The walkers are 20-45 px tall in the 4 MP picture.
+    let median = r["person_px"][1].as_f64().unwrap();
+    assert!((25.0..40.0).contains(&median), "{r}");
+    let (stretched, zone) =
+        (r["stretch"]["ap50"].as_f64().unwrap(), r["zones"]["ap50"].as_f64().unwrap());
+    assert!(stretched < 0.1, "stretched to 416×416 they are a few pixels tall: {r}");
+    assert!(zone >= 0.85, "inferred at their zone's resolution they are found: {r}");
+    assert_eq!(r["tiles"], 1, "{r}");
+}
+
+#[test]
 fn eval_refuses_labels_that_do_not_fit_the_clip() {
     let dir = tempfile::tempdir().unwrap();
     let gt = dir.path().join("gt.txt");
@@ -95,9 +128,12 @@ fn bench_reports_every_stage_and_the_ratio_to_bare_runs() {
         "40",
         "--bare-runs",
         "10",
+        "--repeats",
+        "2",
         "--motion",
         "--json",
     ]);
+    assert_eq!(r["repeats"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(768), Some(576)), "{r}");
     let loop_ = &r["ungated"];
     assert_eq!(loop_["frames"], 40, "{r}");

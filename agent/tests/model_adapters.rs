@@ -7,6 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::onnx::mean_model;
+use xueliang_agent::config::Provider;
 use xueliang_agent::detect::Detection;
 use xueliang_agent::detect::ModelCard;
 use xueliang_agent::detect::{Detector, DetectorOptions, WHOLE, ort_library};
@@ -126,4 +127,16 @@ fn a_model_of_the_wrong_input_size_or_kind_is_refused_at_load() {
         mean_model([Some(1), Some(1), Some(64), Some(64)], &[6, 3], vec![0.0; 18], vec![0.0; 18]);
     let err = load_error(&grey, YOLO_CARD);
     assert!(err.contains("expected [1, 3, H, W]"), "{err}");
+}
+
+#[test]
+fn a_provider_the_library_lacks_is_named_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), &tiny_yolo(None));
+    let card = ModelCard::parse(YOLO_CARD).unwrap();
+    // The set-up's ONNX Runtime is the CPU build: it has no OpenVINO.
+    let options = DetectorOptions { provider: Provider::Openvino, ..options() };
+    let err = Detector::load(&model, card, &options).unwrap_err().to_string();
+    assert!(err.contains("model.provider = \"openvino\" cannot run"), "{err}");
+    assert!(err.contains("set model.onnxruntime"), "{err}");
 }

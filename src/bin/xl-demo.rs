@@ -116,19 +116,6 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if !path.is_file() {
-        bail!(
-            "{} not found next to {} (build the workspace: cargo build --release --workspace)",
-            path.display(),
-            exe.display()
-        );
-    }
-    Ok(path)
-}
-
 fn spawn(bin: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
     let file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let mut command = Command::new(bin);
@@ -202,8 +189,8 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<usize> {
     // Registered before any child starts: a SIGTERM from then on stops the demo cleanly.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let center_bin = sibling_binary("xl-center")?;
-    let agent_bin = sibling_binary("xl-agent")?;
+    let center_bin = scenario::sibling_binary("xl-center")?;
+    let agent_bin = scenario::sibling_binary("xl-agent")?;
     let _tmp;
     let dir = match args.data_dir {
         Some(d) => d,

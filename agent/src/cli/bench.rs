@@ -26,14 +26,18 @@ pub(super) struct Args {
     /// Also run with the motion gate and report the CPU it saves.
     #[arg(long)]
     motion: bool,
+    /// Times the loop and the bare runs are measured, for their spread.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(super) fn run(a: Args) -> Result<(), Failure> {
-    let Args { model, clip, cameras, frames, bare_runs, motion, json } = a;
-    let options = BenchOptions { clip, cameras: cameras.max(1), frames, bare_runs, motion };
+    let Args { model, clip, cameras, frames, bare_runs, motion, repeats, json } = a;
+    let options =
+        BenchOptions { clip, cameras: cameras.max(1), frames, bare_runs, motion, repeats };
     bench(&model, &options, json).map_err(failed)
 }
 

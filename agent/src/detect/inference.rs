@@ -181,7 +181,7 @@ impl InferenceLoop {
             self.stats.gate += t.elapsed();
             self.inferred.push(infer);
             if infer {
-                let size = (frame.width() as usize, frame.height() as usize);
+                let size = (frame.width(), frame.height());
                 let tiles = slot.tiling.tiles(size, input);
                 self.jobs.extend(tiles.iter().map(|t| (index, *t)));
                 self.detections[frame.camera].clear();

@@ -1,5 +1,5 @@
-//! The last steps on the box before delivery, on their own thread so that the detector never
-//! waits for them: each message the event logs make has its picture drawn (the record stream
+//! The last steps on the box before delivery, on their own thread, at a lower priority, so
+//! that the detector never waits for them: each message the event logs make has its picture drawn (the record stream
 //! decoded for it where the camera has one), is noted by the clip maker, sealed with the box's
 //! key, stored in the outbox (flushed; kept in memory while the disk is full, and tried
 //! again every few seconds), and the publisher woken. Messages keep their order. Alarms are
@@ -81,6 +81,7 @@ impl Alarms {
         let mut store = Store { send_after_bytes, writer, wake, sealer, counts: counts.clone() };
         let (messages, rx) = std::sync::mpsc::sync_channel::<Outgoing>(QUEUE);
         let thread = std::thread::Builder::new().name("evidence".into()).spawn(move || {
+            yield_to_detection();
             loop {
                 let mut message = match rx.recv_timeout(RETRY) {
                     Ok(message) => {
@@ -137,6 +138,28 @@ impl Alarms {
         let Self { messages, thread, .. } = self;
         drop(messages);
         let _ = thread.join();
+    }
+}
+
+/// How much lower than the detector the evidence thread runs (a nice value): a burst of
+/// events is drawn, sealed and stored on the CPU the cameras leave over.
+const NICENESS: libc::c_int = 10;
+
+/// Lowers the calling thread's priority by [`NICENESS`], so that on a busy box a burst of
+/// pictures to draw does not slow inference down; the alarms then wait a little longer in the
+/// queue instead. (A Linux thread has its own nice value.)
+fn yield_to_detection() {
+    // SAFETY: gettid and setpriority only read their arguments; they change this thread's
+    // scheduling weight and nothing else.
+    let done = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, NICENESS)
+    };
+    if done != 0 {
+        tracing::warn!(
+            "the evidence thread keeps the detector's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -109,3 +109,50 @@ impl Frame {
         Ok(f(&yuv))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `format` sample of an 8×4 picture: a luma ramp, red on the left and blue on the right.
+    fn sample(format: gst_video::VideoFormat) -> gst::Sample {
+        let info = gst_video::VideoInfo::builder(format, 8, 4).build().unwrap();
+        let mut data = vec![0u8; info.size()];
+        let (offsets, strides) = (info.offset(), info.stride());
+        for r in 0..4 {
+            for c in 0..8 {
+                data[offsets[0] + r * strides[0] as usize + c] = (40 + 20 * c + r) as u8;
+            }
+        }
+        for r in 0..2 {
+            for c in 0..4 {
+                let (u, v) = if c < 2 { (90, 240) } else { (240, 110) };
+                if format == gst_video::VideoFormat::Nv12 {
+                    let at = offsets[1] + r * strides[1] as usize + 2 * c;
+                    (data[at], data[at + 1]) = (u, v);
+                } else {
+                    data[offsets[1] + r * strides[1] as usize + c] = u;
+                    data[offsets[2] + r * strides[2] as usize + c] = v;
+                }
+            }
+        }
+        let caps = info.to_caps().unwrap();
+        gst::Sample::builder().buffer(&gst::Buffer::from_mut_slice(data)).caps(&caps).build()
+    }
+
+    #[test]
+    fn an_nv12_frame_reads_as_the_same_picture_as_its_i420_twin() {
+        gst::init().unwrap();
+        let rgb = |format| {
+            let frame = Frame::new(0, sample(format), 0, 0).unwrap();
+            let mut out = Vec::new();
+            frame.with_yuv(|yuv| yuv.to_rgb(&mut out)).unwrap();
+            (frame.format(), out)
+        };
+        let (i420, nv12) = (rgb(gst_video::VideoFormat::I420), rgb(gst_video::VideoFormat::Nv12));
+        assert_eq!((i420.0, nv12.0), ("I420", "NV12"));
+        assert_eq!(i420.1, nv12.1);
+        // Red on the left, blue on the right.
+        assert!(i420.1[0] > i420.1[2] && i420.1[7 * 3 + 2] > i420.1[7 * 3]);
+    }
+}

@@ -35,6 +35,21 @@ pub struct BenchOptions {
     pub bare_runs: usize,
     /// Also run the loop with the motion gate on, and report what it saves.
     pub motion: bool,
+    /// Times the loop and the bare runs are measured, for their spread.
+    pub repeats: usize,
+}
+
+/// One repeat of the loop against bare runs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Repeat {
+    /// Wall time per frame through the whole loop, ms.
+    pub loop_ms: f64,
+    /// `session.run` per frame inside the loop, ms.
+    pub infer_ms: f64,
+    /// One bare `session.run`, ms.
+    pub bare_ms: f64,
+    /// Loop frames/s ÷ bare runs/s.
+    pub ratio: f64,
 }
 
 /// Milliseconds per frame of each stage.
@@ -86,8 +101,10 @@ pub struct BenchReport {
     pub threads: usize,
     /// Largest batch.
     pub max_batch: usize,
-    /// The loop with every frame inferred.
+    /// The loop with every frame inferred: the median repeat.
     pub ungated: LoopFigures,
+    /// Every repeat, in order.
+    pub repeats: Vec<Repeat>,
     /// Bare `session.run` calls per second.
     pub bare_runs_per_s: f64,
     /// Loop frames/s ÷ bare runs/s.
@@ -126,15 +143,30 @@ impl BenchOptions {
         let max_batch = detector.max_batch();
 
         let mut inference = self.start_loop(detector, false)?;
-        // Bare runs: half before the loop, half after.
+        // Each repeat: bare runs, half before the loop and half after, so machine noise hits
+        // both alike.
         let half = (self.bare_runs / 2).max(1);
-        let mut bare = inference.0.detector_mut().time_bare_runs(half)?;
-        let mut ungated = self.measure(&mut inference)?;
-        bare += inference.0.detector_mut().time_bare_runs(half)?;
+        let mut runs = Vec::with_capacity(self.repeats.max(1));
+        for _ in 0..self.repeats.max(1) {
+            let mut bare = inference.0.detector_mut().time_bare_runs(half)?;
+            let figures = self.measure(&mut inference)?;
+            bare += inference.0.detector_mut().time_bare_runs(half)?;
+            runs.push((figures, (2 * half) as f64 / bare.as_secs_f64()));
+        }
         let detector = stop_loop(inference);
+        let repeats: Vec<Repeat> = runs
+            .iter()
+            .map(|(f, bare)| Repeat {
+                loop_ms: 1000.0 / f.fps,
+                infer_ms: f.stages.infer_ms,
+                bare_ms: 1000.0 / bare,
+                ratio: f.fps / bare,
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.fps.total_cmp(&b.0.fps));
+        let (mut ungated, bare_runs_per_s) = runs[runs.len() / 2];
         ungated.stages.decode_ms = decode_ms;
         ungated.stages.convert_ms = convert_ms;
-        let bare_runs_per_s = (2 * half) as f64 / bare.as_secs_f64();
 
         let (gated, gate_saving) = if self.motion {
             let mut inference = self.start_loop(detector, true)?;
@@ -156,6 +188,7 @@ impl BenchOptions {
             max_batch,
             ratio: ungated.fps / bare_runs_per_s,
             ungated,
+            repeats,
             bare_runs_per_s,
             gated,
             gate_saving,
@@ -312,7 +345,7 @@ impl BenchReport {
                 f.fps, f.inferred, f.frames, f.cpu_ms_per_frame
             ));
         };
-        out.push_str("  every frame inferred:\n");
+        out.push_str("  every frame inferred (the median repeat):\n");
         stage_lines(&self.ungated, &mut out);
         out.push_str(&format!(
             "  bare session.run {:>8.1} runs/s ({:.2} ms)\n  ratio            {:>8.3} (loop frames/s ÷ bare runs/s)\n",
@@ -320,6 +353,21 @@ impl BenchReport {
             1000.0 / self.bare_runs_per_s,
             self.ratio
         ));
+        let spread = |f: &dyn Fn(&Repeat) -> f64| {
+            let mut v: Vec<f64> = self.repeats.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            format!("{:.2} (min {:.2}, max {:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        if !self.repeats.is_empty() {
+            out.push_str(&format!(
+                "  over {} repeats, median (min, max): in the loop {} ms/frame, of which inference {} ms; bare session.run {} ms; ratio {}\n",
+                self.repeats.len(),
+                spread(&|r| r.loop_ms),
+                spread(&|r| r.infer_ms),
+                spread(&|r| r.bare_ms),
+                spread(&|r| r.ratio),
+            ));
+        }
         if let (Some(g), Some(saving)) = (&self.gated, self.gate_saving) {
             out.push_str("  with the motion gate:\n");
             stage_lines(g, &mut out);

@@ -3,7 +3,7 @@
 Usage: quantize.py MODEL FRAMES OUT
   MODEL   the fp32 ONNX model
   FRAMES  raw BGR frames of the footage, already scaled to the model's input size, one after
-          another (scripts/setup.sh makes them with GStreamer)
+          another (models/quantize.sh makes them with GStreamer)
   OUT     the INT8 model
 
 Only convolutions are quantized (per channel, weights int8, activations uint8). The head's last
