@@ -182,6 +182,15 @@ step_packages() {
   RESULT="installed ${missing[*]}"
 }
 
+# The x86_64 CPython 3.11 wheel of SPEC into DIR, checked against its pinned sha256.
+download_wheel() { # SPEC DIR WHEEL SHA256
+  # --no-cache-dir: keep downloads under .cache/, not in ~/.cache/pip.
+  python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
+    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
+    "$1" -d "$2"
+  has_sha256 "$2/$3" "$4" || fail "$3 has sha256 $(sha256_of "$2/$3"), expected $4"
+}
+
 step_onnxruntime() {
   if has_sha256 "$ORT_LIB" "$ORT_LIB_SHA256"; then
     RESULT="present, sha256 ok"
@@ -191,12 +200,7 @@ step_onnxruntime() {
     fail "only x86_64 is supported (this machine is $(uname -m)); the pinned ONNX Runtime wheel is x86_64"
   local tmp part
   tmp=$(new_tmp ort)
-  # --no-cache-dir: keep downloads under .cache/, not in ~/.cache/pip.
-  python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
-    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
-    "onnxruntime==$ORT_VERSION" -d "$tmp"
-  has_sha256 "$tmp/$ORT_WHEEL" "$ORT_WHEEL_SHA256" ||
-    fail "$ORT_WHEEL has sha256 $(sha256_of "$tmp/$ORT_WHEEL"), expected $ORT_WHEEL_SHA256"
+  download_wheel "onnxruntime==$ORT_VERSION" "$tmp" "$ORT_WHEEL" "$ORT_WHEEL_SHA256"
   mkdir -p "$(dirname "$ORT_LIB")"
   part=$tmp/$(basename "$ORT_LIB").part
   python3 - "$tmp/$ORT_WHEEL" "onnxruntime/capi/$(basename "$ORT_LIB")" "$part" <<'EOF'
@@ -259,11 +263,7 @@ step_openvino() {
   fi
   local tmp
   tmp=$(new_tmp openvino)
-  python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
-    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
-    "onnxruntime-openvino==$OV_VERSION" -d "$tmp"
-  has_sha256 "$tmp/$OV_WHEEL" "$OV_WHEEL_SHA256" ||
-    fail "$OV_WHEEL has sha256 $(sha256_of "$tmp/$OV_WHEEL"), expected $OV_WHEEL_SHA256"
+  download_wheel "onnxruntime-openvino==$OV_VERSION" "$tmp" "$OV_WHEEL" "$OV_WHEEL_SHA256"
   rm -rf "$OV_DIR"
   mkdir -p "$tmp/out"
   python3 - "$tmp/$OV_WHEEL" "$tmp/out" "${OV_FILES[@]}" <<'EOF'

@@ -28,6 +28,15 @@ fn run_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
+/// `xl-agent eval` of the set-up's model on `vtest.avi` against `gt`, with `extra` arguments.
+fn eval(gt: &Path, extra: &[&str]) -> serde_json::Value {
+    let (m, c) = (model(), clip());
+    let mut args = vec!["eval", "--model", m.to_str().unwrap(), "--clip", c.to_str().unwrap()];
+    args.extend(["--gt", gt.to_str().unwrap(), "--json"]);
+    args.extend(extra);
+    run_json(&args)
+}
+
 /// The PETS09-S2L1 labels (licence CC BY-NC-SA: used to measure, never copied into the repo).
 fn labels() -> Option<PathBuf> {
     let path = std::env::var_os("XL_EVAL_GT")
@@ -42,19 +51,7 @@ fn eval_reproduces_the_reference_accuracy_on_pets09() {
         eprintln!("SKIPPED: no PETS09-S2L1 gt.txt (set XL_EVAL_GT)");
         return;
     };
-    let (m, c) = (model(), clip());
-    let r = run_json(&[
-        "eval",
-        "--model",
-        m.to_str().unwrap(),
-        "--clip",
-        c.to_str().unwrap(),
-        "--gt",
-        gt.to_str().unwrap(),
-        "--class",
-        "person",
-        "--json",
-    ]);
+    let r = eval(&gt, &["--class", "person"]);
     assert_eq!(r["frames"], 159, "{r}");
     assert_eq!(r["labels"], 895, "{r}");
     let ap = r["ap50"].as_f64().unwrap();
@@ -69,23 +66,7 @@ fn far_away_people_are_found_only_where_their_zone_is_inferred() {
         eprintln!("SKIPPED: no PETS09-S2L1 gt.txt (set XL_EVAL_GT)");
         return;
     };
-    let (m, c) = (model(), clip());
-    let r = run_json(&[
-        "eval",
-        "--model",
-        m.to_str().unwrap(),
-        "--clip",
-        c.to_str().unwrap(),
-        "--gt",
-        gt.to_str().unwrap(),
-        "--distant",
-        "2560x1440",
-        "--distant-scale",
-        "0.4",
-        "--every",
-        "25",
-        "--json",
-    ]);
+    let r = eval(&gt, &["--distant", "2560x1440", "--distant-scale", "0.4", "--every", "25"]);
     // The walkers are 20-45 px tall in the 4 MP picture.
     let median = r["person_px"][1].as_f64().unwrap();
     assert!((25.0..40.0).contains(&median), "{r}");

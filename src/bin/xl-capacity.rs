@@ -47,7 +47,8 @@ struct Args {
     json: bool,
     /// A burst of 20 events at once on one camera, at every person crossing its line, while
     /// three others run: their detections per second in the seconds of a burst and in the
-    /// others.
+    /// others. Give it a load the box sustains (`make bench` uses the INT8 model), or what it
+    /// measures is the box falling behind.
     #[arg(long)]
     burst: bool,
     /// (internal) Serve CAMERAS cameras of PROFILE (`PROFILE:CAMERAS`), print the port, run
@@ -93,7 +94,10 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     xueliang_service::logging::init("warn");
+    // Absolute: the agent's config, written elsewhere, names it.
     let model = args.model.clone().unwrap_or_else(scenario::model);
+    let model =
+        std::fs::canonicalize(&model).with_context(|| format!("model {}", model.display()))?;
     if args.burst {
         return burst(&args, &model);
     }
@@ -228,28 +232,35 @@ fn burst(args: &Args, model: &Path) -> anyhow::Result<()> {
     // The seconds a burst's alarms were stored in, and the one after, count as the burst's.
     let in_burst: Vec<bool> =
         (0..seconds.len()).map(|i| seconds[i].1 || (i > 0 && seconds[i - 1].1)).collect();
-    let pick = |during: bool| -> Vec<f64> {
-        seconds.iter().zip(&in_burst).filter(|(_, b)| **b == during).map(|(s, _)| s.0).collect()
+    // Consecutive seconds of one kind make a window; each window's rate is its mean, which
+    // evens out the page being written a little more or less often than once a second.
+    let mut windows: Vec<(bool, f64, usize)> = Vec::new();
+    for (&(rate, _), &busy) in seconds.iter().zip(&in_burst) {
+        match windows.last_mut() {
+            Some((kind, sum, n)) if *kind == busy => (*sum, *n) = (*sum + rate, *n + 1),
+            _ => windows.push((busy, rate, 1)),
+        }
+    }
+    let stats = |busy: bool| {
+        let w: Vec<(f64, usize)> =
+            windows.iter().filter(|w| w.0 == busy).map(|w| (w.1 / w.2 as f64, w.2)).collect();
+        let seconds: usize = w.iter().map(|w| w.1).sum();
+        let mean = w.iter().map(|w| w.0 * w.1 as f64).sum::<f64>() / seconds.max(1) as f64;
+        let min = w.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
+        let max = w.iter().map(|w| w.0).fold(f64::NEG_INFINITY, f64::max);
+        (mean, min, max, seconds, w.len())
     };
-    let (busy, quiet) = (pick(true), pick(false));
     let bursts =
         (0..seconds.len()).filter(|&i| seconds[i].1 && (i == 0 || !seconds[i - 1].1)).count();
-    let stats = |v: &[f64]| {
-        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (mean, min, max)
-    };
-    let ((b, bmin, bmax), (q, qmin, qmax)) = (stats(&busy), stats(&quiet));
+    let ((b, bmin, bmax, bs, bw), (q, qmin, qmax, qs, qw)) = (stats(true), stats(false));
     println!(
         "burst: {bursts} bursts of {BURST_RULES} alarms on cam0 in {} s; the other 3 cameras \
-         inferred {b:.2}/s each in the {} seconds of a burst (min {bmin:.0}, max {bmax:.0}) and \
-         {q:.2}/s in the {} others (min {qmin:.0}, max {qmax:.0}): ratio {:.3}; evidence queue \
-         at most {queue_max:.0} waiting, the detector waited for room {full:.0} times. Per-second \
-         counts from the agent's metrics page, which the detector loop writes once a second.",
+         inferred {b:.2}/s each in the {bs} seconds of a burst ({bw} windows: min {bmin:.2}, \
+         max {bmax:.2}) and {q:.2}/s in the {qs} others ({qw} windows: min {qmin:.2}, max \
+         {qmax:.2}): ratio {:.3}; evidence queue at most {queue_max:.0} waiting, the detector \
+         waited for room {full:.0} times. Counts from the agent's metrics page, read once a \
+         second.",
         seconds.len(),
-        busy.len(),
-        quiet.len(),
         b / q.max(f64::EPSILON),
     );
     if bursts == 0 {

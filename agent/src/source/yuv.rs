@@ -119,19 +119,8 @@ impl<'a> Yuv<'a> {
         height: usize,
         matrix: YuvToRgb,
     ) -> Result<Self, PlaneSizeError> {
-        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
-        let ok = width > 0
-            && height > 0
-            && y_stride >= width
-            && uv_stride >= cw
-            && y.len() >= y_stride * (height - 1) + width
-            && u.len() >= uv_stride * (ch - 1) + cw
-            && v.len() >= uv_stride * (ch - 1) + cw;
-        if ok {
-            Ok(Self { y, u, v, y_stride, uv_stride, uv_step: 1, width, height, matrix })
-        } else {
-            Err(PlaneSizeError { width, height })
-        }
+        let img = Self { y, u, v, y_stride, uv_stride, uv_step: 1, width, height, matrix };
+        if img.fits() { Ok(img) } else { Err(PlaneSizeError { width, height }) }
     }
 
     /// An NV12 image (`uv` holds U and V interleaved); checks that the planes hold a
@@ -145,19 +134,23 @@ impl<'a> Yuv<'a> {
         height: usize,
         matrix: YuvToRgb,
     ) -> Result<Self, PlaneSizeError> {
-        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
-        let ok = width > 0
-            && height > 0
-            && y_stride >= width
-            && uv_stride >= 2 * cw
-            && y.len() >= y_stride * (height - 1) + width
-            && uv.len() >= uv_stride * (ch - 1) + 2 * cw;
-        if ok {
-            let (u, v) = (uv, &uv[1..]);
-            Ok(Self { y, u, v, y_stride, uv_stride, uv_step: 2, width, height, matrix })
-        } else {
-            Err(PlaneSizeError { width, height })
-        }
+        let v = uv.get(1..).unwrap_or_default();
+        let img = Self { y, u: uv, v, y_stride, uv_stride, uv_step: 2, width, height, matrix };
+        if img.fits() { Ok(img) } else { Err(PlaneSizeError { width, height }) }
+    }
+
+    /// Whether the planes hold the image their strides and size say.
+    fn fits(&self) -> bool {
+        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+        // A chroma row: its last sample is (cw - 1) steps after its first.
+        let row = (cw.max(1) - 1) * self.uv_step + 1;
+        self.width > 0
+            && self.height > 0
+            && self.y_stride >= self.width
+            && self.uv_stride >= row
+            && self.y.len() >= self.y_stride * (self.height - 1) + self.width
+            && self.u.len() >= self.uv_stride * (ch - 1) + row
+            && self.v.len() >= self.uv_stride * (ch - 1) + row
     }
 
     /// The U and V samples at chroma column `x` of chroma row `row`.
