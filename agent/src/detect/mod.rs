@@ -21,4 +21,4 @@ pub use inference::{CameraLoopStats, CameraSlot, InferenceLoop, LoopStats};
 pub use model_card::{CardError, HeadKind, ModelCard};
 pub use motion::{MotionGate, MotionSettings};
 pub use preprocess::{ChannelOrder, Normalization, Preprocessor, Resize};
-pub use regions::{Layout, Tiling, WHOLE, layout};
+pub use regions::{Tiling, WHOLE};

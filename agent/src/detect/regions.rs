@@ -53,11 +53,11 @@ pub struct Tiling {
 
 /// Tiles laid out over an area.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Layout {
+struct Layout {
     /// The tiles, normalized.
-    pub tiles: Vec<BoxN>,
+    tiles: Vec<BoxN>,
     /// The least overlap of neighbouring tiles, across and down (normalized).
-    pub overlap: (f32, f32),
+    overlap: (f32, f32),
 }
 
 impl Layout {
@@ -92,11 +92,6 @@ impl Tiling {
 
     fn new(area: Option<BoxN>, max_tiles: usize) -> Self {
         Self { area, max_tiles: max_tiles.max(1), laid_for: None, layout: Layout::whole() }
-    }
-
-    /// The watched area, if not the whole picture.
-    pub fn area(&self) -> Option<BoxN> {
-        self.area
     }
 
     /// How many tiles the last frame size took.
@@ -219,12 +214,7 @@ fn spread(start: f32, len: f32, tile: f32, n: usize, frame: f32) -> impl Iterato
 /// Lays `area` (normalized) of a `frame`-sized picture out in tiles of the `input`'s shape: the
 /// fewest that keep [`DETAIL`] or come close to the finest `max_tiles` allow, scaled up by a
 /// third at most.
-pub fn layout(
-    area: BoxN,
-    frame: (usize, usize),
-    input: (usize, usize),
-    max_tiles: usize,
-) -> Layout {
+fn layout(area: BoxN, frame: (usize, usize), input: (usize, usize), max_tiles: usize) -> Layout {
     let (fw, fh) = (frame.0 as f32, frame.1 as f32);
     let (iw, ih) = (input.0 as f32, input.1 as f32);
     let (rx, ry) = (area.x1 * fw, area.y1 * fh);
