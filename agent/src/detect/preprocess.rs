@@ -1,5 +1,5 @@
-//! Frame → model input: resize a 4:2:0 frame (I420 or NV12), or one tile of it, straight into a reused NCHW
-//! f32 tensor.
+//! Frame → model input: resize a 4:2:0 frame (I420 or NV12), or one tile of it, straight into
+//! a reused NCHW f32 tensor.
 //!
 //! One pass does cropping, scaling (bilinear luma, nearest chroma), colour conversion, channel
 //! order and normalization, so no intermediate RGB image is made. Index tables are rebuilt only

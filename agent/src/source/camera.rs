@@ -3,8 +3,8 @@
 //!
 //! Pipeline: `uridecodebin uri=… ! videoconvert ! video/x-raw,format={I420,NV12} ! appsink
 //! max-buffers=1 drop=true`. The decoders' I420 (software) or NV12 (hardware) passes through
-//! `videoconvert` untouched, so frames are not converted unless they are inferred; the appsink keeps only the newest one,
-//! so a slow detector never builds latency. Audio streams go to a `fakesink`. When clips are cut
+//! `videoconvert` untouched, so frames are not converted unless they are inferred; the appsink
+//! keeps only the newest one, so a slow detector never builds latency. Audio streams go to a `fakesink`. When clips are cut
 //! from the detect stream, the parser's output is kept in the camera's [`StreamRing`] on its
 //! way to the decoder.
 
@@ -354,9 +354,9 @@ pub(crate) fn discard(pipeline: &gst::Pipeline) -> Option<gst::Pad> {
     fake.static_pad("sink")
 }
 
-/// How long ago the frame's first packet arrived, ms: a live source stamps each buffer with
-/// its arrival on the pipeline's clock (the jitter buffer keeps that stamp), so this covers the
-/// jitter buffer, the decoder and the wait at the sink; 0 when a stamp is missing.
+/// How long ago the frame arrived, ms: the jitter buffer stamps a live stream's buffers with
+/// their RTP time mapped onto the pipeline's clock as their packets arrive, so this covers the
+/// wait in the jitter buffer, the decoder and the wait at the sink; 0 when a stamp is missing.
 fn arrival_age_ms(pipeline: &gst::Pipeline, sample: &gst::Sample) -> i64 {
     let running = sample.buffer().and_then(|b| b.pts()).and_then(|pts| {
         sample
@@ -370,7 +370,7 @@ fn arrival_age_ms(pipeline: &gst::Pipeline, sample: &gst::Sample) -> i64 {
         return 0;
     };
     let arrived = base + running;
-    // A stamp from the future, or older than a frame could wait, is not an arrival time.
+    // A stamp from the future counts as now; no frame is taken to be more than 10 s old.
     clock.time().checked_sub(arrived).map_or(0, |age| (age.mseconds() as i64).min(10_000))
 }
 
