@@ -55,7 +55,7 @@ bench: build
 	target/release/xl-agent bench --model $(MODEL) --clip $(VTEST) --threads 1 --provider openvino --onnxruntime $(OV_LIB)
 	target/release/xl-agent eval --model $(MODEL) --clip $(VTEST) --gt $(PETS_GT) --provider openvino --onnxruntime $(OV_LIB)
 	target/release/xl-capacity
-	target/release/xl-capacity --profile 720p-h264 --model $(INT8)
+	target/release/xl-capacity --model $(INT8)
 	target/release/xl-capacity --burst --seconds 60 --model $(INT8)
 	target/release/xl-ingest-bench
 	target/release/xl-ingest-bench --broker mosquitto
