@@ -14,7 +14,6 @@
 //! event's frame to its record in the center's store.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -237,16 +236,12 @@ impl Drop for Center {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Center {
     /// Starts `xl-center serve` storing in `dir`, with the reader's account, and waits for it.
     async fn start(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         add_user(&dir.join("users.toml"), READER.0, None, Role::Admin, None, READER.1)?;
-        let (http, mqtt) = (free_port()?, free_port()?);
+        let (http, mqtt) = (scenario::free_port()?, scenario::free_port()?);
         let log = dir.join("center.log");
         let file = std::fs::File::create(&log)?;
         let child = Command::new(scenario::sibling_binary("xl-center")?)
@@ -395,7 +390,7 @@ pub async fn run(
     let center_dir = dir.path().join("center");
     let center_key = scenario::prepare_keys(&center_dir, AGENT_ID, &dir.path().join("agent-data"))?;
     let center = Center::start(&center_dir).await?;
-    let metrics_port = free_port()?;
+    let metrics_port = scenario::free_port()?;
     let toml = agent_toml(o, &center.mqtt, &center_key, metrics_port);
     let config = AgentConfig::parse(&toml, &dir.path().join("agent.toml"))?;
     let agent = Agent::build(config)?;

@@ -112,10 +112,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn spawn(bin: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
     let file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let mut command = Command::new(bin);
@@ -214,9 +210,9 @@ async fn run(args: Args) -> anyhow::Result<usize> {
     let http = match args.http {
         Some(a) => a,
         None if TcpListener::bind("127.0.0.1:8080").is_ok() => "127.0.0.1:8080".parse()?,
-        None => SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        None => SocketAddr::from(([127, 0, 0, 1], scenario::free_port()?)),
     };
-    let mqtt_port = free_port()?;
+    let mqtt_port = scenario::free_port()?;
     let center_log = dir.join("center.log");
     let store_dir = dir.join("center-store");
     let store_arg = store_dir.display().to_string();

@@ -58,12 +58,14 @@ struct Layout {
     tiles: Vec<BoxN>,
     /// The least overlap of neighbouring tiles, across and down (normalized).
     overlap: (f32, f32),
+    /// The bounding box of the tiles: an edge of a tile inside it has a neighbour beyond.
+    outer: BoxN,
 }
 
 impl Layout {
     /// The whole picture in one piece.
     fn whole() -> Self {
-        Self { tiles: vec![WHOLE], overlap: (0.0, 0.0) }
+        Self { tiles: vec![WHOLE], overlap: (0.0, 0.0), outer: WHOLE }
     }
 }
 
@@ -120,12 +122,7 @@ impl Tiling {
         if l.tiles.len() < 2 {
             return;
         }
-        let outer = l.tiles.iter().fold(tile, |o, t| BoxN {
-            x1: o.x1.min(t.x1),
-            y1: o.y1.min(t.y1),
-            x2: o.x2.max(t.x2),
-            y2: o.y2.max(t.y2),
-        });
+        let outer = l.outer;
         let (ex, ey) = ((tile.x2 - tile.x1) * EDGE, (tile.y2 - tile.y1) * EDGE);
         let (ox, oy) = l.overlap;
         dets.retain(|d| {
@@ -248,7 +245,13 @@ fn layout(area: BoxN, frame: (usize, usize), input: (usize, usize), max_tiles: u
             tiles.push(BoxN { x1: x / fw, y1: y / fh, x2: (x + tw) / fw, y2: (y + th) / fh });
         }
     }
-    Layout { tiles, overlap: (least_overlap(&xs, tw, fw), least_overlap(&ys, th, fh)) }
+    let outer = tiles.iter().fold(tiles[0], |o, t| BoxN {
+        x1: o.x1.min(t.x1),
+        y1: o.y1.min(t.y1),
+        x2: o.x2.max(t.x2),
+        y2: o.y2.max(t.y2),
+    });
+    Layout { tiles, overlap: (least_overlap(&xs, tw, fw), least_overlap(&ys, th, fh)), outer }
 }
 
 #[cfg(test)]
@@ -290,7 +293,7 @@ mod tests {
     fn an_object_cut_by_a_tile_edge_counts_only_where_it_is_whole() {
         let (left, right) = (area(0.0, 0.0, 0.6, 1.0), area(0.4, 0.0, 1.0, 1.0));
         let tiling = Tiling {
-            layout: Layout { tiles: vec![left, right], overlap: (0.2, 0.0) },
+            layout: Layout { tiles: vec![left, right], overlap: (0.2, 0.0), outer: WHOLE },
             ..Tiling::whole()
         };
         let seen =
