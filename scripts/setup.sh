@@ -18,15 +18,17 @@ CACHE=$ROOT/.cache
 
 # GStreamer for the camera pipelines and the demo's RTSP server, Mosquitto
 # for tests against a real broker, Chromium (and a CJK font for its
-# screenshots) for the console's browser test. python3-venv/pip and
-# nodejs/npm are added below only when the machine lacks them (pyenv's CPython
-# has both; a Node.js already installed is kept).
+# screenshots) for the console's browser test, PostgreSQL for the center's
+# store on PostgreSQL (tests run servers of their own from its binaries).
+# python3-venv/pip and nodejs/npm are added below only when the machine lacks
+# them (pyenv's CPython has both; a Node.js already installed is kept).
 APT_PACKAGES=(
   pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
+  postgresql
   chromium fonts-droid-fallback
   systemd curl
 )

@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use xueliang_center::access::{AuditLog, Role, add_user};
 use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
-use xueliang_center::store::Store;
 
 const PASSWORD: &str = "a-long-test-password";
 
@@ -412,7 +411,7 @@ async fn a_flood_of_failed_log_ins_stays_bounded_and_a_genuine_user_still_logs_i
         assert!(stopped.elapsed() < Duration::from_secs(30), "the center stops on SIGTERM");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let store = Store::open(&data).unwrap();
+    let store = common::open_store(&data);
     let entries = AuditLog::open(&store).unwrap().list(None, None, 500).unwrap();
     let flood_entries: Vec<_> =
         entries.iter().filter(|e| e.action.starts_with("login_failed")).collect();

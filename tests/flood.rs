@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{Api, Reaper};
 use xueliang_center::access::AuditLog;
-use xueliang_center::store::Store;
+
 use xueliang_testkit::scenario;
 
 /// The box over its quota.
@@ -186,7 +186,7 @@ async fn flood(broker: Broker) {
         assert!(stopping.elapsed() < Duration::from_secs(30), "the center stops on SIGTERM");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let store = Store::open(&data).unwrap();
+    let store = common::open_store(&data);
     let records = store.query(&Default::default(), None, 100_000).unwrap().alarms;
     let audit = AuditLog::open(&store).unwrap().list(None, None, 100_000).unwrap();
     let run_time = began.elapsed();

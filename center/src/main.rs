@@ -41,6 +41,9 @@ enum Command {
     /// Write every alarm record as JSON Lines, oldest first (for backups and statistics). The
     /// center must be stopped; while it runs, use `GET /api/export` as an admin.
     Export(cli::export::ExportArgs),
+    /// Copy the records from one store into another, empty one (from the embedded store to
+    /// PostgreSQL, or back), then compare both tree by tree (the center must be stopped).
+    CopyStore(cli::copy_store::CopyStoreArgs),
     /// Check the audit log's hash chain and signed checkpoints (the center must be stopped).
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -86,6 +89,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve::run(args),
         Command::User(command) => cli::user::run(command),
         Command::Export(args) => cli::export::run(args),
+        Command::CopyStore(args) => cli::copy_store::run(args),
         Command::Audit(command) => cli::audit::run(command),
         Command::Verify(args) => cli::verify::run(args),
         Command::Salvage(args) => cli::salvage::run(args),

@@ -27,7 +27,7 @@ use crate::ingest::{
     ServerTls,
 };
 use crate::routing::Routing;
-use crate::store::{Clips, DeadLetters, Retention, Store, StoreError};
+use crate::store::{Backend, Clips, DeadLetters, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
 
 /// Which broker the center uses.
@@ -49,8 +49,10 @@ pub enum BrokerChoice {
 /// Everything the center needs to start.
 #[derive(Debug, Clone)]
 pub struct CenterConfig {
-    /// Where the sled store lives.
+    /// Where the center's files live: the embedded store, the key, by default the clips.
     pub data_dir: PathBuf,
+    /// Where the records are kept: sled in `data_dir`, or PostgreSQL.
+    pub store: Backend,
     /// HTTP listen address (port 0 = any free port).
     pub http_listen: SocketAddr,
     /// The broker.
@@ -131,6 +133,7 @@ impl CenterConfig {
             disk_check: Duration::from_secs(10),
             quota: QuotaLimits::default(),
             data_dir,
+            store: Backend::Embedded,
             http_listen,
             broker,
             topic_prefix: xueliang_proto::topics::DEFAULT_PREFIX.into(),
@@ -157,7 +160,7 @@ pub enum CenterError {
     /// The store could not be opened.
     #[error("cannot open the alarm store in {dir}: {error}")]
     Store {
-        /// The directory concerned.
+        /// The directory (or database) concerned.
         dir: PathBuf,
         /// What went wrong.
         error: StoreError,
@@ -241,8 +244,12 @@ pub async fn start(
     config: CenterConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningCenter, CenterError> {
-    let store_err = |error| CenterError::Store { dir: config.data_dir.clone(), error };
-    let store = Store::open(&config.data_dir).map_err(store_err)?;
+    let place = match &config.store {
+        Backend::Embedded => config.data_dir.clone(),
+        other => PathBuf::from(other.to_string()),
+    };
+    let store_err = |error| CenterError::Store { dir: place.clone(), error };
+    let store = Store::open_with(&config.store, &config.data_dir).map_err(store_err)?;
     let clips = Clips::open(&store, &config.clip_dir, config.clip_max_bytes)
         .map_err(|error| CenterError::Store { dir: config.clip_dir.clone(), error })?;
     let file = |what| move |error| CenterError::File { what, error };

@@ -1,19 +1,22 @@
 //! `xl-ingest-bench`: durable, deduplicated ingest through a real MQTT broker on loopback.
 //!
-//! Starts a real center in-process (sled store in a temporary directory; the embedded broker,
-//! or Mosquitto as a child process), registers `--agents` agents, seals every alarm before timing
+//! Starts a real center in-process (sled store in a temporary directory, or PostgreSQL: a
+//! server of its own, fsync on, as a child process; the embedded broker, or Mosquitto as a
+//! child process), registers `--agents` agents, seals every alarm before timing
 //! (sealing is the agent's cost), then publishes them QoS 1 as fast as each agent's window of
 //! unreceipted alarms allows, one connection per agent, `--duplicates` % of them a second time
 //! shortly after the first. An alarm counts when the center's Receipt names it; the center sends
 //! it only after the batch is flushed to disk, so the latency is "publish → durably stored and
 //! confirmed". Prints distinct alarms/s, messages/s (duplicates included), latency percentiles,
-//! CPU and peak RSS, and exits non-zero unless the center ends with exactly the alarms sent,
+//! CPU (this process's, and the broker's and PostgreSQL's when they are children) and peak RSS,
+//! and exits non-zero unless the center ends with exactly the alarms sent,
 //! each receipted.
 //!
 //! ```sh
 //! target/release/xl-ingest-bench                                   # 20,000 alarms, no snapshots
 //! target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000
 //! target/release/xl-ingest-bench --broker mosquitto                # /usr/sbin/mosquitto
+//! target/release/xl-ingest-bench --store postgres                  # /usr/lib/postgresql/*/bin
 //! ```
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,6 +32,7 @@ use xueliang_agent::evidence::Sealer;
 use xueliang_center::ingest::BrokerConnection;
 use xueliang_center::ingest::QuotaLimits;
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
+use xueliang_center::store::Backend;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::{
     Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited,
@@ -64,6 +68,16 @@ struct Args {
     /// Alarms per agent published and not yet receipted, at most.
     #[arg(long, default_value_t = 250)]
     in_flight: usize,
+    /// The center's store: embedded sled, or PostgreSQL (a server of the bench's own).
+    #[arg(long, value_enum, default_value_t = StoreChoice::Sled)]
+    store: StoreChoice,
+}
+
+/// Where the center keeps the alarms.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreChoice {
+    Sled,
+    Postgres,
 }
 
 /// Which broker carries the alarms.
@@ -276,13 +290,26 @@ fn rusage() -> (Duration, f64) {
     (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
 }
 
-/// CPU time (user + system) of process `pid`, from /proc.
+/// CPU time (user + system) of process `pid` and of its children now running (PostgreSQL's
+/// backends), from /proc.
 fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // After "(command)": state, ppid, …; utime and stime are fields 14 and 15 of the line.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 =
-        rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+    let fields = |stat: &str| -> (Option<u32>, u64) {
+        let rest: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = rest.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+        (rest.get(1).and_then(|p| p.parse().ok()), ticks)
+    };
+    let mut ticks =
+        fields(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()).1;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            && let (Some(parent), t) = fields(&stat)
+            && parent == pid
+        {
+            ticks += t;
+        }
+    }
     // SAFETY: sysconf has no preconditions.
     Duration::from_secs_f64(
         ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64,
@@ -350,6 +377,14 @@ async fn main() -> anyhow::Result<()> {
     let mut config = CenterConfig::new(center_dir, "127.0.0.1:0".parse()?, broker);
     // Ingest itself is measured: a few agents here send what hundreds of boxes would.
     config.quota = QuotaLimits::UNLIMITED;
+    // Durable as a county's would be: fsync on.
+    let postgres = match args.store {
+        StoreChoice::Sled => None,
+        StoreChoice::Postgres => Some(xueliang_pgtest::Server::start(true)?),
+    };
+    if let Some(pg) = &postgres {
+        config.store = Backend::Postgres(pg.database()?);
+    }
     let center = start(config, shutdown.clone()).await?;
     let addr: std::net::SocketAddr = center.mqtt_addr.parse()?;
     let progress = Arc::new(watch::Sender::new(Progress::default()));
@@ -376,6 +411,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let (cpu0, mosquitto_cpu0) = (rusage().0, mosquitto.as_ref().map(|m| cpu_of(m.0.id())));
+    let postgres_cpu0 = postgres.as_ref().map(|pg| cpu_of(pg.pid()));
     let t0 = Instant::now();
     let publishers: Vec<_> =
         agents.iter().zip(ready).map(|(a, c)| tokio::spawn(publish(a.clone(), c))).collect();
@@ -390,6 +426,8 @@ async fn main() -> anyhow::Result<()> {
     let (elapsed, (cpu1, peak_rss)) = (t0.elapsed(), rusage());
     let mosquitto_cpu =
         mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.0.id()).saturating_sub(c0));
+    let postgres_cpu =
+        postgres.as_ref().zip(postgres_cpu0).map(|(pg, c0)| cpu_of(pg.pid()).saturating_sub(c0));
     let p = *progress.borrow();
     for task in publishers.into_iter().filter(|t| t.is_finished()) {
         task.await?.context("publishing")?;
@@ -431,17 +469,20 @@ async fn main() -> anyhow::Result<()> {
     let broker = if args.broker == Broker::Embedded { "embedded broker" } else { "Mosquitto" };
     let mosquitto_cores = mosquitto_cpu
         .map_or(String::new(), |c| format!(" + Mosquitto {:.2} cores", c.as_secs_f64() / secs));
+    let postgres_cores = postgres_cpu
+        .map_or(String::new(), |c| format!(" + PostgreSQL {:.2} cores", c.as_secs_f64() / secs));
+    let store = if postgres.is_some() { "PostgreSQL (fsync on)" } else { "sled" };
     let sealed_mib = agents.iter().flat_map(|a| &a.alarms).map(|p| p.payload.len()).sum::<usize>()
         as f64
         / (1 << 20) as f64;
     let (n, snapshot, agents, window) =
         (args.alarms, args.snapshot_bytes, args.agents, args.in_flight);
     println!(
-        "ingest-bench: {broker}, {n} alarms (+{duplicates} duplicates), {snapshot}-byte snapshots, {agents} agents, {window} in flight each\n  \
+        "ingest-bench: {broker}, {store}, {n} alarms (+{duplicates} duplicates), {snapshot}-byte snapshots, {agents} agents, {window} in flight each\n  \
          stored        {stored} (exactly once; {dups_seen} duplicates receipted again; {} receipts, {:.1} ids each)\n  \
          throughput    {:.0} alarms/s ({:.0} messages/s) over {distinct_time:.2} s\n  \
          publish → stored and receipted: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n  \
-         CPU           {:.2} cores{mosquitto_cores} ({:.0} µs per alarm in this process), peak RSS {peak_rss:.0} MiB \
+         CPU           {:.2} cores{mosquitto_cores}{postgres_cores} ({:.0} µs per alarm in this process), peak RSS {peak_rss:.0} MiB \
          (the pre-sealed alarms: {sealed_mib:.0} MiB)",
         p.receipts,
         p.entries as f64 / p.receipts.max(1) as f64,

@@ -15,6 +15,7 @@ use xueliang_agent::runtime::Agent;
 use xueliang_center::access::{Role, Users, add_user};
 use xueliang_center::domain::AlarmRecord;
 use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
+use xueliang_center::store::{Backend, Store};
 use xueliang_testkit::rtsp_server::RtspServer;
 use xueliang_testkit::scenario;
 
@@ -100,9 +101,24 @@ pub fn embedded_broker() -> BrokerChoice {
 }
 
 /// The config of a center storing in `dir/center` (HTTP on a free port), with the test admin.
+/// With `XL_TEST_STORE=postgres` the center keeps its records in a fresh database on the test
+/// process's own PostgreSQL server, so the same tests check both stores.
 pub fn center_config(dir: &Path, broker: BrokerChoice) -> CenterConfig {
     add_test_admin(&dir.join("center"));
-    CenterConfig::new(dir.join("center"), "127.0.0.1:0".parse().unwrap(), broker)
+    let mut config = CenterConfig::new(dir.join("center"), "127.0.0.1:0".parse().unwrap(), broker);
+    config.store = test_store(&dir.join("center"));
+    config
+}
+
+/// The store `XL_TEST_STORE` asks for, for the center storing in `center_dir`: `postgres` (a
+/// database of its own on the test process's server) or, by default, the embedded one.
+pub fn test_store(center_dir: &Path) -> Backend {
+    xueliang_pgtest::store_asked(center_dir).map_or(Backend::Embedded, Backend::Postgres)
+}
+
+/// The store of the center that stored in `center_dir`, opened to read what it kept.
+pub fn open_store(center_dir: &Path) -> Store {
+    Store::open_with(&test_store(center_dir), center_dir).expect("the center's store opens")
 }
 
 /// Login and password of the admin the tests' centers have.
@@ -379,6 +395,7 @@ pub fn serve_center(data: &Path, log: &Path, broker: &[&str]) -> (Reaper, Socket
             .args(broker)
             .arg("--data-dir")
             .arg(data)
+            .args(["--store", &test_store(data).to_string()])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

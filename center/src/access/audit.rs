@@ -82,9 +82,9 @@ struct Head {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     store: Store,
-    entries: sled::Tree,
-    by_target: sled::Tree,
-    checkpoints: sled::Tree,
+    entries: crate::store::Tree,
+    by_target: crate::store::Tree,
+    checkpoints: crate::store::Tree,
     /// Serializes appends: each links to the one before.
     head: Arc<Mutex<Head>>,
     /// Signs checkpoints (none: none are made).
@@ -388,7 +388,7 @@ impl AuditLog {
     fn checkpoints(&self, key: &VerifyingKey) -> Result<BTreeMap<u64, Checkpoint>, ChainError> {
         let mut out = BTreeMap::new();
         for entry in self.checkpoints.iter() {
-            let (k, v) = entry.map_err(StoreError::from)?;
+            let (k, v) = entry?;
             let seq = seq_of(&k);
             let broken = |problem: String| ChainError::Checkpoint { seq, problem };
             key.verify(&v, CHECKPOINT_SIGNATURE_FIELD, &[], "the center").map_err(|e| {
@@ -491,9 +491,9 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 
 /// One stored entry, read for [`AuditLog::verify`]: the entry and the hash of its bytes.
 fn read(
-    stored: Result<(sled::IVec, sled::IVec), sled::Error>,
+    stored: Result<(sled::IVec, sled::IVec), StoreError>,
 ) -> Result<(AuditEntry, [u8; 32]), ChainError> {
-    let (k, v) = stored.map_err(StoreError::from)?;
+    let (k, v) = stored?;
     let seq = seq_of(&k);
     let entry: AuditEntry = serde_json::from_slice(&v).map_err(|e| ChainError::Entry {
         seq,
@@ -562,7 +562,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Store, AuditLog, VerifyingKey) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = Store::for_test(&dir.path().join("db")).unwrap();
         let key = Arc::new(SigningKey::load_or_create(&dir.path().join("center.key")).unwrap());
         let public = key.public_key().parse().unwrap();
         let log = AuditLog::open(&store).unwrap().signed_by(key);
@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn entries_are_listed_newest_first_by_target_and_in_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let log = AuditLog::open(&store).unwrap();
         log.record(1, "zhang", "view_snapshot", "a1", "").unwrap();
         log.record(2, "li", "acknowledge", "a2", "on it").unwrap();
@@ -702,7 +702,8 @@ mod tests {
         let err = log.verify(&key).unwrap_err().to_string();
         assert!(err.contains("entries after it were removed"), "{err}");
         // Swapped with the next.
-        let third = log.entries.insert(seqs[2].to_be_bytes(), second.clone()).unwrap().unwrap();
+        let third = log.entries.get(seqs[2].to_be_bytes()).unwrap().unwrap();
+        log.entries.insert(seqs[2].to_be_bytes(), second.clone()).unwrap();
         log.entries.insert(seqs[1].to_be_bytes(), third.clone()).unwrap();
         let err = log.verify(&key).unwrap_err().to_string();
         assert!(

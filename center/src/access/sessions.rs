@@ -40,7 +40,7 @@ pub struct Session {
 /// The sessions tree.
 #[derive(Debug, Clone)]
 pub struct Sessions {
-    tree: sled::Tree,
+    tree: crate::store::Tree,
     idle_ms: i64,
 }
 
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn a_token_opens_its_session_until_it_expires_idles_or_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Sessions::open(&Store::open(dir.path()).unwrap(), DEFAULT_IDLE).unwrap();
+        let s = Sessions::open(&Store::for_test(dir.path()).unwrap(), DEFAULT_IDLE).unwrap();
         let (token, session) = s.create("zhang", "stamp", 1000).unwrap();
         assert_eq!(s.get(&token, 2000).unwrap().map(|s| s.stamp), Some("stamp".into()));
         assert_eq!(s.get("forged", 2000).unwrap(), None);
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn ended_sessions_are_deleted_at_the_next_log_in() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let s = Sessions::open(&store, Duration::from_secs(60)).unwrap();
         for _ in 0..5 {
             s.create("zhang", "stamp", 1000).unwrap();

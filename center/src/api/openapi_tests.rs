@@ -209,7 +209,10 @@ impl Center {
         let any = "127.0.0.1:0".parse().unwrap();
         let broker = BrokerChoice::Embedded { listen: any, tls: None, passwords: false };
         let stop = CancellationToken::new();
-        let center = start(CenterConfig::new(data, any, broker), stop.clone()).await.unwrap();
+        let mut config = CenterConfig::new(data, any, broker);
+        config.store = xueliang_pgtest::store_asked(&config.data_dir)
+            .map_or(crate::store::Backend::Embedded, crate::store::Backend::Postgres);
+        let center = start(config, stop.clone()).await.unwrap();
         for id in ["e1", "e2", "e3"] {
             let alarm = Alarm {
                 id: id.into(),

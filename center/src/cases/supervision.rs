@@ -53,7 +53,7 @@ pub struct Supervisor {
     min_free_bytes: u64,
     /// Conditions open (`offline/…`, `clock/…`, `disk`) and outbox drop counts seen
     /// (`dropped/…`).
-    state: sled::Tree,
+    state: crate::store::Tree,
     /// When this process began to listen: nobody is silent for the time the center was down.
     started_ms: i64,
     /// When each dispatch not yet received was last published, by dispatch id.

@@ -16,12 +16,13 @@ use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
 use xueliang_service::systemd;
 use xueliang_service::tls::TlsFiles;
 
+use super::store_args::StoreArgs;
+
 /// How the center runs.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Directory of the alarm store.
-    #[arg(long, default_value = "/var/lib/xueliang-center")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    at: StoreArgs,
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
@@ -126,7 +127,7 @@ pub struct ServeArgs {
 /// Runs the center until interrupted.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ServeArgs {
-        data_dir,
+        at: StoreArgs { data_dir, store },
         http,
         http_tls_cert,
         http_tls_key,
@@ -188,6 +189,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let mut config = CenterConfig::new(data_dir, http, broker);
+    config.store = store;
     config.http_tls = http_tls_cert.zip(http_tls_key).map(|(cert, key)| ServerTls { cert, key });
     config.allow_plain_http = allow_plain_http;
     config.broker_accounts = broker_accounts;

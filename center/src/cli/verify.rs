@@ -6,16 +6,15 @@ use std::path::PathBuf;
 use anyhow::bail;
 use xueliang_center::fleet::AgentKeys;
 
-use super::audit::open_stopped;
+use super::store_args::StoreArgs;
 
 /// The arguments of `xl-center verify`.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// The alarm's id.
     alarm_id: String,
-    /// Directory of the alarm store.
-    #[arg(long, alias = "data", default_value = "/var/lib/xueliang-center")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    at: StoreArgs,
     /// The registry of agents' public keys (default: agent-keys.toml in the data directory).
     #[arg(long)]
     agent_keys: Option<PathBuf>,
@@ -23,11 +22,11 @@ pub struct VerifyArgs {
 
 /// Prints `verified: signed by agent X key K at T`, or fails saying what does not match.
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let keys_path = args.agent_keys.unwrap_or_else(|| args.data_dir.join("agent-keys.toml"));
+    let keys_path = args.agent_keys.unwrap_or_else(|| args.at.data_dir.join("agent-keys.toml"));
     if !keys_path.exists() {
         bail!("{} is missing: it holds the agents' public keys", keys_path.display());
     }
-    let store = open_stopped(&args.data_dir)?;
+    let store = args.at.open()?;
     let keys = AgentKeys::open(&keys_path)?;
     let agent = store.get(&args.alarm_id)?.map(|r| r.agent_id);
     let key = agent.and_then(|a| keys.get(&a));

@@ -109,9 +109,9 @@ struct Entry {
 /// The durable webhook queue and its worker.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
-    entries: sled::Tree,
-    due: sled::Tree,
-    failed: sled::Tree,
+    entries: crate::store::Tree,
+    due: crate::store::Tree,
+    failed: crate::store::Tree,
     policy: RetryPolicy,
     wake: Arc<Notify>,
 }
@@ -178,7 +178,8 @@ impl Webhooks {
         let entry = Entry { status, secret: secret.map(str::to_owned), body: body.to_string() };
         let json = entry_json(&entry)?;
         let key = due_key(now, dispatch_id);
-        write(&(&self.entries, &self.due), |(entries, due)| {
+        write(&[&self.entries, &self.due], |t| {
+            let (entries, due) = (&t[0], &t[1]);
             if entries.get(dispatch_id.as_bytes())?.is_none() {
                 entries.insert(dispatch_id.as_bytes(), json.as_slice())?;
                 due.insert(key.as_slice(), &[])?;
@@ -233,7 +234,8 @@ impl Webhooks {
                 .ok()
                 .and_then(|e| e.status.next_attempt_ms)
                 .map(|t| due_key(t, &id));
-            write(&(&self.entries, &self.due, &self.failed), |(entries, due, failed)| {
+            write(&[&self.entries, &self.due, &self.failed], |t| {
+                let (entries, due, failed) = (&t[0], &t[1], &t[2]);
                 entries.remove(key.as_ref())?;
                 failed.remove(key.as_ref())?;
                 if let Some(next) = &next {
@@ -365,7 +367,8 @@ impl Webhooks {
         let json = entry_json(&entry)?;
         let next = entry.status.next_attempt_ms.map(|t| due_key(t, id));
         let given_up = entry.status.state == DeliveryState::Failed;
-        write(&(&self.entries, &self.due, &self.failed), |(entries, due, failed)| {
+        write(&[&self.entries, &self.due, &self.failed], |t| {
+            let (entries, due, failed) = (&t[0], &t[1], &t[2]);
             due.remove(key)?;
             if let Some(next) = &next {
                 due.insert(next.as_slice(), &[])?;
@@ -376,7 +379,7 @@ impl Webhooks {
             entries.insert(id.as_bytes(), json.as_slice())?;
             Ok(())
         })?;
-        self.entries.flush_async().await?;
+        self.entries.flush().await?;
         Ok(())
     }
 
@@ -478,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn retries_until_delivered_with_the_same_signed_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let (seen, url) = hook(|n| if n <= 2 { 503 } else { 200 }).await;
         let (w, _, _) = start(&store, policy(5));
         w.enqueue(
@@ -519,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn gives_up_after_the_last_attempt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let (seen, url) = hook(|_| 500).await;
         let (w, _, _) = start(&store, policy(3));
         w.enqueue("d2", "township-1", &url, None, &serde_json::json!({})).unwrap();
@@ -546,7 +549,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l); // nothing listens: connection refused
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::for_test(dir.path()).unwrap();
             let (w, stop, task) = start(&store, policy(20));
             w.enqueue(
                 "d3",
@@ -563,7 +566,7 @@ mod tests {
             stop.cancel();
             task.await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let seen = serve(tokio::net::TcpListener::bind(addr).await.unwrap(), |_| 204);
         let (w, _, _) = start(&store, policy(20));
         let s = wait_for(&w, "d3", |s| s.state == DeliveryState::Delivered).await;
@@ -574,7 +577,7 @@ mod tests {
     #[tokio::test]
     async fn the_same_dispatch_is_sent_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let (seen, url) = hook(|_| 200).await;
         let (w, _, _) = start(&store, policy(5));
         for v in [1, 2] {

@@ -201,8 +201,8 @@ pub struct ConfigVersion {
 /// Pushes configs to agents.
 #[derive(Debug, Clone)]
 pub struct ConfigPush {
-    configs: sled::Tree,
-    history: sled::Tree,
+    configs: crate::store::Tree,
+    history: crate::store::Tree,
     store: Store,
     client: AsyncClient,
     topics: Topics,
@@ -507,17 +507,12 @@ impl ConfigPush {
                 message: e.to_string(),
             })
         };
-        self.history
-            .insert(history_key(agent, number), json(&version)?)
-            .map_err(StoreError::from)?;
+        self.history.insert(history_key(agent, number), json(&version)?)?;
         // The agent's last answer stays with the record (it may answer while this is stored).
-        let updated = self
-            .configs
-            .update_and_fetch(agent.as_bytes(), |old| {
-                let ack = old.and_then(|b| parse(b).ok()).and_then(|r| r.ack);
-                serde_json::to_vec(&ConfigRecord { ack, ..record.clone() }).ok()
-            })
-            .map_err(StoreError::from)?;
+        let updated = self.configs.update_and_fetch(agent.as_bytes(), |old| {
+            let ack = old.and_then(|b| parse(b).ok()).and_then(|r| r.ack);
+            serde_json::to_vec(&ConfigRecord { ack, ..record.clone() }).ok()
+        })?;
         let record = updated.as_deref().map(parse).transpose()?.ok_or_else(|| {
             PushError::Store(StoreError::Corrupt {
                 id: "agent config".into(),
@@ -571,7 +566,7 @@ impl ConfigPush {
     /// Publishes every stored config again (after a (re)connect to the broker).
     pub async fn republish_all(&self) {
         for entry in self.configs.iter().values() {
-            match entry.map_err(StoreError::from).and_then(|v| parse(&v)) {
+            match entry.and_then(|v| parse(&v)) {
                 Ok(record) => {
                     if let Err(e) = self.publish(&record).await {
                         warn!(agent = %record.agent_id, "{e}");

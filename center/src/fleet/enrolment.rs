@@ -78,7 +78,7 @@ fn normalized(token: &str) -> String {
 /// The enrolments tree.
 #[derive(Debug, Clone)]
 pub struct Enrolments {
-    tree: sled::Tree,
+    tree: crate::store::Tree,
 }
 
 impl Enrolments {
@@ -127,7 +127,7 @@ impl Enrolments {
     ) -> Result<Enrolment, RedeemError> {
         let key = sha256(normalized(token).as_bytes());
         loop {
-            let Some(old) = self.tree.get(&key).map_err(StoreError::from)? else {
+            let Some(old) = self.tree.get(&key)? else {
                 return Err(RedeemError::Unknown);
             };
             let current: Enrolment = serde_json::from_slice(&old).map_err(|e| {
@@ -148,13 +148,8 @@ impl Enrolments {
                 ..current
             };
             // Compare-and-swap: of two boxes racing with one token, one wins.
-            if self
-                .tree
-                .compare_and_swap(&key, Some(old), Some(encode(&used)))
-                .map_err(StoreError::from)?
-                .is_ok()
-            {
-                self.tree.flush().map_err(StoreError::from)?;
+            if self.tree.compare_and_swap(&key, Some(old), Some(encode(&used)))?.is_ok() {
+                self.tree.flush_blocking()?;
                 return Ok(used);
             }
         }
@@ -166,11 +161,8 @@ impl Enrolments {
         let key = sha256(normalized(token).as_bytes());
         let unused = Enrolment { used_ms: None, used_key: None, ..used.clone() };
         // Only the redemption it undoes: anything else that happened since stays.
-        let _ = self
-            .tree
-            .compare_and_swap(&key, Some(encode(used)), Some(encode(&unused)))
-            .map_err(StoreError::from)?;
-        self.tree.flush().map_err(StoreError::from)?;
+        let _ = self.tree.compare_and_swap(&key, Some(encode(used)), Some(encode(&unused)))?;
+        self.tree.flush_blocking()?;
         Ok(())
     }
 
@@ -200,7 +192,7 @@ mod tests {
     #[test]
     fn a_token_works_once_before_it_expires_however_it_is_typed() {
         let dir = tempfile::tempdir().unwrap();
-        let e = Enrolments::open(&Store::open(dir.path()).unwrap()).unwrap();
+        let e = Enrolments::open(&Store::for_test(dir.path()).unwrap()).unwrap();
         let (token, _) = e.create("village-7", "admin", 1_000, 60_000).unwrap();
         assert_eq!(token.len(), 23, "4 groups of 5");
         assert!(token.chars().all(|c| c == '-' || ALPHABET.contains(&(c as u8))), "{token}");

@@ -103,7 +103,7 @@ impl AgentView {
 /// The fleet tree.
 #[derive(Debug, Clone)]
 pub struct Fleet {
-    tree: sled::Tree,
+    tree: crate::store::Tree,
 }
 
 impl Fleet {
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn offline_agents_come_first_with_the_time_they_went_offline() {
         let dir = tempfile::tempdir().unwrap();
-        let fleet = Fleet::open(&Store::open(dir.path()).unwrap()).unwrap();
+        let fleet = Fleet::open(&Store::for_test(dir.path()).unwrap()).unwrap();
         fleet.record_status(&status("b-village", State::Online, 3), 100).unwrap();
         fleet.record_status(&status("a-village", State::Online, 1), 100).unwrap();
         fleet.record_status(&status("b-village", State::Online, 3), 150).unwrap();
@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn boxes_unregistered_and_long_silent_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let fleet = Fleet::open(&Store::open(dir.path()).unwrap()).unwrap();
+        let fleet = Fleet::open(&Store::for_test(dir.path()).unwrap()).unwrap();
         for (agent, heard) in [("old", 100), ("kept", 100), ("recent", 900)] {
             fleet.record_status(&status(agent, State::Online, 1), heard).unwrap();
         }
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn a_clock_is_off_when_every_recent_report_says_so_not_one_delayed_report() {
         let dir = tempfile::tempdir().unwrap();
-        let fleet = Fleet::open(&Store::open(dir.path()).unwrap()).unwrap();
+        let fleet = Fleet::open(&Store::for_test(dir.path()).unwrap()).unwrap();
         let health = |time_ms| Health { agent_id: "a".into(), time_ms, ..Default::default() };
         let offset = || fleet.list(&[]).unwrap()[0].clock_offset_ms();
         // Delayed in a queue, then fresh: the fresh one counts.

@@ -102,11 +102,11 @@ pub struct Clips {
     dir: PathBuf,
     max_bytes: u64,
     /// Clip id → [`ClipEntry`] (JSON).
-    entries: sled::Tree,
+    entries: crate::store::Tree,
     /// Event id, NUL, clip id.
-    by_event: sled::Tree,
+    by_event: crate::store::Tree,
     /// Completion time and clip id (retention).
-    by_time: sled::Tree,
+    by_time: crate::store::Tree,
     /// Ingest's chunks and retention's deletions touch the same files: one at a time.
     files: Arc<Mutex<()>>,
 }
@@ -452,7 +452,7 @@ impl Clips {
         };
         let event = self.record(&entry)?;
         // Durable before the sidecar goes: without both, a restart would not know the clip.
-        self.store.db.flush()?;
+        self.store.db.flush_blocking()?;
         self.remove_partial(agent, id)?;
         Ok(Put::Completed(Box::new(Completed { clip: entry.clip, event })))
     }
@@ -618,7 +618,7 @@ mod tests {
     const NOW: i64 = 100 * DAY_MS;
 
     fn open(dir: &Path) -> (Store, Clips) {
-        let store = Store::open(&dir.join("db")).unwrap();
+        let store = Store::for_test(&dir.join("db")).unwrap();
         let clips = Clips::open(&store, &dir.join("clips"), 1 << 20).unwrap();
         (store, clips)
     }

@@ -46,8 +46,8 @@ fn kept() -> bool {
 /// The dead-letter trees of the center's database.
 #[derive(Debug, Clone)]
 pub struct DeadLetters {
-    records: sled::Tree,
-    payloads: sled::Tree,
+    records: crate::store::Tree,
+    payloads: crate::store::Tree,
     /// Bytes of the payloads kept.
     payload_bytes: Arc<AtomicU64>,
 }
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn a_payload_refused_twice_is_one_entry_counted_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let d = DeadLetters::open(&store).unwrap();
         d.add("xl/v1/a/alarm", b"junk", "not a valid Alarm", 1).unwrap();
         d.add("xl/v1/a/alarm", b"junk", "not a valid Alarm", 2).unwrap();
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn old_entries_are_swept_payloads_past_the_cap_are_not_kept_and_a_purge_empties_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
         let d = DeadLetters::open(&store).unwrap();
         d.add("xl/v1/a/alarm", b"old", "refused", 1_000).unwrap();
         d.add("xl/v1/a/alarm", b"new", "refused", 5_000).unwrap();

@@ -12,6 +12,7 @@
 
 mod clips;
 mod dead_letters;
+pub mod engine;
 mod health;
 mod index;
 mod proofs;
@@ -22,7 +23,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xueliang_proto::signing::{hex, sha256};
 
 use crate::domain::{AlarmRecord, Status, Updated};
@@ -31,6 +31,7 @@ use xueliang_proto::EventUpdate;
 
 pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
+pub use engine::{Copied, Db, Iter, Tree, TxError, View, transaction, write};
 pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
 pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
@@ -44,6 +45,12 @@ pub enum StoreError {
     /// sled could not open or write the database.
     #[error("alarm store: {0}")]
     Sled(#[from] sled::Error),
+    /// PostgreSQL could not be reached, or refused a statement.
+    #[error("alarm store: {0}")]
+    Postgres(String),
+    /// Copying a store into another did not complete, or did not compare equal.
+    #[error("copying the store: {0}")]
+    Copy(String),
     /// A stored record does not parse (written by an incompatible version?).
     #[error("alarm store: record {id} is corrupt: {message}")]
     Corrupt {
@@ -130,6 +137,42 @@ const PROOFS_AT: usize = TREE_NAMES.len();
 /// Position of the deleted ids' tree in [`Store::with_proofs`], after the proofs'.
 const DELETED_AT: usize = PROOFS_AT + 1;
 
+/// Where the center keeps its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// sled, embedded in the data directory (the default).
+    Embedded,
+    /// A PostgreSQL database, by its address (`postgres://user:password@host:port/database`).
+    Postgres(String),
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sled" => Ok(Backend::Embedded),
+            _ if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                Ok(Backend::Postgres(s.to_owned()))
+            }
+            _ => Err(format!(
+                "{}: write sled (embedded in the data directory) or \
+                 postgres://user:password@host:port/database",
+                engine::redact(s)
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Embedded => f.write_str("sled"),
+            Backend::Postgres(url) => f.write_str(&engine::redact(url)),
+        }
+    }
+}
+
 /// Who an alarm id belongs to, as a stored record or a deleted id says.
 #[derive(serde::Deserialize, serde::Serialize)]
 struct Owner {
@@ -143,14 +186,14 @@ struct Owner {
 /// The center's alarm database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: Db,
     /// alarms, snapshots and the indexes, in the order of the constants of `index.rs`.
-    trees: [sled::Tree; 7],
+    trees: [Tree; 7],
     /// What the agents signed (`proofs.rs`), written and deleted with the records.
-    proofs: sled::Tree,
+    proofs: Tree,
     /// Ids of alarms retention deleted, with their agent and event time, so that one sent
     /// again is not stored again as new.
-    deleted: sled::Tree,
+    deleted: Tree,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
     /// Whether it writes, and its disk's room.
@@ -160,32 +203,6 @@ pub struct Store {
 fn to_json(r: &AlarmRecord) -> Vec<u8> {
     // Plain fields and strings: serializing cannot fail.
     serde_json::to_vec(r).expect("an AlarmRecord serializes")
-}
-
-/// Runs a transaction over `trees` (a slice or a tuple of trees), mapping sled's error types.
-fn transact<Trees, T, E>(
-    trees: &Trees,
-    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<E>>,
-) -> Result<Result<T, E>, StoreError>
-where
-    Trees: sled::Transactional<E> + ?Sized,
-{
-    match trees.transaction(f) {
-        Ok(r) => Ok(Ok(r)),
-        Err(TransactionError::Abort(e)) => Ok(Err(e)),
-        Err(TransactionError::Storage(e)) => Err(e.into()),
-    }
-}
-
-/// [`transact`] for changes that cannot refuse themselves.
-pub(crate) fn write<Trees, T>(
-    trees: &Trees,
-    f: impl Fn(&Trees::View) -> Result<T, ConflictableTransactionError<std::convert::Infallible>>,
-) -> Result<T, StoreError>
-where
-    Trees: sled::Transactional<std::convert::Infallible> + ?Sized,
-{
-    transact(trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
 }
 
 impl Store {
@@ -216,9 +233,28 @@ impl Store {
     }
 
     fn open_db(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
-        let trees = TREE_NAMES.map(|name| db.open_tree(name));
-        let [a, b, c, d, e, f, g] = trees;
+        Self::on(Db::Sled(sled::Config::new().path(dir).open()?), dir)
+    }
+
+    /// Opens the store `backend` names: sled in `dir`, or a PostgreSQL database (migrated to
+    /// this version's schema first). Video clips are files in `dir` either way.
+    pub fn open_with(backend: &Backend, dir: &Path) -> Result<Self, StoreError> {
+        match backend {
+            Backend::Embedded => Self::open(dir),
+            Backend::Postgres(_) => Self::on(Self::open_database(backend, dir)?, dir),
+        }
+    }
+
+    /// Only the database `backend` names, as it is (for copying a store whole).
+    pub fn open_database(backend: &Backend, dir: &Path) -> Result<Db, StoreError> {
+        Ok(match backend {
+            Backend::Embedded => Db::Sled(sled::Config::new().path(dir).open()?),
+            Backend::Postgres(url) => Db::Postgres(Arc::new(engine::Postgres::open(url)?)),
+        })
+    }
+
+    fn on(db: Db, dir: &Path) -> Result<Self, StoreError> {
+        let [a, b, c, d, e, f, g] = TREE_NAMES.map(|name| db.open_tree(name));
         let store = Self {
             trees: [a?, b?, c?, d?, e?, f?, g?],
             proofs: db.open_tree(proofs::PROOFS)?,
@@ -231,9 +267,14 @@ impl Store {
         if meta.get("index_version")?.as_deref() != Some(INDEX_VERSION) {
             store.reindex()?;
             meta.insert("index_version", INDEX_VERSION)?;
-            store.db.flush()?;
+            store.db.flush_blocking()?;
         }
         Ok(store)
+    }
+
+    /// The database under the store.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Rebuilds every index from the records.
@@ -254,18 +295,18 @@ impl Store {
     }
 
     /// Another tree of the same database (made durable by the same [`Store::flush`]).
-    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
+    pub fn open_tree(&self, name: &str) -> Result<Tree, StoreError> {
+        self.db.open_tree(name)
     }
 
     /// A fresh id from the database, increasing (for append-only logs).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        self.db.generate_id()
     }
 
     /// The store's trees, then the proofs' tree (at [`PROOFS_AT`]) and the deleted ids' (at
     /// [`DELETED_AT`]), for a transaction over all of them.
-    fn with_proofs(&self) -> Vec<&sled::Tree> {
+    fn with_proofs(&self) -> Vec<&Tree> {
         self.trees.iter().chain([&self.proofs, &self.deleted]).collect()
     }
 
@@ -290,7 +331,7 @@ impl Store {
         let proofs: Vec<_> =
             batch.iter().map(|(r, _, p)| p.map(|p| proofs::alarm_entry(&r.id, p))).collect();
         let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
-        write(&self.with_proofs()[..], |t| {
+        write(&self.with_proofs(), |t| {
             let mut out = Vec::with_capacity(batch.len());
             for ((((record, snapshot, _), json), entries), proof) in rows.clone() {
                 let id = record.id.as_bytes();
@@ -330,18 +371,14 @@ impl Store {
         change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
     ) -> Result<(AlarmRecord, T), UpdateError<E>> {
         let key = id.as_bytes();
-        transact(&self.trees[..], |t| {
+        transaction(&self.trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
-                return Err(ConflictableTransactionError::Abort(UpdateError::NotFound(
-                    id.to_owned(),
-                )));
+                return Err(TxError::Abort(UpdateError::NotFound(id.to_owned())));
             };
-            let mut record = self
-                .parse(id, &bytes)
-                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Store(e)))?;
+            let mut record =
+                self.parse(id, &bytes).map_err(|e| TxError::Abort(UpdateError::Store(e)))?;
             let before = index_entries(&record);
-            let out = change(&mut record)
-                .map_err(|e| ConflictableTransactionError::Abort(UpdateError::Refused(e)))?;
+            let out = change(&mut record).map_err(|e| TxError::Abort(UpdateError::Refused(e)))?;
             let after = index_entries(&record);
             for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
                 t[*tree].remove(k.as_slice())?;
@@ -364,7 +401,7 @@ impl Store {
     ) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        write(&self.trees[..], |t| {
+        write(&self.trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = self.parse(id, &bytes) else {
                 return Ok(Attached::NoAlarm);
@@ -399,7 +436,7 @@ impl Store {
     ) -> Result<EventUpdated, StoreError> {
         let key = u.event_id.as_bytes();
         let proof = proof.map(|p| proofs::update_entry(&u.event_id, u.seq, p));
-        write(&self.with_proofs()[..], |t| {
+        write(&self.with_proofs(), |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
             let Ok(mut record) = self.parse(&u.event_id, &bytes) else {
                 return Ok(EventUpdated::NoEvent);
@@ -429,7 +466,7 @@ impl Store {
         // alarm old enough for retention).
         let updates: Vec<sled::IVec> =
             self.proofs.scan_prefix(proofs::update_prefix(id)).keys().collect::<Result<_, _>>()?;
-        write(&self.with_proofs()[..], |t| {
+        write(&self.with_proofs(), |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(record) = self.parse(id, &bytes) {
                     for (tree, k) in index_entries(&record) {
@@ -455,7 +492,7 @@ impl Store {
     /// Deletes alarm `id`'s snapshot, marking the record (retention).
     fn expire_snapshot(&self, id: &str) -> Result<(), StoreError> {
         let key = id.as_bytes();
-        write(&self.trees[..], |t| {
+        write(&self.trees, |t| {
             if let Some(bytes) = t[ALARMS].get(key)? {
                 if let Ok(mut record) = self.parse(id, &bytes) {
                     record.snapshot_expired = true;
@@ -470,8 +507,7 @@ impl Store {
     /// Makes every write so far durable.
     /// A write that fails is noted in [`Store::health`].
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.inspect_err(|e| self.health.failed(e))?;
-        Ok(())
+        self.db.flush().await.inspect_err(|e| self.health.failed(e))
     }
 
     /// Writes and flushes a marker, so that a store that no longer writes is noticed even when
@@ -481,8 +517,12 @@ impl Store {
             meta.insert("alive_ms", &xueliang_proto::endpoint::now_ms().to_be_bytes())
         });
         if let Err(e) = written {
-            self.health.failed(&e);
-            return Err(e.into());
+            // sled fails every write after one failed, until reopened; PostgreSQL's failures
+            // pass (a server restarting), and the next write tells.
+            if matches!(self.db, Db::Sled(_)) {
+                self.health.failed(&e);
+            }
+            return Err(e);
         }
         self.flush().await
     }
@@ -499,7 +539,7 @@ impl Store {
 
     /// The JPEG snapshot of an alarm, if it has one.
     pub fn snapshot(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.trees[SNAPSHOTS].get(id.as_bytes())?)
+        self.trees[SNAPSHOTS].get(id.as_bytes())
     }
 
     /// Number of stored alarms with `status`.
@@ -538,6 +578,17 @@ impl Store {
 }
 
 #[cfg(test)]
+impl Store {
+    /// The store unit tests use: sled in `dir`, or with `XL_TEST_STORE=postgres` a database on
+    /// the test process's own PostgreSQL server (the same one for the same `dir`).
+    pub(crate) fn for_test(dir: &Path) -> Result<Self, StoreError> {
+        let backend =
+            xueliang_pgtest::store_asked(dir).map_or(Backend::Embedded, Backend::Postgres);
+        Self::open_with(&backend, dir)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{Action, Request, apply, test_alarm as alarm};
@@ -551,14 +602,14 @@ mod tests {
     async fn a_redelivered_alarm_is_stored_once_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = Store::for_test(dir.path()).unwrap();
             assert_eq!(insert(&s, &alarm("x", 5), 1), Inserted::New);
             let mut again = alarm("x", 5);
             again.camera_id = "changed".into();
             assert_eq!(insert(&s, &again, 2), Inserted::Duplicate);
             s.flush().await.unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         assert_eq!(s.len(), 1);
         let r = s.get("x").unwrap().unwrap();
         assert_eq!(
@@ -596,7 +647,7 @@ mod tests {
     #[test]
     fn a_following_snapshot_is_kept_only_if_it_is_the_signed_picture() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         let picture = b"the picture".to_vec();
         assert_eq!(s.attach_snapshot("a", "late", &picture).unwrap(), Attached::NoAlarm);
         let mut a = alarm("late", 1);
@@ -620,7 +671,7 @@ mod tests {
     #[test]
     fn a_batch_stores_each_id_once_even_when_it_repeats_one() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         insert(&s, &alarm("old", 1), 0);
         let records: Vec<AlarmRecord> = ["a", "old", "b", "a"]
             .iter()
@@ -639,7 +690,7 @@ mod tests {
     #[test]
     fn time_order_includes_negative_times() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         for (id, t) in [("b", 20), ("a", 10), ("c", 30), ("old", -5)] {
             insert(&s, &alarm(id, t), 0);
         }
@@ -656,7 +707,7 @@ mod tests {
     #[test]
     fn updates_move_index_entries_and_a_refused_change_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         insert(&s, &alarm("x", 5), 1);
         let step = |action, units: &[String]| {
             s.update("x", |r| {
@@ -680,7 +731,7 @@ mod tests {
         s.trees[BY_STATUS].clear().unwrap();
         s.open_tree("meta").unwrap().remove("index_version").unwrap();
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         assert_eq!(
             s.query(
                 &AlarmFilter { status: Some(Status::Dispatched), ..Default::default() },
@@ -697,7 +748,7 @@ mod tests {
     #[test]
     fn an_unreadable_record_is_left_out_of_lists_and_the_export_and_counted_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         insert(&s, &alarm("good", 2), 0);
         insert(&s, &alarm("garbage", 1), 0);
         s.trees[ALARMS].insert("garbage", &b"\xff\x00 not JSON"[..]).unwrap();
@@ -726,7 +777,7 @@ mod tests {
         // Re-indexing leaves them out rather than refusing to open the store.
         s.open_tree("meta").unwrap().remove("index_version").unwrap();
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         assert_eq!(listed(&s, AlarmFilter::default()), ["good"]);
         assert_eq!((s.len(), s.unreadable_records()), (3, 2), "kept as they are");
     }

@@ -242,13 +242,13 @@ impl Store {
             serde_json::from_slice::<Proof>(bytes)
                 .map_err(|e| ProofError::Unreadable { what, message: e.to_string() })
         };
-        let Some(bytes) = self.proofs.get(id.as_bytes()).map_err(StoreError::from)? else {
+        let Some(bytes) = self.proofs.get(id.as_bytes())? else {
             return Ok(None);
         };
         let alarm = parse("the alarm".into(), &bytes)?;
         let mut updates = Vec::new();
         for (i, entry) in self.proofs.scan_prefix(update_prefix(id)).values().enumerate() {
-            let bytes = entry.map_err(StoreError::from)?;
+            let bytes = entry?;
             updates.push(parse(format!("update {} of the event", i + 1), &bytes)?);
         }
         Ok(Some(Proofs { alarm, updates }))
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn a_kept_alarm_and_its_updates_prove_the_record_and_edits_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         let agent = SigningKey::load_or_create(&dir.path().join("a.key")).unwrap();
         let key: VerifyingKey = agent.public_key().parse().unwrap();
         let payload = signed_alarm(&agent, "e");

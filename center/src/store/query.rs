@@ -166,10 +166,9 @@ impl Store {
         mut each: impl FnMut(AlarmRecord) -> std::io::Result<()>,
     ) -> Result<(), ExportError> {
         for entry in self.trees[BY_TIME].iter() {
-            let (key, _) = entry.map_err(StoreError::from)?;
+            let (key, _) = entry?;
             let id = String::from_utf8_lossy(&key[8..]).into_owned();
-            let Some(bytes) = self.trees[ALARMS].get(id.as_bytes()).map_err(StoreError::from)?
-            else {
+            let Some(bytes) = self.trees[ALARMS].get(id.as_bytes())? else {
                 continue;
             };
             if let Ok(r) = self.parse(&id, &bytes)
@@ -200,7 +199,7 @@ mod tests {
 
     fn store_with(records: &[(&str, &str, &str, i64)]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         for (id, agent, camera, t) in records {
             let mut r = record(id);
             (r.agent_id, r.camera_id, r.event_time_ms) =

@@ -46,9 +46,7 @@ pub(crate) const MAX_EVENT_AGE_MS: i64 = 30 * DAY_MS;
 pub(super) fn ids_before(store: &Store, before_ms: i64) -> Result<Vec<String>, StoreError> {
     store.trees[BY_TIME]
         .range(..time_key(before_ms, ""))
-        .map(|e| {
-            e.map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned()).map_err(StoreError::from)
-        })
+        .map(|e| e.map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned()))
         .collect()
 }
 
@@ -89,7 +87,7 @@ mod tests {
     #[test]
     fn old_snapshots_go_first_then_old_alarms_with_their_index_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         let now = 100 * DAY_MS;
         for (id, age_days) in [("fresh", 1), ("month", 40), ("year", 400)] {
             let mut r = record(id);
@@ -157,7 +155,7 @@ mod tests {
     fn alarms_are_kept_by_agent_and_id_and_a_deleted_one_is_not_stored_again() {
         use crate::store::Inserted;
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
         let now = 100 * DAY_MS;
         let mine = AlarmRecord { event_time_ms: now - 20 * DAY_MS, ..record("x") };
         let theirs = AlarmRecord { agent_id: "other".into(), ..mine.clone() };
