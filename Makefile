@@ -22,18 +22,26 @@ build: setup
 demo: build
 	target/release/xl-demo $(DEMO_ARGS)
 
+# The API and workflow suites, run a second time with the center's records in PostgreSQL.
+POSTGRES_SUITES := center_api supervision accounts accountability console enrolment config_push \
+  bad_alarms forged_alarms clip_delivery
+
 # Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
+# Then the center's tests and the API and workflow suites again on PostgreSQL.
 test: setup
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
+	XL_TEST_STORE=postgres cargo test --locked -p xueliang-center
+	XL_TEST_STORE=postgres cargo test --locked $(addprefix --test ,$(POSTGRES_SUITES))
 
 # Figures for sizing a box (see docs/performance.md): criterion benches of the per-frame CPU
 # work; the inference loop against bare session.run (moving and still scene, 5 repeats) and
 # against the usual Python pipeline at equal threads; detection accuracy on PETS09-S2L1, and on
 # its people placed far away in a 4 MP picture; INT8 against fp32 and OpenVINO against ONNX
 # Runtime's own CPU kernels; how many cameras of each kind the box sustains with the whole
-# agent running, and what a burst of events does to the other cameras; the center's ingest.
+# agent running, and what a burst of events does to the other cameras; the center's ingest, on
+# sled and on PostgreSQL.
 INT8 := .cache/models/nanodet_g416_coco.int8.onnx
 OV_LIB := .cache/onnxruntime-openvino/libonnxruntime.so.1.24.1
 BENCH_PY := .cache/venv-bench/bin/python
@@ -61,3 +69,6 @@ bench: build
 	target/release/xl-ingest-bench --broker mosquitto
 	target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000
 	target/release/xl-ingest-bench --broker mosquitto --snapshot-bytes 102400 --alarms 3000
+	target/release/xl-ingest-bench --store postgres
+	target/release/xl-ingest-bench --store postgres --broker mosquitto
+	target/release/xl-ingest-bench --store postgres --broker mosquitto --snapshot-bytes 102400 --alarms 3000

@@ -478,17 +478,20 @@ fn broker_works_as_installed(root: &Path) {
 
 #[test]
 fn the_center_settings_examples_use_only_real_flags() {
-    for example in ["center.env.mosquitto"] {
+    for example in ["center.env.mosquitto", "center.env.postgres"] {
         let path = repo().join("deploy/center").join(example);
         let env = std::fs::read_to_string(&path).unwrap();
         let opts = env
             .lines()
             .find_map(|l| l.strip_prefix("XL_CENTER_OPTS=\"")?.strip_suffix('"'))
             .unwrap_or_else(|| panic!("{example}: one line XL_CENTER_OPTS=\"…\""));
+        // The store, where one is named, parses as --store does.
+        let store = env.lines().find_map(|l| l.strip_prefix("XL_STORE=")).unwrap_or("sled");
         // clap checks every flag and value before it prints the help, and starts nothing.
         let out = Command::new(common::workspace_binary("xl-center"))
             .arg("serve")
             .args(opts.split_whitespace())
+            .args(["--store", store])
             .arg("--help")
             .output()
             .unwrap();

@@ -3,7 +3,7 @@
 //! ```text
 //! agents ─MQTT─▶ broker (Mosquitto, each box's account kept by the center; or embedded rumqttd)
 //!   ─▶ ingest (validate, verify signature, route, group commit, then ack and receipt)
-//!   ─▶ store (sled, one record per event: its alarm, then its updates, idempotent by id;
+//!   ─▶ store (sled or PostgreSQL, one record per event: its alarm, then its updates, idempotent by id;
 //!        indexes by time, camera, agent, status, unit; events' video clips as files, put
 //!        together from chunks, kept if they hash to the signed SHA-256, listed in the record)
 //!        refused payloads ─▶ dead letters; agents' status and health ─▶ fleet
@@ -21,9 +21,10 @@
 //! | folder      | what it does                                                    | imports                                         |
 //! |-------------|-----------------------------------------------------------------|-------------------------------------------------|
 //! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                         |
-//! | `store/`    | sled: alarms, indexes, queries, export, retention, dead letters | domain                                          |
-//! |             | and events' video clips (files, their records in sled); what    |                                                 |
-//! |             | agents signed, kept beside their alarms                         |                                                 |
+//! | `store/`    | alarms, indexes, queries, export, retention, dead letters and   | domain                                          |
+//! |             | events' video clips (files, their records in the store); what   |                                                 |
+//! |             | agents signed, kept beside their alarms; `engine/` under them:  |                                                 |
+//! |             | ordered trees with transactions, in sled or PostgreSQL          |                                                 |
 //! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                           |
 //! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                           |
 //! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                          |

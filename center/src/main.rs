@@ -38,18 +38,21 @@ enum Command {
     /// Manage the users who log in to the API and console (users.toml in the data directory).
     #[command(subcommand)]
     User(cli::user::UserCommand),
-    /// Write every alarm record as JSON Lines, oldest first (for backups and statistics). The
-    /// center must be stopped; while it runs, use `GET /api/export` as an admin.
+    /// Write every alarm record as JSON Lines, oldest first (for backups and statistics). On
+    /// the embedded store the center must be stopped; while it runs, use `GET /api/export` as an
+    /// admin.
     Export(cli::export::ExportArgs),
     /// Copy the records from one store into another, empty one (from the embedded store to
     /// PostgreSQL, or back), then compare both tree by tree (the center must be stopped).
     CopyStore(cli::copy_store::CopyStoreArgs),
-    /// Check the audit log's hash chain and signed checkpoints (the center must be stopped).
+    /// Check the audit log's hash chain and signed checkpoints (on the embedded store, the center
+    /// must be stopped).
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
     /// Prove a stored alarm: its agent's signature over the message kept beside it, checked
-    /// against the agent's registered key, and the stored record against what was signed (the
-    /// center must be stopped; while it runs, use GET /api/alarms/{id}/proof).
+    /// against the agent's registered key, and the stored record against what was signed (on
+    /// the embedded store the center must be stopped; while it runs, use
+    /// GET /api/alarms/{id}/proof).
     Verify(cli::verify::VerifyArgs),
     /// Save the alarm records that can still be read from a corrupt store (one sled refuses
     /// to open), as JSON Lines like `export`; the store is only read (the center must be

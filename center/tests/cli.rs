@@ -173,7 +173,10 @@ fn export_writes_json_lines_and_refuses_a_store_in_use() {
     let out = xl_center(&["export", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(
         String::from_utf8(out.stderr).unwrap().trim_end(),
-        format!("error: {} holds no alarm store (give --data-dir)", data.display())
+        format!(
+            "error: {} holds no alarm store (give --data-dir, or --store for PostgreSQL)",
+            data.display()
+        )
     );
     {
         let store = xueliang_center::store::Store::open(&data).unwrap();
@@ -192,7 +195,7 @@ fn export_writes_json_lines_and_refuses_a_store_in_use() {
         assert_eq!(
             String::from_utf8(out.stderr).unwrap().trim_end(),
             format!(
-                "error: the store in {} is in use by a running xl-center: stop it first, or use GET /api/export as an admin",
+                "error: the store in {} is locked by a running xl-center (sled lets one process open it): stop the center first, or use GET /api/export as an admin",
                 data.display()
             )
         );

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_center::access::{AuditLog, Role, add_user};
 use xueliang_center::domain::{Action, AlarmRecord, Request, apply};
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
-use xueliang_center::store::{Clips, Put};
+use xueliang_center::store::{Backend, Clips, Put};
 use xueliang_proto::signing::sha256;
 use xueliang_proto::{Alarm, ClipChunk, Message};
 
@@ -111,7 +111,9 @@ async fn a_clip_is_served_by_range_to_those_who_see_its_event_and_each_viewing_i
     let any = "127.0.0.1:0".parse().unwrap();
     let broker = BrokerChoice::Embedded { listen: any, tls: None, passwords: false };
     let stop = CancellationToken::new();
-    let config = CenterConfig::new(data.clone(), any, broker);
+    let mut config = CenterConfig::new(data.clone(), any, broker);
+    // XL_TEST_STORE=postgres: the same test on PostgreSQL.
+    config.store = xueliang_pgtest::store_asked(&data).map_or(Backend::Embedded, Backend::Postgres);
     let clips_dir = config.clip_dir.clone();
     let center = start(config, stop.clone()).await.unwrap();
     let base = format!("http://{}", center.http_addr);

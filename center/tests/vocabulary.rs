@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
+use xueliang_center::store::Backend;
 
 const PASSWORD: &str = "a long enough password";
 
@@ -45,7 +46,11 @@ async fn the_console_is_told_the_permissions_and_the_steps_allowed() {
     let any = "127.0.0.1:0".parse().unwrap();
     let broker = BrokerChoice::Embedded { listen: any, tls: None, passwords: false };
     let stop = CancellationToken::new();
-    let center = start(CenterConfig::new(data, any, broker), stop.clone()).await.unwrap();
+    let mut config = CenterConfig::new(data, any, broker);
+    // XL_TEST_STORE=postgres: the same test on PostgreSQL.
+    config.store =
+        xueliang_pgtest::store_asked(&config.data_dir).map_or(Backend::Embedded, Backend::Postgres);
+    let center = start(config, stop.clone()).await.unwrap();
     let base = format!("http://{}", center.http_addr);
 
     let duty = login(&base, "duty").await;

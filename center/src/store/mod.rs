@@ -331,7 +331,11 @@ impl Store {
         let proofs: Vec<_> =
             batch.iter().map(|(r, _, p)| p.map(|p| proofs::alarm_entry(&r.id, p))).collect();
         let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
+        let ids: Vec<&[u8]> = batch.iter().map(|(r, ..)| r.id.as_bytes()).collect();
         write(&self.with_proofs(), |t| {
+            // One round trip for the batch's ids, not one per id, where that matters.
+            t[ALARMS].prefetch(&ids)?;
+            t[DELETED_AT].prefetch(&ids)?;
             let mut out = Vec::with_capacity(batch.len());
             for ((((record, snapshot, _), json), entries), proof) in rows.clone() {
                 let id = record.id.as_bytes();
@@ -544,7 +548,7 @@ impl Store {
 
     /// Number of stored alarms with `status`.
     pub fn count(&self, status: Status) -> usize {
-        self.trees[BY_STATUS].scan_prefix(index_prefix(&[status.as_str()])).count()
+        self.trees[BY_STATUS].count_prefix(index_prefix(&[status.as_str()]))
     }
 
     /// Number of stored alarms.

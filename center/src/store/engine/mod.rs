@@ -327,6 +327,18 @@ impl Tree {
         }
     }
 
+    /// Number of entries whose keys start with `prefix`, counted where they are kept (for
+    /// PostgreSQL, by the server instead of walking them page by page). 0 if it cannot be read.
+    pub fn count_prefix(&self, prefix: impl AsRef<[u8]>) -> usize {
+        let prefix = prefix.as_ref();
+        match &self.0 {
+            Inner::Sled(t) => t.scan_prefix(prefix).count(),
+            Inner::Postgres(pg, name) => {
+                pg.count_range(name, prefix, successor_of_prefix(prefix).as_deref()).unwrap_or(0)
+            }
+        }
+    }
+
     /// Whether the tree holds nothing.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
@@ -433,6 +445,15 @@ impl View<'_> {
         match self {
             View::Sled(t) => t.get(key).map_err(|e| Interrupted(Interruption::Sled(e))),
             View::Postgres(v) => v.get(key.as_ref()),
+        }
+    }
+
+    /// Reads `keys` ahead, in one round trip where the engine has them (PostgreSQL), for the
+    /// [`View::get`]s that follow.
+    pub fn prefetch(&self, keys: &[&[u8]]) -> Result<(), Interrupted> {
+        match self {
+            View::Sled(_) => Ok(()),
+            View::Postgres(v) => v.prefetch(keys),
         }
     }
 

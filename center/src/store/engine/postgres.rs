@@ -78,6 +78,7 @@ struct Conn {
 
 struct Statements {
     get: Statement,
+    get_many: Statement,
     put: Statement,
     put_many: Statement,
     remove: Statement,
@@ -90,6 +91,8 @@ struct Statements {
     down_to: Statement,
     down: Statement,
     count: Statement,
+    count_up_to: Statement,
+    count_up: Statement,
     clear: Statement,
     next_id: Statement,
 }
@@ -106,6 +109,9 @@ impl Statements {
         };
         Ok(Self {
             get: c.prepare("SELECT value FROM xl_kv WHERE tree = $1 AND key = $2").await?,
+            get_many: c
+                .prepare("SELECT key, value FROM xl_kv WHERE tree = $1 AND key = ANY($2)")
+                .await?,
             put: c
                 .prepare(
                     "INSERT INTO xl_kv (tree, key, value) VALUES ($1, $2, $3) \
@@ -140,6 +146,10 @@ impl Statements {
             down_to: c.prepare(&page("DESC", true)).await?,
             down: c.prepare(&page("DESC", false)).await?,
             count: c.prepare("SELECT count(*) FROM xl_kv WHERE tree = $1").await?,
+            count_up_to: c
+                .prepare("SELECT count(*) FROM xl_kv WHERE tree = $1 AND key >= $2 AND key < $3")
+                .await?,
+            count_up: c.prepare("SELECT count(*) FROM xl_kv WHERE tree = $1 AND key >= $2").await?,
             clear: c.prepare("DELETE FROM xl_kv WHERE tree = $1").await?,
             next_id: c.prepare("SELECT nextval('xl_ids')").await?,
         })
@@ -394,6 +404,22 @@ impl Postgres {
         Ok(row.get::<_, i64>(0) as usize)
     }
 
+    /// Entries of `tree` from `lo` (inclusive) to `hi` (exclusive; none: the end).
+    pub(super) fn count_range(
+        &self,
+        tree: &str,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+    ) -> Result<usize, StoreError> {
+        let conn = self.lend()?;
+        let row = match hi {
+            Some(hi) => block(conn.client.query_one(&conn.s.count_up_to, &[&tree, &lo, &hi])),
+            None => block(conn.client.query_one(&conn.s.count_up, &[&tree, &lo])),
+        }
+        .map_err(|e| self.error(&e))?;
+        Ok(row.get::<_, i64>(0) as usize)
+    }
+
     pub(super) fn clear(&self, tree: &str) -> Result<(), StoreError> {
         let conn = self.lend()?;
         block(conn.client.execute(&conn.s.clear, &[&tree])).map_err(|e| self.error(&e))?;
@@ -476,7 +502,14 @@ impl Postgres {
         }
         let views: Vec<View<'_>> = names
             .iter()
-            .map(|tree| View::Postgres(PgView { conn, tree, writes: RefCell::default() }))
+            .map(|tree| {
+                View::Postgres(PgView {
+                    conn,
+                    tree,
+                    writes: RefCell::default(),
+                    read: RefCell::default(),
+                })
+            })
             .collect();
         let value = match f(&views) {
             Ok(value) => value,
@@ -499,25 +532,35 @@ impl Postgres {
                 View::Sled(_) => None,
             })
             .collect();
-        let commit = async {
-            for (tree, writes) in &writes {
-                let (mut keys, mut values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-                for (k, w) in writes {
-                    match w {
-                        Some(value) => {
-                            keys.push(k.as_slice());
-                            values.push(value.as_ref());
-                        }
-                        None => gone.push(k.as_slice()),
+        // Every tree's statements at once: tokio-postgres pipelines them on the connection, so
+        // the commit costs one round trip (and PostgreSQL's flush), not one per tree.
+        let mut parts = Vec::new();
+        for (tree, writes) in &writes {
+            let (mut keys, mut values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+            for (k, w) in writes {
+                match w {
+                    Some(value) => {
+                        keys.push(k.as_slice());
+                        values.push(value.as_ref());
                     }
-                }
-                if !gone.is_empty() {
-                    c.execute(&conn.s.remove_many, &[tree, &gone]).await?;
-                }
-                if !keys.is_empty() {
-                    c.execute(&conn.s.put_many, &[tree, &keys, &values]).await?;
+                    None => gone.push(k.as_slice()),
                 }
             }
+            parts.push((tree, keys, values, gone));
+        }
+        type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
+        let mut statements: Vec<(&Statement, Vec<Param<'_>>)> = Vec::new();
+        for (tree, keys, values, gone) in &parts {
+            if !gone.is_empty() {
+                statements.push((&conn.s.remove_many, vec![*tree, gone]));
+            }
+            if !keys.is_empty() {
+                statements.push((&conn.s.put_many, vec![*tree, keys, values]));
+            }
+        }
+        let commit = async {
+            let runs = statements.iter().map(|(statement, params)| c.execute(*statement, params));
+            futures_util::future::try_join_all(runs).await?;
             c.batch_execute("COMMIT").await
         };
         match block(commit) {
@@ -550,6 +593,8 @@ pub struct PgView<'a> {
     conn: &'a Conn,
     tree: &'a str,
     writes: RefCell<Writes>,
+    /// What [`PgView::prefetch`] read, absent keys as `None`.
+    read: RefCell<std::collections::HashMap<Vec<u8>, Option<IVec>>>,
 }
 
 impl PgView<'_> {
@@ -557,9 +602,26 @@ impl PgView<'_> {
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.clone());
         }
+        if let Some(r) = self.read.borrow().get(key) {
+            return Ok(r.clone());
+        }
         let row = block(self.conn.client.query_opt(&self.conn.s.get, &[&self.tree, &key]))
             .map_err(|e| Interrupted(Interruption::Postgres(TxFailure(e))))?;
         Ok(row.map(|r| IVec::from(r.get::<_, &[u8]>(0))))
+    }
+
+    /// Reads `keys` in one statement, for the [`PgView::get`]s that follow.
+    pub(super) fn prefetch(&self, keys: &[&[u8]]) -> Result<(), Interrupted> {
+        let rows = block(self.conn.client.query(&self.conn.s.get_many, &[&self.tree, &keys]))
+            .map_err(|e| Interrupted(Interruption::Postgres(TxFailure(e))))?;
+        let mut read = self.read.borrow_mut();
+        for k in keys {
+            read.insert(k.to_vec(), None);
+        }
+        for r in &rows {
+            read.insert(r.get::<_, &[u8]>(0).to_vec(), Some(IVec::from(r.get::<_, &[u8]>(1))));
+        }
+        Ok(())
     }
 
     pub(super) fn set(&self, key: &[u8], value: Option<IVec>) {

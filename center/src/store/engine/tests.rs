@@ -58,6 +58,8 @@ fn both_engines_read_write_and_walk_alike() {
         );
         assert_eq!(r.len(), 289, "{db:?}");
         assert_eq!(keys(t.scan_prefix([0u8, 0, 1])).len(), 256, "{db:?}");
+        assert_eq!(t.count_prefix([0u8, 0, 1]), 256, "{db:?}");
+        assert_eq!(t.count_prefix([0xFFu8]), 1, "{db:?}");
         assert_eq!(keys(t.scan_prefix([0xFFu8])), vec![vec![0xFF, 0xFF]], "{db:?}");
         assert_eq!(t.last().unwrap().unwrap().1.as_ref(), b"top");
         assert_eq!(t.first().unwrap().unwrap().1.as_ref(), b"bottom");
