@@ -1,10 +1,12 @@
-//! The alarm store (sled): one record per alarm id, snapshots kept apart, and indexes by event
-//! time, camera, agent, workflow status and responder unit, kept in step with the records by
+//! The alarm store: one record per alarm id, snapshots kept apart, and indexes by event time,
+//! camera, agent, workflow status and responder unit, kept in step with the records by
 //! transactions. The other parts of the center keep their own trees in the same database
-//! ([`Store::open_tree`]), made durable by the same flush.
+//! ([`Store::open_tree`]), made durable by the same flush. The trees are the engine's
+//! (`engine/`): sled embedded in the data directory, or PostgreSQL ([`Backend`]).
 //!
 //! Inserting is idempotent: a redelivered alarm (same id) leaves the first record untouched.
-//! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch.
+//! Writes are grouped by the caller and made durable with one [`Store::flush`] per batch (on
+//! PostgreSQL each transaction is durable once committed).
 //! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
 //! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`); events' video clips
 //! are files in a directory of their own, recorded in trees of this database (`clips.rs`); what

@@ -234,31 +234,32 @@ impl Tree {
     pub fn update_and_fetch(
         &self,
         key: impl AsRef<[u8]>,
-        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+        f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
     ) -> Result<Option<IVec>, StoreError> {
-        let key = key.as_ref();
-        let mut current = self.get(key)?;
-        loop {
-            let new = f(current.as_deref()).map(IVec::from);
-            match self.compare_and_swap(key, current.as_ref(), new.clone())? {
-                Ok(()) => return Ok(new),
-                Err(now) => current = now,
-            }
-        }
+        Ok(self.swap_with(key.as_ref(), f)?.1)
     }
 
     /// Changes `key`'s value with `f` (which may run more than once) and returns the old one.
     pub fn fetch_and_update(
         &self,
         key: impl AsRef<[u8]>,
-        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+        f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
     ) -> Result<Option<IVec>, StoreError> {
-        let key = key.as_ref();
+        Ok(self.swap_with(key.as_ref(), f)?.0)
+    }
+
+    /// Sets `key` to what `f` makes of its value, again while another writer changes it first;
+    /// returns the value before and after.
+    fn swap_with(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<(Option<IVec>, Option<IVec>), StoreError> {
         let mut current = self.get(key)?;
         loop {
             let new = f(current.as_deref()).map(IVec::from);
-            match self.compare_and_swap(key, current.as_ref(), new)? {
-                Ok(()) => return Ok(current),
+            match self.compare_and_swap(key, current.as_ref(), new.clone())? {
+                Ok(()) => return Ok((current, new)),
                 Err(now) => current = now,
             }
         }

@@ -347,8 +347,18 @@ impl Postgres {
     }
 
     pub(super) fn get(&self, tree: &str, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        self.value_of(|s| &s.get, tree, key)
+    }
+
+    /// The value the statement `pick` chooses returns for `key` of `tree`, if any.
+    fn value_of(
+        &self,
+        pick: fn(&Statements) -> &Statement,
+        tree: &str,
+        key: &[u8],
+    ) -> Result<Option<IVec>, StoreError> {
         let conn = self.lend()?;
-        let row = block(conn.client.query_opt(&conn.s.get, &[&tree, &key]))
+        let row = block(conn.client.query_opt(pick(&conn.s), &[&tree, &key]))
             .map_err(|e| self.error(&e))?;
         Ok(row.map(|r| IVec::from(r.get::<_, &[u8]>(0))))
     }
@@ -361,10 +371,7 @@ impl Postgres {
     }
 
     pub(super) fn remove(&self, tree: &str, key: &[u8]) -> Result<Option<IVec>, StoreError> {
-        let conn = self.lend()?;
-        let row = block(conn.client.query_opt(&conn.s.remove, &[&tree, &key]))
-            .map_err(|e| self.error(&e))?;
-        Ok(row.map(|r| IVec::from(r.get::<_, &[u8]>(0))))
+        self.value_of(|s| &s.remove, tree, key)
     }
 
     pub(super) fn compare_and_swap(
