@@ -301,10 +301,7 @@ impl Postgres {
             for (version, step) in (1..).zip(MIGRATIONS).skip(at as usize) {
                 c.batch_execute(step).await?;
                 c.execute("INSERT INTO xl_schema (version) VALUES ($1)", &[&version]).await?;
-                tracing::info!(
-                    "PostgreSQL store {}: schema migrated to version {version}",
-                    self.place
-                );
+                tracing::info!("{}: the store's schema migrated to version {version}", self.place);
             }
             c.batch_execute("COMMIT").await?;
             Ok(Ok(()))

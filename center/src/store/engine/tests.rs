@@ -150,3 +150,18 @@ fn a_bad_address_and_an_unreachable_server_say_what_to_fix() {
     let e = "mysql://x".parse::<crate::store::Backend>().unwrap_err();
     assert!(e.contains("postgres://user:password@host:port/database"), "{e}");
 }
+
+#[test]
+fn a_database_migrated_by_a_newer_center_is_refused_with_both_versions() {
+    let server = xueliang_pgtest::shared().unwrap();
+    let url = server.database().unwrap();
+    drop(Postgres::open(&url).unwrap());
+    // Opening again migrates nothing.
+    drop(Postgres::open(&url).unwrap());
+    let name = url.rsplit('/').next().unwrap();
+    assert_eq!(server.psql(name, "SELECT count(*) FROM xl_schema").unwrap().trim(), "1");
+    server.psql(name, "INSERT INTO xl_schema (version) VALUES (99)").unwrap();
+    let e = Postgres::open(&url).unwrap_err().to_string();
+    assert!(e.contains("the schema is at version 99, written by a newer xl-center"), "{e}");
+    assert!(e.contains("this one knows up to 1"), "{e}");
+}
