@@ -146,8 +146,12 @@ impl Db {
             }
             copied.trees += 1;
         }
-        if let Db::Postgres(pg) = to {
-            pg.ids_after(self.generate_id()?)?;
+        // Ids number the audit log's entries: the copy must never give one again.
+        let last = self.generate_id()?;
+        match to {
+            Db::Postgres(pg) => pg.ids_after(last)?,
+            // sled's counter only counts up; it keeps its place every million ids.
+            Db::Sled(db) => while db.generate_id()? <= last {},
         }
         to.flush_blocking()?;
         for name in &names {
