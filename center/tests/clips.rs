@@ -113,7 +113,7 @@ async fn a_clip_is_served_by_range_to_those_who_see_its_event_and_each_viewing_i
     let stop = CancellationToken::new();
     let mut config = CenterConfig::new(data.clone(), any, broker);
     // XL_TEST_STORE=postgres: the same test on PostgreSQL.
-    config.store = xueliang_pgtest::store_asked(&data).map_or(Backend::Embedded, Backend::Postgres);
+    config.store = Backend::postgres_or_embedded(xueliang_pgtest::store_asked(&data));
     let clips_dir = config.clip_dir.clone();
     let center = start(config, stop.clone()).await.unwrap();
     let base = format!("http://{}", center.http_addr);

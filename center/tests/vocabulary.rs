@@ -48,8 +48,7 @@ async fn the_console_is_told_the_permissions_and_the_steps_allowed() {
     let stop = CancellationToken::new();
     let mut config = CenterConfig::new(data, any, broker);
     // XL_TEST_STORE=postgres: the same test on PostgreSQL.
-    config.store =
-        xueliang_pgtest::store_asked(&config.data_dir).map_or(Backend::Embedded, Backend::Postgres);
+    config.store = Backend::postgres_or_embedded(xueliang_pgtest::store_asked(&config.data_dir));
     let center = start(config, stop.clone()).await.unwrap();
     let base = format!("http://{}", center.http_addr);
 

@@ -22,8 +22,6 @@ pub struct Server {
     child: Child,
     port: u16,
     bin: PathBuf,
-    /// Who the server runs as, when the tests run as root.
-    owner: Option<(u32, u32)>,
     dir: tempfile::TempDir,
     databases: AtomicU32,
 }
@@ -95,7 +93,7 @@ impl Server {
             });
         }
         let child = cmd.spawn().map_err(|e| fail(format!("cannot start postgres: {e}")))?;
-        let server = Self { child, port, bin, owner, dir, databases: AtomicU32::new(0) };
+        let server = Self { child, port, bin, dir, databases: AtomicU32::new(0) };
         server.wait_ready()?;
         Ok(server)
     }
@@ -121,11 +119,6 @@ impl Server {
     /// The postmaster's process id (its backends are its children).
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// The port it listens on (127.0.0.1).
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// The address of database `name` on this server.
@@ -159,16 +152,6 @@ impl Server {
             return Err(fail(format!("psql failed: {}", String::from_utf8_lossy(&out.stderr))));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Where the server keeps its files.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Who the server runs as (uid, gid), when not the caller.
-    pub fn owner(&self) -> Option<(u32, u32)> {
-        self.owner
     }
 }
 

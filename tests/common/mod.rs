@@ -113,7 +113,7 @@ pub fn center_config(dir: &Path, broker: BrokerChoice) -> CenterConfig {
 /// The store `XL_TEST_STORE` asks for, for the center storing in `center_dir`: `postgres` (a
 /// database of its own on the test process's server) or, by default, the embedded one.
 pub fn test_store(center_dir: &Path) -> Backend {
-    xueliang_pgtest::store_asked(center_dir).map_or(Backend::Embedded, Backend::Postgres)
+    Backend::postgres_or_embedded(xueliang_pgtest::store_asked(center_dir))
 }
 
 /// The store of the center that stored in `center_dir`, opened to read what it kept.

@@ -210,8 +210,9 @@ impl Center {
         let broker = BrokerChoice::Embedded { listen: any, tls: None, passwords: false };
         let stop = CancellationToken::new();
         let mut config = CenterConfig::new(data, any, broker);
-        config.store = xueliang_pgtest::store_asked(&config.data_dir)
-            .map_or(crate::store::Backend::Embedded, crate::store::Backend::Postgres);
+        config.store = crate::store::Backend::postgres_or_embedded(xueliang_pgtest::store_asked(
+            &config.data_dir,
+        ));
         let center = start(config, stop.clone()).await.unwrap();
         for id in ["e1", "e2", "e3"] {
             let alarm = Alarm {

@@ -166,6 +166,13 @@ impl std::str::FromStr for Backend {
     }
 }
 
+impl Backend {
+    /// PostgreSQL at `url` if there is one, else the embedded store.
+    pub fn postgres_or_embedded(url: Option<String>) -> Self {
+        url.map_or(Backend::Embedded, Backend::Postgres)
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -588,8 +595,7 @@ impl Store {
     /// The store unit tests use: sled in `dir`, or with `XL_TEST_STORE=postgres` a database on
     /// the test process's own PostgreSQL server (the same one for the same `dir`).
     pub(crate) fn for_test(dir: &Path) -> Result<Self, StoreError> {
-        let backend =
-            xueliang_pgtest::store_asked(dir).map_or(Backend::Embedded, Backend::Postgres);
+        let backend = Backend::postgres_or_embedded(xueliang_pgtest::store_asked(dir));
         Self::open_with(&backend, dir)
     }
 }

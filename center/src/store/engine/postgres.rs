@@ -238,11 +238,6 @@ impl Postgres {
         Ok(pg)
     }
 
-    /// Host, port and database, for messages.
-    pub fn place(&self) -> &str {
-        &self.place
-    }
-
     fn error(&self, e: &tokio_postgres::Error) -> StoreError {
         StoreError::Postgres(format!("{}: {}", self.place, describe(e)))
     }
