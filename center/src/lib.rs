@@ -13,6 +13,8 @@
 //! config push ─MQTT (retained, signed)─▶ agents ─ConfigAck─▶ ingest
 //! retention: old clips and stale partial clips, old snapshots, then old alarms (with their
 //!   clips), deleted with their index entries
+//! several processes for one county (`--cluster`, PostgreSQL): the broker shares ingest among
+//!   them ($share/NAME/…); the store's keys decide; a lease in the store gives one the duties
 //! ```
 //!
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
@@ -23,14 +25,16 @@
 //! | `domain/`   | vocabulary, the alarm record, the workflow's pure state machine | nothing                                         |
 //! | `store/`    | alarms, indexes, queries, export, retention, dead letters and   | domain                                          |
 //! |             | events' video clips (files, their records in the store); what   |                                                 |
-//! |             | agents signed, kept beside their alarms; `engine/` under them:  |                                                 |
-//! |             | ordered trees with transactions, in sled or PostgreSQL          |                                                 |
+//! |             | agents signed, kept beside their alarms; leases; `engine/`      |                                                 |
+//! |             | under them: ordered trees with transactions, in sled or         |                                                 |
+//! |             | PostgreSQL                                                      |                                                 |
 //! | `access/`   | users, sessions, roles' permissions, the audit log              | store                                           |
 //! | `fleet/`    | agents' keys, enrolment tokens, pushed configs, status, health  | store                                           |
 //! | `routing/`  | `routing.toml`: units, groups, routes, escalation               | domain                                          |
 //! | `dispatch/` | dispatches to units over MQTT, durable webhooks                 | domain, store, routing                          |
 //! | `cases/`    | the workflow, escalation, supervision, retention loop, feed     | domain, store, access, routing, fleet, dispatch |
 //! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases            |
+//! |             | shared subscriptions and the feed's relay between processes;    |                                                 |
 //! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
 //! | `console/`  | the web console's files                                         | nothing                                         |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |

@@ -23,11 +23,11 @@ use crate::cases::{
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
 use crate::ingest::{
-    self, BrokerAccounts, BrokerConnection, BrokerError, Ingest, IngestStats, QuotaLimits,
-    ServerTls,
+    self, Announcer, BrokerAccounts, BrokerConnection, BrokerError, Cluster, Ingest, IngestStats,
+    QuotaLimits, ServerTls,
 };
 use crate::routing::Routing;
-use crate::store::{Backend, Clips, DeadLetters, Retention, Store, StoreError};
+use crate::store::{Backend, Clips, DeadLetters, Leases, Retention, Store, StoreError};
 use crate::watched_file::WatchError;
 
 /// Which broker the center uses.
@@ -99,6 +99,8 @@ pub struct CenterConfig {
     pub disk_check: Duration,
     /// How much each agent may send (messages and bytes).
     pub quota: QuotaLimits,
+    /// This process is one of several serving the county (PostgreSQL and an external broker).
+    pub cluster: Option<Cluster>,
 }
 
 impl CenterConfig {
@@ -132,6 +134,7 @@ impl CenterConfig {
             min_free_bytes: 1 << 30,
             disk_check: Duration::from_secs(10),
             quota: QuotaLimits::default(),
+            cluster: None,
             data_dir,
             store: Backend::Embedded,
             http_listen,
@@ -185,6 +188,11 @@ pub enum CenterError {
     /// The broker's accounts could not be prepared.
     #[error("--broker-accounts: {0}")]
     BrokerAccounts(#[from] ingest::AccountsError),
+    /// Several processes need what they can share.
+    #[error(
+        "--cluster: several processes serve one county only from one PostgreSQL store (--store postgres://…) and an external broker (--broker-url); {0}"
+    )]
+    Cluster(&'static str),
     /// The HTTP port could not be bound.
     #[error("HTTP API cannot listen on {addr}: {error}")]
     Http {
@@ -244,6 +252,14 @@ pub async fn start(
     config: CenterConfig,
     shutdown: CancellationToken,
 ) -> Result<RunningCenter, CenterError> {
+    if config.cluster.is_some() {
+        if matches!(config.store, Backend::Embedded) {
+            return Err(CenterError::Cluster("the embedded store is one process's"));
+        }
+        if matches!(config.broker, BrokerChoice::Embedded { .. }) {
+            return Err(CenterError::Cluster("the embedded broker is one process's"));
+        }
+    }
     let place = match &config.store {
         Backend::Embedded => config.data_dir.clone(),
         other => PathBuf::from(other.to_string()),
@@ -331,9 +347,12 @@ pub async fn start(
     let center_key = Arc::new(SigningKey::load_or_create(&key_path(&config.data_dir))?);
     info!("center key {} (agents set it as mqtt.center_key)", center_key.public_key());
     let topics = Topics::new(config.topic_prefix.clone());
-    // sled's ids grow across restarts: a run number no clock step can turn back.
-    let run = store.next_id().map_err(store_err)? + 1;
-    let announcer = ingest::Announcer::new(center_key.clone(), run);
+    // Ids grow across restarts: a run number no clock step can turn back. Of several processes,
+    // the one taking the center's duties takes a new one.
+    let announcer = match &config.cluster {
+        None => Announcer::new(center_key.clone(), store.next_id().map_err(store_err)? + 1),
+        Some(_) => Announcer::silent(center_key.clone()),
+    };
     let accounts = match &config.broker {
         BrokerChoice::External(conn) if config.broker_accounts => {
             let accounts = BrokerAccounts::new(conn.clone(), topics.clone());
@@ -343,7 +362,7 @@ pub async fn start(
         }
         _ => None,
     };
-    let (client, eventloop) = ingest::connect(&conn, &topics, &announcer)?;
+    let (client, eventloop) = ingest::connect(&conn, &topics, &announcer, config.cluster.as_ref())?;
     let configs = ConfigPush::new(&store, client.clone(), topics.clone(), center_key.clone())
         .map_err(store_err)?;
     let dead_letters = DeadLetters::open(&store).map_err(store_err)?;
@@ -358,7 +377,13 @@ pub async fn start(
         routing.clone(),
         center_key.clone(),
     );
-    let feed = AlarmFeed::default();
+    let (feed, changes) = match &config.cluster {
+        None => (AlarmFeed::default(), None),
+        Some(_) => {
+            let (feed, changes) = AlarmFeed::relaying();
+            (feed, Some(changes))
+        }
+    };
     let cases = Cases {
         store: store.clone(),
         audit: audit.clone(),
@@ -368,7 +393,7 @@ pub async fn start(
         dispatch_latency: Arc::new(Histogram::new(&DISPATCH_LATENCY_BOUNDS)),
     };
     let context = Ingest {
-        topics,
+        topics: topics.clone(),
         store: store.clone(),
         clips: clips.clone(),
         dead_letters: dead_letters.clone(),
@@ -379,20 +404,15 @@ pub async fn start(
         routing,
         fleet: fleet.clone(),
         feed: feed.clone(),
-        announcer,
+        announcer: announcer.clone(),
         quota: config.quota,
+        cluster: config.cluster.clone(),
     };
-    let supervisor = Supervisor::new(
-        cases.clone(),
-        fleet.clone(),
-        keys.clone(),
-        webhooks.clone(),
-        config.min_free_bytes,
-    )
-    .map_err(store_err)?;
-    let ingest = tokio::spawn(ingest::run(conn, client, eventloop, context, shutdown.clone()));
+    let ingest_client = client.clone();
+    let ingest =
+        tokio::spawn(ingest::run(conn, client, eventloop, context, changes, shutdown.clone()));
     let reopen = CancellationToken::new();
-    let background = [
+    let mut background = vec![
         tokio::spawn(crate::store::watch_disk(
             store.clone(),
             config.min_free_bytes,
@@ -400,26 +420,38 @@ pub async fn start(
             reopen.clone(),
             shutdown.clone(),
         )),
-        tokio::spawn(webhooks.clone().run(shutdown.clone())),
-        tokio::spawn(run_escalation(cases.clone(), config.escalation_check, shutdown.clone())),
-        // Each round reads the fleet and every open dispatch: less often than escalation.
-        tokio::spawn(run_supervision(supervisor, config.escalation_check * 5, shutdown.clone())),
         tokio::spawn(audit.clone().keep_checkpoints(AUDIT_CHECKPOINT_EVERY, shutdown.clone())),
-        tokio::spawn(run_retention(
-            Kept {
-                store: store.clone(),
-                clips: clips.clone(),
-                dead_letters: dead_letters.clone(),
-                webhooks: webhooks.clone(),
-                fleet: fleet.clone(),
-                keys: keys.clone(),
-            },
-            audit.clone(),
-            config.retention,
-            Duration::from_secs(3600),
-            shutdown.clone(),
-        )),
     ];
+    let duties = Duties {
+        cases: cases.clone(),
+        kept: Kept {
+            store: store.clone(),
+            clips: clips.clone(),
+            dead_letters: dead_letters.clone(),
+            webhooks: webhooks.clone(),
+            fleet: fleet.clone(),
+            keys: keys.clone(),
+        },
+        audit: audit.clone(),
+        retention: config.retention,
+        escalation_check: config.escalation_check,
+        min_free_bytes: config.min_free_bytes,
+    };
+    match &config.cluster {
+        None => background.extend(duties.start(shutdown.clone()).map_err(store_err)?),
+        Some(cluster) => background.push(tokio::spawn(hold_duties(
+            duties,
+            Leases::open(&store).map_err(store_err)?,
+            cluster.node.clone(),
+            Speaker {
+                announcer,
+                client: ingest_client,
+                topic: topics.center_status(),
+                ingesting: stats.clone(),
+            },
+            shutdown.clone(),
+        ))),
+    }
     let logins = Arc::new(LoginThrottle::new(config.login_limits.clone()));
     let login_audit =
         tokio::spawn(logins.clone().run_audit(audit.clone(), store.clone(), shutdown.clone()));
@@ -467,6 +499,153 @@ pub async fn start(
         reopen,
         tasks: [ingest, http, login_audit].into_iter().chain(background).collect(),
     })
+}
+
+/// The center's duties, which one process does for a county: escalation, supervision,
+/// retention and webhook deliveries.
+struct Duties {
+    cases: Cases,
+    kept: Kept,
+    audit: crate::access::AuditLog,
+    retention: Retention,
+    escalation_check: Duration,
+    min_free_bytes: u64,
+}
+
+impl Duties {
+    /// Starts the duties; they run until `stop`.
+    fn start(&self, stop: CancellationToken) -> Result<Vec<JoinHandle<()>>, StoreError> {
+        let k = &self.kept;
+        // A new supervisor counts silences from now: nobody was silent while no process watched.
+        let supervisor = Supervisor::new(
+            self.cases.clone(),
+            k.fleet.clone(),
+            k.keys.clone(),
+            k.webhooks.clone(),
+            self.min_free_bytes,
+        )?;
+        let every = self.escalation_check;
+        Ok(vec![
+            tokio::spawn(k.webhooks.clone().run(stop.clone())),
+            tokio::spawn(run_escalation(self.cases.clone(), every, stop.clone())),
+            // Each round reads the fleet and every open dispatch: less often than escalation.
+            tokio::spawn(run_supervision(supervisor, every * 5, stop.clone())),
+            tokio::spawn(run_retention(
+                k.clone(),
+                self.audit.clone(),
+                self.retention,
+                Duration::from_secs(3600),
+                stop,
+            )),
+        ])
+    }
+}
+
+/// Who says the center is online, and where; it may once ingest is subscribed.
+struct Speaker {
+    announcer: Announcer,
+    client: rumqttc::AsyncClient,
+    topic: String,
+    ingesting: Arc<IngestStats>,
+}
+
+/// The lease on the duties of a county served by several processes: its holder does them
+/// and speaks for the center. Renewed every third of it; a holder killed leaves them to another
+/// within [`DUTIES_LEASE`], a holder stopped cleanly at once.
+const DUTIES_LEASE: Duration = Duration::from_secs(9);
+
+/// The name of the duties' lease.
+const DUTIES: &str = "duties";
+
+/// Holds the duties' lease for `node` whenever it can until `shutdown`, doing `duties` while it
+/// holds it; taking it, announces the center online with a new run (agents then send again
+/// whatever the last holder had not receipted).
+async fn hold_duties(
+    duties: Duties,
+    leases: Leases,
+    node: String,
+    speaker: Speaker,
+    shutdown: CancellationToken,
+) {
+    let store = duties.kept.store.clone();
+    let mut held: Option<(CancellationToken, Vec<JoinHandle<()>>)> = None;
+    let mut renewed = std::time::Instant::now();
+    loop {
+        let ttl = DUTIES_LEASE.as_millis() as i64;
+        // A process not subscribed to the boxes' topics would tell them to publish to nobody.
+        let ingesting = speaker.ingesting.connected.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = match held.is_some() || ingesting {
+            true => leases.hold(DUTIES, &node, xueliang_proto::endpoint::now_ms(), ttl),
+            false => Ok(None),
+        };
+        match outcome {
+            Ok(Some(epoch)) => {
+                renewed = std::time::Instant::now();
+                if held.is_none() {
+                    let stop = shutdown.child_token();
+                    match store.next_id().and_then(|run| Ok((run, duties.start(stop.clone())?))) {
+                        Ok((run, tasks)) => {
+                            speaker.announcer.take_over(run);
+                            let online = speaker.announcer.status(true);
+                            if let Err(e) = speaker.client.try_publish(
+                                &speaker.topic,
+                                rumqttc::QoS::AtLeastOnce,
+                                true,
+                                online,
+                            ) {
+                                warn!("cannot announce the center online: {e}");
+                            }
+                            info!(
+                                node,
+                                epoch,
+                                run,
+                                "this process holds the county's duties and speaks for the center"
+                            );
+                            held = Some((stop, tasks));
+                        }
+                        Err(e) => warn!("cannot take the county's duties: {e}"),
+                    }
+                }
+            }
+            Ok(None) if held.is_some() => {
+                warn!(node, "another process took the county's duties over");
+                give_up(held.take(), &speaker.announcer).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!("cannot renew the duties' lease: {e}");
+                // Stop before the lease lapses and another process takes the duties.
+                if renewed.elapsed() > DUTIES_LEASE * 2 / 3 && held.is_some() {
+                    warn!(node, "the county's duties are left to another process");
+                    give_up(held.take(), &speaker.announcer).await;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(DUTIES_LEASE / 3) => {}
+        }
+    }
+    // The shutdown stops the duties; another process takes them at once.
+    if let Some((_, tasks)) = held {
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = leases.release(DUTIES, &node) {
+            warn!("cannot give the duties' lease up: {e}");
+        }
+    }
+}
+
+/// Stops the duties `held`: another process does them and speaks for the center.
+async fn give_up(held: Option<(CancellationToken, Vec<JoinHandle<()>>)>, announcer: &Announcer) {
+    announcer.step_down();
+    if let Some((stop, tasks)) = held {
+        stop.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 /// Serves the API `app` on `listener` until `shutdown`.

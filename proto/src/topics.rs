@@ -77,6 +77,12 @@ impl Topics {
         format!("{}/center/status", self.prefix)
     }
 
+    /// `{prefix}/center/feed`: what one of several processes serving a county stored or
+    /// changed, for the others' consoles.
+    pub fn center_feed(&self) -> String {
+        format!("{}/center/feed", self.prefix)
+    }
+
     /// `{prefix}/dispatch/{station}`.
     pub fn dispatch(&self, station: &str) -> String {
         format!("{}/dispatch/{station}", self.prefix)

@@ -52,14 +52,14 @@ pub struct Farewell {
 }
 
 /// Runs `session` on `link` until `shutdown` (or the session breaks off), reconnecting with
-/// `backoff`; then publishes the `farewell` it makes (retained, QoS 1) and disconnects, waiting
-/// at most half a second for it to leave.
+/// `backoff`; then publishes the `farewell` it makes, if any (retained, QoS 1), and disconnects,
+/// waiting at most half a second for it to leave.
 pub async fn run(
     link: Link,
     session: &mut impl Session,
     backoff: Backoff,
     shutdown: &CancellationToken,
-    farewell: impl FnOnce() -> Farewell,
+    farewell: impl FnOnce() -> Option<Farewell>,
 ) {
     let Link { client, mut eventloop, who, broker } = link;
     let mut retries = backoff.retries();
@@ -94,8 +94,9 @@ pub async fn run(
             }
         }
     }
-    let Farewell { topic, payload } = farewell();
-    let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
+    if let Some(Farewell { topic, payload }) = farewell() {
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
+    }
     let _ = client.try_disconnect();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
     while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {

@@ -226,9 +226,11 @@ impl Publisher {
         ));
         let link = Link { client, eventloop, who: format!("agent {agent_id}"), broker };
         // Leave cleanly: a graceful disconnect does not trigger the last will, so say offline.
-        let farewell = || Farewell {
-            topic: status_topic,
-            payload: status(&agent_id, State::Offline, *config_version.borrow()),
+        let farewell = || {
+            Some(Farewell {
+                topic: status_topic,
+                payload: status(&agent_id, State::Offline, *config_version.borrow()),
+            })
         };
         mqtt::run(link, &mut session, RECONNECT, &shutdown, farewell).await;
         announcer.abort();

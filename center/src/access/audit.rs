@@ -14,12 +14,16 @@
 //! that the newest entries cannot be rewritten with their links either. [`AuditLog::verify`]
 //! walks the chain and the checkpoints (`xl-center audit verify`).
 //!
+//! The chain's head (sequence number and hash) is kept in the store too and moved in the same
+//! transaction as each entry, so that several center processes sharing one store append to one
+//! chain.
+//!
 //! Retention ([`AuditLog::sweep`]) deletes whole runs up to a signed checkpoint and keeps that
 //! checkpoint: it names the hash the first entry left links to, so the chain still verifies
 //! from there, and entries removed after it still show.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +32,7 @@ use tracing::warn;
 use xueliang_proto::signing::{SigningKey, VerifyingKey, hex, sha256};
 use xueliang_proto::{Message, decode_limited};
 
-use crate::store::{Store, StoreError, index_prefix};
+use crate::store::{Interrupted, Store, StoreError, Tree, View, index_prefix, write};
 
 /// A checkpoint is signed at least every this many entries.
 const CHECKPOINT_EVERY: u64 = 1000;
@@ -36,6 +40,9 @@ const CHECKPOINT_EVERY: u64 = 1000;
 const CHECKPOINT_SIGNATURE_FIELD: u32 = 2;
 /// The link of the very first entry.
 const GENESIS: [u8; 32] = [0; 32];
+/// The key of the chain's head in its tree: the sequence number (8 bytes, big-endian) and
+/// the hash (32 bytes) of the newest entry.
+const HEAD: &[u8] = b"head";
 
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +92,9 @@ pub struct AuditLog {
     entries: crate::store::Tree,
     by_target: crate::store::Tree,
     checkpoints: crate::store::Tree,
-    /// Serializes appends: each links to the one before.
+    /// The chain's head as stored, which every append moves.
+    stored_head: crate::store::Tree,
+    /// The head this process last wrote, for its checkpoints; serializes its appends.
     head: Arc<Mutex<Head>>,
     /// Signs checkpoints (none: none are made).
     key: Option<Arc<SigningKey>>,
@@ -202,11 +211,19 @@ impl AuditLog {
             },
             None => Head { seq: 0, hash: GENESIS, unsigned: 0 },
         };
+        let stored_head = store.open_tree("audit_head")?;
+        // A log kept before its head was stored (or written since by an older center): the
+        // head is its last entry. Another process may store it first, the same.
+        let stored = stored_head.get(HEAD)?;
+        if stored.as_ref().is_none_or(|b| b.len() != 40 || seq_of(&b[..8]) < head.seq) {
+            let _ = stored_head.compare_and_swap(HEAD, stored, Some(head_bytes(&head)))?;
+        }
         Ok(Self {
             store: store.clone(),
             entries,
             by_target: store.open_tree("audit_by_target")?,
             checkpoints,
+            stored_head,
             head: Arc::new(Mutex::new(head)),
             key: None,
         })
@@ -227,35 +244,23 @@ impl AuditLog {
         target: &str,
         detail: &str,
     ) -> Result<AuditEntry, StoreError> {
-        let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-        // Taken under the lock, so that keys are in the order of the links.
-        let seq = self.store.next_id()?;
-        let entry = AuditEntry {
-            seq,
-            time_ms,
-            user: user.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            detail: detail.to_owned(),
-            prev: hex(&head.hash),
-        };
-        // Plain fields: serializing cannot fail.
-        let json = serde_json::to_vec(&entry).expect("an AuditEntry serializes");
-        self.entries.insert(seq.to_be_bytes(), json.as_slice())?;
-        *head = Head { seq, hash: digest(&json), unsigned: head.unsigned + 1 };
-        // The entry is in: a checkpoint that fails is logged, and the next one covers it.
-        if head.unsigned >= CHECKPOINT_EVERY
-            && let Err(e) = self.checkpoint(&mut head, time_ms)
-        {
-            warn!("cannot keep an audit checkpoint: {e}");
-        }
-        drop(head);
-        if !target.is_empty() {
-            let mut k = index_prefix(&[target]);
-            k.extend_from_slice(&seq.to_be_bytes());
-            self.by_target.insert(k, &[])?;
-        }
+        let append = self.begin()?;
+        let entry =
+            write(
+                &append.trees(),
+                |t| Ok(append.write(t, time_ms, user, action, target, detail)?),
+            )?;
+        append.done(&entry);
         Ok(entry)
+    }
+
+    /// Begins an append made in a transaction of the caller's (with a workflow step, say) over
+    /// [`Append::trees`]; this process's other appends wait until it is done or dropped.
+    pub fn begin(&self) -> Result<Append<'_>, StoreError> {
+        let head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        // Taken under the lock: a sequence number above every id given so far.
+        let id = self.store.next_id()?;
+        Ok(Append { log: self, head, id })
     }
 
     /// Signs a checkpoint naming `head`, if entries came since the last one and there is a key.
@@ -485,6 +490,80 @@ impl AuditLog {
 }
 
 /// SHA-256 of an entry's stored bytes.
+/// An entry being appended: see [`AuditLog::begin`].
+pub struct Append<'a> {
+    log: &'a AuditLog,
+    head: MutexGuard<'a, Head>,
+    id: u64,
+}
+
+impl Append<'_> {
+    /// The trees the entry is written to, in the order [`Append::write`] takes their views.
+    pub fn trees(&self) -> Vec<&Tree> {
+        vec![&self.log.stored_head, &self.log.entries, &self.log.by_target]
+    }
+
+    /// Writes the entry, linked to the stored head (which another process may have moved), in
+    /// the transaction's views of [`Append::trees`].
+    pub fn write(
+        &self,
+        t: &[View<'_>],
+        time_ms: i64,
+        user: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<AuditEntry, Interrupted> {
+        let (prev_seq, prev_hash) = match t[0].get(HEAD)? {
+            Some(b) if b.len() == 40 => (seq_of(&b[..8]), b[8..].try_into().unwrap_or(GENESIS)),
+            _ => (0, GENESIS),
+        };
+        let entry = AuditEntry {
+            seq: self.id.max(prev_seq + 1),
+            time_ms,
+            user: user.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_owned(),
+            prev: hex(&prev_hash),
+        };
+        let json = entry_bytes(&entry);
+        let moved = Head { seq: entry.seq, hash: digest(&json), unsigned: 0 };
+        t[1].insert(entry.seq.to_be_bytes(), json.as_slice())?;
+        t[0].insert(HEAD, head_bytes(&moved))?;
+        if !target.is_empty() {
+            let mut k = index_prefix(&[target]);
+            k.extend_from_slice(&entry.seq.to_be_bytes());
+            t[2].insert(k, &[])?;
+        }
+        Ok(entry)
+    }
+
+    /// The transaction that wrote `entry` committed: it is this process's head now, signed
+    /// with the next checkpoint.
+    pub fn done(mut self, entry: &AuditEntry) {
+        let unsigned = self.head.unsigned + 1;
+        *self.head = Head { seq: entry.seq, hash: digest(&entry_bytes(entry)), unsigned };
+        // The entry is in: a checkpoint that fails is logged, and the next one covers it.
+        if self.head.unsigned >= CHECKPOINT_EVERY
+            && let Err(e) = self.log.checkpoint(&mut self.head, entry.time_ms)
+        {
+            warn!("cannot keep an audit checkpoint: {e}");
+        }
+    }
+}
+
+/// An entry's stored bytes.
+fn entry_bytes(entry: &AuditEntry) -> Vec<u8> {
+    // Plain fields: serializing cannot fail.
+    serde_json::to_vec(entry).expect("an AuditEntry serializes")
+}
+
+/// The stored form of the chain's head.
+fn head_bytes(head: &Head) -> Vec<u8> {
+    [&head.seq.to_be_bytes()[..], &head.hash].concat()
+}
+
 fn digest(bytes: &[u8]) -> [u8; 32] {
     sha256(bytes).try_into().unwrap_or(GENESIS)
 }

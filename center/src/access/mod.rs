@@ -6,7 +6,7 @@ mod roles;
 mod sessions;
 mod users;
 
-pub use audit::{AuditEntry, AuditLog, ChainError, ChainReport};
+pub use audit::{Append, AuditEntry, AuditLog, ChainError, ChainReport};
 pub use roles::Permission;
 pub use sessions::{DEFAULT_IDLE, Session, Sessions};
 pub use users::{

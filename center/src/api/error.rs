@@ -62,7 +62,9 @@ impl From<PushError> for ApiError {
             PushError::Store(e) => e.into(),
             PushError::AgentId(_) | PushError::TooBig(_) => Self::bad_request(e.to_string()),
             PushError::Invalid { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-            PushError::Unconfirmed(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            PushError::Unconfirmed(_) | PushError::Raced(_) => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
             PushError::Sign(_) | PushError::Publish(_) => {
                 tracing::error!("{e}");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())

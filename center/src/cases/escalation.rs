@@ -9,7 +9,10 @@ use xueliang_proto::endpoint::now_ms;
 
 use super::service::{Cases, SYSTEM, facts};
 use crate::domain::{Action, Status};
-use crate::store::{AlarmFilter, StoreError, UpdateError};
+use crate::store::{StoreError, UpdateError};
+
+/// Alarms escalated at most per round (a round a second): a backlog goes over a few rounds.
+const PER_ROUND: usize = 1000;
 
 impl Cases {
     /// Escalates every alarm still new `after` its arrival; returns how many.
@@ -17,23 +20,10 @@ impl Cases {
         let routing = self.routing.current();
         let Some(escalation) = routing.escalation() else { return Ok(0) };
         let due_before = now_ms() - escalation.after.as_millis() as i64;
-        let filter = AlarmFilter { status: Some(Status::New), ..Default::default() };
-        let mut due = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.store.query(&filter, cursor.as_ref(), 500)?;
-            due.extend(
-                page.alarms
-                    .into_iter()
-                    .filter(|r| !r.escalated && r.received_time_ms <= due_before),
-            );
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+        // The index holds only those waiting: a round reads what is due, not every new alarm.
+        let due = self.store.escalation_due(due_before, PER_ROUND)?;
         let mut escalated = 0;
-        for r in due {
+        for r in due.into_iter().filter(|r| r.status == Status::New && !r.escalated) {
             let units = routing.escalation_units(&facts(&r));
             let note = format!("unacknowledged for {} s", escalation.after.as_secs());
             match self.act(&r.id, Action::Escalate, SYSTEM, &note, &units).await {

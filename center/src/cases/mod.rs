@@ -11,7 +11,7 @@ mod service;
 mod supervision;
 
 pub use escalation::run_escalation;
-pub use feed::{AlarmEvent, AlarmFeed, Change};
+pub use feed::{AlarmEvent, AlarmFeed, Change, Relayed};
 pub use retention::{Kept, run_retention};
 pub use service::{Cases, DISPATCH_LATENCY_BOUNDS, SYSTEM, facts};
 pub use supervision::{CENTER, Supervisor, run_supervision};

@@ -1,6 +1,7 @@
 //! Case handling: a workflow step on an alarm is written to the store with the alarm's
-//! indexes, the units it names are sent the dispatch, the step goes into the audit log, and
-//! only once all of that is flushed to disk is the step answered (and told to the consoles).
+//! indexes and its audit entry in one transaction, the units it names are queued their
+//! webhooks, and only once all of that is flushed to disk is the dispatch sent and the step
+//! answered (and told to the consoles).
 //! Escalation (`escalation.rs`) is the same path, taken by the center for alarms left
 //! unacknowledged too long.
 
@@ -90,20 +91,33 @@ impl Cases {
             self.check_units(req.units).map_err(UpdateError::Refused)?;
         }
         let (by, note, now) = (req.by, req.note, req.at_ms);
-        // The transaction may run its closure again on a conflict: the last run's view counts.
+        // The transaction may run its closures again on a conflict: the last run's view counts.
         let first_dispatch = std::cell::Cell::new(false);
-        let (record, ()) = self.store.update(id, |r| {
-            first_dispatch.set(r.dispatched_to.is_empty());
-            apply(r, &req)
-        })?;
+        // The step and its audit entry are written together: a crash keeps both or neither.
+        let record = {
+            let append = self.audit.begin()?;
+            let (record, (), entry) = self.store.update_and(
+                id,
+                &append.trees(),
+                |r| {
+                    first_dispatch.set(r.dispatched_to.is_empty());
+                    apply(r, &req)
+                },
+                |r, t| {
+                    let sent = r.timeline.last().map(|s| s.units.join(", ")).unwrap_or_default();
+                    let detail = match sent.is_empty() {
+                        true => note.to_owned(),
+                        false => format!("units {sent}; {note}"),
+                    };
+                    append.write(t, now, by, req.action.as_str(), id, detail.trim_end_matches("; "))
+                },
+            )?;
+            append.done(&entry);
+            record
+        };
         let step = record.timeline.last().cloned();
         let sent = step.as_ref().map(|s| s.units.clone()).unwrap_or_default();
         self.dispatcher.queue(&record, &sent, by, note, now)?;
-        let detail = match sent.is_empty() {
-            true => note.to_owned(),
-            false => format!("units {}; {note}", sent.join(", ")),
-        };
-        self.audit.record(now, by, req.action.as_str(), id, detail.trim_end_matches("; "))?;
         self.store.flush().await?;
         // Only what is on disk is sent: a unit never acts on a step a crash would undo.
         if !sent.is_empty() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
-use xueliang_center::ingest::{BrokerConnection, ServerTls};
+use xueliang_center::ingest::{BrokerConnection, Cluster, ServerTls};
 use xueliang_center::running::{BrokerChoice, CenterConfig, CenterError, start};
 use xueliang_center::store::{Retention, Store, StoreError};
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
@@ -122,6 +122,42 @@ pub struct ServeArgs {
     /// /healthz, metrics) before the store stops writing.
     #[arg(long, default_value_t = 1024)]
     min_free_mib: u64,
+    /// Serve the county together with other processes like this one, each given the same NAME,
+    /// one PostgreSQL --store, one external --broker-url and the same data directory (on
+    /// storage they share): the broker shares the boxes' messages among them (MQTT shared
+    /// subscription group NAME) and one at a time does escalation, supervision, retention and
+    /// webhooks, and speaks for the center, through a lease in the store.
+    #[arg(long, env = "XL_CLUSTER", requires = "broker_url")]
+    cluster: Option<String>,
+    /// This process's name in --cluster, unique among them (default: the host name and the
+    /// process id).
+    #[arg(long, env = "XL_NODE", requires = "cluster")]
+    node: Option<String>,
+}
+
+/// The process `node` (by default this host and process) of shared-subscription group `group`.
+fn cluster_of(group: String, node: Option<String>) -> anyhow::Result<Cluster> {
+    let name_ok = |s: &str| xueliang_proto::topics::is_valid_id(s);
+    if !name_ok(&group) {
+        bail!(
+            "--cluster {group:?}: a name of 1 to 64 letters, digits, '-' or '_' (it names an MQTT shared subscription)"
+        );
+    }
+    let node = match node {
+        Some(n) if name_ok(&n) => n,
+        Some(n) => bail!("--node {n:?}: a name of 1 to 64 letters, digits, '-' or '_'"),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let host: String = host
+                .trim()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                .take(48)
+                .collect();
+            format!("{host}-{}", std::process::id())
+        }
+    };
+    Ok(Cluster { group, node })
 }
 
 /// Runs the center until interrupted.
@@ -157,6 +193,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         agent_mqtt_url,
         session_idle_minutes,
         min_free_mib,
+        cluster,
+        node,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -188,7 +226,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             })
         }
     };
+    let cluster = cluster.map(|group| cluster_of(group, node)).transpose()?;
     let mut config = CenterConfig::new(data_dir, http, broker);
+    config.cluster = cluster;
     config.store = store;
     config.http_tls = http_tls_cert.zip(http_tls_key).map(|(cert, key)| ServerTls { cert, key });
     config.allow_plain_http = allow_plain_http;

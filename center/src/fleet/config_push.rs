@@ -122,6 +122,11 @@ pub enum PushError {
     /// The document would take a camera or privacy mask away, and that was not confirmed.
     #[error("{}", unconfirmed(.0))]
     Unconfirmed(Vec<Loss>),
+    /// Another process serving the county stored this version for the agent meanwhile.
+    #[error(
+        "version {0} of this box's config was pushed at the same moment by someone else: look at its history and push again"
+    )]
+    Raced(u64),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -507,7 +512,11 @@ impl ConfigPush {
                 message: e.to_string(),
             })
         };
-        self.history.insert(history_key(agent, number), json(&version)?)?;
+        // Of several processes, the one whose push takes the number first has it.
+        let key = history_key(agent, number);
+        if self.history.compare_and_swap(key, None::<&[u8]>, Some(json(&version)?))?.is_err() {
+            return Err(PushError::Raced(number));
+        }
         // The agent's last answer stays with the record (it may answer while this is stored).
         let updated = self.configs.update_and_fetch(agent.as_bytes(), |old| {
             let ack = old.and_then(|b| parse(b).ok()).and_then(|r| r.ack);

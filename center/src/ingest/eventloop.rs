@@ -24,9 +24,10 @@ use xueliang_service::backoff::Backoff;
 use xueliang_service::mqtt::{self, Farewell, Link, Session};
 
 use super::batch::{Item, Receipts, Report, sort};
-use super::connection::{Announcer, BrokerConnection};
+use super::connection::{Announcer, BrokerConnection, Cluster};
 use super::quota::{QuotaLimits, Quotas};
-use crate::cases::{AlarmFeed, Change};
+use super::relay;
+use crate::cases::{AlarmFeed, Change, Relayed};
 use crate::domain::AlarmRecord;
 use crate::fleet::{AgentKeys, ConfigPush, Fleet};
 use crate::routing::Routing;
@@ -93,36 +94,55 @@ pub struct Ingest {
     pub announcer: Announcer,
     /// How much each agent may send.
     pub quota: QuotaLimits,
+    /// The processes this one shares the agents' topics with, if any.
+    pub cluster: Option<Cluster>,
 }
 
 /// Runs ingest until `shutdown`: subscribes to every agent's alarms, updates, snapshots, clip
-/// chunks, config answers, status and health, and handles what arrives.
+/// chunks, config answers, status and health, and handles what arrives. Of several processes,
+/// also tells the others the `changes` the feed relays and tells the feed theirs.
 pub async fn run(
     conn: BrokerConnection,
     client: AsyncClient,
     eventloop: EventLoop,
     ingest: Ingest,
+    changes: Option<mpsc::UnboundedReceiver<Relayed>>,
     shutdown: CancellationToken,
 ) {
     let (tx, rx) = mpsc::unbounded_channel::<Publish>();
     let writer = tokio::spawn(write_batches(rx, client.clone(), ingest.clone()));
-    poll(eventloop, client, &ingest, &conn, tx, shutdown).await;
+    let relay = match (&ingest.cluster, changes) {
+        (Some(cluster), Some(changes)) => {
+            let topic = ingest.topics.center_feed();
+            let node = cluster.node.clone();
+            let (notices, received) = mpsc::unbounded_channel();
+            let (store, feed) = (ingest.store.clone(), ingest.feed.clone());
+            tokio::spawn(relay::send(changes, client.clone(), topic.clone(), node.clone()));
+            tokio::spawn(relay::receive(received, store, feed, node));
+            Some((topic, notices))
+        }
+        _ => None,
+    };
+    poll(eventloop, client, &ingest, &conn, tx, relay, shutdown).await;
     let _ = writer.await;
 }
 
 /// The polling side of ingest's connection: subscribes at every connect and announces the
 /// center online once every subscription is confirmed (agents publish only then), and again
 /// whenever another status appears on its topic (forged, replayed, or its own last will from a
-/// lost connection); hands every publish to the writer.
+/// lost connection), if this process speaks for the center; hands every publish to the writer.
 struct Subscriber {
-    filters: [String; 7],
+    filters: Vec<(String, QoS)>,
+    /// Of several processes: the topic they tell each other their changes on, and where the
+    /// others' go.
+    relay: Option<(String, mpsc::UnboundedSender<Vec<u8>>)>,
     status_topic: String,
     announcer: Announcer,
     configs: ConfigPush,
     /// Subscriptions confirmed since the last connect.
     subscribed: usize,
-    /// The online status announced since the last connect, once ingesting.
-    announced: Option<Vec<u8>>,
+    /// Whether the center was announced online since the last connect.
+    announced: bool,
     /// When it was last announced again, so two centers on one broker do not flood it.
     reasserted: Option<std::time::Instant>,
     tx: mpsc::UnboundedSender<Publish>,
@@ -130,24 +150,25 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    /// Publishes the online status (retained).
+    /// Publishes the online status (retained), if this process speaks for the center.
     fn announce(&mut self, client: &AsyncClient) {
+        if !self.announcer.speaks() {
+            return;
+        }
         let online = self.announcer.status(true);
-        if let Err(e) =
-            client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online.clone())
-        {
+        if let Err(e) = client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online) {
             warn!("cannot announce the center online: {e}");
         }
-        self.announced = Some(online);
+        self.announced = true;
     }
 }
 
 impl Session for Subscriber {
     fn connected(&mut self, client: &AsyncClient) {
         self.subscribed = 0;
-        self.announced = None;
-        for filter in &self.filters {
-            if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
+        self.announced = false;
+        for (filter, qos) in &self.filters {
+            if let Err(e) = client.try_subscribe(filter, *qos) {
                 warn!("cannot subscribe to {filter}: {e}");
             }
         }
@@ -166,10 +187,17 @@ impl Session for Subscriber {
                     info!("ingesting: agents may publish");
                 }
             }
+            Packet::Publish(p) if self.relay.as_ref().is_some_and(|(t, _)| p.topic == *t) => {
+                if let Some((_, notices)) = &self.relay {
+                    let _ = notices.send(p.payload.to_vec());
+                }
+            }
             // The writer is gone only when ingest stops.
             Packet::Publish(p) => {
                 let other = p.topic == self.status_topic
-                    && self.announced.as_ref().is_some_and(|own| p.payload != own.as_slice());
+                    && self.announced
+                    && self.announcer.speaks()
+                    && p.payload != self.announcer.status(true);
                 let quiet = self.reasserted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if other && quiet {
                     warn!(
@@ -204,24 +232,26 @@ async fn poll(
     ingest: &Ingest,
     conn: &BrokerConnection,
     tx: mpsc::UnboundedSender<Publish>,
+    relay: Option<(String, mpsc::UnboundedSender<Vec<u8>>)>,
     shutdown: CancellationToken,
 ) {
     let t = &ingest.topics;
     let status_topic = t.center_status();
     let announcer = ingest.announcer.clone();
+    let kinds = ["alarm", "event", "snapshot", "clip", "config/ack", "status", "health"];
+    // Of several processes, each publish goes to one of them.
+    let shared = ingest.cluster.as_ref().map(|c| format!("$share/{}/", c.group));
     let mut session = Subscriber {
         announcer: announcer.clone(),
-        announced: None,
+        announced: false,
         reasserted: None,
-        filters: [
-            t.all_agents("alarm"),
-            t.all_agents("event"),
-            t.all_agents("snapshot"),
-            t.all_agents("clip"),
-            t.all_agents("config/ack"),
-            t.all_agents("status"),
-            t.all_agents("health"),
-        ],
+        filters: kinds
+            .iter()
+            .map(|k| (format!("{}{}", shared.as_deref().unwrap_or(""), t.all_agents(k)), QoS::AtLeastOnce))
+            // Every process hears every other's changes; QoS 0 needs no acknowledgement.
+            .chain(relay.as_ref().map(|(topic, _)| (topic.clone(), QoS::AtMostOnce)))
+            .collect(),
+        relay,
         status_topic: status_topic.clone(),
         configs: ingest.configs.clone(),
         subscribed: 0,
@@ -234,8 +264,12 @@ async fn poll(
         who: "ingest".into(),
         broker: format!("{}:{}", conn.host, conn.port),
     };
-    // A clean disconnect does not fire the last will: say offline, so agents hold their alarms.
-    let farewell = || Farewell { topic: status_topic, payload: announcer.status(false) };
+    // A clean disconnect does not fire the last will: say offline, so agents hold their alarms
+    // (of several processes, the one speaking for the center; another takes over).
+    let farewell = || {
+        let payload = announcer.speaks().then(|| announcer.status(false))?;
+        Some(Farewell { topic: status_topic, payload })
+    };
     mqtt::run(link, &mut session, RECONNECT, &shutdown, farewell).await;
 }
 
@@ -304,6 +338,7 @@ async fn write_batches(
         feed,
         announcer: _,
         quota,
+        cluster: _,
     } = ingest;
     let mut quotas = Quotas::new(quota);
     let mut batch = Vec::with_capacity(MAX_BATCH);

@@ -16,10 +16,11 @@ mod broker;
 mod connection;
 mod eventloop;
 mod quota;
+mod relay;
 mod validate;
 
 pub use accounts::{AccountsError, BrokerAccounts};
 pub use broker::{BrokerError, Listening, ServerTls, start_broker};
-pub use connection::{Announcer, BrokerConnection, connect};
+pub use connection::{Announcer, BrokerConnection, Cluster, connect};
 pub use eventloop::{Ingest, IngestStats, run};
 pub use quota::QuotaLimits;

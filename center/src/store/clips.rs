@@ -109,6 +109,22 @@ pub struct Clips {
     by_time: crate::store::Tree,
     /// Ingest's chunks and retention's deletions touch the same files: one at a time.
     files: Arc<Mutex<()>>,
+    /// The same between processes sharing the directory (a county served by several): a file
+    /// locked while the mutex is held.
+    lock_file: Arc<File>,
+}
+
+/// The clips' files locked by one thread of one process; unlocked when dropped.
+struct Locked<'a> {
+    _held: MutexGuard<'a, ()>,
+    file: &'a File,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Closing the file would unlock it too; it stays open for the next lock.
+        let _ = self.file.unlock();
+    }
 }
 
 /// The error of I/O on `path`.
@@ -245,7 +261,16 @@ impl Clips {
     /// clips of at most `max_bytes`.
     pub fn open(store: &Store, dir: &Path, max_bytes: u64) -> Result<Self, StoreError> {
         private_dir(&dir.join(PARTIAL))?;
+        let lock_path = dir.join(PARTIAL).join(".lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
         Ok(Self {
+            lock_file: Arc::new(lock_file),
             store: store.clone(),
             dir: dir.to_owned(),
             max_bytes,
@@ -275,8 +300,12 @@ impl Clips {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        let held = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = self.lock_file.lock() {
+            tracing::warn!("cannot lock the clips' directory against other processes: {e}");
+        }
+        Locked { _held: held, file: &self.lock_file }
     }
 
     fn partial_dir(&self, agent: &str) -> PathBuf {

@@ -1,9 +1,10 @@
 //! The alarm store's trees and the keys of its indexes. Every index entry is a key with an
 //! empty value: the value's parts (each ended by a NUL), then the event time, then the alarm
 //! id, so a range scan of one prefix walks one camera's (agent's, status's, unit's) alarms in
-//! time order.
+//! time order. The status index also holds, under [`ESCALATION`], the alarms escalation waits
+//! on (new, never escalated) by the time they arrived, so that it reads only those due.
 
-use crate::domain::AlarmRecord;
+use crate::domain::{AlarmRecord, Status};
 
 /// Positions of the trees in `Store::trees`.
 pub(super) const ALARMS: usize = 0;
@@ -24,7 +25,10 @@ pub(super) const TREE_NAMES: [&str; 7] = [
 ];
 
 /// Version of the index layout; a store written with an older one is re-indexed at open.
-pub(super) const INDEX_VERSION: &[u8] = b"2";
+pub(super) const INDEX_VERSION: &[u8] = b"3";
+
+/// The prefix, in the status index, of the alarms escalation waits on (no status's name).
+pub(super) const ESCALATION: &str = "escalation";
 
 /// Time-index key: event time (big-endian, offset so negatives sort first), then the id.
 pub(super) fn time_key(event_time_ms: i64, id: &str) -> Vec<u8> {
@@ -60,5 +64,10 @@ pub(super) fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
         (BY_STATUS, with(&[r.status.as_str()])),
     ];
     out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
+    if r.status == Status::New && !r.escalated {
+        let mut k = index_prefix(&[ESCALATION]);
+        k.extend_from_slice(&time_key(r.received_time_ms, &r.id));
+        out.push((BY_STATUS, k));
+    }
     out
 }

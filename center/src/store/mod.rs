@@ -10,13 +10,15 @@
 //! The indexes' keys are in `index.rs`, querying in `query.rs`, retention's sweep in
 //! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`); events' video clips
 //! are files in a directory of their own, recorded in trees of this database (`clips.rs`); what
-//! the agents signed is kept beside the records and deleted with them (`proofs.rs`).
+//! the agents signed is kept beside the records and deleted with them (`proofs.rs`); leases
+//! give one of several processes sharing the store a duty at a time (`lease.rs`).
 
 mod clips;
 mod dead_letters;
 pub mod engine;
 mod health;
 mod index;
+mod lease;
 mod proofs;
 mod query;
 mod retention;
@@ -28,14 +30,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use xueliang_proto::signing::{hex, sha256};
 
 use crate::domain::{AlarmRecord, Status, Updated};
-use index::{ALARMS, BY_STATUS, BY_TIME, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries};
+use index::{
+    ALARMS, BY_STATUS, BY_TIME, ESCALATION, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries,
+    time_key,
+};
 use xueliang_proto::EventUpdate;
 
 pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
-pub use engine::{Copied, Db, Iter, Tree, TxError, View, transaction, write};
+pub use engine::{Copied, Db, Interrupted, Iter, Tree, TxError, View, transaction, write};
 pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
+pub use lease::Leases;
 pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
@@ -383,8 +389,23 @@ impl Store {
         id: &str,
         change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
     ) -> Result<(AlarmRecord, T), UpdateError<E>> {
+        let (record, out, ()) = self.update_and(id, &[], change, |_, _| Ok(()))?;
+        Ok((record, out))
+    }
+
+    /// [`Store::update`], writing in the same transaction what `also` makes of the changed
+    /// record to the `extra` trees (its views, in their order), such as the step's audit entry:
+    /// both are written or neither.
+    pub fn update_and<T, E, A>(
+        &self,
+        id: &str,
+        extra: &[&Tree],
+        change: impl Fn(&mut AlarmRecord) -> Result<T, E>,
+        also: impl Fn(&AlarmRecord, &[View<'_>]) -> Result<A, Interrupted>,
+    ) -> Result<(AlarmRecord, T, A), UpdateError<E>> {
         let key = id.as_bytes();
-        transaction(&self.trees, |t| {
+        let trees: Vec<&Tree> = self.trees.iter().chain(extra.iter().copied()).collect();
+        transaction(&trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
                 return Err(TxError::Abort(UpdateError::NotFound(id.to_owned())));
             };
@@ -400,7 +421,8 @@ impl Store {
                 t[*tree].insert(k.as_slice(), &[])?;
             }
             t[ALARMS].insert(key, to_json(&record))?;
-            Ok((record, out))
+            let also = also(&record, &t[self.trees.len()..])?;
+            Ok((record, out, also))
         })?
     }
 
@@ -553,6 +575,25 @@ impl Store {
     /// The JPEG snapshot of an alarm, if it has one.
     pub fn snapshot(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
         self.trees[SNAPSHOTS].get(id.as_bytes())
+    }
+
+    /// Up to `limit` alarms still new and never escalated that arrived at or before
+    /// `received_by_ms`, the earliest first.
+    pub fn escalation_due(
+        &self,
+        received_by_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AlarmRecord>, StoreError> {
+        let prefix = index_prefix(&[ESCALATION]);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&time_key(received_by_ms.saturating_add(1), ""));
+        let mut due = Vec::new();
+        for key in self.trees[BY_STATUS].range(prefix.clone()..end).keys().take(limit) {
+            let key = key?;
+            let id = String::from_utf8_lossy(key.get(prefix.len() + 8..).unwrap_or_default());
+            due.extend(self.get(&id)?);
+        }
+        Ok(due)
     }
 
     /// Number of stored alarms with `status`.

@@ -465,9 +465,12 @@ impl Postgres {
                 )));
             }
             let mut conn = self.lend()?;
-            let outcome = self.attempt(&conn, names, f);
-            if (outcome.is_err()
-                || matches!(outcome, Ok(Attempt::Retry(_)) | Ok(Attempt::Aborted(_))))
+            let open = std::cell::Cell::new(false);
+            let outcome = self.attempt(&conn, names, f, &open);
+            // A COMMIT that failed ended the transaction already.
+            if open.get()
+                && (outcome.is_err()
+                    || matches!(outcome, Ok(Attempt::Retry(_)) | Ok(Attempt::Aborted(_))))
                 && block(conn.client.batch_execute("ROLLBACK")).is_err()
             {
                 conn.broken = true;
@@ -490,6 +493,7 @@ impl Postgres {
         conn: &Conn,
         names: &[Arc<str>],
         f: &impl Fn(&[View<'_>]) -> Result<T, TxError<E>>,
+        open: &std::cell::Cell<bool>,
     ) -> Result<Attempt<T, E>, StoreError> {
         let c = &conn.client;
         let fail = |e: tokio_postgres::Error| match retryable(&e) {
@@ -499,6 +503,7 @@ impl Postgres {
         if let Err(e) = block(c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")) {
             return fail(e);
         }
+        open.set(true);
         let views: Vec<View<'_>> = names
             .iter()
             .map(|tree| {
@@ -560,6 +565,7 @@ impl Postgres {
         let commit = async {
             let runs = statements.iter().map(|(statement, params)| c.execute(*statement, params));
             futures_util::future::try_join_all(runs).await?;
+            open.set(false);
             c.batch_execute("COMMIT").await
         };
         match block(commit) {
