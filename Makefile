@@ -22,8 +22,10 @@ build: setup
 demo: build
 	target/release/xl-demo $(DEMO_ARGS)
 
-# The API and workflow suites, run a second time with the center's records in PostgreSQL.
-POSTGRES_SUITES := center_api supervision accounts accountability console enrolment config_push \
+# The API and workflow suites, run a second time with the center's records in PostgreSQL, with
+# every crate's unit tests (the center's use the store) and the center's store suites. Chosen
+# over the whole workspace so the build is the one the first run made.
+POSTGRES_SUITES := clips vocabulary center_api supervision accounts accountability console enrolment config_push \
   bad_alarms forged_alarms clip_delivery
 
 # Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
@@ -32,8 +34,7 @@ test: setup
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
-	XL_TEST_STORE=postgres cargo test --locked -p xueliang-center
-	XL_TEST_STORE=postgres cargo test --locked $(addprefix --test ,$(POSTGRES_SUITES))
+	XL_TEST_STORE=postgres cargo test --locked --workspace --lib $(addprefix --test ,$(POSTGRES_SUITES))
 
 # Figures for sizing a box (see docs/performance.md): criterion benches of the per-frame CPU
 # work; the inference loop against bare session.run (moving and still scene, 5 repeats) and

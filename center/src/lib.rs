@@ -38,6 +38,8 @@
 //! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
 //! | `console/`  | the web console's files                                         | nothing                                         |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |
+//! | `duties.rs` | the duties one process does: escalation, supervision, retention,| all of the above                                |
+//! |             | webhooks; of several, the one holding their lease in the store  |                                                 |
 //! | `running.rs`| starts and wires every part: [`running::start`]                 | all of the above                                |
 //!
 //! The `xl-center` binary's `cli/` (one file per subcommand) uses only what this library
@@ -52,6 +54,7 @@ pub mod cases;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
+pub mod duties;
 pub mod fleet;
 pub mod ingest;
 pub mod routing;
