@@ -293,6 +293,7 @@ async fn two_processes_serve_one_county_and_one_killed_loses_nothing_and_repeats
     // The survivor's console heard of the alarms the killed process stored before it died,
     // and of the survivor's own.
     let metrics = common::metrics(survivor_http).await;
+    assert_eq!(counter(&metrics, "xl_center_duties_held"), 1, "the survivor says it holds them");
     let stored_here = counter(&metrics, "xl_center_alarms_stored_total");
     listening.abort();
     let heard = heard.lock().unwrap().clone();

@@ -442,7 +442,7 @@ pub async fn start(
             Leases::open(&store).map_err(store_err)?,
             cluster.node.clone(),
             Speaker {
-                announcer,
+                announcer: announcer.clone(),
                 client: ingest_client,
                 topic: topics.center_status(),
                 ingesting: stats.clone(),
@@ -477,6 +477,7 @@ pub async fn start(
             center_key: center_key.public_key(),
         },
         https: https.is_some(),
+        announcer: announcer.clone(),
     });
     let http_shutdown = shutdown.clone();
     let http = match https {

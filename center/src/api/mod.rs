@@ -94,6 +94,8 @@ pub struct ApiState {
     pub enrol: EnrolSettings,
     /// The API is served over HTTPS: session cookies are `Secure`.
     pub https: bool,
+    /// Whether this process speaks for the center (and does the county's duties).
+    pub announcer: crate::ingest::Announcer,
 }
 
 /// The body limit of routes that take no body.

@@ -69,6 +69,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         e.single("xl_center_unreadable_records_total", "counter", "Stored alarm records found unreadable since start, each counted once: left out of lists, escalation and the export.", state.store.unreadable_records());
         e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
         e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);
+        e.single("xl_center_duties_held", "gauge", "1 while this process does the county's duties (escalation, supervision, retention, webhooks) and speaks for the center: always, alone; one at a time of several.", u64::from(state.announcer.speaks()));
         e.family(
             "xl_center_agents",
             "gauge",

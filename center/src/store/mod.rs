@@ -588,10 +588,18 @@ impl Store {
         let mut end = prefix.clone();
         end.extend_from_slice(&time_key(received_by_ms.saturating_add(1), ""));
         let mut due = Vec::new();
-        for key in self.trees[BY_STATUS].range(prefix.clone()..end).keys().take(limit) {
+        for key in self.trees[BY_STATUS].range(prefix.clone()..end).keys() {
             let key = key?;
             let id = String::from_utf8_lossy(key.get(prefix.len() + 8..).unwrap_or_default());
-            due.extend(self.get(&id)?);
+            // An unreadable record is left out (logged and counted once), as lists leave it.
+            if let Some(bytes) = self.trees[ALARMS].get(id.as_bytes())?
+                && let Ok(r) = self.parse(&id, &bytes)
+            {
+                due.push(r);
+            }
+            if due.len() == limit {
+                break;
+            }
         }
         Ok(due)
     }
@@ -649,6 +657,39 @@ mod tests {
 
     fn insert(s: &Store, a: &Alarm, received: i64) -> Inserted {
         s.insert(&AlarmRecord::from_alarm(a, received), &a.snapshot_jpeg).unwrap()
+    }
+
+    #[test]
+    fn escalation_reads_the_new_alarms_not_escalated_that_arrived_by_then_earliest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
+        // Event times in another order than arrivals: a box that was offline sends late.
+        for (id, event, received) in [("a", 50, 100), ("b", 10, 300), ("c", 5, 200), ("d", 1, 400)]
+        {
+            insert(&s, &alarm(id, event), received);
+        }
+        let due = |by, limit| -> Vec<String> {
+            s.escalation_due(by, limit).unwrap().into_iter().map(|r| r.id).collect()
+        };
+        assert_eq!(due(300, 10), ["a", "c", "b"], "arrived by 300, earliest first");
+        assert_eq!(due(300, 2), ["a", "c"]);
+        s.update("a", |r| {
+            r.escalated = true;
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        s.update("c", |r| {
+            r.status = Status::Acknowledged;
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(due(1000, 10), ["b", "d"], "escalated or acknowledged: no longer waiting");
+        s.update("c", |r| {
+            r.status = Status::New;
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(due(1000, 10), ["c", "b", "d"]);
     }
 
     #[tokio::test]
@@ -816,7 +857,10 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(listed(&s, AlarmFilter::default()), ["good"]);
             let new = AlarmFilter { status: Some(Status::New), ..Default::default() };
-            assert_eq!(listed(&s, new), ["good"], "escalation's query");
+            assert_eq!(listed(&s, new), ["good"]);
+            let due: Vec<String> =
+                s.escalation_due(10, 10).unwrap().into_iter().map(|r| r.id).collect();
+            assert_eq!(due, ["good"], "escalation's read");
         }
         let mut exported = Vec::new();
         s.for_each(&AlarmFilter::default(), |r| {
