@@ -42,7 +42,7 @@ test: setup
 # its people placed far away in a 4 MP picture; INT8 against fp32 and OpenVINO against ONNX
 # Runtime's own CPU kernels; how many cameras of each kind the box sustains with the whole
 # agent running, and what a burst of events does to the other cameras; the center's ingest, on
-# sled and on PostgreSQL.
+# sled and on PostgreSQL, by one center and by two sharing the county.
 INT8 := .cache/models/nanodet_g416_coco.int8.onnx
 OV_LIB := .cache/onnxruntime-openvino/libonnxruntime.so.1.24.1
 BENCH_PY := .cache/venv-bench/bin/python
@@ -73,3 +73,4 @@ bench: build
 	target/release/xl-ingest-bench --store postgres
 	target/release/xl-ingest-bench --store postgres --broker mosquitto
 	target/release/xl-ingest-bench --store postgres --broker mosquitto --snapshot-bytes 102400 --alarms 3000
+	target/release/xl-ingest-bench --store postgres --broker mosquitto --centers 2

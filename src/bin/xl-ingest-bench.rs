@@ -17,7 +17,11 @@
 //! target/release/xl-ingest-bench --snapshot-bytes 102400 --alarms 3000
 //! target/release/xl-ingest-bench --broker mosquitto                # /usr/sbin/mosquitto
 //! target/release/xl-ingest-bench --store postgres                  # /usr/lib/postgresql/*/bin
+//! target/release/xl-ingest-bench --store postgres --broker mosquitto --centers 2
 //! ```
+//!
+//! With `--centers 2` two centers share the county (`--cluster`: one PostgreSQL database,
+//! Mosquitto's shared subscription), both in this process, so its CPU is theirs together.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -29,8 +33,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
-use xueliang_center::ingest::BrokerConnection;
-use xueliang_center::ingest::QuotaLimits;
+use xueliang_center::ingest::{BrokerConnection, Cluster, QuotaLimits};
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
 use xueliang_center::store::Backend;
 use xueliang_proto::endpoint::now_ms;
@@ -71,6 +74,9 @@ struct Args {
     /// The center's store: embedded sled, or PostgreSQL (a server of the bench's own).
     #[arg(long, value_enum, default_value_t = StoreChoice::Sled)]
     store: StoreChoice,
+    /// Centers sharing the county (more than one: PostgreSQL and Mosquitto).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    centers: u8,
 }
 
 /// Where the center keeps the alarms.
@@ -327,6 +333,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if args.agents == 0 || args.alarms < args.agents || args.in_flight == 0 {
         bail!("need at least one agent, one alarm per agent and an in-flight window of at least 1");
+    } else if args.centers > 1
+        && (args.store != StoreChoice::Postgres || args.broker != Broker::Mosquitto)
+    {
+        bail!(
+            "several centers share a county through PostgreSQL and Mosquitto: add --store postgres --broker mosquitto"
+        );
     } else if args.snapshot_bytes + 4096 > xueliang_proto::MAX_MESSAGE_BYTES {
         bail!("a snapshot of {} bytes does not fit in a message", args.snapshot_bytes);
     }
@@ -374,18 +386,27 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let shutdown = CancellationToken::new();
-    let mut config = CenterConfig::new(center_dir, "127.0.0.1:0".parse()?, broker);
-    // Ingest itself is measured: a few agents here send what hundreds of boxes would.
-    config.quota = QuotaLimits::UNLIMITED;
     // Durable as a county's would be: fsync on.
     let postgres = match args.store {
         StoreChoice::Sled => None,
         StoreChoice::Postgres => Some(xueliang_pgtest::Server::start(true)?),
     };
-    if let Some(pg) = &postgres {
-        config.store = Backend::Postgres(pg.database()?);
+    let database = postgres.as_ref().map(|pg| pg.database()).transpose()?;
+    let mut centers = Vec::new();
+    for c in 0..args.centers {
+        let mut config =
+            CenterConfig::new(center_dir.clone(), "127.0.0.1:0".parse()?, broker.clone());
+        // Ingest itself is measured: a few agents here send what hundreds of boxes would.
+        config.quota = QuotaLimits::UNLIMITED;
+        if let Some(url) = &database {
+            config.store = Backend::Postgres(url.clone());
+        }
+        if args.centers > 1 {
+            config.cluster = Some(Cluster { group: "bench".into(), node: format!("center-{c}") });
+        }
+        centers.push(start(config, shutdown.clone()).await?);
     }
-    let center = start(config, shutdown.clone()).await?;
+    let center = &centers[0];
     let addr: std::net::SocketAddr = center.mqtt_addr.parse()?;
     let progress = Arc::new(watch::Sender::new(Progress::default()));
     let (mut clients, mut listeners) = (Vec::new(), Vec::new());
@@ -439,14 +460,19 @@ async fn main() -> anyhow::Result<()> {
             "after {limit:?} only {d} of {n} alarms receipted ({e} of {total} receipt entries); {stored} stored"
         );
     }
+    let sum = |count: fn(&xueliang_center::ingest::IngestStats) -> u64| {
+        centers.iter().map(|c| count(&c.stats)).sum::<u64>()
+    };
     let (dups_seen, dead) =
-        (center.stats.duplicates.load(Relaxed) as usize, center.stats.dead_lettered.load(Relaxed));
+        (sum(|s| s.duplicates.load(Relaxed)) as usize, sum(|s| s.dead_lettered.load(Relaxed)));
     for listener in listeners {
         listener.abort();
         let _ = listener.await;
     }
     shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), center.join()).await;
+    for center in centers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), center.join()).await;
+    }
     drop(mosquitto);
     if stored != args.alarms || dups_seen != duplicates || dead != 0 {
         let n = args.alarms;
@@ -471,7 +497,11 @@ async fn main() -> anyhow::Result<()> {
         .map_or(String::new(), |c| format!(" + Mosquitto {:.2} cores", c.as_secs_f64() / secs));
     let postgres_cores = postgres_cpu
         .map_or(String::new(), |c| format!(" + PostgreSQL {:.2} cores", c.as_secs_f64() / secs));
-    let store = if postgres.is_some() { "PostgreSQL (fsync on)" } else { "sled" };
+    let store = match (postgres.is_some(), args.centers) {
+        (false, _) => "sled".to_owned(),
+        (true, 1) => "PostgreSQL (fsync on)".to_owned(),
+        (true, n) => format!("PostgreSQL (fsync on), {n} centers sharing the county"),
+    };
     let sealed_mib = agents.iter().flat_map(|a| &a.alarms).map(|p| p.payload.len()).sum::<usize>()
         as f64
         / (1 << 20) as f64;

@@ -141,8 +141,6 @@ struct Subscriber {
     configs: ConfigPush,
     /// Subscriptions confirmed since the last connect.
     subscribed: usize,
-    /// Whether the center was announced online since the last connect.
-    announced: bool,
     /// When it was last announced again, so two centers on one broker do not flood it.
     reasserted: Option<std::time::Instant>,
     tx: mpsc::UnboundedSender<Publish>,
@@ -159,14 +157,12 @@ impl Subscriber {
         if let Err(e) = client.try_publish(&self.status_topic, QoS::AtLeastOnce, true, online) {
             warn!("cannot announce the center online: {e}");
         }
-        self.announced = true;
     }
 }
 
 impl Session for Subscriber {
     fn connected(&mut self, client: &AsyncClient) {
         self.subscribed = 0;
-        self.announced = false;
         for (filter, qos) in &self.filters {
             if let Err(e) = client.try_subscribe(filter, *qos) {
                 warn!("cannot subscribe to {filter}: {e}");
@@ -195,7 +191,7 @@ impl Session for Subscriber {
             // The writer is gone only when ingest stops.
             Packet::Publish(p) => {
                 let other = p.topic == self.status_topic
-                    && self.announced
+                    && self.subscribed == self.filters.len()
                     && self.announcer.speaks()
                     && p.payload != self.announcer.status(true);
                 let quiet = self.reasserted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
@@ -243,7 +239,6 @@ async fn poll(
     let shared = ingest.cluster.as_ref().map(|c| format!("$share/{}/", c.group));
     let mut session = Subscriber {
         announcer: announcer.clone(),
-        announced: false,
         reasserted: None,
         filters: kinds
             .iter()

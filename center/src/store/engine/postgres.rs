@@ -564,7 +564,12 @@ impl Postgres {
         }
         let commit = async {
             let runs = statements.iter().map(|(statement, params)| c.execute(*statement, params));
-            futures_util::future::try_join_all(runs).await?;
+            // After one fails, the rest fail as "transaction aborted": the first in order is
+            // the cause (a conflict, which is run again; or not).
+            let done = futures_util::future::join_all(runs).await;
+            if let Some(cause) = done.into_iter().find_map(Result::err) {
+                return Err(cause);
+            }
             open.set(false);
             c.batch_execute("COMMIT").await
         };
