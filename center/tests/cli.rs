@@ -218,3 +218,29 @@ fn export_writes_json_lines_and_refuses_a_store_in_use() {
         .collect();
     assert_eq!(ids, ["a", "b"], "oldest first");
 }
+
+#[test]
+fn several_processes_are_refused_what_one_process_keeps_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = |extra: &[&str]| {
+        let args =
+            [&["serve", "--data-dir", data.to_str().unwrap(), "--http", "127.0.0.1:0"], extra];
+        let out = xl_center(&args.concat());
+        assert!(!out.status.success(), "{extra:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let embedded = serve(&["--cluster", "county", "--broker-url", "mqtt://127.0.0.1:9"]);
+    assert!(
+        embedded.contains(
+            "--cluster: several processes serve one county only from one PostgreSQL store \
+             (--store postgres://…) and an external broker (--broker-url); the embedded store \
+             is one process's"
+        ),
+        "{embedded}"
+    );
+    let named = serve(&["--cluster", "county/1", "--broker-url", "mqtt://127.0.0.1:9"]);
+    assert!(named.contains("--cluster \"county/1\": a name of 1 to 64 letters"), "{named}");
+    let no_broker = serve(&["--cluster", "county"]);
+    assert!(no_broker.contains("--broker-url"), "{no_broker}");
+}
