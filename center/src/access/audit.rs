@@ -215,8 +215,12 @@ impl AuditLog {
         // A log kept before its head was stored (or written since by an older center): the
         // head is its last entry. Another process may store it first, the same.
         let stored = stored_head.get(HEAD)?;
-        if stored.as_ref().is_none_or(|b| b.len() != 40 || seq_of(&b[..8]) < head.seq) {
-            let _ = stored_head.compare_and_swap(HEAD, stored, Some(head_bytes(&head)))?;
+        if stored.as_deref().and_then(parse_head).is_none_or(|(seq, _)| seq < head.seq) {
+            let _ = stored_head.compare_and_swap(
+                HEAD,
+                stored,
+                Some(head_bytes(head.seq, &head.hash)),
+            )?;
         }
         Ok(Self {
             store: store.clone(),
@@ -514,10 +518,8 @@ impl Append<'_> {
         target: &str,
         detail: &str,
     ) -> Result<AuditEntry, Interrupted> {
-        let (prev_seq, prev_hash) = match t[0].get(HEAD)? {
-            Some(b) if b.len() == 40 => (seq_of(&b[..8]), b[8..].try_into().unwrap_or(GENESIS)),
-            _ => (0, GENESIS),
-        };
+        let (prev_seq, prev_hash) =
+            t[0].get(HEAD)?.as_deref().and_then(parse_head).unwrap_or((0, GENESIS));
         let entry = AuditEntry {
             seq: self.id.max(prev_seq + 1),
             time_ms,
@@ -528,9 +530,8 @@ impl Append<'_> {
             prev: hex(&prev_hash),
         };
         let json = entry_bytes(&entry);
-        let moved = Head { seq: entry.seq, hash: digest(&json), unsigned: 0 };
         t[1].insert(entry.seq.to_be_bytes(), json.as_slice())?;
-        t[0].insert(HEAD, head_bytes(&moved))?;
+        t[0].insert(HEAD, head_bytes(entry.seq, &digest(&json)))?;
         if !target.is_empty() {
             let mut k = index_prefix(&[target]);
             k.extend_from_slice(&entry.seq.to_be_bytes());
@@ -559,9 +560,15 @@ fn entry_bytes(entry: &AuditEntry) -> Vec<u8> {
     serde_json::to_vec(entry).expect("an AuditEntry serializes")
 }
 
-/// The stored form of the chain's head.
-fn head_bytes(head: &Head) -> Vec<u8> {
-    [&head.seq.to_be_bytes()[..], &head.hash].concat()
+/// The stored form of the chain's head: its sequence number and hash.
+fn head_bytes(seq: u64, hash: &[u8; 32]) -> Vec<u8> {
+    [&seq.to_be_bytes()[..], hash].concat()
+}
+
+/// The chain's head from its stored form, if it is one.
+fn parse_head(bytes: &[u8]) -> Option<(u64, [u8; 32])> {
+    let (seq, hash) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*seq), hash.try_into().ok()?))
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {

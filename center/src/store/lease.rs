@@ -17,6 +17,14 @@ struct Held {
     until_ms: i64,
 }
 
+impl Held {
+    /// Its stored form.
+    fn bytes(&self) -> Vec<u8> {
+        // Plain fields: serializing cannot fail.
+        serde_json::to_vec(self).expect("a lease serializes")
+    }
+}
+
 /// The leases of a store.
 #[derive(Debug, Clone)]
 pub struct Leases {
@@ -50,9 +58,7 @@ impl Leases {
                 None => 1,
             };
             let held = Held { holder: holder.to_owned(), epoch, until_ms: now_ms + ttl_ms };
-            // Plain fields: serializing cannot fail.
-            let new = serde_json::to_vec(&held).expect("a lease serializes");
-            if self.tree.compare_and_swap(name, old, Some(new))?.is_ok() {
+            if self.tree.compare_and_swap(name, old, Some(held.bytes()))?.is_ok() {
                 return Ok(Some(epoch));
             }
         }
@@ -66,9 +72,8 @@ impl Leases {
             return Ok(());
         }
         held.until_ms = 0;
-        let new = serde_json::to_vec(&held).expect("a lease serializes");
         // Taken over meanwhile: nothing to give up.
-        let _ = self.tree.compare_and_swap(name, Some(old), Some(new))?;
+        let _ = self.tree.compare_and_swap(name, Some(old), Some(held.bytes()))?;
         Ok(())
     }
 }
