@@ -29,12 +29,23 @@ POSTGRES_SUITES := clips vocabulary center_api supervision accounts accountabili
   bad_alarms forged_alarms clip_delivery
 
 # Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
-# Then the center's tests and the API and workflow suites again on PostgreSQL.
+# Then the center's tests and the API and workflow suites again on PostgreSQL. The tiers' test
+# (three counties, a city and a province through a ten-minute cut) mostly waits: it runs beside
+# the rest, from the start, and its outcome is the suite's last.
+TIERS_TEST := three_counties_forward_through_a_ten_minute_cut
 test: setup
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
-	cargo test --locked --workspace
+	cargo test --locked --workspace --no-run
+	@rm -f .cache/tmp/tiers.rc; tiers=$$(cargo test --locked --test tiers --no-run --message-format=json \
+	  2>/dev/null | grep '"name":"tiers"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p'); \
+	  [ -x "$$tiers" ] || { echo "the tiers test was not built"; exit 1; }; \
+	  echo "tiers: $$tiers runs beside the rest (.cache/tmp/tiers.log)"; \
+	  ( $$tiers --nocapture > .cache/tmp/tiers.log 2>&1; echo $$? > .cache/tmp/tiers.rc ) &
+	cargo test --locked --workspace -- --skip $(TIERS_TEST)
 	XL_TEST_STORE=postgres cargo test --locked --workspace --lib $(addprefix --test ,$(POSTGRES_SUITES))
+	@while [ ! -s .cache/tmp/tiers.rc ]; do sleep 5; done; cat .cache/tmp/tiers.log; \
+	  rc=$$(cat .cache/tmp/tiers.rc); rm -f .cache/tmp/tiers.rc; exit $$rc
 
 # Figures for sizing a box (see docs/performance.md): criterion benches of the per-frame CPU
 # work; the inference loop against bare session.run (moving and still scene, 5 repeats) and

@@ -1,5 +1,5 @@
-//! The county's duties: escalation, supervision, retention and webhook deliveries, which one
-//! process does. Of several processes serving a county ([`crate::ingest::Cluster`]), the one
+//! The county's duties: escalation, supervision, retention, webhook deliveries and the links
+//! to the tiers above and below, which one process does. Of several processes serving a county ([`crate::ingest::Cluster`]), the one
 //! holding a lease in the store does them and speaks for the center; another takes them over
 //! when the lease lapses.
 
@@ -14,9 +14,11 @@ use crate::access::AuditLog;
 use crate::cases::{Cases, Kept, Supervisor, run_escalation, run_retention, run_supervision};
 use crate::ingest::{Announcer, IngestStats};
 use crate::store::{Leases, Retention, StoreError};
+use crate::tier::Links;
 
 /// The center's duties, which one process does for a county: escalation, supervision,
-/// retention and webhook deliveries.
+/// retention, webhook deliveries and the links to the tiers above and below (in each
+/// center's order: one process at a time).
 pub struct Duties {
     /// Case handling, which escalation and supervision act through.
     pub cases: Cases,
@@ -30,6 +32,8 @@ pub struct Duties {
     pub escalation_check: Duration,
     /// Below this many free bytes the center's disk runs low.
     pub min_free_bytes: u64,
+    /// The links to the tiers above and below, if any.
+    pub links: Option<Links>,
 }
 
 impl Duties {
@@ -45,7 +49,8 @@ impl Duties {
             self.min_free_bytes,
         )?;
         let every = self.escalation_check;
-        Ok(vec![
+        let links = self.links.as_ref().map(|l| l.start(&stop)).unwrap_or_default();
+        Ok([
             tokio::spawn(k.webhooks.clone().run(stop.clone())),
             tokio::spawn(run_escalation(self.cases.clone(), every, stop.clone())),
             // Each round reads the fleet and every open dispatch: less often than escalation.
@@ -57,7 +62,10 @@ impl Duties {
                 Duration::from_secs(3600),
                 stop,
             )),
-        ])
+        ]
+        .into_iter()
+        .chain(links)
+        .collect())
     }
 }
 

@@ -15,6 +15,9 @@
 //!   clips), deleted with their index entries
 //! several processes for one county (`--cluster`, PostgreSQL): the broker shares ingest among
 //!   them ($share/NAME/…); the store's keys decide; a lease in the store gives one the duties
+//! tiers: county ─(its events' records and thumbnails, numbered, signed; a Mosquitto bridge)─▶
+//!   city ─▶ province, each storing in the order of the center below, each event once, and
+//!   receipting back down
 //! ```
 //!
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
@@ -36,10 +39,12 @@
 //! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases            |
 //! |             | shared subscriptions and the feed's relay between processes;    |                                                 |
 //! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
+//! | `tier/`     | forwarding to the tier above, receiving from the tier below     | domain, store, ingest, cases                    |
 //! | `console/`  | the web console's files                                         | nothing                                         |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |
 //! | `duties.rs` | the duties one process does: escalation, supervision, retention,| all of the above                                |
-//! |             | webhooks; of several, the one holding their lease in the store  |                                                 |
+//! |             | webhooks, the tiers' links; of several, the one holding their   |                                                 |
+//! |             | lease in the store                                              |                                                 |
 //! | `running.rs`| starts and wires every part: [`running::start`]                 | all of the above                                |
 //!
 //! The `xl-center` binary's `cli/` (one file per subcommand) uses only what this library
@@ -60,4 +65,5 @@ pub mod ingest;
 pub mod routing;
 pub mod running;
 pub mod store;
+pub mod tier;
 pub mod watched_file;

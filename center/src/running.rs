@@ -26,6 +26,7 @@ use crate::ingest::{
 };
 use crate::routing::Routing;
 use crate::store::{Backend, Clips, DeadLetters, Leases, Retention, Store, StoreError};
+use crate::tier::{Below, Fetch, Links, TierStats, Upstream};
 use crate::watched_file::WatchError;
 
 /// Which broker the center uses.
@@ -99,6 +100,10 @@ pub struct CenterConfig {
     pub quota: QuotaLimits,
     /// This process is one of several serving the county (PostgreSQL and an external broker).
     pub cluster: Option<Cluster>,
+    /// Where this center forwards its events (the tier above), if it does.
+    pub upstream: Option<Upstream>,
+    /// The centers of the tier below that forward here (`below.toml`; none if absent).
+    pub below: PathBuf,
 }
 
 impl CenterConfig {
@@ -133,6 +138,8 @@ impl CenterConfig {
             disk_check: Duration::from_secs(10),
             quota: QuotaLimits::default(),
             cluster: None,
+            upstream: None,
+            below: data_dir.join("below.toml"),
             data_dir,
             store: Backend::Embedded,
             http_listen,
@@ -155,6 +162,9 @@ pub enum CenterError {
         "{0} is plain MQTT beyond this machine, where broker passwords, alarms and pictures travel in the clear: use TLS (--mqtt-tls-cert and --mqtt-tls-key for the embedded broker, an mqtts:// --broker-url with --broker-ca), listen on 127.0.0.1, or, on a network only the county reaches, say so with --allow-plain-mqtt"
     )]
     PlainMqtt(String),
+    /// A link to another tier cannot be kept as configured.
+    #[error("{0}")]
+    Tiers(String),
     /// The API's certificate or key is unusable.
     #[error("--http-tls-cert / --http-tls-key: {0}")]
     HttpTls(xueliang_service::tls::TlsError),
@@ -263,7 +273,28 @@ pub async fn start(
         other => PathBuf::from(other.to_string()),
     };
     let store_err = |error| CenterError::Store { dir: place.clone(), error };
-    let store = Store::open_with(&config.store, &config.data_dir).map_err(store_err)?;
+    let below = Below::open(&config.below).map_err(|e| CenterError::Tiers(e.to_string()))?;
+    if let Some(up) = config.upstream.as_ref().filter(|u| below.key(&u.name).is_some()) {
+        return Err(CenterError::Tiers(format!(
+            "{}: names {}, this center's own --forward-as: a center below has a name of its own",
+            config.below.display(),
+            up.name
+        )));
+    }
+    let tiers = config.upstream.is_some() || !below.is_empty();
+    if tiers && matches!(config.broker, BrokerChoice::Embedded { .. }) {
+        return Err(CenterError::Tiers(format!(
+            "{}: the tiers meet through Mosquitto bridges; give --broker-url (the county's Mosquitto, carrying the bridge)",
+            match config.upstream {
+                Some(_) => "--forward-as",
+                None => "below.toml names centers of the tier below",
+            }
+        )));
+    }
+    let mut store = Store::open_with(&config.store, &config.data_dir).map_err(store_err)?;
+    if config.upstream.is_some() {
+        store = store.forwarding_upward().map_err(store_err)?;
+    }
     let clips = Clips::open(&store, &config.clip_dir, config.clip_max_bytes)
         .map_err(|error| CenterError::Store { dir: config.clip_dir.clone(), error })?;
     let file = |what| move |error| CenterError::File { what, error };
@@ -407,6 +438,7 @@ pub async fn start(
         cluster: config.cluster.clone(),
     };
     let ingest_client = client.clone();
+    let conn_for_tiers = conn.clone();
     let ingest =
         tokio::spawn(ingest::run(conn, client, eventloop, context, changes, shutdown.clone()));
     let reopen = CancellationToken::new();
@@ -420,6 +452,23 @@ pub async fn start(
         )),
         tokio::spawn(audit.clone().keep_checkpoints(AUDIT_CHECKPOINT_EVERY, shutdown.clone())),
     ];
+    let tier_stats = Arc::new(TierStats::default());
+    let fetch = Fetch {
+        below: below.clone(),
+        key: center_key.clone(),
+        above: config.upstream.as_ref().map(|u| u.above_key.clone()),
+    };
+    let links = tiers.then(|| Links {
+        upstream: config.upstream.clone(),
+        below,
+        broker: conn_for_tiers.clone(),
+        store: store.clone(),
+        dead_letters: dead_letters.clone(),
+        feed: feed.clone(),
+        key: center_key.clone(),
+        topics: topics.clone(),
+        stats: tier_stats.clone(),
+    });
     let duties = Duties {
         cases: cases.clone(),
         kept: Kept {
@@ -434,6 +483,7 @@ pub async fn start(
         retention: config.retention,
         escalation_check: config.escalation_check,
         min_free_bytes: config.min_free_bytes,
+        links,
     };
     match &config.cluster {
         None => background.extend(duties.start(shutdown.clone()).map_err(store_err)?),
@@ -478,6 +528,8 @@ pub async fn start(
         },
         https: https.is_some(),
         announcer: announcer.clone(),
+        tiers: tier_stats,
+        fetch,
     });
     let http_shutdown = shutdown.clone();
     let http = match https {

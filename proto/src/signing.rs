@@ -28,6 +28,12 @@ pub const CONFIG_SIGNATURE_FIELD: u32 = 6;
 pub const CENTER_STATUS_SIGNATURE_FIELD: u32 = 6;
 /// Field number of `Dispatch.signature`.
 pub const DISPATCH_SIGNATURE_FIELD: u32 = 9;
+/// Field number of `TierEvent.signature`.
+pub const TIER_EVENT_SIGNATURE_FIELD: u32 = 7;
+/// Field number of `TierReceipt.signature`.
+pub const TIER_RECEIPT_SIGNATURE_FIELD: u32 = 5;
+/// Field number of `TierFetch.signature`.
+pub const TIER_FETCH_SIGNATURE_FIELD: u32 = 6;
 /// Field numbers of `ClipChunk.offset` and `ClipChunk.data`, outside a chunk's signature (one
 /// signature covers the clip's description in every chunk).
 pub const CLIP_CHUNK_FIELDS: [u32; 2] = [14, 15];

@@ -88,6 +88,23 @@ impl Topics {
         format!("{}/dispatch/{station}", self.prefix)
     }
 
+    /// `{prefix}/tier/{origin}/event`: the events center `origin` forwards to the tier above.
+    pub fn tier_event(&self, origin: &str) -> String {
+        format!("{}/tier/{origin}/event", self.prefix)
+    }
+
+    /// `{prefix}/tier/{origin}/receipt`: the tier above's receipts to center `origin`.
+    pub fn tier_receipt(&self, origin: &str) -> String {
+        format!("{}/tier/{origin}/receipt", self.prefix)
+    }
+
+    /// The forwarding center named in a tier event topic, if it is one.
+    pub fn tier_origin<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let rest = topic.strip_prefix(self.prefix.as_str())?.strip_prefix("/tier/")?;
+        let origin = rest.strip_suffix("/event")?;
+        is_valid_id(origin).then_some(origin)
+    }
+
     /// The filter matching every agent's topic of one kind, e.g. `xl/v1/+/alarm`.
     pub fn all_agents(&self, kind: &str) -> String {
         format!("{}/+/{kind}", self.prefix)
@@ -108,7 +125,7 @@ pub fn is_valid_id(id: &str) -> bool {
 }
 
 /// Topic levels beside the agents' under the prefix; no agent may take these ids.
-pub const RESERVED_IDS: [&str; 2] = ["center", "dispatch"];
+pub const RESERVED_IDS: [&str; 3] = ["center", "dispatch", "tier"];
 
 /// Whether `id` may name an agent: a valid id that is not reserved.
 pub fn is_valid_agent_id(id: &str) -> bool {
@@ -141,6 +158,10 @@ mod tests {
         assert_eq!(t.agent_of("xl/v1/a/status", "alarm"), None);
         assert_eq!(t.all_agents("alarm"), "xl/v1/+/alarm");
         assert_eq!(t.dispatch("pcs-01"), "xl/v1/dispatch/pcs-01");
+        assert_eq!(t.tier_event("330102"), "xl/v1/tier/330102/event");
+        assert_eq!(t.tier_origin("xl/v1/tier/330102/event"), Some("330102"));
+        assert_eq!(t.tier_origin("xl/v1/tier/a/b/event"), None);
+        assert_eq!(t.tier_origin("xl/v1/tier/330102/receipt"), None);
     }
 
     #[test]

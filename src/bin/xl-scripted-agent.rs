@@ -15,6 +15,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,10 @@ struct Args {
     /// Bytes of each alarm's snapshot.
     #[arg(long, default_value_t = 20_000)]
     snapshot_bytes: usize,
+    /// A JPEG file sent as each alarm's snapshot instead of --snapshot-bytes of filler (events'
+    /// updates then carry no picture).
+    #[arg(long)]
+    picture: Option<PathBuf>,
     /// Exit once every alarm is raised and receipted (the outbox is empty).
     #[arg(long)]
     exit_when_delivered: bool,
@@ -113,7 +118,7 @@ fn update(agent: &str, i: u32, j: u32, args: &Args) -> EventUpdate {
         duration_ms: u64::from(j) * args.update_interval_ms,
         peak_count: j + 1,
         detections: (0..=j).map(person).collect(),
-        snapshot_jpeg: if j == 1 {
+        snapshot_jpeg: if j == 1 && args.picture.is_none() {
             (0..args.snapshot_bytes)
                 .map(|b| (b as u32 ^ i ^ 0x5a) as u8)
                 .collect::<Vec<u8>>()
@@ -125,8 +130,15 @@ fn update(agent: &str, i: u32, j: u32, args: &Args) -> EventUpdate {
     }
 }
 
-/// Alarm `i` of `agent`'s sequence; with `opens_event`, seeing one person.
-fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize, opens_event: bool) -> Alarm {
+/// Alarm `i` of `agent`'s sequence, with `picture` (none: filler of `snapshot_bytes`); with
+/// `opens_event`, seeing one person.
+fn alarm(
+    agent: &str,
+    i: u32,
+    cameras: u32,
+    (picture, snapshot_bytes): (Option<&[u8]>, usize),
+    opens_event: bool,
+) -> Alarm {
     let camera = format!("cam-{}", i % cameras);
     Alarm {
         opens_event,
@@ -138,10 +150,10 @@ fn alarm(agent: &str, i: u32, cameras: u32, snapshot_bytes: usize, opens_event: 
         kind: RuleKind::ZoneIntrusion as i32,
         severity: Severity::High as i32,
         event_time_ms: now_ms(),
-        snapshot_jpeg: (0..snapshot_bytes)
-            .map(|b| (b as u32 ^ i) as u8)
-            .collect::<Vec<u8>>()
-            .into(),
+        snapshot_jpeg: match picture {
+            Some(jpeg) => jpeg.to_vec().into(),
+            None => (0..snapshot_bytes).map(|b| (b as u32 ^ i) as u8).collect::<Vec<u8>>().into(),
+        },
         camera_id: camera,
         ..Default::default()
     }
@@ -193,6 +205,12 @@ fn main() -> anyhow::Result<()> {
         // As the agent's evidence thread does: kept in memory while the outbox cannot write.
         let mut writer = OutboxWriter::new(outbox.clone());
         let steps = schedule(&args);
+        let picture = match &args.picture {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("--picture {}", path.display()))?)
+            }
+            None => None,
+        };
         let first = (first as usize).min(steps.len());
         let (offset, started) =
             (steps.get(first).map_or(0, |(at, _)| *at), tokio::time::Instant::now());
@@ -201,7 +219,8 @@ fn main() -> anyhow::Result<()> {
             let sealed = match *step {
                 Step::Alarm(i) => {
                     let opens = args.event_updates > 0;
-                    let a = alarm(&config.agent_id, i, args.cameras, args.snapshot_bytes, opens);
+                    let snapshot = (picture.as_deref(), args.snapshot_bytes);
+                    let a = alarm(&config.agent_id, i, args.cameras, snapshot, opens);
                     sealer.seal(a, config.snapshot.send_after_bytes)?
                 }
                 Step::Update(i, j) => sealer.seal_update(update(&config.agent_id, i, j, &args))?,

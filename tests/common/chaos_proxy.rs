@@ -1,5 +1,6 @@
-//! A TCP proxy that behaves like a bad village link for a while: it cuts every connection or
-//! stalls all traffic at random moments, then calms down and forwards faithfully.
+//! TCP proxies that behave like a bad village link: one cuts every connection or stalls all
+//! traffic at random moments, then calms down and forwards faithfully; one is cut and restored
+//! when the test says.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,33 +60,78 @@ impl ChaosProxy {
                 let _ = calm_tx.send(Some(Instant::now()));
             });
         }
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                for (r, w) in [
-                    (
-                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-                    ),
-                    (Box::new(sr), Box::new(cw)),
-                ] {
-                    let mut cut = cut_rx.clone();
-                    cut.mark_unchanged();
-                    let stalled = stalled.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = cut.changed() => {}
-                            _ = pump(r, w, stalled) => {}
-                        }
-                    });
-                }
-            }
-        });
+        tokio::spawn(forward(listener, upstream, cut_rx, stalled, Arc::default()));
         Self { port, mischief, calm }
+    }
+}
+
+/// A proxy to a loopback port whose link the test cuts and restores: while cut, the open
+/// connections are dropped and new ones closed at once, as when a county's line goes down.
+pub struct CutProxy {
+    /// Where clients connect.
+    pub port: u16,
+    cut: watch::Sender<u64>,
+    down: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    /// Forwards loopback `port` → `upstream` until cut.
+    pub async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = watch::channel(0u64);
+        let down = Arc::new(AtomicBool::new(false));
+        tokio::spawn(forward(listener, upstream, cut_rx, Arc::default(), down.clone()));
+        Self { port, cut, down }
+    }
+
+    /// Cuts the link until [`CutProxy::restore`].
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::Relaxed);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Accepts on `listener` and relays each connection to loopback `upstream` until `cut`
+/// changes, holding data back while `stalled`; while `down`, closes new connections at once.
+async fn forward(
+    listener: TcpListener,
+    upstream: u16,
+    cut_rx: watch::Receiver<u64>,
+    stalled: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
+) {
+    while let Ok((client, _)) = listener.accept().await {
+        if down.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+            continue;
+        };
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        for (r, w) in [
+            (
+                Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+            ),
+            (Box::new(sr), Box::new(cw)),
+        ] {
+            let mut cut = cut_rx.clone();
+            cut.mark_unchanged();
+            let stalled = stalled.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cut.changed() => {}
+                    _ = pump(r, w, stalled) => {}
+                }
+            });
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
@@ -246,11 +246,27 @@ pub(super) async fn snapshot(
     };
     state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, "")?;
     state.store.flush().await?;
-    Ok((
-        [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")],
-        jpeg.to_vec(),
-    )
-        .into_response())
+    Ok(super::tier::jpeg_response(jpeg.to_vec()))
+}
+
+/// `GET /api/alarms/{id}/picture`: its full picture. That of an event forwarded from the tier
+/// below is fetched from the center that forwarded it (its thumbnail is the snapshot here),
+/// checked against the hash its box signed; each view is audited here and there.
+pub(super) async fn picture(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let alarm = visible(&state, &caller, &id).await?;
+    let Some(from) = alarm.forwarded.as_ref().map(|f| f.by.clone()) else {
+        return snapshot(State(state), caller, Path(id)).await;
+    };
+    let jpeg =
+        state.fetch.picture(&alarm, caller.login()).await.map_err(super::tier::fetch_error)?;
+    let detail = format!("the full picture, from {from}");
+    state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, &detail)?;
+    state.store.flush().await?;
+    Ok(super::tier::jpeg_response(jpeg))
 }
 
 /// `GET /api/alarms/{id}/audit`: who viewed it and who did what, newest first.

@@ -24,6 +24,7 @@ mod paging;
 mod session;
 mod stats;
 mod throttle;
+mod tier;
 mod units;
 mod vocabulary;
 
@@ -96,6 +97,10 @@ pub struct ApiState {
     pub https: bool,
     /// Whether this process speaks for the center (and does the county's duties).
     pub announcer: crate::ingest::Announcer,
+    /// The links to the tiers above and below: their counters.
+    pub tiers: Arc<crate::tier::TierStats>,
+    /// Full pictures from the tier below, and requests for them from the tier above.
+    pub fetch: crate::tier::Fetch,
 }
 
 /// The body limit of routes that take no body.
@@ -123,6 +128,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/events", get(events::events))
         .route("/api/alarms/{id}", get(alarms::detail))
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
+        .route("/api/alarms/{id}/picture", get(alarms::picture))
+        .route("/api/tier/pictures/{id}", get(tier::picture))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
         .route("/api/alarms/{id}/proof", get(audit::proof))
         .route("/api/alarms/{id}/{action}", post(alarms::act).layer(body(SMALL_BODY)))

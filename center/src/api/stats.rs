@@ -70,6 +70,13 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         e.single("xl_center_alarms", "gauge", "Alarms in the store.", state.store.len() as u64);
         e.single("xl_center_alarms_unacknowledged", "gauge", "Alarms no duty officer has acknowledged yet.", state.store.count(Status::New) as u64);
         e.single("xl_center_duties_held", "gauge", "1 while this process does the county's duties (escalation, supervision, retention, webhooks) and speaks for the center: always, alone; one at a time of several.", u64::from(state.announcer.speaks()));
+        let t = &state.tiers;
+        e.single("xl_center_tier_forwarded_total", "counter", "Events sent to the tier above since start (an event sent again counts again).", t.forwarded.load(Ordering::Relaxed));
+        e.single("xl_center_tier_resends_total", "counter", "Times forwarding went back to the tier above's last receipt and sent from there since start.", t.resends.load(Ordering::Relaxed));
+        e.single("xl_center_tier_backlog", "gauge", "Events numbered for the tier above and not yet receipted by it.", t.backlog.load(Ordering::Relaxed));
+        e.single("xl_center_tier_received_total", "counter", "Events from the tier below stored since start.", t.received.load(Ordering::Relaxed));
+        e.single("xl_center_tier_duplicates_total", "counter", "Events from the tier below received again (stored before) since start.", t.duplicates.load(Ordering::Relaxed));
+        e.single("xl_center_tier_refused_total", "counter", "Messages from the tier below refused and dead-lettered since start.", t.refused.load(Ordering::Relaxed));
         e.family(
             "xl_center_agents",
             "gauge",

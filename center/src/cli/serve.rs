@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use xueliang_center::ingest::{BrokerConnection, Cluster, ServerTls};
 use xueliang_center::running::{BrokerChoice, CenterConfig, CenterError, start};
 use xueliang_center::store::{Retention, Store, StoreError};
+use xueliang_center::tier::Upstream;
 use xueliang_proto::endpoint::{BrokerUrl, parse_mqtt_url};
 use xueliang_service::systemd;
 use xueliang_service::tls::TlsFiles;
@@ -133,6 +134,19 @@ pub struct ServeArgs {
     /// process id).
     #[arg(long, env = "XL_NODE", requires = "cluster")]
     node: Option<String>,
+    /// Forward every event's record and a thumbnail to the center of the tier above (county to
+    /// city, city to province) under this NAME (e.g. the county's division code), through the
+    /// Mosquitto bridge of --broker-url; needs --above-key.
+    #[arg(long, env = "XL_FORWARD_AS", requires_all = ["above_key", "broker_url"])]
+    forward_as: Option<String>,
+    /// The center key of the tier above (as its `xl-center key` prints it), which signs its
+    /// receipts.
+    #[arg(long, env = "XL_ABOVE_KEY", requires = "forward_as")]
+    above_key: Option<String>,
+    /// The centers of the tier below that forward here, each by name and center key
+    /// (default: below.toml in the data directory; none if absent).
+    #[arg(long)]
+    below: Option<PathBuf>,
 }
 
 /// The process `node` (by default this host and process) of shared-subscription group `group`.
@@ -195,6 +209,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         min_free_mib,
         cluster,
         node,
+        forward_as,
+        above_key,
+        below,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -227,8 +244,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let cluster = cluster.map(|group| cluster_of(group, node)).transpose()?;
+    let upstream = match forward_as.zip(above_key) {
+        Some((name, _)) if !xueliang_proto::topics::is_valid_id(&name) => bail!(
+            "--forward-as {name:?}: a name of 1 to 64 letters, digits, '-' or '_' (e.g. the county's division code)"
+        ),
+        Some((name, key)) => Some(Upstream {
+            name,
+            above_key: key.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "--above-key: {e} (write the key the tier above's `xl-center key` prints)"
+                )
+            })?,
+        }),
+        None => None,
+    };
     let mut config = CenterConfig::new(data_dir, http, broker);
     config.cluster = cluster;
+    config.upstream = upstream;
+    if let Some(path) = below {
+        config.below = path;
+    }
     config.store = store;
     config.http_tls = http_tls_cert.zip(http_tls_key).map(|(cert, key)| ServerTls { cert, key });
     config.allow_plain_http = allow_plain_http;

@@ -207,6 +207,23 @@ pub struct AlarmRecord {
     /// What the center saw, for the supervision events it raises itself (empty for alarms).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Where it came from, if a center of the tier below forwarded it here (none: it happened
+    /// in this center's own county).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwarded>,
+}
+
+/// How an event forwarded from the tier below came here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// The county it happened in (whose duty officers act on it).
+    pub county: String,
+    /// The center below that forwarded it here (the county's, or a city's).
+    pub by: String,
+    /// Its number in that center's order when it first came.
+    pub seq: u64,
+    /// When it first came, UTC ms.
+    pub at_ms: i64,
 }
 
 impl AlarmRecord {
@@ -250,6 +267,7 @@ impl AlarmRecord {
             clips_expired: false,
             overdue: Vec::new(),
             detail: String::new(),
+            forwarded: None,
         }
     }
 

@@ -6,7 +6,7 @@ mod alarm;
 mod vocabulary;
 mod workflow;
 
-pub use alarm::{AlarmRecord, ClipRecord, DetectionRecord, EventState, Step, Updated};
+pub use alarm::{AlarmRecord, ClipRecord, DetectionRecord, EventState, Forwarded, Step, Updated};
 pub use vocabulary::{
     Action, CENTER_STEPS, CONTRACT_KINDS, KINDS, SEVERITIES, Status, UNIT_STEPS, kind_name, raised,
     rule_kind, severity, severity_name, severity_rank,

@@ -83,6 +83,13 @@ pub fn unit_steps_allowed(done: Option<Action>) -> Vec<Action> {
 
 /// Takes the step on `record`, or says why it may not be taken now.
 pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
+    // The county's duty officers act on its events; the tiers above watch them.
+    if let Some(f) = &record.forwarded {
+        return Err(Refused(format!(
+            "alarm {} is county {}'s, forwarded here: its duty officers act on it",
+            record.id, f.county
+        )));
+    }
     if req.action.by_unit() {
         return unit_step(record, req);
     }

@@ -11,10 +11,10 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{Value, json};
 use xueliang_proto::topics::{Topics, agent_client_id, doctor_login};
-use xueliang_service::tls::{TlsError, client_config};
+use xueliang_service::tls::TlsError;
 
 use super::BrokerConnection;
 
@@ -222,18 +222,8 @@ impl BrokerAccounts {
         let conn = &self.conn;
         // Of this process: another center on the same broker must not throw this one off.
         let id = format!("xl-center-accounts-{}", std::process::id());
-        let mut opts = MqttOptions::new(id, conn.host.clone(), conn.port);
+        let mut opts = super::connection::options(conn, id)?;
         opts.set_clean_session(true);
-        opts.set_keep_alive(Duration::from_secs(30));
-        if let Some((u, p)) = &conn.credentials {
-            opts.set_credentials(u.clone(), p.clone());
-        }
-        if let Some(files) = &conn.tls {
-            let tls = client_config(files)?;
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                std::sync::Arc::new(tls),
-            )));
-        }
         let payload = json!({ "commands": commands }).to_string();
         let mut sent = false;
         let (client, mut events) = AsyncClient::new(opts, 10);

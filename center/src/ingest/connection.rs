@@ -116,7 +116,7 @@ pub fn connect(
 ) -> Result<(AsyncClient, EventLoop), TlsError> {
     let id =
         cluster.map_or_else(|| "xl-center-ingest".to_owned(), |c| format!("xl-center-{}", c.node));
-    let mut opts = MqttOptions::new(id, conn.host.clone(), conn.port);
+    let mut opts = options(conn, id)?;
     if cluster.is_none() {
         opts.set_last_will(LastWill::new(
             topics.center_status(),
@@ -125,7 +125,6 @@ pub fn connect(
             true,
         ));
     }
-    opts.set_keep_alive(Duration::from_secs(30));
     // Take in more than any message may be: an oversized one must reach validation and be
     // dead-lettered. Refused by the client, it would break the connection, and the broker
     // would deliver it again after every reconnect.
@@ -140,13 +139,6 @@ pub fn connect(
     opts.set_clean_session(cluster.is_some());
     // Acknowledge only after the batch is flushed to disk.
     opts.set_manual_acks(true);
-    if let Some((u, p)) = &conn.credentials {
-        opts.set_credentials(u.clone(), p.clone());
-    }
-    if let Some(files) = &conn.tls {
-        let tls = client_config(files)?;
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
-    }
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     // Acknowledgements and receipts are small: sent at once, not held back by Nagle's algorithm
     // waiting for the broker's delayed ACK (~40 ms per round trip otherwise).
@@ -154,4 +146,19 @@ pub fn connect(
     network.set_tcp_nodelay(true);
     eventloop.set_network_options(network);
     Ok((client, eventloop))
+}
+
+/// A client of the center's as `id` at the broker `conn` names: its credentials and TLS, a
+/// 30-second keep-alive.
+pub fn options(conn: &BrokerConnection, id: String) -> Result<MqttOptions, TlsError> {
+    let mut opts = MqttOptions::new(id, conn.host.clone(), conn.port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    if let Some((u, p)) = &conn.credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(files) = &conn.tls {
+        let tls = client_config(files)?;
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    }
+    Ok(opts)
 }

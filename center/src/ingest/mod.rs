@@ -21,6 +21,6 @@ mod validate;
 
 pub use accounts::{AccountsError, BrokerAccounts};
 pub use broker::{BrokerError, Listening, ServerTls, start_broker};
-pub use connection::{Announcer, BrokerConnection, Cluster, connect};
+pub use connection::{Announcer, BrokerConnection, Cluster, connect, options};
 pub use eventloop::{Ingest, IngestStats, run};
 pub use quota::QuotaLimits;

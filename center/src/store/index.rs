@@ -4,6 +4,7 @@
 //! time order. The status index also holds, under [`ESCALATION`], the alarms escalation waits
 //! on (new, never escalated) by the time they arrived, so that it reads only those due.
 
+use super::engine::{Interrupted, View};
 use crate::domain::{AlarmRecord, Status};
 
 /// Positions of the trees in `Store::trees`.
@@ -49,6 +50,22 @@ pub(crate) fn index_prefix(parts: &[&str]) -> Vec<u8> {
     k
 }
 
+/// Moves a record's index entries in transaction `t` from `before` to `after` (both from
+/// [`index_entries`]): those no longer there removed, the new ones added.
+pub(super) fn move_entries(
+    t: &[View<'_>],
+    before: &[(usize, Vec<u8>)],
+    after: &[(usize, Vec<u8>)],
+) -> Result<(), Interrupted> {
+    for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
+        t[*tree].remove(k.as_slice())?;
+    }
+    for (tree, k) in after.iter().filter(|e| !before.contains(e)) {
+        t[*tree].insert(k.as_slice(), &[])?;
+    }
+    Ok(())
+}
+
 /// Every index entry of `r`: (tree, key).
 pub(super) fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
     let t = time_key(r.event_time_ms, &r.id);
@@ -64,7 +81,8 @@ pub(super) fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
         (BY_STATUS, with(&[r.status.as_str()])),
     ];
     out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
-    if r.status == Status::New && !r.escalated {
+    // An event forwarded from below is its county's to act on: never escalated here.
+    if r.status == Status::New && !r.escalated && r.forwarded.is_none() {
         let mut k = index_prefix(&[ESCALATION]);
         k.extend_from_slice(&time_key(r.received_time_ms, &r.id));
         out.push((BY_STATUS, k));

@@ -11,7 +11,8 @@
 //! `retention.rs`; dead letters keep their own trees (`dead_letters.rs`); events' video clips
 //! are files in a directory of their own, recorded in trees of this database (`clips.rs`); what
 //! the agents signed is kept beside the records and deleted with them (`proofs.rs`); leases
-//! give one of several processes sharing the store a duty at a time (`lease.rs`).
+//! give one of several processes sharing the store a duty at a time (`lease.rs`); what changed
+//! is marked for the tier above, and what the tier below forwarded is stored (`upward.rs`).
 
 mod clips;
 mod dead_letters;
@@ -22,6 +23,7 @@ mod lease;
 mod proofs;
 mod query;
 mod retention;
+mod upward;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use xueliang_proto::signing::{hex, sha256};
 use crate::domain::{AlarmRecord, Status, Updated};
 use index::{
     ALARMS, BY_STATUS, BY_TIME, ESCALATION, INDEX_VERSION, SNAPSHOTS, TREE_NAMES, index_entries,
-    time_key,
+    move_entries, time_key,
 };
 use xueliang_proto::EventUpdate;
 
@@ -46,6 +48,7 @@ pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
+pub use upward::{FromBelow, Received, Upward};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +147,9 @@ pub enum UpdateError<E> {
 const PROOFS_AT: usize = TREE_NAMES.len();
 /// Position of the deleted ids' tree in [`Store::with_proofs`], after the proofs'.
 const DELETED_AT: usize = PROOFS_AT + 1;
+/// Position of the tree of changes to forward in [`Store::with_proofs`], after the deleted
+/// ids' (there only when this center forwards to the tier above).
+const PENDING_AT: usize = DELETED_AT + 1;
 
 /// Where the center keeps its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +215,9 @@ pub struct Store {
     /// Ids of alarms retention deleted, with their agent and event time, so that one sent
     /// again is not stored again as new.
     deleted: Tree,
+    /// Events changed and not yet numbered for the tier above (`upward.rs`), when this center
+    /// forwards there.
+    pending: Option<Tree>,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
     /// Whether it writes, and its disk's room.
@@ -274,6 +283,7 @@ impl Store {
             trees: [a?, b?, c?, d?, e?, f?, g?],
             proofs: db.open_tree(proofs::PROOFS)?,
             deleted: db.open_tree("deleted_ids")?,
+            pending: None,
             db,
             unreadable: Arc::default(),
             health: DiskHealth::new(dir),
@@ -319,10 +329,11 @@ impl Store {
         self.db.generate_id()
     }
 
-    /// The store's trees, then the proofs' tree (at [`PROOFS_AT`]) and the deleted ids' (at
-    /// [`DELETED_AT`]), for a transaction over all of them.
+    /// The store's trees, then the proofs' tree (at [`PROOFS_AT`]), the deleted ids' (at
+    /// [`DELETED_AT`]) and the changes to forward (at [`PENDING_AT`], if kept), for a
+    /// transaction over all of them.
     fn with_proofs(&self) -> Vec<&Tree> {
-        self.trees.iter().chain([&self.proofs, &self.deleted]).collect()
+        self.trees.iter().chain([&self.proofs, &self.deleted]).chain(&self.pending).collect()
     }
 
     /// Stores `record` and its snapshot unless its id is already stored ([`Inserted::Duplicate`])
@@ -347,6 +358,7 @@ impl Store {
             batch.iter().map(|(r, _, p)| p.map(|p| proofs::alarm_entry(&r.id, p))).collect();
         let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
         let ids: Vec<&[u8]> = batch.iter().map(|(r, ..)| r.id.as_bytes()).collect();
+        let order = self.change_order()?;
         write(&self.with_proofs(), |t| {
             // One round trip for the batch's ids, not one per id, where that matters.
             t[ALARMS].prefetch(&ids)?;
@@ -376,6 +388,7 @@ impl Store {
                 for (tree, key) in entries {
                     t[*tree].insert(key.as_slice(), &[])?;
                 }
+                self.mark_changed(t.get(PENDING_AT), order, out.len(), &record.id)?;
                 out.push(Inserted::New);
             }
             Ok(out)
@@ -404,7 +417,10 @@ impl Store {
         also: impl Fn(&AlarmRecord, &[View<'_>]) -> Result<A, Interrupted>,
     ) -> Result<(AlarmRecord, T, A), UpdateError<E>> {
         let key = id.as_bytes();
-        let trees: Vec<&Tree> = self.trees.iter().chain(extra.iter().copied()).collect();
+        let trees: Vec<&Tree> =
+            self.trees.iter().chain(extra.iter().copied()).chain(&self.pending).collect();
+        let views = self.trees.len()..self.trees.len() + extra.len();
+        let order = self.change_order()?;
         transaction(&trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
                 return Err(TxError::Abort(UpdateError::NotFound(id.to_owned())));
@@ -414,14 +430,10 @@ impl Store {
             let before = index_entries(&record);
             let out = change(&mut record).map_err(|e| TxError::Abort(UpdateError::Refused(e)))?;
             let after = index_entries(&record);
-            for (tree, k) in before.iter().filter(|e| !after.contains(e)) {
-                t[*tree].remove(k.as_slice())?;
-            }
-            for (tree, k) in after.iter().filter(|e| !before.contains(e)) {
-                t[*tree].insert(k.as_slice(), &[])?;
-            }
+            move_entries(t, &before, &after)?;
             t[ALARMS].insert(key, to_json(&record))?;
-            let also = also(&record, &t[self.trees.len()..])?;
+            self.mark_changed(t.get(views.end), order, 0, id)?;
+            let also = also(&record, &t[views.clone()])?;
             Ok((record, out, also))
         })?
     }
@@ -436,7 +448,8 @@ impl Store {
     ) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        write(&self.trees, |t| {
+        let order = self.change_order()?;
+        write(&self.with_proofs(), |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = self.parse(id, &bytes) else {
                 return Ok(Attached::NoAlarm);
@@ -457,6 +470,7 @@ impl Store {
             t[SNAPSHOTS].insert(key, jpeg)?;
             record.snapshot_bytes = jpeg.len();
             t[ALARMS].insert(key, to_json(&record))?;
+            self.mark_changed(t.get(PENDING_AT), order, 0, id)?;
             Ok(Attached::New)
         })
     }
@@ -471,6 +485,7 @@ impl Store {
     ) -> Result<EventUpdated, StoreError> {
         let key = u.event_id.as_bytes();
         let proof = proof.map(|p| proofs::update_entry(&u.event_id, u.seq, p));
+        let order = self.change_order()?;
         write(&self.with_proofs(), |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
             let Ok(mut record) = self.parse(&u.event_id, &bytes) else {
@@ -489,6 +504,7 @@ impl Store {
                 t[PROOFS_AT].insert(k.as_slice(), v.as_slice())?;
             }
             t[ALARMS].insert(key, to_json(&record))?;
+            self.mark_changed(t.get(PENDING_AT), order, 0, &u.event_id)?;
             Ok(EventUpdated::Changed(Box::new(record)))
         })
     }

@@ -1,0 +1,345 @@
+//! The tiers above and below. A center that forwards to the tier above marks each event it
+//! stores or changes as pending, in the transaction that changes it; its one forwarder numbers
+//! the pending changes 1, 2, 3, … in a log ([`Upward`]), sends them in that order and forgets
+//! them once the tier above receipts them. A center of the tier above stores what each center
+//! below forwards strictly in that center's order, each number once, each event in one record
+//! ([`FromBelow`]).
+
+use std::ops::Bound;
+
+use super::engine::{Interrupted, Tree, View, write};
+use super::index::{ALARMS, SNAPSHOTS, index_entries, move_entries};
+use super::{DELETED_AT, PENDING_AT, Store, StoreError, to_json};
+use crate::domain::{AlarmRecord, Forwarded};
+
+/// The tree of changes not yet numbered.
+const PENDING: &str = "upward_pending";
+/// In the log's meta tree: the last number given.
+const LAST: &[u8] = b"last";
+/// In the log's meta tree: the last number the tier above receipted.
+const ACKED: &[u8] = b"acked";
+
+/// A pending change's key: the order of its transaction among all, its place in the
+/// transaction, then the event's id.
+fn pending_key(order: u64, pos: usize, id: &str) -> Vec<u8> {
+    let mut key = order.to_be_bytes().to_vec();
+    key.extend_from_slice(&(pos as u32).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// A number as stored (big-endian, so that keys sort by it); 0 when absent or malformed.
+fn number(bytes: Option<impl AsRef<[u8]>>) -> u64 {
+    bytes.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+}
+
+impl Store {
+    /// From now on, marks every event stored or changed for the tier above ([`Upward`]).
+    pub fn forwarding_upward(mut self) -> Result<Self, StoreError> {
+        self.pending = Some(self.db.open_tree(PENDING)?);
+        Ok(self)
+    }
+
+    /// The order of one transaction's changes among all (0 when nothing is forwarded).
+    pub(super) fn change_order(&self) -> Result<u64, StoreError> {
+        match self.pending {
+            Some(_) => self.db.generate_id(),
+            None => Ok(0),
+        }
+    }
+
+    /// Marks event `id` changed, the `pos`th of transaction `order`, in `pending` (the view
+    /// of the pending tree, there only when this center forwards).
+    pub(super) fn mark_changed(
+        &self,
+        pending: Option<&View<'_>>,
+        order: u64,
+        pos: usize,
+        id: &str,
+    ) -> Result<(), Interrupted> {
+        match pending {
+            Some(t) if self.pending.is_some() => t.insert(pending_key(order, pos, id), &[]),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The log of changes numbered for the tier above, and how far its receipts have come.
+#[derive(Debug, Clone)]
+pub struct Upward {
+    store: Store,
+    pending: Tree,
+    log: Tree,
+    meta: Tree,
+}
+
+impl Upward {
+    /// The log of `store` (which marks changes: [`Store::forwarding_upward`]).
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            store: store.clone(),
+            pending: store.db.open_tree(PENDING)?,
+            log: store.db.open_tree("upward_log")?,
+            meta: store.db.open_tree("upward_meta")?,
+        })
+    }
+
+    /// Numbers up to `limit` pending changes, in their order, after the last number given;
+    /// the last number given now. Durable once it returns.
+    pub async fn number(&self, limit: usize) -> Result<u64, StoreError> {
+        let keys: Vec<_> = self.pending.iter().keys().take(limit).collect::<Result<_, _>>()?;
+        if keys.is_empty() {
+            return self.last();
+        }
+        let last = write(&[&self.pending, &self.log, &self.meta], |t| {
+            let mut last = number(t[2].get(LAST)?);
+            for key in &keys {
+                t[0].remove(key)?;
+                last += 1;
+                t[1].insert(last.to_be_bytes(), &key[12..])?;
+            }
+            t[2].insert(LAST, last.to_be_bytes().to_vec())?;
+            Ok(last)
+        })?;
+        self.store.flush().await?;
+        Ok(last)
+    }
+
+    /// The last number given.
+    pub fn last(&self) -> Result<u64, StoreError> {
+        Ok(number(self.meta.get(LAST)?))
+    }
+
+    /// The last number the tier above receipted.
+    pub fn acked(&self) -> Result<u64, StoreError> {
+        Ok(number(self.meta.get(ACKED)?))
+    }
+
+    /// The id of the event numbered `seq`, while it is not receipted.
+    pub fn id_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        Ok(self.log.get(seq.to_be_bytes())?.map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
+    /// The tier above stored every change up to `up_to`: forgets them. Whether that was news
+    /// (a receipt for numbers not given yet, or older than the last, changes nothing).
+    pub async fn receipted(&self, up_to: u64) -> Result<bool, StoreError> {
+        let acked = self.acked()?;
+        if up_to <= acked || up_to > self.last()? {
+            return Ok(false);
+        }
+        let range = (Bound::Excluded(acked.to_be_bytes()), Bound::Included(up_to.to_be_bytes()));
+        let keys: Vec<_> = self.log.range(range).keys().collect::<Result<_, _>>()?;
+        write(&[&self.log, &self.meta], |t| {
+            for key in &keys {
+                t[0].remove(key)?;
+            }
+            t[1].insert(ACKED, up_to.to_be_bytes().to_vec())?;
+            Ok(())
+        })?;
+        self.store.flush().await?;
+        Ok(true)
+    }
+}
+
+/// What became of a change a center below forwarded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// Stored: the event's record here now.
+    Stored(Box<AlarmRecord>),
+    /// Its number was stored before: nothing changed.
+    Duplicate,
+    /// A number before it is missing: not stored (the center below sends from `expected`).
+    Ahead {
+        /// The number expected next.
+        expected: u64,
+    },
+    /// Its number is passed, its event not stored, for this reason.
+    Refused(String),
+    /// Its number is passed: the center below no longer had the event (retention).
+    Passed,
+}
+
+/// What the centers of the tier below forwarded here, and how far each has come.
+#[derive(Debug, Clone)]
+pub struct FromBelow {
+    store: Store,
+    /// Each center below's name → the last number stored from it.
+    applied: Tree,
+}
+
+impl FromBelow {
+    /// Opens the record of what came from below in `store`.
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self { store: store.clone(), applied: store.db.open_tree("tier_applied")? })
+    }
+
+    /// The last number stored from center `origin`.
+    pub fn applied(&self, origin: &str) -> Result<u64, StoreError> {
+        Ok(number(self.applied.get(origin)?))
+    }
+
+    /// Stores change `seq` of center `origin`, if it is the next one: `record` (none: the
+    /// event was deleted there) with its `thumbnail` in place of the event's record and
+    /// picture, kept as forwarded by `origin` and marked for the tier above if this center
+    /// forwards too; its first number and arrival (`now_ms`) stay. An event another center
+    /// forwarded, or that retention deleted here, is not stored. Not durable until
+    /// [`Store::flush`].
+    pub fn receive(
+        &self,
+        origin: &str,
+        seq: u64,
+        record: Option<&AlarmRecord>,
+        thumbnail: &[u8],
+        now_ms: i64,
+    ) -> Result<Received, StoreError> {
+        let store = &self.store;
+        let order = store.change_order()?;
+        let mut trees = store.with_proofs();
+        let at = trees.len();
+        trees.push(&self.applied);
+        write(&trees, |t| {
+            let done = number(t[at].get(origin)?);
+            if seq <= done {
+                return Ok(Received::Duplicate);
+            }
+            if seq > done + 1 {
+                return Ok(Received::Ahead { expected: done + 1 });
+            }
+            t[at].insert(origin, seq.to_be_bytes().to_vec())?;
+            let Some(record) = record else { return Ok(Received::Passed) };
+            let key = record.id.as_bytes();
+            // A record that cannot be read is replaced.
+            let before = t[ALARMS].get(key)?.and_then(|b| store.parse(&record.id, &b).ok());
+            let (first, at_ms) = match &before {
+                None if t[DELETED_AT].get(key)?.is_some() => {
+                    return Ok(Received::Refused("deleted here by retention".into()));
+                }
+                None => (seq, now_ms),
+                Some(AlarmRecord { forwarded: Some(f), .. }) if f.by == origin => (f.seq, f.at_ms),
+                Some(_) => {
+                    return Ok(Received::Refused(format!(
+                        "event {} is not one {origin} forwarded",
+                        record.id
+                    )));
+                }
+            };
+            let mut record = record.clone();
+            let county = record.forwarded.take().map_or_else(|| origin.to_owned(), |f| f.county);
+            record.forwarded = Some(Forwarded { county, by: origin.to_owned(), seq: first, at_ms });
+            record.snapshot_bytes = thumbnail.len();
+            let old = before.as_ref().map(index_entries).unwrap_or_default();
+            let new = index_entries(&record);
+            move_entries(t, &old, &new)?;
+            t[ALARMS].insert(key, to_json(&record))?;
+            match thumbnail.is_empty() {
+                true => t[SNAPSHOTS].remove(key)?,
+                false => t[SNAPSHOTS].insert(key, thumbnail)?,
+            }
+            store.mark_changed(t.get(PENDING_AT), order, 0, &record.id)?;
+            Ok(Received::Stored(Box::new(record)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::test_record as record;
+    use crate::domain::{Request, Status};
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn changes_are_numbered_in_their_order_and_forgotten_once_receipted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap().forwarding_upward().unwrap();
+        let upward = Upward::open(&store).unwrap();
+        let batch = [record("a"), record("b")];
+        let rows: Vec<_> = batch.iter().map(|r| (r, &[][..], None)).collect();
+        store.insert_batch(&rows).unwrap();
+        store.insert(&record("c"), b"").unwrap();
+        store.insert(&record("a"), b"").unwrap();
+        let acknowledge = |r: &mut AlarmRecord| {
+            r.status = Status::Acknowledged;
+            Ok::<_, ()>(())
+        };
+        store.update("b", acknowledge).unwrap();
+        assert_eq!(block(upward.number(3)).unwrap(), 3, "three at a time");
+        assert_eq!(block(upward.number(10)).unwrap(), 4);
+        let ids: Vec<_> = (1..=4).map(|n| upward.id_at(n).unwrap().unwrap()).collect();
+        assert_eq!(ids, ["a", "b", "c", "b"], "in the order stored and changed; a repeat not");
+        assert!(!block(upward.receipted(5)).unwrap(), "a number not given yet");
+        assert!(block(upward.receipted(2)).unwrap());
+        assert!(!block(upward.receipted(1)).unwrap(), "an older receipt");
+        assert_eq!((upward.acked().unwrap(), upward.last().unwrap()), (2, 4));
+        assert_eq!(upward.id_at(2).unwrap(), None, "receipted: forgotten");
+        assert_eq!(upward.id_at(3).unwrap().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn what_comes_from_below_is_stored_in_order_once_and_never_escalated_or_acted_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
+        let below = FromBelow::open(&store).unwrap();
+        let a = AlarmRecord { status: Status::New, ..record("a") };
+        assert_eq!(
+            below.receive("330102", 2, Some(&a), b"", 10).unwrap(),
+            Received::Ahead { expected: 1 }
+        );
+        let Received::Stored(stored) = below.receive("330102", 1, Some(&a), b"jpg", 10).unwrap()
+        else {
+            panic!("stored")
+        };
+        let f = stored.forwarded.clone().unwrap();
+        assert_eq!((f.county.as_str(), f.by.as_str(), f.seq, f.at_ms), ("330102", "330102", 1, 10));
+        assert_eq!(stored.snapshot_bytes, 3);
+        assert_eq!(below.receive("330102", 1, Some(&a), b"", 11).unwrap(), Received::Duplicate);
+        // A later change replaces the record; where it came from stays.
+        let ended = AlarmRecord { peak_count: 4, ..a.clone() };
+        let Received::Stored(again) = below.receive("330102", 2, Some(&ended), b"", 12).unwrap()
+        else {
+            panic!("stored")
+        };
+        assert_eq!((again.peak_count, again.forwarded), (4, Some(f)));
+        // Another county's center cannot replace it; its number is passed all the same.
+        assert!(matches!(
+            below.receive("330103", 1, Some(&a), b"", 13).unwrap(),
+            Received::Refused(_)
+        ));
+        assert_eq!(below.applied("330103").unwrap(), 1);
+        assert_eq!(below.receive("330102", 3, None, b"", 14).unwrap(), Received::Passed);
+        assert_eq!(store.len(), 1);
+        assert!(store.escalation_due(i64::MAX, 10).unwrap().is_empty(), "the county's to act on");
+        let req = Request {
+            action: crate::domain::Action::Acknowledge,
+            by: "city-officer",
+            note: "",
+            units: &[],
+            at_ms: 20,
+            late: None,
+        };
+        let e = store.update("a", |r| crate::domain::apply(r, &req)).unwrap_err();
+        assert!(e.to_string().contains("county 330102's"), "{e}");
+    }
+
+    #[test]
+    fn a_city_forwards_on_what_it_stored_keeping_the_county() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap().forwarding_upward().unwrap();
+        let below = FromBelow::open(&store).unwrap();
+        below.receive("330102", 1, Some(&record("a")), b"", 10).unwrap();
+        let upward = Upward::open(&store).unwrap();
+        assert_eq!(block(upward.number(10)).unwrap(), 1);
+        let sent = store.get("a").unwrap().unwrap();
+        // At the province, from the city.
+        let dir = tempfile::tempdir().unwrap();
+        let province = FromBelow::open(&Store::for_test(dir.path()).unwrap()).unwrap();
+        let Received::Stored(r) = province.receive("3301", 1, Some(&sent), b"", 20).unwrap() else {
+            panic!("stored")
+        };
+        let f = r.forwarded.unwrap();
+        assert_eq!((f.county.as_str(), f.by.as_str(), f.at_ms), ("330102", "3301", 20));
+    }
+}

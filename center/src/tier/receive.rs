@@ -1,0 +1,263 @@
+//! Receiving from the tier below: each center's events, signed with the key `below.toml`
+//! gives it, stored in its order (the next number only, once), then receipted; what is not
+//! theirs to send, or not signed by them, is dead-lettered.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rumqttc::{AsyncClient, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use xueliang_proto::endpoint::now_ms;
+use xueliang_proto::signing::{
+    SigningKey, TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD,
+};
+use xueliang_proto::topics::{Topics, is_valid_id};
+use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_limited};
+
+use super::{Below, Heard, TierStats, listen};
+use crate::cases::{AlarmFeed, Change};
+use crate::domain::AlarmRecord;
+use crate::ingest::{BrokerConnection, options};
+use crate::store::{DeadLetters, FromBelow, Received, Store, StoreError};
+
+/// The largest thumbnail kept from below, bytes (one of [`super::thumbnail::SIDE`] pixels a
+/// side is a few tens of kilobytes).
+const MAX_THUMBNAIL: usize = 128 << 10;
+
+/// Receives the events of the tier below.
+pub struct Receiver {
+    /// The centers that forward here.
+    pub below: Below,
+    /// The store.
+    pub store: Store,
+    /// Where refused messages go.
+    pub dead_letters: DeadLetters,
+    /// The consoles' feed.
+    pub feed: AlarmFeed,
+    /// This center's key, which signs its receipts.
+    pub key: Arc<SigningKey>,
+    /// The topics.
+    pub topics: Topics,
+    /// This center's broker, where the bridges from below deliver.
+    pub broker: BrokerConnection,
+    /// Its counters.
+    pub stats: Arc<TierStats>,
+}
+
+/// What became of one message, for its center's receipt.
+enum Outcome {
+    /// Its number is stored (now or before).
+    Stored,
+    /// A number before it is missing.
+    Ahead,
+    /// Refused: nothing to receipt.
+    Refused,
+}
+
+impl Receiver {
+    /// Receives until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let from_below = match FromBelow::open(&self.store) {
+            Ok(f) => f,
+            Err(e) => return warn!("cannot receive from the tier below: {e}"),
+        };
+        let mut opts = match options(&self.broker, "xl-center-below".to_owned()) {
+            Ok(o) => o,
+            Err(e) => return warn!("cannot receive from the tier below: {e}"),
+        };
+        opts.set_clean_session(true);
+        opts.set_max_packet_size(
+            4 * xueliang_proto::MAX_MESSAGE_BYTES,
+            4 * xueliang_proto::MAX_MESSAGE_BYTES,
+        );
+        let (client, eventloop) = AsyncClient::new(opts, 1024);
+        let (publishes, mut incoming) = mpsc::channel(1024);
+        // Each center's own topic: this center's own events, on its broker on their way up,
+        // are not among them.
+        let topics = self.below.names().map(|n| self.topics.tier_event(n)).collect();
+        let listening = tokio::spawn(listen(
+            client.clone(),
+            eventloop,
+            topics,
+            publishes,
+            "the broker the tier below delivers to",
+            stop.clone(),
+        ));
+        info!(centers = ?self.below.names().collect::<Vec<_>>(), "receiving from the tier below");
+        // Each center heard from since the last receipts, and whether one of its events came
+        // after a gap.
+        let mut heard: BTreeMap<String, bool> = BTreeMap::new();
+        loop {
+            let publish = if heard.is_empty() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    p = incoming.recv() => p,
+                }
+            } else {
+                match incoming.try_recv() {
+                    Ok(p) => Some(p),
+                    // Nothing more at once: what was stored is made durable, then receipted.
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.answer(&client, &from_below, &mut heard).await;
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            let p = match publish {
+                Some(Heard::Publish(p)) => p,
+                Some(Heard::Connected) => continue,
+                None => break,
+            };
+            let (origin, outcome) = self.take(&from_below, &p);
+            match outcome {
+                Outcome::Stored => {
+                    heard.entry(origin).or_default();
+                }
+                Outcome::Ahead => {
+                    heard.insert(origin, true);
+                }
+                Outcome::Refused => {}
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = listening.await;
+    }
+
+    /// Takes one publish in: the center it came from, and what became of it.
+    fn take(&self, from_below: &FromBelow, p: &Publish) -> (String, Outcome) {
+        let now = now_ms();
+        let Some(origin) = self.topics.tier_origin(&p.topic) else {
+            return self.refuse(p, "not a tier topic".into(), now);
+        };
+        let Some(key) = self.below.key(origin) else {
+            let why =
+                format!("{origin} is not a center of the tier below: add its key to below.toml");
+            return self.refuse(p, why, now);
+        };
+        if let Err(e) = key.verify(&p.payload, TIER_EVENT_SIGNATURE_FIELD, &[], origin) {
+            return self.refuse(p, e.to_string(), now);
+        }
+        let event = match decode_limited::<TierEvent>(&p.payload) {
+            Ok(e) if e.origin == origin => e,
+            Ok(e) => {
+                let why = format!("names {:?} but came on {origin}'s topic", e.origin);
+                return self.refuse(p, why, now);
+            }
+            Err(e) => return self.refuse(p, format!("malformed: {e}"), now),
+        };
+        // A record its center signed but that is not one goes to the dead letters; its number
+        // is passed all the same, so the events after it are not held up.
+        let record = match parse(&event) {
+            Ok(r) => r,
+            Err(why) => {
+                self.refuse(p, why, now);
+                None
+            }
+        };
+        let thumbnail = match event.thumbnail_jpeg.len() <= MAX_THUMBNAIL {
+            true => &event.thumbnail_jpeg[..],
+            false => &[],
+        };
+        let origin = origin.to_owned();
+        match from_below.receive(&origin, event.seq, record.as_ref(), thumbnail, now) {
+            Ok(Received::Stored(record)) => {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                let change = match record.forwarded.as_ref().is_some_and(|f| f.seq == event.seq) {
+                    true => Change::New,
+                    false => Change::Updated,
+                };
+                self.feed.publish(change, *record);
+                (origin, Outcome::Stored)
+            }
+            Ok(Received::Duplicate) => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                (origin, Outcome::Stored)
+            }
+            Ok(Received::Passed) => (origin, Outcome::Stored),
+            Ok(Received::Ahead { .. }) => (origin, Outcome::Ahead),
+            Ok(Received::Refused(why)) => {
+                self.refuse(p, why, now);
+                (origin, Outcome::Stored)
+            }
+            Err(e) => {
+                // Not stored, not receipted: the center below sends it again.
+                warn!(origin, seq = event.seq, "cannot store an event from below: {e}");
+                (origin, Outcome::Refused)
+            }
+        }
+    }
+
+    /// Dead-letters `p` for `why`.
+    fn refuse(&self, p: &Publish, why: String, now: i64) -> (String, Outcome) {
+        warn!(topic = %p.topic, "refused from the tier below: {why}");
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.dead_letters.add(&p.topic, &p.payload, &why, now) {
+            warn!("cannot keep a dead letter: {e}");
+        }
+        (String::new(), Outcome::Refused)
+    }
+
+    /// Makes what was stored durable and receipts it to each center heard from.
+    async fn answer(
+        &self,
+        client: &AsyncClient,
+        from_below: &FromBelow,
+        heard: &mut BTreeMap<String, bool>,
+    ) {
+        if let Err(e) = self.store.flush().await {
+            // Not receipted: the centers below send it again.
+            heard.clear();
+            return warn!("cannot store the events from below: {e}");
+        }
+        for (origin, missing) in std::mem::take(heard) {
+            match self.receipt(from_below, &origin, missing) {
+                Ok(payload) => {
+                    let topic = self.topics.tier_receipt(&origin);
+                    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, payload).await {
+                        warn!(origin, "cannot receipt: {e}");
+                    }
+                }
+                Err(e) => warn!(origin, "cannot receipt: {e}"),
+            }
+        }
+    }
+
+    /// The signed receipt to `origin`.
+    fn receipt(
+        &self,
+        from_below: &FromBelow,
+        origin: &str,
+        missing: bool,
+    ) -> Result<Vec<u8>, StoreError> {
+        let receipt = TierReceipt {
+            schema_version: SCHEMA_VERSION as i32,
+            origin: origin.to_owned(),
+            up_to: from_below.applied(origin)?,
+            time_ms: now_ms(),
+            signature: Default::default(),
+            missing,
+        };
+        // Signing fails only on malformed protobuf, which this is not.
+        Ok(self
+            .key
+            .sign(receipt.encode_to_vec(), TIER_RECEIPT_SIGNATURE_FIELD, &[])
+            .unwrap_or_else(|_| receipt.encode_to_vec()))
+    }
+}
+
+/// The record `event` carries (none: deleted where it was), or why it is not one.
+fn parse(event: &TierEvent) -> Result<Option<AlarmRecord>, String> {
+    if event.record_json.is_empty() {
+        return Ok(None);
+    }
+    let record: AlarmRecord = serde_json::from_str(&event.record_json)
+        .map_err(|e| format!("event {} is not a record: {e}", event.seq))?;
+    if !is_valid_id(&record.id) {
+        return Err(format!("event {}: {:?} is not a valid id", event.seq, record.id));
+    }
+    Ok(Some(record))
+}
