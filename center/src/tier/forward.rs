@@ -132,7 +132,7 @@ impl Forwarder {
         w: &mut Window,
     ) -> Result<(), StoreError> {
         let last = messages.upward.number(WINDOW as usize).await?;
-        self.stats.backlog.store(last - w.acked, Ordering::Relaxed);
+        self.stats.backlog.store(last.saturating_sub(w.acked), Ordering::Relaxed);
         if w.next > w.acked + 1 && w.heard.elapsed() > w.wait {
             warn!(
                 from = w.acked + 1,
@@ -290,8 +290,7 @@ impl Window {
         }
         // Each event after a lost one says so: going back once answers them all.
         if r.missing && self.next > r.up_to + 1 && self.rewound.elapsed() > MISSING_AGAIN {
-            info!(from = r.up_to + 1, "the tier above missed an event: sending again from it");
-            self.acked = self.acked.max(r.up_to);
+            info!(from = self.acked + 1, "the tier above missed an event: sending again");
             self.rewind(stats);
         }
     }
