@@ -62,18 +62,6 @@ fn serve(data: &Path, log: &Path, node: &str, store: &str, broker: &str) -> (Rea
     (reaper, port)
 }
 
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!("── {}:\n{}\n", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
-}
-
-/// The number `name` has in Prometheus `metrics`.
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
-        as u64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_serve_one_county_and_one_killed_loses_nothing_and_repeats_nothing() {
     let began = Instant::now();
@@ -90,7 +78,7 @@ async fn two_processes_serve_one_county_and_one_killed_loses_nothing_and_repeats
     let (_mosquitto, mqtt_port) = common::start_mosquitto(dir.path(), 0);
     let broker = format!("mqtt://127.0.0.1:{mqtt_port}");
     let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
-    let logs_tail = || logs.iter().map(|l| tail(l)).collect::<String>();
+    let logs_tail = || logs.iter().map(|l| common::log_tail(l)).collect::<String>();
     let mut centers = [
         Some(serve(&data, &logs[0], "a", &url, &broker)),
         Some(serve(&data, &logs[1], "b", &url, &broker)),
@@ -204,7 +192,7 @@ async fn two_processes_serve_one_county_and_one_killed_loses_nothing_and_repeats
                 assert!(
                     status.success(),
                     "{name} failed:\n{}",
-                    tail(&dir.path().join(format!("{name}.log")))
+                    common::log_tail(&dir.path().join(format!("{name}.log")))
                 );
                 false
             }
@@ -293,8 +281,12 @@ async fn two_processes_serve_one_county_and_one_killed_loses_nothing_and_repeats
     // The survivor's console heard of the alarms the killed process stored before it died,
     // and of the survivor's own.
     let metrics = common::metrics(survivor_http).await;
-    assert_eq!(counter(&metrics, "xl_center_duties_held"), 1, "the survivor says it holds them");
-    let stored_here = counter(&metrics, "xl_center_alarms_stored_total");
+    assert_eq!(
+        common::counter(&metrics, "xl_center_duties_held"),
+        1,
+        "the survivor says it holds them"
+    );
+    let stored_here = common::counter(&metrics, "xl_center_alarms_stored_total");
     listening.abort();
     let heard = heard.lock().unwrap().clone();
     assert!(

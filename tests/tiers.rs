@@ -128,17 +128,6 @@ fn by_county(store: &Store) -> BTreeMap<String, Vec<AlarmRecord>> {
     out
 }
 
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
-        as u64
-}
-
-fn tail(path: PathBuf) -> String {
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!("── {}:\n{}\n", path.display(), lines[lines.len().saturating_sub(20)..].join("\n"))
-}
-
 /// A real picture of a camera's size, as boxes send.
 fn picture(path: &Path) {
     let frame = image::RgbImage::from_fn(1280, 720, |x, y| {
@@ -231,8 +220,11 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
         }
     }
     let logs = || {
-        [&province, &city].iter().map(|d| tail(d.join("center.log"))).collect::<String>()
-            + &counties.iter().map(|d| tail(d.join("center.log"))).collect::<String>()
+        [&province, &city]
+            .iter()
+            .map(|d| common::log_tail(&d.join("center.log")))
+            .collect::<String>()
+            + &counties.iter().map(|d| common::log_tail(&d.join("center.log"))).collect::<String>()
     };
 
     let city_store = Store::open_with(&Backend::Postgres(city_url.clone()), &city).unwrap();
@@ -433,13 +425,13 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
     let city_metrics = common::metrics(city_http).await;
     let province_metrics = common::metrics(province_http).await;
     for m in [&city_metrics, &province_metrics] {
-        assert_eq!(counter(m, "xl_center_tier_refused_total"), 0);
-        assert_eq!(counter(m, "xl_center_dead_letters_total"), 0);
+        assert_eq!(common::counter(m, "xl_center_tier_refused_total"), 0);
+        assert_eq!(common::counter(m, "xl_center_dead_letters_total"), 0);
     }
     let resends: u64 =
-        county_metrics.iter().map(|m| counter(m, "xl_center_tier_resends_total")).sum();
+        county_metrics.iter().map(|m| common::counter(m, "xl_center_tier_resends_total")).sum();
     for m in &county_metrics {
-        assert_eq!(counter(m, "xl_center_tier_backlog"), 0, "a county's backlog drained");
+        assert_eq!(common::counter(m, "xl_center_tier_backlog"), 0, "a county's backlog drained");
     }
     eprintln!(
         "tiers: {total} events; the city had the counties' {backlog} {:.1} s after the lines came back, \
@@ -448,8 +440,8 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
          (stored before), the province {}; {:.0} s in all",
         city_caught_up.as_secs_f64(),
         caught_up.as_secs_f64(),
-        counter(&city_metrics, "xl_center_tier_duplicates_total"),
-        counter(&province_metrics, "xl_center_tier_duplicates_total"),
+        common::counter(&city_metrics, "xl_center_tier_duplicates_total"),
+        common::counter(&province_metrics, "xl_center_tier_duplicates_total"),
         began.elapsed().as_secs_f64()
     );
 }

@@ -405,6 +405,19 @@ pub fn serve_center(data: &Path, log: &Path, broker: &[&str]) -> (Reaper, Socket
     (child, ([127, 0, 0, 1], port).into())
 }
 
+/// The last 30 lines of the log at `path`, headed by its name, for a failure message.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!("── {}:\n{}\n", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
+}
+
+/// The number `name` has in Prometheus `metrics`.
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+        as u64
+}
+
 /// The resident and peak memory of process `pid`, KiB.
 pub fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
