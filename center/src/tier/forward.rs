@@ -17,12 +17,10 @@ use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{
     SigningKey, TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD, VerifyingKey,
 };
-use xueliang_proto::topics::Topics;
 use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_limited};
 
-use super::{Heard, TierStats, listen, thumbnail};
+use super::{Heard, Links, TierStats, listen, thumbnail};
 use crate::domain::AlarmRecord;
-use crate::ingest::{BrokerConnection, options};
 use crate::store::{Store, StoreError, Upward};
 
 /// Events sent and not receipted at most.
@@ -47,44 +45,31 @@ pub struct Upstream {
 }
 
 /// Forwards this center's events upward.
-pub struct Forwarder {
+pub(super) struct Forwarder {
     /// Where to.
-    pub upstream: Upstream,
-    /// The broker whose bridge carries the events up (the center's own).
-    pub broker: BrokerConnection,
-    /// The store (marking changes: [`Store::forwarding_upward`]).
-    pub store: Store,
-    /// The center's key, which signs what it forwards.
-    pub key: Arc<SigningKey>,
-    /// The topics.
-    pub topics: Topics,
-    /// Its counters.
-    pub stats: Arc<TierStats>,
+    pub(super) upstream: Upstream,
+    /// The center's links (its store marks changes: [`Store::forwarding_upward`]).
+    pub(super) links: Links,
 }
 
 impl Forwarder {
     /// Forwards until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let name = &self.upstream.name;
-        let upward = match Upward::open(&self.store) {
+        let upward = match Upward::open(&self.links.store) {
             Ok(u) => u,
             Err(e) => return warn!("cannot forward upward: {e}"),
         };
-        let mut opts = match options(&self.broker, format!("xl-center-up-{name}")) {
-            Ok(o) => o,
-            Err(e) => return warn!("cannot forward upward: {e}"),
-        };
-        opts.set_clean_session(true);
-        opts.set_max_packet_size(
-            4 * xueliang_proto::MAX_MESSAGE_BYTES,
-            4 * xueliang_proto::MAX_MESSAGE_BYTES,
-        );
-        let (client, eventloop) = AsyncClient::new(opts, WINDOW as usize + 100);
+        let (client, eventloop) =
+            match self.links.client(format!("xl-center-up-{name}"), WINDOW as usize + 100) {
+                Ok(c) => c,
+                Err(e) => return warn!("cannot forward upward: {e}"),
+            };
         let (heard, mut hear) = mpsc::channel(64);
         let listening = tokio::spawn(listen(
             client.clone(),
             eventloop,
-            vec![self.topics.tier_receipt(name)],
+            vec![self.links.topics.tier_receipt(name)],
             heard,
             "the broker carrying events upward",
             stop.clone(),
@@ -95,8 +80,8 @@ impl Forwarder {
         };
         let messages = Messages {
             upward: upward.clone(),
-            store: self.store.clone(),
-            key: self.key.clone(),
+            store: self.links.store.clone(),
+            key: self.links.key.clone(),
             name: name.clone(),
             thumbnails: Arc::default(),
         };
@@ -107,11 +92,11 @@ impl Forwarder {
                 () = stop.cancelled() => break,
                 heard = hear.recv() => match heard {
                     Some(Heard::Publish(p)) => match self.receipt(&p.payload) {
-                        Ok(r) => state.receipt(&upward, &r, &self.stats).await,
+                        Ok(r) => state.receipt(&upward, &r, &self.links.stats).await,
                         Err(why) => warn!("a receipt from above refused: {why}"),
                     },
                     // What was in flight may be lost with the connection.
-                    Some(Heard::Connected) => state.rewind(&self.stats),
+                    Some(Heard::Connected) => state.rewind(&self.links.stats),
                     None => break,
                 },
                 _ = tick.tick() => {}
@@ -132,7 +117,7 @@ impl Forwarder {
         w: &mut Window,
     ) -> Result<(), StoreError> {
         let last = messages.upward.number(WINDOW as usize).await?;
-        self.stats.backlog.store(last.saturating_sub(w.acked), Ordering::Relaxed);
+        self.links.stats.backlog.store(last.saturating_sub(w.acked), Ordering::Relaxed);
         if w.next > w.acked + 1 && w.heard.elapsed() > w.wait {
             warn!(
                 from = w.acked + 1,
@@ -140,7 +125,7 @@ impl Forwarder {
                 "no receipt from the tier above: sending again from its last"
             );
             w.wait = (w.wait * 2).min(LONGEST_WAIT);
-            w.rewind(&self.stats);
+            w.rewind(&self.links.stats);
         }
         let end = last.min(w.acked + WINDOW);
         while w.next <= end {
@@ -150,12 +135,12 @@ impl Forwarder {
                 return Ok(());
             };
             for payload in made? {
-                let topic = self.topics.tier_event(&self.upstream.name);
+                let topic = self.links.topics.tier_event(&self.upstream.name);
                 if client.publish(topic, QoS::AtLeastOnce, false, payload).await.is_err() {
                     // The client is gone: the run is stopping.
                     return Ok(());
                 }
-                self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                self.links.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 w.next += 1;
             }
         }

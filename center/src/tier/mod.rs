@@ -32,13 +32,15 @@ use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 
 use crate::cases::AlarmFeed;
-use crate::ingest::BrokerConnection;
+use crate::ingest::{BrokerConnection, options};
 use crate::store::{DeadLetters, Store};
+use xueliang_service::tls::TlsError;
 
 pub use below::Below;
 pub use fetch::{FETCH_HEADER, Fetch, FetchError};
-pub use forward::{Forwarder, Upstream};
-pub use receive::Receiver;
+use forward::Forwarder;
+pub use forward::Upstream;
+use receive::Receiver;
 pub use thumbnail::thumbnail;
 
 /// The tiers' counters, for `/metrics`.
@@ -86,30 +88,24 @@ impl Links {
     pub fn start(&self, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         if let Some(upstream) = &self.upstream {
-            let forwarder = Forwarder {
-                upstream: upstream.clone(),
-                broker: self.broker.clone(),
-                store: self.store.clone(),
-                key: self.key.clone(),
-                topics: self.topics.clone(),
-                stats: self.stats.clone(),
-            };
+            let forwarder = Forwarder { upstream: upstream.clone(), links: self.clone() };
             tasks.push(tokio::spawn(forwarder.run(stop.clone())));
         }
         if !self.below.is_empty() {
-            let receiver = Receiver {
-                below: self.below.clone(),
-                store: self.store.clone(),
-                dead_letters: self.dead_letters.clone(),
-                feed: self.feed.clone(),
-                key: self.key.clone(),
-                topics: self.topics.clone(),
-                broker: self.broker.clone(),
-                stats: self.stats.clone(),
-            };
-            tasks.push(tokio::spawn(receiver.run(stop.clone())));
+            tasks.push(tokio::spawn(Receiver { links: self.clone() }.run(stop.clone())));
         }
         tasks
+    }
+
+    /// A client `id` of the center's broker, in a clean session (a link sends again from its
+    /// receipts, not from the broker's memory), taking messages as large as ingest does, with
+    /// room for `cap` requests.
+    fn client(&self, id: String, cap: usize) -> Result<(AsyncClient, EventLoop), TlsError> {
+        let mut opts = options(&self.broker, id)?;
+        opts.set_clean_session(true);
+        let most = 4 * xueliang_proto::MAX_MESSAGE_BYTES;
+        opts.set_max_packet_size(most, most);
+        Ok(AsyncClient::new(opts, cap))
     }
 }
 

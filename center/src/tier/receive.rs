@@ -3,7 +3,6 @@
 //! theirs to send, or not signed by them, is dead-lettered.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rumqttc::{AsyncClient, Publish, QoS};
@@ -11,40 +10,23 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::signing::{
-    SigningKey, TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD,
-};
-use xueliang_proto::topics::{Topics, is_valid_id};
+use xueliang_proto::signing::{TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD};
+use xueliang_proto::topics::is_valid_id;
 use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_limited};
 
-use super::{Below, Heard, TierStats, listen};
-use crate::cases::{AlarmFeed, Change};
+use super::{Heard, Links, listen};
+use crate::cases::Change;
 use crate::domain::AlarmRecord;
-use crate::ingest::{BrokerConnection, options};
-use crate::store::{DeadLetters, FromBelow, Received, Store, StoreError};
+use crate::store::{FromBelow, Received, StoreError};
 
 /// The largest thumbnail kept from below, bytes (one of [`super::thumbnail::SIDE`] pixels a
 /// side is a few tens of kilobytes).
 const MAX_THUMBNAIL: usize = 128 << 10;
 
 /// Receives the events of the tier below.
-pub struct Receiver {
-    /// The centers that forward here.
-    pub below: Below,
-    /// The store.
-    pub store: Store,
-    /// Where refused messages go.
-    pub dead_letters: DeadLetters,
-    /// The consoles' feed.
-    pub feed: AlarmFeed,
-    /// This center's key, which signs its receipts.
-    pub key: Arc<SigningKey>,
-    /// The topics.
-    pub topics: Topics,
-    /// This center's broker, where the bridges from below deliver.
-    pub broker: BrokerConnection,
-    /// Its counters.
-    pub stats: Arc<TierStats>,
+pub(super) struct Receiver {
+    /// The center's links (the centers below among them).
+    pub(super) links: Links,
 }
 
 /// What became of one message, for its center's receipt.
@@ -60,24 +42,18 @@ enum Outcome {
 impl Receiver {
     /// Receives until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        let from_below = match FromBelow::open(&self.store) {
+        let from_below = match FromBelow::open(&self.links.store) {
             Ok(f) => f,
             Err(e) => return warn!("cannot receive from the tier below: {e}"),
         };
-        let mut opts = match options(&self.broker, "xl-center-below".to_owned()) {
-            Ok(o) => o,
+        let (client, eventloop) = match self.links.client("xl-center-below".to_owned(), 1024) {
+            Ok(c) => c,
             Err(e) => return warn!("cannot receive from the tier below: {e}"),
         };
-        opts.set_clean_session(true);
-        opts.set_max_packet_size(
-            4 * xueliang_proto::MAX_MESSAGE_BYTES,
-            4 * xueliang_proto::MAX_MESSAGE_BYTES,
-        );
-        let (client, eventloop) = AsyncClient::new(opts, 1024);
         let (publishes, mut incoming) = mpsc::channel(1024);
         // Each center's own topic: this center's own events, on its broker on their way up,
         // are not among them.
-        let topics = self.below.names().map(|n| self.topics.tier_event(n)).collect();
+        let topics = self.links.below.names().map(|n| self.links.topics.tier_event(n)).collect();
         let listening = tokio::spawn(listen(
             client.clone(),
             eventloop,
@@ -86,7 +62,7 @@ impl Receiver {
             "the broker the tier below delivers to",
             stop.clone(),
         ));
-        info!(centers = ?self.below.names().collect::<Vec<_>>(), "receiving from the tier below");
+        info!(centers = ?self.links.below.names().collect::<Vec<_>>(), "receiving from the tier below");
         // Each center heard from since the last receipts, and whether one of its events came
         // after a gap.
         let mut heard: BTreeMap<String, bool> = BTreeMap::new();
@@ -130,10 +106,10 @@ impl Receiver {
     /// Takes one publish in: the center it came from, and what became of it.
     fn take(&self, from_below: &FromBelow, p: &Publish) -> (String, Outcome) {
         let now = now_ms();
-        let Some(origin) = self.topics.tier_origin(&p.topic) else {
+        let Some(origin) = self.links.topics.tier_origin(&p.topic) else {
             return self.refuse(p, "not a tier topic".into(), now);
         };
-        let Some(key) = self.below.key(origin) else {
+        let Some(key) = self.links.below.key(origin) else {
             let why =
                 format!("{origin} is not a center of the tier below: add its key to below.toml");
             return self.refuse(p, why, now);
@@ -165,16 +141,16 @@ impl Receiver {
         let origin = origin.to_owned();
         match from_below.receive(&origin, event.seq, record.as_ref(), thumbnail, now) {
             Ok(Received::Stored(record)) => {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                self.links.stats.received.fetch_add(1, Ordering::Relaxed);
                 let change = match record.forwarded.as_ref().is_some_and(|f| f.seq == event.seq) {
                     true => Change::New,
                     false => Change::Updated,
                 };
-                self.feed.publish(change, *record);
+                self.links.feed.publish(change, *record);
                 (origin, Outcome::Stored)
             }
             Ok(Received::Duplicate) => {
-                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                self.links.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 (origin, Outcome::Stored)
             }
             Ok(Received::Passed) => (origin, Outcome::Stored),
@@ -194,8 +170,8 @@ impl Receiver {
     /// Dead-letters `p` for `why`.
     fn refuse(&self, p: &Publish, why: String, now: i64) -> (String, Outcome) {
         warn!(topic = %p.topic, "refused from the tier below: {why}");
-        self.stats.refused.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.dead_letters.add(&p.topic, &p.payload, &why, now) {
+        self.links.stats.refused.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.links.dead_letters.add(&p.topic, &p.payload, &why, now) {
             warn!("cannot keep a dead letter: {e}");
         }
         (String::new(), Outcome::Refused)
@@ -208,7 +184,7 @@ impl Receiver {
         from_below: &FromBelow,
         heard: &mut BTreeMap<String, bool>,
     ) {
-        if let Err(e) = self.store.flush().await {
+        if let Err(e) = self.links.store.flush().await {
             // Not receipted: the centers below send it again.
             heard.clear();
             return warn!("cannot store the events from below: {e}");
@@ -216,7 +192,7 @@ impl Receiver {
         for (origin, missing) in std::mem::take(heard) {
             match self.receipt(from_below, &origin, missing) {
                 Ok(payload) => {
-                    let topic = self.topics.tier_receipt(&origin);
+                    let topic = self.links.topics.tier_receipt(&origin);
                     if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, payload).await {
                         warn!(origin, "cannot receipt: {e}");
                     }
@@ -243,6 +219,7 @@ impl Receiver {
         };
         // Signing fails only on malformed protobuf, which this is not.
         Ok(self
+            .links
             .key
             .sign(receipt.encode_to_vec(), TIER_RECEIPT_SIGNATURE_FIELD, &[])
             .unwrap_or_else(|_| receipt.encode_to_vec()))
