@@ -29,11 +29,15 @@ POSTGRES_SUITES := clips vocabulary center_api supervision accounts accountabili
   bad_alarms forged_alarms clip_delivery
 
 # Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
-# Then the center's tests and the API and workflow suites again on PostgreSQL. The tiers' test
-# (three counties, a city and a province through a ten-minute cut) mostly waits: it runs beside
-# the rest, from the start, and its outcome is the suite's last.
+# The suite runs under cargo-nextest, each test in a process of its own, two at a time across all
+# the test binaries: most of them wait on clocks and peers, not the CPU. Then the center's tests
+# and the API and workflow suites again on PostgreSQL, by cargo test, so that each binary's tests
+# share one PostgreSQL server. The tiers' test (three counties, a city and a province through a
+# ten-minute cut) mostly waits: it runs beside the rest, from the start, and its outcome is the
+# suite's last.
 TIERS_TEST := three_counties_forward_through_a_ten_minute_cut
 test: setup
+	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace --no-run
@@ -42,7 +46,7 @@ test: setup
 	  [ -x "$$tiers" ] || { echo "the tiers test was not built"; exit 1; }; \
 	  echo "tiers: $$tiers runs beside the rest (.cache/tmp/tiers.log)"; \
 	  ( $$tiers --nocapture > .cache/tmp/tiers.log 2>&1; echo $$? > .cache/tmp/tiers.rc ) &
-	cargo test --locked --workspace -- --skip $(TIERS_TEST)
+	cargo nextest run --locked --workspace --no-fail-fast --test-threads 2 -E 'not test($(TIERS_TEST))'
 	XL_TEST_STORE=postgres cargo test --locked --workspace --lib $(addprefix --test ,$(POSTGRES_SUITES))
 	@while [ ! -s .cache/tmp/tiers.rc ]; do sleep 5; done; cat .cache/tmp/tiers.log; \
 	  rc=$$(cat .cache/tmp/tiers.rc); rm -f .cache/tmp/tiers.rc; exit $$rc
@@ -53,7 +57,8 @@ test: setup
 # its people placed far away in a 4 MP picture; INT8 against fp32 and OpenVINO against ONNX
 # Runtime's own CPU kernels; how many cameras of each kind the box sustains with the whole
 # agent running, and what a burst of events does to the other cameras; the center's ingest, on
-# sled and on PostgreSQL, by one center and by two sharing the county.
+# sled and on PostgreSQL, by one center and by two sharing the county; a city center taking in
+# the events of 100 counties.
 INT8 := .cache/models/nanodet_g416_coco.int8.onnx
 OV_LIB := .cache/onnxruntime-openvino/libonnxruntime.so.1.24.1
 BENCH_PY := .cache/venv-bench/bin/python
@@ -85,3 +90,4 @@ bench: build
 	target/release/xl-ingest-bench --store postgres --broker mosquitto
 	target/release/xl-ingest-bench --store postgres --broker mosquitto --snapshot-bytes 102400 --alarms 3000
 	target/release/xl-ingest-bench --store postgres --broker mosquitto --centers 2
+	target/release/xl-tier-bench

@@ -13,12 +13,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, memory_kib, workspace_binary};
+use common::{Api, workspace_binary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use xueliang_center::access::{AuditLog, Role, add_user};
 use xueliang_center::running::{BrokerChoice, CenterConfig, RunningCenter, start};
+use xueliang_testkit::bench::memory_kib;
 
 const PASSWORD: &str = "a-long-test-password";
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Api, Reaper};
 use xueliang_center::access::AuditLog;
 
+use xueliang_testkit::bench::memory_kib;
 use xueliang_testkit::scenario;
 
 /// The box over its quota.
@@ -119,7 +120,7 @@ async fn flood(broker: Broker) {
     let admin = Api::admin(http).await;
     let audit_before =
         admin.json("/api/audit?limit=500").await["entries"].as_array().unwrap().len();
-    let (rss_before, _) = common::memory_kib(pid);
+    let (rss_before, _) = memory_kib(pid);
 
     // The center's resident memory, sampled while the flood lasts.
     let rss_max = Arc::new(AtomicU64::new(rss_before));
@@ -128,7 +129,7 @@ async fn flood(broker: Broker) {
         tokio::spawn(async move {
             // Until the center is gone (a failed test kills it).
             while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                rss_max.fetch_max(common::memory_kib(pid).0, Ordering::Relaxed);
+                rss_max.fetch_max(memory_kib(pid).0, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -172,7 +173,7 @@ async fn flood(broker: Broker) {
     }
     let (answers, log_ins_took) = log_ins.await.unwrap();
     sampler.abort();
-    let (rss_end, rss_peak) = common::memory_kib(pid);
+    let (rss_end, rss_peak) = memory_kib(pid);
     let rss_sampled = rss_max.load(Ordering::Relaxed);
     let metrics = common::metrics(http).await;
     let over_quota = counter(&metrics, "xl_center_over_quota_total");

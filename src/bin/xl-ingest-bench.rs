@@ -37,9 +37,8 @@ use xueliang_center::ingest::{BrokerConnection, Cluster, QuotaLimits};
 use xueliang_center::running::{BrokerChoice, CenterConfig, start};
 use xueliang_center::store::Backend;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{
-    Alarm, CenterStatus, Detection, Receipt, RuleKind, SCHEMA_VERSION, Severity, decode_limited,
-};
+use xueliang_proto::{CenterStatus, Receipt, decode_limited};
+use xueliang_testkit::bench::{Mosquitto, alarm, cpu_of, quantile, rusage};
 use xueliang_testkit::scenario::register_agent;
 
 /// The center's retained status topic (default prefix).
@@ -126,72 +125,6 @@ struct Progress {
     receipts: usize,
     /// When an alarm was last receipted the first time.
     last_fresh: Option<Instant>,
-}
-
-/// Mosquitto as a child process, killed on drop.
-struct Mosquitto(std::process::Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts Mosquitto on a free loopback port with its config in `dir`; returns it and the port.
-fn start_mosquitto(dir: &std::path::Path) -> anyhow::Result<(Mosquitto, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = dir.join("mosquitto.conf");
-    let settings = "allow_anonymous true\npersistence false\nmax_packet_size 4194304\nmax_inflight_messages 1000";
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\n{settings}\nmax_queued_messages 100000\n"),
-    )?;
-    let null = std::process::Stdio::null;
-    let child = std::process::Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(null())
-        .stderr(null())
-        .spawn();
-    let child = child.context("cannot start /usr/sbin/mosquitto (make setup installs it)")?;
-    let (mosquitto, t0) = (Mosquitto(child), Instant::now());
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t0.elapsed() > Duration::from_secs(10) {
-            bail!("Mosquitto does not listen on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((mosquitto, port))
-}
-
-/// Alarm `i` of `agent`, with a snapshot of `bytes` pseudo-random bytes.
-fn alarm(agent: &str, i: usize, bytes: usize, time_ms: i64) -> Alarm {
-    // Multiplicative hashing of (alarm, offset): no two pictures alike, nothing to compress.
-    let byte =
-        |b: usize| ((b as u64 ^ (i as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
-    let r#box = Some(xueliang_proto::Box { x1: 0.2, y1: 0.3, x2: 0.4, y2: 0.9 });
-    Alarm {
-        schema_version: SCHEMA_VERSION as i32,
-        id: format!("{agent}-{i:06}"),
-        agent_id: agent.to_owned(),
-        camera_id: "gate".into(),
-        rule_id: "gate-intrusion".into(),
-        zone_id: "gate".into(),
-        kind: RuleKind::ZoneIntrusion as i32,
-        severity: Severity::High as i32,
-        event_time_ms: time_ms,
-        detections: vec![Detection {
-            class_name: "person".into(),
-            score: 0.9,
-            r#box,
-            ..Default::default()
-        }],
-        snapshot_jpeg: (0..bytes).map(byte).collect::<Vec<u8>>().into(),
-        frame_width: 768,
-        frame_height: 576,
-        ..Default::default()
-    }
 }
 
 /// Publish order of `n` alarms: each in turn, `pct` % of them again `DUPLICATE_LAG` later.
@@ -284,44 +217,6 @@ async fn publish(agent: Arc<Agent>, client: AsyncClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// This process's CPU time (user + system) and peak RSS in MiB.
-fn rusage() -> (Duration, f64) {
-    // SAFETY: getrusage only writes the struct it is given.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(ru.ru_utime) + tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
-}
-
-/// CPU time (user + system) of process `pid` and of its children now running (PostgreSQL's
-/// backends), from /proc.
-fn cpu_of(pid: u32) -> Duration {
-    // After "(command)": state, ppid, …; utime and stime are fields 14 and 15 of the line.
-    let fields = |stat: &str| -> (Option<u32>, u64) {
-        let rest: Vec<&str> =
-            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        let ticks = rest.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
-        (rest.get(1).and_then(|p| p.parse().ok()), ticks)
-    };
-    let mut ticks =
-        fields(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()).1;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
-            && let (Some(parent), t) = fields(&stat)
-            && parent == pid
-        {
-            ticks += t;
-        }
-    }
-    // SAFETY: sysconf has no preconditions.
-    Duration::from_secs_f64(
-        ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64,
-    )
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -379,9 +274,13 @@ async fn main() -> anyhow::Result<()> {
             BrokerChoice::Embedded { listen: "127.0.0.1:0".parse()?, tls: None, passwords: false },
         ),
         Broker::Mosquitto => {
-            let (m, port) = start_mosquitto(dir.path())?;
-            let conn =
-                BrokerConnection { host: "127.0.0.1".into(), port, credentials: None, tls: None };
+            let m = Mosquitto::start(dir.path())?;
+            let conn = BrokerConnection {
+                host: "127.0.0.1".into(),
+                port: m.port,
+                credentials: None,
+                tls: None,
+            };
             (Some(m), BrokerChoice::External(conn))
         }
     };
@@ -431,7 +330,7 @@ async fn main() -> anyhow::Result<()> {
         ready.push(client);
     }
 
-    let (cpu0, mosquitto_cpu0) = (rusage().0, mosquitto.as_ref().map(|m| cpu_of(m.0.id())));
+    let (cpu0, mosquitto_cpu0) = (rusage().0, mosquitto.as_ref().map(|m| cpu_of(m.pid())));
     let postgres_cpu0 = postgres.as_ref().map(|pg| cpu_of(pg.pid()));
     let t0 = Instant::now();
     let publishers: Vec<_> =
@@ -446,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let (elapsed, (cpu1, peak_rss)) = (t0.elapsed(), rusage());
     let mosquitto_cpu =
-        mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.0.id()).saturating_sub(c0));
+        mosquitto.as_ref().zip(mosquitto_cpu0).map(|(m, c0)| cpu_of(m.pid()).saturating_sub(c0));
     let postgres_cpu =
         postgres.as_ref().zip(postgres_cpu0).map(|(pg, c0)| cpu_of(pg.pid()).saturating_sub(c0));
     let p = *progress.borrow();
@@ -490,7 +389,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     lat.sort_by(f64::total_cmp);
-    let pick = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    let pick = |q: f64| quantile(&lat, q);
     let (cpu, secs) = ((cpu1 - cpu0).as_secs_f64(), elapsed.as_secs_f64());
     let broker = if args.broker == Broker::Embedded { "embedded broker" } else { "Mosquitto" };
     let mosquitto_cores = mosquitto_cpu

@@ -418,19 +418,6 @@ pub fn counter(metrics: &str, name: &str) -> u64 {
         as u64
 }
 
-/// The resident and peak memory of process `pid`, KiB.
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// `attempts` log-ins with a wrong password at the center at `http`, from this address over 1,000
 /// logins in turn, 64 at a time, started evenly over `spread` (zero: as fast as they go); how
 /// many got each HTTP status.

@@ -48,7 +48,7 @@ pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
-pub use upward::{FromBelow, Received, Upward};
+pub use upward::{FromBelow, Incoming, Received, Upward};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

@@ -178,67 +178,102 @@ impl FromBelow {
         Ok(number(self.applied.get(origin)?))
     }
 
-    /// Stores change `seq` of center `origin`, if it is the next one: `record` (none: the
-    /// event was deleted there) with its `thumbnail` in place of the event's record and
-    /// picture, kept as forwarded by `origin` and marked for the tier above if this center
-    /// forwards too; its first number and arrival (`now_ms`) stay. An event another center
-    /// forwarded, or that retention deleted here, is not stored. Not durable until
-    /// [`Store::flush`].
+    /// Stores each change of `batch` that is the next one of its center, in one transaction:
+    /// its record (none: the event was deleted there) with its thumbnail in place of the
+    /// event's record and picture, kept as forwarded by that center and marked for the tier
+    /// above if this center forwards too; an event's first number and arrival (`now_ms`)
+    /// stay. An event another center forwarded, or that retention deleted here, is not
+    /// stored. What became of each, in the batch's order. Not durable until [`Store::flush`].
     pub fn receive(
         &self,
-        origin: &str,
-        seq: u64,
-        record: Option<&AlarmRecord>,
-        thumbnail: &[u8],
+        batch: &[Incoming<'_>],
         now_ms: i64,
-    ) -> Result<Received, StoreError> {
+    ) -> Result<Vec<Received>, StoreError> {
         let store = &self.store;
         let order = store.change_order()?;
         let mut trees = store.with_proofs();
         let at = trees.len();
         trees.push(&self.applied);
+        let origins: Vec<&[u8]> = batch.iter().map(|c| c.origin.as_bytes()).collect();
+        let ids: Vec<&[u8]> =
+            batch.iter().filter_map(|c| c.record.map(|r| r.id.as_bytes())).collect();
         write(&trees, |t| {
-            let done = number(t[at].get(origin)?);
-            if seq <= done {
-                return Ok(Received::Duplicate);
+            // One round trip for each tree's keys, not one per change, where that matters.
+            t[at].prefetch(&origins)?;
+            t[ALARMS].prefetch(&ids)?;
+            t[DELETED_AT].prefetch(&ids)?;
+            let mut out = Vec::with_capacity(batch.len());
+            for (pos, change) in batch.iter().enumerate() {
+                out.push(self.take(t, at, change, order, pos, now_ms)?);
             }
-            if seq > done + 1 {
-                return Ok(Received::Ahead { expected: done + 1 });
-            }
-            t[at].insert(origin, seq.to_be_bytes().to_vec())?;
-            let Some(record) = record else { return Ok(Received::Passed) };
-            let key = record.id.as_bytes();
-            // A record that cannot be read is replaced.
-            let before = t[ALARMS].get(key)?.and_then(|b| store.parse(&record.id, &b).ok());
-            let (first, at_ms) = match &before {
-                None if t[DELETED_AT].get(key)?.is_some() => {
-                    return Ok(Received::Refused("deleted here by retention".into()));
-                }
-                None => (seq, now_ms),
-                Some(AlarmRecord { forwarded: Some(f), .. }) if f.by == origin => (f.seq, f.at_ms),
-                Some(_) => {
-                    return Ok(Received::Refused(format!(
-                        "event {} is not one {origin} forwarded",
-                        record.id
-                    )));
-                }
-            };
-            let mut record = record.clone();
-            let county = record.forwarded.take().map_or_else(|| origin.to_owned(), |f| f.county);
-            record.forwarded = Some(Forwarded { county, by: origin.to_owned(), seq: first, at_ms });
-            record.snapshot_bytes = thumbnail.len();
-            let old = before.as_ref().map(index_entries).unwrap_or_default();
-            let new = index_entries(&record);
-            move_entries(t, &old, &new)?;
-            t[ALARMS].insert(key, to_json(&record))?;
-            match thumbnail.is_empty() {
-                true => t[SNAPSHOTS].remove(key)?,
-                false => t[SNAPSHOTS].insert(key, thumbnail)?,
-            }
-            store.mark_changed(t.get(PENDING_AT), order, 0, &record.id)?;
-            Ok(Received::Stored(Box::new(record)))
+            Ok(out)
         })
     }
+
+    /// [`FromBelow::receive`] for one change, the `pos`th of transaction `order`, `at` the
+    /// place of the applied numbers among the views `t`.
+    fn take(
+        &self,
+        t: &[View<'_>],
+        at: usize,
+        change: &Incoming<'_>,
+        order: u64,
+        pos: usize,
+        now_ms: i64,
+    ) -> Result<Received, Interrupted> {
+        let Incoming { origin, seq, record, thumbnail } = *change;
+        // Reads in a transaction see its own writes: a center's earlier change in the batch.
+        let done = number(t[at].get(origin)?);
+        if seq <= done {
+            return Ok(Received::Duplicate);
+        }
+        if seq > done + 1 {
+            return Ok(Received::Ahead { expected: done + 1 });
+        }
+        t[at].insert(origin, seq.to_be_bytes().to_vec())?;
+        let Some(record) = record else { return Ok(Received::Passed) };
+        let key = record.id.as_bytes();
+        // A record that cannot be read is replaced.
+        let before = t[ALARMS].get(key)?.and_then(|b| self.store.parse(&record.id, &b).ok());
+        let (first, at_ms) = match &before {
+            None if t[DELETED_AT].get(key)?.is_some() => {
+                return Ok(Received::Refused("deleted here by retention".into()));
+            }
+            None => (seq, now_ms),
+            Some(AlarmRecord { forwarded: Some(f), .. }) if f.by == origin => (f.seq, f.at_ms),
+            Some(_) => {
+                let why = format!("event {} is not one {origin} forwarded", record.id);
+                return Ok(Received::Refused(why));
+            }
+        };
+        let mut record = record.clone();
+        let county = record.forwarded.take().map_or_else(|| origin.to_owned(), |f| f.county);
+        record.forwarded = Some(Forwarded { county, by: origin.to_owned(), seq: first, at_ms });
+        record.snapshot_bytes = thumbnail.len();
+        let old = before.as_ref().map(index_entries).unwrap_or_default();
+        let new = index_entries(&record);
+        move_entries(t, &old, &new)?;
+        t[ALARMS].insert(key, to_json(&record))?;
+        match thumbnail.is_empty() {
+            true => t[SNAPSHOTS].remove(key)?,
+            false => t[SNAPSHOTS].insert(key, thumbnail)?,
+        };
+        self.store.mark_changed(t.get(PENDING_AT), order, pos, &record.id)?;
+        Ok(Received::Stored(Box::new(record)))
+    }
+}
+
+/// One change a center below forwarded, checked as theirs.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The center below that sent it.
+    pub origin: &'a str,
+    /// Its number in that center's order.
+    pub seq: u64,
+    /// The event as it is there now; none: deleted there.
+    pub record: Option<&'a AlarmRecord>,
+    /// Its thumbnail (empty: none).
+    pub thumbnail: &'a [u8],
 }
 
 #[cfg(test)]
@@ -246,6 +281,19 @@ mod tests {
     use super::*;
     use crate::domain::test_record as record;
     use crate::domain::{Request, Status};
+
+    /// What became of one change `receive`d alone.
+    fn one(
+        below: &FromBelow,
+        origin: &str,
+        seq: u64,
+        record: Option<&AlarmRecord>,
+        thumbnail: &[u8],
+        now_ms: i64,
+    ) -> Received {
+        let change = Incoming { origin, seq, record, thumbnail };
+        below.receive(&[change], now_ms).unwrap().remove(0)
+    }
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
@@ -284,32 +332,24 @@ mod tests {
         let store = Store::for_test(dir.path()).unwrap();
         let below = FromBelow::open(&store).unwrap();
         let a = AlarmRecord { status: Status::New, ..record("a") };
-        assert_eq!(
-            below.receive("330102", 2, Some(&a), b"", 10).unwrap(),
-            Received::Ahead { expected: 1 }
-        );
-        let Received::Stored(stored) = below.receive("330102", 1, Some(&a), b"jpg", 10).unwrap()
-        else {
+        assert_eq!(one(&below, "330102", 2, Some(&a), b"", 10), Received::Ahead { expected: 1 });
+        let Received::Stored(stored) = one(&below, "330102", 1, Some(&a), b"jpg", 10) else {
             panic!("stored")
         };
         let f = stored.forwarded.clone().unwrap();
         assert_eq!((f.county.as_str(), f.by.as_str(), f.seq, f.at_ms), ("330102", "330102", 1, 10));
         assert_eq!(stored.snapshot_bytes, 3);
-        assert_eq!(below.receive("330102", 1, Some(&a), b"", 11).unwrap(), Received::Duplicate);
+        assert_eq!(one(&below, "330102", 1, Some(&a), b"", 11), Received::Duplicate);
         // A later change replaces the record; where it came from stays.
         let ended = AlarmRecord { peak_count: 4, ..a.clone() };
-        let Received::Stored(again) = below.receive("330102", 2, Some(&ended), b"", 12).unwrap()
-        else {
+        let Received::Stored(again) = one(&below, "330102", 2, Some(&ended), b"", 12) else {
             panic!("stored")
         };
         assert_eq!((again.peak_count, again.forwarded), (4, Some(f)));
         // Another county's center cannot replace it; its number is passed all the same.
-        assert!(matches!(
-            below.receive("330103", 1, Some(&a), b"", 13).unwrap(),
-            Received::Refused(_)
-        ));
+        assert!(matches!(one(&below, "330103", 1, Some(&a), b"", 13), Received::Refused(_)));
         assert_eq!(below.applied("330103").unwrap(), 1);
-        assert_eq!(below.receive("330102", 3, None, b"", 14).unwrap(), Received::Passed);
+        assert_eq!(one(&below, "330102", 3, None, b"", 14), Received::Passed);
         assert_eq!(store.len(), 1);
         assert!(store.escalation_due(i64::MAX, 10).unwrap().is_empty(), "the county's to act on");
         let req = Request {
@@ -325,18 +365,47 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_from_several_centers_is_taken_in_its_order_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap().forwarding_upward().unwrap();
+        let below = FromBelow::open(&store).unwrap();
+        let (a, b) = (record("a"), record("b"));
+        let a2 = AlarmRecord { peak_count: 7, ..a.clone() };
+        let change = |origin, seq, record| Incoming { origin, seq, record, thumbnail: b"" };
+        let batch = [
+            change("330102", 1, Some(&a)),
+            change("330103", 1, Some(&b)),
+            change("330102", 2, Some(&a2)),
+            change("330102", 4, Some(&a)),
+            change("330103", 1, Some(&b)),
+        ];
+        let got = below.receive(&batch, 10).unwrap();
+        assert!(
+            matches!(&got[..3], [Received::Stored(_), Received::Stored(_), Received::Stored(r)]
+            if r.peak_count == 7 && r.forwarded.as_ref().is_some_and(|f| f.seq == 1))
+        );
+        assert_eq!(got[3..], [Received::Ahead { expected: 3 }, Received::Duplicate]);
+        assert_eq!((below.applied("330102").unwrap(), below.applied("330103").unwrap()), (2, 1));
+        // Forwarded on in the batch's order, each change its own.
+        let upward = Upward::open(&store).unwrap();
+        assert_eq!(block(upward.number(10)).unwrap(), 3);
+        let ids: Vec<_> = (1..=3).map(|n| upward.id_at(n).unwrap().unwrap()).collect();
+        assert_eq!(ids, ["a", "b", "a"]);
+    }
+
+    #[test]
     fn a_city_forwards_on_what_it_stored_keeping_the_county() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::for_test(dir.path()).unwrap().forwarding_upward().unwrap();
         let below = FromBelow::open(&store).unwrap();
-        below.receive("330102", 1, Some(&record("a")), b"", 10).unwrap();
+        one(&below, "330102", 1, Some(&record("a")), b"", 10);
         let upward = Upward::open(&store).unwrap();
         assert_eq!(block(upward.number(10)).unwrap(), 1);
         let sent = store.get("a").unwrap().unwrap();
         // At the province, from the city.
         let dir = tempfile::tempdir().unwrap();
         let province = FromBelow::open(&Store::for_test(dir.path()).unwrap()).unwrap();
-        let Received::Stored(r) = province.receive("3301", 1, Some(&sent), b"", 20).unwrap() else {
+        let Received::Stored(r) = one(&province, "3301", 1, Some(&sent), b"", 20) else {
             panic!("stored")
         };
         let f = r.forwarded.unwrap();

@@ -136,8 +136,10 @@ impl Forwarder {
             };
             for payload in made? {
                 let topic = self.links.topics.tier_event(&self.upstream.name);
-                if client.publish(topic, QoS::AtLeastOnce, false, payload).await.is_err() {
-                    // The client is gone: the run is stopping.
+                // Never waiting for room in the connection's queue: the connection waits for
+                // this forwarder to take the receipts it reads, so waiting could stop both.
+                // The rest go on a later tick (or the run is stopping).
+                if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
                     return Ok(());
                 }
                 self.links.stats.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -193,23 +195,8 @@ impl Messages {
             Some(r) => self.thumbnail(r)?,
             None => None,
         };
-        let message = TierEvent {
-            schema_version: SCHEMA_VERSION as i32,
-            origin: self.name.clone(),
-            seq,
-            // Plain fields and strings: serializing cannot fail.
-            record_json: record
-                .map(|r| serde_json::to_string(&r).unwrap_or_default())
-                .unwrap_or_default(),
-            thumbnail_jpeg: thumbnail.unwrap_or_default().into(),
-            time_ms: now_ms(),
-            signature: Default::default(),
-        };
-        // Signing fails only on malformed protobuf, which this is not.
-        Ok(self
-            .key
-            .sign(message.encode_to_vec(), TIER_EVENT_SIGNATURE_FIELD, &[])
-            .unwrap_or_else(|_| message.encode_to_vec()))
+        let thumbnail = thumbnail.unwrap_or_default();
+        Ok(signed_event(&self.key, &self.name, seq, record.as_ref(), thumbnail, now_ms()))
     }
 
     /// The thumbnail of `r`'s picture, if it has one.
@@ -279,4 +266,31 @@ impl Window {
             self.rewind(stats);
         }
     }
+}
+
+/// The signed message forwarding change `seq` of center `origin` at `time_ms`: the event's
+/// `record` as it is now (none: deleted) and its thumbnail.
+pub fn signed_event(
+    key: &SigningKey,
+    origin: &str,
+    seq: u64,
+    record: Option<&AlarmRecord>,
+    thumbnail: Vec<u8>,
+    time_ms: i64,
+) -> Vec<u8> {
+    let message = TierEvent {
+        schema_version: SCHEMA_VERSION as i32,
+        origin: origin.to_owned(),
+        seq,
+        // Plain fields and strings: serializing cannot fail.
+        record_json: record
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .unwrap_or_default(),
+        thumbnail_jpeg: thumbnail.into(),
+        time_ms,
+        signature: Default::default(),
+    };
+    // Signing fails only on malformed protobuf, which this is not.
+    key.sign(message.encode_to_vec(), TIER_EVENT_SIGNATURE_FIELD, &[])
+        .unwrap_or_else(|_| message.encode_to_vec())
 }

@@ -39,7 +39,7 @@ use xueliang_service::tls::TlsError;
 pub use below::Below;
 pub use fetch::{FETCH_HEADER, Fetch, FetchError};
 use forward::Forwarder;
-pub use forward::Upstream;
+pub use forward::{Upstream, signed_event};
 use receive::Receiver;
 pub use thumbnail::thumbnail;
 

@@ -17,7 +17,7 @@ use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_lim
 use super::{Heard, Links, listen};
 use crate::cases::Change;
 use crate::domain::AlarmRecord;
-use crate::store::{FromBelow, Received, StoreError};
+use crate::store::{FromBelow, Incoming, Received, StoreError};
 
 /// The largest thumbnail kept from below, bytes (one of [`super::thumbnail::SIDE`] pixels a
 /// side is a few tens of kilobytes).
@@ -29,14 +29,22 @@ pub(super) struct Receiver {
     pub(super) links: Links,
 }
 
-/// What became of one message, for its center's receipt.
-enum Outcome {
-    /// Its number is stored (now or before).
-    Stored,
-    /// A number before it is missing.
-    Ahead,
-    /// Refused: nothing to receipt.
-    Refused,
+/// How long to wait before receipting again when the connection's queue was full.
+const RECEIPT_AGAIN: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The most messages stored in one transaction.
+const BATCH: usize = 500;
+
+/// An event that verified as its center's, for the store.
+struct Checked<'a> {
+    /// The message as it came.
+    publish: &'a Publish,
+    /// Its center.
+    origin: String,
+    /// The message.
+    event: TierEvent,
+    /// The record it carries (none: deleted there, or not a record and dead-lettered).
+    record: Option<AlarmRecord>,
 }
 
 impl Receiver {
@@ -50,7 +58,7 @@ impl Receiver {
             Ok(c) => c,
             Err(e) => return warn!("cannot receive from the tier below: {e}"),
         };
-        let (publishes, mut incoming) = mpsc::channel(1024);
+        let (publishes, mut incoming) = mpsc::channel(BATCH);
         // Each center's own topic: this center's own events, on its broker on their way up,
         // are not among them.
         let topics = self.links.below.names().map(|n| self.links.topics.tier_event(n)).collect();
@@ -66,8 +74,9 @@ impl Receiver {
         // Each center heard from since the last receipts, and whether one of its events came
         // after a gap.
         let mut heard: BTreeMap<String, bool> = BTreeMap::new();
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let publish = if heard.is_empty() {
+            let first = if heard.is_empty() {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     p = incoming.recv() => p,
@@ -83,29 +92,75 @@ impl Receiver {
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }
             };
-            let p = match publish {
-                Some(Heard::Publish(p)) => p,
-                Some(Heard::Connected) => continue,
-                None => break,
-            };
-            let (origin, outcome) = self.take(&from_below, &p);
-            match outcome {
-                Outcome::Stored => {
-                    heard.entry(origin).or_default();
+            let Some(first) = first else { break };
+            // What has come meanwhile goes into the same transaction.
+            let mut next = Some(first);
+            while let Some(news) = next.take() {
+                if let Heard::Publish(p) = news {
+                    batch.push(p);
                 }
-                Outcome::Ahead => {
-                    heard.insert(origin, true);
+                if batch.len() < BATCH {
+                    next = incoming.try_recv().ok();
                 }
-                Outcome::Refused => {}
             }
+            self.take(&from_below, &batch, &mut heard);
+            batch.clear();
         }
         let _ = client.disconnect().await;
         let _ = listening.await;
     }
 
-    /// Takes one publish in: the center it came from, and what became of it.
-    fn take(&self, from_below: &FromBelow, p: &Publish) -> (String, Outcome) {
+    /// Takes `batch` in, noting in `heard` each center to receipt and whether one of its
+    /// events came after a gap.
+    fn take(&self, from_below: &FromBelow, batch: &[Publish], heard: &mut BTreeMap<String, bool>) {
+        if batch.is_empty() {
+            return;
+        }
         let now = now_ms();
+        let checked: Vec<Checked<'_>> = batch.iter().filter_map(|p| self.check(p, now)).collect();
+        let changes: Vec<Incoming<'_>> = checked
+            .iter()
+            .map(|c| Incoming {
+                origin: &c.origin,
+                seq: c.event.seq,
+                record: c.record.as_ref(),
+                thumbnail: match c.event.thumbnail_jpeg.len() <= MAX_THUMBNAIL {
+                    true => &c.event.thumbnail_jpeg,
+                    false => &[],
+                },
+            })
+            .collect();
+        let outcomes = match from_below.receive(&changes, now) {
+            Ok(outcomes) => outcomes,
+            // Not stored, not receipted: the centers below send them again.
+            Err(e) => return warn!(events = changes.len(), "cannot store events from below: {e}"),
+        };
+        for (c, outcome) in checked.into_iter().zip(outcomes) {
+            let after_gap = match outcome {
+                Received::Stored(record) => {
+                    self.links.stats.received.fetch_add(1, Ordering::Relaxed);
+                    let first = record.forwarded.as_ref().is_some_and(|f| f.seq == c.event.seq);
+                    let change = if first { Change::New } else { Change::Updated };
+                    self.links.feed.publish(change, *record);
+                    false
+                }
+                Received::Duplicate => {
+                    self.links.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+                Received::Passed => false,
+                Received::Ahead { .. } => true,
+                Received::Refused(why) => {
+                    self.refuse::<()>(c.publish, why, now);
+                    false
+                }
+            };
+            *heard.entry(c.origin).or_default() |= after_gap;
+        }
+    }
+
+    /// The event `p` carries if it verifies as its center's; dead-lettered if not.
+    fn check<'a>(&self, p: &'a Publish, now: i64) -> Option<Checked<'a>> {
         let Some(origin) = self.links.topics.tier_origin(&p.topic) else {
             return self.refuse(p, "not a tier topic".into(), now);
         };
@@ -127,54 +182,18 @@ impl Receiver {
         };
         // A record its center signed but that is not one goes to the dead letters; its number
         // is passed all the same, so the events after it are not held up.
-        let record = match parse(&event) {
-            Ok(r) => r,
-            Err(why) => {
-                self.refuse(p, why, now);
-                None
-            }
-        };
-        let thumbnail = match event.thumbnail_jpeg.len() <= MAX_THUMBNAIL {
-            true => &event.thumbnail_jpeg[..],
-            false => &[],
-        };
-        let origin = origin.to_owned();
-        match from_below.receive(&origin, event.seq, record.as_ref(), thumbnail, now) {
-            Ok(Received::Stored(record)) => {
-                self.links.stats.received.fetch_add(1, Ordering::Relaxed);
-                let change = match record.forwarded.as_ref().is_some_and(|f| f.seq == event.seq) {
-                    true => Change::New,
-                    false => Change::Updated,
-                };
-                self.links.feed.publish(change, *record);
-                (origin, Outcome::Stored)
-            }
-            Ok(Received::Duplicate) => {
-                self.links.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                (origin, Outcome::Stored)
-            }
-            Ok(Received::Passed) => (origin, Outcome::Stored),
-            Ok(Received::Ahead { .. }) => (origin, Outcome::Ahead),
-            Ok(Received::Refused(why)) => {
-                self.refuse(p, why, now);
-                (origin, Outcome::Stored)
-            }
-            Err(e) => {
-                // Not stored, not receipted: the center below sends it again.
-                warn!(origin, seq = event.seq, "cannot store an event from below: {e}");
-                (origin, Outcome::Refused)
-            }
-        }
+        let record = parse(&event).unwrap_or_else(|why| self.refuse(p, why, now));
+        Some(Checked { publish: p, origin: origin.to_owned(), event, record })
     }
 
     /// Dead-letters `p` for `why`.
-    fn refuse(&self, p: &Publish, why: String, now: i64) -> (String, Outcome) {
+    fn refuse<T>(&self, p: &Publish, why: String, now: i64) -> Option<T> {
         warn!(topic = %p.topic, "refused from the tier below: {why}");
         self.links.stats.refused.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.links.dead_letters.add(&p.topic, &p.payload, &why, now) {
             warn!("cannot keep a dead letter: {e}");
         }
-        (String::new(), Outcome::Refused)
+        None
     }
 
     /// Makes what was stored durable and receipts it to each center heard from.
@@ -189,16 +208,26 @@ impl Receiver {
             heard.clear();
             return warn!("cannot store the events from below: {e}");
         }
+        let mut unsent = BTreeMap::new();
         for (origin, missing) in std::mem::take(heard) {
-            match self.receipt(from_below, &origin, missing) {
-                Ok(payload) => {
-                    let topic = self.links.topics.tier_receipt(&origin);
-                    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, payload).await {
-                        warn!(origin, "cannot receipt: {e}");
-                    }
+            let payload = match self.receipt(from_below, &origin, missing) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    warn!(origin, "cannot receipt: {e}");
+                    continue;
                 }
-                Err(e) => warn!(origin, "cannot receipt: {e}"),
+            };
+            let topic = self.links.topics.tier_receipt(&origin);
+            // Never waiting for room in the connection's queue: the connection waits for this
+            // receiver to take what it reads, so waiting here could stop both.
+            if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
+                unsent.insert(origin, missing);
             }
+        }
+        if !unsent.is_empty() {
+            // Receipted once the connection has sent what it holds.
+            *heard = unsent;
+            tokio::time::sleep(RECEIPT_AGAIN).await;
         }
     }
 
