@@ -359,13 +359,9 @@ pub fn start_mosquitto_with(dir: &Path, port: u16, extra: &str) -> (Reaper, u16)
     (reaper, port)
 }
 
-/// Waits (up to 10 s) until something accepts connections on loopback `port`.
+/// Waits (up to 30 s) until something accepts connections on loopback `port`.
 pub fn wait_listening(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    xueliang_testkit::bench::wait_listening(port, "the server").unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A binary of the workspace (`xl-center`, `xl-agent`), built beside this test by

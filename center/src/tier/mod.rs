@@ -118,7 +118,9 @@ enum Heard {
 }
 
 /// Polls a tier link's connection until `stop`, subscribing to `topics` on every connection,
-/// and hands on what it hears; `broker` names the broker in the log.
+/// and hands on what it hears; `broker` names the broker in the log. While `heard` is full the
+/// connection is not polled, so its client's queue does not drain: whoever takes from `heard`
+/// must never wait for room in that queue (`try_publish`).
 async fn listen(
     client: AsyncClient,
     mut eventloop: EventLoop,
