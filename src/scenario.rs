@@ -126,3 +126,34 @@ severity = "high"
         zone = zone.join(", "),
     )
 }
+
+/// A real H.264 fragmented MP4 as an agent cuts one, which a browser plays: GStreamer's test
+/// picture of `size`, 10 frames a second for `ms`, a keyframe every 2 s, written to `path`.
+pub fn h264_clip(path: &Path, size: (u32, u32), ms: u64) -> Result<Vec<u8>, String> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().map_err(|e| e.to_string())?;
+    let ((w, h), frames) = (size, ms / 100);
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={frames} ! video/x-raw,width={w},height={h},framerate=10/1 ! \
+         x264enc key-int-max=20 ! video/x-h264,profile=baseline ! h264parse ! \
+         mp4mux fragment-duration=1000 ! filesink location=\"{}\"",
+        path.display()
+    ))
+    .map_err(|e| format!("the clip's pipeline (x264enc is in gstreamer1.0-plugins-ugly): {e}"))?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("a pipeline without a bus")?;
+    let outcome = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(30)) else {
+            break Err("it did not end within 30 s".to_owned());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => {}
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    outcome.map_err(|why| format!("making the clip {}: {why}", path.display()))?;
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -33,12 +33,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
 use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -198,37 +196,6 @@ async fn publish_update(mqtt: &rumqttc::AsyncClient, sealer: &Sealer, args: &str
         .expect("update published");
 }
 
-/// A real H.264 fragmented MP4 as an agent cuts one, which a browser plays: GStreamer's test
-/// picture, [`CLIP_SIZE`], [`CLIP_MS`] long, a keyframe every 2 s, written to `path`.
-fn h264_clip(path: &Path) -> Vec<u8> {
-    gst::init().expect("GStreamer initialises");
-    let ((w, h), frames) = (CLIP_SIZE, CLIP_MS / 100);
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers={frames} ! video/x-raw,width={w},height={h},framerate=10/1 ! \
-         x264enc key-int-max=20 ! video/x-h264,profile=baseline ! h264parse ! \
-         mp4mux fragment-duration=1000 ! filesink location=\"{}\"",
-        path.display()
-    ))
-    .expect("the clip's pipeline parses (x264enc is in gstreamer1.0-plugins-ugly)");
-    pipeline.set_state(gst::State::Playing).expect("the clip's pipeline plays");
-    let bus = pipeline.bus().expect("a pipeline has a bus");
-    let outcome = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(30)) else {
-            break Err("it did not end within 30 s".to_owned());
-        };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-            _ => {}
-        }
-    };
-    pipeline.set_state(gst::State::Null).expect("the clip's pipeline stops");
-    if let Err(why) = outcome {
-        panic!("making the clip {}: {why}", path.display());
-    }
-    std::fs::read(path).expect("the clip was written")
-}
-
 /// A UUIDv7 (time-ordered, as agents name their clips), made here: the test kit has no uuid.
 fn uuid_v7() -> String {
     let ms = now_ms() as u64 & 0xffff_ffff_ffff;
@@ -276,27 +243,11 @@ async fn publish_clip(
     chunks.len()
 }
 
-/// `tests/browser`, checked ready: node, its modules and the browser.
-fn browser_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var("XL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)"
-    );
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "{}/node_modules/playwright-core is missing: run scripts/setup.sh (it runs npm ci there)",
-        dir.display()
-    );
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let browser = browser_dir();
+    let browser = common::browser_dir();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     for old in std::fs::read_dir(&shots).unwrap().flatten() {
@@ -326,7 +277,8 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     let sealer_b = Sealer::open(&dir.path().join("village-b")).unwrap();
     // The clip the script asks for, made meanwhile.
     let clip_path = dir.path().join("clip.mp4");
-    let making_clip = tokio::task::spawn_blocking(move || h264_clip(&clip_path));
+    let making_clip =
+        tokio::task::spawn_blocking(move || scenario::h264_clip(&clip_path, CLIP_SIZE, CLIP_MS));
 
     // One alarm already there when the duty officer logs in.
     publish_alarm(&mqtt, &sealer_b, "village-b", EARLIER_ALARM, (160, 120), None).await;
@@ -354,7 +306,7 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
         "the scripted agent's event after its update and end: {ended:?}"
     );
     assert!(ended.ended_ms.is_some(), "an ended event has its end time: {ended:?}");
-    let mp4 = making_clip.await.expect("the clip is made");
+    let mp4 = making_clip.await.unwrap().expect("the clip is made");
     assert!(mp4.len() > 2 * CLIP_CHUNK_BYTES, "a clip of several chunks: {} bytes", mp4.len());
 
     let mut child = tokio::process::Command::new("node")

@@ -9,8 +9,11 @@
 //! While cut, the city gets nothing more; once the line is back, the city and the province
 //! end with every county's every event exactly once, in the order its county stored them, as
 //! its county has it now (the updated events ended), with a thumbnail of its picture and never
-//! the picture itself; and nothing was refused. `cargo test --test tiers -- --nocapture`
-//! prints the figures.
+//! the picture itself, its clips listed; and nothing was refused. A full picture and a clip
+//! asked for at the province come from the county through the city, as the box signed them,
+//! audited at each tier. The city and the province count each county's events and show its
+//! boxes online, and the province's console (a real browser) opens on its counties and drills
+//! down to one county's events. `cargo test --test tiers -- --nocapture` prints the figures.
 
 mod common;
 
@@ -62,12 +65,13 @@ fn mosquitto(dir: &Path, port: u16, conf: &str) -> Reaper {
 }
 
 /// The bridge of center `name`'s broker to the broker of the tier above on loopback `port`: its
-/// events up, the receipts for it down (as deploy/bridge/ has it).
+/// events and boxes up, the receipts for it down (as deploy/mosquitto/bridge-up.conf has it).
 fn bridge(name: &str, port: u16) -> String {
     format!(
         "connection up-{name}\naddress 127.0.0.1:{port}\nclientid bridge-{name}\n\
          cleansession false\nrestart_timeout 2\nkeepalive_interval 10\n\
-         topic xl/v1/tier/{name}/event out 1\ntopic xl/v1/tier/{name}/receipt in 1\n"
+         topic xl/v1/tier/{name}/event out 1\ntopic xl/v1/tier/{name}/fleet out 1\n\
+         topic xl/v1/tier/{name}/receipt in 1\n"
     )
 }
 
@@ -126,6 +130,26 @@ fn by_county(store: &Store) -> BTreeMap<String, Vec<AlarmRecord>> {
         list.sort_by_key(|r| r.forwarded.as_ref().unwrap().seq);
     }
     out
+}
+
+/// How many `action` entries the audit trail of event `id` at `api` holds by the test's admin
+/// as `above` (the tiers above it that asked: `above:`, …) names it, with `detail` if given.
+async fn audited(
+    api: &common::Api,
+    id: &str,
+    action: &str,
+    above: &str,
+    detail: Option<&str>,
+) -> usize {
+    let trail = api.json(&format!("/api/audit?target={id}")).await;
+    let who = format!("{above}{}", common::TEST_ADMIN.0);
+    trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action && e["user"] == who.as_str())
+        .filter(|e| detail.is_none_or(|d| e["detail"] == d))
+        .count()
 }
 
 /// A real picture of a camera's size, as boxes send.
@@ -204,7 +228,7 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
         for b in ["box-1", "box-2"] {
             let agent = format!("{name}-{b}");
             let count = ((BEFORE + CUT + AFTER).as_secs_f64() * RATE) as u32;
-            let picture = ["--picture", jpeg.to_str().unwrap()];
+            let picture = ["--picture", jpeg.to_str().unwrap(), "--clip-seconds", "4"];
             boxes.push((
                 agent.clone(),
                 common::start_scripted_agent_at(
@@ -322,16 +346,11 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
     let county_http = county_centers[COUNTIES.iter().position(|c| *c == county).unwrap()].1;
     let city_admin = common::Api::admin(city_http).await;
     let county_admin = common::Api::admin(county_http).await;
-    for (api, who) in [
-        (&province_admin, common::TEST_ADMIN.0.to_owned()),
-        (&city_admin, format!("above:{}", common::TEST_ADMIN.0)),
-        (&county_admin, format!("above:above:{}", common::TEST_ADMIN.0)),
-    ] {
-        let trail = api.json(&format!("/api/audit?target={}", event.id)).await;
-        let entries = trail["entries"].as_array().unwrap();
-        let viewed =
-            entries.iter().any(|e| e["action"] == "view_snapshot" && e["user"] == who.as_str());
-        assert!(viewed, "the view by {who} is audited: {trail}");
+    for (api, who) in
+        [(&province_admin, ""), (&city_admin, "above:"), (&county_admin, "above:above:")]
+    {
+        let views = audited(api, &event.id, "view_snapshot", who, None).await;
+        assert!(views > 0, "the view by {who}{} is audited", common::TEST_ADMIN.0);
     }
     // Not signed by the city, the county serves nothing.
     let forged = reqwest::Client::new()
@@ -341,6 +360,109 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+
+    // A clip, asked for at the province in ranges as a player asks: fetched whole from the
+    // city, which fetches it from the county; it hashes to what the box signed, and each
+    // center audits the view once.
+    let event = records(&province_store)
+        .into_iter()
+        .find(|r| !r.clips.is_empty())
+        .expect("an event with its clip at the province");
+    let clip = event.clips[0].clone();
+    let county = event.forwarded.as_ref().unwrap().county.clone();
+    let url = format!("/api/alarms/{}/clips/{}", event.id, clip.clip_id);
+    let first = province_admin.get(&url).header("range", "bytes=0-99").send().await.unwrap();
+    assert_eq!(first.status(), 206, "{}", logs());
+    assert_eq!(first.bytes().await.unwrap().len(), 100);
+    let whole = province_admin.get(&url).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    let whole = whole.bytes().await.unwrap();
+    assert_eq!(whole.len() as u64, clip.size);
+    assert_eq!(
+        xueliang_proto::signing::hex(&xueliang_proto::signing::sha256(&whole)),
+        clip.sha256,
+        "the clip its box signed"
+    );
+    let county_http = county_centers[COUNTIES.iter().position(|c| *c == county).unwrap()].1;
+    let county_admin = common::Api::admin(county_http).await;
+    for (api, who) in
+        [(&province_admin, ""), (&city_admin, "above:"), (&county_admin, "above:above:")]
+    {
+        let views = audited(api, &event.id, "view_clip", who, Some(&clip.clip_id)).await;
+        assert_eq!(views, 1, "the viewing by {who}{} is audited once", common::TEST_ADMIN.0);
+    }
+    let forged = reqwest::Client::new()
+        .get(format!("http://{county_http}/api/tier/clips/{}", clip.clip_id))
+        .header("x-xl-tier-fetch", "AAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    // The counties as each tier above counts them: every county, its events, its two boxes
+    // (as its center reported them, the city passing them on to the province); at the province,
+    // a county's events only, and the console's counties' view in a real browser.
+    let each = total / 3;
+    let mut shown = Vec::new();
+    for (tier, api) in [("city", &city_admin), ("province", &province_admin)] {
+        let t0 = Instant::now();
+        let counties = loop {
+            let answer = api.json("/api/counties?from=0").await;
+            let counties = answer["counties"].as_array().unwrap().clone();
+            if counties.iter().all(|c| c["boxes"].is_object()) {
+                break counties;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(150),
+                "{tier}: every county's boxes reported within 150 s: {answer}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let names: Vec<&str> = counties.iter().map(|c| c["county"].as_str().unwrap()).collect();
+        assert_eq!(names, COUNTIES, "{tier}: the counties");
+        // The boxes' events, and the county's own (its boxes went offline when they ended).
+        let sum = |c: &serde_json::Value, by: &str| -> u64 {
+            c[by].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum()
+        };
+        shown.clear();
+        for c in &counties {
+            assert_eq!(c["by_kind"]["zone_intrusion"].as_u64(), Some(each as u64), "{tier}: {c}");
+            let events = c["events"].as_u64().unwrap();
+            assert!(events == sum(c, "by_kind") && events == sum(c, "by_status"), "{tier}: {c}");
+            assert_eq!(c["boxes"]["total"].as_u64(), Some(2), "{tier}: {c}");
+            shown.push(format!("{}:{events}", c["county"].as_str().unwrap()));
+        }
+    }
+    let listed =
+        province_admin.json(&format!("/api/alarms?county={}&limit=500", COUNTIES[1])).await;
+    let listed = listed["alarms"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    for a in listed {
+        assert_eq!(a["forwarded"]["county"], COUNTIES[1], "the county's events only: {a}");
+    }
+    let browser = common::browser_dir();
+    let run = tokio::process::Command::new("node")
+        .arg(browser.join("counties.mjs"))
+        .current_dir(&browser)
+        .env("XL_URL", format!("http://{province_http}"))
+        .env("XL_USER", common::TEST_ADMIN.0)
+        .env("XL_PASSWORD", common::TEST_ADMIN.1)
+        .env("XL_COUNTIES", COUNTIES.join(","))
+        .env("XL_EVENTS", shown.join(","))
+        .env("XL_BOXES_EACH", "2")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the browser test ends within 90 s")
+        .expect("node runs (scripts/setup.sh)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    eprint!("{said}");
+    assert!(
+        out.status.success() && said.lines().last() == Some("done"),
+        "the province's console by county: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Stop the counties and read what they stored.
     let mut county_metrics = Vec::new();
@@ -406,6 +528,8 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
                     r.snapshot_bytes
                 );
                 assert_eq!(r.snapshot_sha256, w.snapshot_sha256, "the picture's signed hash");
+                // Its clips described, their bytes left at the county.
+                assert_eq!(r.clips, w.clips, "{tier}: {}'s clips", r.id);
             }
         }
     }

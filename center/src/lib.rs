@@ -17,7 +17,8 @@
 //!   them ($share/NAME/…); the store's keys decide; a lease in the store gives one the duties
 //! tiers: county ─(its events' records and thumbnails, numbered, signed; a Mosquitto bridge)─▶
 //!   city ─▶ province, each storing in the order of the center below, each event once, and
-//!   receipting back down
+//!   receipting back down; each minute the counties' boxes online go up the same way; full
+//!   pictures and clips are fetched from below on demand
 //! ```
 //!
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
@@ -39,7 +40,8 @@
 //! | `ingest/`   | MQTT in: validation, batches, receipts; the embedded broker;    | domain, store, fleet, routing, cases            |
 //! |             | shared subscriptions and the feed's relay between processes;    |                                                 |
 //! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
-//! | `tier/`     | forwarding to the tier above, receiving from the tier below     | domain, store, ingest, cases                    |
+//! | `tier/`     | forwarding to the tier above, receiving from the tier below,    | domain, store, fleet, ingest, cases             |
+//! |             | fetching pictures and clips from below                          |                                                 |
 //! | `console/`  | the web console's files                                         | nothing                                         |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |
 //! | `duties.rs` | the duties one process does: escalation, supervision, retention,| all of the above                                |

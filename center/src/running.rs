@@ -457,6 +457,7 @@ pub async fn start(
         below: below.clone(),
         key: center_key.clone(),
         above: config.upstream.as_ref().map(|u| u.above_key.clone()),
+        kept: Default::default(),
     };
     let links = tiers.then(|| Links {
         upstream: config.upstream.clone(),
@@ -468,6 +469,8 @@ pub async fn start(
         key: center_key.clone(),
         topics: topics.clone(),
         stats: tier_stats.clone(),
+        fleet: fleet.clone(),
+        keys: keys.clone(),
     });
     let duties = Duties {
         cases: cases.clone(),

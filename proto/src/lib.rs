@@ -21,8 +21,8 @@ pub mod vocabulary;
 pub use prost::Message;
 pub use v1::{
     AgentConfig, AgentStatus, Alarm, Box, CameraHealth, CenterStatus, ClipChunk, ConfigAck,
-    Detection, Dispatch, EventUpdate, Health, Receipt, RuleKind, SchemaVersion, Severity, Snapshot,
-    TierEvent, TierFetch, TierReceipt,
+    CountyBoxes, Detection, Dispatch, EventUpdate, Health, Receipt, RuleKind, SchemaVersion,
+    Severity, Snapshot, TierEvent, TierFetch, TierFleet, TierReceipt,
 };
 
 /// What a center lists in `CenterStatus.capabilities` when it takes `EventUpdate`s.

@@ -32,6 +32,8 @@ pub const DISPATCH_SIGNATURE_FIELD: u32 = 9;
 pub const TIER_EVENT_SIGNATURE_FIELD: u32 = 7;
 /// Field number of `TierReceipt.signature`.
 pub const TIER_RECEIPT_SIGNATURE_FIELD: u32 = 5;
+/// Field number of `TierFleet.signature`.
+pub const TIER_FLEET_SIGNATURE_FIELD: u32 = 5;
 /// Field number of `TierFetch.signature`.
 pub const TIER_FETCH_SIGNATURE_FIELD: u32 = 6;
 /// Field numbers of `ClipChunk.offset` and `ClipChunk.data`, outside a chunk's signature (one

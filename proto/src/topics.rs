@@ -98,10 +98,15 @@ impl Topics {
         format!("{}/tier/{origin}/receipt", self.prefix)
     }
 
-    /// The forwarding center named in a tier event topic, if it is one.
-    pub fn tier_origin<'t>(&self, topic: &'t str) -> Option<&'t str> {
+    /// `{prefix}/tier/{origin}/fleet`: what center `origin` reports of its counties' boxes.
+    pub fn tier_fleet(&self, origin: &str) -> String {
+        format!("{}/tier/{origin}/fleet", self.prefix)
+    }
+
+    /// The forwarding center named in a tier topic of `kind` (`event`, `fleet`), if it is one.
+    pub fn tier_origin<'t>(&self, topic: &'t str, kind: &str) -> Option<&'t str> {
         let rest = topic.strip_prefix(self.prefix.as_str())?.strip_prefix("/tier/")?;
-        let origin = rest.strip_suffix("/event")?;
+        let origin = rest.strip_suffix(kind)?.strip_suffix('/')?;
         is_valid_id(origin).then_some(origin)
     }
 
@@ -159,9 +164,11 @@ mod tests {
         assert_eq!(t.all_agents("alarm"), "xl/v1/+/alarm");
         assert_eq!(t.dispatch("pcs-01"), "xl/v1/dispatch/pcs-01");
         assert_eq!(t.tier_event("330102"), "xl/v1/tier/330102/event");
-        assert_eq!(t.tier_origin("xl/v1/tier/330102/event"), Some("330102"));
-        assert_eq!(t.tier_origin("xl/v1/tier/a/b/event"), None);
-        assert_eq!(t.tier_origin("xl/v1/tier/330102/receipt"), None);
+        assert_eq!(t.tier_origin("xl/v1/tier/330102/event", "event"), Some("330102"));
+        assert_eq!(t.tier_origin("xl/v1/tier/a/b/event", "event"), None);
+        assert_eq!(t.tier_origin("xl/v1/tier/330102/receipt", "event"), None);
+        assert_eq!(t.tier_origin("xl/v1/tier/330102/fleet", "fleet"), Some("330102"));
+        assert_eq!(t.tier_origin("xl/v1/tier/330102fleet", "fleet"), None);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! follow it, `--update-interval-ms` apart, through the same outbox (sent on the event topic,
 //! kept until a receipt names them in `update_ids`): update `j` (id `{alarm}-u{j}`, seq `j`)
 //! has `j + 1` people at its peak and lasted `j` intervals; update 1 brings a better picture;
-//! update `N` ends the event.
+//! update `N` ends the event. With `--clip-seconds S` the first alarm's event has a clip of S
+//! seconds.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +25,10 @@ use xueliang_agent::delivery::{Links, Publisher};
 use xueliang_agent::delivery::{Outbox, OutboxWriter};
 use xueliang_agent::evidence::Sealer;
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::{Alarm, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity};
+use xueliang_proto::{
+    Alarm, ClipChunk, Detection, EventUpdate, RuleKind, SCHEMA_VERSION, Severity,
+};
+use xueliang_testkit::scenario::h264_clip;
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +64,34 @@ struct Args {
     /// Milliseconds from an event's alarm to its first update, and between its updates.
     #[arg(long, default_value_t = 1000)]
     update_interval_ms: u64,
+    /// Seconds of a clip sent of the first alarm's event (id `{alarm}-clip`; H.264 of
+    /// GStreamer's test picture, made here), through the outbox as a real agent sends one;
+    /// 0: no clip.
+    #[arg(long, default_value_t = 0)]
+    clip_seconds: u64,
+}
+
+/// The frame size of the clip `--clip-seconds` makes.
+const CLIP_SIZE: (u32, u32) = (320, 240);
+/// The bytes of each of its chunks.
+const CLIP_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The clip of alarm `a`'s event, `mp4` of `ms`, sealed in chunks.
+fn clip(sealer: &Sealer, a: &Alarm, mp4: &[u8], ms: u64) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let description = ClipChunk {
+        schema_version: SCHEMA_VERSION as i32,
+        clip_id: format!("{}-clip", a.id),
+        agent_id: a.agent_id.clone(),
+        camera_id: a.camera_id.clone(),
+        event_id: a.id.clone(),
+        start_time_ms: a.event_time_ms - ms as i64 / 2,
+        duration_ms: ms,
+        width: CLIP_SIZE.0,
+        height: CLIP_SIZE.1,
+        stream: "record".into(),
+        ..Default::default()
+    };
+    Ok(sealer.seal_clip(description, mp4, CLIP_CHUNK_BYTES)?)
 }
 
 /// What the sequence raises next: alarm `i`, or update `j` (1-based) of alarm `i`'s event.
@@ -211,23 +243,39 @@ fn main() -> anyhow::Result<()> {
             }
             None => None,
         };
+        let clip_ms = args.clip_seconds * 1000;
+        let mp4 = match clip_ms {
+            0 => Vec::new(),
+            ms => h264_clip(&config.data_dir.join("clip.mp4"), CLIP_SIZE, ms)
+                .map_err(anyhow::Error::msg)?,
+        };
         let first = (first as usize).min(steps.len());
         let (offset, started) =
             (steps.get(first).map_or(0, |(at, _)| *at), tokio::time::Instant::now());
         for (n, (at, step)) in steps.iter().enumerate().skip(first) {
             tokio::time::sleep_until(started + Duration::from_millis(at - offset)).await;
-            let sealed = match *step {
+            let (sealed, clip_of) = match *step {
                 Step::Alarm(i) => {
                     let opens = args.event_updates > 0;
                     let snapshot = (picture.as_deref(), args.snapshot_bytes);
                     let a = alarm(&config.agent_id, i, args.cameras, snapshot, opens);
-                    sealer.seal(a, config.snapshot.send_after_bytes)?
+                    let chunks = match (i, clip_ms) {
+                        (0, ms) if ms > 0 => Some((a.id.clone(), clip(&sealer, &a, &mp4, ms)?)),
+                        _ => None,
+                    };
+                    (sealer.seal(a, config.snapshot.send_after_bytes)?, chunks)
                 }
-                Step::Update(i, j) => sealer.seal_update(update(&config.agent_id, i, j, &args))?,
+                Step::Update(i, j) => {
+                    (sealer.seal_update(update(&config.agent_id, i, j, &args))?, None)
+                }
             };
             let what = if matches!(step, Step::Alarm(_)) { "alarm" } else { "event update" };
             if writer.write(sealed, what) {
                 let _ = wake_tx.try_send(());
+            }
+            // After its alarm: the outbox sends a clip once its event's alarm is receipted.
+            if let Some((event_id, chunks)) = clip_of {
+                outbox.push_clip(&event_id, &chunks)?;
             }
             // Progress only once written: one kept in memory is raised again after a kill.
             if writer.kept() == 0

@@ -6,7 +6,7 @@
 pub mod chaos_proxy;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -573,4 +573,20 @@ pub async fn connect_when_ingesting(
         }
     });
     (client, rx)
+}
+
+/// `tests/browser`, checked ready: node, its modules and the browser.
+pub fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("XL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)"
+    );
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "{}/node_modules/playwright-core is missing: run scripts/setup.sh (it runs npm ci there)",
+        dir.display()
+    );
+    dir
 }

@@ -22,7 +22,7 @@ const MAX_ID_CHARS: usize = 64;
 /// The longest camera id: ingest takes 128 bytes, never more characters.
 const MAX_CAMERA_CHARS: usize = 128;
 /// The longest time bound: RFC 3339 with nanoseconds and an offset has 35 characters.
-const MAX_TIME_CHARS: usize = 64;
+pub(super) const MAX_TIME_CHARS: usize = 64;
 /// The longest note on a step: a long paragraph, and as Chinese (3 bytes a character) still
 /// within the step's 16 KiB body.
 const MAX_NOTE_CHARS: usize = 4000;
@@ -51,6 +51,8 @@ pub struct AlarmQuery {
     pub unit: Option<String>,
     /// Whether the event goes on: ongoing or ended.
     pub state: Option<String>,
+    /// Forwarded from this county (at a tier above).
+    pub county: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1..=500 (default 50).
@@ -111,7 +113,7 @@ fn bounded(req: &ActionRequest) -> Result<(), ApiError> {
 }
 
 /// A time bound: UTC milliseconds or RFC 3339.
-fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_bound(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(text) = text else { return Ok(None) };
     parse_time(text).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -157,6 +159,7 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
         ("agent", &q.agent, MAX_ID_CHARS),
         ("camera", &q.camera, MAX_CAMERA_CHARS),
         ("unit", &q.unit, MAX_ID_CHARS),
+        ("county", &q.county, MAX_ID_CHARS),
     ] {
         at_most(name, value.as_deref(), max)?;
     }
@@ -180,6 +183,7 @@ fn filter(q: &AlarmQuery, caller: &Caller) -> Result<AlarmFilter, ApiError> {
         status,
         unit,
         state,
+        county: q.county.clone(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Events' video clips: one clip's MP4, whole or one byte range (a browser's video element
 //! fetches and seeks by ranges), for whoever may see its event's pictures. The clips of an event
-//! are listed in its record (`clips`).
+//! are listed in its record (`clips`); those of an event forwarded from the tier below are
+//! fetched from there.
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt as _;
@@ -74,6 +75,14 @@ fn wanted(range: Option<&HeaderValue>, len: u64) -> Wanted {
     }
 }
 
+/// A clip opened: its file, or its bytes.
+pub(super) enum Opened {
+    /// The file, read a piece at a time.
+    File(Arc<std::fs::File>),
+    /// The bytes.
+    Bytes(Bytes),
+}
+
 /// The record of the event clip `id` shows, if `caller` may see its pictures. A clip its
 /// event's record does not list (the event not stored yet, or another agent's) is not served.
 async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRecord, ApiError> {
@@ -91,14 +100,47 @@ async fn visible(state: &ApiState, caller: &Caller, id: &str) -> Result<AlarmRec
     Ok(event)
 }
 
-/// Audits `caller`'s viewing of clip `clip_id` (`view_clip` on its event, the clip's id as the
+/// Clip `clip_id` of `event` opened, and its length: for an event forwarded from below, fetched
+/// from there for `by` (checked against the hash its box signed); else its file here, if
+/// `event` lists it and it is that event's.
+pub(super) async fn open(
+    state: &ApiState,
+    event: &AlarmRecord,
+    clip_id: &str,
+    by: &str,
+) -> Result<(Opened, u64), ApiError> {
+    let missing = || ApiError::not_found(format!("event {} has no clip {clip_id}", event.id));
+    let clip = event.clips.iter().find(|c| c.clip_id == clip_id).ok_or_else(missing)?;
+    if event.forwarded.is_some() {
+        let bytes = state.fetch.clip(event, clip, by).await.map_err(super::tier::fetch_error)?;
+        let len = bytes.len() as u64;
+        return Ok((Opened::Bytes(bytes), len));
+    }
+    state.clips.get(clip_id)?.filter(|e| e.event_id == event.id).ok_or_else(missing)?;
+    let path = state.clips.path(clip_id);
+    let open = move || {
+        let file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok::<_, std::io::Error>((file, len))
+    };
+    match blocking(move || Ok(open())).await? {
+        Ok((file, len)) => Ok((Opened::File(Arc::new(file)), len)),
+        // Retention deletes the file first, then the record.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ApiError::not_found(format!("no clip {clip_id}")))
+        }
+        Err(e) => Err(ApiError::internal(format!("clip {clip_id}: {e}"))),
+    }
+}
+
+/// Audits `login`'s viewing of clip `clip_id` (`view_clip` on its event, the clip's id as the
 /// detail) once in [`VIEW_MS`]. A browser's video element fetches one viewing in many range
 /// requests, and the first need not start at byte 0 (it resumes, or seeks), so every request
 /// counts, but only the first in a while is written.
 /// A download (`download_clip`) is its own entry: a copy leaves the console.
-async fn audit_view(
+pub(super) async fn audit_view(
     state: &ApiState,
-    caller: &Caller,
+    login: &str,
     event_id: &str,
     clip_id: &str,
     download: bool,
@@ -109,17 +151,22 @@ async fn audit_view(
     let seen = recent
         .iter()
         .take_while(|e| e.time_ms > now - VIEW_MS)
-        .any(|e| e.action == action && e.user == caller.login() && e.detail == clip_id);
+        .any(|e| e.action == action && e.user == login && e.detail == clip_id);
     if !seen {
-        state.audit.record(now, caller.login(), action, event_id, clip_id)?;
+        state.audit.record(now, login, action, event_id, clip_id)?;
         state.store.flush().await?;
     }
     Ok(())
 }
 
-/// The bytes `range` of `file`, read a piece at a time off the async threads.
-fn body(file: std::fs::File, range: Range<u64>) -> Body {
-    let file = Arc::new(file);
+/// The bytes `range` of `clip`, a file read a piece at a time off the async threads.
+pub(super) fn body(clip: Opened, range: Range<u64>) -> Body {
+    let file = match clip {
+        Opened::Bytes(bytes) => {
+            return Body::from(bytes.slice(range.start as usize..range.end as usize));
+        }
+        Opened::File(file) => file,
+    };
     let pieces = futures_util::stream::unfold(range, move |range| {
         let file = file.clone();
         async move {
@@ -141,6 +188,17 @@ fn body(file: std::fs::File, range: Range<u64>) -> Body {
     Body::from_stream(pieces)
 }
 
+/// Whether the query asks for a download.
+fn download(query: Result<Query<ClipQuery>, QueryRejection>) -> Result<bool, ApiError> {
+    match query_string(query)?.download.as_deref() {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => {
+            Err(ApiError::bad_request(format!("download={other:?}: 1 (save as a file) or 0")))
+        }
+    }
+}
+
 /// `GET /api/clips/{id}`: the clip's MP4, whole (200) or the one byte range asked for (206);
 /// `?download=1` to save it. Viewing is audited.
 pub(super) async fn clip(
@@ -150,30 +208,35 @@ pub(super) async fn clip(
     query: Result<Query<ClipQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let download = match query_string(query)?.download.as_deref() {
-        None | Some("0") => false,
-        Some("1") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "download={other:?}: 1 (save as a file) or 0"
-            )));
-        }
-    };
+    let download = download(query)?;
     let event = visible(&state, &caller, &id).await?;
-    let path = state.clips.path(&id);
-    let open = move || {
-        let file = std::fs::File::open(&path)?;
-        let len = file.metadata()?.len();
-        Ok::<_, std::io::Error>((file, len))
-    };
-    let (file, len) = match blocking(move || Ok(open())).await? {
-        Ok(opened) => opened,
-        // Retention deletes the file first, then the record.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found(format!("no clip {id}")));
-        }
-        Err(e) => return Err(ApiError::internal(format!("clip {id}: {e}"))),
-    };
+    serve(&state, &caller, &event, &id, download, &headers).await
+}
+
+/// `GET /api/alarms/{id}/clips/{clip_id}`: as `GET /api/clips/{clip_id}`, for a clip of event
+/// `id`, which may have been forwarded from the tier below (the clip is then fetched from there).
+pub(super) async fn of_event(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, clip_id)): Path<(String, String)>,
+    query: Result<Query<ClipQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let download = download(query)?;
+    let event = super::alarms::visible(&state, &caller, &id).await?;
+    serve(&state, &caller, &event, &clip_id, download, &headers).await
+}
+
+/// Clip `id` of `event`, whole or the range `headers` ask for, audited.
+async fn serve(
+    state: &ApiState,
+    caller: &Caller,
+    event: &AlarmRecord,
+    id: &str,
+    download: bool,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let (clip, len) = open(state, event, id, caller.login()).await?;
     let (status, range) = match wanted(headers.get(header::RANGE), len) {
         Wanted::All => (StatusCode::OK, 0..len),
         Wanted::Part(range) => (StatusCode::PARTIAL_CONTENT, range),
@@ -189,7 +252,7 @@ pub(super) async fn clip(
             return Ok(refused);
         }
     };
-    audit_view(&state, &caller, &event.id, &id, download).await?;
+    audit_view(state, caller.login(), &event.id, id, download).await?;
     let mut answer = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "video/mp4")
@@ -204,7 +267,7 @@ pub(super) async fn clip(
         answer = answer
             .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.mp4\""));
     }
-    answer.body(body(file, range)).map_err(ApiError::internal)
+    answer.body(body(clip, range)).map_err(ApiError::internal)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod audit;
 mod browser;
 mod caller;
 mod clips;
+mod counties;
 mod dead_letters;
 mod enrolment;
 mod error;
@@ -48,6 +49,7 @@ use error::blocking;
 pub use alarms::{ActionRequest, AlarmDetail, AlarmList, AlarmQuery};
 pub use audit::{AlarmProof, AuditList, AuditQuery};
 pub use caller::{Caller, Peer, SESSION_COOKIE};
+pub use counties::{Boxes, Counties, CountiesQuery, County};
 pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use error::ApiError;
@@ -130,10 +132,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/alarms/{id}/snapshot", get(alarms::snapshot))
         .route("/api/alarms/{id}/picture", get(alarms::picture))
         .route("/api/tier/pictures/{id}", get(tier::picture))
+        .route("/api/tier/clips/{clip_id}", get(tier::clip))
         .route("/api/alarms/{id}/audit", get(alarms::trail))
         .route("/api/alarms/{id}/proof", get(audit::proof))
         .route("/api/alarms/{id}/{action}", post(alarms::act).layer(body(SMALL_BODY)))
         .route("/api/clips/{id}", get(clips::clip))
+        .route("/api/alarms/{id}/clips/{clip_id}", get(clips::of_event))
+        .route("/api/counties", get(counties::counties))
         .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
         .route("/api/agents/{id}", delete(fleet::remove))

@@ -28,7 +28,7 @@ const PASSWORD: &str = "a long enough password";
 /// (`x-unbounded`, `x-open`): lookup keys whose values have no fixed length, a header RFC 9110
 /// defines, a signed request checked whole, and the contract's enrolment request, open to newer
 /// boxes.
-const EXCEPTIONS: [&str; 12] = [
+const EXCEPTIONS: [&str; 15] = [
     "GET /api/alarms ?cursor",
     "GET /api/alarms/{id} ?id",
     "GET /api/alarms/{id}/snapshot ?id",
@@ -39,6 +39,9 @@ const EXCEPTIONS: [&str; 12] = [
     "GET /api/alarms/{id}/proof ?id",
     "POST /api/alarms/{id}/{action} ?id",
     "GET /api/clips/{id} ?Range",
+    "GET /api/alarms/{id}/clips/{clip_id} ?id",
+    "GET /api/alarms/{id}/clips/{clip_id} ?Range",
+    "GET /api/tier/clips/{clip_id} ?X-Xl-Tier-Fetch",
     "GET /api/audit ?target",
     "POST /api/enroll body (object)",
 ];

@@ -139,6 +139,8 @@ pub enum View {
     Alarms,
     /// The fleet of agents.
     Fleet,
+    /// At a tier above: the counties whose events come here.
+    Counties,
 }
 
 impl View {
@@ -147,6 +149,7 @@ impl View {
         match self {
             View::Alarms => Permission::ReadAlarms,
             View::Fleet => Permission::ReadFleet,
+            View::Counties => Permission::ActOnAlarms,
         }
     }
 }
@@ -164,12 +167,14 @@ pub struct Me {
     pub views: Vec<View>,
 }
 
-/// `GET /api/me`: who is logged in, and what they may do.
-pub(super) async fn me(caller: Caller) -> Json<Me> {
+/// `GET /api/me`: who is logged in, and what they may do. Where centers below forward their
+/// events, the counties' view comes first (the county is a tier above's first filter).
+pub(super) async fn me(State(state): State<ApiState>, caller: Caller) -> Json<Me> {
     let permissions = caller.user.role.permissions();
-    let views = [View::Alarms, View::Fleet]
+    let below = !state.fetch.below.is_empty();
+    let views = [View::Counties, View::Alarms, View::Fleet]
         .into_iter()
-        .filter(|v| permissions.contains(&v.needs()))
+        .filter(|v| permissions.contains(&v.needs()) && (below || *v != View::Counties))
         .collect();
     Json(Me { user: caller.user, permissions, views })
 }

@@ -14,10 +14,12 @@ const FILTERS = [["from", "datetime-local"], ["to", "datetime-local"], ["camera"
 const LISTS = { states: ["ongoing", "ended"] };
 /** The event state the list was loaded for: a live change to another state leaves the list. */
 let shownState = "";
+/** At a tier above, the county the list was loaded for: another county's live events stay out. */
+let shownCounty = "";
 
 function filterQuery() {
   const q = new URLSearchParams({ limit: "100" });
-  for (const [name, kind] of FILTERS) {
+  for (const [name, kind] of filtersHere()) {
     const v = $(`#filter-${name}`)?.value;
     if (!v) continue;
     // datetime-local is the officer's wall clock in Shanghai.
@@ -31,6 +33,7 @@ async function load(more = false) {
   const q = filterQuery();
   await loadAlarms(q, more);
   shownState = q.get("state") || "";
+  shownCounty = state.county = q.get("county") || "";
 }
 
 async function loadUnack() {
@@ -48,17 +51,24 @@ export function refreshAlarms(id, fresh) {
   if (state.selected === id) renderDetail(id);
 }
 
+/** Whether this center is a tier above: its events come from counties. */
+const above = () => state.me.views.includes("counties");
+/** The filters this user has: at a tier above, the county too. */
+const filtersHere = () => above() ? [["county", "text"], ...FILTERS] : FILTERS;
+
 export async function showAlarms() {
   const filters = el("form", { class: "filters", id: "filters" },
-    ...FILTERS.map(([name, kind]) => el("label", {}, t(name),
+    ...filtersHere().map(([name, kind]) => el("label", {}, t(name),
       kind === "datetime-local" || kind === "text"
         ? el("input", { id: `filter-${name}`, type: kind })
         : el("select", { id: `filter-${name}` }, el("option", { value: "" }, t("all")),
             ...(state.vocabulary[kind] || LISTS[kind]).map((k) => el("option", { value: k }, label(kind, k)))))),
     el("button", { type: "submit" }, t("apply")));
   filters.addEventListener("submit", async (ev) => { ev.preventDefault(); await load(); renderList(); });
+  const county = filters.querySelector("#filter-county");
+  if (county) county.value = state.county;
   const table = el("table", { id: "alarm-list" },
-    el("thead", {}, el("tr", {}, ...["time", "camera", "kind", "severity", "status", "event", "location"].map((h) => el("th", { scope: "col" }, t(h))))),
+    el("thead", {}, el("tr", {}, ...[above() ? "county" : null, "time", "camera", "kind", "severity", "status", "event", "location"].filter(Boolean).map((h) => el("th", { scope: "col" }, t(h))))),
     el("tbody"));
   $("#main").replaceChildren(el("div", { class: "layout" },
     el("section", { "aria-label": t("alarms") }, filters, table, el("p", {}, el("button", { id: "more", type: "button", onclick: async () => { await load(true); renderList(); } }, t("more")))),
@@ -80,6 +90,7 @@ function renderList(freshId = null) {
   let at = body.firstElementChild;
   for (const a of state.order.map((id) => state.alarms.get(id))) {
     if (!a || (shownState && a.state !== shownState)) continue;
+    if (shownCounty && a.forwarded?.county !== shownCounty) continue;
     const tr = rows.get(a.id) || newRow(a.id);
     rows.delete(a.id);
     fillRow(tr, a, a.id === freshId);
@@ -105,6 +116,7 @@ function fillRow(tr, a, fresh) {
   tr.setAttribute("aria-selected", String(state.selected === a.id));
   if (fresh) tr.classList.add("fresh");
   tr.replaceChildren(
+    ...(above() ? [el("td", { "data-county": a.forwarded?.county || "" }, a.forwarded?.county || "")] : []),
     el("td", {}, fmtTime(a.event_time_ms)),
     el("td", {}, a.camera_id ? `${a.agent_id}/${a.camera_id}` : a.agent_id),
     el("td", {}, label("kinds", a.kind)),
@@ -139,6 +151,8 @@ async function renderDetail(id) {
   pane.dataset.status = a.status;
   const note = el("textarea", { id: "action-note", "aria-label": t("note"), placeholder: t("note") }, typed);
   const canAct = can("act_on_alarms");
+  // An event forwarded from below is its county's to act on: watched here.
+  const acts = canAct && !a.forwarded;
   const suggested = new Set(a.dispatched_to?.length ? [] : a.routed_to || []);
   const units = el("fieldset", { class: "units" }, el("legend", {}, t("dispatchTo")),
     ...state.units.map((u) => el("label", {}, el("input", {
@@ -169,11 +183,12 @@ async function renderDetail(id) {
       el("span", { class: `sev-${a.severity}` }, label("severities", a.severity)), " ",
       el("span", { class: "muted" }, `${fmtTime(a.event_time_ms)} · ${a.agent_id}/${a.camera_id} · ${a.detections.length}× ${[...new Set(a.detections.map((d) => d.class))].join(", ")}`)),
     a.detail ? el("p", { id: "detail-supervision", class: "error" }, a.detail) : null,
+    a.forwarded ? el("p", { id: "detail-forwarded", class: "muted" }, t("forwardedFrom")(a.forwarded.county)) : null,
     a.state ? el("p", { id: "detail-event" }, eventState(a),
       when ? el("span", { class: "muted" }, ` · ${t(a.state === "ended" ? "endedAt" : "updatedAt")} ${fmtTime(when)}`) : null) : null,
     picture,
     film,
-    canAct && allowed.length ? el("div", {}, note, units,
+    acts && allowed.length ? el("div", {}, note, units,
       el("div", { class: "actions" }, ...state.vocabulary.center_steps.map((action) =>
         el("button", { type: "button", "data-action": action, class: action === allowed[0] ? "primary" : null, disabled: !allowed.includes(action), onclick: () => act(action) }, label("actions", action)))),
       el("p", { id: "action-error", class: "error", role: "alert" })) : null,

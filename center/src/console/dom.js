@@ -51,7 +51,8 @@ export function snapshot(a) {
 export function clips(a) {
   if (!a.clips?.length) return a.clips_expired ? el("p", { class: "muted" }, t("clipsExpired")) : null;
   return el("div", { class: "clips" }, el("h3", {}, t("clips")), ...a.clips.map((c) => {
-    const src = `/api/clips/${encodeURIComponent(c.clip_id)}`;
+    // By its event: an event forwarded from below has its clips fetched from there.
+    const src = `/api/alarms/${encodeURIComponent(a.id)}/clips/${encodeURIComponent(c.clip_id)}`;
     const what = `${t("clipOf")}: ${a.location || c.camera_id} ${label("kinds", a.kind)} ${fmtTime(c.start_time_ms)}`;
     return el("figure", { class: "clip" },
       el("video", { controls: true, preload: "metadata", src, "aria-label": what, "data-clip-id": c.clip_id }),

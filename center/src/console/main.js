@@ -1,10 +1,11 @@
 // The duty officers' console and the responder units' dispatch view: one page, no build step,
 // no external resources (it must work on a county network without internet). Chinese first.
 // This module logs in, opens the views the center says the user may open, and follows the
-// live event stream; alarms.js, station.js and fleet.js draw the views.
+// live event stream; alarms.js, station.js, counties.js and fleet.js draw the views.
 
 import { showAlarms, refreshAlarms } from "./alarms.js";
 import { api, onUnauthorized, post } from "./api.js";
+import { showCounties } from "./counties.js";
 import { $, announce, beep, el } from "./dom.js";
 import { applyLanguage, label, t, toggleLanguage } from "./i18n.js";
 import { showFleet } from "./fleet.js";
@@ -63,6 +64,7 @@ function route() {
   for (const a of document.querySelectorAll("#nav a")) if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
   $("#unack").hidden = !can("act_on_alarms");
   if (wanted === "fleet") return showFleet();
+  if (wanted === "counties") return showCounties();
   if (can("respond")) return showStation();
   return showAlarms();
 }

@@ -11,7 +11,7 @@ use axum::routing::get;
 const SCRIPT: &str = "text/javascript; charset=utf-8";
 
 /// The files under `/console/`: name, content type, content.
-const FILES: [(&str, &str, &str); 9] = [
+const FILES: [(&str, &str, &str); 10] = [
     ("app.css", "text/css; charset=utf-8", include_str!("app.css")),
     ("main.js", SCRIPT, include_str!("main.js")),
     ("i18n.js", SCRIPT, include_str!("i18n.js")),
@@ -21,6 +21,7 @@ const FILES: [(&str, &str, &str); 9] = [
     ("alarms.js", SCRIPT, include_str!("alarms.js")),
     ("station.js", SCRIPT, include_str!("station.js")),
     ("fleet.js", SCRIPT, include_str!("fleet.js")),
+    ("counties.js", SCRIPT, include_str!("counties.js")),
 ];
 
 /// A file of the console: its content type and bytes.

@@ -8,6 +8,8 @@ export const state = {
   vocabulary: null,
   alarms: new Map(), order: [], next: null, unack: new Set(), selected: null,
   units: [], events: null, view: "alarms",
+  /** At a tier above: the county the alarm list is filtered to (from the counties' view). */
+  county: "",
 };
 
 /** Whether the logged-in user's role has `permission` (as the center names it). */

@@ -27,7 +27,7 @@ use xueliang_proto::{ClipChunk, Message};
 
 use super::index::{ALARMS, index_prefix, time_key};
 use super::retention::{DAY_MS, Retention, ids_before};
-use super::{Store, StoreError, UpdateError, to_json, write};
+use super::{Store, StoreError, Tree, UpdateError, to_json, write};
 use crate::domain::{AlarmRecord, ClipRecord};
 
 /// Clips one agent may have in progress at once, so that a box cannot fill the disk with
@@ -102,11 +102,11 @@ pub struct Clips {
     dir: PathBuf,
     max_bytes: u64,
     /// Clip id → [`ClipEntry`] (JSON).
-    entries: crate::store::Tree,
+    entries: Tree,
     /// Event id, NUL, clip id.
-    by_event: crate::store::Tree,
+    by_event: Tree,
     /// Completion time and clip id (retention).
-    by_time: crate::store::Tree,
+    by_time: Tree,
     /// Ingest's chunks and retention's deletions touch the same files: one at a time.
     files: Arc<Mutex<()>>,
     /// The same between processes sharing the directory (a county served by several): a file
@@ -486,6 +486,15 @@ impl Clips {
         Ok(Put::Completed(Box::new(Completed { clip: entry.clip, event })))
     }
 
+    /// The trees a clip's arrival or deletion writes: the alarms, the clips' records and their
+    /// two indexes, and the changes to forward upward (if kept), in that order.
+    fn trees(&self) -> Vec<&Tree> {
+        [&self.store.trees[ALARMS], &self.entries, &self.by_event, &self.by_time]
+            .into_iter()
+            .chain(&self.store.pending)
+            .collect()
+    }
+
     /// Records a complete clip and adds it to its event's record if that is stored and its
     /// agent's; returns the record so changed.
     fn record(&self, entry: &ClipEntry) -> Result<Option<AlarmRecord>, StoreError> {
@@ -495,8 +504,8 @@ impl Clips {
         let by_event = event_key(&entry.event_id, clip_id);
         let by_time = time_key(entry.received_ms, clip_id);
         let event = entry.event_id.as_bytes();
-        let trees = [&self.store.trees[ALARMS], &self.entries, &self.by_event, &self.by_time];
-        write(&trees[..], |t| {
+        let order = self.store.change_order()?;
+        write(&self.trees(), |t| {
             t[1].insert(clip_id.as_bytes(), json.as_slice())?;
             t[2].insert(by_event.as_slice(), &[])?;
             t[3].insert(by_time.as_slice(), &[])?;
@@ -508,6 +517,7 @@ impl Clips {
                 return Ok(None);
             }
             t[0].insert(event, to_json(&record))?;
+            self.store.mark_changed(t.get(4), order, 0, &entry.event_id)?;
             Ok(Some(record))
         })
     }
@@ -559,8 +569,8 @@ impl Clips {
         let by_event = event_key(&entry.event_id, clip_id);
         let by_time = time_key(entry.received_ms, clip_id);
         let event = entry.event_id.as_bytes();
-        let trees = [&self.store.trees[ALARMS], &self.entries, &self.by_event, &self.by_time];
-        write(&trees[..], |t| {
+        let order = self.store.change_order()?;
+        write(&self.trees(), |t| {
             t[1].remove(clip_id.as_bytes())?;
             t[2].remove(by_event.as_slice())?;
             t[3].remove(by_time.as_slice())?;
@@ -571,6 +581,7 @@ impl Clips {
                 record.clips.retain(|c| c.clip_id != clip_id);
                 record.clips_expired = true;
                 t[0].insert(event, to_json(&record))?;
+                self.store.mark_changed(t.get(4), order, 0, &entry.event_id)?;
             }
             Ok(())
         })?;
@@ -645,6 +656,14 @@ mod tests {
     use xueliang_proto::signing::sha256;
 
     const NOW: i64 = 100 * DAY_MS;
+    /// Clips kept 30 days.
+    const RETENTION: Retention = Retention {
+        alarm_days: 365,
+        snapshot_days: 90,
+        clip_days: 30,
+        dead_letter_days: 30,
+        audit_days: 1095,
+    };
 
     fn open(dir: &Path) -> (Store, Clips) {
         let store = Store::for_test(&dir.join("db")).unwrap();
@@ -884,14 +903,7 @@ mod tests {
             let path = clips.partial_dir("a").join(format!("stale.{ext}"));
             File::options().write(true).open(path).unwrap().set_modified(nine_days_ago).unwrap();
         }
-        let retention = Retention {
-            alarm_days: 365,
-            snapshot_days: 90,
-            clip_days: 30,
-            dead_letter_days: 30,
-            audit_days: 1095,
-        };
-        assert_eq!(clips.sweep(retention, now).unwrap(), ClipsSwept { clips: 2, partials: 1 });
+        assert_eq!(clips.sweep(RETENTION, now).unwrap(), ClipsSwept { clips: 2, partials: 1 });
         for gone in ["month", "year"] {
             assert!(clips.get(gone).unwrap().is_none() && !clips.path(gone).exists(), "{gone}");
         }
@@ -904,8 +916,29 @@ mod tests {
         assert_eq!(partial_files(&clips), 2, "the busy partial stays");
         assert!(!clips.partial_dir("a").join("stale.part").exists());
         assert!(clips.by_event.iter().count() == 1 && clips.by_time.iter().count() == 1);
-        assert_eq!(clips.sweep(retention, now).unwrap(), ClipsSwept::default());
+        assert_eq!(clips.sweep(RETENTION, now).unwrap(), ClipsSwept::default());
         // The stale clip's chunk sent again starts it anew.
         assert_eq!(put(&clips, &stale[0]), Put::Stored);
+    }
+
+    #[tokio::test]
+    async fn a_clip_arriving_or_deleted_changes_its_event_for_the_tier_above() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(&dir.path().join("db")).unwrap().forwarding_upward().unwrap();
+        let clips = Clips::open(&store, &dir.path().join("clips"), 1 << 20).unwrap();
+        let upward = crate::store::Upward::open(&store).unwrap();
+        let now = xueliang_proto::endpoint::now_ms();
+        let mut e1 = record("e1");
+        e1.event_time_ms = now - DAY_MS;
+        store.insert(&e1, b"").unwrap();
+        assert_eq!(upward.number(10).await.unwrap(), 1, "stored");
+        for chunk in chunks("k1", "e1", 5, &video(30), 10) {
+            put_by(&clips, "a", &chunk, now - 40 * DAY_MS);
+        }
+        assert_eq!(upward.number(10).await.unwrap(), 2, "its clip arrived");
+        assert_eq!(upward.id_at(2).unwrap().as_deref(), Some("e1"));
+        assert_eq!(clips.sweep(RETENTION, now).unwrap().clips, 1);
+        assert_eq!(upward.number(10).await.unwrap(), 3, "its clip deleted");
+        assert_eq!(upward.id_at(3).unwrap().as_deref(), Some("e1"));
     }
 }

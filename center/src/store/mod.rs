@@ -45,10 +45,10 @@ pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
 pub use lease::Leases;
 pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
-pub use query::{AlarmFilter, Cursor, ExportError, Page, parse_time};
+pub use query::{AlarmFilter, CountyCounts, Cursor, ExportError, Page, parse_time};
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
-pub use upward::{FromBelow, Incoming, Received, Upward};
+pub use upward::{CountyBoxes, FromBelow, Incoming, Received, Upward};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

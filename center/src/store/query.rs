@@ -1,10 +1,13 @@
 //! Querying stored alarms: filters, newest event first, in pages with an opaque cursor. The
 //! most selective index a filter allows is walked backwards over the time range; the other
-//! filters are checked on the records it yields. A record that cannot be read is skipped.
+//! filters are checked on the records it yields. A record that cannot be read is skipped. At a
+//! tier above, the events forwarded from below are counted by county.
+
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::index::{
     ALARMS, BY_AGENT, BY_CAMERA, BY_STATUS, BY_TIME, BY_UNIT, index_prefix, time_key,
@@ -34,6 +37,8 @@ pub struct AlarmFilter {
     pub unit: Option<String>,
     /// Whether the event goes on or has ended.
     pub state: Option<EventState>,
+    /// Forwarded from this county (at a tier above).
+    pub county: Option<String>,
 }
 
 impl AlarmFilter {
@@ -49,6 +54,10 @@ impl AlarmFilter {
             && self.status.is_none_or(|s| s == r.status)
             && self.unit.as_ref().is_none_or(|u| r.dispatched_to.contains(u))
             && self.state.is_none_or(|s| s == r.state)
+            && self
+                .county
+                .as_ref()
+                .is_none_or(|c| r.forwarded.as_ref().is_some_and(|f| f.county == *c))
     }
 
     /// The index to walk and the prefix of its entries.
@@ -181,6 +190,46 @@ impl Store {
     }
 }
 
+/// One county's events as the tier above counts them ([`Store::count_by_county`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct CountyCounts {
+    /// The county (as its center forwards: its name at the city).
+    pub county: String,
+    /// Its events.
+    pub events: u64,
+    /// Those still going on.
+    pub ongoing: u64,
+    /// By workflow status (as the county has it).
+    pub by_status: BTreeMap<String, u64>,
+    /// By kind.
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+impl Store {
+    /// The events forwarded from below whose event time is in `from_ms..to_ms`, counted by
+    /// county, in the order of the counties' names; a record that cannot be read is left out.
+    pub fn count_by_county(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<CountyCounts>, StoreError> {
+        let mut counties: BTreeMap<String, CountyCounts> = BTreeMap::new();
+        for entry in self.trees[BY_TIME].range(time_key(from_ms, "")..time_key(to_ms, "")) {
+            let (key, _) = entry?;
+            let id = String::from_utf8_lossy(&key[8..]).into_owned();
+            let Some(bytes) = self.trees[ALARMS].get(id.as_bytes())? else { continue };
+            let Ok(r) = self.parse(&id, &bytes) else { continue };
+            let Some(f) = &r.forwarded else { continue };
+            let c = counties.entry(f.county.clone()).or_default();
+            c.events += 1;
+            c.ongoing += u64::from(r.state == EventState::Ongoing);
+            *c.by_status.entry(r.status.as_str().to_owned()).or_default() += 1;
+            *c.by_kind.entry(r.kind.clone()).or_default() += 1;
+        }
+        Ok(counties.into_iter().map(|(county, c)| CountyCounts { county, ..c }).collect())
+    }
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -273,5 +322,45 @@ mod tests {
         assert_eq!(q(AlarmFilter { status: Some(Status::Resolved), ..Default::default() }), "");
         assert_eq!(q(AlarmFilter { unit: Some("pcs-1".into()), ..Default::default() }), "");
         assert!(Cursor::decode("nonsense!").unwrap_err().contains("use next_cursor as it is"));
+    }
+
+    #[test]
+    fn forwarded_events_are_filtered_and_counted_by_county() {
+        use crate::domain::Forwarded;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::for_test(dir.path()).unwrap();
+        let from = |county: &str| {
+            Some(Forwarded { county: county.into(), by: "city".into(), seq: 1, at_ms: 1 })
+        };
+        for (id, county, t, status, kind) in [
+            ("a", Some("330102"), 10, Status::New, "zone_intrusion"),
+            ("b", Some("330102"), 20, Status::Dispatched, "loitering"),
+            ("c", Some("330103"), 30, Status::New, "zone_intrusion"),
+            ("d", None, 40, Status::New, "zone_intrusion"),
+            ("e", Some("330103"), 50, Status::New, "zone_intrusion"),
+        ] {
+            let mut r = record(id);
+            (r.event_time_ms, r.status, r.kind) = (t, status, kind.into());
+            r.forwarded = county.and_then(from);
+            s.insert(&r, b"").unwrap();
+        }
+        let q = |f: AlarmFilter| ids(&s.query(&f, None, 10).unwrap()).join(",");
+        assert_eq!(q(AlarmFilter { county: Some("330102".into()), ..Default::default() }), "b,a");
+        assert_eq!(q(AlarmFilter { county: Some("330109".into()), ..Default::default() }), "");
+        let counted = s.count_by_county(0, 50).unwrap();
+        let names: Vec<&str> = counted.iter().map(|c| c.county.as_str()).collect();
+        assert_eq!(
+            names,
+            ["330102", "330103"],
+            "by name; the center's own event and one after `to` not"
+        );
+        let a = &counted[0];
+        assert_eq!((a.events, a.ongoing), (2, 0));
+        assert_eq!(a.by_status, BTreeMap::from([("dispatched".into(), 1), ("new".into(), 1)]));
+        assert_eq!(
+            a.by_kind,
+            BTreeMap::from([("loitering".into(), 1), ("zone_intrusion".into(), 1)])
+        );
+        assert_eq!(counted[1].events, 1);
     }
 }

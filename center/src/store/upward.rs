@@ -7,6 +7,8 @@
 
 use std::ops::Bound;
 
+use serde::{Deserialize, Serialize};
+
 use super::engine::{Interrupted, Tree, View, write};
 use super::index::{ALARMS, SNAPSHOTS, index_entries, move_entries};
 use super::{DELETED_AT, PENDING_AT, Store, StoreError, to_json};
@@ -159,18 +161,64 @@ pub enum Received {
     Passed,
 }
 
+/// One county's boxes as its center last reported them up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountyBoxes {
+    /// The county (its center's name at the city).
+    pub county: String,
+    /// Boxes connected.
+    pub online: u32,
+    /// Boxes registered.
+    pub total: u32,
+    /// When its center counted them, UTC ms.
+    pub as_of_ms: i64,
+}
+
 /// What the centers of the tier below forwarded here, and how far each has come.
 #[derive(Debug, Clone)]
 pub struct FromBelow {
     store: Store,
     /// Each center below's name → the last number stored from it.
     applied: Tree,
+    /// Each county's name → its boxes as last reported ([`CountyBoxes`], JSON).
+    boxes: Tree,
 }
 
 impl FromBelow {
     /// Opens the record of what came from below in `store`.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self { store: store.clone(), applied: store.db.open_tree("tier_applied")? })
+        Ok(Self {
+            store: store.clone(),
+            applied: store.db.open_tree("tier_applied")?,
+            boxes: store.db.open_tree("tier_boxes")?,
+        })
+    }
+
+    /// Keeps each county's boxes of `report` unless what is kept was counted later.
+    pub fn keep_boxes(&self, report: &[CountyBoxes]) -> Result<(), StoreError> {
+        for b in report {
+            let kept = self.boxes.get(&b.county)?;
+            let newer = kept
+                .and_then(|k| serde_json::from_slice::<CountyBoxes>(&k).ok())
+                .is_some_and(|k| k.as_of_ms > b.as_of_ms);
+            if !newer {
+                // Strings and numbers: serializing cannot fail.
+                let json = serde_json::to_vec(b).expect("a CountyBoxes serializes");
+                self.boxes.insert(&b.county, json)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every county's boxes as last reported, by county.
+    pub fn boxes(&self) -> Result<Vec<CountyBoxes>, StoreError> {
+        let mut all = Vec::new();
+        for entry in self.boxes.iter() {
+            let (_, v) = entry?;
+            // One that does not parse was written by no build of this center: left out.
+            all.extend(serde_json::from_slice::<CountyBoxes>(&v).ok());
+        }
+        Ok(all)
     }
 
     /// The last number stored from center `origin`.
@@ -410,5 +458,23 @@ mod tests {
         };
         let f = r.forwarded.unwrap();
         assert_eq!((f.county.as_str(), f.by.as_str(), f.at_ms), ("330102", "3301", 20));
+    }
+
+    #[test]
+    fn a_countys_boxes_are_kept_as_last_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
+        let below = FromBelow::open(&store).unwrap();
+        let boxes = |county: &str, online, as_of_ms| CountyBoxes {
+            county: county.into(),
+            online,
+            total: 5,
+            as_of_ms,
+        };
+        below.keep_boxes(&[boxes("330102", 4, 100), boxes("330103", 5, 100)]).unwrap();
+        below.keep_boxes(&[boxes("330102", 3, 200)]).unwrap();
+        // Passed on by another way, counted before: not kept.
+        below.keep_boxes(&[boxes("330102", 5, 150)]).unwrap();
+        assert_eq!(below.boxes().unwrap(), [boxes("330102", 3, 200), boxes("330103", 5, 100)]);
     }
 }

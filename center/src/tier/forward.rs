@@ -1,7 +1,8 @@
 //! Forwarding upward: the log's events, in their numbers' order, to the broker that carries
 //! them to the tier above, at most a window ahead of the last receipt; from the last receipt
 //! again when the tier above says one went missing, or when no receipt came for a while
-//! (waiting twice as long each time, up to five minutes: a cut link is not flooded).
+//! (waiting twice as long each time, up to five minutes: a cut link is not flooded). Every
+//! minute, the counties' boxes online.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -15,13 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::{
-    SigningKey, TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD, VerifyingKey,
+    SigningKey, TIER_EVENT_SIGNATURE_FIELD, TIER_FLEET_SIGNATURE_FIELD,
+    TIER_RECEIPT_SIGNATURE_FIELD, VerifyingKey,
 };
-use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_limited};
+use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierFleet, TierReceipt, decode_limited};
 
 use super::{Heard, Links, TierStats, listen, thumbnail};
 use crate::domain::AlarmRecord;
-use crate::store::{Store, StoreError, Upward};
+use crate::store::{CountyBoxes, FromBelow, Store, StoreError, Upward};
 
 /// Events sent and not receipted at most.
 const WINDOW: u64 = 1000;
@@ -34,6 +36,8 @@ const LONGEST_WAIT: Duration = Duration::from_secs(300);
 const MISSING_AGAIN: Duration = Duration::from_secs(5);
 /// How often the log takes in new changes.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the counties' boxes are reported upward.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Where and as whom this center forwards.
 #[derive(Debug, Clone)]
@@ -87,6 +91,7 @@ impl Forwarder {
         };
         info!(name, acked = state.acked, "forwarding events to the tier above");
         let mut tick = tokio::time::interval(TICK);
+        let mut report = tokio::time::interval(REPORT_EVERY);
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -100,6 +105,7 @@ impl Forwarder {
                     None => break,
                 },
                 _ = tick.tick() => {}
+                _ = report.tick() => self.report(&client).await,
             }
             if let Err(e) = self.send(&messages, &client, &mut state).await {
                 warn!("forwarding upward: {e}");
@@ -147,6 +153,61 @@ impl Forwarder {
             }
         }
         Ok(())
+    }
+
+    /// Reports the counties' boxes upward: a county center its own, a center with centers
+    /// below what they reported (and its own, if it has boxes). Not sent when the connection's
+    /// queue is full: the next report follows in a minute.
+    async fn report(&self, client: &AsyncClient) {
+        let links = self.links.clone();
+        let name = self.upstream.name.clone();
+        let counted = tokio::task::spawn_blocking(move || {
+            let agents = links.fleet.list(&links.keys.agents())?;
+            let online = agents.iter().filter(|a| a.online == Some(true)).count() as u32;
+            let own = CountyBoxes {
+                county: name,
+                online,
+                total: agents.len() as u32,
+                as_of_ms: now_ms(),
+            };
+            let mut counties = match links.below.is_empty() {
+                true => Vec::new(),
+                false => FromBelow::open(&links.store)?.boxes()?,
+            };
+            if own.total > 0 || links.below.is_empty() {
+                counties.push(own);
+            }
+            Ok::<_, StoreError>(counties)
+        })
+        .await;
+        let counties = match counted {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return warn!("cannot count the boxes to report upward: {e}"),
+            Err(_) => return,
+        };
+        let report = TierFleet {
+            schema_version: SCHEMA_VERSION as i32,
+            origin: self.upstream.name.clone(),
+            counties: counties
+                .into_iter()
+                .map(|c| xueliang_proto::CountyBoxes {
+                    county: c.county,
+                    online: c.online,
+                    total: c.total,
+                    as_of_ms: c.as_of_ms,
+                })
+                .collect(),
+            time_ms: now_ms(),
+            signature: Default::default(),
+        };
+        // Signing fails only on malformed protobuf, which this is not.
+        let payload = self
+            .links
+            .key
+            .sign(report.encode_to_vec(), TIER_FLEET_SIGNATURE_FIELD, &[])
+            .unwrap_or_else(|_| report.encode_to_vec());
+        let topic = self.links.topics.tier_fleet(&self.upstream.name);
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, false, payload);
     }
 
     /// The receipt in `payload`, if the tier above signed it for this center.

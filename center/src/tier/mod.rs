@@ -32,6 +32,7 @@ use xueliang_proto::signing::SigningKey;
 use xueliang_proto::topics::Topics;
 
 use crate::cases::AlarmFeed;
+use crate::fleet::{AgentKeys, Fleet};
 use crate::ingest::{BrokerConnection, options};
 use crate::store::{DeadLetters, Store};
 use xueliang_service::tls::TlsError;
@@ -81,6 +82,10 @@ pub struct Links {
     pub topics: Topics,
     /// The links' counters.
     pub stats: Arc<TierStats>,
+    /// The center's boxes, counted for the tier above.
+    pub fleet: Fleet,
+    /// The boxes registered here.
+    pub keys: Arc<AgentKeys>,
 }
 
 impl Links {

@@ -1,6 +1,7 @@
 //! Receiving from the tier below: each center's events, signed with the key `below.toml`
-//! gives it, stored in its order (the next number only, once), then receipted; what is not
-//! theirs to send, or not signed by them, is dead-lettered.
+//! gives it, stored in its order (the next number only, once), then receipted, and its reports
+//! of its counties' boxes, kept; what is not theirs to send, or not signed by them, is
+//! dead-lettered.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -10,14 +11,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use xueliang_proto::endpoint::now_ms;
-use xueliang_proto::signing::{TIER_EVENT_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD};
+use xueliang_proto::signing::{
+    TIER_EVENT_SIGNATURE_FIELD, TIER_FLEET_SIGNATURE_FIELD, TIER_RECEIPT_SIGNATURE_FIELD,
+};
 use xueliang_proto::topics::is_valid_id;
-use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierReceipt, decode_limited};
+use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierFleet, TierReceipt, decode_limited};
 
 use super::{Heard, Links, listen};
 use crate::cases::Change;
 use crate::domain::AlarmRecord;
-use crate::store::{FromBelow, Incoming, Received, StoreError};
+use crate::store::{CountyBoxes, FromBelow, Incoming, Received, StoreError};
 
 /// The largest thumbnail kept from below, bytes (one of [`super::thumbnail::SIDE`] pixels a
 /// side is a few tens of kilobytes).
@@ -61,7 +64,12 @@ impl Receiver {
         let (publishes, mut incoming) = mpsc::channel(BATCH);
         // Each center's own topic: this center's own events, on its broker on their way up,
         // are not among them.
-        let topics = self.links.below.names().map(|n| self.links.topics.tier_event(n)).collect();
+        let topics = self
+            .links
+            .below
+            .names()
+            .flat_map(|n| [self.links.topics.tier_event(n), self.links.topics.tier_fleet(n)])
+            .collect();
         let listening = tokio::spawn(listen(
             client.clone(),
             eventloop,
@@ -117,7 +125,14 @@ impl Receiver {
             return;
         }
         let now = now_ms();
-        let checked: Vec<Checked<'_>> = batch.iter().filter_map(|p| self.check(p, now)).collect();
+        let topics = &self.links.topics;
+        let (reports, events): (Vec<&Publish>, Vec<&Publish>) =
+            batch.iter().partition(|p| topics.tier_origin(&p.topic, "fleet").is_some());
+        for p in reports {
+            self.keep_boxes(from_below, p, now);
+        }
+        let checked: Vec<Checked<'_>> =
+            events.into_iter().filter_map(|p| self.check(p, now)).collect();
         let changes: Vec<Incoming<'_>> = checked
             .iter()
             .map(|c| Incoming {
@@ -159,9 +174,57 @@ impl Receiver {
         }
     }
 
-    /// The event `p` carries if it verifies as its center's; dead-lettered if not.
-    fn check<'a>(&self, p: &'a Publish, now: i64) -> Option<Checked<'a>> {
-        let Some(origin) = self.links.topics.tier_origin(&p.topic) else {
+    /// Keeps the counties' boxes report `p` carries if it verifies as its center's;
+    /// dead-lettered if not.
+    fn keep_boxes(&self, from_below: &FromBelow, p: &Publish, now: i64) {
+        let Some(origin) = self.verified(p, "fleet", TIER_FLEET_SIGNATURE_FIELD, now) else {
+            return;
+        };
+        let report = match decode_limited::<TierFleet>(&p.payload) {
+            Ok(r) if r.origin == origin => r,
+            Ok(r) => {
+                let why = format!("names {:?} but came on {origin}'s topic", r.origin);
+                self.refuse::<()>(p, why, now);
+                return;
+            }
+            Err(e) => {
+                self.refuse::<()>(p, format!("malformed: {e}"), now);
+                return;
+            }
+        };
+        let Some(counties) = report
+            .counties
+            .iter()
+            .map(|c| {
+                let b = CountyBoxes {
+                    county: c.county.clone(),
+                    online: c.online,
+                    total: c.total,
+                    as_of_ms: c.as_of_ms,
+                };
+                (is_valid_id(&b.county) && b.online <= b.total).then_some(b)
+            })
+            .collect::<Option<Vec<_>>>()
+        else {
+            let why = "a county without a valid name, or more boxes online than it has".into();
+            self.refuse::<()>(p, why, now);
+            return;
+        };
+        if let Err(e) = from_below.keep_boxes(&counties) {
+            warn!(origin, "cannot keep the counties' boxes: {e}");
+        }
+    }
+
+    /// The center below whose `kind` topic `p` came on, if it signed `p` (its signature at
+    /// field `signature`); dead-lettered if not.
+    fn verified<'a>(
+        &self,
+        p: &'a Publish,
+        kind: &str,
+        signature: u32,
+        now: i64,
+    ) -> Option<&'a str> {
+        let Some(origin) = self.links.topics.tier_origin(&p.topic, kind) else {
             return self.refuse(p, "not a tier topic".into(), now);
         };
         let Some(key) = self.links.below.key(origin) else {
@@ -169,9 +232,15 @@ impl Receiver {
                 format!("{origin} is not a center of the tier below: add its key to below.toml");
             return self.refuse(p, why, now);
         };
-        if let Err(e) = key.verify(&p.payload, TIER_EVENT_SIGNATURE_FIELD, &[], origin) {
+        if let Err(e) = key.verify(&p.payload, signature, &[], origin) {
             return self.refuse(p, e.to_string(), now);
         }
+        Some(origin)
+    }
+
+    /// The event `p` carries if it verifies as its center's; dead-lettered if not.
+    fn check<'a>(&self, p: &'a Publish, now: i64) -> Option<Checked<'a>> {
+        let origin = self.verified(p, "event", TIER_EVENT_SIGNATURE_FIELD, now)?;
         let event = match decode_limited::<TierEvent>(&p.payload) {
             Ok(e) if e.origin == origin => e,
             Ok(e) => {
