@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use xueliang_agent::evidence::Sealer;
 use xueliang_center::access::{Role, add_user};
 use xueliang_center::dispatch::RetryPolicy;
+use xueliang_center::domain::{Action, AlarmRecord, Status, Step};
 use xueliang_center::running::start;
+use xueliang_center::store::{FromBelow, Incoming, Received};
 use xueliang_proto::v1::agent_status::State;
 use xueliang_proto::{
     AgentStatus, Alarm, Detection, Dispatch, Health, Message, RuleKind, Severity,
@@ -163,13 +165,33 @@ async fn what_goes_wrong_with_boxes_dispatches_and_the_disk_is_raised_once_each(
         snapshot_jpeg: b"a picture".to_vec().into(),
         ..Default::default()
     };
-    let sealed = sealer.seal(alarm, usize::MAX).unwrap();
+    let sealed = sealer.seal(alarm.clone(), usize::MAX).unwrap();
     mqtt.publish("xl/v1/village-a/alarm", QoS::AtLeastOnce, false, sealed.message).await.unwrap();
     common::wait_for_alarm(http, Duration::from_secs(10)).await.expect("the alarm is stored");
     for (action, body) in [("acknowledge", json!({})), ("dispatch", json!({"units": ["pcs-a"]}))] {
         let resp = duty.post(&format!("/api/alarms/village-a-1/{action}")).json(&body);
         assert!(resp.send().await.unwrap().status().is_success(), "{action}");
     }
+    // And an event a county below forwarded, dispatched there to a unit of the same name and
+    // never received: the county watches it; here it is neither overdue nor sent again.
+    let mut forwarded = AlarmRecord::from_alarm(
+        &Alarm { id: "county-b-1".into(), agent_id: "county-b-box".into(), ..alarm },
+        xueliang_proto::endpoint::now_ms(),
+    );
+    forwarded.status = Status::Dispatched;
+    forwarded.dispatched_to = vec!["pcs-a".into()];
+    forwarded.timeline.push(Step {
+        action: Action::Dispatch,
+        status: Status::Dispatched,
+        by: "county-duty".into(),
+        at_ms: xueliang_proto::endpoint::now_ms() - 60_000,
+        note: String::new(),
+        units: vec!["pcs-a".into()],
+    });
+    let incoming = Incoming { origin: "330102", seq: 1, record: Some(&forwarded), thumbnail: b"" };
+    let stored = FromBelow::open(&center.store).unwrap().receive(&[incoming], 1).unwrap();
+    assert!(matches!(stored[0], Received::Stored(_)), "{stored:?}");
+    center.store.flush().await.unwrap();
 
     // The box village-b: online, then its connection cut; its last will says offline.
     let will = LastWill::new(
@@ -266,6 +288,8 @@ async fn what_goes_wrong_with_boxes_dispatches_and_the_disk_is_raised_once_each(
     let steps: Vec<&str> =
         a["timeline"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
     assert_eq!(steps, ["acknowledge", "dispatch", "overdue"], "overdue once");
+    let theirs = duty.json("/api/alarms/county-b-1").await;
+    assert_eq!(theirs["timeline"].as_array().unwrap().len(), 1, "not overdue here: {theirs}");
 
     // The dispatch went out again and again, the same one; once received, no more.
     let mut copies = Vec::new();

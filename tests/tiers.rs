@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use common::Reaper;
 use common::chaos_proxy::CutProxy;
-use xueliang_center::domain::AlarmRecord;
+use xueliang_center::access::{Role, add_user};
+use xueliang_center::domain::{AlarmRecord, Status};
 use xueliang_center::running::key_path;
 use xueliang_center::store::{Backend, Store};
 use xueliang_proto::signing::SigningKey;
@@ -36,6 +37,19 @@ const RATE: f64 = 1.0;
 const BEFORE: Duration = Duration::from_secs(60);
 const CUT: Duration = Duration::from_secs(600);
 const AFTER: Duration = Duration::from_secs(60);
+
+/// The city's routing: a unit of its own, which it may send to its counties' events.
+const CITY_ROUTING: &str = r#"
+[[unit]]
+id = "city-swat"
+name = "市公安局特警支队"
+type = "police_station"
+
+[[route]]
+id = "everything"
+units = ["city-swat"]
+"#;
+const SWAT_PASSWORD: &str = "swat-password-1";
 
 /// Mosquitto with `conf` (its listener on loopback `port`, its files in `dir`), as root keeping
 /// its persistence in `dir`.
@@ -175,6 +189,17 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
     let city = root.join("city");
     common::add_test_admin(&province);
     common::add_test_admin(&city);
+    // The city's own unit, and its police user.
+    std::fs::write(city.join("routing.toml"), CITY_ROUTING).unwrap();
+    add_user(
+        &city.join("users.toml"),
+        "swat",
+        None,
+        Role::Police,
+        Some("city-swat"),
+        SWAT_PASSWORD,
+    )
+    .unwrap();
     let (province_port, city_port) = (free_port(), free_port());
     let county_ports: Vec<u16> = COUNTIES.iter().map(|_| free_port()).collect();
     below(&province, &[("city", &city, city_port)]);
@@ -398,6 +423,62 @@ async fn three_counties_forward_through_a_ten_minute_cut_to_a_city_and_a_provinc
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+
+    // The city sends its own unit to a county's event: the county's case stays the county's
+    // (its status, its steps); the unit sees it, receives it; the county acknowledging it
+    // later changes the county's part only, at the city and the province.
+    let event = records(&city_store)
+        .into_iter()
+        .find(|r| r.forwarded.as_ref().is_some_and(|f| f.county == COUNTIES[0]))
+        .expect("an event of the first county at the city");
+    let id = event.id.clone();
+    let acknowledge =
+        city_admin.post(&format!("/api/alarms/{id}/acknowledge")).json(&serde_json::json!({}));
+    assert_eq!(acknowledge.send().await.unwrap().status(), 409, "the county's to acknowledge");
+    let dispatch = city_admin
+        .post(&format!("/api/alarms/{id}/dispatch"))
+        .json(&serde_json::json!({"units": ["city-swat"], "note": "市特警协助"}));
+    let sent: serde_json::Value = dispatch.send().await.unwrap().json().await.unwrap();
+    assert_eq!(sent["own"]["dispatched_to"], serde_json::json!(["city-swat"]), "{sent}");
+    assert_eq!(
+        (sent["status"].as_str(), sent["timeline"].as_array().unwrap().len()),
+        (Some("new"), 0)
+    );
+    let swat = common::Api::login(city_http, "swat", SWAT_PASSWORD).await;
+    let theirs = swat.json("/api/alarms").await;
+    let ids: Vec<&str> =
+        theirs["alarms"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()], "the unit sees what it was sent, only");
+    let received = swat.post(&format!("/api/alarms/{id}/receive")).json(&serde_json::json!({}));
+    assert_eq!(received.send().await.unwrap().status(), 200);
+    let county_admin = common::Api::admin(county_centers[0].1).await;
+    let ack =
+        county_admin.post(&format!("/api/alarms/{id}/acknowledge")).json(&serde_json::json!({}));
+    assert_eq!(ack.send().await.unwrap().status(), 200, "the county acknowledges its event");
+    let t0 = Instant::now();
+    loop {
+        let (at_city, at_province) =
+            (city_store.get(&id).unwrap().unwrap(), province_store.get(&id).unwrap().unwrap());
+        if at_city.status == Status::Acknowledged && at_province.status == Status::Acknowledged {
+            let steps: Vec<&str> = at_city.own.timeline.iter().map(|s| s.action.as_str()).collect();
+            assert_eq!(
+                (at_city.own.dispatched_to.as_slice(), steps.as_slice()),
+                (&["city-swat".to_owned()][..], &["dispatch", "receive"][..]),
+                "the city's own dispatch stays"
+            );
+            assert!(
+                at_province.own.is_empty(),
+                "the city's dispatch is the city's: {:?}",
+                at_province.own
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the county's step reached the city and the province within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The counties as each tier above counts them: every county, its events, its two boxes
     // (as its center reported them, the city passing them on to the province); at the province,

@@ -2,9 +2,11 @@
 // (Chromium through playwright-core): run by tests/tiers.rs once every county's events arrived.
 //
 // Checked: the counties' view opens first, a row per county with its boxes online as its center
-// reported them and its events counted as the API counts them; a county's name opens the alarm
-// list filtered to that county, with only its events; an event opens with where it came from and
-// no workflow steps (the county's duty officers act on it); nothing failed on the page.
+// reported them and its events counted as the API counts them; another time counts again (a
+// day in 2000: none; since 2000: the same); a county's name opens the alarm list filtered to
+// that county and time, with only its events; an event opens with where it came from, the
+// county's steps and this center's own, and offers only a dispatch of this center's own units
+// (the county's duty officers run the case); nothing failed on the page.
 //
 // Prints `fail: …` (and exits 1) on the first thing a user would see wrong, `done` otherwise.
 
@@ -71,12 +73,31 @@ try {
   }
   say(`counties: ${rows.map((r) => `${r.county} ${r.events} events, boxes ${r.boxes}`).join('; ')}`);
 
+  // Another time: a day in 2000 has no events; since 2000, the same counts.
+  const count = async (from, to) => {
+    await page.fill('#county-from', from);
+    await page.fill('#county-to', to);
+    const before = await page.textContent('#county-span');
+    await page.click('#county-window button[type=submit]');
+    await page.waitForFunction((was) => document.querySelector('#county-span')?.textContent !== was, before);
+    const span = await page.textContent('#county-span');
+    if (!span.startsWith(from.slice(0, 4))) fail(`counted from ${from}, the view says it counts ${span}`);
+    return page.$$eval('#county-table tbody tr', (trs) => trs.map((tr) => Number(tr.querySelector('[data-count=events]').textContent)));
+  };
+  const none = await count('2000-01-01T00:00', '2000-01-02T00:00');
+  if (none.some((n) => n > 0)) fail(`a day in 2000 shows events: ${none.join(', ')}`);
+  const since = await count('2000-01-01T00:00', '');
+  if (since.join(',') !== rows.map((r) => r.events).join(',')) fail(`since 2000 the counties show ${since.join(', ')} events, not ${rows.map((r) => r.events).join(', ')}`);
+  say(`a day in 2000: ${none.length ? none.join(', ') : 'no county'}; since 2000: ${since.join(', ')} events`);
+
   // Drill-down: the second county's name opens its events only.
   const county = COUNTIES[1];
   await page.click(`#county-table tr[data-county="${county}"] button`);
   await page.waitForSelector('#alarm-list tbody tr', { state: 'visible' }).catch(() => fail(`no alarm list after choosing county ${county}`));
   const filter = await page.inputValue('#filter-county');
   if (filter !== county) fail(`the alarm list's county filter reads "${filter}", not ${county}`);
+  const fromFilter = await page.inputValue('#filter-from');
+  if (fromFilter !== '2000-01-01T00:00') fail(`the alarm list's from filter reads "${fromFilter}", not the counties' 2000-01-01T00:00`);
   const rowsOf = await page.$$eval('#alarm-list tbody tr', (trs) => trs.map((tr) => ({ id: tr.dataset.alarmId, county: tr.querySelector('td[data-county]')?.textContent })));
   const ids = rowsOf.map((r) => r.id);
   const others = rowsOf.filter((r) => r.county !== county);
@@ -87,9 +108,10 @@ try {
   await page.click('#alarm-list tbody tr');
   const from = (await page.waitForSelector('#detail-forwarded').catch(() => fail('an event from below shows no #detail-forwarded line'))).textContent();
   if (!(await from).includes(county)) fail(`the event's origin line reads "${await from}", without ${county}`);
-  const steps = await page.$$('#detail button[data-action]');
-  if (steps.length) fail(`an event forwarded from below offers ${steps.length} workflow steps at the province`);
-  say(`event ${ids[0]}: "${await from}", no steps offered`);
+  const steps = await page.$$eval('#detail button[data-action]', (bs) => bs.map((b) => b.dataset.action));
+  if (steps.join(',') !== 'dispatch') fail(`an event forwarded from below offers the steps ${steps.join(', ') || 'none'} at the province, not only 派警 (its own units)`);
+  if (!(await page.$('#own-timeline'))) fail('an event forwarded from below shows no list of this center\'s own dispatches (#own-timeline)');
+  say(`event ${ids[0]}: "${await from}", only dispatch offered`);
 
   if (errors.length) fail(`the page threw: ${errors.join('; ')}`);
   say('done');

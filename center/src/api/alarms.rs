@@ -224,7 +224,7 @@ pub(super) async fn detail(
 ) -> Result<Json<AlarmDetail>, ApiError> {
     let alarm = visible(&state, &caller, &id).await?;
     let mut webhooks = Vec::new();
-    for unit in &alarm.dispatched_to {
+    for unit in alarm.units_here() {
         webhooks.extend(state.webhooks.status(&dispatch_id(&id, unit))?);
     }
     state.audit.record(now_ms(), caller.login(), "view_alarm", &id, "")?;

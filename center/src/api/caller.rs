@@ -51,7 +51,7 @@ impl Caller {
     pub fn may_see(&self, r: &AlarmRecord) -> Result<(), ApiError> {
         self.require(Permission::ReadAlarms)?;
         match (&self.user.role, &self.user.unit) {
-            (Role::Police, Some(unit)) if r.dispatched_to.contains(unit) => Ok(()),
+            (Role::Police, Some(unit)) if r.units_here().contains(unit) => Ok(()),
             (Role::Police, _) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!("alarm {} was not dispatched to your unit", r.id),

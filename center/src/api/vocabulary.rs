@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::caller::Caller;
 use crate::domain::{
-    Action, CENTER_STEPS, KINDS, SEVERITIES, Status, UNIT_STEPS, steps_allowed, unit_steps_allowed,
+    Action, CENTER_STEPS, FORWARDED_STEPS, KINDS, SEVERITIES, Status, UNIT_STEPS, steps_allowed,
+    unit_steps_allowed,
 };
 
 /// The stage of a unit's dispatch before its first step, in [`Vocabulary::unit_steps_allowed`].
@@ -33,6 +34,10 @@ pub struct Vocabulary {
     /// A unit's last step on its dispatch (`none` before the first) → the steps allowed next,
     /// the usual next one first.
     pub unit_steps_allowed: BTreeMap<String, Vec<Action>>,
+    /// The center's steps allowed on an event forwarded from below, whatever its status (its
+    /// county runs its case; this center may send its own units).
+    #[serde(default)]
+    pub forwarded_steps: Vec<Action>,
 }
 
 /// `GET /api/vocabulary`.
@@ -51,5 +56,6 @@ pub(super) async fn vocabulary(_caller: Caller) -> Json<Vocabulary> {
                 (stage.to_owned(), unit_steps_allowed(done))
             })
             .collect(),
+        forwarded_steps: FORWARDED_STEPS.into(),
     })
 }

@@ -100,11 +100,12 @@ impl Cases {
                 id,
                 &append.trees(),
                 |r| {
-                    first_dispatch.set(r.dispatched_to.is_empty());
+                    first_dispatch.set(r.units_here().is_empty());
                     apply(r, &req)
                 },
                 |r, t| {
-                    let sent = r.timeline.last().map(|s| s.units.join(", ")).unwrap_or_default();
+                    let sent =
+                        r.steps_here().last().map(|s| s.units.join(", ")).unwrap_or_default();
                     let detail = match sent.is_empty() {
                         true => note.to_owned(),
                         false => format!("units {sent}; {note}"),
@@ -115,7 +116,7 @@ impl Cases {
             append.done(&entry);
             record
         };
-        let step = record.timeline.last().cloned();
+        let step = record.steps_here().last().cloned();
         let sent = step.as_ref().map(|s| s.units.clone()).unwrap_or_default();
         self.dispatcher.queue(&record, &sent, by, note, now)?;
         self.store.flush().await?;

@@ -269,7 +269,9 @@ impl Supervisor {
             let mut cursor = None;
             loop {
                 let page = self.cases.store.query(&filter, cursor.as_ref(), 500)?;
-                waiting.extend(page.alarms.into_iter().filter(|r| !r.dispatched_to.is_empty()));
+                // Of an event forwarded from below, this center's own dispatches: its county's
+                // are the county's to watch and send again.
+                waiting.extend(page.alarms.into_iter().filter(|r| !r.units_here().is_empty()));
                 match page.next {
                     Some(c) => cursor = Some(c),
                     None => break,
@@ -278,7 +280,7 @@ impl Supervisor {
         }
         let mut still = HashMap::new();
         for r in waiting {
-            for unit in &r.dispatched_to {
+            for unit in r.units_here() {
                 if unit_progress(&r, unit).is_some() {
                     continue;
                 }
@@ -286,9 +288,11 @@ impl Supervisor {
                 let id = dispatch_id(&r.id, unit);
                 // The second route an overdue step sent it to is not made overdue in turn:
                 // the alarm goes up once per late unit, not in a chain.
+                // An event forwarded from below is never escalated here: only sent again.
                 if now - sent.at_ms >= receive_within.as_millis() as i64
                     && sent.action != Action::Overdue
                     && !r.overdue.contains(unit)
+                    && r.forwarded.is_none()
                 {
                     self.overdue(&r, unit, receive_within).await?;
                 }
@@ -342,7 +346,7 @@ impl Supervisor {
 
 /// The step that first sent `r` to `unit`.
 fn first_sent<'r>(r: &'r AlarmRecord, unit: &str) -> Option<&'r Step> {
-    r.timeline.iter().find(|s| {
+    r.steps_here().iter().find(|s| {
         matches!(s.action, Action::Dispatch | Action::Escalate | Action::Overdue)
             && s.units.iter().any(|u| u == unit)
     })

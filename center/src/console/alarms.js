@@ -4,8 +4,8 @@
 // they stand, so the officer keeps the row in view, the focus, the choices and the note.
 
 import { api, loadAlarms, post } from "./api.js";
-import { $, clips, el, eventState, keepPlayers, players, snapshot } from "./dom.js";
-import { fmtTime, label, t } from "./i18n.js";
+import { $, clips, el, eventState, keepPlayers, players, snapshot, unitsHere } from "./dom.js";
+import { fmtTime, label, shanghaiTime, t } from "./i18n.js";
 import { can, state } from "./state.js";
 
 /** The filters: [query parameter, input type, or the list whose names it offers]. */
@@ -22,8 +22,7 @@ function filterQuery() {
   for (const [name, kind] of filtersHere()) {
     const v = $(`#filter-${name}`)?.value;
     if (!v) continue;
-    // datetime-local is the officer's wall clock in Shanghai.
-    q.set(name, kind === "datetime-local" ? `${v}:00+08:00` : v);
+    q.set(name, kind === "datetime-local" ? shanghaiTime(v) : v);
   }
   return q;
 }
@@ -65,8 +64,10 @@ export async function showAlarms() {
             ...(state.vocabulary[kind] || LISTS[kind]).map((k) => el("option", { value: k }, label(kind, k)))))),
     el("button", { type: "submit" }, t("apply")));
   filters.addEventListener("submit", async (ev) => { ev.preventDefault(); await load(); renderList(); });
+  // Drilled down from the counties: that county, in the time its counts were for.
   const county = filters.querySelector("#filter-county");
   if (county) county.value = state.county;
+  for (const name of ["from", "to"]) if (state.countyWindow[name]) $(`#filter-${name}`, filters).value = state.countyWindow[name];
   const table = el("table", { id: "alarm-list" },
     el("thead", {}, el("tr", {}, ...[above() ? "county" : null, "time", "camera", "kind", "severity", "status", "event", "location"].filter(Boolean).map((h) => el("th", { scope: "col" }, t(h))))),
     el("tbody"));
@@ -126,8 +127,8 @@ function fillRow(tr, a, fresh) {
     el("td", {}, a.location || ""));
 }
 
-function steps(a) {
-  return el("ol", { id: "timeline", class: "steps" }, ...(a.timeline || []).map((s) => el("li", { "data-action": s.action },
+function steps(list, id = "timeline") {
+  return el("ol", { id, class: "steps" }, ...(list || []).map((s) => el("li", { "data-action": s.action },
     `${fmtTime(s.at_ms)} ${label("actions", s.action)} — ${s.by}`,
     s.units?.length ? ` → ${s.units.join(", ")}` : "", s.note ? `: ${s.note}` : "")));
 }
@@ -151,12 +152,12 @@ async function renderDetail(id) {
   pane.dataset.status = a.status;
   const note = el("textarea", { id: "action-note", "aria-label": t("note"), placeholder: t("note") }, typed);
   const canAct = can("act_on_alarms");
-  // An event forwarded from below is its county's to act on: watched here.
-  const acts = canAct && !a.forwarded;
-  const suggested = new Set(a.dispatched_to?.length ? [] : a.routed_to || []);
+  const sent = unitsHere(a);
+  // Routing suggests units for this center's own alarms; one forwarded from below was routed there.
+  const suggested = new Set(sent.length || a.forwarded ? [] : a.routed_to || []);
   const units = el("fieldset", { class: "units" }, el("legend", {}, t("dispatchTo")),
     ...state.units.map((u) => el("label", {}, el("input", {
-      type: "checkbox", name: "unit", value: u.id, checked: chosen.has(u.id) ? chosen.get(u.id) : suggested.has(u.id), disabled: a.dispatched_to?.includes(u.id),
+      type: "checkbox", name: "unit", value: u.id, checked: chosen.has(u.id) ? chosen.get(u.id) : suggested.has(u.id), disabled: sent.includes(u.id),
     }), ` ${u.name}`)));
   const act = async (action) => {
     const body = { note: note.value };
@@ -170,7 +171,10 @@ async function renderDetail(id) {
     } catch (e) { $("#action-error").textContent = `${t("failed")}: ${e.message}`; }
   };
   // The center says which steps this status allows, the usual next one first; none once closed.
-  const allowed = state.vocabulary.steps_allowed[a.status] || [];
+  // An event forwarded from below is its county's case: here only this center's own units are
+  // sent, whatever its status.
+  const offered = a.forwarded ? state.vocabulary.forwarded_steps : state.vocabulary.center_steps;
+  const allowed = a.forwarded ? offered : state.vocabulary.steps_allowed[a.status] || [];
   const picture = snapshot(a);
   const img = picture.querySelector("img");
   if (img && oldPicture?.dataset.sha === img.dataset.sha) img.replaceWith(oldPicture);
@@ -188,20 +192,21 @@ async function renderDetail(id) {
       when ? el("span", { class: "muted" }, ` · ${t(a.state === "ended" ? "endedAt" : "updatedAt")} ${fmtTime(when)}`) : null) : null,
     picture,
     film,
-    acts && allowed.length ? el("div", {}, note, units,
-      el("div", { class: "actions" }, ...state.vocabulary.center_steps.map((action) =>
+    canAct && allowed.length ? el("div", {}, note, units,
+      el("div", { class: "actions" }, ...offered.map((action) =>
         el("button", { type: "button", "data-action": action, class: action === allowed[0] ? "primary" : null, disabled: !allowed.includes(action), onclick: () => act(action) }, label("actions", action)))),
       el("p", { id: "action-error", class: "error", role: "alert" })) : null,
-    el("h3", {}, t("timeline")), steps(a),
-    canAct && a.dispatched_to?.length ? el("h3", {}, t("webhooks")) : null,
-    canAct && a.dispatched_to?.length ? el("ul", { id: "webhooks", class: "steps" }) : null,
+    el("h3", {}, t("timeline")), steps(a.timeline),
+    a.forwarded ? el("h3", {}, t("ownSteps")) : null, a.forwarded ? steps(a.own?.timeline, "own-timeline") : null,
+    canAct && sent.length ? el("h3", {}, t("webhooks")) : null,
+    canAct && sent.length ? el("ul", { id: "webhooks", class: "steps" }) : null,
     canAct ? el("h3", {}, t("audit")) : null, canAct ? el("ol", { id: "audit", class: "steps" }) : null);
   if (focused) refocus(pane, focused);
   if (canAct) {
     // A webhook that failed for good shows here, beside the steps (and is raised as its own
     // event). Fetched when the alarm is opened or its status changes: each fetch is audited.
     if (oldHooks) $("#webhooks")?.replaceWith(oldHooks);
-    else if (a.dispatched_to?.length) {
+    else if (sent.length) {
       const detail = await api(`/api/alarms/${encodeURIComponent(id)}`).catch(() => ({ webhooks: [] }));
       $("#webhooks")?.replaceChildren(...detail.webhooks.map((w) => el("li", { "data-state": w.state },
         `${w.unit_id}: ${label("deliveries", w.state)} (${w.attempts})${w.last_error ? " — " + w.last_error : ""}`)));

@@ -72,6 +72,12 @@ export function keepPlayers(root, old) {
   }
 }
 
+/** The units this center sent `a` to: of an event forwarded from below, its own (the county's are the county's). */
+export const unitsHere = (a) => (a.forwarded ? a.own?.dispatched_to : a.dispatched_to) || [];
+
+/** The steps this center took on `a`: of an event forwarded from below, its own. */
+export const stepsHere = (a) => (a.forwarded ? a.own?.timeline : a.timeline) || [];
+
 /** The players under `root`, by clip. */
 export const players = (root) => new Map([...(root?.querySelectorAll("video[data-clip-id]") || [])].map((v) => [v.dataset.clipId, v]));
 

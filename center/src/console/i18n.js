@@ -6,7 +6,7 @@ const TEXT = {
   "zh-CN": {
     title: "雪亮 · 综治中心值班台", login: "登录", user: "用户名", password: "密码",
     wrong: "用户名或密码错误", locked: "登录失败次数过多，请稍候再试", logout: "退出", lang: "English", alarms: "告警", fleet: "设备", counties: "区县", county: "区县", events: "事件数", boxesOnline: "设备在线",
-    forwardedFrom: (c) => `来自 ${c}，由该区县值班员处置`,
+    forwardedFrom: (c) => `来自 ${c}，由该区县值班员处置；本级可派出本级力量`, ownSteps: "本级派警",
     unack: "未确认", time: "时间", camera: "摄像机", kind: "类型", severity: "级别", status: "状态",
     location: "位置", from: "开始时间", to: "结束时间", apply: "筛选", all: "全部", more: "加载更多",
     note: "备注", dispatchTo: "派往", timeline: "处置记录", webhooks: "Webhook 推送", audit: "审计记录", noAlarm: "请选择一条告警",
@@ -44,7 +44,7 @@ const TEXT = {
   en: {
     title: "Xueliang · Duty console", login: "Log in", user: "Login", password: "Password",
     wrong: "Wrong login or password", locked: "Too many failed log-ins: wait a moment, then try again", logout: "Log out", lang: "中文", alarms: "Alarms", fleet: "Fleet", counties: "Counties", county: "County", events: "Events", boxesOnline: "Boxes online",
-    forwardedFrom: (c) => `From ${c}, whose duty officers act on it`,
+    forwardedFrom: (c) => `From ${c}, whose duty officers act on it; this center may send its own units`, ownSteps: "This center's dispatches",
     unack: "Unacknowledged", time: "Time", camera: "Camera", kind: "Kind", severity: "Severity",
     status: "Status", location: "Place", from: "From", to: "To", apply: "Filter", all: "All",
     more: "Load more", note: "Note", dispatchTo: "Dispatch to", timeline: "Case steps", webhooks: "Webhook deliveries",
@@ -105,6 +105,9 @@ export function toggleLanguage() {
   localStorage.setItem("xl-lang", lang);
   applyLanguage();
 }
+
+/** A datetime-local input's value, the officer's wall clock in Shanghai, as the API takes a time. */
+export const shanghaiTime = (v) => `${v}:00+08:00`;
 
 export function fmtTime(ms) {
   if (!ms) return "";

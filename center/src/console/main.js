@@ -5,7 +5,7 @@
 
 import { showAlarms, refreshAlarms } from "./alarms.js";
 import { api, onUnauthorized, post } from "./api.js";
-import { showCounties } from "./counties.js";
+import { refreshCounties, showCounties } from "./counties.js";
 import { $, announce, beep, el } from "./dom.js";
 import { applyLanguage, label, t, toggleLanguage } from "./i18n.js";
 import { showFleet } from "./fleet.js";
@@ -89,6 +89,7 @@ function listen() {
       showStation();
     } else {
       refreshAlarms(alarm.id, change === "new");
+      refreshCounties();
     }
   });
   source.addEventListener("resync", () => route());

@@ -8,8 +8,9 @@ export const state = {
   vocabulary: null,
   alarms: new Map(), order: [], next: null, unack: new Set(), selected: null,
   units: [], events: null, view: "alarms",
-  /** At a tier above: the county the alarm list is filtered to (from the counties' view). */
-  county: "",
+  /** At a tier above: the county the alarm list is filtered to (from the counties' view), and
+   * the time the counties' view counts (datetime-local values; empty: the last day). */
+  county: "", countyWindow: { from: "", to: "" },
 };
 
 /** Whether the logged-in user's role has `permission` (as the center names it). */

@@ -5,13 +5,13 @@
 // players are kept.
 
 import { loadAlarms, post } from "./api.js";
-import { $, clips, el, eventState, keepPlayers, players, snapshot } from "./dom.js";
+import { $, clips, el, eventState, keepPlayers, players, snapshot, stepsHere } from "./dom.js";
 import { fmtTime, label, t } from "./i18n.js";
 import { state } from "./state.js";
 
 /** The unit's last step on its dispatch of `a`, or "none" before its first. */
 function progressOf(a) {
-  const mine = (a.timeline || []).filter((s) => state.vocabulary.unit_steps.includes(s.action) && s.units?.includes(state.me.unit));
+  const mine = stepsHere(a).filter((s) => state.vocabulary.unit_steps.includes(s.action) && s.units?.includes(state.me.unit));
   return mine.length ? mine[mine.length - 1].action : "none";
 }
 
@@ -44,7 +44,7 @@ export async function showStation() {
       snapshot(a),
       clips(a),
       el("p", {}, `${t("progress")}: `, el("span", { class: "progress", "data-progress": done }, label("progresses", done))),
-      el("ol", { class: "steps" }, ...(a.timeline || []).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
+      el("ol", { class: "steps" }, ...stepsHere(a).filter((s) => s.units?.includes(state.me.unit)).map((s) =>
         el("li", { "data-action": s.action }, `${fmtTime(s.at_ms)} ${label("actions", s.action)}${s.note ? ": " + s.note : ""}`))),
       allowed.length ? feedback : null,
       el("div", { class: "actions" }, ...state.vocabulary.unit_steps.map((action) => el("button", {

@@ -211,6 +211,29 @@ pub struct AlarmRecord {
     /// in this center's own county).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded: Option<Forwarded>,
+    /// On an event forwarded from below: what this center did itself (its own dispatches).
+    #[serde(default, skip_serializing_if = "Own::is_empty")]
+    pub own: Own,
+}
+
+/// What a tier above did itself on an event forwarded from below: the county's duty officers
+/// run its case (its status, its timeline); the tier above may send its own units, whose
+/// dispatches and steps are kept here, apart, and stay when the county's record changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Own {
+    /// This center's units it was dispatched to.
+    #[serde(default)]
+    pub dispatched_to: Vec<String>,
+    /// The steps taken here (dispatches, the units' steps), oldest first.
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+}
+
+impl Own {
+    /// Whether nothing was done here.
+    pub fn is_empty(&self) -> bool {
+        self.dispatched_to.is_empty() && self.timeline.is_empty()
+    }
 }
 
 /// How an event forwarded from the tier below came here.
@@ -268,6 +291,7 @@ impl AlarmRecord {
             overdue: Vec::new(),
             detail: String::new(),
             forwarded: None,
+            own: Own::default(),
         }
     }
 
@@ -289,6 +313,23 @@ impl AlarmRecord {
         record.severity = severity.to_owned();
         record.detail = detail;
         record
+    }
+
+    /// The units this center dispatched it to: for an event forwarded from below, its own
+    /// (the county's are the county's to watch).
+    pub fn units_here(&self) -> &[String] {
+        match self.forwarded {
+            Some(_) => &self.own.dispatched_to,
+            None => &self.dispatched_to,
+        }
+    }
+
+    /// The steps this center took on it: for an event forwarded from below, its own.
+    pub fn steps_here(&self) -> &[Step] {
+        match self.forwarded {
+            Some(_) => &self.own.timeline,
+            None => &self.timeline,
+        }
     }
 
     /// Adds a clip of this event once (by its id), keeping the clips in order of their start,

@@ -29,10 +29,14 @@ pub struct Request<'a> {
     pub late: Option<&'a str>,
 }
 
-/// The last step `unit` took on its dispatch of `record`, if any.
+/// The steps a tier above may take on an event forwarded from below: send its own units (who
+/// then take their own steps on it). The rest is the county's.
+pub const FORWARDED_STEPS: [Action; 1] = [Action::Dispatch];
+
+/// The last step `unit` took on its dispatch of `record` (from this center), if any.
 pub fn unit_progress(record: &AlarmRecord, unit: &str) -> Option<Action> {
     record
-        .timeline
+        .steps_here()
         .iter()
         .rev()
         .find(|s| s.action.by_unit() && s.units.iter().any(|u| u == unit))
@@ -83,15 +87,20 @@ pub fn unit_steps_allowed(done: Option<Action>) -> Vec<Action> {
 
 /// Takes the step on `record`, or says why it may not be taken now.
 pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
-    // The county's duty officers act on its events; the tiers above watch them.
-    if let Some(f) = &record.forwarded {
-        return Err(Refused(format!(
-            "alarm {} is county {}'s, forwarded here: its duty officers act on it",
-            record.id, f.county
-        )));
-    }
     if req.action.by_unit() {
         return unit_step(record, req);
+    }
+    // The county's duty officers act on its events; the tiers above watch them, and may send
+    // their own units.
+    if let Some(f) = &record.forwarded {
+        if !FORWARDED_STEPS.contains(&req.action) {
+            return Err(Refused(format!(
+                "alarm {} is county {}'s, forwarded here: its duty officers act on it (here it \
+                 may be dispatched to this center's own units)",
+                record.id, f.county
+            )));
+        }
+        return own_dispatch(record, req);
     }
     let from = record.status;
     let refuse = |hint: &str| {
@@ -114,16 +123,7 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
         Err(hint) => return refuse(hint),
     };
     if req.action == Action::Dispatch {
-        if req.units.is_empty() {
-            return Err(Refused("name at least one unit to dispatch to".into()));
-        }
-        if new_units.is_empty() {
-            return Err(Refused(format!(
-                "alarm {} was dispatched to {} already",
-                record.id,
-                req.units.join(", ")
-            )));
-        }
+        dispatch_to(&record.id, &record.dispatched_to, req.units)?;
     }
     let mut sent = new_units.clone();
     match req.action {
@@ -153,6 +153,36 @@ pub fn apply(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
     Ok(())
 }
 
+/// The units a dispatch of alarm `id` to `units` sends it to (those of them not in `already`),
+/// or why it cannot be dispatched.
+fn dispatch_to(id: &str, already: &[String], units: &[String]) -> Result<Vec<String>, Refused> {
+    if units.is_empty() {
+        return Err(Refused("name at least one unit to dispatch to".into()));
+    }
+    let new: Vec<String> = units.iter().filter(|u| !already.contains(u)).cloned().collect();
+    if new.is_empty() {
+        return Err(Refused(format!("alarm {id} was dispatched to {} already", units.join(", "))));
+    }
+    Ok(new)
+}
+
+/// Dispatches an event forwarded from below to this center's own units: kept apart from the
+/// county's case, whose status it leaves as it is.
+fn own_dispatch(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
+    let new_units = dispatch_to(&record.id, &record.own.dispatched_to, req.units)?;
+    let own = &mut record.own;
+    own.dispatched_to.extend(new_units.iter().cloned());
+    own.timeline.push(Step {
+        action: req.action,
+        status: record.status,
+        by: req.by.to_owned(),
+        at_ms: req.at_ms,
+        note: req.note.to_owned(),
+        units: new_units,
+    });
+    Ok(())
+}
+
 /// The unit an overdue step names, if it was dispatched, has not received it and was not
 /// found late before (a unit is late once per alarm).
 fn overdue<'r>(record: &AlarmRecord, late: Option<&'r str>) -> Result<&'r str, Refused> {
@@ -177,7 +207,7 @@ fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
     let [unit] = req.units else {
         return Err(Refused("a unit's step names exactly its unit".into()));
     };
-    if !record.dispatched_to.contains(unit) {
+    if !record.units_here().contains(unit) {
         return Err(Refused(format!("alarm {} was not dispatched to {unit}", record.id)));
     }
     let done = unit_progress(record, unit);
@@ -193,14 +223,18 @@ fn unit_step(record: &mut AlarmRecord, req: &Request) -> Result<(), Refused> {
             past(req.action)
         )));
     }
-    record.timeline.push(Step {
+    let step = Step {
         action: req.action,
         status: record.status,
         by: req.by.to_owned(),
         at_ms: req.at_ms,
         note: req.note.to_owned(),
         units: vec![unit.clone()],
-    });
+    };
+    match record.forwarded {
+        Some(_) => record.own.timeline.push(step),
+        None => record.timeline.push(step),
+    }
     Ok(())
 }
 
@@ -366,5 +400,37 @@ mod tests {
         let next: Vec<_> =
             [None, Some(Receive), Some(OnScene), Some(Close)].map(unit_steps_allowed).into();
         assert_eq!(next, [vec![Receive], vec![OnScene, Close], vec![Close], vec![]]);
+    }
+
+    #[test]
+    fn a_tier_above_sends_its_own_units_and_leaves_the_countys_case_alone() {
+        use crate::domain::Forwarded;
+        let mut r = record("a1");
+        step(&mut r, Action::Acknowledge, &[]).unwrap();
+        step(&mut r, Action::Dispatch, &["county-pcs"]).unwrap();
+        let county = r.timeline.clone();
+        r.forwarded =
+            Some(Forwarded { county: "330102".into(), by: "330102".into(), seq: 1, at_ms: 1 });
+        for action in [Action::Acknowledge, Action::Resolve, Action::FalseAlarm, Action::Escalate] {
+            let e = step(&mut r, action, &[]).unwrap_err();
+            assert!(e.0.contains("county 330102's") && e.0.contains("own units"), "{e}");
+        }
+        let e = step(&mut r, Action::Receive, &["county-pcs"]).unwrap_err();
+        assert!(e.0.contains("not dispatched to county-pcs"), "the county's unit acts there: {e}");
+        step(&mut r, Action::Dispatch, &["city-swat"]).unwrap();
+        assert!(step(&mut r, Action::Dispatch, &["city-swat"]).is_err(), "once");
+        step(&mut r, Action::Receive, &["city-swat"]).unwrap();
+        assert_eq!(unit_progress(&r, "city-swat"), Some(Action::Receive));
+        assert_eq!(
+            (r.status, r.timeline.clone()),
+            (Status::Dispatched, county),
+            "the county's case"
+        );
+        assert_eq!(
+            (r.units_here(), r.dispatched_to.as_slice()),
+            (&["city-swat".to_owned()][..], &["county-pcs".to_owned()][..])
+        );
+        let own: Vec<_> = r.own.timeline.iter().map(|s| s.action).collect();
+        assert_eq!(own, [Action::Dispatch, Action::Receive]);
     }
 }

@@ -80,7 +80,8 @@ pub(super) fn index_entries(r: &AlarmRecord) -> Vec<(usize, Vec<u8>)> {
         (BY_AGENT, with(&[&r.agent_id])),
         (BY_STATUS, with(&[r.status.as_str()])),
     ];
-    out.extend(r.dispatched_to.iter().map(|u| (BY_UNIT, with(&[u]))));
+    // By the units this center sent it to (not a county's, of an event forwarded from below).
+    out.extend(r.units_here().iter().map(|u| (BY_UNIT, with(&[u]))));
     // An event forwarded from below is its county's to act on: never escalated here.
     if r.status == Status::New && !r.escalated && r.forwarded.is_none() {
         let mut k = index_prefix(&[ESCALATION]);

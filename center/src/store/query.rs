@@ -52,7 +52,7 @@ impl AlarmFilter {
             && is(&self.kind, &r.kind)
             && is(&self.severity, &r.severity)
             && self.status.is_none_or(|s| s == r.status)
-            && self.unit.as_ref().is_none_or(|u| r.dispatched_to.contains(u))
+            && self.unit.as_ref().is_none_or(|u| r.units_here().contains(u))
             && self.state.is_none_or(|s| s == r.state)
             && self
                 .county

@@ -297,6 +297,8 @@ impl FromBelow {
         let mut record = record.clone();
         let county = record.forwarded.take().map_or_else(|| origin.to_owned(), |f| f.county);
         record.forwarded = Some(Forwarded { county, by: origin.to_owned(), seq: first, at_ms });
+        // What this center did itself stays (what a center between did is its own).
+        record.own = before.as_ref().map(|b| b.own.clone()).unwrap_or_default();
         record.snapshot_bytes = thumbnail.len();
         let old = before.as_ref().map(index_entries).unwrap_or_default();
         let new = index_entries(&record);
@@ -410,6 +412,47 @@ mod tests {
         };
         let e = store.update("a", |r| crate::domain::apply(r, &req)).unwrap_err();
         assert!(e.to_string().contains("county 330102's"), "{e}");
+    }
+
+    #[test]
+    fn this_centers_own_dispatch_stays_when_the_county_changes_its_event() {
+        use crate::domain::{Action, Step};
+        use crate::store::AlarmFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::for_test(dir.path()).unwrap();
+        let below = FromBelow::open(&store).unwrap();
+        let mut a = AlarmRecord { status: Status::Dispatched, ..record("a") };
+        a.dispatched_to = vec!["county-pcs".into()];
+        // What the city between did is the city's: not kept here.
+        a.own.dispatched_to = vec!["city-swat".into()];
+        assert!(matches!(one(&below, "330102", 1, Some(&a), b"", 10), Received::Stored(_)));
+        let units = ["province-swat".to_owned()];
+        let req = |action, units| Request {
+            action,
+            by: "officer",
+            note: "",
+            units,
+            at_ms: 20,
+            late: None,
+        };
+        let (sent, ()) =
+            store.update("a", |r| crate::domain::apply(r, &req(Action::Dispatch, &units))).unwrap();
+        assert_eq!((sent.status, sent.units_here()), (Status::Dispatched, &units[..]));
+        let unit = |u: &str| AlarmFilter { unit: Some(u.into()), ..Default::default() };
+        let listed = |u| store.query(&unit(u), None, 10).unwrap().alarms.len();
+        assert_eq!((listed("province-swat"), listed("county-pcs"), listed("city-swat")), (1, 0, 0));
+        // The county resolves it: its status and steps change, this center's dispatch stays.
+        let resolved = AlarmRecord { status: Status::Resolved, ..a.clone() };
+        let Received::Stored(now) = one(&below, "330102", 2, Some(&resolved), b"", 30) else {
+            panic!("stored")
+        };
+        assert_eq!(now.status, Status::Resolved);
+        assert_eq!(now.own.dispatched_to, units);
+        assert!(matches!(now.own.timeline[..], [Step { action: Action::Dispatch, .. }]));
+        assert_eq!(listed("province-swat"), 1);
+        // Its unit receives it here.
+        let receive = store.update("a", |r| crate::domain::apply(r, &req(Action::Receive, &units)));
+        assert_eq!(receive.unwrap().0.own.timeline.len(), 2);
     }
 
     #[test]
