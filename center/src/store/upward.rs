@@ -174,6 +174,18 @@ pub struct CountyBoxes {
     pub as_of_ms: i64,
 }
 
+impl From<&xueliang_proto::CountyBoxes> for CountyBoxes {
+    fn from(c: &xueliang_proto::CountyBoxes) -> Self {
+        Self { county: c.county.clone(), online: c.online, total: c.total, as_of_ms: c.as_of_ms }
+    }
+}
+
+impl From<CountyBoxes> for xueliang_proto::CountyBoxes {
+    fn from(c: CountyBoxes) -> Self {
+        Self { county: c.county, online: c.online, total: c.total, as_of_ms: c.as_of_ms }
+    }
+}
+
 /// What the centers of the tier below forwarded here, and how far each has come.
 #[derive(Debug, Clone)]
 pub struct FromBelow {

@@ -188,15 +188,7 @@ impl Forwarder {
         let report = TierFleet {
             schema_version: SCHEMA_VERSION as i32,
             origin: self.upstream.name.clone(),
-            counties: counties
-                .into_iter()
-                .map(|c| xueliang_proto::CountyBoxes {
-                    county: c.county,
-                    online: c.online,
-                    total: c.total,
-                    as_of_ms: c.as_of_ms,
-                })
-                .collect(),
+            counties: counties.into_iter().map(Into::into).collect(),
             time_ms: now_ms(),
             signature: Default::default(),
         };

@@ -196,12 +196,7 @@ impl Receiver {
             .counties
             .iter()
             .map(|c| {
-                let b = CountyBoxes {
-                    county: c.county.clone(),
-                    online: c.online,
-                    total: c.total,
-                    as_of_ms: c.as_of_ms,
-                };
+                let b = CountyBoxes::from(c);
                 (is_valid_id(&b.county) && b.online <= b.total).then_some(b)
             })
             .collect::<Option<Vec<_>>>()
