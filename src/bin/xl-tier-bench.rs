@@ -19,7 +19,7 @@
 //! non-zero unless the city stored each event exactly once (its counters), refusing none.
 //!
 //! ```sh
-//! target/release/xl-tier-bench                       # 100 counties, 250 → 2,000 events/s
+//! target/release/xl-tier-bench                       # 100 counties, 250 → 10,000 events/s
 //! target/release/xl-tier-bench --rates 500 --seconds 30 --thumbnail-bytes 0
 //! ```
 
@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=9999))]
     counties: u32,
     /// Offered rates, events/s of all counties together, one step each, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000")]
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,5000,10000")]
     rates: Vec<u32>,
     /// Seconds each step offers its rate for.
     #[arg(long, default_value_t = 10)]
@@ -259,6 +259,7 @@ async fn bench(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let topics = Topics::default();
     let progress = Arc::new(watch::Sender::new(Progress::default()));
     let mut counties = Vec::new();
+    let mut listeners = Vec::new();
     for name in &names {
         let county = Arc::new(County {
             name: name.clone(),
@@ -270,7 +271,8 @@ async fn bench(args: &Args, dir: &Path) -> anyhow::Result<()> {
         opts.set_max_packet_size(4 << 20, 4 << 20).set_inflight(WINDOW as u16);
         let (client, events) = AsyncClient::new(opts, WINDOW);
         let receipts = topics.tier_receipt(name);
-        tokio::spawn(listen(county.clone(), client.clone(), events, receipts, progress.clone()));
+        let listener = listen(county.clone(), client.clone(), events, receipts, progress.clone());
+        listeners.push(tokio::spawn(listener));
         counties.push((county, client));
     }
 
@@ -402,6 +404,8 @@ async fn bench(args: &Args, dir: &Path) -> anyhow::Result<()> {
         rusage().1
     );
     drop(city);
+    // Before Mosquitto stops, so that the counties do not try to connect again.
+    listeners.iter().for_each(tokio::task::JoinHandle::abort);
     if stored != total || refused != 0 || missing != 0 {
         bail!(
             "the city stored {stored} of {total} events, refused {refused}, and said {missing} \

@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Interrupted, Tree, View, write};
+use super::engine::{Interrupted, Isolation, Tree, View, write, write_at};
 use super::index::{ALARMS, SNAPSHOTS, index_entries, move_entries};
 use super::{DELETED_AT, PENDING_AT, Store, StoreError, to_json};
 use crate::domain::{AlarmRecord, Forwarded};
@@ -235,7 +235,13 @@ impl FromBelow {
 
     /// The last number stored from center `origin`.
     pub fn applied(&self, origin: &str) -> Result<u64, StoreError> {
-        Ok(number(self.applied.get(origin)?))
+        Ok(self.applied_many(&[origin])?[0])
+    }
+
+    /// [`FromBelow::applied`] for each of `origins`, read at once.
+    pub fn applied_many(&self, origins: &[&str]) -> Result<Vec<u64>, StoreError> {
+        let keys: Vec<&[u8]> = origins.iter().map(|o| o.as_bytes()).collect();
+        Ok(self.applied.get_many(&keys)?.into_iter().map(number).collect())
     }
 
     /// Stores each change of `batch` that is the next one of its center, in one transaction:
@@ -257,7 +263,11 @@ impl FromBelow {
         let origins: Vec<&[u8]> = batch.iter().map(|c| c.origin.as_bytes()).collect();
         let ids: Vec<&[u8]> =
             batch.iter().filter_map(|c| c.record.map(|r| r.id.as_bytes())).collect();
-        write(&trees, |t| {
+        // Every key whose value decides what happens here is written when it does (the
+        // center's number; the event, whatever retention or this center's own dispatch did to
+        // it), so concurrent writers of it conflict without the predicate locks that make the
+        // receiver's concurrent batches (other centers' events, next to these) conflict.
+        write_at(Isolation::Snapshot, &trees, |t| {
             // One round trip for each tree's keys, not one per change, where that matters.
             t[at].prefetch(&origins)?;
             t[ALARMS].prefetch(&ids)?;

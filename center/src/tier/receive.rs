@@ -4,6 +4,7 @@
 //! dead-lettered.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rumqttc::{AsyncClient, Publish, QoS};
@@ -20,7 +21,7 @@ use xueliang_proto::{Message, SCHEMA_VERSION, TierEvent, TierFleet, TierReceipt,
 use super::{Heard, Links, listen};
 use crate::cases::Change;
 use crate::domain::AlarmRecord;
-use crate::store::{CountyBoxes, FromBelow, Incoming, Received, StoreError};
+use crate::store::{CountyBoxes, FromBelow, Incoming, Received};
 
 /// The largest thumbnail kept from below, bytes (one of [`super::thumbnail::SIDE`] pixels a
 /// side is a few tens of kilobytes).
@@ -37,6 +38,10 @@ const RECEIPT_AGAIN: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The most messages stored in one transaction.
 const BATCH: usize = 500;
+
+/// Transactions in flight at once, each for its own share of the centers below: while one
+/// waits for the database, another's messages are checked, and the database works on both.
+const LANES: usize = 2;
 
 /// An event that verified as its center's, for the store.
 struct Checked<'a> {
@@ -79,22 +84,65 @@ impl Receiver {
             stop.clone(),
         ));
         info!(centers = ?self.links.below.names().collect::<Vec<_>>(), "receiving from the tier below");
+        let this = Arc::new(self);
+        let handle = tokio::runtime::Handle::current();
+        let (lanes, running): (Vec<_>, Vec<_>) = (0..LANES)
+            .map(|_| {
+                let (to_lane, lane) = mpsc::channel(BATCH);
+                let (this, from_below, client) = (this.clone(), from_below.clone(), client.clone());
+                let handle = handle.clone();
+                let run = tokio::task::spawn_blocking(move || {
+                    this.lane(&from_below, &client, lane, &handle);
+                });
+                (to_lane, run)
+            })
+            .collect();
+        loop {
+            let heard = tokio::select! {
+                () = stop.cancelled() => break,
+                heard = incoming.recv() => heard,
+            };
+            match heard {
+                Some(Heard::Publish(p)) => {
+                    // A center's messages always to the same lane, so in their order.
+                    let lane = &lanes[lane_of(&p.topic)];
+                    if lane.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Heard::Connected) => {}
+                None => break,
+            }
+        }
+        drop(lanes);
+        for lane in running {
+            let _ = lane.await;
+        }
+        let _ = client.disconnect().await;
+        let _ = listening.await;
+    }
+
+    /// Stores and receipts what `incoming` brings, batch by batch, until it closes.
+    fn lane(
+        &self,
+        from_below: &FromBelow,
+        client: &AsyncClient,
+        mut incoming: mpsc::Receiver<Publish>,
+        handle: &tokio::runtime::Handle,
+    ) {
         // Each center heard from since the last receipts, and whether one of its events came
         // after a gap.
         let mut heard: BTreeMap<String, bool> = BTreeMap::new();
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let first = if heard.is_empty() {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    p = incoming.recv() => p,
-                }
+                incoming.blocking_recv()
             } else {
                 match incoming.try_recv() {
                     Ok(p) => Some(p),
                     // Nothing more at once: what was stored is made durable, then receipted.
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        self.answer(&client, &from_below, &mut heard).await;
+                        self.answer(client, from_below, &mut heard, handle);
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -102,20 +150,16 @@ impl Receiver {
             };
             let Some(first) = first else { break };
             // What has come meanwhile goes into the same transaction.
-            let mut next = Some(first);
-            while let Some(news) = next.take() {
-                if let Heard::Publish(p) = news {
-                    batch.push(p);
-                }
-                if batch.len() < BATCH {
-                    next = incoming.try_recv().ok();
+            batch.push(first);
+            while batch.len() < BATCH {
+                match incoming.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
                 }
             }
-            self.take(&from_below, &batch, &mut heard);
+            self.take(from_below, &batch, &mut heard);
             batch.clear();
         }
-        let _ = client.disconnect().await;
-        let _ = listening.await;
     }
 
     /// Takes `batch` in, noting in `heard` each center to receipt and whether one of its
@@ -261,26 +305,28 @@ impl Receiver {
     }
 
     /// Makes what was stored durable and receipts it to each center heard from.
-    async fn answer(
+    fn answer(
         &self,
         client: &AsyncClient,
         from_below: &FromBelow,
         heard: &mut BTreeMap<String, bool>,
+        handle: &tokio::runtime::Handle,
     ) {
-        if let Err(e) = self.links.store.flush().await {
+        if let Err(e) = handle.block_on(self.links.store.flush()) {
             // Not receipted: the centers below send it again.
             heard.clear();
             return warn!("cannot store the events from below: {e}");
         }
+        let heard_from = std::mem::take(heard);
+        let origins: Vec<&str> = heard_from.keys().map(String::as_str).collect();
+        let applied = match from_below.applied_many(&origins) {
+            Ok(applied) => applied,
+            // Not receipted now: the centers below send again, and are receipted then.
+            Err(e) => return warn!("cannot receipt: {e}"),
+        };
         let mut unsent = BTreeMap::new();
-        for (origin, missing) in std::mem::take(heard) {
-            let payload = match self.receipt(from_below, &origin, missing) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    warn!(origin, "cannot receipt: {e}");
-                    continue;
-                }
-            };
+        for ((origin, missing), up_to) in heard_from.into_iter().zip(applied) {
+            let payload = self.receipt(&origin, up_to, missing);
             let topic = self.links.topics.tier_receipt(&origin);
             // Never waiting for room in the connection's queue: the connection waits for this
             // receiver to take what it reads, so waiting here could stop both.
@@ -291,32 +337,36 @@ impl Receiver {
         if !unsent.is_empty() {
             // Receipted once the connection has sent what it holds.
             *heard = unsent;
-            tokio::time::sleep(RECEIPT_AGAIN).await;
+            std::thread::sleep(RECEIPT_AGAIN);
         }
     }
 
-    /// The signed receipt to `origin`.
-    fn receipt(
-        &self,
-        from_below: &FromBelow,
-        origin: &str,
-        missing: bool,
-    ) -> Result<Vec<u8>, StoreError> {
+    /// The signed receipt to `origin`: stored up to `up_to`.
+    fn receipt(&self, origin: &str, up_to: u64, missing: bool) -> Vec<u8> {
         let receipt = TierReceipt {
             schema_version: SCHEMA_VERSION as i32,
             origin: origin.to_owned(),
-            up_to: from_below.applied(origin)?,
+            up_to,
             time_ms: now_ms(),
             signature: Default::default(),
             missing,
         };
         // Signing fails only on malformed protobuf, which this is not.
-        Ok(self
-            .links
+        self.links
             .key
             .sign(receipt.encode_to_vec(), TIER_RECEIPT_SIGNATURE_FIELD, &[])
-            .unwrap_or_else(|_| receipt.encode_to_vec()))
+            .unwrap_or_else(|_| receipt.encode_to_vec())
     }
+}
+
+/// The lane of the center whose topic is `topic` (its name hashed: every message of one center,
+/// whatever the kind, in the same lane).
+fn lane_of(topic: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let center = topic.rsplit_once('/').map_or(topic, |(rest, _)| rest);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    center.hash(&mut hasher);
+    hasher.finish() as usize % LANES
 }
 
 /// The record `event` carries (none: deleted where it was), or why it is not one.

@@ -198,6 +198,14 @@ impl Tree {
         }
     }
 
+    /// The values under `keys`, in their order; one round trip in PostgreSQL.
+    pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<IVec>>, StoreError> {
+        match &self.0 {
+            Inner::Sled(t) => Ok(keys.iter().map(|k| t.get(k)).collect::<Result<_, _>>()?),
+            Inner::Postgres(pg, name) => pg.get_many(name, keys),
+        }
+    }
+
     /// Whether `key` holds a value.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
         Ok(self.get(key)?.is_some())
@@ -497,6 +505,27 @@ pub fn transaction<T, E>(
     trees: &[impl AsRef<Tree>],
     f: impl Fn(&[View<'_>]) -> Result<T, TxError<E>>,
 ) -> Result<Result<T, E>, StoreError> {
+    transaction_at(Isolation::Serializable, trees, f)
+}
+
+/// How far a PostgreSQL transaction is kept apart from concurrent ones (sled's are always
+/// serializable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// As if run one after another: also a transaction that read a key another then wrote
+    /// conflicts (PostgreSQL's predicate locks, which conflict on neighbouring keys too).
+    Serializable,
+    /// Concurrent transactions conflict only when both write one key: for a transaction that
+    /// writes every key whose value it acts on (PostgreSQL's REPEATABLE READ).
+    Snapshot,
+}
+
+/// [`transaction`] at `isolation`.
+fn transaction_at<T, E>(
+    isolation: Isolation,
+    trees: &[impl AsRef<Tree>],
+    f: impl Fn(&[View<'_>]) -> Result<T, TxError<E>>,
+) -> Result<Result<T, E>, StoreError> {
     let trees: Vec<&Tree> = trees.iter().map(AsRef::as_ref).collect();
     if let Some(sled_trees) = trees.iter().map(|t| t.sled()).collect::<Option<Vec<_>>>() {
         let run = sled_trees[..].transaction(|views| {
@@ -525,7 +554,7 @@ pub fn transaction<T, E>(
         }
     }
     match (pg, names.len() == trees.len()) {
-        (Some(pg), true) => pg.transaction(&names, &f),
+        (Some(pg), true) => pg.transaction(isolation, &names, &f),
         _ => Err(StoreError::Postgres("one transaction over trees of two databases".into())),
     }
 }
@@ -535,7 +564,16 @@ pub fn write<T>(
     trees: &[impl AsRef<Tree>],
     f: impl Fn(&[View<'_>]) -> Result<T, TxError<std::convert::Infallible>>,
 ) -> Result<T, StoreError> {
-    transaction(trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
+    write_at(Isolation::Serializable, trees, f)
+}
+
+/// [`write`] at `isolation`.
+pub fn write_at<T>(
+    isolation: Isolation,
+    trees: &[impl AsRef<Tree>],
+    f: impl Fn(&[View<'_>]) -> Result<T, TxError<std::convert::Infallible>>,
+) -> Result<T, StoreError> {
+    transaction_at(isolation, trees, f).map(|r| r.unwrap_or_else(|never| match never {}))
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 //! (as they block on sled's disk), so the store keeps one synchronous interface. Transactions
 //! are SERIALIZABLE: two center processes that read the same absent key and both write it
 //! cannot both commit, and the loser runs its closure again, as sled runs a conflicting one.
+//! One that writes every key it acts on may ask for REPEATABLE READ instead
+//! ([`Isolation::Snapshot`]): two such writing one key still conflict, but its reads take no
+//! predicate locks, which conflict with writers of neighbouring keys too.
 //! Writes are kept in the transaction and sent at commit in one statement per tree.
 
 use std::cell::RefCell;
@@ -21,7 +24,7 @@ use sled::IVec;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{Interrupted, Interruption, TxError, View};
+use super::{Interrupted, Interruption, Isolation, TxError, View};
 use crate::store::StoreError;
 
 /// The schema, one step per version; a step never changes once released. A database at a
@@ -109,8 +112,14 @@ impl Statements {
         };
         Ok(Self {
             get: c.prepare("SELECT value FROM xl_kv WHERE tree = $1 AND key = $2").await?,
+            // One index probe per key, whatever the planner thinks of the tree's size: with
+            // `key = ANY($2)` it scanned a whole tree it took for small (its statistics behind
+            // a fast-growing table), slower with every row added.
             get_many: c
-                .prepare("SELECT key, value FROM xl_kv WHERE tree = $1 AND key = ANY($2)")
+                .prepare(
+                    "SELECT (SELECT value FROM xl_kv WHERE tree = $1 AND key = k) \
+                     FROM unnest($2::bytea[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+                )
                 .await?,
             put: c
                 .prepare(
@@ -128,7 +137,14 @@ impl Statements {
             remove: c
                 .prepare("DELETE FROM xl_kv WHERE tree = $1 AND key = $2 RETURNING value")
                 .await?,
-            remove_many: c.prepare("DELETE FROM xl_kv WHERE tree = $1 AND key = ANY($2)").await?,
+            // Found as `get_many` finds them (one probe per key), removed by where they are.
+            remove_many: c
+                .prepare(
+                    "DELETE FROM xl_kv WHERE tree = $1 AND ctid = ANY(ARRAY( \
+                     SELECT (SELECT ctid FROM xl_kv WHERE tree = $1 AND key = k) \
+                     FROM unnest($2::bytea[]) AS u(k)))",
+                )
+                .await?,
             insert_absent: c
                 .prepare(
                     "INSERT INTO xl_kv (tree, key, value) VALUES ($1, $2, $3) \
@@ -342,6 +358,17 @@ impl Postgres {
         self.value_of(|s| &s.get, tree, key)
     }
 
+    pub(super) fn get_many(
+        &self,
+        tree: &str,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<IVec>>, StoreError> {
+        let conn = self.lend()?;
+        let rows = block(conn.client.query(&conn.s.get_many, &[&tree, &keys]))
+            .map_err(|e| self.error(&e))?;
+        Ok(rows.iter().map(|r| r.get::<_, Option<&[u8]>>(0).map(IVec::from)).collect())
+    }
+
     /// The value the statement `pick` chooses returns for `key` of `tree`, if any.
     fn value_of(
         &self,
@@ -449,10 +476,11 @@ impl Postgres {
             .collect())
     }
 
-    /// Runs `f` in a SERIALIZABLE transaction over the trees `names`, again while concurrent
+    /// Runs `f` in a transaction at `isolation` over the trees `names`, again while concurrent
     /// writers conflict with it.
     pub(super) fn transaction<T, E>(
         &self,
+        isolation: Isolation,
         names: &[Arc<str>],
         f: &impl Fn(&[View<'_>]) -> Result<T, TxError<E>>,
     ) -> Result<Result<T, E>, StoreError> {
@@ -466,7 +494,7 @@ impl Postgres {
             }
             let mut conn = self.lend()?;
             let open = std::cell::Cell::new(false);
-            let outcome = self.attempt(&conn, names, f, &open);
+            let outcome = self.attempt(&conn, isolation, names, f, &open);
             // A COMMIT that failed ended the transaction already.
             if open.get()
                 && (outcome.is_err()
@@ -491,6 +519,7 @@ impl Postgres {
     fn attempt<T, E>(
         &self,
         conn: &Conn,
+        isolation: Isolation,
         names: &[Arc<str>],
         f: &impl Fn(&[View<'_>]) -> Result<T, TxError<E>>,
         open: &std::cell::Cell<bool>,
@@ -500,7 +529,11 @@ impl Postgres {
             true => Ok(Attempt::Retry(e)),
             false => Err(self.error(&e)),
         };
-        if let Err(e) = block(c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")) {
+        let begin = match isolation {
+            Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            Isolation::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+        };
+        if let Err(e) = block(c.batch_execute(begin)) {
             return fail(e);
         }
         open.set(true);
@@ -625,11 +658,8 @@ impl PgView<'_> {
         let rows = block(self.conn.client.query(&self.conn.s.get_many, &[&self.tree, &keys]))
             .map_err(|e| Interrupted(Interruption::Postgres(TxFailure(e))))?;
         let mut read = self.read.borrow_mut();
-        for k in keys {
-            read.insert(k.to_vec(), None);
-        }
-        for r in &rows {
-            read.insert(r.get::<_, &[u8]>(0).to_vec(), Some(IVec::from(r.get::<_, &[u8]>(1))));
+        for (k, r) in keys.iter().zip(&rows) {
+            read.insert(k.to_vec(), r.get::<_, Option<&[u8]>>(0).map(IVec::from));
         }
         Ok(())
     }

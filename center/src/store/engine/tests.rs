@@ -110,9 +110,46 @@ fn transactions_see_their_own_writes_and_abort_as_a_whole() {
 }
 
 #[test]
+fn many_keys_are_read_and_removed_in_one_statement_alike() {
+    let (_dir, dbs) = both();
+    for db in &dbs {
+        let t = db.open_tree("t").unwrap();
+        for i in 0..600u32 {
+            t.insert(i.to_be_bytes(), i.to_le_bytes().to_vec()).unwrap();
+        }
+        let asked = [5u32.to_be_bytes(), 9999u32.to_be_bytes(), 3u32.to_be_bytes()];
+        let asked: Vec<&[u8]> = asked.iter().map(|k| &k[..]).collect();
+        let got = t.get_many(&asked).unwrap();
+        let expected =
+            [Some(IVec::from(&5u32.to_le_bytes())), None, Some(IVec::from(&3u32.to_le_bytes()))];
+        assert_eq!(got, expected, "{db:?}: in the order asked, absent as none");
+        let evens: Vec<[u8; 4]> = (0..600u32).step_by(2).map(u32::to_be_bytes).collect();
+        let evens: Vec<&[u8]> = evens.iter().map(|k| &k[..]).collect();
+        let seen = write(&[&t], |v| {
+            v[0].prefetch(&evens)?;
+            for k in &evens {
+                v[0].remove(k)?;
+            }
+            Ok((v[0].get(2u32.to_be_bytes())?, v[0].get(3u32.to_be_bytes())?))
+        })
+        .unwrap();
+        assert_eq!(seen, (None, Some(IVec::from(&3u32.to_le_bytes()))), "{db:?}");
+        assert_eq!(t.len(), 300, "{db:?}: every even key removed");
+        assert!(keys(t.iter()).iter().all(|k| k[3] % 2 == 1), "{db:?}: only the odd ones left");
+    }
+}
+
+#[test]
 fn concurrent_read_then_insert_transactions_on_postgres_never_both_take_a_key() {
+    for isolation in [Isolation::Serializable, Isolation::Snapshot] {
+        two_processes_take_each_key_once(isolation);
+    }
+}
+
+/// Two connection pools, as two center processes would have, each taking the keys it finds
+/// absent, in transactions at `isolation`.
+fn two_processes_take_each_key_once(isolation: Isolation) {
     let url = xueliang_pgtest::shared().unwrap().database().unwrap();
-    // Two connections pools, as two center processes would have.
     let dbs: Vec<Db> =
         (0..2).map(|_| Db::Postgres(Arc::new(Postgres::open(&url).unwrap()))).collect();
     let taken: Vec<u32> = std::thread::scope(|s| {
@@ -123,7 +160,7 @@ fn concurrent_read_then_insert_transactions_on_postgres_never_both_take_a_key() 
                     let t = db.open_tree("ids").unwrap();
                     let mut mine = 0;
                     for i in 0..200u32 {
-                        let won = write(&[&t], |v| {
+                        let won = write_at(isolation, &[&t], |v| {
                             if v[0].get(i.to_be_bytes())?.is_some() {
                                 return Ok(false);
                             }
@@ -139,7 +176,7 @@ fn concurrent_read_then_insert_transactions_on_postgres_never_both_take_a_key() 
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(taken.iter().sum::<u32>(), 200, "each key taken exactly once: {taken:?}");
+    assert_eq!(taken.iter().sum::<u32>(), 200, "{isolation:?}: each key taken once: {taken:?}");
 }
 
 #[test]
