@@ -40,9 +40,7 @@ use xueliang_proto::EventUpdate;
 
 pub use clips::{ClipEntry, Clips, ClipsSwept, Completed, Put};
 pub use dead_letters::{DeadLetter, DeadLetters};
-pub use engine::{
-    Copied, Db, Interrupted, Isolation, Iter, Tree, TxError, View, transaction, write, write_at,
-};
+pub use engine::{Copied, Db, Interrupted, Iter, Tree, TxError, View, transaction, write};
 pub use health::{DiskHealth, watch as watch_disk};
 pub(crate) use index::index_prefix;
 pub use lease::Leases;

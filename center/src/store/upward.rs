@@ -233,12 +233,7 @@ impl FromBelow {
         Ok(all)
     }
 
-    /// The last number stored from center `origin`.
-    pub fn applied(&self, origin: &str) -> Result<u64, StoreError> {
-        Ok(self.applied_many(&[origin])?[0])
-    }
-
-    /// [`FromBelow::applied`] for each of `origins`, read at once.
+    /// The last number stored from each center of `origins`, read at once.
     pub fn applied_many(&self, origins: &[&str]) -> Result<Vec<u64>, StoreError> {
         let keys: Vec<&[u8]> = origins.iter().map(|o| o.as_bytes()).collect();
         Ok(self.applied.get_many(&keys)?.into_iter().map(number).collect())
@@ -420,7 +415,7 @@ mod tests {
         assert_eq!((again.peak_count, again.forwarded), (4, Some(f)));
         // Another county's center cannot replace it; its number is passed all the same.
         assert!(matches!(one(&below, "330103", 1, Some(&a), b"", 13), Received::Refused(_)));
-        assert_eq!(below.applied("330103").unwrap(), 1);
+        assert_eq!(below.applied_many(&["330103"]).unwrap(), [1]);
         assert_eq!(one(&below, "330102", 3, None, b"", 14), Received::Passed);
         assert_eq!(store.len(), 1);
         assert!(store.escalation_due(i64::MAX, 10).unwrap().is_empty(), "the county's to act on");
@@ -498,7 +493,7 @@ mod tests {
             if r.peak_count == 7 && r.forwarded.as_ref().is_some_and(|f| f.seq == 1))
         );
         assert_eq!(got[3..], [Received::Ahead { expected: 3 }, Received::Duplicate]);
-        assert_eq!((below.applied("330102").unwrap(), below.applied("330103").unwrap()), (2, 1));
+        assert_eq!(below.applied_many(&["330102", "330103"]).unwrap(), [2, 1]);
         // Forwarded on in the batch's order, each change its own.
         let upward = Upward::open(&store).unwrap();
         assert_eq!(block(upward.number(10)).unwrap(), 3);
