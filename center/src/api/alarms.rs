@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use xueliang_proto::endpoint::now_ms;
 
@@ -232,6 +232,12 @@ pub(super) async fn detail(
     Ok(Json(AlarmDetail { alarm, webhooks }))
 }
 
+/// The picture, as a JPEG response no one keeps.
+pub(super) fn jpeg_response(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes)
+        .into_response()
+}
+
 /// `GET /api/alarms/{id}/snapshot`: the JPEG; each view is audited.
 pub(super) async fn snapshot(
     State(state): State<ApiState>,
@@ -250,7 +256,7 @@ pub(super) async fn snapshot(
     };
     state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, "")?;
     state.store.flush().await?;
-    Ok(super::tier::jpeg_response(jpeg.to_vec()))
+    Ok(jpeg_response(jpeg.to_vec()))
 }
 
 /// `GET /api/alarms/{id}/picture`: its full picture. That of an event forwarded from the tier
@@ -265,12 +271,11 @@ pub(super) async fn picture(
     let Some(from) = alarm.forwarded.as_ref().map(|f| f.by.clone()) else {
         return snapshot(State(state), caller, Path(id)).await;
     };
-    let jpeg =
-        state.fetch.picture(&alarm, caller.login()).await.map_err(super::tier::fetch_error)?;
+    let jpeg = state.fetch.picture(&alarm, caller.login()).await?;
     let detail = format!("the full picture, from {from}");
     state.audit.record(now_ms(), caller.login(), "view_snapshot", &id, &detail)?;
     state.store.flush().await?;
-    Ok(super::tier::jpeg_response(jpeg))
+    Ok(jpeg_response(jpeg))
 }
 
 /// `GET /api/alarms/{id}/audit`: who viewed it and who did what, newest first.

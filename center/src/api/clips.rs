@@ -112,7 +112,7 @@ pub(super) async fn open(
     let missing = || ApiError::not_found(format!("event {} has no clip {clip_id}", event.id));
     let clip = event.clips.iter().find(|c| c.clip_id == clip_id).ok_or_else(missing)?;
     if event.forwarded.is_some() {
-        let bytes = state.fetch.clip(event, clip, by).await.map_err(super::tier::fetch_error)?;
+        let bytes = state.fetch.clip(event, clip, by).await?;
         let len = bytes.len() as u64;
         return Ok((Opened::Bytes(bytes), len));
     }

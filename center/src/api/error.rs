@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crate::domain::Refused;
 use crate::fleet::PushError;
 use crate::store::{StoreError, UpdateError};
+use crate::tier::FetchError;
 
 /// An API error: a status code and a JSON body `{"error": "..."}`.
 #[derive(Debug)]
@@ -43,6 +44,18 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!("{e}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "the alarm store failed; see the center's log")
+    }
+}
+
+/// A failed fetch from the tier below or for the tier above.
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> Self {
+        let status = match &e {
+            FetchError::NoWay(_) => StatusCode::NOT_FOUND,
+            FetchError::Failed(_) | FetchError::Mismatch(..) => StatusCode::BAD_GATEWAY,
+            FetchError::Refused(_) => StatusCode::FORBIDDEN,
+        };
+        Self::new(status, e.to_string())
     }
 }
 

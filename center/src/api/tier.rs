@@ -9,26 +9,11 @@ use axum::response::{IntoResponse, Response};
 use xueliang_proto::TierFetch;
 use xueliang_proto::endpoint::now_ms;
 
+use super::alarms::jpeg_response;
 use super::clips::{audit_view, body, open};
 use super::{ApiError, ApiState, blocking};
 use crate::domain::AlarmRecord;
-use crate::tier::{FETCH_HEADER, FetchError};
-
-/// The answer to a failed fetch.
-pub(super) fn fetch_error(e: FetchError) -> ApiError {
-    let status = match &e {
-        FetchError::NoWay(_) => StatusCode::NOT_FOUND,
-        FetchError::Failed(_) | FetchError::Mismatch(..) => StatusCode::BAD_GATEWAY,
-        FetchError::Refused(_) => StatusCode::FORBIDDEN,
-    };
-    ApiError::new(status, e.to_string())
-}
-
-/// The picture, as a JPEG response no one keeps.
-pub(super) fn jpeg_response(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes)
-        .into_response()
-}
+use crate::tier::FETCH_HEADER;
 
 /// The request in `headers` for what the route names (a clip's id, or else an event's), if the
 /// center above signed it, and the record of the event it names.
@@ -39,7 +24,7 @@ async fn asked(
     named: &str,
 ) -> Result<(TierFetch, AlarmRecord), ApiError> {
     let header = headers.get(FETCH_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let request = state.fetch.check(header, clip, named).map_err(fetch_error)?;
+    let request = state.fetch.check(header, clip, named)?;
     let store = state.store.clone();
     let lookup = request.id.clone();
     match blocking(move || Ok(store.get(&lookup)?)).await? {
@@ -63,7 +48,7 @@ pub(super) async fn picture(
     }
     let by = format!("above:{}", request.by);
     let jpeg = match record.forwarded {
-        Some(_) => state.fetch.picture(&record, &by).await.map_err(fetch_error)?,
+        Some(_) => state.fetch.picture(&record, &by).await?,
         None => match state.store.snapshot(&id)? {
             Some(jpeg) => jpeg.to_vec(),
             None => return Err(ApiError::not_found(format!("event {id}'s picture is not here"))),

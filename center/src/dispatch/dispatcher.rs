@@ -13,21 +13,11 @@ use xueliang_proto::signing::{DISPATCH_SIGNATURE_FIELD, SigningKey};
 use xueliang_proto::topics::Topics;
 use xueliang_proto::{Alarm, Box as BBox, Detection, Dispatch, Message, SCHEMA_VERSION};
 
-use super::webhooks::Webhooks;
+use super::webhooks::{Webhooks, dispatch_id};
 use crate::domain::{AlarmRecord, rule_kind, severity};
 use crate::routing::Routing;
 use crate::store::StoreError;
 use crate::watched_file::WatchedFile;
-
-/// The id of alarm `alarm_id`'s dispatch to `unit` (one per unit and alarm).
-pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
-    format!("{alarm_id}~{unit}")
-}
-
-/// The alarm a dispatch id names (the inverse of [`dispatch_id`]: unit ids hold no `~`).
-pub fn dispatched_alarm(dispatch_id: &str) -> &str {
-    dispatch_id.rsplit_once('~').map_or(dispatch_id, |(alarm, _)| alarm)
-}
 
 /// The alarm as a protobuf message again, without its snapshot (units fetch it over HTTP).
 fn alarm_message(r: &AlarmRecord) -> Alarm {

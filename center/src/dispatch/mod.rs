@@ -4,5 +4,7 @@
 mod dispatcher;
 mod webhooks;
 
-pub use dispatcher::{Dispatcher, dispatch_id, dispatched_alarm};
-pub use webhooks::{DeliveryState, RetryPolicy, WebhookStatus, Webhooks};
+pub use dispatcher::Dispatcher;
+pub use webhooks::{
+    DeliveryState, RetryPolicy, WebhookStatus, Webhooks, dispatch_id, dispatched_alarm,
+};

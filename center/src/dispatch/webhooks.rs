@@ -21,8 +21,17 @@ use tokio_util::sync::CancellationToken;
 use xueliang_proto::endpoint::now_ms;
 use xueliang_proto::signing::hex;
 
-use super::dispatcher::dispatched_alarm;
 use crate::store::{Store, StoreError, write};
+
+/// The id of alarm `alarm_id`'s dispatch to `unit` (one per unit and alarm).
+pub fn dispatch_id(alarm_id: &str, unit: &str) -> String {
+    format!("{alarm_id}~{unit}")
+}
+
+/// The alarm a dispatch id names (the inverse of [`dispatch_id`]: unit ids hold no `~`).
+pub fn dispatched_alarm(dispatch_id: &str) -> &str {
+    dispatch_id.rsplit_once('~').map_or(dispatch_id, |(alarm, _)| alarm)
+}
 
 /// Deliveries in flight at once, so one slow (timing-out) station does not hold up the others.
 const CONCURRENCY: usize = 4;
