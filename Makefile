@@ -26,7 +26,7 @@ demo: build
 # every crate's unit tests (the center's use the store) and the center's store suites. Chosen
 # over the whole workspace so the build is the one the first run made.
 POSTGRES_SUITES := clips vocabulary center_api supervision accounts accountability console enrolment config_push \
-  bad_alarms forged_alarms clip_delivery
+  bad_alarms forged_alarms clip_delivery gb28181
 
 # Style first (seconds), then lints, then the suite: a formatting slip or a clippy warning fails it.
 # The suite runs under cargo-nextest, each test in a process of its own, two at a time across all

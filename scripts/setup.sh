@@ -19,7 +19,8 @@ CACHE=$ROOT/.cache
 # GStreamer for the camera pipelines and the demo's RTSP server, Mosquitto
 # for tests against a real broker, Chromium (and a CJK font for its
 # screenshots) for the console's browser test, PostgreSQL for the center's
-# store on PostgreSQL (tests run servers of their own from its binaries).
+# store on PostgreSQL (tests run servers of their own from its binaries), SIPp
+# (sip-tester) as the upper GB/T 28181 platform of the center's SIP tests.
 # python3-venv/pip and nodejs/npm are added below only when the machine lacks
 # them (pyenv's CPython has both; a Node.js already installed is kept).
 APT_PACKAGES=(
@@ -31,6 +32,7 @@ APT_PACKAGES=(
   postgresql
   chromium fonts-droid-fallback
   systemd curl
+  sip-tester
 )
 
 # The console's browser test (tests/console.rs runs tests/browser/console.mjs):

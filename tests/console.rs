@@ -266,11 +266,25 @@ async fn a_duty_officer_and_a_police_station_work_an_alarm_in_a_real_browser() {
     add_user(&users, "duty", Some("值班员"), Role::DutyOfficer, None, DUTY_PASSWORD).unwrap();
     add_user(&users, "police-a", Some("A镇民警"), Role::Police, Some("pcs-a"), POLICE_PASSWORD)
         .unwrap();
+    // A GB/T 28181 platform above that nobody plays: the fleet page shows it unreachable.
+    let free = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gb28181 = center_dir.join("gb28181.toml");
+    std::fs::write(
+        &gb28181,
+        format!(
+            "[center]\nid = \"34020000002000000001\"\ndomain = \"3402000000\"\nname = \"县中心\"\nlisten = \"127.0.0.1:{}\"\n\n\
+             [[platform]]\nname = \"市雪亮平台\"\nid = \"34020000002000000002\"\ndomain = \"3402000000\"\n\
+             address = \"127.0.0.1:{}\"\ntransport = \"udp\"\npassword = \"x\"\n",
+            free(),
+            free()
+        ),
+    )
+    .unwrap();
     let shutdown = CancellationToken::new();
     let broker = common::embedded_broker();
-    let center = start(common::center_config(dir.path(), broker), shutdown.clone())
-        .await
-        .expect("center starts");
+    let mut config = common::center_config(dir.path(), broker);
+    config.gb28181 = Some(gb28181);
+    let center = start(config, shutdown.clone()).await.expect("center starts");
     let (mqtt, _incoming) =
         common::connect_when_ingesting(&center.mqtt_addr, "console-test-agents").await;
     let sealer_a = Sealer::open(&dir.path().join("village-a")).unwrap();

@@ -1,5 +1,5 @@
-//! The county's duties: escalation, supervision, retention, webhook deliveries and the links
-//! to the tiers above and below, which one process does. Of several processes serving a county ([`crate::ingest::Cluster`]), the one
+//! The county's duties: escalation, supervision, retention, webhook deliveries, the links
+//! to the tiers above and below and to GB/T 28181 platforms, which one process does. Of several processes serving a county ([`crate::ingest::Cluster`]), the one
 //! holding a lease in the store does them and speaks for the center; another takes them over
 //! when the lease lapses.
 
@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::access::AuditLog;
 use crate::cases::{Cases, Kept, Supervisor, run_escalation, run_retention, run_supervision};
+use crate::gb28181::Gb28181;
 use crate::ingest::{Announcer, IngestStats};
 use crate::store::{Leases, Retention, StoreError};
 use crate::tier::Links;
@@ -34,6 +35,8 @@ pub struct Duties {
     pub min_free_bytes: u64,
     /// The links to the tiers above and below, if any.
     pub links: Option<Links>,
+    /// The links to GB/T 28181 platforms above, if any.
+    pub gb28181: Option<Gb28181>,
 }
 
 impl Duties {
@@ -50,6 +53,7 @@ impl Duties {
         )?;
         let every = self.escalation_check;
         let links = self.links.as_ref().map(|l| l.start(&stop)).unwrap_or_default();
+        let gb28181 = self.gb28181.as_ref().map(|g| g.start(&stop)).unwrap_or_default();
         Ok([
             tokio::spawn(k.webhooks.clone().run(stop.clone())),
             tokio::spawn(run_escalation(self.cases.clone(), every, stop.clone())),
@@ -65,6 +69,7 @@ impl Duties {
         ]
         .into_iter()
         .chain(links)
+        .chain(gb28181)
         .collect())
     }
 }

@@ -19,6 +19,9 @@
 //!   city ─▶ province, each storing in the order of the center below, each event once, and
 //!   receipting back down; each minute the counties' boxes online go up the same way; full
 //!   pictures and clips are fetched from below on demand
+//! GB/T 28181: the center registers with the national platforms above as a lower platform
+//!   (SIP, digest), answers their catalog and device queries, and reports each new event as a
+//!   MANSCDP alarm from a queue per platform in the store
 //! ```
 //!
 //! The folders, lowest first; each imports only the ones before it (as listed), never one
@@ -42,6 +45,8 @@
 //! |             | boxes' accounts at Mosquitto (dynamic security)                 |                                                 |
 //! | `tier/`     | forwarding to the tier above, receiving from the tier below,    | domain, store, fleet, ingest, cases             |
 //! |             | fetching pictures and clips from below                          |                                                 |
+//! | `gb28181/`  | the national platforms above: `gb28181.toml`, SIP registration  | domain, store, fleet, routing                   |
+//! |             | and keepalives, MANSCDP queries answered and alarms reported    |                                                 |
 //! | `console/`  | the web console's files                                         | nothing                                         |
 //! | `api/`      | the HTTP API, one file per resource; serves the console         | all of the above                                |
 //! | `duties.rs` | the duties one process does: escalation, supervision, retention,| all of the above                                |
@@ -63,6 +68,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod duties;
 pub mod fleet;
+pub mod gb28181;
 pub mod ingest;
 pub mod routing;
 pub mod running;

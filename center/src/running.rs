@@ -20,6 +20,8 @@ use crate::cases::{AlarmFeed, Cases, DISPATCH_LATENCY_BOUNDS, Kept};
 use crate::dispatch::{Dispatcher, RetryPolicy, Webhooks};
 use crate::duties::{Duties, Speaker, hold_duties};
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet};
+use crate::gb28181::mapping::Mapping;
+use crate::gb28181::{Gb28181, Gb28181Stats};
 use crate::ingest::{
     self, Announcer, BrokerAccounts, BrokerConnection, BrokerError, Cluster, Ingest, IngestStats,
     QuotaLimits, ServerTls,
@@ -104,6 +106,8 @@ pub struct CenterConfig {
     pub upstream: Option<Upstream>,
     /// The centers of the tier below that forward here (`below.toml`; none if absent).
     pub below: PathBuf,
+    /// This center as a lower platform of GB/T 28181 platforms (`gb28181.toml`), if it is one.
+    pub gb28181: Option<PathBuf>,
 }
 
 impl CenterConfig {
@@ -140,6 +144,7 @@ impl CenterConfig {
             cluster: None,
             upstream: None,
             below: data_dir.join("below.toml"),
+            gb28181: None,
             data_dir,
             store: Backend::Embedded,
             http_listen,
@@ -165,6 +170,9 @@ pub enum CenterError {
     /// A link to another tier cannot be kept as configured.
     #[error("{0}")]
     Tiers(String),
+    /// `gb28181.toml` cannot be read or is wrong: the message says where and what to fix.
+    #[error("{0}")]
+    Gb28181(String),
     /// The API's certificate or key is unusable.
     #[error("--http-tls-cert / --http-tls-key: {0}")]
     HttpTls(xueliang_service::tls::TlsError),
@@ -294,6 +302,13 @@ pub async fn start(
     let mut store = Store::open_with(&config.store, &config.data_dir).map_err(store_err)?;
     if config.upstream.is_some() {
         store = store.forwarding_upward().map_err(store_err)?;
+    }
+    let mapping = match &config.gb28181 {
+        Some(path) => Some(Arc::new(Mapping::open(path).map_err(CenterError::Gb28181)?)),
+        None => None,
+    };
+    if mapping.is_some() {
+        store = store.reporting_national().map_err(store_err)?;
     }
     let clips = Clips::open(&store, &config.clip_dir, config.clip_max_bytes)
         .map_err(|error| CenterError::Store { dir: config.clip_dir.clone(), error })?;
@@ -472,6 +487,15 @@ pub async fn start(
         fleet: fleet.clone(),
         keys: keys.clone(),
     });
+    let gb28181_stats = Arc::new(Gb28181Stats::default());
+    let gb28181 = mapping.map(|mapping| Gb28181 {
+        mapping,
+        store: store.clone(),
+        routing: cases.routing.clone(),
+        fleet: fleet.clone(),
+        keys: keys.clone(),
+        stats: gb28181_stats.clone(),
+    });
     let duties = Duties {
         cases: cases.clone(),
         kept: Kept {
@@ -487,6 +511,7 @@ pub async fn start(
         escalation_check: config.escalation_check,
         min_free_bytes: config.min_free_bytes,
         links,
+        gb28181,
     };
     match &config.cluster {
         None => background.extend(duties.start(shutdown.clone()).map_err(store_err)?),
@@ -533,6 +558,7 @@ pub async fn start(
         announcer: announcer.clone(),
         tiers: tier_stats,
         fetch,
+        gb28181: gb28181_stats,
     });
     let http_shutdown = shutdown.clone();
     let http = match https {

@@ -32,6 +32,15 @@ pub enum WatchError {
     },
 }
 
+/// `line L, column C: message`, pointing at where `span` of a file's `text` starts: how a file
+/// the administrator edits by hand names a mistake.
+pub fn at(text: &str, span: std::ops::Range<usize>, message: String) -> String {
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 /// Parses a file's text into `T`, or says what is wrong with it.
 pub type Parser<T> = fn(&str) -> Result<T, String>;
 

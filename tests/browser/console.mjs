@@ -435,6 +435,10 @@ async function main(browser) {
   for (const agent of ['village-a', 'village-b']) {
     await waitShown(duty, `#fleet-table tr[data-agent-id="${agent}"]`, 5000, `the fleet table has no row for registered agent ${agent}`);
   }
+  // The GB/T 28181 platform above, which nobody plays: listed, and not registered.
+  await waitShown(duty, '#gb28181-table tr[data-platform-id="34020000002000000002"]', 5000, 'the fleet view does not list the GB/T 28181 platform above (#gb28181-table)');
+  const platform = await duty.textContent('#gb28181-table tr[data-platform-id="34020000002000000002"]');
+  if (!platform.includes('市雪亮平台') || !/注册中|无法连接/.test(platform)) fail(`the GB/T 28181 platform's row says ${platform}`);
   await checkKeyboardAndPictures(duty, 'fleet view');
   if (await isShown(duty, '#enrol-form')) fail('the duty officer sees the enrolment form, which is for administrators');
   await duty.click('a[href="#alarms"]');

@@ -49,10 +49,23 @@ impl Scenario {
         extra: &str,
         tune: impl FnOnce(&mut AgentConfig),
     ) -> Self {
+        Self::start_both_tuned(dir, agent_id, broker, extra, tune, |_| {}).await
+    }
+
+    /// [`Scenario::start_tuned`], the center's config changed by `tune_center` too.
+    pub async fn start_both_tuned(
+        dir: &Path,
+        agent_id: &str,
+        broker: BrokerChoice,
+        extra: &str,
+        tune: impl FnOnce(&mut AgentConfig),
+        tune_center: impl FnOnce(&mut CenterConfig),
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let center_key = prepare_keys(dir, agent_id);
-        let center =
-            start(center_config(dir, broker), shutdown.clone()).await.expect("center starts");
+        let mut config = center_config(dir, broker);
+        tune_center(&mut config);
+        let center = start(config, shutdown.clone()).await.expect("center starts");
         let camera =
             RtspServer::serve_file(&scenario::vtest(), "campus-walkway").expect("RTSP server");
         let toml = scenario::agent_toml(

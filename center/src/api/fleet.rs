@@ -1,5 +1,5 @@
-//! The fleet and its configuration: agents with their online state and health, and agents'
-//! pushed configs.
+//! The fleet and its configuration: agents with their online state and health, agents'
+//! pushed configs, and the center's own links to GB/T 28181 platforms above.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +17,7 @@ use crate::access::Permission;
 use crate::fleet::{
     AckRecord, AgentView, ConfigRecord, ConfigVersion, Confirm, PushError, redacted,
 };
+use crate::gb28181::PlatformStatus;
 
 /// One agent on the fleet page.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +36,23 @@ pub struct FleetAgent {
 pub struct FleetList {
     /// Offline agents first, then never heard from, then online.
     pub agents: Vec<FleetAgent>,
+}
+
+/// Body of `GET /api/gb28181`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Gb28181List {
+    /// The GB/T 28181 platforms above, in `gb28181.toml`'s order (none: the center reports to
+    /// none).
+    pub platforms: Vec<PlatformStatus>,
+}
+
+/// `GET /api/gb28181`: the center's registration with each GB/T 28181 platform above.
+pub(super) async fn gb28181(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Gb28181List>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    Ok(Json(Gb28181List { platforms: state.gb28181.platforms() }))
 }
 
 /// `GET /api/fleet`.

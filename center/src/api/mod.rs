@@ -42,6 +42,7 @@ use crate::access::{AuditLog, Sessions, Users};
 use crate::cases::{AlarmFeed, Cases};
 use crate::dispatch::Webhooks;
 use crate::fleet::{AgentKeys, ConfigPush, Enrolments, Fleet, MAX_CONFIG_BYTES};
+use crate::gb28181::Gb28181Stats;
 use crate::ingest::IngestStats;
 use crate::store::{Clips, DeadLetters, Store};
 use error::blocking;
@@ -53,7 +54,7 @@ pub use counties::{Boxes, Counties, CountiesQuery, County};
 pub use dead_letters::{DeadLetterList, LimitQuery};
 pub use enrolment::{EnrolSettings, EnrollRequest, Enrolled, EnrolmentCreated, EnrolmentRequest};
 pub use error::ApiError;
-pub use fleet::{ConfigHistory, FleetAgent, FleetList};
+pub use fleet::{ConfigHistory, FleetAgent, FleetList, Gb28181List};
 pub use https::HttpsListener;
 pub use session::{LoginRequest, LoginResponse, Me, View};
 pub use stats::Stats;
@@ -103,6 +104,8 @@ pub struct ApiState {
     pub tiers: Arc<crate::tier::TierStats>,
     /// Full pictures from the tier below, and requests for them from the tier above.
     pub fetch: crate::tier::Fetch,
+    /// The links to GB/T 28181 platforms above: their states and counters.
+    pub gb28181: Arc<Gb28181Stats>,
 }
 
 /// The body limit of routes that take no body.
@@ -141,6 +144,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/counties", get(counties::counties))
         .route("/api/units", get(units::units))
         .route("/api/fleet", get(fleet::list))
+        .route("/api/gb28181", get(fleet::gb28181))
         .route("/api/agents/{id}", delete(fleet::remove))
         .route(
             "/api/agents/{id}/config",

@@ -77,6 +77,17 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
         e.single("xl_center_tier_received_total", "counter", "Events from the tier below stored since start.", t.received.load(Ordering::Relaxed));
         e.single("xl_center_tier_duplicates_total", "counter", "Events from the tier below received again (stored before) since start.", t.duplicates.load(Ordering::Relaxed));
         e.single("xl_center_tier_refused_total", "counter", "Messages from the tier below refused and dead-lettered since start.", t.refused.load(Ordering::Relaxed));
+        let platforms = state.gb28181.platforms();
+        let per_platform = |value: fn(&crate::gb28181::PlatformStatus) -> u64| -> Vec<(String, u64)> {
+            platforms.iter().map(|p| (labels(&[("platform", &p.id), ("name", &p.name)]), value(p))).collect()
+        };
+        e.family("xl_center_gb28181_registered", "gauge", "1 while the center is registered with the GB/T 28181 platform above.", &per_platform(|p| u64::from(p.state == "registered")));
+        e.family("xl_center_gb28181_registrations_total", "counter", "Registrations with the GB/T 28181 platform since start, refreshes included.", &per_platform(|p| p.registrations));
+        e.family("xl_center_gb28181_keepalives_missed_total", "counter", "Keepalives the GB/T 28181 platform left unanswered or refused since start.", &per_platform(|p| p.keepalives_missed));
+        e.family("xl_center_gb28181_alarms_sent_total", "counter", "Alarms the GB/T 28181 platform answered since start.", &per_platform(|p| p.alarms_sent));
+        e.family("xl_center_gb28181_alarms_waiting", "gauge", "Alarms queued for the GB/T 28181 platform, not yet answered.", &per_platform(|p| p.alarms_waiting));
+        e.single("xl_center_gb28181_requests_refused_total", "counter", "SIP requests from GB/T 28181 platforms refused since start (unknown sender, malformed or hostile document, unsupported command or method).", state.gb28181.refused.load(Ordering::Relaxed));
+        e.single("xl_center_gb28181_queries_answered_total", "counter", "Catalog, device-info and device-status queries answered since start.", state.gb28181.answered.load(Ordering::Relaxed));
         e.family(
             "xl_center_agents",
             "gauge",

@@ -147,6 +147,10 @@ pub struct ServeArgs {
     /// (default: below.toml in the data directory; none if absent).
     #[arg(long)]
     below: Option<PathBuf>,
+    /// This center as a lower platform of GB/T 28181 platforms: their addresses and the
+    /// cameras' codes (default: gb28181.toml in the data directory; none if absent).
+    #[arg(long, env = "XL_GB28181")]
+    gb28181: Option<PathBuf>,
 }
 
 /// The process `node` (by default this host and process) of shared-subscription group `group`.
@@ -212,6 +216,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         forward_as,
         above_key,
         below,
+        gb28181,
     } = args;
     let broker = match broker_url {
         None => BrokerChoice::Embedded {
@@ -258,7 +263,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         None => None,
     };
+    let gb28181 = gb28181.or_else(|| Some(data_dir.join("gb28181.toml")).filter(|p| p.exists()));
     let mut config = CenterConfig::new(data_dir, http, broker);
+    config.gb28181 = gb28181;
     config.cluster = cluster;
     config.upstream = upstream;
     if let Some(path) = below {

@@ -1,11 +1,12 @@
-// The fleet: every agent with its cameras, health and config version; for those who configure
+// The fleet: every agent with its cameras, health and config version; the center's
+// registration with each GB/T 28181 platform above, if it reports to any; for those who configure
 // boxes, the form that pushes a config (the center's refusal shown as it says it, and a
 // confirmation asked for when a push would take a camera or privacy mask away); for an
 // administrator, the form that makes a new box's one-time enrolment token.
 
 import { api, post } from "./api.js";
 import { $, el } from "./dom.js";
-import { fmtTime, t } from "./i18n.js";
+import { fmtTime, label, t } from "./i18n.js";
 import { can } from "./state.js";
 
 export async function showFleet() {
@@ -23,9 +24,26 @@ export async function showFleet() {
       el("td", {}, a.health ? String(a.health.outbox_depth) : ""),
       el("td", {}, String(a.config_version), a.config_ack && !a.config_ack.applied ? el("div", { class: "error" }, a.config_ack.reason) : null),
       el("td", {}, fmtTime(a.last_seen_ms))))));
-  $("#main").replaceChildren(el("h1", {}, t("fleet")), table,
+  const { platforms } = await api("/api/gb28181");
+  $("#main").replaceChildren(el("h1", {}, t("fleet")), table, platformTable(platforms),
     can("configure") ? pushForm(agents.map((a) => a.agent_id)) : "",
     can("administer") ? enrolForm() : "");
+}
+
+/** The GB/T 28181 platforms above and the center's registration with each (nothing if none). */
+function platformTable(platforms) {
+  if (!platforms.length) return "";
+  return el("section", {},
+    el("h2", {}, t("gbTitle")),
+    el("table", { id: "gb28181-table" },
+      el("thead", {}, el("tr", {}, ...["gbPlatform", "status", "gbKeepalive", "gbSent", "gbWaiting"].map((h) => el("th", { scope: "col" }, t(h))))),
+      el("tbody", {}, ...platforms.map((p) => el("tr", { "data-platform-id": p.id, class: p.state === "registered" ? null : "offline" },
+        el("td", {}, p.name, el("div", { class: "muted" }, `${p.id} · ${p.address}`)),
+        el("td", {}, label("gbStates", p.state), el("div", { class: "muted" }, `${t("since")} ${fmtTime(p.since_ms)}`),
+          p.last_error && p.state !== "registered" ? el("div", { class: "error" }, p.last_error) : null),
+        el("td", {}, p.last_keepalive_ms ? fmtTime(p.last_keepalive_ms) : ""),
+        el("td", {}, String(p.alarms_sent)),
+        el("td", {}, String(p.alarms_waiting)))))));
 }
 
 /** What a push would take away (an `affected` entry of the center's 409), in the console's words. */

@@ -13,6 +13,8 @@ const TEXT = {
     snapshotOf: "告警快照", noSnapshot: "无快照", agent: "设备", online: "在线", offline: "离线",
     never: "从未上线", since: "自", decode: "解码帧率", infer: "推理帧率", inferMs: "推理耗时",
     outbox: "待发告警", config: "配置版本", lastSeen: "最近联系", dispatches: "派警任务",
+    gbTitle: "国标上级平台（GB/T 28181）", gbPlatform: "平台", gbKeepalive: "最近心跳", gbSent: "已上报告警", gbWaiting: "待上报",
+    gbStates: { registered: "已注册", registering: "注册中", unreachable: "无法连接" },
     feedback: "反馈", progress: "进展", newAlarm: "新告警", failed: "操作失败", none: "暂无",
     by: "操作人", enrolTitle: "登记新设备", enrolAgent: "设备编号", enrolHours: "有效时长（小时）",
     enrolCreate: "生成登记码", enrolToken: "登记码", enrolRun: "请安装人员在设备上以 root 身份运行：",
@@ -52,6 +54,8 @@ const TEXT = {
     noSnapshot: "No snapshot", agent: "Agent", online: "Online", offline: "Offline",
     never: "Never seen", since: "since", decode: "Decode fps", infer: "Infer fps",
     inferMs: "Inference", outbox: "Outbox", config: "Config version", lastSeen: "Last seen",
+    gbTitle: "GB/T 28181 platforms above", gbPlatform: "Platform", gbKeepalive: "Last keepalive", gbSent: "Alarms reported", gbWaiting: "Waiting",
+    gbStates: { registered: "Registered", registering: "Registering", unreachable: "Unreachable" },
     dispatches: "Dispatches", feedback: "Feedback", progress: "Progress", newAlarm: "New alarm",
     failed: "Failed", none: "None", by: "By", enrolTitle: "Enrol a box", enrolAgent: "Agent id",
     enrolHours: "Valid for (hours)", enrolCreate: "Create a token", enrolToken: "Token",
@@ -88,7 +92,7 @@ let lang = localStorage.getItem("xl-lang") || "zh-CN";
 
 /** The console's word for `key` in the current language. */
 export const t = (key) => TEXT[lang][key] ?? key;
-/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states, streams, deliveries). */
+/** The name of `key` in `group` (kinds, statuses, severities, actions, progresses, states, streams, deliveries, gbStates). */
 export const label = (group, key) => (TEXT[lang][group] || {})[key] || key;
 
 /** Puts the page's fixed texts (data-t) in the current language. */

@@ -46,6 +46,10 @@
 //! clock_skew_s = 120                 # a box's clock off by more is an `agent_clock_off` event
 //! receive_within_s = 600             # a unit not marking its dispatch received by then: overdue
 //! resend_dispatch_s = 60             # a dispatch not yet received is published again this often
+//!
+//! [gb28181]                          # optional: which events go to the GB/T 28181 platforms above
+//! kinds = ["zone_intrusion", "camera_offline"]  # absent = every kind the standard has a type for
+//! min_severity = "medium"            # absent = any
 //! ```
 //!
 //! Kinds: zone_intrusion line_crossing loitering crowding vehicle_stopped fire_smoke
@@ -156,6 +160,24 @@ impl Default for Supervision {
     }
 }
 
+/// Which events are reported to the GB/T 28181 platforms above (`[gb28181]`).
+#[derive(Debug, Clone, Default)]
+pub struct ReportUpward {
+    /// The kinds reported; empty = all.
+    kinds: Vec<String>,
+    /// The least severity reported; `None` = any.
+    min_rank: Option<u8>,
+}
+
+impl ReportUpward {
+    /// Whether an event of `kind` and `severity` goes up.
+    pub fn takes(&self, kind: &str, severity: &str) -> bool {
+        let rank = severity_rank(severity).unwrap_or(u8::MAX);
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind))
+            && self.min_rank.is_none_or(|min| rank >= min)
+    }
+}
+
 /// An `agent/camera` pattern, split at the `/`.
 type Pattern = (String, String);
 
@@ -190,6 +212,7 @@ pub struct Routing {
     routes: Vec<Route>,
     escalation: Option<Escalation>,
     supervision: Supervision,
+    report_upward: ReportUpward,
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -219,6 +242,7 @@ impl Routing {
             routes: Vec::new(),
             escalation: None,
             supervision: Supervision::default(),
+            report_upward: ReportUpward::default(),
         }
     }
 
@@ -251,6 +275,11 @@ impl Routing {
     /// The `[supervision]` section, or its defaults.
     pub fn supervision(&self) -> Supervision {
         self.supervision
+    }
+
+    /// Which events go to the GB/T 28181 platforms above (`[gb28181]`).
+    pub fn report_upward(&self) -> &ReportUpward {
+        &self.report_upward
     }
 
     /// Unit ids of every matching route: deduplicated, police stations first, then township
@@ -467,6 +496,18 @@ mod tests {
     }
 
     #[test]
+    fn the_gb28181_section_chooses_what_goes_up() {
+        let all = Routing::empty();
+        assert!(all.report_upward().takes("loitering", "info"));
+        let chosen = "[gb28181]\nkinds = [\"zone_intrusion\", \"camera_offline\"]\nmin_severity = \"medium\"\n";
+        let r = Routing::parse(chosen).unwrap();
+        let up = r.report_upward();
+        assert!(up.takes("zone_intrusion", "high") && up.takes("camera_offline", "medium"));
+        assert!(!up.takes("zone_intrusion", "low"), "below min_severity");
+        assert!(!up.takes("loitering", "critical"), "a kind not listed");
+    }
+
+    #[test]
     fn every_mistake_says_where_and_what() {
         let units = "[[unit]]\nid = \"pcs-qingshan\"\nname = \"青山派出所\"\ntype = \"police_station\"\n\n\
                      [[unit]]\nid = \"patrol-qingshan\"\nname = \"青山村网格员\"\ntype = \"village_patrol\"\n";
@@ -492,6 +533,8 @@ mod tests {
              "line 14, column 18: unit \"u\": webhook_secret without webhook (add webhook = \"https://...\" or remove it)".to_owned()),
             ("[escalation]\nafter_s = 0\n".to_owned(), "line 11, column 11: escalation: after_s must be at least 1 (seconds)".to_owned()),
             ("[supervision]\nclock_skew_s = 0\n".to_owned(), "line 11, column 16: supervision: clock_skew_s must be at least 1 (seconds)".to_owned()),
+            ("[gb28181]\nkinds = [\"fire\"]\n".to_owned(), format!("line 11, column 10: gb28181: no rule kind \"fire\" (kinds: {})", KINDS.join(", "))),
+            ("[gb28181]\nmin_severity = \"loud\"\n".to_owned(), "line 11, column 16: gb28181: no severity \"loud\" (severities: info, low, medium, high, critical)".to_owned()),
         ];
         let set =
             Routing::parse(&format!("{units}[supervision]\nreceive_within_s = 30\n")).unwrap();

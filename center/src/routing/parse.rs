@@ -2,15 +2,17 @@
 //! with where it is (`line L, column C: `) and what to fix, since a county's administrator
 //! edits the file by hand.
 
-use std::ops::Range;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Escalation, Group, Pattern, Route, Routing, Supervision, Unit, UnitType};
+use super::{
+    Escalation, Group, Pattern, ReportUpward, Route, Routing, Supervision, Unit, UnitType,
+};
 use crate::domain::{KINDS, SEVERITIES, severity_rank};
+use crate::watched_file::at;
 
 type List = Vec<Spanned<String>>;
 
@@ -26,6 +28,15 @@ struct FileToml {
     route: Vec<RouteToml>,
     escalation: Option<EscalationToml>,
     supervision: Option<SupervisionToml>,
+    gb28181: Option<ReportToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportToml {
+    #[serde(default)]
+    kinds: List,
+    min_severity: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -110,14 +121,6 @@ fn window(s: &str) -> Option<(u16, u16)> {
     (start < 24 * 60).then_some((start, end))
 }
 
-/// `line L, column C: message`, pointing at where `span` starts.
-fn at(text: &str, span: Range<usize>, message: String) -> String {
-    let before = text.get(..span.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("line {line}, column {column}: {message}")
-}
-
 fn listing(names: &[&str]) -> String {
     if names.is_empty() { "none defined".to_owned() } else { names.join(", ") }
 }
@@ -161,6 +164,30 @@ fn patterns(text: &str, owner: &str, list: &List) -> Result<Vec<Pattern>, String
         )),
     };
     list.iter().map(one).collect()
+}
+
+/// Checks that every kind `list` names exists.
+fn check_kinds(text: &str, owner: &str, list: &List) -> Result<(), String> {
+    match list.iter().find(|k| !KINDS.contains(&k.get_ref().as_str())) {
+        None => Ok(()),
+        Some(k) => {
+            let kinds = KINDS.join(", ");
+            Err(at(
+                text,
+                k.span(),
+                format!("{owner}: no rule kind {:?} (kinds: {kinds})", k.get_ref()),
+            ))
+        }
+    }
+}
+
+/// The rank of a `min_severity`, if given.
+fn min_rank(text: &str, owner: &str, s: &Option<Spanned<String>>) -> Result<Option<u8>, String> {
+    let Some(s) = s else { return Ok(None) };
+    severity_rank(s.get_ref()).map(Some).ok_or_else(|| {
+        let listed = SEVERITIES.join(", ");
+        at(text, s.span(), format!("{owner}: no severity {:?} (severities: {listed})", s.get_ref()))
+    })
 }
 
 fn unit_ids(text: &str, owner: &str, ids: &List, units: &[&str]) -> Result<Vec<String>, String> {
@@ -244,25 +271,8 @@ impl Routing {
                 cameras.extend(groups[i].cameras.iter().cloned());
             }
             cameras.extend(patterns(text, &owner, &r.cameras)?);
-            if let Some(k) = r.kinds.iter().find(|k| !KINDS.contains(&k.get_ref().as_str())) {
-                let kinds = KINDS.join(", ");
-                return Err(at(
-                    text,
-                    k.span(),
-                    format!("{owner}: no rule kind {:?} (kinds: {kinds})", k.get_ref()),
-                ));
-            }
-            let min_rank = match &r.min_severity {
-                None => None,
-                Some(s) => Some(severity_rank(s.get_ref()).ok_or_else(|| {
-                    let listed = SEVERITIES.join(", ");
-                    at(
-                        text,
-                        s.span(),
-                        format!("{owner}: no severity {:?} (severities: {listed})", s.get_ref()),
-                    )
-                })?),
-            };
+            check_kinds(text, &owner, &r.kinds)?;
+            let min_rank = min_rank(text, &owner, &r.min_severity)?;
             let mut hours = Vec::new();
             for h in &r.hours {
                 let bad = |why: &str| {
@@ -330,6 +340,16 @@ impl Routing {
                 )?,
             },
         };
-        Ok(Self { time_zone, units, groups, routes, escalation, supervision })
+        let report_upward = match &file.gb28181 {
+            None => ReportUpward::default(),
+            Some(r) => {
+                check_kinds(text, "gb28181", &r.kinds)?;
+                ReportUpward {
+                    kinds: r.kinds.iter().map(|k| k.get_ref().clone()).collect(),
+                    min_rank: min_rank(text, "gb28181", &r.min_severity)?,
+                }
+            }
+        };
+        Ok(Self { time_zone, units, groups, routes, escalation, supervision, report_upward })
     }
 }

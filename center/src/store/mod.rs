@@ -12,7 +12,8 @@
 //! are files in a directory of their own, recorded in trees of this database (`clips.rs`); what
 //! the agents signed is kept beside the records and deleted with them (`proofs.rs`); leases
 //! give one of several processes sharing the store a duty at a time (`lease.rs`); what changed
-//! is marked for the tier above, and what the tier below forwarded is stored (`upward.rs`).
+//! is marked for the tier above, and what the tier below forwarded is stored (`upward.rs`);
+//! new events are queued for the GB/T 28181 platforms above (`reports.rs`).
 
 mod clips;
 mod dead_letters;
@@ -22,6 +23,7 @@ mod index;
 mod lease;
 mod proofs;
 mod query;
+mod reports;
 mod retention;
 mod upward;
 
@@ -46,6 +48,7 @@ pub(crate) use index::index_prefix;
 pub use lease::Leases;
 pub use proofs::{Mismatch, Proof, ProofError, Proofs, Proved};
 pub use query::{AlarmFilter, CountyCounts, Cursor, ExportError, Page, parse_time};
+pub use reports::Reports;
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
 pub use upward::{CountyBoxes, FromBelow, Incoming, Received, Upward};
@@ -218,6 +221,9 @@ pub struct Store {
     /// Events changed and not yet numbered for the tier above (`upward.rs`), when this center
     /// forwards there.
     pending: Option<Tree>,
+    /// New events not yet queued for the GB/T 28181 platforms above (`reports.rs`), when this
+    /// center reports there.
+    reporting: Option<Tree>,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
     /// Whether it writes, and its disk's room.
@@ -284,6 +290,7 @@ impl Store {
             proofs: db.open_tree(proofs::PROOFS)?,
             deleted: db.open_tree("deleted_ids")?,
             pending: None,
+            reporting: None,
             db,
             unreadable: Arc::default(),
             health: DiskHealth::new(dir),
@@ -330,10 +337,15 @@ impl Store {
     }
 
     /// The store's trees, then the proofs' tree (at [`PROOFS_AT`]), the deleted ids' (at
-    /// [`DELETED_AT`]) and the changes to forward (at [`PENDING_AT`], if kept), for a
-    /// transaction over all of them.
+    /// [`DELETED_AT`]), the changes to forward (at [`PENDING_AT`], if kept) and the new events
+    /// to report (after them, if kept), for a transaction over all of them.
     fn with_proofs(&self) -> Vec<&Tree> {
-        self.trees.iter().chain([&self.proofs, &self.deleted]).chain(&self.pending).collect()
+        self.trees
+            .iter()
+            .chain([&self.proofs, &self.deleted])
+            .chain(&self.pending)
+            .chain(&self.reporting)
+            .collect()
     }
 
     /// Stores `record` and its snapshot unless its id is already stored ([`Inserted::Duplicate`])
@@ -359,6 +371,8 @@ impl Store {
         let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
         let ids: Vec<&[u8]> = batch.iter().map(|(r, ..)| r.id.as_bytes()).collect();
         let order = self.change_order()?;
+        let report_order = self.report_order()?;
+        let reporting_at = PENDING_AT + usize::from(self.pending.is_some());
         write(&self.with_proofs(), |t| {
             // One round trip for the batch's ids, not one per id, where that matters.
             t[ALARMS].prefetch(&ids)?;
@@ -389,6 +403,7 @@ impl Store {
                     t[*tree].insert(key.as_slice(), &[])?;
                 }
                 self.mark_changed(t.get(PENDING_AT), order, out.len(), &record.id)?;
+                self.mark_new(t.get(reporting_at), report_order, out.len(), &record.id)?;
                 out.push(Inserted::New);
             }
             Ok(out)

@@ -23,7 +23,7 @@ const ACKED: &[u8] = b"acked";
 
 /// A pending change's key: the order of its transaction among all, its place in the
 /// transaction, then the event's id.
-fn pending_key(order: u64, pos: usize, id: &str) -> Vec<u8> {
+pub(super) fn pending_key(order: u64, pos: usize, id: &str) -> Vec<u8> {
     let mut key = order.to_be_bytes().to_vec();
     key.extend_from_slice(&(pos as u32).to_be_bytes());
     key.extend_from_slice(id.as_bytes());
