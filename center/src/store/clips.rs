@@ -491,7 +491,7 @@ impl Clips {
     fn trees(&self) -> Vec<&Tree> {
         [&self.store.trees[ALARMS], &self.entries, &self.by_event, &self.by_time]
             .into_iter()
-            .chain(&self.store.pending)
+            .chain(&self.store.pending.0)
             .collect()
     }
 
@@ -504,7 +504,7 @@ impl Clips {
         let by_event = event_key(&entry.event_id, clip_id);
         let by_time = time_key(entry.received_ms, clip_id);
         let event = entry.event_id.as_bytes();
-        let order = self.store.change_order()?;
+        let order = self.store.pending.order(&self.store.db)?;
         write(&self.trees(), |t| {
             t[1].insert(clip_id.as_bytes(), json.as_slice())?;
             t[2].insert(by_event.as_slice(), &[])?;
@@ -517,7 +517,7 @@ impl Clips {
                 return Ok(None);
             }
             t[0].insert(event, to_json(&record))?;
-            self.store.mark_changed(t.get(4), order, 0, &entry.event_id)?;
+            self.store.pending.mark(t.get(4), order, 0, &entry.event_id)?;
             Ok(Some(record))
         })
     }
@@ -569,7 +569,7 @@ impl Clips {
         let by_event = event_key(&entry.event_id, clip_id);
         let by_time = time_key(entry.received_ms, clip_id);
         let event = entry.event_id.as_bytes();
-        let order = self.store.change_order()?;
+        let order = self.store.pending.order(&self.store.db)?;
         write(&self.trees(), |t| {
             t[1].remove(clip_id.as_bytes())?;
             t[2].remove(by_event.as_slice())?;
@@ -581,7 +581,7 @@ impl Clips {
                 record.clips.retain(|c| c.clip_id != clip_id);
                 record.clips_expired = true;
                 t[0].insert(event, to_json(&record))?;
-                self.store.mark_changed(t.get(4), order, 0, &entry.event_id)?;
+                self.store.pending.mark(t.get(4), order, 0, &entry.event_id)?;
             }
             Ok(())
         })?;

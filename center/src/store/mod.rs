@@ -51,6 +51,7 @@ pub use query::{AlarmFilter, CountyCounts, Cursor, ExportError, Page, parse_time
 pub use reports::Reports;
 pub(crate) use retention::{DAY_MS, MAX_EVENT_AGE_MS};
 pub use retention::{Retention, Swept};
+use upward::Marks;
 pub use upward::{CountyBoxes, FromBelow, Incoming, Received, Upward};
 
 /// Why the store failed.
@@ -220,10 +221,10 @@ pub struct Store {
     deleted: Tree,
     /// Events changed and not yet numbered for the tier above (`upward.rs`), when this center
     /// forwards there.
-    pending: Option<Tree>,
+    pending: Marks,
     /// New events not yet queued for the GB/T 28181 platforms above (`reports.rs`), when this
     /// center reports there.
-    reporting: Option<Tree>,
+    reporting: Marks,
     /// Ids of the alarm records found unreadable since start, each logged once.
     unreadable: Arc<Mutex<HashSet<String>>>,
     /// Whether it writes, and its disk's room.
@@ -289,8 +290,8 @@ impl Store {
             trees: [a?, b?, c?, d?, e?, f?, g?],
             proofs: db.open_tree(proofs::PROOFS)?,
             deleted: db.open_tree("deleted_ids")?,
-            pending: None,
-            reporting: None,
+            pending: Marks::default(),
+            reporting: Marks::default(),
             db,
             unreadable: Arc::default(),
             health: DiskHealth::new(dir),
@@ -343,8 +344,8 @@ impl Store {
         self.trees
             .iter()
             .chain([&self.proofs, &self.deleted])
-            .chain(&self.pending)
-            .chain(&self.reporting)
+            .chain(&self.pending.0)
+            .chain(&self.reporting.0)
             .collect()
     }
 
@@ -370,9 +371,9 @@ impl Store {
             batch.iter().map(|(r, _, p)| p.map(|p| proofs::alarm_entry(&r.id, p))).collect();
         let rows = batch.iter().zip(&jsons).zip(&entries).zip(&proofs);
         let ids: Vec<&[u8]> = batch.iter().map(|(r, ..)| r.id.as_bytes()).collect();
-        let order = self.change_order()?;
-        let report_order = self.report_order()?;
-        let reporting_at = PENDING_AT + usize::from(self.pending.is_some());
+        let order = self.pending.order(&self.db)?;
+        let report_order = self.reporting.order(&self.db)?;
+        let reporting_at = PENDING_AT + usize::from(self.pending.0.is_some());
         write(&self.with_proofs(), |t| {
             // One round trip for the batch's ids, not one per id, where that matters.
             t[ALARMS].prefetch(&ids)?;
@@ -402,8 +403,8 @@ impl Store {
                 for (tree, key) in entries {
                     t[*tree].insert(key.as_slice(), &[])?;
                 }
-                self.mark_changed(t.get(PENDING_AT), order, out.len(), &record.id)?;
-                self.mark_new(t.get(reporting_at), report_order, out.len(), &record.id)?;
+                self.pending.mark(t.get(PENDING_AT), order, out.len(), &record.id)?;
+                self.reporting.mark(t.get(reporting_at), report_order, out.len(), &record.id)?;
                 out.push(Inserted::New);
             }
             Ok(out)
@@ -433,9 +434,9 @@ impl Store {
     ) -> Result<(AlarmRecord, T, A), UpdateError<E>> {
         let key = id.as_bytes();
         let trees: Vec<&Tree> =
-            self.trees.iter().chain(extra.iter().copied()).chain(&self.pending).collect();
+            self.trees.iter().chain(extra.iter().copied()).chain(&self.pending.0).collect();
         let views = self.trees.len()..self.trees.len() + extra.len();
-        let order = self.change_order()?;
+        let order = self.pending.order(&self.db)?;
         transaction(&trees, |t| {
             let Some(bytes) = t[ALARMS].get(key)? else {
                 return Err(TxError::Abort(UpdateError::NotFound(id.to_owned())));
@@ -447,7 +448,7 @@ impl Store {
             let after = index_entries(&record);
             move_entries(t, &before, &after)?;
             t[ALARMS].insert(key, to_json(&record))?;
-            self.mark_changed(t.get(views.end), order, 0, id)?;
+            self.pending.mark(t.get(views.end), order, 0, id)?;
             let also = also(&record, &t[views.clone()])?;
             Ok((record, out, also))
         })?
@@ -463,7 +464,7 @@ impl Store {
     ) -> Result<Attached, StoreError> {
         let hash = hex(&sha256(jpeg));
         let key = id.as_bytes();
-        let order = self.change_order()?;
+        let order = self.pending.order(&self.db)?;
         write(&self.with_proofs(), |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(Attached::NoAlarm) };
             let Ok(mut record) = self.parse(id, &bytes) else {
@@ -485,7 +486,7 @@ impl Store {
             t[SNAPSHOTS].insert(key, jpeg)?;
             record.snapshot_bytes = jpeg.len();
             t[ALARMS].insert(key, to_json(&record))?;
-            self.mark_changed(t.get(PENDING_AT), order, 0, id)?;
+            self.pending.mark(t.get(PENDING_AT), order, 0, id)?;
             Ok(Attached::New)
         })
     }
@@ -500,7 +501,7 @@ impl Store {
     ) -> Result<EventUpdated, StoreError> {
         let key = u.event_id.as_bytes();
         let proof = proof.map(|p| proofs::update_entry(&u.event_id, u.seq, p));
-        let order = self.change_order()?;
+        let order = self.pending.order(&self.db)?;
         write(&self.with_proofs(), |t| {
             let Some(bytes) = t[ALARMS].get(key)? else { return Ok(EventUpdated::NoEvent) };
             let Ok(mut record) = self.parse(&u.event_id, &bytes) else {
@@ -519,7 +520,7 @@ impl Store {
                 t[PROOFS_AT].insert(k.as_slice(), v.as_slice())?;
             }
             t[ALARMS].insert(key, to_json(&record))?;
-            self.mark_changed(t.get(PENDING_AT), order, 0, &u.event_id)?;
+            self.pending.mark(t.get(PENDING_AT), order, 0, &u.event_id)?;
             Ok(EventUpdated::Changed(Box::new(record)))
         })
     }

@@ -4,8 +4,8 @@
 //! sends it until the platform answers, then forgets it. Each event is queued once per
 //! platform, so it is sent once; a restart sends what was not answered.
 
-use super::engine::{Interrupted, Tree, View, write};
-use super::upward::pending_key;
+use super::engine::{Tree, write};
+use super::upward::Marks;
 use super::{Store, StoreError};
 use crate::domain::AlarmRecord;
 
@@ -15,31 +15,8 @@ const NEW: &str = "gb28181_new";
 impl Store {
     /// From now on, marks every new event for the GB/T 28181 platforms above ([`Reports`]).
     pub fn reporting_national(mut self) -> Result<Self, StoreError> {
-        self.reporting = Some(self.db.open_tree(NEW)?);
+        self.reporting = Marks(Some(self.db.open_tree(NEW)?));
         Ok(self)
-    }
-
-    /// The order of one transaction's new events among all (0 when nothing is reported).
-    pub(super) fn report_order(&self) -> Result<u64, StoreError> {
-        match self.reporting {
-            Some(_) => self.db.generate_id(),
-            None => Ok(0),
-        }
-    }
-
-    /// Marks event `id` new, the `pos`th of transaction `order`, in `new` (the view of the
-    /// tree of new events, there only when this center reports).
-    pub(super) fn mark_new(
-        &self,
-        new: Option<&View<'_>>,
-        order: u64,
-        pos: usize,
-        id: &str,
-    ) -> Result<(), Interrupted> {
-        match new {
-            Some(t) if self.reporting.is_some() => t.insert(pending_key(order, pos, id), &[]),
-            _ => Ok(()),
-        }
     }
 }
 

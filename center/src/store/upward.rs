@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Interrupted, Isolation, Tree, View, write, write_at};
+use super::engine::{Db, Interrupted, Isolation, Tree, View, write, write_at};
 use super::index::{ALARMS, SNAPSHOTS, index_entries, move_entries};
 use super::{DELETED_AT, PENDING_AT, Store, StoreError, to_json};
 use crate::domain::{AlarmRecord, Forwarded};
@@ -23,7 +23,7 @@ const ACKED: &[u8] = b"acked";
 
 /// A pending change's key: the order of its transaction among all, its place in the
 /// transaction, then the event's id.
-pub(super) fn pending_key(order: u64, pos: usize, id: &str) -> Vec<u8> {
+fn pending_key(order: u64, pos: usize, id: &str) -> Vec<u8> {
     let mut key = order.to_be_bytes().to_vec();
     key.extend_from_slice(&(pos as u32).to_be_bytes());
     key.extend_from_slice(id.as_bytes());
@@ -35,34 +35,42 @@ fn number(bytes: Option<impl AsRef<[u8]>>) -> u64 {
     bytes.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes)
 }
 
-impl Store {
-    /// From now on, marks every event stored or changed for the tier above ([`Upward`]).
-    pub fn forwarding_upward(mut self) -> Result<Self, StoreError> {
-        self.pending = Some(self.db.open_tree(PENDING)?);
-        Ok(self)
-    }
+/// A tree some transactions leave marks in, in their order (the events changed for the tier
+/// above; the new events for the GB/T 28181 platforms, `reports.rs`): there only when this
+/// center uses it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Marks(pub(super) Option<Tree>);
 
-    /// The order of one transaction's changes among all (0 when nothing is forwarded).
-    pub(super) fn change_order(&self) -> Result<u64, StoreError> {
-        match self.pending {
-            Some(_) => self.db.generate_id(),
+impl Marks {
+    /// The order of one transaction's marks among all (0 when the tree is not kept).
+    pub(super) fn order(&self, db: &Db) -> Result<u64, StoreError> {
+        match self.0 {
+            Some(_) => db.generate_id(),
             None => Ok(0),
         }
     }
 
-    /// Marks event `id` changed, the `pos`th of transaction `order`, in `pending` (the view
-    /// of the pending tree, there only when this center forwards).
-    pub(super) fn mark_changed(
+    /// Marks event `id`, the `pos`th of transaction `order`, in `view` (the transaction's view
+    /// of this tree).
+    pub(super) fn mark(
         &self,
-        pending: Option<&View<'_>>,
+        view: Option<&View<'_>>,
         order: u64,
         pos: usize,
         id: &str,
     ) -> Result<(), Interrupted> {
-        match pending {
-            Some(t) if self.pending.is_some() => t.insert(pending_key(order, pos, id), &[]),
+        match view {
+            Some(t) if self.0.is_some() => t.insert(pending_key(order, pos, id), &[]),
             _ => Ok(()),
         }
+    }
+}
+
+impl Store {
+    /// From now on, marks every event stored or changed for the tier above ([`Upward`]).
+    pub fn forwarding_upward(mut self) -> Result<Self, StoreError> {
+        self.pending = Marks(Some(self.db.open_tree(PENDING)?));
+        Ok(self)
     }
 }
 
@@ -251,7 +259,7 @@ impl FromBelow {
         now_ms: i64,
     ) -> Result<Vec<Received>, StoreError> {
         let store = &self.store;
-        let order = store.change_order()?;
+        let order = store.pending.order(&store.db)?;
         let mut trees = store.with_proofs();
         let at = trees.len();
         trees.push(&self.applied);
@@ -325,7 +333,7 @@ impl FromBelow {
             true => t[SNAPSHOTS].remove(key)?,
             false => t[SNAPSHOTS].insert(key, thumbnail)?,
         };
-        self.store.mark_changed(t.get(PENDING_AT), order, pos, &record.id)?;
+        self.store.pending.mark(t.get(PENDING_AT), order, pos, &record.id)?;
         Ok(Received::Stored(Box::new(record)))
     }
 }
