@@ -75,7 +75,8 @@ name = "后门"
     )
 }
 
-/// SIPp playing the platform on `port`, its trace of messages in `dir/{name}.log`.
+/// SIPp playing the platform on `port` with the scenario `tests/sip/{scenario}.xml`, its trace
+/// of messages in `dir/{name}.log`.
 struct Sipp {
     _process: Reaper,
     trace: PathBuf,
@@ -84,7 +85,12 @@ struct Sipp {
 
 impl Sipp {
     fn start(dir: &Path, name: &str, port: u16, transport: &str) -> Self {
-        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/upper-platform.xml");
+        Self::playing("upper-platform", dir, name, port, transport)
+    }
+
+    fn playing(scenario: &str, dir: &Path, name: &str, port: u16, transport: &str) -> Self {
+        let scenario =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sip/{scenario}.xml"));
         let (trace, errors) = (dir.join(format!("{name}.log")), dir.join(format!("{name}.errors")));
         let process = Command::new("sipp")
             .arg("-sf")
@@ -393,6 +399,27 @@ fn assert_hostile_sip_is_refused(center: SocketAddr) {
     assert_eq!(raw_sip(center, &cut[..cut.len() / 2]), None);
 }
 
+/// The keys of an `xl-scripted-agent` box `agent` (state in `dir/{agent}`) and a mapping
+/// (`dir/gb28181.toml`) for a center on a free port with its platform over UDP in GB2312:
+/// the platform's port, the mapping, the center key.
+fn scripted_box(dir: &Path, agent: &str) -> (u16, PathBuf, String) {
+    let (center_port, platform_port) = (free_port(), free_port());
+    let path = dir.join("gb28181.toml");
+    std::fs::write(&path, mapping(center_port, platform_port, "udp", "GB2312", 3600, agent))
+        .unwrap();
+    let center_key =
+        xueliang_testkit::scenario::prepare_keys(&dir.join("center"), agent, &dir.join(agent))
+            .unwrap();
+    (platform_port, path, center_key)
+}
+
+/// The ids of the events the center behind `api` stored.
+async fn stored_ids(api: &common::Api) -> Vec<String> {
+    let list = api.json("/api/alarms").await;
+    let alarms = list["alarms"].as_array().unwrap();
+    alarms.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+}
+
 async fn platform_state(api: &common::Api) -> serde_json::Value {
     api.json("/api/gb28181").await["platforms"][0].clone()
 }
@@ -627,17 +654,8 @@ async fn a_wrong_mapping_stops_the_center_with_where_and_what() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_queued_while_the_platform_is_away_survive_a_center_restart_and_go_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (center_port, platform_port) = (free_port(), free_port());
     let agent = "restart-village";
-    let path = dir.path().join("gb28181.toml");
-    std::fs::write(&path, mapping(center_port, platform_port, "udp", "GB2312", 3600, agent))
-        .unwrap();
-    let center_key = xueliang_testkit::scenario::prepare_keys(
-        &dir.path().join("center"),
-        agent,
-        &dir.path().join(agent),
-    )
-    .unwrap();
+    let (platform_port, path, center_key) = scripted_box(dir.path(), agent);
     let start_center = |shutdown: tokio_util::sync::CancellationToken| {
         let mut config = common::center_config(dir.path(), common::embedded_broker());
         config.gb28181 = Some(path.clone());
@@ -661,14 +679,8 @@ async fn alarms_queued_while_the_platform_is_away_survive_a_center_restart_and_g
         assert!(t0.elapsed() < Duration::from_secs(30), "five alarms not queued: {state}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let list = api.json("/api/alarms").await;
-    let ids: Vec<String> = list["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), 5, "{list}");
+    let ids = stored_ids(&api).await;
+    assert_eq!(ids.len(), 5, "{ids:?}");
     shutdown.cancel();
     center.join().await;
 
@@ -694,6 +706,80 @@ async fn alarms_queued_while_the_platform_is_away_survive_a_center_restart_and_g
     assert!(ids.iter().all(|id| alarm_of(&sipp.seen(), id).len() == 1), "an alarm sent twice");
     let api = common::Api::admin(center.http_addr).await;
     assert_eq!(platform_state(&api).await["alarms_waiting"], 0);
+    shutdown.cancel();
+    center.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_subscribed_to_alarms_gets_them_as_notify_in_its_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = "subscribed-village";
+    let (platform_port, path, center_key) = scripted_box(dir.path(), agent);
+    let sipp = Sipp::playing("subscribing-platform", dir.path(), "platform", platform_port, "u1");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut config = common::center_config(dir.path(), common::embedded_broker());
+    config.gb28181 = Some(path);
+    let center = xueliang_center::running::start(config, shutdown.clone()).await.unwrap();
+    assert_registered(&sipp, 3600).await;
+    let answer = wait_for(&sipp, Duration::from_secs(10), "the subscription accepted", |seen| {
+        let at =
+            seen.iter().position(|s| !s.received && s.start_line().starts_with("SUBSCRIBE "))?;
+        seen[at..].iter().find(|s| s.received && s.start_line().starts_with("SIP/2.0 ")).cloned()
+    })
+    .await;
+    assert_eq!(answer.start_line(), "SIP/2.0 200 OK", "{}", answer.head);
+    assert!(answer.head.contains("Expires: 600"), "{}", answer.head);
+    assert_eq!(answer.field("Result").as_deref(), Some("OK"), "{}", answer.body);
+
+    // Three intrusions (high: priority 2, video: method 5), as the subscription asks for.
+    let url = format!("mqtt://{}", center.mqtt_addr);
+    let mut scripted = common::start_scripted_agent(dir.path(), agent, &url, &center_key, "", 3);
+    common::wait_delivered(dir.path(), &mut scripted, agent).await;
+    let api = common::Api::admin(center.http_addr).await;
+    let ids = stored_ids(&api).await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let in_notify = |seen: &[Seen], id: &str| {
+        seen.iter()
+            .filter(|s| {
+                s.received
+                    && s.start_line().starts_with("NOTIFY ")
+                    && s.cmd().as_deref() == Some("Alarm")
+            })
+            .filter(|s| s.field("AlarmDescription").is_some_and(|d| d.contains(id)))
+            .count()
+    };
+    wait_for(&sipp, Duration::from_secs(30), "the three alarms by NOTIFY", |seen| {
+        ids.iter().all(|id| in_notify(seen, id) == 1).then_some(())
+    })
+    .await;
+    let seen = sipp.seen();
+    let call_id = |s: &Seen| {
+        s.head.lines().find(|l| l.starts_with("Call-ID:")).unwrap_or_default().to_owned()
+    };
+    let subscribe = seen.iter().find(|s| s.start_line().starts_with("SUBSCRIBE ")).unwrap();
+    let our_tag = answer
+        .head
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .unwrap()
+        .to_owned();
+    for notify in seen.iter().filter(|s| s.received && s.start_line().starts_with("NOTIFY ")) {
+        assert_eq!(call_id(notify), call_id(subscribe), "in the subscription's dialog");
+        assert!(notify.head.contains("Event: presence"), "{}", notify.head);
+        assert!(notify.head.contains("Subscription-State: active;expires="), "{}", notify.head);
+        assert!(
+            notify.head.contains(&format!(";tag={our_tag}")),
+            "from the center's end: {}",
+            notify.head
+        );
+        assert_eq!(notify.field("AlarmPriority").as_deref(), Some("2"));
+    }
+    assert!(
+        !seen.iter().any(|s| s.is_message("Alarm")),
+        "an alarm went by MESSAGE despite the subscription"
+    );
+    assert!(!sipp.errors().contains("unexpected"), "{}", sipp.errors());
     shutdown.cancel();
     center.join().await;
 }

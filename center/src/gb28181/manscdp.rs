@@ -242,6 +242,19 @@ pub fn device_status(sn: u64, id: &str, online: bool, now: &str) -> String {
         .end("Response")
 }
 
+/// The answer to a platform's `SUBSCRIBE` (CmdType `cmd_type`) by device `id`: accepted.
+pub fn subscribed(sn: u64, id: &str, cmd_type: &str) -> String {
+    Doc::new("Response")
+        .field("CmdType", cmd_type)
+        .field("SN", sn)
+        .field("DeviceID", id)
+        .field("Result", "OK")
+        .end("Response")
+}
+
+/// Fields of the root element read beyond CmdType, SN and DeviceID, at most.
+const MAX_FIELDS: usize = 32;
+
 /// A document a platform sent, as far as this center reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -253,6 +266,49 @@ pub struct Received {
     pub sn: u64,
     /// DeviceID: whom it concerns.
     pub device_id: String,
+    /// The root's other fields with text, such as an alarm subscription's
+    /// `StartAlarmPriority` (the first of each name, at most [`MAX_FIELDS`]).
+    pub fields: Vec<(String, String)>,
+}
+
+impl Received {
+    /// The text of field `name`, if the document has it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Which alarms a platform's alarm subscription asks for: its priorities and methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmFilter {
+    /// Priorities from and to (1 highest); 0 or absent: all.
+    pub priorities: (u8, u8),
+    /// Methods asked for; empty: all (`AlarmMethod` 0 or absent; several as `2/5`).
+    pub methods: Vec<u8>,
+}
+
+impl AlarmFilter {
+    /// The filter `query` (a `Query`/`Alarm` subscription) asks for.
+    pub fn of(query: &Received) -> Self {
+        let number = |name| query.field(name).and_then(|v| v.trim().parse::<u8>().ok());
+        let (from, to) = (number("StartAlarmPriority").unwrap_or(0), number("EndAlarmPriority"));
+        let methods: Vec<u8> = query
+            .field("AlarmMethod")
+            .unwrap_or_default()
+            .split(['/', ','])
+            .filter_map(|m| m.trim().parse().ok())
+            .filter(|m| *m != 0)
+            .collect();
+        Self { priorities: (from, to.unwrap_or(0)), methods }
+    }
+
+    /// Whether `alarm` is one the subscription asks for.
+    pub fn takes(&self, alarm: &Alarm) -> bool {
+        let (from, to) = self.priorities;
+        (from == 0 || alarm.priority >= from)
+            && (to == 0 || alarm.priority <= to)
+            && (self.methods.is_empty() || self.methods.contains(&alarm.kind.method))
+    }
 }
 
 /// Why a platform's document was not read.
@@ -300,6 +356,7 @@ pub fn read(body: &[u8]) -> Result<Received, ReadError> {
     let malformed = |e: &dyn std::fmt::Display| ReadError::Malformed(e.to_string());
     let (mut root, mut depth, mut field) = (None::<String>, 0usize, None::<String>);
     let (mut cmd_type, mut sn, mut device_id) = (None, None, None);
+    let mut fields: Vec<(String, String)> = Vec::new();
     loop {
         match reader.read_event().map_err(|e| malformed(&e))? {
             Event::DocType(_) => return Err(ReadError::Malformed("a DOCTYPE".into())),
@@ -331,6 +388,11 @@ pub fn read(body: &[u8]) -> Result<Received, ReadError> {
                     Some("CmdType") => cmd_type = Some(value),
                     Some("SN") => sn = Some(value),
                     Some("DeviceID") => device_id = Some(value),
+                    Some(name)
+                        if fields.len() < MAX_FIELDS && !fields.iter().any(|(n, _)| n == name) =>
+                    {
+                        fields.push((name.to_owned(), value));
+                    }
                     _ => {}
                 }
             }
@@ -347,7 +409,7 @@ pub fn read(body: &[u8]) -> Result<Received, ReadError> {
     let cmd_type = cmd_type.filter(|c| !c.is_empty()).ok_or(ReadError::Missing("CmdType"))?;
     let sn = sn.and_then(|s| s.parse().ok()).ok_or(ReadError::Missing("SN (a number)"))?;
     let device_id = device_id.filter(|d| !d.is_empty()).ok_or(ReadError::Missing("DeviceID"))?;
-    Ok(Received { root, cmd_type, sn, device_id })
+    Ok(Received { root, cmd_type, sn, device_id, fields })
 }
 
 #[cfg(test)]
@@ -439,11 +501,45 @@ mod tests {
                 root: "Query".into(),
                 cmd_type: "Catalog".into(),
                 sn: 17430,
-                device_id: "34020000002000000001".into()
+                device_id: "34020000002000000001".into(),
+                fields: vec![("Note".into(), "目录查询".into())],
             }
         );
         let ours = encode(&keepalive(9, "34020000002000000001"), Charset::Gb2312);
         assert_eq!(super::read(&ours).unwrap().cmd_type, "Keepalive");
+    }
+
+    #[test]
+    fn an_alarm_subscription_says_which_alarms_it_wants() {
+        let q = |inner: &str| {
+            read(format!("<Query><CmdType>Alarm</CmdType><SN>5</SN><DeviceID>34020000002000000001</DeviceID>{inner}</Query>").as_bytes()).unwrap()
+        };
+        let alarm = |severity, kind| Alarm {
+            sn: 1,
+            device_id: String::new(),
+            priority: priority(severity),
+            kind: alarm_kind(kind).unwrap(),
+            time: String::new(),
+            description: String::new(),
+            position: None,
+        };
+        let all = AlarmFilter::of(&q("<AlarmMethod>0</AlarmMethod>"));
+        assert_eq!(all, AlarmFilter { priorities: (0, 0), methods: vec![] });
+        assert!(all.takes(&alarm("info", "camera_offline")));
+        let urgent = AlarmFilter::of(&q(
+            "<StartAlarmPriority>1</StartAlarmPriority><EndAlarmPriority>2</EndAlarmPriority><AlarmMethod>5</AlarmMethod>",
+        ));
+        assert!(urgent.takes(&alarm("high", "zone_intrusion")));
+        assert!(!urgent.takes(&alarm("medium", "zone_intrusion")), "priority 3");
+        assert!(!urgent.takes(&alarm("critical", "camera_offline")), "a device alarm");
+        let both = AlarmFilter::of(&q("<AlarmMethod>2/5</AlarmMethod>"));
+        assert!(
+            both.takes(&alarm("low", "camera_offline")) && !both.takes(&alarm("low", "fire_smoke"))
+        );
+        golden(
+            "subscribed.xml",
+            &encode(&subscribed(5, "34020000002000000001", "Alarm"), Charset::Utf8),
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! (`gb28181.toml`, `mapping.rs`), and reports each new event as a MANSCDP alarm, from a
 //! durable queue per platform (`store/reports.rs`), sent until the platform answers.
 //!
-//! `sip.rs` is the SIP side (rsipstack), `manscdp.rs` the documents. Live video, playback,
-//! PTZ and subscriptions are not offered.
+//! A platform may subscribe to alarms (`SUBSCRIBE` with a `Query`/`Alarm`: priorities and
+//! methods); while the subscription lasts its alarms go as `NOTIFY` in it, the others not at
+//! all. `sip.rs` is the SIP side (rsipstack), `manscdp.rs` the documents. Live video,
+//! playback, PTZ and other subscriptions are not offered.
 
 pub mod manscdp;
 pub mod mapping;
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::{Transaction, TransactionReceiver};
 use serde::{Deserialize, Serialize};
@@ -33,8 +36,7 @@ use crate::store::{Reports, Store};
 use crate::watched_file::WatchedFile;
 use manscdp::{Device, ReadError};
 use mapping::{Channel, Mapping, Platform};
-pub use sip::ANSWER_WITHIN;
-use sip::{Sip, SipError, sender, source};
+use sip::{Dialog, Sip, SipError, sender, source};
 
 /// Channels per catalog answer: a UDP datagram stays under a common MTU.
 const CATALOG_CHUNK: usize = 4;
@@ -130,6 +132,58 @@ struct Link {
     registered: watch::Sender<bool>,
     /// New events were queued.
     queued: Notify,
+    /// The platform's alarm subscription, while it lasts: alarms then go as NOTIFY in it.
+    subscription: Mutex<Option<Subscription>>,
+}
+
+/// A platform's alarm subscription (`SUBSCRIBE` with a `Query`/`Alarm`).
+struct Subscription {
+    dialog: Dialog,
+    until: Instant,
+    filter: manscdp::AlarmFilter,
+}
+
+/// What follows the answer to a platform's request.
+enum Then {
+    Nothing,
+    /// The answer to its query.
+    Answer(Arc<Link>, manscdp::Received),
+    /// Its alarm subscription taken (or ended).
+    Subscribe(Arc<Link>, manscdp::Received),
+}
+
+/// How an alarm goes to a platform.
+enum Route {
+    /// By MESSAGE.
+    Message,
+    /// By NOTIFY in its subscription, which lasts this much more.
+    Notify(Box<Dialog>, Duration),
+    /// Not at all: its subscription does not ask for it.
+    Skip,
+}
+
+impl Link {
+    /// How `alarm` goes to this link's platform now: in its alarm subscription while one
+    /// lasts (if the subscription asks for it), else by MESSAGE.
+    fn route(&self, alarm: &manscdp::Alarm) -> Route {
+        let mut held = self.subscription.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match held.as_mut() {
+            Some(s) if s.until > now => {
+                if !s.filter.takes(alarm) {
+                    return Route::Skip;
+                }
+                let dialog = s.dialog.clone();
+                s.dialog.cseq += 1;
+                Route::Notify(Box::new(dialog), s.until - now)
+            }
+            Some(_) => {
+                *held = None;
+                Route::Message
+            }
+            None => Route::Message,
+        }
+    }
 }
 
 impl Gb28181 {
@@ -190,11 +244,13 @@ impl Gb28181 {
                     platform: platform.clone(),
                     registered: watch::Sender::new(false),
                     queued: Notify::new(),
+                    subscription: Mutex::new(None),
                 })
             })
             .collect();
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(self.clone().answer(sip.clone(), incoming, stop.clone()));
+        let all = Arc::new(links.clone());
+        tasks.spawn(self.clone().answer(sip.clone(), incoming, all, stop.clone()));
         tasks.spawn(self.clone().distribute(reports.clone(), links.clone(), stop.clone()));
         for link in links {
             tasks.spawn(self.clone().keep_registered(sip.clone(), link.clone(), stop.clone()));
@@ -266,6 +322,9 @@ impl Gb28181 {
                         warn!(platform = %p.name, misses, "GB/T 28181: keepalive failed: {e}");
                         if refused || misses >= p.keepalive_misses {
                             link.registered.send_replace(false);
+                            // A platform that lost the center lost its subscriptions too.
+                            *link.subscription.lock().unwrap_or_else(PoisonError::into_inner) =
+                                None;
                             stats.set_state(i, "unreachable", Some(e.to_string()));
                             registration = sip.registration(p).unwrap_or(registration);
                             continue 'register;
@@ -349,7 +408,12 @@ impl Gb28181 {
                 // Deleted meanwhile, or unreadable: nothing to say.
                 None => Ok(()),
                 Some(alarm) => {
-                    sip.message(p, manscdp::encode(&manscdp::alarm(&alarm), p.charset)).await
+                    let body = manscdp::encode(&manscdp::alarm(&alarm), p.charset);
+                    match link.route(&alarm) {
+                        Route::Message => sip.message(p, body).await,
+                        Route::Notify(dialog, left) => sip.notify(p, &dialog, left, body).await,
+                        Route::Skip => Ok(()),
+                    }
                 }
             };
             match outcome {
@@ -429,6 +493,7 @@ impl Gb28181 {
         self,
         sip: Arc<Sip>,
         mut incoming: TransactionReceiver,
+        links: Arc<Vec<Arc<Link>>>,
         stop: CancellationToken,
     ) {
         loop {
@@ -436,62 +501,92 @@ impl Gb28181 {
                 _ = stop.cancelled() => return,
                 tx = incoming.recv() => match tx { Some(tx) => tx, None => return },
             };
-            let (this, sip) = (self.clone(), sip.clone());
-            tokio::spawn(async move { this.answer_one(sip, tx).await });
+            let (this, sip, links) = (self.clone(), sip.clone(), links.clone());
+            tokio::spawn(async move { this.answer_one(sip, &links, tx).await });
         }
     }
 
-    async fn answer_one(self, sip: Arc<Sip>, mut tx: Transaction) {
+    async fn answer_one(self, sip: Arc<Sip>, links: &[Arc<Link>], mut tx: Transaction) {
         // A platform is known by its code and by the address it sends from.
         let (from, ip) = (sender(&tx.original), source(&tx.original));
-        let platform = self
-            .mapping
-            .platforms
-            .iter()
-            .find(|p| from.as_deref() == Some(p.id.as_str()) && ip == Some(p.address.ip()));
+        let link = links.iter().find(|l| {
+            from.as_deref() == Some(l.platform.id.as_str()) && ip == Some(l.platform.address.ip())
+        });
         let refuse = |why: &str| {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             warn!(from = ?from, method = %tx.original.method, "GB/T 28181: refused: {why}");
         };
-        let (status, query) = match (&tx.original.method, platform) {
-            (Method::Ack | Method::Cancel, _) => return,
-            (Method::Options, Some(_)) => (StatusCode::OK, None),
-            (_, None) => {
-                refuse(&format!("not a platform of gb28181.toml (from {ip:?})"));
-                (StatusCode::Forbidden, None)
-            }
-            (Method::Message, Some(p)) => match manscdp::read(&tx.original.body) {
-                Ok(doc) => match self.query_status(&doc) {
-                    StatusCode::OK => (StatusCode::OK, Some((p.clone(), doc))),
-                    other => {
-                        refuse(&format!("{} {} for {}", doc.root, doc.cmd_type, doc.device_id));
-                        (other, None)
-                    }
-                },
-                Err(e) => {
-                    refuse(&e.to_string());
-                    let status = match e {
-                        ReadError::TooBig(_) => StatusCode::RequestEntityTooLarge,
-                        ReadError::Encoding(_) => StatusCode::UnsupportedMediaType,
-                        _ => StatusCode::BadRequest,
-                    };
-                    (status, None)
-                }
-            },
-            (method, Some(_)) => {
-                refuse(&format!(
-                    "{method} is not offered (no live video, playback or subscriptions)"
-                ));
-                (StatusCode::MethodNotAllowed, None)
+        let unreadable = |e: ReadError| {
+            refuse(&e.to_string());
+            match e {
+                ReadError::TooBig(_) => StatusCode::RequestEntityTooLarge,
+                ReadError::Encoding(_) => StatusCode::UnsupportedMediaType,
+                _ => StatusCode::BadRequest,
             }
         };
-        let allow = Header::Allow("MESSAGE, OPTIONS".into());
-        if let Err(e) = tx.reply_with(status, vec![allow], None).await {
+        let (status, then) = match (&tx.original.method, link) {
+            (Method::Ack | Method::Cancel, _) => return,
+            (Method::Options, Some(_)) => (StatusCode::OK, Then::Nothing),
+            (_, None) => {
+                refuse(&format!("not a platform of gb28181.toml (from {ip:?})"));
+                (StatusCode::Forbidden, Then::Nothing)
+            }
+            (Method::Message, Some(l)) => match manscdp::read(&tx.original.body) {
+                Ok(doc) => match self.query_status(&doc) {
+                    StatusCode::OK => (StatusCode::OK, Then::Answer(l.clone(), doc)),
+                    other => {
+                        refuse(&format!("{} {} for {}", doc.root, doc.cmd_type, doc.device_id));
+                        (other, Then::Nothing)
+                    }
+                },
+                Err(e) => (unreadable(e), Then::Nothing),
+            },
+            (Method::Subscribe, Some(l)) => match manscdp::read(&tx.original.body) {
+                Ok(doc) if doc.root == "Query" && doc.cmd_type == "Alarm" => {
+                    (StatusCode::OK, Then::Subscribe(l.clone(), doc))
+                }
+                Ok(doc) => {
+                    refuse(&format!("a subscription to {} is not offered", doc.cmd_type));
+                    (StatusCode::BadEvent, Then::Nothing)
+                }
+                Err(e) => (unreadable(e), Then::Nothing),
+            },
+            (method, Some(_)) => {
+                refuse(&format!("{method} is not offered (no live video or playback)"));
+                (StatusCode::MethodNotAllowed, Then::Nothing)
+            }
+        };
+        let mut headers = vec![Header::Allow("MESSAGE, SUBSCRIBE, OPTIONS".into())];
+        let mut body = None;
+        let mut subscription = None;
+        if let Then::Subscribe(link, doc) = &then {
+            // Its own Expires, at most a day; 0 ends it.
+            let asked = tx.original.expires_header().and_then(|e| e.value().trim().parse().ok());
+            let expires: u64 = asked.unwrap_or(3600).min(86_400);
+            headers.push(Header::Expires(expires.to_string().as_str().into()));
+            headers.push(Header::ContentType(sip::MANSCDP.into()));
+            let xml = manscdp::subscribed(doc.sn, &self.mapping.center.id, "Alarm");
+            body = Some(manscdp::encode(&xml, link.platform.charset));
+            subscription = Some((link.clone(), manscdp::AlarmFilter::of(doc), expires));
+        }
+        if let Err(e) = tx.reply_with(status, headers, body).await {
             warn!("GB/T 28181: cannot answer a request: {e}");
             return;
         }
-        if let Some((platform, doc)) = query {
-            self.answer_query(&sip, &platform, &doc).await;
+        match (then, subscription) {
+            (Then::Answer(link, doc), _) => self.answer_query(&sip, &link.platform, &doc).await,
+            (Then::Subscribe(..), Some((link, filter, expires))) => {
+                let mut held = link.subscription.lock().unwrap_or_else(PoisonError::into_inner);
+                *held = match (expires, Dialog::of(&tx.original)) {
+                    (1.., Some(dialog)) => {
+                        let until = Instant::now() + Duration::from_secs(expires);
+                        info!(platform = %link.platform.name, expires, ?filter, "GB/T 28181: alarms subscribed");
+                        Some(Subscription { dialog, until, filter })
+                    }
+                    _ => None,
+                };
+            }
+            _ => {}
         }
     }
 

@@ -158,29 +158,66 @@ impl Sip {
     /// Sends a `MESSAGE` with `body` (MANSCDP, already in the platform's character set) to
     /// `platform`, answering a digest challenge if it makes one; `Ok` once it answers 2xx.
     pub async fn message(&self, platform: &Platform, body: Vec<u8>) -> Result<(), SipError> {
-        let destination = Self::destination(platform);
-        let (connection, _) = self.inner().transport_layer.lookup(&destination, None).await?;
-        let via = self.inner().get_via(Some(connection.get_addr().clone()), None)?;
+        let to = Self::uri(&platform.id, &platform.domain)?;
         let from = rsipstack::sip::typed::From {
             display_name: None,
             uri: Self::uri(&self.center.id, &self.center.domain)?,
             params: vec![],
         }
         .with_tag(rsipstack::transaction::make_tag());
-        let to = rsipstack::sip::typed::To {
-            display_name: None,
-            uri: Self::uri(&platform.id, &platform.domain)?,
-            params: vec![],
-        };
-        let mut request: Request = self.inner().make_request(
-            Method::Message,
-            Self::uri(&platform.id, &platform.domain)?,
-            via,
-            from,
-            to,
-            1,
-            None,
-        );
+        let to_header =
+            rsipstack::sip::typed::To { display_name: None, uri: to.clone(), params: vec![] };
+        let headers = vec![Header::From(from.into()), Header::To(to_header.into())];
+        self.send(platform, Method::Message, to, None, 1, headers, body).await
+    }
+
+    /// Sends a `NOTIFY` with `body` in the subscription `dialog` of `platform`, which lasts
+    /// `expires_in` more.
+    pub async fn notify(
+        &self,
+        platform: &Platform,
+        dialog: &Dialog,
+        expires_in: Duration,
+        body: Vec<u8>,
+    ) -> Result<(), SipError> {
+        let headers = vec![
+            Header::From(dialog.local.as_str().into()),
+            Header::To(dialog.remote.as_str().into()),
+            Header::Event(dialog.event.as_str().into()),
+            Header::SubscriptionState(
+                format!("active;expires={}", expires_in.as_secs()).as_str().into(),
+            ),
+        ];
+        let call_id = Some(dialog.call_id.as_str().into());
+        let (target, cseq) = (dialog.target.clone(), dialog.cseq);
+        self.send(platform, Method::Notify, target, call_id, cseq, headers, body).await
+    }
+
+    /// Sends request `method` to `uri` at `platform` with `headers` (From and To among them)
+    /// and the MANSCDP `body`, in a client transaction; `Ok` once it answers 2xx.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        platform: &Platform,
+        method: Method,
+        uri: Uri,
+        call_id: Option<rsipstack::sip::CallId>,
+        cseq: u32,
+        headers: Vec<Header>,
+        body: Vec<u8>,
+    ) -> Result<(), SipError> {
+        let destination = Self::destination(platform);
+        let (connection, _) = self.inner().transport_layer.lookup(&destination, None).await?;
+        let via = self.inner().get_via(Some(connection.get_addr().clone()), None)?;
+        // make_request wants From and To; those in `headers` take their places.
+        let me = Self::uri(&self.center.id, &self.center.domain)?;
+        let from =
+            rsipstack::sip::typed::From { display_name: None, uri: me.clone(), params: vec![] };
+        let to = rsipstack::sip::typed::To { display_name: None, uri: me, params: vec![] };
+        let mut request: Request =
+            self.inner().make_request(method, uri, via, from, to, cseq, call_id);
+        request.headers.retain(|h| !matches!(h, Header::From(_) | Header::To(_)));
+        request.headers.extend(headers);
         request.headers.push(Header::ContentType(MANSCDP.into()));
         request.body = body;
         let name = platform.name.clone();
@@ -199,7 +236,7 @@ impl Sip {
                     {
                         challenged = true;
                         let cred = self.credential(platform);
-                        tx = handle_client_authenticate(2, &tx, resp, &cred).await?;
+                        tx = handle_client_authenticate(cseq + 1, &tx, resp, &cred).await?;
                         tx.send().await?;
                     }
                     code if code.kind() == StatusCodeKind::Provisional => {}
@@ -214,6 +251,42 @@ impl Sip {
             Ok(outcome) => outcome,
             Err(_) => Err(SipError::NoAnswer(name)),
         }
+    }
+}
+
+/// A subscription's dialog, as a platform opened it with `SUBSCRIBE` and the center accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    /// Its Call-ID.
+    pub call_id: String,
+    /// The center's end: the SUBSCRIBE's To, with the tag the center's 200 gave it.
+    pub local: String,
+    /// The platform's end: the SUBSCRIBE's From, with its tag.
+    pub remote: String,
+    /// Where NOTIFYs go: the SUBSCRIBE's Contact.
+    pub target: Uri,
+    /// The event package, as the SUBSCRIBE named it.
+    pub event: String,
+    /// The CSeq of the center's next NOTIFY in it.
+    pub cseq: u32,
+}
+
+impl Dialog {
+    /// The dialog `subscribe` (a SUBSCRIBE the center answered 200) opened.
+    pub fn of(subscribe: &Request) -> Option<Self> {
+        let event = subscribe.headers.iter().find_map(|h| match h {
+            Header::Event(e) => Some(e.value().to_owned()),
+            _ => None,
+        });
+        let target = subscribe.typed_contact_headers().ok()?.into_iter().next()?.uri;
+        Some(Self {
+            call_id: subscribe.call_id_header().ok()?.value().to_owned(),
+            local: subscribe.to_header().ok()?.value().to_owned(),
+            remote: subscribe.from_header().ok()?.value().to_owned(),
+            target,
+            event: event.unwrap_or_else(|| "presence".to_owned()),
+            cseq: 1,
+        })
     }
 }
 
