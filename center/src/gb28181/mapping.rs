@@ -60,6 +60,16 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    /// Its name, as a SIP URI's `transport` parameter has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
 /// The character set of a platform's MANSCDP documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Charset {

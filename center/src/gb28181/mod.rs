@@ -199,7 +199,7 @@ impl Gb28181 {
             .map(|p| PlatformStatus {
                 name: p.name.clone(),
                 id: p.id.clone(),
-                address: format!("{} {}", transport_name(p), p.address),
+                address: format!("{} {}", p.transport.name(), p.address),
                 state: "registering".into(),
                 since_ms: now_ms(),
                 last_keepalive_ms: None,
@@ -655,12 +655,5 @@ impl Gb28181 {
             }
         }
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn transport_name(p: &Platform) -> &'static str {
-    match p.transport {
-        mapping::Transport::Udp => "udp",
-        mapping::Transport::Tcp => "tcp",
     }
 }

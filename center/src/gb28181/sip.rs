@@ -136,10 +136,7 @@ impl Sip {
         platform: &Platform,
         expires: u32,
     ) -> Result<Duration, SipError> {
-        let transport = match platform.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
+        let transport = platform.transport.name();
         let server = Uri::try_from(
             format!("sip:{}@{};transport={transport}", platform.id, platform.domain).as_str(),
         )
