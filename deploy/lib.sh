@@ -35,22 +35,67 @@ resolve_root() {
     fi
 }
 
-# find_binary NAME REPO: sets bin, unless --bin did, to REPO/target/{release,debug}/NAME; checks it.
+# --- architectures --------------------------------------------------------------------------
+
+# box_arch ASKED: sets arch to the architecture to install for: ASKED (--arch, for the image of
+# another box under --root) or this machine's. Dies unless xueliang runs on it.
+box_arch() {
+    local here
+    here=$(uname -m)
+    arch=${1:-$here}
+    [[ $arch != arm64 ]] || arch=aarch64
+    case $arch in
+        x86_64 | aarch64) ;;
+        armv6l | armv7l | armv8l | armhf | arm)
+            die "$arch (32-bit ARM) is not supported: xueliang runs on x86_64 and aarch64, 64-bit ARM such as RK3568 or RK3588 running a 64-bit system (docs/hardware.md)" ;;
+        *) die "$arch is not supported: xueliang runs on x86_64 and aarch64 (docs/hardware.md)" ;;
+    esac
+    [[ -n $root || $arch == "$here" ]] ||
+        die "--arch $arch, but this machine is $here: --arch is for the image of another box, with --root DIR"
+}
+
+# elf_arch FILE: prints the architecture FILE's machine code is for: x86_64, aarch64, or what it is.
+elf_arch() {
+    [[ $(od -An -tx1 -N4 "$1" | tr -d ' \n') == 7f454c46 ]] || { echo "no architecture (not an ELF file)"; return; }
+    case $(od -An -tu2 -j18 -N2 "$1" | tr -d ' \n') in
+        62) echo x86_64 ;;
+        183) echo aarch64 ;;
+        *) echo "another architecture (ELF machine $(od -An -tu2 -j18 -N2 "$1" | tr -d ' \n'))" ;;
+    esac
+}
+
+# require_arch FILE WHAT: dies unless FILE is machine code for $arch (set by box_arch).
+require_arch() {
+    local got
+    got=$(elf_arch "$1")
+    [[ $got == "$arch" ]] || die "$2 $1 is for $got, not for $arch: pass the $arch one (make aarch64 builds aarch64 programs; docs/hardware.md)"
+}
+
+# find_binary NAME REPO: sets bin, unless --bin did, to REPO's build of NAME for $arch: for
+# x86_64 target/{release,debug}/NAME; for aarch64 the cross build (`make aarch64`, or the
+# unoptimised one `make test` makes) or a native one. Checks it is for $arch.
 find_binary() {
-    local name=$1 repo
+    local name=$1 repo candidate kind cross=target/cross/aarch64-unknown-linux-gnu
     repo=$(cd "$2" && pwd)
     if [[ -z $bin ]]; then
-        if [[ -x $repo/target/release/$name ]]; then
-            bin=$repo/target/release/$name
-            say "using the release build $bin"
-        elif [[ -x $repo/target/debug/$name ]]; then
-            bin=$repo/target/debug/$name
-            say "using the debug build $bin (no release build; \`make build\` makes a faster one)"
+        local candidates=(release:target/release debug:target/debug)
+        [[ $arch == x86_64 ]] || candidates=(release:$cross/release release:target/release
+            unoptimised:$cross/emulated debug:target/debug)
+        for candidate in "${candidates[@]}"; do
+            kind=${candidate%%:*} candidate=$repo/${candidate#*:}/$name
+            [[ -x $candidate && $(elf_arch "$candidate") == "$arch" ]] || continue
+            bin=$candidate
+            break
+        done
+        [[ -n $bin ]] || die "no $arch build of $name in $repo/target: run \`make $([[ $arch == x86_64 ]] && echo build || echo aarch64)\` in $repo, or pass --bin PATH"
+        if [[ $kind == release ]]; then
+            say "using the $arch release build $bin"
         else
-            die "no $name in $repo/target/release or target/debug: run \`make build\` in $repo, or pass --bin PATH"
+            say "using the $arch $kind build $bin (no release build; \`make $([[ $arch == x86_64 ]] && echo build || echo aarch64)\` makes a faster one)"
         fi
     fi
     [[ -f $bin && -x $bin ]] || die "--bin $bin is not an executable file"
+    require_arch "$bin" "--bin"
 }
 
 # require_files PATH...: dies unless each PATH of the checkout is a file.

@@ -3,6 +3,9 @@
 # system packages, the ONNX Runtime C library, the detector model, the demo
 # footage, and the console's browser test (Chromium, playwright-core). With
 # --bench (`make bench`), also ONNX Runtime with OpenVINO and the INT8 model.
+# With --aarch64 (`make aarch64`, `make test`), also what builds for aarch64
+# boxes here and runs them under emulation: Debian's cross tools and arm64
+# libraries, qemu-user, and the aarch64 ONNX Runtime.
 # Everything downloaded lands under .cache/ (git-ignored). A run with
 # everything present only verifies checksums and takes seconds.
 #
@@ -49,6 +52,35 @@ ORT_WHEEL=onnxruntime-$ORT_VERSION-cp311-cp311-manylinux_2_28_x86_64.whl
 ORT_WHEEL_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
 ORT_LIB=$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION
 ORT_LIB_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+
+# For aarch64 boxes (`--aarch64`). Rust's standard library for aarch64 comes from Debian
+# (rustc-web, the Rust Debian keeps current for its browsers, with libstd-rust-web-dev:arm64)
+# rather than from rustup's own server; the arm64 GStreamer and C libraries come through
+# multiarch. qemu-user 8.2 or newer: older ones show the host's /proc/cpuinfo to the emulated
+# program, and ONNX Runtime's CPU detection then crashes (Debian 12 has 7.2, its backports 10.0).
+AARCH64_APT_PACKAGES=(
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  rustc-web libstd-rust-web-dev:arm64
+  libgstreamer1.0-dev:arm64
+  gstreamer1.0-plugins-base:arm64 gstreamer1.0-plugins-good:arm64
+  libavcodec59:arm64 libavfilter8:arm64 libavformat59:arm64 libavutil57:arm64
+)
+AARCH64_RUSTC=/usr/bin/rustc
+# Two packages of Debian 12 are not Multi-Arch: same, so their arm64 and amd64 packages exclude
+# each other, and the x86_64 build and tests need the amd64 ones. What the aarch64 agent takes
+# from them is made here instead. From libgstreamer-plugins-base1.0-dev: the pkg-config files of
+# the libraries it links and their unversioned links, from the amd64 files, pointing at the
+# arm64 libraries. From gstreamer1.0-libav (the decoders): its arm64 plugin, taken out of the
+# package, its libraries installed (AARCH64_APT_PACKAGES); the emulated tests find it by
+# GST_PLUGIN_PATH.
+AARCH64_DIR=$CACHE/aarch64
+AARCH64_PLUGINS_BASE=(gstreamer-app-1.0:gstapp-1.0 gstreamer-video-1.0:gstvideo-1.0)
+AARCH64_LIBAV=$AARCH64_DIR/gstreamer-1.0/libgstlibav.so
+QEMU_MIN=8.2
+ORT_AARCH64_WHEEL=onnxruntime-$ORT_VERSION-cp311-cp311-manylinux_2_28_aarch64.whl
+ORT_AARCH64_WHEEL_SHA256=da05378364c44d4407e463982d2bf8d5e4cfea873283757e48beeb41df97b7f3
+ORT_AARCH64_LIB=$CACHE/onnxruntime-aarch64/libonnxruntime.so.$ORT_VERSION
+ORT_AARCH64_LIB_SHA256=8aa3b76b28c778a2b1dd660d34161adb1d508c9ccd04ff9dc80e26eca5df8467
 
 # For `make bench` only (`--bench`): ONNX Runtime built with Intel's OpenVINO, whose PyPI
 # wheel carries its own ONNX Runtime (1.24.1) and the OpenVINO libraries it needs to run on
@@ -113,10 +145,14 @@ has_sha256() { [[ -f $1 ]] && [[ $(sha256_of "$1") == "$2" ]]; }
 # Prints the packages among "$@" that are not fully installed.
 missing_packages() {
   local -A ok=()
-  local name status
-  while read -r name status; do
-    [[ $status == ii* ]] && ok[$name]=1
-  done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true)
+  local name arch status native
+  native=$(dpkg --print-architecture)
+  # A name may carry its architecture (libfoo:arm64); without one it means this machine's.
+  while read -r name arch status; do
+    [[ $status == ii* ]] || continue
+    ok[$name:$arch]=1
+    [[ $arch != "$native" && $arch != all ]] || ok[$name]=1
+  done < <(dpkg-query -W -f='${Package} ${Architecture} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true)
   for name in "$@"; do
     [[ -n ${ok[$name]:-} ]] || echo "$name"
   done
@@ -170,52 +206,147 @@ step_packages() {
     RESULT="all ${#wanted[@]} installed"
     return
   fi
-  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
-  need_root "apt-get install -y ${missing[*]}"
+  apt_install "${missing[@]}"
+  RESULT="installed ${missing[*]}"
+}
+
+# apt-get update, then apt-get install -y "$@" (a name may be PACKAGE/RELEASE); checks each.
+apt_install() {
+  echo "setup: installing $# Debian packages: $*"
+  need_root "apt-get install -y $*"
   local tmp
   tmp=$(new_tmp apt)
   mkdir -p "$tmp/partial"
   apt_opts "$tmp"
   "${SUDO[@]}" apt-get "${APT_OPTS[@]}" -q update >"$tmp/update.log" 2>&1 ||
     { tail -n 20 "$tmp/update.log" >&2; fail "apt-get update failed (log above); check the Debian mirror is reachable"; }
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" -q install -y "${missing[@]}" >"$tmp/install.log" 2>&1 ||
-    { tail -n 20 "$tmp/install.log" >&2; fail "apt-get install failed (log above); rerun this script, or run: apt-get install -y ${missing[*]}"; }
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" -q install -y "$@" >"$tmp/install.log" 2>&1 ||
+    { tail -n 20 "$tmp/install.log" >&2; fail "apt-get install failed (log above); rerun this script, or run: apt-get install -y $*"; }
   local still=()
-  mapfile -t still < <(missing_packages "${missing[@]}")
+  mapfile -t still < <(missing_packages "${@%%/*}")
   ((${#still[@]} == 0)) || fail "still not installed after apt-get: ${still[*]}"
-  RESULT="installed ${missing[*]}"
 }
 
-# The x86_64 CPython 3.11 wheel of SPEC into DIR, checked against its pinned sha256.
-download_wheel() { # SPEC DIR WHEEL SHA256
+# The CPython 3.11 wheel of SPEC for ARCH (default x86_64) into DIR, checked against its
+# pinned sha256.
+download_wheel() { # SPEC DIR WHEEL SHA256 [ARCH]
   # --no-cache-dir: keep downloads under .cache/, not in ~/.cache/pip.
   python3 -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps \
-    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
+    --only-binary=:all: --platform "manylinux_2_28_${5:-x86_64}" --python-version 3.11 --implementation cp \
     "$1" -d "$2"
   has_sha256 "$2/$3" "$4" || fail "$3 has sha256 $(sha256_of "$2/$3"), expected $4"
 }
 
-step_onnxruntime() {
-  if has_sha256 "$ORT_LIB" "$ORT_LIB_SHA256"; then
-    RESULT="present, sha256 ok"
+# ONNX Runtime's C library for ARCH, from the wheel WHEEL into LIB, each checked by its sha256.
+install_onnxruntime() { # ARCH WHEEL WHEEL_SHA256 LIB LIB_SHA256
+  local arch=$1 wheel=$2 lib=$4 lib_sum=$5 tmp part
+  if has_sha256 "$lib" "$lib_sum"; then
+    RESULT="$arch: present, sha256 ok"
     return
   fi
-  [[ $(uname -m) == x86_64 ]] ||
-    fail "only x86_64 is supported (this machine is $(uname -m)); the pinned ONNX Runtime wheel is x86_64"
-  local tmp part
   tmp=$(new_tmp ort)
-  download_wheel "onnxruntime==$ORT_VERSION" "$tmp" "$ORT_WHEEL" "$ORT_WHEEL_SHA256"
-  mkdir -p "$(dirname "$ORT_LIB")"
-  part=$tmp/$(basename "$ORT_LIB").part
-  python3 - "$tmp/$ORT_WHEEL" "onnxruntime/capi/$(basename "$ORT_LIB")" "$part" <<'EOF'
+  download_wheel "onnxruntime==$ORT_VERSION" "$tmp" "$wheel" "$3" "$arch"
+  mkdir -p "$(dirname "$lib")"
+  part=$tmp/$(basename "$lib").part
+  python3 - "$tmp/$wheel" "onnxruntime/capi/$(basename "$lib")" "$part" <<'EOF'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst)
 EOF
-  has_sha256 "$part" "$ORT_LIB_SHA256" ||
-    fail "extracted library has sha256 $(sha256_of "$part"), expected $ORT_LIB_SHA256"
-  mv -f "$part" "$ORT_LIB"
-  RESULT="extracted from onnxruntime $ORT_VERSION wheel"
+  has_sha256 "$part" "$lib_sum" ||
+    fail "extracted library has sha256 $(sha256_of "$part"), expected $lib_sum"
+  mv -f "$part" "$lib"
+  RESULT="$arch: extracted from onnxruntime $ORT_VERSION wheel"
+}
+
+step_onnxruntime() {
+  [[ $(uname -m) == x86_64 ]] ||
+    fail "this machine is $(uname -m): xueliang builds and tests on x86_64; aarch64 boxes get their programs from \`make aarch64\` there (docs/hardware.md)"
+  install_onnxruntime x86_64 "$ORT_WHEEL" "$ORT_WHEEL_SHA256" "$ORT_LIB" "$ORT_LIB_SHA256"
+}
+
+step_aarch64_onnxruntime() {
+  install_onnxruntime aarch64 "$ORT_AARCH64_WHEEL" "$ORT_AARCH64_WHEEL_SHA256" \
+    "$ORT_AARCH64_LIB" "$ORT_AARCH64_LIB_SHA256"
+}
+
+# The version X.Y of qemu-aarch64, or nothing.
+qemu_version() { qemu-aarch64 --version 2>/dev/null | sed -n '1s/.*version \([0-9]*\.[0-9]*\).*/\1/p'; }
+
+# Whether version $1 (X.Y, maybe empty) is at least $2.
+version_at_least() { [[ -n $1 && $(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1) == "$2" ]]; }
+
+# Debian 12's backports archive, for qemu-user only: apt takes nothing from it unasked.
+add_backports() {
+  local list=/etc/apt/sources.list.d/debian-backports.sources
+  grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+  need_root "add bookworm-backports to $list"
+  printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+    'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
+    "${SUDO[@]}" tee "$list" >/dev/null
+}
+
+step_aarch64_packages() {
+  local missing=() have
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    need_root "dpkg --add-architecture arm64"
+    "${SUDO[@]}" dpkg --add-architecture arm64
+  fi
+  mapfile -t missing < <(missing_packages "${AARCH64_APT_PACKAGES[@]}")
+  if ! version_at_least "$(qemu_version)" "$QEMU_MIN"; then
+    if [[ $(. /etc/os-release && echo "${VERSION_CODENAME:-}") == bookworm ]]; then
+      add_backports
+      missing+=(qemu-user/bookworm-backports)
+    else
+      missing+=(qemu-user)
+    fi
+  fi
+  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+  version_at_least "$(qemu_version)" "$QEMU_MIN" ||
+    fail "qemu-aarch64 is $(qemu_version) after apt-get; the emulated tests need $QEMU_MIN or newer"
+  mapfile -t missing < <(missing_packages "${APT_PACKAGES[@]}")
+  ((${#missing[@]} == 0)) || fail "installing the aarch64 packages removed ${missing[*]}: rerun this script"
+  have=$("$AARCH64_RUSTC" -V | cut -d' ' -f2)
+  [[ -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ]] ||
+    fail "$AARCH64_RUSTC ($have) has no aarch64 standard library: apt-get install libstd-rust-web-dev:arm64"
+  RESULT="rustc $have, qemu $(qemu_version)"
+}
+
+# The pkg-config files and library links of AARCH64_PLUGINS_BASE, in AARCH64_DIR.
+step_aarch64_pkgconfig() {
+  local entry pc lib so
+  mkdir -p "$AARCH64_DIR/pkgconfig" "$AARCH64_DIR/lib"
+  for entry in "${AARCH64_PLUGINS_BASE[@]}"; do
+    pc=${entry%%:*} lib=${entry#*:}
+    so=/usr/lib/aarch64-linux-gnu/lib$lib.so.0
+    [[ -f $so ]] || fail "$so is missing: apt-get install gstreamer1.0-plugins-base:arm64"
+    [[ -f /usr/lib/x86_64-linux-gnu/pkgconfig/$pc.pc ]] ||
+      fail "$pc.pc is missing: apt-get install libgstreamer-plugins-base1.0-dev"
+    sed -e "s|^libdir=.*|libdir=$AARCH64_DIR/lib|" -e 's|x86_64-linux-gnu|aarch64-linux-gnu|g' \
+      "/usr/lib/x86_64-linux-gnu/pkgconfig/$pc.pc" >"$AARCH64_DIR/pkgconfig/$pc.pc"
+    ln -sfn "$so" "$AARCH64_DIR/lib/lib$lib.so"
+  done
+  RESULT="${AARCH64_PLUGINS_BASE[*]%%:*} in ${AARCH64_DIR#"$ROOT"/}"
+}
+
+# The arm64 libav plugin, AARCH64_LIBAV, out of the package of the version apt offers.
+step_aarch64_libav() {
+  local version tmp deb
+  version=$(apt-cache policy gstreamer1.0-libav:arm64 | sed -n 's/^ *Candidate: //p')
+  if [[ -f $AARCH64_LIBAV && $(<"$AARCH64_LIBAV.version") == "$version" ]] 2>/dev/null; then
+    RESULT="libgstlibav.so $version present"
+    return
+  fi
+  tmp=$(new_tmp libav)
+  download_deb gstreamer1.0-libav:arm64 "$tmp"
+  deb=$(echo "$tmp"/gstreamer1.0-libav_*_arm64.deb)
+  [[ -f $deb ]] || fail "apt-get download gstreamer1.0-libav:arm64 produced no .deb"
+  dpkg-deb -x "$deb" "$tmp/x"
+  mkdir -p "$(dirname "$AARCH64_LIBAV")"
+  cp "$tmp/x/usr/lib/aarch64-linux-gnu/gstreamer-1.0/libgstlibav.so" "$AARCH64_LIBAV.part"
+  mv -f "$AARCH64_LIBAV.part" "$AARCH64_LIBAV"
+  echo "$version" >"$AARCH64_LIBAV.version"
+  RESULT="libgstlibav.so $version from $(basename "$deb")"
 }
 
 step_model() {
@@ -346,6 +477,12 @@ main() {
   run_step model step_model "see models/fetch.sh output above and models/README.md"
   run_step footage step_footage "apt-get must reach the Debian mirror; rerun to retry"
   run_step browser step_browser "see the npm log above; rerun when the npm registry is reachable"
+  if [[ ${1:-} == --aarch64 ]]; then
+    run_step aarch64 step_aarch64_packages "see the apt log above; rerun when the Debian mirror is reachable"
+    run_step pkgconfig step_aarch64_pkgconfig "see the message above"
+    run_step libav step_aarch64_libav "apt-get must reach the Debian mirror; rerun to retry"
+    run_step ort-aarch64 step_aarch64_onnxruntime "pip must reach PyPI; rerun to retry"
+  fi
   if [[ ${1:-} == --bench ]]; then
     run_step openvino step_openvino "pip must reach PyPI; rerun to retry"
     run_step python step_bench_venv "pip must reach PyPI; rerun to retry"

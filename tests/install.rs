@@ -4,7 +4,8 @@
 //! the template that `xl-agent check-config` accepts as it is and with its example camera, zone
 //! and rule uncommented, and that `xl-agent enroll` against a live center edits in place; and,
 //! run again, replaces the program but leaves the enrolled config and the outbox alone. `deploy/center/install.sh` does the
-//! same for the center. `systemd-analyze verify` accepts both installed units,
+//! same for the center. Both refuse an architecture other than x86_64 and aarch64, and a program
+//! built for another than the box's (the aarch64 install is in `tests/aarch64.rs`). `systemd-analyze verify` accepts both installed units,
 //! `systemd-analyze security` rates them, and the center's example settings use only flags
 //! `xl-center serve` has.
 
@@ -364,6 +365,45 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         all.push(path);
     }
     all
+}
+
+#[test]
+fn the_installers_refuse_other_architectures_and_programs_built_for_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let root_arg = root.to_str().unwrap();
+    let x86_64_agent = common::workspace_binary("xl-agent");
+    let refused = |script: &str, args: &[&str]| {
+        let out = Command::new(repo().join(script)).args(args).output().unwrap();
+        assert!(!out.status.success(), "{script} {args:?} refused:\n{}", text(&out));
+        assert!(!root.join("usr/bin").exists(), "nothing installed");
+        text(&out)
+    };
+    let agent = "deploy/agent/install.sh";
+    let out = refused(agent, &["--root", root_arg, "--arch", "armv7l"]);
+    assert!(
+        out.contains("armv7l (32-bit ARM) is not supported: xueliang runs on x86_64 and aarch64"),
+        "{out}"
+    );
+    let out = refused("deploy/center/install.sh", &["--root", root_arg, "--arch", "riscv64"]);
+    assert!(out.contains("riscv64 is not supported: xueliang runs on x86_64 and aarch64"), "{out}");
+    // This machine's program for the image of an aarch64 box.
+    let out = refused(
+        agent,
+        &["--root", root_arg, "--arch", "arm64", "--bin", x86_64_agent.to_str().unwrap()],
+    );
+    assert!(
+        out.contains(&format!("--bin {} is for x86_64, not for aarch64", x86_64_agent.display())),
+        "{out}"
+    );
+    // --arch is for images only (--bin /nonexistent: nothing could be installed anyway).
+    let out = refused(agent, &["--arch", "aarch64", "--bin", "/nonexistent"]);
+    assert!(
+        out.contains(
+            "--arch aarch64, but this machine is x86_64: --arch is for the image of another box"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

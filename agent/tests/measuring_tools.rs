@@ -127,4 +127,7 @@ fn bench_reports_every_stage_and_the_ratio_to_bare_runs() {
     assert!(ratio > 0.3 && ratio < 1.5, "ratio {ratio}: {r}");
     assert!(r["gated"]["frames"] == 40, "{r}");
     assert!(r["max_rss_mib"].as_f64().unwrap() < 300.0, "{r}");
+    // What the model finds in the first frame: the three people walking there, at least.
+    let people = r["first_frame"].as_array().unwrap().iter().filter(|f| f["class"] == "person");
+    assert!(people.count() >= 3, "{r}");
 }

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs or upgrades the xueliang edge agent on this box, in one command:
 #
-#   sudo deploy/agent/install.sh [--root DIR] [--bin PATH] [--onnxruntime PATH] [--model PATH]
-#                                [--agent-id ID]
+#   sudo deploy/agent/install.sh [--root DIR] [--arch ARCH] [--bin PATH] [--onnxruntime PATH]
+#                                [--model PATH] [--agent-id ID]
 #
-# By default it takes the artifacts of the checkout it lives in: target/release/xl-agent (or
-# target/debug/xl-agent), .cache/onnxruntime/libonnxruntime.so.1.31.1 and
-# .cache/models/nanodet_g416_coco.onnx with its card (`make build` and `make setup` make them).
+# It installs for this box's architecture (`uname -m`): x86_64 or aarch64; any other it refuses,
+# saying so. --arch ARCH (x86_64, aarch64) with --root installs the image of a box of another one.
+# By default it takes the artifacts for that architecture from the checkout it lives in:
+#   x86_64   target/release/xl-agent (or target/debug/xl-agent) and
+#            .cache/onnxruntime/libonnxruntime.so.1.31.1 (`make build` makes them);
+#   aarch64  target/cross/aarch64-unknown-linux-gnu/release/xl-agent (or another aarch64 build)
+#            and .cache/onnxruntime-aarch64/libonnxruntime.so.1.31.1 (`make aarch64` makes them);
+# and .cache/models/nanodet_g416_coco.onnx with its card. A program or library for another
+# architecture than the box's is refused.
 #
 # It installs
 #   /usr/bin/xl-agent                                  the agent
@@ -35,15 +41,15 @@ repo=$(cd "$here/../.." && pwd)
 source "$here/../lib.sh"
 messages_as install
 
-root="" bin="" ort="" model="" agent_id=""
+root="" arch="" bin="" ort="" model="" agent_id=""
 while (($#)); do
     case $1 in
-        --root | --bin | --onnxruntime | --model | --agent-id)
+        --root | --arch | --bin | --onnxruntime | --model | --agent-id)
             (($# >= 2)) || die "$1 needs a value (see --help)"
             opt=$1 val=$2
             shift 2
             ;;
-        --root=* | --bin=* | --onnxruntime=* | --model=* | --agent-id=*)
+        --root=* | --arch=* | --bin=* | --onnxruntime=* | --model=* | --agent-id=*)
             opt=${1%%=*} val=${1#*=}
             shift
             ;;
@@ -53,6 +59,7 @@ while (($#)); do
     [[ -n $val ]] || die "$opt needs a value"
     case $opt in
         --root) root=$val ;;
+        --arch) arch=$val ;;
         --bin) bin=$val ;;
         --onnxruntime) ort=$val ;;
         --model) model=$val ;;
@@ -61,11 +68,20 @@ while (($#)); do
 done
 
 resolve_root "$args"
+box_arch "$arch"
 
 # --- artifacts ------------------------------------------------------------------------------
 find_binary xl-agent "$repo"
-ort=${ort:-$repo/.cache/onnxruntime/libonnxruntime.so.1.31.1}
-[[ -f $ort ]] || die "no ONNX Runtime library at $ort: run \`make setup\` in $repo, or pass --onnxruntime PATH"
+if [[ -z $ort ]]; then
+    if [[ $arch == x86_64 ]]; then
+        ort=$repo/.cache/onnxruntime/libonnxruntime.so.1.31.1 make=setup
+    else
+        ort=$repo/.cache/onnxruntime-aarch64/libonnxruntime.so.1.31.1 make=aarch64
+    fi
+    [[ -f $ort ]] || die "no $arch ONNX Runtime library at $ort: run \`make $make\` in $repo, or pass --onnxruntime PATH"
+fi
+[[ -f $ort ]] || die "no ONNX Runtime library at $ort (--onnxruntime)"
+require_arch "$ort" "ONNX Runtime"
 model=${model:-$repo/.cache/models/nanodet_g416_coco.onnx}
 [[ -f $model ]] || die "no model at $model: run \`make setup\` in $repo, or pass --model PATH"
 [[ $model == *.onnx ]] || die "--model $model: the model file must end in .onnx"

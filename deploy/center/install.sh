@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs or upgrades the xueliang county center on this server, in one command:
 #
-#   sudo deploy/center/install.sh [--root DIR] [--bin PATH] [--host NAME-OR-IP]
+#   sudo deploy/center/install.sh [--root DIR] [--arch ARCH] [--bin PATH] [--host NAME-OR-IP]
 #
-# By default it takes target/release/xl-center (or target/debug/xl-center) of the checkout it
-# lives in (`make build` makes it). It installs
+# It installs for this server's architecture (`uname -m`), x86_64 or aarch64 (--arch ARCH with
+# --root: the image of a server of another one). By default it takes that architecture's build
+# from the checkout it lives in: target/release/xl-center (or target/debug/xl-center) on x86_64,
+# target/cross/aarch64-unknown-linux-gnu/release/xl-center on aarch64 (`make build`,
+# `make aarch64`). It installs
 #   /usr/bin/xl-center                       the center
 #   /usr/sbin/xl-center-backup               deploy/center/backup.sh
 #   /usr/sbin/xl-center-restore              deploy/center/restore.sh
@@ -41,15 +44,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib.sh"
 messages_as install
 
-root="" bin="" host=""
+root="" arch="" bin="" host=""
 while (($#)); do
     case $1 in
-        --root | --bin | --host)
+        --root | --arch | --bin | --host)
             need_value "$@"
-            case $1 in --root) root=$2 ;; --bin) bin=$2 ;; *) host=$2 ;; esac
+            case $1 in --root) root=$2 ;; --arch) arch=$2 ;; --bin) bin=$2 ;; *) host=$2 ;; esac
             shift 2
             ;;
         --root=*) root=${1#*=}; shift ;;
+        --arch=*) arch=${1#*=}; shift ;;
         --bin=*) bin=${1#*=}; shift ;;
         --host=*) host=${1#*=}; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -58,6 +62,7 @@ while (($#)); do
 done
 
 resolve_root "$args"
+box_arch "$arch"
 find_binary xl-center "$here/../.."
 require_files "$here/xl-center.service" "$here/center.env.mosquitto" "$here/backup.sh" "$here/restore.sh" \
     "$here/../mosquitto/xueliang.conf" "$here/../tls/make-certs.sh"
@@ -72,12 +77,11 @@ if [[ -e $root$env ]] && ! grep -q -- '--broker-accounts' "$root$env"; then
     fi
 fi
 if ((county_broker)); then
-    case $(uname -m) in
-        x86_64) multiarch=x86_64-linux-gnu ;;
-        aarch64) multiarch=aarch64-linux-gnu ;;
-        *) die "no Mosquitto plugin path known for $(uname -m): set Mosquitto up by hand (deploy/mosquitto/README.md)" ;;
-    esac
-    command -v mosquitto_ctrl >/dev/null && [[ -f /usr/lib/$multiarch/mosquitto_dynamic_security.so ]] ||
+    multiarch=$arch-linux-gnu
+    # mosquitto_ctrl makes the accounts here; the plugin is the box's (an image of another
+    # architecture gets it from its own packages).
+    command -v mosquitto_ctrl >/dev/null && { [[ $arch != "$(uname -m)" ]] ||
+        [[ -f /usr/lib/$multiarch/mosquitto_dynamic_security.so ]]; } ||
         die "Mosquitto is not installed: apt install mosquitto"
 fi
 

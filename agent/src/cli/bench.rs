@@ -20,6 +20,9 @@ pub(super) struct Args {
     /// Frames through the loop.
     #[arg(long, default_value_t = 300)]
     frames: u64,
+    /// Frames per camera through the loop before it is measured.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
     /// Bare session.run calls for the baseline.
     #[arg(long, default_value_t = 150)]
     bare_runs: usize,
@@ -35,9 +38,9 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(a: Args) -> Result<(), Failure> {
-    let Args { model, clip, cameras, frames, bare_runs, motion, repeats, json } = a;
+    let Args { model, clip, cameras, frames, warmup, bare_runs, motion, repeats, json } = a;
     let options =
-        BenchOptions { clip, cameras: cameras.max(1), frames, bare_runs, motion, repeats };
+        BenchOptions { clip, cameras: cameras.max(1), frames, warmup, bare_runs, motion, repeats };
     bench(&model, &options, json).map_err(failed)
 }
 

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::config::{CameraConfig, MotionConfig};
 use crate::detect::{CameraSlot, InferenceLoop, LoopStats, MotionGate, Tiling};
-use crate::detect::{Detector, DetectorError};
-use crate::source::{CameraOutputs, CameraSource, FrameHub, Pace};
+use crate::detect::{Detection, Detector, DetectorError};
+use crate::source::{CameraOutputs, CameraSource, Frame, FrameHub, Pace};
 use crate::source::{Recording, RecordingError};
 use crate::tools::measure::{cpu_time, peak_rss_mib};
 
@@ -31,6 +31,8 @@ pub struct BenchOptions {
     pub cameras: usize,
     /// Frames through the loop (after warm-up).
     pub frames: u64,
+    /// Frames per camera through the loop before it is measured.
+    pub warmup: u64,
     /// Bare `session.run` calls.
     pub bare_runs: usize,
     /// Also run the loop with the motion gate on, and report what it saves.
@@ -84,6 +86,20 @@ pub struct LoopFigures {
     pub stages: Stages,
 }
 
+/// Score from which an object of the first frame counts as found (the usual rules' `min_score`).
+pub const FOUND_MIN_SCORE: f32 = 0.5;
+
+/// An object the detector finds in the clip's first frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    /// Class name, from the model card.
+    pub class: String,
+    /// Confidence 0..1.
+    pub score: f32,
+    /// Where: x1, y1, x2, y2 in normalized image coordinates.
+    pub bbox: [f32; 4],
+}
+
 /// What `xl-agent bench` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -101,6 +117,8 @@ pub struct BenchReport {
     pub threads: usize,
     /// Largest batch.
     pub max_batch: usize,
+    /// The objects found in the clip's first frame (score ≥ [`FOUND_MIN_SCORE`]), best first.
+    pub first_frame: Vec<Found>,
     /// The loop with every frame inferred: the median repeat.
     pub ungated: LoopFigures,
     /// Every repeat, in order.
@@ -137,8 +155,10 @@ fn ms(d: Duration, n: u64) -> f64 {
 
 impl BenchOptions {
     /// Runs the three phases with `detector` (its thread count is `threads`, for the report).
-    pub fn run(&self, detector: Detector, threads: usize) -> Result<BenchReport, BenchError> {
-        let (decode_ms, convert_ms, width, height) = self.decode_phase()?;
+    pub fn run(&self, mut detector: Detector, threads: usize) -> Result<BenchReport, BenchError> {
+        let (decode_ms, convert_ms, first) = self.decode_phase()?;
+        let (width, height) = (first.width(), first.height());
+        let first_frame = found(&mut detector, &first)?;
         let model = detector.card().name.clone();
         let max_batch = detector.max_batch();
 
@@ -186,6 +206,7 @@ impl BenchOptions {
             cameras: self.cameras,
             threads,
             max_batch,
+            first_frame,
             ratio: ungated.fps / bare_runs_per_s,
             ungated,
             repeats,
@@ -196,24 +217,25 @@ impl BenchOptions {
         })
     }
 
-    /// Decodes the clip once, alone: CPU ms per frame for decode and for convert, and the size.
-    fn decode_phase(&self) -> Result<(f64, f64, usize, usize), BenchError> {
+    /// Decodes the clip once, alone: CPU ms per frame for decode and for convert, and the
+    /// first frame.
+    fn decode_phase(&self) -> Result<(f64, f64, Frame), BenchError> {
         let mut clip = Recording::open(&self.clip)?;
         let cpu0 = cpu_time();
-        let mut size = (0, 0);
+        let mut first = None;
         while let Some(frame) = clip.next_frame()? {
-            size = (frame.width(), frame.height());
+            first.get_or_insert(frame);
         }
         let cpu = cpu_time() - cpu0;
         let n = clip.frames as u64;
-        if n == 0 {
+        let Some(first) = first else {
             return Err(BenchError::Source(format!(
                 "clip {} has no video frames",
                 self.clip.display()
             )));
-        }
+        };
         let convert = clip.convert_time();
-        Ok((ms(cpu.saturating_sub(convert), n), ms(convert, n), size.0, size.1))
+        Ok((ms(cpu.saturating_sub(convert), n), ms(convert, n), first))
     }
 
     fn start_loop(&self, detector: Detector, gated: bool) -> Result<RunningLoop, BenchError> {
@@ -271,7 +293,7 @@ impl BenchOptions {
                 Err(BenchError::Source("no frame from the clip for 15 s".into()))
             }
         };
-        let warmup = 5 * self.cameras as u64;
+        let warmup = self.warmup * self.cameras as u64;
         while inference.stats.frames < warmup {
             step(inference)?;
         }
@@ -305,6 +327,28 @@ impl BenchOptions {
 
 type RunningLoop = (InferenceLoop, Vec<CameraSource>, Arc<AtomicBool>);
 
+/// What `detector` finds in `frame`, as the report lists it.
+fn found(detector: &mut Detector, frame: &Frame) -> Result<Vec<Found>, BenchError> {
+    let mut dets: Vec<Detection> = Vec::new();
+    frame
+        .with_yuv(|yuv| detector.detect(yuv, &mut dets))
+        .map_err(|e| BenchError::Source(format!("the clip's first frame: {e}")))??;
+    dets.retain(|d| d.score >= FOUND_MIN_SCORE);
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let classes = &detector.card().classes;
+    Ok(dets
+        .iter()
+        .map(|d| Found {
+            class: classes
+                .get(usize::from(d.class))
+                .cloned()
+                .unwrap_or_else(|| d.class.to_string()),
+            score: d.score,
+            bbox: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
+        })
+        .collect())
+}
+
 /// Stops the sources and returns the detector for the next phase.
 fn stop_loop(running: RunningLoop) -> Detector {
     let (inference, sources, stop) = running;
@@ -316,6 +360,21 @@ fn stop_loop(running: RunningLoop) -> Detector {
 }
 
 impl BenchReport {
+    /// The first frame's objects by class, most frequent first: "person ×3, car ×1 (score ≥ 0.5)".
+    fn first_frame_text(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for f in &self.first_frame {
+            match counts.iter_mut().find(|(c, _)| *c == f.class) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&f.class, 1)),
+            }
+        }
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let found: Vec<String> = counts.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+        let found = if found.is_empty() { "nothing".to_owned() } else { found.join(", ") };
+        format!("{found} found (score ≥ {FOUND_MIN_SCORE})")
+    }
+
     /// The human-readable report.
     pub fn text(&self) -> String {
         let mut out = format!(
@@ -328,6 +387,7 @@ impl BenchReport {
             self.threads,
             self.max_batch
         );
+        out.push_str(&format!("  first frame: {}\n", self.first_frame_text()));
         let stage_lines = |f: &LoopFigures, out: &mut String| {
             let s = &f.stages;
             for (name, v) in [
