@@ -12,7 +12,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -61,15 +61,9 @@ fn emulated(program: &Path) -> Command {
     cmd
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 /// Runs `cmd`, asserting it succeeds; returns its stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} runs: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&common::run_ok(cmd).stdout).into_owned()
 }
 
 /// The architecture an ELF file's machine code is for (its e_machine field).
@@ -86,10 +80,9 @@ fn the_installer_puts_the_aarch64_files_in_an_aarch64_box_whose_agent_accepts_th
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     // What the checkout holds for aarch64, picked by the architecture asked for.
-    let out = run(Command::new(repo().join("deploy/agent/install.sh"))
-        .arg("--root")
-        .arg(&root)
-        .args(["--arch", "aarch64", "--agent-id", "village-box-arm"]));
+    let mut install = Command::new(repo().join("deploy/agent/install.sh"));
+    install.arg("--root").arg(&root).args(["--arch", "aarch64", "--agent-id", "village-box-arm"]);
+    let out = stdout_of(&mut install);
     print!("{out}");
     // The cross build `make test` made, or the release one where `make aarch64` ran too.
     let picked = out
@@ -109,7 +102,7 @@ fn the_installer_puts_the_aarch64_files_in_an_aarch64_box_whose_agent_accepts_th
     let example = std::fs::read_to_string(repo().join("deploy/agent.example.toml")).unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, example.replace(EXAMPLE_MODEL, model.to_str().unwrap())).unwrap();
-    let out = run(emulated(&bin).arg("check-config").arg(&config));
+    let out = stdout_of(emulated(&bin).arg("check-config").arg(&config));
     print!("{out}");
     assert!(out.ends_with(": ok (2 cameras, 2 zones, 1 lines, 6 rules)\n"), "{out}");
 }
@@ -117,24 +110,26 @@ fn the_installer_puts_the_aarch64_files_in_an_aarch64_box_whose_agent_accepts_th
 /// The first `frames` frames of `vtest.avi` as they are (no re-encoding), in `dir`.
 fn first_frames(dir: &Path, frames: u32) -> PathBuf {
     let clip = dir.join(format!("vtest-{frames}.mkv"));
-    run(Command::new("gst-launch-1.0")
-        .arg("-q")
+    let mut cut = Command::new("gst-launch-1.0");
+    cut.arg("-q")
         .arg("filesrc")
         .arg(format!("location={}", scenario::vtest().display()))
         .args(["!", "avidemux", "name=d", "d.video_0", "!", "identity"])
         .arg(format!("eos-after={frames}"))
         .args(["!", "matroskamux", "!", "filesink"])
-        .arg(format!("location={}", clip.display())));
+        .arg(format!("location={}", clip.display()));
+    common::run(&mut cut);
     clip
 }
 
 /// `xl-agent bench` on `clip` with the fewest frames that still measure: its JSON report.
 fn bench(mut agent: Command, clip: &Path) -> serde_json::Value {
     let t0 = Instant::now();
-    let out = run(agent
+    agent
         .args(["bench", "--model", repo().join(MODEL).to_str().unwrap(), "--clip"])
         .arg(clip)
-        .args(["--frames", "2", "--warmup", "1", "--bare-runs", "2", "--repeats", "1", "--json"]));
+        .args(["--frames", "2", "--warmup", "1", "--bare-runs", "2", "--repeats", "1", "--json"]);
+    let out = stdout_of(&mut agent);
     let report: serde_json::Value = serde_json::from_str(&out).expect("bench --json prints JSON");
     eprintln!("bench in {:.0} s: {report}", t0.elapsed().as_secs_f64());
     report

@@ -13,8 +13,9 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{run, text};
 use tokio_util::sync::CancellationToken;
 use xueliang_center::running::{BrokerChoice, start};
 
@@ -34,17 +35,6 @@ fn cached(rel: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Runs `cmd`, asserting it succeeds; returns its stdout and stderr.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} runs: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, text(&out));
-    text(&out)
 }
 
 fn assert_root() {

@@ -391,6 +391,23 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// Both streams of a finished command, stdout first: for assertions and failure messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs `cmd`, asserting it succeeds (else failing with both its streams); returns its output.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} runs: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, text(&out));
+    out
+}
+
+/// Runs `cmd`, asserting it succeeds; returns its stdout and stderr.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    text(&run_ok(cmd))
+}
+
 /// `xl-center serve` storing in `data` (its log in `log`), HTTP on a free loopback port, with
 /// `broker` arguments (`--mqtt-listen ADDR` for its embedded broker, `--broker-url URL`);
 /// returns it and its HTTP address once it listens.
