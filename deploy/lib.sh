@@ -75,23 +75,23 @@ require_arch() {
 # x86_64 target/{release,debug}/NAME; for aarch64 the cross build (`make aarch64`, or the
 # unoptimised one `make test` makes) or a native one. Checks it is for $arch.
 find_binary() {
-    local name=$1 repo candidate kind cross=target/cross/aarch64-unknown-linux-gnu
+    local name=$1 repo candidate kind cross=target/cross/aarch64-unknown-linux-gnu make=build
     repo=$(cd "$2" && pwd)
     if [[ -z $bin ]]; then
         local candidates=(release:target/release debug:target/debug)
-        [[ $arch == x86_64 ]] || candidates=(release:$cross/release release:target/release
-            unoptimised:$cross/emulated debug:target/debug)
+        [[ $arch == x86_64 ]] || make=aarch64 candidates=(release:$cross/release
+            release:target/release unoptimised:$cross/emulated debug:target/debug)
         for candidate in "${candidates[@]}"; do
             kind=${candidate%%:*} candidate=$repo/${candidate#*:}/$name
             [[ -x $candidate && $(elf_arch "$candidate") == "$arch" ]] || continue
             bin=$candidate
             break
         done
-        [[ -n $bin ]] || die "no $arch build of $name in $repo/target: run \`make $([[ $arch == x86_64 ]] && echo build || echo aarch64)\` in $repo, or pass --bin PATH"
+        [[ -n $bin ]] || die "no $arch build of $name in $repo/target: run \`make $make\` in $repo, or pass --bin PATH"
         if [[ $kind == release ]]; then
             say "using the $arch release build $bin"
         else
-            say "using the $arch $kind build $bin (no release build; \`make $([[ $arch == x86_64 ]] && echo build || echo aarch64)\` makes a faster one)"
+            say "using the $arch $kind build $bin (no release build; \`make $make\` makes a faster one)"
         fi
     fi
     [[ -f $bin && -x $bin ]] || die "--bin $bin is not an executable file"
