@@ -753,8 +753,17 @@ mod tests {
             insert(&s, &alarm("x", 5), 1);
             s.flush().await.unwrap();
         }
+        // sled lets go of its file lock when its flusher thread ends, a moment after the drop.
+        let reopen = || loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Sled(sled::Error::Io(e))) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other,
+            }
+        };
         // sled writes its snapshot file when it opens a log that grew.
-        drop(Store::open(dir.path()).unwrap());
+        drop(reopen().unwrap());
         let snap = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -764,7 +773,7 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         std::fs::write(&snap, bytes).unwrap();
-        match Store::open(dir.path()) {
+        match reopen() {
             Err(StoreError::CorruptDatabase { dir: d, .. }) => assert_eq!(d, dir.path()),
             other => panic!("not refused as corrupt: {other:?}"),
         }
